@@ -2,5 +2,22 @@
 //! iq stanzas, the roster (client cache and server processing), the subscription state machine,
 //! and the presence broadcast and delivery rules a server applies.
 //!
-//! (Being built: see issue 6.)
+//! ```
+//! use xmpp_im::{ContactState, State, StanzaFate, SubscriptionKind};
+//!
+//! // Juliet asks for Romeo's presence: her server moves the pair to "None + Pending Out",
+//! // routes the request and pushes the changed roster item (RFC 6121 §3.1.2).
+//! let t = ContactState::default().outbound(SubscriptionKind::Subscribe, true);
+//! assert_eq!(t.state.state, State::NonePendingOut);
+//! assert_eq!(t.fate, StanzaFate::Route);
+//! assert!(t.roster_push);
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod subscription;
+
+pub use error::UnknownValue;
+pub use subscription::{
+    ContactState, StanzaFate, State, Subscription, SubscriptionKind, Transition,
+};
