@@ -329,32 +329,6 @@ const OUTBOUND: [[State; 4]; 9] = [
     [S::FromPendingOut,   S::From,           S::From,           S::None],           // From
     [S::FromPendingOut,   S::From,           S::FromPendingOut, S::NonePendingOut], // From + Pending Out
     [S::Both,             S::From,           S::Both,           S::To],             // Both
-]; 9] = [
-    // A.2.1 subscribe   A.2.2 unsubscribe     A.2.3 subscribed       A.2.4 unsubscribed
-    [S::NonePendingOut, S::None, S::None, S::None], // None
-    [
-        S::NonePendingOut,
-        S::None,
-        S::NonePendingOut,
-        S::NonePendingOut,
-    ], // None + Pending Out
-    [S::NonePendingOutIn, S::NonePendingIn, S::From, S::None], // None + Pending In
-    [
-        S::NonePendingOutIn,
-        S::NonePendingIn,
-        S::FromPendingOut,
-        S::NonePendingOut,
-    ], // None + Pending Out/In
-    [S::To, S::None, S::To, S::To],                 // To
-    [S::ToPendingIn, S::NonePendingIn, S::Both, S::To], // To + Pending In
-    [S::FromPendingOut, S::From, S::From, S::None], // From
-    [
-        S::FromPendingOut,
-        S::From,
-        S::FromPendingOut,
-        S::NonePendingOut,
-    ], // From + Pending Out
-    [S::Both, S::From, S::Both, S::To],             // Both
 ];
 
 /// Appendix A.3, inbound stanzas (sent by the contact, processed by the user's server): the
@@ -371,62 +345,6 @@ const INBOUND: [[(State, bool); 4]; 9] = [
     [(S::From, false),             (S::None, true),            (S::From, false),           (S::From, false)],          // From
     [(S::FromPendingOut, false),   (S::NonePendingOut, true),  (S::Both, true),            (S::From, true)],           // From + Pending Out
     [(S::Both, false),             (S::To, true),              (S::Both, false),           (S::From, true)],           // Both
-]; 9] = [
-    // A.3.1 subscribe    A.3.2 unsubscribe      A.3.3 subscribed       A.3.4 unsubscribed
-    [
-        (S::NonePendingIn, true),
-        (S::None, false),
-        (S::None, false),
-        (S::None, false),
-    ], // None
-    [
-        (S::NonePendingOutIn, true),
-        (S::NonePendingOut, false),
-        (S::To, true),
-        (S::None, true),
-    ], // None + Pending Out
-    [
-        (S::NonePendingIn, false),
-        (S::None, true),
-        (S::NonePendingIn, false),
-        (S::NonePendingIn, false),
-    ], // None + Pending In
-    [
-        (S::NonePendingOutIn, false),
-        (S::NonePendingOut, true),
-        (S::ToPendingIn, true),
-        (S::NonePendingIn, true),
-    ], // None + Pending Out/In
-    [
-        (S::ToPendingIn, true),
-        (S::To, false),
-        (S::To, false),
-        (S::None, true),
-    ], // To
-    [
-        (S::ToPendingIn, false),
-        (S::To, true),
-        (S::ToPendingIn, false),
-        (S::NonePendingIn, true),
-    ], // To + Pending In
-    [
-        (S::From, false),
-        (S::None, true),
-        (S::From, false),
-        (S::From, false),
-    ], // From
-    [
-        (S::FromPendingOut, false),
-        (S::NonePendingOut, true),
-        (S::Both, true),
-        (S::From, true),
-    ], // From + Pending Out
-    [
-        (S::Both, false),
-        (S::To, true),
-        (S::Both, false),
-        (S::From, true),
-    ], // Both
 ];
 
 impl ContactState {
