@@ -1,0 +1,143 @@
+//! What the machines hand the host: one ordered queue of [`Output`]s.
+
+use minidom::Element;
+use xmpp_xml::{StanzaError, StreamError};
+
+use crate::error::ProtocolError;
+use crate::timers::Timer;
+
+/// One item of the single ordered output queue. Handle items in order: a `Transmit` queued
+/// before a `StartTls` must reach the wire before the TLS handshake begins.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Write these bytes to the transport.
+    Transmit(Vec<u8>),
+    /// Run the TLS handshake on the transport now, then call `tls_established`. No bytes are
+    /// transmitted until then.
+    StartTls,
+    /// Something the host may want to know.
+    Event(Event),
+}
+
+/// Events reported through [`Output::Event`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The peer's stream header arrived (once per stream, so again after each restart).
+    StreamOpened {
+        /// The stream id (the server's, as seen by the client; our own on the server).
+        id: Option<String>,
+        /// The peer's `from`, if given.
+        from: Option<String>,
+        /// The peer's `xml:lang`, if given.
+        lang: Option<String>,
+    },
+    /// TLS is up and the stream restarted over it.
+    Secured,
+    /// SASL succeeded.
+    Authenticated {
+        /// Client: our bare JID. Server: the authenticated identity.
+        identity: String,
+        /// The mechanism's wire name.
+        mechanism: String,
+    },
+    /// Negotiation is complete: stanzas may flow.
+    Negotiated {
+        /// The bound full JID.
+        jid: String,
+        /// Features the peer listed alongside the last negotiated one that this machine does
+        /// not negotiate itself (stream management, CSI, roster versioning, ...), for the host.
+        extra_features: Vec<Element>,
+    },
+    /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
+    Stanza(Element),
+    /// A top-level element that is not a stanza arrived after negotiation (for example an
+    /// XEP-0198 `<r/>`): the host may handle it or ignore it.
+    Nonza(Element),
+    /// The peer redirected us (`see-other-host`); `Closed` follows.
+    Redirect {
+        /// The host (and optional port) to connect to instead.
+        host: String,
+    },
+    /// The stream is over; nothing more will be output except this event.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why a stream ended.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Both sides sent `</stream:stream>`.
+    Graceful,
+    /// The peer closed without waiting for our close, or the transport ended.
+    TransportClosed,
+    /// A deadline passed (negotiation or closing handshake).
+    Timeout(Timer),
+    /// The peer broke the protocol; we sent the stream error it carries.
+    ProtocolError(ProtocolError),
+    /// The peer sent this stream error.
+    StreamError(StreamError),
+    /// The server refused STARTTLS (`<failure/>`), or the client would need TLS and the
+    /// server does not offer it.
+    TlsFailed,
+    /// SASL failed: the RFC 6120 §6.5 condition's wire name and the optional text.
+    AuthenticationFailed {
+        /// The `<failure/>` child's name (`not-authorized`, ...).
+        condition: String,
+        /// The optional human-readable text.
+        text: Option<String>,
+    },
+    /// No acceptable SASL mechanism (client) or too many failed attempts (server).
+    NoMechanism,
+    /// Resource binding was refused.
+    BindFailed(StanzaError),
+    /// The host asked to close.
+    Requested,
+}
+
+/// The transport a stream starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Plain TCP (STARTTLS may follow).
+    Plain,
+    /// Already inside TLS (XEP-0368 direct TLS): STARTTLS is skipped.
+    Tls(ChannelBinding),
+}
+
+/// Channel-binding data the host extracted from its TLS session, whichever types it has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// RFC 9266 `tls-exporter` (TLS 1.3), 32 bytes.
+    pub tls_exporter: Option<Vec<u8>>,
+    /// RFC 5929 `tls-server-end-point`: the hash of the server certificate.
+    pub tls_server_end_point: Option<Vec<u8>>,
+    /// RFC 5929 `tls-unique` (TLS 1.2 only).
+    pub tls_unique: Option<Vec<u8>>,
+}
+
+impl ChannelBinding {
+    /// No channel binding available (the handshake gave none, or the host cannot extract it).
+    pub fn none() -> Self {
+        ChannelBinding::default()
+    }
+
+    /// Only `tls-exporter` data.
+    pub fn tls_exporter(data: impl Into<Vec<u8>>) -> Self {
+        ChannelBinding {
+            tls_exporter: Some(data.into()),
+            ..ChannelBinding::default()
+        }
+    }
+
+    /// Whether any binding type is available.
+    pub fn is_empty(&self) -> bool {
+        self.tls_exporter.is_none()
+            && self.tls_server_end_point.is_none()
+            && self.tls_unique.is_none()
+    }
+}
