@@ -1,0 +1,201 @@
+//! Domainpart enforcement (RFC 7622 §3.2): IP literals and IDNA2008 domain names.
+
+use alloc::borrow::Cow;
+use alloc::string::{String, ToString};
+use core::net::{Ipv4Addr, Ipv6Addr};
+use core::str::FromStr;
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+
+use crate::error::{JidErrorKind, LabelError};
+use crate::props::{Class, props, width_map};
+use crate::punycode;
+use crate::rules;
+
+/// The longest DNS label, in octets of its A-label (RFC 1034 §3.1, RFC 5890 §2.3.2.1).
+const MAX_LABEL: usize = 63;
+
+/// How an ASCII domainpart must be rewritten to its enforced form, without allocating.
+pub(crate) enum Ascii<'a> {
+    /// Copy this slice of the input (trailing dot already removed), lowercasing it when the
+    /// flag is set.
+    Slice(&'a str, bool),
+    /// A computed form (IP literal canonicalized, A-labels converted to U-labels).
+    Owned(String),
+}
+
+/// Enforces a domainpart. The result is borrowed when the input was already enforced.
+pub(crate) fn enforce(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
+    if d.is_ascii() {
+        return Ok(match enforce_ascii(d)? {
+            Ascii::Slice(s, false) => Cow::Borrowed(s),
+            Ascii::Slice(s, true) => Cow::Owned(s.to_ascii_lowercase()),
+            Ascii::Owned(s) => Cow::Owned(s),
+        });
+    }
+    enforce_unicode(d).map(Cow::Owned)
+}
+
+/// ASCII domainparts: IP literals, LDH labels and A-labels.
+pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
+    if let Some(inner) = d.strip_prefix('[') {
+        let addr = inner
+            .strip_suffix(']')
+            .and_then(|a| Ipv6Addr::from_str(a).ok())
+            .ok_or(JidErrorKind::BadIpLiteral)?;
+        let canonical = alloc::format!("[{addr}]");
+        return Ok(if canonical == d {
+            Ascii::Slice(d, false)
+        } else {
+            Ascii::Owned(canonical)
+        });
+    }
+    // RFC 7622 §3.2: strip one trailing label separator before anything else.
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_empty() {
+        return Err(JidErrorKind::Empty);
+    }
+    let mut upper = false;
+    let mut a_label = false;
+    let mut last_numeric = false;
+    for label in d.split('.') {
+        let b = label.as_bytes();
+        if b.is_empty() {
+            return Err(JidErrorKind::BadLabel(LabelError::Empty));
+        }
+        if b.len() > MAX_LABEL {
+            return Err(JidErrorKind::BadLabel(LabelError::TooLong));
+        }
+        for &c in b {
+            if c.is_ascii_uppercase() {
+                upper = true;
+            } else if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+                return Err(JidErrorKind::Forbidden(char::from(c)));
+            }
+        }
+        if b.first() == Some(&b'-') || b.last() == Some(&b'-') {
+            return Err(JidErrorKind::BadLabel(LabelError::Hyphen));
+        }
+        if b.get(2..4) == Some(b"--") {
+            if b.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"xn")) {
+                a_label = true;
+            } else {
+                return Err(JidErrorKind::BadLabel(LabelError::ReservedHyphens));
+            }
+        }
+        last_numeric = b.iter().all(u8::is_ascii_digit);
+    }
+    if last_numeric {
+        // A name whose last label is numeric can only be an IPv4 address (no top-level
+        // domain is numeric), and must then be a canonical dotted quad.
+        let addr = Ipv4Addr::from_str(d).map_err(|_| JidErrorKind::BadIpLiteral)?;
+        if addr.to_string() != d {
+            return Err(JidErrorKind::BadIpLiteral);
+        }
+        return Ok(Ascii::Slice(d, false));
+    }
+    if a_label {
+        return enforce_unicode(&d.to_ascii_lowercase()).map(Ascii::Owned);
+    }
+    Ok(Ascii::Slice(d, upper))
+}
+
+/// The general path: RFC 5895-style mapping (label separators, width, lowercase, NFC), then
+/// every label validated as an IDNA2008 U-label (A-labels decoded first).
+fn enforce_unicode(d: &str) -> Result<String, JidErrorKind> {
+    let mapped: String = d
+        .chars()
+        .map(|c| match c {
+            // IDEOGRAPHIC FULL STOP and its fullwidth/halfwidth forms separate labels.
+            '\u{3002}' | '\u{FF0E}' | '\u{FF61}' => '.',
+            _ => width_map(c).unwrap_or(c),
+        })
+        .collect();
+    let trimmed = mapped.strip_suffix('.').unwrap_or(&mapped);
+    let lowered = trimmed.to_lowercase();
+    let normalized: String = if is_nfc_quick(lowered.chars()) == IsNormalized::Yes {
+        lowered
+    } else {
+        lowered.nfc().collect()
+    };
+    if normalized.is_empty() {
+        return Err(JidErrorKind::Empty);
+    }
+    let mut out = String::with_capacity(normalized.len());
+    let mut rtl = false;
+    for label in normalized.split('.') {
+        let u = u_label(label)?;
+        rtl |= rules::has_rtl(&u);
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&u);
+    }
+    // RFC 5893: in a domain name with any right-to-left label, every label obeys the Bidi
+    // Rule.
+    if rtl && !out.split('.').all(rules::bidi_ok) {
+        return Err(JidErrorKind::Bidi);
+    }
+    Ok(out)
+}
+
+/// Validates one label (already mapped) and returns its U-label form.
+fn u_label(label: &str) -> Result<Cow<'_, str>, JidErrorKind> {
+    if label.is_empty() {
+        return Err(JidErrorKind::BadLabel(LabelError::Empty));
+    }
+    if label.is_ascii() {
+        let b = label.as_bytes();
+        if b.len() > MAX_LABEL {
+            return Err(JidErrorKind::BadLabel(LabelError::TooLong));
+        }
+        if let Some(puny) = label.strip_prefix("xn--") {
+            let u =
+                punycode::decode(puny).ok_or(JidErrorKind::BadLabel(LabelError::BadPunycode))?;
+            // An A-label must decode to a non-ASCII U-label that encodes back to itself.
+            if u.is_ascii() || punycode::encode(&u).as_deref() != Some(puny) {
+                return Err(JidErrorKind::BadLabel(LabelError::BadPunycode));
+            }
+            if is_nfc_quick(u.chars()) != IsNormalized::Yes && u.nfc().ne(u.chars()) {
+                return Err(JidErrorKind::BadLabel(LabelError::NotNfc));
+            }
+            check_u_label(&u)?;
+            return Ok(Cow::Owned(u));
+        }
+        check_u_label(label)?;
+        return Ok(Cow::Borrowed(label));
+    }
+    check_u_label(label)?;
+    let puny = punycode::encode(label).ok_or(JidErrorKind::BadLabel(LabelError::BadPunycode))?;
+    if puny.len() + 4 > MAX_LABEL {
+        return Err(JidErrorKind::BadLabel(LabelError::TooLong));
+    }
+    Ok(Cow::Borrowed(label))
+}
+
+/// IDNA2008 U-label validity (RFC 5891 §5.4): hyphen rules, no leading combining mark, every
+/// code point PVALID or passing its contextual rule.
+fn check_u_label(u: &str) -> Result<(), JidErrorKind> {
+    let b = u.as_bytes();
+    if b.first() == Some(&b'-') || b.last() == Some(&b'-') {
+        return Err(JidErrorKind::BadLabel(LabelError::Hyphen));
+    }
+    if b.get(2..4) == Some(b"--") {
+        return Err(JidErrorKind::BadLabel(LabelError::ReservedHyphens));
+    }
+    if u.chars().next().is_some_and(|c| props(c).is_mark()) {
+        return Err(JidErrorKind::BadLabel(LabelError::LeadingCombiningMark));
+    }
+    for (i, c) in u.char_indices() {
+        match props(c).idna() {
+            Class::Pvalid => {}
+            Class::ContextJ | Class::ContextO => {
+                if !rules::context_ok(u, i, c) {
+                    return Err(JidErrorKind::Context(c));
+                }
+            }
+            _ => return Err(JidErrorKind::Forbidden(c)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Per-code-point properties, looked up in the generated tables (`tables.rs`).
+
+use crate::tables;
+
+/// A derived property value (RFC 8264 §8 for PRECIS, RFC 5892 §3 for IDNA2008).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Allowed everywhere.
+    Pvalid,
+    /// PRECIS only: DISALLOWED in IdentifierClass, allowed in FreeformClass.
+    FreePval,
+    /// Allowed only if the CONTEXTJ rule holds.
+    ContextJ,
+    /// Allowed only if the CONTEXTO rule holds.
+    ContextO,
+    /// Never allowed.
+    Disallowed,
+    /// Not assigned in the tables' Unicode version: never allowed.
+    Unassigned,
+}
+
+#[allow(clippy::upper_case_acronyms)] // the UCD's own names
+/// Bidi_Class values the Bidi Rule (RFC 5893) distinguishes; everything else is `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bidi {
+    L,
+    R,
+    AL,
+    AN,
+    EN,
+    ES,
+    CS,
+    ET,
+    ON,
+    BN,
+    NSM,
+    Other,
+}
+
+/// Joining_Type (ArabicShaping.txt / DerivedJoiningType.txt) for the ZWNJ rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Joining {
+    U,
+    L,
+    R,
+    D,
+    T,
+    C,
+}
+
+/// The scripts the CONTEXTO rules ask about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Script {
+    Other,
+    Greek,
+    Hebrew,
+    /// Hiragana, Katakana or Han (the KATAKANA MIDDLE DOT rule).
+    Japanese,
+}
+
+/// Packed properties of one code point; layout documented in `tables.rs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Props(u32);
+
+const fn class(v: u32) -> Class {
+    match v {
+        0 => Class::Pvalid,
+        1 => Class::FreePval,
+        2 => Class::ContextJ,
+        3 => Class::ContextO,
+        4 => Class::Disallowed,
+        _ => Class::Unassigned,
+    }
+}
+
+impl Props {
+    pub(crate) const fn precis(self) -> Class {
+        class(self.0 & 7)
+    }
+
+    pub(crate) const fn idna(self) -> Class {
+        class((self.0 >> 3) & 7)
+    }
+
+    pub(crate) const fn bidi(self) -> Bidi {
+        match (self.0 >> 6) & 15 {
+            0 => Bidi::L,
+            1 => Bidi::R,
+            2 => Bidi::AL,
+            3 => Bidi::AN,
+            4 => Bidi::EN,
+            5 => Bidi::ES,
+            6 => Bidi::CS,
+            7 => Bidi::ET,
+            8 => Bidi::ON,
+            9 => Bidi::BN,
+            10 => Bidi::NSM,
+            _ => Bidi::Other,
+        }
+    }
+
+    pub(crate) const fn joining(self) -> Joining {
+        match (self.0 >> 10) & 7 {
+            1 => Joining::L,
+            2 => Joining::R,
+            3 => Joining::D,
+            4 => Joining::T,
+            5 => Joining::C,
+            _ => Joining::U,
+        }
+    }
+
+    /// Canonical_Combining_Class = Virama (9).
+    pub(crate) const fn virama(self) -> bool {
+        self.0 & (1 << 13) != 0
+    }
+
+    pub(crate) const fn script(self) -> Script {
+        match (self.0 >> 14) & 3 {
+            1 => Script::Greek,
+            2 => Script::Hebrew,
+            3 => Script::Japanese,
+            _ => Script::Other,
+        }
+    }
+
+    /// General_Category is Mn, Mc or Me.
+    pub(crate) const fn is_mark(self) -> bool {
+        self.0 & (1 << 16) != 0
+    }
+
+    /// General_Category is Zs (a space).
+    pub(crate) const fn is_space(self) -> bool {
+        self.0 & (1 << 17) != 0
+    }
+}
+
+/// The properties of `c`: binary search in the range table (each entry starts a run of code
+/// points sharing the same packed value).
+pub(crate) fn props(c: char) -> Props {
+    let cp = u32::from(c);
+    let table = tables::PROPS;
+    let i = table.partition_point(|&(start, _)| start <= cp);
+    // Entry 0 starts at U+0000, so `i >= 1` for every code point.
+    Props(table.get(i.wrapping_sub(1)).map_or(0, |&(_, v)| v))
+}
+
+/// The width mapping of RFC 8265 §3.4.1: a fullwidth or halfwidth code point maps to its
+/// `<wide>`/`<narrow>` decomposition.
+pub(crate) fn width_map(c: char) -> Option<char> {
+    let cp = u32::from(c);
+    // All such code points are in U+3000..=U+FFEE.
+    if !(0x3000..=0xFFEE).contains(&cp) {
+        return None;
+    }
+    let table = tables::WIDTH;
+    table
+        .binary_search_by_key(&cp, |&(from, _)| from)
+        .ok()
+        .and_then(|i| table.get(i))
+        .and_then(|&(_, to)| char::from_u32(to))
+}
