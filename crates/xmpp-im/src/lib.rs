@@ -15,9 +15,14 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod stanza;
 pub mod subscription;
 
 pub use error::UnknownValue;
+pub use stanza::{
+    Header, Iq, IqPayload, IqType, LangText, Message, MessageType, Presence, PresenceType, Show,
+    Stanza, StanzaNamespace, StanzaParseError, Thread,
+};
 pub use subscription::{
     ContactState, StanzaFate, State, Subscription, SubscriptionKind, Transition,
 };
