@@ -1,0 +1,636 @@
+//! The incremental stream parser: bytes in, [`Event`]s out.
+
+use minidom::Element;
+use rxml::error::EndOrError;
+use rxml::{Namespace, NcName, Options, Parse, RawEvent, RawParser, WithOptions};
+
+use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
+use crate::error::ParseError;
+use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
+use crate::limits::Limits;
+
+/// What the parser found in the peer's stream, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The stream header (`<stream:stream ...>`) was read. Always the first event, and again
+    /// the first after [`StreamParser::reset`].
+    StreamStart(StreamHeader),
+    /// One complete depth-1 child of the stream: a stanza or a negotiation element. Its
+    /// namespace is resolved (inherited from the stream's default namespace when not
+    /// declared on the element itself).
+    Element(Element),
+    /// Whitespace between depth-1 elements: the RFC 6120 §4.6.1 keepalive. How many of these
+    /// one run of whitespace produces depends on how the bytes were chunked; hosts use them
+    /// only to note that the peer is alive.
+    Whitespace,
+    /// The peer closed its stream (`</stream:stream>`). Only whitespace may follow; any other
+    /// byte is a `not-well-formed` error.
+    StreamEnd,
+}
+
+/// Where the parser is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the stream header has been read completely.
+    Header,
+    /// Inside the stream element.
+    Stream,
+    /// After the stream element's end tag.
+    Ended,
+}
+
+/// The start tag being read (between rxml's `ElementHeadOpen` and `ElementHeadClose`).
+#[derive(Debug)]
+struct Head {
+    prefix: Option<NcName>,
+    local: NcName,
+}
+
+/// A namespace declaration in scope: prefix (`None` for the default namespace) and name.
+type Binding = (Option<NcName>, Namespace<'static>);
+
+/// An attribute as read, before prefix resolution.
+type RawAttr = (Option<NcName>, NcName, String);
+
+/// The incremental, restricted-XML stream parser (RFC 6120 §11).
+///
+/// Feed it the peer's bytes in chunks of any size with [`feed`](Self::feed), then call
+/// [`next_event`](Self::next_event) until it returns `Ok(None)` ("need more bytes"). The
+/// parser never blocks and never needs a whole stanza in one chunk.
+///
+/// # Byte accounting
+///
+/// The parser counts every fed byte as either *consumed* (it belongs to an event already
+/// returned) or *buffered* ([`buffered_len`](Self::buffered_len)): fed but not yet part of a
+/// returned event, even if the parser has already looked at it. After `next_event` returns
+/// [`Event::Element`], the consumed bytes end exactly at that element's closing `>`.
+/// This makes protocol switches exact:
+///
+/// - STARTTLS: after `<proceed/>`, [`has_unparsed_input`](Self::has_unparsed_input) is true
+///   iff the peer pipelined anything (whitespace included) behind it in data already fed.
+/// - Stream restart after SASL `<success/>`: [`reset`](Self::reset) keeps the buffered
+///   bytes and parses them with fresh state, so a new stream header pipelined right after
+///   `<success/>` is read by the new stream. [`take_unparsed`](Self::take_unparsed) instead
+///   hands them back.
+///
+/// # Memory
+///
+/// The parser holds only the bytes of the element in progress (bounded by
+/// [`Limits::max_stanza_bytes`]) plus whatever the last `feed` added, and the partial
+/// element tree. Both are released when the element is emitted.
+///
+/// # Errors
+///
+/// Every error carries its RFC 6120 stream error condition; see [`ParseError`]. Errors are
+/// sticky: after one, `next_event` returns it again and `feed` discards its input.
+#[derive(Debug)]
+pub struct StreamParser {
+    limits: Limits,
+    raw: RawParser,
+    /// Fed bytes from the first one not yet consumed by a returned event.
+    buf: Vec<u8>,
+    /// End (in `buf`) of the bytes accounted to returned events.
+    consumed: usize,
+    /// End (in `buf`) of the bytes of the raw events rxml has produced.
+    raw_end: usize,
+    /// End (in `buf`) of the bytes handed to rxml.
+    fed: usize,
+    phase: Phase,
+    error: Option<ParseError>,
+    /// Namespace declarations in scope, innermost last.
+    bindings: Vec<Binding>,
+    /// `bindings.len()` before each open element's declarations, root included.
+    scope_marks: Vec<usize>,
+    head: Option<Head>,
+    attrs: Vec<RawAttr>,
+    decls: Vec<(Option<NcName>, String)>,
+    /// Open elements below the stream element.
+    stack: Vec<Element>,
+    /// Character data bytes directly inside each open element of `stack`.
+    text_lens: Vec<usize>,
+}
+
+impl Default for StreamParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamParser {
+    /// A parser with the default [`Limits`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A parser with the given limits.
+    #[must_use]
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            raw: new_raw(&limits),
+            limits,
+            buf: Vec::new(),
+            consumed: 0,
+            raw_end: 0,
+            fed: 0,
+            phase: Phase::Header,
+            error: None,
+            bindings: Vec::new(),
+            scope_marks: Vec::new(),
+            head: None,
+            attrs: Vec::new(),
+            decls: Vec::new(),
+            stack: Vec::new(),
+            text_lens: Vec::new(),
+        }
+    }
+
+    // ----- getters -----
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes fed but not yet part of any returned event (see "Byte accounting" above).
+    #[must_use]
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Whether any fed byte is not yet part of a returned event. Checked right after
+    /// `<proceed/>`, true means the peer pipelined data into the TLS switch.
+    #[must_use]
+    pub fn has_unparsed_input(&self) -> bool {
+        self.buffered_len() > 0
+    }
+
+    /// Whether the stream header has been read and the stream not yet closed.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Stream && self.error.is_none()
+    }
+
+    /// Whether the peer's `</stream:stream>` has been read.
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// The sticky error, if the parser has failed.
+    #[must_use]
+    pub fn error(&self) -> Option<&ParseError> {
+        self.error.as_ref()
+    }
+
+    // ----- inputs -----
+
+    /// Appends the peer's bytes. Call [`next_event`](Self::next_event) until it returns
+    /// `Ok(None)` after each call, so that at most one chunk waits in the buffer. Discarded
+    /// once the parser has failed.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        // Drop consumed bytes once they are at least half the buffer: each byte is moved
+        // at most a constant number of times, so feeding stays linear.
+        if self.consumed > 0 && self.consumed * 2 >= self.buf.len() {
+            self.buf.drain(..self.consumed);
+            self.raw_end -= self.consumed;
+            self.fed -= self.consumed;
+            self.consumed = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    // ----- commands -----
+
+    /// Restarts the stream (after STARTTLS or SASL success, RFC 6120 §4.3.3): forgets the
+    /// header, namespaces, any partial element and any error, and keeps the buffered bytes,
+    /// which the fresh state parses from the start (they must begin with the new stream
+    /// header, optionally preceded by an XML declaration).
+    pub fn reset(&mut self) {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        self.raw_end = 0;
+        self.fed = 0;
+        self.raw = new_raw(&self.limits);
+        self.phase = Phase::Header;
+        self.error = None;
+        self.bindings.clear();
+        self.scope_marks.clear();
+        self.head = None;
+        self.attrs.clear();
+        self.decls.clear();
+        self.stack.clear();
+        self.text_lens.clear();
+    }
+
+    /// Returns the buffered bytes (fed but not part of a returned event) and resets the
+    /// parser to a fresh state with an empty buffer, as [`reset`](Self::reset) would.
+    #[must_use]
+    pub fn take_unparsed(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.consumed);
+        self.buf.clear();
+        self.consumed = 0;
+        self.reset();
+        rest
+    }
+
+    // ----- outputs -----
+
+    /// The next event, `Ok(None)` if more bytes are needed, or the (sticky) error.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ParseError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        match self.advance() {
+            Ok(event) => Ok(event),
+            Err(error) => {
+                self.error = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Result<Option<Event>, ParseError> {
+        if self.phase == Phase::Ended {
+            return self.after_end();
+        }
+        loop {
+            let mut input = &self.buf[self.fed..];
+            let before = input.len();
+            let result = self.raw.parse(&mut input, false);
+            self.fed += before - input.len();
+            let raw = match result {
+                Ok(Some(raw)) => raw,
+                Ok(None) | Err(EndOrError::NeedMoreData) => {
+                    self.check_pending()?;
+                    return Ok(None);
+                }
+                Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
+            };
+            self.raw_end += raw.metrics().len();
+            self.check_pending()?;
+            if let Some(event) = self.handle_raw(raw)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Bounds the bytes held for the event in progress.
+    fn check_pending(&self) -> Result<(), ParseError> {
+        if self.fed - self.consumed > self.limits.max_stanza_bytes {
+            return Err(policy("element exceeds the stanza size limit"));
+        }
+        Ok(())
+    }
+
+    fn after_end(&mut self) -> Result<Option<Event>, ParseError> {
+        let rest = &self.buf[self.consumed..];
+        if let Some(pos) = rest.iter().position(|b| !is_xml_space(*b)) {
+            self.consumed += pos;
+            return Err(ParseError::new(
+                Cond::NotWellFormed,
+                "data after the end of the stream",
+            ));
+        }
+        self.consumed = self.buf.len();
+        self.fed = self.consumed;
+        self.raw_end = self.consumed;
+        Ok(None)
+    }
+
+    fn handle_raw(&mut self, raw: RawEvent) -> Result<Option<Event>, ParseError> {
+        match raw {
+            RawEvent::XmlDeclaration(..) => Ok(None),
+            RawEvent::ElementHeadOpen(_, (prefix, local)) => {
+                if self.phase == Phase::Stream && self.stack.len() >= self.limits.max_depth {
+                    return Err(policy("element nesting exceeds the depth limit"));
+                }
+                if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+                    return Err(policy("element name exceeds the name length limit"));
+                }
+                self.head = Some(Head { prefix, local });
+                self.attrs.clear();
+                self.decls.clear();
+                Ok(None)
+            }
+            RawEvent::Attribute(_, (prefix, local), value) => {
+                self.attribute(prefix, local, value)?;
+                Ok(None)
+            }
+            RawEvent::ElementHeadClose(_) => {
+                let head = self.head.take().ok_or_else(internal)?;
+                if self.phase == Phase::Header {
+                    let header = self.stream_header(&head)?;
+                    self.phase = Phase::Stream;
+                    self.consumed = self.raw_end;
+                    Ok(Some(Event::StreamStart(header)))
+                } else {
+                    self.open_element(head)?;
+                    Ok(None)
+                }
+            }
+            RawEvent::ElementFoot(_) => Ok(self.close_element()),
+            RawEvent::Text(_, text) => self.text(text),
+        }
+    }
+
+    fn attribute(
+        &mut self,
+        prefix: Option<NcName>,
+        local: NcName,
+        value: String,
+    ) -> Result<(), ParseError> {
+        if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+            return Err(policy("attribute name exceeds the name length limit"));
+        }
+        if value.len() > self.limits.max_attribute_value_length {
+            return Err(policy("attribute value exceeds the length limit"));
+        }
+        match prefix {
+            None if local.as_str() == "xmlns" => self.decls.push((None, value)),
+            Some(p) if p.as_str() == "xmlns" => self.decls.push((Some(local), value)),
+            prefix => {
+                if self.attrs.len() >= self.limits.max_attributes {
+                    return Err(policy("element exceeds the attribute count limit"));
+                }
+                self.attrs.push((prefix, local, value));
+                return Ok(());
+            }
+        }
+        if self.decls.len() > self.limits.max_namespace_declarations {
+            return Err(policy(
+                "element exceeds the namespace declaration count limit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Brings the current element's namespace declarations into scope.
+    fn push_scope(&mut self) -> Result<(), ParseError> {
+        self.scope_marks.push(self.bindings.len());
+        let start = self.bindings.len();
+        for (prefix, ns) in self.decls.drain(..) {
+            // rxml has already rejected rebinding `xml`/`xmlns` and empty prefixed
+            // declarations; a prefix declared twice on one element is a duplicate attribute.
+            if self.bindings[start..].iter().any(|(p, _)| *p == prefix) {
+                return Err(ParseError::new(
+                    Cond::NotWellFormed,
+                    "namespace declared twice on one element",
+                ));
+            }
+            self.bindings.push((prefix, Namespace::from(ns)));
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, prefix: Option<&NcName>) -> Result<Namespace<'static>, ParseError> {
+        match prefix {
+            None => Ok(self
+                .bindings
+                .iter()
+                .rev()
+                .find(|(p, _)| p.is_none())
+                .map_or(Namespace::NONE, |(_, ns)| ns.clone())),
+            Some(p) if p.as_str() == "xml" => Ok(Namespace::XML),
+            Some(p) => self
+                .bindings
+                .iter()
+                .rev()
+                .find(|(bound, _)| bound.as_ref() == Some(p))
+                .map(|(_, ns)| ns.clone())
+                .ok_or_else(|| {
+                    ParseError::new(
+                        Cond::NotWellFormed,
+                        format!("unbound namespace prefix {:?}", p.as_str()),
+                    )
+                }),
+        }
+    }
+
+    /// Resolves the attributes read for the current start tag into an attribute map.
+    fn resolve_attrs(&mut self) -> Result<rxml::AttrMap, ParseError> {
+        let mut map = rxml::AttrMap::new();
+        let attrs = core::mem::take(&mut self.attrs);
+        for (prefix, local, value) in attrs {
+            let ns = match prefix {
+                None => Namespace::NONE,
+                Some(p) => self.lookup(Some(&p))?,
+            };
+            // The map is ordered, so this duplicate check costs O(log n) per attribute.
+            if map.insert(ns, local, value).is_some() {
+                return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
+            }
+        }
+        Ok(map)
+    }
+
+    fn stream_header(&mut self, head: &Head) -> Result<StreamHeader, ParseError> {
+        let declared: Vec<(Option<String>, String)> = self
+            .decls
+            .iter()
+            .map(|(p, ns)| (p.as_ref().map(|p| p.as_str().to_owned()), ns.clone()))
+            .collect();
+        self.push_scope()?;
+        let ns = self.lookup(head.prefix.as_ref())?;
+        if ns.as_str() != NS_STREAMS {
+            return Err(ParseError::new(
+                Cond::InvalidNamespace,
+                format!("stream element in namespace {:?}", ns.as_str()),
+            ));
+        }
+        if head.local.as_str() != "stream" {
+            return Err(ParseError::new(
+                Cond::BadFormat,
+                format!("root element is {:?}, not \"stream\"", head.local.as_str()),
+            ));
+        }
+        let attrs = self.resolve_attrs()?;
+        let stream_prefix = head.prefix.as_ref().map(|p| p.as_str().to_owned());
+        let mut content_namespace = None;
+        let mut namespace_declarations = Vec::new();
+        for (prefix, ns) in declared {
+            match prefix {
+                None if ns.is_empty() => {}
+                None if stream_prefix.is_none() => {}
+                None if ns == NS_STREAMS => {
+                    return Err(ParseError::new(
+                        Cond::InvalidNamespace,
+                        "the content namespace is the stream namespace",
+                    ));
+                }
+                None => content_namespace = Some(ContentNamespace::from(ns.as_str())),
+                Some(p) if Some(&p) == stream_prefix.as_ref() => {}
+                Some(p) => namespace_declarations.push((p, ns)),
+            }
+        }
+        let get = |name: &str| attrs.get(&Namespace::NONE, name).cloned();
+        let version = match attrs.get(&Namespace::NONE, "version") {
+            None => None,
+            Some(v) => match v.parse::<StreamVersion>() {
+                Ok(version) if version.major == 1 => Some(version),
+                _ => {
+                    return Err(ParseError::new(
+                        Cond::UnsupportedVersion,
+                        format!("unsupported stream version {v:?}"),
+                    ));
+                }
+            },
+        };
+        Ok(StreamHeader {
+            to: get("to"),
+            from: get("from"),
+            id: get("id"),
+            version,
+            lang: attrs.get(&Namespace::XML, "lang").cloned(),
+            content_namespace,
+            stream_prefix,
+            namespace_declarations,
+        })
+    }
+
+    fn open_element(&mut self, head: Head) -> Result<(), ParseError> {
+        self.push_scope()?;
+        let ns = self.lookup(head.prefix.as_ref())?;
+        let attrs = self.resolve_attrs()?;
+        let mut element = Element::bare(String::from(head.local), ns.as_str());
+        *element.attrs_mut() = attrs;
+        self.stack.push(element);
+        self.text_lens.push(0);
+        Ok(())
+    }
+
+    fn close_element(&mut self) -> Option<Event> {
+        let Some(element) = self.stack.pop() else {
+            // The stream element itself closed.
+            self.phase = Phase::Ended;
+            self.consumed = self.raw_end;
+            self.bindings.clear();
+            self.scope_marks.clear();
+            return Some(Event::StreamEnd);
+        };
+        self.text_lens.pop();
+        if let Some(mark) = self.scope_marks.pop() {
+            self.bindings.truncate(mark);
+        }
+        if let Some(parent) = self.stack.last_mut() {
+            parent.append_child(element);
+            None
+        } else {
+            self.consumed = self.raw_end;
+            Some(Event::Element(element))
+        }
+    }
+
+    fn text(&mut self, text: String) -> Result<Option<Event>, ParseError> {
+        let Some(element) = self.stack.last_mut() else {
+            if self.phase != Phase::Stream {
+                return Ok(None);
+            }
+            if !text.bytes().all(is_xml_space) {
+                return Err(ParseError::new(
+                    Cond::BadFormat,
+                    "character data directly inside the stream element",
+                ));
+            }
+            self.consumed = self.raw_end;
+            return Ok(Some(Event::Whitespace));
+        };
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if let Some(len) = self.text_lens.last_mut() {
+            *len += text.len();
+            if *len > self.limits.max_text_length {
+                return Err(policy("character data exceeds the text length limit"));
+            }
+        }
+        element.append_text(text);
+        Ok(None)
+    }
+
+    /// Maps an rxml error to its RFC 6120 condition, looking at the bytes of the failing
+    /// construct where rxml's error is too generic.
+    fn map_rxml_error(&self, error: rxml::Error) -> ParseError {
+        let window = self.buf.get(self.raw_end..self.fed).unwrap_or_default();
+        let detail = format!("{error}");
+        let condition = match error {
+            rxml::Error::RestrictedXml("long name or reference" | "event too long") => {
+                Cond::PolicyViolation
+            }
+            rxml::Error::RestrictedXml(_) if non_utf8_encoding(window) => Cond::UnsupportedEncoding,
+            rxml::Error::RestrictedXml(_) | rxml::Error::UndeclaredEntity => Cond::RestrictedXml,
+            _ if is_markup_declaration(window) => Cond::RestrictedXml,
+            _ => Cond::NotWellFormed,
+        };
+        ParseError::new(condition, detail)
+    }
+}
+
+fn new_raw(limits: &Limits) -> RawParser {
+    // rxml's own token bound must not fire before ours (which give exact errors).
+    let options = Options {
+        max_token_length: limits
+            .max_name_length
+            .max(limits.max_attribute_value_length)
+            .max(64),
+        ..Options::default()
+    };
+    let mut raw = <RawParser as WithOptions>::with_options(options);
+    // Emit text (in particular keepalive whitespace) as soon as it arrives.
+    raw.set_text_buffering(false);
+    raw
+}
+
+fn policy(detail: &str) -> ParseError {
+    ParseError::new(Cond::PolicyViolation, detail)
+}
+
+fn internal() -> ParseError {
+    ParseError::new(Cond::InternalServerError, "parser state out of sync")
+}
+
+fn qname_len(prefix: Option<&NcName>, local: &NcName) -> usize {
+    prefix.map_or(0, |p| p.len() + 1) + local.len()
+}
+
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Whether the failing construct is a markup declaration (`<!DOCTYPE`, `<!ENTITY`, ...):
+/// `<!` followed by anything but the start of a comment or CDATA section.
+fn is_markup_declaration(window: &[u8]) -> bool {
+    window
+        .windows(3)
+        .any(|w| w[0] == b'<' && w[1] == b'!' && w[2] != b'[' && w[2] != b'-')
+}
+
+/// Whether the failing construct is an XML declaration naming an encoding other than UTF-8.
+fn non_utf8_encoding(window: &[u8]) -> bool {
+    let Some(start) = find(window, b"<?xml") else {
+        return false;
+    };
+    let Some(at) = find(&window[start..], b"encoding") else {
+        return false;
+    };
+    let rest = &window[start + at + b"encoding".len()..];
+    let mut rest = rest.iter().copied().skip_while(|b| is_xml_space(*b));
+    if rest.next() != Some(b'=') {
+        return false;
+    }
+    let mut rest = rest.skip_while(|b| is_xml_space(*b));
+    let Some(quote @ (b'\'' | b'"')) = rest.next() else {
+        return false;
+    };
+    let value: Vec<u8> = rest.take_while(|b| *b != quote).collect();
+    !value.eq_ignore_ascii_case(b"utf-8")
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

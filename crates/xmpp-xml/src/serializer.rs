@@ -1,0 +1,300 @@
+//! The serializer: stream header, elements and stream close into a caller's `Vec<u8>`.
+
+use minidom::{Element, Node};
+use rxml::Namespace;
+use rxml::strings::validate_ncname;
+
+use crate::conditions::NS_STREAMS;
+use crate::error::SerializeError;
+use crate::header::StreamHeader;
+
+/// Writes one side of an XML stream: the header, elements, the close.
+///
+/// It remembers the header's default namespace and prefixes, so elements in the content
+/// namespace carry no redundant `xmlns`, and elements in a namespace the header bound to a
+/// prefix (the stream namespace, `db:` for dialback...) use that prefix. Attributes are
+/// written in the order of minidom's attribute map (sorted by namespace, then name), so the
+/// output is byte-reproducible. Nothing is written when an error is returned.
+///
+/// ```
+/// use xmpp_xml::{ContentNamespace, StreamHeader, StreamWriter, minidom::Element};
+///
+/// let mut header = StreamHeader::new(ContentNamespace::Client);
+/// header.to = Some("example.com".into());
+/// let writer = StreamWriter::new(&header);
+/// let mut out = Vec::new();
+/// writer.write_header(&mut out).unwrap();
+/// writer.write_element(&Element::bare("presence", "jabber:client"), &mut out).unwrap();
+/// writer.write_end(&mut out);
+/// assert_eq!(
+///     String::from_utf8(out).unwrap(),
+///     "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+///      xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>\
+///      <presence/></stream:stream>",
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamWriter {
+    header: StreamHeader,
+    /// Prefixes bound on the stream element, `(prefix, namespace)`.
+    prefixes: Vec<(String, String)>,
+}
+
+impl StreamWriter {
+    /// A writer for a stream opened with `header`.
+    #[must_use]
+    pub fn new(header: &StreamHeader) -> Self {
+        let mut prefixes = Vec::new();
+        if let Some(p) = &header.stream_prefix {
+            prefixes.push((p.clone(), NS_STREAMS.to_owned()));
+        }
+        for (p, ns) in &header.namespace_declarations {
+            if !prefixes.iter().any(|(q, _)| q == p) {
+                prefixes.push((p.clone(), ns.clone()));
+            }
+        }
+        Self {
+            header: header.clone(),
+            prefixes,
+        }
+    }
+
+    /// The header this writer was made for.
+    #[must_use]
+    pub fn header(&self) -> &StreamHeader {
+        &self.header
+    }
+
+    /// Writes the XML declaration and the stream header (the open `<stream:stream>` tag).
+    pub fn write_header(&self, out: &mut Vec<u8>) -> Result<(), SerializeError> {
+        let start = out.len();
+        let result = self.header_inner(out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn header_inner(&self, out: &mut Vec<u8>) -> Result<(), SerializeError> {
+        let h = &self.header;
+        out.extend_from_slice(b"<?xml version='1.0'?><");
+        self.stream_name(out)?;
+        match (&h.stream_prefix, &h.content_namespace) {
+            (None, _) => attr(out, "xmlns", NS_STREAMS)?,
+            (Some(p), content) => {
+                if let Some(content) = content {
+                    attr(out, "xmlns", content.as_str())?;
+                }
+                validate(p)?;
+                out.extend_from_slice(b" xmlns:");
+                out.extend_from_slice(p.as_bytes());
+                value(out, NS_STREAMS)?;
+            }
+        }
+        for (p, ns) in &self.prefixes {
+            if Some(p) == h.stream_prefix.as_ref() {
+                continue;
+            }
+            validate(p)?;
+            out.extend_from_slice(b" xmlns:");
+            out.extend_from_slice(p.as_bytes());
+            value(out, ns)?;
+        }
+        for (name, v) in [("from", &h.from), ("id", &h.id), ("to", &h.to)] {
+            if let Some(v) = v {
+                attr(out, name, v)?;
+            }
+        }
+        if let Some(version) = h.version {
+            attr(out, "version", &version.to_string())?;
+        }
+        if let Some(lang) = &h.lang {
+            attr(out, "xml:lang", lang)?;
+        }
+        out.push(b'>');
+        Ok(())
+    }
+
+    fn stream_name(&self, out: &mut Vec<u8>) -> Result<(), SerializeError> {
+        if let Some(p) = &self.header.stream_prefix {
+            validate(p)?;
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(b"stream");
+        Ok(())
+    }
+
+    /// Writes one depth-1 element (a stanza or negotiation element).
+    pub fn write_element(
+        &self,
+        element: &Element,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerializeError> {
+        let start = out.len();
+        let result = self.element(element, self.header.default_namespace(), out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    /// Writes the stream close tag (`</stream:stream>`).
+    pub fn write_end(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"</");
+        if let Some(p) = &self.header.stream_prefix {
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(b"stream>");
+    }
+
+    fn prefix_for(&self, ns: &str) -> Option<&str> {
+        self.prefixes
+            .iter()
+            .find(|(_, bound)| bound == ns)
+            .map(|(p, _)| p.as_str())
+    }
+
+    fn element(
+        &self,
+        element: &Element,
+        default_ns: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerializeError> {
+        let name = element.name();
+        validate(name)?;
+        let ns = element.ns();
+        let mut child_default = default_ns;
+        out.push(b'<');
+        let prefix = if ns == default_ns {
+            None
+        } else {
+            self.prefix_for(&ns)
+        };
+        if let Some(p) = prefix {
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(name.as_bytes());
+        if prefix.is_none() && ns != default_ns {
+            attr(out, "xmlns", &ns)?;
+            child_default = &ns;
+        }
+        let mut generated = 0usize;
+        for ((attr_ns, attr_name), v) in element.attrs() {
+            out.push(b' ');
+            if attr_ns.is_none() {
+            } else if *attr_ns == Namespace::XML {
+                out.extend_from_slice(b"xml:");
+            } else if let Some(p) = self.prefix_for(attr_ns.as_str()) {
+                out.extend_from_slice(p.as_bytes());
+                out.push(b':');
+            } else {
+                // No prefix is bound for this namespace: declare one on this element.
+                let p = loop {
+                    let candidate = format!("ns{generated}");
+                    generated += 1;
+                    if !self.prefixes.iter().any(|(q, _)| *q == candidate) {
+                        break candidate;
+                    }
+                };
+                out.extend_from_slice(b"xmlns:");
+                out.extend_from_slice(p.as_bytes());
+                value(out, attr_ns.as_str())?;
+                out.push(b' ');
+                out.extend_from_slice(p.as_bytes());
+                out.push(b':');
+            }
+            out.extend_from_slice(attr_name.as_bytes());
+            value(out, v)?;
+        }
+        if element.nodes().next().is_none() {
+            out.extend_from_slice(b"/>");
+            return Ok(());
+        }
+        out.push(b'>');
+        for node in element.nodes() {
+            match node {
+                Node::Element(child) => self.element(child, child_default, out)?,
+                Node::Text(text) => escape(out, text, false)?,
+            }
+        }
+        out.extend_from_slice(b"</");
+        if let Some(p) = prefix {
+            out.extend_from_slice(p.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'>');
+        Ok(())
+    }
+}
+
+fn validate(name: &str) -> Result<(), SerializeError> {
+    validate_ncname(name).map_err(|_| SerializeError::InvalidName(name.to_owned()))
+}
+
+/// ` name='value'`.
+fn attr(out: &mut Vec<u8>, name: &str, v: &str) -> Result<(), SerializeError> {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    value(out, v)
+}
+
+/// `='value'`, escaped.
+fn value(out: &mut Vec<u8>, v: &str) -> Result<(), SerializeError> {
+    out.extend_from_slice(b"='");
+    escape(out, v, true)?;
+    out.push(b'\'');
+    Ok(())
+}
+
+/// Escapes character data or an attribute value, rejecting characters XML 1.0 forbids.
+///
+/// Whitespace other than the space is escaped in attribute values and `\r` everywhere, so
+/// that a parser's end-of-line and attribute-value normalization gives back the same string.
+fn escape(out: &mut Vec<u8>, s: &str, in_attr: bool) -> Result<(), SerializeError> {
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let replacement: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\'' if in_attr => b"&apos;",
+            b'"' if in_attr => b"&quot;",
+            b'\r' => b"&#xD;",
+            b'\n' if in_attr => b"&#xA;",
+            b'\t' if in_attr => b"&#x9;",
+            b'\n' | b'\t' => {
+                i += 1;
+                continue;
+            }
+            0..0x20 => return Err(SerializeError::IllegalCharacter(char::from(b))),
+            // U+FFFE and U+FFFF are EF BF BE and EF BF BF in UTF-8.
+            0xEF if bytes.get(i + 1) == Some(&0xBF)
+                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
+            {
+                let c = if bytes[i + 2] == 0xBE {
+                    '\u{FFFE}'
+                } else {
+                    '\u{FFFF}'
+                };
+                return Err(SerializeError::IllegalCharacter(c));
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(replacement);
+        i += 1;
+        run = i;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    Ok(())
+}
