@@ -15,10 +15,12 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod roster;
 pub mod stanza;
 pub mod subscription;
 
 pub use error::UnknownValue;
+pub use roster::{NS_ROSTER, PushOutcome, RosterCache, RosterError, RosterItem, RosterQuery};
 pub use stanza::{
     Header, Iq, IqPayload, IqType, LangText, Message, MessageType, Presence, PresenceType, Show,
     Stanza, StanzaNamespace, StanzaParseError, Thread,
