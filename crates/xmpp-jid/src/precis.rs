@@ -121,7 +121,25 @@ fn enforce(p: Profile, s: &str) -> Result<Cow<'_, str>, PrecisError> {
     if s.is_ascii() && !p.trim_spaces {
         return enforce_ascii(p, s);
     }
-    let mapped = map(p, s);
+    let mut mapped = map(p, s);
+    if p.trim_spaces {
+        // RFC 8266 §2.4: nickname rules are reapplied until the string is stable (NFKC can
+        // expose spaces that the space rule then removes); give up after a few rounds.
+        let mut rounds = 0;
+        while let Cow::Owned(ref prev) = mapped {
+            let again = map(p, prev);
+            if again == prev.as_str() {
+                break;
+            }
+            rounds += 1;
+            if rounds > 3 {
+                return Err(PrecisError::Unstable);
+            }
+            mapped = Cow::Owned(again.into_owned());
+        }
+        check(p, &mapped)?;
+        return Ok(mapped);
+    }
     check(p, &mapped)?;
     if let Cow::Owned(ref once) = mapped {
         // RFC 8264 §7: enforcement must be idempotent; a mapping that needs a second pass to
