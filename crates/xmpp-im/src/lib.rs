@@ -14,17 +14,26 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod error;
 pub mod roster;
+pub mod server;
 pub mod stanza;
+pub mod store;
 pub mod subscription;
 
+pub use delivery::{
+    BareMessagePolicy, DeliveryPolicy, MessageDecision, Recipients, SessionInfo, SessionView,
+    message_decision,
+};
 pub use error::UnknownValue;
 pub use roster::{NS_ROSTER, PushOutcome, RosterCache, RosterError, RosterItem, RosterQuery};
+pub use server::{Output, Server, ServerConfig, UsageError};
 pub use stanza::{
     Header, Iq, IqPayload, IqType, LangText, Message, MessageType, Presence, PresenceType, Show,
     Stanza, StanzaNamespace, StanzaParseError, Thread,
 };
+pub use store::{MemoryStore, RosterEntry, RosterStore};
 pub use subscription::{
     ContactState, StanzaFate, State, Subscription, SubscriptionKind, Transition,
 };
