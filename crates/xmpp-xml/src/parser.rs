@@ -64,7 +64,10 @@ type RawAttr = (Option<NcName>, NcName, String);
 /// The parser counts every fed byte as either *consumed* (it belongs to an event already
 /// returned) or *buffered* ([`buffered_len`](Self::buffered_len)): fed but not yet part of a
 /// returned event, even if the parser has already looked at it. After `next_event` returns
-/// [`Event::Element`], the consumed bytes end exactly at that element's closing `>`.
+/// [`Event::StreamStart`], [`Event::Element`] or [`Event::StreamEnd`], the consumed bytes end
+/// exactly at that tag's closing `>` (the tokenizer returns as soon as it reads it, and
+/// `next_event` returns with the first event it completes). After [`Event::Whitespace`] they
+/// end after the last literal whitespace byte read.
 /// This makes protocol switches exact:
 ///
 /// - STARTTLS: after `<proceed/>`, [`has_unparsed_input`](Self::has_unparsed_input) is true
@@ -92,8 +95,6 @@ pub struct StreamParser {
     buf: Vec<u8>,
     /// End (in `buf`) of the bytes accounted to returned events.
     consumed: usize,
-    /// End (in `buf`) of the bytes of the raw events rxml has produced.
-    raw_end: usize,
     /// End (in `buf`) of the bytes handed to rxml.
     fed: usize,
     phase: Phase,
@@ -132,7 +133,6 @@ impl StreamParser {
             limits,
             buf: Vec::new(),
             consumed: 0,
-            raw_end: 0,
             fed: 0,
             phase: Phase::Header,
             error: None,
@@ -198,7 +198,6 @@ impl StreamParser {
         // at most a constant number of times, so feeding stays linear.
         if self.consumed > 0 && self.consumed * 2 >= self.buf.len() {
             self.buf.drain(..self.consumed);
-            self.raw_end -= self.consumed;
             self.fed -= self.consumed;
             self.consumed = 0;
         }
@@ -214,7 +213,6 @@ impl StreamParser {
     pub fn reset(&mut self) {
         self.buf.drain(..self.consumed);
         self.consumed = 0;
-        self.raw_end = 0;
         self.fed = 0;
         self.raw = new_raw(&self.limits);
         self.phase = Phase::Header;
@@ -272,7 +270,6 @@ impl StreamParser {
                 }
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
             };
-            self.raw_end += raw.metrics().len();
             self.check_pending()?;
             if let Some(event) = self.handle_raw(raw)? {
                 return Ok(Some(event));
@@ -299,7 +296,6 @@ impl StreamParser {
         }
         self.consumed = self.buf.len();
         self.fed = self.consumed;
-        self.raw_end = self.consumed;
         Ok(None)
     }
 
@@ -327,7 +323,7 @@ impl StreamParser {
                 if self.phase == Phase::Header {
                     let header = self.stream_header(&head)?;
                     self.phase = Phase::Stream;
-                    self.consumed = self.raw_end;
+                    self.consumed = self.fed;
                     Ok(Some(Event::StreamStart(header)))
                 } else {
                     self.open_element(head)?;
@@ -508,7 +504,7 @@ impl StreamParser {
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
-            self.consumed = self.raw_end;
+            self.consumed = self.fed;
             self.bindings.clear();
             self.scope_marks.clear();
             return Some(Event::StreamEnd);
@@ -521,7 +517,7 @@ impl StreamParser {
             parent.append_child(element);
             None
         } else {
-            self.consumed = self.raw_end;
+            self.consumed = self.fed;
             Some(Event::Element(element))
         }
     }
@@ -537,7 +533,10 @@ impl StreamParser {
                     "character data directly inside the stream element",
                 ));
             }
-            self.consumed = self.raw_end;
+            // The tokenizer may have read the `<` that ended the run (or the start of a
+            // reference): only the literal whitespace is consumed.
+            let pending = &self.buf[self.consumed..self.fed];
+            self.consumed += pending.iter().take_while(|b| is_xml_space(**b)).count();
             return Ok(Some(Event::Whitespace));
         };
         if text.is_empty() {
@@ -556,7 +555,8 @@ impl StreamParser {
     /// Maps an rxml error to its RFC 6120 condition, looking at the bytes of the failing
     /// construct where rxml's error is too generic.
     fn map_rxml_error(&self, error: rxml::Error) -> ParseError {
-        let window = self.buf.get(self.raw_end..self.fed).unwrap_or_default();
+        // The bytes read since the last event boundary hold the failing construct.
+        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
         let detail = format!("{error}");
         let condition = match error {
             rxml::Error::RestrictedXml("long name or reference" | "event too long") => {

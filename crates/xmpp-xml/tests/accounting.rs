@@ -1,5 +1,5 @@
 //! Byte accounting at protocol switches, stream restarts and the stream end.
-#![allow(clippy::panic)]
+#![allow(clippy::panic, clippy::unwrap_used)]
 
 use xmpp_xml::{ContentNamespace, Event, StreamErrorCondition, StreamParser};
 

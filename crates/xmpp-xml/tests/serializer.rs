@@ -1,0 +1,152 @@
+//! The serializer: headers for both roles, namespaces, escaping, illegal characters.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
+use minidom::Element;
+use rxml::{Namespace, NcName};
+use xmpp_xml::{
+    ContentNamespace, Event, SerializeError, StreamHeader, StreamParser, StreamVersion,
+    StreamWriter,
+};
+
+fn parse_header(bytes: &[u8]) -> StreamHeader {
+    let mut parser = StreamParser::new();
+    parser.feed(bytes);
+    match parser.next_event() {
+        Ok(Some(Event::StreamStart(h))) => h,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn written(writer: &StreamWriter, element: &Element) -> String {
+    let mut out = Vec::new();
+    writer.write_element(element, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn headers_round_trip_for_both_roles() {
+    let mut client = StreamHeader::new(ContentNamespace::Client);
+    client.to = Some("example.com".into());
+    client.lang = Some("en".into());
+    let mut server = StreamHeader::new(ContentNamespace::Server);
+    server.from = Some("example.com".into());
+    server.to = Some("example.net".into());
+    server.id = Some("++TR84Sm6A3hnt3Q065SnAbbk3Y=".into());
+    server.version = Some(StreamVersion { major: 1, minor: 1 });
+    server
+        .namespace_declarations
+        .push(("db".into(), "jabber:server:dialback".into()));
+    let mut component = StreamHeader::new(ContentNamespace::ComponentAccept);
+    component.stream_prefix = Some("s".into());
+    component.version = None;
+    let mut prefix_free = StreamHeader::new(ContentNamespace::Client);
+    prefix_free.stream_prefix = None;
+    prefix_free.content_namespace = None;
+    for header in [client, server, component, prefix_free] {
+        let mut out = Vec::new();
+        StreamWriter::new(&header).write_header(&mut out).unwrap();
+        assert_eq!(parse_header(&out), header);
+    }
+}
+
+#[test]
+fn content_namespace_is_not_repeated_and_others_are_declared() {
+    let writer = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    let iq = Element::builder("iq", "jabber:client")
+        .attr(NcName::try_from("type").unwrap(), "result")
+        .attr(NcName::try_from("id").unwrap(), "r1")
+        .append(
+            Element::builder("query", "jabber:iq:roster")
+                .append(Element::bare("item", "jabber:iq:roster"))
+                .append(Element::bare("group", "jabber:client")),
+        )
+        .build();
+    assert_eq!(
+        written(&writer, &iq),
+        "<iq id='r1' type='result'><query xmlns='jabber:iq:roster'><item/>\
+         <group xmlns='jabber:client'/></query></iq>"
+    );
+}
+
+#[test]
+fn stream_namespace_elements_use_the_stream_prefix() {
+    let mut header = StreamHeader::new(ContentNamespace::Server);
+    header
+        .namespace_declarations
+        .push(("db".into(), "jabber:server:dialback".into()));
+    let writer = StreamWriter::new(&header);
+    let features = Element::builder("features", "http://etherx.jabber.org/streams")
+        .append(Element::bare("starttls", "urn:ietf:params:xml:ns:xmpp-tls"))
+        .build();
+    assert_eq!(
+        written(&writer, &features),
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>"
+    );
+    let result = Element::builder("result", "jabber:server:dialback")
+        .append("key")
+        .build();
+    assert_eq!(written(&writer, &result), "<db:result>key</db:result>");
+}
+
+#[test]
+fn escaping_and_namespaced_attributes() {
+    let writer = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    let mut body = Element::bare("body", "jabber:client");
+    body.attrs_mut().insert(
+        Namespace::XML,
+        NcName::try_from("lang").unwrap(),
+        "en".into(),
+    );
+    body.attrs_mut().insert(
+        Namespace::from("urn:x".to_owned()),
+        NcName::try_from("k").unwrap(),
+        "a'b\"c<d>&\te\nf\rg".into(),
+    );
+    body.append_text_node("1 < 2 && ]]> \r\n done");
+    let text = written(&writer, &body);
+    assert_eq!(
+        text,
+        "<body xml:lang='en' xmlns:ns0='urn:x' ns0:k='a&apos;b&quot;c&lt;d&gt;&amp;&#x9;e&#xA;f&#xD;g'>\
+         1 &lt; 2 &amp;&amp; ]]&gt; &#xD;\n done</body>"
+    );
+}
+
+#[test]
+fn illegal_characters_are_rejected_and_nothing_is_written() {
+    let writer = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    for bad in ["nul\u{0}", "bell\u{7}", "\u{FFFE}", "x\u{FFFF}"] {
+        let mut out = b"kept".to_vec();
+        let mut text = Element::bare("body", "jabber:client");
+        text.append_text_node(bad);
+        assert!(matches!(
+            writer.write_element(&text, &mut out),
+            Err(SerializeError::IllegalCharacter(_))
+        ));
+        let attr = Element::builder("body", "jabber:client")
+            .attr(NcName::try_from("a").unwrap(), bad)
+            .build();
+        assert!(matches!(
+            writer.write_element(&attr, &mut out),
+            Err(SerializeError::IllegalCharacter(_))
+        ));
+        assert_eq!(out, b"kept");
+    }
+    let bad_name = Element::bare("not a name", "jabber:client");
+    assert!(matches!(
+        writer.write_element(&bad_name, &mut Vec::new()),
+        Err(SerializeError::InvalidName(_))
+    ));
+}
+
+#[test]
+fn stream_end_matches_the_prefix() {
+    let mut out = Vec::new();
+    StreamWriter::new(&StreamHeader::new(ContentNamespace::Client)).write_end(&mut out);
+    assert_eq!(out, b"</stream:stream>");
+    let mut header = StreamHeader::new(ContentNamespace::Client);
+    header.stream_prefix = None;
+    header.content_namespace = None;
+    out.clear();
+    StreamWriter::new(&header).write_end(&mut out);
+    assert_eq!(out, b"</stream>");
+}
