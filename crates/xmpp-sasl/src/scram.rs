@@ -141,7 +141,11 @@ impl ScramClient {
                 self.state = ClientState::Done;
                 Ok(Vec::new())
             }
-            ClientState::Initial => Err(Error::Usage("step before start")),
+            ClientState::Initial => {
+                // A usage error changes nothing.
+                self.state = ClientState::Initial;
+                Err(Error::Usage("step before start"))
+            }
             ClientState::Done => Err(Error::Malformed("challenge after the server signature")),
             ClientState::Failed => Err(Error::Usage("session already failed")),
         }
@@ -266,7 +270,10 @@ fn verify_server_final(msg: &[u8], expected: &Key) -> Result<(), Error> {
             first.value,
         ))),
         b'v' => {
-            let v = codec::unb64(first.value, "server signature")?;
+            // Undecodable is just another wrong signature (scram.json `wrong-server-signature`
+            // has non-zero trailing bits).
+            let v = codec::unb64(first.value, "server signature")
+                .map_err(|_| Error::ServerSignatureMismatch)?;
             if expected.ct_eq(&v) {
                 Ok(())
             } else {
