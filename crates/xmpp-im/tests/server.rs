@@ -1,0 +1,611 @@
+//! The server machine end to end: roster (§2), subscriptions (§3), presence (§4) and delivery
+//! (§8) between local accounts and to a remote domain.
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers
+
+use minidom::Element;
+use xmpp_im::{
+    MemoryStore, Output, RosterQuery, RosterStore, Server, ServerConfig, State, Subscription,
+};
+use xmpp_jid::{BareJid, FullJid};
+
+struct World {
+    server: Server,
+    store: MemoryStore,
+}
+
+fn full(s: &str) -> FullJid {
+    FullJid::new(s).unwrap()
+}
+
+fn bare(s: &str) -> BareJid {
+    BareJid::new(s).unwrap()
+}
+
+fn el(xml: &str) -> Element {
+    let first_tag = &xml[..xml.find('>').unwrap()];
+    let xml = if first_tag.contains("xmlns=") {
+        xml.to_owned()
+    } else {
+        // Give the stanza the client namespace.
+        let end = xml.find([' ', '>', '/']).unwrap();
+        format!("{} xmlns='jabber:client'{}", &xml[..end], &xml[end..])
+    };
+    xml.parse().unwrap()
+}
+
+impl World {
+    fn new() -> Self {
+        let mut store = MemoryStore::new();
+        for u in [
+            "juliet@example.com",
+            "romeo@example.com",
+            "nurse@example.com",
+        ] {
+            store.add_account(bare(u));
+        }
+        Self {
+            server: Server::new(ServerConfig::new("example.com")),
+            store,
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.server.poll_output()).collect()
+    }
+
+    fn connect(&mut self, jid: &str) -> Vec<Output> {
+        self.server.session_started(full(jid)).unwrap();
+        self.drain()
+    }
+
+    fn send(&mut self, from: &str, xml: &str) -> Vec<Output> {
+        self.server
+            .handle_session_stanza(&mut self.store, &full(from), &el(xml))
+            .unwrap();
+        self.drain()
+    }
+
+    /// Connects, requests the roster and sends initial presence.
+    fn online(&mut self, jid: &str, priority: i8) -> Vec<Output> {
+        self.connect(jid);
+        self.send(
+            jid,
+            "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>",
+        );
+        self.send(
+            jid,
+            &format!("<presence><priority>{priority}</priority></presence>"),
+        )
+    }
+
+    fn state(&self, user: &str, contact: &str) -> State {
+        self.store
+            .entry(&bare(user), &bare(contact))
+            .map_or(State::None, |e| e.state.state)
+    }
+}
+
+fn delivered<'a>(outs: &'a [Output], to: &str) -> Vec<&'a Element> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Deliver { to: t, stanza } if t.as_str() == to => Some(stanza),
+            _ => None,
+        })
+        .collect()
+}
+
+fn routed(outs: &[Output]) -> Vec<&Element> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn presences_from<'a>(stanzas: &[&'a Element], from_prefix: &str) -> Vec<&'a Element> {
+    stanzas
+        .iter()
+        .filter(|e| {
+            e.name() == "presence" && e.attr("from").is_some_and(|f| f.starts_with(from_prefix))
+        })
+        .copied()
+        .collect()
+}
+
+fn error_condition(e: &Element) -> Option<String> {
+    let err = e.children().find(|c| c.name() == "error")?;
+    err.children().next().map(|c| c.name().to_owned())
+}
+
+fn push_items(stanzas: &[&Element]) -> Vec<xmpp_im::RosterItem> {
+    stanzas
+        .iter()
+        .filter(|e| e.name() == "iq" && e.attr("type") == Some("set"))
+        .filter_map(|e| e.get_child("query", "jabber:iq:roster"))
+        .flat_map(|q| RosterQuery::from_element(q).unwrap().items)
+        .collect()
+}
+
+#[test]
+fn s2_roster_get_set_push_and_versioning() {
+    let mut w = World::new();
+    w.connect("juliet@example.com/balcony");
+    w.connect("juliet@example.com/chamber");
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''/></iq>",
+    );
+    let reply = delivered(&outs, "juliet@example.com/balcony");
+    let q = RosterQuery::from_element(reply[0].get_child("query", "jabber:iq:roster").unwrap())
+        .unwrap();
+    assert!(q.items.is_empty());
+    let ver0 = q.ver.clone().unwrap();
+    // §2.3: add an item; the push goes to the interested resource only (chamber never asked).
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='s1'><query xmlns='jabber:iq:roster'>\
+         <item jid='nurse@example.com' name='Nurse'><group>Servants</group></item></query></iq>",
+    );
+    let to_balcony = delivered(&outs, "juliet@example.com/balcony");
+    let pushed = push_items(&to_balcony);
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].subscription, Subscription::None);
+    assert_eq!(pushed[0].groups, ["Servants"]);
+    assert!(
+        to_balcony
+            .iter()
+            .any(|e| e.attr("type") == Some("result") && e.attr("id") == Some("s1"))
+    );
+    assert!(delivered(&outs, "juliet@example.com/chamber").is_empty());
+    // §2.6.3: the old version gets the full roster, the current one an empty result.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        &format!("<iq type='get' id='r2'><query xmlns='jabber:iq:roster' ver='{ver0}'/></iq>"),
+    );
+    let q = delivered(&outs, "juliet@example.com/balcony")[0]
+        .get_child("query", "jabber:iq:roster")
+        .map(|q| RosterQuery::from_element(q).unwrap())
+        .unwrap();
+    assert_eq!(q.items.len(), 1);
+    let current = q.ver.unwrap();
+    assert_ne!(current, ver0);
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        &format!("<iq type='get' id='r3'><query xmlns='jabber:iq:roster' ver='{current}'/></iq>"),
+    );
+    let r = delivered(&outs, "juliet@example.com/balcony")[0];
+    assert_eq!(r.attr("type"), Some("result"));
+    assert_eq!(r.children().count(), 0);
+}
+
+#[test]
+fn s2_3_3_roster_set_errors() {
+    let mut w = World::new();
+    w.connect("juliet@example.com/balcony");
+    let long = "x".repeat(2000);
+    for (query, condition) in [
+        (
+            "<item jid='a@example.net'/><item jid='b@example.net'/>".to_owned(),
+            "bad-request",
+        ),
+        (
+            "<item jid='a@example.net' subscription='both'/>".to_owned(),
+            "bad-request",
+        ),
+        (
+            "<item jid='a@example.net'><group>G</group><group>G</group></item>".to_owned(),
+            "bad-request",
+        ),
+        (
+            format!("<item jid='a@example.net' name='{long}'/>"),
+            "not-acceptable",
+        ),
+        (
+            "<item jid='a@example.net'><group></group></item>".to_owned(),
+            "not-acceptable",
+        ),
+        (
+            "<item jid='a@example.net' subscription='remove'/>".to_owned(),
+            "item-not-found",
+        ),
+    ] {
+        let outs = w.send(
+            "juliet@example.com/balcony",
+            &format!("<iq type='set' id='e'><query xmlns='jabber:iq:roster'>{query}</query></iq>"),
+        );
+        let reply = delivered(&outs, "juliet@example.com/balcony");
+        assert_eq!(reply.len(), 1, "{query}");
+        assert_eq!(reply[0].attr("type"), Some("error"));
+        assert_eq!(
+            error_condition(reply[0]).as_deref(),
+            Some(condition),
+            "{query}"
+        );
+    }
+    assert!(w.store.entries(&bare("juliet@example.com")).is_empty());
+}
+
+#[test]
+fn s3_local_subscription_handshake_and_presence() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 1);
+    w.online("romeo@example.com/orchard", 1);
+    // §3.1.2: Juliet asks; her roster shows ask='subscribe'; §3.1.3 Romeo is asked.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    let items = push_items(&delivered(&outs, "juliet@example.com/balcony"));
+    assert!(items[0].ask && items[0].subscription == Subscription::None);
+    let req = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(req.len(), 1);
+    assert_eq!(req[0].attr("type"), Some("subscribe"));
+    assert_eq!(
+        req[0].attr("from"),
+        Some("juliet@example.com"),
+        "stamped with the bare JID"
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.com"),
+        State::NonePendingOut
+    );
+    assert_eq!(
+        w.state("romeo@example.com", "juliet@example.com"),
+        State::NonePendingIn
+    );
+    // No presence leaks before approval.
+    assert!(presences_from(&delivered(&outs, "juliet@example.com/balcony"), "romeo@").is_empty());
+    // §3.1.5: Romeo approves; both rosters are pushed; Juliet receives Romeo's presence.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribed' to='juliet@example.com'/>",
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.com"),
+        State::To
+    );
+    assert_eq!(
+        w.state("romeo@example.com", "juliet@example.com"),
+        State::From
+    );
+    let to_juliet = delivered(&outs, "juliet@example.com/balcony");
+    assert!(
+        to_juliet
+            .iter()
+            .any(|e| e.attr("type") == Some("subscribed"))
+    );
+    assert_eq!(push_items(&to_juliet)[0].subscription, Subscription::To);
+    let avail: Vec<_> = presences_from(&to_juliet, "romeo@example.com/orchard");
+    assert_eq!(
+        avail.len(),
+        1,
+        "§3.1.5: the new subscriber gets current presence"
+    );
+    assert_eq!(
+        push_items(&delivered(&outs, "romeo@example.com/orchard"))[0].subscription,
+        Subscription::From
+    );
+    // §4.4: Romeo's presence updates reach Juliet; Juliet's do not reach Romeo (no `from`).
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence><show>away</show></presence>",
+    );
+    assert_eq!(
+        presences_from(&delivered(&outs, "juliet@example.com/balcony"), "romeo@").len(),
+        1
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence><show>dnd</show></presence>",
+    );
+    assert!(presences_from(&delivered(&outs, "romeo@example.com/orchard"), "juliet@").is_empty());
+    // §3.3: Juliet unsubscribes; Romeo's server revokes, Juliet stops receiving presence.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='unsubscribe' to='romeo@example.com'/>",
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.com"),
+        State::None
+    );
+    assert_eq!(
+        w.state("romeo@example.com", "juliet@example.com"),
+        State::None
+    );
+    let unavailable: Vec<_> =
+        presences_from(&delivered(&outs, "juliet@example.com/balcony"), "romeo@")
+            .into_iter()
+            .filter(|e| e.attr("type") == Some("unavailable"))
+            .collect();
+    assert_eq!(
+        unavailable.len(),
+        1,
+        "§3.3.3: unavailable from each of Romeo's resources"
+    );
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence><show>chat</show></presence>",
+    );
+    assert!(presences_from(&delivered(&outs, "juliet@example.com/balcony"), "romeo@").is_empty());
+}
+
+#[test]
+fn s3_1_3_request_to_offline_user_is_delivered_on_initial_presence() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    assert!(delivered(&outs, "romeo@example.com/orchard").is_empty());
+    let outs = w.online("romeo@example.com/orchard", 0);
+    let to_romeo = delivered(&outs, "romeo@example.com/orchard");
+    assert!(to_romeo.iter().any(
+        |e| e.attr("type") == Some("subscribe") && e.attr("from") == Some("juliet@example.com")
+    ));
+    // A request already pending is not delivered twice (A.3.1 None + Pending In: no).
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    assert!(delivered(&outs, "romeo@example.com/orchard").is_empty());
+}
+
+#[test]
+fn s3_4_pre_approval_through_the_server() {
+    let mut w = World::new();
+    w.online("romeo@example.com/orchard", 0);
+    w.online("juliet@example.com/balcony", 0);
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribed' to='juliet@example.com'/>",
+    );
+    assert!(
+        delivered(&outs, "juliet@example.com/balcony").is_empty(),
+        "§3.4.1: not routed"
+    );
+    let items = push_items(&delivered(&outs, "romeo@example.com/orchard"));
+    assert!(items[0].approved);
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    assert!(
+        !delivered(&outs, "romeo@example.com/orchard")
+            .iter()
+            .any(|e| e.attr("type") == Some("subscribe")),
+        "§3.4.2: the pre-approved request is not shown to Romeo"
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.com"),
+        State::To
+    );
+    assert_eq!(
+        w.state("romeo@example.com", "juliet@example.com"),
+        State::From
+    );
+}
+
+#[test]
+fn s2_5_removing_an_item_cancels_both_directions() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.online("romeo@example.com/orchard", 0);
+    for (from, to, t) in [
+        ("juliet", "romeo", "subscribe"),
+        ("romeo", "juliet", "subscribed"),
+        ("romeo", "juliet", "subscribe"),
+        ("juliet", "romeo", "subscribed"),
+    ] {
+        w.send(
+            &format!(
+                "{from}@example.com/{}",
+                if from == "juliet" {
+                    "balcony"
+                } else {
+                    "orchard"
+                }
+            ),
+            &format!("<presence type='{t}' to='{to}@example.com'/>"),
+        );
+    }
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.com"),
+        State::Both
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'>\
+         <item jid='romeo@example.com' subscription='remove'/></query></iq>",
+    );
+    let items = push_items(&delivered(&outs, "juliet@example.com/balcony"));
+    assert!(items[0].remove);
+    assert_eq!(
+        w.state("romeo@example.com", "juliet@example.com"),
+        State::None
+    );
+    let to_romeo = delivered(&outs, "romeo@example.com/orchard");
+    assert!(
+        to_romeo
+            .iter()
+            .any(|e| e.attr("type") == Some("unsubscribe"))
+    );
+    assert!(
+        to_romeo
+            .iter()
+            .any(|e| e.attr("type") == Some("unsubscribed"))
+    );
+    assert!(
+        to_romeo
+            .iter()
+            .any(|e| e.attr("type") == Some("unavailable")
+                && e.attr("from") == Some("juliet@example.com/balcony"))
+    );
+}
+
+#[test]
+fn s4_probes_unavailable_and_directed_presence() {
+    let mut w = World::new();
+    w.online("romeo@example.com/orchard", 3);
+    w.online("juliet@example.com/balcony", 0);
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribed' to='juliet@example.com'/>",
+    );
+    // §4.2.2: on initial presence Juliet's server probes Romeo and she learns his presence.
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='unavailable'/>",
+    );
+    let outs = w.send("juliet@example.com/balcony", "<presence/>");
+    let from_romeo = presences_from(
+        &delivered(&outs, "juliet@example.com/balcony"),
+        "romeo@example.com/orchard",
+    );
+    assert_eq!(from_romeo.len(), 1);
+    // §4.6: Nurse gets directed presence from Juliet, then the unavailable owed at logout.
+    w.online("nurse@example.com/kitchen", 0);
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence to='nurse@example.com'/>",
+    );
+    assert_eq!(
+        presences_from(&delivered(&outs, "nurse@example.com/kitchen"), "juliet@").len(),
+        1
+    );
+    w.server
+        .session_ended(&mut w.store, &full("juliet@example.com/balcony"))
+        .unwrap();
+    let outs = w.drain();
+    let to_nurse = presences_from(&delivered(&outs, "nurse@example.com/kitchen"), "juliet@");
+    assert_eq!(to_nurse.len(), 1);
+    assert_eq!(to_nurse[0].attr("type"), Some("unavailable"));
+    // Romeo has no subscription from Juliet: he gets nothing.
+    assert!(presences_from(&delivered(&outs, "romeo@example.com/orchard"), "juliet@").is_empty());
+}
+
+#[test]
+fn s4_3_2_unauthorized_probe_reveals_nothing() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='probe' from='mallory@evil.example' to='juliet@example.com'/>"),
+    );
+    let outs = w.drain();
+    let r = routed(&outs);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].attr("type"), Some("unsubscribed"));
+    assert_eq!(r[0].attr("from"), Some("juliet@example.com"));
+}
+
+#[test]
+fn s8_delivery_through_the_server() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 5);
+    w.online("juliet@example.com/chamber", 1);
+    w.online("romeo@example.com/orchard", 0);
+    // §8.5.2.1.1: chat to the bare JID goes to the highest-priority resource.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message type='chat' to='juliet@example.com'><body>hi</body></message>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/balcony").len(), 1);
+    assert!(delivered(&outs, "juliet@example.com/chamber").is_empty());
+    // §8.5.3.1: to a full JID, exactly that resource.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message type='chat' to='juliet@example.com/chamber'/>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/chamber").len(), 1);
+    // §8.5.2.2.1: nobody online: offline storage, the host's decision.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message type='chat' to='nurse@example.com'><body>x</body></message>",
+    );
+    assert!(
+        matches!(&outs[..], [Output::Offline { user, .. }] if user.as_str() == "nurse@example.com")
+    );
+    // §8.5.1: no such account: service-unavailable back to the sender.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message id='m1' type='chat' to='tybalt@example.com'/>",
+    );
+    let back = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        error_condition(back[0]).as_deref(),
+        Some("service-unavailable")
+    );
+    // §8.5.3.2.3: iq to a missing resource.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<iq type='get' id='q' to='juliet@example.com/gone'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let back = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(
+        error_condition(back[0]).as_deref(),
+        Some("service-unavailable")
+    );
+    // §8.5.2.1.3: iq to the bare JID is the server's; a roster query of someone else is forbidden.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<iq type='get' id='q2' to='juliet@example.com'><query xmlns='jabber:iq:roster'/></iq>",
+    );
+    let back = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(error_condition(back[0]).as_deref(), Some("forbidden"));
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<iq type='get' id='q3' to='juliet@example.com'><vCard xmlns='vcard-temp'/></iq>",
+    );
+    assert!(matches!(&outs[..], [Output::Unhandled(_)]));
+    // Remote domains are routed out, stamped with the sender's full JID.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message type='chat' to='mercutio@example.net'/>",
+    );
+    let r = routed(&outs);
+    assert_eq!(r[0].attr("from"), Some("romeo@example.com/orchard"));
+    // A malformed stanza from a session gets the mapped stanza error.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence><priority>999</priority></presence>",
+    );
+    assert_eq!(
+        error_condition(delivered(&outs, "romeo@example.com/orchard")[0]).as_deref(),
+        Some("bad-request")
+    );
+}
+
+#[test]
+fn s3_remote_contact_subscription_is_routed_with_the_bare_jid() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.net/phone'/>",
+    );
+    let r = routed(&outs);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].attr("to"), Some("romeo@example.net"));
+    assert_eq!(r[0].attr("from"), Some("juliet@example.com"));
+    // The remote approval arrives.
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribed' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    let outs = w.drain();
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.net"),
+        State::To
+    );
+    assert_eq!(
+        push_items(&delivered(&outs, "juliet@example.com/balcony"))[0].subscription,
+        Subscription::To
+    );
+}
