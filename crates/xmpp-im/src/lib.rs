@@ -14,6 +14,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod delivery;
 pub mod error;
 pub mod roster;
@@ -22,6 +23,7 @@ pub mod stanza;
 pub mod store;
 pub mod subscription;
 
+pub use client::{IqOutcome, IqTracker, TrackError};
 pub use delivery::{
     BareMessagePolicy, DeliveryPolicy, MessageDecision, Recipients, SessionInfo, SessionView,
     message_decision,
