@@ -31,6 +31,18 @@ pub(crate) fn sasl_payload_decode(text: &str) -> Result<Option<Vec<u8>>, ()> {
     }
 }
 
+/// An attribute name from a literal.
+pub(crate) fn attr_name(local: &'static str) -> minidom::rxml::NcName {
+    // Only called with literal ASCII names, which are valid NCNames.
+    #[allow(clippy::expect_used)]
+    minidom::rxml::NcName::try_from(local).expect("literal attribute names are valid NCNames")
+}
+
+/// Set an un-namespaced attribute.
+pub(crate) fn set_attr(element: &mut minidom::Element, local: &'static str, value: &str) {
+    element.set_attr(minidom::rxml::Namespace::NONE, attr_name(local), value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,24 +39,3 @@ impl Default for Timeouts {
         }
     }
 }
-
-/// Bounds on what the peer can make the machine hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StreamLimits {
-    /// Largest single stanza or nonza, in bytes of XML.
-    pub max_element_bytes: usize,
-    /// Deepest element nesting inside a stanza.
-    pub max_depth: usize,
-    /// Stanzas the client may queue before negotiation completes.
-    pub max_queued_stanzas: usize,
-}
-
-impl Default for StreamLimits {
-    fn default() -> Self {
-        StreamLimits {
-            max_element_bytes: 256 * 1024,
-            max_depth: 64,
-            max_queued_stanzas: 64,
-        }
-    }
-}

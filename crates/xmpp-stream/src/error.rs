@@ -10,16 +10,21 @@ use xmpp_xml::{StreamError, StreamErrorCondition};
 /// same error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProtocolError {
-    /// The stream error sent to the peer.
-    pub error: StreamError,
-    /// What exactly went wrong, for logs (never sent on the wire).
-    pub detail: &'static str,
+    error: Box<StreamError>,
+    detail: &'static str,
 }
 
 impl ProtocolError {
     pub(crate) fn new(condition: StreamErrorCondition, detail: &'static str) -> Self {
         ProtocolError {
-            error: StreamError::new(condition),
+            error: Box::new(StreamError::new(condition)),
+            detail,
+        }
+    }
+
+    pub(crate) fn from_stream_error(error: StreamError, detail: &'static str) -> Self {
+        ProtocolError {
+            error: Box::new(error),
             detail,
         }
     }
@@ -27,6 +32,16 @@ impl ProtocolError {
     /// The RFC 6120 condition sent to the peer.
     pub fn condition(&self) -> StreamErrorCondition {
         self.error.condition
+    }
+
+    /// The whole stream error sent to the peer.
+    pub fn stream_error(&self) -> &StreamError {
+        &self.error
+    }
+
+    /// What exactly went wrong, for logs (never sent on the wire).
+    pub fn detail(&self) -> &'static str {
+        self.detail
     }
 }
 

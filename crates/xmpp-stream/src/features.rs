@@ -25,6 +25,8 @@ pub mod ns {
     pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
     /// Legacy session establishment (RFC 3921 §3, draft-cridland-xmpp-session).
     pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+    /// XEP-0440 SASL channel-binding type capability.
+    pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 }
 
 /// The features this crate negotiates itself.
@@ -39,6 +41,9 @@ pub enum FeatureKind {
     Bind,
     /// `<session/>`: legacy session establishment.
     Session,
+    /// `<sasl-channel-binding/>` (XEP-0440): which channel-binding types the server supports.
+    /// Informational: it shapes SASL mechanism selection and is never negotiated itself.
+    ChannelBindingTypes,
 }
 
 /// The description of one feature: everything both roles need to know about it as data.
@@ -80,12 +85,13 @@ impl FeatureSpec {
             FeatureKind::Sasl => &FEATURES[1],
             FeatureKind::Bind => &FEATURES[2],
             FeatureKind::Session => &FEATURES[3],
+            FeatureKind::ChannelBindingTypes => &FEATURES[4],
         }
     }
 }
 
 /// Every feature this crate negotiates, in negotiation order.
-pub const FEATURES: [FeatureSpec; 4] = [
+pub const FEATURES: [FeatureSpec; 5] = [
     FeatureSpec {
         kind: FeatureKind::StartTls,
         name: "starttls",
@@ -122,6 +128,15 @@ pub const FEATURES: [FeatureSpec; 4] = [
         grants: SessionFlags::EMPTY,
         restarts: false,
     },
+    FeatureSpec {
+        kind: FeatureKind::ChannelBindingTypes,
+        name: "sasl-channel-binding",
+        namespace: ns::SASL_CB,
+        needs: SessionFlags::SECURE,
+        forbidden_by: SessionFlags::AUTHENTICATED,
+        grants: SessionFlags::EMPTY,
+        restarts: false,
+    },
 ];
 
 /// Most mechanisms kept from one `<mechanisms/>` list; more are ignored (a bound on what the
@@ -148,6 +163,8 @@ pub enum Advertised {
         /// `<optional/>` was present: the client should skip it.
         optional: bool,
     },
+    /// XEP-0440: the channel-binding type names the server supports, in its order.
+    ChannelBindingTypes(Vec<String>),
     /// A feature this crate does not negotiate, kept for the host.
     Other(Element),
 }
@@ -176,6 +193,16 @@ impl Advertised {
             FeatureKind::Session => Advertised::Session {
                 optional: child.has_child("optional", ns::SESSION),
             },
+            FeatureKind::ChannelBindingTypes => Advertised::ChannelBindingTypes(
+                child
+                    .children()
+                    .filter(|c| c.is("channel-binding", ns::SASL_CB))
+                    .filter_map(|c| c.attr("type"))
+                    .filter(|name| name.len() <= MAX_MECHANISM_NAME)
+                    .map(str::to_owned)
+                    .take(MAX_MECHANISMS)
+                    .collect(),
+            ),
         }
     }
 
@@ -186,6 +213,7 @@ impl Advertised {
             Advertised::Mechanisms(_) => Some(FeatureKind::Sasl),
             Advertised::Bind => Some(FeatureKind::Bind),
             Advertised::Session { .. } => Some(FeatureKind::Session),
+            Advertised::ChannelBindingTypes(_) => Some(FeatureKind::ChannelBindingTypes),
             Advertised::Other(_) => None,
         }
     }
@@ -216,6 +244,15 @@ impl Advertised {
                 let mut el = Element::bare("session", ns::SESSION);
                 if *optional {
                     el.append_child(Element::bare("optional", ns::SESSION));
+                }
+                el
+            }
+            Advertised::ChannelBindingTypes(types) => {
+                let mut el = Element::bare("sasl-channel-binding", ns::SASL_CB);
+                for kind in types {
+                    let mut child = Element::bare("channel-binding", ns::SASL_CB);
+                    crate::codec::set_attr(&mut child, "type", kind);
+                    el.append_child(child);
                 }
                 el
             }
@@ -257,6 +294,14 @@ impl Features {
     pub fn mechanisms(&self) -> Option<&[String]> {
         self.items.iter().find_map(|item| match item {
             Advertised::Mechanisms(names) => Some(names.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// The XEP-0440 channel-binding types, if listed.
+    pub fn channel_binding_types(&self) -> Option<&[String]> {
+        self.items.iter().find_map(|item| match item {
+            Advertised::ChannelBindingTypes(names) => Some(names.as_slice()),
             _ => None,
         })
     }
@@ -360,6 +405,10 @@ mod tests {
                 Advertised::Mechanisms(vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()]),
                 Advertised::Bind,
                 Advertised::Session { optional: true },
+                Advertised::ChannelBindingTypes(vec![
+                    "tls-exporter".into(),
+                    "tls-server-end-point".into(),
+                ]),
             ],
         };
         assert_eq!(Features::parse(&features.to_element()), features);

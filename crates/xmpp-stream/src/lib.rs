@@ -28,28 +28,35 @@
 //! ```
 #![forbid(unsafe_code)]
 
-#[allow(dead_code)] // the machines using these land in the next commits
+mod bind;
+mod client;
 mod codec;
 mod config;
-#[allow(dead_code)]
+mod core;
 mod entropy;
-#[allow(dead_code)]
 mod error;
 pub mod features;
 mod flags;
 mod output;
+pub mod pair;
+mod sasl;
+mod server;
+mod starttls;
 mod time;
-#[allow(dead_code)]
 mod timers;
 
-pub use config::{StreamLimits, Timeouts, TlsPolicy};
+pub use client::{ClientConfig, ClientStream, Credentials};
+pub use config::{Timeouts, TlsPolicy};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
 pub use error::{ProtocolError, UsageError};
 pub use features::{Advertised, FeatureKind, FeatureSpec, Features};
 pub use flags::SessionFlags;
-pub use output::{ChannelBinding, CloseReason, Event, Output, Transport};
+pub use output::{CloseReason, Event, Output, Transport};
+pub use server::{ServerBackend, ServerConfig, ServerStream};
 pub use time::Instant;
 pub use timers::Timer;
+pub use xmpp_jid::{BareJid, FullJid, Jid};
+pub use xmpp_sasl::{ChannelBinding, ChannelBindingType, CredentialStore, Mechanism};
 pub use xmpp_xml::{
-    StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError, StreamErrorCondition,
+    Limits, StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError, StreamErrorCondition,
 };

@@ -3,7 +3,11 @@
 use minidom::Element;
 use xmpp_xml::{StanzaError, StreamError};
 
+use xmpp_jid::{BareJid, FullJid};
+use xmpp_sasl::{ChannelBinding, Mechanism};
+
 use crate::error::ProtocolError;
+use crate::features::FeatureKind;
 use crate::timers::Timer;
 
 /// One item of the single ordered output queue. Handle items in order: a `Transmit` queued
@@ -37,15 +41,15 @@ pub enum Event {
     Secured,
     /// SASL succeeded.
     Authenticated {
-        /// Client: our bare JID. Server: the authenticated identity.
-        identity: String,
-        /// The mechanism's wire name.
-        mechanism: String,
+        /// The authenticated account.
+        jid: BareJid,
+        /// The mechanism used.
+        mechanism: Mechanism,
     },
     /// Negotiation is complete: stanzas may flow.
     Negotiated {
         /// The bound full JID.
-        jid: String,
+        jid: FullJid,
         /// Features the peer listed alongside the last negotiated one that this machine does
         /// not negotiate itself (stream management, CSI, roster versioning, ...), for the host.
         extra_features: Vec<Element>,
@@ -93,8 +97,14 @@ pub enum CloseReason {
     },
     /// No acceptable SASL mechanism (client) or too many failed attempts (server).
     NoMechanism,
-    /// Resource binding was refused.
+    /// Resource binding (or legacy session establishment) was refused.
     BindFailed(StanzaError),
+    /// The server's `<success/>` did not prove it knows our credentials (SCRAM server
+    /// signature mismatch): possibly an impostor.
+    ServerNotVerified,
+    /// The peer did not offer a feature this side requires (for example no `<bind/>` after
+    /// authentication).
+    FeatureMissing(FeatureKind),
     /// The host asked to close.
     Requested,
 }
@@ -105,39 +115,7 @@ pub enum CloseReason {
 pub enum Transport {
     /// Plain TCP (STARTTLS may follow).
     Plain,
-    /// Already inside TLS (XEP-0368 direct TLS): STARTTLS is skipped.
-    Tls(ChannelBinding),
-}
-
-/// Channel-binding data the host extracted from its TLS session, whichever types it has.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChannelBinding {
-    /// RFC 9266 `tls-exporter` (TLS 1.3), 32 bytes.
-    pub tls_exporter: Option<Vec<u8>>,
-    /// RFC 5929 `tls-server-end-point`: the hash of the server certificate.
-    pub tls_server_end_point: Option<Vec<u8>>,
-    /// RFC 5929 `tls-unique` (TLS 1.2 only).
-    pub tls_unique: Option<Vec<u8>>,
-}
-
-impl ChannelBinding {
-    /// No channel binding available (the handshake gave none, or the host cannot extract it).
-    pub fn none() -> Self {
-        ChannelBinding::default()
-    }
-
-    /// Only `tls-exporter` data.
-    pub fn tls_exporter(data: impl Into<Vec<u8>>) -> Self {
-        ChannelBinding {
-            tls_exporter: Some(data.into()),
-            ..ChannelBinding::default()
-        }
-    }
-
-    /// Whether any binding type is available.
-    pub fn is_empty(&self) -> bool {
-        self.tls_exporter.is_none()
-            && self.tls_server_end_point.is_none()
-            && self.tls_unique.is_none()
-    }
+    /// Already inside TLS (XEP-0368 direct TLS): STARTTLS is skipped. Carries whatever
+    /// channel-binding data the host's TLS library provides (possibly none).
+    Tls(Vec<ChannelBinding>),
 }

@@ -1,0 +1,420 @@
+//! What both roles share: the parser, the writer, the output queue, the timer table, session
+//! flags, the sticky error, restart and the closing handshake. Role files (`client`, `server`)
+//! only decide what each element means during negotiation.
+
+use std::collections::VecDeque;
+
+use minidom::Element;
+use xmpp_xml::{
+    Event as XmlEvent, Limits, StreamError, StreamErrorCondition, StreamHeader, StreamParser,
+    StreamWriter,
+};
+
+use crate::config::Timeouts;
+use crate::entropy::Entropy;
+use crate::error::{ProtocolError, UsageError};
+use crate::features::ns;
+use crate::flags::SessionFlags;
+use crate::output::{CloseReason, Event, Output};
+use crate::time::Instant;
+use crate::timers::{Timer, TimerTable};
+
+/// Where the stream is, independent of the role and of which feature is being negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `start` not called yet.
+    Idle,
+    /// Reading and writing the stream.
+    Open,
+    /// `StartTls` emitted; waiting for `tls_established`. No byte may arrive or leave.
+    AwaitingTls,
+    /// We sent `</stream:stream>` and wait for the peer's.
+    Closing,
+    /// Over: `Closed` was emitted.
+    Closed,
+}
+
+/// What the parser produced, with the stream-level cases (peer stream error, peer close)
+/// already handled by the core.
+pub(crate) enum Incoming {
+    Header(StreamHeader),
+    Element(Element),
+}
+
+/// The machinery shared by both roles.
+pub(crate) struct Core {
+    parser: StreamParser,
+    writer: Option<StreamWriter>,
+    out: VecDeque<Output>,
+    pub(crate) timers: TimerTable,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) flags: SessionFlags,
+    pub(crate) phase: Phase,
+    error: Option<ProtocolError>,
+    now: Instant,
+    pub(crate) entropy: Box<dyn Entropy + Send>,
+    /// The peer's header arrived on the current stream.
+    pub(crate) header_received: bool,
+    /// A header to send first if we must send a stream error before our own header went out
+    /// (RFC 6120 §4.9.1.2): set by the server.
+    pub(crate) fallback_header: Option<StreamHeader>,
+    /// Why we are closing, reported when the peer's close (or the close deadline) arrives.
+    closing_reason: Option<CloseReason>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        timeouts: Timeouts,
+        limits: Limits,
+        entropy: Box<dyn Entropy + Send>,
+    ) -> Self {
+        Core {
+            parser: StreamParser::with_limits(limits),
+            writer: None,
+            out: VecDeque::new(),
+            timers: TimerTable::default(),
+            timeouts,
+            flags: SessionFlags::EMPTY,
+            phase: Phase::Idle,
+            error: None,
+            now: Instant::ZERO,
+            entropy,
+            header_received: false,
+            fallback_header: None,
+            closing_reason: None,
+        }
+    }
+
+    /// Time never goes backwards: an earlier `now` than one already seen is taken as the later.
+    pub(crate) fn tick(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    pub(crate) fn start(&mut self, now: Instant) -> Result<(), UsageError> {
+        if self.phase != Phase::Idle {
+            return Err(UsageError::AlreadyStarted);
+        }
+        let now = self.tick(now);
+        self.phase = Phase::Open;
+        if let Some(limit) = self.timeouts.negotiation {
+            self.timers.set(Timer::Negotiation, now + limit);
+        }
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub(crate) fn event(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    pub(crate) fn start_tls(&mut self) {
+        self.phase = Phase::AwaitingTls;
+        self.out.push_back(Output::StartTls);
+    }
+
+    fn transmit(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let (Some(interval), Some(_)) =
+            (self.timeouts.keepalive, self.timers.get(Timer::Keepalive))
+        {
+            self.timers.set(Timer::Keepalive, self.now + interval);
+        }
+        // Coalesce with a transmit still queued: fewer, larger writes for the host.
+        if let Some(Output::Transmit(last)) = self.out.back_mut() {
+            last.extend_from_slice(&bytes);
+        } else {
+            self.out.push_back(Output::Transmit(bytes));
+        }
+    }
+
+    /// Open our side of a (new) stream with `header`.
+    pub(crate) fn send_header(&mut self, header: &StreamHeader) {
+        let writer = StreamWriter::new(header);
+        let mut bytes = Vec::new();
+        if writer.write_header(&mut bytes).is_err() {
+            // Our header's fields were validated when the config was built; an error here can
+            // only come from a host-supplied value the writer rejects: send a plain header.
+            let plain = StreamWriter::new(&StreamHeader::new(xmpp_xml::ContentNamespace::Client));
+            bytes.clear();
+            let _ = plain.write_header(&mut bytes);
+            self.writer = Some(plain);
+        } else {
+            self.writer = Some(writer);
+        }
+        self.transmit(bytes);
+    }
+
+    pub(crate) fn header_sent(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Serialize and transmit one element. Elements built by this crate always serialize; a
+    /// host stanza that does not is refused before it reaches here.
+    pub(crate) fn send(&mut self, element: &Element) {
+        let mut bytes = Vec::new();
+        if let Some(writer) = &self.writer {
+            if writer.write_element(element, &mut bytes).is_ok() {
+                self.transmit(bytes);
+            }
+        }
+    }
+
+    /// Check that a host element can be serialized, returning its bytes.
+    pub(crate) fn serialize(&self, element: &Element) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.writer
+            .as_ref()?
+            .write_element(element, &mut bytes)
+            .ok()?;
+        Some(bytes)
+    }
+
+    pub(crate) fn send_bytes(&mut self, bytes: Vec<u8>) {
+        self.transmit(bytes);
+    }
+
+    pub(crate) fn send_keepalive(&mut self) {
+        self.transmit(vec![b' ']);
+    }
+
+    fn send_close_tag(&mut self) {
+        if let Some(writer) = &self.writer {
+            let mut bytes = Vec::new();
+            writer.write_end(&mut bytes);
+            self.transmit(bytes);
+        }
+    }
+
+    // ----- lifecycle -----
+
+    /// Restart the stream (RFC 6120 §4.3.3): a fresh parser state that keeps the bytes it
+    /// has not consumed (they belong to the new stream), a new writer on our next header,
+    /// per-stream attributes forgotten; session flags kept.
+    pub(crate) fn restart(&mut self) {
+        self.parser.reset();
+        self.writer = None;
+        self.header_received = false;
+    }
+
+    /// Negotiation is done: stop its deadline, start keepalives.
+    pub(crate) fn negotiated(&mut self) {
+        self.flags |= SessionFlags::BOUND;
+        self.timers.stop(Timer::Negotiation);
+        if let Some(interval) = self.timeouts.keepalive {
+            self.timers.set(Timer::Keepalive, self.now + interval);
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), UsageError> {
+        match self.phase {
+            Phase::Idle => Err(UsageError::NotStarted),
+            Phase::Closing | Phase::Closed => Err(UsageError::Closed),
+            Phase::Open | Phase::AwaitingTls => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        self.phase = Phase::Closed;
+        self.timers.stop_all();
+        self.event(Event::Closed { reason });
+    }
+
+    /// The peer broke the protocol: send the stream error and our close, emit `Closed`, and
+    /// remember the error so every later input returns it.
+    pub(crate) fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        if self.phase == Phase::Closed {
+            return self.error.clone().unwrap_or(error);
+        }
+        if !self.header_sent() {
+            if let Some(header) = self.fallback_header.take() {
+                self.send_header(&header);
+            }
+        }
+        if self.phase != Phase::Closing {
+            let element = error.stream_error().to_element();
+            self.send(&element);
+            self.send_close_tag();
+        }
+        self.error = Some(error.clone());
+        self.finish(CloseReason::ProtocolError(error.clone()));
+        error
+    }
+
+    /// Close our side gracefully: send `</stream:stream>` and wait (bounded) for the peer's.
+    pub(crate) fn close(&mut self, reason: CloseReason) {
+        match self.phase {
+            Phase::Closing | Phase::Closed => {}
+            Phase::Idle => self.finish(reason),
+            Phase::Open | Phase::AwaitingTls => {
+                self.send_close_tag();
+                self.phase = Phase::Closing;
+                self.closing_reason = Some(reason);
+                self.timers.stop_all();
+                self.timers
+                    .set(Timer::Close, self.now + self.timeouts.close);
+            }
+        }
+    }
+
+    /// The host reports the transport is gone.
+    pub(crate) fn transport_closed(&mut self) {
+        if self.phase != Phase::Closed {
+            let reason = match self.closing_reason.take() {
+                Some(CloseReason::Requested) | None => CloseReason::TransportClosed,
+                Some(reason) => reason,
+            };
+            self.finish(reason);
+        }
+    }
+
+    /// Fire expired timers. Returns the negotiation timeout so the role can react (both roles
+    /// treat it the same way today).
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        while let Some(timer) = self.timers.take_expired(now) {
+            match timer {
+                Timer::Keepalive => {
+                    if self.phase == Phase::Open {
+                        self.send_keepalive();
+                        if let Some(interval) = self.timeouts.keepalive {
+                            self.timers.set(Timer::Keepalive, now + interval);
+                        }
+                    }
+                }
+                Timer::Negotiation => {
+                    if matches!(self.phase, Phase::Open | Phase::AwaitingTls) {
+                        if self.phase == Phase::Open {
+                            let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                            if !self.header_sent() {
+                                if let Some(header) = self.fallback_header.take() {
+                                    self.send_header(&header);
+                                }
+                            }
+                            self.send(&error.to_element());
+                            self.send_close_tag();
+                        }
+                        self.finish(CloseReason::Timeout(Timer::Negotiation));
+                    }
+                }
+                Timer::Close => {
+                    if self.phase == Phase::Closing {
+                        self.closing_reason = None;
+                        self.finish(CloseReason::Timeout(Timer::Close));
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- input -----
+
+    /// Accept peer bytes. `Ok(false)` means: do not process (closed, or not started yet: the
+    /// bytes are buffered for when the stream starts).
+    pub(crate) fn feed(&mut self, now: Instant, bytes: &[u8]) -> Result<bool, ProtocolError> {
+        self.tick(now);
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        match self.phase {
+            Phase::Closed => Ok(false),
+            Phase::Idle => {
+                self.parser.feed(bytes);
+                Ok(false)
+            }
+            Phase::AwaitingTls => {
+                if bytes.is_empty() {
+                    return Ok(false);
+                }
+                // Plaintext arriving between the TLS switch and `tls_established`: whatever
+                // the peer sent there was not protected by TLS (STARTTLS command injection).
+                Err(self.fail(ProtocolError::new(
+                    StreamErrorCondition::PolicyViolation,
+                    "bytes received between the STARTTLS switch and the TLS handshake",
+                )))
+            }
+            Phase::Open | Phase::Closing => {
+                self.parser.feed(bytes);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether bytes were fed but not yet consumed by an event: checked at the STARTTLS switch.
+    pub(crate) fn has_unparsed_input(&self) -> bool {
+        self.parser.has_unparsed_input()
+    }
+
+    /// The next header or element the role must interpret. Handles stream-level events
+    /// itself: whitespace, the peer's stream error (redirect included) and the peer's close.
+    pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, ProtocolError> {
+        loop {
+            if !matches!(self.phase, Phase::Open | Phase::Closing) {
+                return Ok(None);
+            }
+            let event = match self.parser.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    let condition = error.condition();
+                    return Err(self.fail(ProtocolError::new(condition, "malformed XML stream")));
+                }
+            };
+            match event {
+                XmlEvent::StreamStart(header) => {
+                    self.header_received = true;
+                    return Ok(Some(Incoming::Header(header)));
+                }
+                XmlEvent::Whitespace => {}
+                XmlEvent::StreamEnd => {
+                    self.peer_closed();
+                    return Ok(None);
+                }
+                XmlEvent::Element(element) => {
+                    if element.is("error", ns::STREAMS) {
+                        self.peer_error(&element);
+                        return Ok(None);
+                    }
+                    return Ok(Some(Incoming::Element(element)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn peer_closed(&mut self) {
+        if self.phase == Phase::Closing {
+            let reason = match self.closing_reason.take() {
+                Some(CloseReason::Requested) | None => CloseReason::Graceful,
+                Some(reason) => reason,
+            };
+            self.finish(reason);
+        } else {
+            self.send_close_tag();
+            self.finish(CloseReason::Graceful);
+        }
+    }
+
+    fn peer_error(&mut self, element: &Element) {
+        let error = StreamError::from_element(element)
+            .unwrap_or_else(|_| StreamError::new(StreamErrorCondition::UndefinedCondition));
+        if let Some(host) = &error.other_host {
+            self.event(Event::Redirect { host: host.clone() });
+        }
+        if self.phase != Phase::Closing {
+            self.send_close_tag();
+        }
+        self.finish(CloseReason::StreamError(error));
+    }
+}

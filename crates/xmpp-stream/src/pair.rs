@@ -1,0 +1,442 @@
+//! The `Pair` test harness: a [`ClientStream`] and a [`ServerStream`] joined by two in-memory
+//! wires, driven by a virtual clock. Deterministic and I/O-free, so tests, benches, fuzzers and
+//! host authors can run whole negotiations in a loop.
+//!
+//! - **Wires** deliver each transmission in chunks of [`WireConfig::chunk`] bytes after
+//!   [`WireConfig::latency`], so chunking invariance and timing are testable.
+//! - **Fake TLS**: when a side emits [`Output::StartTls`] the harness calls `tls_established`
+//!   on it right away with fixed channel-binding bytes ([`Pair::client_bindings`] /
+//!   [`Pair::server_bindings`]); bytes are not transformed.
+//! - **Tamper hooks** see and may rewrite every transmission before it enters a wire.
+//! - **A transcript** of everything delivered ([`Pair::log`]) for golden comparisons.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use core::time::Duration;
+use xmpp_sasl::{
+    ChannelBinding, ChannelBindingType, Condition, CredentialStore, PasswordPrep, ScramHash,
+    StoredCredentials,
+};
+
+use crate::client::ClientStream;
+use crate::error::ProtocolError;
+use crate::output::{Event, Output};
+use crate::server::{ServerBackend, ServerStream};
+use crate::time::Instant;
+
+/// Which way bytes travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client to server.
+    ToServer,
+    /// Server to client.
+    ToClient,
+}
+
+/// How a wire delivers bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireConfig {
+    /// Largest chunk handed to `handle_input` at once (0 means whole transmissions).
+    pub chunk: usize,
+    /// Delay between transmission and delivery.
+    pub latency: Duration,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        WireConfig {
+            chunk: 0,
+            latency: Duration::from_millis(10),
+        }
+    }
+}
+
+/// One entry of the harness log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    /// Bytes delivered.
+    Bytes {
+        /// When.
+        at: Instant,
+        /// Which way.
+        direction: Direction,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// A side finished its (fake) TLS handshake.
+    Tls {
+        /// When.
+        at: Instant,
+        /// `ToServer` for the client, `ToClient` for the server (the side whose output asked).
+        side: Direction,
+    },
+}
+
+/// A hook that may rewrite a transmission before it enters a wire.
+pub type TamperHook = Box<dyn FnMut(Direction, &mut Vec<u8>) + Send>;
+
+/// An in-memory account database for the server side: SCRAM credentials derived once per
+/// user and hash; every bind accepted except resources listed as taken.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBackend {
+    users: BTreeMap<String, Vec<StoredCredentials>>,
+    taken: Vec<String>,
+}
+
+impl MemoryBackend {
+    /// An empty database.
+    pub fn new() -> Self {
+        MemoryBackend::default()
+    }
+
+    /// Add a user, deriving SCRAM credentials for every hash with `iterations` (4096 is the
+    /// RFC 7677 floor and the client's default minimum).
+    #[must_use]
+    pub fn with_user(mut self, name: &str, password: &str, iterations: u32) -> Self {
+        let salt = format!("salt-of-{name}");
+        let creds = ScramHash::ALL
+            .iter()
+            .filter_map(|hash| {
+                StoredCredentials::derive(
+                    *hash,
+                    password,
+                    PasswordPrep::SaslPrep,
+                    salt.as_bytes(),
+                    iterations,
+                )
+                .ok()
+            })
+            .collect();
+        self.users.insert(name.to_owned(), creds);
+        self
+    }
+
+    /// Mark a full JID as already bound elsewhere: binding it yields `conflict`.
+    #[must_use]
+    pub fn with_taken(mut self, full_jid: &str) -> Self {
+        self.taken.push(full_jid.to_owned());
+        self
+    }
+}
+
+impl CredentialStore for MemoryBackend {
+    fn scram_credentials(
+        &self,
+        authcid: &str,
+        hash: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        Ok(self
+            .users
+            .get(authcid)
+            .and_then(|creds| creds.iter().find(|c| c.hash() == hash).cloned()))
+    }
+}
+
+impl ServerBackend for MemoryBackend {
+    fn check_bind(&self, jid: &xmpp_jid::FullJid) -> Result<(), xmpp_xml::StanzaErrorCondition> {
+        if self.taken.iter().any(|taken| taken == jid.as_str()) {
+            Err(xmpp_xml::StanzaErrorCondition::Conflict)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The fixed fake-TLS binding both sides get by default: 32 bytes of `tls-exporter`.
+pub fn fake_tls_binding() -> Vec<ChannelBinding> {
+    vec![ChannelBinding::new(
+        ChannelBindingType::TlsExporter,
+        [0x5a; 32],
+    )]
+}
+
+struct Wire {
+    config: WireConfig,
+    in_flight: VecDeque<(Instant, Vec<u8>)>,
+}
+
+impl Wire {
+    fn push(&mut self, now: Instant, bytes: &[u8]) {
+        let at = now + self.config.latency;
+        let chunk = if self.config.chunk == 0 {
+            bytes.len().max(1)
+        } else {
+            self.config.chunk
+        };
+        for piece in bytes.chunks(chunk) {
+            self.in_flight.push_back((at, piece.to_vec()));
+        }
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        self.in_flight.front().map(|(at, _)| *at)
+    }
+}
+
+/// A client and a server joined by two wires and a virtual clock.
+pub struct Pair {
+    /// The client machine.
+    pub client: ClientStream,
+    /// The server machine.
+    pub server: ServerStream,
+    /// The virtual clock.
+    pub now: Instant,
+    /// Events the client emitted, in order.
+    pub client_events: Vec<Event>,
+    /// Events the server emitted, in order.
+    pub server_events: Vec<Event>,
+    /// Protocol errors `handle_input` returned to the client's host.
+    pub client_errors: Vec<ProtocolError>,
+    /// Protocol errors `handle_input` returned to the server's host.
+    pub server_errors: Vec<ProtocolError>,
+    /// Channel-binding data the fake TLS gives the client.
+    pub client_bindings: Vec<ChannelBinding>,
+    /// Channel-binding data the fake TLS gives the server.
+    pub server_bindings: Vec<ChannelBinding>,
+    /// Everything delivered, in order.
+    pub log: Vec<LogEntry>,
+    to_server: Wire,
+    to_client: Wire,
+    tamper: Option<TamperHook>,
+}
+
+impl Pair {
+    /// Join `client` and `server` (neither started yet) with default wires.
+    pub fn new(client: ClientStream, server: ServerStream) -> Self {
+        Pair {
+            client,
+            server,
+            now: Instant::ZERO,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            client_errors: Vec::new(),
+            server_errors: Vec::new(),
+            client_bindings: fake_tls_binding(),
+            server_bindings: fake_tls_binding(),
+            log: Vec::new(),
+            to_server: Wire {
+                config: WireConfig::default(),
+                in_flight: VecDeque::new(),
+            },
+            to_client: Wire {
+                config: WireConfig::default(),
+                in_flight: VecDeque::new(),
+            },
+            tamper: None,
+        }
+    }
+
+    /// Configure the wire in `direction`.
+    pub fn set_wire(&mut self, direction: Direction, config: WireConfig) {
+        match direction {
+            Direction::ToServer => self.to_server.config = config,
+            Direction::ToClient => self.to_client.config = config,
+        }
+    }
+
+    /// Install a hook that sees (and may rewrite) every transmission.
+    pub fn set_tamper(&mut self, hook: impl FnMut(Direction, &mut Vec<u8>) + Send + 'static) {
+        self.tamper = Some(Box::new(hook));
+    }
+
+    /// Start both machines on a plain transport.
+    pub fn start(&mut self) {
+        let _ = self.server.start(self.now, crate::Transport::Plain);
+        let _ = self.client.start(self.now, crate::Transport::Plain);
+    }
+
+    /// Start both machines on a direct-TLS transport (XEP-0368).
+    pub fn start_direct_tls(&mut self) {
+        let _ = self.server.start(
+            self.now,
+            crate::Transport::Tls(self.server_bindings.clone()),
+        );
+        let _ = self.client.start(
+            self.now,
+            crate::Transport::Tls(self.client_bindings.clone()),
+        );
+    }
+
+    /// Move every pending output onto the wires (or into the event lists). Returns whether
+    /// anything moved.
+    fn collect(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(output) = self.client.poll_output() {
+            moved = true;
+            match output {
+                Output::Transmit(mut bytes) => {
+                    if let Some(hook) = &mut self.tamper {
+                        hook(Direction::ToServer, &mut bytes);
+                    }
+                    self.to_server.push(self.now, &bytes);
+                }
+                Output::StartTls => {
+                    self.log.push(LogEntry::Tls {
+                        at: self.now,
+                        side: Direction::ToServer,
+                    });
+                    let _ = self
+                        .client
+                        .tls_established(self.now, self.client_bindings.clone());
+                }
+                Output::Event(event) => self.client_events.push(event),
+            }
+        }
+        while let Some(output) = self.server.poll_output() {
+            moved = true;
+            match output {
+                Output::Transmit(mut bytes) => {
+                    if let Some(hook) = &mut self.tamper {
+                        hook(Direction::ToClient, &mut bytes);
+                    }
+                    self.to_client.push(self.now, &bytes);
+                }
+                Output::StartTls => {
+                    self.log.push(LogEntry::Tls {
+                        at: self.now,
+                        side: Direction::ToClient,
+                    });
+                    let _ = self
+                        .server
+                        .tls_established(self.now, self.server_bindings.clone());
+                }
+                Output::Event(event) => self.server_events.push(event),
+            }
+        }
+        moved
+    }
+
+    /// Deliver every chunk due by now. Returns whether anything was delivered.
+    fn deliver(&mut self) -> bool {
+        let mut delivered = false;
+        while let Some((at, _)) = self.to_server.in_flight.front() {
+            if *at > self.now {
+                break;
+            }
+            let Some((_, bytes)) = self.to_server.in_flight.pop_front() else {
+                break;
+            };
+            delivered = true;
+            self.log.push(LogEntry::Bytes {
+                at: self.now,
+                direction: Direction::ToServer,
+                bytes: bytes.clone(),
+            });
+            if let Err(e) = self.server.handle_input(self.now, &bytes) {
+                self.server_errors.push(e);
+            }
+            self.collect();
+        }
+        while let Some((at, _)) = self.to_client.in_flight.front() {
+            if *at > self.now {
+                break;
+            }
+            let Some((_, bytes)) = self.to_client.in_flight.pop_front() else {
+                break;
+            };
+            delivered = true;
+            self.log.push(LogEntry::Bytes {
+                at: self.now,
+                direction: Direction::ToClient,
+                bytes: bytes.clone(),
+            });
+            if let Err(e) = self.client.handle_input(self.now, &bytes) {
+                self.client_errors.push(e);
+            }
+            self.collect();
+        }
+        delivered
+    }
+
+    /// One step: collect outputs, deliver what is due; if nothing happened, advance the clock
+    /// to the next delivery. Returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let moved = self.collect();
+        if self.deliver() || moved {
+            return true;
+        }
+        let next = [self.to_server.next_at(), self.to_client.next_at()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(at) => {
+                self.now = self.now.max(at);
+                self.deliver();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Step until no bytes are in flight and no output is pending (timers are not fired).
+    pub fn drive(&mut self) {
+        self.drive_bounded(100_000);
+    }
+
+    /// Like [`drive`](Self::drive) but at most `steps` steps; returns whether it settled.
+    pub fn drive_bounded(&mut self, steps: usize) -> bool {
+        for _ in 0..steps {
+            if !self.step() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Advance the clock by `by`, firing timers of both sides as their deadlines pass, and
+    /// drive after each.
+    pub fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        loop {
+            self.drive();
+            let next = [self.client.poll_timeout(), self.server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.client.handle_timeout(self.now);
+                    self.server.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.client.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
+        self.drive();
+    }
+
+    /// The log as readable text: `C:`/`S:` lines with the bytes as UTF-8, `[TLS]` markers.
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        for entry in &self.log {
+            match entry {
+                LogEntry::Bytes {
+                    at,
+                    direction,
+                    bytes,
+                } => {
+                    let who = if *direction == Direction::ToServer {
+                        "C"
+                    } else {
+                        "S"
+                    };
+                    let _ = writeln!(text, "{at} {who}: {}", String::from_utf8_lossy(bytes));
+                }
+                LogEntry::Tls { at, side } => {
+                    let who = if *side == Direction::ToServer {
+                        "C"
+                    } else {
+                        "S"
+                    };
+                    let _ = writeln!(text, "{at} {who}: [TLS]");
+                }
+            }
+        }
+        text
+    }
+}
