@@ -12,7 +12,7 @@ use xmpp_xml::{
 use crate::bind;
 use crate::config::{Timeouts, TlsPolicy};
 use crate::core::{Core, Incoming, Phase};
-use crate::entropy::{Entropy, random_token};
+use crate::entropy::{Entropy, random_nonce, random_token};
 use crate::error::{ProtocolError, UsageError};
 use crate::features::{Advertised, Features, ns};
 use crate::flags::SessionFlags;
@@ -20,6 +20,9 @@ use crate::output::{CloseReason, Event, Output, Transport};
 use crate::sasl::{SaslElement, SaslParseError};
 use crate::starttls::TlsElement;
 use crate::time::Instant;
+
+/// Characters in the client's SCRAM nonce (6 bits each: 192 bits).
+const NONCE_LEN: usize = 32;
 
 /// What the client authenticates with.
 #[derive(Clone)]
@@ -494,7 +497,7 @@ impl ClientStream {
             self.give_up(CloseReason::NoMechanism);
             return;
         };
-        let nonce = random_token(self.core.entropy.as_mut(), 18);
+        let nonce = random_nonce(self.core.entropy.as_mut(), NONCE_LEN);
         let authcid = self.config.jid.node().unwrap_or_default().to_owned();
         let mut sasl = xmpp_sasl::ClientConfig::new(authcid, nonce)
             .gs2(selection.gs2)

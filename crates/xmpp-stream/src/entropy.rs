@@ -143,6 +143,36 @@ pub(crate) fn random_token(entropy: &mut dyn Entropy, len: usize) -> String {
     crate::codec::base64_encode(&bytes)
 }
 
+/// The 64 characters nonces are drawn from: letters, digits, `-` and `_` (printable, no `,`,
+/// safe in SCRAM attributes and XML).
+const NONCE_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A nonce of `len` characters, one random byte per character (its low six bits pick the
+/// character, so each carries 6 bits of entropy). A transcript can script any nonce over the
+/// alphabet by scripting the characters' indices.
+pub(crate) fn random_nonce(entropy: &mut dyn Entropy, len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    entropy.fill(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(NONCE_ALPHABET[usize::from(b & 63)]))
+        .collect()
+}
+
+/// The entropy bytes that make [`random_nonce`] produce `nonce`, if it is over the alphabet.
+pub(crate) fn nonce_script(nonce: &str) -> Option<Vec<u8>> {
+    nonce
+        .bytes()
+        .map(|c| {
+            NONCE_ALPHABET
+                .iter()
+                .position(|a| *a == c)
+                .and_then(|i| u8::try_from(i).ok())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +199,24 @@ mod tests {
         s.fill(&mut buf);
         assert_eq!(buf, [3, 0]);
         assert!(s.exhausted());
+    }
+
+    #[test]
+    fn nonces_are_scriptable_and_printable() {
+        let nonce = "e124695b-69a9-4de6-9c30-b51b3808c59e";
+        let script = nonce_script(nonce).expect("nonce over the alphabet");
+        assert_eq!(
+            random_nonce(&mut ScriptedEntropy::new(script), nonce.len()),
+            nonce
+        );
+        let drawn = random_nonce(&mut SeededEntropy::new(3), 32);
+        assert_eq!(drawn.len(), 32);
+        assert!(
+            drawn
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(nonce_script("a,b"), None);
     }
 
     #[test]

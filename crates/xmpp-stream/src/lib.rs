@@ -44,6 +44,7 @@ mod server;
 mod starttls;
 mod time;
 mod timers;
+pub mod transcript;
 
 pub use client::{ClientConfig, ClientStream, Credentials};
 pub use config::{Timeouts, TlsPolicy};

@@ -55,8 +55,17 @@ impl Default for WireConfig {
 /// One entry of the harness log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEntry {
-    /// Bytes delivered.
-    Bytes {
+    /// A machine transmitted bytes (logged when the harness collected them).
+    Sent {
+        /// When.
+        at: Instant,
+        /// Which way.
+        direction: Direction,
+        /// What (after the tamper hook).
+        bytes: Vec<u8>,
+    },
+    /// Bytes were handed to a machine's `handle_input`.
+    Delivered {
         /// When.
         at: Instant,
         /// Which way.
@@ -68,8 +77,26 @@ pub enum LogEntry {
     Tls {
         /// When.
         at: Instant,
-        /// `ToServer` for the client, `ToClient` for the server (the side whose output asked).
+        /// The side: `ToServer` for the client, `ToClient` for the server.
         side: Direction,
+    },
+    /// A side emitted an event.
+    Event {
+        /// When.
+        at: Instant,
+        /// The side: `ToServer` for the client, `ToClient` for the server.
+        side: Direction,
+        /// Its transcript summary ([`crate::transcript::event_summary`]).
+        summary: String,
+    },
+    /// The harness ran a host command on a side (`send <xml>`, `close`).
+    Host {
+        /// When.
+        at: Instant,
+        /// The side: `ToServer` for the client, `ToClient` for the server.
+        side: Direction,
+        /// The command in transcript form.
+        command: String,
     },
 }
 
@@ -112,6 +139,13 @@ impl MemoryBackend {
         self
     }
 
+    /// Add a user with credentials derived elsewhere.
+    #[must_use]
+    pub fn with_credentials(mut self, name: &str, credentials: Vec<StoredCredentials>) -> Self {
+        self.users.insert(name.to_owned(), credentials);
+        self
+    }
+
     /// Mark a full JID as already bound elsewhere: binding it yields `conflict`.
     #[must_use]
     pub fn with_taken(mut self, full_jid: &str) -> Self {
@@ -141,6 +175,20 @@ impl ServerBackend for MemoryBackend {
             Ok(())
         }
     }
+}
+
+fn tag(direction: Direction) -> &'static str {
+    if direction == Direction::ToServer {
+        "C"
+    } else {
+        "S"
+    }
+}
+
+fn xml_text(element: &minidom::Element) -> String {
+    let mut out = Vec::new();
+    let _ = element.write_to(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The fixed fake-TLS binding both sides get by default: 32 bytes of `tls-exporter`.
@@ -270,6 +318,11 @@ impl Pair {
                         hook(Direction::ToServer, &mut bytes);
                     }
                     self.to_server.push(self.now, &bytes);
+                    self.log.push(LogEntry::Sent {
+                        at: self.now,
+                        direction: Direction::ToServer,
+                        bytes,
+                    });
                 }
                 Output::StartTls => {
                     self.log.push(LogEntry::Tls {
@@ -280,7 +333,15 @@ impl Pair {
                         .client
                         .tls_established(self.now, self.client_bindings.clone());
                 }
-                Output::Event(event) => self.client_events.push(event),
+                Output::Event(event) => {
+                    let summary = crate::transcript::event_summary(&event);
+                    self.log.push(LogEntry::Event {
+                        at: self.now,
+                        side: Direction::ToServer,
+                        summary,
+                    });
+                    self.client_events.push(event);
+                }
             }
         }
         while let Some(output) = self.server.poll_output() {
@@ -291,6 +352,11 @@ impl Pair {
                         hook(Direction::ToClient, &mut bytes);
                     }
                     self.to_client.push(self.now, &bytes);
+                    self.log.push(LogEntry::Sent {
+                        at: self.now,
+                        direction: Direction::ToClient,
+                        bytes,
+                    });
                 }
                 Output::StartTls => {
                     self.log.push(LogEntry::Tls {
@@ -301,7 +367,15 @@ impl Pair {
                         .server
                         .tls_established(self.now, self.server_bindings.clone());
                 }
-                Output::Event(event) => self.server_events.push(event),
+                Output::Event(event) => {
+                    let summary = crate::transcript::event_summary(&event);
+                    self.log.push(LogEntry::Event {
+                        at: self.now,
+                        side: Direction::ToClient,
+                        summary,
+                    });
+                    self.server_events.push(event);
+                }
             }
         }
         moved
@@ -318,7 +392,7 @@ impl Pair {
                 break;
             };
             delivered = true;
-            self.log.push(LogEntry::Bytes {
+            self.log.push(LogEntry::Delivered {
                 at: self.now,
                 direction: Direction::ToServer,
                 bytes: bytes.clone(),
@@ -336,7 +410,7 @@ impl Pair {
                 break;
             };
             delivered = true;
-            self.log.push(LogEntry::Bytes {
+            self.log.push(LogEntry::Delivered {
                 at: self.now,
                 direction: Direction::ToClient,
                 bytes: bytes.clone(),
@@ -410,32 +484,121 @@ impl Pair {
         self.drive();
     }
 
-    /// The log as readable text: `C:`/`S:` lines with the bytes as UTF-8, `[TLS]` markers.
+    /// Send a stanza from the client's host (logged for transcripts).
+    pub fn client_send(&mut self, stanza: &minidom::Element) -> Result<(), crate::UsageError> {
+        self.host(Direction::ToServer, format!("send {}", xml_text(stanza)));
+        self.client.send_stanza(self.now, stanza.clone())
+    }
+
+    /// Send a stanza from the server's host (logged for transcripts).
+    pub fn server_send(&mut self, stanza: &minidom::Element) -> Result<(), crate::UsageError> {
+        self.host(Direction::ToClient, format!("send {}", xml_text(stanza)));
+        self.server.send_stanza(self.now, stanza)
+    }
+
+    /// Close from the client's host (logged for transcripts).
+    pub fn client_close(&mut self) -> Result<(), crate::UsageError> {
+        self.host(Direction::ToServer, "close".to_owned());
+        self.client.close(self.now)
+    }
+
+    /// Close from the server's host (logged for transcripts).
+    pub fn server_close(&mut self) -> Result<(), crate::UsageError> {
+        self.host(Direction::ToClient, "close".to_owned());
+        self.server.close(self.now)
+    }
+
+    fn host(&mut self, side: Direction, command: String) {
+        self.log.push(LogEntry::Host {
+            at: self.now,
+            side,
+            command,
+        });
+    }
+
+    /// The run as a transcript for replaying `side` (`ToServer`: the client, `ToClient`: the
+    /// server): its inputs at delivery, its outputs as sent, its TLS switches, host commands
+    /// and events, in the order it saw them. Exact mode; prepend the setup directives.
+    pub fn transcript(&self, side: Direction) -> String {
+        let who = if side == Direction::ToServer {
+            "client"
+        } else {
+            "server"
+        };
+        let mut text = String::new();
+        for entry in &self.log {
+            let line = match entry {
+                LogEntry::Sent {
+                    at,
+                    direction,
+                    bytes,
+                } if *direction == side => {
+                    format!(
+                        "{} {}: {}",
+                        at.as_millis(),
+                        tag(*direction),
+                        crate::transcript::escape_bytes(bytes)
+                    )
+                }
+                LogEntry::Delivered {
+                    at,
+                    direction,
+                    bytes,
+                } if *direction != side => {
+                    format!(
+                        "{} {}: {}",
+                        at.as_millis(),
+                        tag(*direction),
+                        crate::transcript::escape_bytes(bytes)
+                    )
+                }
+                LogEntry::Tls { at, side: s } if *s == side => format!("{} [TLS]", at.as_millis()),
+                LogEntry::Event {
+                    at,
+                    side: s,
+                    summary,
+                } if *s == side => {
+                    format!("{} E {who}: {summary}", at.as_millis())
+                }
+                LogEntry::Host {
+                    at,
+                    side: s,
+                    command,
+                } if *s == side => {
+                    format!("{} H {who}: {command}", at.as_millis())
+                }
+                _ => continue,
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The log as readable text: what each side received (`C:` client to server, `S:` server
+    /// to client), TLS switches and events.
     pub fn log_text(&self) -> String {
         let mut text = String::new();
         for entry in &self.log {
-            match entry {
-                LogEntry::Bytes {
+            let _ = match entry {
+                LogEntry::Delivered {
                     at,
                     direction,
                     bytes,
                 } => {
-                    let who = if *direction == Direction::ToServer {
-                        "C"
-                    } else {
-                        "S"
-                    };
-                    let _ = writeln!(text, "{at} {who}: {}", String::from_utf8_lossy(bytes));
+                    writeln!(
+                        text,
+                        "{at} {}: {}",
+                        tag(*direction),
+                        String::from_utf8_lossy(bytes)
+                    )
                 }
-                LogEntry::Tls { at, side } => {
-                    let who = if *side == Direction::ToServer {
-                        "C"
-                    } else {
-                        "S"
-                    };
-                    let _ = writeln!(text, "{at} {who}: [TLS]");
+                LogEntry::Tls { at, side } => writeln!(text, "{at} {}: [TLS]", tag(*side)),
+                LogEntry::Event { at, side, summary } => {
+                    writeln!(text, "{at} {} event: {summary}", tag(*side))
                 }
-            }
+                LogEntry::Sent { .. } | LogEntry::Host { .. } => Ok(()),
+            };
         }
         text
     }

@@ -12,7 +12,7 @@ use crate::client::{check_stanza, is_stanza};
 use crate::codec::set_attr;
 use crate::config::{Timeouts, TlsPolicy};
 use crate::core::{Core, Incoming, Phase};
-use crate::entropy::{Entropy, random_token};
+use crate::entropy::{Entropy, random_nonce, random_token};
 use crate::error::{ProtocolError, UsageError};
 use crate::features::{Advertised, FEATURES, FeatureKind, Features, ns};
 use crate::flags::SessionFlags;
@@ -20,6 +20,9 @@ use crate::output::{CloseReason, Event, Output, Transport};
 use crate::sasl::{SaslElement, SaslParseError};
 use crate::starttls::TlsElement;
 use crate::time::Instant;
+
+/// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
+const STREAM_ID_BYTES: usize = 20;
 
 /// What the server needs from the host's account database: SASL credentials (through
 /// `xmpp-sasl`'s [`CredentialStore`]) and a say on resource binding.
@@ -55,6 +58,13 @@ pub struct ServerConfig {
     pub legacy_session: bool,
     /// The `xml:lang` of our stream header when the client gives none.
     pub lang: String,
+    /// List the XEP-0440 channel-binding types we support (default yes), so clients that
+    /// cannot do `tls-unique` (TLS 1.3) still pick a `-PLUS` mechanism.
+    pub advertise_channel_binding_types: bool,
+    /// XEP-0474 SASL downgrade protection in SCRAM challenges (default yes).
+    pub downgrade_protection: bool,
+    /// Characters of the server's part of the SCRAM nonce (default 32, 6 bits each).
+    pub scram_nonce_len: usize,
     /// Deadlines and keepalive.
     pub timeouts: Timeouts,
     /// Parser bounds.
@@ -73,6 +83,9 @@ impl ServerConfig {
             max_auth_attempts: 3,
             legacy_session: true,
             lang: "en".to_owned(),
+            advertise_channel_binding_types: true,
+            downgrade_protection: true,
+            scram_nonce_len: 32,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
         }
@@ -315,7 +328,7 @@ impl ServerStream {
     }
 
     fn send_header(&mut self, to: Option<String>, lang: Option<String>) {
-        let id = random_token(self.core.entropy.as_mut(), 16);
+        let id = random_token(self.core.entropy.as_mut(), STREAM_ID_BYTES);
         let mut header = StreamHeader::new(ContentNamespace::Client);
         header.from = Some(self.config.domain.as_str().to_owned());
         header.id = Some(id.clone());
@@ -381,13 +394,16 @@ impl ServerStream {
         let secure = self.core.flags.contains(SessionFlags::SECURE);
         let mut config = xmpp_sasl::ServerConfig::new(nonce)
             .tls(secure)
-            .allow_plain_without_tls(self.config.allow_plain_without_tls);
+            .allow_plain_without_tls(self.config.allow_plain_without_tls)
+            .downgrade_protection(self.config.downgrade_protection);
         if secure {
             for binding in &self.bindings {
                 config = config.channel_binding(binding.clone());
             }
-            config = config
-                .advertised_binding_types(self.bindings.iter().map(ChannelBinding::kind).collect());
+            if self.config.advertise_channel_binding_types {
+                let kinds = self.bindings.iter().map(ChannelBinding::kind).collect();
+                config = config.advertised_binding_types(kinds);
+            }
         }
         if let Some(mechanisms) = &self.config.mechanisms {
             config = config.offer(mechanisms.clone());
@@ -419,7 +435,9 @@ impl ServerStream {
                         items.push(Advertised::Mechanisms(names));
                     }
                 }
-                FeatureKind::ChannelBindingTypes if !self.bindings.is_empty() => {
+                FeatureKind::ChannelBindingTypes
+                    if self.config.advertise_channel_binding_types && !self.bindings.is_empty() =>
+                {
                     items.push(Advertised::ChannelBindingTypes(
                         self.bindings.iter().map(|b| b.kind().to_string()).collect(),
                     ));
@@ -513,7 +531,7 @@ impl ServerStream {
             self.sasl_failed(xmpp_sasl::Condition::InvalidMechanism);
             return;
         };
-        let nonce = random_token(self.core.entropy.as_mut(), 18);
+        let nonce = random_nonce(self.core.entropy.as_mut(), self.config.scram_nonce_len);
         let config = self.sasl_config(nonce);
         let server = match xmpp_sasl::Server::new(mechanism, config) {
             Ok(server) => server,

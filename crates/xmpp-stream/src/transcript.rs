@@ -1,0 +1,825 @@
+//! Transcripts: a recorded conversation (bytes each way, TLS switches, entropy, host commands
+//! and expected events) and a replayer that drives one [`ClientStream`] or [`ServerStream`]
+//! through it, checking every output byte-exact or XML-equivalent.
+//!
+//! The format is documented in `testdata/README.md` at the repository root. In short:
+//!
+//! ```text
+//! !both compare xml                  setup directives: !client / !server / !both <key> <value>
+//! !server entropy-b64 t7AMCin9zjMNwQKDnplntZPIDEI=
+//! 0 C: <stream:stream to='im.example.com' ...>     bytes client -> server at 0 ms
+//!    continuation lines are indented
+//! S: <stream:features>...                          the time is optional
+//! [TLS]                                            both sides switch to TLS here
+//! H client: send <message to='romeo@example.net'><body>hi</body></message>
+//! E client: Negotiated juliet@im.example.com/balcony
+//! ```
+//!
+//! Replaying as the client, `S:` lines are input and `C:` lines are expected output; as the
+//! server, the reverse. `H` lines for the other role are ignored (their effect is in the
+//! bytes); `E` lines for the replayed role must match the emitted events, in order.
+
+use core::fmt;
+use core::time::Duration;
+
+use base64::Engine as _;
+use minidom::{Element, Node};
+use xmpp_jid::BareJid;
+use xmpp_sasl::{
+    ChannelBinding, ChannelBindingType, Mechanism, PasswordPrep, ScramHash, StoredCredentials,
+};
+use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
+
+use crate::client::{ClientConfig, ClientStream};
+use crate::config::TlsPolicy;
+use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
+use crate::output::{CloseReason, Event, Output, Transport};
+use crate::pair::MemoryBackend;
+use crate::server::{ServerConfig, ServerStream};
+use crate::time::Instant;
+
+/// Which machine a replay drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Drive a [`ClientStream`]: `S:` lines are its input.
+    Client,
+    /// Drive a [`ServerStream`]: `C:` lines are its input.
+    Server,
+}
+
+/// Why a transcript could not be parsed or did not replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayError {
+    /// 1-based line of the transcript the problem is attached to (0: the whole transcript).
+    pub line: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transcript line {}: {}", self.line, self.message)
+    }
+}
+
+impl core::error::Error for ReplayError {}
+
+fn err(line: usize, message: impl Into<String>) -> ReplayError {
+    ReplayError {
+        line,
+        message: message.into(),
+    }
+}
+
+/// One record of the conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Record {
+    Bytes { from: Role, data: Vec<u8> },
+    Tls,
+    Event { of: Role, summary: String },
+    Host { of: Role, command: String },
+}
+
+#[derive(Clone, Debug)]
+struct Line {
+    number: usize,
+    at: Option<Instant>,
+    record: Record,
+}
+
+/// How outputs are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compare {
+    Exact,
+    Xml,
+}
+
+/// Setup for one role.
+#[derive(Clone, Debug, Default)]
+struct Setup {
+    settings: Vec<(usize, String, String)>,
+    entropy: Vec<u8>,
+    seed: Option<u64>,
+    bindings: Vec<ChannelBinding>,
+    direct_tls: bool,
+}
+
+/// A parsed transcript.
+#[derive(Clone, Debug)]
+pub struct Transcript {
+    compare: Compare,
+    client: Setup,
+    server: Setup,
+    lines: Vec<Line>,
+}
+
+fn unescape(text: &str, line: usize) -> Result<Vec<u8>, ReplayError> {
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            match bytes.get(i + 1) {
+                Some(b'\\') => {
+                    out.push(b'\\');
+                    i += 2;
+                }
+                Some(b'x') => {
+                    let hex = text
+                        .get(i + 2..i + 4)
+                        .ok_or_else(|| err(line, "truncated \\x escape"))?;
+                    out.push(u8::from_str_radix(hex, 16).map_err(|_| err(line, "bad \\x escape"))?);
+                    i += 4;
+                }
+                _ => return Err(err(line, "unknown escape (use \\\\ or \\xHH)")),
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn hex(text: &str, line: usize) -> Result<Vec<u8>, ReplayError> {
+    let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if text.len() % 2 != 0 {
+        return Err(err(line, "odd number of hex digits"));
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| err(line, "bad hex")))
+        .collect()
+}
+
+fn role_of(word: &str) -> Option<Role> {
+    match word {
+        "client" => Some(Role::Client),
+        "server" => Some(Role::Server),
+        _ => None,
+    }
+}
+
+impl Transcript {
+    /// Parse a transcript.
+    pub fn parse(text: &str) -> Result<Transcript, ReplayError> {
+        let mut transcript = Transcript {
+            compare: Compare::Exact,
+            client: Setup::default(),
+            server: Setup::default(),
+            lines: Vec::new(),
+        };
+        for (index, raw) in text.lines().enumerate() {
+            let number = index + 1;
+            if raw.trim().is_empty() || raw.starts_with('#') {
+                continue;
+            }
+            if raw.starts_with(char::is_whitespace) {
+                // A continuation of the previous bytes record.
+                let Some(Line {
+                    record: Record::Bytes { data, .. },
+                    ..
+                }) = transcript.lines.last_mut()
+                else {
+                    return Err(err(
+                        number,
+                        "continuation line without a C:/S: line before it",
+                    ));
+                };
+                data.push(b'\n');
+                data.extend(unescape(raw.trim_start(), number)?);
+                continue;
+            }
+            if let Some(rest) = raw.strip_prefix('!') {
+                transcript.directive(number, rest)?;
+                continue;
+            }
+            // Optional time in milliseconds.
+            let (at, body) = match raw.split_once(' ') {
+                Some((first, rest)) if first.bytes().all(|b| b.is_ascii_digit()) => {
+                    let ms = first.parse().map_err(|_| err(number, "bad time"))?;
+                    (Some(Instant::from_millis(ms)), rest)
+                }
+                _ => (None, raw),
+            };
+            let record = if let Some(payload) = body.strip_prefix("C:") {
+                Record::Bytes {
+                    from: Role::Client,
+                    data: unescape(payload.strip_prefix(' ').unwrap_or(payload), number)?,
+                }
+            } else if let Some(payload) = body.strip_prefix("S:") {
+                Record::Bytes {
+                    from: Role::Server,
+                    data: unescape(payload.strip_prefix(' ').unwrap_or(payload), number)?,
+                }
+            } else if body.trim() == "[TLS]" {
+                Record::Tls
+            } else if let Some(rest) = body.strip_prefix("E ").or_else(|| body.strip_prefix("H ")) {
+                let (who, payload) = rest
+                    .split_once(": ")
+                    .ok_or_else(|| err(number, "expected `E client: ...`"))?;
+                let of = role_of(who).ok_or_else(|| err(number, "expected client or server"))?;
+                if body.starts_with('E') {
+                    Record::Event {
+                        of,
+                        summary: payload.trim().to_owned(),
+                    }
+                } else {
+                    Record::Host {
+                        of,
+                        command: payload.trim().to_owned(),
+                    }
+                }
+            } else {
+                return Err(err(number, "unrecognized line"));
+            };
+            transcript.lines.push(Line { number, at, record });
+        }
+        Ok(transcript)
+    }
+
+    fn directive(&mut self, number: usize, rest: &str) -> Result<(), ReplayError> {
+        let mut words = rest.splitn(3, ' ');
+        let who = words.next().unwrap_or_default();
+        let key = words.next().unwrap_or_default().to_owned();
+        let value = words.next().unwrap_or_default().trim().to_owned();
+        let setups: Vec<&mut Setup> = match who {
+            "client" => vec![&mut self.client],
+            "server" => vec![&mut self.server],
+            "both" => {
+                if key == "compare" {
+                    self.compare = match value.as_str() {
+                        "exact" => Compare::Exact,
+                        "xml" => Compare::Xml,
+                        _ => return Err(err(number, "compare is exact or xml")),
+                    };
+                    return Ok(());
+                }
+                vec![&mut self.client, &mut self.server]
+            }
+            _ => return Err(err(number, "directive target is client, server or both")),
+        };
+        for setup in setups {
+            match key.as_str() {
+                "entropy" => setup.entropy.extend(hex(&value, number)?),
+                "entropy-b64" => setup.entropy.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(&value)
+                        .map_err(|_| err(number, "bad base64"))?,
+                ),
+                "nonce" => setup.entropy.extend(
+                    nonce_script(&value)
+                        .ok_or_else(|| err(number, "nonce outside the alphabet"))?,
+                ),
+                "seed" => setup.seed = Some(value.parse().map_err(|_| err(number, "bad seed"))?),
+                "binding" => {
+                    let (kind, data) = value
+                        .split_once(' ')
+                        .ok_or_else(|| err(number, "binding <type> <hex>"))?;
+                    let kind: ChannelBindingType = kind
+                        .parse()
+                        .map_err(|_| err(number, "unknown binding type"))?;
+                    setup
+                        .bindings
+                        .push(ChannelBinding::new(kind, hex(data, number)?));
+                }
+                "transport" => setup.direct_tls = value == "tls",
+                _ => setup.settings.push((number, key.clone(), value.clone())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drive `role`'s machine through the transcript and check every output.
+    pub fn replay(&self, role: Role) -> Result<(), ReplayError> {
+        let setup = match role {
+            Role::Client => &self.client,
+            Role::Server => &self.server,
+        };
+        let entropy: Box<dyn Entropy + Send> = match setup.seed {
+            Some(seed) => Box::new(SeededEntropy::new(seed)),
+            None => Box::new(ScriptedEntropy::new(setup.entropy.clone())),
+        };
+        let mut machine = Machine::build(role, setup, entropy)?;
+        let transport = if setup.direct_tls {
+            Transport::Tls(setup.bindings.clone())
+        } else {
+            Transport::Plain
+        };
+        let mut now = Instant::ZERO;
+        machine
+            .start(now, transport)
+            .map_err(|e| err(0, format!("start: {e}")))?;
+
+        // Expected and actual items, each tagged with how many inputs preceded it.
+        let mut expected: Vec<(usize, usize, Item)> = Vec::new();
+        let mut actual: Vec<(usize, Item)> = Vec::new();
+        let mut inputs = 0usize;
+        machine.drain(inputs, &setup.bindings, now, &mut actual);
+        for line in &self.lines {
+            if let Some(at) = line.at {
+                if at > now {
+                    // Time travels with every input: fire what became due on the way.
+                    now = at;
+                    machine.timeout(now);
+                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                }
+            }
+            match &line.record {
+                Record::Bytes { from, data } if *from == role => {
+                    expected.push((line.number, inputs, Item::Bytes(data.clone())));
+                }
+                Record::Bytes { data, .. } => {
+                    inputs += 1;
+                    machine.input(now, data);
+                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                }
+                Record::Tls => expected.push((line.number, inputs, Item::Tls)),
+                Record::Event { of, summary } if *of == role => {
+                    expected.push((line.number, inputs, Item::Event(summary.clone())));
+                }
+                Record::Host { of, command } if *of == role => {
+                    inputs += 1;
+                    machine
+                        .command(now, command)
+                        .map_err(|m| err(line.number, m))?;
+                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                }
+                Record::Event { .. } | Record::Host { .. } => {}
+            }
+        }
+        self.compare_items(&expected, &actual)
+    }
+
+    fn compare_items(
+        &self,
+        expected: &[(usize, usize, Item)],
+        actual: &[(usize, Item)],
+    ) -> Result<(), ReplayError> {
+        let expected_norm = normalize(
+            self.compare,
+            expected.iter().map(|(n, i, item)| (*n, *i, item.clone())),
+        )?;
+        let actual_norm = normalize(
+            self.compare,
+            actual.iter().map(|(i, item)| (0, *i, item.clone())),
+        )?;
+        for (position, (want, got)) in expected_norm.iter().zip(&actual_norm).enumerate() {
+            if (want.1, &want.2) != (got.1, &got.2) {
+                return Err(err(
+                    want.0,
+                    format!(
+                        "output #{position} differs\n  expected (after input {}): {}\n  actual   (after input {}): {}",
+                        want.1, want.2, got.1, got.2
+                    ),
+                ));
+            }
+        }
+        match expected_norm.len().cmp(&actual_norm.len()) {
+            core::cmp::Ordering::Equal => Ok(()),
+            core::cmp::Ordering::Less => {
+                let extra = &actual_norm[expected_norm.len()];
+                Err(err(
+                    0,
+                    format!(
+                        "unexpected extra output (after input {}): {}",
+                        extra.1, extra.2
+                    ),
+                ))
+            }
+            core::cmp::Ordering::Greater => {
+                let missing = &expected_norm[actual_norm.len()];
+                Err(err(
+                    missing.0,
+                    format!("expected output never came: {}", missing.2),
+                ))
+            }
+        }
+    }
+}
+
+/// What a machine produced or a transcript expects.
+#[derive(Clone, Debug, PartialEq)]
+enum Item {
+    Bytes(Vec<u8>),
+    Tls,
+    Event(String),
+    Header(String),
+    Element(Element),
+    End,
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Bytes(bytes) => write!(f, "bytes {:?}", String::from_utf8_lossy(bytes)),
+            Item::Tls => f.write_str("[TLS]"),
+            Item::Event(summary) => write!(f, "event {summary}"),
+            Item::Header(summary) => write!(f, "stream header {summary}"),
+            Item::Element(element) => {
+                let mut out = Vec::new();
+                let _ = element.write_to(&mut out);
+                write!(f, "element {}", String::from_utf8_lossy(&out))
+            }
+            Item::End => f.write_str("</stream:stream>"),
+        }
+    }
+}
+
+/// Merge adjacent byte runs of the same input step; in XML mode parse them into headers,
+/// elements and stream ends with whitespace-only text dropped.
+fn normalize(
+    compare: Compare,
+    items: impl Iterator<Item = (usize, usize, Item)>,
+) -> Result<Vec<(usize, usize, Item)>, ReplayError> {
+    let mut merged: Vec<(usize, usize, Item)> = Vec::new();
+    for (line, input, item) in items {
+        if let (Some((_, last_input, Item::Bytes(last))), Item::Bytes(more)) =
+            (merged.last_mut(), &item)
+        {
+            if *last_input == input {
+                last.extend_from_slice(more);
+                continue;
+            }
+        }
+        merged.push((line, input, item));
+    }
+    if compare == Compare::Exact {
+        return Ok(merged);
+    }
+    let mut out = Vec::new();
+    for (line, input, item) in merged {
+        match item {
+            Item::Bytes(bytes) => {
+                for parsed in xml_items(&bytes).map_err(|m| err(line, m))? {
+                    out.push((line, input, parsed));
+                }
+            }
+            other => out.push((line, input, other)),
+        }
+    }
+    Ok(out)
+}
+
+const SYNTHETIC_HEADER: &[u8] =
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+
+fn header_summary(header: &StreamHeader) -> String {
+    let field = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    format!(
+        "to={} from={} id={} version={} lang={} ns={}",
+        field(&header.to),
+        field(&header.from),
+        field(&header.id),
+        header
+            .version
+            .map_or_else(|| "-".to_owned(), |v| v.to_string()),
+        field(&header.lang),
+        header.default_namespace()
+    )
+}
+
+fn strip_whitespace(element: &Element) -> Element {
+    let mut copy = Element::builder(element.name(), element.ns()).build();
+    for (ns, name, value) in element
+        .attrs()
+        .iter()
+        .map(|((ns, name), value)| (ns.clone(), name.clone(), value.clone()))
+    {
+        copy.set_attr(ns, name, value);
+    }
+    for node in element.nodes() {
+        match node {
+            Node::Element(child) => {
+                copy.append_child(strip_whitespace(child));
+            }
+            Node::Text(text) if !text.trim().is_empty() => copy.append_text_node(text.clone()),
+            Node::Text(_) => {}
+        }
+    }
+    copy
+}
+
+fn xml_items(bytes: &[u8]) -> Result<Vec<Item>, String> {
+    let trimmed = bytes.trim_ascii_start();
+    let has_header = trimmed.starts_with(b"<?xml") || trimmed.starts_with(b"<stream:stream");
+    let mut parser = StreamParser::new();
+    if !has_header {
+        parser.feed(SYNTHETIC_HEADER);
+    }
+    parser.feed(trimmed);
+    let mut items = Vec::new();
+    loop {
+        match parser.next_event() {
+            Ok(Some(XmlEvent::StreamStart(header))) => {
+                if has_header {
+                    items.push(Item::Header(header_summary(&header)));
+                }
+            }
+            Ok(Some(XmlEvent::Element(element))) => {
+                items.push(Item::Element(strip_whitespace(&element)));
+            }
+            Ok(Some(XmlEvent::StreamEnd)) => items.push(Item::End),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                return Err(format!(
+                    "not XML: {e}: {:?}",
+                    String::from_utf8_lossy(bytes)
+                ));
+            }
+        }
+    }
+    if parser.has_unparsed_input() && !parser.is_ended() {
+        return Err(format!(
+            "incomplete XML: {:?}",
+            String::from_utf8_lossy(bytes)
+        ));
+    }
+    Ok(items)
+}
+
+/// A short, stable text form of an event, as written in `E` lines.
+pub fn event_summary(event: &Event) -> String {
+    match event {
+        Event::StreamOpened { .. } => "StreamOpened".to_owned(),
+        Event::Secured => "Secured".to_owned(),
+        Event::Authenticated { jid, mechanism } => format!("Authenticated {jid} {mechanism}"),
+        Event::Negotiated { jid, .. } => format!("Negotiated {jid}"),
+        Event::Stanza(stanza) => format!(
+            "Stanza {} {}",
+            stanza.name(),
+            stanza.attr("id").unwrap_or("-")
+        ),
+        Event::Nonza(element) => format!("Nonza {}", element.name()),
+        Event::Redirect { host } => format!("Redirect {host}"),
+        Event::Closed { reason } => format!("Closed {}", close_summary(reason)),
+    }
+}
+
+fn close_summary(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::Graceful => "Graceful".to_owned(),
+        CloseReason::TransportClosed => "TransportClosed".to_owned(),
+        CloseReason::Timeout(timer) => format!("Timeout {timer:?}"),
+        CloseReason::ProtocolError(e) => format!("ProtocolError {}", e.condition()),
+        CloseReason::StreamError(e) => format!("StreamError {}", e.condition),
+        CloseReason::TlsFailed => "TlsFailed".to_owned(),
+        CloseReason::AuthenticationFailed { condition, .. } => {
+            format!("AuthenticationFailed {condition}")
+        }
+        CloseReason::NoMechanism => "NoMechanism".to_owned(),
+        CloseReason::BindFailed(e) => format!("BindFailed {}", e.condition),
+        CloseReason::ServerNotVerified => "ServerNotVerified".to_owned(),
+        CloseReason::FeatureMissing(kind) => format!("FeatureMissing {kind:?}"),
+        CloseReason::Requested => "Requested".to_owned(),
+    }
+}
+
+/// The machine under replay.
+enum Machine {
+    Client(Box<ClientStream>),
+    Server(Box<ServerStream>),
+}
+
+fn flag(value: &str, line: usize) -> Result<bool, ReplayError> {
+    match value {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(err(line, "expected true or false")),
+    }
+}
+
+fn tls_policy(value: &str, line: usize) -> Result<TlsPolicy, ReplayError> {
+    match value {
+        "required" => Ok(TlsPolicy::Required),
+        "optional" => Ok(TlsPolicy::Optional),
+        "disabled" => Ok(TlsPolicy::Disabled),
+        _ => Err(err(line, "tls is required, optional or disabled")),
+    }
+}
+
+fn jid(value: &str, line: usize) -> Result<BareJid, ReplayError> {
+    BareJid::new(value).map_err(|e| err(line, format!("bad JID: {e}")))
+}
+
+impl Machine {
+    fn build(
+        role: Role,
+        setup: &Setup,
+        entropy: Box<dyn Entropy + Send>,
+    ) -> Result<Machine, ReplayError> {
+        let get = |key: &str| {
+            setup
+                .settings
+                .iter()
+                .find(|(_, k, _)| k == key)
+                .map(|(n, _, v)| (*n, v.as_str()))
+        };
+        match role {
+            Role::Client => {
+                let (n, account) = get("jid").ok_or_else(|| err(0, "!client jid is required"))?;
+                let password = get("password").map_or("", |(_, v)| v);
+                let mut config = ClientConfig::new(jid(account, n)?, password);
+                for (n, key, value) in &setup.settings {
+                    let n = *n;
+                    match key.as_str() {
+                        "jid" | "password" => {}
+                        "resource" => config.resource = Some(value.clone()),
+                        "tls" => config.tls = tls_policy(value, n)?,
+                        "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
+                        "require-channel-binding" => {
+                            config.require_channel_binding = flag(value, n)?;
+                        }
+                        "legacy-session" => config.legacy_session = flag(value, n)?,
+                        "from-before-tls" => config.from_before_tls = flag(value, n)?,
+                        "lang" => config.lang = Some(value.clone()),
+                        "keepalive-ms" => {
+                            config.timeouts.keepalive = Some(Duration::from_millis(
+                                value.parse().map_err(|_| err(n, "bad ms"))?,
+                            ));
+                        }
+                        _ => return Err(err(n, format!("unknown client setting {key}"))),
+                    }
+                }
+                Ok(Machine::Client(Box::new(ClientStream::new(
+                    config, entropy,
+                ))))
+            }
+            Role::Server => {
+                let (n, domain) =
+                    get("domain").ok_or_else(|| err(0, "!server domain is required"))?;
+                let mut config = ServerConfig::new(jid(domain, n)?);
+                let mut backend = MemoryBackend::new();
+                for (n, key, value) in &setup.settings {
+                    let n = *n;
+                    match key.as_str() {
+                        "domain" => {}
+                        "tls" => config.tls = tls_policy(value, n)?,
+                        "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
+                        "legacy-session" => config.legacy_session = flag(value, n)?,
+                        "cb-types" => config.advertise_channel_binding_types = flag(value, n)?,
+                        "downgrade-protection" => config.downgrade_protection = flag(value, n)?,
+                        "nonce-len" => {
+                            config.scram_nonce_len =
+                                value.parse().map_err(|_| err(n, "bad length"))?;
+                        }
+                        "lang" => config.lang.clone_from(value),
+                        "max-auth-attempts" => {
+                            config.max_auth_attempts =
+                                value.parse().map_err(|_| err(n, "bad count"))?;
+                        }
+                        "mechanisms" => {
+                            let list: Result<Vec<Mechanism>, _> =
+                                value.split(',').map(str::parse).collect();
+                            config.mechanisms =
+                                Some(list.map_err(|_| err(n, "unknown mechanism"))?);
+                        }
+                        "user" => {
+                            // user <name> <password> <salt text> <iterations>
+                            let parts: Vec<&str> = value.split(' ').collect();
+                            let [name, password, salt, iterations] = parts.as_slice() else {
+                                return Err(err(n, "user <name> <password> <salt> <iterations>"));
+                            };
+                            let iterations =
+                                iterations.parse().map_err(|_| err(n, "bad iterations"))?;
+                            let creds = ScramHash::ALL
+                                .iter()
+                                .filter_map(|hash| {
+                                    StoredCredentials::derive(
+                                        *hash,
+                                        password,
+                                        PasswordPrep::SaslPrep,
+                                        salt.as_bytes(),
+                                        iterations,
+                                    )
+                                    .ok()
+                                })
+                                .collect();
+                            backend = backend.with_credentials(name, creds);
+                        }
+                        "taken" => backend = backend.with_taken(value),
+                        _ => return Err(err(n, format!("unknown server setting {key}"))),
+                    }
+                }
+                Ok(Machine::Server(Box::new(ServerStream::new(
+                    config, entropy, backend,
+                ))))
+            }
+        }
+    }
+
+    fn start(&mut self, now: Instant, transport: Transport) -> Result<(), crate::UsageError> {
+        match self {
+            Machine::Client(c) => c.start(now, transport),
+            Machine::Server(s) => s.start(now, transport),
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        match self {
+            Machine::Client(c) => c.handle_timeout(now),
+            Machine::Server(s) => s.handle_timeout(now),
+        }
+    }
+
+    fn input(&mut self, now: Instant, bytes: &[u8]) {
+        // A protocol error is visible in the outputs (stream error, Closed event).
+        let _ = match self {
+            Machine::Client(c) => c.handle_input(now, bytes),
+            Machine::Server(s) => s.handle_input(now, bytes),
+        };
+    }
+
+    fn command(&mut self, now: Instant, command: &str) -> Result<(), String> {
+        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+        let result = match verb {
+            "send" => {
+                // Parsed inside a jabber:client stream, so the stanza needs no xmlns.
+                let Some(Item::Element(stanza)) = xml_items(arg.as_bytes())?.into_iter().next()
+                else {
+                    return Err("send needs one stanza".to_owned());
+                };
+                match self {
+                    Machine::Client(c) => c.send_stanza(now, stanza),
+                    Machine::Server(s) => s.send_stanza(now, &stanza),
+                }
+            }
+            "close" => match self {
+                Machine::Client(c) => c.close(now),
+                Machine::Server(s) => s.close(now),
+            },
+            "timeout" => {
+                match self {
+                    Machine::Client(c) => c.handle_timeout(now),
+                    Machine::Server(s) => s.handle_timeout(now),
+                }
+                Ok(())
+            }
+            "transport-closed" => {
+                match self {
+                    Machine::Client(c) => c.transport_closed(now),
+                    Machine::Server(s) => s.transport_closed(now),
+                }
+                Ok(())
+            }
+            _ => return Err(format!("unknown host command {verb}")),
+        };
+        result.map_err(|e| format!("{verb}: {e}"))
+    }
+
+    fn drain(
+        &mut self,
+        inputs: usize,
+        bindings: &[ChannelBinding],
+        now: Instant,
+        actual: &mut Vec<(usize, Item)>,
+    ) {
+        loop {
+            let output = match self {
+                Machine::Client(c) => c.poll_output(),
+                Machine::Server(s) => s.poll_output(),
+            };
+            let Some(output) = output else { break };
+            match output {
+                Output::Transmit(bytes) => actual.push((inputs, Item::Bytes(bytes))),
+                Output::StartTls => {
+                    actual.push((inputs, Item::Tls));
+                    let _ = match self {
+                        Machine::Client(c) => c.tls_established(now, bindings.to_vec()),
+                        Machine::Server(s) => s.tls_established(now, bindings.to_vec()),
+                    };
+                }
+                Output::Event(event) => actual.push((inputs, Item::Event(event_summary(&event)))),
+            }
+        }
+    }
+}
+
+/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a [`crate::pair::Pair`] run in the transcript
+/// format (exact mode: one line per delivered chunk, bytes escaped so they survive as text).
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                ' ' if out.is_empty() => out.push_str("\\x20"),
+                c if c.is_control() && u32::from(c) < 0x80 => {
+                    use core::fmt::Write as _;
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            use core::fmt::Write as _;
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+        out.push_str("\\x20");
+    }
+    out
+}
