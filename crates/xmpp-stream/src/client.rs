@@ -140,6 +140,7 @@ pub struct ClientStream {
     jid: Option<FullJid>,
     scram_keys: Option<ScramKeys>,
     stream_id: Option<String>,
+    foreign_from: bool,
 }
 
 impl core::fmt::Debug for ClientStream {
@@ -165,6 +166,7 @@ impl ClientStream {
             jid: None,
             scram_keys: None,
             stream_id: None,
+            foreign_from: false,
         }
     }
 
@@ -217,6 +219,13 @@ impl ClientStream {
     /// Open the stream on `transport`. With [`Transport::Tls`] (XEP-0368 direct TLS) the
     /// stream starts secure and STARTTLS is skipped.
     pub fn start(&mut self, now: Instant, transport: Transport) -> Result<(), UsageError> {
+        if let Some(resource) = &self.config.resource {
+            if self.config.jid.with_resource(resource).is_err() {
+                return Err(UsageError::InvalidConfig(
+                    "the resource is not a valid resourcepart",
+                ));
+            }
+        }
         self.core.start(now)?;
         if let Transport::Tls(bindings) = transport {
             self.core.flags |= SessionFlags::SECURE;
@@ -345,17 +354,13 @@ impl ClientStream {
                 "server stream is not jabber:client",
             ));
         }
-        if let Some(from) = &header.from {
+        // A `from` other than the domain we asked for is only fatal once the server goes on
+        // to negotiate: a stream error that follows (host-unknown...) is reported as such.
+        self.foreign_from = header.from.as_deref().is_some_and(|from| {
             let ours = self.config.jid.domain();
-            let matches = xmpp_jid::BareJid::new(from)
-                .is_ok_and(|jid| jid.node().is_none() && jid.domain() == ours);
-            if !matches {
-                return Err(self.fail(
-                    StreamErrorCondition::InvalidFrom,
-                    "server stream is from another domain",
-                ));
-            }
-        }
+            !xmpp_jid::BareJid::new(from)
+                .is_ok_and(|jid| jid.node().is_none() && jid.domain() == ours)
+        });
         self.stream_id.clone_from(&header.id);
         self.core.event(Event::StreamOpened {
             id: header.id.clone(),
@@ -378,7 +383,12 @@ impl ClientStream {
     fn on_element(&mut self, element: Element) -> Result<(), ProtocolError> {
         match &self.step {
             Step::AwaitFeatures => {
-                if element.is("features", ns::STREAMS) {
+                if self.foreign_from {
+                    Err(self.fail(
+                        StreamErrorCondition::InvalidFrom,
+                        "server stream is from another domain",
+                    ))
+                } else if element.is("features", ns::STREAMS) {
                     self.on_features(&Features::parse(&element));
                     Ok(())
                 } else {

@@ -248,7 +248,13 @@ impl Core {
             self.send_close_tag();
         }
         self.error = Some(error.clone());
-        self.finish(CloseReason::ProtocolError(error.clone()));
+        // Already closing for a reason of our own (failed TLS, failed authentication...):
+        // that reason is what the host needs; the peer's garbage after it is not.
+        let reason = match self.closing_reason.take() {
+            Some(reason) if reason != CloseReason::Requested => reason,
+            _ => CloseReason::ProtocolError(error.clone()),
+        };
+        self.finish(reason);
         error
     }
 
