@@ -7,6 +7,7 @@ use core::str::FromStr;
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
+use crate::ascii;
 use crate::error::{JidErrorKind, LabelError};
 use crate::props::{Class, props, width_map};
 use crate::punycode;
@@ -55,36 +56,28 @@ pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
     if d.is_empty() {
         return Err(JidErrorKind::Empty);
     }
-    let mut upper = false;
-    let mut a_label = false;
-    let mut last_numeric = false;
-    for label in d.split('.') {
-        let b = label.as_bytes();
-        if b.is_empty() {
-            return Err(JidErrorKind::BadLabel(LabelError::Empty));
-        }
-        if b.len() > MAX_LABEL {
-            return Err(JidErrorKind::BadLabel(LabelError::TooLong));
-        }
-        for &c in b {
-            if c.is_ascii_uppercase() {
-                upper = true;
-            } else if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
-                return Err(JidErrorKind::Forbidden(char::from(c)));
-            }
-        }
-        if b.first() == Some(&b'-') || b.last() == Some(&b'-') {
-            return Err(JidErrorKind::BadLabel(LabelError::Hyphen));
-        }
-        if b.get(2..4) == Some(b"--") {
-            if b.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"xn")) {
-                a_label = true;
-            } else {
-                return Err(JidErrorKind::BadLabel(LabelError::ReservedHyphens));
-            }
-        }
-        last_numeric = b.iter().all(u8::is_ascii_digit);
+    let flags = ascii::scan_domain(d.as_bytes());
+    if flags & ascii::BAD != 0 {
+        let bad = ascii::bad_in_domain(d.as_bytes());
+        return Err(JidErrorKind::Forbidden(bad));
     }
+    let upper = flags & ascii::UPPER != 0;
+    let mut a_label = false;
+    // Only the structure of each label is left to check: O(labels), not O(bytes).
+    let b = d.as_bytes();
+    let mut start = 0;
+    let last_numeric = loop {
+        let end = b[start..]
+            .iter()
+            .position(|&c| c == b'.')
+            .map_or(b.len(), |p| start + p);
+        let label = &b[start..end];
+        a_label |= ldh_label(label)?;
+        if end == b.len() {
+            break label.iter().all(u8::is_ascii_digit);
+        }
+        start = end + 1;
+    };
     if last_numeric {
         // A name whose last label is numeric can only be an IPv4 address (no top-level
         // domain is numeric), and must then be a canonical dotted quad.
@@ -98,6 +91,47 @@ pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
         return enforce_unicode(&d.to_ascii_lowercase()).map(Ascii::Owned);
     }
     Ok(Ascii::Slice(d, upper))
+}
+
+/// Fast-path check of an ASCII domain whose bytes are already known to be letters, digits,
+/// `-` and `.`: every label well-formed, no A-label, no trailing dot, and a last label that
+/// is not numeric (IPv4 literals take the general path).
+pub(crate) fn ldh_structure_ok(d: &[u8]) -> bool {
+    let mut rest = d;
+    loop {
+        let end = ascii::find_byte(rest, b'.');
+        let label = &rest[..end.unwrap_or(rest.len())];
+        if !matches!(ldh_label(label), Ok(false)) {
+            return false;
+        }
+        match end {
+            Some(e) => rest = &rest[e + 1..],
+            None => return !label.first().is_some_and(u8::is_ascii_digit),
+        }
+    }
+}
+
+/// Checks the structure of an LDH label (its bytes are already known to be letters, digits
+/// and hyphens); `Ok(true)` for an `xn--` A-label.
+#[inline]
+fn ldh_label(label: &[u8]) -> Result<bool, JidErrorKind> {
+    match (label.first(), label.last()) {
+        (None, _) | (_, None) => return Err(JidErrorKind::BadLabel(LabelError::Empty)),
+        (Some(b'-'), _) | (_, Some(b'-')) => {
+            return Err(JidErrorKind::BadLabel(LabelError::Hyphen));
+        }
+        _ => {}
+    }
+    if label.len() > MAX_LABEL {
+        return Err(JidErrorKind::BadLabel(LabelError::TooLong));
+    }
+    if let [x, n, b'-', b'-', ..] = label {
+        if x | 0x20 == b'x' && n | 0x20 == b'n' {
+            return Ok(true);
+        }
+        return Err(JidErrorKind::BadLabel(LabelError::ReservedHyphens));
+    }
+    Ok(false)
 }
 
 /// The general path: RFC 5895-style mapping (label separators, width, lowercase, NFC), then

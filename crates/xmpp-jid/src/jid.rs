@@ -44,6 +44,12 @@ impl Repr {
         &self.buf[..usize::from(self.len)]
     }
 
+    /// Everything that defines the value (for tests comparing two construction paths).
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&str, Option<&str>, &str, Option<&str>) {
+        (self.as_str(), self.node(), self.domain(), self.resource())
+    }
+
     fn node(&self) -> Option<&str> {
         (self.at > 0).then(|| &self.buf[..usize::from(self.at)])
     }

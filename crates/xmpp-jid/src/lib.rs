@@ -52,6 +52,7 @@
 
 extern crate alloc;
 
+mod ascii;
 mod domain;
 mod error;
 mod jid;

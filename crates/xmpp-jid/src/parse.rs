@@ -7,6 +7,7 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::sync::Arc;
 
+use crate::ascii;
 use crate::domain::{self, Ascii};
 use crate::error::{JidError, JidErrorKind, JidPart};
 use crate::jid::Repr;
@@ -83,15 +84,17 @@ fn excluded_in_localpart(c: char) -> bool {
 fn localpart(s: &str) -> Result<Part<'_>, JidError> {
     const P: JidPart = JidPart::Localpart;
     check_raw(P, s)?;
-    let part = if s.is_ascii() {
-        let mut upper = false;
-        for &b in s.as_bytes() {
-            if !(b'!'..=b'~').contains(&b) || excluded_in_localpart(char::from(b)) {
-                return Err(JidError::new(P, JidErrorKind::Forbidden(char::from(b))));
-            }
-            upper |= b.is_ascii_uppercase();
+    let flags = ascii::scan_localpart(s.as_bytes());
+    let part = if flags & ascii::NON_ASCII == 0 {
+        if flags & ascii::BAD != 0 {
+            let bad = ascii::bad_in_localpart(s.as_bytes());
+            return Err(JidError::new(P, JidErrorKind::Forbidden(bad)));
         }
-        if upper { Part::Lower(s) } else { Part::Same(s) }
+        if flags & ascii::UPPER != 0 {
+            Part::Lower(s)
+        } else {
+            Part::Same(s)
+        }
     } else {
         let e = precis::username_case_mapped(s).map_err(|e| JidError::precis(P, e))?;
         if let Some(c) = e.chars().find(|&c| excluded_in_localpart(c)) {
@@ -127,15 +130,79 @@ fn resourcepart(s: &str) -> Result<Part<'_>, JidError> {
 /// Parses a JID string: the first `/` starts the resourcepart, then the first `@` before it
 /// ends the localpart.
 pub(crate) fn parse(s: &str) -> Result<Repr, JidError> {
-    let (bare, resource) = match s.find('/') {
+    if let Some(repr) = fast_ascii(s) {
+        return Ok(repr);
+    }
+    general(s)
+}
+
+/// The general path of [`parse`].
+fn general(s: &str) -> Result<Repr, JidError> {
+    // JIDs are short: a plain scan beats `memchr`'s set-up cost. '/' and '@' are ASCII, so
+    // the byte offsets are char boundaries.
+    let bytes = s.as_bytes();
+    let (bare, resource) = match bytes.iter().position(|&b| b == b'/') {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let (node, domain) = match bare.find('@') {
+    let (node, domain) = match bare.as_bytes().iter().position(|&b| b == b'@') {
         Some(i) => (Some(&bare[..i]), &bare[i + 1..]),
         None => (None, bare),
     };
     build(Some(s), node, domain, resource)
+}
+
+/// Longest input [`fast_ascii`] handles: short enough that no part can exceed 1023 octets
+/// and that the lowercased copy fits a stack buffer.
+const MAX_FAST: usize = 256;
+
+/// The common case in one tight function: a short, valid, all-ASCII JID whose enforcement
+/// at most lowercases the localpart and domainpart. Anything else (non-ASCII, any error, a
+/// trailing dot, IP literals, A-labels) returns `None` and takes the general path, which
+/// gives the same result or the precise error.
+fn fast_ascii(s: &str) -> Option<Repr> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > MAX_FAST {
+        return None;
+    }
+    let slash = ascii::find_byte(b, b'/');
+    let bare_end = slash.unwrap_or(b.len());
+    let bare = &b[..bare_end];
+    let at = ascii::find_byte(bare, b'@');
+    let dom_start = at.map_or(0, |i| i + 1);
+    let domain = &bare[dom_start..];
+
+    let mut upper = 0;
+    if let Some(at) = at {
+        let f = ascii::scan_localpart(&bare[..at]);
+        if at == 0 || f & !ascii::UPPER != 0 {
+            return None;
+        }
+        upper |= f;
+    }
+    let f = ascii::scan_domain(domain);
+    if f & !ascii::UPPER != 0 || !domain::ldh_structure_ok(domain) {
+        return None;
+    }
+    upper |= f;
+    if let Some(slash) = slash {
+        let r = &b[slash + 1..];
+        if r.is_empty() || ascii::scan_precis(r, true) & !ascii::UPPER != 0 {
+            return None;
+        }
+    }
+
+    let text: Arc<str> = if upper & ascii::UPPER == 0 {
+        Arc::from(s)
+    } else {
+        let mut buf = [0u8; MAX_FAST];
+        let out = &mut buf[..b.len()];
+        out.copy_from_slice(b);
+        out[..bare_end].make_ascii_lowercase();
+        // ASCII in, ASCII out: always valid UTF-8.
+        Arc::from(core::str::from_utf8(out).ok()?)
+    };
+    Some(Repr::new(text, at, slash))
 }
 
 /// Builds a JID from separately given parts.
@@ -206,4 +273,48 @@ fn build(
     // fallback would still be caught by the tests.
     let text = core::str::from_utf8(buf).unwrap_or_default();
     Ok(Repr::new(Arc::from(text), at, slash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The fast path, when it answers, agrees with the general path.
+        #[test]
+        fn fast_path_agrees_with_general_path(s in "[a-zA-Z0-9@/. \\-_:\"\\[\\]\u{7f}\u{e9}]{0,24}") {
+            if let Some(fast) = fast_ascii(&s) {
+                let slow = general(&s).expect("fast path accepted it");
+                prop_assert_eq!(fast.parts(), slow.parts());
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_covers_the_common_cases() {
+        for s in [
+            "a@b",
+            "A@B/C",
+            "example.com",
+            "x@Example.COM/Res Ource",
+            "a-b.c-d/e@f",
+        ] {
+            let fast = fast_ascii(s).expect(s);
+            assert_eq!(fast.parts(), general(s).unwrap().parts());
+        }
+        for s in [
+            "a@b.",
+            "[::1]",
+            "1.2.3.4",
+            "xn--bcher-kva.de",
+            "a@b/",
+            "@b",
+            "\u{e9}@b",
+        ] {
+            assert!(fast_ascii(s).is_none(), "{s}");
+        }
+    }
 }

@@ -20,6 +20,7 @@ use alloc::string::String;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::{IsNormalized, is_nfc_quick, is_nfkc_quick};
 
+use crate::ascii;
 pub use crate::error::PrecisError;
 use crate::props::{Class, props, width_map};
 use crate::rules;
@@ -118,8 +119,9 @@ pub fn nickname_case_preserved(s: &str) -> Result<Cow<'_, str>, PrecisError> {
 pub const UNICODE_VERSION: (u8, u8, u8) = crate::tables::UNICODE_VERSION;
 
 fn enforce(p: Profile, s: &str) -> Result<Cow<'_, str>, PrecisError> {
-    if s.is_ascii() && !p.trim_spaces {
-        return enforce_ascii(p, s);
+    let flags = ascii::scan_precis(s.as_bytes(), p.freeform);
+    if flags & ascii::NON_ASCII == 0 && !p.trim_spaces {
+        return enforce_ascii(p, s, flags);
     }
     let mut mapped = map(p, s);
     if p.trim_spaces {
@@ -153,19 +155,15 @@ fn enforce(p: Profile, s: &str) -> Result<Cow<'_, str>, PrecisError> {
 
 /// ASCII fast path: no width, space, normalization or bidi work can apply, and the class
 /// check is a byte range.
-fn enforce_ascii(p: Profile, s: &str) -> Result<Cow<'_, str>, PrecisError> {
-    let lowest = if p.freeform { b' ' } else { b'!' };
-    let mut upper = false;
-    for &b in s.as_bytes() {
-        if !(lowest..=b'~').contains(&b) {
-            return Err(PrecisError::Forbidden(char::from(b)));
-        }
-        upper |= b.is_ascii_uppercase();
+fn enforce_ascii(p: Profile, s: &str, flags: u8) -> Result<Cow<'_, str>, PrecisError> {
+    if flags & ascii::BAD != 0 {
+        let bad = ascii::bad_in_precis(s.as_bytes(), p.freeform);
+        return Err(PrecisError::Forbidden(bad));
     }
     if s.is_empty() {
         return Err(PrecisError::Empty);
     }
-    Ok(if p.lower && upper {
+    Ok(if p.lower && flags & ascii::UPPER != 0 {
         Cow::Owned(s.to_ascii_lowercase())
     } else {
         Cow::Borrowed(s)

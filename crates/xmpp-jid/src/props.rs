@@ -135,14 +135,19 @@ impl Props {
     }
 }
 
-/// The properties of `c`: binary search in the range table (each entry starts a run of code
-/// points sharing the same packed value).
+/// The properties of `c`: a two-level table lookup (see `tables.rs`).
+#[inline]
 pub(crate) fn props(c: char) -> Props {
     let cp = u32::from(c);
-    let table = tables::PROPS;
-    let i = table.partition_point(|&(start, _)| start <= cp);
-    // Entry 0 starts at U+0000, so `i >= 1` for every code point.
-    Props(table.get(i.wrapping_sub(1)).map_or(0, |&(_, v)| v))
+    let block = tables::BLOCK_INDEX
+        .get((cp >> tables::SHIFT) as usize)
+        .map_or(0, |&b| usize::from(b));
+    let offset = (cp & ((1 << tables::SHIFT) - 1)) as usize;
+    let index = tables::BLOCKS
+        .get((block << tables::SHIFT) + offset)
+        .map_or(0, |&i| usize::from(i));
+    // Every index is in range by construction; the fallbacks only keep this panic-free.
+    Props(tables::VALUES.get(index).copied().unwrap_or(0))
 }
 
 /// The width mapping of RFC 8265 §3.4.1: a fullwidth or halfwidth code point maps to its
@@ -159,4 +164,54 @@ pub(crate) fn width_map(c: char) -> Option<char> {
         .ok()
         .and_then(|i| table.get(i))
         .and_then(|&(_, to)| char::from_u32(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_code_points() {
+        let p = props('a');
+        assert_eq!(
+            (p.precis(), p.idna(), p.bidi()),
+            (Class::Pvalid, Class::Pvalid, Bidi::L)
+        );
+        assert_eq!(props('A').idna(), Class::Disallowed);
+        assert_eq!(props('A').precis(), Class::Pvalid);
+        assert_eq!(props(' ').precis(), Class::FreePval);
+        assert!(props(' ').is_space() && props('\u{3000}').is_space() && !props('a').is_space());
+        assert_eq!(props('\u{A0}').precis(), Class::FreePval);
+        assert_eq!(props('\u{7}').precis(), Class::Disallowed);
+        assert_eq!(props('\u{DF}').idna(), Class::Pvalid);
+        assert_eq!(props('\u{B7}').precis(), Class::ContextO);
+        assert_eq!(props('\u{200C}').precis(), Class::ContextJ);
+        assert_eq!(props('\u{378}').precis(), Class::Unassigned);
+        assert_eq!(props('\u{10FFFF}').precis(), Class::Disallowed);
+        assert_eq!(props('\u{1F600}').precis(), Class::FreePval);
+        assert_eq!(props('\u{1F600}').idna(), Class::Disallowed);
+        assert_eq!(props('\u{5D0}').bidi(), Bidi::R);
+        assert_eq!(props('\u{5D0}').script(), Script::Hebrew);
+        assert_eq!(props('\u{3B1}').script(), Script::Greek);
+        assert_eq!(props('\u{30A2}').script(), Script::Japanese);
+        assert_eq!(props('\u{4E00}').script(), Script::Japanese);
+        assert_eq!(
+            (props('\u{627}').bidi(), props('\u{628}').joining()),
+            (Bidi::AL, Joining::D)
+        );
+        assert_eq!(props('\u{627}').joining(), Joining::R);
+        assert_eq!(props('\u{661}').bidi(), Bidi::AN);
+        assert_eq!(props('\u{301}').bidi(), Bidi::NSM);
+        assert!(props('\u{301}').is_mark() && !props('a').is_mark());
+        assert!(props('\u{94D}').virama());
+        assert_eq!(props('\u{1100}').precis(), Class::Disallowed);
+        assert_eq!(props('\u{2163}').precis(), Class::FreePval);
+        // The Zs bit agrees with the generated list of spaces.
+        for c in (0..=0x0010_FFFF).filter_map(char::from_u32) {
+            assert_eq!(props(c).is_space(), tables::SPACES.contains(&c), "{c:?}");
+        }
+        assert_eq!(width_map('\u{FF21}'), Some('A'));
+        assert_eq!(width_map('\u{FF71}'), Some('\u{30A2}'));
+        assert_eq!(width_map('A'), None);
+    }
 }
