@@ -1,3 +1,183 @@
-//! Placeholder: filled in by the issue that builds this crate.
-#![allow(missing_docs)]
-fn main() {}
+//! The XML stream parser over a ~10 MB realistic client stream, side by side in one run with
+//! the alternatives, at 4 KiB and 64-byte chunks:
+//!
+//! - `rxml_raw`: `rxml` 0.14 `RawParser` events, no tree: the speed limit for anything built
+//!   on `rxml`.
+//! - `rxml_minidom`: `rxml` raw events into `minidom` 0.19's `TreeBuilder`, taking each
+//!   depth-1 child off the root as it completes (what xmpp-rs's tokio-xmpp does).
+//! - `quick_xml_raw`: `quick-xml` 0.42's raw reader over a `BufReader` of the chunk size (not
+//!   a validating parser: no namespaces, no character checks, no tree).
+//! - `xmpp_xml`: our full pipeline (`StreamParser`: validation, bounds, namespaces,
+//!   `minidom::Element` per stanza).
+//!
+//! Before timing, it prints allocations per stanza for each pipeline (counted with a global
+//! counting allocator, 4 KiB chunks). Run:
+//! `cargo bench -p xmpp-benches --bench xml -- --measurement-time 3 --warm-up-time 1`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::io::BufReader;
+use std::sync::OnceLock;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use minidom::tree_builder::TreeBuilder;
+use rxml::error::EndOrError;
+use rxml::{Parse, RawEvent, RawParser};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use xmpp_benches::corpus::{ClientStream, client_stream};
+use xmpp_xml::{Event, StreamParser};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SEED: u64 = 0x5EED_0003;
+const TARGET: usize = 10 * 1024 * 1024;
+const CHUNKS: [usize; 2] = [4096, 64];
+
+fn corpus() -> &'static ClientStream {
+    static CORPUS: OnceLock<ClientStream> = OnceLock::new();
+    CORPUS.get_or_init(|| client_stream(SEED, TARGET))
+}
+
+/// Raw rxml events; returns the number of events.
+fn rxml_raw(bytes: &[u8], chunk: usize) -> usize {
+    let mut parser = RawParser::new();
+    let mut events = 0;
+    for piece in bytes.chunks(chunk) {
+        let mut input = piece;
+        loop {
+            match parser.parse(&mut input, false) {
+                Ok(Some(event)) => {
+                    black_box(&event);
+                    events += 1;
+                }
+                Ok(None) | Err(EndOrError::NeedMoreData) => break,
+                Err(EndOrError::Error(e)) => panic!("rxml: {e}"),
+            }
+        }
+    }
+    events
+}
+
+/// Raw rxml events into minidom's TreeBuilder; returns the number of stanzas.
+fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
+    let mut parser = RawParser::new();
+    let mut tree = TreeBuilder::new();
+    let mut stanzas = 0;
+    for piece in bytes.chunks(chunk) {
+        let mut input = piece;
+        loop {
+            match parser.parse(&mut input, false) {
+                Ok(Some(event)) => {
+                    let foot = matches!(event, RawEvent::ElementFoot(_));
+                    tree.process_event(event).unwrap();
+                    if foot && tree.depth() == 1 {
+                        if let Some(stanza) = tree.unshift_child() {
+                            black_box(stanza);
+                            stanzas += 1;
+                        }
+                    }
+                }
+                Ok(None) | Err(EndOrError::NeedMoreData) => break,
+                Err(EndOrError::Error(e)) => panic!("rxml: {e}"),
+            }
+        }
+    }
+    stanzas
+}
+
+/// quick-xml's raw reader; returns the number of events.
+fn quick_xml_raw(bytes: &[u8], chunk: usize) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(chunk, bytes));
+    let mut buf = Vec::with_capacity(4096);
+    let mut events = 0;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(event) => {
+                black_box(&event);
+                events += 1;
+            }
+            Err(e) => panic!("quick-xml: {e}"),
+        }
+        buf.clear();
+    }
+    events
+}
+
+/// Our pipeline; returns the number of stanzas.
+fn xmpp_xml(bytes: &[u8], chunk: usize) -> usize {
+    let mut parser = StreamParser::new();
+    let mut stanzas = 0;
+    for piece in bytes.chunks(chunk) {
+        parser.feed(piece);
+        while let Some(event) = parser.next_event().unwrap() {
+            if let Event::Element(stanza) = event {
+                black_box(stanza);
+                stanzas += 1;
+            }
+        }
+    }
+    stanzas
+}
+
+type Pipeline = fn(&[u8], usize) -> usize;
+
+const PIPELINES: [(&str, Pipeline); 4] = [
+    ("rxml_raw", rxml_raw),
+    ("rxml_minidom", rxml_minidom),
+    ("quick_xml_raw", quick_xml_raw),
+    ("xmpp_xml", xmpp_xml),
+];
+
+fn report_allocations() {
+    let c = corpus();
+    println!(
+        "corpus: {} bytes, {} stanzas ({} messages, {} presences, {} iqs of which {} 50-item \
+         rosters), {} references, {:.0} bytes per stanza",
+        c.bytes.len(),
+        c.stanzas,
+        c.messages,
+        c.presences,
+        c.iqs,
+        c.roster_results,
+        c.references,
+        c.bytes.len() as f64 / c.stanzas as f64
+    );
+    assert_eq!(rxml_minidom(&c.bytes, 4096), c.stanzas);
+    assert_eq!(xmpp_xml(&c.bytes, 64), c.stanzas);
+    for (name, pipeline) in PIPELINES {
+        let region = Region::new(GLOBAL);
+        black_box(pipeline(&c.bytes, 4096));
+        let stats = region.change();
+        println!(
+            "allocations per stanza, {name:>13}: {:6.1} ({:7.0} bytes requested per stanza)",
+            stats.allocations as f64 / c.stanzas as f64,
+            stats.bytes_allocated as f64 / c.stanzas as f64,
+        );
+    }
+}
+
+fn bench_xml(crit: &mut Criterion) {
+    let c = corpus();
+    for chunk in CHUNKS {
+        let mut group = crit.benchmark_group(format!("xml/chunk{chunk}"));
+        group.throughput(Throughput::Bytes(c.bytes.len() as u64));
+        group.sample_size(10);
+        for (name, pipeline) in PIPELINES {
+            group.bench_with_input(BenchmarkId::from_parameter(name), &chunk, |b, &chunk| {
+                b.iter(|| pipeline(black_box(&c.bytes), chunk));
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_xml);
+
+fn main() {
+    report_allocations();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
