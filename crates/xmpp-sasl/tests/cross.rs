@@ -769,3 +769,56 @@ fn usage_errors() {
     let _ = c.start().unwrap();
     assert!(c.step(b"").is_err());
 }
+
+#[test]
+fn pluggable_password_preparation_must_match_on_both_sides() {
+    // A stand-in for PRECIS OpaqueString: keeps compatibility characters that SASLprep's NFKC
+    // folds (U+FF50 FULLWIDTH P stays as is).
+    fn keep(s: &str) -> Option<String> {
+        (!s.is_empty()).then(|| s.to_owned())
+    }
+    fn refuse(_: &str) -> Option<String> {
+        None
+    }
+    let password = "\u{FF50}ass";
+    let mut store = Store::default();
+    for hash in ScramHash::ALL {
+        let c = StoredCredentials::derive(
+            hash,
+            password,
+            xmpp_sasl::PasswordPrep::Custom(keep),
+            b"salt",
+            4096,
+        )
+        .unwrap();
+        store.creds.insert(("juliet".into(), hash), c);
+    }
+    for m in [Mechanism::Plain, Mechanism::ScramSha256] {
+        let cfg = || ClientConfig::new("juliet", CNONCE).password(password);
+        let server = || {
+            Server::new(
+                m,
+                server_config().prep(xmpp_sasl::PasswordPrep::Custom(keep)),
+            )
+        };
+        // Same profile: success.
+        let mut c = Client::new(m, cfg().prep(xmpp_sasl::PasswordPrep::Custom(keep))).unwrap();
+        run(&mut c, &mut server().unwrap(), &store).unwrap();
+        // SASLprep on the client maps U+FF50 to 'p': a different password.
+        let mut c = Client::new(m, cfg()).unwrap();
+        assert_eq!(
+            run(&mut c, &mut server().unwrap(), &store).unwrap_err(),
+            Failed::Server(Error::InvalidProof),
+            "{m}"
+        );
+    }
+    // A profile that refuses the password fails before anything is sent.
+    assert_eq!(
+        Client::new(
+            Mechanism::ScramSha256,
+            client_config().prep(xmpp_sasl::PasswordPrep::Custom(refuse))
+        )
+        .unwrap_err(),
+        Error::PasswordPreparation
+    );
+}
