@@ -9,7 +9,8 @@
 //! online, with which presence, and who got directed presence) lives in the machine. Stanzas
 //! between two local accounts are processed inside the same call.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -149,8 +150,10 @@ fn bare_str(jid: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct Server {
     config: ServerConfig,
-    /// Online accounts by bare JID string (borrowed lookups: no allocation per stanza).
-    sessions: BTreeMap<String, Vec<Session>>,
+    /// Online accounts by bare JID string: borrowed lookups (no allocation per stanza), one
+    /// probe instead of a tree walk of cache misses. `DefaultHasher::new()` has fixed keys, so
+    /// runs are reproducible; the map is never iterated.
+    sessions: HashMap<String, Vec<Session>, BuildHasherDefault<DefaultHasher>>,
     out: VecDeque<Output>,
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<Stanza>,
@@ -163,7 +166,7 @@ impl Server {
     pub fn new(config: ServerConfig) -> Self {
         Self {
             config,
-            sessions: BTreeMap::new(),
+            sessions: HashMap::default(),
             out: VecDeque::new(),
             local: VecDeque::new(),
             next_push: 0,

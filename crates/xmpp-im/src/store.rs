@@ -5,7 +5,8 @@
 //! chain of effects inside one call (a subscription approved automatically, then its answer
 //! processed locally) always sees its own writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use xmpp_jid::BareJid;
 
@@ -90,7 +91,9 @@ struct MemAccount {
 /// An in-memory [`RosterStore`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryStore {
-    accounts: BTreeMap<BareJid, MemAccount>,
+    /// Fixed-key hasher: reproducible, and one probe per lookup on large stores. Never
+    /// iterated.
+    accounts: HashMap<BareJid, MemAccount, BuildHasherDefault<DefaultHasher>>,
 }
 
 impl MemoryStore {
