@@ -5,11 +5,11 @@ use alloc::string::{String, ToString};
 use core::net::{Ipv4Addr, Ipv6Addr};
 use core::str::FromStr;
 
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::ascii;
 use crate::error::{JidErrorKind, LabelError};
-use crate::props::{Class, props, width_map};
+use crate::props::{Class, changes_when_lowercased, is_nfc, props, width_map};
 use crate::punycode;
 use crate::rules;
 
@@ -34,7 +34,7 @@ pub(crate) fn enforce(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
             Ascii::Owned(s) => Cow::Owned(s),
         });
     }
-    enforce_unicode(d).map(Cow::Owned)
+    enforce_unicode(d)
 }
 
 /// ASCII domainparts: IP literals, LDH labels and A-labels.
@@ -88,7 +88,7 @@ pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
         return Ok(Ascii::Slice(d, false));
     }
     if a_label {
-        return enforce_unicode(&d.to_ascii_lowercase()).map(Ascii::Owned);
+        return enforce_unicode(&d.to_ascii_lowercase()).map(|u| Ascii::Owned(u.into_owned()));
     }
     Ok(Ascii::Slice(d, upper))
 }
@@ -136,35 +136,66 @@ fn ldh_label(label: &[u8]) -> Result<bool, JidErrorKind> {
 
 /// The general path: RFC 5895-style mapping (label separators, width, lowercase, NFC), then
 /// every label validated as an IDNA2008 U-label (A-labels decoded first).
-fn enforce_unicode(d: &str) -> Result<String, JidErrorKind> {
-    let mapped: String = d
-        .chars()
-        .map(|c| match c {
-            // IDEOGRAPHIC FULL STOP and its fullwidth/halfwidth forms separate labels.
-            '\u{3002}' | '\u{FF0E}' | '\u{FF61}' => '.',
-            _ => width_map(c).unwrap_or(c),
-        })
-        .collect();
-    let trimmed = mapped.strip_suffix('.').unwrap_or(&mapped);
-    let lowered = trimmed.to_lowercase();
-    let normalized: String = if is_nfc_quick(lowered.chars()) == IsNormalized::Yes {
+fn enforce_unicode(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
+    let is_stop = |c: char| matches!(c, '\u{3002}' | '\u{FF0E}' | '\u{FF61}');
+    // Each step allocates only when it changes something.
+    let mapped: Cow<'_, str> = if d.chars().any(|c| is_stop(c) || width_map(c).is_some()) {
+        // IDEOGRAPHIC FULL STOP and its fullwidth/halfwidth forms separate labels.
+        Cow::Owned(
+            d.chars()
+                .map(|c| {
+                    if is_stop(c) {
+                        '.'
+                    } else {
+                        width_map(c).unwrap_or(c)
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(d)
+    };
+    let trimmed = match mapped {
+        Cow::Borrowed(m) => Cow::Borrowed(m.strip_suffix('.').unwrap_or(m)),
+        Cow::Owned(mut m) => {
+            if m.ends_with('.') {
+                m.pop();
+            }
+            Cow::Owned(m)
+        }
+    };
+    let lowered = if trimmed.chars().any(changes_when_lowercased) {
+        Cow::Owned(trimmed.to_lowercase())
+    } else {
+        trimmed
+    };
+    let normalized = if is_nfc(&lowered) {
         lowered
     } else {
-        lowered.nfc().collect()
+        Cow::Owned(lowered.nfc().collect())
     };
     if normalized.is_empty() {
         return Err(JidErrorKind::Empty);
     }
-    let mut out = String::with_capacity(normalized.len());
     let mut rtl = false;
+    let mut a_labels = false;
     for label in normalized.split('.') {
         let u = u_label(label)?;
+        a_labels |= matches!(u, Cow::Owned(_));
         rtl |= rules::has_rtl(&u);
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(&u);
     }
+    let out = if a_labels {
+        let mut out = String::with_capacity(normalized.len());
+        for label in normalized.split('.') {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&u_label(label)?);
+        }
+        Cow::Owned(out)
+    } else {
+        normalized
+    };
     // RFC 5893: in a domain name with any right-to-left label, every label obeys the Bidi
     // Rule.
     if rtl && !out.split('.').all(rules::bidi_ok) {
@@ -190,7 +221,7 @@ fn u_label(label: &str) -> Result<Cow<'_, str>, JidErrorKind> {
             if u.is_ascii() || punycode::encode(&u).as_deref() != Some(puny) {
                 return Err(JidErrorKind::BadLabel(LabelError::BadPunycode));
             }
-            if is_nfc_quick(u.chars()) != IsNormalized::Yes && u.nfc().ne(u.chars()) {
+            if !is_nfc(&u) {
                 return Err(JidErrorKind::BadLabel(LabelError::NotNfc));
             }
             check_u_label(&u)?;
@@ -200,8 +231,16 @@ fn u_label(label: &str) -> Result<Cow<'_, str>, JidErrorKind> {
         return Ok(Cow::Borrowed(label));
     }
     check_u_label(label)?;
-    let puny = punycode::encode(label).ok_or(JidErrorKind::BadLabel(LabelError::BadPunycode))?;
-    if puny.len() + 4 > MAX_LABEL {
+    // Short labels cannot reach 63 octets: each of n <= 7 code points costs at most 8
+    // punycode digits (a delta is below 0x110000 * (n + 1) < 10^7, and every non-final digit
+    // divides it by at least 10), so the A-label has at most 4 + 1 + 7 * 8 = 61 octets.
+    // `None` means more than 63 code points: too long as well.
+    if label.chars().nth(7).is_some()
+        && punycode::encoded_len(label)
+            .unwrap_or(usize::MAX)
+            .saturating_add(4)
+            > MAX_LABEL
+    {
         return Err(JidErrorKind::BadLabel(LabelError::TooLong));
     }
     Ok(Cow::Borrowed(label))

@@ -18,11 +18,11 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 
 use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::{IsNormalized, is_nfc_quick, is_nfkc_quick};
+use unicode_normalization::{IsNormalized, is_nfkc_quick};
 
 use crate::ascii;
 pub use crate::error::PrecisError;
-use crate::props::{Class, props, width_map};
+use crate::props::{Bidi, Class, changes_when_lowercased, is_nfc, props, width_map};
 use crate::rules;
 
 /// What a profile does (RFC 8264 §5 and §7: the rules are applied in this order).
@@ -173,10 +173,21 @@ fn enforce_ascii(p: Profile, s: &str, flags: u8) -> Result<Cow<'_, str>, PrecisE
 /// The mapping steps (RFC 8264 §7 steps 1-4).
 fn map(p: Profile, s: &str) -> Cow<'_, str> {
     let mut out: Cow<'_, str> = Cow::Borrowed(s);
-    if p.width && out.chars().any(|c| width_map(c).is_some()) {
-        out = Cow::Owned(out.chars().map(|c| width_map(c).unwrap_or(c)).collect());
+    // One pass decides which mappings apply; each allocates only when it changes something.
+    let (mut width, mut spaces, mut lower) = (false, false, false);
+    for c in s.chars() {
+        if !c.is_ascii() {
+            width |= p.width && width_map(c).is_some();
+            spaces |= p.spaces && props(c).is_space();
+        }
+        lower |= p.lower && changes_when_lowercased(c);
     }
-    if p.spaces && out.chars().any(|c| c != ' ' && props(c).is_space()) {
+    if width {
+        out = Cow::Owned(out.chars().map(|c| width_map(c).unwrap_or(c)).collect());
+        // Width-mapped letters may now be uppercase ASCII.
+        lower = p.lower && out.chars().any(changes_when_lowercased);
+    }
+    if spaces {
         out = Cow::Owned(
             out.chars()
                 .map(|c| if props(c).is_space() { ' ' } else { c })
@@ -195,7 +206,7 @@ fn map(p: Profile, s: &str) -> Cow<'_, str> {
             out = Cow::Owned(t);
         }
     }
-    if p.lower && out.chars().any(changes_when_lowercased) {
+    if lower {
         // `str::to_lowercase` applies the Final_Sigma context of Unicode's toLowerCase.
         out = Cow::Owned(out.to_lowercase());
     }
@@ -206,18 +217,10 @@ fn map(p: Profile, s: &str) -> Cow<'_, str> {
                 out = Cow::Owned(n);
             }
         }
-    } else if is_nfc_quick(out.chars()) != IsNormalized::Yes {
-        let n: String = out.nfc().collect();
-        if n != out {
-            out = Cow::Owned(n);
-        }
+    } else if !is_nfc(&out) {
+        out = Cow::Owned(out.nfc().collect());
     }
     out
-}
-
-fn changes_when_lowercased(c: char) -> bool {
-    let mut l = c.to_lowercase();
-    !(l.next() == Some(c) && l.next().is_none())
 }
 
 /// The checks (RFC 8264 §7 step 5 and the class/context rules of §8).
@@ -225,8 +228,10 @@ fn check(p: Profile, s: &str) -> Result<(), PrecisError> {
     if s.is_empty() {
         return Err(PrecisError::Empty);
     }
+    let mut rtl = false;
     for (i, c) in s.char_indices() {
-        match props(c).precis() {
+        let props = props(c);
+        match props.precis() {
             Class::Pvalid => {}
             Class::FreePval if p.freeform => {}
             Class::ContextJ | Class::ContextO => {
@@ -236,8 +241,9 @@ fn check(p: Profile, s: &str) -> Result<(), PrecisError> {
             }
             _ => return Err(PrecisError::Forbidden(c)),
         }
+        rtl |= matches!(props.bidi(), Bidi::R | Bidi::AL | Bidi::AN);
     }
-    if p.bidi && rules::has_rtl(s) && !rules::bidi_ok(s) {
+    if p.bidi && rtl && !rules::bidi_ok(s) {
         return Err(PrecisError::Bidi);
     }
     Ok(())

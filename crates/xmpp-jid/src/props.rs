@@ -129,6 +129,12 @@ impl Props {
         self.0 & (1 << 16) != 0
     }
 
+    /// NFC_Quick_Check is not Yes, or the canonical combining class is not 0: a string
+    /// without such code points is certainly in NFC.
+    pub(crate) const fn nfc_maybe_unstable(self) -> bool {
+        self.0 & (1 << 18) != 0
+    }
+
     /// General_Category is Zs (a space).
     pub(crate) const fn is_space(self) -> bool {
         self.0 & (1 << 17) != 0
@@ -148,6 +154,34 @@ pub(crate) fn props(c: char) -> Props {
         .map_or(0, |&i| usize::from(i));
     // Every index is in range by construction; the fallbacks only keep this panic-free.
     Props(tables::VALUES.get(index).copied().unwrap_or(0))
+}
+
+/// `true` when `s` is in NFC. Decided from the tables for the usual text (no combining
+/// marks, no code points NFC could change), else by `unicode-normalization`'s quick check
+/// and, when that is unsure, by normalizing.
+pub(crate) fn is_nfc(s: &str) -> bool {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if !s
+        .chars()
+        .any(|c| !c.is_ascii() && props(c).nfc_maybe_unstable())
+    {
+        return true;
+    }
+    match is_nfc_quick(s.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => s.chars().eq(s.nfc()),
+    }
+}
+
+/// `true` when Unicode toLowerCase changes `c` (ASCII answered without tables).
+#[inline]
+pub(crate) fn changes_when_lowercased(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_uppercase();
+    }
+    let mut l = c.to_lowercase();
+    !(l.next() == Some(c) && l.next().is_none())
 }
 
 /// The width mapping of RFC 8265 §3.4.1: a fullwidth or halfwidth code point maps to its
@@ -210,6 +244,15 @@ mod tests {
         for c in (0..=0x0010_FFFF).filter_map(char::from_u32) {
             assert_eq!(props(c).is_space(), tables::SPACES.contains(&c), "{c:?}");
         }
+        assert!(is_nfc("abc \u{E9}\u{4E00}") && !is_nfc("e\u{301}") && !is_nfc("\u{212B}"));
+        assert!(!is_nfc(
+            "a\u{323}\u{302}b"
+                .chars()
+                .rev()
+                .collect::<String>()
+                .as_str()
+        ));
+        assert!(is_nfc("\u{1EAD}"));
         assert_eq!(width_map('\u{FF21}'), Some('A'));
         assert_eq!(width_map('\u{FF71}'), Some('\u{30A2}'));
         assert_eq!(width_map('A'), None);

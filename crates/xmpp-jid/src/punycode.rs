@@ -43,11 +43,11 @@ fn digit_value(b: u8) -> Option<u32> {
     }
 }
 
-fn digit_char(d: u32) -> char {
+fn digit_byte(d: u32) -> u8 {
     // d < 36 by construction of the callers; anything else maps to an invalid digit.
     let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let b = usize::try_from(d).ok().and_then(|i| alphabet.get(i));
-    char::from(*b.unwrap_or(&b'?'))
+    *b.unwrap_or(&b'?')
 }
 
 /// Decodes the part of an A-label after `xn--`. `None` on any malformation or overflow.
@@ -93,12 +93,40 @@ pub(crate) fn decode(input: &str) -> Option<String> {
 
 /// Encodes a label to its punycode (without `xn--`). `None` on overflow.
 pub(crate) fn encode(input: &str) -> Option<String> {
-    let chars: Vec<u32> = input.chars().map(u32::from).collect();
-    let mut out: String = input.chars().filter(char::is_ascii).collect();
-    let b = u32::try_from(out.len()).ok()?;
+    let chars: alloc::vec::Vec<u32> = input.chars().map(u32::from).collect();
+    let mut out = String::with_capacity(chars.len() * 2);
+    encode_with(&chars, |b| out.push(char::from(b)))?;
+    Some(out)
+}
+
+/// The length of [`encode`]'s output, computed without allocating. `None` for labels of more
+/// than 63 code points (whose A-label is necessarily longer than 63 octets) or on overflow.
+pub(crate) fn encoded_len(input: &str) -> Option<usize> {
+    let mut buf = [0u32; 63];
+    let mut n = 0;
+    for c in input.chars() {
+        *buf.get_mut(n)? = u32::from(c);
+        n += 1;
+    }
+    let mut len = 0;
+    encode_with(buf.get(..n)?, |_| len += 1)?;
+    Some(len)
+}
+
+/// RFC 3492 §6.3, emitting each output byte to `emit`.
+fn encode_with(chars: &[u32], mut emit: impl FnMut(u8)) -> Option<()> {
+    let mut b: u32 = 0;
+    for &c in chars {
+        if let Ok(ascii) = u8::try_from(c) {
+            if ascii < 0x80 {
+                emit(ascii);
+                b += 1;
+            }
+        }
+    }
     let mut h = b;
     if b > 0 {
-        out.push('-');
+        emit(b'-');
     }
     let mut n = INITIAL_N;
     let mut delta: u32 = 0;
@@ -108,7 +136,7 @@ pub(crate) fn encode(input: &str) -> Option<String> {
         let m = chars.iter().copied().filter(|&c| c >= n).min()?;
         delta = delta.checked_add((m - n).checked_mul(h + 1)?)?;
         n = m;
-        for &c in &chars {
+        for &c in chars {
             if c < n {
                 delta = delta.checked_add(1)?;
             }
@@ -120,11 +148,11 @@ pub(crate) fn encode(input: &str) -> Option<String> {
                     if q < t {
                         break;
                     }
-                    out.push(digit_char(t + (q - t) % (BASE - t)));
+                    emit(digit_byte(t + (q - t) % (BASE - t)));
                     q = (q - t) / (BASE - t);
                     k += BASE;
                 }
-                out.push(digit_char(q));
+                emit(digit_byte(q));
                 bias = adapt(delta, h + 1, h == b);
                 delta = 0;
                 h += 1;
@@ -133,7 +161,7 @@ pub(crate) fn encode(input: &str) -> Option<String> {
         delta = delta.checked_add(1)?;
         n = n.checked_add(1)?;
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]
@@ -166,7 +194,40 @@ mod tests {
         }
         assert_eq!(decode("bcher-kva").as_deref(), Some("b\u{FC}cher"));
         assert_eq!(encode("b\u{FC}cher").as_deref(), Some("bcher-kva"));
+        assert_eq!(encoded_len("b\u{FC}cher"), Some(9));
+        assert_eq!(encoded_len(&"\u{E9}".repeat(63)).map(|l| l > 0), Some(true));
+        assert_eq!(encoded_len(&"\u{E9}".repeat(64)), None);
         assert_eq!(decode("99999999999999"), None);
+    }
+
+    /// `domain::u_label` skips the length computation for labels of at most 7 code points,
+    /// relying on their A-label never exceeding 63 octets; probe the extremes.
+    #[test]
+    fn seven_code_points_fit_in_a_label() {
+        let set = [0x80, 0x7FF, 0xE000, 0x0010_FFFF, 0x61];
+        let mut worst = 0;
+        for mut i in 0..set.len().pow(7) {
+            let mut s = String::new();
+            for _ in 0..7 {
+                s.push(char::from_u32(set[i % set.len()]).unwrap());
+                i /= set.len();
+            }
+            worst = worst.max(encoded_len(&s).unwrap());
+        }
+        let descending: String = [
+            0x0010_FFFF,
+            0x000F_FFFF,
+            0x000E_FFFF,
+            0x0001_0000,
+            0xFFFD,
+            0x800,
+            0x80,
+        ]
+        .iter()
+        .map(|&c| char::from_u32(c).unwrap())
+        .collect();
+        worst = worst.max(encoded_len(&descending).unwrap());
+        assert!(worst + 4 <= 63, "worst A-label length {}", worst + 4);
         assert_eq!(decode("a-!"), None);
     }
 }
