@@ -1,5 +1,51 @@
 #![no_main]
-// Placeholder until the crate under test lands; replaced by the real target.
+//! Any byte string, read as UTF-8 (lossily), must parse without panicking; every accepted JID
+//! must re-parse from its display form to an equal JID whose display is unchanged, and its
+//! parts must reassemble to the whole. The PRECIS profiles must be idempotent.
+
+use xmpp_jid::{BareJid, FullJid, Jid, precis};
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    let input = String::from_utf8_lossy(data);
+    if let Ok(jid) = Jid::new(&input) {
+        let shown = jid.to_string();
+        let again = Jid::new(&shown).expect("display form re-parses");
+        assert_eq!(again, jid);
+        assert_eq!(again.to_string(), shown, "display is idempotent");
+
+        let mut whole = String::new();
+        if let Some(node) = jid.node() {
+            whole.push_str(node);
+            whole.push('@');
+        }
+        whole.push_str(jid.domain());
+        if let Some(resource) = jid.resource() {
+            whole.push('/');
+            whole.push_str(resource);
+        }
+        assert_eq!(whole, shown);
+
+        let bare = BareJid::from_parts(jid.node(), jid.domain()).expect("parts re-enforce");
+        assert_eq!(bare, jid.to_bare());
+        if let Some(resource) = jid.resource() {
+            let full = FullJid::from_parts(jid.node(), jid.domain(), resource).expect("parts");
+            assert_eq!(full, jid);
+        }
+    }
+    let _ = BareJid::new(&input);
+    let _ = FullJid::new(&input);
+    for profile in [
+        precis::username_case_mapped,
+        precis::username_case_preserved,
+        precis::opaque_string,
+        precis::nickname_case_mapped,
+        precis::nickname_case_preserved,
+    ] {
+        if let Ok(once) = profile(&input) {
+            let twice = profile(&once).expect("enforced output is accepted");
+            assert_eq!(twice, once, "enforcement is idempotent");
+        }
+    }
+    let escaped = xmpp_jid::escape::escape_localpart(&input);
+    assert_eq!(xmpp_jid::escape::unescape_localpart(&escaped), input);
 });
