@@ -1,16 +1,61 @@
-//! RFC 6121 instant messaging and presence as pure state machines: typed message, presence and
-//! iq stanzas, the roster (client cache and server processing), the subscription state machine,
-//! and the presence broadcast and delivery rules a server applies.
+//! RFC 6121 instant messaging and presence as pure Sans-IO state machines: typed message,
+//! presence and iq stanzas, the roster (client cache and server processing), the subscription
+//! state machine of Appendix A, and the presence broadcast and delivery rules a server applies.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness. Inputs are stanzas
+//! (`minidom::Element`) and events; outputs are stanzas to deliver or route, drained with
+//! `poll_output()`; roster state lives in the host's [`RosterStore`] ([`MemoryStore`] for
+//! tests and examples).
+//!
+//! # Tour
+//!
+//! - [`stanza`]: [`Message`], [`Presence`], [`Iq`] with lossless `Element` conversion; parse
+//!   errors map to stanza errors ([`StanzaParseError::condition`]).
+//! - [`subscription`]: the nine states of Appendix A, one table per direction, pre-approval.
+//! - [`server`]: the [`Server`] machine: roster get/set/push (§2), subscriptions (§3),
+//!   presence broadcast, probes and directed presence (§4), delivery (§8).
+//! - [`delivery`]: the §8.5 decision as a pure, allocation-free function.
+//! - [`roster`] and [`client`]: the client's [`RosterCache`] (versioning, roster-poisoning
+//!   protection), subscription helpers, and an [`IqTracker`] driven by host time.
 //!
 //! ```
-//! use xmpp_im::{ContactState, State, StanzaFate, SubscriptionKind};
+//! use xmpp_im::{MemoryStore, Output, RosterStore, Server, ServerConfig, State};
+//! use xmpp_jid::{BareJid, FullJid};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let juliet = BareJid::new("juliet@example.com")?;
+//! let romeo = BareJid::new("romeo@example.com")?;
+//! let mut store = MemoryStore::new();
+//! store.add_account(juliet.clone());
+//! store.add_account(romeo.clone());
+//! let mut server = Server::new(ServerConfig::new("example.com"));
 //!
-//! // Juliet asks for Romeo's presence: her server moves the pair to "None + Pending Out",
-//! // routes the request and pushes the changed roster item (RFC 6121 §3.1.2).
-//! let t = ContactState::default().outbound(SubscriptionKind::Subscribe, true);
-//! assert_eq!(t.state.state, State::NonePendingOut);
-//! assert_eq!(t.fate, StanzaFate::Route);
-//! assert!(t.roster_push);
+//! let balcony = FullJid::new("juliet@example.com/balcony")?;
+//! let orchard = FullJid::new("romeo@example.com/orchard")?;
+//! server.session_started(balcony.clone())?;
+//! server.session_started(orchard.clone())?;
+//! server.handle_session_stanza(&mut store, &orchard, &"<presence xmlns='jabber:client'/>".parse()?)?;
+//! while server.poll_output().is_some() {}
+//!
+//! // Juliet asks for Romeo's presence (RFC 6121 §3.1): the request is stamped with her bare
+//! // JID and delivered to Romeo's available resource.
+//! let request = "<presence xmlns='jabber:client' type='subscribe' to='romeo@example.com'/>";
+//! server.handle_session_stanza(&mut store, &balcony, &request.parse()?)?;
+//! let mut delivered = Vec::new();
+//! while let Some(out) = server.poll_output() {
+//!     if let Output::Deliver { to, stanza } = out {
+//!         delivered.push((to, stanza));
+//!     }
+//! }
+//! assert_eq!(delivered.len(), 1);
+//! assert_eq!(delivered[0].0, orchard);
+//! assert_eq!(delivered[0].1.attr("from"), Some("juliet@example.com"));
+//!
+//! // Both servers' views (here one server) follow Appendix A.
+//! let state = |user: &BareJid, contact: &BareJid| store.entry(user, contact).map(|e| e.state.state);
+//! assert_eq!(state(&juliet, &romeo), Some(State::NonePendingOut));
+//! assert_eq!(state(&romeo, &juliet), Some(State::NonePendingIn));
+//! # Ok(())
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 
