@@ -180,6 +180,27 @@ impl Jid {
         parse::parse(s).map(Self)
     }
 
+    /// Lenient (legacy) parsing, for JIDs from peers that still apply RFC 6122 stringprep.
+    ///
+    /// When strict parsing fails, the localpart and resourcepart are first mapped the way
+    /// nodeprep/resourceprep would map them (the RFC 3454 table B.1 code points are dropped,
+    /// then NFKC is applied) and the result is enforced strictly. So `henryⅣ@example.com`
+    /// becomes `henryiv@example.com` and `ﬁle@example.com` becomes `file@example.com`.
+    /// The domainpart is not treated differently. The JID returned is always valid under
+    /// [`Jid::new`], so it round-trips; when the retry fails too, the strict error is
+    /// returned. Use it at the edges that talk to legacy peers, never to decide identity on
+    /// input you store (two different legacy strings may map to one JID).
+    ///
+    /// ```
+    /// use xmpp_jid::Jid;
+    /// assert!(Jid::new("henry\u{2163}@example.com").is_err());
+    /// assert_eq!(Jid::new_lenient("henry\u{2163}@example.com")?.as_str(), "henryiv@example.com");
+    /// # Ok::<(), xmpp_jid::JidError>(())
+    /// ```
+    pub fn new_lenient(s: &str) -> Result<Self, JidError> {
+        parse::parse_lenient(s).map(Self)
+    }
+
     /// The enforced form, e.g. `juliet@example.com/balcony`.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

@@ -46,6 +46,46 @@
 //! a newer Unicode version, which only matters for code points the 15.0 tables treat as
 //! UNASSIGNED (and therefore reject).
 //!
+//! # Conformance, and where we deliberately differ
+//!
+//! - **PRECIS vectors.** Every UsernameCaseMapped, UsernameCasePreserved, OpaqueString,
+//!   NicknameCaseMapped and NicknameCasePreserved row of the `precis_i18n` 1.1.2 golden file
+//!   (`testdata/vectors/precis.tsv`, 323 rows per profile) agrees with this crate, including
+//!   rows whose note says they need a recent Unicode version. The file's IdentifierClass and
+//!   FreeformClass rows are not tested: those bare string classes are not exposed as
+//!   functions.
+//! - **RFC 7622 §3.5.2 lists `juliet@example.com/ foo` as invalid** ("leading space in
+//!   resourcepart"), but the OpaqueString profile that §3.4 prescribes (RFC 8265 §4.2) allows
+//!   U+0020 anywhere, and so do `precis_i18n` and the vectors (`OpaqueString " "` is valid).
+//!   We follow the profile: the resourcepart is `" foo"`.
+//! - **Error code points are reported after mapping.** `henryⅣ@example.com` fails with
+//!   U+2173 (the lowercased ROMAN NUMERAL FOUR), because PRECIS checks the string class after
+//!   case mapping.
+//! - **Nickname profiles** reapply their rules until the output is stable (RFC 8266 §2.4),
+//!   giving up after four rounds ([`PrecisError::Unstable`]); the username and OpaqueString
+//!   profiles reject input whose enforcement is not idempotent after one round.
+//! - **Domainparts** follow IDNA2008 strictly, with the RFC 5895 mappings only (label
+//!   separators U+3002/U+FF0E/U+FF61, width, lowercase, NFC). UTS-46 compatibility mappings
+//!   (e.g. `ℌ` to `h`) are not applied, so such names are rejected. ASCII labels must be LDH
+//!   (letters, digits, hyphen; no underscore). A name whose last label is all digits is
+//!   taken as an IPv4 literal and must be a canonical dotted quad. IPv6 literals are
+//!   canonicalized (RFC 5952 text form, e.g. `[2001:DB8:0:0:0:0:0:1]` becomes
+//!   `[2001:db8::1]`); zone identifiers are rejected.
+//! - **Lengths** (1..=1023 octets per part) are measured after enforcement; a raw part longer
+//!   than 4092 octets is rejected before any Unicode work (no mapping shrinks text more than
+//!   threefold), with the raw length in [`JidErrorKind::TooLong`].
+//!
+//! # Legacy peers
+//!
+//! [`Jid::new_lenient`] accepts JIDs prepared with the older RFC 6122 stringprep profiles
+//! (e.g. `henryⅣ@example.com`, which nodeprep's NFKC turned into `henryiv`): it retries a
+//! failed parse after stringprep's mapping steps and always returns a strictly valid JID.
+//!
+//! # Performance
+//!
+//! Short all-ASCII JIDs take a fast path: table-driven byte scans, no normalization, and one
+//! allocation (the shared buffer). See the crate README for figures against the `jid` crate.
+//!
 //! `no_std` with `alloc`; the default `std` feature adds nothing but is kept for the future.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]

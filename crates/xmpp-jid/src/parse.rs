@@ -205,6 +205,57 @@ fn fast_ascii(s: &str) -> Option<Repr> {
     Some(Repr::new(text, at, slash))
 }
 
+/// Lenient parsing for peers that still prepare JIDs with RFC 6122 stringprep: when strict
+/// parsing fails, retry after applying stringprep's mapping steps to the localpart and the
+/// resourcepart (drop the RFC 3454 table B.1 code points "commonly mapped to nothing", then
+/// NFKC), and enforce the result strictly. The result is always a strictly valid JID; on a
+/// second failure the strict error is returned.
+pub(crate) fn parse_lenient(s: &str) -> Result<Repr, JidError> {
+    let strict = match parse(s) {
+        Ok(repr) => return Ok(repr),
+        Err(e) => e,
+    };
+    let (bare, resource) = match s.find('/') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let (node, domain) = match bare.find('@') {
+        Some(i) => (Some(&bare[..i]), &bare[i + 1..]),
+        None => (None, bare),
+    };
+    // Bound the work like the strict path does before mapping.
+    for part in [node, resource].into_iter().flatten() {
+        if part.len() > MAX_RAW_PART {
+            return Err(strict);
+        }
+    }
+    let node = node.map(legacy_map);
+    let resource = resource.map(legacy_map);
+    build(None, node.as_deref(), domain, resource.as_deref()).map_err(|_| strict)
+}
+
+/// RFC 3454 table B.1 (mapped to nothing), then NFKC: the mapping half of nodeprep and
+/// resourceprep.
+fn legacy_map(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.chars()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{AD}'
+                    | '\u{34F}'
+                    | '\u{1806}'
+                    | '\u{180B}'..='\u{180D}'
+                    | '\u{200B}'..='\u{200D}'
+                    | '\u{2060}'
+                    | '\u{FE00}'..='\u{FE0F}'
+                    | '\u{FEFF}'
+            )
+        })
+        .nfkc()
+        .collect()
+}
+
 /// Builds a JID from separately given parts.
 pub(crate) fn from_parts(
     node: Option<&str>,

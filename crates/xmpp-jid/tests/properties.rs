@@ -153,6 +153,17 @@ proptest! {
         }
         let _ = BareJid::new(&s);
         let _ = FullJid::new(&s);
+        if let Ok(j) = Jid::new_lenient(&s) {
+            check_accepted(&j);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let s = String::from_utf8_lossy(&bytes);
+        if let Ok(j) = Jid::new(&s) {
+            check_accepted(&j);
+        }
     }
 
     #[test]

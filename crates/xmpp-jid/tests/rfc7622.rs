@@ -476,3 +476,28 @@ fn errors_display_part_and_reason() {
         "resourcepart is 2000 octets long, more than 1023"
     );
 }
+
+#[test]
+fn lenient_mode_maps_legacy_input() {
+    let cases = [
+        ("henry\u{2163}@example.com", "henryiv@example.com"),
+        ("\u{FB01}le@example.com/\u{FB01}", "file@example.com/fi"),
+        ("a\u{AD}b@example.com/r\u{200B}s", "ab@example.com/rs"),
+        ("Juliet@Example.COM/balcony", "juliet@example.com/balcony"),
+    ];
+    for (input, expected) in cases {
+        let j = Jid::new_lenient(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+        assert_eq!(j.as_str(), expected);
+        // Always strictly valid: it round-trips through the strict parser.
+        assert_eq!(Jid::new(j.as_str()).unwrap(), j);
+    }
+    // Still invalid: the strict error comes back.
+    assert_eq!(
+        Jid::new_lenient("a b@example.com").unwrap_err(),
+        err("a b@example.com")
+    );
+    assert_eq!(
+        Jid::new_lenient("a@b@c").unwrap_err().part,
+        JidPart::Domainpart
+    );
+}
