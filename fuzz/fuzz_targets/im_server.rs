@@ -32,6 +32,8 @@ const ADDRESSES: [&str; 10] = [
     "mercutio@example.net",
     "mercutio@example.net/r",
 ];
+/// Remote senders: the stream layer has verified that they are not local addresses.
+const REMOTE_FROM: [&str; 4] = ["", "example.net", "mercutio@example.net", "mercutio@example.net/r"];
 const NAMES: [&str; 4] = ["message", "presence", "iq", "other"];
 const TYPES: [&str; 16] = [
     "", "chat", "error", "groupchat", "headline", "normal", "unavailable", "subscribe",
@@ -111,7 +113,7 @@ fn build(data: &mut &[u8]) -> Option<(usize, String)> {
     let name = NAMES[usize::from(take()? % 4)];
     let ty = TYPES[usize::from(take()? % 16)];
     let to = ADDRESSES[usize::from(take()? % 10)];
-    let from = ADDRESSES[usize::from(take()? % 10)];
+    let from = REMOTE_FROM[usize::from(take()? % 4)];
     let child = CHILDREN[usize::from(take()? % 8)];
     let mut xml = format!("<{name} xmlns='jabber:client' id='f'");
     if !ty.is_empty() {

@@ -18,7 +18,9 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use crate::delivery::{DeliveryPolicy, MessageDecision, Recipients, SessionInfo, message_decision};
 use crate::roster::{NS_ROSTER, RosterError, RosterItem, RosterQuery};
-use crate::stanza::{Iq, IqPayload, Message, MessageType, Presence, PresenceType, Stanza};
+use crate::stanza::{
+    Iq, IqPayload, Message, MessageType, Presence, PresenceType, Stanza, StanzaParseError,
+};
 use crate::store::{RosterEntry, RosterStore};
 use crate::subscription::{StanzaFate, SubscriptionKind};
 
@@ -261,7 +263,13 @@ impl Server {
         if self.session(jid).is_none() {
             return Err(UsageError::NoSession);
         }
-        self.go_unavailable(store, jid, Presence::new(Some(PresenceType::Unavailable)));
+        // The ended session itself is gone: it is not among the recipients.
+        self.go_unavailable(
+            store,
+            jid,
+            Presence::new(Some(PresenceType::Unavailable)),
+            false,
+        );
         let key = bare_str(jid.as_str());
         if let Some(list) = self.sessions.get_mut(key) {
             list.retain(|s| &s.jid != jid);
@@ -322,10 +330,11 @@ impl Server {
                     self.local.push_back(s);
                 }
             }
+            // Not a stanza at all: the stream layer's business, nothing to answer.
+            Err(StanzaParseError::NotAStanza) => {}
             Err(e) => {
-                if stanza.attr("type") != Some("error") && stanza.attr("from").is_some() {
-                    self.out
-                        .push_back(Output::Route(e.to_stanza_error().reply_to(stanza)));
+                if stanza.attr("from").is_some() {
+                    self.bounce_with(stanza, e.condition());
                 }
             }
         }
@@ -383,9 +392,10 @@ impl Server {
             return;
         }
         let reply = StanzaError::new(condition).reply_to(stanza);
-        match Stanza::try_from(&reply) {
-            Ok(s) => self.route(s),
-            Err(_) => self.out.push_back(Output::Route(reply)),
+        // The reply only fails to parse when the original's addresses are not JIDs: there is
+        // nobody to send it to.
+        if let Ok(s) = Stanza::try_from(&reply) {
+            self.route(s);
         }
     }
 
@@ -595,7 +605,7 @@ impl Server {
                 }
             }
             (None, None) => self.go_available(store, from, p),
-            (Some(PresenceType::Unavailable), None) => self.go_unavailable(store, from, p),
+            (Some(PresenceType::Unavailable), None) => self.go_unavailable(store, from, p, true),
             (None | Some(PresenceType::Unavailable), Some(to)) => {
                 self.directed_presence(from, &to, p);
             }
@@ -691,7 +701,13 @@ impl Server {
 
     /// §4.5: unavailable presence, broadcast to the subscribers, the user's resources and
     /// the recipients of directed presence.
-    fn go_unavailable(&mut self, store: &mut impl RosterStore, from: &FullJid, mut p: Presence) {
+    fn go_unavailable(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        mut p: Presence,
+        to_self: bool,
+    ) {
         let user = from.to_bare();
         p.header.from = Some(from.clone().into());
         p.header.to = None;
@@ -703,7 +719,10 @@ impl Server {
             return;
         }
         let directed = core::mem::take(&mut s.directed);
-        let recipients = self.available_sessions(&user);
+        let mut recipients = self.available_sessions(&user);
+        if !to_self {
+            recipients.retain(|r| r != from);
+        }
         if let Some(s) = self.session_mut(from) {
             s.available = false;
             s.priority = 0;

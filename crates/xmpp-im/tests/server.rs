@@ -609,3 +609,99 @@ fn s3_remote_contact_subscription_is_routed_with_the_bare_jid() {
         Subscription::To
     );
 }
+
+#[test]
+fn s8_5_presence_and_iq_rules() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 1);
+    w.online("juliet@example.com/chamber", -1);
+    w.connect("juliet@example.com/quiet"); // connected, never available
+    let remote = |w: &mut World, xml: &str| {
+        w.server.handle_remote_stanza(&mut w.store, &el(xml));
+        w.drain()
+    };
+    // §8.5.2.1.2: availability presence to the bare JID reaches every available resource,
+    // negative priority included, but not a merely connected one.
+    let outs = remote(
+        &mut w,
+        "<presence from='mercutio@example.net/r' to='juliet@example.com'/>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/balcony").len(), 1);
+    assert_eq!(delivered(&outs, "juliet@example.com/chamber").len(), 1);
+    assert!(delivered(&outs, "juliet@example.com/quiet").is_empty());
+    // §8.5.3.1: to a full JID, that resource only.
+    let outs = remote(
+        &mut w,
+        "<presence from='mercutio@example.net/r' to='juliet@example.com/chamber'/>",
+    );
+    assert_eq!(outs.len(), 1);
+    assert_eq!(delivered(&outs, "juliet@example.com/chamber").len(), 1);
+    // §8.5.3.2.2: no such resource: silently ignored.
+    let outs = remote(
+        &mut w,
+        "<presence from='mercutio@example.net/r' to='juliet@example.com/gone'/>",
+    );
+    assert!(outs.is_empty());
+    // §8.5.2.2.2: no available resource: ignored.
+    let outs = remote(
+        &mut w,
+        "<presence type='unavailable' from='mercutio@example.net/r' to='nurse@example.com'/>",
+    );
+    assert!(outs.is_empty());
+    // §8.5.1: presence of any type to a missing account is ignored, iq requests bounced.
+    for t in [
+        "",
+        " type='subscribe'",
+        " type='probe'",
+        " type='unavailable'",
+    ] {
+        let outs = remote(
+            &mut w,
+            &format!("<presence{t} from='mercutio@example.net' to='tybalt@example.com'/>"),
+        );
+        assert!(outs.is_empty(), "{t}");
+    }
+    let outs = remote(
+        &mut w,
+        "<iq type='get' id='i1' from='mercutio@example.net/r' to='tybalt@example.com'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    let r = routed(&outs);
+    assert_eq!(
+        error_condition(r[0]).as_deref(),
+        Some("service-unavailable")
+    );
+    assert_eq!(r[0].attr("to"), Some("mercutio@example.net/r"));
+    let outs = remote(
+        &mut w,
+        "<iq type='result' id='i2' from='mercutio@example.net/r' to='tybalt@example.com'/>",
+    );
+    assert!(outs.is_empty(), "responses are never answered");
+    // §8.5.3.1: an iq to a connected (not available) resource is delivered.
+    let outs = remote(
+        &mut w,
+        "<iq type='get' id='i3' from='mercutio@example.net/r' to='juliet@example.com/quiet'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/quiet").len(), 1);
+    // §8.5.3.2.3: iq result to a missing resource: dropped.
+    let outs = remote(
+        &mut w,
+        "<iq type='result' id='i4' from='mercutio@example.net/r' to='juliet@example.com/gone'/>",
+    );
+    assert!(outs.is_empty());
+    // §8.5.2.1.1 via the server: a headline to the bare JID reaches the non-negative resources.
+    let outs = remote(
+        &mut w,
+        "<message type='headline' from='news.example.net' to='juliet@example.com'><body>x</body></message>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/balcony").len(), 1);
+    assert!(delivered(&outs, "juliet@example.com/chamber").is_empty());
+    // §8.5.2.1.1: groupchat to the bare JID bounces.
+    let outs = remote(
+        &mut w,
+        "<message type='groupchat' id='g' from='room@muc.example.net/x' to='juliet@example.com'/>",
+    );
+    assert_eq!(
+        error_condition(routed(&outs)[0]).as_deref(),
+        Some("service-unavailable")
+    );
+}
