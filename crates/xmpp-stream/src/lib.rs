@@ -1,31 +1,49 @@
 //! RFC 6120 stream negotiation as deterministic Sans-IO state machines for both roles: stream
-//! header, features, STARTTLS, SASL, restart, resource binding, errors, keepalive and close.
+//! header, features, STARTTLS, SASL (through `xmpp-sasl`), restart, resource binding, legacy
+//! session, stanzas, stream errors, keepalive and the closing handshake.
 //!
-//! Bytes go in with `handle_input(now, bytes)`, time with `handle_timeout(now)`; transmissions,
-//! "start TLS now" and events come out of one ordered `poll_output()` queue.
+//! [`ClientStream`] (initiating entity) and [`ServerStream`] (receiving entity) share one
+//! shape. Inputs carry the time: `handle_input(now, bytes)` with the peer's bytes in any
+//! chunking, `handle_timeout(now)` when [`poll_timeout`](ClientStream::poll_timeout) says so,
+//! `tls_established(now, bindings)` after the host ran the TLS handshake it was asked for.
+//! Commands are plain verbs: `start`, `send_stanza`, `close`. Everything the machine wants
+//! done comes out of one ordered queue, [`Output`]: `Transmit(bytes)`, `StartTls`,
+//! `Event(..)`. Time is [`Instant`] (milliseconds the host counts), randomness an
+//! [`Entropy`] the host supplies: a seeded run is reproducible byte for byte.
 //!
-//! The building blocks every machine shares are plain values the host controls:
+//! Session state is flags ([`SessionFlags`]: Secure, Authenticated, Bound) and features are
+//! data ([`features::FEATURES`]): what a server lists and what a client negotiates next follow
+//! from the flags alone, so new features (XEP-0198, SASL2, dialback) are rows, not new states.
+//!
+//! A whole negotiation, in memory, with the [`pair::Pair`] test harness (two machines, two
+//! wires, a virtual clock, fake TLS):
 //!
 //! ```
-//! use core::time::Duration;
-//! use xmpp_stream::{Entropy, FeatureKind, Features, Instant, SeededEntropy, SessionFlags};
+//! use xmpp_stream::pair::{MemoryBackend, Pair};
+//! use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, SeededEntropy, ServerConfig, ServerStream};
 //!
-//! // Time is a plain value: milliseconds since an epoch the host picks.
-//! let now = Instant::from_millis(1_000);
-//! assert_eq!(now + Duration::from_secs(2), Instant::from_millis(3_000));
+//! let client = ClientConfig::new(BareJid::new("juliet@im.example.com")?, "r0m30myr0m30");
+//! let server = ServerConfig::new(BareJid::new("im.example.com")?);
+//! let accounts = MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096);
+//! let mut pair = Pair::new(
+//!     ClientStream::new(client, SeededEntropy::new(1)),
+//!     ServerStream::new(server, SeededEntropy::new(2), accounts),
+//! );
+//! pair.start();
+//! pair.drive(); // STARTTLS (fake TLS), SCRAM-SHA-512-PLUS, bind
+//! let jid = pair.client.jid().expect("negotiated");
+//! assert_eq!(jid.to_bare().as_str(), "juliet@im.example.com");
+//! assert!(pair.server_events.iter().any(|e| matches!(e, Event::Negotiated { .. })));
 //!
-//! // Randomness comes from the host; a seeded source makes a run reproducible.
-//! let mut entropy = SeededEntropy::new(42);
-//! let mut id = [0u8; 16];
-//! entropy.fill(&mut id);
-//!
-//! // Features are data: what to negotiate next follows from the session flags.
-//! let features = Features::parse(&"<features xmlns='http://etherx.jabber.org/streams'>\
-//!     <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>\
-//!     </features>".parse().unwrap());
-//! let next = features.next_to_negotiate(SessionFlags::SECURE, |_| true);
-//! assert_eq!(next.and_then(|f| f.kind()), Some(FeatureKind::Sasl));
+//! pair.client.close(pair.now)?;
+//! pair.drive();
+//! assert!(pair.client.is_closed() && pair.server.is_closed());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A real host runs the same loop over a socket: feed what it reads to `handle_input`, then
+//! drain `poll_output` until `None` (write `Transmit`s in order, run TLS on `StartTls`, act on
+//! events), and sleep until `poll_timeout`. See `examples/demo.rs` for one with real TLS.
 #![forbid(unsafe_code)]
 
 mod bind;
