@@ -83,7 +83,9 @@ impl ServerConfig {
         self
     }
 
-    /// Whether to send the XEP-0474 `d=` attribute in SCRAM (default on).
+    /// Whether to send the XEP-0474 `d=` attribute in SCRAM (default on). The hash covers
+    /// [`ServerConfig::mechanisms`] and the XEP-0440 types set here, so the host must advertise
+    /// exactly those lists, or honest clients that check `d=` will refuse to log in.
     #[must_use]
     pub fn downgrade_protection(mut self, on: bool) -> Self {
         self.downgrade_protection = on;
