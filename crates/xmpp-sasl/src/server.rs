@@ -282,8 +282,11 @@ impl Server {
         self.mechanism
     }
 
-    /// Processes the initial response (pass an empty slice for `=` or none) or a
-    /// `<response/>`.
+    /// Processes the initial response or a `<response/>`.
+    ///
+    /// A missing initial response is the stream's business (it sends the empty challenge of
+    /// RFC 6120 §6.4.2 and passes the answer here); an empty slice here means a zero-length
+    /// message (`=`), which PLAIN and SCRAM reject as malformed.
     pub fn step<S: CredentialStore + ?Sized>(
         &mut self,
         store: &S,

@@ -822,3 +822,28 @@ fn pluggable_password_preparation_must_match_on_both_sides() {
         Error::PasswordPreparation
     );
 }
+
+#[test]
+fn zero_length_message() {
+    // `=` in <auth/>: malformed for PLAIN and SCRAM, "no authzid"/"no trace" otherwise.
+    let store = store();
+    for m in [
+        Mechanism::Plain,
+        Mechanism::ScramSha1,
+        Mechanism::ScramSha256Plus,
+    ] {
+        let mut s = Server::new(m, server_config()).unwrap();
+        assert_eq!(
+            s.step(&store, b"").unwrap_err().condition(),
+            Condition::MalformedRequest,
+            "{m}"
+        );
+    }
+    for m in [Mechanism::External, Mechanism::Anonymous] {
+        let mut s = Server::new(m, server_config()).unwrap();
+        assert!(
+            matches!(s.step(&store, b""), Ok(ServerStep::Success { .. })),
+            "{m}"
+        );
+    }
+}
