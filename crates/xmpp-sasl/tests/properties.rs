@@ -139,3 +139,37 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any username and authzid (with `,` and `=` to escape, non-ASCII, ...) survives the
+    /// SCRAM round trip exactly.
+    #[test]
+    fn names_survive_scram_escaping(user in "[a-z,=\u{e9}\u{4e2d} ]{1,12}", authz in "[a-z,=@.]{1,12}") {
+        let mut store = Store::default();
+        store.add(&user, "pw", 1);
+        store.grants.push((user.clone(), authz.clone()));
+        let mut c = Client::new(
+            Mechanism::ScramSha256,
+            ClientConfig::new(user.clone(), CNONCE)
+                .password("pw")
+                .authzid(authz.clone())
+                .iteration_limits(1, 16),
+        )
+        .unwrap();
+        let mut s = server(Mechanism::ScramSha256);
+        let id = common::run(&mut c, &mut s, &store).unwrap();
+        prop_assert_eq!(id.authcid.as_deref(), Some(user.as_str()));
+        prop_assert_eq!(id.authzid.as_deref(), Some(authz.as_str()));
+    }
+
+    /// SASLprep never panics, and what it accepts it accepts again unchanged when the input
+    /// was already prepared ASCII.
+    #[test]
+    fn saslprep_total(s in "\\PC{0,16}", ascii in "[ -~]{0,16}") {
+        let _ = xmpp_sasl::saslprep(&s);
+        let prepared = xmpp_sasl::saslprep(&ascii).unwrap();
+        prop_assert_eq!(prepared.as_str(), ascii.as_str());
+    }
+}
