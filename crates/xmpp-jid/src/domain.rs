@@ -52,7 +52,12 @@ pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
         });
     }
     // RFC 7622 §3.2: strip one trailing label separator before anything else.
-    let d = d.strip_suffix('.').unwrap_or(d);
+    ascii_name(d.strip_suffix('.').unwrap_or(d))
+}
+
+/// An ASCII domain name, trailing dot already removed: LDH labels and A-labels, or a
+/// dotted-quad IPv4 address.
+fn ascii_name(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
     if d.is_empty() {
         return Err(JidErrorKind::Empty);
     }
@@ -88,7 +93,7 @@ pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
         return Ok(Ascii::Slice(d, false));
     }
     if a_label {
-        return enforce_unicode(&d.to_ascii_lowercase()).map(|u| Ascii::Owned(u.into_owned()));
+        return labels(Cow::Owned(d.to_ascii_lowercase())).map(|u| Ascii::Owned(u.into_owned()));
     }
     Ok(Ascii::Slice(d, upper))
 }
@@ -174,8 +179,31 @@ fn enforce_unicode(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
     } else {
         Cow::Owned(lowered.nfc().collect())
     };
+    if normalized.is_ascii() {
+        // Mapping produced ASCII (e.g. fullwidth letters or digits): the ASCII rules apply,
+        // including the IPv4 rule for a numeric last label, so that re-parsing the enforced
+        // form gives the same result.
+        return Ok(match ascii_name(&normalized)? {
+            Ascii::Slice(s, false) if s.len() == normalized.len() => normalized,
+            Ascii::Slice(s, lower) if lower => Cow::Owned(s.to_ascii_lowercase()),
+            Ascii::Slice(s, _) => Cow::Owned(s.into()),
+            Ascii::Owned(s) => Cow::Owned(s),
+        });
+    }
+    labels(normalized)
+}
+
+/// Validates the labels of a mapped, non-empty domain name and converts A-labels to
+/// U-labels.
+fn labels(normalized: Cow<'_, str>) -> Result<Cow<'_, str>, JidErrorKind> {
     if normalized.is_empty() {
         return Err(JidErrorKind::Empty);
+    }
+    // As on the ASCII path, a numeric last label can only be an IPv4 address, and an IPv4
+    // address has no non-ASCII labels.
+    let last = normalized.rsplit('.').next().unwrap_or_default();
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(JidErrorKind::BadIpLiteral);
     }
     let mut rtl = false;
     let mut a_labels = false;

@@ -69,6 +69,12 @@ const ALPHABET: &[char] = &[
     '\u{378}',
     '\u{10FFFF}',
     '\u{212A}',
+    '\u{FF10}',
+    '\u{FF19}',
+    '\u{FF0E}',
+    '\u{FF3B}',
+    '1',
+    '5',
     '\u{1F600}',
     '\u{FB01}',
 ];
@@ -89,6 +95,10 @@ fn jidish() -> impl Strategy<Value = String> {
                 "b\u{FC}cher.example",
                 "\u{4F8B}\u{3002}jp",
                 "ex\u{FF41}mple.org",
+                "\u{FF11}\u{FF12}.0.0.1",
+                "\u{FF19}99.1.1.1",
+                "x\u{FF0E}\u{FF0E}",
+                "\u{4F8B}.9",
             ]),
             proptest::option::of(any::<String>()),
         )
