@@ -715,10 +715,16 @@ impl Server {
         let Some(s) = self.session_mut(from) else {
             return;
         };
+        let directed = core::mem::take(&mut s.directed);
         if !s.available {
+            // Never broadcast: only the recipients of directed presence are owed (§4.6.3).
+            for to in directed {
+                let mut copy = p.clone();
+                copy.header.to = Some(to);
+                self.route(copy.into());
+            }
             return;
         }
-        let directed = core::mem::take(&mut s.directed);
         let mut recipients = self.available_sessions(&user);
         if !to_self {
             recipients.retain(|r| r != from);

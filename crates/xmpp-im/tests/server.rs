@@ -705,3 +705,38 @@ fn s8_5_presence_and_iq_rules() {
         Some("service-unavailable")
     );
 }
+
+#[test]
+fn s4_6_directed_presence_from_a_session_that_never_broadcast() {
+    let mut w = World::new();
+    w.online("nurse@example.com/kitchen", 0);
+    w.connect("juliet@example.com/balcony");
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence to='nurse@example.com'/>",
+    );
+    assert_eq!(
+        presences_from(&delivered(&outs, "nurse@example.com/kitchen"), "juliet@").len(),
+        1
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='unavailable' to='nurse@example.com'/>",
+    );
+    assert_eq!(
+        presences_from(&delivered(&outs, "nurse@example.com/kitchen"), "juliet@").len(),
+        1
+    );
+    // Directed again, then the session ends: the unavailable is owed even without broadcast.
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence to='nurse@example.com'/>",
+    );
+    w.server
+        .session_ended(&mut w.store, &full("juliet@example.com/balcony"))
+        .unwrap();
+    let outs = w.drain();
+    let to_nurse = presences_from(&delivered(&outs, "nurse@example.com/kitchen"), "juliet@");
+    assert_eq!(to_nurse.len(), 1);
+    assert_eq!(to_nurse[0].attr("type"), Some("unavailable"));
+}
