@@ -287,11 +287,12 @@ fn check_u_label(u: &str) -> Result<(), JidErrorKind> {
     if u.chars().next().is_some_and(|c| props(c).is_mark()) {
         return Err(JidErrorKind::BadLabel(LabelError::LeadingCombiningMark));
     }
+    let mut facts = rules::Facts::default();
     for (i, c) in u.char_indices() {
         match props(c).idna() {
             Class::Pvalid => {}
             Class::ContextJ | Class::ContextO => {
-                if !rules::context_ok(u, i, c) {
+                if !rules::context_ok(u, i, c, &mut facts) {
                     return Err(JidErrorKind::Context(c));
                 }
             }

@@ -229,13 +229,14 @@ fn check(p: Profile, s: &str) -> Result<(), PrecisError> {
         return Err(PrecisError::Empty);
     }
     let mut rtl = false;
+    let mut facts = rules::Facts::default();
     for (i, c) in s.char_indices() {
         let props = props(c);
         match props.precis() {
             Class::Pvalid => {}
             Class::FreePval if p.freeform => {}
             Class::ContextJ | Class::ContextO => {
-                if !rules::context_ok(s, i, c) {
+                if !rules::context_ok(s, i, c, &mut facts) {
                     return Err(PrecisError::Context(c));
                 }
             }

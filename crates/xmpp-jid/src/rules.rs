@@ -3,10 +3,23 @@
 
 use crate::props::{Bidi, Joining, Script, props};
 
+/// Whole-string facts some contextual rules ask for, computed at most once per string so
+/// that many contextual code points cost linear time, not quadratic.
+#[derive(Default)]
+pub(crate) struct Facts {
+    japanese: Option<bool>,
+    arabic_indic: Option<bool>,
+    extended_arabic_indic: Option<bool>,
+}
+
+fn cached(slot: &mut Option<bool>, s: &str, f: impl Fn(char) -> bool) -> bool {
+    *slot.get_or_insert_with(|| s.chars().any(f))
+}
+
 /// `true` when the contextual rule for `c`, found at byte offset `pos` of `s`, holds. `s` is
-/// the whole string (PRECIS) or the label (IDNA2008). Code points without a registered rule
-/// fail.
-pub(crate) fn context_ok(s: &str, pos: usize, c: char) -> bool {
+/// the whole string (PRECIS) or the label (IDNA2008); `facts` caches whole-string lookups
+/// and must belong to the same `s`. Code points without a registered rule fail.
+pub(crate) fn context_ok(s: &str, pos: usize, c: char, facts: &mut Facts) -> bool {
     let before = s.get(..pos).and_then(|b| b.chars().next_back());
     let after = s.get(pos + c.len_utf8()..).and_then(|a| a.chars().next());
     match c {
@@ -39,10 +52,16 @@ pub(crate) fn context_ok(s: &str, pos: usize, c: char) -> bool {
         // HEBREW PUNCTUATION GERESH and GERSHAYIM (A.5, A.6).
         '\u{5F3}' | '\u{5F4}' => before.is_some_and(|b| props(b).script() == Script::Hebrew),
         // KATAKANA MIDDLE DOT (A.7).
-        '\u{30FB}' => s.chars().any(|ch| props(ch).script() == Script::Japanese),
+        '\u{30FB}' => cached(&mut facts.japanese, s, |ch| {
+            props(ch).script() == Script::Japanese
+        }),
         // ARABIC-INDIC DIGITS (A.8) and EXTENDED ARABIC-INDIC DIGITS (A.9) must not mix.
-        '\u{660}'..='\u{669}' => !s.chars().any(|ch| ('\u{6F0}'..='\u{6F9}').contains(&ch)),
-        '\u{6F0}'..='\u{6F9}' => !s.chars().any(|ch| ('\u{660}'..='\u{669}').contains(&ch)),
+        '\u{660}'..='\u{669}' => !cached(&mut facts.extended_arabic_indic, s, |ch| {
+            ('\u{6F0}'..='\u{6F9}').contains(&ch)
+        }),
+        '\u{6F0}'..='\u{6F9}' => !cached(&mut facts.arabic_indic, s, |ch| {
+            ('\u{660}'..='\u{669}').contains(&ch)
+        }),
         _ => false,
     }
 }

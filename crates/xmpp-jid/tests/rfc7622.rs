@@ -501,3 +501,23 @@ fn lenient_mode_maps_legacy_input() {
         JidPart::Domainpart
     );
 }
+
+/// Contextual rules that look at the whole string must not make many contextual code points
+/// quadratic; and their verdicts: Arabic-Indic digits alone are fine, mixed with extended
+/// ones they are not; a katakana middle dot needs a Japanese script character.
+#[test]
+fn contextual_rules_whole_string() {
+    let digits = "\u{661}".repeat(511);
+    ok(&format!("x/{digits}"));
+    assert_eq!(
+        err(&format!("x/{digits}\u{6F1}")).kind,
+        JidErrorKind::Context('\u{661}')
+    );
+    ok("\u{30A2}\u{30FB}\u{30A2}@example.com");
+    assert_eq!(
+        err("a\u{30FB}b@example.com").kind,
+        JidErrorKind::Context('\u{30FB}')
+    );
+    let dots = "\u{30FB}".repeat(300);
+    ok(&format!("\u{30A2}{dots}@example.com"));
+}
