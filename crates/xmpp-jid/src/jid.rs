@@ -124,6 +124,13 @@ macro_rules! string_traits {
                 Self::new(s)
             }
         }
+        impl core::borrow::Borrow<str> for $t {
+            /// `Eq`, `Ord` and `Hash` agree with the enforced string's, so maps keyed by JIDs
+            /// can be queried with an already-enforced `&str`.
+            fn borrow(&self) -> &str {
+                self.as_str()
+            }
+        }
         impl AsRef<str> for $t {
             fn as_ref(&self) -> &str {
                 self.as_str()

@@ -448,6 +448,7 @@ fn eq_ord_hash_use_the_enforced_form() {
     assert_ne!(a, ok("juliet@example.com/Balcony"));
     let hs: HashSet<Jid> = [a.clone(), b.clone()].into_iter().collect();
     assert_eq!(hs.len(), 1);
+    assert!(hs.contains("juliet@example.com/balcony"));
     let bs: BTreeSet<Jid> = ["b@x", "A@x", "c@x", "a@x"].iter().map(|s| ok(s)).collect();
     let order: Vec<&str> = bs.iter().map(Jid::as_str).collect();
     assert_eq!(order, ["a@x", "b@x", "c@x"]);
