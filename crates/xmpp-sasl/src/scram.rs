@@ -1,6 +1,7 @@
 //! SCRAM (RFC 5802, RFC 7677) client and server state machines, with channel binding and
 //! XEP-0474 downgrade protection.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -304,7 +305,6 @@ enum ServerState {
     Failed,
 }
 
-use alloc::boxed::Box;
 
 struct Pending {
     /// The GS2 header followed by the binding data: what `c=` must decode to.
