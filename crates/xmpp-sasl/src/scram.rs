@@ -305,7 +305,6 @@ enum ServerState {
     Failed,
 }
 
-
 struct Pending {
     /// The GS2 header followed by the binding data: what `c=` must decode to.
     cbind: Vec<u8>,
