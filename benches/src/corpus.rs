@@ -114,18 +114,83 @@ impl XorShift {
 }
 
 const USERS: &[&str] = &[
-    "juliet", "romeo", "nurse", "benvolio", "mercutio", "tybalt", "paris", "laurence",
-    "balthasar", "rosaline", "montague", "capulet", "escalus", "sampson", "gregory",
+    "juliet",
+    "romeo",
+    "nurse",
+    "benvolio",
+    "mercutio",
+    "tybalt",
+    "paris",
+    "laurence",
+    "balthasar",
+    "rosaline",
+    "montague",
+    "capulet",
+    "escalus",
+    "sampson",
+    "gregory",
 ];
 const DOMAINS: &[&str] = &[
-    "capulet.lit", "montague.lit", "verona.example", "shakespeare.lit", "example.org",
+    "capulet.lit",
+    "montague.lit",
+    "verona.example",
+    "shakespeare.lit",
+    "example.org",
 ];
-const RESOURCES: &[&str] = &["balcony", "orchard", "phone", "laptop-4f2a", "Conversations.x7Rk", "gajim.QW3E"];
+const RESOURCES: &[&str] = &[
+    "balcony",
+    "orchard",
+    "phone",
+    "laptop-4f2a",
+    "Conversations.x7Rk",
+    "gajim.QW3E",
+];
 const WORDS: &[&str] = &[
-    "the", "and", "thou", "art", "not", "Romeo", "what's", "in", "a", "name", "that", "which",
-    "we", "call", "rose", "by", "any", "other", "word", "would", "smell", "as", "sweet", "O",
-    "wherefore", "love", "night", "light", "soft", "window", "breaks", "east", "sun", "ok",
-    "see", "you", "at", "8", "tomorrow", "lol", "😀", "café", "naïve", "über", "sure",
+    "the",
+    "and",
+    "thou",
+    "art",
+    "not",
+    "Romeo",
+    "what's",
+    "in",
+    "a",
+    "name",
+    "that",
+    "which",
+    "we",
+    "call",
+    "rose",
+    "by",
+    "any",
+    "other",
+    "word",
+    "would",
+    "smell",
+    "as",
+    "sweet",
+    "O",
+    "wherefore",
+    "love",
+    "night",
+    "light",
+    "soft",
+    "window",
+    "breaks",
+    "east",
+    "sun",
+    "ok",
+    "see",
+    "you",
+    "at",
+    "8",
+    "tomorrow",
+    "lol",
+    "😀",
+    "café",
+    "naïve",
+    "über",
+    "sure",
 ];
 /// Fragments that need escaping: most stanzas carry a few entity references.
 const SPECIAL: &[&str] = &["&", "<", ">", "'", "\"", "it's", "R&D", "a<b", "\"quoted\""];
@@ -137,7 +202,13 @@ const CAPS_NODES: &[&str] = &[
     "https://dino.im",
     "http://psi-im.org",
 ];
-const GROUPS: &[&str] = &["Friends", "Family", "Work", "Montagues & Capulets", "Verona"];
+const GROUPS: &[&str] = &[
+    "Friends",
+    "Family",
+    "Work",
+    "Montagues & Capulets",
+    "Verona",
+];
 const SUBSCRIPTIONS: &[&str] = &["both", "to", "from", "none"];
 
 struct Gen {
@@ -194,7 +265,7 @@ impl Gen {
 
     fn hex(&mut self, digits: usize) {
         for _ in 0..digits {
-            let d = self.rng.below(16) as u32;
+            let d = u32::try_from(self.rng.below(16)).unwrap_or(0);
             self.out.push(char::from_digit(d, 16).unwrap_or('0'));
         }
     }
@@ -242,7 +313,8 @@ impl Gen {
             self.out.push_str("'/>");
         }
         if self.rng.below(4) == 0 {
-            self.out.push_str("<markable xmlns='urn:xmpp:chat-markers:0'/>");
+            self.out
+                .push_str("<markable xmlns='urn:xmpp:chat-markers:0'/>");
         }
         self.out.push_str("</message>");
     }
@@ -268,12 +340,19 @@ impl Gen {
             "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{node}' ver='"
         );
         self.base64ish(27);
-        self.out.push_str("='/><x xmlns='vcard-temp:x:update'><photo>");
+        self.out
+            .push_str("='/><x xmlns='vcard-temp:x:update'><photo>");
         self.hex(40);
         self.out.push_str("</photo></x>");
         if self.rng.below(5) == 0 {
-            self.out.push_str("<delay xmlns='urn:xmpp:delay' from='capulet.lit' stamp='2026-11-21T18:");
-            let _ = write!(self.out, "{:02}:{:02}Z'/>", self.rng.below(60), self.rng.below(60));
+            self.out
+                .push_str("<delay xmlns='urn:xmpp:delay' from='capulet.lit' stamp='2026-11-21T18:");
+            let _ = write!(
+                self.out,
+                "{:02}:{:02}Z'/>",
+                self.rng.below(60),
+                self.rng.below(60)
+            );
         }
         self.out.push_str("</presence>");
     }

@@ -13,7 +13,9 @@ const HEADER: &[u8] = b"<stream:stream xmlns='jabber:client' xmlns:stream='http:
 fn round_trip(header: &StreamHeader, element: &xmpp_xml::minidom::Element) {
     let writer = StreamWriter::new(header);
     let mut bytes = Vec::new();
-    writer.write_header(&mut bytes).expect("a parsed header serializes");
+    writer
+        .write_header(&mut bytes)
+        .expect("a parsed header serializes");
     writer
         .write_element(element, &mut bytes)
         .expect("a parsed element serializes");

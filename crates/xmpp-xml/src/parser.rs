@@ -48,7 +48,7 @@ struct Head {
 }
 
 /// A namespace declaration in scope: prefix (`None` for the default namespace) and name.
-type Binding = (Option<NcName>, Namespace<'static>);
+type Binding = (Option<NcName>, String);
 
 /// An attribute as read, before prefix resolution.
 type RawAttr = (Option<NcName>, NcName, String);
@@ -110,6 +110,7 @@ pub struct StreamParser {
     stack: Vec<Element>,
     /// Character data bytes directly inside each open element of `stack`.
     text_lens: Vec<usize>,
+    protos: Prototypes,
 }
 
 impl Default for StreamParser {
@@ -143,6 +144,7 @@ impl StreamParser {
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
+            protos: Prototypes::default(),
         }
     }
 
@@ -309,6 +311,10 @@ impl StreamParser {
                 if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
                     return Err(policy("element name exceeds the name length limit"));
                 }
+                if self.phase == Phase::Stream && self.stack.is_empty() {
+                    // Inside a stanza, text is only needed whole: let rxml batch it.
+                    self.raw.set_text_buffering(true);
+                }
                 self.head = Some(Head { prefix, local });
                 self.attrs.clear();
                 self.decls.clear();
@@ -326,7 +332,7 @@ impl StreamParser {
                     self.consumed = self.fed;
                     Ok(Some(Event::StreamStart(header)))
                 } else {
-                    self.open_element(head)?;
+                    self.open_element(&head)?;
                     Ok(None)
                 }
             }
@@ -379,49 +385,30 @@ impl StreamParser {
                     "namespace declared twice on one element",
                 ));
             }
-            self.bindings.push((prefix, Namespace::from(ns)));
+            self.bindings.push((prefix, ns));
         }
         Ok(())
-    }
-
-    fn lookup(&self, prefix: Option<&NcName>) -> Result<Namespace<'static>, ParseError> {
-        match prefix {
-            None => Ok(self
-                .bindings
-                .iter()
-                .rev()
-                .find(|(p, _)| p.is_none())
-                .map_or(Namespace::NONE, |(_, ns)| ns.clone())),
-            Some(p) if p.as_str() == "xml" => Ok(Namespace::XML),
-            Some(p) => self
-                .bindings
-                .iter()
-                .rev()
-                .find(|(bound, _)| bound.as_ref() == Some(p))
-                .map(|(_, ns)| ns.clone())
-                .ok_or_else(|| {
-                    ParseError::new(
-                        Cond::NotWellFormed,
-                        format!("unbound namespace prefix {:?}", p.as_str()),
-                    )
-                }),
-        }
     }
 
     /// Resolves the attributes read for the current start tag into an attribute map.
     fn resolve_attrs(&mut self) -> Result<rxml::AttrMap, ParseError> {
         let mut map = rxml::AttrMap::new();
-        let attrs = core::mem::take(&mut self.attrs);
-        for (prefix, local, value) in attrs {
+        // Taken out and put back so the vector keeps its capacity from element to element.
+        let mut attrs = core::mem::take(&mut self.attrs);
+        for (prefix, local, value) in attrs.drain(..) {
             let ns = match prefix {
                 None => Namespace::NONE,
-                Some(p) => self.lookup(Some(&p))?,
+                Some(p) => match lookup(&self.bindings, Some(&p))? {
+                    rxml::XMLNS_XML => Namespace::XML,
+                    other => Namespace::from(other.to_owned()),
+                },
             };
             // The map is ordered, so this duplicate check costs O(log n) per attribute.
             if map.insert(ns, local, value).is_some() {
                 return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
             }
         }
+        self.attrs = attrs;
         Ok(map)
     }
 
@@ -432,11 +419,11 @@ impl StreamParser {
             .map(|(p, ns)| (p.as_ref().map(|p| p.as_str().to_owned()), ns.clone()))
             .collect();
         self.push_scope()?;
-        let ns = self.lookup(head.prefix.as_ref())?;
-        if ns.as_str() != NS_STREAMS {
+        let ns = lookup(&self.bindings, head.prefix.as_ref())?;
+        if ns != NS_STREAMS {
             return Err(ParseError::new(
                 Cond::InvalidNamespace,
-                format!("stream element in namespace {:?}", ns.as_str()),
+                format!("stream element in namespace {ns:?}"),
             ));
         }
         if head.local.as_str() != "stream" {
@@ -489,11 +476,11 @@ impl StreamParser {
         })
     }
 
-    fn open_element(&mut self, head: Head) -> Result<(), ParseError> {
+    fn open_element(&mut self, head: &Head) -> Result<(), ParseError> {
         self.push_scope()?;
-        let ns = self.lookup(head.prefix.as_ref())?;
+        let ns = lookup(&self.bindings, head.prefix.as_ref())?;
+        let mut element = self.protos.element(head.local.as_str(), ns);
         let attrs = self.resolve_attrs()?;
-        let mut element = Element::bare(String::from(head.local), ns.as_str());
         *element.attrs_mut() = attrs;
         self.stack.push(element);
         self.text_lens.push(0);
@@ -518,6 +505,8 @@ impl StreamParser {
             None
         } else {
             self.consumed = self.fed;
+            // Between stanzas, report keepalive whitespace as soon as it arrives.
+            self.raw.set_text_buffering(false);
             Some(Event::Element(element))
         }
     }
@@ -568,6 +557,65 @@ impl StreamParser {
             _ => Cond::NotWellFormed,
         };
         ParseError::new(condition, detail)
+    }
+}
+
+/// The namespace bound to `prefix` (`None`: the default namespace, `""` if undeclared).
+fn lookup<'b>(bindings: &'b [Binding], prefix: Option<&NcName>) -> Result<&'b str, ParseError> {
+    match prefix {
+        None => Ok(bindings
+            .iter()
+            .rev()
+            .find(|(p, _)| p.is_none())
+            .map_or("", |(_, ns)| ns.as_str())),
+        Some(p) if p.as_str() == "xml" => Ok(rxml::XMLNS_XML),
+        Some(p) => bindings
+            .iter()
+            .rev()
+            .find(|(bound, _)| bound.as_ref() == Some(p))
+            .map(|(_, ns)| ns.as_str())
+            .ok_or_else(|| {
+                ParseError::new(
+                    Cond::NotWellFormed,
+                    format!("unbound namespace prefix {:?}", p.as_str()),
+                )
+            }),
+    }
+}
+
+/// A small direct-mapped cache of empty elements by (name, namespace).
+///
+/// `minidom` only takes a namespace as a `String`, which it then puts behind a fresh `Arc`: two
+/// allocations per element. Cloning a cached empty element shares the `Arc` instead, leaving
+/// only the name's allocation. Fixed size and short keys only, so it holds a few KiB at most.
+#[derive(Debug, Default)]
+struct Prototypes {
+    slots: [Option<Element>; PROTOTYPE_SLOTS],
+}
+
+const PROTOTYPE_SLOTS: usize = 32;
+const PROTOTYPE_MAX_KEY: usize = 96;
+
+impl Prototypes {
+    fn element(&mut self, name: &str, ns: &str) -> Element {
+        if name.len() + ns.len() > PROTOTYPE_MAX_KEY {
+            return Element::bare(name, ns);
+        }
+        // FNV-1a over the name and the namespace's tail (namespaces share long prefixes).
+        let tail = &ns.as_bytes()[ns.len().saturating_sub(12)..];
+        let mut hash: u32 = 0x811c_9dc5;
+        for b in name.bytes().chain(tail.iter().copied()) {
+            hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        let slot = &mut self.slots[(hash as usize) % PROTOTYPE_SLOTS];
+        match slot {
+            Some(proto) if proto.name() == name && proto.has_ns(ns) => proto.clone(),
+            _ => {
+                let proto = Element::bare(name, ns);
+                *slot = Some(proto.clone());
+                proto
+            }
+        }
     }
 }
 
