@@ -477,13 +477,17 @@ impl Server {
         to: &Jid,
         p: Presence,
     ) {
-        if !store.account_exists(user) {
-            // §8.5.1: presence of every type to a missing account is silently ignored.
-            return;
-        }
         let Some(from) = p.header.from.clone() else {
             return;
         };
+        if !store.account_exists(user) {
+            // §8.5.1: presence to a missing account is silently ignored, except that a probe
+            // gets `unsubscribed` (§4.3.2 step 1, one of the two answers §8.5.1 allows).
+            if p.presence_type == Some(PresenceType::Probe) {
+                self.answer_probe(store, user, &from);
+            }
+            return;
+        }
         match p.presence_type {
             Some(PresenceType::Probe) => self.answer_probe(store, user, &from),
             Some(t) => {

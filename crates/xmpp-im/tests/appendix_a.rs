@@ -288,3 +288,23 @@ fn s3_4_unsubscribed_cancels_pre_approval() {
         StanzaFate::Deliver
     );
 }
+
+#[test]
+fn s4_3_2_inbound_unsubscribed_keeps_a_pre_approval() {
+    // §4.3.2: the `unsubscribed` answering a probe "MUST NOT result in cancellation of a
+    // subscription pre-approval".
+    for old in ["None", "None + Pending Out", "To"] {
+        let pre = ContactState {
+            state: state(old),
+            pre_approved: true,
+        };
+        let t = pre.inbound(SubscriptionKind::Unsubscribed);
+        assert!(t.state.pre_approved, "{old}");
+        let again = t.state.inbound(SubscriptionKind::Subscribe);
+        assert_eq!(
+            again.auto_reply,
+            Some(SubscriptionKind::Subscribed),
+            "{old}"
+        );
+    }
+}

@@ -648,19 +648,20 @@ fn s8_5_presence_and_iq_rules() {
         "<presence type='unavailable' from='mercutio@example.net/r' to='nurse@example.com'/>",
     );
     assert!(outs.is_empty());
-    // §8.5.1: presence of any type to a missing account is ignored, iq requests bounced.
-    for t in [
-        "",
-        " type='subscribe'",
-        " type='probe'",
-        " type='unavailable'",
-    ] {
+    // §8.5.1: presence to a missing account is ignored, iq requests bounced.
+    for t in ["", " type='subscribe'", " type='unavailable'"] {
         let outs = remote(
             &mut w,
             &format!("<presence{t} from='mercutio@example.net' to='tybalt@example.com'/>"),
         );
         assert!(outs.is_empty(), "{t}");
     }
+    // §4.3.2 step 1: a probe of a missing account is answered `unsubscribed`.
+    let outs = remote(
+        &mut w,
+        "<presence type='probe' from='mercutio@example.net' to='tybalt@example.com'/>",
+    );
+    assert_eq!(routed(&outs)[0].attr("type"), Some("unsubscribed"));
     let outs = remote(
         &mut w,
         "<iq type='get' id='i1' from='mercutio@example.net/r' to='tybalt@example.com'><ping xmlns='urn:xmpp:ping'/></iq>",
