@@ -854,6 +854,13 @@ impl Server {
             && store.entries(user).iter().filter(|e| e.in_roster).count()
                 >= self.config.max_roster_items
         {
+            // The item cannot be created (§2.3.3's limit): nothing changes, and the session
+            // learns why.
+            if let Some(Ok(session)) = p.header.from.clone().map(FullJid::try_from) {
+                let el = p.to_element();
+                let reply = StanzaError::new(StanzaErrorCondition::NotAcceptable).reply_to(&el);
+                self.deliver(&session, reply);
+            }
             return;
         }
         entry.state = t.state;

@@ -741,3 +741,34 @@ fn s4_6_directed_presence_from_a_session_that_never_broadcast() {
     assert_eq!(to_nurse.len(), 1);
     assert_eq!(to_nurse[0].attr("type"), Some("unavailable"));
 }
+
+#[test]
+fn s2_3_3_full_roster_refuses_new_items_from_subscriptions_too() {
+    let mut config = ServerConfig::new("example.com");
+    config.max_roster_items = 1;
+    let mut w = World::new();
+    w.server = Server::new(config);
+    w.online("juliet@example.com/balcony", 0);
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='romeo@example.com'/>",
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribe' to='nurse@example.com'/>",
+    );
+    let back = delivered(&outs, "juliet@example.com/balcony");
+    assert_eq!(back.len(), 1);
+    assert_eq!(error_condition(back[0]).as_deref(), Some("not-acceptable"));
+    assert!(routed(&outs).is_empty());
+    assert_eq!(
+        w.state("juliet@example.com", "nurse@example.com"),
+        State::None
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='s'><query xmlns='jabber:iq:roster'><item jid='tybalt@example.com'/></query></iq>",
+    );
+    let back = delivered(&outs, "juliet@example.com/balcony");
+    assert_eq!(error_condition(back[0]).as_deref(), Some("not-acceptable"));
+}
