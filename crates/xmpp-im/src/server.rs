@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub max_text_len: usize,
     /// Maximum groups of one item.
     pub max_groups: usize,
+    /// Maximum subscription requests from contacts outside the roster stored for one account
+    /// while they await an answer (§3.1.3); further requests from strangers are dropped.
+    pub max_pending_requests: usize,
     /// Maximum sessions of one account.
     pub max_sessions: usize,
     /// Maximum entities one session may have sent directed presence to (§4.6).
@@ -56,6 +59,7 @@ impl ServerConfig {
             max_roster_items: 1000,
             max_text_len: 1023,
             max_groups: 64,
+            max_pending_requests: 100,
             max_sessions: 64,
             max_directed: 256,
         }
@@ -888,9 +892,18 @@ impl Server {
         if user == contact {
             return;
         }
-        let mut entry = store
-            .entry(user, contact)
-            .unwrap_or_else(|| RosterEntry::new(contact.clone()));
+        let existing = store.entry(user, contact);
+        if existing.is_none()
+            && kind == SubscriptionKind::Subscribe
+            && store.entries(user).iter().filter(|e| !e.in_roster).count()
+                >= self.config.max_pending_requests
+        {
+            // Requests from strangers are stored until answered: bounded, so a flood of
+            // subscribe stanzas from fresh JIDs cannot grow the account's storage. Beyond the
+            // bound they are dropped, as if lost.
+            return;
+        }
+        let mut entry = existing.unwrap_or_else(|| RosterEntry::new(contact.clone()));
         let t = entry.state.inbound(kind);
         entry.state = t.state;
         Self::save(store, user, &entry);
@@ -951,7 +964,7 @@ impl Server {
             .map(|s| s.jid.clone())
             .collect();
         for r in interested {
-            self.next_push += 1;
+            self.next_push = self.next_push.wrapping_add(1);
             let mut iq = Iq::set(format!("push-{}", self.next_push), query.clone());
             iq.header.to = Some(r.clone().into());
             self.deliver(&r, iq.to_element());

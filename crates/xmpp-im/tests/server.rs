@@ -772,3 +772,34 @@ fn s2_3_3_full_roster_refuses_new_items_from_subscriptions_too() {
     let back = delivered(&outs, "juliet@example.com/balcony");
     assert_eq!(error_condition(back[0]).as_deref(), Some("not-acceptable"));
 }
+
+#[test]
+fn s3_1_3_stored_requests_from_strangers_are_bounded() {
+    let mut config = ServerConfig::new("example.com");
+    config.max_pending_requests = 3;
+    let mut w = World::new();
+    w.server = Server::new(config);
+    for i in 0..10 {
+        w.server.handle_remote_stanza(
+            &mut w.store,
+            &el(&format!(
+                "<presence type='subscribe' from='spam{i}@evil.example' to='juliet@example.com'/>"
+            )),
+        );
+    }
+    assert_eq!(w.store.entries(&bare("juliet@example.com")).len(), 3);
+    // Contacts already in the roster are not affected by the bound.
+    w.online("juliet@example.com/balcony", 0);
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a'><query xmlns='jabber:iq:roster'><item jid='romeo@example.net'/></query></iq>",
+    );
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.net"),
+        State::NonePendingIn
+    );
+}
