@@ -202,6 +202,11 @@ impl StreamParser {
             self.buf.drain(..self.consumed);
             self.fed -= self.consumed;
             self.consumed = 0;
+            // After a large stanza, give the memory back (hysteresis avoids churn).
+            let keep = self.buf.len().max(BUFFER_BASELINE);
+            if self.buf.capacity() > 4 * keep {
+                self.buf.shrink_to(keep);
+            }
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -618,6 +623,9 @@ impl Prototypes {
         }
     }
 }
+
+/// Buffer capacity kept between stanzas.
+const BUFFER_BASELINE: usize = 8 * 1024;
 
 fn new_raw(limits: &Limits) -> RawParser {
     // rxml's own token bound must not fire before ours (which give exact errors).

@@ -119,3 +119,16 @@ fn stream_end_then_whitespace_is_fine_but_data_is_not() {
     let err = parser.next_event().unwrap_err();
     assert_eq!(err.condition(), StreamErrorCondition::NotWellFormed);
 }
+
+#[test]
+fn accounting_stays_exact_across_a_large_stanza() {
+    let mut parser = started();
+    let body = "x".repeat(200 * 1024);
+    parser.feed(format!("<message><body>{body}</body></message>").as_bytes());
+    element(&mut parser);
+    // The next feed drops the consumed stanza (and shrinks the buffer).
+    parser.feed(b"<presence/>");
+    assert_eq!(parser.buffered_len(), b"<presence/>".len());
+    element(&mut parser);
+    assert!(!parser.has_unparsed_input());
+}
