@@ -44,6 +44,8 @@ struct Session {
     client_events: Vec<String>,
     server_events: Vec<String>,
     wire: Vec<String>,
+    /// Feed in pieces of this many bytes (0: whole transmissions).
+    chunk: usize,
 }
 
 impl Session {
@@ -62,6 +64,7 @@ impl Session {
             client_events: Vec::new(),
             server_events: Vec::new(),
             wire: Vec::new(),
+            chunk: 0,
         };
         check(m, |m| m.start(session.server, 0), "start");
         check(m, |m| m.start(session.client, 0), "start");
@@ -77,9 +80,16 @@ impl Session {
                     moved = true;
                     let bytes = output(m, len);
                     self.wire.push(String::from_utf8(bytes.clone()).unwrap());
-                    let len = put(m, &bytes);
-                    let rc = m.feed(to, self.now, len);
-                    assert!(rc == 0 || rc == -4, "feed: {rc}");
+                    let step = if self.chunk == 0 {
+                        bytes.len()
+                    } else {
+                        self.chunk
+                    };
+                    for piece in bytes.chunks(step) {
+                        let len = put(m, piece);
+                        let rc = m.feed(to, self.now, len);
+                        assert!(rc == 0 || rc == -4, "feed: {rc}");
+                    }
                 }
                 let len = check(m, |m| m.take_events(from), "take_events");
                 let json = String::from_utf8(output(m, len)).unwrap();
@@ -108,8 +118,13 @@ impl Session {
 }
 
 fn full_session(mechanism: &str) -> Session {
+    chunked_session(mechanism, 0)
+}
+
+fn chunked_session(mechanism: &str, chunk: usize) -> Session {
     let mut m = Module::new();
     let mut s = Session::new(&mut m, mechanism, "r0m30myr0m30");
+    s.chunk = chunk;
     s.pump(&mut m);
     assert!(
         s.client_events
@@ -164,6 +179,43 @@ fn seeded_sessions_are_reproducible_byte_for_byte() {
     let a = full_session("SCRAM-SHA-256");
     let b = full_session("SCRAM-SHA-256");
     assert_eq!(a.wire, b.wire);
+}
+
+#[test]
+fn any_chunking_gives_the_same_events_and_bytes() {
+    let whole = full_session("SCRAM-SHA-256");
+    for chunk in [1, 3, 64] {
+        let pieces = chunked_session("SCRAM-SHA-256", chunk);
+        assert_eq!(whole.client_events, pieces.client_events, "chunk {chunk}");
+        assert_eq!(whole.server_events, pieces.server_events, "chunk {chunk}");
+        assert_eq!(whole.wire, pieces.wire, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn the_negotiation_deadline_fires_through_timeout() {
+    let mut m = Module::new();
+    let len = put(&mut m, b"jid=juliet@im.example.com\npassword=x");
+    let client = u32::try_from(m.client_new(4, len)).unwrap();
+    assert_eq!(m.start(client, 1_000), 0);
+    assert!(m.take_bytes(client) > 0);
+    let deadline = u64::try_from(m.poll_timeout(client)).unwrap();
+    assert_eq!(
+        deadline, 61_000,
+        "60 s default negotiation deadline from the start time"
+    );
+    assert_eq!(m.timeout(client, deadline - 1), 0);
+    let len = m.take_events(client);
+    let early = String::from_utf8(output(&m, len)).unwrap();
+    assert!(!early.contains("Closed"), "{early}");
+    assert_eq!(m.timeout(client, deadline), 0);
+    let len = m.take_events(client);
+    let events = String::from_utf8(output(&m, len)).unwrap();
+    assert!(
+        summaries(&events).contains(&"Closed Timeout Negotiation".to_owned()),
+        "{events}"
+    );
+    assert_eq!(m.is_closed(client), 1);
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //
 //   node negotiate.mjs <path/to/xmpp_wasm.wasm> [transcript.client.txt|transcript.server.txt ...]
 //
-// Sessions: SCRAM-SHA-256 (full transcript printed), PLAIN over TLS, SCRAM-SHA-256-PLUS over
-// the fake tls-exporter binding, and a wrong password that must end in not-authorized. Each
-// goes through STARTTLS (fake TLS: the script calls tls_established with 32 bytes of 0x5a, as
-// the Rust Pair harness does), SASL, bind, one message each way and the closing handshake.
+// Sessions, each through STARTTLS (fake TLS: the script calls tls_established with 32 bytes
+// of 0x5a, as the Rust Pair harness does), SASL, bind, one message each way and the closing
+// handshake: SCRAM-SHA-256 (full transcript printed), PLAIN over TLS, SCRAM-SHA-256-PLUS over
+// the fake tls-exporter binding, and SCRAM-SHA-256 again fed in 3-byte chunks (same events).
+// Then a negotiation deadline fired through xw_timeout, a wrong password that must end in
+// not-authorized, and garbage input that must be a protocol error, not a trap.
 // Transcript files given after the module are replayed inside the module too (role from the
 // file name). Prints PASS and exits 0, or prints FAIL and exits 1.
 
@@ -87,7 +89,7 @@ const KIND_TLS_EXPORTER = 1;
  * One client/server session. `print` receives the readable transcript lines. Returns the
  * events each side emitted.
  */
-function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = true }) {
+function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = true, chunk = 0 }) {
   let now = 0n;
   const client = m.client(1, `jid=juliet@im.example.com\npassword=${password}\nresource=balcony`);
   const server = m.server(2, `domain=im.example.com\nuser=juliet r0m30myr0m30\nmechanisms=${mechanism}`);
@@ -136,14 +138,19 @@ function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = tr
         const peer = side === c ? s : c;
         while (side.wire.length > 0) {
           moved = true;
-          const rc = m.x.xw_feed(peer.handle, now, m.put(side.wire.shift()));
-          if (rc === -4) {
-            // The receiver found a protocol error: its stream error and Closed follow.
-            print(`${stamp()} ${peer.name} protocol error: ${m.lastError()}`);
-          } else {
-            m.check(rc, 'feed');
+          // Whole transmissions, or `chunk`-byte pieces: the machines must not care.
+          const bytes = side.wire.shift();
+          const step = chunk > 0 ? chunk : bytes.length;
+          for (let at = 0; at < bytes.length; at += step) {
+            const rc = m.x.xw_feed(peer.handle, now, m.put(bytes.subarray(at, at + step)));
+            if (rc === -4) {
+              // The receiver found a protocol error: its stream error and Closed follow.
+              print(`${stamp()} ${peer.name} protocol error: ${m.lastError()}`);
+            } else {
+              m.check(rc, 'feed');
+            }
+            service(peer);
           }
-          service(peer);
         }
       }
       if (!moved) return;
@@ -231,6 +238,32 @@ async function main() {
     expect(used === mechanism, `session with ${mechanism} authenticated with ${used}`);
     console.log(`OK session ${mechanism}: ${run.client.map((e) => e.summary).join(' | ')}`);
   }
+
+  // The same session fed in 3-byte pieces gives the same events (seeded: byte-identical).
+  const chunked = session(m, { mechanism: 'SCRAM-SHA-256', print: () => {}, chunk: 3 });
+  for (const role of ['client', 'server']) {
+    const whole = first[role].map((e) => e.summary).join(' | ');
+    const pieces = chunked[role].map((e) => e.summary).join(' | ');
+    expect(whole === pieces, `${role} events differ when fed in 3-byte chunks:\n${whole}\n${pieces}`);
+  }
+  console.log(`OK chunked: 3-byte pieces give the same ${chunked.client.length + chunked.server.length} events`);
+
+  // Time is a number the host passes: a server that never answers trips the negotiation
+  // deadline the client asked to be woken for.
+  const lonely = m.client(4, 'jid=juliet@im.example.com\npassword=x');
+  m.check(m.x.xw_start(lonely, 0n), 'start');
+  m.takeBytes(lonely);
+  m.takeEvents(lonely);
+  const deadline = m.x.xw_poll_timeout(lonely);
+  expect(deadline > 0n, `no deadline (${deadline})`);
+  m.check(m.x.xw_timeout(lonely, deadline - 1n), 'timeout');
+  expect(m.takeEvents(lonely).length === 0, 'a timer fired early');
+  m.check(m.x.xw_timeout(lonely, deadline), 'timeout');
+  const timedOut = m.takeEvents(lonely).find((e) => e.type === 'Closed');
+  expect(timedOut && timedOut.reason === 'Timeout Negotiation',
+    `at the deadline: ${timedOut ? timedOut.reason : 'no Closed event'}`);
+  console.log(`OK timeout: Closed ${timedOut.reason} at ${deadline}ms`);
+  m.check(m.x.xw_destroy(lonely), 'destroy');
 
   // A wrong password ends in not-authorized, not a hang.
   const wrong = session(m, { mechanism: 'SCRAM-SHA-256', password: 'wrong', print: () => {}, exchange: false });
