@@ -169,8 +169,21 @@ fn enforce_unicode(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
             Cow::Owned(m)
         }
     };
-    let lowered = if trimmed.chars().any(changes_when_lowercased) {
-        Cow::Owned(trimmed.to_lowercase())
+    // Lowercase every code point that is not already PVALID. PVALID code points are left
+    // alone: IDNA2008 keeps a few that toLowerCase would change, such as the Cherokee
+    // capitals (their lowercase forms are DISALLOWED because case folding maps them back), so
+    // lowercasing them would reject valid U-labels, including ones decoded from A-labels.
+    let lowers = |c: char| props(c).idna() != Class::Pvalid && changes_when_lowercased(c);
+    let lowered = if trimmed.chars().any(lowers) {
+        let mut out = String::with_capacity(trimmed.len());
+        for c in trimmed.chars() {
+            if lowers(c) {
+                out.extend(c.to_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
     } else {
         trimmed
     };
