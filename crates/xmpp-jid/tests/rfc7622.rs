@@ -522,3 +522,39 @@ fn contextual_rules_whole_string() {
     let dots = "\u{30FB}".repeat(300);
     ok(&format!("\u{30A2}{dots}@example.com"));
 }
+
+#[test]
+fn domain_mapping_edge_cases() {
+    // Found by the fuzzer: `xn--bce` is the Cherokee capital U+13EB, PVALID in IDNA2008, whose
+    // lowercase U+ABBB is DISALLOWED; PVALID code points must not be lowercased.
+    let cherokee = ok("xn--bce");
+    assert_eq!(cherokee.domain(), "\u{13EB}");
+    assert_eq!(ok(cherokee.as_str()), cherokee);
+    assert_eq!(
+        err("\u{ABBB}.example").kind,
+        JidErrorKind::Forbidden('\u{ABBB}')
+    );
+    // Other capitals are lowercased per code point (no final-sigma context in domains).
+    assert_eq!(
+        ok("\u{3A3}\u{3A3}.example").domain(),
+        "\u{3C3}\u{3C3}.example"
+    );
+    // Mapping to ASCII puts the name under the ASCII rules, so re-parsing agrees.
+    assert_eq!(
+        ok("\u{4F8B}\u{3002}\u{FF45}\u{FF58}").domain(),
+        "\u{4F8B}.ex"
+    );
+    assert_eq!(ok("\u{FF25}x\u{FF0E}com").domain(), "ex.com");
+    assert_eq!(ok("\u{FF11}27.0.0.1").domain(), "127.0.0.1");
+    assert_eq!(err("\u{FF19}99.1.1.1").kind, JidErrorKind::BadIpLiteral);
+    assert_eq!(err("\u{4F8B}.123").kind, JidErrorKind::BadIpLiteral);
+    assert_eq!(
+        err("ex\u{FF0E}\u{FF0E}").kind,
+        JidErrorKind::BadLabel(LabelError::Empty)
+    );
+    assert_eq!(ok("ex\u{FF0E}").domain(), "ex");
+    assert_eq!(
+        ok("\u{FF58}\u{FF4E}--bcher-kva.example").domain(),
+        "b\u{FC}cher.example"
+    );
+}
