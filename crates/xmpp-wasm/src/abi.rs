@@ -73,6 +73,13 @@ pub extern "C" fn xw_start(handle: u32, now: u64) -> i32 {
     with(|m| m.start(handle, now))
 }
 
+/// Open the stream on a transport that is already TLS; binding as for `xw_tls_established`.
+// SAFETY: `xw_start_direct_tls` is a unique name in this crate and its dependencies.
+#[unsafe(no_mangle)]
+pub extern "C" fn xw_start_direct_tls(handle: u32, now: u64, kind: u32, len: u32) -> i32 {
+    with(|m| m.start_direct_tls(handle, now, kind, len))
+}
+
 /// Feed `len` bytes from the input buffer.
 // SAFETY: `xw_feed` is a unique name in this crate and its dependencies.
 #[unsafe(no_mangle)]

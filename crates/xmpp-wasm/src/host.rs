@@ -221,6 +221,24 @@ impl Host {
         })
     }
 
+    /// Open the stream on a transport that is already TLS (XEP-0368 direct TLS): STARTTLS is
+    /// skipped; `binding` is the channel-binding data the TLS library produced (`None`: none).
+    pub fn start_direct_tls(
+        &mut self,
+        handle: Handle,
+        now: Instant,
+        binding: Option<(ChannelBindingType, &[u8])>,
+    ) -> Result<(), HostError> {
+        let transport = Transport::Tls(bindings(binding));
+        self.with(handle, |m| {
+            match m {
+                Machine::Client(c) => c.start(now, transport),
+                Machine::Server(s) => s.start(now, transport),
+            }
+            .map_err(HostError::Usage)
+        })
+    }
+
     /// Bytes from the peer, in any chunking.
     pub fn feed(&mut self, handle: Handle, now: Instant, bytes: &[u8]) -> Result<(), HostError> {
         self.with(handle, |m| {
@@ -259,10 +277,7 @@ impl Host {
         now: Instant,
         binding: Option<(ChannelBindingType, &[u8])>,
     ) -> Result<(), HostError> {
-        let bindings: Vec<ChannelBinding> = binding
-            .map(|(kind, data)| ChannelBinding::new(kind, data))
-            .into_iter()
-            .collect();
+        let bindings = bindings(binding);
         self.with(handle, |m| {
             match m {
                 Machine::Client(c) => c.tls_established(now, bindings),
@@ -329,6 +344,13 @@ impl Host {
         slot.event_bytes = 0;
         Ok(format!("[{}]", events.join(",")))
     }
+}
+
+fn bindings(binding: Option<(ChannelBindingType, &[u8])>) -> Vec<ChannelBinding> {
+    binding
+        .map(|(kind, data)| ChannelBinding::new(kind, data))
+        .into_iter()
+        .collect()
 }
 
 /// Replay a transcript (the `xmpp-stream` format) against a fresh machine of `role`,

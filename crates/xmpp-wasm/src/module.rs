@@ -129,6 +129,22 @@ impl Module {
         self.report(result)
     }
 
+    /// Open the stream on a transport that is already TLS (direct TLS), with the binding as
+    /// for [`tls_established`](Self::tls_established). 0 or negative.
+    pub fn start_direct_tls(&mut self, handle: u32, now: u64, kind: u32, len: u32) -> i32 {
+        let result = binding_kind(kind).and_then(|kind| {
+            let data = staged(&self.input, len)?;
+            self.host
+                .start_direct_tls(
+                    Handle::from_raw(handle),
+                    Instant::from_millis(now),
+                    kind.map(|k| (k, data)),
+                )
+                .map(|()| 0)
+        });
+        self.report(result)
+    }
+
     /// Feed the first `len` bytes of the input buffer. 0 or negative (-4: the peer broke the
     /// protocol; take bytes and events to send the stream error and see `Closed`).
     pub fn feed(&mut self, handle: u32, now: u64, len: u32) -> i32 {

@@ -219,6 +219,45 @@ fn the_negotiation_deadline_fires_through_timeout() {
 }
 
 #[test]
+fn direct_tls_skips_starttls() {
+    let mut m = Module::new();
+    let len = put(&mut m, b"jid=juliet@im.example.com\npassword=r0m30myr0m30");
+    let client = u32::try_from(m.client_new(1, len)).unwrap();
+    let len = put(&mut m, b"domain=im.example.com\nuser=juliet r0m30myr0m30");
+    let server = u32::try_from(m.server_new(2, len)).unwrap();
+    let mut s = Session {
+        client,
+        server,
+        now: 0,
+        client_events: Vec::new(),
+        server_events: Vec::new(),
+        wire: Vec::new(),
+        chunk: 0,
+    };
+    for side in [server, client] {
+        let len = put(&mut m, &FAKE_TLS);
+        assert_eq!(
+            m.start_direct_tls(side, 0, 1, len),
+            0,
+            "{}",
+            last_error(&mut m)
+        );
+    }
+    s.pump(&mut m);
+    assert!(!s.wire.iter().any(|w| w.contains("starttls")));
+    assert!(!s.client_events.contains(&"StartTls".to_owned()));
+    // With the binding from the start, the default policy picks channel-bound SCRAM.
+    assert!(
+        s.client_events
+            .iter()
+            .any(|e| e.starts_with("Authenticated juliet@im.example.com SCRAM-SHA-512-PLUS")),
+        "{:?}",
+        s.client_events
+    );
+    assert!(s.client_events.iter().any(|e| e.starts_with("Negotiated")));
+}
+
+#[test]
 fn wrong_password_ends_in_not_authorized() {
     let mut m = Module::new();
     let mut s = Session::new(&mut m, "SCRAM-SHA-256", "wrong");

@@ -85,6 +85,7 @@ fn node_drives_a_full_negotiation_inside_wasm() {
         "C event: Closed Graceful",
         "OK session PLAIN",
         "OK session SCRAM-SHA-256-PLUS",
+        "OK direct TLS: StreamOpened | Authenticated juliet@im.example.com SCRAM-SHA-512-PLUS",
         "OK chunked: 3-byte pieces give the same",
         "OK timeout: Closed Timeout Negotiation at 60000ms",
         "OK wrong password: Closed AuthenticationFailed not-authorized",

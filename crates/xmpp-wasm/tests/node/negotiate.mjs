@@ -7,7 +7,8 @@
 // Sessions, each through STARTTLS (fake TLS: the script calls tls_established with 32 bytes
 // of 0x5a, as the Rust Pair harness does), SASL, bind, one message each way and the closing
 // handshake: SCRAM-SHA-256 (full transcript printed), PLAIN over TLS, SCRAM-SHA-256-PLUS over
-// the fake tls-exporter binding, and SCRAM-SHA-256 again fed in 3-byte chunks (same events).
+// the fake tls-exporter binding, and SCRAM-SHA-256 again fed in 3-byte chunks (same events);
+// and one on direct TLS (no STARTTLS; the default offer, which settles on SCRAM-SHA-512-PLUS).
 // Then a negotiation deadline fired through xw_timeout, a wrong password that must end in
 // not-authorized, and garbage input that must be a protocol error, not a trap.
 // Transcript files given after the module are replayed inside the module too (role from the
@@ -89,10 +90,11 @@ const KIND_TLS_EXPORTER = 1;
  * One client/server session. `print` receives the readable transcript lines. Returns the
  * events each side emitted.
  */
-function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = true, chunk = 0 }) {
+function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = true, chunk = 0, direct = false }) {
   let now = 0n;
   const client = m.client(1, `jid=juliet@im.example.com\npassword=${password}\nresource=balcony`);
-  const server = m.server(2, `domain=im.example.com\nuser=juliet r0m30myr0m30\nmechanisms=${mechanism}`);
+  const offer = mechanism ? `\nmechanisms=${mechanism}` : '';
+  const server = m.server(2, `domain=im.example.com\nuser=juliet r0m30myr0m30${offer}`);
   const sides = [
     { name: 'C', handle: client, events: [], wire: [] },
     { name: 'S', handle: server, events: [], wire: [] },
@@ -159,8 +161,12 @@ function session(m, { mechanism, password = 'r0m30myr0m30', print, exchange = tr
     fail('the session did not settle in 1000 rounds');
   };
 
-  m.check(m.x.xw_start(server, now), 'server start');
-  m.check(m.x.xw_start(client, now), 'client start');
+  for (const handle of [server, client]) {
+    const rc = direct
+      ? m.x.xw_start_direct_tls(handle, now, KIND_TLS_EXPORTER, m.put(FAKE_TLS_EXPORTER))
+      : m.x.xw_start(handle, now);
+    m.check(rc, 'start');
+  }
   const deadline = m.x.xw_poll_timeout(client);
   expect(deadline > 0n, `the client has no negotiation deadline (${deadline})`);
   pump();
@@ -238,6 +244,14 @@ async function main() {
     expect(used === mechanism, `session with ${mechanism} authenticated with ${used}`);
     console.log(`OK session ${mechanism}: ${run.client.map((e) => e.summary).join(' | ')}`);
   }
+
+  // Direct TLS (XEP-0368): no STARTTLS, and with the binding from the start the default
+  // offer and policy settle on channel-bound SCRAM.
+  const direct = session(m, { mechanism: null, print: () => {}, direct: true });
+  expect(!direct.client.some((e) => e.type === 'StartTls'), 'direct TLS still did STARTTLS');
+  expect(authenticatedWith(direct.client) === 'SCRAM-SHA-512-PLUS',
+    `direct TLS authenticated with ${authenticatedWith(direct.client)}`);
+  console.log(`OK direct TLS: ${direct.client.map((e) => e.summary).join(' | ')}`);
 
   // The same session fed in 3-byte pieces gives the same events (seeded: byte-identical).
   const chunked = session(m, { mechanism: 'SCRAM-SHA-256', print: () => {}, chunk: 3 });
