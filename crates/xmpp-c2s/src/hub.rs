@@ -1,0 +1,541 @@
+//! The Sans-IO core of the server: a [`Hub`] owning one [`ServerStream`] per connection and
+//! the RFC 6121 [`xmpp_im::Server`], routing stanzas between sessions.
+//!
+//! The hub never touches a socket, a clock or the OS random source: the host (the tokio shell
+//! in [`crate::runtime`], or a test) accepts connections, feeds bytes with the time, runs TLS
+//! when asked and writes what [`Hub::poll_output`] returns.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use minidom::Element;
+use xmpp_im::MemoryStore;
+use xmpp_jid::{BareJid, FullJid};
+use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::{
+    ChannelBinding, Entropy, Event, Instant, Mechanism, Output, ServerConfig, ServerStream,
+    StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition, Transport,
+};
+
+/// Identifies one accepted connection for the lifetime of the hub (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u64);
+
+impl core::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What the host must do for a connection, in order per connection.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum HubOutput {
+    /// Write these bytes to the connection (inside TLS once it is up).
+    Transmit(SessionId, Vec<u8>),
+    /// Run the server side of a TLS handshake on the connection now, then call
+    /// [`Hub::tls_established`].
+    StartTls(SessionId),
+    /// The stream is over: flush what was transmitted, then close the connection.
+    Close(SessionId),
+}
+
+/// Whether the server offers channel-bound SCRAM (`-PLUS`).
+///
+/// rustls cannot produce `tls-unique`, and many deployed clients (slixmpp, libstrophe 0.12)
+/// bind only with `tls-unique`: when they see `-PLUS` they either pick it with a binding we
+/// cannot verify, or fall back with the GS2 flag `y`, which a server that offered `-PLUS`
+/// must treat as a downgrade (RFC 5802 §6). So `-PLUS` is opt-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlusPolicy {
+    /// Offer only SCRAM-SHA-512/256/1 and PLAIN (over TLS); the GS2 flag `y` is accepted.
+    #[default]
+    Off,
+    /// Offer `-PLUS` with the bindings the host passes to [`Hub::tls_established`]
+    /// (`tls-exporter`, `tls-server-end-point`) and list them with XEP-0440.
+    Advertise,
+}
+
+/// Hub configuration: the domain, the accounts and the stream policy.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// The domain served (the stream `to`, the domain part of every account).
+    pub domain: BareJid,
+    /// Accounts: (localpart, password).
+    pub users: Vec<(String, String)>,
+    /// PBKDF2 iterations for the stored SCRAM credentials (4096: RFC 7677's floor).
+    pub iterations: u32,
+    /// `-PLUS` policy.
+    pub plus: PlusPolicy,
+    /// The stream configuration template for every connection. [`HubConfig::new`] fills it
+    /// from the fields above; adjust it afterwards for timeouts, limits or a TLS policy.
+    pub stream: ServerConfig,
+}
+
+impl HubConfig {
+    /// A configuration for `domain` with STARTTLS required, no `-PLUS`, 4096 iterations and
+    /// no accounts.
+    pub fn new(domain: BareJid) -> Self {
+        let mut stream = ServerConfig::new(domain.clone());
+        apply_plus(&mut stream, PlusPolicy::Off);
+        HubConfig {
+            domain,
+            users: Vec::new(),
+            iterations: 4096,
+            plus: PlusPolicy::Off,
+            stream,
+        }
+    }
+
+    /// Add an account.
+    #[must_use]
+    pub fn with_user(mut self, name: &str, password: &str) -> Self {
+        self.users.push((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Choose the `-PLUS` policy (also adjusts [`HubConfig::stream`]).
+    #[must_use]
+    pub fn with_plus(mut self, plus: PlusPolicy) -> Self {
+        self.plus = plus;
+        apply_plus(&mut self.stream, plus);
+        self
+    }
+}
+
+fn apply_plus(stream: &mut ServerConfig, plus: PlusPolicy) {
+    match plus {
+        PlusPolicy::Off => {
+            stream.mechanisms = Some(vec![
+                Mechanism::ScramSha512,
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain,
+            ]);
+            stream.advertise_channel_binding_types = false;
+        }
+        PlusPolicy::Advertise => {
+            stream.mechanisms = Some(vec![
+                Mechanism::ScramSha512Plus,
+                Mechanism::ScramSha256Plus,
+                Mechanism::ScramSha1Plus,
+                Mechanism::ScramSha512,
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain,
+            ]);
+            stream.advertise_channel_binding_types = true;
+        }
+    }
+}
+
+struct Session {
+    stream: ServerStream,
+    /// The bound JID once registered with the IM server.
+    jid: Option<FullJid>,
+    closed: bool,
+}
+
+/// The server core. See the module documentation.
+///
+/// Run loop: after every input (`accept`, `handle_input`, `tls_established`,
+/// `transport_closed`, `handle_timeout`), drain [`poll_output`](Self::poll_output) until
+/// `None`, then sleep until [`poll_timeout`](Self::poll_timeout) or the next input.
+pub struct Hub {
+    config: HubConfig,
+    backend: MemoryBackend,
+    im: xmpp_im::Server,
+    store: MemoryStore,
+    sessions: BTreeMap<SessionId, Session>,
+    by_jid: BTreeMap<FullJid, SessionId>,
+    next_id: u64,
+    dirty: BTreeSet<SessionId>,
+    out: VecDeque<HubOutput>,
+    log: Vec<String>,
+}
+
+impl core::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hub")
+            .field("domain", &self.config.domain)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with the configured accounts (SCRAM credentials derived once, here).
+    pub fn new(config: HubConfig) -> Self {
+        let mut backend = MemoryBackend::new();
+        let mut store = MemoryStore::new();
+        for (name, password) in &config.users {
+            backend = backend.with_user(name, password, config.iterations);
+            if let Ok(jid) = BareJid::from_parts(Some(name), config.domain.domain()) {
+                store.add_account(jid);
+            }
+        }
+        let im = xmpp_im::Server::new(xmpp_im::ServerConfig::new(config.domain.domain()));
+        Hub {
+            config,
+            backend,
+            im,
+            store,
+            sessions: BTreeMap::new(),
+            by_jid: BTreeMap::new(),
+            next_id: 1,
+            dirty: BTreeSet::new(),
+            out: VecDeque::new(),
+            log: Vec::new(),
+        }
+    }
+
+    // ----- getters -----
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Connections currently open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The bound JID of a connection, once negotiated.
+    pub fn jid(&self, id: SessionId) -> Option<&FullJid> {
+        self.sessions.get(&id).and_then(|s| s.stream.jid())
+    }
+
+    /// The roster store (for inspection in tests and tools).
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// The IM server machine (for inspection).
+    pub fn im(&self) -> &xmpp_im::Server {
+        &self.im
+    }
+
+    /// Human-readable lines about what happened (negotiations, closes, dropped stanzas);
+    /// drained by the host for its log.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    // ----- outputs -----
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<HubOutput> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline of any connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(|s| s.stream.poll_timeout())
+            .min()
+    }
+
+    // ----- inputs -----
+
+    /// A new connection on `transport`. `entropy` feeds its stream ids, SCRAM nonces and
+    /// generated resources (the host's CSPRNG in production, a seed in tests).
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        entropy: impl Entropy + Send + 'static,
+    ) -> SessionId {
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        let mut stream =
+            ServerStream::new(self.config.stream.clone(), entropy, self.backend.clone());
+        // A fresh machine always accepts `start`.
+        let _ = stream.start(now, transport);
+        self.sessions.insert(
+            id,
+            Session {
+                stream,
+                jid: None,
+                closed: false,
+            },
+        );
+        self.dirty.insert(id);
+        self.flush(now);
+        id
+    }
+
+    /// Bytes read from connection `id`.
+    pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if let Err(error) = session.stream.handle_input(now, bytes) {
+                self.log.push(format!("{id}: protocol error: {error}"));
+            }
+            self.dirty.insert(id);
+        }
+        self.flush(now);
+    }
+
+    /// The TLS handshake asked for by [`HubOutput::StartTls`] finished; `bindings` is the
+    /// channel-binding data the TLS library offers (ignored under [`PlusPolicy::Off`]).
+    pub fn tls_established(&mut self, id: SessionId, now: Instant, bindings: Vec<ChannelBinding>) {
+        let bindings = match self.config.plus {
+            PlusPolicy::Off => Vec::new(),
+            PlusPolicy::Advertise => bindings,
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if let Err(error) = session.stream.tls_established(now, bindings) {
+                self.log.push(format!("{id}: tls_established: {error}"));
+            }
+            self.dirty.insert(id);
+        }
+        self.flush(now);
+    }
+
+    /// The connection ended (EOF, reset or TLS failure).
+    pub fn transport_closed(&mut self, id: SessionId, now: Instant) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.stream.transport_closed(now);
+            self.dirty.insert(id);
+        }
+        self.flush(now);
+    }
+
+    /// Time passed: fire due timers (keepalives, negotiation and close deadlines).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (id, session) in &mut self.sessions {
+            if session.stream.poll_timeout().is_some_and(|t| t <= now) {
+                session.stream.handle_timeout(now);
+                self.dirty.insert(*id);
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Close every stream with `system-shutdown`.
+    pub fn shutdown(&mut self, now: Instant) {
+        for (id, session) in &mut self.sessions {
+            let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+            if session.stream.close_with_error(now, error).is_ok() {
+                self.dirty.insert(*id);
+            }
+        }
+        self.flush(now);
+    }
+
+    // ----- internals -----
+
+    /// Drain every touched stream, acting on its events, until nothing is left to do.
+    fn flush(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop_first() {
+            while let Some(output) = self
+                .sessions
+                .get_mut(&id)
+                .and_then(|session| session.stream.poll_output())
+            {
+                match output {
+                    Output::Transmit(bytes) => self.out.push_back(HubOutput::Transmit(id, bytes)),
+                    Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
+                    Output::Event(event) => self.on_event(id, now, event),
+                    _ => {}
+                }
+            }
+        }
+        let closed: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.sessions.remove(&id);
+        }
+    }
+
+    fn on_event(&mut self, id: SessionId, now: Instant, event: Event) {
+        match event {
+            Event::Negotiated { jid, .. } => self.on_negotiated(id, now, jid),
+            Event::Stanza(stanza) => self.on_stanza(id, now, &stanza),
+            Event::Closed { reason } => {
+                self.log.push(format!("{id}: closed ({reason:?})"));
+                let jid = self.sessions.get_mut(&id).and_then(|s| {
+                    s.closed = true;
+                    s.jid.take()
+                });
+                self.out.push_back(HubOutput::Close(id));
+                if let Some(jid) = jid {
+                    self.by_jid.remove(&jid);
+                    let _ = self.im.session_ended(&mut self.store, &jid);
+                    self.route_im(now);
+                }
+            }
+            Event::Authenticated { jid, mechanism } => {
+                self.log
+                    .push(format!("{id}: authenticated {jid} with {mechanism}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_negotiated(&mut self, id: SessionId, now: Instant, jid: FullJid) {
+        // One session per full JID: the newer one wins, the older gets `conflict`
+        // (RFC 6120 §7.7.2.2, the "override" policy).
+        if let Some(old) = self.by_jid.remove(&jid) {
+            if let Some(session) = self.sessions.get_mut(&old) {
+                session.jid = None;
+                let error = StreamError::new(StreamErrorCondition::Conflict);
+                let _ = session.stream.close_with_error(now, error);
+                self.dirty.insert(old);
+            }
+            let _ = self.im.session_ended(&mut self.store, &jid);
+        }
+        match self.im.session_started(jid.clone()) {
+            Ok(()) => {
+                self.log.push(format!("{id}: bound {jid}"));
+                self.by_jid.insert(jid.clone(), id);
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.jid = Some(jid);
+                }
+            }
+            Err(error) => {
+                self.log.push(format!("{id}: cannot start {jid}: {error}"));
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    let error = StreamError::new(StreamErrorCondition::ResourceConstraint);
+                    let _ = session.stream.close_with_error(now, error);
+                }
+            }
+        }
+        self.route_im(now);
+    }
+
+    fn on_stanza(&mut self, id: SessionId, now: Instant, stanza: &Element) {
+        let Some(jid) = self.sessions.get(&id).and_then(|s| s.jid.clone()) else {
+            return;
+        };
+        if self
+            .im
+            .handle_session_stanza(&mut self.store, &jid, stanza)
+            .is_err()
+        {
+            return;
+        }
+        self.route_im(now);
+    }
+
+    /// Act on everything the IM server decided.
+    fn route_im(&mut self, now: Instant) {
+        while let Some(output) = self.im.poll_output() {
+            match output {
+                xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
+                xmpp_im::Output::Route(stanza) => {
+                    // No server-to-server here: remote domains are unreachable.
+                    self.log.push(format!(
+                        "no s2s: bouncing stanza to {}",
+                        stanza.attr("to").unwrap_or_default()
+                    ));
+                    self.error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
+                }
+                xmpp_im::Output::Offline { stanza, .. } => {
+                    // No offline storage: bounce (RFC 6121 §8.5.2.2.1).
+                    self.im.bounce(&mut self.store, &stanza);
+                }
+                xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
+                _ => {}
+            }
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
+        let Some(id) = self.by_jid.get(to).copied() else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            if session.stream.send_stanza(now, stanza).is_ok() {
+                self.dirty.insert(id);
+            }
+        }
+    }
+
+    /// Answer a stanza's sender (a local session) with an error, unless it is an error.
+    fn error_reply(&mut self, now: Instant, stanza: &Element, condition: StanzaErrorCondition) {
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        let reply = StanzaError::new(condition).reply_to(stanza);
+        self.reply_to_sender(now, stanza, &reply);
+    }
+
+    fn reply_to_sender(&mut self, now: Instant, stanza: &Element, reply: &Element) {
+        let Some(from) = stanza.attr("from").and_then(|f| FullJid::new(f).ok()) else {
+            return;
+        };
+        self.deliver(now, &from, reply);
+    }
+
+    /// Iqs to the server or an account that the IM machine leaves to the host: ping and a
+    /// minimal disco#info are answered, everything else gets `service-unavailable`.
+    fn unhandled(&mut self, now: Instant, stanza: &Element) {
+        if stanza.name() != "iq" {
+            return;
+        }
+        let kind = stanza.attr("type").unwrap_or_default();
+        if kind != "get" && kind != "set" {
+            return;
+        }
+        let payload = stanza.children().next();
+        let to_server = stanza
+            .attr("to")
+            .is_none_or(|to| to == self.config.domain.as_str());
+        let answer = match payload.map(|p| (p.name(), p.ns())) {
+            Some(("ping", ns)) if ns == "urn:xmpp:ping" => Some(Vec::new()),
+            Some(("query", ns))
+                if to_server && kind == "get" && ns == "http://jabber.org/protocol/disco#info" =>
+            {
+                Some(vec![disco_info()])
+            }
+            _ => None,
+        };
+        match answer {
+            Some(children) => {
+                let mut reply = Element::builder("iq", "jabber:client")
+                    .attr(name("type"), "result")
+                    .attr(name("id"), stanza.attr("id"))
+                    .attr(name("to"), stanza.attr("from"))
+                    .attr(name("from"), stanza.attr("to"))
+                    .build();
+                for child in children {
+                    reply.append_child(child);
+                }
+                self.reply_to_sender(now, stanza, &reply);
+            }
+            None => self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable),
+        }
+    }
+}
+
+fn name(s: &'static str) -> minidom::rxml::NcName {
+    // Static attribute names are valid NCNames.
+    #[allow(clippy::expect_used)]
+    s.try_into().expect("static NCName")
+}
+
+fn disco_info() -> Element {
+    let feature = |var: &str| {
+        Element::builder("feature", "http://jabber.org/protocol/disco#info")
+            .attr(name("var"), var)
+            .build()
+    };
+    Element::builder("query", "http://jabber.org/protocol/disco#info")
+        .append(
+            Element::builder("identity", "http://jabber.org/protocol/disco#info")
+                .attr(name("category"), "server")
+                .attr(name("type"), "im")
+                .attr(name("name"), "xmpp-c2s example")
+                .build(),
+        )
+        .append(feature("http://jabber.org/protocol/disco#info"))
+        .append(feature("urn:xmpp:ping"))
+        .append(feature("jabber:iq:roster"))
+        .build()
+}

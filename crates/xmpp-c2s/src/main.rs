@@ -1,0 +1,147 @@
+//! `xmpp-c2s`: the example server's command line.
+//!
+//! `cargo run -p xmpp-c2s -- --port 5222 --user alice:pw --user bob:pw`
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
+use xmpp_stream::BareJid;
+
+const USAGE: &str =
+    "usage: xmpp-c2s [--port N] [--bind ADDR] [--domain NAME] [--user NAME:PASSWORD]...
+                [--cert FILE --key FILE] [--channel-binding] [--quiet] [--trace]
+
+  --port N            TCP port for STARTTLS c2s (default 5222)
+  --bind ADDR         listen address (default 127.0.0.1: loopback only)
+  --domain NAME       the XMPP domain served (default localhost)
+  --user NAME:PW      an in-memory account (repeatable)
+  --cert/--key FILE   PEM certificate chain and private key (default: self-signed, made at start)
+  --channel-binding   offer SCRAM-*-PLUS with tls-exporter and tls-server-end-point (XEP-0440);
+                      off by default because clients that bind only with tls-unique then fail
+  --quiet             no connection log
+  --trace             log every XML byte in and out (inside TLS)";
+
+struct Args {
+    addr: SocketAddr,
+    domain: String,
+    users: Vec<(String, String)>,
+    cert: Option<(PathBuf, PathBuf)>,
+    plus: bool,
+    quiet: bool,
+    trace: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut port = 5222u16;
+    let mut ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut domain = "localhost".to_owned();
+    let mut users = Vec::new();
+    let (mut cert, mut key) = (None, None);
+    let (mut plus, mut quiet, mut trace) = (false, false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
+        match arg.as_str() {
+            "--port" => {
+                port = value("a port")?
+                    .parse()
+                    .map_err(|e| format!("--port: {e}"))?;
+            }
+            "--bind" => {
+                ip = value("an address")?
+                    .parse()
+                    .map_err(|e| format!("--bind: {e}"))?;
+            }
+            "--domain" => domain = value("a domain")?,
+            "--user" => {
+                let spec = value("NAME:PASSWORD")?;
+                let (name, password) = spec.split_once(':').ok_or("--user takes NAME:PASSWORD")?;
+                users.push((name.to_owned(), password.to_owned()));
+            }
+            "--cert" => cert = Some(PathBuf::from(value("a file")?)),
+            "--key" => key = Some(PathBuf::from(value("a file")?)),
+            "--channel-binding" => plus = true,
+            "--quiet" => quiet = true,
+            "--trace" => trace = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let cert = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".to_owned()),
+    };
+    Ok(Args {
+        addr: SocketAddr::new(ip, port),
+        domain,
+        users,
+        cert,
+        plus,
+        quiet,
+        trace,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xmpp-c2s: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let domain = BareJid::new(&args.domain)?;
+    let mut hub = HubConfig::new(domain).with_plus(if args.plus {
+        PlusPolicy::Advertise
+    } else {
+        PlusPolicy::Off
+    });
+    for (name, password) in &args.users {
+        hub = hub.with_user(name, password);
+    }
+    let tls = match &args.cert {
+        Some((cert, key)) => TlsMaterial::from_pem_files(cert, key)?,
+        None => TlsMaterial::self_signed(&[args.domain.as_str()])?,
+    };
+    let config = RuntimeConfig {
+        hub,
+        tls,
+        log: !args.quiet,
+        trace: args.trace,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        eprintln!(
+            "xmpp-c2s: serving {} on {} ({} accounts); Ctrl-C stops",
+            args.domain,
+            listener.local_addr()?,
+            args.users.len()
+        );
+        xmpp_c2s::serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })?;
+    Ok(())
+}

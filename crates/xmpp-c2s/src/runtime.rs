@@ -1,0 +1,463 @@
+//! The tokio shell around the [`Hub`]: a TCP accept loop, one task per connection moving
+//! bytes (through tokio-rustls after STARTTLS), a ticker for the hub's timers.
+//!
+//! All protocol decisions are the hub's; this file only does I/O. The hub sits behind one
+//! mutex: every input locks it, feeds it, and hands the outputs to the connection tasks
+//! through per-connection channels, so each connection's bytes stay in order.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+use xmpp_stream::{ChannelBinding, ChannelBindingType, Entropy, Instant, Transport};
+
+use crate::hub::{Hub, HubConfig, HubOutput, SessionId};
+
+/// The server's TLS identity.
+#[derive(Clone, Debug)]
+pub struct TlsMaterial {
+    /// The rustls configuration (ring provider, TLS 1.2 and 1.3).
+    pub config: Arc<rustls::ServerConfig>,
+    /// The end-entity certificate, DER (clients of a self-signed server trust exactly this).
+    pub cert_der: Vec<u8>,
+    /// The certificate chain as PEM, for peers that load a CA file.
+    pub cert_pem: String,
+}
+
+impl TlsMaterial {
+    /// A fresh self-signed certificate (rcgen, ECDSA P-256) for `names`.
+    pub fn self_signed(names: &[&str]) -> io::Result<Self> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let certified = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
+        let cert_der = certified.cert.der().to_vec();
+        let cert_pem = certified.cert.pem();
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        Self::build(vec![CertificateDer::from(cert_der.clone())], key, cert_pem)
+    }
+
+    /// A certificate chain and private key from PEM files.
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> io::Result<Self> {
+        let cert_pem = std::fs::read_to_string(cert)?;
+        let chain: Vec<CertificateDer<'static>> =
+            rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+        let key_pem = std::fs::read(key)?;
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())?
+            .ok_or_else(|| io::Error::other("no private key in the key file"))?;
+        Self::build(chain, key, cert_pem)
+    }
+
+    fn build(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        cert_pem: String,
+    ) -> io::Result<Self> {
+        let cert_der = chain
+            .first()
+            .ok_or_else(|| io::Error::other("empty certificate chain"))?
+            .to_vec();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(io::Error::other)?;
+        Ok(TlsMaterial {
+            config: Arc::new(config),
+            cert_der,
+            cert_pem,
+        })
+    }
+}
+
+/// Randomness from the operating system's CSPRNG (through `ring`).
+#[derive(Debug)]
+pub struct OsEntropy(ring::rand::SystemRandom);
+
+impl Default for OsEntropy {
+    fn default() -> Self {
+        OsEntropy(ring::rand::SystemRandom::new())
+    }
+}
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        use ring::rand::SecureRandom as _;
+        // The OS generator failing is unrecoverable for a server that needs nonces.
+        #[allow(clippy::expect_used)]
+        self.0.fill(buf).expect("OS random generator");
+    }
+}
+
+/// How the shell runs: the hub, TLS, and logging.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The hub (domain, accounts, stream policy).
+    pub hub: HubConfig,
+    /// The TLS identity.
+    pub tls: TlsMaterial,
+    /// Log connections and hub decisions to stderr.
+    pub log: bool,
+    /// Also log every byte of XML in and out (inside TLS), for debugging interop.
+    pub trace: bool,
+}
+
+enum Command {
+    Write(Vec<u8>),
+    StartTls,
+    Close,
+}
+
+/// The hub plus the channels to the connection tasks.
+struct Shared {
+    hub: Hub,
+    conns: BTreeMap<SessionId, mpsc::UnboundedSender<Command>>,
+    start: std::time::Instant,
+    log: bool,
+    trace: bool,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Instant::from_millis(millis)
+    }
+
+    /// Hand every hub output to its connection task.
+    fn dispatch(&mut self) {
+        while let Some(output) = self.hub.poll_output() {
+            let (id, command) = match output {
+                HubOutput::Transmit(id, bytes) => {
+                    if self.trace {
+                        eprintln!("c2s {id} S: {}", String::from_utf8_lossy(&bytes));
+                    }
+                    (id, Command::Write(bytes))
+                }
+                HubOutput::StartTls(id) => (id, Command::StartTls),
+                HubOutput::Close(id) => (id, Command::Close),
+            };
+            let close = matches!(command, Command::Close);
+            if let Some(tx) = self.conns.get(&id) {
+                let _ = tx.send(command);
+            }
+            if close {
+                self.conns.remove(&id);
+            }
+        }
+        for line in self.hub.take_log() {
+            if self.log {
+                eprintln!("c2s {line}");
+            }
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock leaves the hub in an unknown state only for that
+    // connection's step; the hub itself never panics on input, so keep serving.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serve on `listener` until `shutdown` resolves, then close every stream with
+/// `system-shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    let acceptor = TlsAcceptor::from(config.tls.config.clone());
+    let cert_der = Arc::new(config.tls.cert_der.clone());
+    let shared = Arc::new(Mutex::new(Shared {
+        hub: Hub::new(config.hub.clone()),
+        conns: BTreeMap::new(),
+        start: std::time::Instant::now(),
+        log: config.log,
+        trace: config.trace,
+    }));
+    let ticker = tokio::spawn(tick(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        if config.log {
+                            eprintln!("c2s accept: {error}");
+                        }
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (tx, rx) = mpsc::unbounded_channel();
+                let id = {
+                    let mut guard = lock(&shared);
+                    let now = guard.now();
+                    let id = guard.hub.accept(now, Transport::Plain, OsEntropy::default());
+                    guard.conns.insert(id, tx);
+                    if guard.log {
+                        eprintln!("c2s {id}: connection from {peer}");
+                    }
+                    guard.dispatch();
+                    id
+                };
+                tokio::spawn(connection(
+                    shared.clone(),
+                    id,
+                    tcp,
+                    rx,
+                    acceptor.clone(),
+                    cert_der.clone(),
+                ));
+            }
+        }
+    }
+    {
+        let mut guard = lock(&shared);
+        let now = guard.now();
+        guard.hub.shutdown(now);
+        guard.dispatch();
+    }
+    ticker.abort();
+    // Give the connection tasks a moment to flush the stream errors.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    Ok(())
+}
+
+/// Drive the hub's timers (keepalives, deadlines).
+async fn tick(shared: Arc<Mutex<Shared>>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        interval.tick().await;
+        let mut guard = lock(&shared);
+        let now = guard.now();
+        if guard.hub.poll_timeout().is_some_and(|t| t <= now) {
+            guard.hub.handle_timeout(now);
+            guard.dispatch();
+        }
+    }
+}
+
+/// The transport of one connection: plain TCP, then TLS after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Gone,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+            Conn::Gone => std::future::pending().await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => write_flush(s, bytes).await,
+            Conn::Tls(s) => write_flush(s.as_mut(), bytes).await,
+            Conn::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match self {
+            Conn::Plain(s) => {
+                let _ = s.shutdown().await;
+            }
+            Conn::Tls(s) => {
+                let _ = s.shutdown().await;
+            }
+            Conn::Gone => {}
+        }
+    }
+
+    /// Run the TLS handshake; return the channel bindings rustls can give (RFC 9266
+    /// `tls-exporter`, RFC 5929 `tls-server-end-point`; never `tls-unique`).
+    async fn upgrade(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        cert_der: &[u8],
+    ) -> io::Result<Vec<ChannelBinding>> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
+            return Err(io::Error::other("STARTTLS on a non-plain connection"));
+        };
+        let tls = acceptor.accept(tcp).await?;
+        let mut bindings = Vec::new();
+        if let Ok(exporter) =
+            tls.get_ref()
+                .1
+                .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+        {
+            bindings.push(ChannelBinding::new(
+                ChannelBindingType::TlsExporter,
+                exporter.to_vec(),
+            ));
+        }
+        // RFC 5929 §4.1: the hash of our certificate with its signature's hash (SHA-256 for
+        // rcgen's ECDSA P-256 and for SHA-256-signed certificates; MD5/SHA-1 map to SHA-256).
+        let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
+        bindings.push(ChannelBinding::new(
+            ChannelBindingType::TlsServerEndPoint,
+            digest.as_ref().to_vec(),
+        ));
+        *self = Conn::Tls(Box::new(tls));
+        Ok(bindings)
+    }
+}
+
+async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
+    s.write_all(bytes).await?;
+    s.flush().await
+}
+
+async fn connection(
+    shared: Arc<Mutex<Shared>>,
+    id: SessionId,
+    tcp: TcpStream,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    acceptor: TlsAcceptor,
+    cert_der: Arc<Vec<u8>>,
+) {
+    let mut conn = Conn::Plain(tcp);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            // Outputs first: a queued `<proceed/>` must be written before anything else.
+            biased;
+            command = rx.recv() => match command {
+                Some(Command::Write(bytes)) => {
+                    if conn.write_all(&bytes).await.is_err() {
+                        closed(&shared, id);
+                        break;
+                    }
+                }
+                Some(Command::StartTls) => match conn.upgrade(&acceptor, &cert_der).await {
+                    Ok(bindings) => {
+                        let mut guard = lock(&shared);
+                        let now = guard.now();
+                        guard.hub.tls_established(id, now, bindings);
+                        guard.dispatch();
+                    }
+                    Err(error) => {
+                        if lock(&shared).log {
+                            eprintln!("c2s {id}: TLS handshake failed: {error}");
+                        }
+                        closed(&shared, id);
+                        break;
+                    }
+                },
+                Some(Command::Close) | None => {
+                    conn.shutdown().await;
+                    break;
+                }
+            },
+            read = conn.read(&mut buf) => match read {
+                Ok(0) | Err(_) => {
+                    closed(&shared, id);
+                    // Drain what the hub still wants written (nothing reaches a dead peer,
+                    // but the task must not leave the channel dangling).
+                    break;
+                }
+                Ok(n) => {
+                    let mut guard = lock(&shared);
+                    if guard.trace {
+                        eprintln!("c2s {id} C: {}", String::from_utf8_lossy(&buf[..n]));
+                    }
+                    let now = guard.now();
+                    guard.hub.handle_input(id, now, &buf[..n]);
+                    guard.dispatch();
+                }
+            },
+        }
+    }
+}
+
+fn closed(shared: &Mutex<Shared>, id: SessionId) {
+    let mut guard = lock(shared);
+    let now = guard.now();
+    guard.hub.transport_closed(id, now);
+    guard.conns.remove(&id);
+    guard.dispatch();
+}
+
+/// A server running on its own thread (with its own tokio runtime), for tests and tools.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// Its certificate (PEM).
+    pub cert_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// Bind `addr` (port 0 for a free port) and serve on a background thread.
+    pub fn spawn(addr: SocketAddr, config: RuntimeConfig) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let cert_der = config.tls.cert_der.clone();
+        let cert_pem = config.tls.cert_pem.clone();
+        let thread = std::thread::Builder::new()
+            .name("xmpp-c2s".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener)?;
+                    serve(listener, config, async move {
+                        let _ = rx.await;
+                    })
+                    .await
+                })
+            })?;
+        Ok(ServerHandle {
+            addr,
+            cert_der,
+            cert_pem,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop serving (streams get `system-shutdown`) and wait for the thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
