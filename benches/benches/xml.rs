@@ -233,7 +233,7 @@ fn main() {
     // `--profile-time` runs are for profilers: keep the reports out of the profile.
     if !std::env::args().any(|a| a == "--profile-time") {
         report_allocations();
-        report_ratios(5);
+        report_ratios(10);
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
