@@ -8,7 +8,12 @@
 //! The state machines never see a socket or a TLS object: this file is the "host" that moves
 //! bytes, runs TLS when asked (`Output::StartTls`) and reports the channel-binding data back.
 // An example is a host: failing loudly on a broken TLS setup is the right behaviour here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::io::{Read, Write};
 use std::sync::Arc;

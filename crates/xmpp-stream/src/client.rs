@@ -700,7 +700,7 @@ impl ClientStream {
 
 /// Whether `element` is a stanza of `jabber:client`.
 pub(crate) fn is_stanza(element: &Element) -> bool {
-    element.ns() == ns::JABBER_CLIENT && matches!(element.name(), "message" | "presence" | "iq")
+    element.has_ns(ns::JABBER_CLIENT) && matches!(element.name(), "message" | "presence" | "iq")
 }
 
 /// A host stanza must be a `jabber:client` stanza.

@@ -19,6 +19,9 @@ use crate::output::{CloseReason, Event, Output};
 use crate::time::Instant;
 use crate::timers::{Timer, TimerTable};
 
+/// Output slots kept when the queue drains (a negotiated stream's usual burst).
+const IDLE_QUEUE_CAPACITY: usize = 4;
+
 /// Where the stream is, independent of the role and of which feature is being negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -106,7 +109,12 @@ impl Core {
     // ----- outputs -----
 
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let output = self.out.pop_front();
+        if output.is_none() && self.out.capacity() > IDLE_QUEUE_CAPACITY {
+            // Negotiation bursts grow the queue; an idle stream should not keep that memory.
+            self.out.shrink_to(IDLE_QUEUE_CAPACITY);
+        }
+        output
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {

@@ -39,7 +39,7 @@ const MAX_TEXT: usize = 1024;
 
 impl SaslElement {
     pub(crate) fn parse(element: &Element) -> Result<SaslElement, SaslParseError> {
-        if element.ns() != ns::SASL {
+        if !element.has_ns(ns::SASL) {
             return Err(SaslParseError::Unknown);
         }
         let payload =
@@ -56,7 +56,7 @@ impl SaslElement {
             "failure" => {
                 let condition = element
                     .children()
-                    .find(|c| c.ns() == ns::SASL && c.name() != "text")
+                    .find(|c| c.has_ns(ns::SASL) && c.name() != "text")
                     .map_or_else(|| "not-authorized".to_owned(), |c| c.name().to_owned());
                 let text = element
                     .get_child("text", ns::SASL)

@@ -9,7 +9,6 @@ use xmpp_xml::{
 
 use crate::bind;
 use crate::client::{check_stanza, is_stanza};
-use crate::codec::set_attr;
 use crate::config::{Timeouts, TlsPolicy};
 use crate::core::{Core, Incoming, Phase};
 use crate::entropy::{Entropy, random_nonce, random_token};
@@ -124,6 +123,7 @@ pub struct ServerStream {
     jid: Option<FullJid>,
     failed_attempts: u32,
     stream_id: Option<String>,
+    from_attr: minidom::rxml::NcName,
 }
 
 impl core::fmt::Debug for ServerStream {
@@ -153,6 +153,7 @@ impl ServerStream {
             jid: None,
             failed_attempts: 0,
             stream_id: None,
+            from_attr: crate::codec::attr_name("from"),
         }
     }
 
@@ -489,7 +490,7 @@ impl ServerStream {
             self.core.start_tls();
             return Ok(());
         }
-        if element.ns() == ns::SASL && !flags.contains(SessionFlags::AUTHENTICATED) {
+        if element.has_ns(ns::SASL) && !flags.contains(SessionFlags::AUTHENTICATED) {
             return match SaslElement::parse(element) {
                 Ok(SaslElement::Auth { mechanism, initial }) => {
                     self.start_sasl(&mechanism, initial);
@@ -674,13 +675,17 @@ impl ServerStream {
             self.core.event(Event::Nonza(stanza));
             return Ok(());
         }
-        let Some(jid) = self.jid.clone() else {
+        let Some(jid) = &self.jid else {
             return Ok(());
         };
         if let Some(from) = stanza.attr("from") {
-            let ours = Jid::new(from).is_ok_and(|from| {
-                from.as_str() == jid.as_str() || from.as_str() == jid.to_bare().as_str()
-            });
+            // The full JID, or the bare JID of the account (RFC 6120 §8.1.2.1); compared after
+            // the JID's own normalization.
+            let ours = from == jid.as_str()
+                || Jid::new(from).is_ok_and(|from| {
+                    from.as_str() == jid.as_str()
+                        || (from.resource().is_none() && from.to_bare() == jid.to_bare())
+                });
             if !ours {
                 return Err(self.fail(
                     StreamErrorCondition::InvalidFrom,
@@ -688,7 +693,12 @@ impl ServerStream {
                 ));
             }
         }
-        set_attr(&mut stanza, "from", jid.as_str());
+        // The attribute name is built once per stream: this is the per-stanza hot path.
+        stanza.set_attr(
+            minidom::rxml::Namespace::NONE,
+            self.from_attr.clone(),
+            jid.as_str(),
+        );
         if let Some(to) = stanza.attr("to") {
             if Jid::new(to).is_err() {
                 if stanza.attr("type") != Some("error") {

@@ -23,7 +23,7 @@ impl TlsElement {
     }
 
     pub(crate) fn parse(element: &Element) -> Option<TlsElement> {
-        if element.ns() != ns::TLS {
+        if !element.has_ns(ns::TLS) {
             return None;
         }
         [
