@@ -3,6 +3,7 @@
 use minidom::Element;
 use rxml::error::EndOrError;
 use rxml::{Namespace, NcName, Options, Parse, RawEvent, RawParser, WithOptions};
+use std::collections::BTreeMap;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
 use crate::error::ParseError;
@@ -46,9 +47,6 @@ struct Head {
     prefix: Option<NcName>,
     local: NcName,
 }
-
-/// A namespace declaration in scope: prefix (`None` for the default namespace) and name.
-type Binding = (Option<NcName>, String);
 
 /// An attribute as read, before prefix resolution.
 type RawAttr = (Option<NcName>, NcName, String);
@@ -99,10 +97,8 @@ pub struct StreamParser {
     fed: usize,
     phase: Phase,
     error: Option<ParseError>,
-    /// Namespace declarations in scope, innermost last.
-    bindings: Vec<Binding>,
-    /// `bindings.len()` before each open element's declarations, root included.
-    scope_marks: Vec<usize>,
+    /// Namespace declarations in scope.
+    scopes: Scopes,
     head: Option<Head>,
     attrs: Vec<RawAttr>,
     decls: Vec<(Option<NcName>, String)>,
@@ -137,8 +133,7 @@ impl StreamParser {
             fed: 0,
             phase: Phase::Header,
             error: None,
-            bindings: Vec::new(),
-            scope_marks: Vec::new(),
+            scopes: Scopes::default(),
             head: None,
             attrs: Vec::new(),
             decls: Vec::new(),
@@ -224,8 +219,7 @@ impl StreamParser {
         self.raw = new_raw(&self.limits);
         self.phase = Phase::Header;
         self.error = None;
-        self.bindings.clear();
-        self.scope_marks.clear();
+        self.scopes.clear();
         self.head = None;
         self.attrs.clear();
         self.decls.clear();
@@ -379,20 +373,7 @@ impl StreamParser {
 
     /// Brings the current element's namespace declarations into scope.
     fn push_scope(&mut self) -> Result<(), ParseError> {
-        self.scope_marks.push(self.bindings.len());
-        let start = self.bindings.len();
-        for (prefix, ns) in self.decls.drain(..) {
-            // rxml has already rejected rebinding `xml`/`xmlns` and empty prefixed
-            // declarations; a prefix declared twice on one element is a duplicate attribute.
-            if self.bindings[start..].iter().any(|(p, _)| *p == prefix) {
-                return Err(ParseError::new(
-                    Cond::NotWellFormed,
-                    "namespace declared twice on one element",
-                ));
-            }
-            self.bindings.push((prefix, ns));
-        }
-        Ok(())
+        self.scopes.push(&mut self.decls)
     }
 
     /// Resolves the attributes read for the current start tag into an attribute map.
@@ -403,7 +384,7 @@ impl StreamParser {
         for (prefix, local, value) in attrs.drain(..) {
             let ns = match prefix {
                 None => Namespace::NONE,
-                Some(p) => match lookup(&self.bindings, Some(&p))? {
+                Some(p) => match self.scopes.lookup(Some(&p))? {
                     rxml::XMLNS_XML => Namespace::XML,
                     other => Namespace::from(other.to_owned()),
                 },
@@ -424,7 +405,7 @@ impl StreamParser {
             .map(|(p, ns)| (p.as_ref().map(|p| p.as_str().to_owned()), ns.clone()))
             .collect();
         self.push_scope()?;
-        let ns = lookup(&self.bindings, head.prefix.as_ref())?;
+        let ns = self.scopes.lookup(head.prefix.as_ref())?;
         if ns != NS_STREAMS {
             return Err(ParseError::new(
                 Cond::InvalidNamespace,
@@ -483,7 +464,7 @@ impl StreamParser {
 
     fn open_element(&mut self, head: &Head) -> Result<(), ParseError> {
         self.push_scope()?;
-        let ns = lookup(&self.bindings, head.prefix.as_ref())?;
+        let ns = self.scopes.lookup(head.prefix.as_ref())?;
         let mut element = self.protos.element(head.local.as_str(), ns);
         let attrs = self.resolve_attrs()?;
         *element.attrs_mut() = attrs;
@@ -497,14 +478,11 @@ impl StreamParser {
             // The stream element itself closed.
             self.phase = Phase::Ended;
             self.consumed = self.fed;
-            self.bindings.clear();
-            self.scope_marks.clear();
+            self.scopes.clear();
             return Some(Event::StreamEnd);
         };
         self.text_lens.pop();
-        if let Some(mark) = self.scope_marks.pop() {
-            self.bindings.truncate(mark);
-        }
+        self.scopes.pop();
         if let Some(parent) = self.stack.last_mut() {
             parent.append_child(element);
             None
@@ -565,27 +543,105 @@ impl StreamParser {
     }
 }
 
-/// The namespace bound to `prefix` (`None`: the default namespace, `""` if undeclared).
-fn lookup<'b>(bindings: &'b [Binding], prefix: Option<&NcName>) -> Result<&'b str, ParseError> {
-    match prefix {
-        None => Ok(bindings
-            .iter()
-            .rev()
-            .find(|(p, _)| p.is_none())
-            .map_or("", |(_, ns)| ns.as_str())),
-        Some(p) if p.as_str() == "xml" => Ok(rxml::XMLNS_XML),
-        Some(p) => bindings
-            .iter()
-            .rev()
-            .find(|(bound, _)| bound.as_ref() == Some(p))
-            .map(|(_, ns)| ns.as_str())
-            .ok_or_else(|| {
-                ParseError::new(
-                    Cond::NotWellFormed,
-                    format!("unbound namespace prefix {:?}", p.as_str()),
-                )
-            }),
+/// Namespace declarations in scope: O(1) default-namespace and O(log n) prefix lookups, so
+/// no nesting of declarations makes resolution quadratic.
+#[derive(Debug, Default)]
+struct Scopes {
+    /// Prefixes declared (`None`: the default namespace), in order, to undo at element end.
+    declared: Vec<Option<NcName>>,
+    /// `declared.len()` before each open element's declarations, root included.
+    marks: Vec<usize>,
+    /// The default namespace declarations in scope, innermost last.
+    default: Vec<String>,
+    /// The declarations of each prefix in scope, innermost last.
+    prefixed: BTreeMap<NcName, Vec<String>>,
+}
+
+impl Scopes {
+    fn clear(&mut self) {
+        self.declared.clear();
+        self.marks.clear();
+        self.default.clear();
+        self.prefixed.clear();
     }
+
+    /// Opens an element's scope with its declarations (drained from `decls`).
+    fn push(&mut self, decls: &mut Vec<(Option<NcName>, String)>) -> Result<(), ParseError> {
+        // rxml has already rejected rebinding `xml`/`xmlns` and empty prefixed declarations;
+        // a prefix declared twice on one element is a duplicate attribute.
+        if has_duplicate_prefix(decls) {
+            return Err(ParseError::new(
+                Cond::NotWellFormed,
+                "namespace declared twice on one element",
+            ));
+        }
+        self.marks.push(self.declared.len());
+        for (prefix, ns) in decls.drain(..) {
+            match &prefix {
+                None => self.default.push(ns),
+                Some(p) => self.prefixed.entry(p.clone()).or_default().push(ns),
+            }
+            self.declared.push(prefix);
+        }
+        Ok(())
+    }
+
+    /// Closes the innermost element's scope.
+    fn pop(&mut self) {
+        let Some(mark) = self.marks.pop() else {
+            return;
+        };
+        for prefix in self.declared.drain(mark..) {
+            match prefix {
+                None => {
+                    self.default.pop();
+                }
+                Some(p) => {
+                    if let Some(stack) = self.prefixed.get_mut(&p) {
+                        stack.pop();
+                        if stack.is_empty() {
+                            self.prefixed.remove(&p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The namespace bound to `prefix` (`None`: the default namespace, `""` if undeclared).
+    fn lookup(&self, prefix: Option<&NcName>) -> Result<&str, ParseError> {
+        match prefix {
+            None => Ok(self.default.last().map_or("", String::as_str)),
+            Some(p) if p.as_str() == "xml" => Ok(rxml::XMLNS_XML),
+            Some(p) => self
+                .prefixed
+                .get(p)
+                .and_then(|stack| stack.last())
+                .map(String::as_str)
+                .ok_or_else(|| {
+                    ParseError::new(
+                        Cond::NotWellFormed,
+                        format!("unbound namespace prefix {:?}", p.as_str()),
+                    )
+                }),
+        }
+    }
+}
+
+/// Whether a prefix is declared twice: pairwise for the usual handful, by sorting beyond.
+fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
+    if decls.len() <= 8 {
+        return decls
+            .iter()
+            .enumerate()
+            .any(|(i, (p, _))| decls[..i].iter().any(|(q, _)| q == p));
+    }
+    let mut prefixes: Vec<Option<&str>> = decls
+        .iter()
+        .map(|(p, _)| p.as_ref().map(NcName::as_str))
+        .collect();
+    prefixes.sort_unstable();
+    prefixes.windows(2).any(|w| w[0] == w[1])
 }
 
 /// A small direct-mapped cache of empty elements by (name, namespace).

@@ -417,3 +417,35 @@ fn overlong_names_and_values() {
         C::PolicyViolation
     );
 }
+
+#[test]
+fn duplicate_namespace_declarations() {
+    assert_eq!(
+        after_stanza("<message xmlns:p='urn:a' xmlns:p='urn:b'/>"),
+        C::NotWellFormed
+    );
+    assert_eq!(
+        after_stanza("<message xmlns='urn:a' xmlns='urn:b'/>"),
+        C::NotWellFormed
+    );
+}
+
+#[test]
+fn many_namespace_declarations_stay_linear() {
+    // With the bound lifted, 20 000 declarations on one element must still be cheap.
+    let mut limits = Limits::default();
+    limits.max_namespace_declarations = usize::MAX;
+    limits.max_stanza_bytes = usize::MAX;
+    let mut attack = String::from("<message");
+    for i in 0..20_000 {
+        write!(attack, " xmlns:p{i}='urn:{i}'").unwrap();
+    }
+    attack.push_str("/>");
+    let mut parser = StreamParser::with_limits(limits);
+    parser.feed(format!("{HEADER}{attack}").as_bytes());
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Element(_)))));
+}
