@@ -1,0 +1,289 @@
+//! Server-role interop: real clients nobody here wrote (slixmpp, libstrophe) against the
+//! example server, started in-process on a free 127.0.0.1 port with a fresh self-signed
+//! certificate that the peers trust explicitly (written to a temp file as their CA).
+//!
+//! Peers missing: the tests skip with a message, unless `XMPP_INTEROP=require` (as in CI),
+//! in which case they fail. Every peer process is killed after a deadline.
+//!
+//! Each peer prints `RESULT <feature> pass|fail` lines; the tests print them as matrix rows
+//! (`cargo test -p xmpp-c2s --test interop -- --nocapture`) and, when `XMPP_C2S_MATRIX` names
+//! a file, append them there.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial};
+use xmpp_stream::{BareJid, Mechanism};
+
+const DOMAIN: &str = "localhost";
+const PEER_DEADLINE: Duration = Duration::from_secs(40);
+
+fn required() -> bool {
+    std::env::var("XMPP_INTEROP").is_ok_and(|v| v == "require")
+}
+
+/// Skip (or fail under `XMPP_INTEROP=require`) when a peer is missing.
+fn missing(what: &str) {
+    assert!(!required(), "XMPP_INTEROP=require but {what}");
+    eprintln!("SKIPPED: {what} (set XMPP_INTEROP=require to make this an error)");
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "xmpp-c2s-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Server {
+    handle: ServerHandle,
+    cafile: PathBuf,
+    _dir: PathBuf,
+}
+
+fn start_server(name: &str, mechanisms: Option<Vec<Mechanism>>, plus: PlusPolicy) -> Server {
+    let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap())
+        .with_user("alice", "alice-pw")
+        .with_user("bob", "bob-pw")
+        .with_plus(plus);
+    if mechanisms.is_some() {
+        hub.stream.mechanisms = mechanisms;
+    }
+    let config = RuntimeConfig {
+        hub,
+        tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
+        log: std::env::var("XMPP_C2S_LOG").is_ok(),
+        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+    };
+    let handle = ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).unwrap();
+    let dir = temp_dir(name);
+    let cafile = dir.join("server.pem");
+    std::fs::write(&cafile, &handle.cert_pem).unwrap();
+    Server {
+        handle,
+        cafile,
+        _dir: dir,
+    }
+}
+
+/// Run a peer with a deadline; return (exit ok, stdout, stderr).
+fn run_peer(mut command: Command) -> (bool, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > PEER_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// The peer's `RESULT` lines as (feature, pass).
+fn results(stdout: &str) -> Vec<(String, bool)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("RESULT ")?.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()? == "pass"))
+        })
+        .collect()
+}
+
+fn record(peer: &str, variant: &str, rows: &[(String, bool)]) {
+    let mut lines = String::new();
+    for (feature, pass) in rows {
+        let mark = if *pass { "pass" } else { "FAIL" };
+        lines.push_str(&format!("| {peer} | {variant} | {feature} | {mark} |\n"));
+    }
+    println!("{lines}");
+    if let Ok(path) = std::env::var("XMPP_C2S_MATRIX") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(lines.as_bytes()).unwrap();
+    }
+}
+
+fn check(peer: &str, variant: &str, (ok, out, err): (bool, String, String), expect: &[&str]) {
+    let rows = results(&out);
+    record(peer, variant, &rows);
+    for feature in expect {
+        assert!(
+            rows.iter().any(|(f, pass)| f == feature && *pass),
+            "{peer} {variant}: {feature} did not pass\nstdout:\n{out}\nstderr:\n{err}"
+        );
+    }
+    assert!(
+        ok,
+        "{peer} {variant} exited with failure\nstdout:\n{out}\nstderr:\n{err}"
+    );
+}
+
+// ----- slixmpp -----
+
+fn slixmpp_python() -> Option<PathBuf> {
+    let candidates = std::env::var("XMPP_PYTHON")
+        .ok()
+        .into_iter()
+        .chain(["/usr/bin/python3".to_owned(), "python3".to_owned()]);
+    candidates.map(PathBuf::from).find(|python| {
+        Command::new(python)
+            .args(["-c", "import slixmpp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+fn slixmpp_with(mechanism: &str) {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server(&format!("slix-{mechanism}"), None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_pair.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile)
+        .arg(mechanism);
+    check(
+        "slixmpp",
+        mechanism,
+        run_peer(command),
+        &[
+            "login",
+            "roster",
+            "subscription",
+            "presence",
+            "message",
+            "close",
+        ],
+    );
+}
+
+#[test]
+fn slixmpp_scram_sha_1() {
+    slixmpp_with("SCRAM-SHA-1");
+}
+
+#[test]
+fn slixmpp_scram_sha_256() {
+    slixmpp_with("SCRAM-SHA-256");
+}
+
+#[test]
+fn slixmpp_plain_over_tls() {
+    slixmpp_with("PLAIN");
+}
+
+// ----- libstrophe -----
+
+/// Compile the C peer into a temp dir: `cc strophe_pair.c $(pkg-config --cflags --libs
+/// libstrophe)`.
+fn build_strophe_peer() -> Option<PathBuf> {
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libstrophe"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let flags = String::from_utf8(flags.stdout).ok()?;
+    let out = temp_dir("strophe-build").join("strophe_pair");
+    let status = Command::new("cc")
+        .arg(peers_dir().join("strophe_pair.c"))
+        .arg("-o")
+        .arg(&out)
+        .args(flags.split_whitespace())
+        .status()
+        .ok()?;
+    status.success().then_some(out)
+}
+
+fn strophe_with(mechanism: Mechanism) {
+    let Some(peer) = build_strophe_peer() else {
+        missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
+        return;
+    };
+    // libstrophe picks its favourite mechanism itself: the server offers exactly one.
+    let server = start_server(
+        &format!("strophe-{mechanism}"),
+        Some(vec![mechanism]),
+        PlusPolicy::Off,
+    );
+    let mut command = Command::new(peer);
+    command
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check(
+        "libstrophe",
+        &mechanism.to_string(),
+        run_peer(command),
+        &["login", "subscription", "presence", "message", "close"],
+    );
+}
+
+#[test]
+fn libstrophe_scram_sha_1() {
+    strophe_with(Mechanism::ScramSha1);
+}
+
+#[test]
+fn libstrophe_scram_sha_256() {
+    strophe_with(Mechanism::ScramSha256);
+}
+
+#[test]
+fn libstrophe_scram_sha_512() {
+    strophe_with(Mechanism::ScramSha512);
+}
+
+#[test]
+fn libstrophe_plain_over_tls() {
+    strophe_with(Mechanism::Plain);
+}
