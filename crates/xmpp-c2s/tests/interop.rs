@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -128,7 +129,7 @@ fn record(peer: &str, variant: &str, rows: &[(String, bool)]) {
     let mut lines = String::new();
     for (feature, pass) in rows {
         let mark = if *pass { "pass" } else { "FAIL" };
-        lines.push_str(&format!("| {peer} | {variant} | {feature} | {mark} |\n"));
+        let _ = writeln!(lines, "| {peer} | {variant} | {feature} | {mark} |");
     }
     println!("{lines}");
     if let Ok(path) = std::env::var("XMPP_C2S_MATRIX") {
