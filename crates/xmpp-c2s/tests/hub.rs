@@ -431,3 +431,48 @@ fn same_full_jid_replaces_the_older_session() {
     assert!(conflict, "{:?}", w.clients[first].events);
     assert_eq!(w.hub.session_count(), 1);
 }
+
+#[test]
+fn roster_set_ignores_subscription_values_other_than_remove() {
+    // RFC 6121 §2.1.2.5; slixmpp sends subscription='none' in every roster set.
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='get' id='g'><query xmlns='{NS_ROSTER}'/></iq>"),
+    );
+    w.take_stanzas(a);
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='set' id='s1'><query xmlns='{NS_ROSTER}'><item jid='bob@localhost' subscription='both'/></query></iq>"),
+    );
+    let got = w.take_stanzas(a);
+    let result = got.iter().find(|s| s.attr("id") == Some("s1")).unwrap();
+    assert_eq!(result.attr("type"), Some("result"), "{got:?}");
+    let pushed = got
+        .iter()
+        .filter_map(|s| {
+            s.get_child("query", NS_ROSTER)?
+                .get_child("item", NS_ROSTER)
+        })
+        .find(|item| item.attr("jid") == Some("bob@localhost"))
+        .expect("push");
+    // The claimed 'both' changed nothing: the state is still none.
+    assert_eq!(pushed.attr("subscription"), Some("none"));
+
+    // 'remove' still removes.
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='set' id='s2'><query xmlns='{NS_ROSTER}'><item jid='bob@localhost' subscription='remove'/></query></iq>"),
+    );
+    let got = w.take_stanzas(a);
+    assert!(
+        got.iter()
+            .any(|s| s.attr("id") == Some("s2") && s.attr("type") == Some("result"))
+    );
+    assert!(got.iter().any(|s| {
+        s.get_child("query", NS_ROSTER)
+            .and_then(|q| q.get_child("item", NS_ROSTER))
+            .is_some_and(|i| i.attr("subscription") == Some("remove"))
+    }));
+}

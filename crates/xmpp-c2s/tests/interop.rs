@@ -179,11 +179,15 @@ fn peers_dir() -> PathBuf {
 }
 
 fn slixmpp_with(mechanism: &str) {
+    slixmpp_against(mechanism, PlusPolicy::Off);
+}
+
+fn slixmpp_against(mechanism: &str, plus: PlusPolicy) {
     let Some(python) = slixmpp_python() else {
         missing("slixmpp is not installed (Debian: python3-slixmpp)");
         return;
     };
-    let server = start_server(&format!("slix-{mechanism}"), None, PlusPolicy::Off);
+    let server = start_server(&format!("slix-{mechanism}"), None, plus);
     let mut command = Command::new(python);
     command
         .arg(peers_dir().join("slix_pair.py"))
@@ -220,6 +224,12 @@ fn slixmpp_scram_sha_256() {
 #[test]
 fn slixmpp_plain_over_tls() {
     slixmpp_with("PLAIN");
+}
+
+/// slixmpp's own choice against the default server (no `-PLUS` offered).
+#[test]
+fn slixmpp_auto() {
+    slixmpp_with("AUTO");
 }
 
 // ----- libstrophe -----
@@ -265,7 +275,14 @@ fn strophe_with(mechanism: Mechanism) {
         "libstrophe",
         &mechanism.to_string(),
         run_peer(command),
-        &["login", "subscription", "presence", "message", "close"],
+        &[
+            "login",
+            "roster",
+            "subscription",
+            "presence",
+            "message",
+            "close",
+        ],
     );
 }
 
@@ -287,4 +304,40 @@ fn libstrophe_scram_sha_512() {
 #[test]
 fn libstrophe_plain_over_tls() {
     strophe_with(Mechanism::Plain);
+}
+
+/// Against a server that offers `-PLUS` bound to `tls-exporter` / `tls-server-end-point`,
+/// slixmpp (which binds only with `tls-unique`) picks a `-PLUS` mechanism with a binding we
+/// cannot verify, then retries plain SCRAM with the GS2 flag `y`, which a server that offered
+/// `-PLUS` must refuse as a downgrade (RFC 5802 §6). The server must refuse each attempt with a
+/// SASL failure and end the stream after `max_auth_attempts`: fast, no hang. This is why the
+/// example server's default is `PlusPolicy::Off`.
+#[test]
+fn slixmpp_against_plus_is_refused_cleanly() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server("slix-plus", None, PlusPolicy::Advertise);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_pair.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile)
+        .arg("AUTO");
+    let started = Instant::now();
+    let (ok, out, err) = run_peer(command);
+    let elapsed = started.elapsed();
+    let rows = results(&out);
+    let login = rows.iter().find(|(f, _)| f == "login").map(|(_, p)| *p);
+    let refused = !ok && login == Some(false) && out.contains("auth failed");
+    record(
+        "slixmpp",
+        "AUTO vs -PLUS offered",
+        &[("login refused cleanly".to_owned(), refused)],
+    );
+    assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }

@@ -3,7 +3,8 @@
  * usage: strophe_pair HOST PORT DOMAIN CAFILE
  *
  * alice and bob (passwords alice-pw, bob-pw) connect with mandatory STARTTLS, trusting exactly
- * the server's self-signed certificate (CAFILE). Both send initial presence; alice subscribes to
+ * the server's self-signed certificate (CAFILE). alice gets her roster and adds bob (roster
+ * get + set). Both send initial presence; alice subscribes to
  * bob, bob approves, alice sees bob's presence; alice messages bob, bob replies; both
  * disconnect. Prints "RESULT <feature> pass|fail" lines; exits 0 only if all passed.
  * Written for this repository's interop tests.
@@ -18,7 +19,7 @@
 static const char *domain;
 static xmpp_ctx_t *ctx;
 static xmpp_conn_t *alice, *bob;
-static int connected, login_ok, subscribed, presence_ok, message_at_bob, reply_at_alice,
+static int connected, roster_get_ok, roster_set_ok, login_ok, subscribed, presence_ok, message_at_bob, reply_at_alice,
     disconnected, failed;
 static char alice_jid[256], bob_jid[256], bob_bare[256], alice_bare[256];
 
@@ -30,6 +31,46 @@ static void send_presence(xmpp_conn_t *conn, const char *to, const char *type) {
         xmpp_stanza_set_type(pres, type);
     xmpp_send(conn, pres);
     xmpp_stanza_release(pres);
+}
+
+static xmpp_stanza_t *roster_iq(const char *type, const char *id, const char *item_jid) {
+    xmpp_stanza_t *iq = xmpp_iq_new(ctx, type, id);
+    xmpp_stanza_t *query = xmpp_stanza_new(ctx);
+    xmpp_stanza_set_name(query, "query");
+    xmpp_stanza_set_ns(query, "jabber:iq:roster");
+    if (item_jid) {
+        xmpp_stanza_t *item = xmpp_stanza_new(ctx);
+        xmpp_stanza_set_name(item, "item");
+        xmpp_stanza_set_attribute(item, "jid", item_jid);
+        xmpp_stanza_set_attribute(item, "name", "Bob");
+        xmpp_stanza_add_child(query, item);
+        xmpp_stanza_release(item);
+    }
+    xmpp_stanza_add_child(iq, query);
+    xmpp_stanza_release(query);
+    return iq;
+}
+
+static int on_roster_set(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata) {
+    const char *type = xmpp_stanza_get_type(stanza);
+    (void)conn;
+    (void)userdata;
+    roster_set_ok = type && strcmp(type, "result") == 0;
+    return 0;
+}
+
+static int on_roster_get(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata) {
+    const char *type = xmpp_stanza_get_type(stanza);
+    (void)userdata;
+    xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(stanza, "jabber:iq:roster");
+    roster_get_ok = type && strcmp(type, "result") == 0 && query != NULL;
+    if (roster_get_ok) {
+        xmpp_stanza_t *set = roster_iq("set", "r2", bob_bare);
+        xmpp_id_handler_add(conn, on_roster_set, "r2", NULL);
+        xmpp_send(conn, set);
+        xmpp_stanza_release(set);
+    }
+    return 0;
 }
 
 static int starts_with(const char *s, const char *prefix) {
@@ -99,6 +140,12 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error,
         xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, userdata);
         xmpp_handler_add(conn, on_message, NULL, "message", NULL, userdata);
         send_presence(conn, NULL, NULL);
+        if (strcmp(who, "alice") == 0) {
+            xmpp_stanza_t *get = roster_iq("get", "r1", NULL);
+            xmpp_id_handler_add(conn, on_roster_get, "r1", NULL);
+            xmpp_send(conn, get);
+            xmpp_stanza_release(get);
+        }
         if (connected == 2) {
             login_ok = !failed;
             send_presence(alice, bob_bare, "subscribe");
@@ -155,11 +202,12 @@ int main(int argc, char **argv) {
         xmpp_run_once(ctx, 100);
 
     result("login", login_ok);
+    result("roster", roster_get_ok && roster_set_ok);
     result("subscription", subscribed);
     result("presence", presence_ok);
     result("message", message_at_bob && reply_at_alice);
     result("close", disconnected == 2 && !failed);
-    int ok = login_ok && subscribed && presence_ok && message_at_bob && reply_at_alice &&
+    int ok = login_ok && roster_get_ok && roster_set_ok && subscribed && presence_ok && message_at_bob && reply_at_alice &&
              disconnected == 2 && !failed;
 
     xmpp_conn_release(alice);
