@@ -62,7 +62,7 @@
 //!   U+2173 (the lowercased ROMAN NUMERAL FOUR), because PRECIS checks the string class after
 //!   case mapping.
 //! - **Nickname profiles** reapply their rules until the output is stable (RFC 8266 §2.4),
-//!   giving up after four rounds ([`PrecisError::Unstable`]); the username and OpaqueString
+//!   giving up after five applications ([`PrecisError::Unstable`]); the username and OpaqueString
 //!   profiles reject input whose enforcement is not idempotent after one round.
 //! - **Domainparts** follow IDNA2008 strictly, with the RFC 5895 mappings only (label
 //!   separators U+3002/U+FF0E/U+FF61, width, lowercase, NFC). UTS-46 compatibility mappings
