@@ -222,6 +222,11 @@ fn slixmpp_scram_sha_256() {
 }
 
 #[test]
+fn slixmpp_scram_sha_512() {
+    slixmpp_with("SCRAM-SHA-512");
+}
+
+#[test]
 fn slixmpp_plain_over_tls() {
     slixmpp_with("PLAIN");
 }
