@@ -1,0 +1,116 @@
+//! Writing a client session as a transcript (`testdata/README.md` describes the format) that
+//! `xmpp_stream::transcript` replays offline: every chunk fed to the machine, every output,
+//! the TLS switch with its channel-binding data, host commands, and the entropy drawn.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use xmpp_stream::transcript::{escape_bytes, event_summary};
+use xmpp_stream::{ChannelBinding, ClientConfig, Credentials, Instant, Output};
+
+/// Collects one client session's records; [`Recorder::finish`] renders the transcript.
+#[derive(Debug)]
+pub struct Recorder {
+    header: Vec<String>,
+    lines: Vec<String>,
+    bindings: Vec<ChannelBinding>,
+    entropy: Arc<Mutex<Vec<u8>>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+impl Recorder {
+    /// A recorder for a client with `config`, whose entropy draws appear in `entropy` (see
+    /// [`crate::OsEntropy::recording`]). `comment` heads the file (one `#` line per line).
+    pub fn new(
+        comment: &str,
+        config: &ClientConfig,
+        direct_tls: bool,
+        entropy: Arc<Mutex<Vec<u8>>>,
+    ) -> Self {
+        let mut header: Vec<String> = comment.lines().map(|l| format!("# {l}")).collect();
+        header.push(format!("!client jid {}", config.jid));
+        if let Credentials::Password(password) = &config.credentials {
+            header.push(format!("!client password {password}"));
+        }
+        if let Some(resource) = &config.resource {
+            header.push(format!("!client resource {resource}"));
+        }
+        if direct_tls {
+            header.push("!client transport tls".to_owned());
+        }
+        Recorder {
+            header,
+            lines: Vec::new(),
+            bindings: Vec::new(),
+            entropy,
+        }
+    }
+
+    /// The machine produced `output` at `now`.
+    pub fn output(&mut self, now: Instant, output: &Output) {
+        let t = now.as_millis();
+        match output {
+            Output::Transmit(bytes) => self.lines.push(format!("{t} C: {}", escape_bytes(bytes))),
+            Output::StartTls => self.lines.push(format!("{t} [TLS]")),
+            Output::Event(event) => self
+                .lines
+                .push(format!("{t} E client: {}", event_summary(event))),
+            _ => self.lines.push(format!("# {t} (unknown output)")),
+        }
+    }
+
+    /// `bytes` were fed to the machine at `now`.
+    pub fn input(&mut self, now: Instant, bytes: &[u8]) {
+        self.lines
+            .push(format!("{} S: {}", now.as_millis(), escape_bytes(bytes)));
+    }
+
+    /// A host command (`send <stanza/>`, `close`, `transport-closed`) ran at `now`.
+    pub fn command(&mut self, now: Instant, command: &str) {
+        self.lines
+            .push(format!("{} H client: {command}", now.as_millis()));
+    }
+
+    /// The TLS handshake finished with these bindings (the replayer reports the same ones).
+    pub fn tls(&mut self, bindings: &[ChannelBinding]) {
+        self.bindings = bindings.to_vec();
+    }
+
+    /// A free comment line in the body.
+    pub fn note(&mut self, text: &str) {
+        self.lines.push(format!("# {text}"));
+    }
+
+    /// The transcript text.
+    pub fn finish(&self) -> String {
+        let mut out = self.header.join("\n");
+        out.push('\n');
+        for binding in &self.bindings {
+            let _ = writeln!(
+                out,
+                "!client binding {} {}",
+                binding.kind(),
+                hex(binding.data())
+            );
+        }
+        let drawn = self
+            .entropy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for chunk in drawn.chunks(48) {
+            let _ = writeln!(out, "!client entropy {}", hex(chunk));
+        }
+        for line in &self.lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
