@@ -249,6 +249,11 @@ impl Hub {
     ) -> SessionId {
         let id = SessionId(self.next_id);
         self.next_id += 1;
+        // Under `PlusPolicy::Off` no binding reaches the machine (see `tls_established`).
+        let transport = match (transport, self.config.plus) {
+            (Transport::Tls(_), PlusPolicy::Off) => Transport::Tls(Vec::new()),
+            (transport, _) => transport,
+        };
         let mut stream =
             ServerStream::new(self.config.stream.clone(), entropy, self.backend.clone());
         // A fresh machine always accepts `start`.

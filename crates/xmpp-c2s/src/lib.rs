@@ -39,4 +39,4 @@ pub mod hub;
 pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
-pub use runtime::{OsEntropy, RuntimeConfig, ServerHandle, TlsMaterial, serve};
+pub use runtime::{OsEntropy, RuntimeConfig, ServerHandle, TlsMaterial, serve, serve_with};

@@ -15,6 +15,7 @@ const USAGE: &str =
                 [--cert FILE --key FILE] [--channel-binding] [--quiet] [--trace]
 
   --port N            TCP port for STARTTLS c2s (default 5222)
+  --tls-port N        also serve XEP-0368 direct TLS on this port (e.g. 5223)
   --bind ADDR         listen address (default 127.0.0.1: loopback only)
   --domain NAME       the XMPP domain served (default localhost)
   --user NAME:PW      an in-memory account (repeatable)
@@ -26,6 +27,7 @@ const USAGE: &str =
 
 struct Args {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     domain: String,
     users: Vec<(String, String)>,
     cert: Option<(PathBuf, PathBuf)>,
@@ -36,6 +38,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut port = 5222u16;
+    let mut tls_port: Option<u16> = None;
     let mut ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut domain = "localhost".to_owned();
     let mut users = Vec::new();
@@ -49,6 +52,13 @@ fn parse() -> Result<Args, String> {
                 port = value("a port")?
                     .parse()
                     .map_err(|e| format!("--port: {e}"))?;
+            }
+            "--tls-port" => {
+                tls_port = Some(
+                    value("a port")?
+                        .parse()
+                        .map_err(|e| format!("--tls-port: {e}"))?,
+                );
             }
             "--bind" => {
                 ip = value("an address")?
@@ -77,6 +87,7 @@ fn parse() -> Result<Args, String> {
     };
     Ok(Args {
         addr: SocketAddr::new(ip, port),
+        tls_addr: tls_port.map(|p| SocketAddr::new(ip, p)),
         domain,
         users,
         cert,
@@ -132,13 +143,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr).await?;
+        let direct = match args.tls_addr {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
         eprintln!(
-            "xmpp-c2s: serving {} on {} ({} accounts); Ctrl-C stops",
+            "xmpp-c2s: serving {} on {} (STARTTLS){} ({} accounts); Ctrl-C stops",
             args.domain,
             listener.local_addr()?,
+            match &direct {
+                Some(l) => format!(" and {} (direct TLS)", l.local_addr()?),
+                None => String::new(),
+            },
             args.users.len()
         );
-        xmpp_c2s::serve(listener, config, async {
+        xmpp_c2s::serve_with(listener, direct, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

@@ -167,10 +167,20 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Serve on `listener` until `shutdown` resolves, then close every stream with
+/// Serve STARTTLS c2s on `listener` until `shutdown` resolves, then close every stream with
 /// `system-shutdown`.
 pub async fn serve(
     listener: TcpListener,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, None, config, shutdown).await
+}
+
+/// [`serve`], plus XEP-0368 direct TLS (TLS first, no STARTTLS) on `direct_tls` if given.
+pub async fn serve_with(
+    listener: TcpListener,
+    direct_tls: Option<TcpListener>,
     config: RuntimeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
@@ -186,40 +196,50 @@ pub async fn serve(
     let ticker = tokio::spawn(tick(shared.clone()));
     tokio::pin!(shutdown);
     loop {
+        let direct = async {
+            match &direct_tls {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        if config.log {
-                            eprintln!("c2s accept: {error}");
-                        }
-                        continue;
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let (id, rx) = register(&shared, Transport::Plain, peer);
+                    tokio::spawn(connection(
+                        shared.clone(),
+                        id,
+                        Conn::Plain(tcp),
+                        rx,
+                        acceptor.clone(),
+                        cert_der.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("c2s accept: {error}");
                     }
-                };
-                let _ = tcp.set_nodelay(true);
-                let (tx, rx) = mpsc::unbounded_channel();
-                let id = {
-                    let mut guard = lock(&shared);
-                    let now = guard.now();
-                    let id = guard.hub.accept(now, Transport::Plain, OsEntropy::default());
-                    guard.conns.insert(id, tx);
-                    if guard.log {
-                        eprintln!("c2s {id}: connection from {peer}");
+                }
+            },
+            accepted = direct => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(direct_tls_connection(
+                        shared.clone(),
+                        tcp,
+                        peer,
+                        acceptor.clone(),
+                        cert_der.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("c2s accept (direct TLS): {error}");
                     }
-                    guard.dispatch();
-                    id
-                };
-                tokio::spawn(connection(
-                    shared.clone(),
-                    id,
-                    tcp,
-                    rx,
-                    acceptor.clone(),
-                    cert_der.clone(),
-                ));
-            }
+                }
+            },
         }
     }
     {
@@ -232,6 +252,48 @@ pub async fn serve(
     // Give the connection tasks a moment to flush the stream errors.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     Ok(())
+}
+
+/// Open a hub session for a new connection and the channel its outputs arrive on.
+fn register(
+    shared: &Mutex<Shared>,
+    transport: Transport,
+    peer: SocketAddr,
+) -> (SessionId, mpsc::UnboundedReceiver<Command>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut guard = lock(shared);
+    let now = guard.now();
+    let direct = matches!(transport, Transport::Tls(_));
+    let id = guard.hub.accept(now, transport, OsEntropy::default());
+    guard.conns.insert(id, tx);
+    if guard.log {
+        let kind = if direct { " (direct TLS)" } else { "" };
+        eprintln!("c2s {id}: connection from {peer}{kind}");
+    }
+    guard.dispatch();
+    (id, rx)
+}
+
+/// XEP-0368: the TLS handshake comes first, then the stream starts as already secure.
+async fn direct_tls_connection(
+    shared: Arc<Mutex<Shared>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    cert_der: Arc<Vec<u8>>,
+) {
+    let tls = match acceptor.accept(tcp).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            if lock(&shared).log {
+                eprintln!("c2s direct TLS handshake from {peer} failed: {error}");
+            }
+            return;
+        }
+    };
+    let bindings = channel_bindings(&tls, &cert_der);
+    let (id, rx) = register(&shared, Transport::Tls(bindings), peer);
+    connection(shared, id, Conn::Tls(Box::new(tls)), rx, acceptor, cert_der).await;
 }
 
 /// Drive the hub's timers (keepalives, deadlines).
@@ -295,27 +357,37 @@ impl Conn {
             return Err(io::Error::other("STARTTLS on a non-plain connection"));
         };
         let tls = acceptor.accept(tcp).await?;
-        let mut bindings = Vec::new();
-        if let Ok(exporter) =
-            tls.get_ref()
-                .1
-                .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
-        {
-            bindings.push(ChannelBinding::new(
-                ChannelBindingType::TlsExporter,
-                exporter.to_vec(),
-            ));
-        }
-        // RFC 5929 §4.1: the hash of our certificate with its signature's hash (SHA-256 for
-        // rcgen's ECDSA P-256 and for SHA-256-signed certificates; MD5/SHA-1 map to SHA-256).
-        let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
-        bindings.push(ChannelBinding::new(
-            ChannelBindingType::TlsServerEndPoint,
-            digest.as_ref().to_vec(),
-        ));
+        let bindings = channel_bindings(&tls, cert_der);
         *self = Conn::Tls(Box::new(tls));
         Ok(bindings)
     }
+}
+
+/// The channel bindings rustls can give (RFC 9266 `tls-exporter`, RFC 5929
+/// `tls-server-end-point`; never `tls-unique`).
+fn channel_bindings(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+    cert_der: &[u8],
+) -> Vec<ChannelBinding> {
+    let mut bindings = Vec::new();
+    if let Ok(exporter) =
+        tls.get_ref()
+            .1
+            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+    {
+        bindings.push(ChannelBinding::new(
+            ChannelBindingType::TlsExporter,
+            exporter.to_vec(),
+        ));
+    }
+    // RFC 5929 §4.1: the hash of our certificate with its signature's hash (SHA-256 for
+    // rcgen's ECDSA P-256 and for SHA-256-signed certificates; MD5/SHA-1 map to SHA-256).
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
+    bindings.push(ChannelBinding::new(
+        ChannelBindingType::TlsServerEndPoint,
+        digest.as_ref().to_vec(),
+    ));
+    bindings
 }
 
 async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
@@ -326,12 +398,11 @@ async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, bytes: &[u8])
 async fn connection(
     shared: Arc<Mutex<Shared>>,
     id: SessionId,
-    tcp: TcpStream,
+    mut conn: Conn,
     mut rx: mpsc::UnboundedReceiver<Command>,
     acceptor: TlsAcceptor,
     cert_der: Arc<Vec<u8>>,
 ) {
-    let mut conn = Conn::Plain(tcp);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
@@ -396,8 +467,10 @@ fn closed(shared: &Mutex<Shared>, id: SessionId) {
 /// A server running on its own thread (with its own tokio runtime), for tests and tools.
 #[derive(Debug)]
 pub struct ServerHandle {
-    /// Where it listens.
+    /// Where it listens (STARTTLS).
     pub addr: SocketAddr,
+    /// Where it listens for direct TLS, if asked to.
+    pub direct_tls_addr: Option<SocketAddr>,
     /// Its certificate (DER).
     pub cert_der: Vec<u8>,
     /// Its certificate (PEM).
@@ -409,6 +482,27 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Bind `addr` (port 0 for a free port) and serve on a background thread.
     pub fn spawn(addr: SocketAddr, config: RuntimeConfig) -> io::Result<Self> {
+        Self::spawn_with(addr, None, config)
+    }
+
+    /// [`spawn`](Self::spawn), plus direct TLS on `direct_tls` if given.
+    pub fn spawn_with(
+        addr: SocketAddr,
+        direct_tls: Option<SocketAddr>,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        let direct_listener = match direct_tls {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let direct_tls_addr = match &direct_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -423,7 +517,8 @@ impl ServerHandle {
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(std_listener)?;
-                    serve(listener, config, async move {
+                    let direct = direct_listener.map(TcpListener::from_std).transpose()?;
+                    serve_with(listener, direct, config, async move {
                         let _ = rx.await;
                     })
                     .await
@@ -431,6 +526,7 @@ impl ServerHandle {
             })?;
         Ok(ServerHandle {
             addr,
+            direct_tls_addr,
             cert_der,
             cert_pem,
             shutdown: Some(tx),

@@ -51,14 +51,18 @@ impl World {
     }
 
     fn connect_with(&mut self, config: ClientConfig) -> usize {
+        self.connect_on(config, Transport::Plain)
+    }
+
+    fn connect_on(&mut self, config: ClientConfig, transport: Transport) -> usize {
         self.seed += 2;
         let mut stream = ClientStream::new(config, SeededEntropy::new(self.seed));
         let id = self.hub.accept(
             self.now,
-            Transport::Plain,
+            transport.clone(),
             SeededEntropy::new(self.seed + 1),
         );
-        stream.start(self.now, Transport::Plain).unwrap();
+        stream.start(self.now, transport).unwrap();
         self.clients.push(Client {
             stream,
             id,
@@ -475,4 +479,26 @@ fn roster_set_ignores_subscription_values_other_than_remove() {
             .and_then(|q| q.get_child("item", NS_ROSTER))
             .is_some_and(|i| i.attr("subscription") == Some("remove"))
     }));
+}
+
+#[test]
+fn direct_tls_skips_starttls_and_keeps_the_plus_policy() {
+    for (plus, expected) in [
+        (PlusPolicy::Off, Mechanism::ScramSha512),
+        (PlusPolicy::Advertise, Mechanism::ScramSha512Plus),
+    ] {
+        let mut w = World::new(plus);
+        let jid = BareJid::new("alice@localhost").unwrap();
+        let config = ClientConfig::new(jid, "alice-pw");
+        let a = w.connect_on(config, Transport::Tls(fake_tls_binding()));
+        assert!(is_negotiated(&w, a));
+        assert!(
+            !w.clients[a]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Secured)),
+            "no STARTTLS on direct TLS"
+        );
+        assert_eq!(w.authenticated_with(a), Some(expected));
+    }
 }

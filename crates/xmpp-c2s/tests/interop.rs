@@ -67,7 +67,8 @@ fn start_server(name: &str, mechanisms: Option<Vec<Mechanism>>, plus: PlusPolicy
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
     };
-    let handle = ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).unwrap();
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let handle = ServerHandle::spawn_with(loopback, Some(loopback), config).unwrap();
     let dir = temp_dir(name);
     let cafile = dir.join("server.pem");
     std::fs::write(&cafile, &handle.cert_pem).unwrap();
@@ -309,6 +310,38 @@ fn libstrophe_scram_sha_512() {
 #[test]
 fn libstrophe_plain_over_tls() {
     strophe_with(Mechanism::Plain);
+}
+
+/// XEP-0368 direct TLS: slixmpp opens TLS first (`use_ssl`), the stream starts secure.
+#[test]
+fn slixmpp_direct_tls() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server("slix-direct", None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_pair.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.direct_tls_addr.unwrap().port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile)
+        .arg("SCRAM-SHA-256")
+        .arg("direct");
+    check(
+        "slixmpp",
+        "SCRAM-SHA-256, direct TLS",
+        run_peer(command),
+        &[
+            "login",
+            "roster",
+            "subscription",
+            "presence",
+            "message",
+            "close",
+        ],
+    );
 }
 
 /// Against a server that offers `-PLUS` bound to `tls-exporter` / `tls-server-end-point`,

@@ -1,6 +1,6 @@
 """Two slixmpp clients through the xmpp-c2s example server.
 
-usage: slix_pair.py HOST PORT DOMAIN CAFILE MECHANISM|AUTO
+usage: slix_pair.py HOST PORT DOMAIN CAFILE MECHANISM|AUTO [direct]
 
 alice and bob (passwords alice-pw, bob-pw) log in with MECHANISM only (slixmpp's
 `sasl_mech` restriction; AUTO lets slixmpp choose), over STARTTLS, trusting exactly our self-signed certificate.
@@ -18,6 +18,7 @@ import sys
 import slixmpp
 
 HOST, PORT, DOMAIN, CAFILE, MECH = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+DIRECT_TLS = len(sys.argv) > 6 and sys.argv[6] == "direct"  # XEP-0368: TLS first, no STARTTLS
 FEATURES = ["login", "roster", "subscription", "presence", "message", "close"]
 results = {}
 
@@ -105,7 +106,10 @@ async def main():
     alice.add_event_handler("message", on_alice_message)
 
     for xmpp in (alice, bob):
-        xmpp.connect((HOST, PORT))
+        if DIRECT_TLS:
+            xmpp.connect((HOST, PORT), use_ssl=True, force_starttls=False, disable_starttls=True)
+        else:
+            xmpp.connect((HOST, PORT))
 
     try:
         waiting = asyncio.gather(started["alice"], started["bob"])
