@@ -242,3 +242,29 @@ impl ServerCertVerifier for AcceptAny {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_end_point_hashes_an_ecdsa_sha256_certificate_with_sha256() {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let der = certified.cert.der().clone();
+        let hash = server_end_point(&der).unwrap();
+        assert_eq!(
+            hash,
+            ring::digest::digest(&ring::digest::SHA256, &der).as_ref()
+        );
+        // Not a certificate: no binding rather than a wrong one.
+        assert_eq!(
+            server_end_point(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])),
+            None
+        );
+    }
+
+    #[test]
+    fn pem_trust_needs_a_certificate() {
+        assert!(client_config(&Trust::Pem(b"not pem".to_vec()), Versions::Any).is_err());
+    }
+}
