@@ -502,3 +502,19 @@ fn direct_tls_skips_starttls_and_keeps_the_plus_policy() {
         assert_eq!(w.authenticated_with(a), Some(expected));
     }
 }
+
+#[test]
+fn shutdown_sends_system_shutdown_to_every_stream() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    let b = w.connect("bob", "bob-pw", "phone");
+    w.hub.shutdown(w.now);
+    w.drive();
+    for c in [a, b] {
+        let shut = w.clients[c].events.iter().any(|e| {
+            matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::StreamError(err) } if err.condition == xmpp_stream::StreamErrorCondition::SystemShutdown)
+        });
+        assert!(shut, "{:?}", w.clients[c].events);
+    }
+    assert_eq!(w.hub.session_count(), 0);
+}

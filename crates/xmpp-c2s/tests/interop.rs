@@ -54,8 +54,17 @@ struct Server {
 }
 
 fn start_server(name: &str, mechanisms: Option<Vec<Mechanism>>, plus: PlusPolicy) -> Server {
+    start_server_for(name, mechanisms, plus, "alice-pw")
+}
+
+fn start_server_for(
+    name: &str,
+    mechanisms: Option<Vec<Mechanism>>,
+    plus: PlusPolicy,
+    alice_password: &str,
+) -> Server {
     let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap())
-        .with_user("alice", "alice-pw")
+        .with_user("alice", alice_password)
         .with_user("bob", "bob-pw")
         .with_plus(plus);
     if mechanisms.is_some() {
@@ -375,6 +384,41 @@ fn slixmpp_against_plus_is_refused_cleanly() {
         "slixmpp",
         "AUTO vs -PLUS offered",
         &[("login refused cleanly".to_owned(), refused)],
+    );
+    assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// A wrong password is refused with a SASL failure, quickly: the peer reports failed auth.
+#[test]
+fn slixmpp_wrong_password_is_refused() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    // The peer logs in as alice with "alice-pw"; the server knows another password.
+    let server = start_server_for(
+        "slix-badpw",
+        None,
+        PlusPolicy::Off,
+        "not-what-slixmpp-sends",
+    );
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_pair.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile)
+        .arg("SCRAM-SHA-256");
+    let started = Instant::now();
+    let (ok, out, err) = run_peer(command);
+    let elapsed = started.elapsed();
+    let refused = !ok && out.contains("alice: auth failed (not-authorized)");
+    record(
+        "slixmpp",
+        "SCRAM-SHA-256, wrong password",
+        &[("refused (not-authorized)".to_owned(), refused)],
     );
     assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");

@@ -65,7 +65,8 @@ async def main():
     for name, xmpp in (("alice", alice), ("bob", bob)):
         xmpp.add_event_handler("session_bind", lambda _jid, n=name: done(started[n]))
         xmpp.add_event_handler(
-            "failed_auth", lambda _e, n=name: failed.done() or failed.set_result(f"{n}: auth failed")
+            "failed_auth",
+            lambda e, n=name: failed.done() or failed.set_result(f"{n}: auth failed ({e['condition']})"),
         )
 
     def on_bob_subscribe(pres):
