@@ -152,7 +152,13 @@ pub struct Hub {
     dirty: BTreeSet<SessionId>,
     out: VecDeque<HubOutput>,
     log: Vec<String>,
+    /// Messages for accounts with no available resource (RFC 6121 §8.5.2.2.1), delivered
+    /// when a resource of the account becomes available; bounded per account.
+    offline: BTreeMap<BareJid, VecDeque<Element>>,
 }
+
+/// Offline messages kept per account; beyond this the newest are bounced.
+pub const MAX_OFFLINE_PER_ACCOUNT: usize = 100;
 
 impl core::fmt::Debug for Hub {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -186,6 +192,7 @@ impl Hub {
             dirty: BTreeSet::new(),
             out: VecDeque::new(),
             log: Vec::new(),
+            offline: BTreeMap::new(),
         }
     }
 
@@ -209,6 +216,11 @@ impl Hub {
     /// The roster store (for inspection in tests and tools).
     pub fn store(&self) -> &MemoryStore {
         &self.store
+    }
+
+    /// Offline messages waiting for `user`.
+    pub fn offline_count(&self, user: &BareJid) -> usize {
+        self.offline.get(user).map_or(0, VecDeque::len)
     }
 
     /// The IM server machine (for inspection).
@@ -420,6 +432,7 @@ impl Hub {
         };
         let cleaned = lenient_roster_set(stanza);
         let stanza = cleaned.as_ref().unwrap_or(stanza);
+        let was_available = self.im.is_available(&jid);
         if self
             .im
             .handle_session_stanza(&mut self.store, &jid, stanza)
@@ -428,6 +441,14 @@ impl Hub {
             return;
         }
         self.route_im(now);
+        // Initial presence: hand over what was stored while no resource was available.
+        if !was_available && self.im.is_available(&jid) {
+            if let Some(stored) = self.offline.remove(&jid.to_bare()) {
+                for message in stored {
+                    self.deliver(now, &jid, &message);
+                }
+            }
+        }
     }
 
     /// Act on everything the IM server decided.
@@ -443,9 +464,14 @@ impl Hub {
                     ));
                     self.error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
                 }
-                xmpp_im::Output::Offline { stanza, .. } => {
-                    // No offline storage: bounce (RFC 6121 §8.5.2.2.1).
-                    self.im.bounce(&mut self.store, &stanza);
+                xmpp_im::Output::Offline { user, stanza } => {
+                    // Store (RFC 6121 §8.5.2.2.1), or bounce once the account's box is full.
+                    let queue = self.offline.entry(user).or_default();
+                    if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
+                        queue.push_back(stanza);
+                    } else {
+                        self.im.bounce(&mut self.store, &stanza);
+                    }
                 }
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
                 _ => {}

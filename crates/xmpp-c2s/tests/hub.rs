@@ -518,3 +518,33 @@ fn shutdown_sends_system_shutdown_to_every_stream() {
     }
     assert_eq!(w.hub.session_count(), 0);
 }
+
+#[test]
+fn messages_to_an_offline_account_wait_for_its_initial_presence() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(
+        a,
+        "<message xmlns='jabber:client' type='chat' to='bob@localhost' id='o1'><body>later</body></message>",
+    );
+    // Stored, not bounced.
+    assert!(w.take_stanzas(a).iter().all(|s| s.attr("id") != Some("o1")));
+    let bob = BareJid::new("bob@localhost").unwrap();
+    assert_eq!(w.hub.offline_count(&bob), 1);
+
+    let b = w.connect("bob", "bob-pw", "phone");
+    // Bound but not yet available: still waiting.
+    assert!(w.take_stanzas(b).iter().all(|s| s.name() != "message"));
+    w.send(b, "<presence xmlns='jabber:client'/>");
+    let got = w.take_stanzas(b);
+    let m = got
+        .iter()
+        .find(|s| s.name() == "message")
+        .expect("delivered");
+    assert_eq!(m.attr("from"), Some("alice@localhost/laptop"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "later"
+    );
+    assert_eq!(w.hub.offline_count(&bob), 0);
+}
