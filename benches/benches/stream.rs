@@ -40,8 +40,9 @@ fn retained<T>(n: usize, mut make: impl FnMut() -> T) -> usize {
         kept.push(make());
     }
     let stats = region.change();
-    let net =
-        stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated;
+    let allocated = isize::try_from(stats.bytes_allocated).unwrap();
+    let freed = isize::try_from(stats.bytes_deallocated).unwrap();
+    let net = allocated - freed + stats.bytes_reallocated;
     black_box(&kept);
     usize::try_from(net.max(0)).unwrap() / n
 }

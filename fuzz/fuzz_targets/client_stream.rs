@@ -3,19 +3,34 @@
 //! `ClientStream`: no panic, outputs stop after `Closed`, protocol errors are sticky.
 
 use xmpp_stream::{
-    BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant, Output,
-    SeededEntropy, TlsPolicy, Transport,
+    BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
+    Output, SeededEntropy, TlsPolicy, Transport,
 };
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&mode, mut rest)) = data.split_first() else { return };
-    let Ok(jid) = BareJid::new("juliet@im.example.com") else { return };
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(jid) = BareJid::new("juliet@im.example.com") else {
+        return;
+    };
     let mut config = ClientConfig::new(jid, "r0m30myr0m30");
-    config.tls = [TlsPolicy::Required, TlsPolicy::Optional, TlsPolicy::Disabled][usize::from(mode % 3)];
+    config.tls = [
+        TlsPolicy::Required,
+        TlsPolicy::Optional,
+        TlsPolicy::Disabled,
+    ][usize::from(mode % 3)];
     config.allow_plain_without_tls = mode & 4 != 0;
     config.resource = (mode & 8 != 0).then(|| "balcony".to_owned());
-    let binding = vec![ChannelBinding::new(ChannelBindingType::TlsExporter, [7u8; 32])];
-    let transport = if mode & 16 != 0 { Transport::Tls(binding.clone()) } else { Transport::Plain };
+    let binding = vec![ChannelBinding::new(
+        ChannelBindingType::TlsExporter,
+        [7u8; 32],
+    )];
+    let transport = if mode & 16 != 0 {
+        Transport::Tls(binding.clone())
+    } else {
+        Transport::Plain
+    };
     let mut client = ClientStream::new(config, SeededEntropy::new(u64::from(mode)));
     let mut now = Instant::ZERO;
     if client.start(now, transport).is_err() {
@@ -35,7 +50,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         rest = tail;
         let result = client.handle_input(now, chunk);
         if let Some(previous) = &sticky {
-            assert_eq!(result.as_ref().err(), Some(previous), "protocol errors are sticky");
+            assert_eq!(
+                result.as_ref().err(),
+                Some(previous),
+                "protocol errors are sticky"
+            );
         }
         if let Err(e) = result {
             sticky = Some(e);
