@@ -46,8 +46,6 @@ pub enum RosterError {
     NotRoster,
     /// An item without a valid bare `jid` (a full JID is not a roster item).
     BadJid,
-    /// An unknown `subscription` value, or one other than `remove` in a set.
-    BadSubscription,
     /// A set with other than exactly one item (§2.3.3), or a get with items (§2.1.3).
     ItemCount,
     /// Two groups with the same name (§2.3.3).
@@ -80,7 +78,6 @@ impl core::fmt::Display for RosterError {
         let s = match self {
             Self::NotRoster => "not a roster query",
             Self::BadJid => "roster item without a valid bare JID",
-            Self::BadSubscription => "invalid subscription attribute",
             Self::ItemCount => "wrong number of roster items",
             Self::DuplicateGroup => "duplicate group",
             Self::EmptyGroup => "empty group name",
@@ -122,11 +119,11 @@ impl RosterItem {
         let (subscription, remove, given) = match el.attr("subscription") {
             None => (Subscription::None, false, false),
             Some("remove") => (Subscription::None, true, false),
-            Some(s) => (
-                s.parse().map_err(|_| RosterError::BadSubscription)?,
-                false,
-                true,
-            ),
+            // RFC 6121 §2.1.2.5: values other than the defined ones are ignored, not errors.
+            Some(s) => match s.parse() {
+                Ok(subscription) => (subscription, false, true),
+                Err(_) => (Subscription::None, false, false),
+            },
         };
         let mut groups: Vec<String> = Vec::new();
         for g in el.children().filter(|c| c.is("group", NS_ROSTER)) {
@@ -461,10 +458,6 @@ mod tests {
             (
                 "<item xmlns='jabber:iq:roster' jid='a@b'><group/></item>",
                 RosterError::EmptyGroup,
-            ),
-            (
-                "<item xmlns='jabber:iq:roster' jid='a@b' subscription='sometimes'/>",
-                RosterError::BadSubscription,
             ),
             (
                 "<item xmlns='jabber:iq:roster' jid='a@b/c'/>",

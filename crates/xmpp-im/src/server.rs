@@ -1033,9 +1033,8 @@ impl Server {
         let [item] = query.items.as_slice() else {
             return Err(RosterError::ItemCount.condition());
         };
-        if item.subscription_given {
-            return Err(RosterError::BadSubscription.condition());
-        }
+        // RFC 6121 §2.1.2.5 and §2.1.5: in a roster set the server MUST ignore every
+        // 'subscription' value other than "remove"; the state stays the server's to decide.
         if &item.jid == user {
             return Err(StanzaErrorCondition::NotAllowed);
         }

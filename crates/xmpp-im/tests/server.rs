@@ -190,10 +190,6 @@ fn s2_3_3_roster_set_errors() {
             "bad-request",
         ),
         (
-            "<item jid='a@example.net' subscription='both'/>".to_owned(),
-            "bad-request",
-        ),
-        (
             "<item jid='a@example.net'><group>G</group><group>G</group></item>".to_owned(),
             "bad-request",
         ),
@@ -802,4 +798,39 @@ fn s3_1_3_stored_requests_from_strangers_are_bounded() {
         w.state("juliet@example.com", "romeo@example.net"),
         State::NonePendingIn
     );
+}
+
+/// RFC 6121 §2.1.2.5 / §2.1.5: in a roster set the server MUST ignore every `subscription`
+/// value other than "remove". Clients such as slixmpp send `subscription='none'` on every
+/// update; a client cannot grant itself a subscription by sending `both`.
+#[test]
+fn s2_1_2_5_roster_set_ignores_subscription_values_other_than_remove() {
+    let mut w = World::new();
+    w.connect("juliet@example.com/balcony");
+    for (value, name) in [
+        ("both", "Nurse"),
+        ("none", "Nurse2"),
+        ("sometimes", "Nurse3"),
+    ] {
+        let outs = w.send(
+            "juliet@example.com/balcony",
+            &format!(
+                "<iq type='set' id='s-{value}'><query xmlns='jabber:iq:roster'>\
+                 <item jid='nurse@example.com' name='{name}' subscription='{value}'/>\
+                 </query></iq>"
+            ),
+        );
+        let replies = delivered(&outs, "juliet@example.com/balcony");
+        assert!(
+            replies.iter().any(|r| r.attr("type") == Some("result")
+                && r.attr("id") == Some(&*format!("s-{value}"))),
+            "{value}: {replies:?}"
+        );
+        let entry = w
+            .store
+            .entry(&bare("juliet@example.com"), &bare("nurse@example.com"))
+            .expect("item added");
+        assert_eq!(entry.name.as_deref(), Some(name));
+        assert_eq!(entry.state.state, State::None, "{value}");
+    }
 }
