@@ -430,8 +430,6 @@ impl Hub {
         let Some(jid) = self.sessions.get(&id).and_then(|s| s.jid.clone()) else {
             return;
         };
-        let cleaned = lenient_roster_set(stanza);
-        let stanza = cleaned.as_ref().unwrap_or(stanza);
         let was_available = self.im.is_available(&jid);
         if self
             .im
@@ -571,31 +569,4 @@ fn disco_info() -> Element {
         .append(feature("urn:xmpp:ping"))
         .append(feature("jabber:iq:roster"))
         .build()
-}
-
-/// RFC 6121 §2.1.2.5: in a roster set the server MUST ignore every `subscription` value other
-/// than `remove`. slixmpp sends `subscription='none'` in its roster sets; `xmpp-im` answers
-/// that with `bad-request`, so the hub drops such attributes before handing the set over.
-/// Returns `None` when the stanza needs no change.
-fn lenient_roster_set(stanza: &Element) -> Option<Element> {
-    const NS_ROSTER: &str = "jabber:iq:roster";
-    if stanza.name() != "iq" || stanza.attr("type") != Some("set") {
-        return None;
-    }
-    let query = stanza.get_child("query", NS_ROSTER)?;
-    let needs = query
-        .children()
-        .any(|item| item.attr("subscription").is_some_and(|s| s != "remove"));
-    if !needs {
-        return None;
-    }
-    let mut cleaned = stanza.clone();
-    let query = cleaned.get_child_mut("query", NS_ROSTER)?;
-    for item in query.children_mut() {
-        if item.attr("subscription").is_some_and(|s| s != "remove") {
-            item.attrs_mut()
-                .remove(&minidom::rxml::Namespace::NONE, "subscription");
-        }
-    }
-    Some(cleaned)
 }
