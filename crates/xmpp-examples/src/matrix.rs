@@ -6,12 +6,18 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-/// Where rows go: `$XMPP_MATRIX` if set, else `target/interop-matrix.tsv` under the workspace.
+/// Where rows go: `$XMPP_MATRIX` if set, else `interop-matrix.tsv` in `$CARGO_TARGET_DIR`
+/// if set, else in the workspace's `target/`.
 pub fn path() -> PathBuf {
-    std::env::var_os("XMPP_MATRIX").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-matrix.tsv"),
-        PathBuf::from,
-    )
+    if let Some(path) = std::env::var_os("XMPP_MATRIX") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+            PathBuf::from,
+        )
+        .join("interop-matrix.tsv")
 }
 
 /// Append one pass/fail row.

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use minidom::Element;
+use xmpp_examples::asynchronous::AsyncConnection;
 use xmpp_examples::blocking::{ClientOptions, Connection};
 use xmpp_examples::tls::{Trust, Versions, client_config};
-use xmpp_examples::{Error, matrix};
+use xmpp_examples::{Error, OsEntropy, matrix};
 use xmpp_interop::{PeerKind, PeerServer, start_for_test};
 use xmpp_stream::transcript::{Role, Transcript};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, CloseReason, Event, FullJid};
@@ -675,6 +676,87 @@ fn run(kind: PeerKind) {
             }
         });
     }
+    peer.check("async driver (tokio): direct TLS login, close", |p| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let tls = client_config(
+                &Trust::Pem(p.server.certificate_pem.clone().into_bytes()),
+                Versions::Any,
+            )
+            .map_err(|e| e.to_string())?;
+            let jid = BareJid::new(&format!("bob@{}", p.server.domain)).unwrap();
+            let mut client = AsyncConnection::connect(
+                SocketAddr::from((Ipv4Addr::LOCALHOST, p.server.direct_tls_port)),
+                &p.server.domain,
+                true,
+                tls,
+                ClientConfig::new(jid, "pw-b"),
+                OsEntropy::new(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            client.negotiate(WAIT).await.map_err(|e| e.to_string())?;
+            match client.close(WAIT).await {
+                Ok(CloseReason::Graceful) => Ok(()),
+                other => Err(format!("close: {other:?}")),
+            }
+        })
+    });
+    peer.check("example CLI client (examples/client.rs)", |p| {
+        // `cargo test -p xmpp-examples` builds the package's examples next to the test
+        // binaries; with a `--test` filter it does not (building it here would take minutes).
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let client = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|dir| dir.join("examples").join("client"))
+            .ok_or("no examples dir")?;
+        if !client.exists() {
+            return Err(format!(
+                "{NOT_OFFERED}{} is not built (run `cargo test -p xmpp-examples` without --test)",
+                client.display()
+            ));
+        }
+        let ca = p.server.dir().join("drivers-ca.pem");
+        std::fs::write(&ca, &p.server.certificate_pem).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new(&client)
+            .args([
+                "--jid",
+                &format!("alice@{}", p.server.domain),
+                "--password",
+                "pw-a",
+            ])
+            .arg("--ca")
+            .arg(&ca)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &p.server.starttls_port.to_string(),
+            ])
+            .args([
+                "--to",
+                &format!("bob@{}", p.server.domain),
+                "--body",
+                "from the CLI",
+            ])
+            .output()
+            .map_err(|e| format!("{}: {e}", client.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && stdout.contains("bound as alice@") && stdout.contains("Graceful")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
     peer.check("wrong password: not-authorized", |p| {
         let session = p.login("alice", "not-the-password", Login::default());
         match &session.result {
