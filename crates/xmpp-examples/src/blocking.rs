@@ -24,6 +24,9 @@ use crate::machine::Machine;
 use crate::record::Recorder;
 use crate::{Clock, Error, OsEntropy, tls};
 
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where and how a client connects.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -459,6 +462,9 @@ impl<M: Machine> Connection<M> {
         let Io::Plain(socket) = std::mem::replace(&mut self.io, Io::Gone) else {
             return Err(Error::Config("TLS is already running".to_owned()));
         };
+        // The last read may have left a short timeout (the machine's next timer): give the
+        // handshake its own bound.
+        socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         let bindings = match &self.tls {
             TlsRole::Client { config, name } => {
                 let conn = ClientConnection::new(config.clone(), name.clone())?;
