@@ -87,10 +87,7 @@ fn stanza(name: &str) -> minidom::ElementBuilder {
 
 impl Peer {
     fn start(kind: PeerKind) -> Option<Peer> {
-        let mut server = start_for_test(kind, &[("alice", "pw-a"), ("bob", "pw-b")])?;
-        if kind == PeerKind::Ejabberd {
-            ejabberd_certificate_workaround(&mut server);
-        }
+        let server = start_for_test(kind, &[("alice", "pw-a"), ("bob", "pw-b")])?;
         let name = match kind {
             PeerKind::Prosody => "prosody",
             PeerKind::Ejabberd => "ejabberd",
@@ -197,62 +194,6 @@ impl Peer {
             tail(&self.server.log(), 400)
         );
     }
-}
-
-/// WORKAROUND for an `xmpp-interop` bug (reported to the lead): rcgen's default validity ends
-/// in the year 4096, and ejabberd 23.01's certificate manager (`pkix:set_timers`) crashes
-/// arming its expiry-notification timer for it (`badarg`, cause `time`), so ejabberd runs
-/// with no certificate and answers `<starttls/>` with `<failure/>` ("TLS failed:
-/// no_certfile" in its log). Replace the certificate with one valid for 30 days and make
-/// ejabberd reload it. Remove once `xmpp-interop` issues a short-lived certificate itself.
-fn ejabberd_certificate_workaround(server: &mut PeerServer) {
-    if !server.log().contains("cert_expired") && !server.log().contains("no_certfile") {
-        return;
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let date = |secs: u64| {
-        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-        let z = i64::try_from(secs / 86_400).unwrap() + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = u8::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap();
-        let m = u8::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap();
-        let y = i32::try_from(yoe + era * 400 + i64::from(m <= 2)).unwrap();
-        rcgen::date_time_ymd(y, m, d)
-    };
-    let mut params = rcgen::CertificateParams::new(vec![server.domain.clone()]).unwrap();
-    params.not_before = date(now - 86_400);
-    params.not_after = date(now + 30 * 86_400);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let pem = format!("{}{}", key.serialize_pem(), cert.pem());
-    std::fs::write(server.dir().join("server.pem"), pem).unwrap();
-    server.certificate_pem = cert.pem();
-    let dir = server.dir();
-    let out = std::process::Command::new("ejabberdctl")
-        .arg("--config-dir")
-        .arg(dir)
-        .arg("--ctl-config")
-        .arg(dir.join("ejabberdctl.cfg"))
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .arg("--logs")
-        .arg(dir.join("logs"))
-        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-        .arg("reload_config")
-        .output()
-        .unwrap();
-    eprintln!(
-        "ejabberd certificate workaround: reload_config -> {} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn tail(text: &str, lines: usize) -> String {

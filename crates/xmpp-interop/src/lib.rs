@@ -146,10 +146,8 @@ impl PeerServer {
             return Err(PeerError::NotInstalled(kind));
         }
         let dir = fresh_dir(kind)?;
-        let certified = rcgen::generate_simple_self_signed(vec![DOMAIN.to_owned()])
+        let (certificate_pem, key_pem) = short_lived_certificate(DOMAIN)
             .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?;
-        let certificate_pem = certified.cert.pem();
-        let key_pem = certified.signing_key.serialize_pem();
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let node_name = format!("xmppinterop{starttls_port}");
@@ -209,7 +207,9 @@ http_ports = {{ }}
 https_ports = {{ }}
 modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
 modules_disabled = {{ "s2s"; "offline"; "c2s_bosh"; "http"; "posix"; }}
-authentication = "internal_hashed"
+-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
+-- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
+authentication = "internal_plain"
 c2s_require_encryption = true
 allow_registration = false
 ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
@@ -407,6 +407,48 @@ fn stop_pid(target: &str, mut alive: impl FnMut() -> bool) {
     }
 }
 
+/// A self-signed certificate for `domain`, valid from yesterday for 30 days: (cert, key) PEM.
+///
+/// Not rcgen's default (valid until 4096): ejabberd 23.01 arms an Erlang timer for the expiry,
+/// and a timer further than 2^32 ms (about 49 days) away crashes its certificate manager, which
+/// then serves no certificate and answers `<starttls/>` with `<failure/>`.
+fn short_lived_certificate(domain: &str) -> Result<(String, String), rcgen::Error> {
+    const DAY: u64 = 86_400;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
+    let date = |(year, month, day)| rcgen::date_time_ymd(year, month, day);
+    params.not_before = date(civil_date(now.saturating_sub(DAY)));
+    params.not_after = date(civil_date(now + 30 * DAY));
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Seconds since the Unix epoch to the UTC (year, month, day) (days-to-civil conversion).
+fn civil_date(unix_seconds: u64) -> (i32, u8, u8) {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        i32::try_from(year).unwrap_or(2000),
+        u8::try_from(month).unwrap_or(1),
+        u8::try_from(day).unwrap_or(1),
+    )
+}
+
 fn fresh_dir(kind: PeerKind) -> io::Result<PathBuf> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -510,6 +552,30 @@ mod tests {
         }
         assert!(seen.contains("<stream:stream"), "{seen}");
         assert!(seen.contains("urn:ietf:params:xml:ns:xmpp-tls"), "{seen}");
+        // A server without a usable certificate still advertises STARTTLS but answers
+        // <failure/>: only <proceed/> proves TLS would work.
+        socket
+            .write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .unwrap();
+        let mut reply = String::new();
+        while !reply.contains("/>") && Instant::now() < deadline + Duration::from_secs(10) {
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed after <starttls/>; got {reply:?}");
+            reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(
+            reply.contains("<proceed"),
+            "{reply}\n{}",
+            tail(&server.log(), 20)
+        );
+    }
+
+    #[test]
+    fn civil_dates_are_right() {
+        // 2026-11-22 00:00:00 UTC and the leap day 2024-02-29.
+        assert_eq!(civil_date(1_795_305_600), (2026, 11, 22));
+        assert_eq!(civil_date(1_709_164_800 + 86_399), (2024, 2, 29));
+        assert_eq!(civil_date(0), (1970, 1, 1));
     }
 
     #[test]
