@@ -1,0 +1,482 @@
+//! The run: open the sessions, hold them idle, exchange messages, stop, report.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as StdInstant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio_rustls::TlsConnector;
+
+use crate::procfs;
+use crate::scram::ScramChoice;
+use crate::session::{Outcome, Session};
+
+/// Longest idle hold or message phase accepted, so a run always stops by itself.
+pub const MAX_PHASE: Duration = Duration::from_secs(600);
+/// Most sessions one run opens, whatever the descriptor limit.
+pub const MAX_SESSIONS: usize = 50_000;
+/// Round-trip samples kept (the rest are counted, not stored).
+const MAX_SAMPLES: usize = 1_000_000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Sessions to open (accounts `{user_prefix}0` .. `{user_prefix}{sessions-1}`).
+    pub sessions: usize,
+    /// Account name prefix.
+    pub user_prefix: String,
+    /// The password every account has.
+    pub password: String,
+    /// The XMPP domain (also the TLS server name).
+    pub domain: String,
+    /// The SCRAM mechanism.
+    pub mechanism: ScramChoice,
+    /// Logins in flight at once.
+    pub concurrency: usize,
+    /// How long one login may take before it counts as failed.
+    pub login_timeout: Duration,
+    /// How long to hold all sessions idle before sampling the server's memory.
+    pub idle: Duration,
+    /// Pings per second across all pairs (each ping is answered by a pong); 0 for none.
+    pub message_rate: f64,
+    /// How long the message phase lasts.
+    pub message_duration: Duration,
+    /// Seed for the sessions' SCRAM nonces.
+    pub seed: u64,
+}
+
+impl Options {
+    /// `sessions` sessions with the defaults: accounts `user0..`, password `load-test-pw`,
+    /// domain `localhost`, SCRAM-SHA-1, 32 logins in flight, 5 s idle, 200 pings/s for 10 s.
+    pub fn new(sessions: usize) -> Self {
+        Options {
+            sessions,
+            user_prefix: "user".to_owned(),
+            password: "load-test-pw".to_owned(),
+            domain: "localhost".to_owned(),
+            mechanism: ScramChoice::Sha1,
+            concurrency: 32,
+            login_timeout: Duration::from_secs(60),
+            idle: Duration::from_secs(5),
+            message_rate: 200.0,
+            message_duration: Duration::from_secs(10),
+            seed: 1,
+        }
+    }
+}
+
+/// The server under load.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Target {
+    /// Its STARTTLS c2s address: must be a loopback address.
+    pub addr: SocketAddr,
+    /// The certificate (or CA) to trust, PEM.
+    pub trust_pem: String,
+    /// Its pid, to read its resident memory; `None` skips the memory figures.
+    pub server_pid: Option<u32>,
+}
+
+impl Target {
+    /// A target at `addr` trusting `trust_pem`.
+    pub fn new(addr: SocketAddr, trust_pem: impl Into<String>, server_pid: Option<u32>) -> Self {
+        Target {
+            addr,
+            trust_pem: trust_pem.into(),
+            server_pid,
+        }
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target is not on loopback.
+    NotLoopback(SocketAddr),
+    /// The options are out of bounds.
+    Bounds(String),
+    /// The trust PEM holds no usable certificate.
+    Trust(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotLoopback(addr) => write!(f, "refusing {addr}: only loopback targets"),
+            Error::Bounds(why) => write!(f, "out of bounds: {why}"),
+            Error::Trust(why) => write!(f, "trust anchor: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Phases every session follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Login,
+    Idle,
+    Messages,
+    Stop,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub login_failed: AtomicU64,
+    pub logged_in: AtomicU64,
+    pub dropped: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
+#[derive(Default)]
+struct Samples {
+    mechanism: Option<String>,
+    rtt_us: Vec<u64>,
+    last_login: Duration,
+}
+
+/// State the sessions share.
+pub(crate) struct Shared {
+    pub options: Options,
+    pub addr: SocketAddr,
+    pub tls: TlsConnector,
+    pub epoch: StdInstant,
+    pub phase: watch::Sender<Phase>,
+    pub login_permits: Arc<Semaphore>,
+    pub logins_settled: Notify,
+    pub stats: Counters,
+    samples: Mutex<Samples>,
+}
+
+impl Shared {
+    pub(crate) fn record_login(&self, _took: Duration) {
+        self.stats.logged_in.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.last_login = self.epoch.elapsed();
+        }
+    }
+
+    pub(crate) fn record_mechanism(&self, name: &str) {
+        if let Ok(mut samples) = self.samples.lock()
+            && samples.mechanism.is_none()
+        {
+            samples.mechanism = Some(name.to_owned());
+        }
+    }
+
+    pub(crate) fn record_rtt(&self, micros: u64) {
+        if let Ok(mut samples) = self.samples.lock()
+            && samples.rtt_us.len() < MAX_SAMPLES
+        {
+            samples.rtt_us.push(micros);
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Report {
+    /// Sessions asked for.
+    pub sessions: usize,
+    /// Sessions that authenticated, bound and sent presence.
+    pub logged_in: u64,
+    /// Sessions that failed to log in.
+    pub login_failed: u64,
+    /// The SASL mechanism the sessions used (the first one seen).
+    pub mechanism: Option<String>,
+    /// Sessions the server dropped after login.
+    pub dropped: u64,
+    /// From the first connect to the last successful login.
+    pub login_time: Duration,
+    /// `logged_in / login_time`.
+    pub logins_per_sec: f64,
+    /// Server RSS before any session, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Server RSS with all sessions idle, KiB.
+    pub rss_idle_kib: Option<u64>,
+    /// `(rss_idle - rss_before) / logged_in`, KiB.
+    pub kib_per_session: Option<f64>,
+    /// Messages (pings and pongs) sent during the message phase.
+    pub messages_sent: u64,
+    /// Messages received during the message phase.
+    pub messages_received: u64,
+    /// `messages_received / message phase length`.
+    pub messages_per_sec: f64,
+    /// Round trips timed.
+    pub round_trips: usize,
+    /// Round-trip percentiles p50, p90, p99 in milliseconds.
+    pub rtt_ms: Option<[f64; 3]>,
+    /// The first few failure reasons, for diagnosis.
+    pub failures: Vec<String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "sessions {} logged in {} with {} (failed {}, dropped later {})",
+            self.sessions,
+            self.logged_in,
+            self.mechanism.as_deref().unwrap_or("-"),
+            self.login_failed,
+            self.dropped
+        )?;
+        writeln!(
+            f,
+            "logins: {:.1} s, {:.0}/s",
+            self.login_time.as_secs_f64(),
+            self.logins_per_sec
+        )?;
+        if let (Some(before), Some(idle), Some(per)) =
+            (self.rss_before_kib, self.rss_idle_kib, self.kib_per_session)
+        {
+            writeln!(
+                f,
+                "server RSS: {before} KiB before, {idle} KiB idle: {per:.1} KiB per session"
+            )?;
+        }
+        write!(
+            f,
+            "messages: {} sent, {} received, {:.0}/s",
+            self.messages_sent, self.messages_received, self.messages_per_sec
+        )?;
+        if let Some([p50, p90, p99]) = self.rtt_ms {
+            write!(
+                f,
+                "; round trip p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms ({} timed)",
+                self.round_trips
+            )?;
+        }
+        for failure in &self.failures {
+            write!(f, "\n  failure: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `q`-quantile (0..=1) of sorted samples, nearest rank.
+pub(crate) fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted.get(rank - 1).copied()
+}
+
+fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut trust_pem.as_bytes()) {
+        let cert = cert.map_err(|e| Error::Trust(e.to_string()))?;
+        roots.add(cert).map_err(|e| Error::Trust(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Trust("no certificate in the PEM".to_owned()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Trust(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Checks the target and options before anything connects.
+pub fn check(target: &Target, options: &Options) -> Result<(), Error> {
+    if !target.addr.ip().is_loopback() {
+        return Err(Error::NotLoopback(target.addr));
+    }
+    let descriptors = procfs::open_file_limit().unwrap_or(1024);
+    let limit = usize::try_from(descriptors.saturating_sub(100))
+        .unwrap_or(MAX_SESSIONS)
+        .min(MAX_SESSIONS);
+    if options.sessions == 0 || options.sessions > limit {
+        return Err(Error::Bounds(format!(
+            "sessions must be 1..={limit} (open-file limit {descriptors})"
+        )));
+    }
+    if options.idle > MAX_PHASE || options.message_duration > MAX_PHASE {
+        return Err(Error::Bounds(format!(
+            "phases last at most {} s",
+            MAX_PHASE.as_secs()
+        )));
+    }
+    if !(0.0..=1_000_000.0).contains(&options.message_rate) {
+        return Err(Error::Bounds(
+            "message rate must be 0..=1e6 per second".to_owned(),
+        ));
+    }
+    if options.concurrency == 0 {
+        return Err(Error::Bounds("concurrency must be at least 1".to_owned()));
+    }
+    Ok(())
+}
+
+/// Runs the whole load against `target` and reports. Must run inside a tokio runtime with
+/// the time and I/O drivers enabled.
+pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
+    check(target, &options)?;
+    let tls = connector(&target.trust_pem)?;
+    let rss_before = target.server_pid.and_then(procfs::resident_kib);
+    let (phase, _) = watch::channel(Phase::Login);
+    let shared = Arc::new(Shared {
+        addr: target.addr,
+        tls,
+        epoch: StdInstant::now(),
+        phase,
+        login_permits: Arc::new(Semaphore::new(options.concurrency)),
+        logins_settled: Notify::new(),
+        stats: Counters::default(),
+        samples: Mutex::new(Samples::default()),
+        options,
+    });
+    let sessions = shared.options.sessions;
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..sessions {
+        let session = Session {
+            index,
+            shared: shared.clone(),
+        };
+        tasks.spawn(session.run());
+    }
+    // Wait until every login succeeded or failed (each is bounded by the login timeout).
+    loop {
+        let settled = shared.stats.logged_in.load(Ordering::Relaxed)
+            + shared.stats.login_failed.load(Ordering::Relaxed);
+        if settled >= sessions as u64 {
+            break;
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), shared.logins_settled.notified()).await;
+    }
+    let _ = shared.phase.send(Phase::Idle);
+    let (last_login, mechanism) = shared
+        .samples
+        .lock()
+        .map(|s| (s.last_login, s.mechanism.clone()))
+        .unwrap_or_default();
+    tokio::time::sleep(shared.options.idle).await;
+    let rss_idle = target.server_pid.and_then(procfs::resident_kib);
+    let logged_in = shared.stats.logged_in.load(Ordering::Relaxed);
+
+    let sent_before = shared.stats.sent.load(Ordering::Relaxed);
+    let received_before = shared.stats.received.load(Ordering::Relaxed);
+    let _ = shared.phase.send(Phase::Messages);
+    let message_start = StdInstant::now();
+    tokio::time::sleep(shared.options.message_duration).await;
+    let _ = shared.phase.send(Phase::Stop);
+    let message_time = message_start.elapsed();
+    let sent = shared.stats.sent.load(Ordering::Relaxed) - sent_before;
+    let received = shared.stats.received.load(Ordering::Relaxed) - received_before;
+
+    let mut failures = Vec::new();
+    let drain = async {
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Outcome::Failed(why)) = done
+                && failures.len() < 5
+            {
+                failures.push(why);
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
+
+    let mut rtt = shared
+        .samples
+        .lock()
+        .map(|mut s| std::mem::take(&mut s.rtt_us))
+        .unwrap_or_default();
+    rtt.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    let ms = |q| quantile(&rtt, q).map(|us| us as f64 / 1000.0);
+    let rtt_ms = match (ms(0.5), ms(0.9), ms(0.99)) {
+        (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+        _ => None,
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let per_sec = |count: u64, time: Duration| {
+        if time.is_zero() {
+            0.0
+        } else {
+            count as f64 / time.as_secs_f64()
+        }
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let kib_per_session = match (rss_before, rss_idle) {
+        (Some(before), Some(idle)) if logged_in > 0 => {
+            Some((idle as f64 - before as f64) / logged_in as f64)
+        }
+        _ => None,
+    };
+    Ok(Report {
+        sessions,
+        logged_in,
+        login_failed: shared.stats.login_failed.load(Ordering::Relaxed),
+        mechanism,
+        dropped: shared.stats.dropped.load(Ordering::Relaxed),
+        login_time: last_login,
+        logins_per_sec: per_sec(logged_in, last_login),
+        rss_before_kib: rss_before,
+        rss_idle_kib: rss_idle,
+        kib_per_session,
+        messages_sent: sent,
+        messages_received: received,
+        messages_per_sec: per_sec(received, message_time),
+        round_trips: rtt.len(),
+        rtt_ms,
+        failures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let sorted: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&sorted, 0.5), Some(50));
+        assert_eq!(quantile(&sorted, 0.9), Some(90));
+        assert_eq!(quantile(&sorted, 0.99), Some(99));
+        assert_eq!(quantile(&[7], 0.99), Some(7));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn refuses_non_loopback_and_unbounded_runs() {
+        let remote = Target::new("192.0.2.1:5222".parse().unwrap(), "", None);
+        assert!(matches!(
+            check(&remote, &Options::new(10)),
+            Err(Error::NotLoopback(_))
+        ));
+        let local = Target::new("127.0.0.1:5222".parse().unwrap(), "", None);
+        assert!(check(&local, &Options::new(10)).is_ok());
+        assert!(matches!(
+            check(&local, &Options::new(0)),
+            Err(Error::Bounds(_))
+        ));
+        assert!(matches!(
+            check(&local, &Options::new(MAX_SESSIONS + 1)),
+            Err(Error::Bounds(_))
+        ));
+        let mut long = Options::new(10);
+        long.idle = MAX_PHASE + Duration::from_secs(1);
+        assert!(matches!(check(&local, &long), Err(Error::Bounds(_))));
+    }
+}
