@@ -59,6 +59,12 @@ fn listening_inode(table: &str, port: u16) -> Option<u64> {
     })
 }
 
+/// The machine's total memory in KiB, from `/proc/meminfo`.
+pub fn mem_total_kib() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    parse_status_kib(&meminfo, "MemTotal:")
+}
+
 /// This process's soft limit on open files, from `/proc/self/limits`.
 pub fn open_file_limit() -> Option<u64> {
     let limits = fs::read_to_string("/proc/self/limits").ok()?;
@@ -96,5 +102,6 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert_eq!(listener_pid(port), Some(std::process::id()));
         assert!(open_file_limit().unwrap() > 0);
+        assert!(mem_total_kib().unwrap() > 0);
     }
 }

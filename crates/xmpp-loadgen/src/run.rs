@@ -46,6 +46,10 @@ pub struct Options {
     pub message_duration: Duration,
     /// Seed for the sessions' SCRAM nonces.
     pub seed: u64,
+    /// Stop the run (and close every session) if the server's RSS passes this many KiB while
+    /// sessions log in; `None` for no cap. Protects a shared machine from a server whose
+    /// memory per session turns out far larger than expected.
+    pub max_server_rss_kib: Option<u64>,
 }
 
 impl Options {
@@ -64,6 +68,7 @@ impl Options {
             message_rate: 200.0,
             message_duration: Duration::from_secs(10),
             seed: 1,
+            max_server_rss_kib: procfs::mem_total_kib().map(|total| total / 2),
         }
     }
 }
@@ -214,6 +219,8 @@ pub struct Report {
     pub rtt_ms: Option<[f64; 3]>,
     /// The first few failure reasons, for diagnosis.
     pub failures: Vec<String>,
+    /// Why the run was cut short, if it was (then the idle and message figures are absent).
+    pub aborted: Option<String>,
 }
 
 impl fmt::Display for Report {
@@ -252,6 +259,9 @@ impl fmt::Display for Report {
                 "; round trip p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms ({} timed)",
                 self.round_trips
             )?;
+        }
+        if let Some(why) = &self.aborted {
+            write!(f, "\n  ABORTED: {why}")?;
         }
         for failure in &self.failures {
             write!(f, "\n  failure: {failure}")?;
@@ -350,31 +360,53 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
         };
         tasks.spawn(session.run());
     }
-    // Wait until every login succeeded or failed (each is bounded by the login timeout).
+    // Wait until every login succeeded or failed (each is bounded by the login timeout),
+    // watching the server's memory against the cap.
+    let mut aborted = None;
     loop {
         let settled = shared.stats.logged_in.load(Ordering::Relaxed)
             + shared.stats.login_failed.load(Ordering::Relaxed);
         if settled >= sessions as u64 {
             break;
         }
+        if let (Some(pid), Some(cap)) = (target.server_pid, shared.options.max_server_rss_kib)
+            && let Some(rss) = procfs::resident_kib(pid)
+            && rss > cap
+        {
+            aborted = Some(format!(
+                "server RSS {rss} KiB passed the cap of {cap} KiB after {settled} logins"
+            ));
+            break;
+        }
         let _ =
             tokio::time::timeout(Duration::from_secs(1), shared.logins_settled.notified()).await;
     }
+    let (idle, message_duration) = if aborted.is_some() {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        (shared.options.idle, shared.options.message_duration)
+    };
     let _ = shared.phase.send(Phase::Idle);
     let (last_login, mechanism) = shared
         .samples
         .lock()
         .map(|s| (s.last_login, s.mechanism.clone()))
         .unwrap_or_default();
-    tokio::time::sleep(shared.options.idle).await;
-    let rss_idle = target.server_pid.and_then(procfs::resident_kib);
+    tokio::time::sleep(idle).await;
+    let rss_idle = if aborted.is_some() {
+        None
+    } else {
+        target.server_pid.and_then(procfs::resident_kib)
+    };
     let logged_in = shared.stats.logged_in.load(Ordering::Relaxed);
 
     let sent_before = shared.stats.sent.load(Ordering::Relaxed);
     let received_before = shared.stats.received.load(Ordering::Relaxed);
-    let _ = shared.phase.send(Phase::Messages);
+    if aborted.is_none() {
+        let _ = shared.phase.send(Phase::Messages);
+    }
     let message_start = StdInstant::now();
-    tokio::time::sleep(shared.options.message_duration).await;
+    tokio::time::sleep(message_duration).await;
     let _ = shared.phase.send(Phase::Stop);
     let message_time = message_start.elapsed();
     let sent = shared.stats.sent.load(Ordering::Relaxed) - sent_before;
@@ -441,6 +473,7 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
         round_trips: rtt.len(),
         rtt_ms,
         failures,
+        aborted,
     })
 }
 

@@ -85,7 +85,7 @@ impl Session {
         let shared = self.shared.clone();
         let permit = shared.login_permits.clone().acquire_owned().await;
         let started = StdInstant::now();
-        let mut state = match self.login().await {
+        let mut state = match Box::pin(self.login()).await {
             Ok(state) => state,
             Err(e) => {
                 shared.stats.login_failed.fetch_add(1, Ordering::Relaxed);

@@ -27,7 +27,8 @@ use xmpp_loadgen::{Options, Report, Target, procfs};
 
 const USAGE: &str = "usage: compare [--sessions N] [--servers c2s,prosody,ejabberd] [--c2s PATH]
                [--mechanism strongest|SCRAM-SHA-1|SCRAM-SHA-256] [--rate PINGS_PER_SEC]
-               [--idle SECS] [--duration SECS] [--concurrency N] [--register-budget SECS]";
+               [--idle SECS] [--duration SECS] [--concurrency N] [--register-budget SECS]
+               [--max-server-rss-mib N (default: half the machine's memory)]";
 
 struct Args {
     options: Options,
@@ -66,6 +67,10 @@ fn parse() -> Result<Args, String> {
             "--duration" => options.message_duration = secs(value()?)?,
             "--concurrency" => options.concurrency = value()?.parse().map_err(|e| bad(&e))?,
             "--register-budget" => register_budget = secs(value()?)?,
+            "--max-server-rss-mib" => {
+                let mib: u64 = value()?.parse().map_err(|e| bad(&e))?;
+                options.max_server_rss_kib = Some(mib.saturating_mul(1024));
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -371,6 +376,11 @@ fn main() -> ExitCode {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, sessions, report) in &rows {
         match report {
+            Ok(r) if r.aborted.is_some() => println!(
+                "| {name} | {sessions} | {} | aborted: {} | | | | | | |",
+                r.logged_in,
+                r.aborted.as_deref().unwrap_or_default()
+            ),
             Ok(r) => {
                 let [p50, p90, p99] = r.rtt_ms.map_or([None; 3], |q| q.map(Some));
                 println!(

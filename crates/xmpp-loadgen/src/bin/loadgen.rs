@@ -17,7 +17,7 @@ use xmpp_loadgen::{Options, Target};
 const USAGE: &str = "usage: loadgen --port N --trust PEMFILE [--pid PID] [--sessions N]
                [--mechanism SCRAM-SHA-1|SCRAM-SHA-256|strongest] [--password PW] [--prefix user]
                [--domain localhost] [--concurrency 32] [--idle SECS] [--rate PINGS_PER_SEC]
-               [--duration SECS] [--seed N]
+               [--duration SECS] [--seed N] [--max-server-rss-mib N]
 
 Connects to 127.0.0.1:PORT only. Accounts are PREFIX0..PREFIX<N-1>, all with the same password.";
 
@@ -47,6 +47,10 @@ fn parse() -> Result<(Target, Options), String> {
                     Duration::from_secs_f64(value()?.parse().map_err(|e| bad(&e))?);
             }
             "--seed" => options.seed = value()?.parse().map_err(|e| bad(&e))?,
+            "--max-server-rss-mib" => {
+                let mib: u64 = value()?.parse().map_err(|e| bad(&e))?;
+                options.max_server_rss_kib = Some(mib.saturating_mul(1024));
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
