@@ -11,7 +11,7 @@ use xmpp_xml::{
 
 use crate::bind;
 use crate::config::{Timeouts, TlsPolicy};
-use crate::core::{Core, Incoming, Phase};
+use crate::core::{Core, DEFAULT_MAX_OUTPUT_BYTES, Incoming, Phase};
 use crate::entropy::{Entropy, random_nonce, random_token};
 use crate::error::{ProtocolError, UsageError};
 use crate::features::{Advertised, Features, ns};
@@ -73,6 +73,11 @@ pub struct ClientConfig {
     pub timeouts: Timeouts,
     /// Parser bounds.
     pub limits: Limits,
+    /// Bytes of output the host has not polled yet that the machine holds before it gives
+    /// up on the peer (default 1 MiB). A host stops polling when its writes block, that is
+    /// when the peer does not read; past this bound the queued bytes are dropped and the
+    /// stream is closed with `resource-constraint` and `Closed`.
+    pub max_output_bytes: usize,
     /// Stanzas `send_stanza` queues before negotiation completes; 0 refuses them instead.
     pub max_queued_stanzas: usize,
 }
@@ -93,6 +98,7 @@ impl ClientConfig {
             lang: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_queued_stanzas: 64,
         }
     }
@@ -157,7 +163,12 @@ impl ClientStream {
     /// ids) from `entropy`. Nothing happens until [`start`](Self::start).
     pub fn new(config: ClientConfig, entropy: impl Entropy + Send + 'static) -> Self {
         ClientStream {
-            core: Core::new(config.timeouts, config.limits.clone(), Box::new(entropy)),
+            core: Core::new(
+                config.timeouts,
+                config.limits.clone(),
+                config.max_output_bytes,
+                Box::new(entropy),
+            ),
             config,
             step: Step::AwaitFeatures,
             bindings: Vec::new(),
@@ -247,8 +258,12 @@ impl ClientStream {
                 .core
                 .serialize(&stanza)
                 .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
-            self.core.send_bytes(bytes);
-            Ok(())
+            if self.core.send_bytes(bytes) {
+                Ok(())
+            } else {
+                // The output bound closed the stream: the stanza was not queued.
+                Err(UsageError::Closed)
+            }
         } else if self.queue.len() < self.config.max_queued_stanzas {
             self.queue.push_back(stanza);
             Ok(())
@@ -692,7 +707,9 @@ impl ClientStream {
         });
         while let Some(stanza) = self.queue.pop_front() {
             if let Some(bytes) = self.core.serialize(&stanza) {
-                self.core.send_bytes(bytes);
+                if !self.core.send_bytes(bytes) {
+                    break;
+                }
             }
         }
     }

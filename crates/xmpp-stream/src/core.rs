@@ -22,6 +22,9 @@ use crate::timers::{Timer, TimerTable};
 /// Output slots kept when the queue drains (a negotiated stream's usual burst).
 const IDLE_QUEUE_CAPACITY: usize = 4;
 
+/// Default bound on queued output bytes (both roles' `max_output_bytes`).
+pub(crate) const DEFAULT_MAX_OUTPUT_BYTES: usize = 1024 * 1024;
+
 /// Where the stream is, independent of the role and of which feature is being negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -63,12 +66,19 @@ pub(crate) struct Core {
     pub(crate) fallback_header: Option<StreamHeader>,
     /// Why we are closing, reported when the peer's close (or the close deadline) arrives.
     closing_reason: Option<CloseReason>,
+    /// Bound on the bytes of queued `Transmit`s the host has not polled yet.
+    max_output: usize,
+    /// Bytes of queued `Transmit`s the host has not polled yet.
+    queued_bytes: usize,
+    /// The output bound was exceeded: the closing stream error may go over it.
+    overflowed: bool,
 }
 
 impl Core {
     pub(crate) fn new(
         timeouts: Timeouts,
         limits: Limits,
+        max_output: usize,
         entropy: Box<dyn Entropy + Send>,
     ) -> Self {
         Core {
@@ -85,6 +95,9 @@ impl Core {
             header_received: false,
             fallback_header: None,
             closing_reason: None,
+            max_output,
+            queued_bytes: 0,
+            overflowed: false,
         }
     }
 
@@ -110,6 +123,9 @@ impl Core {
 
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
         let output = self.out.pop_front();
+        if let Some(Output::Transmit(bytes)) = &output {
+            self.queued_bytes = self.queued_bytes.saturating_sub(bytes.len());
+        }
         if output.is_none() && self.out.capacity() > IDLE_QUEUE_CAPACITY {
             // Negotiation bursts grow the queue; an idle stream should not keep that memory.
             self.out.shrink_to(IDLE_QUEUE_CAPACITY);
@@ -122,18 +138,34 @@ impl Core {
     }
 
     pub(crate) fn event(&mut self, event: Event) {
-        self.out.push_back(Output::Event(event));
+        // Nothing follows `Closed` (the output bound may close the stream mid-step).
+        if self.phase != Phase::Closed {
+            self.out.push_back(Output::Event(event));
+        }
     }
 
     pub(crate) fn start_tls(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
         self.phase = Phase::AwaitingTls;
         self.out.push_back(Output::StartTls);
     }
 
-    fn transmit(&mut self, bytes: Vec<u8>) {
+    /// Queue bytes for the wire. Returns `false` when they were refused because the queue
+    /// is over its bound (the stream is then closed with `resource-constraint`).
+    fn transmit(&mut self, bytes: Vec<u8>) -> bool {
         if bytes.is_empty() {
-            return;
+            return true;
         }
+        if !self.overflowed
+            && self.error.is_none()
+            && self.queued_bytes.saturating_add(bytes.len()) > self.max_output
+        {
+            self.overflow();
+            return false;
+        }
+        self.queued_bytes = self.queued_bytes.saturating_add(bytes.len());
         if let (Some(interval), Some(_)) =
             (self.timeouts.keepalive, self.timers.get(Timer::Keepalive))
         {
@@ -145,6 +177,21 @@ impl Core {
         } else {
             self.out.push_back(Output::Transmit(bytes));
         }
+        true
+    }
+
+    /// The host has not drained the output queue (the peer does not read, so the host's
+    /// writes block) and it reached its bound: drop what cannot be delivered, close with
+    /// `resource-constraint` (best effort on the wire) and report `Closed`.
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.out
+            .retain(|output| !matches!(output, Output::Transmit(_)));
+        self.queued_bytes = 0;
+        let _ = self.fail(ProtocolError::new(
+            StreamErrorCondition::ResourceConstraint,
+            "output queue over its bound: the peer is not reading",
+        ));
     }
 
     /// Open our side of a (new) stream with `header`.
@@ -189,12 +236,13 @@ impl Core {
         Some(bytes)
     }
 
-    pub(crate) fn send_bytes(&mut self, bytes: Vec<u8>) {
-        self.transmit(bytes);
+    /// Queue serialized bytes; `false` if the output bound refused them (the stream closed).
+    pub(crate) fn send_bytes(&mut self, bytes: Vec<u8>) -> bool {
+        self.transmit(bytes)
     }
 
     pub(crate) fn send_keepalive(&mut self) {
-        self.transmit(vec![b' ']);
+        let _ = self.transmit(vec![b' ']);
     }
 
     fn send_close_tag(&mut self) {
@@ -218,6 +266,9 @@ impl Core {
 
     /// Negotiation is done: stop its deadline, start keepalives.
     pub(crate) fn negotiated(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
         self.flags |= SessionFlags::BOUND;
         self.timers.stop(Timer::Negotiation);
         if let Some(interval) = self.timeouts.keepalive {
@@ -234,9 +285,12 @@ impl Core {
     }
 
     fn finish(&mut self, reason: CloseReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
         self.phase = Phase::Closed;
         self.timers.stop_all();
-        self.event(Event::Closed { reason });
+        self.out.push_back(Output::Event(Event::Closed { reason }));
     }
 
     /// The peer broke the protocol: send the stream error and our close, emit `Closed`, and
@@ -245,6 +299,8 @@ impl Core {
         if self.phase == Phase::Closed {
             return self.error.clone().unwrap_or(error);
         }
+        // Set first: the closing bytes may exceed the output bound (see `transmit`).
+        self.error = Some(error.clone());
         if !self.header_sent() {
             if let Some(header) = self.fallback_header.take() {
                 self.send_header(&header);
@@ -255,7 +311,6 @@ impl Core {
             self.send(&element);
             self.send_close_tag();
         }
-        self.error = Some(error.clone());
         // Already closing for a reason of our own (failed TLS, failed authentication...):
         // that reason is what the host needs; the peer's garbage after it is not.
         let reason = match self.closing_reason.take() {
@@ -273,6 +328,9 @@ impl Core {
             Phase::Idle => self.finish(reason),
             Phase::Open | Phase::AwaitingTls => {
                 self.send_close_tag();
+                if self.phase == Phase::Closed {
+                    return;
+                }
                 self.phase = Phase::Closing;
                 self.closing_reason = Some(reason);
                 self.timers.stop_all();
@@ -302,6 +360,8 @@ impl Core {
                 Timer::Keepalive => {
                     if self.phase == Phase::Open {
                         self.send_keepalive();
+                    }
+                    if self.phase == Phase::Open {
                         if let Some(interval) = self.timeouts.keepalive {
                             self.timers.set(Timer::Keepalive, now + interval);
                         }

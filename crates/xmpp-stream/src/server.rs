@@ -10,7 +10,7 @@ use xmpp_xml::{
 use crate::bind;
 use crate::client::{check_stanza, is_stanza};
 use crate::config::{Timeouts, TlsPolicy};
-use crate::core::{Core, Incoming, Phase};
+use crate::core::{Core, DEFAULT_MAX_OUTPUT_BYTES, Incoming, Phase};
 use crate::entropy::{Entropy, random_nonce, random_token};
 use crate::error::{ProtocolError, UsageError};
 use crate::features::{Advertised, FEATURES, FeatureKind, Features, ns};
@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub timeouts: Timeouts,
     /// Parser bounds.
     pub limits: Limits,
+    /// Bytes of output the host has not polled yet that the machine holds before it gives
+    /// up on the peer (default 1 MiB). A host stops polling when its writes block, that is
+    /// when the peer does not read; past this bound the queued bytes are dropped and the
+    /// stream is closed with `resource-constraint` and `Closed`.
+    pub max_output_bytes: usize,
 }
 
 impl ServerConfig {
@@ -87,6 +92,7 @@ impl ServerConfig {
             scram_nonce_len: 32,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -144,7 +150,12 @@ impl ServerStream {
         backend: impl ServerBackend + Send + 'static,
     ) -> Self {
         ServerStream {
-            core: Core::new(config.timeouts, config.limits.clone(), Box::new(entropy)),
+            core: Core::new(
+                config.timeouts,
+                config.limits.clone(),
+                config.max_output_bytes,
+                Box::new(entropy),
+            ),
             config,
             backend: Box::new(backend),
             step: Step::AwaitHeader,
@@ -227,8 +238,12 @@ impl ServerStream {
             .core
             .serialize(stanza)
             .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
-        self.core.send_bytes(bytes);
-        Ok(())
+        if self.core.send_bytes(bytes) {
+            Ok(())
+        } else {
+            // The output bound closed the stream: the stanza was not queued.
+            Err(UsageError::Closed)
+        }
     }
 
     /// Close the stream gracefully.

@@ -862,3 +862,115 @@ fn sasl_known_mechanism_not_offered_is_invalid_mechanism() {
         assert_eq!(run.closed().len(), 1);
     }
 }
+
+// ----- a peer that never reads -----
+
+/// A negotiated server stream whose host stops polling (its socket writes block because the
+/// client never reads) while stanzas for the client keep arriving from the rest of the server.
+#[test]
+fn peer_that_never_reads_hits_the_output_bound() {
+    for one_byte in [false, true] {
+        let mut config = server_config();
+        config.max_output_bytes = 16 * 1024;
+        let mut server = ServerStream::new(config, SeededEntropy::new(2), backend());
+        server.start(Instant::ZERO, Transport::Plain).unwrap();
+        let run = play(
+            &mut server,
+            &[
+                Act::Send(HEADER),
+                Act::Send(AUTH_PLAIN),
+                Act::Send(RESTART),
+                Act::Send(BIND),
+            ],
+            one_byte,
+        );
+        assert!(server.is_negotiated(), "{}", run.wire());
+        let body = "x".repeat(1000);
+        let stanza: minidom::Element = format!(
+            "<message xmlns='jabber:client' to='juliet@im.example.com/balcony'><body>{body}</body></message>"
+        )
+        .parse()
+        .unwrap();
+        let now = Instant::ZERO + Duration::from_secs(1);
+        let mut accepted = 0usize;
+        let refused = loop {
+            match server.send_stanza(now, &stanza) {
+                Ok(()) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 1000, "no bound on queued output");
+        };
+        assert_eq!(refused, xmpp_stream::UsageError::Closed);
+        // About 16 KiB of 1 KiB stanzas were accepted before the bound.
+        assert!((10..=16).contains(&accepted), "{accepted}");
+        // The host drains at last: the undeliverable backlog was dropped; what is left is
+        // the stream error and the close, then `Closed`.
+        let mut wire = Vec::new();
+        let mut events = Vec::new();
+        while let Some(output) = server.poll_output() {
+            assert!(events.is_empty(), "output after Closed: {output:?}");
+            match output {
+                Output::Transmit(bytes) => wire.extend_from_slice(&bytes),
+                Output::Event(Event::Closed { reason }) => events.push(reason),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.len() < 1024, "{wire}");
+        assert_eq!(
+            wire,
+            "<stream:error><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             </stream:error></stream:stream>"
+        );
+        match events.as_slice() {
+            [CloseReason::ProtocolError(e)] => {
+                assert_eq!(e.condition(), StreamErrorCondition::ResourceConstraint);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(server.is_closed());
+        assert_eq!(
+            server
+                .handle_input(now, b"<presence/>")
+                .err()
+                .map(|e| e.condition()),
+            Some(StreamErrorCondition::ResourceConstraint)
+        );
+        assert!(server.poll_timeout().is_none(), "no timers after Closed");
+    }
+}
+
+/// The same on the client: its host keeps sending while the server never reads.
+#[test]
+fn client_whose_server_never_reads_hits_the_output_bound() {
+    let mut config = ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30");
+    config.max_output_bytes = 8 * 1024;
+    let mut p = Pair::new(
+        ClientStream::new(config, SeededEntropy::new(1)),
+        ServerStream::new(server_config(), SeededEntropy::new(2), backend()),
+    );
+    p.start();
+    p.drive();
+    assert!(p.client.is_negotiated());
+    let stanza: minidom::Element = format!(
+        "<message xmlns='jabber:client' to='romeo@example.net'><body>{}</body></message>",
+        "y".repeat(500)
+    )
+    .parse()
+    .unwrap();
+    let mut accepted = 0usize;
+    while p.client.send_stanza(p.now, stanza.clone()).is_ok() {
+        accepted += 1;
+        assert!(accepted < 1000, "no bound on queued output");
+    }
+    assert!((10..=16).contains(&accepted), "{accepted}");
+    p.drive();
+    match closed_reason(&p.client_events).as_slice() {
+        [CloseReason::ProtocolError(e)] => {
+            assert_eq!(e.condition(), StreamErrorCondition::ResourceConstraint);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The server got the stream error and closed cleanly too.
+    assert_eq!(closed_reason(&p.server_events).len(), 1);
+}
