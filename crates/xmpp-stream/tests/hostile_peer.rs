@@ -974,3 +974,273 @@ fn client_whose_server_never_reads_hits_the_output_bound() {
     // The server got the stream error and closed cleanly too.
     assert_eq!(closed_reason(&p.server_events).len(), 1);
 }
+
+// ----- a hostile server, seen by the client -----
+
+const SERVER_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' from='im.example.com' id='s1' version='1.0'>";
+const TLS_FEATURES: &str = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+    <required/></starttls></stream:features>";
+
+fn client_rejects(name: &str, acts: &[Act<'_>], condition: StreamErrorCondition) {
+    for one_byte in [false, true] {
+        let mut client = ClientStream::new(
+            ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
+            SeededEntropy::new(1),
+        );
+        client.start(Instant::ZERO, Transport::Plain).unwrap();
+        let run = play(&mut client, acts, one_byte);
+        let context = format!("{name} (one byte: {one_byte})\n{}", run.wire());
+        assert!(client.is_closed(), "{context}");
+        assert_eq!(
+            run.sent_stream_error().as_deref(),
+            Some(condition.to_string().as_str()),
+            "{context}"
+        );
+        assert!(run.wire().ends_with("</stream:stream>"), "{context}");
+        match run.closed().as_slice() {
+            [CloseReason::ProtocolError(e)] => assert_eq!(e.condition(), condition, "{context}"),
+            other => panic!("{context}: closed with {other:?}"),
+        }
+        assert!(
+            !client
+                .flags()
+                .contains(xmpp_stream::SessionFlags::AUTHENTICATED)
+        );
+        assert!(client.poll_output().is_none());
+    }
+}
+
+#[test]
+fn success_without_auth_is_refused_by_the_client() {
+    client_rejects(
+        "success instead of features",
+        &[
+            Act::Send(SERVER_HEADER),
+            Act::Send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"),
+        ],
+        StreamErrorCondition::UnsupportedStanzaType,
+    );
+    client_rejects(
+        "success instead of proceed",
+        &[
+            Act::Send(SERVER_HEADER),
+            Act::Send(TLS_FEATURES),
+            Act::Send("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"),
+        ],
+        StreamErrorCondition::UnsupportedStanzaType,
+    );
+}
+
+#[test]
+fn bytes_pipelined_after_proceed_are_policy_violation() {
+    let injected = "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><stream:features>\
+        <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>\
+        </mechanisms></stream:features>";
+    MANUAL_TLS.with(|m| m.set(true));
+    client_rejects(
+        "pipelined after proceed",
+        &[
+            Act::Send(SERVER_HEADER),
+            Act::Send(TLS_FEATURES),
+            Act::Send(injected),
+            Act::Tls,
+        ],
+        StreamErrorCondition::PolicyViolation,
+    );
+    MANUAL_TLS.with(|m| m.set(false));
+}
+
+#[test]
+fn server_header_with_the_wrong_namespace_is_invalid_namespace() {
+    client_rejects(
+        "server jabber:server",
+        &[Act::Send(
+            "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+             from='im.example.com' id='s1' version='1.0'>",
+        )],
+        StreamErrorCondition::InvalidNamespace,
+    );
+}
+
+#[test]
+fn server_header_without_version_is_unsupported_version() {
+    client_rejects(
+        "server no version",
+        &[Act::Send(
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+             from='im.example.com' id='s1'>",
+        )],
+        StreamErrorCondition::UnsupportedVersion,
+    );
+}
+
+#[test]
+fn server_header_from_another_domain_is_invalid_from() {
+    client_rejects(
+        "server from elsewhere",
+        &[
+            Act::Send(
+                "<stream:stream xmlns='jabber:client' \
+                 xmlns:stream='http://etherx.jabber.org/streams' from='evil.example' id='s1' \
+                 version='1.0'>",
+            ),
+            Act::Send(TLS_FEATURES),
+        ],
+        StreamErrorCondition::InvalidFrom,
+    );
+}
+
+#[test]
+fn client_rejects_restricted_xml_from_the_server() {
+    client_rejects(
+        "server comment",
+        &[Act::Send(SERVER_HEADER), Act::Send("<!-- hi -->")],
+        StreamErrorCondition::RestrictedXml,
+    );
+}
+
+/// A server whose SCRAM messages are tampered with: the client gives up on it, sending
+/// `sent` to the server and reporting `expected`; both hosts see one clean `Closed`.
+fn server_tamper(
+    name: &str,
+    element: &'static str,
+    edit: fn(&str) -> String,
+    sent: &str,
+    expected: &dyn Fn(&CloseReason) -> bool,
+) {
+    for one_byte in [false, true] {
+        let p = run_pair(
+            server_config(),
+            Direction::ToClient,
+            element,
+            edit,
+            one_byte,
+        );
+        let context = format!("{name} (one byte: {one_byte})\n{}", p.log_text());
+        assert!(p.client.jid().is_none(), "{context}");
+        assert!(
+            !p.client
+                .flags()
+                .contains(xmpp_stream::SessionFlags::AUTHENTICATED),
+            "{context}"
+        );
+        assert!(
+            delivered_to(&p, Direction::ToServer).contains(sent),
+            "{context}"
+        );
+        match closed_reason(&p.client_events).as_slice() {
+            [reason] => assert!(expected(reason), "{context}\n{reason:?}"),
+            other => panic!("{context}\n{other:?}"),
+        }
+        assert_eq!(closed_reason(&p.server_events).len(), 1, "{context}");
+        assert!(p.client.is_closed() && p.server.is_closed(), "{context}");
+    }
+}
+
+const ABORT: &str = "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
+
+fn aborted(reason: &CloseReason) -> bool {
+    *reason
+        == CloseReason::AuthenticationFailed {
+            condition: "aborted".to_owned(),
+            text: None,
+        }
+}
+
+#[test]
+fn scram_iteration_count_1_is_refused() {
+    server_tamper(
+        "i=1",
+        "challenge",
+        |m| m.replacen(",i=4096", ",i=1", 1),
+        ABORT,
+        &aborted,
+    );
+}
+
+#[test]
+fn scram_iteration_count_2_pow_31_is_refused() {
+    server_tamper(
+        "i=2^31",
+        "challenge",
+        |m| m.replacen(",i=4096", ",i=2147483648", 1),
+        ABORT,
+        &aborted,
+    );
+}
+
+#[test]
+fn scram_server_nonce_not_extending_ours_is_refused() {
+    server_tamper(
+        "bad server nonce",
+        "challenge",
+        |m| m.replacen("r=", "r=evil", 1),
+        ABORT,
+        &aborted,
+    );
+}
+
+#[test]
+fn scram_garbage_base64_challenge_is_bad_format() {
+    server_tamper(
+        "garbage challenge",
+        "challenge",
+        |_| "!!!%%%".to_owned(),
+        "<stream:error><bad-format xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+        &|r| matches!(r, CloseReason::ProtocolError(e) if e.condition() == StreamErrorCondition::BadFormat),
+    );
+}
+
+#[test]
+fn scram_tampered_server_signature_is_server_not_verified() {
+    server_tamper(
+        "tampered signature",
+        "success",
+        |m| {
+            let at = m.find("v=").unwrap() + 2;
+            let mut sig = B64.decode(&m[at..]).unwrap();
+            sig[0] ^= 1;
+            format!("{}{}", &m[..at], B64.encode(sig))
+        },
+        "</stream:stream>",
+        &|r| *r == CloseReason::ServerNotVerified,
+    );
+}
+
+// ----- stanzas nobody asked for -----
+
+#[test]
+fn unsolicited_iq_result_after_negotiation_gets_no_reply() {
+    // RFC 6120 §8.2.3: never answer a result or an error; the host sees it and decides.
+    for one_byte in [false, true] {
+        let mut server = ServerStream::new(server_config(), SeededEntropy::new(2), backend());
+        server.start(Instant::ZERO, Transport::Plain).unwrap();
+        let run = play(
+            &mut server,
+            &[
+                Act::Send(HEADER),
+                Act::Send(AUTH_PLAIN),
+                Act::Send(RESTART),
+                Act::Send(BIND),
+            ],
+            one_byte,
+        );
+        let before = run.wire.len();
+        let run2 = play(
+            &mut server,
+            &[Act::Send("<iq type='result' id='nobody-asked'/>")],
+            one_byte,
+        );
+        assert!(before > 0);
+        assert!(run2.wire.is_empty(), "{}", run2.wire());
+        assert!(run2.closed().is_empty() && !server.is_closed());
+        match run2.events.as_slice() {
+            [Event::Stanza(iq)] => {
+                assert_eq!(iq.attr("type"), Some("result"));
+                assert_eq!(iq.attr("from"), Some("juliet@im.example.com/balcony"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
