@@ -229,7 +229,24 @@ fn bench_xml(crit: &mut Criterion) {
 
 criterion_group!(benches, bench_xml);
 
+/// `XML_BENCH_ONLY=<pipeline>[:<chunk>]` runs one pipeline once over a 2 MiB corpus and exits:
+/// a short, repeatable run for `valgrind --tool=callgrind`.
+fn profile_only() -> bool {
+    let Ok(spec) = std::env::var("XML_BENCH_ONLY") else {
+        return false;
+    };
+    let (name, chunk) = spec.split_once(':').unwrap_or((&spec, "4096"));
+    let chunk: usize = chunk.parse().unwrap();
+    let stream = client_stream(SEED, 2 * 1024 * 1024);
+    let (_, pipeline) = PIPELINES.iter().find(|(n, _)| *n == name).unwrap();
+    println!("{name}: {}", pipeline(&stream.bytes, chunk));
+    true
+}
+
 fn main() {
+    if profile_only() {
+        return;
+    }
     // `--profile-time` runs are for profilers: keep the reports out of the profile.
     if !std::env::args().any(|a| a == "--profile-time") {
         report_allocations();

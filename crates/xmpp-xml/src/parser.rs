@@ -466,8 +466,11 @@ impl StreamParser {
         self.push_scope()?;
         let ns = self.scopes.lookup(head.prefix.as_ref())?;
         let mut element = self.protos.element(head.local.as_str(), ns);
-        let attrs = self.resolve_attrs()?;
-        *element.attrs_mut() = attrs;
+        // Most stanza children carry no attributes (only `xmlns`): keep the empty map.
+        if !self.attrs.is_empty() {
+            let attrs = self.resolve_attrs()?;
+            *element.attrs_mut() = attrs;
+        }
         self.stack.push(element);
         self.text_lens.push(0);
         Ok(())
@@ -649,12 +652,20 @@ fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
 /// `minidom` only takes a namespace as a `String`, which it then puts behind a fresh `Arc`: two
 /// allocations per element. Cloning a cached empty element shares the `Arc` instead, leaving
 /// only the name's allocation. Fixed size and short keys only, so it holds a few KiB at most.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Prototypes {
     slots: [Option<Element>; PROTOTYPE_SLOTS],
 }
 
-const PROTOTYPE_SLOTS: usize = 32;
+impl Default for Prototypes {
+    fn default() -> Self {
+        Self {
+            slots: core::array::from_fn(|_| None),
+        }
+    }
+}
+
+const PROTOTYPE_SLOTS: usize = 64;
 const PROTOTYPE_MAX_KEY: usize = 96;
 
 impl Prototypes {
@@ -662,12 +673,21 @@ impl Prototypes {
         if name.len() + ns.len() > PROTOTYPE_MAX_KEY {
             return Element::bare(name, ns);
         }
-        // FNV-1a over the name and the namespace's tail (namespaces share long prefixes).
-        let tail = &ns.as_bytes()[ns.len().saturating_sub(12)..];
-        let mut hash: u32 = 0x811c_9dc5;
-        for b in name.bytes().chain(tail.iter().copied()) {
-            hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
+        // A few bytes are enough to spread the usual stanza vocabulary: the name's length,
+        // first and last bytes and the namespace's length and last byte (namespaces share long
+        // prefixes). A collision only costs a fresh element; the slot is checked in full.
+        let (n, t) = (name.as_bytes(), ns.as_bytes());
+        let mut hash = u32::try_from(n.len())
+            .unwrap_or(0)
+            .wrapping_mul(0x9E37_79B1);
+        hash ^= u32::from(n.first().copied().unwrap_or(0)) << 5;
+        hash ^= u32::from(n.last().copied().unwrap_or(0)) << 11;
+        hash ^= u32::try_from(t.len())
+            .unwrap_or(0)
+            .wrapping_mul(0x85EB_CA77);
+        hash ^= u32::from(t.last().copied().unwrap_or(0)) << 17;
+        hash = (hash ^ (hash >> 15)).wrapping_mul(0x2C1B_3C6D);
+        hash ^= hash >> 12;
         let slot = &mut self.slots[(hash as usize) % PROTOTYPE_SLOTS];
         match slot {
             Some(proto) if proto.name() == name && proto.has_ns(ns) => proto.clone(),
