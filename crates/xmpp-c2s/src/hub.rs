@@ -6,6 +6,7 @@
 //! when asked and writes what [`Hub::poll_output`] returns.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use minidom::Element;
 use xmpp_im::MemoryStore;
@@ -143,7 +144,9 @@ struct Session {
 /// `None`, then sleep until [`poll_timeout`](Self::poll_timeout) or the next input.
 pub struct Hub {
     config: HubConfig,
-    backend: MemoryBackend,
+    /// Shared by every session's `ServerStream`: a per-connection copy would make memory per
+    /// session grow with the number of accounts.
+    backend: Arc<MemoryBackend>,
     im: xmpp_im::Server,
     store: MemoryStore,
     sessions: BTreeMap<SessionId, Session>,
@@ -183,7 +186,7 @@ impl Hub {
         let im = xmpp_im::Server::new(xmpp_im::ServerConfig::new(config.domain.domain()));
         Hub {
             config,
-            backend,
+            backend: Arc::new(backend),
             im,
             store,
             sessions: BTreeMap::new(),
@@ -266,8 +269,11 @@ impl Hub {
             (Transport::Tls(_), PlusPolicy::Off) => Transport::Tls(Vec::new()),
             (transport, _) => transport,
         };
-        let mut stream =
-            ServerStream::new(self.config.stream.clone(), entropy, self.backend.clone());
+        let mut stream = ServerStream::new(
+            self.config.stream.clone(),
+            entropy,
+            Arc::clone(&self.backend),
+        );
         // A fresh machine always accepts `start`.
         let _ = stream.start(now, transport);
         self.sessions.insert(

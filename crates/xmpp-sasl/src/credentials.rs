@@ -144,6 +144,22 @@ pub trait CredentialStore {
     }
 }
 
+/// One database shared by every connection: a server holds one store behind an `Arc` and hands
+/// each session a clone of the pointer, not of the accounts.
+impl<T: CredentialStore + ?Sized> CredentialStore for alloc::sync::Arc<T> {
+    fn scram_credentials(
+        &self,
+        authcid: &str,
+        hash: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        (**self).scram_credentials(authcid, hash)
+    }
+
+    fn authorize(&self, authcid: &str, authzid: &str) -> Result<(), Condition> {
+        (**self).authorize(authcid, authzid)
+    }
+}
+
 /// Client-side cached keys for one (hash, salt, iteration count): with them a reconnect skips
 /// PBKDF2 entirely, and the host need not keep the password at all.
 #[derive(Clone)]

@@ -36,6 +36,14 @@ pub trait ServerBackend: CredentialStore {
     }
 }
 
+/// One backend shared by every stream of a server: each `ServerStream` gets a clone of the
+/// pointer, so memory per connection does not grow with the number of accounts.
+impl<T: ServerBackend + ?Sized> ServerBackend for std::sync::Arc<T> {
+    fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
+        (**self).check_bind(jid)
+    }
+}
+
 /// Server configuration. Build with [`ServerConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
