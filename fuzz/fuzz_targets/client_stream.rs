@@ -1,73 +1,213 @@
 #![no_main]
-//! Arbitrary server bytes, in arbitrary chunks, with TLS switches and time jumps, into a
-//! `ClientStream`: no panic, outputs stop after `Closed`, protocol errors are sticky.
+//! A `ClientStream` fuzzed at every negotiation state. The first input byte picks a state
+//! (fresh, header received, STARTTLS sent, secured, SASL sent, authenticated, bind sent,
+//! negotiated); the machine is brought there by replaying a scripted server, then the rest
+//! of the input is fed as arbitrary chunks with time jumps. Properties: no panic; protocol
+//! errors are sticky; nothing (no output, no timer) after `Closed`; queued output stays
+//! within the configured bound between polls.
 
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
-    Output, SeededEntropy, TlsPolicy, Transport,
+    Output, SeededEntropy, SessionFlags, Transport,
 };
 
+const HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+xmlns:stream='http://etherx.jabber.org/streams' from='im.example.com' id='s1' version='1.0'>";
+const TLS_FEATURES: &[u8] = b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+<required/></starttls></stream:features>";
+const PROCEED: &[u8] = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+const SASL_FEATURES: &[u8] = b"<stream:features><mechanisms \
+xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>\
+</stream:features>";
+const SUCCESS: &[u8] = b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
+const BIND_FEATURES: &[u8] = b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+</stream:features>";
+
+/// Server messages that bring a fresh client to each state; `None` stands for the bind
+/// result, which must echo the id the client chose.
+const STATES: &[&[Option<&[u8]>]] = &[
+    &[],
+    &[Some(HEADER)],
+    &[Some(HEADER), Some(TLS_FEATURES)],
+    &[
+        Some(HEADER),
+        Some(TLS_FEATURES),
+        Some(PROCEED),
+        Some(HEADER),
+    ],
+    &[
+        Some(HEADER),
+        Some(TLS_FEATURES),
+        Some(PROCEED),
+        Some(HEADER),
+        Some(SASL_FEATURES),
+    ],
+    &[
+        Some(HEADER),
+        Some(TLS_FEATURES),
+        Some(PROCEED),
+        Some(HEADER),
+        Some(SASL_FEATURES),
+        Some(SUCCESS),
+        Some(HEADER),
+    ],
+    &[
+        Some(HEADER),
+        Some(TLS_FEATURES),
+        Some(PROCEED),
+        Some(HEADER),
+        Some(SASL_FEATURES),
+        Some(SUCCESS),
+        Some(HEADER),
+        Some(BIND_FEATURES),
+    ],
+    &[
+        Some(HEADER),
+        Some(TLS_FEATURES),
+        Some(PROCEED),
+        Some(HEADER),
+        Some(SASL_FEATURES),
+        Some(SUCCESS),
+        Some(HEADER),
+        Some(BIND_FEATURES),
+        None,
+    ],
+];
+
+/// Output bound configured on the machine; a drain may exceed it by the closing error.
+const MAX_OUTPUT: usize = 64 * 1024;
+
+struct Harness {
+    client: ClientStream,
+    now: Instant,
+    closed: bool,
+    sticky: Option<xmpp_stream::ProtocolError>,
+    binding: Vec<ChannelBinding>,
+    /// The last bytes the client transmitted (for the bind id).
+    last: Vec<u8>,
+}
+
+impl Harness {
+    fn drain(&mut self) {
+        let mut queued = 0usize;
+        while let Some(output) = self.client.poll_output() {
+            assert!(!self.closed, "output after Closed: {output:?}");
+            match output {
+                Output::Transmit(bytes) => {
+                    queued += bytes.len();
+                    self.last = bytes;
+                }
+                Output::StartTls => {
+                    let _ = self.client.tls_established(self.now, self.binding.clone());
+                }
+                Output::Event(Event::Closed { .. }) => self.closed = true,
+                _ => {}
+            }
+        }
+        assert!(
+            queued <= MAX_OUTPUT + 1024,
+            "output over its bound: {queued}"
+        );
+        if self.closed {
+            assert!(self.client.poll_timeout().is_none(), "timer after Closed");
+            assert!(self.client.is_closed());
+        }
+    }
+
+    fn input(&mut self, bytes: &[u8]) {
+        let result = self.client.handle_input(self.now, bytes);
+        if let Some(previous) = &self.sticky {
+            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
+        }
+        if let Err(e) = result {
+            self.sticky = Some(e);
+        }
+        self.drain();
+    }
+
+    fn bind_result(&self) -> Vec<u8> {
+        let text = String::from_utf8_lossy(&self.last);
+        let id = text
+            .find("id='")
+            .map(|at| &text[at + 4..])
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or("none");
+        format!(
+            "<iq type='result' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <jid>juliet@im.example.com/balcony</jid></bind></iq>"
+        )
+        .into_bytes()
+    }
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&mode, mut rest)) = data.split_first() else {
+    let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
     let Ok(jid) = BareJid::new("juliet@im.example.com") else {
         return;
     };
     let mut config = ClientConfig::new(jid, "r0m30myr0m30");
-    config.tls = [
-        TlsPolicy::Required,
-        TlsPolicy::Optional,
-        TlsPolicy::Disabled,
-    ][usize::from(mode % 3)];
-    config.allow_plain_without_tls = mode & 4 != 0;
-    config.resource = (mode & 8 != 0).then(|| "balcony".to_owned());
+    config.resource = (selector & 0x80 != 0).then(|| "balcony".to_owned());
+    config.max_output_bytes = MAX_OUTPUT;
+    config.max_queued_stanzas = usize::from((selector >> 4) & 7);
     let binding = vec![ChannelBinding::new(
         ChannelBindingType::TlsExporter,
         [7u8; 32],
     )];
-    let transport = if mode & 16 != 0 {
-        Transport::Tls(binding.clone())
-    } else {
-        Transport::Plain
+    let mut h = Harness {
+        client: ClientStream::new(config, SeededEntropy::new(u64::from(selector))),
+        now: Instant::ZERO,
+        closed: false,
+        sticky: None,
+        binding,
+        last: Vec::new(),
     };
-    let mut client = ClientStream::new(config, SeededEntropy::new(u64::from(mode)));
-    let mut now = Instant::ZERO;
-    if client.start(now, transport).is_err() {
+    if h.client.start(h.now, Transport::Plain).is_err() {
         return;
     }
-    let mut closed = false;
-    let mut sticky = None;
-    // Each chunk: one length byte, then that many bytes (the top bit of the length byte
-    // advances the clock by a minute instead).
+    h.drain();
+    let index = usize::from(selector & 0x0f) % STATES.len();
+    for step in STATES[index] {
+        let bytes = step.map_or_else(|| h.bind_result(), <[u8]>::to_vec);
+        h.input(&bytes);
+    }
+    // The replay really reached the state it names.
+    let flags = h.client.flags();
+    assert!(
+        !h.closed && h.sticky.is_none(),
+        "replay to state {index} failed"
+    );
+    assert_eq!(flags.contains(SessionFlags::SECURE), index >= 3);
+    assert_eq!(flags.contains(SessionFlags::AUTHENTICATED), index >= 5);
+    assert_eq!(h.client.is_negotiated(), index == 7);
+    // Each chunk: one length byte, then that many bytes; the top bit of the length byte
+    // first advances the clock by a minute (timers fire), a zero length ends the transport;
+    // a length of 0x7f also has the host send a stanza first.
     while let Some((&len, tail)) = rest.split_first() {
         if len & 0x80 != 0 {
-            now = now + core::time::Duration::from_secs(60);
-            client.handle_timeout(now);
+            h.now = h.now + core::time::Duration::from_secs(60);
+            h.client.handle_timeout(h.now);
+            h.drain();
+        }
+        if len == 0 {
+            h.client.transport_closed(h.now);
+            h.drain();
+            assert!(h.closed, "transport_closed must end in Closed");
+        }
+        if len & 0x7f == 0x7f {
+            if let Ok(stanza) = "<message xmlns='jabber:client' to='romeo@example.net'/>"
+                .parse::<minidom::Element>()
+            {
+                if h.client.send_stanza(h.now, stanza).is_ok() {
+                    assert!(!h.closed, "send_stanza accepted after Closed");
+                }
+            }
+            h.drain();
         }
         let take = usize::from(len & 0x7f).min(tail.len());
         let (chunk, tail) = tail.split_at(take);
         rest = tail;
-        let result = client.handle_input(now, chunk);
-        if let Some(previous) = &sticky {
-            assert_eq!(
-                result.as_ref().err(),
-                Some(previous),
-                "protocol errors are sticky"
-            );
-        }
-        if let Err(e) = result {
-            sticky = Some(e);
-        }
-        while let Some(output) = client.poll_output() {
-            assert!(!closed, "no output after Closed");
-            match output {
-                Output::StartTls => {
-                    let _ = client.tls_established(now, binding.clone());
-                }
-                Output::Event(Event::Closed { .. }) => closed = true,
-                _ => {}
-            }
-        }
+        h.input(chunk);
     }
 });

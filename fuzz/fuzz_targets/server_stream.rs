@@ -1,81 +1,153 @@
 #![no_main]
-//! Arbitrary client bytes, in arbitrary chunks, with TLS switches and time jumps, into a
-//! `ServerStream`: no panic, outputs stop after `Closed`, protocol errors are sticky.
+//! A `ServerStream` fuzzed at every negotiation state. The first input byte picks a state
+//! (fresh, header received, secured, mid-SCRAM, authenticated, negotiated); the machine is
+//! brought there by replaying a scripted client, then the rest of the input is fed as
+//! arbitrary chunks with time jumps. Properties: no panic; protocol errors are sticky;
+//! nothing (no output, no timer) after `Closed`; queued output stays within the configured
+//! bound between polls.
 
 use std::sync::OnceLock;
 
 use xmpp_stream::pair::MemoryBackend;
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, Event, Instant, Output, SeededEntropy,
-    ServerConfig, ServerStream, TlsPolicy, Transport,
+    ServerConfig, ServerStream, SessionFlags, TlsPolicy, Transport,
 };
+
+const HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+xmlns:stream='http://etherx.jabber.org/streams' to='im.example.com' version='1.0'>";
+const RESTART: &[u8] = b"<stream:stream xmlns='jabber:client' \
+xmlns:stream='http://etherx.jabber.org/streams' to='im.example.com' version='1.0'>";
+const STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+/// SCRAM-SHA-1 client-first `n,,n=juliet,r=fyko+d2lbbFgONRv9qkxdawL` (RFC 5802 §5 nonce).
+const AUTH_SCRAM: &[u8] = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' \
+mechanism='SCRAM-SHA-1'>biwsbj1qdWxpZXQscj1meXprbytkMmxiYkZnT05Sdjlxa3hkYXdM</auth>";
+/// PLAIN `\0juliet\0r0m30myr0m30`.
+const AUTH_PLAIN: &[u8] = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' \
+mechanism='PLAIN'>AGp1bGlldAByMG0zMG15cjBtMzA=</auth>";
+const BIND: &[u8] = b"<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+<resource>balcony</resource></bind></iq>";
+
+/// The client bytes that bring a fresh server to each state.
+const STATES: &[&[&[u8]]] = &[
+    &[],
+    &[HEADER],
+    &[HEADER, STARTTLS, RESTART],
+    &[HEADER, STARTTLS, RESTART, AUTH_SCRAM],
+    &[HEADER, STARTTLS, RESTART, AUTH_PLAIN, RESTART],
+    &[HEADER, STARTTLS, RESTART, AUTH_PLAIN, RESTART, BIND],
+];
+
+/// Output bound configured on the machine; a drain may exceed it by the closing error.
+const MAX_OUTPUT: usize = 64 * 1024;
 
 fn backend() -> MemoryBackend {
     static BACKEND: OnceLock<MemoryBackend> = OnceLock::new();
+    // One iteration: PLAIN verification derives the key per attempt, keep it cheap.
     BACKEND
-        .get_or_init(|| MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096))
+        .get_or_init(|| MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 1))
         .clone()
 }
 
+struct Harness {
+    server: ServerStream,
+    now: Instant,
+    closed: bool,
+    sticky: Option<xmpp_stream::ProtocolError>,
+    binding: Vec<ChannelBinding>,
+}
+
+impl Harness {
+    fn drain(&mut self) {
+        let mut queued = 0usize;
+        while let Some(output) = self.server.poll_output() {
+            assert!(!self.closed, "output after Closed: {output:?}");
+            match output {
+                Output::Transmit(bytes) => queued += bytes.len(),
+                Output::StartTls => {
+                    let _ = self.server.tls_established(self.now, self.binding.clone());
+                }
+                Output::Event(Event::Closed { .. }) => self.closed = true,
+                _ => {}
+            }
+        }
+        assert!(
+            queued <= MAX_OUTPUT + 1024,
+            "output over its bound: {queued}"
+        );
+        if self.closed {
+            assert!(self.server.poll_timeout().is_none(), "timer after Closed");
+            assert!(self.server.is_closed());
+        }
+    }
+
+    fn input(&mut self, bytes: &[u8]) {
+        let result = self.server.handle_input(self.now, bytes);
+        if let Some(previous) = &self.sticky {
+            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
+        }
+        if let Err(e) = result {
+            self.sticky = Some(e);
+        }
+        self.drain();
+    }
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&mode, mut rest)) = data.split_first() else {
+    let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
     let Ok(domain) = BareJid::new("im.example.com") else {
         return;
     };
     let mut config = ServerConfig::new(domain);
-    config.tls = [
-        TlsPolicy::Required,
-        TlsPolicy::Optional,
-        TlsPolicy::Disabled,
-    ][usize::from(mode % 3)];
-    config.allow_plain_without_tls = mode & 4 != 0;
-    config.max_auth_attempts = u32::from(mode >> 5) + 1;
+    config.tls = TlsPolicy::Optional;
+    config.allow_plain_without_tls = selector & 0x80 != 0;
+    config.max_auth_attempts = u32::from((selector >> 4) & 3) + 1;
+    config.max_output_bytes = MAX_OUTPUT;
     let binding = vec![ChannelBinding::new(
         ChannelBindingType::TlsExporter,
         [7u8; 32],
     )];
-    let transport = if mode & 16 != 0 {
-        Transport::Tls(binding.clone())
-    } else {
-        Transport::Plain
+    let mut h = Harness {
+        server: ServerStream::new(config, SeededEntropy::new(u64::from(selector)), backend()),
+        now: Instant::ZERO,
+        closed: false,
+        sticky: None,
+        binding,
     };
-    let mut server = ServerStream::new(config, SeededEntropy::new(u64::from(mode)), backend());
-    let mut now = Instant::ZERO;
-    if server.start(now, transport).is_err() {
+    if h.server.start(h.now, Transport::Plain).is_err() {
         return;
     }
-    let mut closed = false;
-    let mut sticky = None;
+    let index = usize::from(selector & 0x0f) % STATES.len();
+    for step in STATES[index] {
+        h.input(step);
+    }
+    // The replay really reached the state it names.
+    let flags = h.server.flags();
+    assert!(
+        !h.closed && h.sticky.is_none(),
+        "replay to state {index} failed"
+    );
+    assert_eq!(flags.contains(SessionFlags::SECURE), index >= 2);
+    assert_eq!(flags.contains(SessionFlags::AUTHENTICATED), index >= 4);
+    assert_eq!(h.server.is_negotiated(), index >= 5);
+    // Each chunk: one length byte, then that many bytes; the top bit of the length byte
+    // first advances the clock by a minute (timers fire), a zero length ends the transport.
     while let Some((&len, tail)) = rest.split_first() {
         if len & 0x80 != 0 {
-            now = now + core::time::Duration::from_secs(60);
-            server.handle_timeout(now);
+            h.now = h.now + core::time::Duration::from_secs(60);
+            h.server.handle_timeout(h.now);
+            h.drain();
+        }
+        if len == 0 {
+            h.server.transport_closed(h.now);
+            h.drain();
+            assert!(h.closed, "transport_closed must end in Closed");
         }
         let take = usize::from(len & 0x7f).min(tail.len());
         let (chunk, tail) = tail.split_at(take);
         rest = tail;
-        let result = server.handle_input(now, chunk);
-        if let Some(previous) = &sticky {
-            assert_eq!(
-                result.as_ref().err(),
-                Some(previous),
-                "protocol errors are sticky"
-            );
-        }
-        if let Err(e) = result {
-            sticky = Some(e);
-        }
-        while let Some(output) = server.poll_output() {
-            assert!(!closed, "no output after Closed");
-            match output {
-                Output::StartTls => {
-                    let _ = server.tls_established(now, binding.clone());
-                }
-                Output::Event(Event::Closed { .. }) => closed = true,
-                _ => {}
-            }
-        }
+        h.input(chunk);
     }
 });
