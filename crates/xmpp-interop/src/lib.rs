@@ -325,7 +325,10 @@ modules:
         Ok(())
     }
 
-    fn ejabberdctl(&self) -> Command {
+    /// An `ejabberdctl` command aimed at this ejabberd node (e.g. to register many accounts
+    /// in parallel). Meaningless for Prosody.
+    #[must_use]
+    pub fn ejabberdctl(&self) -> Command {
         let mut command = Command::new("ejabberdctl");
         command
             .arg("--config-dir")

@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use xmpp_interop::{PeerKind, PeerServer};
@@ -216,29 +216,23 @@ fn start_prosody(options: &Options) -> Result<Started, String> {
 fn start_ejabberd(options: &Options, budget: Duration) -> Result<Started, String> {
     let begin = Instant::now();
     let server = PeerServer::start(PeerKind::Ejabberd, &[]).map_err(|e| e.to_string())?;
-    let dir = server.dir().to_owned();
     // Register in parallel, in order, until done or the budget runs out; the run then uses
-    // the registered prefix user0..user<k-1>.
-    let next = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Mutex::new(vec![false; options.sessions]));
+    // the registered prefix user0..user<k-1>. Each `register` starts an Erlang VM: slow.
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(vec![false; options.sessions]);
     let deadline = Instant::now() + budget;
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (next, done, dir) = (next.clone(), done.clone(), dir.clone());
-            let (prefix, password, domain, total) = (
-                options.user_prefix.clone(),
-                options.password.clone(),
-                options.domain.clone(),
-                options.sessions,
-            );
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
+                    if i >= options.sessions {
                         break;
                     }
-                    let ok = ejabberdctl(&dir)
-                        .args(["register", &format!("{prefix}{i}"), &domain, &password])
+                    let user = format!("{}{i}", options.user_prefix);
+                    let ok = server
+                        .ejabberdctl()
+                        .args(["register", &user, &options.domain, &options.password])
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .status()
@@ -247,28 +241,13 @@ fn start_ejabberd(options: &Options, budget: Duration) -> Result<Started, String
                         done[i] = ok;
                     }
                 }
-            })
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.join();
-    }
+            });
+        }
+    });
     let accounts = done
         .lock()
         .map_or(0, |d| d.iter().take_while(|ok| **ok).count());
-    // The harness's certificate is valid until the year 4096, and ejabberd 23.01's `pkix`
-    // crashes arming an expiry timer that far out (Erlang timers are bounded), so it refuses
-    // every STARTTLS. Swap in a 30-day certificate and reload the configuration.
-    let cert_pem = short_lived_certificate(&dir, &options.domain)?;
-    let reloaded = ejabberdctl(&dir)
-        .arg("reload_config")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !reloaded {
-        return Err("ejabberdctl reload_config failed".to_owned());
-    }
+    let cert_pem = server.certificate_pem.clone();
     let pid = procfs::listener_pid(server.starttls_port);
     Ok(Started {
         name: "ejabberd",
@@ -281,67 +260,6 @@ fn start_ejabberd(options: &Options, budget: Duration) -> Result<Started, String
         setup: begin.elapsed(),
         _guard: Guard::Peer(Box::new(server)),
     })
-}
-
-/// `ejabberdctl` for the harness's node in `dir`.
-fn ejabberdctl(dir: &Path) -> Command {
-    let mut command = Command::new("ejabberdctl");
-    command
-        .arg("--config-dir")
-        .arg(dir)
-        .arg("--ctl-config")
-        .arg(dir.join("ejabberdctl.cfg"))
-        .arg("--spool")
-        .arg(dir.join("spool"))
-        .arg("--logs")
-        .arg(dir.join("logs"))
-        .env("ERL_EPMD_ADDRESS", "127.0.0.1");
-    command
-}
-
-/// Writes `dir/server.pem` (key, then a self-signed certificate for `domain` valid from
-/// yesterday for 30 days), owned by the ejabberd user; returns the certificate's PEM.
-fn short_lived_certificate(dir: &Path, domain: &str) -> Result<String, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?;
-    let today = i64::try_from(now.as_secs() / 86_400).map_err(|e| e.to_string())?;
-    let date = |days: i64| {
-        let (y, m, d) = civil_from_days(days);
-        rcgen::date_time_ymd(y, m, d)
-    };
-    let mut params =
-        rcgen::CertificateParams::new(vec![domain.to_owned()]).map_err(|e| e.to_string())?;
-    params.not_before = date(today - 1);
-    params.not_after = date(today + 30);
-    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let cert_pem = cert.pem();
-    let file = dir.join("server.pem");
-    fs::write(&file, format!("{}{cert_pem}", key.serialize_pem())).map_err(|e| e.to_string())?;
-    let _ = Command::new("chown")
-        .arg("ejabberd:ejabberd")
-        .arg(&file)
-        .status();
-    Ok(cert_pem)
-}
-
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        i32::try_from(year).unwrap_or(i32::MAX),
-        u8::try_from(month).unwrap_or(1),
-        u8::try_from(day).unwrap_or(1),
-    )
 }
 
 fn c2s_path(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -473,17 +391,5 @@ fn leak_name(name: &str) -> &'static str {
         "prosody" => "Prosody",
         "ejabberd" => "ejabberd",
         _ => "unknown",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
     }
 }
