@@ -6,7 +6,7 @@
 //! when asked and writes what [`Hub::poll_output`] returns.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use minidom::Element;
 use xmpp_im::MemoryStore;
@@ -68,6 +68,9 @@ pub struct HubConfig {
     pub iterations: u32,
     /// `-PLUS` policy.
     pub plus: PlusPolicy,
+    /// Tests only: when set, every session is recorded as a replayable transcript (the
+    /// format of `testdata/README.md`, as the server) and pushed here when it closes.
+    pub record: Option<TranscriptSink>,
     /// The stream configuration template for every connection. [`HubConfig::new`] fills it
     /// from the fields above; adjust it afterwards for timeouts, limits or a TLS policy.
     pub stream: ServerConfig,
@@ -84,6 +87,7 @@ impl HubConfig {
             users: Vec::new(),
             iterations: 4096,
             plus: PlusPolicy::Off,
+            record: None,
             stream,
         }
     }
@@ -130,8 +134,112 @@ fn apply_plus(stream: &mut ServerConfig, plus: PlusPolicy) {
     }
 }
 
+/// Where a recording hub puts finished session transcripts (see [`HubConfig::record`]).
+pub type TranscriptSink = Arc<Mutex<Vec<String>>>;
+
+/// Entropy that also logs every byte drawn, for the transcript.
+struct Tap<E> {
+    inner: E,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<E: Entropy> Entropy for Tap<E> {
+    fn fill(&mut self, buf: &mut [u8]) {
+        self.inner.fill(buf);
+        if let Ok(mut log) = self.log.lock() {
+            log.extend_from_slice(buf);
+        }
+    }
+}
+
+/// One session's transcript being recorded.
+struct Recording {
+    start: Instant,
+    setup: Vec<String>,
+    lines: Vec<String>,
+    entropy: Arc<Mutex<Vec<u8>>>,
+    /// Something happened that a transcript cannot express (`close_with_error`).
+    unreplayable: bool,
+}
+
+impl Recording {
+    fn line(&mut self, now: Instant, text: &str) {
+        let ms = now.as_millis().saturating_sub(self.start.as_millis());
+        self.lines.push(format!("{ms} {text}"));
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# Recorded by crates/xmpp-c2s (HubConfig::record): one ServerStream of the hub.\n",
+        );
+        for line in &self.setup {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if let Ok(entropy) = self.entropy.lock()
+            && !entropy.is_empty()
+        {
+            out.push_str("!server entropy ");
+            out.push_str(&hex(&entropy));
+            out.push('\n');
+        }
+        for line in &self.lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use core::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn binding_line(binding: &ChannelBinding) -> String {
+    format!("!server binding {} {}", binding.kind(), hex(binding.data()))
+}
+
+/// Move the stream's outputs to `pending`, recording them: done after every host command,
+/// so a transcript ties each output to the input that caused it.
+fn drain(session: &mut Session, now: Instant) {
+    while let Some(output) = session.stream.poll_output() {
+        if let Some(rec) = &mut session.rec {
+            let text = match &output {
+                Output::Transmit(bytes) => Some(format!(
+                    "S: {}",
+                    xmpp_stream::transcript::escape_bytes(bytes)
+                )),
+                Output::StartTls => Some("[TLS]".to_owned()),
+                Output::Event(event) => Some(format!(
+                    "E server: {}",
+                    xmpp_stream::transcript::event_summary(event)
+                )),
+                _ => None,
+            };
+            if let Some(text) = text {
+                rec.line(now, &text);
+            }
+        }
+        session.pending.push(output);
+    }
+}
+
+fn record(session: &mut Session, now: Instant, text: &str) {
+    if let Some(rec) = &mut session.rec {
+        rec.line(now, text);
+    }
+}
+
 struct Session {
     stream: ServerStream,
+    rec: Option<Recording>,
+    /// Outputs taken from the stream (and recorded) but not yet acted on.
+    pending: Vec<Output>,
     /// The bound JID once registered with the IM server.
     jid: Option<FullJid>,
     closed: bool,
@@ -269,6 +377,16 @@ impl Hub {
             (Transport::Tls(_), PlusPolicy::Off) => Transport::Tls(Vec::new()),
             (transport, _) => transport,
         };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rec = self
+            .config
+            .record
+            .as_ref()
+            .map(|_| self.recording(now, &transport, &log));
+        let entropy = Tap {
+            inner: entropy,
+            log,
+        };
         let mut stream = ServerStream::new(
             self.config.stream.clone(),
             entropy,
@@ -280,6 +398,8 @@ impl Hub {
             id,
             Session {
                 stream,
+                rec,
+                pending: Vec::new(),
                 jid: None,
                 closed: false,
             },
@@ -292,6 +412,11 @@ impl Hub {
     /// Bytes read from connection `id`.
     pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
         if let Some(session) = self.sessions.get_mut(&id) {
+            record(
+                session,
+                now,
+                &format!("C: {}", xmpp_stream::transcript::escape_bytes(bytes)),
+            );
             if let Err(error) = session.stream.handle_input(now, bytes) {
                 self.log.push(format!("{id}: protocol error: {error}"));
             }
@@ -308,6 +433,9 @@ impl Hub {
             PlusPolicy::Advertise => bindings,
         };
         if let Some(session) = self.sessions.get_mut(&id) {
+            if let Some(rec) = &mut session.rec {
+                rec.setup.extend(bindings.iter().map(binding_line));
+            }
             if let Err(error) = session.stream.tls_established(now, bindings) {
                 self.log.push(format!("{id}: tls_established: {error}"));
             }
@@ -319,6 +447,7 @@ impl Hub {
     /// The connection ended (EOF, reset or TLS failure).
     pub fn transport_closed(&mut self, id: SessionId, now: Instant) {
         if let Some(session) = self.sessions.get_mut(&id) {
+            record(session, now, "H server: transport-closed");
             session.stream.transport_closed(now);
             self.dirty.insert(id);
         }
@@ -329,6 +458,7 @@ impl Hub {
     pub fn handle_timeout(&mut self, now: Instant) {
         for (id, session) in &mut self.sessions {
             if session.stream.poll_timeout().is_some_and(|t| t <= now) {
+                record(session, now, "H server: timeout");
                 session.stream.handle_timeout(now);
                 self.dirty.insert(*id);
             }
@@ -340,6 +470,9 @@ impl Hub {
     pub fn shutdown(&mut self, now: Instant) {
         for (id, session) in &mut self.sessions {
             let error = StreamError::new(StreamErrorCondition::SystemShutdown);
+            if let Some(rec) = &mut session.rec {
+                rec.unreplayable = true;
+            }
             if session.stream.close_with_error(now, error).is_ok() {
                 self.dirty.insert(*id);
             }
@@ -349,14 +482,54 @@ impl Hub {
 
     // ----- internals -----
 
+    /// The setup lines of a new session's transcript.
+    fn recording(
+        &self,
+        now: Instant,
+        transport: &Transport,
+        log: &Arc<Mutex<Vec<u8>>>,
+    ) -> Recording {
+        let stream = &self.config.stream;
+        let mut setup = vec![format!("!server domain {}", self.config.domain)];
+        if let Some(mechanisms) = &stream.mechanisms {
+            let names: Vec<String> = mechanisms.iter().map(ToString::to_string).collect();
+            setup.push(format!("!server mechanisms {}", names.join(",")));
+        }
+        setup.push(format!(
+            "!server cb-types {}",
+            stream.advertise_channel_binding_types
+        ));
+        for (name, password) in &self.config.users {
+            setup.push(format!(
+                "!server user {name} {password} salt-of-{name} {}",
+                self.config.iterations
+            ));
+        }
+        if let Transport::Tls(bindings) = transport {
+            setup.push("!server transport tls".to_owned());
+            setup.extend(bindings.iter().map(binding_line));
+        }
+        Recording {
+            start: now,
+            setup,
+            lines: Vec::new(),
+            entropy: Arc::clone(log),
+            unreplayable: false,
+        }
+    }
+
     /// Drain every touched stream, acting on its events, until nothing is left to do.
     fn flush(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop_first() {
-            while let Some(output) = self
-                .sessions
-                .get_mut(&id)
-                .and_then(|session| session.stream.poll_output())
-            {
+            // Drain the stream before acting on its events: what the hub then sends it is
+            // queued after these outputs either way, and a recorded transcript keeps the
+            // order "input, its outputs, host commands".
+            let mut outputs = Vec::new();
+            if let Some(session) = self.sessions.get_mut(&id) {
+                drain(session, now);
+                outputs = std::mem::take(&mut session.pending);
+            }
+            for output in outputs {
                 match output {
                     Output::Transmit(bytes) => self.out.push_back(HubOutput::Transmit(id, bytes)),
                     Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
@@ -372,7 +545,13 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for id in closed {
-            self.sessions.remove(&id);
+            if let Some(session) = self.sessions.remove(&id)
+                && let (Some(rec), Some(sink)) = (session.rec, &self.config.record)
+                && !rec.unreplayable
+                && let Ok(mut sink) = sink.lock()
+            {
+                sink.push(rec.render());
+            }
         }
     }
 
@@ -407,6 +586,9 @@ impl Hub {
         if let Some(old) = self.by_jid.remove(&jid) {
             if let Some(session) = self.sessions.get_mut(&old) {
                 session.jid = None;
+                if let Some(rec) = &mut session.rec {
+                    rec.unreplayable = true;
+                }
                 let error = StreamError::new(StreamErrorCondition::Conflict);
                 let _ = session.stream.close_with_error(now, error);
                 self.dirty.insert(old);
@@ -424,6 +606,9 @@ impl Hub {
             Err(error) => {
                 self.log.push(format!("{id}: cannot start {jid}: {error}"));
                 if let Some(session) = self.sessions.get_mut(&id) {
+                    if let Some(rec) = &mut session.rec {
+                        rec.unreplayable = true;
+                    }
                     let error = StreamError::new(StreamErrorCondition::ResourceConstraint);
                     let _ = session.stream.close_with_error(now, error);
                 }
@@ -446,11 +631,12 @@ impl Hub {
         }
         self.route_im(now);
         // Initial presence: hand over what was stored while no resource was available.
-        if !was_available && self.im.is_available(&jid) {
-            if let Some(stored) = self.offline.remove(&jid.to_bare()) {
-                for message in stored {
-                    self.deliver(now, &jid, &message);
-                }
+        if !was_available
+            && self.im.is_available(&jid)
+            && let Some(stored) = self.offline.remove(&jid.to_bare())
+        {
+            for message in stored {
+                self.deliver(now, &jid, &message);
             }
         }
     }
@@ -488,7 +674,13 @@ impl Hub {
             return;
         };
         if let Some(session) = self.sessions.get_mut(&id) {
+            record(
+                session,
+                now,
+                &format!("H server: send {}", String::from(stanza)),
+            );
             if session.stream.send_stanza(now, stanza).is_ok() {
+                drain(session, now);
                 self.dirty.insert(id);
             }
         }

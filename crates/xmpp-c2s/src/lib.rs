@@ -38,5 +38,5 @@
 pub mod hub;
 pub mod runtime;
 
-pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
 pub use runtime::{OsEntropy, RuntimeConfig, ServerHandle, TlsMaterial, serve, serve_with};

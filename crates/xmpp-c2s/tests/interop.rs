@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial};
+use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink};
 use xmpp_stream::{BareJid, Mechanism};
 
 const DOMAIN: &str = "localhost";
@@ -49,6 +49,8 @@ fn temp_dir(name: &str) -> PathBuf {
 
 struct Server {
     handle: ServerHandle,
+    /// Finished sessions' transcripts, under `XMPP_RECORD=1`.
+    sink: Option<TranscriptSink>,
     cafile: PathBuf,
     _dir: PathBuf,
 }
@@ -70,6 +72,10 @@ fn start_server_for(
     if mechanisms.is_some() {
         hub.stream.mechanisms = mechanisms;
     }
+    let sink = std::env::var("XMPP_RECORD")
+        .is_ok_and(|v| v == "1")
+        .then(TranscriptSink::default);
+    hub.record.clone_from(&sink);
     let config = RuntimeConfig {
         hub,
         tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
@@ -83,6 +89,7 @@ fn start_server_for(
     std::fs::write(&cafile, &handle.cert_pem).unwrap();
     Server {
         handle,
+        sink,
         cafile,
         _dir: dir,
     }
@@ -184,6 +191,39 @@ fn slixmpp_python() -> Option<PathBuf> {
     })
 }
 
+/// Under `XMPP_RECORD=1`: write the transcripts of the peer's two sessions (alice, bob) to
+/// `testdata/transcripts/real-server/NAME-USER.txt`, replayed by `tests/replay_real.rs`.
+fn save_transcripts(server: &Server, name: &str, comment: &str) {
+    let Some(sink) = &server.sink else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/transcripts/real-server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let transcripts = sink.lock().unwrap().clone();
+    assert_eq!(
+        transcripts.len(),
+        2,
+        "{name}: expected two replayable sessions"
+    );
+    for text in transcripts {
+        let user = text
+            .lines()
+            .find_map(|l| {
+                l.split_once("E server: Authenticated ")
+                    .map(|(_, rest)| rest)
+            })
+            .and_then(|rest| rest.split('@').next())
+            .unwrap_or("unauthenticated")
+            .to_owned();
+        let file = dir.join(format!("{name}-{user}.txt"));
+        std::fs::write(&file, format!("# {comment}\n{text}")).unwrap();
+    }
+}
+
 fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
@@ -219,6 +259,15 @@ fn slixmpp_against(mechanism: &str, plus: PlusPolicy) {
             "close",
         ],
     );
+    if plus == PlusPolicy::Off {
+        save_transcripts(
+            &server,
+            &format!("slixmpp-{}", mechanism.to_lowercase()),
+            &format!(
+                "slixmpp (tests/peers/slix_pair.py, mechanism {mechanism}) against the hub, STARTTLS."
+            ),
+        );
+    }
 }
 
 #[test]
@@ -298,6 +347,13 @@ fn strophe_with(mechanism: Mechanism) {
             "message",
             "close",
         ],
+    );
+    save_transcripts(
+        &server,
+        &format!("libstrophe-{}", mechanism.to_string().to_lowercase()),
+        &format!(
+            "libstrophe (tests/peers/strophe_pair.c) against the hub offering only {mechanism}, STARTTLS."
+        ),
     );
 }
 
