@@ -33,11 +33,30 @@ const ADDRESSES: [&str; 10] = [
     "mercutio@example.net/r",
 ];
 /// Remote senders: the stream layer has verified that they are not local addresses.
-const REMOTE_FROM: [&str; 4] = ["", "example.net", "mercutio@example.net", "mercutio@example.net/r"];
+const REMOTE_FROM: [&str; 4] = [
+    "",
+    "example.net",
+    "mercutio@example.net",
+    "mercutio@example.net/r",
+];
 const NAMES: [&str; 4] = ["message", "presence", "iq", "other"];
 const TYPES: [&str; 16] = [
-    "", "chat", "error", "groupchat", "headline", "normal", "unavailable", "subscribe",
-    "subscribed", "unsubscribe", "unsubscribed", "probe", "get", "set", "result", "bogus",
+    "",
+    "chat",
+    "error",
+    "groupchat",
+    "headline",
+    "normal",
+    "unavailable",
+    "subscribe",
+    "subscribed",
+    "unsubscribe",
+    "unsubscribed",
+    "probe",
+    "get",
+    "set",
+    "result",
+    "bogus",
 ];
 const CHILDREN: [&str; 8] = [
     "",
@@ -66,7 +85,10 @@ impl Fuzz {
             assert!(n < 100_000, "runaway output");
             match out {
                 Output::Deliver { to, stanza } => {
-                    assert!(self.online.contains(to.as_str()), "delivery to a missing session");
+                    assert!(
+                        self.online.contains(to.as_str()),
+                        "delivery to a missing session"
+                    );
                     self.check_presence(&stanza, Some(to.to_bare()));
                 }
                 Output::Route(stanza) => self.check_presence(&stanza, None),
@@ -95,11 +117,13 @@ impl Fuzz {
             .store
             .entry(&sender, &recipient)
             .is_some_and(|e| e.state.state.subscription().has_from());
-        let directed = self
-            .directed
-            .iter()
-            .any(|(f, t)| f == from.as_str() && Jid::new(t).is_ok_and(|t| t.to_bare() == recipient));
-        assert!(granted || directed, "presence of {from} leaked to {recipient}");
+        let directed = self.directed.iter().any(|(f, t)| {
+            f == from.as_str() && Jid::new(t).is_ok_and(|t| t.to_bare() == recipient)
+        });
+        assert!(
+            granted || directed,
+            "presence of {from} leaked to {recipient}"
+        );
     }
 }
 
@@ -131,7 +155,11 @@ fn build(data: &mut &[u8]) -> Option<(usize, String)> {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut store = MemoryStore::new();
-    for u in ["juliet@example.com", "romeo@example.com", "nurse@example.com"] {
+    for u in [
+        "juliet@example.com",
+        "romeo@example.com",
+        "nurse@example.com",
+    ] {
         if let Ok(j) = BareJid::new(u) {
             store.add_account(j);
         }
@@ -168,8 +196,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 }
             }
             _ => {
-                let Some((sender, xml)) = build(&mut data) else { break };
-                let Ok(el) = xml.parse::<Element>() else { continue };
+                let Some((sender, xml)) = build(&mut data) else {
+                    break;
+                };
+                let Ok(el) = xml.parse::<Element>() else {
+                    continue;
+                };
                 if sender == 3 {
                     f.server.handle_remote_stanza(&mut f.store, &el);
                 } else {
