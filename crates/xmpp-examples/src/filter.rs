@@ -36,18 +36,17 @@ impl MechanismFilter {
         self.pending.extend_from_slice(chunk);
         // Hold back an unfinished tag or an unfinished <mechanism> element.
         let mut cut = self.pending.len();
-        if let Some(lt) = self.pending.iter().rposition(|b| *b == b'<') {
-            if !self.pending[lt..].contains(&b'>') {
-                cut = lt;
-            }
+        if let Some(lt) = self.pending.iter().rposition(|b| *b == b'<')
+            && !self.pending[lt..].contains(&b'>')
+        {
+            cut = lt;
         }
         if let Some(open) = self.pending[..cut]
             .windows(OPEN.len())
             .rposition(|w| w == OPEN)
+            && find(&self.pending[open..cut], CLOSE).is_none()
         {
-            if find(&self.pending[open..cut], CLOSE).is_none() {
-                cut = open;
-            }
+            cut = open;
         }
         let rest = self.pending.split_off(cut);
         let ready = std::mem::replace(&mut self.pending, rest);

@@ -146,10 +146,16 @@ fn async_client_and_server_under_tokio() {
             let (server_tls, leaf) = (tls.server.clone(), tls.leaf.clone());
             let server = tokio::spawn(async move {
                 let (socket, _) = listener.accept().await.unwrap();
-                let mut conn =
-                    AsyncConnection::accept(socket, server_machine(), server_tls, leaf, direct_tls)
-                        .await
-                        .unwrap();
+                // Boxed: the machine makes this future large (clippy::large_futures).
+                let mut conn = Box::pin(AsyncConnection::accept(
+                    socket,
+                    server_machine(),
+                    server_tls,
+                    leaf,
+                    direct_tls,
+                ))
+                .await
+                .unwrap();
                 let mut closed = None;
                 while let Some(event) = conn.next_event(WAIT).await.unwrap() {
                     match event {

@@ -246,7 +246,7 @@ impl Session {
         };
         let options = &self.shared.options;
         let partner = self.index ^ 1;
-        let sender = self.index % 2 == 0 && partner < options.sessions;
+        let sender = self.index.is_multiple_of(2) && partner < options.sessions;
         let partner_jid = format!("{}@{}", self.user(partner), options.domain);
         let mut phase_rx: watch::Receiver<Phase> = self.shared.phase.subscribe();
         // Each sender pings at rate / senders per second, offset so they do not fire together.
