@@ -1,5 +1,5 @@
 //! Our client (`ClientStream` in the blocking driver) against real Prosody 0.12 and ejabberd
-//! 23.01 on loopback, started once per server by `xmpp-interop`. Each server's scenarios run
+//! 23.01 on loopback, started once per server by `xmpp-interop-driver`. Each server's scenarios run
 //! in sequence in one test function; every scenario appends a row to the interop matrix
 //! (`cargo run -p xmpp-examples --example matrix` prints it). Every wait is bounded.
 //!
@@ -18,7 +18,7 @@ use xmpp_examples::asynchronous::AsyncConnection;
 use xmpp_examples::blocking::{ClientOptions, Connection};
 use xmpp_examples::tls::{Trust, Versions, client_config};
 use xmpp_examples::{Error, OsEntropy, matrix};
-use xmpp_interop::{PeerKind, PeerServer, start_for_test};
+use xmpp_interop_driver::{PeerKind, PeerServer, start_for_test};
 use xmpp_stream::transcript::{Role, Transcript};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, CloseReason, Event, FullJid};
 

@@ -1,4 +1,4 @@
-/* Two libstrophe clients through the xmpp-c2s example server, in one event loop.
+/* Two libstrophe clients through the xmpp-example-server example server, in one event loop.
  *
  * usage: strophe_pair HOST PORT DOMAIN CAFILE
  *

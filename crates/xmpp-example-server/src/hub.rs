@@ -170,7 +170,7 @@ impl Recording {
 
     fn render(&self) -> String {
         let mut out = String::from(
-            "# Recorded by crates/xmpp-c2s (HubConfig::record): one ServerStream of the hub.\n",
+            "# Recorded by crates/xmpp-example-server (HubConfig::record): one ServerStream of the hub.\n",
         );
         for line in &self.setup {
             out.push_str(line);
@@ -760,7 +760,7 @@ fn disco_info() -> Element {
             Element::builder("identity", "http://jabber.org/protocol/disco#info")
                 .attr(name("category"), "server")
                 .attr(name("type"), "im")
-                .attr(name("name"), "xmpp-c2s example")
+                .attr(name("name"), "xmpp-example-server example")
                 .build(),
         )
         .append(feature("http://jabber.org/protocol/disco#info"))

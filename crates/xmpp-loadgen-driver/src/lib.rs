@@ -10,9 +10,9 @@
 //! percentiles and memory per session.
 //!
 //! ```no_run
-//! use xmpp_loadgen::{Options, Target, run};
+//! use xmpp_loadgen_driver::{Options, Target, run};
 //!
-//! # async fn demo(pem: String) -> Result<(), xmpp_loadgen::Error> {
+//! # async fn demo(pem: String) -> Result<(), xmpp_loadgen_driver::Error> {
 //! let target = Target::new("127.0.0.1:5222".parse().unwrap(), pem, None);
 //! let report = run(&target, Options::new(100)).await?;
 //! println!("{report}");
@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Binaries: `loadgen` (one server you started) and `compare` (starts Prosody, ejabberd and
-//! `xmpp-c2s` itself and prints one table).
+//! `xmpp-example-server` itself and prints one table).
 // A load generator does real I/O (sockets, clock, /proc), unlike the library crates the
 // workspace's Sans-IO lints guard.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]

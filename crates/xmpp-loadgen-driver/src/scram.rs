@@ -6,7 +6,7 @@
 //! arrives in one TLS record in practice; if it were split inside a `<mechanism>` element,
 //! that piece would pass through unchanged and the session would use the server's default.
 //!
-//! A server that implements XEP-0474 (SASL SCRAM downgrade protection, as `xmpp-c2s` does)
+//! A server that implements XEP-0474 (SASL SCRAM downgrade protection, as `xmpp-example-server` does)
 //! sends a hash of its real mechanism list, and `ClientStream` rightly aborts when the list it
 //! saw differs: against such a server only [`ScramChoice::Strongest`] works.
 

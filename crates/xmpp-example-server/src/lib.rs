@@ -12,7 +12,7 @@
 //!   `StartTls` with `tls-exporter` / `tls-server-end-point` bindings, a timer tick.
 //!
 //! ```
-//! use xmpp_c2s::{Hub, HubConfig, HubOutput};
+//! use xmpp_example_server::{Hub, HubConfig, HubOutput};
 //! use xmpp_stream::{BareJid, SeededEntropy, Transport, Instant};
 //!
 //! let config = HubConfig::new(BareJid::new("localhost")?).with_user("alice", "pw");

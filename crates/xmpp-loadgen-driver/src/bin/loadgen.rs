@@ -1,6 +1,6 @@
 //! `loadgen`: N TLS c2s sessions against one server you started on loopback.
 //!
-//! `cargo run --release -p xmpp-loadgen --bin loadgen -- --port 5222 --trust cert.pem
+//! `cargo run --release -p xmpp-loadgen-driver --bin loadgen -- --port 5222 --trust cert.pem
 //!  --pid 1234 --sessions 1000`
 #![allow(
     clippy::disallowed_methods,
@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xmpp_loadgen::{Options, Target};
+use xmpp_loadgen_driver::{Options, Target};
 
 const USAGE: &str = "usage: loadgen --port N --trust PEMFILE [--pid PID] [--sessions N]
                [--mechanism SCRAM-SHA-1|SCRAM-SHA-256|strongest] [--password PW] [--prefix user]
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(xmpp_loadgen::run(&target, options)) {
+    match runtime.block_on(xmpp_loadgen_driver::run(&target, options)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

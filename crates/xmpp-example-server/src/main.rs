@@ -1,17 +1,17 @@
-//! `xmpp-c2s`: the example server's command line.
+//! `xmpp-example-server`: the example server's command line.
 //!
-//! `cargo run -p xmpp-c2s -- --port 5222 --user alice:pw --user bob:pw`
+//! `cargo run -p xmpp-example-server -- --port 5222 --user alice:pw --user bob:pw`
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
+use xmpp_example_server::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
 use xmpp_stream::BareJid;
 
 const USAGE: &str =
-    "usage: xmpp-c2s [--port N] [--bind ADDR] [--domain NAME] [--user NAME:PASSWORD]...
+    "usage: xmpp-example-server [--port N] [--bind ADDR] [--domain NAME] [--user NAME:PASSWORD]...
                 [--cert FILE --key FILE] [--channel-binding] [--quiet] [--trace]
 
   --port N            TCP port for STARTTLS c2s (default 5222)
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("xmpp-c2s: {error}");
+            eprintln!("xmpp-example-server: {error}");
             ExitCode::FAILURE
         }
     }
@@ -148,7 +148,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None => None,
         };
         eprintln!(
-            "xmpp-c2s: serving {} on {} (STARTTLS){} ({} accounts); Ctrl-C stops",
+            "xmpp-example-server: serving {} on {} (STARTTLS){} ({} accounts); Ctrl-C stops",
             args.domain,
             listener.local_addr()?,
             match &direct {
@@ -157,7 +157,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             },
             args.users.len()
         );
-        xmpp_c2s::serve_with(listener, direct, config, async {
+        xmpp_example_server::serve_with(listener, direct, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

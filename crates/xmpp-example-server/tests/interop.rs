@@ -6,7 +6,7 @@
 //! in which case they fail. Every peer process is killed after a deadline.
 //!
 //! Each peer prints `RESULT <feature> pass|fail` lines; the tests print them as matrix rows
-//! (`cargo test -p xmpp-c2s --test interop -- --nocapture`) and, when `XMPP_C2S_MATRIX` names
+//! (`cargo test -p xmpp-example-server --test interop -- --nocapture`) and, when `XMPP_C2S_MATRIX` names
 //! a file, append them there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xmpp_c2s::{HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink};
+use xmpp_example_server::{
+    HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink,
+};
 use xmpp_stream::{BareJid, Mechanism};
 
 const DOMAIN: &str = "localhost";
@@ -36,7 +38,7 @@ fn missing(what: &str) {
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "xmpp-c2s-{name}-{}-{}",
+        "xmpp-example-server-{name}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minidom::Element;
-use xmpp_c2s::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+use xmpp_example_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output, SeededEntropy,

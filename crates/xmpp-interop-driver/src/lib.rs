@@ -9,7 +9,7 @@
 //! server-to-server, no HTTP; the Erlang port mapper that ejabberd needs is bound to loopback.
 //!
 //! ```no_run
-//! use xmpp_interop::{PeerKind, PeerServer};
+//! use xmpp_interop_driver::{PeerKind, PeerServer};
 //!
 //! let server = PeerServer::start(PeerKind::Prosody, &[("alice", "secret-a")]).unwrap();
 //! println!("STARTTLS on 127.0.0.1:{}", server.starttls_port);
@@ -192,7 +192,7 @@ impl PeerServer {
         fs::write(dir.join("key.pem"), key_pem)?;
         let d = dir.display();
         let config = format!(
-            r#"-- Written by xmpp-interop for one test run.
+            r#"-- Written by xmpp-interop-driver for one test run.
 pidfile = "{d}/prosody.pid"
 data_path = "{d}/data"
 certificates = "{d}/certs"
@@ -270,7 +270,7 @@ VirtualHost "{domain}"
         )?;
         // Passwords stored in plain form so the server can offer every SCRAM variant.
         let config = format!(
-            r#"# Written by xmpp-interop for one test run.
+            r#"# Written by xmpp-interop-driver for one test run.
 hosts: [{domain}]
 loglevel: info
 certfiles: [{d}/server.pem]
@@ -456,7 +456,7 @@ fn fresh_dir(kind: PeerKind) -> io::Result<PathBuf> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "xmpp-interop-{}-{}-{n}",
+        "xmpp-interop-driver-{}-{}-{n}",
         kind.program(),
         std::process::id()
     ));

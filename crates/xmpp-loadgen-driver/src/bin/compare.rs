@@ -1,10 +1,10 @@
-//! `compare`: the same load against the toolkit's example server (`xmpp-c2s`), Prosody and
+//! `compare`: the same load against the toolkit's example server (`xmpp-example-server`), Prosody and
 //! ejabberd, one after the other in one run, on loopback, with the same accounts and client.
 //!
-//! `cargo build --release -p xmpp-c2s -p xmpp-loadgen &&
+//! `cargo build --release -p xmpp-example-server -p xmpp-loadgen-driver &&
 //!  target/release/compare --sessions 1000`
 //!
-//! Accounts `user0..user<N-1>`: given to `xmpp-c2s` on its command line; for Prosody one is
+//! Accounts `user0..user<N-1>`: given to `xmpp-example-server` on its command line; for Prosody one is
 //! registered with `prosodyctl` and its account file copied for the others (same password,
 //! same salt); for ejabberd they are registered with `ejabberdctl register` (one Erlang VM per
 //! call, so slow), in parallel within a time budget, and the run uses as many as got done.
@@ -22,8 +22,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use xmpp_interop::{PeerKind, PeerServer};
-use xmpp_loadgen::{Options, Report, Target, procfs};
+use xmpp_interop_driver::{PeerKind, PeerServer};
+use xmpp_loadgen_driver::{Options, Report, Target, procfs};
 
 const USAGE: &str = "usage: compare [--sessions N] [--servers c2s,prosody,ejabberd] [--c2s PATH]
                [--mechanism strongest|SCRAM-SHA-1|SCRAM-SHA-256] [--rate PINGS_PER_SEC]
@@ -39,9 +39,9 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut options = Options::new(1000);
-    // xmpp-c2s implements XEP-0474 downgrade protection, so narrowing its offer is refused:
+    // xmpp-example-server implements XEP-0474 downgrade protection, so narrowing its offer is refused:
     // each server runs the mechanism the client prefers from its offer (shown in the table).
-    options.mechanism = xmpp_loadgen::ScramChoice::Strongest;
+    options.mechanism = xmpp_loadgen_driver::ScramChoice::Strongest;
     let mut servers = vec![
         "c2s".to_owned(),
         "prosody".to_owned(),
@@ -131,7 +131,7 @@ fn wait_listening(port: u16, child: &mut Child, limit: Duration) -> Result<(), S
 
 fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
-    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-driver-c2s-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let certified = rcgen::generate_simple_self_signed(vec![options.domain.clone()])
         .map_err(|e| e.to_string())?;
@@ -164,7 +164,7 @@ fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     wait_listening(port, &mut child, Duration::from_secs(120))?;
     let pid = child.id();
     Ok(Started {
-        name: "xmpp-c2s (tokio example)",
+        name: "xmpp-example-server (tokio example)",
         target: Target::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             cert_pem,
@@ -265,7 +265,7 @@ fn start_ejabberd(options: &Options, budget: Duration) -> Result<Started, String
 fn c2s_path(given: Option<PathBuf>) -> Option<PathBuf> {
     given.or_else(|| {
         let me = std::env::current_exe().ok()?;
-        let sibling = me.parent()?.join("xmpp-c2s");
+        let sibling = me.parent()?.join("xmpp-example-server");
         sibling.is_file().then_some(sibling)
     })
 }
@@ -316,8 +316,8 @@ fn main() -> ExitCode {
             "c2s" => match c2s_path(args.c2s.clone()) {
                 Some(path) => start_c2s(&path, &args.options),
                 None => Err(
-                    "xmpp-c2s binary not found (build it with cargo build --release \
-                             -p xmpp-c2s, or pass --c2s PATH)"
+                    "xmpp-example-server binary not found (build it with cargo build --release \
+                             -p xmpp-example-server, or pass --c2s PATH)"
                         .to_owned(),
                 ),
             },
@@ -344,7 +344,7 @@ fn main() -> ExitCode {
             load_average()
         );
         let report = runtime
-            .block_on(xmpp_loadgen::run(&started.target, options.clone()))
+            .block_on(xmpp_loadgen_driver::run(&started.target, options.clone()))
             .map_err(|e| e.to_string());
         match &report {
             Ok(report) => eprintln!("{}: {report}", started.name),
@@ -387,7 +387,7 @@ fn main() -> ExitCode {
 
 fn leak_name(name: &str) -> &'static str {
     match name {
-        "c2s" => "xmpp-c2s (tokio example)",
+        "c2s" => "xmpp-example-server (tokio example)",
         "prosody" => "Prosody",
         "ejabberd" => "ejabberd",
         _ => "unknown",

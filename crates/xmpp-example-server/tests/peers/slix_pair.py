@@ -1,4 +1,4 @@
-"""Two slixmpp clients through the xmpp-c2s example server.
+"""Two slixmpp clients through the xmpp-example-server example server.
 
 usage: slix_pair.py HOST PORT DOMAIN CAFILE MECHANISM|AUTO [direct]
 

@@ -513,7 +513,7 @@ impl ServerHandle {
         let cert_der = config.tls.cert_der.clone();
         let cert_pem = config.tls.cert_pem.clone();
         let thread = std::thread::Builder::new()
-            .name("xmpp-c2s".to_owned())
+            .name("xmpp-example-server".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(std_listener)?;
