@@ -24,7 +24,7 @@ for target in $targets; do
     mkdir -p "work/$target" "corpus/$target"
     echo "=== $(date -u +%FT%TZ) fuzz $target for ${seconds}s"
     if ! cargo +nightly fuzz run -O "$target" "work/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" "${parallel[@]}" -rss_limit_mb=2048 \
+        -max_total_time="$seconds" "${parallel[@]}" -rss_limit_mb=2048 -malloc_limit_mb=512 \
         -timeout=10 -print_final_stats=1; then
         failed="$failed $target"
     fi
