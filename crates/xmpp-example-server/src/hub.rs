@@ -111,16 +111,16 @@ impl HubConfig {
 fn apply_plus(stream: &mut ServerConfig, plus: PlusPolicy) {
     match plus {
         PlusPolicy::Off => {
-            stream.mechanisms = Some(vec![
+            stream.mechanisms = vec![
                 Mechanism::ScramSha512,
                 Mechanism::ScramSha256,
                 Mechanism::ScramSha1,
                 Mechanism::Plain,
-            ]);
+            ];
             stream.advertise_channel_binding_types = false;
         }
         PlusPolicy::Advertise => {
-            stream.mechanisms = Some(vec![
+            stream.mechanisms = vec![
                 Mechanism::ScramSha512Plus,
                 Mechanism::ScramSha256Plus,
                 Mechanism::ScramSha1Plus,
@@ -128,7 +128,7 @@ fn apply_plus(stream: &mut ServerConfig, plus: PlusPolicy) {
                 Mechanism::ScramSha256,
                 Mechanism::ScramSha1,
                 Mechanism::Plain,
-            ]);
+            ];
             stream.advertise_channel_binding_types = true;
         }
     }
@@ -491,10 +491,8 @@ impl Hub {
     ) -> Recording {
         let stream = &self.config.stream;
         let mut setup = vec![format!("!server domain {}", self.config.domain)];
-        if let Some(mechanisms) = &stream.mechanisms {
-            let names: Vec<String> = mechanisms.iter().map(ToString::to_string).collect();
-            setup.push(format!("!server mechanisms {}", names.join(",")));
-        }
+        let names: Vec<String> = stream.mechanisms.iter().map(ToString::to_string).collect();
+        setup.push(format!("!server mechanisms {}", names.join(",")));
         setup.push(format!(
             "!server cb-types {}",
             stream.advertise_channel_binding_types

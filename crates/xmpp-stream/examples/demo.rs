@@ -247,7 +247,7 @@ fn main() {
     // --- The two machines -------------------------------------------------------------------
     let domain = BareJid::new("im.example.com").unwrap();
     let mut server_config = ServerConfig::new(domain);
-    server_config.mechanisms = Some(vec![Mechanism::ScramSha256Plus, Mechanism::ScramSha256]);
+    server_config.mechanisms = vec![Mechanism::ScramSha256Plus, Mechanism::ScramSha256];
     let accounts = MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096);
     let server = ServerStream::new(server_config, SeededEntropy::new(2), accounts);
 

@@ -32,9 +32,15 @@ pub struct ServerConfig {
     pub domain: BareJid,
     /// STARTTLS policy.
     pub tls: TlsPolicy,
-    /// The mechanisms to offer; `None` offers `xmpp-sasl`'s defaults for the connection
-    /// (SCRAM, `-PLUS` with binding data, PLAIN only with TLS).
-    pub mechanisms: Option<Vec<Mechanism>>,
+    /// The SASL mechanisms to offer, in the order listed (default
+    /// [`ServerConfig::DEFAULT_MECHANISMS`]). Like [`ClientConfig::mechanisms`] on the other
+    /// side, listing never overrides the rules: each connection lists only what it can run
+    /// (`-PLUS` needs TLS and binding data, PLAIN TLS unless
+    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls)); EXTERNAL and ANONYMOUS are
+    /// never offered by this machine.
+    ///
+    /// [`ClientConfig::mechanisms`]: crate::ClientConfig::mechanisms
+    pub mechanisms: Vec<Mechanism>,
     /// Offer PLAIN on an unencrypted stream (default no).
     pub allow_plain_without_tls: bool,
     /// Failed SASL attempts tolerated before the stream is closed (RFC 6120 §6.4.5 suggests
@@ -64,13 +70,18 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The default offer, strongest first: SCRAM-SHA-512/256/1-PLUS (when the TLS layer gave
+    /// binding data), SCRAM-SHA-512/256/1, PLAIN (on an encrypted stream unless allowed).
+    /// The same list as [`ClientConfig::DEFAULT_MECHANISMS`](crate::ClientConfig::DEFAULT_MECHANISMS).
+    pub const DEFAULT_MECHANISMS: [Mechanism; 7] = crate::ClientConfig::DEFAULT_MECHANISMS;
+
     /// A configuration for `domain` with the defaults: STARTTLS required, default mechanisms,
     /// 3 attempts, optional legacy session, `en`.
     pub fn new(domain: BareJid) -> Self {
         ServerConfig {
             domain,
             tls: TlsPolicy::Required,
-            mechanisms: None,
+            mechanisms: Self::DEFAULT_MECHANISMS.to_vec(),
             allow_plain_without_tls: false,
             max_auth_attempts: 3,
             legacy_session: true,
@@ -411,9 +422,7 @@ impl ServerStream {
                 config = config.advertised_binding_types(kinds);
             }
         }
-        if let Some(mechanisms) = &self.config.mechanisms {
-            config = config.offer(mechanisms.clone());
-        }
+        config = config.offer(self.config.mechanisms.clone());
         config
     }
 

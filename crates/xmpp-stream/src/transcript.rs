@@ -690,8 +690,7 @@ impl Machine {
                         "mechanisms" => {
                             let list: Result<Vec<Mechanism>, _> =
                                 value.split(',').map(str::parse).collect();
-                            config.mechanisms =
-                                Some(list.map_err(|_| err(n, "unknown mechanism"))?);
+                            config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
                         }
                         "user" => {
                             // user <name> <password> <salt text> <iterations>

@@ -845,7 +845,7 @@ fn sasl_mechanism_not_offered_is_invalid_mechanism() {
 #[test]
 fn sasl_known_mechanism_not_offered_is_invalid_mechanism() {
     let mut config = server_config();
-    config.mechanisms = Some(vec![xmpp_stream::Mechanism::ScramSha256]);
+    config.mechanisms = vec![xmpp_stream::Mechanism::ScramSha256];
     config.max_auth_attempts = 1;
     let auth = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>\
         biwsbj1qdWxpZXQscj1meXprbw==</auth>";

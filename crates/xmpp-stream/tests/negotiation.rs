@@ -237,7 +237,7 @@ fn every_mechanism_negotiates() {
         Mechanism::ScramSha512Plus,
     ] {
         let mut server = server_config();
-        server.mechanisms = Some(vec![wanted]);
+        server.mechanisms = vec![wanted];
         let pair = run(client_config(), server);
         assert_eq!(mechanism(&pair.client_events), Some(wanted), "{wanted}");
         assert_eq!(mechanism(&pair.server_events), Some(wanted), "{wanted}");
@@ -321,7 +321,7 @@ fn plain_without_tls_needs_both_sides_to_allow_it() {
         let mut server = server_config();
         server.tls = TlsPolicy::Disabled;
         server.allow_plain_without_tls = server_allows;
-        server.mechanisms = Some(vec![Mechanism::Plain]);
+        server.mechanisms = vec![Mechanism::Plain];
         let pair = run(client, server);
         assert_eq!(
             pair.client.is_negotiated(),

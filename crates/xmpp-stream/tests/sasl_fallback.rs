@@ -248,11 +248,11 @@ fn attempt_limit_bounds_the_fallback() {
         .map(|h| (*h, Condition::MechanismTooWeak))
         .collect();
     let mut server = server_config();
-    server.mechanisms = Some(vec![
+    server.mechanisms = vec![
         Mechanism::ScramSha512,
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
-    ]);
+    ];
 
     // Default: every acceptable mechanism once, then the last failure is final.
     let pair = run(client_config(), server.clone(), &refuse);
@@ -306,11 +306,11 @@ fn server_limit_closes_the_stream_during_fallback() {
         .collect();
     let mut server = server_config();
     server.max_auth_attempts = 2;
-    server.mechanisms = Some(vec![
+    server.mechanisms = vec![
         Mechanism::ScramSha512,
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
-    ]);
+    ];
     let pair = run(client_config(), server, &refuse);
     // The third <auth/> crosses the server's close on the wire; the server refuses it as
     // input on a closed stream (its sticky error), and the client sees the stream error.
@@ -330,12 +330,12 @@ fn channel_bound_attempts_never_fall_back_to_unbound_ones() {
     // would let an attacker who terminates TLS forge that failure and relay the unbound
     // retry; only another -PLUS variant may follow.
     let mut server = server_config();
-    server.mechanisms = Some(vec![
+    server.mechanisms = vec![
         Mechanism::ScramSha512Plus,
         Mechanism::ScramSha512,
         Mechanism::ScramSha256,
         Mechanism::Plain,
-    ]);
+    ];
     let pair = run(
         client_config(),
         server,
@@ -359,11 +359,11 @@ fn channel_bound_attempts_never_fall_back_to_unbound_ones() {
 #[test]
 fn downgrade_protection_holds_across_fallback() {
     let mut server = server_config();
-    server.mechanisms = Some(vec![
+    server.mechanisms = vec![
         Mechanism::ScramSha512,
         Mechanism::ScramSha256,
         Mechanism::Plain,
-    ]);
+    ];
     assert!(server.downgrade_protection);
     let refuse = [(ScramHash::Sha512, Condition::InvalidMechanism)];
 
@@ -463,7 +463,7 @@ fn nothing_allowed_on_offer_is_a_clean_error() {
     let mut client = client_config();
     client.mechanisms = vec![Mechanism::ScramSha512];
     let mut server = server_config();
-    server.mechanisms = Some(vec![Mechanism::ScramSha256, Mechanism::Plain]);
+    server.mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain];
     let pair = run(client, server, &[]);
     assert!(auths(&pair).is_empty());
     assert!(failed_attempts(&pair).is_empty());
@@ -490,7 +490,7 @@ fn plain_is_refused_on_an_insecure_stream_even_when_listed() {
         let mut server = server_config();
         server.tls = TlsPolicy::Disabled;
         server.allow_plain_without_tls = true;
-        server.mechanisms = Some(vec![Mechanism::Plain]);
+        server.mechanisms = vec![Mechanism::Plain];
         run(client, server, &[])
     };
     let pair = plain_only(false);
@@ -514,7 +514,7 @@ fn plain_is_never_a_fallback_on_an_insecure_stream() {
     let mut server = server_config();
     server.tls = TlsPolicy::Disabled;
     server.allow_plain_without_tls = true;
-    server.mechanisms = Some(vec![Mechanism::ScramSha256, Mechanism::Plain]);
+    server.mechanisms = vec![Mechanism::ScramSha256, Mechanism::Plain];
     let pair = run(
         client,
         server,

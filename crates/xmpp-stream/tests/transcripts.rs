@@ -183,7 +183,7 @@ mod recorded {
             client,
             server: || {
                 let mut s = server();
-                s.mechanisms = Some(vec![Mechanism::Plain]);
+                s.mechanisms = vec![Mechanism::Plain];
                 s.legacy_session = false;
                 s
             },

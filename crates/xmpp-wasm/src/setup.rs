@@ -13,7 +13,7 @@
 //!
 //! Server keys: `domain` (required), `user` (repeatable: `<name> <password>`), `iterations`
 //! (SCRAM iteration count for those users, default 4096), `mechanisms` (space-separated wire
-//! names to offer; default the machine's own choice), `tls`, `allow-plain`.
+//! names to offer, in order; default `ServerConfig::DEFAULT_MECHANISMS`), `tls`, `allow-plain`.
 
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::{BareJid, ClientConfig, Mechanism, ServerConfig, TlsPolicy};
@@ -113,7 +113,7 @@ pub(crate) fn server(text: &str) -> Result<(ServerConfig, MemoryBackend), String
                     .parse()
                     .map_err(|_| format!("iterations: not a number: {value:?}"))?;
             }
-            "mechanisms" => config.mechanisms = Some(mechanisms(value)?),
+            "mechanisms" => config.mechanisms = mechanisms(value)?,
             "tls" => config.tls = tls(value)?,
             "allow-plain" => config.allow_plain_without_tls = flag(key, value)?,
             _ => return Err(format!("unknown server key {key:?}")),
@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(config.domain.as_str(), "im.example.com");
         assert_eq!(
             config.mechanisms,
-            Some(vec![Mechanism::ScramSha256, Mechanism::Plain])
+            vec![Mechanism::ScramSha256, Mechanism::Plain]
         );
         assert!(server("domain=x\nmechanisms=KERBEROS").is_err());
         assert!(server("domain=x\nuser=nopassword").is_err());
