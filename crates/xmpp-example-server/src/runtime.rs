@@ -8,16 +8,21 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use xmpp_stream::{ChannelBinding, ChannelBindingType, Entropy, Instant, Transport};
 
 use crate::hub::{Hub, HubConfig, HubOutput, SessionId};
+
+/// Bytes read per poll of a connection: one TLS record's worth of plaintext, on the stack.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The server's TLS identity.
 #[derive(Clone, Debug)]
@@ -318,12 +323,33 @@ enum Conn {
 }
 
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
-            Conn::Gone => std::future::pending().await,
-        }
+    /// Wait for bytes and hand them to `on_bytes` (`Ok(None)` at end of stream).
+    ///
+    /// The bytes land in a buffer on the stack of the poll that finds them, not in the
+    /// connection's task: an idle connection holds no read buffer of its own (a per-task
+    /// 16 KiB buffer was a third of the memory of an idle session). Correct for both
+    /// transports because a pending `poll_read` leaves nothing in the buffer: TCP data
+    /// waits in the kernel and TLS data in rustls until a poll has room for it.
+    async fn read_with<R>(
+        &mut self,
+        mut on_bytes: impl FnMut(&[u8]) -> R,
+    ) -> io::Result<Option<R>> {
+        std::future::poll_fn(|cx| {
+            let mut stack = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut stack);
+            let polled = match self {
+                Conn::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
+                Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut buf),
+                Conn::Gone => return Poll::Pending,
+            };
+            match polled {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(on_bytes(buf.filled())))),
+                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -403,7 +429,6 @@ async fn connection(
     acceptor: TlsAcceptor,
     cert_der: Arc<Vec<u8>>,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
             // Outputs first: a queued `<proceed/>` must be written before anything else.
@@ -415,7 +440,9 @@ async fn connection(
                         break;
                     }
                 }
-                Some(Command::StartTls) => match conn.upgrade(&acceptor, &cert_der).await {
+                // Boxed: the handshake's state (a whole `ServerConnection` mid-handshake) would
+                // otherwise size every connection's task for its whole life.
+                Some(Command::StartTls) => match Box::pin(conn.upgrade(&acceptor, &cert_der)).await {
                     Ok(bindings) => {
                         let mut guard = lock(&shared);
                         let now = guard.now();
@@ -435,23 +462,20 @@ async fn connection(
                     break;
                 }
             },
-            read = conn.read(&mut buf) => match read {
-                Ok(0) | Err(_) => {
+            read = conn.read_with(|bytes| {
+                let mut guard = lock(&shared);
+                if guard.trace {
+                    eprintln!("c2s {id} C: {}", String::from_utf8_lossy(bytes));
+                }
+                let now = guard.now();
+                guard.hub.handle_input(id, now, bytes);
+                guard.dispatch();
+            }) => {
+                if !matches!(read, Ok(Some(()))) {
                     closed(&shared, id);
-                    // Drain what the hub still wants written (nothing reaches a dead peer,
-                    // but the task must not leave the channel dangling).
                     break;
                 }
-                Ok(n) => {
-                    let mut guard = lock(&shared);
-                    if guard.trace {
-                        eprintln!("c2s {id} C: {}", String::from_utf8_lossy(&buf[..n]));
-                    }
-                    let now = guard.now();
-                    guard.hub.handle_input(id, now, &buf[..n]);
-                    guard.dispatch();
-                }
-            },
+            }
         }
     }
 }

@@ -465,6 +465,19 @@ impl StreamParser {
     fn open_element(&mut self, head: &Head) -> Result<(), ParseError> {
         self.push_scope()?;
         let ns = self.scopes.lookup(head.prefix.as_ref())?;
+        if self.stack.is_empty() && ns == NS_STREAMS && head.local.as_str() == "stream" {
+            // A second stream header inside the open stream (any prefix: the check is on the
+            // resolved namespace). It is well-formed XML in the right namespace, so neither
+            // `not-well-formed` nor `invalid-namespace` fits; RFC 6120 §4.9.3.1 defines
+            // `bad-format` for XML the receiver cannot process, which a nested stream is (a
+            // restart is a new stream header on a fresh stream, §4.3.3, never a child of the
+            // old one). Buffering it as a stanza would hold the peer's bytes until the stanza
+            // size bound: reject it as soon as its start tag is complete.
+            return Err(ParseError::new(
+                Cond::BadFormat,
+                "stream header inside the open stream",
+            ));
+        }
         let mut element = self.protos.element(head.local.as_str(), ns);
         // Most stanza children carry no attributes (only `xmlns`): keep the empty map.
         if !self.attrs.is_empty() {
