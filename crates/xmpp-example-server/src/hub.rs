@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use minidom::Element;
 use xmpp_im::MemoryStore;
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     ChannelBinding, Entropy, Event, Instant, Mechanism, Output, ServerConfig, ServerStream,
     StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition, Transport,
