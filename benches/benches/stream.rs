@@ -16,7 +16,11 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
 // A bench binary reads its run mode from the environment (`STREAM_BENCH_ONLY`,
 // `STREAM_BENCH_CHUNK`) and the clock.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::cast_precision_loss
+)]
 
 use std::alloc::System;
 use std::hint::black_box;
@@ -329,12 +333,12 @@ fn timed(f: impl FnOnce()) -> Duration {
 /// The machine against the parser alone, interleaved `rounds` times, best on-CPU time of each
 /// (setup excluded), in 4 KiB reads and in one read per stanza; then allocations per stanza.
 fn report_ratios(rounds: usize) {
+    // Each timed unit is `BATCH` runs on fresh machines made beforehand: long enough for the
+    // scheduler's on-CPU accounting to resolve it.
+    const BATCH: usize = 20;
     let bytes = stanza_bytes();
     for per_stanza in [false, true] {
         let (mut server, mut parser) = (Duration::MAX, Duration::MAX);
-        // Each timed unit is `BATCH` runs on fresh machines made beforehand: long enough for
-        // the scheduler's on-CPU accounting to resolve it.
-        const BATCH: usize = 20;
         for _ in 0..rounds {
             let mut pairs: Vec<Pair> = (0..BATCH).map(|_| negotiated_pair()).collect();
             server = server.min(timed(|| {
@@ -350,7 +354,10 @@ fn report_ratios(rounds: usize) {
                 }
             }));
         }
-        let (server, parser) = (server / 20, parser / 20);
+        let (server, parser) = (
+            server / u32::try_from(BATCH).unwrap(),
+            parser / u32::try_from(BATCH).unwrap(),
+        );
         println!(
             "{}: ServerStream best {:.2} ms, parser alone {:.2} ms: the machine adds {:+.1}%",
             if per_stanza {
