@@ -14,12 +14,18 @@
 //!
 //! Run: `cargo bench -p xmpp-benches --bench stream -- --measurement-time 3 --warm-up-time 1`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
-// A bench binary reads its run mode from the environment (`STREAM_BENCH_ONLY`, `STREAM_BENCH_CHUNK`).
-#![allow(clippy::disallowed_methods)]
+// A bench binary reads its run mode from the environment (`STREAM_BENCH_ONLY`,
+// `STREAM_BENCH_CHUNK`) and the clock.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::cast_precision_loss
+)]
 
 use std::alloc::System;
 use std::hint::black_box;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use minidom::Element;
@@ -194,7 +200,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             negotiated_pair,
             |mut pair| {
-                black_box(server_run(&mut pair, bytes));
+                black_box(server_run(&mut pair, bytes, false));
                 pair
             },
             BatchSize::LargeInput,
@@ -204,7 +210,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             parser_after_header,
             |mut parser| {
-                black_box(parser_run(&mut parser, bytes));
+                black_box(parser_run(&mut parser, bytes, false));
                 parser
             },
             BatchSize::LargeInput,
@@ -224,12 +230,13 @@ fn profile_only() -> bool {
         return false;
     };
     let bytes = stanza_bytes();
+    let per_stanza = std::env::var("STREAM_BENCH_CHUNK").is_ok_and(|c| c == "stanza");
     match what.as_str() {
         "server" => {
             let mut pair = negotiated_pair();
             let mut stanzas = 0usize;
             for _ in 0..10 {
-                stanzas += server_run(&mut pair, bytes);
+                stanzas += server_run(&mut pair, bytes, per_stanza);
                 pair = negotiated_pair();
             }
             println!("server: {stanzas} stanzas");
@@ -237,7 +244,7 @@ fn profile_only() -> bool {
         "parser" => {
             let mut stanzas = 0usize;
             for _ in 0..10 {
-                stanzas += parser_run(&mut parser_after_header(), bytes);
+                stanzas += parser_run(&mut parser_after_header(), bytes, per_stanza);
             }
             println!("parser: {stanzas} stanzas");
         }
@@ -262,8 +269,8 @@ fn parser_after_header() -> StreamParser {
 
 /// The input in 4 KiB chunks, or (`STREAM_BENCH_CHUNK=stanza`) one read per stanza, as a
 /// server sees an interactive client: then every read ends between stanzas.
-fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
-    if std::env::var("STREAM_BENCH_CHUNK").is_ok_and(|c| c == "stanza") {
+fn chunks(bytes: &[u8], per_stanza: bool) -> Vec<&[u8]> {
+    if per_stanza {
         let mut out = Vec::new();
         let mut rest = bytes;
         while let Some(at) = rest.windows(10).position(|w| w == b"</message>") {
@@ -277,9 +284,9 @@ fn chunks(bytes: &[u8]) -> Vec<&[u8]> {
     }
 }
 
-fn parser_run(parser: &mut StreamParser, bytes: &[u8]) -> usize {
+fn parser_run(parser: &mut StreamParser, bytes: &[u8], per_stanza: bool) -> usize {
     let mut stanzas = 0usize;
-    for chunk in chunks(bytes) {
+    for chunk in chunks(bytes, per_stanza) {
         parser.feed(chunk);
         while let Some(event) = parser.next_event().unwrap() {
             if let Event::Element(element) = event {
@@ -292,9 +299,9 @@ fn parser_run(parser: &mut StreamParser, bytes: &[u8]) -> usize {
     stanzas
 }
 
-fn server_run(pair: &mut Pair, bytes: &[u8]) -> usize {
+fn server_run(pair: &mut Pair, bytes: &[u8], per_stanza: bool) -> usize {
     let mut stanzas = 0usize;
-    for chunk in chunks(bytes) {
+    for chunk in chunks(bytes, per_stanza) {
         pair.server.handle_input(Instant::ZERO, chunk).unwrap();
         while let Some(out) = pair.server.poll_output() {
             if let Output::Event(xmpp_stream::Event::Stanza(stanza)) = out {
@@ -307,11 +314,86 @@ fn server_run(pair: &mut Pair, bytes: &[u8]) -> usize {
     stanzas
 }
 
+/// Time this thread has spent on a CPU (Linux `schedstat`), so that waiting for a core on a
+/// loaded machine is not counted; `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    f();
+    match (cpu, cpu_time()) {
+        (Some(start), Some(end)) => end.saturating_sub(start),
+        _ => wall.elapsed(),
+    }
+}
+
+/// The machine against the parser alone, interleaved `rounds` times, best on-CPU time of each
+/// (setup excluded), in 4 KiB reads and in one read per stanza; then allocations per stanza.
+fn report_ratios(rounds: usize) {
+    // Each timed unit is `BATCH` runs on fresh machines made beforehand: long enough for the
+    // scheduler's on-CPU accounting to resolve it.
+    const BATCH: usize = 20;
+    let bytes = stanza_bytes();
+    for per_stanza in [false, true] {
+        let (mut server, mut parser) = (Duration::MAX, Duration::MAX);
+        for _ in 0..rounds {
+            let mut pairs: Vec<Pair> = (0..BATCH).map(|_| negotiated_pair()).collect();
+            server = server.min(timed(|| {
+                for pair in &mut pairs {
+                    black_box(server_run(pair, bytes, per_stanza));
+                }
+            }));
+            let mut parsers: Vec<StreamParser> =
+                (0..BATCH).map(|_| parser_after_header()).collect();
+            parser = parser.min(timed(|| {
+                for p in &mut parsers {
+                    black_box(parser_run(p, bytes, per_stanza));
+                }
+            }));
+        }
+        let (server, parser) = (
+            server / u32::try_from(BATCH).unwrap(),
+            parser / u32::try_from(BATCH).unwrap(),
+        );
+        println!(
+            "{}: ServerStream best {:.2} ms, parser alone {:.2} ms: the machine adds {:+.1}%",
+            if per_stanza {
+                "one read per stanza"
+            } else {
+                "4 KiB reads"
+            },
+            server.as_secs_f64() * 1e3,
+            parser.as_secs_f64() * 1e3,
+            (server.as_secs_f64() / parser.as_secs_f64() - 1.0) * 100.0
+        );
+    }
+    let mut pair = negotiated_pair();
+    let region = Region::new(GLOBAL);
+    server_run(&mut pair, bytes, false);
+    let server = region.change().allocations;
+    let mut p = parser_after_header();
+    let region = Region::new(GLOBAL);
+    parser_run(&mut p, bytes, false);
+    let parser = region.change().allocations;
+    println!(
+        "allocations per stanza: ServerStream {:.2}, parser alone {:.2}",
+        server as f64 / MESSAGES as f64,
+        parser as f64 / MESSAGES as f64
+    );
+}
+
 fn main() {
     if profile_only() {
         return;
     }
     print_heap();
+    if !std::env::args().any(|a| a == "--profile-time" || a == "--list") {
+        report_ratios(7);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

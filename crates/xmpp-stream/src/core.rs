@@ -75,6 +75,9 @@ pub(crate) struct Core {
     /// The stream went quiet (negotiation done, or a keepalive tick): when the host has
     /// drained the output queue, give back the parser's scratch memory and the queue's.
     trim_when_drained: bool,
+    /// Fed bytes may hold events not processed yet: a negotiated server processes stanzas as
+    /// the host polls (see `ServerStream::handle_input`).
+    pub(crate) input_pending: bool,
 }
 
 impl Core {
@@ -102,6 +105,7 @@ impl Core {
             queued_bytes: 0,
             overflowed: false,
             trim_when_drained: false,
+            input_pending: false,
         }
     }
 
@@ -147,6 +151,11 @@ impl Core {
         self.trim_when_drained = false;
         self.out = VecDeque::new();
         self.parser.release_memory();
+    }
+
+    /// Whether an output waits in the queue.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty()
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
