@@ -728,6 +728,9 @@ impl ClientStream {
                 }
                 let mechanism = client.mechanism();
                 self.scram_keys = client.scram_keys().cloned();
+                // The offer and the attempts are not needed once authenticated: do not keep
+                // them for the life of the stream.
+                self.sasl = SaslAttempts::default();
                 self.core.flags |= SessionFlags::AUTHENTICATED;
                 self.core.event(Event::Authenticated {
                     jid: self.config.jid.clone(),
