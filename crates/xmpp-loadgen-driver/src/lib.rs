@@ -30,6 +30,7 @@ pub mod procfs;
 mod run;
 mod scram;
 mod session;
+pub mod soak;
 
 pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Options, Report, Target, check, run};
 pub use scram::ScramChoice;
