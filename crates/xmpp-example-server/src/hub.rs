@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use minidom::Element;
 use xmpp_im::MemoryStore;
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     ChannelBinding, Entropy, Event, Instant, Mechanism, Output, ServerConfig, ServerStream,
     StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition, Transport,
@@ -256,7 +256,10 @@ pub struct Hub {
     backend: Arc<MemoryBackend>,
     im: xmpp_im::Server,
     store: MemoryStore,
-    sessions: BTreeMap<SessionId, Session>,
+    /// Boxed: a `Session` is about 9 KiB inline (mostly the `ServerStream`), and B-tree
+    /// nodes of 11 inline values filled in id order stay about half empty, which cost about
+    /// 7 KiB per session before the box.
+    sessions: BTreeMap<SessionId, Box<Session>>,
     by_jid: BTreeMap<FullJid, SessionId>,
     next_id: u64,
     dirty: BTreeSet<SessionId>,
@@ -384,31 +387,39 @@ impl Hub {
             (Transport::Tls(_), PlusPolicy::Off) => Transport::Tls(Vec::new()),
             (transport, _) => transport,
         };
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let rec = self
-            .config
-            .record
-            .as_ref()
-            .map(|_| self.recording(now, &transport, &log));
-        let entropy = Tap {
-            inner: entropy,
-            log,
+        // Only a recording session taps its entropy: the tap's log grows with every byte
+        // drawn, which an unrecorded session would carry for nothing.
+        let (mut stream, rec) = if self.config.record.is_some() {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let rec = self.recording(now, &transport, &log);
+            let entropy = Tap {
+                inner: entropy,
+                log,
+            };
+            let stream = ServerStream::new(
+                self.config.stream.clone(),
+                entropy,
+                Arc::clone(&self.backend),
+            );
+            (stream, Some(rec))
+        } else {
+            let stream = ServerStream::new(
+                self.config.stream.clone(),
+                entropy,
+                Arc::clone(&self.backend),
+            );
+            (stream, None)
         };
-        let mut stream = ServerStream::new(
-            self.config.stream.clone(),
-            entropy,
-            Arc::clone(&self.backend),
-        );
         // A fresh machine always accepts `start`.
         let _ = stream.start(now, transport);
         self.sessions.insert(
             id,
-            Session {
+            Box::new(Session {
                 stream,
                 rec,
                 pending: Vec::new(),
                 jid: None,
-            },
+            }),
         );
         self.dirty.insert(id);
         self.flush(now);

@@ -999,7 +999,7 @@ impl Shared {
             }
             if negotiated {
                 let presence = Element::builder("presence", "jabber:client").build();
-                if let Err(e) = machine.send_stanza(self.now(), presence) {
+                if let Err(e) = machine.send_stanza(self.now(), &presence) {
                     return Attempt::Failed(format!("presence: {e}"));
                 }
                 self.counters.logins.fetch_add(1, Ordering::Relaxed);
@@ -1178,7 +1178,7 @@ async fn hold(
                 let to = plan.recipients[next] as usize;
                 next += 1;
                 let stanza = message(&shared.jid(to), &seq.to_string());
-                if live.machine.send_stanza(shared.now(), stanza).is_err() {
+                if live.machine.send_stanza(shared.now(), &stanza).is_err() {
                     shared
                         .counters
                         .send_failures
@@ -1236,7 +1236,7 @@ async fn stanza_kill(
     // Not a sequence number: this one never arrives whole.
     let doomed = message(&shared.jid(to), &format!("half-of-{slot}"));
     live.machine
-        .send_stanza(shared.now(), doomed)
+        .send_stanza(shared.now(), &doomed)
         .map_err(|e| format!("send: {e}"))?;
     let mut bytes = Vec::new();
     while let Some(output) = live.machine.poll_output() {

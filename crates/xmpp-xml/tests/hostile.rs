@@ -449,3 +449,37 @@ fn many_namespace_declarations_stay_linear() {
     ));
     assert!(matches!(parser.next_event(), Ok(Some(Event::Element(_)))));
 }
+
+#[test]
+fn second_stream_header_inside_the_stream() {
+    // Rejected at the end of its start tag, under any prefix bound to the stream namespace,
+    // without waiting for the (never coming) end tag; the stanza before it is delivered.
+    let nested = "<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+    assert_eq!(after_stanza(nested), C::BadFormat);
+    let other_prefix = "<s:stream xmlns:s='http://etherx.jabber.org/streams' version='1.0'>";
+    assert_eq!(after_stanza(other_prefix), C::BadFormat);
+    let default_ns = "<stream xmlns='http://etherx.jabber.org/streams'>";
+    assert_eq!(after_stanza(default_ns), C::BadFormat);
+    // Nothing after the start tag is needed: the error comes with its `>`, long before the
+    // stanza size bound.
+    let mut parser = StreamParser::new();
+    let input = format!("{HEADER}{BEFORE}{nested}");
+    let (events, condition) = run_chunked(&mut parser, input.as_bytes(), 7);
+    assert_delivered(&events);
+    assert_eq!(condition, C::BadFormat);
+    // A `stream` element in another namespace, or a stream-namespace `stream` element deeper
+    // in a stanza, is just an element.
+    let mut parser = StreamParser::new();
+    parser.feed(
+        format!("{HEADER}<stream xmlns='urn:example'/><message><stream:stream/></message>")
+            .as_bytes(),
+    );
+    let mut elements = 0;
+    while let Some(event) = parser.next_event().unwrap() {
+        if matches!(event, Event::Element(_)) {
+            elements += 1;
+        }
+    }
+    assert_eq!(elements, 2);
+}
