@@ -146,6 +146,10 @@ enum LogLevel {
     Warn,
 }
 
+/// A `sh -c` script that raises the soft open-file limit to the hard one, then runs its
+/// arguments (`$0` is the program).
+const RAISE_FD_LIMIT_AND_EXEC: &str = r#"ulimit -S -n "$(ulimit -H -n)" && exec "$0" "$@""#;
+
 /// The account domain every peer serves.
 pub const DOMAIN: &str = "localhost";
 
@@ -263,7 +267,12 @@ VirtualHost "{domain}"
                 return Err(PeerError::Register(output_text(&out)));
             }
         }
-        let child = run_as(as_user, "prosody")
+        // `runuser` applies PAM limits, which put the soft descriptor limit back at 1024:
+        // raise it to the hard limit again, or Prosody stops accepting near 1 000 clients.
+        let child = run_as(as_user, "sh")
+            .arg("-c")
+            .arg(RAISE_FD_LIMIT_AND_EXEC)
+            .arg("prosody")
             .arg("--config")
             .arg(&config_path)
             .arg("-F")
@@ -401,8 +410,14 @@ modules:
     /// in parallel). Meaningless for Prosody.
     #[must_use]
     pub fn ejabberdctl(&self) -> Command {
-        let mut command = Command::new("ejabberdctl");
+        // As root, ejabberdctl switches to its user with `su`, whose PAM limits put the soft
+        // descriptor limit back at 1024 (ejabberd then fails near 1 000 clients). Switch
+        // first, raise the limit to the hard one, and let ejabberdctl run as its own user.
+        let mut command = run_as(service_user("ejabberd"), "sh");
         command
+            .arg("-c")
+            .arg(RAISE_FD_LIMIT_AND_EXEC)
+            .arg("ejabberdctl")
             .arg("--config-dir")
             .arg(&self.dir)
             .arg("--ctl-config")
@@ -661,6 +676,36 @@ mod tests {
         );
     }
 
+    /// The server process (Prosody's Lua interpreter, ejabberd's Erlang VM: found by its
+    /// command line naming the server's directory) may open as many descriptors as its hard
+    /// limit allows: the soft limit was raised after the PAM reset to 1024.
+    fn assert_fd_limit_raised(server: &PeerServer) {
+        let dir = server.dir().display().to_string();
+        let mut checked = 0;
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let path = entry.path();
+            let Ok(comm) = fs::read_to_string(path.join("comm")) else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(path.join("cmdline")) else {
+                continue;
+            };
+            let is_server = comm.starts_with("lua") || comm.starts_with("beam");
+            if !is_server || !String::from_utf8_lossy(&cmdline).contains(&dir) {
+                continue;
+            }
+            let limits = fs::read_to_string(path.join("limits")).unwrap();
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .unwrap();
+            let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+            assert_eq!(numbers[0], numbers[1], "soft != hard: {line}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no {} process found for {dir}", server.kind);
+    }
+
     #[test]
     fn civil_dates_are_right() {
         // 2026-11-22 00:00:00 UTC and the leap day 2024-02-29.
@@ -675,6 +720,7 @@ mod tests {
             return;
         };
         assert_speaks_xmpp(&server);
+        assert_fd_limit_raised(&server);
         let port = server.starttls_port;
         let dir = server.dir().to_owned();
         drop(server);
@@ -736,6 +782,7 @@ mod tests {
             return;
         };
         assert_speaks_xmpp(&server);
+        assert_fd_limit_raised(&server);
         let port = server.starttls_port;
         drop(server);
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());

@@ -18,7 +18,7 @@ use xmpp_stream::{
 use crate::run::{Phase, Shared};
 
 /// The socket before and after STARTTLS.
-enum Conn {
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     /// Only while the TLS handshake owns the socket.
@@ -26,7 +26,7 @@ enum Conn {
 }
 
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf).await,
             Conn::Tls(s) => s.read(buf).await,
@@ -34,7 +34,7 @@ impl Conn {
         }
     }
 
-    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Conn::Plain(s) => s.write_all(bytes).await,
             Conn::Tls(s) => {
@@ -45,7 +45,7 @@ impl Conn {
         }
     }
 
-    async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         let _ = match self {
             Conn::Plain(s) => s.shutdown().await,
             Conn::Tls(s) => s.shutdown().await,
@@ -331,7 +331,7 @@ impl LiveSession {
     }
 }
 
-fn message(to: &str, body: &str) -> Element {
+pub(crate) fn message(to: &str, body: &str) -> Element {
     Element::builder("message", "jabber:client")
         .attr(name("to"), to)
         .attr(name("type"), "chat")

@@ -82,7 +82,7 @@ pub use flags::SessionFlags;
 pub use output::{CloseReason, Event, Output, Transport};
 pub use server::{ServerConfig, ServerStream};
 pub use time::Instant;
-pub use timers::Timer;
+pub use timers::{TRIM_AFTER, Timer};
 pub use xmpp_jid::{BareJid, FullJid, Jid};
 pub use xmpp_sasl::{ChannelBinding, ChannelBindingType, CredentialStore, Mechanism};
 pub use xmpp_xml::{

@@ -201,8 +201,14 @@ impl ServerStream {
 
     // ----- outputs -----
 
-    /// The next output, in order.
+    /// The next output, in order. On a negotiated stream this is also where buffered input is
+    /// processed, one stanza at a time (see [`handle_input`](Self::handle_input)).
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.core.input_pending && !self.core.has_output() {
+            // An error is queued as the stream error and `Closed`, and returned by every later
+            // input.
+            let _ = self.process_input(true);
+        }
         self.core.poll_output()
     }
 
@@ -227,6 +233,7 @@ impl ServerStream {
 
     /// Send a stanza to the client on a negotiated stream.
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         check_stanza(stanza)?;
@@ -247,6 +254,7 @@ impl ServerStream {
 
     /// Close the stream gracefully.
     pub fn close(&mut self, now: Instant) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         if !self.core.header_sent() {
@@ -264,6 +272,7 @@ impl ServerStream {
         now: Instant,
         error: xmpp_xml::StreamError,
     ) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         self.step = Step::Done;
@@ -277,14 +286,41 @@ impl ServerStream {
     // ----- inputs -----
 
     /// Bytes from the client, in any chunking.
+    ///
+    /// During negotiation every complete element is processed here, and a protocol error in
+    /// `bytes` is returned. Once the stream is negotiated, stanzas are processed as the host
+    /// drains [`poll_output`](Self::poll_output): this call processes input up to the first
+    /// output, and each `poll_output` that finds the queue empty processes the next stanza.
+    /// So a read full of small stanzas never holds them all as queued trees at once (memory,
+    /// and allocator caches stay warm), and a host that stops polling because its writes
+    /// block stops consuming input too. A protocol error found while polling is reported
+    /// there (the stream error is transmitted and `Closed` follows) and returned by every
+    /// later input. Every other input and command first processes whatever input is still
+    /// pending, so the order of outputs never depends on when the host polled.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.process_input(false)?;
         if !self.core.feed(now, bytes)? {
             return Ok(());
         }
-        while let Some(incoming) = self.core.next_incoming()? {
-            match incoming {
-                Incoming::Header(header) => self.on_header(&header)?,
-                Incoming::Element(element) => self.on_element(element)?,
+        self.core.input_pending = true;
+        self.process_input(true)
+    }
+
+    /// Processes fed input until none is left, or (`lazy`, on a negotiated stream) until an
+    /// output is queued.
+    fn process_input(&mut self, lazy: bool) -> Result<(), ProtocolError> {
+        while self.core.input_pending {
+            if lazy && matches!(self.step, Step::Ready) && self.core.has_output() {
+                return Ok(());
+            }
+            match self.core.next_incoming() {
+                Ok(Some(Incoming::Header(header))) => self.on_header(&header)?,
+                Ok(Some(Incoming::Element(element))) => self.on_element(element)?,
+                Ok(None) => self.core.input_pending = false,
+                Err(error) => {
+                    self.core.input_pending = false;
+                    return Err(error);
+                }
             }
         }
         Ok(())
@@ -292,6 +328,7 @@ impl ServerStream {
 
     /// Time passed: fire due timers. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.process_input(false);
         self.core.handle_timeout(now);
     }
 
@@ -316,6 +353,7 @@ impl ServerStream {
 
     /// The transport closed. Emits `Closed` if not already.
     pub fn transport_closed(&mut self, now: Instant) {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.step = Step::Done;
         self.core.transport_closed();
@@ -692,36 +730,56 @@ impl ServerStream {
         let Some(jid) = &self.jid else {
             return Ok(());
         };
-        if let Some(from) = stanza.attr("from") {
-            // The full JID, or the bare JID of the account (RFC 6120 §8.1.2.1); compared after
-            // the JID's own normalization.
-            let ours = from == jid.as_str()
-                || Jid::new(from).is_ok_and(|from| {
+        // This is the per-stanza hot path: one pass over the attributes (a small ordered map,
+        // un-namespaced ones first) instead of a lookup per name, and no JID is built.
+        let (mut from, mut to, mut kind) = (None, None, None);
+        for ((ns, name), value) in stanza.attrs() {
+            if !ns.is_none() {
+                break;
+            }
+            match name.as_str() {
+                "from" => from = Some(value.as_str()),
+                "to" => to = Some(value.as_str()),
+                "type" => kind = Some(value.as_str()),
+                _ => {}
+            }
+        }
+        let stamped = match from {
+            None => false,
+            // Already our full JID, byte for byte: nothing to check or rewrite.
+            Some(from) if from == jid.as_str() => true,
+            // The full JID, or the bare JID of the account (RFC 6120 §8.1.2.1), compared
+            // after the JID's own normalization.
+            Some(from) => {
+                let ours = Jid::new(from).is_ok_and(|from| {
                     from.as_str() == jid.as_str()
                         || (from.resource().is_none() && from.to_bare() == jid.to_bare())
                 });
-            if !ours {
-                return Err(self.fail(
-                    StreamErrorCondition::InvalidFrom,
-                    "stanza from another address",
-                ));
-            }
-        }
-        // The attribute name is built once per stream: this is the per-stanza hot path.
-        stanza.set_attr(
-            minidom::rxml::Namespace::NONE,
-            self.from_attr.clone(),
-            jid.as_str(),
-        );
-        if let Some(to) = stanza.attr("to") {
-            if Jid::new(to).is_err() {
-                if stanza.attr("type") != Some("error") {
-                    let reply =
-                        StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&stanza);
-                    self.core.send(&reply);
+                if !ours {
+                    return Err(self.fail(
+                        StreamErrorCondition::InvalidFrom,
+                        "stanza from another address",
+                    ));
                 }
-                return Ok(());
+                false
             }
+        };
+        // `to` is passed on as written: validated (RFC 7622 via xmpp-jid) without building a JID.
+        let bad_to = to.is_some_and(|to| Jid::validate(to).is_err());
+        let is_error = kind == Some("error");
+        if !stamped {
+            // The attribute name is built once per stream.
+            let from = jid.as_str().to_owned();
+            stanza
+                .attrs_mut()
+                .insert(minidom::rxml::Namespace::NONE, self.from_attr.clone(), from);
+        }
+        if bad_to {
+            if !is_error {
+                let reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&stanza);
+                self.core.send(&reply);
+            }
+            return Ok(());
         }
         if self.config.legacy_session
             && bind::is_session_request(&stanza)

@@ -123,6 +123,26 @@ fn wait_listening(port: u16, child: &mut Child, limit: Duration) -> Result<(), S
     Err("did not start listening in time".to_owned())
 }
 
+/// Wait until a server on `port` answers a stream header (its accept loop runs).
+fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' \
+         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    tcp.write_all(header.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    match tcp.read(&mut buf) {
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err("closed before answering a stream header".to_owned()),
+        Err(e) => Err(format!("no stream header back: {e}")),
+    }
+}
+
 fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let dir = std::env::temp_dir().join(format!("xmpp-loadgen-driver-c2s-{}", std::process::id()));
@@ -156,6 +176,10 @@ fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
         .spawn()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     wait_listening(port, &mut child, Duration::from_secs(120))?;
+    // The port is bound before the hub derives every account's SCRAM credentials (seconds
+    // at 10 000 accounts): wait for a stream header back, so that the "before" memory
+    // sample includes the account database, as it does for the other servers.
+    wait_serving(port, &options.domain, Duration::from_secs(300))?;
     let pid = child.id();
     Ok(Started {
         name: "xmpp-example-server (tokio example)",
@@ -312,8 +336,13 @@ fn main() -> ExitCode {
         };
         let mut options = args.options.clone();
         options.sessions = started.accounts.min(options.sessions);
+        let fds = started
+            .target
+            .server_pid
+            .and_then(procfs::open_file_limit_of)
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         eprintln!(
-            "{}: ready in {:.1} s with {} accounts (pid {:?}); load average {}",
+            "{}: ready in {:.1} s with {} accounts (pid {:?}, open-file limit {fds}); load average {}",
             started.name,
             started.setup.as_secs_f64(),
             options.sessions,
