@@ -30,7 +30,8 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use minidom::Element;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use xmpp_stream::pair::{MemoryBackend, Pair};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::Pair;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Credentials, Instant, Output, SeededEntropy, ServerConfig,
     ServerStream, TlsPolicy,
@@ -167,7 +168,7 @@ fn stanza_bytes() -> &'static [u8] {
                         .build(),
                 )
                 .build();
-            pair.client.send_stanza(pair.now, message).unwrap();
+            pair.client.send_stanza(pair.now, &message).unwrap();
             while let Some(out) = pair.client.poll_output() {
                 if let Output::Transmit(b) = out {
                     bytes.extend(b);

@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use xmpp_example_server::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
 use xmpp_stream::BareJid;
 
+#[cfg(feature = "alloc-stats")]
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 const USAGE: &str =
     "usage: xmpp-example-server [--port N] [--bind ADDR] [--domain NAME] [--user NAME:PASSWORD]...
                 [--cert FILE --key FILE] [--channel-binding] [--quiet] [--trace]
@@ -23,7 +27,8 @@ const USAGE: &str =
   --channel-binding   offer SCRAM-*-PLUS with tls-exporter and tls-server-end-point (XEP-0440);
                       off by default because clients that bind only with tls-unique then fail
   --quiet             no connection log
-  --trace             log every XML byte in and out (inside TLS)";
+  --trace             log every XML byte in and out (inside TLS)
+  --heap-stats SECS   every SECS seconds, print the live heap (needs the alloc-stats feature)";
 
 struct Args {
     addr: SocketAddr,
@@ -34,6 +39,7 @@ struct Args {
     plus: bool,
     quiet: bool,
     trace: bool,
+    heap_stats: Option<f64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -44,6 +50,7 @@ fn parse() -> Result<Args, String> {
     let mut users = Vec::new();
     let (mut cert, mut key) = (None, None);
     let (mut plus, mut quiet, mut trace) = (false, false, false);
+    let mut heap_stats = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
@@ -76,6 +83,15 @@ fn parse() -> Result<Args, String> {
             "--channel-binding" => plus = true,
             "--quiet" => quiet = true,
             "--trace" => trace = true,
+            "--heap-stats" => {
+                let secs: f64 = value("seconds")?
+                    .parse()
+                    .map_err(|e| format!("--heap-stats: {e}"))?;
+                if !(secs.is_finite() && secs >= 0.1) {
+                    return Err("--heap-stats takes at least 0.1 seconds".to_owned());
+                }
+                heap_stats = Some(secs);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -94,6 +110,7 @@ fn parse() -> Result<Args, String> {
         plus,
         quiet,
         trace,
+        heap_stats,
     })
 }
 
@@ -117,7 +134,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Print the live heap every `secs` seconds on a thread of its own.
+#[cfg(feature = "alloc-stats")]
+fn heap_stats(secs: f64) {
+    let period = std::time::Duration::from_secs_f64(secs);
+    std::thread::spawn(move || {
+        loop {
+            let stats = GLOBAL.stats();
+            let live = i128::try_from(stats.bytes_allocated).unwrap_or(0)
+                - i128::try_from(stats.bytes_deallocated).unwrap_or(0)
+                + i128::try_from(stats.bytes_reallocated).unwrap_or(0);
+            let blocks = stats.allocations.saturating_sub(stats.deallocations);
+            eprintln!("heap: {live} bytes live in {blocks} blocks");
+            std::thread::sleep(period);
+        }
+    });
+}
+
+#[cfg(not(feature = "alloc-stats"))]
+fn heap_stats(_secs: f64) {
+    eprintln!("xmpp-example-server: --heap-stats needs the alloc-stats feature; ignored");
+}
+
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(secs) = args.heap_stats {
+        heap_stats(secs);
+    }
     let domain = BareJid::new(&args.domain)?;
     let mut hub = HubConfig::new(domain).with_plus(if args.plus {
         PlusPolicy::Advertise

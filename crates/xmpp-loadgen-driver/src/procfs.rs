@@ -67,7 +67,17 @@ pub fn mem_total_kib() -> Option<u64> {
 
 /// This process's soft limit on open files, from `/proc/self/limits`.
 pub fn open_file_limit() -> Option<u64> {
-    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    open_file_limit_at("/proc/self/limits")
+}
+
+/// Another process's soft limit on open files (e.g. a server under load), from
+/// `/proc/<pid>/limits`.
+pub fn open_file_limit_of(pid: u32) -> Option<u64> {
+    open_file_limit_at(&format!("/proc/{pid}/limits"))
+}
+
+fn open_file_limit_at(path: &str) -> Option<u64> {
+    let limits = fs::read_to_string(path).ok()?;
     limits
         .lines()
         .find_map(|line| line.strip_prefix("Max open files"))
@@ -102,6 +112,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert_eq!(listener_pid(port), Some(std::process::id()));
         assert!(open_file_limit().unwrap() > 0);
+        assert_eq!(open_file_limit_of(std::process::id()), open_file_limit());
         assert!(mem_total_kib().unwrap() > 0);
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use minidom::Element;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
     Mechanism, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream, Transport,
@@ -321,7 +321,7 @@ fn main() {
                     .machine
                     .send_stanza(
                         now,
-                        message("romeo@example.net", "Art thou not Romeo, and a Montague?"),
+                        &message("romeo@example.net", "Art thou not Romeo, and a Montague?"),
                     )
                     .unwrap();
                 server

@@ -2,11 +2,12 @@
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
-use xmpp_sasl::{ChannelBinding, CredentialStore, Mechanism, ServerStep};
+use xmpp_sasl::{ChannelBinding, Mechanism, ServerStep};
 use xmpp_xml::{
     ContentNamespace, Limits, StanzaError, StanzaErrorCondition, StreamErrorCondition, StreamHeader,
 };
 
+use crate::backend::ServerBackend;
 use crate::bind;
 use crate::client::{check_stanza, is_stanza};
 use crate::config::{Timeouts, TlsPolicy};
@@ -22,27 +23,6 @@ use crate::time::Instant;
 
 /// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
 const STREAM_ID_BYTES: usize = 20;
-
-/// What the server needs from the host's account database: SASL credentials (through
-/// `xmpp-sasl`'s [`CredentialStore`]) and a say on resource binding.
-pub trait ServerBackend: CredentialStore {
-    /// Whether `jid` may be bound on this stream. Return `Err(Conflict)` when another session
-    /// holds it and the host does not replace sessions, `Err(NotAllowed)` to refuse the
-    /// resource, `Err(ResourceConstraint)` when the account has too many sessions. The default
-    /// accepts every resource.
-    fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
-        let _ = jid;
-        Ok(())
-    }
-}
-
-/// One backend shared by every stream of a server: each `ServerStream` gets a clone of the
-/// pointer, so memory per connection does not grow with the number of accounts.
-impl<T: ServerBackend + ?Sized> ServerBackend for std::sync::Arc<T> {
-    fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
-        (**self).check_bind(jid)
-    }
-}
 
 /// Server configuration. Build with [`ServerConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
@@ -124,7 +104,7 @@ enum Step {
 /// The server (receiving entity) side of a `jabber:client` stream.
 ///
 /// Methods come in four kinds: getters (`&self`), inputs (`handle_*`, `tls_established`,
-/// `transport_closed`), commands (`start`, `send_stanza`, `close`) and outputs (`poll_*`).
+/// `transport_closed`), commands (`start`, `send_stanza`, `close`, `close_with_error`) and outputs (`poll_*`).
 /// After every input or command, drain [`poll_output`](Self::poll_output) until `None` and
 /// re-read [`poll_timeout`](Self::poll_timeout).
 pub struct ServerStream {
@@ -462,7 +442,9 @@ impl ServerStream {
             for binding in &self.bindings {
                 config = config.channel_binding(binding.clone());
             }
-            if self.config.advertise_channel_binding_types {
+            // Only what `offer` lists: XEP-0474 hashes the advertised types, and a TLS layer
+            // without binding data advertises none (an empty list would hash differently).
+            if self.config.advertise_channel_binding_types && !self.bindings.is_empty() {
                 let kinds = self.bindings.iter().map(ChannelBinding::kind).collect();
                 config = config.advertised_binding_types(kinds);
             }

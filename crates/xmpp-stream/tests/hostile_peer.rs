@@ -10,7 +10,8 @@
 use core::time::Duration;
 
 use base64::Engine as _;
-use xmpp_stream::pair::{Direction, MemoryBackend, Pair, WireConfig};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::{Direction, Pair, WireConfig};
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, CloseReason, Event,
     Instant, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream,
@@ -959,7 +960,7 @@ fn client_whose_server_never_reads_hits_the_output_bound() {
     .parse()
     .unwrap();
     let mut accepted = 0usize;
-    while p.client.send_stanza(p.now, stanza.clone()).is_ok() {
+    while p.client.send_stanza(p.now, &stanza).is_ok() {
         accepted += 1;
         assert!(accepted < 1000, "no bound on queued output");
     }

@@ -93,7 +93,7 @@ fn established(keys: &Credentials, quiet: bool) -> Pair {
     let mut pair = pair(keys.clone());
     pair.drive();
     assert!(pair.server.is_negotiated() && pair.client.is_negotiated());
-    pair.client.send_stanza(pair.now, message()).unwrap();
+    pair.client.send_stanza(pair.now, &message()).unwrap();
     pair.server.send_stanza(pair.now, &message()).unwrap();
     pair.drive();
     if quiet {

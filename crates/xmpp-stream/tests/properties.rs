@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use xmpp_stream::pair::{Direction, LogEntry, MemoryBackend, Pair};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::{Direction, LogEntry, Pair};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Credentials, Instant, Output, SeededEntropy, ServerConfig,
     ServerStream, TlsPolicy, Transport,

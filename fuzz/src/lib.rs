@@ -1,0 +1,173 @@
+//! Shared by the fuzz targets: a counting global allocator and a per-input memory check.
+//!
+//! Every target installs [`Counting`] as its `#[global_allocator]` and runs its body through
+//! [`check`], which asserts two properties for each input:
+//!
+//! - **no retention across inputs**: the live Rust heap after the input has been handled and
+//!   everything it built dropped equals the live heap before it. A library that keeps
+//!   something per input (a leak, a cache that grows, a queue nobody drains) fails here;
+//! - **bounded peak**: the most Rust heap live at any moment while handling the input, above
+//!   the baseline, stays under a bound the target derives from the limits it configured
+//!   (stanza bound, output bound, ...) plus what it legitimately scales with the input length.
+//!
+//! One-time lazy initialisation (a `OnceLock` in the target or a library, a thread-local)
+//! allocates on the first input that reaches it and keeps the memory for good. So an input
+//! that retains memory is run a second time: the targets are deterministic, so a real
+//! per-input retention retains again, while a one-time initialisation does not.
+//!
+//! Only allocations through Rust's global allocator are counted: libFuzzer's own C++
+//! allocations are not, and its `-rss_limit_mb` / `-malloc_limit_mb` stay as a second line.
+//! Set `FUZZ_ALLOC_STATS=1` to print each new record of peak and of peak per input byte (for
+//! calibrating a bound); `FUZZ_ALLOC_SCALE=N` divides every bound by N (to prove that the
+//! assertions can fail: `FUZZ_ALLOC_SCALE=4 cargo fuzz run <target> corpus/<target>`).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// Bytes currently allocated through [`Counting`].
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Highest value of [`LIVE`] since the last reset by [`measure`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting the bytes live and the peak.
+///
+/// Install it in a fuzz target with
+/// `#[global_allocator] static ALLOC: xmpp_fuzz::Counting = xmpp_fuzz::Counting;`.
+pub struct Counting;
+
+fn grow(bytes: usize) {
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(live, Relaxed);
+}
+
+fn shrink(bytes: usize) {
+    LIVE.fetch_sub(bytes, Relaxed);
+}
+
+// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
+// `GlobalAlloc` contract; the only addition is bookkeeping on two atomics, which neither
+// allocates nor touches the memory handed out. Sizes are counted only when the call
+// succeeded (non-null), and `dealloc`/`realloc` receive the layout the block was allocated
+// with (a caller obligation of `GlobalAlloc`), so the counts stay exact.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours, forwarded.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            grow(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as ours, forwarded.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            grow(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours, forwarded.
+        unsafe { System.dealloc(ptr, layout) };
+        shrink(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as ours, forwarded.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                grow(new_size - layout.size());
+            } else {
+                shrink(layout.size() - new_size);
+            }
+        }
+        new
+    }
+}
+
+/// What one run of a closure did to the Rust heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Most bytes live at once during the run, above the live bytes at its start.
+    pub peak: usize,
+    /// Live bytes at the end minus live bytes at the start (negative: freed older memory).
+    pub retained: isize,
+}
+
+/// Runs `f` and reports its heap usage. Not reentrant (one global peak).
+pub fn measure(f: impl FnOnce()) -> Usage {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    f();
+    let after = LIVE.load(Relaxed);
+    Usage {
+        peak: PEAK.load(Relaxed).saturating_sub(base),
+        retained: after.cast_signed().wrapping_sub(base.cast_signed()),
+    }
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a fuzz harness, not a library: its knobs come from the environment of the run"
+)]
+fn env_number(name: &str) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn stats_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_number("FUZZ_ALLOC_STATS") != 0)
+}
+
+fn scale() -> usize {
+    static SCALE: OnceLock<usize> = OnceLock::new();
+    *SCALE.get_or_init(|| env_number("FUZZ_ALLOC_SCALE").max(1))
+}
+
+/// Records for `FUZZ_ALLOC_STATS`: highest peak, highest peak per input byte (x1000).
+static RECORD_PEAK: AtomicUsize = AtomicUsize::new(0);
+static RECORD_RATIO: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs one fuzz input (`run` must be deterministic and drop everything it builds) and
+/// asserts that it retains no heap and that its peak heap stays within `bound` bytes.
+/// `len` is the input length, only reported.
+///
+/// # Panics
+///
+/// When the input (run twice if the first run retained memory, see the module docs)
+/// retains heap, or its peak exceeds `bound`: that is the finding libFuzzer reports.
+pub fn check(len: usize, bound: usize, run: impl Fn()) {
+    // Warm the environment lookups before measuring: they allocate once.
+    let (stats, scale) = (stats_enabled(), scale());
+    let mut usage = measure(&run);
+    if usage.retained != 0 {
+        // Perhaps one-time initialisation: a second run must come back to its baseline.
+        usage = measure(&run);
+        assert!(
+            usage.retained == 0,
+            "input of {len} bytes retained {} bytes of heap after it was dropped",
+            usage.retained
+        );
+    }
+    if stats {
+        let ratio = usage.peak * 1000 / (len + 1);
+        let peak_record = RECORD_PEAK.fetch_max(usage.peak, Relaxed) < usage.peak;
+        let ratio_record = RECORD_RATIO.fetch_max(ratio, Relaxed) < ratio;
+        if peak_record || ratio_record {
+            eprintln!("alloc-stats: len={len} peak={} bound={bound}", usage.peak);
+        }
+    }
+    let bound = bound / scale;
+    assert!(
+        usage.peak <= bound,
+        "input of {len} bytes peaked at {} bytes of heap, over its bound of {bound}",
+        usage.peak
+    );
+}
