@@ -23,9 +23,11 @@
 //! 4. **Close**: every session ends its stream and waits for the server's end.
 //!
 //! A message is *counted* when its recipient stayed connected for the whole run (it was
-//! never killed and never dropped) and it was written in full on a connection that was not
-//! reset afterwards (a reset may discard bytes the server had not read yet, which is the
-//! point of a reset; a half-close may not). Every counted message must arrive exactly once:
+//! never killed and never dropped) and it was written in full on a connection that either
+//! stayed up or was half-closed with the server hanging up in turn (a reset may discard bytes
+//! the server had not read yet, which is the point of a reset; and a session replaced by our
+//! reconnect before the server read its last bytes loses them by design, so a half-close
+//! waits for the server). Every counted message must arrive exactly once:
 //! [`SoakReport::lost`] lists the ones that did not.
 
 use std::fmt;
@@ -278,7 +280,8 @@ enum Phase {
     Close,
 }
 
-/// Per message: not sent yet, sent in full, or sent on a connection reset later.
+/// Per message: not sent yet, sent in full, or sent on a connection that ended without the
+/// server confirming it read everything (a reset, or a half-close it did not answer).
 const UNSENT: u8 = 0;
 const SENT: u8 = 1;
 const SENDER_RESET: u8 = 2;
@@ -291,6 +294,7 @@ struct Counters {
     reconnects: AtomicU64,
     kills: [AtomicU64; 5],
     kills_reset: AtomicU64,
+    unconfirmed_closes: AtomicU64,
     unexpected_drops: AtomicU64,
     misdelivered: AtomicU64,
     bounced: AtomicU64,
@@ -452,6 +456,9 @@ pub struct SoakReport {
     pub kills: [u64; 5],
     /// Of those, how many by reset (the rest by a clean half-close).
     pub kills_reset: u64,
+    /// Mid-stanza half-closes the server did not answer within the login timeout (their
+    /// connection's messages are then not counted, as after a reset).
+    pub unconfirmed_closes: u64,
     /// Logins after a kill.
     pub reconnects: u64,
     /// Connections the server ended that we did not kill (must be 0).
@@ -524,7 +531,7 @@ impl SoakReport {
     pub fn summary_line(&self) -> String {
         format!(
             "soak-result passed={} sessions={} connections={} logins={} login_failures={} killed={} \
-             killed_reset={} reconnects={} unexpected_drops={} stable={} planned={} sent={} \
+             killed_reset={} unconfirmed_closes={} reconnects={} unexpected_drops={} stable={} planned={} sent={} \
              counted={} counted_received={} received={} lost={} duplicates={} misdelivered={} \
              bounced={} clean_closes={} connect_ms={} storm_ms={} drain_ms={} close_ms={} total_ms={}",
             self.passed(),
@@ -534,6 +541,7 @@ impl SoakReport {
             self.login_failures,
             self.killed(),
             self.kills_reset,
+            self.unconfirmed_closes,
             self.reconnects,
             self.unexpected_drops,
             self.stable_recipients,
@@ -591,10 +599,11 @@ impl fmt::Display for SoakReport {
             .collect();
         writeln!(
             f,
-            "killed {} on purpose ({}; {} by reset), {} reconnects, {} unexpected drops",
+            "killed {} on purpose ({}; {} by reset, {} half-closes unanswered), {} reconnects, {} unexpected drops",
             self.killed(),
             kills.join(", "),
             self.kills_reset,
+            self.unconfirmed_closes,
             self.reconnects,
             self.unexpected_drops
         )?;
@@ -822,6 +831,7 @@ fn account(shared: &Shared) -> SoakReport {
         login_failures: c.login_failures.load(Ordering::Relaxed),
         kills: std::array::from_fn(|i| c.kills[i].load(Ordering::Relaxed)),
         kills_reset: c.kills_reset.load(Ordering::Relaxed),
+        unconfirmed_closes: c.unconfirmed_closes.load(Ordering::Relaxed),
         reconnects: c.reconnects.load(Ordering::Relaxed),
         unexpected_drops: c.unexpected_drops.load(Ordering::Relaxed),
         stable_recipients: shared
@@ -891,31 +901,36 @@ fn tcp(conn: &mut Conn) -> Option<&mut TcpStream> {
     }
 }
 
-/// End a connection on purpose.
-async fn hang_up(mut conn: Conn, how: HangUp) {
+/// End a connection on purpose. For [`HangUp::Close`], whether the server hung up in turn
+/// within `wait` (then it read every byte we wrote); a reset is never confirmed.
+async fn hang_up(mut conn: Conn, how: HangUp, wait: Duration) -> bool {
     let Some(tcp) = tcp(&mut conn) else {
-        return;
+        return false;
     };
-    match how {
+    let confirmed = match how {
         HangUp::Reset => {
             let _ = tcp.set_zero_linger();
+            false
         }
         HangUp::Close => {
             // FIN after everything written; then wait for the server to hang up so that no
-            // unread byte turns our close into a reset.
+            // unread byte turns our close into a reset, and so that our reconnect does not
+            // replace a session whose last bytes the server has not read yet.
             let _ = tcp.shutdown().await;
             let mut sink = [0u8; 4096];
-            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::time::timeout(wait, async {
                 while let Ok(n) = tcp.read(&mut sink).await {
                     if n == 0 {
                         break;
                     }
                 }
             })
-            .await;
+            .await
+            .is_ok()
         }
-    }
+    };
     drop(conn);
+    confirmed
 }
 
 impl Shared {
@@ -1017,7 +1032,7 @@ impl Shared {
 
     async fn killed(&self, conn: Conn, kill: Kill) -> Attempt {
         self.count_kill(kill);
-        hang_up(conn, kill.hang_up).await;
+        hang_up(conn, kill.hang_up, self.options.login_timeout).await;
         Attempt::Killed
     }
 
@@ -1164,8 +1179,12 @@ async fn hold(
                 && when <= now
             {
                 storm_kill = None;
-                live = Box::pin(stanza_kill(shared, slot, plan, live, kill, attempt)).await?;
-                if kill.hang_up == HangUp::Reset {
+                let (new_live, confirmed) =
+                    Box::pin(stanza_kill(shared, slot, plan, live, kill, attempt)).await?;
+                live = new_live;
+                // Unconfirmed: the server may not have read our last messages (a reset, or a
+                // close it did not answer in time): they are not counted.
+                if !confirmed {
                     for &seq in &on_this_conn {
                         shared.status[seq].store(SENDER_RESET, Ordering::Relaxed);
                     }
@@ -1223,7 +1242,8 @@ async fn unexpected_drop(
     live
 }
 
-/// Write half a stanza, hang up, log in again (maybe killed once more on the way).
+/// Write half a stanza, hang up, log in again (maybe killed once more on the way); also
+/// whether the server confirmed the hang-up (see [`hang_up`]).
 async fn stanza_kill(
     shared: &Shared,
     slot: usize,
@@ -1231,7 +1251,7 @@ async fn stanza_kill(
     mut live: Box<Live>,
     kill: StormKill,
     attempt: &mut u64,
-) -> Result<Box<Live>, String> {
+) -> Result<(Box<Live>, bool), String> {
     let to = plan.recipients.first().map_or(slot, |&r| r as usize);
     // Not a sequence number: this one never arrives whole.
     let doomed = message(&shared.jid(to), &format!("half-of-{slot}"));
@@ -1254,12 +1274,18 @@ async fn stanza_kill(
         hang_up: kill.hang_up,
     });
     let Live { conn, .. } = *live;
-    hang_up(conn, kill.hang_up).await;
+    let confirmed = hang_up(conn, kill.hang_up, shared.options.login_timeout).await;
+    if kill.hang_up == HangUp::Close && !confirmed {
+        shared
+            .counters
+            .unconfirmed_closes
+            .fetch_add(1, Ordering::Relaxed);
+    }
     let live = shared.login(slot, attempt, kill.reconnect_kill).await;
     match live {
         Ok(live) => {
             shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            Ok(live)
+            Ok((live, confirmed))
         }
         Err(why) => {
             shared
