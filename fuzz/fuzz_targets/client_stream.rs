@@ -8,7 +8,7 @@
 
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
-    Output, SeededEntropy, SessionFlags, Transport,
+    Mechanism, Output, SeededEntropy, SessionFlags, Transport,
 };
 
 const HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -17,8 +17,8 @@ const TLS_FEATURES: &[u8] = b"<stream:features><starttls xmlns='urn:ietf:params:
 <required/></starttls></stream:features>";
 const PROCEED: &[u8] = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 const SASL_FEATURES: &[u8] = b"<stream:features><mechanisms \
-xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>\
-</stream:features>";
+xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism>\
+<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>";
 const SUCCESS: &[u8] = b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 const BIND_FEATURES: &[u8] = b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
 </stream:features>";
@@ -155,6 +155,9 @@ fn run(data: &[u8]) {
     config.max_output_bytes = MAX_OUTPUT;
     config.limits.max_stanza_bytes = MAX_STANZA;
     config.max_queued_stanzas = usize::from((selector >> 4) & 7);
+    // PLAIN first so the scripted bare <success/> completes it; SCRAM-SHA-256 second so a
+    // fuzzed mechanism-level <failure/> reaches the fallback path.
+    config.mechanisms = vec![Mechanism::Plain, Mechanism::ScramSha256];
     let binding = vec![ChannelBinding::new(
         ChannelBindingType::TlsExporter,
         [7u8; 32],
@@ -202,7 +205,7 @@ fn run(data: &[u8]) {
         if len & 0x7f == 0x7f {
             if let Ok(stanza) = "<message xmlns='jabber:client' to='romeo@example.net'/>"
                 .parse::<minidom::Element>()
-                && h.client.send_stanza(h.now, stanza).is_ok()
+                && h.client.send_stanza(h.now, &stanza).is_ok()
             {
                 assert!(!h.closed, "send_stanza accepted after Closed");
             }

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, Event, Instant, Output, SeededEntropy,
     ServerConfig, ServerStream, SessionFlags, TlsPolicy, Transport,

@@ -86,7 +86,7 @@ fn hub_sessions() -> f64 {
                         presence_sent = true;
                         let presence: minidom::Element =
                             "<presence xmlns='jabber:client'/>".parse().unwrap();
-                        client.send_stanza(now, presence).unwrap();
+                        client.send_stanza(now, &presence).unwrap();
                     }
                     _ => {}
                 }
@@ -221,7 +221,7 @@ fn bare_streams(tls: bool) -> f64 {
     if !tls {
         config.stream.tls = xmpp_stream::TlsPolicy::Disabled;
     }
-    let mut backend = xmpp_stream::pair::MemoryBackend::new();
+    let mut backend = xmpp_stream::MemoryBackend::new();
     for (name, password) in &config.users {
         backend = backend.with_user(name, password, 4096);
     }

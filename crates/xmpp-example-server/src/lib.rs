@@ -39,4 +39,6 @@ pub mod hub;
 pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
-pub use runtime::{OsEntropy, RuntimeConfig, ServerHandle, TlsMaterial, serve, serve_with};
+pub use runtime::{
+    OsEntropy, RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_with,
+};

@@ -141,9 +141,10 @@ fn heap_stats(secs: f64) {
     std::thread::spawn(move || {
         loop {
             let stats = GLOBAL.stats();
+            // A realloc's growth is already in `bytes_allocated` (its shrinking in
+            // `bytes_deallocated`): `bytes_reallocated` would count it twice.
             let live = i128::try_from(stats.bytes_allocated).unwrap_or(0)
-                - i128::try_from(stats.bytes_deallocated).unwrap_or(0)
-                + i128::try_from(stats.bytes_reallocated).unwrap_or(0);
+                - i128::try_from(stats.bytes_deallocated).unwrap_or(0);
             let blocks = stats.allocations.saturating_sub(stats.deallocations);
             eprintln!("heap: {live} bytes live in {blocks} blocks");
             std::thread::sleep(period);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -234,6 +234,18 @@ pub async fn serve_with(
     config: RuntimeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_probed(listener, direct_tls, config, shutdown, None).await
+}
+
+/// [`serve_with`], publishing the shared state to `probe` once the hub is built (for
+/// [`ServerHandle::stats`]).
+async fn serve_probed(
+    listener: TcpListener,
+    direct_tls: Option<TcpListener>,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    probe: Option<Arc<OnceLock<Arc<Mutex<Shared>>>>>,
+) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config.tls.config.clone());
     let cert_der = Arc::new(config.tls.cert_der.clone());
     let shared = Arc::new(Mutex::new(Shared {
@@ -243,6 +255,9 @@ pub async fn serve_with(
         log: config.log,
         trace: config.trace,
     }));
+    if let Some(probe) = probe {
+        let _ = probe.set(shared.clone());
+    }
     let ticker = tokio::spawn(tick(shared.clone()));
     tokio::pin!(shutdown);
     loop {
@@ -547,7 +562,6 @@ fn closed(shared: &Mutex<Shared>, id: SessionId) {
 }
 
 /// A server running on its own thread (with its own tokio runtime), for tests and tools.
-#[derive(Debug)]
 pub struct ServerHandle {
     /// Where it listens (STARTTLS).
     pub addr: SocketAddr,
@@ -559,6 +573,33 @@ pub struct ServerHandle {
     pub cert_pem: String,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    probe: Arc<OnceLock<Arc<Mutex<Shared>>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// What a running server holds right now (see [`ServerHandle::stats`]): after every client
+/// has gone, a server that leaks nothing is back to zero sessions, zero connections, no
+/// offline messages and one task (the timer tick).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Streams the hub holds (negotiating, negotiated or closing).
+    pub sessions: usize,
+    /// Connection tasks the hub can still send to.
+    pub connections: usize,
+    /// Offline messages stored for accounts with no available resource.
+    pub offline_messages: usize,
+    /// Tasks alive on the server's tokio runtime: the timer tick plus one per connection.
+    pub tasks: usize,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .field("direct_tls_addr", &self.direct_tls_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -588,6 +629,9 @@ impl ServerHandle {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let handle = runtime.handle().clone();
+        let probe = Arc::new(OnceLock::new());
+        let published = probe.clone();
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -600,10 +644,10 @@ impl ServerHandle {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(std_listener)?;
                     let direct = direct_listener.map(TcpListener::from_std).transpose()?;
-                    serve_with(listener, direct, config, async move {
+                    let shutdown = async move {
                         let _ = rx.await;
-                    })
-                    .await
+                    };
+                    serve_probed(listener, direct, config, shutdown, Some(published)).await
                 })
             })?;
         Ok(ServerHandle {
@@ -613,6 +657,22 @@ impl ServerHandle {
             cert_pem,
             shutdown: Some(tx),
             thread: Some(thread),
+            probe,
+            runtime: handle,
+        })
+    }
+
+    /// What the server holds right now; `None` until its hub is built (deriving the
+    /// accounts' credentials takes a moment) and after it stopped.
+    pub fn stats(&self) -> Option<ServerStats> {
+        self.thread.as_ref()?;
+        let shared = self.probe.get()?;
+        let guard = lock(shared);
+        Some(ServerStats {
+            sessions: guard.hub.session_count(),
+            connections: guard.conns.len(),
+            offline_messages: guard.hub.offline_total(),
+            tasks: self.runtime.metrics().num_alive_tasks(),
         })
     }
 

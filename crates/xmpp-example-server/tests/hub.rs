@@ -140,7 +140,7 @@ impl World {
         let element: Element = stanza.parse().unwrap();
         self.clients[client]
             .stream
-            .send_stanza(self.now, element)
+            .send_stanza(self.now, &element)
             .unwrap();
         self.drive();
     }
@@ -208,18 +208,21 @@ fn wrong_password_is_not_authorized() {
 
 #[test]
 fn each_mechanism_logs_in() {
-    for mechanism in [
-        Mechanism::ScramSha1,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha512,
-        Mechanism::Plain,
+    for (plus, mechanism) in [
+        (PlusPolicy::Off, Mechanism::ScramSha1),
+        (PlusPolicy::Off, Mechanism::ScramSha256),
+        (PlusPolicy::Off, Mechanism::ScramSha512),
+        (PlusPolicy::Off, Mechanism::Plain),
+        (PlusPolicy::Advertise, Mechanism::ScramSha1Plus),
+        (PlusPolicy::Advertise, Mechanism::ScramSha256Plus),
     ] {
-        // The server offers exactly one mechanism; our client takes what is offered.
-        let mut w = World::new(PlusPolicy::Off);
-        let mut config = w.hub.config().clone();
-        config.stream.mechanisms = Some(vec![mechanism]);
-        w.hub = Hub::new(config);
-        let b = w.connect("bob", "bob-pw", "phone");
+        // The server offers its whole list (with XEP-0474 downgrade protection on); the client
+        // allows only one mechanism.
+        let mut w = World::new(plus);
+        let mut config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "bob-pw");
+        config.resource = Some("phone".to_owned());
+        config.mechanisms = vec![mechanism];
+        let b = w.connect_with(config);
         assert!(is_negotiated(&w, b), "{mechanism}");
         assert_eq!(w.authenticated_with(b), Some(mechanism));
     }

@@ -71,7 +71,7 @@ fn start_server_for(
         .with_user("alice", alice_password)
         .with_user("bob", "bob-pw")
         .with_plus(plus);
-    if mechanisms.is_some() {
+    if let Some(mechanisms) = mechanisms {
         hub.stream.mechanisms = mechanisms;
     }
     let sink = std::env::var("XMPP_RECORD")

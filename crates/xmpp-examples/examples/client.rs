@@ -109,6 +109,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     options.direct_tls = args.direct_tls;
     let mut config = ClientConfig::new(jid, password);
     config.resource = args.resource;
+    if let Some(mechanism) = &args.mechanism {
+        config.mechanisms = xmpp_examples::mechanism_family(mechanism)?;
+    }
     println!(
         "connecting to {addr} ({})",
         if args.direct_tls {
@@ -118,9 +121,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     let mut client = Connection::connect(&options, config, OsEntropy::new())?;
-    if let Some(mechanism) = &args.mechanism {
-        client.only_mechanism(mechanism);
-    }
     let jid = loop {
         match client.next_event(timeout)? {
             Some(Event::Secured) => println!("TLS established"),
@@ -135,7 +135,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("bound as {jid}");
 
-    client.send(Element::builder("presence", "jabber:client").build())?;
+    client.send(&Element::builder("presence", "jabber:client").build())?;
     println!("sent presence");
     if let (Some(to), Some(body)) = (args.to, args.body) {
         let message = Element::builder("message", "jabber:client")
@@ -147,7 +147,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     .build(),
             )
             .build();
-        client.send(message)?;
+        client.send(&message)?;
         println!("sent a message to {to}");
     }
     let reason = client.close(timeout)?;

@@ -184,7 +184,7 @@ impl<M: Machine> AsyncConnection<M> {
     }
 
     /// Send a stanza.
-    pub async fn send(&mut self, stanza: Element) -> Result<(), Error> {
+    pub async fn send(&mut self, stanza: &Element) -> Result<(), Error> {
         let now = self.clock.now();
         self.machine.send_stanza(now, stanza)?;
         self.pump().await;

@@ -16,10 +16,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 use xmpp_stream::{
     ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid, Instant, Output,
-    ServerStream, SessionFlags, Transport,
+    ServerStream, Transport,
 };
 
-use crate::filter::MechanismFilter;
 use crate::machine::Machine;
 use crate::record::Recorder;
 use crate::{Clock, Error, OsEntropy, tls};
@@ -131,7 +130,6 @@ pub struct Connection<M> {
     tls: TlsRole,
     clock: Clock,
     events: VecDeque<Event>,
-    filter: Option<MechanismFilter>,
     recorder: Option<Recorder>,
 }
 
@@ -196,7 +194,6 @@ impl Connection<ClientStream> {
             },
             clock: Clock::new(),
             events: VecDeque::new(),
-            filter: None,
             recorder,
         };
         let transport = if options.direct_tls {
@@ -220,17 +217,6 @@ impl Connection<ClientStream> {
                 Some(_) => {}
                 None => return Err(Error::from(CloseReason::TransportClosed)),
             }
-        }
-    }
-
-    /// Hide every SASL mechanism but `name` and `name-PLUS` from the machine (a test aid; see
-    /// [`MechanismFilter`]). Call before negotiation reaches SASL.
-    pub fn only_mechanism(&mut self, name: &str) {
-        self.filter = Some(MechanismFilter::new(name));
-        if let Some(recorder) = &mut self.recorder {
-            recorder.note(&format!(
-                "the driver hid every mechanism but {name} and {name}-PLUS from the machine; S: lines are what it was fed"
-            ));
         }
     }
 
@@ -262,7 +248,6 @@ impl Connection<ServerStream> {
             },
             clock: Clock::new(),
             events: VecDeque::new(),
-            filter: None,
             recorder: None,
         };
         let transport = if direct_tls {
@@ -284,10 +269,10 @@ impl<M: Machine> Connection<M> {
     }
 
     /// Send a stanza (queued by the machine until negotiation completes).
-    pub fn send(&mut self, stanza: Element) -> Result<(), Error> {
+    pub fn send(&mut self, stanza: &Element) -> Result<(), Error> {
         let now = self.clock.now();
         if let Some(recorder) = &mut self.recorder {
-            recorder.command(now, &format!("send {}", String::from(&stanza)));
+            recorder.command(now, &format!("send {}", String::from(stanza)));
         }
         self.machine.send_stanza(now, stanza)?;
         self.pump();
@@ -400,25 +385,11 @@ impl<M: Machine> Connection<M> {
     }
 
     fn feed(&mut self, now: Instant, bytes: &[u8]) {
-        let authenticated = self.machine.flags().contains(SessionFlags::AUTHENTICATED);
-        let bytes = match &mut self.filter {
-            Some(filter) if !authenticated => filter.filter(bytes),
-            Some(filter) => {
-                let mut held = filter.flush();
-                held.extend_from_slice(bytes);
-                self.filter = None;
-                held
-            }
-            None => bytes.to_vec(),
-        };
-        if bytes.is_empty() {
-            return;
-        }
         if let Some(recorder) = &mut self.recorder {
-            recorder.input(now, &bytes);
+            recorder.input(now, bytes);
         }
         // A protocol error is reported as a `Closed` event through the output queue.
-        let _ = self.machine.handle_input(now, &bytes);
+        let _ = self.machine.handle_input(now, bytes);
     }
 
     /// Drain the machine's outputs, in order.

@@ -37,7 +37,7 @@ pub mod asynchronous;
 pub mod blocking;
 mod entropy;
 mod error;
-mod filter;
+mod family;
 mod machine;
 pub mod matrix;
 mod record;
@@ -45,6 +45,6 @@ pub mod tls;
 
 pub use entropy::OsEntropy;
 pub use error::{Clock, Error};
-pub use filter::MechanismFilter;
+pub use family::mechanism_family;
 pub use machine::Machine;
 pub use record::Recorder;

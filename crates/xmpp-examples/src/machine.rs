@@ -24,7 +24,7 @@ pub trait Machine {
     /// The transport ended.
     fn transport_closed(&mut self, now: Instant);
     /// Send a stanza.
-    fn send_stanza(&mut self, now: Instant, stanza: Element) -> Result<(), UsageError>;
+    fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError>;
     /// Start the closing handshake.
     fn close(&mut self, now: Instant) -> Result<(), UsageError>;
     /// The next output.
@@ -38,7 +38,7 @@ pub trait Machine {
 }
 
 macro_rules! forward {
-    ($ty:ty, |$s:ident, $now:ident, $stanza:ident| $send:expr) => {
+    ($ty:ty) => {
         impl Machine for $ty {
             fn start(&mut self, now: Instant, transport: Transport) -> Result<(), UsageError> {
                 <$ty>::start(self, now, transport)
@@ -59,9 +59,8 @@ macro_rules! forward {
             fn transport_closed(&mut self, now: Instant) {
                 <$ty>::transport_closed(self, now);
             }
-            fn send_stanza(&mut self, $now: Instant, $stanza: Element) -> Result<(), UsageError> {
-                let $s = self;
-                $send
+            fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+                <$ty>::send_stanza(self, now, stanza)
             }
             fn close(&mut self, now: Instant) -> Result<(), UsageError> {
                 <$ty>::close(self, now)
@@ -82,5 +81,5 @@ macro_rules! forward {
     };
 }
 
-forward!(ClientStream, |s, now, stanza| s.send_stanza(now, stanza));
-forward!(ServerStream, |s, now, stanza| s.send_stanza(now, &stanza));
+forward!(ClientStream);
+forward!(ServerStream);

@@ -41,6 +41,10 @@ impl Recorder {
         if let Some(resource) = &config.resource {
             header.push(format!("!client resource {resource}"));
         }
+        if config.mechanisms != ClientConfig::DEFAULT_MECHANISMS {
+            let names: Vec<&str> = config.mechanisms.iter().map(|m| m.as_str()).collect();
+            header.push(format!("!client mechanisms {}", names.join(",")));
+        }
         if direct_tls {
             header.push("!client transport tls".to_owned());
         }

@@ -15,7 +15,7 @@ use xmpp_examples::OsEntropy;
 use xmpp_examples::asynchronous::AsyncConnection;
 use xmpp_examples::blocking::{ClientOptions, Connection};
 use xmpp_examples::tls::{Trust, Versions, client_config, server_config};
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     BareJid, ClientConfig, CloseReason, Event, Mechanism, ServerConfig, ServerStream,
 };
@@ -88,7 +88,7 @@ fn blocking_client_and_server_over_starttls_and_direct_tls() {
                 if let Event::Stanza(stanza) = &event {
                     let jid = conn.machine().jid().unwrap().to_string();
                     let text = body(stanza).unwrap_or_default();
-                    conn.send(message(&jid, &format!("echo: {text}"))).unwrap();
+                    conn.send(&message(&jid, &format!("echo: {text}"))).unwrap();
                 }
                 seen.push(event);
             }
@@ -115,7 +115,7 @@ fn blocking_client_and_server_over_starttls_and_direct_tls() {
             Some(Mechanism::ScramSha512Plus),
             "direct TLS {direct_tls}"
         );
-        client.send(message("localhost", "hi")).unwrap();
+        client.send(&message("localhost", "hi")).unwrap();
         let echo = client.wait_stanza(WAIT, |s| s.name() == "message").unwrap();
         assert_eq!(body(&echo).as_deref(), Some("echo: hi"));
         assert_eq!(client.close(WAIT).unwrap(), CloseReason::Graceful);
@@ -162,7 +162,7 @@ fn async_client_and_server_under_tokio() {
                         Event::Stanza(stanza) => {
                             let jid = conn.machine().jid().unwrap().to_string();
                             let text = body(&stanza).unwrap_or_default();
-                            conn.send(message(&jid, &format!("echo: {text}")))
+                            conn.send(&message(&jid, &format!("echo: {text}")))
                                 .await
                                 .unwrap();
                         }
@@ -184,7 +184,7 @@ fn async_client_and_server_under_tokio() {
             .unwrap();
             let jid = client.negotiate(WAIT).await.unwrap();
             assert_eq!(jid.to_string(), "alice@localhost/loop");
-            client.send(message("localhost", "hello")).await.unwrap();
+            client.send(&message("localhost", "hello")).await.unwrap();
             let echo = loop {
                 match client.next_event(WAIT).await.unwrap() {
                     Some(Event::Stanza(stanza)) => break stanza,

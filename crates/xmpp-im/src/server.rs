@@ -152,6 +152,9 @@ fn bare_str(jid: &str) -> &str {
     jid.split_once('/').map_or(jid, |(bare, _)| bare)
 }
 
+/// Below this many slots the session table is not worth shrinking.
+const MIN_SESSION_CAPACITY: usize = 64;
+
 /// The RFC 6121 server machine. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -279,10 +282,22 @@ impl Server {
             list.retain(|s| &s.jid != jid);
             if list.is_empty() {
                 self.sessions.remove(key);
+                self.shrink_sessions();
             }
         }
         self.drain_local(store);
         Ok(())
+    }
+
+    /// Give back the table a load spike grew (a hash map never shrinks by itself, so a
+    /// server would keep the memory of its busiest moment forever). Shrinking to twice the
+    /// length once a quarter is in use keeps the cost O(1) amortized per removal.
+    fn shrink_sessions(&mut self) {
+        let capacity = self.sessions.capacity();
+        if capacity > MIN_SESSION_CAPACITY && self.sessions.len() < capacity / 4 {
+            self.sessions
+                .shrink_to((self.sessions.len() * 2).max(MIN_SESSION_CAPACITY));
+        }
     }
 
     // ---- inputs ----
@@ -1097,5 +1112,42 @@ impl Server {
         for p in stanzas {
             self.route(p.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    /// Found by the soak of `xmpp-loadgen-driver` (heap after the load above the baseline):
+    /// once a spike of sessions came and went, the table kept its peak capacity.
+    #[test]
+    fn session_table_shrinks_after_a_spike() {
+        let mut server = Server::new(ServerConfig::new("example.com"));
+        let mut store = MemoryStore::new();
+        let jids: Vec<FullJid> = (0..5000)
+            .map(|i| FullJid::new(&format!("user{i}@example.com/r")).unwrap())
+            .collect();
+        for jid in &jids {
+            server.session_started(jid.clone()).unwrap();
+        }
+        assert!(server.sessions.capacity() >= 5000);
+        for jid in &jids {
+            server.session_ended(&mut store, jid).unwrap();
+        }
+        assert!(server.sessions.is_empty());
+        assert!(
+            server.sessions.capacity() <= 2 * MIN_SESSION_CAPACITY,
+            "capacity {} after every session ended",
+            server.sessions.capacity()
+        );
+        // A second spike grows it again and still works.
+        for jid in &jids[..100] {
+            server.session_started(jid.clone()).unwrap();
+        }
+        assert_eq!(server.sessions.len(), 100);
+        assert_eq!(server.sessions_of(&jids[0].to_bare()).count(), 1);
+        assert_eq!(server.sessions_of(&jids[100].to_bare()).count(), 0);
     }
 }

@@ -187,6 +187,19 @@ impl Jid {
         parse::parse(s).map(Self)
     }
 
+    /// Checks that `s` is a valid JID exactly as [`Jid::new`] would, without building it: no
+    /// allocation for the common all-ASCII case. For validating addresses that are passed on
+    /// as they are (a server checking a stanza's `to`).
+    ///
+    /// ```
+    /// use xmpp_jid::Jid;
+    /// assert!(Jid::validate("Juliet@Example.com/balcony").is_ok());
+    /// assert!(Jid::validate("juliet@@example.com").is_err());
+    /// ```
+    pub fn validate(s: &str) -> Result<(), JidError> {
+        parse::validate(s)
+    }
+
     /// Lenient (legacy) parsing, for JIDs from peers that still apply RFC 6122 stringprep.
     ///
     /// When strict parsing fails, the localpart and resourcepart are first mapped the way

@@ -161,6 +161,34 @@ const MAX_FAST: usize = 256;
 /// trailing dot, IP literals, A-labels) returns `None` and takes the general path, which
 /// gives the same result or the precise error.
 fn fast_ascii(s: &str) -> Option<Repr> {
+    let (at, slash, upper) = fast_ascii_scan(s)?;
+    let b = s.as_bytes();
+    let bare_end = slash.unwrap_or(b.len());
+    let text: Arc<str> = if upper {
+        let mut buf = [0u8; MAX_FAST];
+        let out = &mut buf[..b.len()];
+        out.copy_from_slice(b);
+        out[..bare_end].make_ascii_lowercase();
+        // ASCII in, ASCII out: always valid UTF-8.
+        Arc::from(core::str::from_utf8(out).ok()?)
+    } else {
+        Arc::from(s)
+    };
+    Some(Repr::new(text, at, slash))
+}
+
+/// Checks `s` exactly as [`parse`] would, without building the JID (no allocation for the
+/// common all-ASCII case).
+pub(crate) fn validate(s: &str) -> Result<(), JidError> {
+    if fast_ascii_scan(s).is_some() {
+        return Ok(());
+    }
+    general(s).map(|_| ())
+}
+
+/// The checks of [`fast_ascii`]: the `@` and `/` positions and whether the bare part has
+/// upper-case letters to lowercase, or `None` for anything the general path must handle.
+fn fast_ascii_scan(s: &str) -> Option<(Option<usize>, Option<usize>, bool)> {
     let b = s.as_bytes();
     if b.is_empty() || b.len() > MAX_FAST {
         return None;
@@ -192,17 +220,7 @@ fn fast_ascii(s: &str) -> Option<Repr> {
         }
     }
 
-    let text: Arc<str> = if upper & ascii::UPPER == 0 {
-        Arc::from(s)
-    } else {
-        let mut buf = [0u8; MAX_FAST];
-        let out = &mut buf[..b.len()];
-        out.copy_from_slice(b);
-        out[..bare_end].make_ascii_lowercase();
-        // ASCII in, ASCII out: always valid UTF-8.
-        Arc::from(core::str::from_utf8(out).ok()?)
-    };
-    Some(Repr::new(text, at, slash))
+    Some((at, slash, upper & ascii::UPPER != 0))
 }
 
 /// Lenient parsing for peers that still prepare JIDs with RFC 6122 stringprep: when strict

@@ -157,6 +157,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
+    fn validate_agrees_with_new(s in jidish()) {
+        prop_assert_eq!(Jid::validate(&s), Jid::new(&s).map(|_| ()));
+    }
+
+    #[test]
     fn parse_never_panics_and_round_trips(s in jidish()) {
         if let Ok(j) = Jid::new(&s) {
             check_accepted(&j);

@@ -19,8 +19,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Binaries: `loadgen` (one server you started) and `compare` (starts Prosody, ejabberd and
-//! `xmpp-example-server` itself and prints one table).
+//! Binaries: `loadgen` (one server you started), `compare` (starts Prosody, ejabberd and
+//! `xmpp-example-server` itself and prints one table) and `soak` ([`soak`]: thousands of
+//! sessions, deliberate kills mid-negotiation and mid-stanza, a message storm, and an exact
+//! account of lost messages; `tests/soak.rs` runs it against the example server and checks
+//! the server's heap returns to its baseline).
 // A load generator does real I/O (sockets, clock, /proc), unlike the library crates the
 // workspace's Sans-IO lints guard.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -30,6 +33,7 @@ pub mod procfs;
 mod run;
 mod scram;
 mod session;
+pub mod soak;
 
 pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Options, Report, Target, check, run};
 pub use scram::ScramChoice;

@@ -284,7 +284,7 @@ pub(crate) fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     sorted.get(rank - 1).copied()
 }
 
-fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
+pub(crate) fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut trust_pem.as_bytes()) {
         let cert = cert.map_err(|e| Error::Trust(e.to_string()))?;

@@ -16,10 +16,9 @@ use xmpp_stream::{
 };
 
 use crate::run::{Phase, Shared};
-use crate::scram::keep_only_mechanism;
 
 /// The socket before and after STARTTLS.
-enum Conn {
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     /// Only while the TLS handshake owns the socket.
@@ -27,7 +26,7 @@ enum Conn {
 }
 
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf).await,
             Conn::Tls(s) => s.read(buf).await,
@@ -35,7 +34,7 @@ impl Conn {
         }
     }
 
-    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Conn::Plain(s) => s.write_all(bytes).await,
             Conn::Tls(s) => {
@@ -46,7 +45,7 @@ impl Conn {
         }
     }
 
-    async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         let _ = match self {
             Conn::Plain(s) => s.shutdown().await,
             Conn::Tls(s) => s.shutdown().await,
@@ -115,6 +114,7 @@ impl Session {
             .map_err(|e| format!("bad jid: {e}"))?;
         let mut config = ClientConfig::new(jid, options.password.clone());
         config.resource = Some(format!("load{}", self.index));
+        config.mechanisms = options.mechanism.mechanisms();
         let seed = options.seed ^ (self.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut machine = ClientStream::new(config, SeededEntropy::new(seed));
         let tcp = TcpStream::connect(self.shared.addr)
@@ -123,7 +123,6 @@ impl Session {
         let _ = tcp.set_nodelay(true);
         let mut live = LiveSession {
             conn: Conn::Plain(tcp),
-            authenticated: false,
             buf: vec![0; 4096],
             machine: None,
         };
@@ -144,16 +143,11 @@ impl Session {
             if n == 0 {
                 return Err("server closed during login".to_owned());
             }
-            let bytes = if live.authenticated {
-                live.buf[..n].to_vec()
-            } else {
-                keep_only_mechanism(&live.buf[..n], options.mechanism)
-            };
-            let _ = machine.handle_input(self.now(), &bytes);
+            let _ = machine.handle_input(self.now(), &live.buf[..n]);
         }
         let presence = Element::builder("presence", "jabber:client").build();
         machine
-            .send_stanza(self.now(), presence)
+            .send_stanza(self.now(), &presence)
             .map_err(|e| format!("presence: {e}"))?;
         match self.drain(&mut machine, &mut live).await? {
             Drained::Closed(why) => Err(why),
@@ -195,7 +189,6 @@ impl Session {
                 }
                 Output::Event(event) => match event {
                     Event::Authenticated { mechanism, .. } => {
-                        live.authenticated = true;
                         self.shared.record_mechanism(mechanism.as_str());
                     }
                     Event::Negotiated { .. } => result = Drained::Negotiated,
@@ -224,7 +217,7 @@ impl Session {
             stats.received.fetch_add(1, Ordering::Relaxed);
             if let Some(from) = stanza.attr("from") {
                 let reply = message(from, &format!("pong {rest}"));
-                if machine.send_stanza(self.now(), reply).is_ok() {
+                if machine.send_stanza(self.now(), &reply).is_ok() {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -306,7 +299,7 @@ impl Session {
                 _ = phase_rx.changed() => {}
                 _ = ticker.tick(), if messaging => {
                     let ping = message(&partner_jid, &format!("ping {}", self.micros()));
-                    if machine.send_stanza(self.now(), ping).is_ok() {
+                    if machine.send_stanza(self.now(), &ping).is_ok() {
                         self.shared.stats.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -327,7 +320,6 @@ enum Drained {
 /// The connection of a logged-in session.
 pub(crate) struct LiveSession {
     conn: Conn,
-    authenticated: bool,
     buf: Vec<u8>,
     machine: Option<ClientStream>,
 }
@@ -339,7 +331,7 @@ impl LiveSession {
     }
 }
 
-fn message(to: &str, body: &str) -> Element {
+pub(crate) fn message(to: &str, body: &str) -> Element {
     Element::builder("message", "jabber:client")
         .attr(name("to"), to)
         .attr(name("type"), "chat")

@@ -6,7 +6,8 @@
 //! No XML, no base64 framing, no TLS object, no randomness: the host (the stream crate) frames
 //! the bytes, passes nonces in and hands over channel-binding data.
 //!
-//! - [`select_mechanism`] picks what to use from the server's offer and a [`ClientPolicy`].
+//! - [`select_mechanism`] picks what to use from the server's offer and a [`ClientPolicy`];
+//!   [`acceptable_mechanisms`] ranks every usable one (for falling back after a failure).
 //! - [`Client`] runs the client side: `start`, `step` per challenge, `finish` on success.
 //! - [`Server`] runs the server side against a [`CredentialStore`] that returns
 //!   [`StoredCredentials`] (never passwords); failures carry an RFC 6120 [`Condition`].
@@ -100,5 +101,5 @@ pub use error::{Condition, Error, ScramError};
 pub use mechanism::{ChannelBinding, ChannelBindingType, Mechanism, ScramHash, UnknownName};
 pub use prep::{PasswordPrep, saslprep};
 pub use scram::downgrade_hash;
-pub use select::{ClientPolicy, Selection, select_mechanism};
+pub use select::{ClientPolicy, Selection, acceptable_mechanisms, select_mechanism};
 pub use server::{Authenticated, Server, ServerConfig, ServerStep};

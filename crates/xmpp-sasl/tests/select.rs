@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] fns
 
 use xmpp_sasl::{
-    ChannelBindingType as Cb, ClientPolicy, Gs2Binding, Mechanism, Selection, select_mechanism,
+    ChannelBindingType as Cb, ClientPolicy, Gs2Binding, Mechanism, Selection,
+    acceptable_mechanisms, select_mechanism,
 };
 
 fn parse(names: &[&str]) -> Vec<Mechanism> {
@@ -206,5 +207,94 @@ fn external_anonymous_and_requirements() {
     assert_eq!(
         pick(&ejabberd(), None, &p),
         sel(Mechanism::ScramSha512, Gs2Binding::None)
+    );
+}
+
+fn ranked(
+    offered: &[Mechanism],
+    cb: Option<&[Cb]>,
+    p: &ClientPolicy,
+) -> Vec<(Mechanism, Gs2Binding)> {
+    acceptable_mechanisms(offered, cb, p)
+        .into_iter()
+        .map(|s| (s.mechanism, s.gs2))
+        .collect()
+}
+
+#[test]
+fn ranking_follows_the_default_order_and_keeps_gs2_from_the_whole_offer() {
+    // rustls over TLS 1.3 against ejabberd: -PLUS unusable (tls-unique only), so every SCRAM
+    // carries `n` (ejabberd does bind), then PLAIN.
+    let p = ClientPolicy::new()
+        .tls(true)
+        .password(true)
+        .binding_types(vec![Cb::TlsExporter, Cb::TlsServerEndPoint]);
+    assert_eq!(
+        ranked(&ejabberd(), None, &p),
+        vec![
+            (Mechanism::ScramSha512, Gs2Binding::None),
+            (Mechanism::ScramSha256, Gs2Binding::None),
+            (Mechanism::ScramSha1, Gs2Binding::None),
+            (Mechanism::Plain, Gs2Binding::None),
+        ]
+    );
+    // With a usable binding the -PLUS variants come first, each bound.
+    let bound = Gs2Binding::Bound(Cb::TlsExporter);
+    assert_eq!(
+        ranked(&ejabberd(), Some(&[Cb::TlsExporter]), &p)[..3],
+        [
+            (Mechanism::ScramSha512Plus, bound),
+            (Mechanism::ScramSha256Plus, bound),
+            (Mechanism::ScramSha1Plus, bound),
+        ]
+    );
+    // Prosody without -PLUS: `y` on every SCRAM entry, not only the first.
+    assert_eq!(
+        ranked(&prosody(), None, &p),
+        vec![
+            (Mechanism::ScramSha256, Gs2Binding::ClientOnly),
+            (Mechanism::ScramSha1, Gs2Binding::ClientOnly),
+            (Mechanism::Plain, Gs2Binding::None),
+        ]
+    );
+}
+
+#[test]
+fn preference_orders_and_narrows() {
+    let p = ClientPolicy::new()
+        .tls(true)
+        .password(true)
+        .preference(vec![
+            Mechanism::ScramSha1,
+            Mechanism::Plain,
+            Mechanism::ScramSha1,
+        ]);
+    assert_eq!(
+        ranked(&ejabberd(), None, &p),
+        vec![
+            (Mechanism::ScramSha1, Gs2Binding::None),
+            (Mechanism::Plain, Gs2Binding::None)
+        ]
+    );
+    // The rules still apply to listed mechanisms: no PLAIN without TLS, no -PLUS without a
+    // common binding type, no EXTERNAL without a certificate.
+    let p = ClientPolicy::new().password(true).preference(vec![
+        Mechanism::External,
+        Mechanism::ScramSha256Plus,
+        Mechanism::Plain,
+    ]);
+    assert_eq!(pick(&ejabberd(), None, &p), None);
+    assert_eq!(
+        pick(&ejabberd(), None, &p.allow_plain_without_tls(true)),
+        sel(Mechanism::Plain, Gs2Binding::None)
+    );
+    // A preferred mechanism the server does not offer is skipped.
+    let p = ClientPolicy::new()
+        .tls(true)
+        .password(true)
+        .preference(vec![Mechanism::ScramSha512, Mechanism::ScramSha1]);
+    assert_eq!(
+        pick(&prosody(), None, &p),
+        sel(Mechanism::ScramSha1, Gs2Binding::None)
     );
 }

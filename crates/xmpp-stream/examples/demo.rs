@@ -21,7 +21,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use minidom::Element;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
     Mechanism, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream, Transport,
@@ -247,7 +247,7 @@ fn main() {
     // --- The two machines -------------------------------------------------------------------
     let domain = BareJid::new("im.example.com").unwrap();
     let mut server_config = ServerConfig::new(domain);
-    server_config.mechanisms = Some(vec![Mechanism::ScramSha256Plus, Mechanism::ScramSha256]);
+    server_config.mechanisms = vec![Mechanism::ScramSha256Plus, Mechanism::ScramSha256];
     let accounts = MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096);
     let server = ServerStream::new(server_config, SeededEntropy::new(2), accounts);
 
@@ -321,7 +321,7 @@ fn main() {
                     .machine
                     .send_stanza(
                         now,
-                        message("romeo@example.net", "Art thou not Romeo, and a Montague?"),
+                        &message("romeo@example.net", "Art thou not Romeo, and a Montague?"),
                     )
                     .unwrap();
                 server

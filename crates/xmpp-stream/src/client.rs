@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_sasl::{ChannelBinding, ClientPolicy, Gs2Binding, Mechanism, ScramKeys};
+use xmpp_sasl::{
+    ChannelBinding, ClientPolicy, Condition, Gs2Binding, Mechanism, ScramKeys, Selection,
+};
 use xmpp_xml::{
     ContentNamespace, Limits, StanzaError, StanzaErrorCondition, StreamErrorCondition, StreamHeader,
 };
@@ -57,6 +59,20 @@ pub struct ClientConfig {
     pub resource: Option<String>,
     /// STARTTLS policy (ignored when the transport is already TLS).
     pub tls: TlsPolicy,
+    /// The SASL mechanisms the client may use, in its order of preference (default
+    /// [`ClientConfig::DEFAULT_MECHANISMS`]). The first one the server offers and the stream
+    /// allows is tried first; after a mechanism-level `<failure/>` the next one (see
+    /// [`max_auth_attempts`](Self::max_auth_attempts)). Listing a mechanism never overrides
+    /// the rules: `-PLUS` needs channel-binding data of a type the server accepts, PLAIN an
+    /// encrypted stream (unless [`allow_plain_without_tls`](Self::allow_plain_without_tls)),
+    /// and only `-PLUS` (and EXTERNAL) count when
+    /// [`require_channel_binding`](Self::require_channel_binding) is set. EXTERNAL (the host's
+    /// TLS presents a client certificate) and ANONYMOUS are used only when listed here.
+    pub mechanisms: Vec<Mechanism>,
+    /// SASL exchanges to start on one stream before giving up, counting the first (default
+    /// `u32::MAX`: each listed mechanism at most once, which already bounds the attempts).
+    /// 0 counts as 1. The server has its own limit and may close the stream sooner.
+    pub max_auth_attempts: u32,
     /// Allow SASL PLAIN on an unencrypted stream (default no).
     pub allow_plain_without_tls: bool,
     /// Accept only channel-bound SCRAM (`-PLUS`) (default no).
@@ -83,6 +99,19 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The default mechanism list, strongest first: SCRAM-SHA-512/256/1-PLUS (used when the
+    /// TLS layer gave channel-binding data the server accepts), SCRAM-SHA-512/256/1, then
+    /// PLAIN (used only on an encrypted stream unless allowed). No EXTERNAL or ANONYMOUS.
+    pub const DEFAULT_MECHANISMS: [Mechanism; 7] = [
+        Mechanism::ScramSha512Plus,
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
+        Mechanism::ScramSha512,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
     /// A configuration for `jid` with a password and the defaults: TLS required, no PLAIN
     /// without TLS, server-chosen resource.
     pub fn new(jid: BareJid, password: impl Into<String>) -> Self {
@@ -91,6 +120,8 @@ impl ClientConfig {
             credentials: Credentials::Password(password.into()),
             resource: None,
             tls: TlsPolicy::Required,
+            mechanisms: Self::DEFAULT_MECHANISMS.to_vec(),
+            max_auth_attempts: u32::MAX,
             allow_plain_without_tls: false,
             require_channel_binding: false,
             legacy_session: true,
@@ -114,8 +145,8 @@ enum Step {
     AwaitTls,
     /// SASL exchange running.
     Sasl(Box<xmpp_sasl::Client>),
-    /// Sent `<abort/>`; waiting for `<failure/>`.
-    SaslAborting,
+    /// Sent `<abort/>` during an exchange with this mechanism; waiting for `<failure/>`.
+    SaslAborting(Mechanism),
     /// Sent a bind request.
     Bind {
         id: String,
@@ -133,7 +164,7 @@ enum Step {
 /// The client (initiating entity) side of a `jabber:client` stream.
 ///
 /// Methods come in four kinds: getters (`&self`), inputs (`handle_*`, `tls_established`,
-/// `transport_closed`), commands (`start`, `send_stanza`, `close`) and outputs (`poll_*`).
+/// `transport_closed`), commands (`start`, `send_stanza`, `close`, `close_with_error`) and outputs (`poll_*`).
 /// After every input or command, drain [`poll_output`](Self::poll_output) until `None` and
 /// re-read [`poll_timeout`](Self::poll_timeout).
 pub struct ClientStream {
@@ -147,6 +178,18 @@ pub struct ClientStream {
     scram_keys: Option<ScramKeys>,
     stream_id: Option<String>,
     foreign_from: bool,
+    sasl: SaslAttempts,
+}
+
+/// The state of SASL fallback on one stream: what the server offered and what was tried.
+#[derive(Default)]
+struct SaslAttempts {
+    /// The server's `<mechanism/>` names, as listed (XEP-0474 hashes this exact list).
+    names: Vec<String>,
+    /// The server's XEP-0440 channel-binding types, if it listed them.
+    binding_types: Option<Vec<String>>,
+    /// Mechanisms already tried on this stream, in order.
+    tried: Vec<Mechanism>,
 }
 
 impl core::fmt::Debug for ClientStream {
@@ -178,6 +221,7 @@ impl ClientStream {
             scram_keys: None,
             stream_id: None,
             foreign_from: false,
+            sasl: SaslAttempts::default(),
         }
     }
 
@@ -247,16 +291,18 @@ impl ClientStream {
     }
 
     /// Send a stanza (`<message/>`, `<presence/>` or `<iq/>` in `jabber:client`). Before
-    /// negotiation completes it is queued (up to `max_queued_stanzas`) and sent right after;
-    /// it never leaks onto an unauthenticated stream.
-    pub fn send_stanza(&mut self, now: Instant, stanza: Element) -> Result<(), UsageError> {
+    /// negotiation completes it is queued (a copy, up to `max_queued_stanzas`) and sent right
+    /// after; it never leaks onto an unauthenticated stream. Takes the stanza by reference
+    /// like [`ServerStream::send_stanza`](crate::ServerStream::send_stanza): once negotiated
+    /// it is only serialized, so the host keeps (and may resend or fan out) its element.
+    pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
         self.core.tick(now);
         self.core.check_open()?;
-        check_stanza(&stanza)?;
+        check_stanza(stanza)?;
         if self.is_negotiated() {
             let bytes = self
                 .core
-                .serialize(&stanza)
+                .serialize(stanza)
                 .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
             if self.core.send_bytes(bytes) {
                 Ok(())
@@ -265,7 +311,7 @@ impl ClientStream {
                 Err(UsageError::Closed)
             }
         } else if self.queue.len() < self.config.max_queued_stanzas {
-            self.queue.push_back(stanza);
+            self.queue.push_back(stanza.clone());
             Ok(())
         } else {
             Err(UsageError::NotNegotiated)
@@ -279,6 +325,27 @@ impl ClientStream {
         self.core.check_open()?;
         self.step = Step::Done;
         self.core.close(CloseReason::Requested);
+        Ok(())
+    }
+
+    /// Close the stream with a stream error the host chose (`policy-violation` for a server
+    /// that misbehaves at the application level, `undefined-condition` with an
+    /// application-specific child, ...), as [`ServerStream::close_with_error`] does on the
+    /// other side. `Closed { ProtocolError }` follows.
+    ///
+    /// [`ServerStream::close_with_error`]: crate::ServerStream::close_with_error
+    pub fn close_with_error(
+        &mut self,
+        now: Instant,
+        error: xmpp_xml::StreamError,
+    ) -> Result<(), UsageError> {
+        self.core.tick(now);
+        self.core.check_open()?;
+        self.step = Step::Done;
+        let _ = self.core.fail(ProtocolError::from_stream_error(
+            error,
+            "closed by the host",
+        ));
         Ok(())
     }
 
@@ -436,7 +503,7 @@ impl ClientStream {
                     "expected <proceed/> or <failure/>",
                 )),
             },
-            Step::Sasl(_) | Step::SaslAborting => self.on_sasl(&element),
+            Step::Sasl(_) | Step::SaslAborting(_) => self.on_sasl(&element),
             Step::Bind { .. } | Step::Session { .. } => self.on_bind_reply(&element),
             Step::Ready => {
                 if is_stanza(&element) {
@@ -501,11 +568,37 @@ impl ClientStream {
         }
     }
 
+    /// The server listed `<mechanisms/>`: start with the most preferred usable one.
     fn start_sasl(&mut self, names: &[String], binding_types: Option<&[String]>) {
+        self.sasl = SaslAttempts {
+            names: names.to_vec(),
+            binding_types: binding_types.map(<[String]>::to_vec),
+            tried: Vec::new(),
+        };
+        match self.next_mechanism() {
+            Some(selection) => self.begin_sasl(selection),
+            None => self.give_up(CloseReason::NoMechanism),
+        }
+    }
+
+    /// The next mechanism to try on this stream: the most preferred of the configured list
+    /// that the server offered, the policy allows and has not been tried. Once a
+    /// channel-bound mechanism (`-PLUS`, or EXTERNAL over the TLS client certificate) has
+    /// been tried, only channel-bound ones remain: see [`may_fall_back`] for why.
+    fn next_mechanism(&self) -> Option<Selection> {
         let secure = self.core.flags.contains(SessionFlags::SECURE);
-        let offered: Vec<Mechanism> = names.iter().filter_map(|name| name.parse().ok()).collect();
-        let server_types: Option<Vec<xmpp_sasl::ChannelBindingType>> =
-            binding_types.map(|types| types.iter().filter_map(|t| t.parse().ok()).collect());
+        let offered: Vec<Mechanism> = self
+            .sasl
+            .names
+            .iter()
+            .filter_map(|name| name.parse().ok())
+            .collect();
+        let server_types: Option<Vec<xmpp_sasl::ChannelBindingType>> = self
+            .sasl
+            .binding_types
+            .as_ref()
+            .map(|types| types.iter().filter_map(|t| t.parse().ok()).collect());
+        let listed = |m: Mechanism| self.config.mechanisms.contains(&m);
         let policy = ClientPolicy::new()
             .tls(secure)
             .binding_types(if secure {
@@ -514,19 +607,27 @@ impl ClientStream {
                 Vec::new()
             })
             .password(true)
+            .certificate(listed(Mechanism::External))
+            .allow_anonymous(listed(Mechanism::Anonymous))
             .allow_plain_without_tls(self.config.allow_plain_without_tls)
-            .require_channel_binding(self.config.require_channel_binding);
-        let Some(selection) =
-            xmpp_sasl::select_mechanism(&offered, server_types.as_deref(), &policy)
-        else {
-            self.give_up(CloseReason::NoMechanism);
-            return;
-        };
+            .require_channel_binding(self.config.require_channel_binding)
+            .preference(self.config.mechanisms.clone());
+        let bound_tried = self.sasl.tried.iter().any(|m| is_channel_bound(*m));
+        xmpp_sasl::acceptable_mechanisms(&offered, server_types.as_deref(), &policy)
+            .into_iter()
+            .filter(|s| !self.sasl.tried.contains(&s.mechanism))
+            .find(|s| !bound_tried || is_channel_bound(s.mechanism))
+    }
+
+    /// Send `<auth/>` for `selection`.
+    fn begin_sasl(&mut self, selection: Selection) {
+        self.sasl.tried.push(selection.mechanism);
+        let secure = self.core.flags.contains(SessionFlags::SECURE);
         let nonce = random_nonce(self.core.entropy.as_mut(), NONCE_LEN);
         let authcid = self.config.jid.node().unwrap_or_default().to_owned();
         let mut sasl = xmpp_sasl::ClientConfig::new(authcid, nonce)
             .gs2(selection.gs2)
-            .advertised(names.to_vec(), binding_types.map(<[String]>::to_vec));
+            .advertised(self.sasl.names.clone(), self.sasl.binding_types.clone());
         match &self.config.credentials {
             Credentials::Password(password) => sasl = sasl.password(password),
             Credentials::ScramKeys(keys) => sasl = sasl.cached_keys(keys.clone()),
@@ -553,6 +654,36 @@ impl ClientStream {
         }
     }
 
+    /// The server answered `<failure/>` to an exchange with `mechanism`: report it, then try
+    /// the next mechanism or give up.
+    fn on_sasl_failure(
+        &mut self,
+        mechanism: Mechanism,
+        condition: String,
+        text: Option<String>,
+        aborted_by_us: bool,
+    ) {
+        let attempts = u32::try_from(self.sasl.tried.len()).unwrap_or(u32::MAX);
+        let next = if !aborted_by_us
+            && may_fall_back(&condition)
+            && attempts < self.config.max_auth_attempts
+        {
+            self.next_mechanism()
+        } else {
+            None
+        };
+        self.core.event(Event::SaslAttemptFailed {
+            mechanism,
+            condition: condition.clone(),
+            text: text.clone(),
+            next: next.map(|s| s.mechanism),
+        });
+        match next {
+            Some(selection) => self.begin_sasl(selection),
+            None => self.give_up(CloseReason::AuthenticationFailed { condition, text }),
+        }
+    }
+
     fn on_sasl(&mut self, element: &Element) -> Result<(), ProtocolError> {
         let parsed = match SaslElement::parse(element) {
             Ok(parsed) => parsed,
@@ -569,7 +700,7 @@ impl ClientStream {
                 ));
             }
         };
-        let aborting = matches!(self.step, Step::SaslAborting);
+        let aborting = matches!(self.step, Step::SaslAborting(_));
         match parsed {
             SaslElement::Challenge(data) if !aborting => {
                 let Step::Sasl(client) = &mut self.step else {
@@ -581,8 +712,9 @@ impl ClientStream {
                 } else {
                     // The server's challenge is unacceptable (bad nonce, too few
                     // iterations, downgrade detected): abort the exchange.
+                    let mechanism = client.mechanism();
                     self.core.send(&SaslElement::Abort.to_element());
-                    self.step = Step::SaslAborting;
+                    self.step = Step::SaslAborting(mechanism);
                 }
                 Ok(())
             }
@@ -596,6 +728,9 @@ impl ClientStream {
                 }
                 let mechanism = client.mechanism();
                 self.scram_keys = client.scram_keys().cloned();
+                // The offer and the attempts are not needed once authenticated: do not keep
+                // them for the life of the stream.
+                self.sasl = SaslAttempts::default();
                 self.core.flags |= SessionFlags::AUTHENTICATED;
                 self.core.event(Event::Authenticated {
                     jid: self.config.jid.clone(),
@@ -606,7 +741,12 @@ impl ClientStream {
             }
             SaslElement::Challenge(_) | SaslElement::Success(_) => Ok(()),
             SaslElement::Failure { condition, text } => {
-                self.give_up(CloseReason::AuthenticationFailed { condition, text });
+                let mechanism = match &self.step {
+                    Step::Sasl(client) => client.mechanism(),
+                    Step::SaslAborting(mechanism) => *mechanism,
+                    _ => return Ok(()),
+                };
+                self.on_sasl_failure(mechanism, condition, text, aborting);
                 Ok(())
             }
             SaslElement::Auth { .. } | SaslElement::Response(_) | SaslElement::Abort => Err(self
@@ -713,6 +853,48 @@ impl ClientStream {
             }
         }
     }
+}
+
+/// Whether a `<failure/>` with `condition` lets the client try its next mechanism.
+///
+/// Only the three conditions that say "not this mechanism, here" fall back:
+/// `invalid-mechanism` (not offered after all), `mechanism-too-weak` (server policy wants a
+/// stronger one) and `encryption-required` (this one needs TLS). The server has not judged
+/// the credentials then, so another mechanism may well succeed.
+///
+/// Everything else ends the attempts:
+/// - `not-authorized`, `credentials-expired`, `account-disabled`, `invalid-authzid`: the
+///   credentials or the account are wrong. Another mechanism carries the same credentials,
+///   so a retry is wasted, counts against the server's attempt limit (it may lock the
+///   account), and with a weaker mechanism (PLAIN) it would hand the password to whoever
+///   answered.
+/// - `malformed-request`, `incorrect-encoding`: servers also send these when a GS2 header says
+///   `y` (channel binding supported by the client, thought unsupported by the server) on a
+///   server that does bind, which is how RFC 5802 detects a stripped `-PLUS`. Falling back
+///   there would complete the downgrade the check exists to stop.
+/// - `temporary-auth-failure`: the server's own trouble ("try again later"), not the
+///   mechanism's.
+/// - `aborted`, and any condition this crate does not know.
+///
+/// Orthogonally, a fallback never goes from a channel-bound mechanism to an unbound one
+/// ([`ClientStream::next_mechanism`]): an attacker terminating TLS cannot complete `-PLUS`,
+/// but could answer it with a forged `invalid-mechanism` and relay the unbound retry.
+/// XEP-0474 keeps working across attempts because every attempt hashes the server's full,
+/// original `<mechanisms/>` list; a client-side abort (downgrade detected, bad nonce, weak
+/// iteration count) never falls back either.
+fn may_fall_back(condition: &str) -> bool {
+    matches!(
+        condition.parse::<Condition>(),
+        Ok(Condition::InvalidMechanism
+            | Condition::MechanismTooWeak
+            | Condition::EncryptionRequired)
+    )
+}
+
+/// Whether `mechanism` is tied to the TLS session (so falling back from it to one that is not
+/// would give a TLS-terminating attacker what channel binding denies it).
+fn is_channel_bound(mechanism: Mechanism) -> bool {
+    mechanism.is_plus() || mechanism == Mechanism::External
 }
 
 /// Whether `element` is a stanza of `jabber:client`.

@@ -17,7 +17,7 @@ use crate::features::ns;
 use crate::flags::SessionFlags;
 use crate::output::{CloseReason, Event, Output};
 use crate::time::Instant;
-use crate::timers::{Timer, TimerTable};
+use crate::timers::{TRIM_AFTER, Timer, TimerTable};
 
 /// Output slots kept when the queue drains (a negotiated stream's usual burst).
 const IDLE_QUEUE_CAPACITY: usize = 4;
@@ -72,6 +72,12 @@ pub(crate) struct Core {
     queued_bytes: usize,
     /// The output bound was exceeded: the closing stream error may go over it.
     overflowed: bool,
+    /// The stream went quiet (negotiation done, or a keepalive tick): when the host has
+    /// drained the output queue, give back the parser's scratch memory and the queue's.
+    trim_when_drained: bool,
+    /// Fed bytes may hold events not processed yet: a negotiated server processes stanzas as
+    /// the host polls (see `ServerStream::handle_input`).
+    pub(crate) input_pending: bool,
 }
 
 impl Core {
@@ -98,6 +104,8 @@ impl Core {
             max_output,
             queued_bytes: 0,
             overflowed: false,
+            trim_when_drained: false,
+            input_pending: false,
         }
     }
 
@@ -126,11 +134,28 @@ impl Core {
         if let Some(Output::Transmit(bytes)) = &output {
             self.queued_bytes = self.queued_bytes.saturating_sub(bytes.len());
         }
-        if output.is_none() && self.out.capacity() > IDLE_QUEUE_CAPACITY {
-            // Negotiation bursts grow the queue; an idle stream should not keep that memory.
-            self.out.shrink_to(IDLE_QUEUE_CAPACITY);
+        if output.is_none() {
+            if self.trim_when_drained {
+                self.trim();
+            } else if self.out.capacity() > IDLE_QUEUE_CAPACITY {
+                // Bursts grow the queue; a busy stream keeps a few slots.
+                self.out.shrink_to(IDLE_QUEUE_CAPACITY);
+            }
         }
         output
+    }
+
+    /// An idle stream is what a server holds thousands of: keep nothing that the next burst
+    /// can allocate again (a few allocations then, never per byte).
+    fn trim(&mut self) {
+        self.trim_when_drained = false;
+        self.out = VecDeque::new();
+        self.parser.release_memory();
+    }
+
+    /// Whether an output waits in the queue.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty()
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -196,6 +221,8 @@ impl Core {
 
     /// Open our side of a (new) stream with `header`.
     pub(crate) fn send_header(&mut self, header: &StreamHeader) {
+        // Only needed until our header is out.
+        self.fallback_header = None;
         let writer = StreamWriter::new(header);
         let mut bytes = Vec::new();
         if writer.write_header(&mut bytes).is_err() {
@@ -270,6 +297,7 @@ impl Core {
             return;
         }
         self.flags |= SessionFlags::BOUND;
+        self.trim_when_drained = true;
         self.timers.stop(Timer::Negotiation);
         if let Some(interval) = self.timeouts.keepalive {
             self.timers.set(Timer::Keepalive, self.now + interval);
@@ -360,6 +388,7 @@ impl Core {
                 Timer::Keepalive => {
                     if self.phase == Phase::Open {
                         self.send_keepalive();
+                        self.trim_when_drained = true;
                     }
                     if self.phase == Phase::Open {
                         if let Some(interval) = self.timeouts.keepalive {
@@ -380,6 +409,13 @@ impl Core {
                             self.send_close_tag();
                         }
                         self.finish(CloseReason::Timeout(Timer::Negotiation));
+                    }
+                }
+                Timer::Trim => {
+                    if self.out.is_empty() {
+                        self.trim();
+                    } else {
+                        self.trim_when_drained = true;
                     }
                 }
                 Timer::Close => {
@@ -420,6 +456,9 @@ impl Core {
             }
             Phase::Open | Phase::Closing => {
                 self.parser.feed(bytes);
+                if self.flags.contains(SessionFlags::BOUND) && !bytes.is_empty() {
+                    self.timers.set(Timer::Trim, self.now + TRIM_AFTER);
+                }
                 Ok(true)
             }
         }

@@ -11,6 +11,13 @@
 //! `Event(..)`. Time is [`Instant`] (milliseconds the host counts), randomness an
 //! [`Entropy`] the host supplies: a seeded run is reproducible byte for byte.
 //!
+//! SASL is configured on the client as a typed list in preference order
+//! ([`ClientConfig::mechanisms`]); after a mechanism-level `<failure/>` the client falls back
+//! to the next listed mechanism (never after a credential failure, never from `-PLUS` to an
+//! unbound one), reporting each attempt as [`Event::SaslAttemptFailed`]. The server
+//! authenticates against the host's [`backend::ServerBackend`];
+//! [`MemoryBackend`] is an in-memory one.
+//!
 //! Session state is flags ([`SessionFlags`]: Secure, Authenticated, Bound) and features are
 //! data ([`features::FEATURES`]): what a server lists and what a client negotiates next follow
 //! from the flags alone, so new features (XEP-0198, SASL2, dialback) are rows, not new states.
@@ -19,8 +26,8 @@
 //! wires, a virtual clock, fake TLS):
 //!
 //! ```
-//! use xmpp_stream::pair::{MemoryBackend, Pair};
-//! use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, SeededEntropy, ServerConfig, ServerStream};
+//! use xmpp_stream::pair::Pair;
+//! use xmpp_stream::{BareJid, MemoryBackend, ClientConfig, ClientStream, Event, SeededEntropy, ServerConfig, ServerStream};
 //!
 //! let client = ClientConfig::new(BareJid::new("juliet@im.example.com")?, "r0m30myr0m30");
 //! let server = ServerConfig::new(BareJid::new("im.example.com")?);
@@ -46,6 +53,7 @@
 //! events), and sleep until `poll_timeout`. See `examples/demo.rs` for one with real TLS.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod bind;
 mod client;
 mod codec;
@@ -64,6 +72,7 @@ mod time;
 mod timers;
 pub mod transcript;
 
+pub use backend::{MemoryBackend, ServerBackend};
 pub use client::{ClientConfig, ClientStream, Credentials};
 pub use config::{Timeouts, TlsPolicy};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
@@ -71,9 +80,9 @@ pub use error::{ProtocolError, UsageError};
 pub use features::{Advertised, FeatureKind, FeatureSpec, Features};
 pub use flags::SessionFlags;
 pub use output::{CloseReason, Event, Output, Transport};
-pub use server::{ServerBackend, ServerConfig, ServerStream};
+pub use server::{ServerConfig, ServerStream};
 pub use time::Instant;
-pub use timers::Timer;
+pub use timers::{TRIM_AFTER, Timer};
 pub use xmpp_jid::{BareJid, FullJid, Jid};
 pub use xmpp_sasl::{ChannelBinding, ChannelBindingType, CredentialStore, Mechanism};
 pub use xmpp_xml::{

@@ -39,11 +39,25 @@ pub enum Event {
     },
     /// TLS is up and the stream restarted over it.
     Secured,
+    /// A SASL exchange ended in `<failure/>` (client only; reported for every attempt, the
+    /// last one included, before the final `Closed`).
+    SaslAttemptFailed {
+        /// The mechanism that was tried.
+        mechanism: Mechanism,
+        /// The `<failure/>` child's name (`invalid-mechanism`, `not-authorized`, ...).
+        condition: String,
+        /// The optional human-readable text.
+        text: Option<String>,
+        /// The mechanism the client tries next, or `None` when it gives up (the condition
+        /// means the credentials are wrong, the attempt limit is reached, or nothing else
+        /// acceptable was offered) and `Closed { AuthenticationFailed }` follows.
+        next: Option<Mechanism>,
+    },
     /// SASL succeeded.
     Authenticated {
         /// The authenticated account.
         jid: BareJid,
-        /// The mechanism used.
+        /// The mechanism that succeeded.
         mechanism: Mechanism,
     },
     /// Negotiation is complete: stanzas may flow.

@@ -10,19 +10,16 @@
 //! - **Tamper hooks** see and may rewrite every transmission before it enters a wire.
 //! - **A transcript** of everything delivered ([`Pair::log`]) for golden comparisons.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use core::time::Duration;
-use xmpp_sasl::{
-    ChannelBinding, ChannelBindingType, Condition, CredentialStore, PasswordPrep, ScramHash,
-    StoredCredentials,
-};
+use xmpp_sasl::{ChannelBinding, ChannelBindingType};
 
 use crate::client::ClientStream;
 use crate::error::ProtocolError;
 use crate::output::{Event, Output};
-use crate::server::{ServerBackend, ServerStream};
+use crate::server::ServerStream;
 use crate::time::Instant;
 
 /// Which way bytes travel.
@@ -102,80 +99,6 @@ pub enum LogEntry {
 
 /// A hook that may rewrite a transmission before it enters a wire.
 pub type TamperHook = Box<dyn FnMut(Direction, &mut Vec<u8>) + Send>;
-
-/// An in-memory account database for the server side: SCRAM credentials derived once per
-/// user and hash; every bind accepted except resources listed as taken.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryBackend {
-    users: BTreeMap<String, Vec<StoredCredentials>>,
-    taken: Vec<String>,
-}
-
-impl MemoryBackend {
-    /// An empty database.
-    pub fn new() -> Self {
-        MemoryBackend::default()
-    }
-
-    /// Add a user, deriving SCRAM credentials for every hash with `iterations` (4096 is the
-    /// RFC 7677 floor and the client's default minimum).
-    #[must_use]
-    pub fn with_user(mut self, name: &str, password: &str, iterations: u32) -> Self {
-        let salt = format!("salt-of-{name}");
-        let creds = ScramHash::ALL
-            .iter()
-            .filter_map(|hash| {
-                StoredCredentials::derive(
-                    *hash,
-                    password,
-                    PasswordPrep::SaslPrep,
-                    salt.as_bytes(),
-                    iterations,
-                )
-                .ok()
-            })
-            .collect();
-        self.users.insert(name.to_owned(), creds);
-        self
-    }
-
-    /// Add a user with credentials derived elsewhere.
-    #[must_use]
-    pub fn with_credentials(mut self, name: &str, credentials: Vec<StoredCredentials>) -> Self {
-        self.users.insert(name.to_owned(), credentials);
-        self
-    }
-
-    /// Mark a full JID as already bound elsewhere: binding it yields `conflict`.
-    #[must_use]
-    pub fn with_taken(mut self, full_jid: &str) -> Self {
-        self.taken.push(full_jid.to_owned());
-        self
-    }
-}
-
-impl CredentialStore for MemoryBackend {
-    fn scram_credentials(
-        &self,
-        authcid: &str,
-        hash: ScramHash,
-    ) -> Result<Option<StoredCredentials>, Condition> {
-        Ok(self
-            .users
-            .get(authcid)
-            .and_then(|creds| creds.iter().find(|c| c.hash() == hash).cloned()))
-    }
-}
-
-impl ServerBackend for MemoryBackend {
-    fn check_bind(&self, jid: &xmpp_jid::FullJid) -> Result<(), xmpp_xml::StanzaErrorCondition> {
-        if self.taken.iter().any(|taken| taken == jid.as_str()) {
-            Err(xmpp_xml::StanzaErrorCondition::Conflict)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 fn tag(direction: Direction) -> &'static str {
     if direction == Direction::ToServer {
@@ -487,7 +410,7 @@ impl Pair {
     /// Send a stanza from the client's host (logged for transcripts).
     pub fn client_send(&mut self, stanza: &minidom::Element) -> Result<(), crate::UsageError> {
         self.host(Direction::ToServer, format!("send {}", xml_text(stanza)));
-        self.client.send_stanza(self.now, stanza.clone())
+        self.client.send_stanza(self.now, stanza)
     }
 
     /// Send a stanza from the server's host (logged for transcripts).

@@ -2,11 +2,12 @@
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
-use xmpp_sasl::{ChannelBinding, CredentialStore, Mechanism, ServerStep};
+use xmpp_sasl::{ChannelBinding, Mechanism, ServerStep};
 use xmpp_xml::{
     ContentNamespace, Limits, StanzaError, StanzaErrorCondition, StreamErrorCondition, StreamHeader,
 };
 
+use crate::backend::ServerBackend;
 use crate::bind;
 use crate::client::{check_stanza, is_stanza};
 use crate::config::{Timeouts, TlsPolicy};
@@ -23,27 +24,6 @@ use crate::time::Instant;
 /// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
 const STREAM_ID_BYTES: usize = 20;
 
-/// What the server needs from the host's account database: SASL credentials (through
-/// `xmpp-sasl`'s [`CredentialStore`]) and a say on resource binding.
-pub trait ServerBackend: CredentialStore {
-    /// Whether `jid` may be bound on this stream. Return `Err(Conflict)` when another session
-    /// holds it and the host does not replace sessions, `Err(NotAllowed)` to refuse the
-    /// resource, `Err(ResourceConstraint)` when the account has too many sessions. The default
-    /// accepts every resource.
-    fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
-        let _ = jid;
-        Ok(())
-    }
-}
-
-/// One backend shared by every stream of a server: each `ServerStream` gets a clone of the
-/// pointer, so memory per connection does not grow with the number of accounts.
-impl<T: ServerBackend + ?Sized> ServerBackend for std::sync::Arc<T> {
-    fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
-        (**self).check_bind(jid)
-    }
-}
-
 /// Server configuration. Build with [`ServerConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -52,9 +32,15 @@ pub struct ServerConfig {
     pub domain: BareJid,
     /// STARTTLS policy.
     pub tls: TlsPolicy,
-    /// The mechanisms to offer; `None` offers `xmpp-sasl`'s defaults for the connection
-    /// (SCRAM, `-PLUS` with binding data, PLAIN only with TLS).
-    pub mechanisms: Option<Vec<Mechanism>>,
+    /// The SASL mechanisms to offer, in the order listed (default
+    /// [`ServerConfig::DEFAULT_MECHANISMS`]). Like [`ClientConfig::mechanisms`] on the other
+    /// side, listing never overrides the rules: each connection lists only what it can run
+    /// (`-PLUS` needs TLS and binding data, PLAIN TLS unless
+    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls)); EXTERNAL and ANONYMOUS are
+    /// never offered by this machine.
+    ///
+    /// [`ClientConfig::mechanisms`]: crate::ClientConfig::mechanisms
+    pub mechanisms: Vec<Mechanism>,
     /// Offer PLAIN on an unencrypted stream (default no).
     pub allow_plain_without_tls: bool,
     /// Failed SASL attempts tolerated before the stream is closed (RFC 6120 §6.4.5 suggests
@@ -84,13 +70,18 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The default offer, strongest first: SCRAM-SHA-512/256/1-PLUS (when the TLS layer gave
+    /// binding data), SCRAM-SHA-512/256/1, PLAIN (on an encrypted stream unless allowed).
+    /// The same list as [`ClientConfig::DEFAULT_MECHANISMS`](crate::ClientConfig::DEFAULT_MECHANISMS).
+    pub const DEFAULT_MECHANISMS: [Mechanism; 7] = crate::ClientConfig::DEFAULT_MECHANISMS;
+
     /// A configuration for `domain` with the defaults: STARTTLS required, default mechanisms,
     /// 3 attempts, optional legacy session, `en`.
     pub fn new(domain: BareJid) -> Self {
         ServerConfig {
             domain,
             tls: TlsPolicy::Required,
-            mechanisms: None,
+            mechanisms: Self::DEFAULT_MECHANISMS.to_vec(),
             allow_plain_without_tls: false,
             max_auth_attempts: 3,
             legacy_session: true,
@@ -124,7 +115,7 @@ enum Step {
 /// The server (receiving entity) side of a `jabber:client` stream.
 ///
 /// Methods come in four kinds: getters (`&self`), inputs (`handle_*`, `tls_established`,
-/// `transport_closed`), commands (`start`, `send_stanza`, `close`) and outputs (`poll_*`).
+/// `transport_closed`), commands (`start`, `send_stanza`, `close`, `close_with_error`) and outputs (`poll_*`).
 /// After every input or command, drain [`poll_output`](Self::poll_output) until `None` and
 /// re-read [`poll_timeout`](Self::poll_timeout).
 pub struct ServerStream {
@@ -210,8 +201,14 @@ impl ServerStream {
 
     // ----- outputs -----
 
-    /// The next output, in order.
+    /// The next output, in order. On a negotiated stream this is also where buffered input is
+    /// processed, one stanza at a time (see [`handle_input`](Self::handle_input)).
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.core.input_pending && !self.core.has_output() {
+            // An error is queued as the stream error and `Closed`, and returned by every later
+            // input.
+            let _ = self.process_input(true);
+        }
         self.core.poll_output()
     }
 
@@ -236,6 +233,7 @@ impl ServerStream {
 
     /// Send a stanza to the client on a negotiated stream.
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         check_stanza(stanza)?;
@@ -256,6 +254,7 @@ impl ServerStream {
 
     /// Close the stream gracefully.
     pub fn close(&mut self, now: Instant) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         if !self.core.header_sent() {
@@ -273,6 +272,7 @@ impl ServerStream {
         now: Instant,
         error: xmpp_xml::StreamError,
     ) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.core.check_open()?;
         self.step = Step::Done;
@@ -286,14 +286,41 @@ impl ServerStream {
     // ----- inputs -----
 
     /// Bytes from the client, in any chunking.
+    ///
+    /// During negotiation every complete element is processed here, and a protocol error in
+    /// `bytes` is returned. Once the stream is negotiated, stanzas are processed as the host
+    /// drains [`poll_output`](Self::poll_output): this call processes input up to the first
+    /// output, and each `poll_output` that finds the queue empty processes the next stanza.
+    /// So a read full of small stanzas never holds them all as queued trees at once (memory,
+    /// and allocator caches stay warm), and a host that stops polling because its writes
+    /// block stops consuming input too. A protocol error found while polling is reported
+    /// there (the stream error is transmitted and `Closed` follows) and returned by every
+    /// later input. Every other input and command first processes whatever input is still
+    /// pending, so the order of outputs never depends on when the host polled.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.process_input(false)?;
         if !self.core.feed(now, bytes)? {
             return Ok(());
         }
-        while let Some(incoming) = self.core.next_incoming()? {
-            match incoming {
-                Incoming::Header(header) => self.on_header(&header)?,
-                Incoming::Element(element) => self.on_element(element)?,
+        self.core.input_pending = true;
+        self.process_input(true)
+    }
+
+    /// Processes fed input until none is left, or (`lazy`, on a negotiated stream) until an
+    /// output is queued.
+    fn process_input(&mut self, lazy: bool) -> Result<(), ProtocolError> {
+        while self.core.input_pending {
+            if lazy && matches!(self.step, Step::Ready) && self.core.has_output() {
+                return Ok(());
+            }
+            match self.core.next_incoming() {
+                Ok(Some(Incoming::Header(header))) => self.on_header(&header)?,
+                Ok(Some(Incoming::Element(element))) => self.on_element(element)?,
+                Ok(None) => self.core.input_pending = false,
+                Err(error) => {
+                    self.core.input_pending = false;
+                    return Err(error);
+                }
             }
         }
         Ok(())
@@ -301,6 +328,7 @@ impl ServerStream {
 
     /// Time passed: fire due timers. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.process_input(false);
         self.core.handle_timeout(now);
     }
 
@@ -325,6 +353,7 @@ impl ServerStream {
 
     /// The transport closed. Emits `Closed` if not already.
     pub fn transport_closed(&mut self, now: Instant) {
+        let _ = self.process_input(false);
         self.core.tick(now);
         self.step = Step::Done;
         self.core.transport_closed();
@@ -424,14 +453,14 @@ impl ServerStream {
             for binding in &self.bindings {
                 config = config.channel_binding(binding.clone());
             }
-            if self.config.advertise_channel_binding_types {
+            // Only what `offer` lists: XEP-0474 hashes the advertised types, and a TLS layer
+            // without binding data advertises none (an empty list would hash differently).
+            if self.config.advertise_channel_binding_types && !self.bindings.is_empty() {
                 let kinds = self.bindings.iter().map(ChannelBinding::kind).collect();
                 config = config.advertised_binding_types(kinds);
             }
         }
-        if let Some(mechanisms) = &self.config.mechanisms {
-            config = config.offer(mechanisms.clone());
-        }
+        config = config.offer(self.config.mechanisms.clone());
         config
     }
 
@@ -701,36 +730,56 @@ impl ServerStream {
         let Some(jid) = &self.jid else {
             return Ok(());
         };
-        if let Some(from) = stanza.attr("from") {
-            // The full JID, or the bare JID of the account (RFC 6120 §8.1.2.1); compared after
-            // the JID's own normalization.
-            let ours = from == jid.as_str()
-                || Jid::new(from).is_ok_and(|from| {
+        // This is the per-stanza hot path: one pass over the attributes (a small ordered map,
+        // un-namespaced ones first) instead of a lookup per name, and no JID is built.
+        let (mut from, mut to, mut kind) = (None, None, None);
+        for ((ns, name), value) in stanza.attrs() {
+            if !ns.is_none() {
+                break;
+            }
+            match name.as_str() {
+                "from" => from = Some(value.as_str()),
+                "to" => to = Some(value.as_str()),
+                "type" => kind = Some(value.as_str()),
+                _ => {}
+            }
+        }
+        let stamped = match from {
+            None => false,
+            // Already our full JID, byte for byte: nothing to check or rewrite.
+            Some(from) if from == jid.as_str() => true,
+            // The full JID, or the bare JID of the account (RFC 6120 §8.1.2.1), compared
+            // after the JID's own normalization.
+            Some(from) => {
+                let ours = Jid::new(from).is_ok_and(|from| {
                     from.as_str() == jid.as_str()
                         || (from.resource().is_none() && from.to_bare() == jid.to_bare())
                 });
-            if !ours {
-                return Err(self.fail(
-                    StreamErrorCondition::InvalidFrom,
-                    "stanza from another address",
-                ));
-            }
-        }
-        // The attribute name is built once per stream: this is the per-stanza hot path.
-        stanza.set_attr(
-            minidom::rxml::Namespace::NONE,
-            self.from_attr.clone(),
-            jid.as_str(),
-        );
-        if let Some(to) = stanza.attr("to") {
-            if Jid::new(to).is_err() {
-                if stanza.attr("type") != Some("error") {
-                    let reply =
-                        StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&stanza);
-                    self.core.send(&reply);
+                if !ours {
+                    return Err(self.fail(
+                        StreamErrorCondition::InvalidFrom,
+                        "stanza from another address",
+                    ));
                 }
-                return Ok(());
+                false
             }
+        };
+        // `to` is passed on as written: validated (RFC 7622 via xmpp-jid) without building a JID.
+        let bad_to = to.is_some_and(|to| Jid::validate(to).is_err());
+        let is_error = kind == Some("error");
+        if !stamped {
+            // The attribute name is built once per stream.
+            let from = jid.as_str().to_owned();
+            stanza
+                .attrs_mut()
+                .insert(minidom::rxml::Namespace::NONE, self.from_attr.clone(), from);
+        }
+        if bad_to {
+            if !is_error {
+                let reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&stanza);
+                self.core.send(&reply);
+            }
+            return Ok(());
         }
         if self.config.legacy_session
             && bind::is_session_request(&stanza)

@@ -16,17 +16,32 @@ pub enum Timer {
     Negotiation,
     /// We sent `</stream:stream>`; the peer must close by this deadline.
     Close,
+    /// A negotiated stream's input has been quiet for a moment ([`TRIM_AFTER`]): the machine
+    /// gives back the parser's scratch memory, so that a server's idle connections cost a few
+    /// kilobytes each. Nothing is sent.
+    Trim,
 }
+
+/// How long a negotiated stream's input must be quiet before [`Timer::Trim`] fires. Releasing
+/// scratch memory after every read would cost allocations per stanza for interactive
+/// traffic; after a quiet moment it costs a few per burst.
+pub const TRIM_AFTER: core::time::Duration = core::time::Duration::from_secs(2);
 
 impl Timer {
     /// Every timer, in table order.
-    pub const ALL: [Timer; 3] = [Timer::Keepalive, Timer::Negotiation, Timer::Close];
+    pub const ALL: [Timer; 4] = [
+        Timer::Keepalive,
+        Timer::Negotiation,
+        Timer::Close,
+        Timer::Trim,
+    ];
 
     const fn index(self) -> usize {
         match self {
             Timer::Keepalive => 0,
             Timer::Negotiation => 1,
             Timer::Close => 2,
+            Timer::Trim => 3,
         }
     }
 }

@@ -30,11 +30,11 @@ use xmpp_sasl::{
 };
 use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
+use crate::backend::MemoryBackend;
 use crate::client::{ClientConfig, ClientStream};
 use crate::config::TlsPolicy;
 use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
 use crate::output::{CloseReason, Event, Output, Transport};
-use crate::pair::MemoryBackend;
 use crate::server::{ServerConfig, ServerStream};
 use crate::time::Instant;
 
@@ -544,6 +544,15 @@ pub fn event_summary(event: &Event) -> String {
     match event {
         Event::StreamOpened { .. } => "StreamOpened".to_owned(),
         Event::Secured => "Secured".to_owned(),
+        Event::SaslAttemptFailed {
+            mechanism,
+            condition,
+            next,
+            ..
+        } => match next {
+            Some(next) => format!("SaslAttemptFailed {mechanism} {condition} next {next}"),
+            None => format!("SaslAttemptFailed {mechanism} {condition} final"),
+        },
         Event::Authenticated { jid, mechanism } => format!("Authenticated {jid} {mechanism}"),
         Event::Negotiated { jid, .. } => format!("Negotiated {jid}"),
         Event::Stanza(stanza) => format!(
@@ -628,6 +637,15 @@ impl Machine {
                         "resource" => config.resource = Some(value.clone()),
                         "tls" => config.tls = tls_policy(value, n)?,
                         "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
+                        "mechanisms" => {
+                            let list: Result<Vec<Mechanism>, _> =
+                                value.split(',').map(str::parse).collect();
+                            config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
+                        }
+                        "max-auth-attempts" => {
+                            config.max_auth_attempts =
+                                value.parse().map_err(|_| err(n, "bad count"))?;
+                        }
                         "require-channel-binding" => {
                             config.require_channel_binding = flag(value, n)?;
                         }
@@ -672,8 +690,7 @@ impl Machine {
                         "mechanisms" => {
                             let list: Result<Vec<Mechanism>, _> =
                                 value.split(',').map(str::parse).collect();
-                            config.mechanisms =
-                                Some(list.map_err(|_| err(n, "unknown mechanism"))?);
+                            config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
                         }
                         "user" => {
                             // user <name> <password> <salt text> <iterations>
@@ -741,7 +758,7 @@ impl Machine {
                     return Err("send needs one stanza".to_owned());
                 };
                 match self {
-                    Machine::Client(c) => c.send_stanza(now, stanza),
+                    Machine::Client(c) => c.send_stanza(now, &stanza),
                     Machine::Server(s) => s.send_stanza(now, &stanza),
                 }
             }

@@ -10,7 +10,8 @@
 use core::time::Duration;
 
 use base64::Engine as _;
-use xmpp_stream::pair::{Direction, MemoryBackend, Pair, WireConfig};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::{Direction, Pair, WireConfig};
 use xmpp_stream::{
     BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, CloseReason, Event,
     Instant, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream,
@@ -844,7 +845,7 @@ fn sasl_mechanism_not_offered_is_invalid_mechanism() {
 #[test]
 fn sasl_known_mechanism_not_offered_is_invalid_mechanism() {
     let mut config = server_config();
-    config.mechanisms = Some(vec![xmpp_stream::Mechanism::ScramSha256]);
+    config.mechanisms = vec![xmpp_stream::Mechanism::ScramSha256];
     config.max_auth_attempts = 1;
     let auth = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>\
         biwsbj1qdWxpZXQscj1meXprbw==</auth>";
@@ -959,7 +960,7 @@ fn client_whose_server_never_reads_hits_the_output_bound() {
     .parse()
     .unwrap();
     let mut accepted = 0usize;
-    while p.client.send_stanza(p.now, stanza.clone()).is_ok() {
+    while p.client.send_stanza(p.now, &stanza).is_ok() {
         accepted += 1;
         assert!(accepted < 1000, "no bound on queued output");
     }

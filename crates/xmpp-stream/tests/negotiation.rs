@@ -5,7 +5,8 @@
 use core::time::Duration;
 
 use minidom::Element;
-use xmpp_stream::pair::{Direction, MemoryBackend, Pair, WireConfig};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::{Direction, Pair, WireConfig};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, Event, Instant, Mechanism, Output,
     SeededEntropy, ServerConfig, ServerStream, SessionFlags, StreamErrorCondition, TlsPolicy,
@@ -93,7 +94,7 @@ fn starttls_scram_plus_bind_messages_and_close() {
     pair.client
         .send_stanza(
             pair.now,
-            message("romeo@example.net", "Art thou not Romeo?"),
+            &message("romeo@example.net", "Art thou not Romeo?"),
         )
         .unwrap();
     pair.server
@@ -236,7 +237,7 @@ fn every_mechanism_negotiates() {
         Mechanism::ScramSha512Plus,
     ] {
         let mut server = server_config();
-        server.mechanisms = Some(vec![wanted]);
+        server.mechanisms = vec![wanted];
         let pair = run(client_config(), server);
         assert_eq!(mechanism(&pair.client_events), Some(wanted), "{wanted}");
         assert_eq!(mechanism(&pair.server_events), Some(wanted), "{wanted}");
@@ -320,7 +321,7 @@ fn plain_without_tls_needs_both_sides_to_allow_it() {
         let mut server = server_config();
         server.tls = TlsPolicy::Disabled;
         server.allow_plain_without_tls = server_allows;
-        server.mechanisms = Some(vec![Mechanism::Plain]);
+        server.mechanisms = vec![Mechanism::Plain];
         let pair = run(client, server);
         assert_eq!(
             pair.client.is_negotiated(),
@@ -640,7 +641,7 @@ fn spoofed_from_is_a_stream_error() {
         .attr("from".try_into().unwrap(), "romeo@example.net/orchard")
         .attr("to".try_into().unwrap(), "nurse@example.net")
         .build();
-    pair.client.send_stanza(pair.now, spoofed).unwrap();
+    pair.client.send_stanza(pair.now, &spoofed).unwrap();
     pair.drive();
     assert!(
         matches!(closed(&pair.server_events), Some(CloseReason::ProtocolError(e)) if e.condition() == StreamErrorCondition::InvalidFrom)
@@ -662,7 +663,7 @@ fn malformed_to_gets_jid_malformed() {
     pair.start();
     pair.drive();
     pair.client
-        .send_stanza(pair.now, message("@@bad", "x"))
+        .send_stanza(pair.now, &message("@@bad", "x"))
         .unwrap();
     pair.drive();
     assert!(
@@ -690,7 +691,7 @@ fn stanzas_sent_early_are_queued_not_leaked() {
     let mut pair = default_pair();
     pair.start();
     pair.client
-        .send_stanza(pair.now, message("romeo@example.net", "early"))
+        .send_stanza(pair.now, &message("romeo@example.net", "early"))
         .unwrap();
     pair.drive();
     let negotiated_at = pair
@@ -731,7 +732,7 @@ fn usage_errors_change_nothing() {
     );
     let not_a_stanza = Element::bare("foo", "urn:example");
     assert!(matches!(
-        pair.client.send_stanza(pair.now, not_a_stanza),
+        pair.client.send_stanza(pair.now, &not_a_stanza),
         Err(xmpp_stream::UsageError::InvalidStanza(_))
     ));
     pair.drive();
@@ -830,7 +831,7 @@ fn protocol_errors_are_sticky() {
     ));
     assert!(client.is_closed());
     assert_eq!(
-        client.send_stanza(Instant::ZERO, message("a@b", "x")),
+        client.send_stanza(Instant::ZERO, &message("a@b", "x")),
         Err(xmpp_stream::UsageError::Closed)
     );
 }

@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use xmpp_stream::pair::{Direction, LogEntry, MemoryBackend, Pair};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::pair::{Direction, LogEntry, Pair};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Credentials, Instant, Output, SeededEntropy, ServerConfig,
     ServerStream, TlsPolicy, Transport,
@@ -138,6 +139,13 @@ fn feed_server(input: &[u8], cuts: &[usize]) -> Outcome {
             }
         }
     }
+    // A negotiated server processes stanzas as they are polled, so an error may surface in
+    // `poll_output` rather than in the `handle_input` that fed it: compare the sticky error
+    // the machine ends with (the `Closed` event in `others` carries it too).
+    if let Err(e) = machine.handle_input(Instant::ZERO, b"") {
+        outcome.errors.push(e.to_string());
+    }
+    outcome.errors.dedup();
     outcome
 }
 

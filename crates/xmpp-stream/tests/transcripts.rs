@@ -91,7 +91,8 @@ mod recorded {
     use core::time::Duration;
 
     use minidom::Element;
-    use xmpp_stream::pair::{Direction, MemoryBackend, Pair};
+    use xmpp_stream::MemoryBackend;
+    use xmpp_stream::pair::{Direction, Pair};
     use xmpp_stream::transcript::{Role, Transcript};
     use xmpp_stream::{
         BareJid, ClientConfig, ClientStream, Mechanism, SeededEntropy, ServerConfig, ServerStream,
@@ -182,7 +183,7 @@ mod recorded {
             client,
             server: || {
                 let mut s = server();
-                s.mechanisms = Some(vec![Mechanism::Plain]);
+                s.mechanisms = vec![Mechanism::Plain];
                 s.legacy_session = false;
                 s
             },

@@ -294,7 +294,7 @@ impl Host {
             .map_err(|e| HostError::BadInput(format!("stanza XML: {e}")))?;
         self.with(handle, |m| {
             match m {
-                Machine::Client(c) => c.send_stanza(now, stanza),
+                Machine::Client(c) => c.send_stanza(now, &stanza),
                 Machine::Server(s) => s.send_stanza(now, &stanza),
             }
             .map_err(HostError::Usage)

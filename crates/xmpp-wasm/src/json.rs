@@ -68,6 +68,18 @@ pub(crate) fn event(event: &Event) -> String {
             optional(lang.as_deref()),
         ),
         Event::Secured => format!(r#"{{"type":"Secured","summary":{summary}}}"#),
+        Event::SaslAttemptFailed {
+            mechanism,
+            condition,
+            text,
+            next,
+        } => format!(
+            r#"{{"type":"SaslAttemptFailed","summary":{summary},"mechanism":{},"condition":{},"text":{},"next":{}}}"#,
+            string(mechanism.as_str()),
+            string(condition),
+            optional(text.as_deref()),
+            optional(next.map(xmpp_stream::Mechanism::as_str)),
+        ),
         Event::Authenticated { jid, mechanism } => format!(
             r#"{{"type":"Authenticated","summary":{summary},"jid":{},"mechanism":{}}}"#,
             string(jid.as_str()),
@@ -120,6 +132,20 @@ mod tests {
     fn strings_escape_quotes_backslashes_and_controls() {
         assert_eq!(string("a\"b\\c\nd\u{1}é"), r#""a\"b\\c\nd\u0001é""#);
         assert_eq!(string(""), r#""""#);
+    }
+
+    #[test]
+    fn sasl_attempt_failures_carry_their_fields() {
+        let json = event(&Event::SaslAttemptFailed {
+            mechanism: xmpp_stream::Mechanism::ScramSha512,
+            condition: "invalid-mechanism".to_owned(),
+            text: None,
+            next: Some(xmpp_stream::Mechanism::ScramSha256),
+        });
+        assert_eq!(
+            json,
+            r#"{"type":"SaslAttemptFailed","summary":"SaslAttemptFailed SCRAM-SHA-512 invalid-mechanism next SCRAM-SHA-256","mechanism":"SCRAM-SHA-512","condition":"invalid-mechanism","text":null,"next":"SCRAM-SHA-256"}"#
+        );
     }
 
     #[test]

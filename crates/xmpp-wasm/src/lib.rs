@@ -19,7 +19,7 @@
 //! - [`Host`]: machines by [`Handle`], with their pending bytes and events, over slices.
 //!
 //! Events come out as a JSON array of objects, each with `type` (`StreamOpened`,
-//! `StartTls`, `Secured`, `Authenticated`, `Negotiated`, `Stanza`, `Nonza`, `Redirect`,
+//! `StartTls`, `Secured`, `SaslAttemptFailed`, `Authenticated`, `Negotiated`, `Stanza`, `Nonza`, `Redirect`,
 //! `Closed`) and `summary` (the `xmpp-stream` transcript form, e.g. `Negotiated
 //! juliet@im.example.com/balcony`), plus the event's fields (`jid`, `mechanism`, `xml`,
 //! `reason`, ...).

@@ -7,13 +7,15 @@
 //! end of its line, so a password may contain `=` and spaces but not a line break.
 //!
 //! Client keys: `jid` (required), `password`, `resource`, `tls` (`required` | `optional` |
-//! `disabled`), `allow-plain`, `require-channel-binding` (`true` | `false`).
+//! `disabled`), `allow-plain`, `require-channel-binding` (`true` | `false`), `mechanisms`
+//! (space-separated wire names the client may use, in its order of preference; default
+//! strongest first).
 //!
 //! Server keys: `domain` (required), `user` (repeatable: `<name> <password>`), `iterations`
 //! (SCRAM iteration count for those users, default 4096), `mechanisms` (space-separated wire
-//! names to offer; default the machine's own choice), `tls`, `allow-plain`.
+//! names to offer, in order; default `ServerConfig::DEFAULT_MECHANISMS`), `tls`, `allow-plain`.
 
-use xmpp_stream::pair::MemoryBackend;
+use xmpp_stream::MemoryBackend;
 use xmpp_stream::{BareJid, ClientConfig, Mechanism, ServerConfig, TlsPolicy};
 
 /// Iterations when the server setup names none: the RFC 7677 floor, which the client also
@@ -75,10 +77,22 @@ pub(crate) fn client(text: &str) -> Result<ClientConfig, String> {
             "tls" => config.tls = tls(value)?,
             "allow-plain" => config.allow_plain_without_tls = flag(key, value)?,
             "require-channel-binding" => config.require_channel_binding = flag(key, value)?,
+            "mechanisms" => config.mechanisms = mechanisms(value)?,
             _ => return Err(format!("unknown client key {key:?}")),
         }
     }
     Ok(config)
+}
+
+/// A space-separated list of mechanism wire names, in order.
+fn mechanisms(value: &str) -> Result<Vec<Mechanism>, String> {
+    value
+        .split_whitespace()
+        .map(|name| {
+            name.parse::<Mechanism>()
+                .map_err(|_| format!("mechanisms: unknown mechanism {name:?}"))
+        })
+        .collect()
 }
 
 /// A server configuration and its account database from `text`.
@@ -99,16 +113,7 @@ pub(crate) fn server(text: &str) -> Result<(ServerConfig, MemoryBackend), String
                     .parse()
                     .map_err(|_| format!("iterations: not a number: {value:?}"))?;
             }
-            "mechanisms" => {
-                let list = value
-                    .split_whitespace()
-                    .map(|name| {
-                        name.parse::<Mechanism>()
-                            .map_err(|_| format!("mechanisms: unknown mechanism {name:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                config.mechanisms = Some(list);
-            }
+            "mechanisms" => config.mechanisms = mechanisms(value)?,
             "tls" => config.tls = tls(value)?,
             "allow-plain" => config.allow_plain_without_tls = flag(key, value)?,
             _ => return Err(format!("unknown server key {key:?}")),
@@ -132,9 +137,13 @@ mod tests {
     #[test]
     fn client_keys_apply() {
         let config = client(
-            "# a comment\n jid = juliet@im.example.com \npassword=a b=c\nresource=balcony\ntls=optional\nallow-plain=yes\n",
+            "# a comment\n jid = juliet@im.example.com \npassword=a b=c\nresource=balcony\ntls=optional\nallow-plain=yes\nmechanisms=SCRAM-SHA-1 PLAIN\n",
         )
         .unwrap();
+        assert_eq!(
+            config.mechanisms,
+            vec![Mechanism::ScramSha1, Mechanism::Plain]
+        );
         assert_eq!(config.jid.as_str(), "juliet@im.example.com");
         assert_eq!(config.resource.as_deref(), Some("balcony"));
         assert_eq!(config.tls, TlsPolicy::Optional);
@@ -152,6 +161,7 @@ mod tests {
         );
         assert!(client("jid=a@b\nno equals sign").is_err());
         assert!(client("jid=a@b\ntls=maybe").is_err());
+        assert!(client("jid=a@b\nmechanisms=KERBEROS").is_err());
     }
 
     #[test]
@@ -163,7 +173,7 @@ mod tests {
         assert_eq!(config.domain.as_str(), "im.example.com");
         assert_eq!(
             config.mechanisms,
-            Some(vec![Mechanism::ScramSha256, Mechanism::Plain])
+            vec![Mechanism::ScramSha256, Mechanism::Plain]
         );
         assert!(server("domain=x\nmechanisms=KERBEROS").is_err());
         assert!(server("domain=x\nuser=nopassword").is_err());

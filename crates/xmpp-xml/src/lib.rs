@@ -52,6 +52,7 @@ mod error;
 mod header;
 mod limits;
 mod parser;
+mod prototypes;
 mod serializer;
 
 pub use conditions::{

@@ -106,7 +106,6 @@ pub struct StreamParser {
     stack: Vec<Element>,
     /// Character data bytes directly inside each open element of `stack`.
     text_lens: Vec<usize>,
-    protos: Prototypes,
 }
 
 impl Default for StreamParser {
@@ -139,7 +138,6 @@ impl StreamParser {
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
-            protos: Prototypes::default(),
         }
     }
 
@@ -225,6 +223,29 @@ impl StreamParser {
         self.decls.clear();
         self.stack.clear();
         self.text_lens.clear();
+    }
+
+    /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
+    /// default limits; the input buffer; the element and attribute stacks), if the parser is
+    /// between elements with every fed byte consumed. Returns whether it did. Memory is
+    /// allocated again when the next element starts, so call it when the stream goes quiet
+    /// (a server's idle connections), not after every read: `xmpp-stream` calls it when
+    /// negotiation completes and on each keepalive tick. An idle parser then holds about
+    /// 700 bytes besides its own struct instead of about 11 KiB.
+    pub fn release_memory(&mut self) -> bool {
+        if !self.stack.is_empty() || self.consumed != self.buf.len() || self.head.is_some() {
+            return false;
+        }
+        self.raw.release_temporaries();
+        self.buf = Vec::new();
+        self.consumed = 0;
+        self.fed = 0;
+        self.attrs = Vec::new();
+        self.decls = Vec::new();
+        self.stack = Vec::new();
+        self.text_lens = Vec::new();
+        self.scopes.shrink_to_fit();
+        true
     }
 
     /// Returns the buffered bytes (fed but not part of a returned event) and resets the
@@ -478,7 +499,7 @@ impl StreamParser {
                 "stream header inside the open stream",
             ));
         }
-        let mut element = self.protos.element(head.local.as_str(), ns);
+        let mut element = crate::prototypes::element(head.local.as_str(), ns);
         // Most stanza children carry no attributes (only `xmlns`): keep the empty map.
         if !self.attrs.is_empty() {
             let attrs = self.resolve_attrs()?;
@@ -581,6 +602,15 @@ impl Scopes {
         self.prefixed.clear();
     }
 
+    fn shrink_to_fit(&mut self) {
+        self.declared.shrink_to_fit();
+        self.marks.shrink_to_fit();
+        self.default.shrink_to_fit();
+        for stack in self.prefixed.values_mut() {
+            stack.shrink_to_fit();
+        }
+    }
+
     /// Opens an element's scope with its declarations (drained from `decls`).
     fn push(&mut self, decls: &mut Vec<(Option<NcName>, String)>) -> Result<(), ParseError> {
         // rxml has already rejected rebinding `xml`/`xmlns` and empty prefixed declarations;
@@ -658,59 +688,6 @@ fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
         .collect();
     prefixes.sort_unstable();
     prefixes.windows(2).any(|w| w[0] == w[1])
-}
-
-/// A small direct-mapped cache of empty elements by (name, namespace).
-///
-/// `minidom` only takes a namespace as a `String`, which it then puts behind a fresh `Arc`: two
-/// allocations per element. Cloning a cached empty element shares the `Arc` instead, leaving
-/// only the name's allocation. Fixed size and short keys only, so it holds a few KiB at most.
-#[derive(Debug)]
-struct Prototypes {
-    slots: [Option<Element>; PROTOTYPE_SLOTS],
-}
-
-impl Default for Prototypes {
-    fn default() -> Self {
-        Self {
-            slots: core::array::from_fn(|_| None),
-        }
-    }
-}
-
-const PROTOTYPE_SLOTS: usize = 64;
-const PROTOTYPE_MAX_KEY: usize = 96;
-
-impl Prototypes {
-    fn element(&mut self, name: &str, ns: &str) -> Element {
-        if name.len() + ns.len() > PROTOTYPE_MAX_KEY {
-            return Element::bare(name, ns);
-        }
-        // A few bytes are enough to spread the usual stanza vocabulary: the name's length,
-        // first and last bytes and the namespace's length and last byte (namespaces share long
-        // prefixes). A collision only costs a fresh element; the slot is checked in full.
-        let (n, t) = (name.as_bytes(), ns.as_bytes());
-        let mut hash = u32::try_from(n.len())
-            .unwrap_or(0)
-            .wrapping_mul(0x9E37_79B1);
-        hash ^= u32::from(n.first().copied().unwrap_or(0)) << 5;
-        hash ^= u32::from(n.last().copied().unwrap_or(0)) << 11;
-        hash ^= u32::try_from(t.len())
-            .unwrap_or(0)
-            .wrapping_mul(0x85EB_CA77);
-        hash ^= u32::from(t.last().copied().unwrap_or(0)) << 17;
-        hash = (hash ^ (hash >> 15)).wrapping_mul(0x2C1B_3C6D);
-        hash ^= hash >> 12;
-        let slot = &mut self.slots[(hash as usize) % PROTOTYPE_SLOTS];
-        match slot {
-            Some(proto) if proto.name() == name && proto.has_ns(ns) => proto.clone(),
-            _ => {
-                let proto = Element::bare(name, ns);
-                *slot = Some(proto.clone());
-                proto
-            }
-        }
-    }
 }
 
 /// Buffer capacity kept between stanzas.

@@ -132,3 +132,30 @@ fn accounting_stays_exact_across_a_large_stanza() {
     element(&mut parser);
     assert!(!parser.has_unparsed_input());
 }
+
+#[test]
+fn release_memory_only_between_elements_and_parsing_goes_on() {
+    let mut parser = started();
+    parser.feed(b"<message id='1'><body>hi</body></message><message id");
+    assert_eq!(element(&mut parser).attr("id"), Some("1"));
+    assert_eq!(parser.next_event(), Ok(None));
+    // Part of the next stanza is buffered: nothing may be dropped.
+    assert!(!parser.release_memory());
+    parser.feed(b"='2'><body>a&amp;b</body></message>");
+    let second = element(&mut parser);
+    assert_eq!(second.attr("id"), Some("2"));
+    assert_eq!(
+        second.get_child("body", "jabber:client").unwrap().text(),
+        "a&b"
+    );
+    assert_eq!(parser.next_event(), Ok(None));
+    assert!(parser.release_memory());
+    // The stream's namespaces, the open stream element and the byte accounting survive.
+    parser.feed(b" <iq type='get' id='3' xmlns:x='urn:x'><x:q/></iq></stream:stream>");
+    assert_eq!(parser.next_event(), Ok(Some(Event::Whitespace)));
+    let iq = element(&mut parser);
+    assert!(iq.is("iq", "jabber:client") && iq.has_child("q", "urn:x"));
+    assert_eq!(parser.next_event(), Ok(Some(Event::StreamEnd)));
+    assert!(parser.release_memory());
+    assert_eq!(parser.buffered_len(), 0);
+}

@@ -36,8 +36,8 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut options = Options::new(1000);
-    // xmpp-example-server implements XEP-0474 downgrade protection, so narrowing its offer is refused:
-    // each server runs the mechanism the client prefers from its offer (shown in the table).
+    // Each server runs the mechanism the client prefers from its offer (shown in the table):
+    // the servers store different SCRAM variants, so no single forced one suits all three.
     options.mechanism = xmpp_loadgen_driver::ScramChoice::Strongest;
     let mut servers = vec![
         "c2s".to_owned(),
