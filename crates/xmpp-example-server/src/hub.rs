@@ -120,15 +120,7 @@ fn apply_plus(stream: &mut ServerConfig, plus: PlusPolicy) {
             stream.advertise_channel_binding_types = false;
         }
         PlusPolicy::Advertise => {
-            stream.mechanisms = vec![
-                Mechanism::ScramSha512Plus,
-                Mechanism::ScramSha256Plus,
-                Mechanism::ScramSha1Plus,
-                Mechanism::ScramSha512,
-                Mechanism::ScramSha256,
-                Mechanism::ScramSha1,
-                Mechanism::Plain,
-            ];
+            stream.mechanisms = ServerConfig::DEFAULT_MECHANISMS.to_vec();
             stream.advertise_channel_binding_types = true;
         }
     }
