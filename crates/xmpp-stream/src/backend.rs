@@ -66,21 +66,28 @@ impl MemoryBackend {
     }
 
     /// Add a user, deriving SCRAM credentials for every hash with `iterations` (4096 is the
-    /// RFC 7677 floor and the client's default minimum).
+    /// RFC 7677 floor and the client's default minimum) and the salt `salt-of-<name>`.
     #[must_use]
-    pub fn with_user(mut self, name: &str, password: &str, iterations: u32) -> Self {
+    pub fn with_user(self, name: &str, password: &str, iterations: u32) -> Self {
         let salt = format!("salt-of-{name}");
+        self.with_user_salted(name, password, salt.as_bytes(), iterations)
+    }
+
+    /// Add a user, deriving SCRAM credentials for every hash from `password` with the given
+    /// salt and iteration count (hashes whose derivation fails are left out).
+    #[must_use]
+    pub fn with_user_salted(
+        mut self,
+        name: &str,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Self {
         let creds = ScramHash::ALL
             .iter()
             .filter_map(|hash| {
-                StoredCredentials::derive(
-                    *hash,
-                    password,
-                    PasswordPrep::SaslPrep,
-                    salt.as_bytes(),
-                    iterations,
-                )
-                .ok()
+                StoredCredentials::derive(*hash, password, PasswordPrep::SaslPrep, salt, iterations)
+                    .ok()
             })
             .collect();
         self.users.insert(name.to_owned(), creds);

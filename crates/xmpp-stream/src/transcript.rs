@@ -25,9 +25,7 @@ use core::time::Duration;
 use base64::Engine as _;
 use minidom::{Element, Node};
 use xmpp_jid::BareJid;
-use xmpp_sasl::{
-    ChannelBinding, ChannelBindingType, Mechanism, PasswordPrep, ScramHash, StoredCredentials,
-};
+use xmpp_sasl::{ChannelBinding, ChannelBindingType, Mechanism};
 use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
 use crate::backend::MemoryBackend;
@@ -700,20 +698,12 @@ impl Machine {
                             };
                             let iterations =
                                 iterations.parse().map_err(|_| err(n, "bad iterations"))?;
-                            let creds = ScramHash::ALL
-                                .iter()
-                                .filter_map(|hash| {
-                                    StoredCredentials::derive(
-                                        *hash,
-                                        password,
-                                        PasswordPrep::SaslPrep,
-                                        salt.as_bytes(),
-                                        iterations,
-                                    )
-                                    .ok()
-                                })
-                                .collect();
-                            backend = backend.with_credentials(name, creds);
+                            backend = backend.with_user_salted(
+                                name,
+                                password,
+                                salt.as_bytes(),
+                                iterations,
+                            );
                         }
                         "taken" => backend = backend.with_taken(value),
                         _ => return Err(err(n, format!("unknown server setting {key}"))),
