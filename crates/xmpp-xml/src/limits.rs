@@ -25,6 +25,11 @@ pub struct Limits {
     pub max_attribute_value_length: usize,
     /// Bytes of character data directly inside one element. Default 256 KiB.
     pub max_text_length: usize,
+    /// Elements in one depth-1 element, itself included. Default 8 192. A parsed element
+    /// costs a few hundred bytes of heap however short its markup (`<a/>` is 4 bytes), so
+    /// this bound, not only the byte bound, keeps one stanza's tree to a few MiB. A 256 KiB
+    /// roster result of short items holds about 4 000 elements.
+    pub max_elements: usize,
 }
 
 impl Limits {
@@ -37,6 +42,7 @@ impl Limits {
         max_name_length: 1024,
         max_attribute_value_length: 8 * 1024,
         max_text_length: 256 * 1024,
+        max_elements: 8 * 1024,
     };
 }
 

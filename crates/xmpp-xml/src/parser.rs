@@ -106,6 +106,8 @@ pub struct StreamParser {
     stack: Vec<Element>,
     /// Character data bytes directly inside each open element of `stack`.
     text_lens: Vec<usize>,
+    /// Elements opened so far in the current depth-1 element, itself included.
+    elements: usize,
 }
 
 impl Default for StreamParser {
@@ -138,6 +140,7 @@ impl StreamParser {
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
+            elements: 0,
         }
     }
 
@@ -325,8 +328,18 @@ impl StreamParser {
         match raw {
             RawEvent::XmlDeclaration(..) => Ok(None),
             RawEvent::ElementHeadOpen(_, (prefix, local)) => {
-                if self.phase == Phase::Stream && self.stack.len() >= self.limits.max_depth {
-                    return Err(policy("element nesting exceeds the depth limit"));
+                if self.phase == Phase::Stream {
+                    if self.stack.len() >= self.limits.max_depth {
+                        return Err(policy("element nesting exceeds the depth limit"));
+                    }
+                    self.elements = if self.stack.is_empty() {
+                        1
+                    } else {
+                        self.elements + 1
+                    };
+                    if self.elements > self.limits.max_elements {
+                        return Err(policy("element count exceeds the per-stanza limit"));
+                    }
                 }
                 if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
                     return Err(policy("element name exceeds the name length limit"));

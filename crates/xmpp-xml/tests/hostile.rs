@@ -483,3 +483,39 @@ fn second_stream_header_inside_the_stream() {
     }
     assert_eq!(elements, 2);
 }
+
+/// A tree of many tiny elements: 4 bytes of markup each but a few hundred bytes of heap, so
+/// the byte bound alone would let one stanza hold tens of MiB. The element bound stops it.
+#[test]
+fn element_flood_under_the_byte_bound() {
+    let attack = format!("<message>{}</message>", "<a/>".repeat(50_000));
+    assert!(attack.len() < Limits::DEFAULT.max_stanza_bytes);
+    assert_eq!(after_stanza(&attack), C::PolicyViolation);
+}
+
+/// The bound counts per depth-1 element, itself included, and starts again with the next.
+#[test]
+fn element_bound_is_exact_and_per_stanza() {
+    let limits = Limits::DEFAULT;
+    let children = limits.max_elements - 1;
+    let full = format!("<iq type='result' id='r'>{}</iq>", "<a/>".repeat(children));
+    let input = format!("{HEADER}{full}{full}");
+    let mut parser = StreamParser::with_limits(limits.clone());
+    parser.feed(input.as_bytes());
+    let mut stanzas = 0;
+    while let Some(event) = parser.next_event().unwrap() {
+        if let Event::Element(e) = event {
+            assert_eq!(e.children().count(), children);
+            stanzas += 1;
+        }
+    }
+    assert_eq!(
+        stanzas, 2,
+        "two stanzas at exactly the bound are both delivered"
+    );
+    let over = format!(
+        "<iq type='result' id='r'>{}</iq>",
+        "<a/>".repeat(children + 1)
+    );
+    assert_eq!(after_stanza(&over), C::PolicyViolation);
+}
