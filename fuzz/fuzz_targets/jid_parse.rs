@@ -1,13 +1,20 @@
 #![no_main]
 //! Any byte string, read as UTF-8 (lossily), must parse without panicking; every accepted JID
 //! must re-parse from its display form to an equal JID whose display is unchanged, and its
-//! parts must reassemble to the whole. The PRECIS profiles must be idempotent.
+//! parts must reassemble to the whole. The PRECIS profiles must be idempotent. The
+//! allocation-free `Jid::validate` must accept exactly what `Jid::new` accepts.
 
 use xmpp_jid::{BareJid, FullJid, Jid, precis};
 
 fn run(data: &[u8]) {
     let input = String::from_utf8_lossy(data);
-    if let Ok(jid) = Jid::new(&input) {
+    let parsed = Jid::new(&input);
+    assert_eq!(
+        Jid::validate(&input).is_ok(),
+        parsed.is_ok(),
+        "validate and new disagree on {input:?}"
+    );
+    if let Ok(jid) = parsed {
         let shown = jid.to_string();
         let again = Jid::new(&shown).expect("display form re-parses");
         assert_eq!(again, jid);
