@@ -37,3 +37,15 @@ pub mod soak;
 
 pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Options, Report, Target, check, run};
 pub use scram::ScramChoice;
+
+/// The multi-threaded tokio runtime every binary of this crate drives its run on, or a
+/// printable reason it could not be built.
+///
+/// # Errors
+/// When tokio cannot start its runtime (threads or the I/O driver).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio: {e}"))
+}

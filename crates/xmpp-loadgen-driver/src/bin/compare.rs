@@ -292,13 +292,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match xmpp_loadgen_driver::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("tokio: {e}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };

@@ -94,13 +94,10 @@ fn main() -> ExitCode {
     // Each session holds one descriptor; the machine allows at most 20 000 per process.
     let limit = soak::raise_fd_limit(20_000);
     eprintln!("soak: open-file limit {limit:?}");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match xmpp_loadgen_driver::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("tokio: {e}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
