@@ -357,15 +357,27 @@ modules:
         self.child = Some(child);
         self.wait_listening(Duration::from_secs(60))?;
         for (user, password) in accounts {
-            let out = self
-                .ejabberdctl()
-                .args(["register", user, &self.domain, password])
-                .output()?;
-            if !out.status.success() {
-                return Err(PeerError::Register(output_text(&out)));
-            }
+            self.ctl_until_tables_ready(&["register", user, &self.domain, password])?;
         }
         Ok(())
+    }
+
+    /// Runs one registering `ejabberdctl` command. ejabberd opens its listeners before
+    /// Mnesia has created every table, so a command right after start can abort with
+    /// `no_exists` (nothing is written then): that case is retried for up to 30 s.
+    fn ctl_until_tables_ready(&self, args: &[&str]) -> Result<(), PeerError> {
+        let start = Instant::now();
+        loop {
+            let out = self.ejabberdctl().args(args).output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let text = output_text(&out);
+            if !text.contains("no_exists") || start.elapsed() > Duration::from_secs(30) {
+                return Err(PeerError::Register(text));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// Registers many accounts at once, with one `ejabberdctl import_piefxis` call: the
@@ -395,15 +407,8 @@ modules:
         let file = self.dir.join("accounts.xml");
         fs::write(&file, xml)?;
         chown_to(&file, service_user("ejabberd"))?;
-        let out = self
-            .ejabberdctl()
-            .arg("import_piefxis")
-            .arg(&file)
-            .output()?;
-        if !out.status.success() {
-            return Err(PeerError::Register(output_text(&out)));
-        }
-        Ok(())
+        let file = file.to_string_lossy();
+        self.ctl_until_tables_ready(&["import_piefxis", &file])
     }
 
     /// An `ejabberdctl` command aimed at this ejabberd node (e.g. to register many accounts
