@@ -1120,7 +1120,7 @@ mod tests {
     use super::*;
     use crate::MemoryStore;
 
-    /// Found by the soak of `xmpp-loadgen-driver` (heap after the load above the baseline):
+    /// Found by the soak of `xmpp-loadgen` (heap after the load above the baseline):
     /// once a spike of sessions came and went, the table kept its peak capacity.
     #[test]
     fn session_table_shrinks_after_a_spike() {

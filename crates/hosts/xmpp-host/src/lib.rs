@@ -1,0 +1,50 @@
+//! Hosts for the `xmpp-stream` machines: the code between a socket and a Sans-IO machine
+//! that every host writes once. Small and documented on purpose: copy from it.
+//!
+//! - [`blocking`]: `std::net` + `rustls`, client ([`blocking::Connection::connect`]: STARTTLS
+//!   or direct TLS) and server ([`blocking::Connection::accept`]).
+//! - [`asynchronous`]: the same machines under `tokio` + `tokio-rustls`.
+//! - [`tls`]: `rustls` configurations (trust a PEM file, or explicitly accept anything) and
+//!   the channel-binding data (`tls-exporter`, `tls-server-end-point`) the machines use for
+//!   SCRAM `-PLUS`.
+//! - [`Recorder`]: writes a real session as a transcript that `xmpp_stream::transcript`
+//!   replays offline (see `testdata/transcripts/real/`).
+//!
+//! `examples/client.rs` is a command-line client for any server; `tests/interop_client.rs`
+//! runs it against real Prosody and ejabberd servers (see this crate's README).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xmpp_host::blocking::{ClientOptions, Connection};
+//! use xmpp_host::tls::{Trust, Versions, client_config};
+//! use xmpp_host::OsEntropy;
+//! use xmpp_stream::{BareJid, ClientConfig};
+//!
+//! let tls = client_config(&Trust::Pem(std::fs::read("ca.pem")?), Versions::Any)?;
+//! let options = ClientOptions::new("127.0.0.1:5222".parse()?, "localhost", tls);
+//! let config = ClientConfig::new(BareJid::new("alice@localhost")?, "secret");
+//! let mut client = Connection::connect(&options, config, OsEntropy::new())?;
+//! let jid = client.negotiate(Duration::from_secs(10))?;
+//! println!("bound as {jid}");
+//! client.close(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+// Drivers do real I/O (sockets, clocks, OS randomness, threads), unlike the library crates.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
+
+pub mod asynchronous;
+pub mod blocking;
+mod entropy;
+mod error;
+mod family;
+mod machine;
+pub mod matrix;
+mod record;
+pub mod tls;
+
+pub use entropy::OsEntropy;
+pub use error::{Clock, Error};
+pub use family::mechanism_family;
+pub use machine::Machine;
+pub use record::Recorder;

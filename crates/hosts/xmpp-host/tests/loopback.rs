@@ -1,0 +1,225 @@
+//! Both drivers, both roles, on loopback with real TLS and no external server: our client
+//! against our server, STARTTLS and direct TLS, SCRAM-SHA-512-PLUS bound with the
+//! `tls-exporter` data each side got from its own `rustls` session (they agree only if the
+//! drivers extract it correctly), bind, a message echoed back, clean close.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidom::Element;
+use rustls::pki_types::CertificateDer;
+use xmpp_host::OsEntropy;
+use xmpp_host::asynchronous::AsyncConnection;
+use xmpp_host::blocking::{ClientOptions, Connection};
+use xmpp_host::tls::{Trust, Versions, client_config, server_config};
+use xmpp_stream::MemoryBackend;
+use xmpp_stream::{
+    BareJid, ClientConfig, CloseReason, Event, Mechanism, ServerConfig, ServerStream,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Tls {
+    server: Arc<rustls::ServerConfig>,
+    leaf: CertificateDer<'static>,
+    client: Arc<rustls::ClientConfig>,
+}
+
+fn tls() -> Tls {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (server, leaf) = server_config(
+        cert_pem.as_bytes(),
+        certified.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let client = client_config(&Trust::Pem(cert_pem.into_bytes()), Versions::Any).unwrap();
+    Tls {
+        server,
+        leaf,
+        client,
+    }
+}
+
+fn server_machine() -> ServerStream {
+    let config = ServerConfig::new(BareJid::new("localhost").unwrap());
+    let accounts = MemoryBackend::new().with_user("alice", "pw-a", 4096);
+    ServerStream::new(config, OsEntropy::new(), accounts)
+}
+
+fn client_config_for_alice() -> ClientConfig {
+    let mut config = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "pw-a");
+    config.resource = Some("loop".to_owned());
+    config
+}
+
+fn message(to: &str, body: &str) -> Element {
+    Element::builder("message", "jabber:client")
+        .attr("to".try_into().unwrap(), to)
+        .append(
+            Element::builder("body", "jabber:client")
+                .append(body)
+                .build(),
+        )
+        .build()
+}
+
+fn body(stanza: &Element) -> Option<String> {
+    stanza.get_child("body", "jabber:client").map(Element::text)
+}
+
+#[test]
+fn blocking_client_and_server_over_starttls_and_direct_tls() {
+    for direct_tls in [false, true] {
+        let tls = tls();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (server_tls, leaf) = (tls.server.clone(), tls.leaf.clone());
+        let server = std::thread::spawn(move || {
+            let (socket, _) = listener.accept().unwrap();
+            let mut conn =
+                Connection::accept(socket, server_machine(), server_tls, leaf, direct_tls).unwrap();
+            // Echo every message back to its sender until the stream closes.
+            let mut seen = Vec::new();
+            while let Some(event) = conn.next_event(WAIT).unwrap() {
+                if let Event::Stanza(stanza) = &event {
+                    let jid = conn.machine().jid().unwrap().to_string();
+                    let text = body(stanza).unwrap_or_default();
+                    conn.send(&message(&jid, &format!("echo: {text}"))).unwrap();
+                }
+                seen.push(event);
+            }
+            seen
+        });
+
+        let mut options = ClientOptions::new(addr, "localhost", tls.client.clone());
+        options.direct_tls = direct_tls;
+        let mut client =
+            Connection::connect(&options, client_config_for_alice(), OsEntropy::new()).unwrap();
+        let mut mechanism = None;
+        let jid = loop {
+            match client.next_event(WAIT).unwrap() {
+                Some(Event::Authenticated { mechanism: m, .. }) => mechanism = Some(m),
+                Some(Event::Negotiated { jid, .. }) => break jid,
+                Some(Event::Closed { reason }) => panic!("closed: {reason:?}"),
+                _ => {}
+            }
+        };
+        assert_eq!(jid.to_string(), "alice@localhost/loop");
+        // Channel binding with tls-exporter: both sides computed the same exporter value.
+        assert_eq!(
+            mechanism,
+            Some(Mechanism::ScramSha512Plus),
+            "direct TLS {direct_tls}"
+        );
+        client.send(&message("localhost", "hi")).unwrap();
+        let echo = client.wait_stanza(WAIT, |s| s.name() == "message").unwrap();
+        assert_eq!(body(&echo).as_deref(), Some("echo: hi"));
+        assert_eq!(client.close(WAIT).unwrap(), CloseReason::Graceful);
+        let seen = server.join().unwrap();
+        assert!(seen.iter().any(|e| matches!(e, Event::Negotiated { .. })));
+        assert!(seen.iter().any(|e| matches!(
+            e,
+            Event::Closed {
+                reason: CloseReason::Graceful
+            }
+        )));
+    }
+}
+
+#[test]
+fn async_client_and_server_under_tokio() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for direct_tls in [false, true] {
+            let tls = tls();
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .unwrap();
+            let addr: SocketAddr = listener.local_addr().unwrap();
+            let (server_tls, leaf) = (tls.server.clone(), tls.leaf.clone());
+            let server = tokio::spawn(async move {
+                let (socket, _) = listener.accept().await.unwrap();
+                // Boxed: the machine makes this future large (clippy::large_futures).
+                let mut conn = Box::pin(AsyncConnection::accept(
+                    socket,
+                    server_machine(),
+                    server_tls,
+                    leaf,
+                    direct_tls,
+                ))
+                .await
+                .unwrap();
+                let mut closed = None;
+                while let Some(event) = conn.next_event(WAIT).await.unwrap() {
+                    match event {
+                        Event::Stanza(stanza) => {
+                            let jid = conn.machine().jid().unwrap().to_string();
+                            let text = body(&stanza).unwrap_or_default();
+                            conn.send(&message(&jid, &format!("echo: {text}")))
+                                .await
+                                .unwrap();
+                        }
+                        Event::Closed { reason } => closed = Some(reason),
+                        _ => {}
+                    }
+                }
+                closed
+            });
+            let mut client = AsyncConnection::connect(
+                addr,
+                "localhost",
+                direct_tls,
+                tls.client.clone(),
+                client_config_for_alice(),
+                OsEntropy::new(),
+            )
+            .await
+            .unwrap();
+            let jid = client.negotiate(WAIT).await.unwrap();
+            assert_eq!(jid.to_string(), "alice@localhost/loop");
+            client.send(&message("localhost", "hello")).await.unwrap();
+            let echo = loop {
+                match client.next_event(WAIT).await.unwrap() {
+                    Some(Event::Stanza(stanza)) => break stanza,
+                    Some(Event::Closed { reason }) => panic!("closed: {reason:?}"),
+                    _ => {}
+                }
+            };
+            assert_eq!(body(&echo).as_deref(), Some("echo: hello"));
+            assert_eq!(client.close(WAIT).await.unwrap(), CloseReason::Graceful);
+            assert_eq!(server.await.unwrap(), Some(CloseReason::Graceful));
+        }
+    });
+}
+
+#[test]
+fn wrong_password_is_a_failure_event_not_a_hang() {
+    let tls = tls();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (server_tls, leaf) = (tls.server.clone(), tls.leaf.clone());
+    let server = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        let mut conn =
+            Connection::accept(socket, server_machine(), server_tls, leaf, false).unwrap();
+        while conn.next_event(WAIT).unwrap().is_some() {}
+    });
+    let options = ClientOptions::new(addr, "localhost", tls.client.clone());
+    let config = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "wrong");
+    let mut client = Connection::connect(&options, config, OsEntropy::new()).unwrap();
+    match client.negotiate(WAIT) {
+        Err(xmpp_host::Error::Closed(reason)) => assert!(
+            matches!(&*reason, CloseReason::AuthenticationFailed { condition, .. } if condition == "not-authorized"),
+            "{reason:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}

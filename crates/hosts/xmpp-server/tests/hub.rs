@@ -1,0 +1,553 @@
+//! The hub in memory: clients are `xmpp-stream` client machines wired to hub sessions by
+//! byte queues, TLS is faked (fixed binding bytes on both ends), time is virtual.
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use minidom::Element;
+use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+use xmpp_stream::pair::fake_tls_binding;
+use xmpp_stream::{
+    BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output, SeededEntropy,
+    Transport,
+};
+
+struct Client {
+    stream: ClientStream,
+    id: SessionId,
+    events: Vec<Event>,
+    /// Bytes waiting for the client machine.
+    inbox: Vec<u8>,
+    server_tls_pending: bool,
+}
+
+struct World {
+    hub: Hub,
+    clients: Vec<Client>,
+    now: Instant,
+    seed: u64,
+}
+
+const NS_ROSTER: &str = "jabber:iq:roster";
+
+impl World {
+    fn new(plus: PlusPolicy) -> Self {
+        let config = HubConfig::new(BareJid::new("localhost").unwrap())
+            .with_user("alice", "alice-pw")
+            .with_user("bob", "bob-pw")
+            .with_plus(plus);
+        World {
+            hub: Hub::new(config),
+            clients: Vec::new(),
+            now: Instant::ZERO,
+            seed: 10,
+        }
+    }
+
+    fn connect(&mut self, user: &str, password: &str, resource: &str) -> usize {
+        let jid = BareJid::new(&format!("{user}@localhost")).unwrap();
+        let mut config = ClientConfig::new(jid, password);
+        config.resource = Some(resource.to_owned());
+        self.connect_with(config)
+    }
+
+    fn connect_with(&mut self, config: ClientConfig) -> usize {
+        self.connect_on(config, Transport::Plain)
+    }
+
+    fn connect_on(&mut self, config: ClientConfig, transport: Transport) -> usize {
+        self.seed += 2;
+        let mut stream = ClientStream::new(config, SeededEntropy::new(self.seed));
+        let id = self.hub.accept(
+            self.now,
+            transport.clone(),
+            SeededEntropy::new(self.seed + 1),
+        );
+        stream.start(self.now, transport).unwrap();
+        self.clients.push(Client {
+            stream,
+            id,
+            events: Vec::new(),
+            inbox: Vec::new(),
+            server_tls_pending: false,
+        });
+        self.drive();
+        self.clients.len() - 1
+    }
+
+    /// Move bytes until nothing moves (bounded).
+    fn drive(&mut self) {
+        for _ in 0..10_000 {
+            let mut progress = false;
+            self.now = Instant::from_millis(self.now.as_millis() + 1);
+            // Hub -> clients.
+            while let Some(out) = self.hub.poll_output() {
+                progress = true;
+                match out {
+                    HubOutput::Transmit(id, bytes) => {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+                            c.inbox.extend(bytes);
+                        }
+                    }
+                    HubOutput::StartTls(id) => {
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+                            c.server_tls_pending = true;
+                        }
+                    }
+                    HubOutput::Close(_) => {}
+                    _ => {}
+                }
+            }
+            let now = self.now;
+            for i in 0..self.clients.len() {
+                let c = &mut self.clients[i];
+                if !c.inbox.is_empty() {
+                    progress = true;
+                    let bytes = std::mem::take(&mut c.inbox);
+                    let _ = c.stream.handle_input(now, &bytes);
+                }
+                let id = c.id;
+                let mut to_hub = Vec::new();
+                let mut client_tls = false;
+                while let Some(out) = c.stream.poll_output() {
+                    progress = true;
+                    match out {
+                        Output::Transmit(bytes) => to_hub.extend(bytes),
+                        Output::StartTls => client_tls = true,
+                        Output::Event(e) => c.events.push(e),
+                        _ => {}
+                    }
+                }
+                if !to_hub.is_empty() {
+                    self.hub.handle_input(id, now, &to_hub);
+                }
+                // Fake TLS: both ends "handshake" once the client asked for it too.
+                if client_tls {
+                    let c = &mut self.clients[i];
+                    assert!(c.server_tls_pending, "server asked for TLS first");
+                    c.server_tls_pending = false;
+                    c.stream.tls_established(now, fake_tls_binding()).unwrap();
+                    self.hub.tls_established(id, now, fake_tls_binding());
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn send(&mut self, client: usize, stanza: &str) {
+        let element: Element = stanza.parse().unwrap();
+        self.clients[client]
+            .stream
+            .send_stanza(self.now, &element)
+            .unwrap();
+        self.drive();
+    }
+
+    /// Stanzas the client received since the last call.
+    fn take_stanzas(&mut self, client: usize) -> Vec<Element> {
+        let events = std::mem::take(&mut self.clients[client].events);
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Stanza(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn authenticated_with(&self, client: usize) -> Option<Mechanism> {
+        self.clients[client].events.iter().find_map(|e| match e {
+            Event::Authenticated { mechanism, .. } => Some(*mechanism),
+            _ => None,
+        })
+    }
+}
+
+fn is_negotiated(world: &World, client: usize) -> bool {
+    world.clients[client].stream.is_negotiated()
+}
+
+#[test]
+fn login_binds_and_default_policy_offers_no_plus() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    assert!(is_negotiated(&w, a));
+    assert_eq!(
+        w.clients[a].stream.jid().unwrap().as_str(),
+        "alice@localhost/laptop"
+    );
+    // Our client prefers -PLUS when binding data exists: without it on offer it picks the
+    // strongest plain SCRAM.
+    assert_eq!(w.authenticated_with(a), Some(Mechanism::ScramSha512));
+    assert_eq!(
+        w.hub.jid(w.clients[a].id).unwrap().as_str(),
+        "alice@localhost/laptop"
+    );
+}
+
+#[test]
+fn plus_policy_advertise_binds_the_channel() {
+    let mut w = World::new(PlusPolicy::Advertise);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    assert!(is_negotiated(&w, a));
+    assert_eq!(w.authenticated_with(a), Some(Mechanism::ScramSha512Plus));
+}
+
+#[test]
+fn wrong_password_is_not_authorized() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "wrong", "laptop");
+    assert!(!is_negotiated(&w, a));
+    let failed = w.clients[a].events.iter().any(|e| {
+        matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::AuthenticationFailed { condition, .. } } if condition == "not-authorized")
+    });
+    assert!(failed, "{:?}", w.clients[a].events);
+}
+
+#[test]
+fn each_mechanism_logs_in() {
+    for (plus, mechanism) in [
+        (PlusPolicy::Off, Mechanism::ScramSha1),
+        (PlusPolicy::Off, Mechanism::ScramSha256),
+        (PlusPolicy::Off, Mechanism::ScramSha512),
+        (PlusPolicy::Off, Mechanism::Plain),
+        (PlusPolicy::Advertise, Mechanism::ScramSha1Plus),
+        (PlusPolicy::Advertise, Mechanism::ScramSha256Plus),
+    ] {
+        // The server offers its whole list (with XEP-0474 downgrade protection on); the client
+        // allows only one mechanism.
+        let mut w = World::new(plus);
+        let mut config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "bob-pw");
+        config.resource = Some("phone".to_owned());
+        config.mechanisms = vec![mechanism];
+        let b = w.connect_with(config);
+        assert!(is_negotiated(&w, b), "{mechanism}");
+        assert_eq!(w.authenticated_with(b), Some(mechanism));
+    }
+}
+
+#[test]
+fn roster_subscription_presence_and_messages() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    let b = w.connect("bob", "bob-pw", "phone");
+
+    // Both fetch their (empty) rosters and go online.
+    for (c, id) in [(a, "ra"), (b, "rb")] {
+        w.send(
+            c,
+            &format!(
+                "<iq xmlns='jabber:client' type='get' id='{id}'><query xmlns='{NS_ROSTER}'/></iq>"
+            ),
+        );
+        let got = w.take_stanzas(c);
+        let result = got.iter().find(|s| s.attr("id") == Some(id)).unwrap();
+        assert_eq!(result.attr("type"), Some("result"));
+        let query = result.get_child("query", NS_ROSTER).unwrap();
+        assert_eq!(query.children().count(), 0);
+        w.send(c, "<presence xmlns='jabber:client'/>");
+        w.take_stanzas(c);
+    }
+
+    // Alice adds Bob to her roster: result plus a push.
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='set' id='add'><query xmlns='{NS_ROSTER}'><item jid='bob@localhost' name='Bob'><group>Friends</group></item></query></iq>"),
+    );
+    let got = w.take_stanzas(a);
+    assert!(
+        got.iter()
+            .any(|s| s.attr("id") == Some("add") && s.attr("type") == Some("result"))
+    );
+    let push = got
+        .iter()
+        .find(|s| s.attr("type") == Some("set"))
+        .expect("roster push");
+    let item = push
+        .get_child("query", NS_ROSTER)
+        .and_then(|q| q.get_child("item", NS_ROSTER))
+        .unwrap();
+    assert_eq!(item.attr("jid"), Some("bob@localhost"));
+    assert_eq!(item.attr("subscription"), Some("none"));
+
+    // Alice subscribes; Bob receives the request stamped with her bare JID.
+    w.send(
+        a,
+        "<presence xmlns='jabber:client' type='subscribe' to='bob@localhost'/>",
+    );
+    w.take_stanzas(a);
+    let got = w.take_stanzas(b);
+    let request = got
+        .iter()
+        .find(|s| s.name() == "presence" && s.attr("type") == Some("subscribe"))
+        .expect("subscription request");
+    assert_eq!(request.attr("from"), Some("alice@localhost"));
+
+    // Bob approves: Alice gets `subscribed` and Bob's current presence.
+    w.send(
+        b,
+        "<presence xmlns='jabber:client' type='subscribed' to='alice@localhost'/>",
+    );
+    let got = w.take_stanzas(a);
+    assert!(
+        got.iter()
+            .any(|s| s.name() == "presence" && s.attr("type") == Some("subscribed")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|s| s.name() == "presence"
+            && s.attr("type").is_none()
+            && s.attr("from") == Some("bob@localhost/phone")),
+        "{got:?}"
+    );
+    let push = got
+        .iter()
+        .filter(|s| s.name() == "iq" && s.attr("type") == Some("set"))
+        .filter_map(|s| {
+            s.get_child("query", NS_ROSTER)?
+                .get_child("item", NS_ROSTER)
+        })
+        .next_back()
+        .expect("push with the new state");
+    assert_eq!(push.attr("subscription"), Some("to"));
+    w.take_stanzas(b);
+
+    // Bob changes presence: Alice (subscribed to him) sees it.
+    w.send(
+        b,
+        "<presence xmlns='jabber:client'><show>away</show><status>lunch</status></presence>",
+    );
+    let got = w.take_stanzas(a);
+    let presence = got
+        .iter()
+        .find(|s| s.name() == "presence")
+        .expect("broadcast");
+    assert_eq!(presence.attr("from"), Some("bob@localhost/phone"));
+    assert_eq!(
+        presence
+            .get_child("show", "jabber:client")
+            .map(Element::text),
+        Some("away".to_owned())
+    );
+
+    // Bob's own resource got his presence too (RFC 6121 §4.2.2).
+    let own = w.take_stanzas(b);
+    assert!(
+        own.iter()
+            .any(|s| s.name() == "presence" && s.attr("to") == Some("bob@localhost/phone")),
+        "{own:?}"
+    );
+
+    // Alice changes presence: Bob has no subscription to her, so he sees nothing.
+    w.send(
+        a,
+        "<presence xmlns='jabber:client'><show>dnd</show></presence>",
+    );
+    let got = w.take_stanzas(b);
+    assert!(got.iter().all(|s| s.name() != "presence"), "{got:?}");
+
+    // Messages both ways, to the bare and to the full JID.
+    w.send(
+        a,
+        "<message xmlns='jabber:client' type='chat' to='bob@localhost' id='m1'><body>hi bob</body></message>",
+    );
+    let got = w.take_stanzas(b);
+    let m = got
+        .iter()
+        .find(|s| s.name() == "message")
+        .expect("delivered");
+    assert_eq!(m.attr("from"), Some("alice@localhost/laptop"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "hi bob"
+    );
+    w.send(
+        b,
+        "<message xmlns='jabber:client' type='chat' to='alice@localhost/laptop' id='m2'><body>hi alice</body></message>",
+    );
+    let got = w.take_stanzas(a);
+    let m = got
+        .iter()
+        .find(|s| s.name() == "message")
+        .expect("delivered");
+    assert_eq!(m.attr("from"), Some("bob@localhost/phone"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "hi alice"
+    );
+
+    // Bob leaves: Alice gets his unavailable presence.
+    w.clients[b].stream.close(w.now).unwrap();
+    w.drive();
+    assert!(w.clients[b].stream.is_closed());
+    let got = w.take_stanzas(a);
+    assert!(
+        got.iter().any(|s| s.name() == "presence"
+            && s.attr("type") == Some("unavailable")
+            && s.attr("from") == Some("bob@localhost/phone")),
+        "{got:?}"
+    );
+    assert_eq!(w.hub.session_count(), 1);
+}
+
+#[test]
+fn unknown_iq_gets_service_unavailable_and_ping_is_answered() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(a, "<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    w.send(a, "<iq xmlns='jabber:client' type='get' id='v1' to='localhost'><query xmlns='jabber:iq:version'/></iq>");
+    let got = w.take_stanzas(a);
+    let ping = got.iter().find(|s| s.attr("id") == Some("p1")).unwrap();
+    assert_eq!(ping.attr("type"), Some("result"));
+    let version = got.iter().find(|s| s.attr("id") == Some("v1")).unwrap();
+    assert_eq!(version.attr("type"), Some("error"));
+    assert!(
+        version
+            .get_child("error", "jabber:client")
+            .and_then(|e| e.get_child("service-unavailable", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+            .is_some(),
+        "{version:?}"
+    );
+}
+
+#[test]
+fn message_to_remote_domain_bounces() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(a, "<message xmlns='jabber:client' to='carol@elsewhere.example' id='r1'><body>x</body></message>");
+    let got = w.take_stanzas(a);
+    let bounce = got
+        .iter()
+        .find(|s| s.attr("id") == Some("r1"))
+        .expect("bounce");
+    assert_eq!(bounce.attr("type"), Some("error"));
+}
+
+#[test]
+fn same_full_jid_replaces_the_older_session() {
+    let mut w = World::new(PlusPolicy::Off);
+    let first = w.connect("alice", "alice-pw", "laptop");
+    let second = w.connect("alice", "alice-pw", "laptop");
+    assert!(is_negotiated(&w, second));
+    assert!(w.clients[first].stream.is_closed());
+    let conflict = w.clients[first].events.iter().any(|e| {
+        matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::StreamError(err) } if err.condition == xmpp_stream::StreamErrorCondition::Conflict)
+    });
+    assert!(conflict, "{:?}", w.clients[first].events);
+    assert_eq!(w.hub.session_count(), 1);
+}
+
+#[test]
+fn roster_set_ignores_subscription_values_other_than_remove() {
+    // RFC 6121 §2.1.2.5; slixmpp sends subscription='none' in every roster set.
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='get' id='g'><query xmlns='{NS_ROSTER}'/></iq>"),
+    );
+    w.take_stanzas(a);
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='set' id='s1'><query xmlns='{NS_ROSTER}'><item jid='bob@localhost' subscription='both'/></query></iq>"),
+    );
+    let got = w.take_stanzas(a);
+    let result = got.iter().find(|s| s.attr("id") == Some("s1")).unwrap();
+    assert_eq!(result.attr("type"), Some("result"), "{got:?}");
+    let pushed = got
+        .iter()
+        .filter_map(|s| {
+            s.get_child("query", NS_ROSTER)?
+                .get_child("item", NS_ROSTER)
+        })
+        .find(|item| item.attr("jid") == Some("bob@localhost"))
+        .expect("push");
+    // The claimed 'both' changed nothing: the state is still none.
+    assert_eq!(pushed.attr("subscription"), Some("none"));
+
+    // 'remove' still removes.
+    w.send(
+        a,
+        &format!("<iq xmlns='jabber:client' type='set' id='s2'><query xmlns='{NS_ROSTER}'><item jid='bob@localhost' subscription='remove'/></query></iq>"),
+    );
+    let got = w.take_stanzas(a);
+    assert!(
+        got.iter()
+            .any(|s| s.attr("id") == Some("s2") && s.attr("type") == Some("result"))
+    );
+    assert!(got.iter().any(|s| {
+        s.get_child("query", NS_ROSTER)
+            .and_then(|q| q.get_child("item", NS_ROSTER))
+            .is_some_and(|i| i.attr("subscription") == Some("remove"))
+    }));
+}
+
+#[test]
+fn direct_tls_skips_starttls_and_keeps_the_plus_policy() {
+    for (plus, expected) in [
+        (PlusPolicy::Off, Mechanism::ScramSha512),
+        (PlusPolicy::Advertise, Mechanism::ScramSha512Plus),
+    ] {
+        let mut w = World::new(plus);
+        let jid = BareJid::new("alice@localhost").unwrap();
+        let config = ClientConfig::new(jid, "alice-pw");
+        let a = w.connect_on(config, Transport::Tls(fake_tls_binding()));
+        assert!(is_negotiated(&w, a));
+        assert!(
+            !w.clients[a]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Secured)),
+            "no STARTTLS on direct TLS"
+        );
+        assert_eq!(w.authenticated_with(a), Some(expected));
+    }
+}
+
+#[test]
+fn shutdown_sends_system_shutdown_to_every_stream() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    let b = w.connect("bob", "bob-pw", "phone");
+    w.hub.shutdown(w.now);
+    w.drive();
+    for c in [a, b] {
+        let shut = w.clients[c].events.iter().any(|e| {
+            matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::StreamError(err) } if err.condition == xmpp_stream::StreamErrorCondition::SystemShutdown)
+        });
+        assert!(shut, "{:?}", w.clients[c].events);
+    }
+    assert_eq!(w.hub.session_count(), 0);
+}
+
+#[test]
+fn messages_to_an_offline_account_wait_for_its_initial_presence() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(
+        a,
+        "<message xmlns='jabber:client' type='chat' to='bob@localhost' id='o1'><body>later</body></message>",
+    );
+    // Stored, not bounced.
+    assert!(w.take_stanzas(a).iter().all(|s| s.attr("id") != Some("o1")));
+    let bob = BareJid::new("bob@localhost").unwrap();
+    assert_eq!(w.hub.offline_count(&bob), 1);
+
+    let b = w.connect("bob", "bob-pw", "phone");
+    // Bound but not yet available: still waiting.
+    assert!(w.take_stanzas(b).iter().all(|s| s.name() != "message"));
+    w.send(b, "<presence xmlns='jabber:client'/>");
+    let got = w.take_stanzas(b);
+    let m = got
+        .iter()
+        .find(|s| s.name() == "message")
+        .expect("delivered");
+    assert_eq!(m.attr("from"), Some("alice@localhost/laptop"));
+    assert_eq!(
+        m.get_child("body", "jabber:client").unwrap().text(),
+        "later"
+    );
+    assert_eq!(w.hub.offline_count(&bob), 0);
+}

@@ -1,0 +1,398 @@
+//! `compare`: the same load against the toolkit's example server (`xmpp-server`), Prosody and
+//! ejabberd, one after the other in one run, on loopback, with the same accounts and client.
+//!
+//! `cargo build --release -p xmpp-server -p xmpp-loadgen &&
+//!  target/release/compare --sessions 1000`
+//!
+//! Accounts `user0..user<N-1>`: given to `xmpp-server` on its command line; for Prosody one is
+//! registered with `prosodyctl` and its account file copied for the others (same password,
+//! same salt); ejabberd imports them all from one XEP-0227 file (`ejabberdctl import_piefxis`).
+//! Both run with warning-level logs, so per-stanza debug logging is not what gets measured.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stdout
+)]
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use xmpp_loadgen::{Options, Report, Target, procfs};
+use xmpp_testpeers::{PeerKind, PeerServer};
+
+const USAGE: &str = "usage: compare [--sessions N] [--servers c2s,prosody,ejabberd] [--c2s PATH]
+               [--mechanism strongest|SCRAM-SHA-1|SCRAM-SHA-256] [--rate PINGS_PER_SEC]
+               [--idle SECS] [--duration SECS] [--concurrency N]
+               [--max-server-rss-mib N (default: half the machine's memory)]";
+
+struct Args {
+    options: Options,
+    servers: Vec<String>,
+    c2s: Option<PathBuf>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut options = Options::new(1000);
+    // Each server runs the mechanism the client prefers from its offer (shown in the table):
+    // the servers store different SCRAM variants, so no single forced one suits all three.
+    options.mechanism = xmpp_loadgen::ScramChoice::Strongest;
+    let mut servers = vec![
+        "c2s".to_owned(),
+        "prosody".to_owned(),
+        "ejabberd".to_owned(),
+    ];
+    let mut c2s = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        let bad = |e: &dyn std::fmt::Display| format!("{arg}: {e}");
+        let secs = |text: String| -> Result<Duration, String> {
+            let n: f64 = text.parse().map_err(|e| bad(&e))?;
+            Duration::try_from_secs_f64(n).map_err(|e| bad(&e))
+        };
+        match arg.as_str() {
+            "--sessions" => options.sessions = value()?.parse().map_err(|e| bad(&e))?,
+            "--servers" => servers = value()?.split(',').map(str::to_owned).collect(),
+            "--c2s" => c2s = Some(PathBuf::from(value()?)),
+            "--mechanism" => options.mechanism = value()?.parse().map_err(|e| bad(&e))?,
+            "--rate" => options.message_rate = value()?.parse().map_err(|e| bad(&e))?,
+            "--idle" => options.idle = secs(value()?)?,
+            "--duration" => options.message_duration = secs(value()?)?,
+            "--concurrency" => options.concurrency = value()?.parse().map_err(|e| bad(&e))?,
+            "--max-server-rss-mib" => {
+                let mib: u64 = value()?.parse().map_err(|e| bad(&e))?;
+                options.max_server_rss_kib = Some(mib.saturating_mul(1024));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        options,
+        servers,
+        c2s,
+    })
+}
+
+/// A started server and what it takes to load it. Dropping it stops the server.
+struct Started {
+    name: &'static str,
+    target: Target,
+    accounts: usize,
+    setup: Duration,
+    _guard: Guard,
+}
+
+enum Guard {
+    /// Held only so that dropping the guard stops the server.
+    Peer(#[allow(dead_code)] Box<PeerServer>),
+    Child(Child, PathBuf),
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Child(child, dir) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("free port: {e}"))
+}
+
+fn wait_listening(port: u16, child: &mut Child, limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited early: {status}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("did not start listening in time".to_owned())
+}
+
+/// Wait until a server on `port` answers a stream header (its accept loop runs).
+fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' \
+         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    );
+    tcp.write_all(header.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    match tcp.read(&mut buf) {
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err("closed before answering a stream header".to_owned()),
+        Err(e) => Err(format!("no stream header back: {e}")),
+    }
+}
+
+fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
+    let begin = Instant::now();
+    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let certified = rcgen::generate_simple_self_signed(vec![options.domain.clone()])
+        .map_err(|e| e.to_string())?;
+    let cert_pem = certified.cert.pem();
+    fs::write(dir.join("cert.pem"), &cert_pem).map_err(|e| e.to_string())?;
+    fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
+        .map_err(|e| e.to_string())?;
+    let port = free_port()?;
+    let mut command = Command::new(path);
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--domain")
+        .arg(&options.domain)
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--quiet");
+    for i in 0..options.sessions {
+        command
+            .arg("--user")
+            .arg(format!("{}{i}:{}", options.user_prefix, options.password));
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    wait_listening(port, &mut child, Duration::from_secs(120))?;
+    // The port is bound before the hub derives every account's SCRAM credentials (seconds
+    // at 10 000 accounts): wait for a stream header back, so that the "before" memory
+    // sample includes the account database, as it does for the other servers.
+    wait_serving(port, &options.domain, Duration::from_secs(300))?;
+    let pid = child.id();
+    Ok(Started {
+        name: "xmpp-server (tokio example)",
+        target: Target::new(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            cert_pem,
+            Some(pid),
+        ),
+        accounts: options.sessions,
+        setup: begin.elapsed(),
+        _guard: Guard::Child(child, dir),
+    })
+}
+
+fn start_prosody(options: &Options) -> Result<Started, String> {
+    let begin = Instant::now();
+    let first = format!("{}0", options.user_prefix);
+    let server =
+        PeerServer::start_for_load(PeerKind::Prosody, &[(first.as_str(), &options.password)])
+            .map_err(|e| e.to_string())?;
+    // Prosody reads account files at login time: copies of user0's file (same password and
+    // salt) are accounts as good as registered ones.
+    let accounts = server
+        .dir()
+        .join("data")
+        .join(&options.domain)
+        .join("accounts");
+    let template = fs::read(accounts.join(format!("{first}.dat")))
+        .map_err(|e| format!("Prosody account file: {e}"))?;
+    for i in 1..options.sessions {
+        let file = accounts.join(format!("{}{i}.dat", options.user_prefix));
+        fs::write(&file, &template).map_err(|e| e.to_string())?;
+    }
+    let _ = Command::new("chown")
+        .arg("-R")
+        .arg("prosody:prosody")
+        .arg(&accounts)
+        .status();
+    let pid = procfs::listener_pid(server.starttls_port);
+    Ok(Started {
+        name: "Prosody",
+        target: Target::new(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port)),
+            server.certificate_pem.clone(),
+            pid,
+        ),
+        accounts: options.sessions,
+        setup: begin.elapsed(),
+        _guard: Guard::Peer(Box::new(server)),
+    })
+}
+
+fn start_ejabberd(options: &Options) -> Result<Started, String> {
+    let begin = Instant::now();
+    let server = PeerServer::start_for_load(PeerKind::Ejabberd, &[]).map_err(|e| e.to_string())?;
+    // One `ejabberdctl import_piefxis` for every account (XEP-0227 file): `register` would
+    // start one Erlang VM per account (200 took most of 150 s).
+    let accounts: Vec<(String, String)> = (0..options.sessions)
+        .map(|i| {
+            (
+                format!("{}{i}", options.user_prefix),
+                options.password.clone(),
+            )
+        })
+        .collect();
+    server
+        .register_many(&accounts)
+        .map_err(|e| format!("registering {} accounts: {e}", accounts.len()))?;
+    let cert_pem = server.certificate_pem.clone();
+    let pid = procfs::listener_pid(server.starttls_port);
+    Ok(Started {
+        name: "ejabberd",
+        target: Target::new(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port)),
+            cert_pem,
+            pid,
+        ),
+        accounts: options.sessions,
+        setup: begin.elapsed(),
+        _guard: Guard::Peer(Box::new(server)),
+    })
+}
+
+fn c2s_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let me = std::env::current_exe().ok()?;
+        let sibling = me.parent()?.join("xmpp-server");
+        sibling.is_file().then_some(sibling)
+    })
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn fmt_opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("{e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match xmpp_loadgen::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "compare: {} sessions, {}, {} pings/s for {} s after {} s idle; load average {}",
+        args.options.sessions,
+        args.options.mechanism,
+        args.options.message_rate,
+        args.options.message_duration.as_secs_f64(),
+        args.options.idle.as_secs_f64(),
+        load_average()
+    );
+    let mut rows: Vec<(&'static str, usize, Result<Report, String>)> = Vec::new();
+    for server in &args.servers {
+        let started = match server.as_str() {
+            "c2s" => match c2s_path(args.c2s.clone()) {
+                Some(path) => start_c2s(&path, &args.options),
+                None => Err(
+                    "xmpp-server binary not found (build it with cargo build --release \
+                             -p xmpp-server, or pass --c2s PATH)"
+                        .to_owned(),
+                ),
+            },
+            "prosody" => start_prosody(&args.options),
+            "ejabberd" => start_ejabberd(&args.options),
+            other => Err(format!("unknown server {other}")),
+        };
+        let started = match started {
+            Ok(started) => started,
+            Err(e) => {
+                eprintln!("{server}: could not start: {e}");
+                rows.push((leak_name(server), 0, Err(e)));
+                continue;
+            }
+        };
+        let mut options = args.options.clone();
+        options.sessions = started.accounts.min(options.sessions);
+        let fds = started
+            .target
+            .server_pid
+            .and_then(procfs::open_file_limit_of)
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+        eprintln!(
+            "{}: ready in {:.1} s with {} accounts (pid {:?}, open-file limit {fds}); load average {}",
+            started.name,
+            started.setup.as_secs_f64(),
+            options.sessions,
+            started.target.server_pid,
+            load_average()
+        );
+        let report = runtime
+            .block_on(xmpp_loadgen::run(&started.target, options.clone()))
+            .map_err(|e| e.to_string());
+        match &report {
+            Ok(report) => eprintln!("{}: {report}", started.name),
+            Err(e) => eprintln!("{}: {e}", started.name),
+        }
+        rows.push((started.name, options.sessions, report));
+        drop(started);
+    }
+    println!(
+        "\n| server | sessions | logged in | SASL | logins/s | KiB per idle session | messages/s | RTT p50 ms | p90 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, sessions, report) in &rows {
+        match report {
+            Ok(r) if r.aborted.is_some() => println!(
+                "| {name} | {sessions} | {} | aborted: {} | | | | | | |",
+                r.logged_in,
+                r.aborted.as_deref().unwrap_or_default()
+            ),
+            Ok(r) => {
+                let [p50, p90, p99] = r.rtt_ms.map_or([None; 3], |q| q.map(Some));
+                println!(
+                    "| {name} | {sessions} | {} | {} | {:.0} | {} | {:.0} | {} | {} | {} |",
+                    r.logged_in,
+                    r.mechanism.as_deref().unwrap_or("-"),
+                    r.logins_per_sec,
+                    fmt_opt(r.kib_per_session, 1),
+                    r.messages_per_sec,
+                    fmt_opt(p50, 2),
+                    fmt_opt(p90, 2),
+                    fmt_opt(p99, 2)
+                );
+            }
+            Err(e) => println!("| {name} | {sessions} | not measured: {e} | | | | | | | |"),
+        }
+    }
+    println!("\nload average at the end: {}", load_average());
+    ExitCode::SUCCESS
+}
+
+fn leak_name(name: &str) -> &'static str {
+    match name {
+        "c2s" => "xmpp-server (tokio example)",
+        "prosody" => "Prosody",
+        "ejabberd" => "ejabberd",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,795 @@
+//! Test support for interoperability tests: starts real XMPP servers nobody here wrote
+//! (Prosody, ejabberd) on loopback, each with its own configuration, certificate, data and
+//! accounts in a fresh temporary directory, and stops them by pid when dropped.
+//!
+//! This crate does I/O on purpose (processes, files, sockets); it is never a dependency of the
+//! library crates.
+//!
+//! Rules it keeps: servers listen on `127.0.0.1` only, on ports picked free at start; no
+//! server-to-server, no HTTP; the Erlang port mapper that ejabberd needs is bound to loopback.
+//!
+//! ```no_run
+//! use xmpp_testpeers::{PeerKind, PeerServer};
+//!
+//! let server = PeerServer::start(PeerKind::Prosody, &[("alice", "secret-a")]).unwrap();
+//! println!("STARTTLS on 127.0.0.1:{}", server.starttls_port);
+//! drop(server); // stops it by pid and removes its directory
+//! ```
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Which server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// Prosody (Debian package `prosody`, 0.12 on Debian 12).
+    Prosody,
+    /// ejabberd (Debian package `ejabberd`, 23.01 on Debian 12).
+    Ejabberd,
+}
+
+impl PeerKind {
+    /// The program that must be on the machine for this peer.
+    #[must_use]
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Prosody => "prosody",
+            Self::Ejabberd => "ejabberdctl",
+        }
+    }
+
+    /// Whether the server's program is installed.
+    #[must_use]
+    pub fn is_installed(self) -> bool {
+        which(self.program()).is_some()
+    }
+}
+
+impl fmt::Display for PeerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Prosody => "Prosody",
+            Self::Ejabberd => "ejabberd",
+        })
+    }
+}
+
+/// Why a peer could not be started.
+#[derive(Debug)]
+pub enum PeerError {
+    /// The server's program is not installed.
+    NotInstalled(PeerKind),
+    /// A file or process operation failed.
+    Io(io::Error),
+    /// The server did not start listening in time; carries the tail of its log.
+    StartTimeout(String),
+    /// Registering an account failed; carries the tool's output.
+    Register(String),
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotInstalled(kind) => write!(f, "{kind} is not installed"),
+            Self::Io(e) => write!(f, "i/o: {e}"),
+            Self::StartTimeout(log) => write!(f, "server did not start in time; log:\n{log}"),
+            Self::Register(out) => write!(f, "account registration failed: {out}"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+impl From<io::Error> for PeerError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Whether interop tests must run (set `XMPP_INTEROP=require`, as `.ci/run` does) or may be
+/// skipped on a machine without the peers.
+#[must_use]
+pub fn interop_required() -> bool {
+    std::env::var("XMPP_INTEROP").is_ok_and(|v| v == "require")
+}
+
+/// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
+/// not installed and interop is not required. Panics when interop is required and the server
+/// cannot be started, so CI cannot silently skip.
+#[must_use]
+#[allow(clippy::panic)] // test support: failing loudly is the point
+pub fn start_for_test(kind: PeerKind, accounts: &[(&str, &str)]) -> Option<PeerServer> {
+    match PeerServer::start(kind, accounts) {
+        Ok(server) => Some(server),
+        Err(PeerError::NotInstalled(_)) if !interop_required() => {
+            eprintln!("skipping: {kind} is not installed (set XMPP_INTEROP=require to fail)");
+            None
+        }
+        Err(e) => panic!("could not start {kind}: {e}"),
+    }
+}
+
+/// A running server on loopback. Dropping it stops the server by pid and removes its files.
+#[derive(Debug)]
+pub struct PeerServer {
+    /// Which server this is.
+    pub kind: PeerKind,
+    /// The XMPP domain it serves.
+    pub domain: String,
+    /// Loopback port for client connections that negotiate STARTTLS.
+    pub starttls_port: u16,
+    /// Loopback port for direct-TLS client connections (XEP-0368).
+    pub direct_tls_port: u16,
+    /// The server's self-signed certificate (PEM), for the client's trust store.
+    pub certificate_pem: String,
+    dir: PathBuf,
+    child: Option<Child>,
+    node_name: String,
+    log_level: LogLevel,
+}
+
+/// How much the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogLevel {
+    /// Everything (Prosody `debug`, ejabberd `info`): for interop tests' failure messages.
+    Debug,
+    /// Warnings and errors only: for load tests.
+    Warn,
+}
+
+/// A `sh -c` script that raises the soft open-file limit to the hard one, then runs its
+/// arguments (`$0` is the program).
+const RAISE_FD_LIMIT_AND_EXEC: &str = r#"ulimit -S -n "$(ulimit -H -n)" && exec "$0" "$@""#;
+
+/// The account domain every peer serves.
+pub const DOMAIN: &str = "localhost";
+
+impl PeerServer {
+    /// Starts `kind` in a fresh temp dir with the given `(username, password)` accounts and
+    /// waits until it accepts connections.
+    pub fn start(kind: PeerKind, accounts: &[(&str, &str)]) -> Result<Self, PeerError> {
+        Self::start_with(kind, accounts, LogLevel::Debug)
+    }
+
+    /// [`start`](Self::start) for load tests: the server logs warnings only, so that writing
+    /// a debug line per stanza does not become the cost being measured.
+    pub fn start_for_load(kind: PeerKind, accounts: &[(&str, &str)]) -> Result<Self, PeerError> {
+        Self::start_with(kind, accounts, LogLevel::Warn)
+    }
+
+    fn start_with(
+        kind: PeerKind,
+        accounts: &[(&str, &str)],
+        log_level: LogLevel,
+    ) -> Result<Self, PeerError> {
+        if !kind.is_installed() {
+            return Err(PeerError::NotInstalled(kind));
+        }
+        let dir = fresh_dir(kind)?;
+        let (certificate_pem, key_pem) = short_lived_certificate(DOMAIN)
+            .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?;
+        let starttls_port = free_port()?;
+        let direct_tls_port = free_port()?;
+        let node_name = format!("xmppinterop{starttls_port}");
+        let mut server = Self {
+            kind,
+            domain: DOMAIN.to_owned(),
+            starttls_port,
+            direct_tls_port,
+            certificate_pem,
+            dir,
+            child: None,
+            node_name,
+            log_level,
+        };
+        match kind {
+            PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
+            PeerKind::Ejabberd => server.start_ejabberd(&key_pem, accounts)?,
+        }
+        Ok(server)
+    }
+
+    /// The directory holding the server's configuration, data and logs.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's log so far (for test failure messages).
+    #[must_use]
+    pub fn log(&self) -> String {
+        let name = match self.kind {
+            PeerKind::Prosody => "prosody.log",
+            PeerKind::Ejabberd => "logs/ejabberd.log",
+        };
+        fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    fn start_prosody(&mut self, key_pem: &str, accounts: &[(&str, &str)]) -> Result<(), PeerError> {
+        let dir = &self.dir;
+        fs::create_dir_all(dir.join("data"))?;
+        fs::create_dir_all(dir.join("certs"))?;
+        fs::write(dir.join("cert.pem"), &self.certificate_pem)?;
+        fs::write(dir.join("key.pem"), key_pem)?;
+        let d = dir.display();
+        let config = format!(
+            r#"-- Written by xmpp-testpeers for one test run.
+pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+certificates = "{d}/certs"
+daemonize = false
+log = {{ {level} = "{d}/prosody.log"; }}
+interfaces = {{ "127.0.0.1" }}
+local_interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {starttls} }}
+c2s_direct_tls_ports = {{ {direct} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
+modules_disabled = {{ "s2s"; "offline"; "c2s_bosh"; "http"; "posix"; }}
+-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
+-- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
+authentication = "internal_plain"
+c2s_require_encryption = true
+allow_registration = false
+ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
+VirtualHost "{domain}"
+"#,
+            starttls = self.starttls_port,
+            direct = self.direct_tls_port,
+            domain = self.domain,
+            level = match self.log_level {
+                LogLevel::Debug => "debug",
+                LogLevel::Warn => "warn",
+            },
+        );
+        let config_path = dir.join("prosody.cfg.lua");
+        fs::write(&config_path, config)?;
+        let as_user = service_user("prosody");
+        chown_to(dir, as_user)?;
+        for (user, password) in accounts {
+            let out = run_as(as_user, "prosodyctl")
+                .arg("--config")
+                .arg(&config_path)
+                .args(["register", user, &self.domain, password])
+                .output()?;
+            if !out.status.success() {
+                return Err(PeerError::Register(output_text(&out)));
+            }
+        }
+        // `runuser` applies PAM limits, which put the soft descriptor limit back at 1024:
+        // raise it to the hard limit again, or Prosody stops accepting near 1 000 clients.
+        let child = run_as(as_user, "sh")
+            .arg("-c")
+            .arg(RAISE_FD_LIMIT_AND_EXEC)
+            .arg("prosody")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("-F")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_listening(Duration::from_secs(20))
+    }
+
+    fn start_ejabberd(
+        &mut self,
+        key_pem: &str,
+        accounts: &[(&str, &str)],
+    ) -> Result<(), PeerError> {
+        let dir = &self.dir;
+        fs::create_dir_all(dir.join("spool"))?;
+        fs::create_dir_all(dir.join("logs"))?;
+        fs::write(
+            dir.join("server.pem"),
+            format!("{key_pem}{}", self.certificate_pem),
+        )?;
+        fs::write(dir.join("inetrc"), "")?;
+        let d = dir.display();
+        fs::write(
+            dir.join("ejabberdctl.cfg"),
+            format!(
+                "ERLANG_NODE={node}@localhost\nINET_DIST_INTERFACE=127.0.0.1\n\
+                 ERL_EPMD_ADDRESS=127.0.0.1\nEJABBERD_PID_PATH={d}/ejabberd.pid\n\
+                 EJABBERD_CONFIG_PATH={d}/ejabberd.yml\n",
+                node = self.node_name
+            ),
+        )?;
+        // Passwords stored in plain form so the server can offer every SCRAM variant.
+        let config = format!(
+            r#"# Written by xmpp-testpeers for one test run.
+hosts: [{domain}]
+loglevel: {level}
+certfiles: [{d}/server.pem]
+auth_method: internal
+auth_password_format: plain
+listen:
+  - port: {starttls}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+  - port: {direct}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    tls: true
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+modules:
+  mod_roster: {{versioning: true}}
+  mod_disco: {{}}
+  mod_ping: {{}}
+"#,
+            domain = self.domain,
+            starttls = self.starttls_port,
+            direct = self.direct_tls_port,
+            level = match self.log_level {
+                LogLevel::Debug => "info",
+                LogLevel::Warn => "warning",
+            },
+        );
+        fs::write(dir.join("ejabberd.yml"), config)?;
+        chown_to(dir, service_user("ejabberd"))?;
+        let child = self
+            .ejabberdctl()
+            .arg("foreground")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_listening(Duration::from_secs(60))?;
+        for (user, password) in accounts {
+            self.ctl_until_tables_ready(&["register", user, &self.domain, password])?;
+        }
+        Ok(())
+    }
+
+    /// Runs one registering `ejabberdctl` command. ejabberd opens its listeners before
+    /// Mnesia has created every table, so a command right after start can abort with
+    /// `no_exists` (nothing is written then): that case is retried for up to 30 s.
+    fn ctl_until_tables_ready(&self, args: &[&str]) -> Result<(), PeerError> {
+        let start = Instant::now();
+        loop {
+            let out = self.ejabberdctl().args(args).output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let text = output_text(&out);
+            if !text.contains("no_exists") || start.elapsed() > Duration::from_secs(30) {
+                return Err(PeerError::Register(text));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Registers many accounts at once, with one `ejabberdctl import_piefxis` call: the
+    /// accounts go into an XEP-0227 (PIEFXIS) file that ejabberd imports through its own
+    /// registration path, so they are stored exactly as `ejabberdctl register` would store
+    /// them (here: plain, per `auth_password_format`). One Erlang VM for all of them instead
+    /// of one per account: 10 000 accounts take seconds, not hours. ejabberd only.
+    pub fn register_many(&self, accounts: &[(String, String)]) -> Result<(), PeerError> {
+        if self.kind != PeerKind::Ejabberd {
+            return Err(PeerError::Register(
+                "register_many is for ejabberd (Prosody: prosodyctl register)".to_owned(),
+            ));
+        }
+        let mut xml = format!(
+            "<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='urn:xmpp:pie:0'>\n<host jid='{}'>\n",
+            xml_escape(&self.domain)
+        );
+        for (user, password) in accounts {
+            let _ = writeln!(
+                xml,
+                "<user name='{}' password='{}'/>",
+                xml_escape(user),
+                xml_escape(password)
+            );
+        }
+        xml.push_str("</host>\n</server-data>\n");
+        let file = self.dir.join("accounts.xml");
+        fs::write(&file, xml)?;
+        chown_to(&file, service_user("ejabberd"))?;
+        let file = file.to_string_lossy();
+        self.ctl_until_tables_ready(&["import_piefxis", &file])
+    }
+
+    /// An `ejabberdctl` command aimed at this ejabberd node (e.g. to register many accounts
+    /// in parallel). Meaningless for Prosody.
+    #[must_use]
+    pub fn ejabberdctl(&self) -> Command {
+        // As root, ejabberdctl switches to its user with `su`, whose PAM limits put the soft
+        // descriptor limit back at 1024 (ejabberd then fails near 1 000 clients). Switch
+        // first, raise the limit to the hard one, and let ejabberdctl run as its own user.
+        let mut command = run_as(service_user("ejabberd"), "sh");
+        command
+            .arg("-c")
+            .arg(RAISE_FD_LIMIT_AND_EXEC)
+            .arg("ejabberdctl")
+            .arg("--config-dir")
+            .arg(&self.dir)
+            .arg("--ctl-config")
+            .arg(self.dir.join("ejabberdctl.cfg"))
+            .arg("--spool")
+            .arg(self.dir.join("spool"))
+            .arg("--logs")
+            .arg(self.dir.join("logs"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        command
+    }
+
+    fn wait_listening(&mut self, limit: Duration) -> Result<(), PeerError> {
+        let start = Instant::now();
+        let ports = [self.starttls_port, self.direct_tls_port];
+        while start.elapsed() < limit {
+            if ports
+                .iter()
+                .all(|p| TcpStream::connect((Ipv4Addr::LOCALHOST, *p)).is_ok())
+            {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(PeerError::StartTimeout(format!(
+                    "exited early with {status}\n{}",
+                    tail(&self.log(), 40)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(PeerError::StartTimeout(tail(&self.log(), 40)))
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        // ejabberd's launcher switches user through `su`, which leaves the Erlang VM outside our
+        // process group: stop it by the pid it writes to its pidfile first.
+        if self.kind == PeerKind::Ejabberd
+            && let Ok(text) = fs::read_to_string(self.dir.join("ejabberd.pid"))
+            && let Ok(pid) = text.trim().parse::<u32>()
+        {
+            stop_pid(&pid.to_string(), || {
+                Path::new(&format!("/proc/{pid}")).exists()
+            });
+        }
+        if let Some(mut child) = self.child.take() {
+            // The launcher runs in its own process group: stop the whole group by its pid.
+            let group = format!("-{}", child.id());
+            stop_pid(&group, || matches!(child.try_wait(), Ok(None)));
+            let _ = child.wait();
+        }
+        if self.kind == PeerKind::Ejabberd {
+            // epmd detaches from the group; it refuses to exit while other nodes still use it.
+            let _ = Command::new("epmd")
+                .arg("-kill")
+                .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends TERM to `target` (a pid, or `-pgid`), waits up to 10 s while `alive()`, then KILL.
+fn stop_pid(target: &str, mut alive: impl FnMut() -> bool) {
+    let _ = Command::new("kill").args(["-TERM", "--", target]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && alive() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive() {
+        let _ = Command::new("kill").args(["-KILL", "--", target]).status();
+    }
+}
+
+/// A self-signed certificate for `domain`, valid from yesterday for 30 days: (cert, key) PEM.
+///
+/// Not rcgen's default (valid until 4096): ejabberd 23.01 arms an Erlang timer for the expiry,
+/// and a timer further than 2^32 ms (about 49 days) away crashes its certificate manager, which
+/// then serves no certificate and answers `<starttls/>` with `<failure/>`.
+fn short_lived_certificate(domain: &str) -> Result<(String, String), rcgen::Error> {
+    const DAY: u64 = 86_400;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
+    let date = |(year, month, day)| rcgen::date_time_ymd(year, month, day);
+    params.not_before = date(civil_date(now.saturating_sub(DAY)));
+    params.not_after = date(civil_date(now + 30 * DAY));
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Seconds since the Unix epoch to the UTC (year, month, day) (days-to-civil conversion).
+fn civil_date(unix_seconds: u64) -> (i32, u8, u8) {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        i32::try_from(year).unwrap_or(2000),
+        u8::try_from(month).unwrap_or(1),
+        u8::try_from(day).unwrap_or(1),
+    )
+}
+
+fn fresh_dir(kind: PeerKind) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "xmpp-testpeers-{}-{}-{n}",
+        kind.program(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Servers refuse to run as root: when we are root, run them as their Debian service user.
+fn service_user(name: &'static str) -> Option<&'static str> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    root.then_some(name)
+}
+
+fn run_as(user: Option<&str>, program: &str) -> Command {
+    match user {
+        Some(user) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", user, "--", program]);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+fn chown_to(dir: &Path, user: Option<&str>) -> io::Result<()> {
+    if let Some(user) = user {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{user}:{user}"))
+            .arg(dir)
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("chown to {user} failed")));
+        }
+    }
+    Ok(())
+}
+
+/// Escapes text for an XML attribute in single quotes.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Opens a stream to the peer and checks it answers with a stream header and features that
+    /// require STARTTLS: proves the harness starts a real, reachable server.
+    fn assert_speaks_xmpp(server: &PeerServer) {
+        let mut socket = TcpStream::connect((Ipv4Addr::LOCALHOST, server.starttls_port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            socket,
+            "<?xml version='1.0'?><stream:stream to='{}' version='1.0' xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams'>",
+            server.domain
+        )
+        .unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains("</stream:features>") && Instant::now() < deadline {
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed early; got {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(seen.contains("<stream:stream"), "{seen}");
+        assert!(seen.contains("urn:ietf:params:xml:ns:xmpp-tls"), "{seen}");
+        // A server without a usable certificate still advertises STARTTLS but answers
+        // <failure/>: only <proceed/> proves TLS would work.
+        socket
+            .write_all(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .unwrap();
+        let mut reply = String::new();
+        while !reply.contains("/>") && Instant::now() < deadline + Duration::from_secs(10) {
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "server closed after <starttls/>; got {reply:?}");
+            reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(
+            reply.contains("<proceed"),
+            "{reply}\n{}",
+            tail(&server.log(), 20)
+        );
+    }
+
+    /// The server process (Prosody's Lua interpreter, ejabberd's Erlang VM: found by its
+    /// command line naming the server's directory) may open as many descriptors as its hard
+    /// limit allows: the soft limit was raised after the PAM reset to 1024.
+    fn assert_fd_limit_raised(server: &PeerServer) {
+        let dir = server.dir().display().to_string();
+        let mut checked = 0;
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let path = entry.path();
+            let Ok(comm) = fs::read_to_string(path.join("comm")) else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(path.join("cmdline")) else {
+                continue;
+            };
+            let is_server = comm.starts_with("lua") || comm.starts_with("beam");
+            if !is_server || !String::from_utf8_lossy(&cmdline).contains(&dir) {
+                continue;
+            }
+            let limits = fs::read_to_string(path.join("limits")).unwrap();
+            let line = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .unwrap();
+            let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+            assert_eq!(numbers[0], numbers[1], "soft != hard: {line}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no {} process found for {dir}", server.kind);
+    }
+
+    #[test]
+    fn civil_dates_are_right() {
+        // 2026-11-22 00:00:00 UTC and the leap day 2024-02-29.
+        assert_eq!(civil_date(1_795_305_600), (2026, 11, 22));
+        assert_eq!(civil_date(1_709_164_800 + 86_399), (2024, 2, 29));
+        assert_eq!(civil_date(0), (1970, 1, 1));
+    }
+
+    #[test]
+    fn prosody_starts_on_loopback_and_stops_by_pid() {
+        let Some(server) = start_for_test(PeerKind::Prosody, &[("alice", "secret-a")]) else {
+            return;
+        };
+        assert_speaks_xmpp(&server);
+        assert_fd_limit_raised(&server);
+        let port = server.starttls_port;
+        let dir = server.dir().to_owned();
+        drop(server);
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn ejabberd_registers_many_accounts_in_one_call() {
+        let Some(server) = start_for_test(PeerKind::Ejabberd, &[]) else {
+            return;
+        };
+        let accounts: Vec<(String, String)> = (0..50)
+            .map(|i| (format!("bulk{i}"), format!("pw-{i}&'<")))
+            .collect();
+        server.register_many(&accounts).unwrap();
+        let out = server
+            .ejabberdctl()
+            .args(["registered_users", DOMAIN])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let mut names: Vec<&str> = listed.lines().collect();
+        names.sort_unstable();
+        let mut expected: Vec<&str> = accounts.iter().map(|(u, _)| u.as_str()).collect();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        // The stored passwords, as ejabberd exports them again (XEP-0227, one file per host).
+        let export = server.dir().join("export");
+        fs::create_dir_all(&export).unwrap();
+        chown_to(&export, service_user("ejabberd")).unwrap();
+        let out = server
+            .ejabberdctl()
+            .arg("export_piefxis_host")
+            .arg(&export)
+            .arg(DOMAIN)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        let mut exported = String::new();
+        for entry in fs::read_dir(&export).unwrap() {
+            exported.push_str(&fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        // ejabberd escapes attributes as `xml_escape` does (checked on 23.01).
+        for (user, password) in &accounts {
+            let stored = format!(
+                "<user name='{}' password='{}'/>",
+                xml_escape(user),
+                xml_escape(password)
+            );
+            assert!(exported.contains(&stored), "{stored} not in the export");
+        }
+        assert!(!exported.contains("password='pw-7'"));
+    }
+
+    #[test]
+    fn ejabberd_starts_on_loopback_and_stops_by_pid() {
+        let Some(server) = start_for_test(PeerKind::Ejabberd, &[("alice", "secret-a")]) else {
+            return;
+        };
+        assert_speaks_xmpp(&server);
+        assert_fd_limit_raised(&server);
+        let port = server.starttls_port;
+        drop(server);
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+    }
+}
