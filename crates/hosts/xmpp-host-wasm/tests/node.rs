@@ -1,7 +1,9 @@
 //! Builds this crate for `wasm32-unknown-unknown` and runs `tests/node/negotiate.mjs` on the
 //! module with Node.js: a client and a server machine negotiate inside WebAssembly, every byte
-//! carried by hand in JavaScript. Skipped (with a message) when `node` is missing, unless
-//! `XMPP_INTEROP=require`.
+//! carried by hand in JavaScript. Skipped (with a message) when `node` or the
+//! `wasm32-unknown-unknown` target is missing (a fresh machine with only rustup and cargo has
+//! neither, and `RUSTUP_AUTO_INSTALL=0` keeps rustup from fetching the target on first use),
+//! unless `XMPP_INTEROP=require`, which `.ci/run` sets after installing both.
 //!
 //! The wasm build uses its own target directory (`target/wasm-host-test` at the workspace
 //! root): the `cargo test` running this test holds the lock on the usual one.
@@ -28,6 +30,49 @@ fn node_available() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
+/// The target this test builds for.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Whether the active toolchain has the standard library for [`WASM_TARGET`]: `rustc --print
+/// target-libdir` names the directory whether or not it exists, so look for `libcore` in it.
+/// `rustc` here is rustup's proxy, which picks the toolchain of the `cargo` running this test.
+fn wasm_target_installed() -> bool {
+    let Ok(out) = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+    else {
+        return false;
+    };
+    if !out.status.success() {
+        return false;
+    }
+    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let path = entry.path();
+            path.extension().is_some_and(|ext| ext == "rlib")
+                && path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("libcore-"))
+        })
+    })
+}
+
+/// Why this machine cannot run the WebAssembly test, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    let missing = if !node_available() {
+        Some("`node` is not on PATH".to_owned())
+    } else if !wasm_target_installed() {
+        Some(format!(
+            "the {WASM_TARGET} target is not installed (`rustup target add {WASM_TARGET}`)"
+        ))
+    } else {
+        None
+    }?;
+    Some(missing)
+}
+
 fn build_wasm() -> PathBuf {
     let target_dir = workspace().join("target/wasm-host-test");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -37,7 +82,7 @@ fn build_wasm() -> PathBuf {
         .args([
             "build",
             "--target",
-            "wasm32-unknown-unknown",
+            WASM_TARGET,
             "-p",
             "xmpp-host-wasm",
             "--release",
@@ -48,17 +93,15 @@ fn build_wasm() -> PathBuf {
         status.success(),
         "building xmpp-host-wasm for wasm32 failed"
     );
-    let wasm = target_dir.join("wasm32-unknown-unknown/release/xmpp_host_wasm.wasm");
+    let wasm = target_dir.join(format!("{WASM_TARGET}/release/xmpp_host_wasm.wasm"));
     assert!(wasm.is_file(), "{} missing", wasm.display());
     wasm
 }
 
 #[test]
 fn node_drives_a_full_negotiation_inside_wasm() {
-    if !node_available() {
-        let required = std::env::var("XMPP_INTEROP").is_ok_and(|v| v == "require");
-        assert!(!required, "node is missing and XMPP_INTEROP=require");
-        eprintln!("skipping: `node` is not on PATH (set XMPP_INTEROP=require to fail instead)");
+    if let Some(missing) = missing_prerequisite() {
+        xmpp_testpeers::skip_or_fail(&missing);
         return;
     }
     let wasm = build_wasm();
@@ -103,7 +146,7 @@ fn node_drives_a_full_negotiation_inside_wasm() {
 #[test]
 fn the_script_fails_loudly_on_a_bad_module() {
     if !node_available() {
-        eprintln!("skipping: `node` is not on PATH");
+        xmpp_testpeers::skip_or_fail("`node` is not on PATH");
         return;
     }
     // Not WebAssembly at all: the script must exit non-zero with FAIL, not pass vacuously.

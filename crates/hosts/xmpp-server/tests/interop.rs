@@ -26,14 +26,9 @@ use xmpp_stream::{BareJid, Mechanism};
 const DOMAIN: &str = "localhost";
 const PEER_DEADLINE: Duration = Duration::from_secs(40);
 
-fn required() -> bool {
-    std::env::var("XMPP_INTEROP").is_ok_and(|v| v == "require")
-}
-
 /// Skip (or fail under `XMPP_INTEROP=require`) when a peer is missing.
 fn missing(what: &str) {
-    assert!(!required(), "XMPP_INTEROP=require but {what}");
-    eprintln!("SKIPPED: {what} (set XMPP_INTEROP=require to make this an error)");
+    xmpp_testpeers::skip_or_fail(what);
 }
 
 fn temp_dir(name: &str) -> PathBuf {

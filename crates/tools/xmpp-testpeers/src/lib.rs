@@ -102,6 +102,18 @@ pub fn interop_required() -> bool {
     std::env::var("XMPP_INTEROP").is_ok_and(|v| v == "require")
 }
 
+/// Says that a test is skipped because `what` is missing from this machine, or fails it when
+/// interop is required ([`interop_required`]), so CI cannot skip silently.
+///
+/// The message goes straight to the process's standard error, past the test harness's output
+/// capture (which swallows `eprintln!` of a passing test), so a plain `cargo test` shows every
+/// skip and its reason.
+pub fn skip_or_fail(what: &str) {
+    assert!(!interop_required(), "XMPP_INTEROP=require but {what}");
+    let message = format!("SKIPPED: {what} (set XMPP_INTEROP=require to make this an error)\n");
+    let _ = io::Write::write_all(&mut io::stderr().lock(), message.as_bytes());
+}
+
 /// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
@@ -111,7 +123,7 @@ pub fn start_for_test(kind: PeerKind, accounts: &[(&str, &str)]) -> Option<PeerS
     match PeerServer::start(kind, accounts) {
         Ok(server) => Some(server),
         Err(PeerError::NotInstalled(_)) if !interop_required() => {
-            eprintln!("skipping: {kind} is not installed (set XMPP_INTEROP=require to fail)");
+            skip_or_fail(&format!("{kind} is not installed"));
             None
         }
         Err(e) => panic!("could not start {kind}: {e}"),
