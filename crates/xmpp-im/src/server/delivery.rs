@@ -149,9 +149,8 @@ impl Server {
             }
             Some(r) => {
                 let target = self
-                    .sessions
-                    .get(user.as_str())
-                    .and_then(|l| l.iter().find(|s| s.jid.resource() == r))
+                    .resources_of(user)
+                    .find(|s| s.jid.resource() == r)
                     .map(|s| s.jid.clone());
                 match target {
                     // §8.5.3.1: delivered to the connected or available resource.

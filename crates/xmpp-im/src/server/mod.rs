@@ -182,10 +182,7 @@ impl Server {
 
     /// The sessions of an account: (full JID, available, priority).
     pub fn sessions_of(&self, user: &BareJid) -> impl Iterator<Item = (&FullJid, bool, i8)> {
-        self.sessions
-            .get(user.as_str())
-            .into_iter()
-            .flatten()
+        self.resources_of(user)
             .map(|s| (&s.jid, s.available, s.priority))
     }
 

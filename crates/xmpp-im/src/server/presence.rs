@@ -93,17 +93,12 @@ impl Server {
                 .iter()
                 .filter(|e| e.state.state.subscription().has_to())
             {
-                let mut probe = Presence::new(Some(PresenceType::Probe));
-                probe.header.from = Some(user.clone().into());
-                probe.header.to = Some(e.jid.clone().into());
+                let probe = addressed(PresenceType::Probe, user.clone(), e.jid.clone());
                 self.route(probe.into());
             }
             // §4.2.2: the new resource learns about the user's other available resources.
             let others: Vec<Presence> = self
-                .sessions
-                .get(user.as_str())
-                .into_iter()
-                .flatten()
+                .resources_of(&user)
                 .filter(|o| o.available && &o.jid != from)
                 .filter_map(|o| o.presence.clone())
                 .collect();
@@ -113,9 +108,7 @@ impl Server {
             }
             // §3.1.3: requests that arrived while the user was offline are delivered now.
             for e in entries.iter().filter(|e| e.state.state.pending_in()) {
-                let mut req = Presence::new(Some(PresenceType::Subscribe));
-                req.header.from = Some(e.jid.clone().into());
-                req.header.to = Some(user.clone().into());
+                let req = addressed(PresenceType::Subscribe, e.jid.clone(), user.clone());
                 self.deliver(from, req.to_element());
             }
         }
@@ -191,24 +184,17 @@ impl Server {
             .is_some_and(|e| e.state.state.subscription().has_from());
         if !allowed {
             // Do not reveal presence; tell the prober it is not subscribed.
-            let mut p = Presence::new(Some(PresenceType::Unsubscribed));
-            p.header.from = Some(user.clone().into());
-            p.header.to = Some(contact.into());
+            let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);
             self.route(p.into());
             return;
         }
         let presences: Vec<Presence> = self
-            .sessions
-            .get(user.as_str())
-            .into_iter()
-            .flatten()
+            .resources_of(user)
             .filter(|s| s.available)
             .filter_map(|s| s.presence.clone())
             .collect();
         if presences.is_empty() {
-            let mut p = Presence::new(Some(PresenceType::Unavailable));
-            p.header.from = Some(user.clone().into());
-            p.header.to = Some(prober.clone());
+            let p = addressed(PresenceType::Unavailable, user.clone(), prober.clone());
             self.route(p.into());
         }
         for mut p in presences {
@@ -221,10 +207,7 @@ impl Server {
     /// each (revoke) to a contact whose `from` subscription just changed.
     pub(super) fn presence_to_contact(&mut self, user: &BareJid, contact: &BareJid, share: bool) {
         let presences: Vec<Presence> = self
-            .sessions
-            .get(user.as_str())
-            .into_iter()
-            .flatten()
+            .resources_of(user)
             .filter(|s| s.available)
             .filter_map(|s| {
                 if share {
@@ -241,4 +224,13 @@ impl Server {
             self.route(p.into());
         }
     }
+}
+
+/// A presence of type `kind` from `from` to `to`, with nothing else: what the server itself
+/// sends on the account's behalf (probes, subscription answers, `unavailable`).
+pub(super) fn addressed(kind: PresenceType, from: impl Into<Jid>, to: impl Into<Jid>) -> Presence {
+    let mut p = Presence::new(Some(kind));
+    p.header.from = Some(from.into());
+    p.header.to = Some(to.into());
+    p
 }

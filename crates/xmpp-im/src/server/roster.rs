@@ -6,8 +6,9 @@ use xmpp_jid::{BareJid, FullJid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
+use super::presence::addressed;
 use crate::roster::{RosterError, RosterItem, RosterQuery};
-use crate::stanza::{Iq, IqPayload, Presence};
+use crate::stanza::{Iq, IqPayload};
 use crate::store::{RosterEntry, RosterStore};
 use crate::subscription::SubscriptionKind;
 
@@ -22,10 +23,7 @@ impl Server {
         }
         .to_element();
         let interested: Vec<FullJid> = self
-            .sessions
-            .get(user.as_str())
-            .into_iter()
-            .flatten()
+            .resources_of(user)
             .filter(|s| s.interested)
             .map(|s| s.jid.clone())
             .collect();
@@ -56,6 +54,11 @@ impl Server {
         reply.header.from = None;
         reply.header.to = Some(from.clone().into());
         self.deliver(from, reply.to_element());
+    }
+
+    /// §2.3.3: the roster has as many items as the server allows.
+    pub(super) fn roster_full(&self, store: &impl RosterStore, user: &BareJid) -> bool {
+        store.entries(user).iter().filter(|e| e.in_roster).count() >= self.config.max_roster_items
     }
 
     /// §2.1.3 / §2.6: the roster, or an empty result when the client's version is current.
@@ -124,10 +127,7 @@ impl Server {
             return Err(RosterError::TooManyGroups.condition());
         }
         let mut entry = existing.unwrap_or_else(|| RosterEntry::new(item.jid.clone()));
-        if !entry.in_roster
-            && store.entries(user).iter().filter(|e| e.in_roster).count()
-                >= self.config.max_roster_items
-        {
+        if !entry.in_roster && self.roster_full(store, user) {
             return Err(RosterError::RosterFull.condition());
         }
         entry.name.clone_from(&item.name);
@@ -142,12 +142,7 @@ impl Server {
     fn remove_item(&mut self, store: &mut impl RosterStore, user: &BareJid, entry: &RosterEntry) {
         let state = entry.state.state;
         let contact = entry.jid.clone();
-        let send = |kind: SubscriptionKind| {
-            let mut p = Presence::new(Some(kind.into()));
-            p.header.from = Some(user.clone().into());
-            p.header.to = Some(contact.clone().into());
-            p
-        };
+        let send = |kind: SubscriptionKind| addressed(kind.into(), user.clone(), contact.clone());
         let mut stanzas = Vec::new();
         if state.subscription().has_to() || state.pending_out() {
             stanzas.push(send(SubscriptionKind::Unsubscribe));

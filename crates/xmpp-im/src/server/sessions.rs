@@ -132,12 +132,14 @@ impl Server {
             .find(|s| &s.jid == jid)
     }
 
+    /// The connected resources of an account.
+    pub(super) fn resources_of(&self, user: &BareJid) -> impl Iterator<Item = &Session> {
+        self.sessions.get(user.as_str()).into_iter().flatten()
+    }
+
     /// The account's available resources.
     pub(super) fn available_sessions(&self, user: &BareJid) -> Vec<FullJid> {
-        self.sessions
-            .get(user.as_str())
-            .into_iter()
-            .flatten()
+        self.resources_of(user)
             .filter(|s| s.available)
             .map(|s| s.jid.clone())
             .collect()

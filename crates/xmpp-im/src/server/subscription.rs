@@ -6,6 +6,7 @@ use xmpp_jid::{BareJid, FullJid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
+use super::presence::addressed;
 use crate::stanza::Presence;
 use crate::store::{RosterEntry, RosterStore};
 use crate::subscription::{StanzaFate, SubscriptionKind};
@@ -34,11 +35,7 @@ impl Server {
         {
             entry.in_roster = true;
         }
-        if !was_in_roster
-            && entry.in_roster
-            && store.entries(user).iter().filter(|e| e.in_roster).count()
-                >= self.config.max_roster_items
-        {
+        if !was_in_roster && entry.in_roster && self.roster_full(store, user) {
             // The item cannot be created (§2.3.3's limit): nothing changes, and the session
             // learns why.
             if let Some(Ok(session)) = p.header.from.clone().map(FullJid::try_from) {
@@ -102,9 +99,7 @@ impl Server {
             }
         }
         if let Some(reply) = t.auto_reply {
-            let mut r = Presence::new(Some(reply.into()));
-            r.header.from = Some(user.clone().into());
-            r.header.to = Some(contact.clone().into());
+            let r = addressed(reply.into(), user.clone(), contact.clone());
             self.route(r.into());
         }
         self.after_transition(user, contact, t.share_presence, t.revoke_presence);
