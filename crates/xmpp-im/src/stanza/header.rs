@@ -68,9 +68,13 @@ impl Header {
         })
     }
 
+    /// The stanza namespace, `jabber:client` when unset.
+    pub(super) fn namespace(&self) -> &'static str {
+        self.ns.unwrap_or(StanzaNamespace::Client).as_str()
+    }
+
     pub(super) fn builder(&self, name: &str) -> minidom::ElementBuilder {
-        let ns = self.ns.unwrap_or(StanzaNamespace::Client);
-        let mut b = Element::builder(name, ns.as_str())
+        let mut b = Element::builder(name, self.namespace())
             .attr(nc("from"), self.from.as_ref().map(Jid::as_str))
             .attr(nc("to"), self.to.as_ref().map(Jid::as_str))
             .attr(nc("id"), self.id.as_deref());
@@ -123,6 +127,20 @@ pub(super) fn push_lang_text(
         return Err(StanzaParseError::Duplicate(what));
     }
     list.push(t);
+    Ok(())
+}
+
+/// Fills a child that may appear once (`show`, `priority`, `thread`); a second one is
+/// rejected before it is parsed.
+pub(super) fn set_once<T>(
+    slot: &mut Option<T>,
+    what: &'static str,
+    parse: impl FnOnce() -> Result<T, StanzaParseError>,
+) -> Result<(), StanzaParseError> {
+    if slot.is_some() {
+        return Err(StanzaParseError::Duplicate(what));
+    }
+    *slot = Some(parse()?);
     Ok(())
 }
 

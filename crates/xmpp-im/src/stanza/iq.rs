@@ -4,7 +4,7 @@
 use minidom::Element;
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
-use super::header::{Header, StanzaNamespace, nc};
+use super::header::{Header, nc};
 use super::parse_error::{StanzaParseError, parse_error_child};
 
 vocabulary! {
@@ -133,7 +133,7 @@ impl Iq {
     /// Builds the element.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        let ns = self.header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = self.header.namespace();
         let b = self
             .header
             .builder("iq")
@@ -154,7 +154,7 @@ impl TryFrom<&Element> for Iq {
 
     fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
         let header = Header::parse(el, "iq")?;
-        let ns = header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = header.namespace();
         if header.id.is_none() {
             return Err(StanzaParseError::MissingId);
         }

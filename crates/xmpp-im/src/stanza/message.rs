@@ -5,9 +5,7 @@ use minidom::Element;
 use xmpp_jid::Jid;
 use xmpp_xml::StanzaError;
 
-use super::header::{
-    Header, LangText, StanzaNamespace, lang_text_element, nc, pick_lang, push_lang_text,
-};
+use super::header::{Header, LangText, lang_text_element, nc, pick_lang, push_lang_text, set_once};
 use super::parse_error::{StanzaParseError, parse_error_child};
 
 vocabulary! {
@@ -96,7 +94,7 @@ impl Message {
     /// Builds the element.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        let ns = self.header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = self.header.namespace();
         let mut b = self
             .header
             .builder("message")
@@ -127,7 +125,7 @@ impl TryFrom<&Element> for Message {
 
     fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
         let header = Header::parse(el, "message")?;
-        let ns = header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = header.namespace();
         // RFC 6121 §5.2.2: an unknown type is treated as `normal`.
         let message_type = el
             .attr("type")
@@ -145,15 +143,12 @@ impl TryFrom<&Element> for Message {
             match child.name() {
                 "body" => push_lang_text(&mut m.bodies, child, "body")?,
                 "subject" => push_lang_text(&mut m.subjects, child, "subject")?,
-                "thread" => {
-                    if m.thread.is_some() {
-                        return Err(StanzaParseError::Duplicate("thread"));
-                    }
-                    m.thread = Some(Thread {
+                "thread" => set_once(&mut m.thread, "thread", || {
+                    Ok(Thread {
                         id: child.text(),
                         parent: child.attr("parent").map(str::to_owned),
-                    });
-                }
+                    })
+                })?,
                 "error" if m.message_type == Some(MessageType::Error) => {}
                 _ => m.payloads.push(child.clone()),
             }

@@ -5,9 +5,7 @@ use minidom::Element;
 use xmpp_jid::Jid;
 use xmpp_xml::StanzaError;
 
-use super::header::{
-    Header, LangText, StanzaNamespace, lang_text_element, nc, pick_lang, push_lang_text,
-};
+use super::header::{Header, LangText, lang_text_element, nc, pick_lang, push_lang_text, set_once};
 use super::parse_error::{StanzaParseError, parse_error_child};
 
 vocabulary! {
@@ -138,7 +136,7 @@ impl Presence {
     /// Builds the element.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        let ns = self.header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = self.header.namespace();
         let mut b = self
             .header
             .builder("presence")
@@ -168,7 +166,7 @@ impl TryFrom<&Element> for Presence {
 
     fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
         let header = Header::parse(el, "presence")?;
-        let ns = header.ns.unwrap_or(StanzaNamespace::Client).as_str();
+        let ns = header.namespace();
         let presence_type = el
             .attr("type")
             .map(|t| t.parse().map_err(|_| StanzaParseError::BadType))
@@ -183,31 +181,21 @@ impl TryFrom<&Element> for Presence {
                 continue;
             }
             match child.name() {
-                "show" => {
-                    if p.show.is_some() {
-                        return Err(StanzaParseError::Duplicate("show"));
-                    }
-                    p.show = Some(
-                        child
-                            .text()
-                            .trim()
-                            .parse()
-                            .map_err(|_| StanzaParseError::BadShow)?,
-                    );
-                }
+                "show" => set_once(&mut p.show, "show", || {
+                    child
+                        .text()
+                        .trim()
+                        .parse()
+                        .map_err(|_| StanzaParseError::BadShow)
+                })?,
                 "status" => push_lang_text(&mut p.statuses, child, "status")?,
-                "priority" => {
-                    if p.priority.is_some() {
-                        return Err(StanzaParseError::Duplicate("priority"));
-                    }
-                    p.priority = Some(
-                        child
-                            .text()
-                            .trim()
-                            .parse::<i8>()
-                            .map_err(|_| StanzaParseError::BadPriority)?,
-                    );
-                }
+                "priority" => set_once(&mut p.priority, "priority", || {
+                    child
+                        .text()
+                        .trim()
+                        .parse()
+                        .map_err(|_| StanzaParseError::BadPriority)
+                })?,
                 "error" if p.presence_type == Some(PresenceType::Error) => {}
                 _ => p.payloads.push(child.clone()),
             }
