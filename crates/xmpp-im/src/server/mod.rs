@@ -8,13 +8,6 @@
 //! and subscription state lives in the host's [`RosterStore`]; only session state (who is
 //! online, with which presence, and who got directed presence) lives in the machine. Stanzas
 //! between two local accounts are processed inside the same call.
-//!
-//! One [`Server`], one file per concern: this file holds its configuration, inputs, outputs
-//! and the dispatch of each stanza to the rules below; `sessions.rs` the connected resources
-//! (RFC 6120 §7); `routing.rs` local delivery and routing (RFC 6121 §8, RFC 6120 §10);
-//! `delivery.rs` inbound stanzas to local accounts (RFC 6121 §8.5); `roster.rs` roster
-//! get, set and push (RFC 6121 §2); `subscription.rs` subscriptions (RFC 6121 §3);
-//! `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, DefaultHasher};
@@ -28,6 +21,12 @@ use crate::roster::NS_ROSTER;
 use crate::stanza::{Iq, IqPayload, Stanza, StanzaParseError};
 use crate::store::RosterStore;
 
+// One `Server`, one file per concern: this file holds its configuration, inputs, outputs
+// and the dispatch of each stanza to the rules below; `sessions.rs` the connected resources
+// (RFC 6120 §7); `routing.rs` local delivery and routing (RFC 6121 §8, RFC 6120 §10);
+// `delivery.rs` inbound stanzas to local accounts (RFC 6121 §8.5); `roster.rs` roster
+// get, set and push (RFC 6121 §2); `subscription.rs` subscriptions (RFC 6121 §3);
+// `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
 mod delivery;
 mod presence;
 mod roster;

@@ -6,11 +6,6 @@
 //! lossless for the stanza's meaning: addresses, id, `xml:lang`, type, every known child with
 //! its language, and every extension child in order. (Known children are written before the
 //! extensions, and attributes other than the RFC's are not kept.)
-//!
-//! One file per stanza kind: `message.rs` (RFC 6121 §5), `presence.rs` (RFC 6121 §4),
-//! `iq.rs` (RFC 6120 §8.2.3); `header.rs` holds what they share (RFC 6120 §8.1 addressing,
-//! `xml:lang` texts) and `parse_error.rs` the parse errors and their stanza errors (RFC 6120
-//! §8.3). This file holds [`Stanza`], any of the three.
 
 use minidom::Element;
 
@@ -57,6 +52,10 @@ macro_rules! vocabulary {
     };
 }
 
+// One file per stanza kind: `message.rs` (RFC 6121 §5), `presence.rs` (RFC 6121 §4),
+// `iq.rs` (RFC 6120 §8.2.3); `header.rs` holds what they share (RFC 6120 §8.1 addressing,
+// `xml:lang` texts) and `parse_error.rs` the parse errors and their stanza errors (RFC 6120
+// §8.3). This file holds `Stanza`, any of the three.
 mod header;
 mod iq;
 mod message;
