@@ -1,0 +1,168 @@
+//! Inbound stanzas to a local account (RFC 6121 §8.5): messages by the §8.5 decision of
+//! [`crate::delivery`], presence to the available resources (§8.5.2.1.2, §8.5.3), iqs answered
+//! on the account's behalf or delivered to the resource (§8.5.2.1.3, §8.5.3.1), and the
+//! missing-account rules of §8.5.1.
+
+use xmpp_jid::{BareJid, FullJid, Jid};
+use xmpp_xml::{StanzaError, StanzaErrorCondition};
+
+use super::sessions::{Session, bare_str};
+use super::{Output, Server};
+use crate::delivery::{MessageDecision, Recipients, message_decision};
+use crate::roster::NS_ROSTER;
+use crate::stanza::{Iq, Message, MessageType, Presence, PresenceType};
+use crate::store::RosterStore;
+
+impl Server {
+    /// The §8.5 decision for a message to `to` of type `kind`, without acting on it. Allocates
+    /// nothing when the account is online; otherwise asks `store` whether it exists.
+    pub fn message_decision(
+        &self,
+        store: &impl RosterStore,
+        to: &Jid,
+        kind: MessageType,
+    ) -> MessageDecision {
+        let sessions = self.sessions.get(bare_str(to.as_str()));
+        let exists = sessions.is_some() || store.account_exists(&to.to_bare());
+        let empty: &[Session] = &[];
+        let view = exists.then(|| sessions.map_or(empty, Vec::as_slice));
+        message_decision(self.config.delivery, view, to.resource(), kind)
+    }
+
+    pub(super) fn inbound_message(&mut self, store: &mut impl RosterStore, to: &Jid, m: &Message) {
+        match self.message_decision(store, to, m.kind()) {
+            MessageDecision::Deliver(recipients) => {
+                let targets = self.recipients(to, recipients);
+                let el = m.to_element();
+                for t in targets {
+                    self.deliver(&t, el.clone());
+                }
+            }
+            MessageDecision::Offline => self.out.push_back(Output::Offline {
+                user: to.to_bare(),
+                stanza: m.to_element(),
+            }),
+            MessageDecision::Bounce(condition) => self.bounce_with(&m.to_element(), condition),
+            _ => {}
+        }
+    }
+
+    fn recipients(&self, to: &Jid, recipients: Recipients) -> Vec<FullJid> {
+        let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
+            return Vec::new();
+        };
+        recipients
+            .select(list)
+            .filter_map(|i| list.get(i).map(|s| s.jid.clone()))
+            .collect()
+    }
+
+    pub(super) fn inbound_presence(
+        &mut self,
+        store: &mut impl RosterStore,
+        user: &BareJid,
+        to: &Jid,
+        p: Presence,
+    ) {
+        let Some(from) = p.header.from.clone() else {
+            return;
+        };
+        if !store.account_exists(user) {
+            // §8.5.1: presence to a missing account is silently ignored, except that a probe
+            // gets `unsubscribed` (§4.3.2 step 1, one of the two answers §8.5.1 allows).
+            if p.presence_type == Some(PresenceType::Probe) {
+                self.answer_probe(store, user, &from);
+            }
+            return;
+        }
+        match p.presence_type {
+            Some(PresenceType::Probe) => self.answer_probe(store, user, &from),
+            Some(t) => {
+                if let Some(kind) = t.subscription_kind() {
+                    self.inbound_subscription(store, user, &from.to_bare(), kind, p);
+                } else {
+                    self.deliver_presence(to, &p);
+                }
+            }
+            None => self.deliver_presence(to, &p),
+        }
+    }
+
+    /// §8.5.2.1.2 / §8.5.3: availability presence to the bare JID reaches every available
+    /// resource, to a full JID only that resource; otherwise it is dropped (§8.5.2.2.2,
+    /// §8.5.3.2.2).
+    fn deliver_presence(&mut self, to: &Jid, p: &Presence) {
+        let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
+            return;
+        };
+        let targets: Vec<FullJid> = match to.resource() {
+            None => list
+                .iter()
+                .filter(|s| s.available)
+                .map(|s| s.jid.clone())
+                .collect(),
+            Some(r) => list
+                .iter()
+                .filter(|s| s.jid.resource() == r)
+                .map(|s| s.jid.clone())
+                .collect(),
+        };
+        let el = p.to_element();
+        for t in targets {
+            self.deliver(&t, el.clone());
+        }
+    }
+
+    pub(super) fn inbound_iq(
+        &mut self,
+        store: &mut impl RosterStore,
+        user: &BareJid,
+        to: &Jid,
+        iq: &Iq,
+    ) {
+        let request = iq.request_payload().is_some();
+        if !store.account_exists(user) {
+            // §8.5.1: an iq to a missing account gets service-unavailable.
+            if request {
+                self.route(
+                    iq.error(StanzaError::new(StanzaErrorCondition::ServiceUnavailable))
+                        .into(),
+                );
+            }
+            return;
+        }
+        match to.resource() {
+            None => {
+                // §8.5.2.1.3 / §8.5.2.2.3: the server answers on the account's behalf. Only
+                // the account itself may touch its roster (§2.1.5 / §2.3.3).
+                if iq
+                    .request_payload()
+                    .is_some_and(|p| p.is("query", NS_ROSTER))
+                {
+                    self.route(
+                        iq.error(StanzaError::new(StanzaErrorCondition::Forbidden))
+                            .into(),
+                    );
+                } else {
+                    self.out.push_back(Output::Unhandled(iq.to_element()));
+                }
+            }
+            Some(r) => {
+                let target = self
+                    .resources_of(user)
+                    .find(|s| s.jid.resource() == r)
+                    .map(|s| s.jid.clone());
+                match target {
+                    // §8.5.3.1: delivered to the connected or available resource.
+                    Some(t) => self.deliver(&t, iq.to_element()),
+                    // §8.5.3.2.3: service-unavailable for requests; responses are dropped.
+                    None if request => self.route(
+                        iq.error(StanzaError::new(StanzaErrorCondition::ServiceUnavailable))
+                            .into(),
+                    ),
+                    None => {}
+                }
+            }
+        }
+    }
+}

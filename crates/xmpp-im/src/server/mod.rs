@@ -1,0 +1,308 @@
+//! The server side of RFC 6121: roster processing (§2), subscriptions (§3), presence (§4) and
+//! delivery (§8), as one Sans-IO machine.
+//!
+//! The host feeds it stanzas from local sessions ([`Server::handle_session_stanza`]) and from
+//! remote servers ([`Server::handle_remote_stanza`]), tells it when sessions start and end, and
+//! drains [`Server::poll_output`]: stanzas to deliver to a local session, to route to a remote
+//! domain, to store offline, or addressed to the server for the host's other services. Roster
+//! and subscription state lives in the host's [`RosterStore`]; only session state (who is
+//! online, with which presence, and who got directed presence) lives in the machine. Stanzas
+//! between two local accounts are processed inside the same call.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher};
+
+use minidom::Element;
+use xmpp_jid::{BareJid, FullJid};
+use xmpp_xml::StanzaErrorCondition;
+
+use crate::delivery::DeliveryPolicy;
+use crate::roster::NS_ROSTER;
+use crate::stanza::{Iq, IqPayload, Stanza, StanzaParseError};
+use crate::store::RosterStore;
+
+// One `Server`, one file per concern: this file holds its configuration, inputs, outputs
+// and the dispatch of each stanza to the rules below; `sessions.rs` the connected resources
+// (RFC 6120 §7); `routing.rs` local delivery and routing (RFC 6121 §8, RFC 6120 §10);
+// `delivery.rs` inbound stanzas to local accounts (RFC 6121 §8.5); `roster.rs` roster
+// get, set and push (RFC 6121 §2); `subscription.rs` subscriptions (RFC 6121 §3);
+// `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
+mod delivery;
+mod presence;
+mod roster;
+mod routing;
+mod sessions;
+mod subscription;
+
+use sessions::Session;
+
+/// Server configuration: the local domains, and the choices RFC 6121 leaves to servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Domains whose accounts this server hosts; stanzas to other domains are routed out.
+    pub domains: BTreeSet<String>,
+    /// Support subscription pre-approval (RFC 6121 §3.4).
+    pub pre_approval: bool,
+    /// Delivery choices of §8.5.
+    pub delivery: DeliveryPolicy,
+    /// Maximum items in one roster (§2.3.3 `not-acceptable` beyond).
+    pub max_roster_items: usize,
+    /// Maximum bytes of a roster item name or group name (§2.3.3).
+    pub max_text_len: usize,
+    /// Maximum groups of one item.
+    pub max_groups: usize,
+    /// Maximum subscription requests from contacts outside the roster stored for one account
+    /// while they await an answer (§3.1.3); further requests from strangers are dropped.
+    pub max_pending_requests: usize,
+    /// Maximum sessions of one account.
+    pub max_sessions: usize,
+    /// Maximum entities one session may have sent directed presence to (§4.6).
+    pub max_directed: usize,
+}
+
+impl ServerConfig {
+    /// A configuration hosting `domain`, with defaults for everything else.
+    #[must_use]
+    pub fn new(domain: &str) -> Self {
+        Self {
+            domains: BTreeSet::from([domain.to_owned()]),
+            pre_approval: true,
+            delivery: DeliveryPolicy::default(),
+            max_roster_items: 1000,
+            max_text_len: 1023,
+            max_groups: 64,
+            max_pending_requests: 100,
+            max_sessions: 64,
+            max_directed: 256,
+        }
+    }
+}
+
+/// Something the host must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send the stanza to this local session.
+    Deliver {
+        /// The session.
+        to: FullJid,
+        /// The stanza.
+        stanza: Element,
+    },
+    /// Send the stanza to the remote domain of its `to` address.
+    Route(Element),
+    /// No resource can take this message now (§8.5.2.2.1): store it for the account, or
+    /// bounce it with [`Server::bounce`] if the host keeps no offline storage.
+    Offline {
+        /// The account.
+        user: BareJid,
+        /// The message.
+        stanza: Element,
+    },
+    /// A stanza addressed to the server or handled on behalf of an account that this crate
+    /// does not process (non-roster iqs: disco, vCard, ...). The host answers it; an iq get or
+    /// set it does not know gets `service-unavailable` ([`Iq::unsupported_reply`]).
+    Unhandled(Element),
+}
+
+/// A mistake of the host (not of the peer): nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The session does not exist.
+    NoSession,
+    /// A session with this full JID already exists.
+    SessionExists,
+    /// The account has the maximum number of sessions.
+    TooManySessions,
+    /// The JID is not of a local domain.
+    NotLocal,
+}
+
+impl core::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoSession => "no such session",
+            Self::SessionExists => "session already exists",
+            Self::TooManySessions => "too many sessions for the account",
+            Self::NotLocal => "not a local JID",
+        })
+    }
+}
+
+impl core::error::Error for UsageError {}
+
+/// The RFC 6121 server machine. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Server {
+    config: ServerConfig,
+    /// Online accounts by bare JID string: borrowed lookups (no allocation per stanza), one
+    /// probe instead of a tree walk of cache misses. `DefaultHasher::new()` has fixed keys, so
+    /// runs are reproducible; the map is never iterated.
+    sessions: HashMap<String, Vec<Session>, BuildHasherDefault<DefaultHasher>>,
+    out: VecDeque<Output>,
+    /// Stanzas between local accounts, processed before the call returns.
+    local: VecDeque<Stanza>,
+    next_push: u64,
+}
+
+impl Server {
+    /// A server with no sessions.
+    #[must_use]
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            sessions: HashMap::default(),
+            out: VecDeque::new(),
+            local: VecDeque::new(),
+            next_push: 0,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Whether `domain` is hosted here.
+    #[must_use]
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.config.domains.contains(domain)
+    }
+
+    /// Whether the session is available (sent available presence).
+    #[must_use]
+    pub fn is_available(&self, jid: &FullJid) -> bool {
+        self.session(jid).is_some_and(|s| s.available)
+    }
+
+    /// The sessions of an account: (full JID, available, priority).
+    pub fn sessions_of(&self, user: &BareJid) -> impl Iterator<Item = (&FullJid, bool, i8)> {
+        self.resources_of(user)
+            .map(|s| (&s.jid, s.available, s.priority))
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    // ---- inputs ----
+
+    /// A stanza from the local session `from`. The server stamps `from` (RFC 6120 §8.1.2.1)
+    /// and applies the outbound rules.
+    pub fn handle_session_stanza(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        stanza: &Element,
+    ) -> Result<(), UsageError> {
+        if self.session(from).is_none() {
+            return Err(UsageError::NoSession);
+        }
+        let mut parsed = match Stanza::try_from(stanza) {
+            Ok(s) => s,
+            Err(e) => {
+                if stanza.attr("type") != Some("error") {
+                    let reply = e.to_stanza_error().reply_to(stanza);
+                    self.deliver(from, reply);
+                }
+                return Ok(());
+            }
+        };
+        parsed.header_mut().from = Some(from.clone().into());
+        match parsed {
+            Stanza::Presence(p) => self.outbound_presence(store, from, p),
+            Stanza::Message(mut m) => {
+                // RFC 6120 §10.3: no `to` means the sender's own bare JID.
+                if m.header.to.is_none() {
+                    m.header.to = Some(from.to_bare().into());
+                }
+                self.route(Stanza::Message(m));
+            }
+            Stanza::Iq(iq) => self.outbound_iq(store, from, iq),
+        }
+        self.drain_local(store);
+        Ok(())
+    }
+
+    /// A stanza from a remote server for a local address (its `from` already verified by the
+    /// stream layer). Stanzas without `from` or `to`, or to other domains, are dropped.
+    pub fn handle_remote_stanza(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+        match Stanza::try_from(stanza) {
+            Ok(s) => {
+                let h = s.header();
+                if h.from.is_some() && h.to.as_ref().is_some_and(|t| self.is_local(t.domain())) {
+                    self.local.push_back(s);
+                }
+            }
+            // Not a stanza at all: the stream layer's business, nothing to answer.
+            Err(StanzaParseError::NotAStanza) => {}
+            Err(e) => {
+                if stanza.attr("from").is_some() {
+                    self.bounce_with(stanza, e.condition());
+                }
+            }
+        }
+        self.drain_local(store);
+    }
+
+    // ---- commands ----
+
+    /// The `service-unavailable` bounce of a message the host will not store offline
+    /// (§8.5.2.2.1). Errors are never bounced; the result is routed like any stanza.
+    pub fn bounce(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+        self.bounce_with(stanza, StanzaErrorCondition::ServiceUnavailable);
+        self.drain_local(store);
+    }
+
+    // ---- dispatch ----
+
+    /// A stanza for a local address, by kind: the rules of §8.5.
+    fn inbound(&mut self, store: &mut impl RosterStore, stanza: Stanza) {
+        let Some(to) = stanza.header().to.clone() else {
+            return;
+        };
+        if to.node().is_none() {
+            // Addressed to the server itself (§8.3 of RFC 6120 / §8.4 here).
+            self.out.push_back(Output::Unhandled(stanza.to_element()));
+            return;
+        }
+        let user = to.to_bare();
+        match stanza {
+            Stanza::Message(m) => self.inbound_message(store, &to, &m),
+            Stanza::Presence(p) => self.inbound_presence(store, &user, &to, p),
+            Stanza::Iq(iq) => self.inbound_iq(store, &user, &to, &iq),
+        }
+    }
+
+    /// An iq from a session: the account's own roster requests are answered here (§2),
+    /// answers to roster pushes dropped, other iqs to the account left to the host, and
+    /// iqs to anyone else routed.
+    fn outbound_iq(&mut self, store: &mut impl RosterStore, from: &FullJid, iq: Iq) {
+        let user = from.to_bare();
+        let own = match &iq.header.to {
+            None => true,
+            Some(to) => to.is_bare() && to.as_str() == user.as_str(),
+        };
+        if !own {
+            self.route(iq.into());
+            return;
+        }
+        let roster = iq
+            .request_payload()
+            .is_some_and(|p| p.is("query", NS_ROSTER));
+        if roster {
+            self.roster_iq(store, from, &user, &iq);
+        } else if matches!(iq.payload, IqPayload::Result(_) | IqPayload::Error { .. })
+            && iq.id().starts_with("push-")
+        {
+            // The answer to one of our roster pushes.
+        } else {
+            self.out.push_back(Output::Unhandled(iq.to_element()));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Presence (RFC 6121 §4): a session's outbound presence sorted into subscription requests
+//! (§3), initial and updated availability (§4.2, §4.4), unavailability (§4.5) and directed
+//! presence (§4.6); answers to probes (§4.3.2); presence shared with or revoked from a
+//! contact whose subscription changed.
+
+use std::collections::BTreeSet;
+
+use xmpp_jid::{BareJid, FullJid, Jid};
+use xmpp_xml::{StanzaError, StanzaErrorCondition};
+
+use super::Server;
+use crate::stanza::{Presence, PresenceType};
+use crate::store::RosterStore;
+
+impl Server {
+    pub(super) fn outbound_presence(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        p: Presence,
+    ) {
+        let user = from.to_bare();
+        match (p.presence_type, p.header.to.clone()) {
+            (Some(t), Some(to)) if t.subscription_kind().is_some() => {
+                if let Some(kind) = t.subscription_kind() {
+                    self.outbound_subscription(store, &user, &to.to_bare(), kind, p);
+                }
+            }
+            (None, None) => self.go_available(store, from, p),
+            (Some(PresenceType::Unavailable), None) => self.go_unavailable(store, from, p, true),
+            (None | Some(PresenceType::Unavailable), Some(to)) => {
+                self.directed_presence(from, &to, p);
+            }
+            (Some(PresenceType::Error), Some(_)) => self.route(p.into()),
+            // Probes are the servers' business (§4.3); other combinations mean nothing.
+            _ => {}
+        }
+    }
+
+    /// §4.6: presence sent to one entity; an available one is remembered so that the
+    /// entity gets `unavailable` when the session ends.
+    fn directed_presence(&mut self, from: &FullJid, to: &Jid, p: Presence) {
+        let max = self.config.max_directed;
+        let available = p.presence_type.is_none();
+        if let Some(s) = self.session_mut(from) {
+            if available {
+                if s.directed.len() >= max && !s.directed.contains(to) {
+                    let el = p.to_element();
+                    let reply =
+                        StanzaError::new(StanzaErrorCondition::PolicyViolation).reply_to(&el);
+                    self.deliver(from, reply);
+                    return;
+                }
+                s.directed.insert(to.clone());
+            } else {
+                s.directed.remove(to);
+            }
+        }
+        self.route(p.into());
+    }
+
+    /// §4.2: initial or updated available presence.
+    fn go_available(&mut self, store: &mut impl RosterStore, from: &FullJid, mut p: Presence) {
+        let user = from.to_bare();
+        p.header.from = Some(from.clone().into());
+        p.header.to = None;
+        let Some(s) = self.session_mut(from) else {
+            return;
+        };
+        let initial = !s.available;
+        s.available = true;
+        s.priority = p.effective_priority();
+        s.presence = Some(p.clone());
+        let entries = store.entries(&user);
+        // §4.2.2 / §4.4.2: to every contact with a subscription from the user...
+        for e in entries
+            .iter()
+            .filter(|e| e.state.state.subscription().has_from())
+        {
+            let mut copy = p.clone();
+            copy.header.to = Some(e.jid.clone().into());
+            self.route(copy.into());
+        }
+        // ... and to each of the user's available resources, the sender included.
+        for r in self.available_sessions(&user) {
+            let mut copy = p.clone();
+            copy.header.to = Some(r.clone().into());
+            self.deliver(&r, copy.to_element());
+        }
+        if initial {
+            // §4.2.2: probe the contacts the user is subscribed to.
+            for e in entries
+                .iter()
+                .filter(|e| e.state.state.subscription().has_to())
+            {
+                let probe = addressed(PresenceType::Probe, user.clone(), e.jid.clone());
+                self.route(probe.into());
+            }
+            // §4.2.2: the new resource learns about the user's other available resources.
+            let others: Vec<Presence> = self
+                .resources_of(&user)
+                .filter(|o| o.available && &o.jid != from)
+                .filter_map(|o| o.presence.clone())
+                .collect();
+            for mut o in others {
+                o.header.to = Some(from.clone().into());
+                self.deliver(from, o.to_element());
+            }
+            // §3.1.3: requests that arrived while the user was offline are delivered now.
+            for e in entries.iter().filter(|e| e.state.state.pending_in()) {
+                let req = addressed(PresenceType::Subscribe, e.jid.clone(), user.clone());
+                self.deliver(from, req.to_element());
+            }
+        }
+    }
+
+    /// §4.5: unavailable presence, broadcast to the subscribers, the user's resources and
+    /// the recipients of directed presence.
+    pub(super) fn go_unavailable(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        mut p: Presence,
+        to_self: bool,
+    ) {
+        let user = from.to_bare();
+        p.header.from = Some(from.clone().into());
+        p.header.to = None;
+        p.presence_type = Some(PresenceType::Unavailable);
+        let Some(s) = self.session_mut(from) else {
+            return;
+        };
+        let directed = core::mem::take(&mut s.directed);
+        if !s.available {
+            // Never broadcast: only the recipients of directed presence are owed (§4.6.3).
+            for to in directed {
+                let mut copy = p.clone();
+                copy.header.to = Some(to);
+                self.route(copy.into());
+            }
+            return;
+        }
+        let mut recipients = self.available_sessions(&user);
+        if !to_self {
+            recipients.retain(|r| r != from);
+        }
+        if let Some(s) = self.session_mut(from) {
+            s.available = false;
+            s.priority = 0;
+            s.presence = None;
+        }
+        let mut sent: BTreeSet<Jid> = BTreeSet::new();
+        for e in store
+            .entries(&user)
+            .into_iter()
+            .filter(|e| e.state.state.subscription().has_from())
+        {
+            let to: Jid = e.jid.into();
+            let mut copy = p.clone();
+            copy.header.to = Some(to.clone());
+            sent.insert(to);
+            self.route(copy.into());
+        }
+        for to in directed {
+            if sent.contains(&to) || sent.contains(&Jid::from(to.to_bare())) {
+                continue;
+            }
+            let mut copy = p.clone();
+            copy.header.to = Some(to);
+            self.route(copy.into());
+        }
+        for r in recipients {
+            let mut copy = p.clone();
+            copy.header.to = Some(r.clone().into());
+            self.deliver(&r, copy.to_element());
+        }
+    }
+
+    /// §4.3.2: a probe of `user` from `prober`.
+    pub(super) fn answer_probe(&mut self, store: &impl RosterStore, user: &BareJid, prober: &Jid) {
+        let contact = prober.to_bare();
+        let allowed = store
+            .entry(user, &contact)
+            .is_some_and(|e| e.state.state.subscription().has_from());
+        if !allowed {
+            // Do not reveal presence; tell the prober it is not subscribed.
+            let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);
+            self.route(p.into());
+            return;
+        }
+        let presences: Vec<Presence> = self
+            .resources_of(user)
+            .filter(|s| s.available)
+            .filter_map(|s| s.presence.clone())
+            .collect();
+        if presences.is_empty() {
+            let p = addressed(PresenceType::Unavailable, user.clone(), prober.clone());
+            self.route(p.into());
+        }
+        for mut p in presences {
+            p.header.to = Some(prober.clone());
+            self.route(p.into());
+        }
+    }
+
+    /// Sends the current presence of each available resource (share) or `unavailable` from
+    /// each (revoke) to a contact whose `from` subscription just changed.
+    pub(super) fn presence_to_contact(&mut self, user: &BareJid, contact: &BareJid, share: bool) {
+        let presences: Vec<Presence> = self
+            .resources_of(user)
+            .filter(|s| s.available)
+            .filter_map(|s| {
+                if share {
+                    s.presence.clone()
+                } else {
+                    let mut p = Presence::new(Some(PresenceType::Unavailable));
+                    p.header.from = Some(s.jid.clone().into());
+                    Some(p)
+                }
+            })
+            .collect();
+        for mut p in presences {
+            p.header.to = Some(contact.clone().into());
+            self.route(p.into());
+        }
+    }
+}
+
+/// A presence of type `kind` from `from` to `to`, with nothing else: what the server itself
+/// sends on the account's behalf (probes, subscription answers, `unavailable`).
+pub(super) fn addressed(kind: PresenceType, from: impl Into<Jid>, to: impl Into<Jid>) -> Presence {
+    let mut p = Presence::new(Some(kind));
+    p.header.from = Some(from.into());
+    p.header.to = Some(to.into());
+    p
+}

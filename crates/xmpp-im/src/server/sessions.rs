@@ -1,0 +1,184 @@
+//! The connected resources of each account (RFC 6120 §7 binding, RFC 6121 §1.5
+//! terminology): their availability and priority, whether they asked for the roster (RFC 6121
+//! §2.1.6 interested resources), their last presence (§4) and the directed presence they
+//! owe an `unavailable` to (§4.6); sessions starting and ending (§4.5.2, §4.6.3).
+
+use std::collections::BTreeSet;
+
+use xmpp_jid::{BareJid, FullJid, Jid};
+
+use super::{Server, UsageError};
+use crate::delivery::SessionInfo;
+use crate::stanza::{Presence, PresenceType};
+use crate::store::RosterStore;
+
+/// One connected resource.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    pub(super) jid: FullJid,
+    pub(super) available: bool,
+    pub(super) priority: i8,
+    /// Requested the roster: receives roster pushes (§2.1.6 "interested resource").
+    pub(super) interested: bool,
+    /// The last broadcast presence, stamped with the session's JID.
+    pub(super) presence: Option<Presence>,
+    /// Entities that received directed available presence and are owed an unavailable.
+    pub(super) directed: BTreeSet<Jid>,
+}
+
+impl SessionInfo for Session {
+    fn resource(&self) -> &str {
+        self.jid.resource()
+    }
+
+    fn available(&self) -> bool {
+        self.available
+    }
+
+    fn priority(&self) -> i8 {
+        self.priority
+    }
+}
+
+/// The part of a JID string before the resource: a borrowed bare JID.
+pub(super) fn bare_str(jid: &str) -> &str {
+    jid.split_once('/').map_or(jid, |(bare, _)| bare)
+}
+
+/// Below this many slots the session table is not worth shrinking.
+const MIN_SESSION_CAPACITY: usize = 64;
+
+impl Server {
+    /// A client bound `jid` (a "connected resource", RFC 6120 §7).
+    pub fn session_started(&mut self, jid: FullJid) -> Result<(), UsageError> {
+        if !self.is_local(jid.domain()) {
+            return Err(UsageError::NotLocal);
+        }
+        let max = self.config.max_sessions;
+        let list = self
+            .sessions
+            .entry(bare_str(jid.as_str()).to_owned())
+            .or_default();
+        if list.iter().any(|s| s.jid == jid) {
+            return Err(UsageError::SessionExists);
+        }
+        if list.len() >= max {
+            return Err(UsageError::TooManySessions);
+        }
+        list.push(Session {
+            jid,
+            available: false,
+            priority: 0,
+            interested: false,
+            presence: None,
+            directed: BTreeSet::new(),
+        });
+        Ok(())
+    }
+
+    /// The session ended (closed or lost): if it was available, its contacts, the other
+    /// resources and directed-presence recipients get `unavailable` (§4.5.2, §4.6.3).
+    pub fn session_ended(
+        &mut self,
+        store: &mut impl RosterStore,
+        jid: &FullJid,
+    ) -> Result<(), UsageError> {
+        if self.session(jid).is_none() {
+            return Err(UsageError::NoSession);
+        }
+        // The ended session itself is gone: it is not among the recipients.
+        self.go_unavailable(
+            store,
+            jid,
+            Presence::new(Some(PresenceType::Unavailable)),
+            false,
+        );
+        let key = bare_str(jid.as_str());
+        if let Some(list) = self.sessions.get_mut(key) {
+            list.retain(|s| &s.jid != jid);
+            if list.is_empty() {
+                self.sessions.remove(key);
+                self.shrink_sessions();
+            }
+        }
+        self.drain_local(store);
+        Ok(())
+    }
+
+    /// Give back the table a load spike grew (a hash map never shrinks by itself, so a
+    /// server would keep the memory of its busiest moment forever). Shrinking to twice the
+    /// length once a quarter is in use keeps the cost O(1) amortized per removal.
+    fn shrink_sessions(&mut self) {
+        let capacity = self.sessions.capacity();
+        if capacity > MIN_SESSION_CAPACITY && self.sessions.len() < capacity / 4 {
+            self.sessions
+                .shrink_to((self.sessions.len() * 2).max(MIN_SESSION_CAPACITY));
+        }
+    }
+
+    /// The session bound to `jid`.
+    pub(super) fn session(&self, jid: &FullJid) -> Option<&Session> {
+        self.sessions
+            .get(bare_str(jid.as_str()))?
+            .iter()
+            .find(|s| &s.jid == jid)
+    }
+
+    /// The session bound to `jid`, to change it.
+    pub(super) fn session_mut(&mut self, jid: &FullJid) -> Option<&mut Session> {
+        self.sessions
+            .get_mut(bare_str(jid.as_str()))?
+            .iter_mut()
+            .find(|s| &s.jid == jid)
+    }
+
+    /// The connected resources of an account.
+    pub(super) fn resources_of(&self, user: &BareJid) -> impl Iterator<Item = &Session> {
+        self.sessions.get(user.as_str()).into_iter().flatten()
+    }
+
+    /// The account's available resources.
+    pub(super) fn available_sessions(&self, user: &BareJid) -> Vec<FullJid> {
+        self.resources_of(user)
+            .filter(|s| s.available)
+            .map(|s| s.jid.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryStore, ServerConfig};
+
+    /// Found by the soak of `xmpp-loadgen` (heap after the load above the baseline):
+    /// once a spike of sessions came and went, the table kept its peak capacity.
+    #[test]
+    fn session_table_shrinks_after_a_spike() {
+        let mut server = Server::new(ServerConfig::new("example.com"));
+        let mut store = MemoryStore::new();
+        let jids: Vec<FullJid> = (0..5000)
+            .map(|i| FullJid::new(&format!("user{i}@example.com/r")).unwrap())
+            .collect();
+        for jid in &jids {
+            server.session_started(jid.clone()).unwrap();
+        }
+        assert!(server.sessions.capacity() >= 5000);
+        for jid in &jids {
+            server.session_ended(&mut store, jid).unwrap();
+        }
+        assert!(server.sessions.is_empty());
+        assert!(
+            server.sessions.capacity() <= 2 * MIN_SESSION_CAPACITY,
+            "capacity {} after every session ended",
+            server.sessions.capacity()
+        );
+        // A second spike grows it again and still works.
+        for jid in &jids[..100] {
+            server.session_started(jid.clone()).unwrap();
+        }
+        assert_eq!(server.sessions.len(), 100);
+        assert_eq!(server.sessions_of(&jids[0].to_bare()).count(), 1);
+        assert_eq!(server.sessions_of(&jids[100].to_bare()).count(), 0);
+    }
+}

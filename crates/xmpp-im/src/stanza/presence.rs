@@ -1,0 +1,245 @@
+//! The `<presence/>` stanza (RFC 6121 §4): its type (§4.7.1, the four subscription types
+//! of §3 included), show (§4.7.2.1), statuses (§4.7.2.2) and priority (§4.7.2.3).
+
+use minidom::Element;
+use xmpp_jid::Jid;
+use xmpp_xml::StanzaError;
+
+use super::header::{Header, LangText, lang_text_element, nc, pick_lang, push_lang_text, set_once};
+use super::parse_error::{StanzaParseError, parse_error_child};
+
+vocabulary! {
+    /// A presence `type` (RFC 6121 §4.7.1); availability has no type attribute.
+    PresenceType, "presence type" {
+        /// An error about a presence the entity sent.
+        Error = "error",
+        /// A request for the entity's current presence (sent by servers).
+        Probe = "probe",
+        /// A subscription request (§3.1).
+        Subscribe = "subscribe",
+        /// A subscription approval (§3.1.5) or pre-approval (§3.4).
+        Subscribed = "subscribed",
+        /// The entity is no longer available.
+        Unavailable = "unavailable",
+        /// Unsubscribing from the recipient's presence (§3.3).
+        Unsubscribe = "unsubscribe",
+        /// Denying or cancelling a subscription (§3.2).
+        Unsubscribed = "unsubscribed",
+    }
+}
+
+vocabulary! {
+    /// A presence `<show/>` value (RFC 6121 §4.7.2.1).
+    Show, "show value" {
+        /// Temporarily away.
+        Away = "away",
+        /// Interested in chatting.
+        Chat = "chat",
+        /// Do not disturb.
+        Dnd = "dnd",
+        /// Extended away.
+        Xa = "xa",
+    }
+}
+
+impl PresenceType {
+    /// The subscription kind, for the four subscription-management types.
+    #[must_use]
+    pub const fn subscription_kind(self) -> Option<crate::SubscriptionKind> {
+        use crate::SubscriptionKind as K;
+        match self {
+            Self::Subscribe => Some(K::Subscribe),
+            Self::Subscribed => Some(K::Subscribed),
+            Self::Unsubscribe => Some(K::Unsubscribe),
+            Self::Unsubscribed => Some(K::Unsubscribed),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::SubscriptionKind> for PresenceType {
+    fn from(kind: crate::SubscriptionKind) -> Self {
+        use crate::SubscriptionKind as K;
+        match kind {
+            K::Subscribe => Self::Subscribe,
+            K::Subscribed => Self::Subscribed,
+            K::Unsubscribe => Self::Unsubscribe,
+            K::Unsubscribed => Self::Unsubscribed,
+        }
+    }
+}
+
+/// A `<presence/>` stanza (RFC 6121 §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presence {
+    /// Addressing.
+    pub header: Header,
+    /// The `type`; `None` means available.
+    pub presence_type: Option<PresenceType>,
+    /// The `<show/>`.
+    pub show: Option<Show>,
+    /// `<status/>` children, one per language.
+    pub statuses: Vec<LangText>,
+    /// The `<priority/>`; absent means 0 (RFC 6121 §4.7.2.3).
+    pub priority: Option<i8>,
+    /// The `<error/>` of a presence of type `error`.
+    pub error: Option<StanzaError>,
+    /// Extension children, in order.
+    pub payloads: Vec<Element>,
+}
+
+impl Presence {
+    /// A presence of the given type (`None`: available) with nothing else.
+    #[must_use]
+    pub fn new(presence_type: Option<PresenceType>) -> Self {
+        Self {
+            header: Header::default(),
+            presence_type,
+            show: None,
+            statuses: Vec::new(),
+            priority: None,
+            error: None,
+            payloads: Vec::new(),
+        }
+    }
+
+    /// Available presence with a show value and priority.
+    #[must_use]
+    pub fn available(show: Option<Show>, priority: i8) -> Self {
+        Self {
+            show,
+            priority: Some(priority),
+            ..Self::new(None)
+        }
+    }
+
+    /// A subscription-management presence to `to` (RFC 6121 §3).
+    #[must_use]
+    pub fn subscription(kind: crate::SubscriptionKind, to: Jid) -> Self {
+        let mut p = Self::new(Some(kind.into()));
+        p.header.to = Some(to);
+        p
+    }
+
+    /// The effective priority (0 when absent).
+    #[must_use]
+    pub fn effective_priority(&self) -> i8 {
+        self.priority.unwrap_or(0)
+    }
+
+    /// The status in the given language, or the status without a language.
+    #[must_use]
+    pub fn status(&self, lang: Option<&str>) -> Option<&str> {
+        pick_lang(&self.statuses, lang)
+    }
+
+    /// Builds the element.
+    #[must_use]
+    pub fn to_element(&self) -> Element {
+        let ns = self.header.namespace();
+        let mut b = self
+            .header
+            .builder("presence")
+            .attr(nc("type"), self.presence_type.map(PresenceType::as_str));
+        if let Some(show) = self.show {
+            b = b.append(Element::builder("show", ns).append(show.as_str()).build());
+        }
+        for s in &self.statuses {
+            b = b.append(lang_text_element("status", ns, s));
+        }
+        if let Some(p) = self.priority {
+            b = b.append(
+                Element::builder("priority", ns)
+                    .append(p.to_string())
+                    .build(),
+            );
+        }
+        if let Some(e) = &self.error {
+            b = b.append(e.to_element(ns));
+        }
+        b.append_all(self.payloads.iter().cloned()).build()
+    }
+}
+
+impl TryFrom<&Element> for Presence {
+    type Error = StanzaParseError;
+
+    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+        let header = Header::parse(el, "presence")?;
+        let ns = header.namespace();
+        let presence_type = el
+            .attr("type")
+            .map(|t| t.parse().map_err(|_| StanzaParseError::BadType))
+            .transpose()?;
+        let mut p = Presence {
+            header,
+            ..Presence::new(presence_type)
+        };
+        for child in el.children() {
+            if !child.has_ns(ns) {
+                p.payloads.push(child.clone());
+                continue;
+            }
+            match child.name() {
+                "show" => set_once(&mut p.show, "show", || {
+                    child
+                        .text()
+                        .trim()
+                        .parse()
+                        .map_err(|_| StanzaParseError::BadShow)
+                })?,
+                "status" => push_lang_text(&mut p.statuses, child, "status")?,
+                "priority" => set_once(&mut p.priority, "priority", || {
+                    child
+                        .text()
+                        .trim()
+                        .parse()
+                        .map_err(|_| StanzaParseError::BadPriority)
+                })?,
+                "error" if p.presence_type == Some(PresenceType::Error) => {}
+                _ => p.payloads.push(child.clone()),
+            }
+        }
+        if p.presence_type == Some(PresenceType::Error) {
+            p.error = Some(parse_error_child(el, ns)?);
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xmpp_xml::StanzaErrorCondition;
+
+    use crate::stanza::{Presence, Show, parse};
+
+    #[test]
+    fn presence_round_trips_and_validates_show_and_priority() {
+        let el = parse(
+            "<presence xmlns='jabber:client' from='juliet@example.com/balcony'>\
+             <show>away</show><status>be right back</status>\
+             <status xml:lang='cs'>hned jsem zpět</status><priority>-1</priority>\
+             <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>",
+        );
+        let p = Presence::try_from(&el).unwrap();
+        assert_eq!(p.show, Some(Show::Away));
+        assert_eq!(p.effective_priority(), -1);
+        assert_eq!(p.status(Some("cs")), Some("hned jsem zpět"));
+        assert_eq!(p.to_element(), el);
+        for bad in [
+            "<presence xmlns='jabber:client'><priority>128</priority></presence>",
+            "<presence xmlns='jabber:client'><priority>high</priority></presence>",
+            "<presence xmlns='jabber:client'><show>busy</show></presence>",
+            "<presence xmlns='jabber:client' type='online'/>",
+            "<presence xmlns='jabber:client'><show>xa</show><show>dnd</show></presence>",
+        ] {
+            let e = Presence::try_from(&parse(bad)).unwrap_err();
+            assert_eq!(e.condition(), StanzaErrorCondition::BadRequest, "{bad}");
+        }
+        let p = Presence::try_from(&parse(
+            "<presence xmlns='jabber:client'><priority>-128</priority></presence>",
+        ))
+        .unwrap();
+        assert_eq!(p.priority, Some(-128));
+    }
+}
