@@ -50,7 +50,8 @@
 //!
 //! A real host runs the same loop over a socket: feed what it reads to `handle_input`, then
 //! drain `poll_output` until `None` (write `Transmit`s in order, run TLS on `StartTls`, act on
-//! events), and sleep until `poll_timeout`. See `examples/demo.rs` for one with real TLS.
+//! events), and sleep until `poll_timeout`. See `xmpp-host`'s `examples/demo.rs` for one with
+//! real TLS.
 #![forbid(unsafe_code)]
 
 pub mod backend;

@@ -4,12 +4,13 @@
 //! - [`blocking`]: `std::net` + `rustls`, client ([`blocking::Connection::connect`]: STARTTLS
 //!   or direct TLS) and server ([`blocking::Connection::accept`]).
 //! - [`asynchronous`]: the same machines under `tokio` + `tokio-rustls`.
-//! - [`tls`]: `rustls` configurations (trust a PEM file, or explicitly accept anything) and
-//!   the channel-binding data (`tls-exporter`, `tls-server-end-point`) the machines use for
-//!   SCRAM `-PLUS`.
+//! - [`tls`]: the one TLS helper of every host: `rustls` configurations (trust a PEM file, or
+//!   explicitly accept anything), a server's [`tls::TlsMaterial`], and the channel-binding
+//!   data (`tls-exporter`, `tls-server-end-point`) the machines use for SCRAM `-PLUS`.
 //! - [`Recorder`]: writes a real session as a transcript that `xmpp_stream::transcript`
 //!   replays offline (see `testdata/transcripts/real/`).
 //!
+//! `examples/demo.rs` runs a client and a server in memory over real TLS (the README's demo);
 //! `examples/client.rs` is a command-line client for any server; `tests/interop_client.rs`
 //! runs it against real Prosody and ejabberd servers (see this crate's README).
 //!

@@ -1,16 +1,25 @@
-//! TLS set-up with `rustls` (ring provider, TLS 1.2 and 1.3) and the channel-binding data the
-//! machines want after a handshake.
+//! The one TLS helper every host uses: `rustls` configurations for both roles (ring
+//! provider, TLS 1.2 and 1.3), a server's TLS identity ([`TlsMaterial`]: self-signed or from
+//! PEM files), and the channel-binding data the machines want after a handshake
+//! ([`channel_bindings`]).
+//!
+//! Every configuration built here requires the Extended Master Secret (RFC 7627) on TLS 1.2,
+//! so every connection made from one may offer `tls-exporter` (see [`tls_exporter`]).
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use xmpp_stream::{ChannelBinding, ChannelBindingType};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::Error;
+
+mod bindings;
+mod material;
+mod verify;
+
+pub use bindings::{channel_bindings, peer_certificate, server_end_point, tls_exporter};
+pub use material::{TlsMaterial, server_config};
 
 /// How the client decides whether to trust the server's certificate.
 #[derive(Clone, Debug)]
@@ -40,7 +49,8 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A `rustls` client configuration with the given trust and versions.
+/// A `rustls` client configuration with the given trust and versions. TLS 1.2 servers that
+/// do not negotiate the Extended Master Secret are refused (see [`tls_exporter`]).
 pub fn client_config(
     trust: &Trust,
     versions: Versions,
@@ -50,7 +60,7 @@ pub fn client_config(
         Versions::Any => builder.with_safe_default_protocol_versions(),
         Versions::Tls12Only => builder.with_protocol_versions(&[&rustls::version::TLS12]),
     }?;
-    let config = match trust {
+    let mut config = match trust {
         Trust::Pem(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem) {
@@ -63,32 +73,11 @@ pub fn client_config(
         }
         Trust::InsecureAcceptAny => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+            .with_custom_certificate_verifier(Arc::new(verify::AcceptAny(provider())))
             .with_no_client_auth(),
     };
+    config.require_ems = true;
     Ok(Arc::new(config))
-}
-
-/// A `rustls` server configuration from a PEM certificate chain and a PEM private key. Also
-/// returns the leaf certificate, whose hash is the server's `tls-server-end-point` binding.
-pub fn server_config(
-    cert_chain_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<(Arc<rustls::ServerConfig>, CertificateDer<'static>), Error> {
-    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("certificate PEM: {e}")))?;
-    let leaf = chain
-        .first()
-        .cloned()
-        .ok_or_else(|| Error::Config("no certificate in the PEM text".to_owned()))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| Error::Config(format!("private key PEM: {e}")))?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    Ok((Arc::new(config), leaf))
 }
 
 /// The server name to verify and send in SNI.
@@ -97,174 +86,24 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
         .map_err(|e| Error::Config(format!("server name {name:?}: {e}")))
 }
 
-/// The channel-binding data a finished handshake offers: `tls-exporter` (RFC 9266: 32 bytes,
-/// label `EXPORTER-Channel-Binding`, no context) and `tls-server-end-point` (RFC 5929: a hash
-/// of the server's certificate; the client passes the peer's, the server its own).
-/// `tls-unique` is absent: `rustls` does not implement it.
-pub fn channel_bindings<D>(
-    connection: &rustls::ConnectionCommon<D>,
-    server_certificate: Option<&CertificateDer<'_>>,
-) -> Vec<ChannelBinding> {
-    let mut bindings = Vec::new();
-    if let Ok(exporter) =
-        connection.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
-    {
-        bindings.push(ChannelBinding::new(
-            ChannelBindingType::TlsExporter,
-            exporter.to_vec(),
-        ));
-    }
-    if let Some(hash) = server_certificate.and_then(|cert| server_end_point(cert)) {
-        bindings.push(ChannelBinding::new(
-            ChannelBindingType::TlsServerEndPoint,
-            hash,
-        ));
-    }
-    bindings
-}
-
-/// The client's `tls-server-end-point` data: the peer's leaf certificate, hashed.
-pub fn peer_certificate(connection: &rustls::ClientConnection) -> Option<CertificateDer<'static>> {
-    connection
-        .peer_certificates()
-        .and_then(|certs| certs.first())
-        .map(|cert| cert.clone().into_owned())
-}
-
-/// RFC 5929 §4.1: hash the DER certificate with the hash of its signature algorithm, SHA-256
-/// when that is MD5 or SHA-1. `None` when the algorithm is not recognized (Ed25519, for
-/// example, has no hash of its own: no binding is defined).
-pub fn server_end_point(certificate: &CertificateDer<'_>) -> Option<Vec<u8>> {
-    let algorithm = match signature_algorithm_oid(certificate.as_ref())? {
-        // sha384WithRSAEncryption, ecdsa-with-SHA384
-        [42, 134, 72, 134, 247, 13, 1, 1, 12] | [42, 134, 72, 206, 61, 4, 3, 3] => {
-            &ring::digest::SHA384
-        }
-        // sha512WithRSAEncryption, ecdsa-with-SHA512
-        [42, 134, 72, 134, 247, 13, 1, 1, 13] | [42, 134, 72, 206, 61, 4, 3, 4] => {
-            &ring::digest::SHA512
-        }
-        // md5/sha1/sha256 with RSA, ecdsa-with-SHA1/SHA256
-        [42, 134, 72, 134, 247, 13, 1, 1, 4 | 5 | 11]
-        | [42, 134, 72, 206, 61, 4, 1]
-        | [42, 134, 72, 206, 61, 4, 3, 2] => &ring::digest::SHA256,
-        _ => return None,
-    };
-    Some(
-        ring::digest::digest(algorithm, certificate.as_ref())
-            .as_ref()
-            .to_vec(),
-    )
-}
-
-/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm SEQUENCE { OID, .. }, .. }`:
-/// the OID's content bytes, found by walking three DER headers.
-fn signature_algorithm_oid(der: &[u8]) -> Option<&[u8]> {
-    /// One TLV: (tag, content, rest).
-    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 || rest.len() < count {
-                return None;
-            }
-            let len = rest[..count]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-            (len, &rest[count..])
-        };
-        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-    }
-    let (0x30, certificate, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x30, _tbs, rest) = tlv(certificate)? else {
-        return None;
-    };
-    let (0x30, algorithm, _) = tlv(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = tlv(algorithm)? else {
-        return None;
-    };
-    Some(oid)
-}
-
-/// The verifier behind [`Trust::InsecureAcceptAny`]: any certificate, but handshake
-/// signatures are still checked so the TLS session itself is sound.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn server_end_point_hashes_an_ecdsa_sha256_certificate_with_sha256() {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let der = certified.cert.der().clone();
-        let hash = server_end_point(&der).unwrap();
-        assert_eq!(
-            hash,
-            ring::digest::digest(&ring::digest::SHA256, &der).as_ref()
-        );
-        // Not a certificate: no binding rather than a wrong one.
-        assert_eq!(
-            server_end_point(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])),
-            None
-        );
+    fn pem_trust_needs_a_certificate() {
+        assert!(client_config(&Trust::Pem(b"not pem".to_vec()), Versions::Any).is_err());
     }
 
     #[test]
-    fn pem_trust_needs_a_certificate() {
-        assert!(client_config(&Trust::Pem(b"not pem".to_vec()), Versions::Any).is_err());
+    fn every_configuration_requires_the_extended_master_secret() {
+        let material = TlsMaterial::self_signed(&["localhost"]).unwrap();
+        assert!(material.config.require_ems);
+        let pem = material.cert_pem.clone().into_bytes();
+        for versions in [Versions::Any, Versions::Tls12Only] {
+            for trust in [Trust::Pem(pem.clone()), Trust::InsecureAcceptAny] {
+                assert!(client_config(&trust, versions).unwrap().require_ems);
+            }
+        }
     }
 }

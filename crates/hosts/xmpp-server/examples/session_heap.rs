@@ -23,6 +23,7 @@ use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_server::{Hub, HubConfig, HubOutput, SessionId, TlsMaterial};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Event, Instant, Output, SeededEntropy, Transport,
@@ -121,20 +122,11 @@ fn pump(from: &mut impl FnMut(&mut Vec<u8>) -> usize, to: &mut impl FnMut(&[u8])
 /// stream restart after STARTTLS), clients dropped.
 fn rustls_sessions() -> (f64, f64) {
     let tls = TlsMaterial::self_signed(&["localhost"]).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(
-            tls.cert_der.clone(),
-        ))
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client_config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let client_config = client_config(
+        &Trust::Pem(tls.cert_pem.clone().into_bytes()),
+        Versions::Any,
+    )
+    .unwrap();
     let mut servers = Vec::with_capacity(K);
     let before = live();
     let mut idle_after_cache = 0;

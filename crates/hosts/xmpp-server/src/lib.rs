@@ -9,7 +9,8 @@
 //!   host feeds bytes and time and writes what [`Hub::poll_output`] returns, so the whole
 //!   server runs in memory in tests.
 //! - [`runtime`]: a tokio + tokio-rustls shell: accept loop, one task per connection, TLS on
-//!   `StartTls` with `tls-exporter` / `tls-server-end-point` bindings, a timer tick.
+//!   `StartTls` with `tls-exporter` / `tls-server-end-point` bindings (from the shared
+//!   [`xmpp_host::tls`] helper), a timer tick.
 //!
 //! ```
 //! use xmpp_server::{Hub, HubConfig, HubOutput};
@@ -39,6 +40,4 @@ pub mod hub;
 pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
-pub use runtime::{
-    OsEntropy, RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_with,
-};
+pub use runtime::{RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_with};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsConnector;
+use xmpp_host::tls::{Trust, Versions, client_config};
 
 use crate::procfs;
 use crate::scram::ScramChoice;
@@ -285,21 +286,9 @@ pub(crate) fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
 }
 
 pub(crate) fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut trust_pem.as_bytes()) {
-        let cert = cert.map_err(|e| Error::Trust(e.to_string()))?;
-        roots.add(cert).map_err(|e| Error::Trust(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(Error::Trust("no certificate in the PEM".to_owned()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Trust(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    let trust = Trust::Pem(trust_pem.as_bytes().to_vec());
+    let config = client_config(&trust, Versions::Any).map_err(|e| Error::Trust(e.to_string()))?;
+    Ok(TlsConnector::from(config))
 }
 
 /// Checks the target and options before anything connects.

@@ -3,10 +3,11 @@
 //! with rcgen at start), SCRAM-SHA-256-PLUS bound to the TLS session with `tls-exporter`,
 //! resource binding, a message each way and a clean close. Prints an annotated transcript.
 //!
-//! `cargo run -p xmpp-stream --example demo`
+//! `cargo run -p xmpp-host --example demo`
 //!
 //! The state machines never see a socket or a TLS object: this file is the "host" that moves
 //! bytes, runs TLS when asked (`Output::StartTls`) and reports the channel-binding data back.
+//! The TLS set-up and the channel bindings come from [`xmpp_host::tls`], as in every host.
 // An example is a host: failing loudly on a broken TLS setup is the right behaviour here.
 #![allow(
     clippy::unwrap_used,
@@ -16,60 +17,20 @@
 )]
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use base64::Engine as _;
 use minidom::Element;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::CertificateDer;
+use xmpp_host::Machine;
+use xmpp_host::tls::{
+    TlsMaterial, Trust, Versions, channel_bindings, client_config, peer_certificate, server_name,
+    tls_exporter,
+};
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
-    BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
-    Mechanism, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream, Transport,
-    UsageError,
+    BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output, SeededEntropy,
+    ServerConfig, ServerStream, Transport,
 };
-
-/// What the demo needs from either machine.
-trait Machine {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError>;
-    fn poll_output(&mut self) -> Option<Output>;
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError>;
-}
-
-impl Machine for ClientStream {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        ClientStream::handle_input(self, now, bytes)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        ClientStream::poll_output(self)
-    }
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError> {
-        ClientStream::tls_established(self, now, bindings)
-    }
-}
-
-impl Machine for ServerStream {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        ServerStream::handle_input(self, now, bytes)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        ServerStream::poll_output(self)
-    }
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError> {
-        ServerStream::tls_established(self, now, bindings)
-    }
-}
 
 /// One end of the connection: the machine, its TLS session once started, and its outbox.
 struct Host<M> {
@@ -79,6 +40,9 @@ struct Host<M> {
     tls: Option<rustls::Connection>,
     secured: bool,
     make_tls: Box<dyn Fn() -> rustls::Connection>,
+    /// The server's own certificate (its `tls-server-end-point` input); `None` on the client,
+    /// which hashes the peer's.
+    certificate: Option<CertificateDer<'static>>,
     events: Vec<Event>,
 }
 
@@ -141,10 +105,15 @@ impl<M: Machine> Host<M> {
         }
         if !tls.is_handshaking() && !self.secured {
             self.secured = true;
-            // RFC 9266: tls-exporter is 32 bytes exported with this label and no context.
-            let exporter = tls
-                .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
-                .unwrap();
+            let bindings = match tls {
+                rustls::Connection::Client(c) => channel_bindings(c, peer_certificate(c).as_ref()),
+                rustls::Connection::Server(s) => channel_bindings(s, self.certificate.as_ref()),
+            };
+            let exporter = match tls {
+                rustls::Connection::Client(c) => tls_exporter(c),
+                rustls::Connection::Server(s) => tls_exporter(s),
+            }
+            .expect("TLS 1.3 has tls-exporter");
             println!(
                 "   {:<6} ** TLS up: {:?}, {:?}; tls-exporter = {}...",
                 self.name,
@@ -152,8 +121,7 @@ impl<M: Machine> Host<M> {
                 tls.negotiated_cipher_suite().unwrap().suite(),
                 hex(&exporter[..8])
             );
-            let binding = ChannelBinding::new(ChannelBindingType::TlsExporter, exporter);
-            self.machine.tls_established(now, vec![binding]).unwrap();
+            self.machine.tls_established(now, bindings).unwrap();
         }
         let mut plaintext = Vec::new();
         let mut buf = [0u8; 4096];
@@ -165,10 +133,10 @@ impl<M: Machine> Host<M> {
                 Err(e) => panic!("TLS read: {e}"),
             }
         }
-        if !plaintext.is_empty() {
-            if let Err(e) = self.machine.handle_input(now, &plaintext) {
-                println!("   {:<6} !! protocol error: {e}", self.name);
-            }
+        if !plaintext.is_empty()
+            && let Err(e) = self.machine.handle_input(now, &plaintext)
+        {
+            println!("   {:<6} !! protocol error: {e}", self.name);
         }
     }
 }
@@ -193,15 +161,14 @@ fn annotate(arrow: &str, bytes: &[u8], encrypted: bool) {
     for tag in ["auth", "challenge", "response", "success"] {
         if let Some(start) = text.find(&format!("<{tag} ")) {
             let body = &text[start..];
-            if let (Some(open), Some(close)) = (body.find('>'), body.find(&format!("</{tag}>"))) {
-                if let Ok(decoded) =
+            if let (Some(open), Some(close)) = (body.find('>'), body.find(&format!("</{tag}>")))
+                && let Ok(decoded) =
                     base64::engine::general_purpose::STANDARD.decode(&body[open + 1..close])
-                {
-                    println!(
-                        "              (SASL {tag}: {})",
-                        String::from_utf8_lossy(&decoded)
-                    );
-                }
+            {
+                println!(
+                    "              (SASL {tag}: {})",
+                    String::from_utf8_lossy(&decoded)
+                );
             }
         }
     }
@@ -221,28 +188,14 @@ fn message(to: &str, body: &str) -> Element {
 
 fn main() {
     // --- TLS material, made fresh at start -------------------------------------------------
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certified = rcgen::generate_simple_self_signed(vec!["im.example.com".to_owned()]).unwrap();
-    let cert_der: CertificateDer<'static> = certified.cert.der().clone();
-    let key_der =
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let server_tls = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der.clone()], key_der)
-            .unwrap(),
-    );
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let client_tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let material = TlsMaterial::self_signed(&["im.example.com"]).unwrap();
+    let server_certificate = material.leaf().into_owned();
+    let server_tls = material.config.clone();
+    let client_tls = client_config(
+        &Trust::Pem(material.cert_pem.clone().into_bytes()),
+        Versions::Any,
+    )
+    .unwrap();
 
     // --- The two machines -------------------------------------------------------------------
     let domain = BareJid::new("im.example.com").unwrap();
@@ -265,11 +218,12 @@ fn main() {
         tls: None,
         secured: false,
         make_tls: Box::new(move || {
-            let name = ServerName::try_from("im.example.com").unwrap();
+            let name = server_name("im.example.com").unwrap();
             rustls::ClientConnection::new(client_tls.clone(), name)
                 .unwrap()
                 .into()
         }),
+        certificate: None,
         events: Vec::new(),
     };
     let mut server = Host {
@@ -283,6 +237,7 @@ fn main() {
                 .unwrap()
                 .into()
         }),
+        certificate: Some(server_certificate),
         events: Vec::new(),
     };
 

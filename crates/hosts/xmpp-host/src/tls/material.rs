@@ -1,0 +1,97 @@
+//! A server's TLS identity: its `rustls` configuration plus the certificate it presents.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use super::provider;
+use crate::Error;
+
+/// A server's TLS identity: the `rustls` configuration (ring provider, TLS 1.2 with the
+/// Extended Master Secret required, and TLS 1.3) and the certificate it presents, whose hash
+/// is the server's `tls-server-end-point` binding (pass [`TlsMaterial::leaf`] to
+/// [`channel_bindings`](super::channel_bindings)).
+#[derive(Clone, Debug)]
+pub struct TlsMaterial {
+    /// The `rustls` server configuration.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The end-entity certificate, DER (clients of a self-signed server trust exactly this).
+    pub cert_der: Vec<u8>,
+    /// The certificate chain as PEM, for peers that load a CA file.
+    pub cert_pem: String,
+}
+
+impl TlsMaterial {
+    /// A fresh self-signed certificate (`rcgen`, ECDSA P-256 with SHA-256) for `names`.
+    pub fn self_signed(names: &[&str]) -> Result<Self, Error> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let certified = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| Error::Config(format!("self-signed certificate: {e}")))?;
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        Self::build(
+            vec![certified.cert.der().clone()],
+            key,
+            certified.cert.pem(),
+        )
+    }
+
+    /// A certificate chain (leaf first) and a private key (PKCS #8, PKCS #1 or SEC1), as PEM.
+    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, Error> {
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Config(format!("certificate PEM: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| Error::Config(format!("private key PEM: {e}")))?;
+        Self::build(
+            chain,
+            key,
+            String::from_utf8_lossy(cert_chain_pem).into_owned(),
+        )
+    }
+
+    /// [`from_pem`](Self::from_pem), reading the two files.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, Error> {
+        Self::from_pem(&std::fs::read(cert)?, &std::fs::read(key)?)
+    }
+
+    /// The end-entity certificate, for [`channel_bindings`](super::channel_bindings).
+    pub fn leaf(&self) -> CertificateDer<'_> {
+        CertificateDer::from(self.cert_der.as_slice())
+    }
+
+    fn build(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        cert_pem: String,
+    ) -> Result<Self, Error> {
+        let cert_der = chain
+            .first()
+            .ok_or_else(|| Error::Config("no certificate in the PEM text".to_owned()))?
+            .to_vec();
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        // See `tls_exporter`: TLS 1.2 without EMS must not happen, so it cannot be bound.
+        config.require_ems = true;
+        Ok(TlsMaterial {
+            config: Arc::new(config),
+            cert_der,
+            cert_pem,
+        })
+    }
+}
+
+/// A `rustls` server configuration from a PEM certificate chain and a PEM private key (see
+/// [`TlsMaterial::from_pem`]). Also returns the leaf certificate, whose hash is the server's
+/// `tls-server-end-point` binding.
+pub fn server_config(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Arc<rustls::ServerConfig>, CertificateDer<'static>), Error> {
+    let material = TlsMaterial::from_pem(cert_chain_pem, key_pem)?;
+    Ok((material.config, CertificateDer::from(material.cert_der)))
+}

@@ -1,0 +1,151 @@
+//! A server running on its own thread (with its own tokio runtime), for tests and tools.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::RuntimeConfig;
+use super::serve::serve_probed;
+use super::shared::{Shared, lock};
+
+/// A server running on its own thread (with its own tokio runtime), for tests and tools.
+pub struct ServerHandle {
+    /// Where it listens (STARTTLS).
+    pub addr: SocketAddr,
+    /// Where it listens for direct TLS, if asked to.
+    pub direct_tls_addr: Option<SocketAddr>,
+    /// Its certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// Its certificate (PEM).
+    pub cert_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    probe: Arc<OnceLock<Arc<Mutex<Shared>>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// What a running server holds right now (see [`ServerHandle::stats`]): after every client
+/// has gone, a server that leaks nothing is back to zero sessions, zero connections, no
+/// offline messages and one task (the timer tick).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Streams the hub holds (negotiating, negotiated or closing).
+    pub sessions: usize,
+    /// Connection tasks the hub can still send to.
+    pub connections: usize,
+    /// Offline messages stored for accounts with no available resource.
+    pub offline_messages: usize,
+    /// Tasks alive on the server's tokio runtime: the timer tick plus one per connection.
+    pub tasks: usize,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .field("direct_tls_addr", &self.direct_tls_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Bind `addr` (port 0 for a free port) and serve on a background thread.
+    pub fn spawn(addr: SocketAddr, config: RuntimeConfig) -> io::Result<Self> {
+        Self::spawn_with(addr, None, config)
+    }
+
+    /// [`spawn`](Self::spawn), plus direct TLS on `direct_tls` if given.
+    pub fn spawn_with(
+        addr: SocketAddr,
+        direct_tls: Option<SocketAddr>,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        let direct_listener = match direct_tls {
+            Some(addr) => {
+                let listener = std::net::TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let direct_tls_addr = match &direct_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let probe = Arc::new(OnceLock::new());
+        let published = probe.clone();
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let cert_der = config.tls.cert_der.clone();
+        let cert_pem = config.tls.cert_pem.clone();
+        let thread = std::thread::Builder::new()
+            .name("xmpp-server".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(std_listener)?;
+                    let direct = direct_listener.map(TcpListener::from_std).transpose()?;
+                    let shutdown = async move {
+                        let _ = rx.await;
+                    };
+                    serve_probed(listener, direct, config, shutdown, Some(published)).await
+                })
+            })?;
+        Ok(ServerHandle {
+            addr,
+            direct_tls_addr,
+            cert_der,
+            cert_pem,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            probe,
+            runtime: handle,
+        })
+    }
+
+    /// What the server holds right now; `None` until its hub is built (deriving the
+    /// accounts' credentials takes a moment) and after it stopped.
+    pub fn stats(&self) -> Option<ServerStats> {
+        self.thread.as_ref()?;
+        let shared = self.probe.get()?;
+        let guard = lock(shared);
+        Some(ServerStats {
+            sessions: guard.hub.session_count(),
+            connections: guard.conns.len(),
+            offline_messages: guard.hub.offline_total(),
+            tasks: self.runtime.metrics().num_alive_tasks(),
+        })
+    }
+
+    /// Stop serving (streams get `system-shutdown`) and wait for the thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}

@@ -1,0 +1,135 @@
+//! The accept loops (STARTTLS and XEP-0368 direct TLS) and the timer tick.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use xmpp_stream::Transport;
+
+use super::RuntimeConfig;
+use super::connection::{Conn, connection, direct_tls_connection};
+use super::shared::{Shared, lock, register};
+use crate::hub::Hub;
+
+/// Serve STARTTLS c2s on `listener` until `shutdown` resolves, then close every stream with
+/// `system-shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, None, config, shutdown).await
+}
+
+/// [`serve`], plus XEP-0368 direct TLS (TLS first, no STARTTLS) on `direct_tls` if given.
+pub async fn serve_with(
+    listener: TcpListener,
+    direct_tls: Option<TcpListener>,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    serve_probed(listener, direct_tls, config, shutdown, None).await
+}
+
+/// [`serve_with`], publishing the shared state to `probe` once the hub is built (for
+/// [`ServerHandle::stats`](super::ServerHandle::stats)).
+pub(super) async fn serve_probed(
+    listener: TcpListener,
+    direct_tls: Option<TcpListener>,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    probe: Option<Arc<OnceLock<Arc<Mutex<Shared>>>>>,
+) -> io::Result<()> {
+    let acceptor = TlsAcceptor::from(config.tls.config.clone());
+    let cert_der = Arc::new(config.tls.cert_der.clone());
+    let shared = Arc::new(Mutex::new(Shared {
+        hub: Hub::new(config.hub.clone()),
+        conns: BTreeMap::new(),
+        start: std::time::Instant::now(),
+        log: config.log,
+        trace: config.trace,
+    }));
+    if let Some(probe) = probe {
+        let _ = probe.set(shared.clone());
+    }
+    let ticker = tokio::spawn(tick(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        let direct = async {
+            match &direct_tls {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let (id, outbox) = register(&shared, Transport::Plain, peer);
+                    let task = connection(
+                        shared.clone(),
+                        id,
+                        Conn::Plain(tcp),
+                        outbox,
+                        acceptor.clone(),
+                        cert_der.clone(),
+                    );
+                    #[cfg(feature = "alloc-stats")]
+                    if id.0 == 1 {
+                        eprintln!("connection task: {} bytes", std::mem::size_of_val(&task));
+                    }
+                    tokio::spawn(task);
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("c2s accept: {error}");
+                    }
+                }
+            },
+            accepted = direct => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(direct_tls_connection(
+                        shared.clone(),
+                        tcp,
+                        peer,
+                        acceptor.clone(),
+                        cert_der.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("c2s accept (direct TLS): {error}");
+                    }
+                }
+            },
+        }
+    }
+    {
+        let mut guard = lock(&shared);
+        let now = guard.now();
+        guard.hub.shutdown(now);
+        guard.dispatch();
+    }
+    ticker.abort();
+    // Give the connection tasks a moment to flush the stream errors.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    Ok(())
+}
+
+/// Drive the hub's timers (keepalives, deadlines).
+async fn tick(shared: Arc<Mutex<Shared>>) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        interval.tick().await;
+        let mut guard = lock(&shared);
+        let now = guard.now();
+        if guard.hub.poll_timeout().is_some_and(|t| t <= now) {
+            guard.hub.handle_timeout(now);
+            guard.dispatch();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The hub plus the outboxes of the connection tasks, behind the one mutex.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use xmpp_host::OsEntropy;
+use xmpp_stream::{Instant, Transport};
+
+use super::outbox::{Command, Outbox};
+use crate::hub::{Hub, HubOutput, SessionId};
+
+/// The hub plus the channels to the connection tasks.
+pub(super) struct Shared {
+    pub(super) hub: Hub,
+    pub(super) conns: BTreeMap<SessionId, Arc<Outbox>>,
+    pub(super) start: std::time::Instant,
+    pub(super) log: bool,
+    pub(super) trace: bool,
+}
+
+impl Shared {
+    pub(super) fn now(&self) -> Instant {
+        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Instant::from_millis(millis)
+    }
+
+    /// Hand every hub output to its connection task.
+    pub(super) fn dispatch(&mut self) {
+        while let Some(output) = self.hub.poll_output() {
+            let (id, command) = match output {
+                HubOutput::Transmit(id, bytes) => {
+                    if self.trace {
+                        eprintln!("c2s {id} S: {}", String::from_utf8_lossy(&bytes));
+                    }
+                    (id, Command::Write(bytes))
+                }
+                HubOutput::StartTls(id) => (id, Command::StartTls),
+                HubOutput::Close(id) => (id, Command::Close),
+            };
+            let close = matches!(command, Command::Close);
+            if let Some(outbox) = self.conns.get(&id) {
+                outbox.push(command);
+            }
+            if close {
+                self.conns.remove(&id);
+            }
+        }
+        for line in self.hub.take_log() {
+            if self.log {
+                eprintln!("c2s {line}");
+            }
+        }
+    }
+}
+
+pub(super) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock leaves the hub in an unknown state only for that
+    // connection's step; the hub itself never panics on input, so keep serving.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Open a hub session for a new connection and the channel its outputs arrive on.
+pub(super) fn register(
+    shared: &Mutex<Shared>,
+    transport: Transport,
+    peer: SocketAddr,
+) -> (SessionId, Arc<Outbox>) {
+    let outbox = Arc::new(Outbox::default());
+    let mut guard = lock(shared);
+    let now = guard.now();
+    let direct = matches!(transport, Transport::Tls(_));
+    let id = guard.hub.accept(now, transport, OsEntropy::new());
+    guard.conns.insert(id, Arc::clone(&outbox));
+    if guard.log {
+        let kind = if direct { " (direct TLS)" } else { "" };
+        eprintln!("c2s {id}: connection from {peer}{kind}");
+    }
+    guard.dispatch();
+    (id, outbox)
+}
+
+/// The transport of `id` ended.
+pub(super) fn closed(shared: &Mutex<Shared>, id: SessionId) {
+    let mut guard = lock(shared);
+    let now = guard.now();
+    guard.hub.transport_closed(id, now);
+    guard.conns.remove(&id);
+    guard.dispatch();
+}
