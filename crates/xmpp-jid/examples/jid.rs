@@ -6,16 +6,26 @@
 //! ```
 use std::process::ExitCode;
 
+use clap::Parser;
 use xmpp_jid::Jid;
+
+/// Parses and enforces each JID (RFC 7622) and prints its parts, or the exact reason it was
+/// rejected.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jid",
+    version,
+    after_help = "Example: jid 'Juliet@Example.COM/balcony'"
+)]
+struct Cli {
+    /// The JIDs to check
+    #[arg(value_name = "JID", required = true)]
+    jids: Vec<String>,
+}
 
 fn main() -> ExitCode {
     let mut status = ExitCode::SUCCESS;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        eprintln!("usage: jid <JID>...   e.g. jid 'Juliet@Example.COM/balcony'");
-        return ExitCode::from(2);
-    }
-    for arg in args {
+    for arg in Cli::parse().jids {
         match Jid::new(&arg) {
             Ok(jid) => {
                 println!("{arg:?} -> {jid}");
@@ -31,4 +41,25 @@ fn main() -> ExitCode {
         }
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn takes_one_or_more_jids() {
+        let cli =
+            Cli::try_parse_from(["jid", "Juliet@Example.COM/balcony", "example.com"]).unwrap();
+        assert_eq!(cli.jids, ["Juliet@Example.COM/balcony", "example.com"]);
+        assert!(Cli::try_parse_from(["jid"]).is_err(), "no JID");
+        assert!(Cli::try_parse_from(["jid", "--nope"]).is_err());
+    }
 }

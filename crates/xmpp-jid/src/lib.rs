@@ -99,6 +99,7 @@ mod jid;
 mod parse;
 mod props;
 mod punycode;
+mod repr;
 mod rules;
 mod tables;
 

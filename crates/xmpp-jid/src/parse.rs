@@ -10,8 +10,8 @@ use alloc::sync::Arc;
 use crate::ascii;
 use crate::domain::{self, Ascii};
 use crate::error::{JidError, JidErrorKind, JidPart};
-use crate::jid::Repr;
 use crate::precis;
+use crate::repr::Repr;
 
 /// Largest enforced part, in octets (RFC 7622 §3.2-3.4).
 pub(crate) const MAX_PART: usize = 1023;

@@ -11,6 +11,7 @@
 //! Without `--host` it connects to the JID's domain (no SRV lookup); the certificate must be
 //! valid for the JID's domain and signed by the `--ca` PEM file. `--insecure` skips the check
 //! (testing only). The password may come from `XMPP_PASSWORD` instead of the command line.
+//! `--help` lists every flag; `tests/client_cli.rs` runs this file's tests.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -18,74 +19,74 @@
 )]
 
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use minidom::Element;
 use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_stream::{BareJid, ClientConfig, Event};
 
-const USAGE: &str =
-    "usage: client --jid JID (--password PW | env XMPP_PASSWORD) (--ca FILE | --insecure)
-              [--host HOST] [--port PORT] [--direct-tls] [--resource RES]
-              [--to JID --body TEXT] [--mechanism NAME] [--timeout SECONDS]";
-
-#[derive(Default)]
-struct Args {
-    jid: Option<String>,
-    password: Option<String>,
+/// A command-line XMPP client for any server: connects (STARTTLS or direct TLS), logs in,
+/// binds, sends presence, optionally a message, and closes.
+///
+/// Without --host it connects to the JID's domain (no SRV lookup); the certificate must be
+/// valid for the JID's domain and signed by the --ca PEM file. Durations are in seconds,
+/// decimals allowed (e.g. 0.5).
+#[derive(Debug, Parser)]
+#[command(name = "client", version, args_override_self = true)]
+struct Cli {
+    /// The account's bare JID, e.g. alice@example.org
+    #[arg(long)]
+    jid: String,
+    /// The account's password
+    #[arg(long, env = "XMPP_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// Connect to this host instead of the JID's domain
+    #[arg(long)]
     host: Option<String>,
+    /// TCP port [default: 5222, or 5223 with --direct-tls]
+    #[arg(long)]
     port: Option<u16>,
+    /// XEP-0368 direct TLS (TLS first) instead of STARTTLS
+    #[arg(long)]
     direct_tls: bool,
-    ca: Option<String>,
+    /// PEM file of the CA (or certificate) the server's certificate must chain to
+    #[arg(long, value_name = "FILE", required_unless_present = "insecure")]
+    ca: Option<PathBuf>,
+    /// Skip the server certificate check (test servers only)
+    #[arg(long, conflicts_with = "ca")]
     insecure: bool,
+    /// The resource to ask for (the server picks one otherwise)
+    #[arg(long)]
     resource: Option<String>,
+    /// Send a chat message to this JID (with --body)
+    #[arg(long, value_name = "JID", requires = "body")]
     to: Option<String>,
+    /// The message's text (with --to)
+    #[arg(long, value_name = "TEXT", requires = "to")]
     body: Option<String>,
+    /// Offer only this SASL mechanism (and its -PLUS variant), e.g. SCRAM-SHA-1
+    #[arg(long, value_name = "NAME")]
     mechanism: Option<String>,
-    timeout: u64,
+    /// Longest wait for the server at each step, in seconds
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = secs)]
+    timeout: Duration,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        timeout: 15,
-        ..Args::default()
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--jid" => args.jid = Some(value()?),
-            "--password" => args.password = Some(value()?),
-            "--host" => args.host = Some(value()?),
-            "--port" => args.port = Some(value()?.parse().map_err(|e| format!("--port: {e}"))?),
-            "--direct-tls" => args.direct_tls = true,
-            "--ca" => args.ca = Some(value()?),
-            "--insecure" => args.insecure = true,
-            "--resource" => args.resource = Some(value()?),
-            "--to" => args.to = Some(value()?),
-            "--body" => args.body = Some(value()?),
-            "--mechanism" => args.mechanism = Some(value()?),
-            "--timeout" => {
-                args.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
-            }
-            "--help" | "-h" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if args.password.is_none() {
-        args.password = std::env::var("XMPP_PASSWORD").ok();
-    }
-    Ok(args)
+/// A duration in seconds, decimals allowed (`15`, `0.5`): the form every binary of the
+/// workspace takes.
+fn secs(text: &str) -> Result<Duration, String> {
+    let n: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let jid = BareJid::new(args.jid.as_deref().ok_or("--jid is required")?)?;
-    let password = args
-        .password
-        .ok_or("--password or XMPP_PASSWORD is required")?;
+fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let jid = BareJid::new(&args.jid)?;
+    let password = args.password;
     let domain = jid.domain().to_string();
     let trust = match (&args.ca, args.insecure) {
         (Some(path), false) => Trust::Pem(std::fs::read(path)?),
@@ -103,7 +104,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .to_socket_addrs()?
         .next()
         .ok_or("the host has no address")?;
-    let timeout = Duration::from_secs(args.timeout);
+    let timeout = args.timeout;
 
     let mut options = ClientOptions::new(addr, &domain, client_config(&trust, Versions::Any)?);
     options.direct_tls = args.direct_tls;
@@ -156,21 +157,103 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("{e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("client").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let cli = parse(&[
+            "--jid",
+            "alice@example.org",
+            "--password",
+            "secret",
+            "--ca",
+            "ca.pem",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "5223",
+            "--direct-tls",
+            "--resource",
+            "laptop",
+            "--to",
+            "bob@example.org",
+            "--body",
+            "hello",
+            "--mechanism",
+            "SCRAM-SHA-1",
+            "--timeout",
+            "2.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.jid, "alice@example.org");
+        assert_eq!(cli.password, "secret");
+        assert_eq!(cli.ca, Some(PathBuf::from("ca.pem")));
+        assert!(!cli.insecure);
+        assert_eq!(cli.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(cli.port, Some(5223));
+        assert!(cli.direct_tls);
+        assert_eq!(cli.resource.as_deref(), Some("laptop"));
+        assert_eq!(cli.to.as_deref(), Some("bob@example.org"));
+        assert_eq!(cli.body.as_deref(), Some("hello"));
+        assert_eq!(cli.mechanism.as_deref(), Some("SCRAM-SHA-1"));
+        assert_eq!(cli.timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn defaults_and_the_last_of_a_repeated_flag() {
+        let cli = parse(&[
+            "--jid",
+            "a@b",
+            "--password",
+            "pw",
+            "--insecure",
+            "--port",
+            "1",
+            "--port",
+            "2",
+        ])
+        .unwrap();
+        assert!(cli.insecure && cli.ca.is_none());
+        assert_eq!(cli.port, Some(2));
+        assert_eq!(cli.timeout, Duration::from_secs(15));
+        assert!(cli.host.is_none() && cli.to.is_none() && !cli.direct_tls);
+    }
+
+    #[test]
+    fn refuses_what_the_client_cannot_use() {
+        let base = ["--jid", "a@b", "--password", "pw"];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        assert!(with(&[]).is_err(), "neither --ca nor --insecure");
+        assert!(with(&["--ca", "x", "--insecure"]).is_err());
+        assert!(with(&["--insecure", "--to", "c@d"]).is_err(), "--to alone");
+        assert!(
+            with(&["--insecure", "--body", "hi"]).is_err(),
+            "--body alone"
+        );
+        assert!(with(&["--insecure", "--timeout", "-1"]).is_err());
+        assert!(with(&["--insecure", "--port", "70000"]).is_err());
+        assert!(with(&["--insecure", "--unknown"]).is_err());
     }
 }

@@ -7,7 +7,15 @@
     clippy::print_stdout
 )]
 
+use clap::Parser;
+
+/// Prints the interop matrix the last interop run wrote (see `xmpp_host::matrix`).
+#[derive(Parser)]
+#[command(name = "matrix", version)]
+struct Cli {}
+
 fn main() {
+    Cli::parse();
     let path = xmpp_host::matrix::path();
     match std::fs::read_to_string(&path) {
         Ok(rows) => print!("{}", xmpp_host::matrix::render(&rows)),

@@ -1,11 +1,15 @@
 //! `xmpp-server`: the example server's command line.
 //!
-//! `cargo run -p xmpp-server -- --port 5222 --user alice:pw --user bob:pw`
+//! `cargo run -p xmpp-server -- --port 5222 --user alice:pw --user bob:pw` (`--help` lists
+//! every flag)
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
 
 use xmpp_server::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
 use xmpp_stream::BareJid;
@@ -14,118 +18,74 @@ use xmpp_stream::BareJid;
 #[global_allocator]
 static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
-const USAGE: &str =
-    "usage: xmpp-server [--port N] [--bind ADDR] [--domain NAME] [--user NAME:PASSWORD]...
-                [--cert FILE --key FILE] [--channel-binding] [--quiet] [--trace]
-
-  --port N            TCP port for STARTTLS c2s (default 5222)
-  --tls-port N        also serve XEP-0368 direct TLS on this port (e.g. 5223)
-  --bind ADDR         listen address (default 127.0.0.1: loopback only)
-  --domain NAME       the XMPP domain served (default localhost)
-  --user NAME:PW      an in-memory account (repeatable)
-  --cert/--key FILE   PEM certificate chain and private key (default: self-signed, made at start)
-  --channel-binding   offer SCRAM-*-PLUS with tls-exporter and tls-server-end-point (XEP-0440);
-                      off by default because clients that bind only with tls-unique then fail
-  --quiet             no connection log
-  --trace             log every XML byte in and out (inside TLS)
-  --heap-stats SECS   every SECS seconds, print the live heap (needs the alloc-stats feature)";
-
-struct Args {
-    addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
+/// The toolkit's example XMPP c2s server: STARTTLS (and optionally direct TLS), SCRAM and PLAIN,
+/// resource binding, rosters, presence and messages, accounts in memory.
+///
+/// Durations are in seconds, decimals allowed (e.g. 0.5). Ctrl-C stops it.
+#[derive(Debug, Parser)]
+#[command(name = "xmpp-server", version, args_override_self = true)]
+struct Cli {
+    /// TCP port for STARTTLS c2s
+    #[arg(long, default_value_t = 5222)]
+    port: u16,
+    /// Also serve XEP-0368 direct TLS on this port (e.g. 5223)
+    #[arg(long, value_name = "PORT")]
+    tls_port: Option<u16>,
+    /// Listen address (loopback only by default)
+    #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    bind: IpAddr,
+    /// The XMPP domain served
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
     domain: String,
+    /// An in-memory account (repeatable)
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
-    cert: Option<(PathBuf, PathBuf)>,
-    plus: bool,
+    /// PEM certificate chain (with --key) [default: self-signed, made at start]
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key (with --cert)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Offer SCRAM-*-PLUS with tls-exporter and tls-server-end-point (XEP-0440)
+    ///
+    /// Off by default because clients that bind only with tls-unique then fail.
+    #[arg(long)]
+    channel_binding: bool,
+    /// No connection log
+    #[arg(long)]
     quiet: bool,
+    /// Log every XML byte in and out (inside TLS)
+    #[arg(long)]
     trace: bool,
-    heap_stats: Option<f64>,
+    /// Every SECS seconds (at least 0.1), print the live heap (needs the alloc-stats feature)
+    #[arg(long, value_name = "SECS", value_parser = heap_period)]
+    heap_stats: Option<Duration>,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut port = 5222u16;
-    let mut tls_port: Option<u16> = None;
-    let mut ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut domain = "localhost".to_owned();
-    let mut users = Vec::new();
-    let (mut cert, mut key) = (None, None);
-    let (mut plus, mut quiet, mut trace) = (false, false, false);
-    let mut heap_stats = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |what: &str| args.next().ok_or(format!("{arg} needs {what}"));
-        match arg.as_str() {
-            "--port" => {
-                port = value("a port")?
-                    .parse()
-                    .map_err(|e| format!("--port: {e}"))?;
-            }
-            "--tls-port" => {
-                tls_port = Some(
-                    value("a port")?
-                        .parse()
-                        .map_err(|e| format!("--tls-port: {e}"))?,
-                );
-            }
-            "--bind" => {
-                ip = value("an address")?
-                    .parse()
-                    .map_err(|e| format!("--bind: {e}"))?;
-            }
-            "--domain" => domain = value("a domain")?,
-            "--user" => {
-                let spec = value("NAME:PASSWORD")?;
-                let (name, password) = spec.split_once(':').ok_or("--user takes NAME:PASSWORD")?;
-                users.push((name.to_owned(), password.to_owned()));
-            }
-            "--cert" => cert = Some(PathBuf::from(value("a file")?)),
-            "--key" => key = Some(PathBuf::from(value("a file")?)),
-            "--channel-binding" => plus = true,
-            "--quiet" => quiet = true,
-            "--trace" => trace = true,
-            "--heap-stats" => {
-                let secs: f64 = value("seconds")?
-                    .parse()
-                    .map_err(|e| format!("--heap-stats: {e}"))?;
-                if !(secs.is_finite() && secs >= 0.1) {
-                    return Err("--heap-stats takes at least 0.1 seconds".to_owned());
-                }
-                heap_stats = Some(secs);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
+/// `NAME:PASSWORD` (the password may contain `:`).
+fn user(spec: &str) -> Result<(String, String), String> {
+    let (name, password) = spec.split_once(':').ok_or("takes NAME:PASSWORD")?;
+    Ok((name.to_owned(), password.to_owned()))
+}
+
+/// A duration in seconds, decimals allowed (`15`, `0.5`): the form every binary of the
+/// workspace takes.
+fn secs(text: &str) -> Result<Duration, String> {
+    let n: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
+}
+
+/// `--heap-stats`: [`secs`], at least 0.1 s.
+fn heap_period(text: &str) -> Result<Duration, String> {
+    let period = secs(text)?;
+    if period < Duration::from_millis(100) {
+        return Err("takes at least 0.1 seconds".to_owned());
     }
-    let cert = match (cert, key) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return Err("--cert and --key go together".to_owned()),
-    };
-    Ok(Args {
-        addr: SocketAddr::new(ip, port),
-        tls_addr: tls_port.map(|p| SocketAddr::new(ip, p)),
-        domain,
-        users,
-        cert,
-        plus,
-        quiet,
-        trace,
-        heap_stats,
-    })
+    Ok(period)
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("xmpp-server: {error}");
@@ -136,8 +96,7 @@ fn main() -> ExitCode {
 
 /// Print the live heap every `secs` seconds on a thread of its own.
 #[cfg(feature = "alloc-stats")]
-fn heap_stats(secs: f64) {
-    let period = std::time::Duration::from_secs_f64(secs);
+fn heap_stats(period: Duration) {
     std::thread::spawn(move || {
         loop {
             let stats = GLOBAL.stats();
@@ -153,16 +112,16 @@ fn heap_stats(secs: f64) {
 }
 
 #[cfg(not(feature = "alloc-stats"))]
-fn heap_stats(_secs: f64) {
+fn heap_stats(_period: Duration) {
     eprintln!("xmpp-server: --heap-stats needs the alloc-stats feature; ignored");
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(secs) = args.heap_stats {
-        heap_stats(secs);
+fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(period) = args.heap_stats {
+        heap_stats(period);
     }
     let domain = BareJid::new(&args.domain)?;
-    let mut hub = HubConfig::new(domain).with_plus(if args.plus {
+    let mut hub = HubConfig::new(domain).with_plus(if args.channel_binding {
         PlusPolicy::Advertise
     } else {
         PlusPolicy::Off
@@ -170,9 +129,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
-    let tls = match &args.cert {
-        Some((cert, key)) => TlsMaterial::from_pem_files(cert, key)?,
-        None => TlsMaterial::self_signed(&[args.domain.as_str()])?,
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => TlsMaterial::from_pem_files(cert, key)?,
+        _ => TlsMaterial::self_signed(&[args.domain.as_str()])?,
     };
     let config = RuntimeConfig {
         hub,
@@ -185,9 +144,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.addr).await?;
-        let direct = match args.tls_addr {
-            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await?;
+        let direct = match args.tls_port {
+            Some(port) => {
+                Some(tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port)).await?)
+            }
             None => None,
         };
         eprintln!(
@@ -206,4 +167,87 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .await
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xmpp-server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.port, 5222);
+        assert_eq!(cli.tls_port, None);
+        assert_eq!(cli.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(cli.domain, "localhost");
+        assert!(cli.users.is_empty() && cli.cert.is_none() && cli.key.is_none());
+        assert!(!cli.channel_binding && !cli.quiet && !cli.trace);
+        assert_eq!(cli.heap_stats, None);
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        // As `compare` starts it, plus the rest.
+        let cli = parse(&[
+            "--port",
+            "5333",
+            "--tls-port",
+            "5334",
+            "--bind",
+            "::1",
+            "--domain",
+            "example.test",
+            "--user",
+            "alice:pw",
+            "--user",
+            "bob:p:w",
+            "--cert",
+            "cert.pem",
+            "--key",
+            "key.pem",
+            "--channel-binding",
+            "--quiet",
+            "--trace",
+            "--heap-stats",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(cli.port, 5333);
+        assert_eq!(cli.tls_port, Some(5334));
+        assert_eq!(cli.bind, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(cli.domain, "example.test");
+        let users = [("alice", "pw"), ("bob", "p:w")].map(|(n, p)| (n.to_owned(), p.to_owned()));
+        assert_eq!(cli.users, users);
+        assert_eq!(cli.cert, Some(PathBuf::from("cert.pem")));
+        assert_eq!(cli.key, Some(PathBuf::from("key.pem")));
+        assert!(cli.channel_binding && cli.quiet && cli.trace);
+        assert_eq!(cli.heap_stats, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn refuses_malformed_flags() {
+        for bad in [
+            &["--user", "alice"][..],
+            &["--cert", "cert.pem"],
+            &["--key", "key.pem"],
+            &["--heap-stats", "0.05"],
+            &["--heap-stats", "soon"],
+            &["--port", "65536"],
+            &["--bind", "localhost"],
+            &["--verbose"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -23,12 +23,13 @@
 //! `xmpp-server` itself and prints one table) and `soak` ([`soak`]: thousands of
 //! sessions, deliberate kills mid-negotiation and mid-stanza, a message storm, and an exact
 //! account of lost messages; `tests/soak.rs` runs it against the example server and checks
-//! the server's heap returns to its baseline).
+//! the server's heap returns to its baseline). Their command lines share the flags in [`cli`].
 // A load generator does real I/O (sockets, clock, /proc), unlike the library crates the
 // workspace's Sans-IO lints guard.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod procfs;
 mod run;
 mod scram;

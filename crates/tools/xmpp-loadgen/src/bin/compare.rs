@@ -20,61 +20,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use xmpp_loadgen::{Options, Report, Target, procfs};
+use clap::{ArgAction, Parser};
+use xmpp_loadgen::cli::Load;
+use xmpp_loadgen::{Options, Report, ScramChoice, Target, procfs};
 use xmpp_testpeers::{PeerKind, PeerServer};
 
-const USAGE: &str = "usage: compare [--sessions N] [--servers c2s,prosody,ejabberd] [--c2s PATH]
-               [--mechanism strongest|SCRAM-SHA-1|SCRAM-SHA-256] [--rate PINGS_PER_SEC]
-               [--idle SECS] [--duration SECS] [--concurrency N]
-               [--max-server-rss-mib N (default: half the machine's memory)]";
-
-struct Args {
-    options: Options,
+/// The same load against xmpp-server, Prosody and ejabberd, one after the other, on loopback,
+/// with the same accounts and client; prints one table.
+///
+/// Durations are in seconds, decimals allowed (e.g. 0.5).
+#[derive(Debug, Parser)]
+#[command(name = "compare", version, args_override_self = true)]
+struct Cli {
+    /// Sessions per server (accounts user0, user1, ...)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    sessions: usize,
+    /// Servers to run, in order, comma-separated (c2s is xmpp-server)
+    #[arg(
+        long,
+        action = ArgAction::Set,
+        value_delimiter = ',',
+        default_value = "c2s,prosody,ejabberd",
+        value_parser = ["c2s", "prosody", "ejabberd"]
+    )]
     servers: Vec<String>,
+    /// The xmpp-server binary [default: next to this one]
+    #[arg(long, value_name = "PATH")]
     c2s: Option<PathBuf>,
+    /// SCRAM-SHA-1, SCRAM-SHA-256, or strongest (the client's pick from each server's offer)
+    ///
+    /// The servers store different SCRAM variants, so no single forced one suits all three.
+    #[arg(long, default_value_t = ScramChoice::Strongest)]
+    mechanism: ScramChoice,
+    #[command(flatten)]
+    load: Load,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut options = Options::new(1000);
-    // Each server runs the mechanism the client prefers from its offer (shown in the table):
-    // the servers store different SCRAM variants, so no single forced one suits all three.
-    options.mechanism = xmpp_loadgen::ScramChoice::Strongest;
-    let mut servers = vec![
-        "c2s".to_owned(),
-        "prosody".to_owned(),
-        "ejabberd".to_owned(),
-    ];
-    let mut c2s = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let bad = |e: &dyn std::fmt::Display| format!("{arg}: {e}");
-        let secs = |text: String| -> Result<Duration, String> {
-            let n: f64 = text.parse().map_err(|e| bad(&e))?;
-            Duration::try_from_secs_f64(n).map_err(|e| bad(&e))
-        };
-        match arg.as_str() {
-            "--sessions" => options.sessions = value()?.parse().map_err(|e| bad(&e))?,
-            "--servers" => servers = value()?.split(',').map(str::to_owned).collect(),
-            "--c2s" => c2s = Some(PathBuf::from(value()?)),
-            "--mechanism" => options.mechanism = value()?.parse().map_err(|e| bad(&e))?,
-            "--rate" => options.message_rate = value()?.parse().map_err(|e| bad(&e))?,
-            "--idle" => options.idle = secs(value()?)?,
-            "--duration" => options.message_duration = secs(value()?)?,
-            "--concurrency" => options.concurrency = value()?.parse().map_err(|e| bad(&e))?,
-            "--max-server-rss-mib" => {
-                let mib: u64 = value()?.parse().map_err(|e| bad(&e))?;
-                options.max_server_rss_kib = Some(mib.saturating_mul(1024));
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
+impl Cli {
+    fn options(&self) -> Options {
+        let mut options = Options::new(self.sessions);
+        options.mechanism = self.mechanism;
+        self.load.apply(&mut options);
+        options
     }
-    Ok(Args {
-        options,
-        servers,
-        c2s,
-    })
 }
 
 /// A started server and what it takes to load it. Dropping it stops the server.
@@ -282,16 +270,8 @@ fn fmt_opt(value: Option<f64>, digits: usize) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(args) => args,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("{e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let cli = Cli::parse();
+    let options = cli.options();
     let runtime = match xmpp_loadgen::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -301,26 +281,26 @@ fn main() -> ExitCode {
     };
     println!(
         "compare: {} sessions, {}, {} pings/s for {} s after {} s idle; load average {}",
-        args.options.sessions,
-        args.options.mechanism,
-        args.options.message_rate,
-        args.options.message_duration.as_secs_f64(),
-        args.options.idle.as_secs_f64(),
+        options.sessions,
+        options.mechanism,
+        options.message_rate,
+        options.message_duration.as_secs_f64(),
+        options.idle.as_secs_f64(),
         load_average()
     );
     let mut rows: Vec<(&'static str, usize, Result<Report, String>)> = Vec::new();
-    for server in &args.servers {
+    for server in &cli.servers {
         let started = match server.as_str() {
-            "c2s" => match c2s_path(args.c2s.clone()) {
-                Some(path) => start_c2s(&path, &args.options),
+            "c2s" => match c2s_path(cli.c2s.clone()) {
+                Some(path) => start_c2s(&path, &options),
                 None => Err(
                     "xmpp-server binary not found (build it with cargo build --release \
                              -p xmpp-server, or pass --c2s PATH)"
                         .to_owned(),
                 ),
             },
-            "prosody" => start_prosody(&args.options),
-            "ejabberd" => start_ejabberd(&args.options),
+            "prosody" => start_prosody(&options),
+            "ejabberd" => start_ejabberd(&options),
             other => Err(format!("unknown server {other}")),
         };
         let started = match started {
@@ -331,7 +311,7 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        let mut options = args.options.clone();
+        let mut options = options.clone();
         options.sessions = started.accounts.min(options.sessions);
         let fds = started
             .target
@@ -394,5 +374,78 @@ fn leak_name(name: &str) -> &'static str {
         "prosody" => "Prosody",
         "ejabberd" => "ejabberd",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("compare").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_run_every_server_with_the_strongest_mechanism() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.servers, ["c2s", "prosody", "ejabberd"]);
+        assert_eq!(cli.c2s, None);
+        let options = cli.options();
+        assert_eq!(options.sessions, 1000);
+        assert_eq!(options.mechanism, ScramChoice::Strongest);
+    }
+
+    #[test]
+    fn parses_the_benchmarks_command_line() {
+        // As BENCHMARKS.md runs it, plus the other flags.
+        let cli = parse(&[
+            "--sessions",
+            "200",
+            "--servers",
+            "c2s,ejabberd",
+            "--rate",
+            "20",
+            "--idle",
+            "2",
+            "--duration",
+            "3",
+            "--c2s",
+            "target/release/xmpp-server",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--concurrency",
+            "4",
+            "--max-server-rss-mib",
+            "512",
+        ])
+        .unwrap();
+        assert_eq!(cli.servers, ["c2s", "ejabberd"]);
+        assert_eq!(cli.c2s, Some(PathBuf::from("target/release/xmpp-server")));
+        let options = cli.options();
+        assert_eq!(options.sessions, 200);
+        assert_eq!(options.mechanism, ScramChoice::Sha256);
+        assert!((options.message_rate - 20.0).abs() < f64::EPSILON);
+        assert_eq!(options.idle, Duration::from_secs(2));
+        assert_eq!(options.message_duration, Duration::from_secs(3));
+        assert_eq!(options.concurrency, 4);
+        assert_eq!(options.max_server_rss_kib, Some(512 * 1024));
+    }
+
+    #[test]
+    fn the_last_servers_flag_wins_and_unknown_servers_are_refused() {
+        let cli = parse(&["--servers", "prosody", "--servers", "c2s"]).unwrap();
+        assert_eq!(cli.servers, ["c2s"]);
+        assert!(parse(&["--servers", "c2s,openfire"]).is_err());
+        assert!(
+            parse(&["--register-budget", "150"]).is_err(),
+            "removed flag"
+        );
     }
 }

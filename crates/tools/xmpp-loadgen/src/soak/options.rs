@@ -1,0 +1,186 @@
+//! What a soak runs with and against, and the bounds both must keep.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::procfs;
+use crate::run::{Error, MAX_SESSIONS};
+
+/// The resource every soak session binds.
+pub const RESOURCE: &str = "soak";
+/// Most messages one run sends.
+pub const MAX_MESSAGES: usize = 10_000_000;
+/// Longest storm, drain or global timeout accepted.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// What to run.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SoakOptions {
+    /// Slots (accounts `{user_prefix}0` ..), each one session at a time.
+    pub sessions: usize,
+    /// Account name prefix.
+    pub user_prefix: String,
+    /// The password of every account.
+    pub password: String,
+    /// The XMPP domain (also the TLS server name).
+    pub domain: String,
+    /// Seed of every choice (and of the sessions' SCRAM nonces).
+    pub seed: u64,
+    /// Share of slots whose first connection is killed mid-negotiation.
+    pub negotiation_kill_rate: f64,
+    /// Share of slots that hang up mid-stanza during the storm, then reconnect.
+    pub stanza_kill_rate: f64,
+    /// Messages each slot sends during the storm.
+    pub messages_per_session: usize,
+    /// Length of the storm window (messages leave spread over it).
+    pub storm: Duration,
+    /// Logins in flight at once during the connect phase.
+    pub concurrency: usize,
+    /// Longest one login may take.
+    pub login_timeout: Duration,
+    /// Longest wait for the last counted messages after the storm.
+    pub drain_timeout: Duration,
+    /// The whole run, connect to close: past it the run is cut short and fails.
+    pub timeout: Duration,
+    /// Print a line on stdout at each phase change (`soak: connected ...`), for a harness
+    /// that samples the server between phases.
+    pub progress: bool,
+}
+
+impl SoakOptions {
+    /// `sessions` slots with the defaults: accounts `user0..` with password `soak-pw` at
+    /// `localhost`, seed 1, 10% negotiation kills, 5% stanza kills, 10 messages per slot
+    /// over a 20 s storm, 64 logins in flight, 60 s per login, 30 s drain, 15 min in all.
+    pub fn new(sessions: usize) -> Self {
+        SoakOptions {
+            sessions,
+            user_prefix: "user".to_owned(),
+            password: "soak-pw".to_owned(),
+            domain: "localhost".to_owned(),
+            seed: 1,
+            negotiation_kill_rate: 0.10,
+            stanza_kill_rate: 0.05,
+            messages_per_session: 10,
+            storm: Duration::from_secs(20),
+            concurrency: 64,
+            login_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(900),
+            progress: false,
+        }
+    }
+}
+
+/// Where the server is.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SoakTarget {
+    /// Its STARTTLS c2s address: must be a loopback address.
+    pub addr: SocketAddr,
+    /// The certificate (or CA) to trust, PEM.
+    pub trust_pem: String,
+}
+
+impl SoakTarget {
+    /// A target at `addr` trusting `trust_pem`.
+    pub fn new(addr: SocketAddr, trust_pem: impl Into<String>) -> Self {
+        SoakTarget {
+            addr,
+            trust_pem: trust_pem.into(),
+        }
+    }
+}
+
+/// Checks the target and options before anything connects.
+pub fn check(target: &SoakTarget, options: &SoakOptions) -> Result<(), Error> {
+    if !target.addr.ip().is_loopback() {
+        return Err(Error::NotLoopback(target.addr));
+    }
+    let descriptors = procfs::open_file_limit().unwrap_or(1024);
+    let limit = usize::try_from(descriptors.saturating_sub(100))
+        .unwrap_or(MAX_SESSIONS)
+        .min(MAX_SESSIONS);
+    let bad = |why: String| Err(Error::Bounds(why));
+    if options.sessions == 0 || options.sessions > limit {
+        return bad(format!(
+            "sessions must be 1..={limit} (open-file limit {descriptors})"
+        ));
+    }
+    if options.messages_per_session == 0
+        || options
+            .sessions
+            .saturating_mul(options.messages_per_session)
+            > MAX_MESSAGES
+    {
+        return bad(format!(
+            "messages per session must be at least 1 and {MAX_MESSAGES} in all at most"
+        ));
+    }
+    let rates = [options.negotiation_kill_rate, options.stanza_kill_rate];
+    if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        return bad("kill rates are shares in 0..=1".to_owned());
+    }
+    let durations = [
+        options.storm,
+        options.login_timeout,
+        options.drain_timeout,
+        options.timeout,
+    ];
+    if durations.iter().any(|d| d.is_zero() || *d > MAX_DURATION) {
+        return bad(format!(
+            "storm, login timeout, drain timeout and timeout are 0 < t <= {} s",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    if options.concurrency == 0 {
+        return bad("concurrency must be at least 1".to_owned());
+    }
+    Ok(())
+}
+
+/// Raise this process's soft limit on open files to its hard limit, at most `cap`; returns
+/// the soft limit now in force.
+pub fn raise_fd_limit(cap: u64) -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = limit.maximum.unwrap_or(cap).min(cap);
+    if limit.current.is_some_and(|current| current >= want) {
+        return limit.current;
+    }
+    limit.current = Some(want);
+    match setrlimit(Resource::Nofile, limit) {
+        Ok(()) => Some(want),
+        Err(_) => procfs::open_file_limit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_unbounded_soaks() {
+        let local = SoakTarget::new("127.0.0.1:5222".parse().unwrap(), "");
+        assert!(check(&local, &SoakOptions::new(10)).is_ok());
+        let remote = SoakTarget::new("192.0.2.1:5222".parse().unwrap(), "");
+        assert!(matches!(
+            check(&remote, &SoakOptions::new(10)),
+            Err(Error::NotLoopback(_))
+        ));
+        let mut forever = SoakOptions::new(10);
+        forever.timeout = MAX_DURATION + Duration::from_secs(1);
+        assert!(matches!(check(&local, &forever), Err(Error::Bounds(_))));
+        let mut rate = SoakOptions::new(10);
+        rate.stanza_kill_rate = 1.5;
+        assert!(matches!(check(&local, &rate), Err(Error::Bounds(_))));
+        assert!(check(&local, &SoakOptions::new(0)).is_err());
+    }
+
+    #[test]
+    fn raises_the_descriptor_limit_within_the_cap() {
+        let now = raise_fd_limit(20_000).unwrap();
+        assert!(now > 0 && now <= 20_000.max(procfs::open_file_limit().unwrap()));
+        assert_eq!(procfs::open_file_limit(), Some(now));
+    }
+}
