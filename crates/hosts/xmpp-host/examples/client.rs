@@ -73,15 +73,8 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     mechanism: Option<String>,
     /// Longest wait for the server at each step, in seconds
-    #[arg(long, value_name = "SECS", default_value = "15", value_parser = secs)]
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = xmpp_host::cli::seconds)]
     timeout: Duration,
-}
-
-/// A duration in seconds, decimals allowed (`15`, `0.5`): the form every binary of the
-/// workspace takes.
-fn secs(text: &str) -> Result<Duration, String> {
-    let n: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
 }
 
 fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {

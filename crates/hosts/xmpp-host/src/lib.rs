@@ -36,6 +36,7 @@
 
 pub mod asynchronous;
 pub mod blocking;
+pub mod cli;
 mod entropy;
 mod error;
 mod family;

@@ -68,16 +68,9 @@ fn user(spec: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), password.to_owned()))
 }
 
-/// A duration in seconds, decimals allowed (`15`, `0.5`): the form every binary of the
-/// workspace takes.
-fn secs(text: &str) -> Result<Duration, String> {
-    let n: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
-}
-
-/// `--heap-stats`: [`secs`], at least 0.1 s.
+/// `--heap-stats`: seconds, at least 0.1 s.
 fn heap_period(text: &str) -> Result<Duration, String> {
-    let period = secs(text)?;
+    let period = xmpp_host::cli::seconds(text)?;
     if period < Duration::from_millis(100) {
         return Err("takes at least 0.1 seconds".to_owned());
     }

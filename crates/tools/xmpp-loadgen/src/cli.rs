@@ -11,15 +11,7 @@ use clap::Args;
 
 use crate::Options;
 
-/// A duration in seconds, decimals allowed (`15`, `0.5`): the form every binary of the
-/// workspace takes.
-///
-/// # Errors
-/// When `text` is not a number, or is negative, infinite or too large for a [`Duration`].
-pub fn secs(text: &str) -> Result<Duration, String> {
-    let n: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(n).map_err(|e| e.to_string())
-}
+pub use xmpp_host::cli::seconds as secs;
 
 /// The server under load: a port on 127.0.0.1 and the certificate to trust.
 #[derive(Clone, Debug, Args)]
@@ -152,11 +144,8 @@ mod tests {
 
     #[test]
     fn durations_are_non_negative_seconds() {
-        assert_eq!(secs("15"), Ok(Duration::from_secs(15)));
-        assert_eq!(secs("0.5"), Ok(Duration::from_millis(500)));
-        for bad in ["-1", "inf", "NaN", "5s", ""] {
-            assert!(secs(bad).is_err(), "{bad}");
-        }
+        assert!(parse(&["--idle", "0.5"]).is_ok());
         assert!(parse(&["--idle", "-1"]).is_err());
+        assert!(parse(&["--idle", "5s"]).is_err());
     }
 }
