@@ -23,66 +23,22 @@ use minidom::Element;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
-    BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event, Instant,
-    Mechanism, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream, Transport,
-    UsageError,
+    AnyStream, BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, Event,
+    Instant, Mechanism, Output, SeededEntropy, ServerConfig, ServerStream, Transport,
 };
 
-/// What the demo needs from either machine.
-trait Machine {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError>;
-    fn poll_output(&mut self) -> Option<Output>;
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError>;
-}
-
-impl Machine for ClientStream {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        ClientStream::handle_input(self, now, bytes)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        ClientStream::poll_output(self)
-    }
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError> {
-        ClientStream::tls_established(self, now, bindings)
-    }
-}
-
-impl Machine for ServerStream {
-    fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        ServerStream::handle_input(self, now, bytes)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        ServerStream::poll_output(self)
-    }
-    fn tls_established(
-        &mut self,
-        now: Instant,
-        bindings: Vec<ChannelBinding>,
-    ) -> Result<(), UsageError> {
-        ServerStream::tls_established(self, now, bindings)
-    }
-}
-
-/// One end of the connection: the machine, its TLS session once started, and its outbox.
-struct Host<M> {
+/// One end of the connection: the machine (either role), its TLS session once started, and its outbox.
+struct Host {
     name: &'static str,
     arrow: &'static str,
-    machine: M,
+    machine: AnyStream,
     tls: Option<rustls::Connection>,
     secured: bool,
     make_tls: Box<dyn Fn() -> rustls::Connection>,
     events: Vec<Event>,
 }
 
-impl<M: Machine> Host<M> {
+impl Host {
     /// Drain the machine's outputs onto `wire`. Returns whether anything happened.
     fn pump(&mut self, wire: &mut Vec<u8>) -> bool {
         let mut any = false;
@@ -261,7 +217,7 @@ fn main() {
     let mut client = Host {
         name: "client",
         arrow: "C -> S",
-        machine: client,
+        machine: client.into(),
         tls: None,
         secured: false,
         make_tls: Box::new(move || {
@@ -275,7 +231,7 @@ fn main() {
     let mut server = Host {
         name: "server",
         arrow: "S -> C",
-        machine: server,
+        machine: server.into(),
         tls: None,
         secured: false,
         make_tls: Box::new(move || {
