@@ -3,8 +3,9 @@
 //! session, stanzas, stream errors, keepalive and the closing handshake.
 //!
 //! [`ClientStream`] (initiating entity) and [`ServerStream`] (receiving entity) share one
-//! shape. Inputs carry the time: `handle_input(now, bytes)` with the peer's bytes in any
-//! chunking, `handle_timeout(now)` when [`poll_timeout`](ClientStream::poll_timeout) says so,
+//! shape ([`AnyStream`] holds either, for hosts that write their loop once for every role).
+//! Inputs carry the time: `handle_input(now, bytes)` with the peer's bytes in any chunking,
+//! `handle_timeout(now)` when [`poll_timeout`](ClientStream::poll_timeout) says so,
 //! `tls_established(now, bindings)` after the host ran the TLS handshake it was asked for.
 //! Commands are plain verbs: `start`, `send_stanza`, `close`. Everything the machine wants
 //! done comes out of one ordered queue, [`Output`]: `Transmit(bytes)`, `StartTls`,
@@ -54,6 +55,7 @@
 //! real TLS.
 #![forbid(unsafe_code)]
 
+mod any;
 pub mod backend;
 mod bind;
 mod client;
@@ -73,6 +75,7 @@ mod time;
 mod timers;
 pub mod transcript;
 
+pub use any::AnyStream;
 pub use backend::{MemoryBackend, ServerBackend};
 pub use client::{ClientConfig, ClientStream, Credentials};
 pub use config::{Timeouts, TlsPolicy};

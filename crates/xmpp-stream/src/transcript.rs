@@ -28,6 +28,7 @@ use xmpp_jid::BareJid;
 use xmpp_sasl::{ChannelBinding, ChannelBindingType, Mechanism};
 use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
+use crate::any::AnyStream;
 use crate::backend::MemoryBackend;
 use crate::client::{ClientConfig, ClientStream};
 use crate::config::TlsPolicy;
@@ -298,7 +299,7 @@ impl Transcript {
             Some(seed) => Box::new(SeededEntropy::new(seed)),
             None => Box::new(ScriptedEntropy::new(setup.entropy.clone())),
         };
-        let mut machine = Machine::build(role, setup, entropy)?;
+        let mut machine = build(role, setup, entropy)?;
         let transport = if setup.direct_tls {
             Transport::Tls(setup.bindings.clone())
         } else {
@@ -313,14 +314,14 @@ impl Transcript {
         let mut expected: Vec<(usize, usize, Item)> = Vec::new();
         let mut actual: Vec<(usize, Item)> = Vec::new();
         let mut inputs = 0usize;
-        machine.drain(inputs, &setup.bindings, now, &mut actual);
+        drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
         for line in &self.lines {
             if let Some(at) = line.at {
                 if at > now {
                     // Time travels with every input: fire what became due on the way.
                     now = at;
-                    machine.timeout(now);
-                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                    machine.handle_timeout(now);
+                    drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
                 }
             }
             match &line.record {
@@ -329,8 +330,9 @@ impl Transcript {
                 }
                 Record::Bytes { data, .. } => {
                     inputs += 1;
-                    machine.input(now, data);
-                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                    // A protocol error is visible in the outputs (stream error, Closed event).
+                    let _ = machine.handle_input(now, data);
+                    drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
                 }
                 Record::Tls => expected.push((line.number, inputs, Item::Tls)),
                 Record::Event { of, summary } if *of == role => {
@@ -338,10 +340,8 @@ impl Transcript {
                 }
                 Record::Host { of, command } if *of == role => {
                     inputs += 1;
-                    machine
-                        .command(now, command)
-                        .map_err(|m| err(line.number, m))?;
-                    machine.drain(inputs, &setup.bindings, now, &mut actual);
+                    run_command(&mut machine, now, command).map_err(|m| err(line.number, m))?;
+                    drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
                 }
                 Record::Event { .. } | Record::Host { .. } => {}
             }
@@ -583,12 +583,6 @@ fn close_summary(reason: &CloseReason) -> String {
     }
 }
 
-/// The machine under replay.
-enum Machine {
-    Client(Box<ClientStream>),
-    Server(Box<ServerStream>),
-}
-
 fn flag(value: &str, line: usize) -> Result<bool, ReplayError> {
     match value {
         "true" | "yes" => Ok(true),
@@ -610,195 +604,144 @@ fn jid(value: &str, line: usize) -> Result<BareJid, ReplayError> {
     BareJid::new(value).map_err(|e| err(line, format!("bad JID: {e}")))
 }
 
-impl Machine {
-    fn build(
-        role: Role,
-        setup: &Setup,
-        entropy: Box<dyn Entropy + Send>,
-    ) -> Result<Machine, ReplayError> {
-        let get = |key: &str| {
-            setup
-                .settings
-                .iter()
-                .find(|(_, k, _)| k == key)
-                .map(|(n, _, v)| (*n, v.as_str()))
-        };
-        match role {
-            Role::Client => {
-                let (n, account) = get("jid").ok_or_else(|| err(0, "!client jid is required"))?;
-                let password = get("password").map_or("", |(_, v)| v);
-                let mut config = ClientConfig::new(jid(account, n)?, password);
-                for (n, key, value) in &setup.settings {
-                    let n = *n;
-                    match key.as_str() {
-                        "jid" | "password" => {}
-                        "resource" => config.resource = Some(value.clone()),
-                        "tls" => config.tls = tls_policy(value, n)?,
-                        "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
-                        "mechanisms" => {
-                            let list: Result<Vec<Mechanism>, _> =
-                                value.split(',').map(str::parse).collect();
-                            config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
-                        }
-                        "max-auth-attempts" => {
-                            config.max_auth_attempts =
-                                value.parse().map_err(|_| err(n, "bad count"))?;
-                        }
-                        "require-channel-binding" => {
-                            config.require_channel_binding = flag(value, n)?;
-                        }
-                        "legacy-session" => config.legacy_session = flag(value, n)?,
-                        "from-before-tls" => config.from_before_tls = flag(value, n)?,
-                        "lang" => config.lang = Some(value.clone()),
-                        "keepalive-ms" => {
-                            config.timeouts.keepalive = Some(Duration::from_millis(
-                                value.parse().map_err(|_| err(n, "bad ms"))?,
-                            ));
-                        }
-                        _ => return Err(err(n, format!("unknown client setting {key}"))),
+/// The machine under replay: `role`'s, configured by the transcript's directives.
+fn build(
+    role: Role,
+    setup: &Setup,
+    entropy: Box<dyn Entropy + Send>,
+) -> Result<AnyStream, ReplayError> {
+    let get = |key: &str| {
+        setup
+            .settings
+            .iter()
+            .find(|(_, k, _)| k == key)
+            .map(|(n, _, v)| (*n, v.as_str()))
+    };
+    match role {
+        Role::Client => {
+            let (n, account) = get("jid").ok_or_else(|| err(0, "!client jid is required"))?;
+            let password = get("password").map_or("", |(_, v)| v);
+            let mut config = ClientConfig::new(jid(account, n)?, password);
+            for (n, key, value) in &setup.settings {
+                let n = *n;
+                match key.as_str() {
+                    "jid" | "password" => {}
+                    "resource" => config.resource = Some(value.clone()),
+                    "tls" => config.tls = tls_policy(value, n)?,
+                    "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
+                    "mechanisms" => {
+                        let list: Result<Vec<Mechanism>, _> =
+                            value.split(',').map(str::parse).collect();
+                        config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
                     }
-                }
-                Ok(Machine::Client(Box::new(ClientStream::new(
-                    config, entropy,
-                ))))
-            }
-            Role::Server => {
-                let (n, domain) =
-                    get("domain").ok_or_else(|| err(0, "!server domain is required"))?;
-                let mut config = ServerConfig::new(jid(domain, n)?);
-                let mut backend = MemoryBackend::new();
-                for (n, key, value) in &setup.settings {
-                    let n = *n;
-                    match key.as_str() {
-                        "domain" => {}
-                        "tls" => config.tls = tls_policy(value, n)?,
-                        "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
-                        "legacy-session" => config.legacy_session = flag(value, n)?,
-                        "cb-types" => config.advertise_channel_binding_types = flag(value, n)?,
-                        "downgrade-protection" => config.downgrade_protection = flag(value, n)?,
-                        "nonce-len" => {
-                            config.scram_nonce_len =
-                                value.parse().map_err(|_| err(n, "bad length"))?;
-                        }
-                        "lang" => config.lang.clone_from(value),
-                        "max-auth-attempts" => {
-                            config.max_auth_attempts =
-                                value.parse().map_err(|_| err(n, "bad count"))?;
-                        }
-                        "mechanisms" => {
-                            let list: Result<Vec<Mechanism>, _> =
-                                value.split(',').map(str::parse).collect();
-                            config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
-                        }
-                        "user" => {
-                            // user <name> <password> <salt text> <iterations>
-                            let parts: Vec<&str> = value.split(' ').collect();
-                            let [name, password, salt, iterations] = parts.as_slice() else {
-                                return Err(err(n, "user <name> <password> <salt> <iterations>"));
-                            };
-                            let iterations =
-                                iterations.parse().map_err(|_| err(n, "bad iterations"))?;
-                            backend = backend.with_user_salted(
-                                name,
-                                password,
-                                salt.as_bytes(),
-                                iterations,
-                            );
-                        }
-                        "taken" => backend = backend.with_taken(value),
-                        _ => return Err(err(n, format!("unknown server setting {key}"))),
+                    "max-auth-attempts" => {
+                        config.max_auth_attempts =
+                            value.parse().map_err(|_| err(n, "bad count"))?;
                     }
+                    "require-channel-binding" => {
+                        config.require_channel_binding = flag(value, n)?;
+                    }
+                    "legacy-session" => config.legacy_session = flag(value, n)?,
+                    "from-before-tls" => config.from_before_tls = flag(value, n)?,
+                    "lang" => config.lang = Some(value.clone()),
+                    "keepalive-ms" => {
+                        config.timeouts.keepalive = Some(Duration::from_millis(
+                            value.parse().map_err(|_| err(n, "bad ms"))?,
+                        ));
+                    }
+                    _ => return Err(err(n, format!("unknown client setting {key}"))),
                 }
-                Ok(Machine::Server(Box::new(ServerStream::new(
-                    config, entropy, backend,
-                ))))
             }
+            Ok(ClientStream::new(config, entropy).into())
+        }
+        Role::Server => {
+            let (n, domain) = get("domain").ok_or_else(|| err(0, "!server domain is required"))?;
+            let mut config = ServerConfig::new(jid(domain, n)?);
+            let mut backend = MemoryBackend::new();
+            for (n, key, value) in &setup.settings {
+                let n = *n;
+                match key.as_str() {
+                    "domain" => {}
+                    "tls" => config.tls = tls_policy(value, n)?,
+                    "allow-plain" => config.allow_plain_without_tls = flag(value, n)?,
+                    "legacy-session" => config.legacy_session = flag(value, n)?,
+                    "cb-types" => config.advertise_channel_binding_types = flag(value, n)?,
+                    "downgrade-protection" => config.downgrade_protection = flag(value, n)?,
+                    "nonce-len" => {
+                        config.scram_nonce_len = value.parse().map_err(|_| err(n, "bad length"))?;
+                    }
+                    "lang" => config.lang.clone_from(value),
+                    "max-auth-attempts" => {
+                        config.max_auth_attempts =
+                            value.parse().map_err(|_| err(n, "bad count"))?;
+                    }
+                    "mechanisms" => {
+                        let list: Result<Vec<Mechanism>, _> =
+                            value.split(',').map(str::parse).collect();
+                        config.mechanisms = list.map_err(|_| err(n, "unknown mechanism"))?;
+                    }
+                    "user" => {
+                        // user <name> <password> <salt text> <iterations>
+                        let parts: Vec<&str> = value.split(' ').collect();
+                        let [name, password, salt, iterations] = parts.as_slice() else {
+                            return Err(err(n, "user <name> <password> <salt> <iterations>"));
+                        };
+                        let iterations =
+                            iterations.parse().map_err(|_| err(n, "bad iterations"))?;
+                        backend =
+                            backend.with_user_salted(name, password, salt.as_bytes(), iterations);
+                    }
+                    "taken" => backend = backend.with_taken(value),
+                    _ => return Err(err(n, format!("unknown server setting {key}"))),
+                }
+            }
+            Ok(ServerStream::new(config, entropy, backend).into())
         }
     }
+}
 
-    fn start(&mut self, now: Instant, transport: Transport) -> Result<(), crate::UsageError> {
-        match self {
-            Machine::Client(c) => c.start(now, transport),
-            Machine::Server(s) => s.start(now, transport),
-        }
-    }
-
-    fn timeout(&mut self, now: Instant) {
-        match self {
-            Machine::Client(c) => c.handle_timeout(now),
-            Machine::Server(s) => s.handle_timeout(now),
-        }
-    }
-
-    fn input(&mut self, now: Instant, bytes: &[u8]) {
-        // A protocol error is visible in the outputs (stream error, Closed event).
-        let _ = match self {
-            Machine::Client(c) => c.handle_input(now, bytes),
-            Machine::Server(s) => s.handle_input(now, bytes),
-        };
-    }
-
-    fn command(&mut self, now: Instant, command: &str) -> Result<(), String> {
-        let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
-        let result = match verb {
-            "send" => {
-                // Parsed inside a jabber:client stream, so the stanza needs no xmlns.
-                let Some(Item::Element(stanza)) = xml_items(arg.as_bytes())?.into_iter().next()
-                else {
-                    return Err("send needs one stanza".to_owned());
-                };
-                match self {
-                    Machine::Client(c) => c.send_stanza(now, &stanza),
-                    Machine::Server(s) => s.send_stanza(now, &stanza),
-                }
-            }
-            "close" => match self {
-                Machine::Client(c) => c.close(now),
-                Machine::Server(s) => s.close(now),
-            },
-            "timeout" => {
-                match self {
-                    Machine::Client(c) => c.handle_timeout(now),
-                    Machine::Server(s) => s.handle_timeout(now),
-                }
-                Ok(())
-            }
-            "transport-closed" => {
-                match self {
-                    Machine::Client(c) => c.transport_closed(now),
-                    Machine::Server(s) => s.transport_closed(now),
-                }
-                Ok(())
-            }
-            _ => return Err(format!("unknown host command {verb}")),
-        };
-        result.map_err(|e| format!("{verb}: {e}"))
-    }
-
-    fn drain(
-        &mut self,
-        inputs: usize,
-        bindings: &[ChannelBinding],
-        now: Instant,
-        actual: &mut Vec<(usize, Item)>,
-    ) {
-        loop {
-            let output = match self {
-                Machine::Client(c) => c.poll_output(),
-                Machine::Server(s) => s.poll_output(),
+/// Run one `H` line's command on the machine.
+fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(), String> {
+    let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+    let result = match verb {
+        "send" => {
+            // Parsed inside a jabber:client stream, so the stanza needs no xmlns.
+            let Some(Item::Element(stanza)) = xml_items(arg.as_bytes())?.into_iter().next() else {
+                return Err("send needs one stanza".to_owned());
             };
-            let Some(output) = output else { break };
-            match output {
-                Output::Transmit(bytes) => actual.push((inputs, Item::Bytes(bytes))),
-                Output::StartTls => {
-                    actual.push((inputs, Item::Tls));
-                    let _ = match self {
-                        Machine::Client(c) => c.tls_established(now, bindings.to_vec()),
-                        Machine::Server(s) => s.tls_established(now, bindings.to_vec()),
-                    };
-                }
-                Output::Event(event) => actual.push((inputs, Item::Event(event_summary(&event)))),
+            machine.send_stanza(now, &stanza)
+        }
+        "close" => machine.close(now),
+        "timeout" => {
+            machine.handle_timeout(now);
+            Ok(())
+        }
+        "transport-closed" => {
+            machine.transport_closed(now);
+            Ok(())
+        }
+        _ => return Err(format!("unknown host command {verb}")),
+    };
+    result.map_err(|e| format!("{verb}: {e}"))
+}
+
+/// Take every output, tagged with the number of inputs so far; a `StartTls` is answered at
+/// once with the transcript's channel bindings.
+fn drain(
+    machine: &mut AnyStream,
+    inputs: usize,
+    bindings: &[ChannelBinding],
+    now: Instant,
+    actual: &mut Vec<(usize, Item)>,
+) {
+    while let Some(output) = machine.poll_output() {
+        match output {
+            Output::Transmit(bytes) => actual.push((inputs, Item::Bytes(bytes))),
+            Output::StartTls => {
+                actual.push((inputs, Item::Tls));
+                let _ = machine.tls_established(now, bindings.to_vec());
             }
+            Output::Event(event) => actual.push((inputs, Item::Event(event_summary(&event)))),
         }
     }
 }

@@ -13,8 +13,8 @@ use base64::Engine as _;
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::pair::{Direction, Pair, WireConfig};
 use xmpp_stream::{
-    BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream, CloseReason, Event,
-    Instant, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream,
+    AnyStream, BareJid, ChannelBinding, ChannelBindingType, ClientConfig, ClientStream,
+    CloseReason, Event, Instant, Output, ProtocolError, SeededEntropy, ServerConfig, ServerStream,
     StreamErrorCondition, TlsPolicy, Transport,
 };
 
@@ -107,53 +107,8 @@ impl Run {
     }
 }
 
-/// A machine under test, either role.
-trait Machine {
-    fn input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError>;
-    fn timeout(&mut self, now: Instant);
-    fn next_timeout(&self) -> Option<Instant>;
-    fn output(&mut self) -> Option<Output>;
-    fn tls(&mut self, now: Instant);
-}
-
-impl Machine for ServerStream {
-    fn input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        self.handle_input(now, bytes)
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
-    fn next_timeout(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn output(&mut self) -> Option<Output> {
-        self.poll_output()
-    }
-    fn tls(&mut self, now: Instant) {
-        let _ = self.tls_established(now, binding());
-    }
-}
-
-impl Machine for ClientStream {
-    fn input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        self.handle_input(now, bytes)
-    }
-    fn timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
-    fn next_timeout(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-    fn output(&mut self) -> Option<Output> {
-        self.poll_output()
-    }
-    fn tls(&mut self, now: Instant) {
-        let _ = self.tls_established(now, binding());
-    }
-}
-
-fn drain(machine: &mut impl Machine, now: Instant, run: &mut Run) {
-    while let Some(output) = machine.output() {
+fn drain(machine: &mut AnyStream, now: Instant, run: &mut Run) {
+    while let Some(output) = machine.poll_output() {
         assert!(
             run.closed().is_empty(),
             "output after Closed: {output:?}\n{}",
@@ -164,7 +119,7 @@ fn drain(machine: &mut impl Machine, now: Instant, run: &mut Run) {
             Output::StartTls => {
                 run.starttls += 1;
                 if !MANUAL_TLS.with(core::cell::Cell::get) {
-                    machine.tls(now);
+                    let _ = machine.tls_established(now, binding());
                 }
             }
             Output::Event(event) => run.events.push(event),
@@ -174,7 +129,7 @@ fn drain(machine: &mut impl Machine, now: Instant, run: &mut Run) {
 }
 
 /// Play `acts` into a started `machine`; `one_byte` feeds every byte separately.
-fn play(machine: &mut impl Machine, acts: &[Act<'_>], one_byte: bool) -> Run {
+fn play(machine: &mut AnyStream, acts: &[Act<'_>], one_byte: bool) -> Run {
     let mut run = Run::default();
     let mut now = Instant::ZERO;
     drain(machine, now, &mut run);
@@ -183,19 +138,19 @@ fn play(machine: &mut impl Machine, acts: &[Act<'_>], one_byte: bool) -> Run {
             Act::Send(text) => text.as_bytes(),
             Act::Raw(bytes) => bytes,
             Act::Tls => {
-                machine.tls(now);
+                let _ = machine.tls_established(now, binding());
                 drain(machine, now, &mut run);
                 continue;
             }
             Act::Wait(by) => {
                 let until = now + *by;
-                while let Some(at) = machine.next_timeout().filter(|at| *at <= until) {
+                while let Some(at) = machine.poll_timeout().filter(|at| *at <= until) {
                     now = now.max(at);
-                    machine.timeout(now);
+                    machine.handle_timeout(now);
                     drain(machine, now, &mut run);
                 }
                 now = until;
-                machine.timeout(now);
+                machine.handle_timeout(now);
                 drain(machine, now, &mut run);
                 continue;
             }
@@ -207,7 +162,7 @@ fn play(machine: &mut impl Machine, acts: &[Act<'_>], one_byte: bool) -> Run {
         };
         for piece in pieces {
             now = now + Duration::from_millis(1);
-            if let Err(e) = machine.input(now, piece) {
+            if let Err(e) = machine.handle_input(now, piece) {
                 run.errors.push(e);
             }
             drain(machine, now, &mut run);
@@ -224,7 +179,7 @@ fn server_config() -> ServerConfig {
 }
 
 fn serve(config: ServerConfig, transport: Transport, acts: &[Act<'_>], one_byte: bool) -> Run {
-    let mut server = ServerStream::new(config, SeededEntropy::new(2), backend());
+    let mut server = AnyStream::from(ServerStream::new(config, SeededEntropy::new(2), backend()));
     server.start(Instant::ZERO, transport).unwrap();
     let run = play(&mut server, acts, one_byte);
     assert!(server.is_closed(), "server not closed:\n{}", run.wire());
@@ -873,7 +828,8 @@ fn peer_that_never_reads_hits_the_output_bound() {
     for one_byte in [false, true] {
         let mut config = server_config();
         config.max_output_bytes = 16 * 1024;
-        let mut server = ServerStream::new(config, SeededEntropy::new(2), backend());
+        let mut server =
+            AnyStream::from(ServerStream::new(config, SeededEntropy::new(2), backend()));
         server.start(Instant::ZERO, Transport::Plain).unwrap();
         let run = play(
             &mut server,
@@ -985,10 +941,10 @@ const TLS_FEATURES: &str = "<stream:features><starttls xmlns='urn:ietf:params:xm
 
 fn client_rejects(name: &str, acts: &[Act<'_>], condition: StreamErrorCondition) {
     for one_byte in [false, true] {
-        let mut client = ClientStream::new(
+        let mut client = AnyStream::from(ClientStream::new(
             ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
             SeededEntropy::new(1),
-        );
+        ));
         client.start(Instant::ZERO, Transport::Plain).unwrap();
         let run = play(&mut client, acts, one_byte);
         let context = format!("{name} (one byte: {one_byte})\n{}", run.wire());
@@ -1215,7 +1171,11 @@ fn scram_tampered_server_signature_is_server_not_verified() {
 fn unsolicited_iq_result_after_negotiation_gets_no_reply() {
     // RFC 6120 §8.2.3: never answer a result or an error; the host sees it and decides.
     for one_byte in [false, true] {
-        let mut server = ServerStream::new(server_config(), SeededEntropy::new(2), backend());
+        let mut server = AnyStream::from(ServerStream::new(
+            server_config(),
+            SeededEntropy::new(2),
+            backend(),
+        ));
         server.start(Instant::ZERO, Transport::Plain).unwrap();
         let run = play(
             &mut server,

@@ -7,7 +7,7 @@ use core::fmt;
 use minidom::Element;
 use xmpp_stream::transcript::{Role, Transcript};
 use xmpp_stream::{
-    ChannelBinding, ChannelBindingType, ClientStream, Instant, Output, ProtocolError,
+    AnyStream, ChannelBinding, ChannelBindingType, ClientStream, Instant, Output, ProtocolError,
     SeededEntropy, ServerStream, Transport, UsageError,
 };
 
@@ -79,22 +79,9 @@ impl fmt::Display for HostError {
 
 impl core::error::Error for HostError {}
 
-enum Machine {
-    Client(Box<ClientStream>),
-    Server(Box<ServerStream>),
-}
-
-impl Machine {
-    fn poll_output(&mut self) -> Option<Output> {
-        match self {
-            Machine::Client(c) => c.poll_output(),
-            Machine::Server(s) => s.poll_output(),
-        }
-    }
-}
-
 struct Slot {
-    machine: Machine,
+    /// Boxed: a machine is about 2 KiB, and the table keeps its slots (free ones too) small.
+    machine: Box<AnyStream>,
     bytes: Vec<u8>,
     events: Vec<String>,
     /// Total length of `events`, kept for the [`MAX_PENDING`] bound.
@@ -140,9 +127,9 @@ impl Host {
         Host { slots: Vec::new() }
     }
 
-    fn insert(&mut self, machine: Machine) -> Result<Handle, HostError> {
+    fn insert(&mut self, machine: AnyStream) -> Result<Handle, HostError> {
         let slot = Slot {
-            machine,
+            machine: Box::new(machine),
             bytes: Vec::new(),
             events: Vec::new(),
             event_bytes: 0,
@@ -178,7 +165,7 @@ impl Host {
     fn with<T>(
         &mut self,
         handle: Handle,
-        f: impl FnOnce(&mut Machine) -> Result<T, HostError>,
+        f: impl FnOnce(&mut AnyStream) -> Result<T, HostError>,
     ) -> Result<T, HostError> {
         let slot = self.slot(handle)?;
         let result = f(&mut slot.machine);
@@ -191,7 +178,7 @@ impl Host {
     pub fn create_client(&mut self, seed: u64, setup: &str) -> Result<Handle, HostError> {
         let config = setup::client(setup).map_err(HostError::BadInput)?;
         let machine = ClientStream::new(config, SeededEntropy::new(seed));
-        self.insert(Machine::Client(Box::new(machine)))
+        self.insert(machine.into())
     }
 
     /// A server machine with an in-memory account database, configured by `setup` (see
@@ -199,7 +186,7 @@ impl Host {
     pub fn create_server(&mut self, seed: u64, setup: &str) -> Result<Handle, HostError> {
         let (config, backend) = setup::server(setup).map_err(HostError::BadInput)?;
         let machine = ServerStream::new(config, SeededEntropy::new(seed), backend);
-        self.insert(Machine::Server(Box::new(machine)))
+        self.insert(machine.into())
     }
 
     /// Drop a machine; its handle becomes invalid (and may be reused).
@@ -213,11 +200,7 @@ impl Host {
     /// Open the stream on a plain transport (STARTTLS follows if configured).
     pub fn start(&mut self, handle: Handle, now: Instant) -> Result<(), HostError> {
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.start(now, Transport::Plain),
-                Machine::Server(s) => s.start(now, Transport::Plain),
-            }
-            .map_err(HostError::Usage)
+            m.start(now, Transport::Plain).map_err(HostError::Usage)
         })
     }
 
@@ -231,42 +214,28 @@ impl Host {
     ) -> Result<(), HostError> {
         let transport = Transport::Tls(bindings(binding));
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.start(now, transport),
-                Machine::Server(s) => s.start(now, transport),
-            }
-            .map_err(HostError::Usage)
+            m.start(now, transport).map_err(HostError::Usage)
         })
     }
 
     /// Bytes from the peer, in any chunking.
     pub fn feed(&mut self, handle: Handle, now: Instant, bytes: &[u8]) -> Result<(), HostError> {
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.handle_input(now, bytes),
-                Machine::Server(s) => s.handle_input(now, bytes),
-            }
-            .map_err(HostError::Protocol)
+            m.handle_input(now, bytes).map_err(HostError::Protocol)
         })
     }
 
     /// Time passed: fire due timers.
     pub fn timeout(&mut self, handle: Handle, now: Instant) -> Result<(), HostError> {
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.handle_timeout(now),
-                Machine::Server(s) => s.handle_timeout(now),
-            }
+            m.handle_timeout(now);
             Ok(())
         })
     }
 
     /// When [`timeout`](Self::timeout) should next be called.
     pub fn poll_timeout(&mut self, handle: Handle) -> Result<Option<Instant>, HostError> {
-        Ok(match &self.slot(handle)?.machine {
-            Machine::Client(c) => c.poll_timeout(),
-            Machine::Server(s) => s.poll_timeout(),
-        })
+        Ok(self.slot(handle)?.machine.poll_timeout())
     }
 
     /// The TLS handshake asked for by a `StartTls` event finished; `binding` is the channel
@@ -279,11 +248,7 @@ impl Host {
     ) -> Result<(), HostError> {
         let bindings = bindings(binding);
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.tls_established(now, bindings),
-                Machine::Server(s) => s.tls_established(now, bindings),
-            }
-            .map_err(HostError::Usage)
+            m.tls_established(now, bindings).map_err(HostError::Usage)
         })
     }
 
@@ -293,42 +258,26 @@ impl Host {
             .parse()
             .map_err(|e| HostError::BadInput(format!("stanza XML: {e}")))?;
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.send_stanza(now, &stanza),
-                Machine::Server(s) => s.send_stanza(now, &stanza),
-            }
-            .map_err(HostError::Usage)
+            m.send_stanza(now, &stanza).map_err(HostError::Usage)
         })
     }
 
     /// Begin the closing handshake.
     pub fn close(&mut self, handle: Handle, now: Instant) -> Result<(), HostError> {
-        self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.close(now),
-                Machine::Server(s) => s.close(now),
-            }
-            .map_err(HostError::Usage)
-        })
+        self.with(handle, |m| m.close(now).map_err(HostError::Usage))
     }
 
     /// The transport ended (EOF or error).
     pub fn transport_closed(&mut self, handle: Handle, now: Instant) -> Result<(), HostError> {
         self.with(handle, |m| {
-            match m {
-                Machine::Client(c) => c.transport_closed(now),
-                Machine::Server(s) => s.transport_closed(now),
-            }
+            m.transport_closed(now);
             Ok(())
         })
     }
 
     /// Whether the machine's stream is over.
     pub fn is_closed(&mut self, handle: Handle) -> Result<bool, HostError> {
-        Ok(match &self.slot(handle)?.machine {
-            Machine::Client(c) => c.is_closed(),
-            Machine::Server(s) => s.is_closed(),
-        })
+        Ok(self.slot(handle)?.machine.is_closed())
     }
 
     /// The bytes to write to the peer, in order, since the last call.

@@ -21,22 +21,22 @@ use std::io::{Read, Write};
 use base64::Engine as _;
 use minidom::Element;
 use rustls::pki_types::CertificateDer;
-use xmpp_host::Machine;
 use xmpp_host::tls::{
     TlsMaterial, Trust, Versions, channel_bindings, client_config, peer_certificate, server_name,
     tls_exporter,
 };
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output, SeededEntropy,
-    ServerConfig, ServerStream, Transport,
+    AnyStream, BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output,
+    SeededEntropy, ServerConfig, ServerStream, Transport,
 };
 
-/// One end of the connection: the machine, its TLS session once started, and its outbox.
-struct Host<M> {
+/// One end of the connection: the machine (either role), its TLS session once started, and
+/// its outbox.
+struct Host {
     name: &'static str,
     arrow: &'static str,
-    machine: M,
+    machine: AnyStream,
     tls: Option<rustls::Connection>,
     secured: bool,
     make_tls: Box<dyn Fn() -> rustls::Connection>,
@@ -46,7 +46,7 @@ struct Host<M> {
     events: Vec<Event>,
 }
 
-impl<M: Machine> Host<M> {
+impl Host {
     /// Drain the machine's outputs onto `wire`. Returns whether anything happened.
     fn pump(&mut self, wire: &mut Vec<u8>) -> bool {
         let mut any = false;
@@ -214,7 +214,7 @@ fn main() {
     let mut client = Host {
         name: "client",
         arrow: "C -> S",
-        machine: client,
+        machine: client.into(),
         tls: None,
         secured: false,
         make_tls: Box::new(move || {
@@ -229,7 +229,7 @@ fn main() {
     let mut server = Host {
         name: "server",
         arrow: "S -> C",
-        machine: server,
+        machine: server.into(),
         tls: None,
         secured: false,
         make_tls: Box::new(move || {

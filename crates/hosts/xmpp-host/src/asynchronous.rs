@@ -1,11 +1,17 @@
 //! The async driver: the same machines under `tokio` + `tokio-rustls`.
 //!
-//! The machines do not care who calls them: this is the blocking driver's loop with `.await`
-//! on reads and writes and a `tokio::time::timeout` for the machine's timers. One task per
-//! connection; the machine lives inside the task.
+//! The machines do not care who calls them: this is the blocking connection's loop around
+//! the same [`Driver`], with `.await` on reads and writes and a `tokio::time::timeout` for
+//! the machine's timers. One task per connection; the machine lives inside the task.
+//!
+//! [`next_event`](AsyncConnection::next_event) is the whole loop. A task that also waits for
+//! other things (a ticker, a channel) runs it in parts: [`receive`](AsyncConnection::receive)
+//! (cancel-safe, so it can sit in `tokio::select!`), then [`flush`](AsyncConnection::flush),
+//! then [`take_event`](AsyncConnection::take_event) until `None`.
 
-use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +21,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 use xmpp_stream::{
-    ChannelBinding, ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid, Output,
+    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid,
     ServerStream, Transport,
 };
 
-use crate::machine::Machine;
-use crate::{Clock, Error, tls};
+use crate::driver::{self, Action, Driver, Next};
+pub use crate::options::ClientOptions;
+use crate::options::READ_BUFFER;
+use crate::{Error, tls};
 
 /// The transport, before and after TLS.
 enum Io {
@@ -72,6 +80,7 @@ enum TlsRole {
     Client {
         connector: TlsConnector,
         name: ServerName<'static>,
+        channel_binding: bool,
     },
     Server {
         acceptor: TlsAcceptor,
@@ -79,27 +88,28 @@ enum TlsRole {
     },
 }
 
-/// One stream over one TCP connection, driven by `tokio`.
+/// One stream over one TCP connection, driven by `tokio`: a [`Driver`] with its machine
+/// ([`ClientStream`] or [`ServerStream`], the type parameter) and its socket.
 pub struct AsyncConnection<M> {
-    machine: M,
+    driver: Driver,
     io: Io,
     tls: TlsRole,
-    clock: Clock,
-    events: VecDeque<Event>,
     buf: Vec<u8>,
+    role: PhantomData<fn() -> M>,
 }
 
 impl<M> core::fmt::Debug for AsyncConnection<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AsyncConnection")
-            .field("events", &self.events.len())
+            .field("driver", &self.driver)
             .finish_non_exhaustive()
     }
 }
 
 impl AsyncConnection<ClientStream> {
     /// Connect to `addr` (certificate checked for `server_name`), with direct TLS or
-    /// STARTTLS, and start the client.
+    /// STARTTLS, and start the client. [`connect_with`](Self::connect_with) takes every
+    /// option.
     pub async fn connect(
         addr: SocketAddr,
         server_name: &str,
@@ -108,31 +118,43 @@ impl AsyncConnection<ClientStream> {
         config: ClientConfig,
         entropy: impl Entropy + Send + 'static,
     ) -> Result<Self, Error> {
-        let socket = TcpStream::connect(addr).await?;
-        socket.set_nodelay(true)?;
-        let mut connection = AsyncConnection {
-            machine: ClientStream::new(config, entropy),
-            io: Io::Plain(socket),
-            tls: TlsRole::Client {
-                connector: TlsConnector::from(tls),
-                name: tls::server_name(server_name)?,
-            },
-            clock: Clock::new(),
-            events: VecDeque::new(),
-            buf: vec![0; 16 * 1024],
-        };
-        connection.begin(direct_tls).await?;
-        Ok(connection)
+        let mut options = ClientOptions::new(addr, server_name, tls);
+        options.direct_tls = direct_tls;
+        Self::connect_with(&options, config, entropy).await
     }
 
-    /// Run until negotiated; returns the bound JID or why the stream closed.
+    /// Connect as `options` say (the TCP connection bounded by their `connect_timeout`), run
+    /// direct TLS if asked, and start the client.
+    pub async fn connect_with(
+        options: &ClientOptions,
+        config: ClientConfig,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, Error> {
+        let socket =
+            tokio::time::timeout(options.connect_timeout, TcpStream::connect(options.addr))
+                .await
+                .map_err(|_elapsed| Error::Timeout)??;
+        socket.set_nodelay(true)?;
+        let connection = AsyncConnection {
+            driver: Driver::new(ClientStream::new(config, entropy)),
+            io: Io::Plain(socket),
+            tls: TlsRole::Client {
+                connector: TlsConnector::from(options.tls.clone()),
+                name: tls::server_name(&options.server_name)?,
+                channel_binding: options.channel_binding,
+            },
+            buf: vec![0; options.read_buffer.max(1)],
+            role: PhantomData,
+        };
+        connection.begin(options.direct_tls).await
+    }
+
+    /// Run until negotiated; returns the bound JID or why the stream closed. `timeout`
+    /// bounds the wait for each event.
     pub async fn negotiate(&mut self, timeout: Duration) -> Result<FullJid, Error> {
         loop {
-            match self.next_event(timeout).await? {
-                Some(Event::Negotiated { jid, .. }) => return Ok(jid),
-                Some(Event::Closed { reason }) => return Err(Error::from(reason)),
-                Some(_) => {}
-                None => return Err(Error::from(CloseReason::TransportClosed)),
+            if let ControlFlow::Break(done) = driver::negotiated(self.next_event(timeout).await?) {
+                return done;
             }
         }
     }
@@ -149,133 +171,134 @@ impl AsyncConnection<ServerStream> {
         direct_tls: bool,
     ) -> Result<Self, Error> {
         socket.set_nodelay(true)?;
-        let mut connection = AsyncConnection {
-            machine,
+        let connection = AsyncConnection {
+            driver: Driver::new(machine),
             io: Io::Plain(socket),
             tls: TlsRole::Server {
                 acceptor: TlsAcceptor::from(tls),
                 certificate,
             },
-            clock: Clock::new(),
-            events: VecDeque::new(),
-            buf: vec![0; 16 * 1024],
+            buf: vec![0; READ_BUFFER],
+            role: PhantomData,
         };
-        connection.begin(direct_tls).await?;
-        Ok(connection)
+        connection.begin(direct_tls).await
     }
 }
 
-impl<M: Machine> AsyncConnection<M> {
-    async fn begin(&mut self, direct_tls: bool) -> Result<(), Error> {
+impl<M> AsyncConnection<M> {
+    /// Run direct TLS if asked, start the machine and write what it says first.
+    async fn begin(mut self, direct_tls: bool) -> Result<Self, Error> {
         let transport = if direct_tls {
             Transport::Tls(self.start_tls().await?)
         } else {
             Transport::Plain
         };
-        let now = self.clock.now();
-        self.machine.start(now, transport)?;
-        self.pump().await;
-        Ok(())
+        self.driver.start(transport)?;
+        self.flush().await;
+        Ok(self)
     }
 
-    /// The machine, for its getters.
-    pub fn machine(&self) -> &M {
-        &self.machine
+    /// The machine, for its getters (role-specific ones through
+    /// [`AnyStream::as_client`] and [`AnyStream::as_server`]).
+    pub fn machine(&self) -> &AnyStream {
+        self.driver.machine()
     }
 
-    /// Send a stanza.
+    /// Send a stanza (queued by a client machine until negotiation completes).
     pub async fn send(&mut self, stanza: &Element) -> Result<(), Error> {
-        let now = self.clock.now();
-        self.machine.send_stanza(now, stanza)?;
-        self.pump().await;
+        self.driver.send(stanza)?;
+        self.flush().await;
         Ok(())
     }
 
     /// The next event, reading for at most `timeout`; `Ok(None)` once closed and drained.
     pub async fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
-        let deadline = self.clock.now().saturating_add(timeout);
+        let deadline = self.driver.now().saturating_add(timeout);
         loop {
-            if let Some(event) = self.events.pop_front() {
-                return Ok(Some(event));
-            }
-            if self.machine.is_closed() {
-                return Ok(None);
-            }
-            let now = self.clock.now();
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            let wake = self
-                .machine
-                .poll_timeout()
-                .map_or(deadline, |t| t.min(deadline));
-            let wait = wake.saturating_duration_since(now);
-            let read = tokio::time::timeout(wait, self.io.read(&mut self.buf)).await;
-            let now = self.clock.now();
-            match read {
-                Err(_elapsed) => self.machine.handle_timeout(now),
-                Ok(Ok(n)) if n > 0 => {
-                    // A protocol error comes back as a `Closed` event.
-                    let _ = self.machine.handle_input(now, &self.buf[..n]);
-                }
-                Ok(_) => {
-                    self.io = Io::Gone;
-                    self.machine.transport_closed(now);
+            match self.driver.poll_event(deadline) {
+                Next::Event(event) => return Ok(Some(event)),
+                Next::Closed => return Ok(None),
+                Next::Expired => return Err(Error::Timeout),
+                Next::Read(wait) => {
+                    self.read_for(Some(wait)).await;
+                    self.flush().await;
                 }
             }
-            self.pump().await;
         }
     }
 
-    /// Close the stream, wait for the peer's close, then close TLS and TCP.
-    pub async fn close(&mut self, timeout: Duration) -> Result<CloseReason, Error> {
-        if !self.machine.is_closed() {
-            let now = self.clock.now();
-            self.machine.close(now)?;
-            self.pump().await;
+    /// An event already received, if any (after [`receive`](Self::receive) and
+    /// [`flush`](Self::flush)).
+    pub fn take_event(&mut self) -> Option<Event> {
+        self.driver.take_event()
+    }
+
+    /// Wait for the peer's next bytes and feed them to the machine, or fire its timers when
+    /// the next one is due first (no timer: wait for bytes as long as it takes). Writes
+    /// nothing, so it is cancel-safe: a `tokio::select!` may drop it unfinished and lose no
+    /// byte. Then call [`flush`](Self::flush) and take the events.
+    pub async fn receive(&mut self) {
+        let wait = self.driver.next_timer();
+        self.read_for(wait).await;
+    }
+
+    /// Carry out what the machine asked for, in order: write its bytes, run the TLS
+    /// handshake. Not cancel-safe (a write may be cut short): do not race it.
+    pub async fn flush(&mut self) {
+        while let Some(action) = self.driver.next_action() {
+            match action {
+                Action::Write(bytes) => {
+                    if self.io.write_all(&bytes).await.is_err() {
+                        self.hang_up();
+                    }
+                }
+                Action::StartTls => match self.start_tls().await {
+                    Ok(bindings) => self.driver.tls_established(bindings),
+                    Err(_) => self.hang_up(),
+                },
+            }
         }
+    }
+
+    /// Close the stream, wait for the peer's close (at most `timeout` in all), then close TLS
+    /// and TCP.
+    pub async fn close(&mut self, timeout: Duration) -> Result<CloseReason, Error> {
+        self.driver.close()?;
+        self.flush().await;
+        let deadline = self.driver.now().saturating_add(timeout);
         let result = loop {
-            match self.next_event(timeout).await {
-                Ok(Some(Event::Closed { reason })) => break Ok(reason),
-                Ok(Some(_)) => {}
-                Ok(None) => break Ok(CloseReason::TransportClosed),
-                Err(e) => break Err(e),
+            let left = deadline.saturating_duration_since(self.driver.now());
+            if let ControlFlow::Break(done) = driver::closed(self.next_event(left).await) {
+                break done;
             }
         };
         self.io.shutdown().await;
         result
     }
 
-    /// Drain the machine's outputs in order.
-    async fn pump(&mut self) {
-        while let Some(output) = self.machine.poll_output() {
-            let now = self.clock.now();
-            match output {
-                Output::Transmit(bytes) => self.transmit(now, &bytes).await,
-                Output::StartTls => self.upgrade(now).await,
-                Output::Event(event) => self.events.push_back(event),
-                _ => {}
-            }
+    /// One read, waiting at most `wait` (then the machine's timers fire), fed to the machine.
+    async fn read_for(&mut self, wait: Option<Duration>) {
+        let read = self.io.read(&mut self.buf);
+        let read = match wait {
+            Some(wait) => match tokio::time::timeout(wait, read).await {
+                Ok(read) => read,
+                Err(_elapsed) => {
+                    self.driver.timeout();
+                    return;
+                }
+            },
+            None => read.await,
+        };
+        match read {
+            Ok(n) if n > 0 => self.driver.input(&self.buf[..n]),
+            _ => self.hang_up(),
         }
     }
 
-    /// Write one `Transmit`; a failed write ends the transport.
-    async fn transmit(&mut self, now: xmpp_stream::Instant, bytes: &[u8]) {
-        if self.io.write_all(bytes).await.is_err() {
-            self.io = Io::Gone;
-            self.machine.transport_closed(now);
-        }
-    }
-
-    /// The machine asked for TLS: run it and report the bindings; a failure ends the transport.
-    async fn upgrade(&mut self, now: xmpp_stream::Instant) {
-        if let Ok(bindings) = self.start_tls().await {
-            let now = self.clock.now();
-            let _ = self.machine.tls_established(now, bindings);
-        } else {
-            self.io = Io::Gone;
-            self.machine.transport_closed(now);
-        }
+    /// The transport is gone (end of stream, failed read, write or handshake).
+    fn hang_up(&mut self) {
+        self.io = Io::Gone;
+        self.driver.transport_closed();
     }
 
     async fn start_tls(&mut self) -> Result<Vec<ChannelBinding>, Error> {
@@ -283,11 +306,19 @@ impl<M: Machine> AsyncConnection<M> {
             return Err(Error::Config("TLS is already running".to_owned()));
         };
         let bindings = match &self.tls {
-            TlsRole::Client { connector, name } => {
+            TlsRole::Client {
+                connector,
+                name,
+                channel_binding,
+            } => {
                 let stream = connector.connect(name.clone(), socket).await?;
                 let conn = stream.get_ref().1;
-                let peer = tls::peer_certificate(conn);
-                let bindings = tls::channel_bindings(conn, peer.as_ref());
+                let bindings = if *channel_binding {
+                    let peer = tls::peer_certificate(conn);
+                    tls::channel_bindings(conn, peer.as_ref())
+                } else {
+                    Vec::new()
+                };
                 self.io = Io::Client(Box::new(stream));
                 bindings
             }

@@ -1,13 +1,13 @@
 //! The blocking driver: `std::net::TcpStream` + `rustls`, one thread per connection.
 //!
-//! The loop is the one every host runs: feed what the socket gives to `handle_input`, drain
-//! `poll_output` (write `Transmit`s in order, run the TLS handshake on `StartTls` and report
-//! the channel bindings with `tls_established`, hand `Event`s to the application), and never
-//! block longer than `poll_timeout` says.
+//! The loop is the one every host runs, around a [`Driver`]: carry out its actions in order
+//! (write bytes, run the TLS handshake and report the channel bindings), feed it what the
+//! socket gives, and never block longer than its next timer allows.
 
-use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::marker::PhantomData;
+use std::net::{Shutdown, TcpStream};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,50 +15,25 @@ use minidom::Element;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 use xmpp_stream::{
-    ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid, Instant, Output,
+    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid,
     ServerStream, Transport,
 };
 
-use crate::machine::Machine;
+use crate::driver::{self, Action, Driver, Next};
+pub use crate::options::ClientOptions;
+use crate::options::READ_BUFFER;
 use crate::record::Recorder;
-use crate::{Clock, Error, OsEntropy, tls};
+use crate::{Error, OsEntropy, tls};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where and how a client connects.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// The server's address (for the interop tests always on 127.0.0.1).
-    pub addr: SocketAddr,
-    /// The name the certificate must carry (and SNI): normally the JID's domain.
-    pub server_name: String,
-    /// XEP-0368 direct TLS: TLS first, no STARTTLS.
-    pub direct_tls: bool,
-    /// The `rustls` client configuration ([`tls::client_config`]).
-    pub tls: Arc<rustls::ClientConfig>,
-    /// How long to wait for the TCP connection and the TLS handshake.
-    pub connect_timeout: Duration,
-}
-
-impl ClientOptions {
-    /// Options for `addr`, verifying the certificate for `server_name`, STARTTLS.
-    pub fn new(addr: SocketAddr, server_name: &str, tls: Arc<rustls::ClientConfig>) -> Self {
-        ClientOptions {
-            addr,
-            server_name: server_name.to_owned(),
-            direct_tls: false,
-            tls,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// How this side runs TLS when the machine asks for it.
 enum TlsRole {
     Client {
         config: Arc<rustls::ClientConfig>,
         name: ServerName<'static>,
+        channel_binding: bool,
     },
     Server {
         config: Arc<rustls::ServerConfig>,
@@ -122,21 +97,21 @@ impl Io {
     }
 }
 
-/// One stream over one TCP connection: a machine ([`ClientStream`] or [`ServerStream`]) and
-/// its socket. Events are queued; read them with [`next_event`](Self::next_event).
+/// One stream over one TCP connection: a [`Driver`] with its machine ([`ClientStream`] or
+/// [`ServerStream`], the type parameter) and its socket. Events are queued; read them with
+/// [`next_event`](Self::next_event).
 pub struct Connection<M> {
-    machine: M,
+    driver: Driver,
     io: Io,
     tls: TlsRole,
-    clock: Clock,
-    events: VecDeque<Event>,
-    recorder: Option<Recorder>,
+    buf: Vec<u8>,
+    role: PhantomData<fn() -> M>,
 }
 
 impl<M> core::fmt::Debug for Connection<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
-            .field("events", &self.events.len())
+            .field("driver", &self.driver)
             .finish_non_exhaustive()
     }
 }
@@ -161,7 +136,7 @@ impl Connection<ClientStream> {
         config: ClientConfig,
         entropy: impl Entropy + Send + 'static,
     ) -> Result<Self, Error> {
-        Self::connect_inner(options, ClientStream::new(config, entropy), None)
+        Self::connect_inner(options, Driver::new(ClientStream::new(config, entropy)))
     }
 
     /// [`connect`](Self::connect) with OS entropy, recording the session as a transcript
@@ -173,56 +148,42 @@ impl Connection<ClientStream> {
     ) -> Result<Self, Error> {
         let (entropy, log) = OsEntropy::recording();
         let recorder = Recorder::new(comment, &config, options.direct_tls, log);
-        Self::connect_inner(options, ClientStream::new(config, entropy), Some(recorder))
+        let machine = ClientStream::new(config, entropy);
+        Self::connect_inner(options, Driver::recorded(machine, recorder))
     }
 
-    fn connect_inner(
-        options: &ClientOptions,
-        machine: ClientStream,
-        recorder: Option<Recorder>,
-    ) -> Result<Self, Error> {
+    fn connect_inner(options: &ClientOptions, driver: Driver) -> Result<Self, Error> {
         let socket = TcpStream::connect_timeout(&options.addr, options.connect_timeout)?;
         socket.set_nodelay(true)?;
         socket.set_read_timeout(Some(options.connect_timeout))?;
         let name = tls::server_name(&options.server_name)?;
-        let mut connection = Connection {
-            machine,
+        let connection = Connection {
+            driver,
             io: Io::Plain(socket),
             tls: TlsRole::Client {
                 config: options.tls.clone(),
                 name,
+                channel_binding: options.channel_binding,
             },
-            clock: Clock::new(),
-            events: VecDeque::new(),
-            recorder,
+            buf: vec![0; options.read_buffer.max(1)],
+            role: PhantomData,
         };
-        let transport = if options.direct_tls {
-            Transport::Tls(connection.start_tls()?)
-        } else {
-            Transport::Plain
-        };
-        let now = connection.clock.now();
-        connection.machine.start(now, transport)?;
-        connection.pump();
-        Ok(connection)
+        connection.begin(options.direct_tls)
     }
 
     /// Read until the stream is negotiated (bound) and return the full JID, or the reason it
-    /// closed instead.
+    /// closed instead. `timeout` bounds the wait for each event.
     pub fn negotiate(&mut self, timeout: Duration) -> Result<FullJid, Error> {
         loop {
-            match self.next_event(timeout)? {
-                Some(Event::Negotiated { jid, .. }) => return Ok(jid),
-                Some(Event::Closed { reason }) => return Err(Error::from(reason)),
-                Some(_) => {}
-                None => return Err(Error::from(CloseReason::TransportClosed)),
+            if let ControlFlow::Break(done) = driver::negotiated(self.next_event(timeout)?) {
+                return done;
             }
         }
     }
 
     /// The transcript recorded so far (only for [`connect_recorded`](Self::connect_recorded)).
     pub fn transcript(&self) -> Option<String> {
-        self.recorder.as_ref().map(Recorder::finish)
+        self.driver.recorder().map(Recorder::finish)
     }
 }
 
@@ -239,42 +200,42 @@ impl Connection<ServerStream> {
     ) -> Result<Self, Error> {
         socket.set_nodelay(true)?;
         socket.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut connection = Connection {
-            machine,
+        let connection = Connection {
+            driver: Driver::new(machine),
             io: Io::Plain(socket),
             tls: TlsRole::Server {
                 config: tls,
                 certificate,
             },
-            clock: Clock::new(),
-            events: VecDeque::new(),
-            recorder: None,
+            buf: vec![0; READ_BUFFER],
+            role: PhantomData,
         };
-        let transport = if direct_tls {
-            Transport::Tls(connection.start_tls()?)
-        } else {
-            Transport::Plain
-        };
-        let now = connection.clock.now();
-        connection.machine.start(now, transport)?;
-        connection.pump();
-        Ok(connection)
+        connection.begin(direct_tls)
     }
 }
 
-impl<M: Machine> Connection<M> {
-    /// The machine, for its getters.
-    pub fn machine(&self) -> &M {
-        &self.machine
+impl<M> Connection<M> {
+    /// Run direct TLS if asked, start the machine and write what it says first.
+    fn begin(mut self, direct_tls: bool) -> Result<Self, Error> {
+        let transport = if direct_tls {
+            Transport::Tls(self.start_tls()?)
+        } else {
+            Transport::Plain
+        };
+        self.driver.start(transport)?;
+        self.pump();
+        Ok(self)
     }
 
-    /// Send a stanza (queued by the machine until negotiation completes).
+    /// The machine, for its getters (role-specific ones through
+    /// [`AnyStream::as_client`] and [`AnyStream::as_server`]).
+    pub fn machine(&self) -> &AnyStream {
+        self.driver.machine()
+    }
+
+    /// Send a stanza (queued by a client machine until negotiation completes).
     pub fn send(&mut self, stanza: &Element) -> Result<(), Error> {
-        let now = self.clock.now();
-        if let Some(recorder) = &mut self.recorder {
-            recorder.command(now, &format!("send {}", String::from(stanza)));
-        }
-        self.machine.send_stanza(now, stanza)?;
+        self.driver.send(stanza)?;
         self.pump();
         Ok(())
     }
@@ -282,18 +243,14 @@ impl<M: Machine> Connection<M> {
     /// The next event, reading the socket as needed for at most `timeout`. `Ok(None)` once
     /// the stream is closed and every event was taken.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
-        let deadline = self.clock.now().saturating_add(timeout);
+        let deadline = self.driver.now().saturating_add(timeout);
         loop {
-            if let Some(event) = self.events.pop_front() {
-                return Ok(Some(event));
+            match self.driver.poll_event(deadline) {
+                Next::Event(event) => return Ok(Some(event)),
+                Next::Closed => return Ok(None),
+                Next::Expired => return Err(Error::Timeout),
+                Next::Read(wait) => self.read_once(wait)?,
             }
-            if self.machine.is_closed() {
-                return Ok(None);
-            }
-            if self.clock.now() >= deadline {
-                return Err(Error::Timeout);
-            }
-            self.read_once(deadline)?;
         }
     }
 
@@ -304,132 +261,78 @@ impl<M: Machine> Connection<M> {
         timeout: Duration,
         accept: impl Fn(&Element) -> bool,
     ) -> Result<Element, Error> {
-        let deadline = self.clock.now().saturating_add(timeout);
+        let deadline = self.driver.now().saturating_add(timeout);
         loop {
-            let left = deadline.saturating_duration_since(self.clock.now());
-            match self.next_event(left)? {
-                Some(Event::Stanza(stanza)) if accept(&stanza) => return Ok(stanza),
-                Some(Event::Closed { reason }) => return Err(Error::from(reason)),
-                Some(_) => {}
-                None => return Err(Error::from(CloseReason::TransportClosed)),
+            let left = deadline.saturating_duration_since(self.driver.now());
+            if let ControlFlow::Break(done) = driver::accepted(self.next_event(left)?, &accept) {
+                return done;
             }
         }
     }
 
-    /// Close the stream, wait for the peer's close (at most `timeout`), then close TLS and
-    /// the socket. Returns how the stream ended.
+    /// Close the stream, wait for the peer's close (at most `timeout` in all), then close TLS
+    /// and the socket. Returns how the stream ended.
     pub fn close(&mut self, timeout: Duration) -> Result<CloseReason, Error> {
-        let now = self.clock.now();
-        if let Some(recorder) = &mut self.recorder {
-            recorder.command(now, "close");
-        }
-        if !self.machine.is_closed() {
-            self.machine.close(now)?;
-            self.pump();
-        }
+        self.driver.close()?;
+        self.pump();
+        let deadline = self.driver.now().saturating_add(timeout);
         let result = loop {
-            match self.next_event(timeout) {
-                Ok(Some(Event::Closed { reason })) => break Ok(reason),
-                Ok(Some(_)) => {}
-                Ok(None) => break Ok(CloseReason::TransportClosed),
-                Err(e) => break Err(e),
+            let left = deadline.saturating_duration_since(self.driver.now());
+            if let ControlFlow::Break(done) = driver::closed(self.next_event(left)) {
+                break done;
             }
         };
         self.io.shutdown();
         result
     }
 
-    /// One read (bounded by `deadline` and the machine's next timer), fed to the machine.
-    fn read_once(&mut self, deadline: Instant) -> Result<(), Error> {
-        let now = self.clock.now();
-        let wake = self
-            .machine
-            .poll_timeout()
-            .map_or(deadline, |t| t.min(deadline));
-        let wait = wake
-            .saturating_duration_since(now)
-            .max(Duration::from_millis(1));
+    /// One read, waiting at most `wait` (then the machine's timers fire), fed to the machine.
+    fn read_once(&mut self, wait: Duration) -> Result<(), Error> {
         let Some(socket) = self.io.socket() else {
-            let now = self.clock.now();
-            self.machine.transport_closed(now);
+            self.driver.transport_closed();
             self.pump();
             return Ok(());
         };
-        socket.set_read_timeout(Some(wait))?;
-        let mut buf = [0u8; 16 * 1024];
-        let read = self.io.read(&mut buf);
-        let now = self.clock.now();
-        match read {
-            Ok(0) => {
-                if let Some(recorder) = &mut self.recorder {
-                    recorder.command(now, "transport-closed");
-                }
-                self.io = Io::Gone;
-                self.machine.transport_closed(now);
-            }
-            Ok(n) => self.feed(now, &buf[..n]),
+        // Zero means "no timeout" to the socket: wait at least a millisecond.
+        socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        match self.io.read(&mut self.buf) {
+            Ok(0) => self.hang_up(),
+            Ok(n) => self.driver.input(&self.buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                self.machine.handle_timeout(now);
+                self.driver.timeout();
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
-                if let Some(recorder) = &mut self.recorder {
-                    recorder.command(now, "transport-closed");
-                }
-                self.io = Io::Gone;
-                self.machine.transport_closed(now);
-            }
+            Err(_) => self.hang_up(),
         }
         self.pump();
         Ok(())
     }
 
-    fn feed(&mut self, now: Instant, bytes: &[u8]) {
-        if let Some(recorder) = &mut self.recorder {
-            recorder.input(now, bytes);
-        }
-        // A protocol error is reported as a `Closed` event through the output queue.
-        let _ = self.machine.handle_input(now, bytes);
-    }
-
-    /// Drain the machine's outputs, in order.
+    /// Carry out the driver's actions, in order.
     fn pump(&mut self) {
-        while let Some(output) = self.machine.poll_output() {
-            let now = self.clock.now();
-            if let Some(recorder) = &mut self.recorder {
-                recorder.output(now, &output);
-            }
-            match output {
-                Output::Transmit(bytes) => self.transmit(now, &bytes),
-                Output::StartTls => self.upgrade(now),
-                Output::Event(event) => self.events.push_back(event),
-                _ => {}
+        while let Some(action) = self.driver.next_action() {
+            match action {
+                Action::Write(bytes) => {
+                    if self.io.write_all(&bytes).is_err() {
+                        self.hang_up();
+                    }
+                }
+                Action::StartTls => match self.start_tls() {
+                    Ok(bindings) => self.driver.tls_established(bindings),
+                    Err(_) => self.hang_up(),
+                },
             }
         }
     }
 
-    /// Write one `Transmit`; a failed write ends the transport.
-    fn transmit(&mut self, now: Instant, bytes: &[u8]) {
-        if self.io.write_all(bytes).is_err() {
-            self.io = Io::Gone;
-            self.machine.transport_closed(now);
-        }
-    }
-
-    /// The machine asked for TLS: run it and report the bindings; a failure ends the transport.
-    fn upgrade(&mut self, now: Instant) {
-        if let Ok(bindings) = self.start_tls() {
-            let now = self.clock.now();
-            // The machine asked for TLS, so it expects this call.
-            let _ = self.machine.tls_established(now, bindings);
-        } else {
-            self.io = Io::Gone;
-            self.machine.transport_closed(now);
-        }
+    /// The transport is gone (end of stream, failed read, write or handshake).
+    fn hang_up(&mut self) {
+        self.io = Io::Gone;
+        self.driver.transport_closed();
     }
 
     /// Wrap the socket in TLS, run the handshake and return the channel bindings.
-    fn start_tls(&mut self) -> Result<Vec<xmpp_stream::ChannelBinding>, Error> {
+    fn start_tls(&mut self) -> Result<Vec<ChannelBinding>, Error> {
         let Io::Plain(socket) = std::mem::replace(&mut self.io, Io::Gone) else {
             return Err(Error::Config("TLS is already running".to_owned()));
         };
@@ -437,12 +340,20 @@ impl<M: Machine> Connection<M> {
         // handshake its own bound.
         socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         let bindings = match &self.tls {
-            TlsRole::Client { config, name } => {
+            TlsRole::Client {
+                config,
+                name,
+                channel_binding,
+            } => {
                 let conn = ClientConnection::new(config.clone(), name.clone())?;
                 let mut stream = StreamOwned::new(conn, socket);
                 handshake(&mut stream)?;
-                let peer = tls::peer_certificate(&stream.conn);
-                let bindings = tls::channel_bindings(&stream.conn, peer.as_ref());
+                let bindings = if *channel_binding {
+                    let peer = tls::peer_certificate(&stream.conn);
+                    tls::channel_bindings(&stream.conn, peer.as_ref())
+                } else {
+                    Vec::new()
+                };
                 self.io = Io::Client(Box::new(stream));
                 bindings
             }
@@ -458,9 +369,6 @@ impl<M: Machine> Connection<M> {
                 bindings
             }
         };
-        if let Some(recorder) = &mut self.recorder {
-            recorder.tls(&bindings);
-        }
         Ok(bindings)
     }
 }

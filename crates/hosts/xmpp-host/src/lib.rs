@@ -4,6 +4,9 @@
 //! - [`blocking`]: `std::net` + `rustls`, client ([`blocking::Connection::connect`]: STARTTLS
 //!   or direct TLS) and server ([`blocking::Connection::accept`]).
 //! - [`asynchronous`]: the same machines under `tokio` + `tokio-rustls`.
+//! - [`driver`]: what both share, with no I/O: the machine ([`xmpp_stream::AnyStream`], either
+//!   role), the clock, the event queue and the recorder, turning the machine's outputs into
+//!   the few actions an I/O loop carries out.
 //! - [`tls`]: the one TLS helper of every host: `rustls` configurations (trust a PEM file, or
 //!   explicitly accept anything), a server's [`tls::TlsMaterial`], and the channel-binding
 //!   data (`tls-exporter`, `tls-server-end-point`) the machines use for SCRAM `-PLUS`.
@@ -37,16 +40,16 @@
 pub mod asynchronous;
 pub mod blocking;
 pub mod cli;
+pub mod driver;
 mod entropy;
 mod error;
 mod family;
-mod machine;
 pub mod matrix;
+mod options;
 mod record;
 pub mod tls;
 
 pub use entropy::OsEntropy;
 pub use error::{Clock, Error};
 pub use family::mechanism_family;
-pub use machine::Machine;
 pub use record::Recorder;

@@ -2,8 +2,8 @@
 //! example server with Prosody and ejabberd.
 //!
 //! [`run`] opens N sessions to a server on loopback (never anywhere else): each is a
-//! [`xmpp_stream::ClientStream`] with a seeded entropy source, driven over a tokio socket with
-//! rustls for STARTTLS. Every session authenticates as `user<i>` with SCRAM-SHA-1 or
+//! [`xmpp_stream::ClientStream`] with a seeded entropy source, driven by `xmpp-host`'s tokio
+//! connection with rustls for STARTTLS. Every session authenticates as `user<i>` with SCRAM-SHA-1 or
 //! SCRAM-SHA-256, binds and sends initial presence. Then all sessions stay idle for a while
 //! (the server's resident memory is sampled), exchange ping/pong messages in pairs at a set
 //! rate, and close. The [`Report`] carries logins per second, messages per second, round-trip
@@ -30,13 +30,17 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+mod conn;
+mod options;
 pub mod procfs;
 mod run;
 mod scram;
 mod session;
+mod shared;
 pub mod soak;
 
-pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Options, Report, Target, check, run};
+pub use options::Options;
+pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Report, Target, check, run};
 pub use scram::ScramChoice;
 
 /// The multi-threaded tokio runtime every binary of this crate drives its run on, or a

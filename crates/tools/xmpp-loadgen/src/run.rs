@@ -2,77 +2,23 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsConnector;
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::tls::{self, Trust, Versions};
 
+use crate::options::Options;
 use crate::procfs;
-use crate::scram::ScramChoice;
 use crate::session::{Outcome, Session};
+use crate::shared::{Counters, Phase, Samples, Shared};
 
 /// Longest idle hold or message phase accepted, so a run always stops by itself.
 pub const MAX_PHASE: Duration = Duration::from_secs(600);
 /// Most sessions one run opens, whatever the descriptor limit.
 pub const MAX_SESSIONS: usize = 50_000;
-/// Round-trip samples kept (the rest are counted, not stored).
-const MAX_SAMPLES: usize = 1_000_000;
-
-/// What to run.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Options {
-    /// Sessions to open (accounts `{user_prefix}0` .. `{user_prefix}{sessions-1}`).
-    pub sessions: usize,
-    /// Account name prefix.
-    pub user_prefix: String,
-    /// The password every account has.
-    pub password: String,
-    /// The XMPP domain (also the TLS server name).
-    pub domain: String,
-    /// The SCRAM mechanism.
-    pub mechanism: ScramChoice,
-    /// Logins in flight at once.
-    pub concurrency: usize,
-    /// How long one login may take before it counts as failed.
-    pub login_timeout: Duration,
-    /// How long to hold all sessions idle before sampling the server's memory.
-    pub idle: Duration,
-    /// Pings per second across all pairs (each ping is answered by a pong); 0 for none.
-    pub message_rate: f64,
-    /// How long the message phase lasts.
-    pub message_duration: Duration,
-    /// Seed for the sessions' SCRAM nonces.
-    pub seed: u64,
-    /// Stop the run (and close every session) if the server's RSS passes this many KiB while
-    /// sessions log in; `None` for no cap. Protects a shared machine from a server whose
-    /// memory per session turns out far larger than expected.
-    pub max_server_rss_kib: Option<u64>,
-}
-
-impl Options {
-    /// `sessions` sessions with the defaults: accounts `user0..`, password `load-test-pw`,
-    /// domain `localhost`, SCRAM-SHA-1, 32 logins in flight, 5 s idle, 200 pings/s for 10 s.
-    pub fn new(sessions: usize) -> Self {
-        Options {
-            sessions,
-            user_prefix: "user".to_owned(),
-            password: "load-test-pw".to_owned(),
-            domain: "localhost".to_owned(),
-            mechanism: ScramChoice::Sha1,
-            concurrency: 32,
-            login_timeout: Duration::from_secs(60),
-            idle: Duration::from_secs(5),
-            message_rate: 200.0,
-            message_duration: Duration::from_secs(10),
-            seed: 1,
-            max_server_rss_kib: procfs::mem_total_kib().map(|total| total / 2),
-        }
-    }
-}
 
 /// The server under load.
 #[derive(Clone, Debug)]
@@ -120,69 +66,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Phases every session follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Login,
-    Idle,
-    Messages,
-    Stop,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub login_failed: AtomicU64,
-    pub logged_in: AtomicU64,
-    pub dropped: AtomicU64,
-    pub sent: AtomicU64,
-    pub received: AtomicU64,
-}
-
-#[derive(Default)]
-struct Samples {
-    mechanism: Option<String>,
-    rtt_us: Vec<u64>,
-    last_login: Duration,
-}
-
-/// State the sessions share.
-pub(crate) struct Shared {
-    pub options: Options,
-    pub addr: SocketAddr,
-    pub tls: TlsConnector,
-    pub epoch: StdInstant,
-    pub phase: watch::Sender<Phase>,
-    pub login_permits: Arc<Semaphore>,
-    pub logins_settled: Notify,
-    pub stats: Counters,
-    samples: Mutex<Samples>,
-}
-
-impl Shared {
-    pub(crate) fn record_login(&self, _took: Duration) {
-        self.stats.logged_in.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut samples) = self.samples.lock() {
-            samples.last_login = self.epoch.elapsed();
-        }
-    }
-
-    pub(crate) fn record_mechanism(&self, name: &str) {
-        if let Ok(mut samples) = self.samples.lock()
-            && samples.mechanism.is_none()
-        {
-            samples.mechanism = Some(name.to_owned());
-        }
-    }
-
-    pub(crate) fn record_rtt(&self, micros: u64) {
-        if let Ok(mut samples) = self.samples.lock()
-            && samples.rtt_us.len() < MAX_SAMPLES
-        {
-            samples.rtt_us.push(micros);
-        }
-    }
-}
 
 /// What a run measured.
 #[derive(Clone, Debug, Default)]
@@ -285,10 +168,16 @@ pub(crate) fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     sorted.get(rank - 1).copied()
 }
 
-pub(crate) fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
+/// The TLS client configuration trusting exactly the certificates in `trust_pem` (the shared
+/// helper's, so it keeps the workspace's TLS rules).
+pub(crate) fn client_config(trust_pem: &str) -> Result<Arc<rustls::ClientConfig>, Error> {
     let trust = Trust::Pem(trust_pem.as_bytes().to_vec());
-    let config = client_config(&trust, Versions::Any).map_err(|e| Error::Trust(e.to_string()))?;
-    Ok(TlsConnector::from(config))
+    tls::client_config(&trust, Versions::Any).map_err(|e| Error::Trust(e.to_string()))
+}
+
+/// [`client_config`] as a `tokio-rustls` connector.
+pub(crate) fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
+    client_config(trust_pem).map(TlsConnector::from)
 }
 
 /// Checks the target and options before anything connects.
@@ -326,7 +215,7 @@ pub fn check(target: &Target, options: &Options) -> Result<(), Error> {
 /// the time and I/O drivers enabled.
 pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
     check(target, &options)?;
-    let tls = connector(&target.trust_pem)?;
+    let tls = client_config(&target.trust_pem)?;
     let rss_before = target.server_pid.and_then(procfs::resident_kib);
     let (phase, _) = watch::channel(Phase::Login);
     let shared = Arc::new(Shared {

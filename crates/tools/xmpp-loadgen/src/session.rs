@@ -1,58 +1,26 @@
-//! One client session: a `ClientStream` machine driven over a tokio socket, with rustls when
-//! the machine asks for it. The machine never sees the socket; this file is its host.
+//! One client session: a `ClientStream` on `xmpp-host`'s tokio connection (which runs the
+//! loop, STARTTLS included), logging in, then answering and timing pings until the run stops.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
 use minidom::Element;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::client::TlsStream;
-use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, Event, Instant, Output, SeededEntropy, Transport,
-};
+use xmpp_host::Error as HostError;
+use xmpp_host::asynchronous::{AsyncConnection, ClientOptions};
+use xmpp_stream::{BareJid, ClientConfig, ClientStream, CloseReason, Event, SeededEntropy};
 
-use crate::run::{Phase, Shared};
+// The soak drives its own sockets; it takes them from here.
+pub(crate) use crate::conn::Conn;
+use crate::shared::{Phase, Shared};
 
-/// The socket before and after STARTTLS.
-pub(crate) enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only while the TLS handshake owns the socket.
-    Gone,
-}
+/// Bytes read at once: sessions are many and their traffic small, so a small buffer keeps the
+/// load generator's own memory per session low.
+const READ_BUFFER: usize = 4096;
 
-impl Conn {
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
-            Conn::Gone => Ok(0),
-        }
-    }
-
-    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.write_all(bytes).await,
-            Conn::Tls(s) => {
-                s.write_all(bytes).await?;
-                s.flush().await
-            }
-            Conn::Gone => Err(std::io::Error::other("socket gone")),
-        }
-    }
-
-    pub(crate) async fn shutdown(&mut self) {
-        let _ = match self {
-            Conn::Plain(s) => s.shutdown().await,
-            Conn::Tls(s) => s.shutdown().await,
-            Conn::Gone => Ok(()),
-        };
-    }
-}
+/// How long a stopping session waits for the server's end of the stream.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How a session ended.
 #[derive(Debug)]
@@ -69,12 +37,17 @@ pub(crate) struct Session {
     pub shared: Arc<Shared>,
 }
 
-impl Session {
-    fn now(&self) -> Instant {
-        let millis = self.shared.epoch.elapsed().as_millis();
-        Instant::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
-    }
+/// What one event means to the session.
+enum Seen {
+    Nothing,
+    Negotiated,
+    Closed(String),
+}
 
+/// The connection of a session.
+type Connection = AsyncConnection<ClientStream>;
+
+impl Session {
     fn micros(&self) -> u64 {
         u64::try_from(self.shared.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
@@ -84,8 +57,8 @@ impl Session {
         let shared = self.shared.clone();
         let permit = shared.login_permits.clone().acquire_owned().await;
         let started = StdInstant::now();
-        let mut state = match Box::pin(self.login()).await {
-            Ok(state) => state,
+        let mut conn = match Box::pin(self.login()).await {
+            Ok(conn) => conn,
             Err(e) => {
                 shared.stats.login_failed.fetch_add(1, Ordering::Relaxed);
                 shared.logins_settled.notify_one();
@@ -95,7 +68,7 @@ impl Session {
         drop(permit);
         shared.record_login(started.elapsed());
         shared.logins_settled.notify_one();
-        match self.hold(&mut state).await {
+        match self.hold(&mut conn).await {
             Ok(()) => Outcome::Completed,
             Err(e) => {
                 shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +81,9 @@ impl Session {
         format!("{}{index}", self.shared.options.user_prefix)
     }
 
-    async fn login(&self) -> Result<LiveSession, String> {
+    /// Connects, negotiates (STARTTLS, SASL, bind) within the login timeout and sends initial
+    /// presence.
+    async fn login(&self) -> Result<Connection, String> {
         let options = &self.shared.options;
         let jid = BareJid::new(&format!("{}@{}", self.user(self.index), options.domain))
             .map_err(|e| format!("bad jid: {e}"))?;
@@ -116,96 +91,69 @@ impl Session {
         config.resource = Some(format!("load{}", self.index));
         config.mechanisms = options.mechanism.mechanisms();
         let seed = options.seed ^ (self.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut machine = ClientStream::new(config, SeededEntropy::new(seed));
-        let tcp = TcpStream::connect(self.shared.addr)
+        let mut connect =
+            ClientOptions::new(self.shared.addr, &options.domain, self.shared.tls.clone());
+        // No channel-binding data: the same SCRAM mechanism on every server.
+        connect.channel_binding = false;
+        connect.read_buffer = READ_BUFFER;
+        connect.connect_timeout = options.login_timeout;
+        let mut conn = AsyncConnection::connect_with(&connect, config, SeededEntropy::new(seed))
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let mut live = LiveSession {
-            conn: Conn::Plain(tcp),
-            buf: vec![0; 4096],
-            machine: None,
-        };
-        machine
-            .start(self.now(), Transport::Plain)
-            .map_err(|e| format!("start: {e}"))?;
         let deadline = tokio::time::Instant::now() + options.login_timeout;
         loop {
-            match self.drain(&mut machine, &mut live).await? {
-                Drained::Negotiated => break,
-                Drained::Closed(why) => return Err(why),
-                Drained::Quiet => {}
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = match conn.next_event(left).await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Err("server closed during login".to_owned()),
+                Err(HostError::Timeout) => return Err("login timed out".to_owned()),
+                Err(e) => return Err(format!("login: {e}")),
+            };
+            match self.on_event(&mut conn, event).await {
+                Seen::Negotiated => break,
+                Seen::Closed(why) => return Err(why),
+                Seen::Nothing => {}
             }
-            let n = tokio::time::timeout_at(deadline, live.conn.read(&mut live.buf))
-                .await
-                .map_err(|_| "login timed out".to_owned())?
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("server closed during login".to_owned());
-            }
-            let _ = machine.handle_input(self.now(), &live.buf[..n]);
         }
         let presence = Element::builder("presence", "jabber:client").build();
-        machine
-            .send_stanza(self.now(), &presence)
+        conn.send(&presence)
+            .await
             .map_err(|e| format!("presence: {e}"))?;
-        match self.drain(&mut machine, &mut live).await? {
-            Drained::Closed(why) => Err(why),
-            _ => Ok(live.with_machine(machine)),
+        match self.take_events(&mut conn).await {
+            Seen::Closed(why) => Err(why),
+            _ => Ok(conn),
         }
     }
 
-    /// Drains the machine's outputs in order: writes, TLS, events.
-    async fn drain(
-        &self,
-        machine: &mut ClientStream,
-        live: &mut LiveSession,
-    ) -> Result<Drained, String> {
-        let mut result = Drained::Quiet;
-        while let Some(output) = machine.poll_output() {
-            match output {
-                Output::Transmit(bytes) => live
-                    .conn
-                    .write_all(&bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?,
-                Output::StartTls => {
-                    let Conn::Plain(tcp) = std::mem::replace(&mut live.conn, Conn::Gone) else {
-                        return Err("StartTls twice".to_owned());
-                    };
-                    let name = ServerName::try_from(self.shared.options.domain.clone())
-                        .map_err(|e| format!("server name: {e}"))?;
-                    let tls = self
-                        .shared
-                        .tls
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| format!("TLS: {e}"))?;
-                    live.conn = Conn::Tls(Box::new(tls));
-                    // No channel-binding data: the same SCRAM mechanism on every server.
-                    machine
-                        .tls_established(self.now(), Vec::new())
-                        .map_err(|e| format!("tls_established: {e}"))?;
-                }
-                Output::Event(event) => match event {
-                    Event::Authenticated { mechanism, .. } => {
-                        self.shared.record_mechanism(mechanism.as_str());
-                    }
-                    Event::Negotiated { .. } => result = Drained::Negotiated,
-                    Event::Stanza(stanza) => self.on_stanza(machine, &stanza),
-                    Event::Closed { reason } => {
-                        return Ok(Drained::Closed(format!("closed: {reason:?}")));
-                    }
-                    _ => {}
-                },
-                _ => {}
+    /// Handles every event already received.
+    async fn take_events(&self, conn: &mut Connection) -> Seen {
+        let mut seen = Seen::Nothing;
+        while let Some(event) = conn.take_event() {
+            match self.on_event(conn, event).await {
+                Seen::Closed(why) => return Seen::Closed(why),
+                Seen::Negotiated => seen = Seen::Negotiated,
+                Seen::Nothing => {}
             }
         }
-        Ok(result)
+        seen
+    }
+
+    /// Records the mechanism, answers and times messages, reports negotiation and the end.
+    async fn on_event(&self, conn: &mut Connection, event: Event) -> Seen {
+        match event {
+            Event::Authenticated { mechanism, .. } => {
+                self.shared.record_mechanism(mechanism.as_str());
+            }
+            Event::Negotiated { .. } => return Seen::Negotiated,
+            Event::Stanza(stanza) => self.on_stanza(conn, &stanza).await,
+            Event::Closed { reason } => return Seen::Closed(closed(&reason)),
+            _ => {}
+        }
+        Seen::Nothing
     }
 
     /// Answers pings (the echo half of a pair) and times pongs (the sending half).
-    fn on_stanza(&self, machine: &mut ClientStream, stanza: &Element) {
+    async fn on_stanza(&self, conn: &mut Connection, stanza: &Element) {
         if !stanza.is("message", "jabber:client") {
             return;
         }
@@ -217,7 +165,7 @@ impl Session {
             stats.received.fetch_add(1, Ordering::Relaxed);
             if let Some(from) = stanza.attr("from") {
                 let reply = message(from, &format!("pong {rest}"));
-                if machine.send_stanza(self.now(), &reply).is_ok() {
+                if conn.send(&reply).await.is_ok() {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -233,10 +181,7 @@ impl Session {
     #[allow(clippy::cast_precision_loss)] // session counts are far below 2^52
     /// After login: stay connected, answer the server, send pings when it is time, close on
     /// `Phase::Stop`.
-    async fn hold(&self, live: &mut LiveSession) -> Result<(), String> {
-        let Some(mut machine) = live.machine.take() else {
-            return Err("no machine".to_owned());
-        };
+    async fn hold(&self, conn: &mut Connection) -> Result<(), String> {
         let options = &self.shared.options;
         let partner = self.index ^ 1;
         let sender = self.index.is_multiple_of(2) && partner < options.sessions;
@@ -255,79 +200,35 @@ impl Session {
         loop {
             let phase = *phase_rx.borrow();
             if phase == Phase::Stop {
-                let _ = machine.close(self.now());
-                let _ = self.drain(&mut machine, live).await;
-                // Wait briefly for the server's close, then drop the socket.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    loop {
-                        match live.conn.read(&mut live.buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let _ = machine.handle_input(self.now(), &live.buf[..n]);
-                                if let Ok(Drained::Closed(_)) = self.drain(&mut machine, live).await
-                                {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                })
-                .await;
-                live.conn.shutdown().await;
+                // Wait briefly for the server's close; the socket is shut down either way.
+                let _ = conn.close(CLOSE_WAIT).await;
                 return Ok(());
             }
-            let wake = machine.poll_timeout().map(|at| {
-                tokio::time::Instant::from_std(self.shared.epoch)
-                    + Duration::from_millis(at.as_millis())
-            });
-            let timer = async {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             let messaging = sender && phase == Phase::Messages;
+            // `receive` writes nothing, so losing the race to the other branches is harmless.
             tokio::select! {
-                read = live.conn.read(&mut live.buf) => {
-                    let n = read.map_err(|e| format!("read: {e}"))?;
-                    if n == 0 {
-                        return Err("server closed the connection".to_owned());
-                    }
-                    let _ = machine.handle_input(self.now(), &live.buf[..n]);
-                }
-                () = timer => machine.handle_timeout(self.now()),
+                () = conn.receive() => {}
                 _ = phase_rx.changed() => {}
                 _ = ticker.tick(), if messaging => {
                     let ping = message(&partner_jid, &format!("ping {}", self.micros()));
-                    if machine.send_stanza(self.now(), &ping).is_ok() {
+                    if conn.send(&ping).await.is_ok() {
                         self.shared.stats.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            if let Drained::Closed(why) = self.drain(&mut machine, live).await? {
+            conn.flush().await;
+            if let Seen::Closed(why) = self.take_events(conn).await {
                 return Err(why);
             }
         }
     }
 }
 
-enum Drained {
-    Quiet,
-    Negotiated,
-    Closed(String),
-}
-
-/// The connection of a logged-in session.
-pub(crate) struct LiveSession {
-    conn: Conn,
-    buf: Vec<u8>,
-    machine: Option<ClientStream>,
-}
-
-impl LiveSession {
-    fn with_machine(mut self, machine: ClientStream) -> Self {
-        self.machine = Some(machine);
-        self
+/// A failure text for a stream that ended.
+fn closed(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::TransportClosed => "server closed the connection".to_owned(),
+        other => format!("closed: {other:?}"),
     }
 }
 

@@ -15,7 +15,11 @@
 //! println!("STARTTLS on 127.0.0.1:{}", server.starttls_port);
 //! drop(server); // stops it by pid and removes its directory
 //! ```
+//!
+//! [`transcripts`] lists and replays the sessions recorded against such peers.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod transcripts;
 
 use std::fmt;
 use std::fmt::Write as _;

@@ -1,0 +1,79 @@
+//! What the sessions of one run share: options, the TLS configuration, the phase they follow,
+//! counters and samples. The run creates it; sessions only read options and record.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as StdInstant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::options::Options;
+
+/// Round-trip samples kept (the rest are counted, not stored).
+const MAX_SAMPLES: usize = 1_000_000;
+
+/// Phases every session follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Login,
+    Idle,
+    Messages,
+    Stop,
+}
+
+/// What happened, counted across sessions.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub login_failed: AtomicU64,
+    pub logged_in: AtomicU64,
+    pub dropped: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
+/// What the run reports beyond counts.
+#[derive(Default)]
+pub(crate) struct Samples {
+    pub mechanism: Option<String>,
+    pub rtt_us: Vec<u64>,
+    pub last_login: Duration,
+}
+
+/// State the sessions share.
+pub(crate) struct Shared {
+    pub options: Options,
+    pub addr: SocketAddr,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub epoch: StdInstant,
+    pub phase: watch::Sender<Phase>,
+    pub login_permits: Arc<Semaphore>,
+    pub logins_settled: Notify,
+    pub stats: Counters,
+    pub samples: Mutex<Samples>,
+}
+
+impl Shared {
+    pub(crate) fn record_login(&self, _took: Duration) {
+        self.stats.logged_in.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.last_login = self.epoch.elapsed();
+        }
+    }
+
+    pub(crate) fn record_mechanism(&self, name: &str) {
+        if let Ok(mut samples) = self.samples.lock()
+            && samples.mechanism.is_none()
+        {
+            samples.mechanism = Some(name.to_owned());
+        }
+    }
+
+    pub(crate) fn record_rtt(&self, micros: u64) {
+        if let Ok(mut samples) = self.samples.lock()
+            && samples.rtt_us.len() < MAX_SAMPLES
+        {
+            samples.rtt_us.push(micros);
+        }
+    }
+}
