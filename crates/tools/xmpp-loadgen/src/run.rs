@@ -180,20 +180,28 @@ pub(crate) fn connector(trust_pem: &str) -> Result<TlsConnector, Error> {
     client_config(trust_pem).map(TlsConnector::from)
 }
 
-/// Checks the target and options before anything connects.
-pub fn check(target: &Target, options: &Options) -> Result<(), Error> {
-    if !target.addr.ip().is_loopback() {
-        return Err(Error::NotLoopback(target.addr));
+/// The checks every run makes before anything connects: the server is on loopback, and
+/// `sessions` fits the open-file limit (less 100 descriptors of headroom) and
+/// [`MAX_SESSIONS`].
+pub(crate) fn check_addr_and_sessions(addr: SocketAddr, sessions: usize) -> Result<(), Error> {
+    if !addr.ip().is_loopback() {
+        return Err(Error::NotLoopback(addr));
     }
     let descriptors = procfs::open_file_limit().unwrap_or(1024);
     let limit = usize::try_from(descriptors.saturating_sub(100))
         .unwrap_or(MAX_SESSIONS)
         .min(MAX_SESSIONS);
-    if options.sessions == 0 || options.sessions > limit {
+    if sessions == 0 || sessions > limit {
         return Err(Error::Bounds(format!(
             "sessions must be 1..={limit} (open-file limit {descriptors})"
         )));
     }
+    Ok(())
+}
+
+/// Checks the target and options before anything connects.
+pub fn check(target: &Target, options: &Options) -> Result<(), Error> {
+    check_addr_and_sessions(target.addr, options.sessions)?;
     if options.idle > MAX_PHASE || options.message_duration > MAX_PHASE {
         return Err(Error::Bounds(format!(
             "phases last at most {} s",

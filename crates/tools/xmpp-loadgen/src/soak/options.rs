@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::procfs;
-use crate::run::{Error, MAX_SESSIONS};
+use crate::run::{Error, check_addr_and_sessions};
 
 /// The resource every soak session binds.
 pub const RESOURCE: &str = "soak";
@@ -94,19 +94,8 @@ impl SoakTarget {
 
 /// Checks the target and options before anything connects.
 pub fn check(target: &SoakTarget, options: &SoakOptions) -> Result<(), Error> {
-    if !target.addr.ip().is_loopback() {
-        return Err(Error::NotLoopback(target.addr));
-    }
-    let descriptors = procfs::open_file_limit().unwrap_or(1024);
-    let limit = usize::try_from(descriptors.saturating_sub(100))
-        .unwrap_or(MAX_SESSIONS)
-        .min(MAX_SESSIONS);
+    check_addr_and_sessions(target.addr, options.sessions)?;
     let bad = |why: String| Err(Error::Bounds(why));
-    if options.sessions == 0 || options.sessions > limit {
-        return bad(format!(
-            "sessions must be 1..={limit} (open-file limit {descriptors})"
-        ));
-    }
     if options.messages_per_session == 0
         || options
             .sessions
