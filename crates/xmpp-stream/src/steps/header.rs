@@ -153,12 +153,3 @@ pub(crate) fn from_client(m: &mut Machine, header: &StreamHeader) -> Result<(), 
     steps::features::offer(m);
     Ok(())
 }
-
-/// Receiving, any kind: an element before the stream header (RFC 6120 §4.9.3.7: the stream
-/// is not well-formed as an XMPP stream).
-pub(crate) fn element_first(m: &mut Machine, _: minidom::Element) -> Result<(), ProtocolError> {
-    Err(m.fail(
-        StreamErrorCondition::InvalidXml,
-        "element before stream header",
-    ))
-}
