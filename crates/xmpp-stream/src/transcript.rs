@@ -748,7 +748,7 @@ fn drain(
     }
 }
 
-/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a [`crate::pair::Pair`] run in the transcript
+/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a `pair::Pair` run (feature `testing`) in the transcript
 /// format (exact mode: one line per delivered chunk, bytes escaped so they survive as text).
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
