@@ -68,6 +68,12 @@ pub enum Event {
         /// not negotiate itself (stream management, CSI, roster versioning, ...), for the host.
         extra_features: Vec<Element>,
     },
+    /// An external component's handshake succeeded (XEP-0114; both ends): stanzas may flow.
+    /// A c2s stream reports [`Event::Negotiated`] instead.
+    ComponentNegotiated {
+        /// The component's domain.
+        domain: BareJid,
+    },
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
     /// A top-level element that is not a stanza arrived after negotiation (for example an

@@ -553,6 +553,7 @@ pub fn event_summary(event: &Event) -> String {
         },
         Event::Authenticated { jid, mechanism } => format!("Authenticated {jid} {mechanism}"),
         Event::Negotiated { jid, .. } => format!("Negotiated {jid}"),
+        Event::ComponentNegotiated { domain } => format!("ComponentNegotiated {domain}"),
         Event::Stanza(stanza) => format!(
             "Stanza {} {}",
             stanza.name(),
