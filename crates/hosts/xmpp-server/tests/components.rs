@@ -182,21 +182,22 @@ impl ComponentLink {
         }
     }
 
-    /// Wait for the handshake's outcome: the negotiated domain, or why the stream closed.
-    fn negotiated(&mut self) -> Result<BareJid, CloseReason> {
+    /// Wait for the handshake's outcome: the negotiated domain, or why the stream closed
+    /// (boxed: a `CloseReason` is large).
+    fn negotiated(&mut self) -> Result<BareJid, Box<CloseReason>> {
         loop {
             match self.next_event(WAIT) {
                 Some(Event::ComponentNegotiated { domain }) => return Ok(domain),
-                Some(Event::Closed { reason }) => return Err(reason),
+                Some(Event::Closed { reason }) => return Err(Box::new(reason)),
                 Some(_) => {}
-                None => return Err(CloseReason::TransportClosed),
+                None => return Err(Box::new(CloseReason::TransportClosed)),
             }
         }
     }
 
     /// The stream error the server closed the stream with.
     fn refused_with(&mut self) -> StreamErrorCondition {
-        match self.negotiated() {
+        match self.negotiated().map_err(|reason| *reason) {
             Err(CloseReason::StreamError(error)) => error.condition,
             other => panic!("expected a stream error, got {other:?}"),
         }
@@ -476,7 +477,10 @@ fn a_stanza_from_outside_the_component_domain_is_invalid_from() {
         error_condition(&answer).as_deref(),
         Some("service-unavailable")
     );
-    assert!(seen.is_empty(), "the spoofed message was delivered: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "the spoofed message was delivered: {seen:?}"
+    );
     alice.close(WAIT).unwrap();
 }
 

@@ -188,24 +188,23 @@ impl Hub {
     /// `remote-server-not-found` (§8.3.3.14: the remote server cannot be resolved).
     fn route_out(&mut self, now: Instant, stanza: &Element) {
         let to = stanza.attr("to").unwrap_or_default();
-        match self.components.serving(to) {
-            Some(domain) => match self.components.session(&domain) {
-                Some(id) => self.send_on(now, id, stanza),
-                None if stanza.name() == "presence" => {
-                    self.log.push(format!(
-                        "component {domain} not connected: dropping presence to {to}"
-                    ));
-                }
-                None => {
-                    self.log.push(format!(
-                        "component {domain} not connected: bouncing stanza to {to}"
-                    ));
-                    self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable);
-                }
-            },
+        let Some(domain) = self.components.serving(to) else {
+            self.log.push(format!("no s2s: bouncing stanza to {to}"));
+            self.error_reply(now, stanza, StanzaErrorCondition::RemoteServerNotFound);
+            return;
+        };
+        match self.components.session(&domain) {
+            Some(id) => self.send_on(now, id, stanza),
+            None if stanza.name() == "presence" => {
+                self.log.push(format!(
+                    "component {domain} not connected: dropping presence to {to}"
+                ));
+            }
             None => {
-                self.log.push(format!("no s2s: bouncing stanza to {to}"));
-                self.error_reply(now, stanza, StanzaErrorCondition::RemoteServerNotFound);
+                self.log.push(format!(
+                    "component {domain} not connected: bouncing stanza to {to}"
+                ));
+                self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable);
             }
         }
     }
