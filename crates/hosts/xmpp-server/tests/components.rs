@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,13 +22,16 @@ use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::driver::{Action, Driver, Next};
 use xmpp_host::tls::{Trust, Versions, client_config};
-use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink};
+use xmpp_server::{HubConfig, ServerHandle, TranscriptSink};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, ComponentConfig, ComponentStream, Event,
     StreamErrorCondition, Transport,
 };
 
-use common::{Peer, build_strophe_program, missing, results, shared_peers_dir, slixmpp_python};
+use common::{
+    Peer, build_strophe_program, loopback, missing, results, runtime_config, shared_peers_dir,
+    slixmpp_python,
+};
 
 const DOMAIN: &str = "localhost";
 /// The component the tests connect.
@@ -54,14 +57,8 @@ impl Server {
             .with_component(BareJid::new(IDLE).unwrap(), "idle-secret");
         let sink = record.then(TranscriptSink::default);
         hub.record.clone_from(&sink);
-        let config = RuntimeConfig {
-            hub,
-            tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
-            log: std::env::var("XMPP_C2S_LOG").is_ok(),
-            trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
-        };
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let handle = ServerHandle::spawn_on(loopback, None, Some(loopback), config).unwrap();
+        let config = runtime_config(hub, DOMAIN);
+        let handle = ServerHandle::spawn_on(loopback(), None, Some(loopback()), config).unwrap();
         Server { handle, sink }
     }
 
@@ -100,6 +97,15 @@ fn body(stanza: &Element) -> Option<String> {
         .children()
         .find(|c| c.name() == "body")
         .map(Element::text)
+}
+
+/// Send `xml` (a stanza with the id `id`) as `client` and wait for the stanza with that id
+/// coming back: the answer or the bounce.
+fn exchange(client: &mut Connection<ClientStream>, xml: &str, id: &str) -> Element {
+    client.send(&parse(xml)).unwrap();
+    client
+        .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
+        .unwrap()
 }
 
 fn is_message_with_body(stanza: &Element, text: &str) -> bool {
@@ -298,15 +304,12 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
     assert_eq!(pong.attr("to"), Some("comp.localhost"));
 
     // The server lists its components as disco items.
-    alice
-        .send(&parse(
-            "<iq xmlns='jabber:client' type='get' id='d1' to='localhost'>\
-             <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
-        ))
-        .unwrap();
-    let items = alice
-        .wait_stanza(WAIT, |s| s.name() == "iq" && s.attr("id") == Some("d1"))
-        .unwrap();
+    let items = exchange(
+        &mut alice,
+        "<iq xmlns='jabber:client' type='get' id='d1' to='localhost'>\
+         <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        "d1",
+    );
     assert_eq!(items.attr("type"), Some("result"));
     let jids: Vec<&str> = items
         .children()
@@ -348,14 +351,11 @@ fn a_component_that_is_not_connected_is_service_unavailable() {
     let server = Server::start(false);
     let mut alice = server.client("alice", "phone");
     // Configured, never connected.
-    alice
-        .send(&parse(
-            "<message xmlns='jabber:client' id='m1' to='bot@idle.localhost'><body>anyone?</body></message>",
-        ))
-        .unwrap();
-    let bounce = alice
-        .wait_stanza(WAIT, |s| s.attr("id") == Some("m1"))
-        .unwrap();
+    let bounce = exchange(
+        &mut alice,
+        "<message xmlns='jabber:client' id='m1' to='bot@idle.localhost'><body>anyone?</body></message>",
+        "m1",
+    );
     assert_eq!(
         error_condition(&bounce).as_deref(),
         Some("service-unavailable")
@@ -365,15 +365,12 @@ fn a_component_that_is_not_connected_is_service_unavailable() {
     // Connected, then gone: the same, and the domain is free to connect again.
     let comp = connected_component(&server);
     assert_eq!(comp.close(), CloseReason::Graceful);
-    alice
-        .send(&parse(
-            "<iq xmlns='jabber:client' type='get' id='i1' to='comp.localhost'>\
+    let bounce = exchange(
+        &mut alice,
+        "<iq xmlns='jabber:client' type='get' id='i1' to='comp.localhost'>\
              <query xmlns='jabber:iq:version'/></iq>",
-        ))
-        .unwrap();
-    let bounce = alice
-        .wait_stanza(WAIT, |s| s.attr("id") == Some("i1"))
-        .unwrap();
+        "i1",
+    );
     assert_eq!(
         error_condition(&bounce).as_deref(),
         Some("service-unavailable")
@@ -382,14 +379,11 @@ fn a_component_that_is_not_connected_is_service_unavailable() {
     again.close();
 
     // Not a component, not the served domain: no server-to-server here.
-    alice
-        .send(&parse(
-            "<message xmlns='jabber:client' id='m2' to='someone@example.test'><body>x</body></message>",
-        ))
-        .unwrap();
-    let bounce = alice
-        .wait_stanza(WAIT, |s| s.attr("id") == Some("m2"))
-        .unwrap();
+    let bounce = exchange(
+        &mut alice,
+        "<message xmlns='jabber:client' id='m2' to='someone@example.test'><body>x</body></message>",
+        "m2",
+    );
     assert_eq!(
         error_condition(&bounce).as_deref(),
         Some("remote-server-not-found")

@@ -15,18 +15,16 @@ mod common;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    build_strophe_program, missing, peers_dir, results, run_peer, slixmpp_python, temp_dir,
+    build_strophe_program, loopback, missing, peers_dir, results, run_peer, runtime_config,
+    slixmpp_python, temp_dir,
 };
 
-use xmpp_server::{
-    HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink,
-};
+use xmpp_server::{HubConfig, PlusPolicy, ServerHandle, TranscriptSink};
 use xmpp_stream::{BareJid, Mechanism};
 
 const DOMAIN: &str = "localhost";
@@ -60,14 +58,8 @@ fn start_server_for(
         .is_ok_and(|v| v == "1")
         .then(TranscriptSink::default);
     hub.record.clone_from(&sink);
-    let config = RuntimeConfig {
-        hub,
-        tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
-        log: std::env::var("XMPP_C2S_LOG").is_ok(),
-        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
-    };
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let handle = ServerHandle::spawn_with(loopback, Some(loopback), config).unwrap();
+    let config = runtime_config(hub, DOMAIN);
+    let handle = ServerHandle::spawn_with(loopback(), Some(loopback()), config).unwrap();
     let dir = temp_dir(name);
     let cafile = dir.join("server.pem");
     std::fs::write(&cafile, &handle.cert_pem).unwrap();

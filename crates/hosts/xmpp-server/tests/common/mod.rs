@@ -4,9 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use xmpp_server::{HubConfig, RuntimeConfig, TlsMaterial};
 
 /// How long a peer process may run before it is killed.
 pub(crate) const PEER_DEADLINE: Duration = Duration::from_secs(40);
@@ -14,6 +17,22 @@ pub(crate) const PEER_DEADLINE: Duration = Duration::from_secs(40);
 /// Skip (or fail under `XMPP_INTEROP=require`) when a peer is missing.
 pub(crate) fn missing(what: &str) {
     xmpp_testpeers::skip_or_fail(what);
+}
+
+/// The shell's configuration for `hub`: a fresh self-signed certificate for `domain`, the
+/// server log under `XMPP_C2S_LOG`, every XML byte under `XMPP_C2S_TRACE`.
+pub(crate) fn runtime_config(hub: HubConfig, domain: &str) -> RuntimeConfig {
+    RuntimeConfig {
+        hub,
+        tls: TlsMaterial::self_signed(&[domain]).unwrap(),
+        log: std::env::var("XMPP_C2S_LOG").is_ok(),
+        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+    }
+}
+
+/// 127.0.0.1 on a free port.
+pub(crate) fn loopback() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
 /// A fresh directory under the system temp dir.
