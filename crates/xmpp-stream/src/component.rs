@@ -281,7 +281,7 @@ impl ComponentServerStream {
     ) -> Self {
         let core = Core::new(
             config.timeouts,
-            config.limits.clone(),
+            config.limits,
             config.max_output_bytes,
             Box::new(entropy),
         );
@@ -295,7 +295,7 @@ impl ComponentServerStream {
     pub fn domain(&self) -> Option<&BareJid> {
         match &self.machine.side {
             Side::ComponentServer(side) => side.domain.as_ref(),
-            Side::Component(_) => None,
+            _ => None,
         }
     }
 

@@ -30,11 +30,12 @@ use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
 use crate::any::AnyStream;
 use crate::backend::MemoryBackend;
-use crate::client::{ClientConfig, ClientStream};
+use crate::client::ClientStream;
 use crate::config::TlsPolicy;
+use crate::config::{ClientConfig, ServerConfig};
 use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
 use crate::output::{CloseReason, Event, Output, Transport};
-use crate::server::{ServerConfig, ServerStream};
+use crate::server::ServerStream;
 use crate::time::Instant;
 
 /// Which machine a replay drives.
@@ -560,7 +561,7 @@ pub fn event_summary(event: &Event) -> String {
             stanza.attr("id").unwrap_or("-")
         ),
         Event::Nonza(element) => format!("Nonza {}", element.name()),
-        Event::Redirect { host } => format!("Redirect {host}"),
+        Event::Redirect { to } => format!("Redirect {to}"),
         Event::Closed { reason } => format!("Closed {}", close_summary(reason)),
     }
 }
@@ -747,7 +748,7 @@ fn drain(
     }
 }
 
-/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a [`crate::pair::Pair`] run in the transcript
+/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a `pair::Pair` run (feature `testing`) in the transcript
 /// format (exact mode: one line per delivered chunk, bytes escaped so they survive as text).
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
