@@ -12,7 +12,7 @@
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_stream::{
-    AnyStream, Event, Instant, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
+    Event, Instant, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 
 use super::{Hub, HubOutput, SessionId};
@@ -223,18 +223,6 @@ impl Hub {
             session
                 .rec
                 .command(now, || format!("send {}", String::from(stanza)));
-            // Workaround: `ServerStream::send_stanza` still accepts only `jabber:client`
-            // stanzas, where the component API promises every content namespace (the writer
-            // already writes any of them in the stream's own); a component's stanza is
-            // re-labelled here until it does.
-            let relabelled;
-            let stanza =
-                if matches!(session.stream, AnyStream::Server(_)) && !stanza.has_ns(NS_CLIENT) {
-                    relabelled = in_client_namespace(stanza);
-                    &relabelled
-                } else {
-                    stanza
-                };
             match session.stream.send_stanza(now, stanza) {
                 Ok(()) => {
                     session.drain(now);
@@ -272,17 +260,4 @@ impl Hub {
             self.deliver(now, &from, reply);
         }
     }
-}
-
-const NS_CLIENT: &str = "jabber:client";
-
-/// `stanza` with its own element in `jabber:client` (the same name, attributes and content;
-/// the serializer writes content in any content namespace in the stream's own).
-fn in_client_namespace(stanza: &Element) -> Element {
-    let mut out = Element::bare(stanza.name(), NS_CLIENT);
-    *out.attrs_mut() = stanza.attrs().clone();
-    for node in stanza.nodes() {
-        out.append_node(node.clone());
-    }
-    out
 }
