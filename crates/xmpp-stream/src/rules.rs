@@ -94,7 +94,9 @@ impl Match {
             Match::Element(name, ns) => element.is(name, ns),
             Match::Namespace(ns) => element.has_ns(ns),
             Match::IqChild(name, ns) => {
-                element.is("iq", kind.namespace()) && element.has_child(name, ns)
+                element.name() == "iq"
+                    && element.has_ns(kind.namespace())
+                    && element.has_child(name, ns)
             }
             Match::Stanza => is_stanza_of(kind, element),
             Match::Any => true,
@@ -171,12 +173,8 @@ impl Rule {
         self
     }
 
-    fn applies(&self, kind: StreamKind, role: Role, step: Step, flags: SessionFlags) -> bool {
-        self.step == step
-            && self.kinds.contains(kind)
-            && self.roles.contains(role)
-            && flags.contains(self.needs)
-            && !flags.intersects(self.forbids)
+    fn flags_allow(&self, flags: SessionFlags) -> bool {
+        flags.contains(self.needs) && !flags.intersects(self.forbids)
     }
 }
 
@@ -213,8 +211,8 @@ use Match::{Element as El, Header as Hdr};
 
 const COMPONENT_NS: &str = xmpp_xml::NS_COMPONENT_ACCEPT;
 
-/// Every rule, grouped by step module. The first row that applies wins.
-pub static RULES: &[Rule] = &[
+/// The table itself (see [`RULES`]).
+const TABLE: &[Rule] = &[
     // ----- header -----
     row(
         "header.from-server",
@@ -582,6 +580,79 @@ pub static RULES: &[Rule] = &[
     ),
 ];
 
+/// Every rule, grouped by step module. The first row that applies wins.
+pub static RULES: &[Rule] = TABLE;
+
+/// Rows in the table.
+const ROWS: usize = TABLE.len();
+
+// ----- lookup -----
+//
+// A machine looks up a row for every element it receives, stanzas included, so the lookup
+// must not scan the table: the rows are indexed at compile time by (step, role, kind), in
+// table order, and only the few rows of the machine's bucket are tried.
+
+/// Most rows one (step, role, kind) bucket holds; a bigger bucket fails the build.
+const BUCKET: usize = 8;
+/// Steps, roles and kinds: the index's dimensions.
+const STEPS: usize = Step::Done as usize + 1;
+const KINDS: usize = StreamKind::ALL.len();
+const BUCKETS: usize = STEPS * 2 * KINDS;
+
+const fn bucket_of(step: Step, role: Role, kind: StreamKind) -> usize {
+    ((step as usize) * 2 + (role as usize)) * KINDS + (kind as usize)
+}
+
+struct Index {
+    rows: [[u8; BUCKET]; BUCKETS],
+    len: [u8; BUCKETS],
+}
+
+static INDEX: Index = {
+    let mut index = Index {
+        rows: [[0; BUCKET]; BUCKETS],
+        len: [0; BUCKETS],
+    };
+    let roles = [Role::Initiating, Role::Receiving];
+    let mut row = 0;
+    while row < ROWS {
+        let rule = &TABLE[row];
+        let mut k = 0;
+        while k < KINDS {
+            let mut r = 0;
+            while r < 2 {
+                if rule.kinds.contains(StreamKind::ALL[k]) && rule.roles.contains(roles[r]) {
+                    let bucket = bucket_of(rule.step, roles[r], StreamKind::ALL[k]);
+                    let len = index.len[bucket] as usize;
+                    assert!(len < BUCKET, "a (step, role, kind) bucket overflows BUCKET");
+                    #[allow(clippy::cast_possible_truncation)] // ROWS < 256, checked below
+                    {
+                        index.rows[bucket][len] = row as u8;
+                        index.len[bucket] = (len + 1) as u8;
+                    }
+                }
+                r += 1;
+            }
+            k += 1;
+        }
+        row += 1;
+    }
+    assert!(ROWS < 256, "row numbers are stored as u8");
+    index
+};
+
+/// The rows a machine of this kind and role may apply in `step`, in table order.
+fn bucket(kind: StreamKind, role: Role, step: Step) -> impl Iterator<Item = &'static Rule> {
+    // Both lookups are in bounds by construction (`bucket_of` of any step, role and kind is
+    // below BUCKETS, every stored row below ROWS); `get` keeps a mistake from panicking.
+    let bucket = bucket_of(step, role, kind);
+    let rows: &'static [u8] = match (INDEX.rows.get(bucket), INDEX.len.get(bucket)) {
+        (Some(rows), Some(len)) => rows.get(..usize::from(*len)).unwrap_or_default(),
+        _ => &[],
+    };
+    rows.iter().filter_map(|row| TABLE.get(usize::from(*row)))
+}
+
 /// The row for this element in this state, if any.
 pub(crate) fn find(
     kind: StreamKind,
@@ -590,9 +661,7 @@ pub(crate) fn find(
     flags: SessionFlags,
     element: &Element,
 ) -> Option<&'static Rule> {
-    RULES
-        .iter()
-        .find(|rule| rule.applies(kind, role, step, flags) && rule.on.matches(kind, element))
+    bucket(kind, role, step).find(|rule| rule.flags_allow(flags) && rule.on.matches(kind, element))
 }
 
 /// The row for the peer's header in this state, if any.
@@ -602,9 +671,7 @@ pub(crate) fn find_header(
     step: Step,
     flags: SessionFlags,
 ) -> Option<&'static Rule> {
-    RULES
-        .iter()
-        .find(|rule| rule.applies(kind, role, step, flags) && rule.on == Match::Header)
+    bucket(kind, role, step).find(|rule| matches!(rule.on, Match::Header) && rule.flags_allow(flags))
 }
 
 /// The one default for an element no row accepts (RFC 6120 §4.9.3):
@@ -681,4 +748,47 @@ pub fn markdown() -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compile-time index holds, for every (step, role, kind), exactly the rows a scan of
+    /// the table would try, in table order.
+    #[test]
+    fn index_agrees_with_a_scan() {
+        let steps = [
+            Step::AwaitHeader,
+            Step::AwaitFeatures,
+            Step::AwaitRequest,
+            Step::AwaitProceed,
+            Step::AwaitTls,
+            Step::Sasl,
+            Step::SaslAborting,
+            Step::Bind,
+            Step::AwaitHandshake,
+            Step::Established,
+            Step::Done,
+        ];
+        assert_eq!(steps.len(), STEPS);
+        let mut seen = 0;
+        for step in steps {
+            for role in [Role::Initiating, Role::Receiving] {
+                for kind in StreamKind::ALL {
+                    let indexed: Vec<&str> = bucket(kind, role, step).map(|r| r.name).collect();
+                    let scanned: Vec<&str> = RULES
+                        .iter()
+                        .filter(|r| {
+                            r.step == step && r.kinds.contains(kind) && r.roles.contains(role)
+                        })
+                        .map(|r| r.name)
+                        .collect();
+                    assert_eq!(indexed, scanned, "{step:?} {role:?} {kind:?}");
+                    seen += indexed.len();
+                }
+            }
+        }
+        assert!(seen >= RULES.len(), "every row is in some bucket");
+    }
 }
