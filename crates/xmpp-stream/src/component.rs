@@ -295,7 +295,7 @@ impl ComponentServerStream {
     pub fn domain(&self) -> Option<&BareJid> {
         match &self.machine.side {
             Side::ComponentServer(side) => side.domain.as_ref(),
-            Side::Component(_) => None,
+            _ => None,
         }
     }
 

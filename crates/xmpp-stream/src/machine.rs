@@ -19,6 +19,10 @@ use crate::time::Instant;
 /// The role-specific part of a machine: configuration, the host's backend, and the state of
 /// the step that needs more than its name.
 pub(crate) enum Side {
+    /// Boxed: the client's configuration is large, and a server holds thousands of the
+    /// other kinds.
+    Client(Box<crate::client::ClientSide>),
+    Server(crate::server::ServerSide),
     Component(steps::component::ComponentSide),
     ComponentServer(steps::component::ComponentServerSide),
 }
@@ -75,6 +79,9 @@ impl Machine {
     // ----- commands -----
 
     pub(crate) fn start(&mut self, now: Instant, transport: Transport) -> Result<(), UsageError> {
+        if let Side::Client(side) = &self.side {
+            side.config.validate()?;
+        }
         self.core.start(now)?;
         if let Transport::Tls(bindings) = transport {
             self.core.flags |= SessionFlags::SECURE;
@@ -214,7 +221,6 @@ impl Machine {
     }
 
     /// Negotiation cannot go on for a reason of ours: close gracefully with `reason`.
-    #[allow(dead_code)] // used by the c2s steps as they move onto the table
     pub(crate) fn give_up(&mut self, reason: CloseReason) {
         self.step = Step::Done;
         self.core.close(reason);
@@ -222,7 +228,7 @@ impl Machine {
 
     /// The table's default for an element no rule accepts (see [`rules::unaccepted_condition`]).
     pub(crate) fn reject(&mut self) -> ProtocolError {
-        let condition = rules::unaccepted_condition(self.role, self.core.flags);
+        let condition = rules::unaccepted_condition(self.role, self.step);
         self.fail(condition, "no negotiation rule accepts this element here")
     }
 

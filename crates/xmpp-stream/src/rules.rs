@@ -12,6 +12,7 @@ use minidom::Element;
 use xmpp_xml::{StreamErrorCondition, StreamHeader};
 
 use crate::error::ProtocolError;
+use crate::features::ns;
 use crate::flags::SessionFlags;
 use crate::kind::{Kinds, Role, Roles, StreamKind};
 use crate::machine::Machine;
@@ -76,6 +77,8 @@ pub enum Match {
     Element(&'static str, &'static str),
     /// Any element in this namespace.
     Namespace(&'static str),
+    /// An `<iq/>` in the stream's content namespace with a child of this name and namespace.
+    IqChild(&'static str, &'static str),
     /// A stanza: `message`, `presence` or `iq` in the stream's content namespace.
     Stanza,
     /// Any element.
@@ -88,6 +91,9 @@ impl Match {
             Match::Header => false,
             Match::Element(name, ns) => element.is(name, ns),
             Match::Namespace(ns) => element.has_ns(ns),
+            Match::IqChild(name, ns) => {
+                element.is("iq", kind.namespace()) && element.has_child(name, ns)
+            }
             Match::Stanza => is_stanza_of(kind, element),
             Match::Any => true,
         }
@@ -98,6 +104,7 @@ impl Match {
             Match::Header => "stream header".to_owned(),
             Match::Element(name, ns) => format!("`<{name}/>` ({ns})"),
             Match::Namespace(ns) => format!("any element in {ns}"),
+            Match::IqChild(name, ns) => format!("`<iq/>` with `<{name}/>` ({ns})"),
             Match::Stanza => "stanza".to_owned(),
             Match::Any => "any element".to_owned(),
         }
@@ -127,6 +134,8 @@ pub struct Rule {
     pub step: Step,
     /// Session flags that must all be set.
     pub needs: SessionFlags,
+    /// Session flags none of which may be set.
+    pub forbids: SessionFlags,
     /// What it reacts to.
     pub on: Match,
     /// What it does, in words (the handler's summary).
@@ -148,11 +157,24 @@ impl core::fmt::Debug for Rule {
 }
 
 impl Rule {
+    /// The rule, applying only when all of `flags` are set.
+    const fn needs(mut self, flags: SessionFlags) -> Rule {
+        self.needs = flags;
+        self
+    }
+
+    /// The rule, applying only when none of `flags` is set.
+    const fn forbids(mut self, flags: SessionFlags) -> Rule {
+        self.forbids = flags;
+        self
+    }
+
     fn applies(&self, kind: StreamKind, role: Role, step: Step, flags: SessionFlags) -> bool {
         self.step == step
             && self.kinds.contains(kind)
             && self.roles.contains(role)
             && flags.contains(self.needs)
+            && !flags.intersects(self.forbids)
     }
 }
 
@@ -174,6 +196,7 @@ const fn row(
         roles,
         step,
         needs: SessionFlags::EMPTY,
+        forbids: SessionFlags::EMPTY,
         on,
         does,
         section,
@@ -189,6 +212,258 @@ const COMPONENT_NS: &str = xmpp_xml::NS_COMPONENT_ACCEPT;
 
 /// Every rule, grouped by step module. The first row that applies wins.
 pub static RULES: &[Rule] = &[
+    // ----- header -----
+    row(
+        "header.from-server",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        Hdr,
+        H(steps::header::from_server),
+        "version 1.0 and jabber:client required; note a foreign `from`; report `StreamOpened`",
+        "RFC 6120 §4.7",
+        "hostile_peer.rs::server_header_without_version_is_unsupported_version",
+    ),
+    row(
+        "header.from-client",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitHeader,
+        Hdr,
+        H(steps::header::from_client),
+        "send our header first, then check `from`, namespace, version, `to`; list features",
+        "RFC 6120 §4.7, §4.9.1.2",
+        "negotiation.rs::server_header_checks",
+    ),
+    // ----- features -----
+    row(
+        "features.choose",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        El("features", ns::STREAMS),
+        E(steps::features::choose),
+        "negotiate the first listed feature the flags and config allow, or close with the reason",
+        "RFC 6120 §4.3.2",
+        "negotiation.rs::tls_policies_combine",
+    ),
+    row(
+        "features.expected",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        Match::Any,
+        E(steps::features::expected),
+        "invalid-from if the header named another domain, else the default",
+        "RFC 6120 §4.3.2, §4.9.3.9",
+        "hostile_peer.rs::server_header_from_another_domain_is_invalid_from",
+    ),
+    // ----- starttls -----
+    row(
+        "starttls.proceed",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitProceed,
+        El("proceed", ns::TLS),
+        E(steps::starttls::proceed),
+        "emit `StartTls`; bytes pipelined after `<proceed/>` are policy-violation",
+        "RFC 6120 §5.4.2.3",
+        "negotiation.rs::injection_after_proceed_is_fatal",
+    ),
+    row(
+        "starttls.failure",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitProceed,
+        El("failure", ns::TLS),
+        E(steps::starttls::refused),
+        "close with `TlsFailed`",
+        "RFC 6120 §5.4.2.2",
+        "negotiation.rs::starttls_failure_closes",
+    ),
+    row(
+        "starttls.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        Match::Namespace(ns::TLS),
+        E(steps::starttls::starttls),
+        "`<proceed/>` and `StartTls` if offered and nothing pipelined, else policy-violation",
+        "RFC 6120 §5.4.2.1, §5.4.3.3",
+        "negotiation.rs::server_starttls_injection_is_fatal",
+    ),
+    // ----- sasl -----
+    row(
+        "sasl.auth",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("auth", ns::SASL),
+        E(steps::sasl::auth),
+        "start the exchange (empty challenge without initial response); failures by condition",
+        "RFC 6120 §6.4.2",
+        "negotiation.rs::server_sasl_abort_invalid_mechanism_and_bad_base64",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.abort-idle",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("abort", ns::SASL),
+        E(steps::sasl::abort),
+        "`<failure><aborted/>`",
+        "RFC 6120 §6.4.4",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.misplaced",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::misplaced),
+        "`<failure>`: malformed-request (incorrect-encoding for bad base64)",
+        "RFC 6120 §6.5.8, §6.5.2",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.response",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        El("response", ns::SASL),
+        E(steps::sasl::response),
+        "next challenge, or `<success/>` and restart, or `<failure/>`",
+        "RFC 6120 §6.4.3, §6.4.6",
+        "negotiation.rs::starttls_scram_plus_bind_messages_and_close",
+    ),
+    row(
+        "sasl.abort",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        El("abort", ns::SASL),
+        E(steps::sasl::abort),
+        "`<failure><aborted/>`",
+        "RFC 6120 §6.4.4",
+        "negotiation.rs::server_sasl_abort_invalid_mechanism_and_bad_base64",
+    ),
+    row(
+        "sasl.misplaced-in-exchange",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::misplaced_in_exchange),
+        "a known SASL element: malformed-request failure; an unknown name: the default",
+        "RFC 6120 §6.5.8",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    ),
+    row(
+        "sasl.challenge",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("challenge", ns::SASL),
+        E(steps::sasl::challenge),
+        "answer, or `<abort/>` when the challenge is unacceptable; bad base64 is bad-format",
+        "RFC 6120 §6.4.3",
+        "negotiation.rs::every_mechanism_negotiates",
+    ),
+    row(
+        "sasl.success",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("success", ns::SASL),
+        E(steps::sasl::success),
+        "verify the server's additional data, restart authenticated",
+        "RFC 6120 §6.4.6",
+        "negotiation.rs::tampered_success_is_not_trusted",
+    ),
+    row(
+        "sasl.failure",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("failure", ns::SASL),
+        E(steps::sasl::failure),
+        "report the attempt; fall back to the next mechanism or close `AuthenticationFailed`",
+        "RFC 6120 §6.4.5",
+        "sasl_fallback.rs::mechanism_level_failure_falls_back_to_the_next_mechanism",
+    ),
+    row(
+        "sasl.aborted",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::SaslAborting,
+        El("failure", ns::SASL),
+        E(steps::sasl::failure),
+        "our abort was answered: report it, close (never a fallback after our abort)",
+        "RFC 6120 §6.4.4",
+        "rules.rs::a_challenge_crossing_our_abort_is_dropped",
+    ),
+    row(
+        "sasl.crossed-abort",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::SaslAborting,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::crossed_abort),
+        "a challenge or success that crossed our abort: drop it, the failure follows",
+        "RFC 6120 §6.4.4",
+        "rules.rs::a_challenge_crossing_our_abort_is_dropped",
+    ),
+    // ----- bind and session -----
+    row(
+        "bind.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::bind::serve),
+        "bind the requested or a generated resource, or a stanza error; other IQs: the default",
+        "RFC 6120 §7.6, §7.7",
+        "negotiation.rs::requested_resource_is_bound_and_invalid_one_is_refused",
+    )
+    .needs(SessionFlags::AUTHENTICATED),
+    row(
+        "bind.reply",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Bind,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::bind::reply),
+        "bound (then the legacy session if required), retry on conflict, or close `BindFailed`",
+        "RFC 6120 §7.6.2, §7.7.2.2; RFC 3921 §3",
+        "negotiation.rs::bind_conflict_falls_back_to_a_generated_resource",
+    ),
+    row(
+        "session.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::IqChild("session", ns::SESSION),
+        E(steps::session::request),
+        "after the stanza checks, answer with an empty result when legacy sessions are on",
+        "RFC 3921 §3",
+        "negotiation.rs::mandatory_legacy_session_is_negotiated",
+    ),
+    // ----- established c2s -----
+    row(
+        "established.from-client",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::Stanza,
+        E(steps::established::from_client),
+        "`from` must be the client (invalid-from), stamped; bad `to` gets jid-malformed; report",
+        "RFC 6120 §8.1.2.1, §8.1.1.1",
+        "negotiation.rs::spoofed_from_is_a_stream_error",
+    ),
     // ----- component (XEP-0114) -----
     row(
         "component.header",
@@ -241,7 +516,7 @@ pub static RULES: &[Rule] = &[
         Step::Established,
         El("handshake", COMPONENT_NS),
         Handler::Reject,
-        "a handshake after success is not a stanza: the default",
+        "a handshake after success is not a stanza",
         "RFC 6120 §4.9.3.22",
         "component.rs::second_handshake_is_rejected",
     ),
@@ -289,7 +564,7 @@ pub static RULES: &[Rule] = &[
         E(steps::established::while_closing),
         "after our close, report the peer's stanzas until its close arrives; drop the rest",
         "RFC 6120 §4.4",
-        "negotiation.rs::stanzas_sent_before_the_close_arrive",
+        "rules.rs::stanzas_sent_before_the_close_arrive",
     ),
     row(
         "closing.ignore",
@@ -300,7 +575,7 @@ pub static RULES: &[Rule] = &[
         E(steps::established::ignore),
         "the stream is over for us: drop it",
         "RFC 6120 §4.4",
-        "hostile_peer.rs::garbage_after_close_is_ignored",
+        "rules.rs::garbage_after_close_is_ignored",
     ),
 ];
 
@@ -331,15 +606,16 @@ pub(crate) fn find_header(
 
 /// The one default for an element no row accepts (RFC 6120 §4.9.3):
 ///
-/// - the receiving entity, before the peer authenticated: `not-authorized` (§4.9.3.12: data
-///   sent before the stream is authenticated);
+/// - the receiving entity, before the stream is negotiated: `not-authorized` (§4.9.3.12:
+///   data sent before the stream is authenticated, or an action of stream negotiation the
+///   peer is not authorized to take);
 /// - otherwise: `unsupported-stanza-type` (§4.9.3.22: a first-level child the entity does
 ///   not support here).
 ///
 /// A second stream header where none is expected is `invalid-xml` (§4.9.3.7): the header is
 /// not an element, and a stream has one per restart.
-pub fn unaccepted_condition(role: Role, flags: SessionFlags) -> StreamErrorCondition {
-    if role == Role::Receiving && !flags.contains(SessionFlags::AUTHENTICATED) {
+pub fn unaccepted_condition(role: Role, step: Step) -> StreamErrorCondition {
+    if role == Role::Receiving && step != Step::Established {
         StreamErrorCondition::NotAuthorized
     } else {
         StreamErrorCondition::UnsupportedStanzaType
@@ -377,11 +653,13 @@ pub fn markdown() -> String {
             Roles::Receiving => "receiving",
             Roles::Both => "both",
         };
-        let step = if rule.needs.is_empty() {
-            rule.step.name().to_owned()
-        } else {
-            format!("{} {:?}", rule.step.name(), rule.needs)
-        };
+        let mut step = rule.step.name().to_owned();
+        if !rule.needs.is_empty() {
+            step.push_str(&format!(", {:?}", rule.needs));
+        }
+        if !rule.forbids.is_empty() {
+            step.push_str(&format!(", not {:?}", rule.forbids));
+        }
         let does = match rule.handler {
             Handler::Reject => format!("{} (**default**)", rule.does),
             _ => rule.does.to_owned(),

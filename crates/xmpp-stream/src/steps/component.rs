@@ -116,7 +116,10 @@ pub(crate) fn server_header(m: &mut Machine, header: &StreamHeader) -> Result<()
     m.stream_id = Some(id);
     m.core.event(Event::StreamOpened {
         id: header.id.clone(),
-        from: header.from.clone(),
+        from: header
+            .from
+            .as_deref()
+            .and_then(|from| xmpp_jid::Jid::new(from).ok()),
         lang: header.lang.clone(),
     });
     m.core.send(&handshake_element(Some(&digest)));
@@ -192,7 +195,10 @@ pub(crate) fn component_header(
     side.secret = Some(secret);
     m.core.event(Event::StreamOpened {
         id: Some(id),
-        from: header.from.clone(),
+        from: header
+            .from
+            .as_deref()
+            .and_then(|from| xmpp_jid::Jid::new(from).ok()),
         lang: header.lang.clone(),
     });
     m.step = Step::AwaitHandshake;
