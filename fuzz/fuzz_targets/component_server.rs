@@ -222,7 +222,7 @@ impl Harness {
 }
 
 fn run(data: &[u8]) {
-    let Some((&selector, mut rest)) = data.split_first() else {
+    let Some((&selector, rest)) = data.split_first() else {
         return;
     };
     let index = usize::from(selector & 3) % 3;
@@ -274,21 +274,20 @@ fn run(data: &[u8]) {
     assert_eq!(h.opened, index >= 1);
     assert_eq!(h.server.is_negotiated(), index >= 2);
     assert_eq!(h.negotiated, index >= 2);
-    // Each chunk: one length byte, then that many bytes; the top bit of the length byte
-    // first advances the clock by a minute (timers fire), a zero length ends the transport;
-    // a length of 0x7f also has the host send the component a stanza first.
-    while let Some((&len, tail)) = rest.split_first() {
-        if len & 0x80 != 0 {
+    // The rest: steps (`xmpp_fuzz::steps`) of time, transport close, a host stanza to the
+    // component and component bytes.
+    for step in xmpp_fuzz::steps(rest) {
+        if step.tick {
             h.now = h.now + core::time::Duration::from_secs(60);
             h.server.handle_timeout(h.now);
             h.drain();
         }
-        if len == 0 {
+        if step.transport_closed {
             h.server.transport_closed(h.now);
             h.drain();
             assert!(h.closed, "transport_closed must end in Closed");
         }
-        if len & 0x7f == 0x7f {
+        if step.host_sends {
             let was_negotiated = h.server.is_negotiated();
             if let Ok(stanza) = "<message xmlns='jabber:client' from='juliet@example.com/balcony' \
                  to='bot@comp.example.com'><body>hi</body></message>"
@@ -300,10 +299,7 @@ fn run(data: &[u8]) {
             }
             h.drain();
         }
-        let take = usize::from(len & 0x7f).min(tail.len());
-        let (chunk, tail) = tail.split_at(take);
-        rest = tail;
-        h.input(chunk, poll);
+        h.input(step.bytes, poll);
     }
     h.drain();
 }
