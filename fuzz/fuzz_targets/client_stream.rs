@@ -144,7 +144,7 @@ impl Harness {
 }
 
 fn run(data: &[u8]) {
-    let Some((&selector, mut rest)) = data.split_first() else {
+    let Some((&selector, rest)) = data.split_first() else {
         return;
     };
     let Ok(jid) = BareJid::new("juliet@im.example.com") else {
@@ -188,21 +188,20 @@ fn run(data: &[u8]) {
     assert_eq!(flags.contains(SessionFlags::SECURE), index >= 3);
     assert_eq!(flags.contains(SessionFlags::AUTHENTICATED), index >= 5);
     assert_eq!(h.client.is_negotiated(), index == 7);
-    // Each chunk: one length byte, then that many bytes; the top bit of the length byte
-    // first advances the clock by a minute (timers fire), a zero length ends the transport;
-    // a length of 0x7f also has the host send a stanza first.
-    while let Some((&len, tail)) = rest.split_first() {
-        if len & 0x80 != 0 {
+    // The rest: steps (`xmpp_fuzz::steps`) of time, transport close, a host stanza and
+    // server bytes.
+    for step in xmpp_fuzz::steps(rest) {
+        if step.tick {
             h.now = h.now + core::time::Duration::from_secs(60);
             h.client.handle_timeout(h.now);
             h.drain();
         }
-        if len == 0 {
+        if step.transport_closed {
             h.client.transport_closed(h.now);
             h.drain();
             assert!(h.closed, "transport_closed must end in Closed");
         }
-        if len & 0x7f == 0x7f {
+        if step.host_sends {
             if let Ok(stanza) = "<message xmlns='jabber:client' to='romeo@example.net'/>"
                 .parse::<minidom::Element>()
                 && h.client.send_stanza(h.now, &stanza).is_ok()
@@ -211,10 +210,7 @@ fn run(data: &[u8]) {
             }
             h.drain();
         }
-        let take = usize::from(len & 0x7f).min(tail.len());
-        let (chunk, tail) = tail.split_at(take);
-        rest = tail;
-        h.input(chunk);
+        h.input(step.bytes);
     }
 }
 

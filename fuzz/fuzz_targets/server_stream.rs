@@ -97,7 +97,7 @@ impl Harness {
 }
 
 fn run(data: &[u8]) {
-    let Some((&selector, mut rest)) = data.split_first() else {
+    let Some((&selector, rest)) = data.split_first() else {
         return;
     };
     let Ok(domain) = BareJid::new("im.example.com") else {
@@ -136,23 +136,19 @@ fn run(data: &[u8]) {
     assert_eq!(flags.contains(SessionFlags::SECURE), index >= 2);
     assert_eq!(flags.contains(SessionFlags::AUTHENTICATED), index >= 4);
     assert_eq!(h.server.is_negotiated(), index >= 5);
-    // Each chunk: one length byte, then that many bytes; the top bit of the length byte
-    // first advances the clock by a minute (timers fire), a zero length ends the transport.
-    while let Some((&len, tail)) = rest.split_first() {
-        if len & 0x80 != 0 {
+    // The rest: steps (`xmpp_fuzz::steps`) of time, transport close and peer bytes.
+    for step in xmpp_fuzz::steps(rest) {
+        if step.tick {
             h.now = h.now + core::time::Duration::from_secs(60);
             h.server.handle_timeout(h.now);
             h.drain();
         }
-        if len == 0 {
+        if step.transport_closed {
             h.server.transport_closed(h.now);
             h.drain();
             assert!(h.closed, "transport_closed must end in Closed");
         }
-        let take = usize::from(len & 0x7f).min(tail.len());
-        let (chunk, tail) = tail.split_at(take);
-        rest = tail;
-        h.input(chunk);
+        h.input(step.bytes);
     }
 }
 

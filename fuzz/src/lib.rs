@@ -171,3 +171,36 @@ pub fn check(len: usize, bound: usize, run: impl Fn()) {
         usage.peak
     );
 }
+
+/// One step of a stateful stream target's input (`client_stream`, `server_stream`,
+/// `component_server`): a length byte, then up to that many bytes (fewer at the end of the
+/// input). See [`steps`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step<'a> {
+    /// The length byte's top bit: advance the clock by a minute first (timers fire).
+    pub tick: bool,
+    /// A length byte of zero: the host reports the transport closed.
+    pub transport_closed: bool,
+    /// A length of 0x7f: the host sends a stanza first (targets that drive a host command).
+    pub host_sends: bool,
+    /// The peer's bytes to feed.
+    pub bytes: &'a [u8],
+}
+
+/// Splits a stream target's input (after its selector byte) into [`Step`]s: each is one
+/// length byte (low 7 bits: how many bytes follow; flags as documented on [`Step`]) and the
+/// bytes.
+pub fn steps(mut data: &[u8]) -> impl Iterator<Item = Step<'_>> {
+    core::iter::from_fn(move || {
+        let (&len, tail) = data.split_first()?;
+        let take = usize::from(len & 0x7f).min(tail.len());
+        let (bytes, rest) = tail.split_at(take);
+        data = rest;
+        Some(Step {
+            tick: len & 0x80 != 0,
+            transport_closed: len == 0,
+            host_sends: len & 0x7f == 0x7f,
+            bytes,
+        })
+    })
+}
