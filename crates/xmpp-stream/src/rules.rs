@@ -671,7 +671,8 @@ pub(crate) fn find_header(
     step: Step,
     flags: SessionFlags,
 ) -> Option<&'static Rule> {
-    bucket(kind, role, step).find(|rule| matches!(rule.on, Match::Header) && rule.flags_allow(flags))
+    bucket(kind, role, step)
+        .find(|rule| matches!(rule.on, Match::Header) && rule.flags_allow(flags))
 }
 
 /// The one default for an element no row accepts (RFC 6120 §4.9.3):

@@ -219,6 +219,8 @@ fn unknown_component_is_host_unknown() {
     // Our header goes out first, then the error (RFC 6120 §4.9.1.2).
     let header_at = wire.find("<stream:stream").unwrap();
     assert!(wire.find("<host-unknown").unwrap() > header_at, "{wire}");
+    // Our header does not claim to be the unknown domain.
+    assert!(!wire.contains("from='other.example.com'"), "{wire}");
 }
 
 #[test]
@@ -505,6 +507,8 @@ fn header_without_to_is_host_unknown() {
     );
     let header_at = wire.find("<stream:stream").unwrap();
     assert!(wire.find("<host-unknown").unwrap() > header_at, "{wire}");
+    // Our header does not claim to be the unknown domain.
+    assert!(!wire.contains("from='other.example.com'"), "{wire}");
     assert_eq!(server.domain(), None);
 }
 
@@ -585,6 +589,8 @@ fn stanza_to_a_malformed_address_gets_jid_malformed_and_the_stream_stays_up() {
     assert_eq!(reply.attr("type"), Some("error"));
     assert_eq!(reply.attr("id"), Some("m2"));
     assert_eq!(reply.attr("to"), Some("bot@comp.example.com"));
+    // Not `from='a@b@c'`: the server never writes the malformed address back.
+    assert_eq!(reply.attr("from"), None, "{wire}");
     let error = xmpp_stream::StanzaError::from_element(
         reply.get_child("error", "jabber:component:accept").unwrap(),
     )
@@ -731,4 +737,38 @@ fn negotiation_timeout_before_the_handshake_is_connection_timeout() {
     let (wire, events) = raw(&mut server, "");
     assert_eq!((wire.as_str(), events.len()), (" ", 0));
     assert!(server.is_negotiated());
+}
+
+#[test]
+fn handshake_with_child_elements_is_not_authorized() {
+    let mut server = server();
+    let (_, _) = raw(&mut server, HEADER);
+    let handshake = handshake_for(&server);
+    let digest = handshake
+        .trim_start_matches("<handshake>")
+        .trim_end_matches("</handshake>")
+        .to_owned();
+    let (_, events) = raw(&mut server, &format!("<handshake>{digest}<x/></handshake>"));
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::NotAuthorized)
+    );
+}
+
+#[test]
+fn from_is_handed_over_normalized() {
+    let mut server = handshaken();
+    let (_, events) = raw(
+        &mut server,
+        "<message from='Bot@COMP.Example.com/R' to='juliet@example.com'/>",
+    );
+    let from = events.iter().find_map(|e| match e {
+        Event::Stanza(s) => s.attr("from").map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(
+        from.as_deref(),
+        Some("bot@comp.example.com/R"),
+        "{events:?}"
+    );
 }

@@ -684,6 +684,8 @@ fn malformed_to_gets_jid_malformed() {
             .unwrap()
             .has_child("jid-malformed", "urn:ietf:params:xml:ns:xmpp-stanzas")
     );
+    // The malformed address is not written back as the reply's `from`.
+    assert_eq!(reply.attr("from"), None);
 }
 
 #[test]

@@ -161,16 +161,22 @@ pub(crate) fn component_header(
     m: &mut Machine,
     header: &StreamHeader,
 ) -> Result<(), ProtocolError> {
-    let domain = header
+    let Side::ComponentServer(side) = &mut m.side else {
+        return Ok(());
+    };
+    // The component's domain and secret, if `to` names a configured one. Our header says
+    // `from` only then: it must not claim to be an unknown domain.
+    let known = header
         .to
         .as_deref()
         .and_then(|to| BareJid::new(to).ok())
-        .filter(|jid| jid.node().is_none());
+        .filter(|jid| jid.node().is_none())
+        .and_then(|domain| side.backend.secret(&domain).map(|secret| (domain, secret)));
     let id = random_token(m.core.entropy.as_mut(), STREAM_ID_BYTES);
     let mut ours = StreamHeader::new(ContentNamespace::ComponentAccept);
     ours.version = None;
     ours.id = Some(id.clone());
-    ours.from = domain.as_ref().map(|d| d.as_str().to_owned());
+    ours.from = known.as_ref().map(|(domain, _)| domain.as_str().to_owned());
     m.core.send_header(&ours);
     m.stream_id = Some(id.clone());
     if header.content_namespace != Some(ContentNamespace::ComponentAccept) {
@@ -179,20 +185,16 @@ pub(crate) fn component_header(
             "stream is not jabber:component:accept",
         ));
     }
-    let Side::ComponentServer(side) = &mut m.side else {
-        return Ok(());
-    };
-    let secret = domain
-        .as_ref()
-        .and_then(|domain| side.backend.secret(domain));
-    let (Some(domain), Some(secret)) = (domain, secret) else {
+    let Some((domain, secret)) = known else {
         return Err(m.fail(
             StreamErrorCondition::HostUnknown,
             "stream to is not a configured component",
         ));
     };
-    side.domain = Some(domain);
-    side.secret = Some(secret);
+    if let Side::ComponentServer(side) = &mut m.side {
+        side.domain = Some(domain);
+        side.secret = Some(secret);
+    }
     m.core.event(Event::StreamOpened {
         id: Some(id),
         from: header
@@ -218,9 +220,12 @@ pub(crate) fn verify_handshake(m: &mut Machine, element: Element) -> Result<(), 
     ) else {
         return Ok(());
     };
+    // Character data only: the digest, optionally surrounded by whitespace.
     let text = element.text();
     let given = text.trim();
-    let valid = given.len() <= MAX_HANDSHAKE && same_digest(&handshake_digest(id, &secret), given);
+    let valid = element.children().next().is_none()
+        && given.len() <= MAX_HANDSHAKE
+        && same_digest(&handshake_digest(id, &secret), given);
     if !valid {
         return Err(m.fail(
             StreamErrorCondition::NotAuthorized,

@@ -11,6 +11,21 @@ use crate::machine::{Machine, Side};
 use crate::output::Event;
 use crate::rules::is_stanza_of;
 
+/// Refuse a stanza whose `to` is not a JID with `jid-malformed` (RFC 6120 §8.3.3.8), unless it
+/// is an error itself (no error loops). The reply carries no `from`: it would be the
+/// malformed address, and a stanza without `from` comes from the entity at the other end of
+/// the stream (§8.1.2.1).
+fn refuse_malformed_to(m: &mut Machine, stanza: &Element) {
+    if stanza.attr("type") == Some("error") {
+        return;
+    }
+    let mut reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(stanza);
+    reply
+        .attrs_mut()
+        .remove(&minidom::rxml::Namespace::NONE, "from");
+    m.core.send(&reply);
+}
+
 /// Report a stanza.
 pub(crate) fn stanza(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
     m.core.event(Event::Stanza(element));
@@ -41,7 +56,7 @@ pub(crate) fn ignore(_: &mut Machine, _: Element) -> Result<(), ProtocolError> {
 /// A stanza from an external component (XEP-0114 §3): it must carry `to` and `from`
 /// (improper-addressing, RFC 6120 §4.9.3.14), and `from` must be at the component's domain
 /// or a subdomain of it (invalid-from, §4.9.3.9), so a component cannot speak for anyone.
-pub(crate) fn component_stanza(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
+pub(crate) fn component_stanza(m: &mut Machine, mut element: Element) -> Result<(), ProtocolError> {
     let Side::ComponentServer(side) = &m.side else {
         return Ok(());
     };
@@ -54,7 +69,7 @@ pub(crate) fn component_stanza(m: &mut Machine, element: Element) -> Result<(), 
             "component stanza without to or from",
         ));
     };
-    let from_ok = Jid::new(from).is_ok_and(|from| {
+    let checked = Jid::new(from).ok().filter(|from| {
         let host = from.domain();
         let ours = domain.domain();
         host == ours
@@ -62,19 +77,25 @@ pub(crate) fn component_stanza(m: &mut Machine, element: Element) -> Result<(), 
                 .strip_suffix(ours)
                 .is_some_and(|prefix| prefix.ends_with('.'))
     });
-    if !from_ok {
+    let Some(checked) = checked else {
         return Err(m.fail(
             StreamErrorCondition::InvalidFrom,
             "component stanza from outside its domain",
         ));
-    }
+    };
+    let normalized_from = (checked.as_str() != from).then(|| checked.as_str().to_owned());
     if Jid::validate(to).is_err() {
         // As on a client stream: the stanza is refused, the stream goes on.
-        if element.attr("type") != Some("error") {
-            let reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&element);
-            m.core.send(&reply);
-        }
+        refuse_malformed_to(m, &element);
         return Ok(());
+    }
+    // The host gets `from` as checked: in its normalized form (case, width...), so that
+    // routing by it needs no normalization of its own.
+    if let Some(normalized) = normalized_from {
+        let from_attr = crate::codec::attr_name("from");
+        element
+            .attrs_mut()
+            .insert(minidom::rxml::Namespace::NONE, from_attr, normalized);
     }
     m.core.event(Event::Stanza(element));
     Ok(())
@@ -104,7 +125,7 @@ pub(crate) fn checked_from_client(
     };
     // This is the per-stanza hot path: one pass over the attributes (a small ordered map,
     // un-namespaced ones first) instead of a lookup per name, and no JID is built.
-    let (mut from, mut to, mut kind) = (None, None, None);
+    let (mut from, mut to) = (None, None);
     for ((ns, name), value) in stanza.attrs() {
         if !ns.is_none() {
             break;
@@ -112,7 +133,6 @@ pub(crate) fn checked_from_client(
         match name.as_str() {
             "from" => from = Some(value.as_str()),
             "to" => to = Some(value.as_str()),
-            "type" => kind = Some(value.as_str()),
             _ => {}
         }
     }
@@ -138,7 +158,6 @@ pub(crate) fn checked_from_client(
     };
     // `to` is passed on as written: validated (RFC 7622 via xmpp-jid) without building a JID.
     let bad_to = to.is_some_and(|to| Jid::validate(to).is_err());
-    let is_error = kind == Some("error");
     if !stamped {
         // The attribute name is built once per stream.
         let from = jid.as_str().to_owned();
@@ -147,10 +166,7 @@ pub(crate) fn checked_from_client(
             .insert(minidom::rxml::Namespace::NONE, side.from_attr.clone(), from);
     }
     if bad_to {
-        if !is_error {
-            let reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&stanza);
-            m.core.send(&reply);
-        }
+        refuse_malformed_to(m, &stanza);
         return Ok(None);
     }
     Ok(Some(stanza))
