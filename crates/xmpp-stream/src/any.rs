@@ -8,6 +8,7 @@ use xmpp_sasl::ChannelBinding;
 use xmpp_xml::StreamError;
 
 use crate::client::ClientStream;
+use crate::component::{ComponentServerStream, ComponentStream};
 use crate::error::{ProtocolError, UsageError};
 use crate::flags::SessionFlags;
 use crate::output::{Output, Transport};
@@ -78,6 +79,10 @@ pub enum AnyStream {
     Client(ClientStream),
     /// The receiving entity of a `jabber:client` stream.
     Server(ServerStream),
+    /// An external component's end of a `jabber:component:accept` stream (XEP-0114).
+    Component(ComponentStream),
+    /// The server's end of a component connection.
+    ComponentServer(ComponentServerStream),
 }
 
 /// Calls the same method on whichever machine is inside.
@@ -86,6 +91,8 @@ macro_rules! forward {
         match $self {
             AnyStream::Client($stream) => $call,
             AnyStream::Server($stream) => $call,
+            AnyStream::Component($stream) => $call,
+            AnyStream::ComponentServer($stream) => $call,
         }
     };
 }
@@ -102,6 +109,18 @@ impl From<ServerStream> for AnyStream {
     }
 }
 
+impl From<ComponentStream> for AnyStream {
+    fn from(stream: ComponentStream) -> Self {
+        AnyStream::Component(stream)
+    }
+}
+
+impl From<ComponentServerStream> for AnyStream {
+    fn from(stream: ComponentServerStream) -> Self {
+        AnyStream::ComponentServer(stream)
+    }
+}
+
 impl AnyStream {
     // ----- getters -----
 
@@ -109,7 +128,7 @@ impl AnyStream {
     pub fn as_client(&self) -> Option<&ClientStream> {
         match self {
             AnyStream::Client(stream) => Some(stream),
-            AnyStream::Server(_) => None,
+            _ => None,
         }
     }
 
@@ -117,7 +136,7 @@ impl AnyStream {
     pub fn as_client_mut(&mut self) -> Option<&mut ClientStream> {
         match self {
             AnyStream::Client(stream) => Some(stream),
-            AnyStream::Server(_) => None,
+            _ => None,
         }
     }
 
@@ -125,7 +144,7 @@ impl AnyStream {
     pub fn as_server(&self) -> Option<&ServerStream> {
         match self {
             AnyStream::Server(stream) => Some(stream),
-            AnyStream::Client(_) => None,
+            _ => None,
         }
     }
 
@@ -133,7 +152,7 @@ impl AnyStream {
     pub fn as_server_mut(&mut self) -> Option<&mut ServerStream> {
         match self {
             AnyStream::Server(stream) => Some(stream),
-            AnyStream::Client(_) => None,
+            _ => None,
         }
     }
 
@@ -142,9 +161,29 @@ impl AnyStream {
         forward!(self, s => s.flags())
     }
 
-    /// The bound full JID, once negotiated.
+    /// The bound full JID, once a c2s stream is negotiated (`None` on component streams).
     pub fn jid(&self) -> Option<&FullJid> {
-        forward!(self, s => s.jid())
+        match self {
+            AnyStream::Client(s) => s.jid(),
+            AnyStream::Server(s) => s.jid(),
+            AnyStream::Component(_) | AnyStream::ComponentServer(_) => None,
+        }
+    }
+
+    /// The component inside, if this is one.
+    pub fn as_component(&self) -> Option<&ComponentStream> {
+        match self {
+            AnyStream::Component(stream) => Some(stream),
+            _ => None,
+        }
+    }
+
+    /// The server end of a component connection inside, if this is one.
+    pub fn as_component_server(&self) -> Option<&ComponentServerStream> {
+        match self {
+            AnyStream::ComponentServer(stream) => Some(stream),
+            _ => None,
+        }
     }
 
     /// Whether stanzas may flow.

@@ -1,7 +1,13 @@
-//! Configuration values for both roles. Plain data, built by the host, never read from the
+//! Configuration values for every role. Plain data, built by the host, never read from the
 //! environment.
 
 use core::time::Duration;
+
+use xmpp_jid::BareJid;
+use xmpp_sasl::{Mechanism, ScramKeys};
+use xmpp_xml::Limits;
+
+use crate::core::DEFAULT_MAX_OUTPUT_BYTES;
 
 /// What a side does about STARTTLS (RFC 6120 §5). Direct TLS (XEP-0368) is not a policy but a
 /// transport: the host starts the machine with [`crate::Transport::Tls`] and STARTTLS is skipped.
@@ -36,6 +42,197 @@ impl Default for Timeouts {
             negotiation: Some(Duration::from_secs(60)),
             close: Duration::from_secs(10),
             keepalive: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// What the client authenticates with.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// A password (SASLprep'd by `xmpp-sasl`).
+    Password(String),
+    /// SCRAM keys cached from an earlier login ([`ClientStream::scram_keys`](crate::ClientStream::scram_keys)): no PBKDF2 runs
+    /// when the server's salt and iteration count still match, and no password is kept.
+    ScramKeys(ScramKeys),
+}
+
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print secrets.
+        match self {
+            Credentials::Password(_) => f.write_str("Password(..)"),
+            Credentials::ScramKeys(_) => f.write_str("ScramKeys(..)"),
+        }
+    }
+}
+
+/// Client configuration. Build with [`ClientConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The account.
+    pub jid: BareJid,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// The resource to ask for; `None` lets the server generate one.
+    pub resource: Option<String>,
+    /// STARTTLS policy (ignored when the transport is already TLS).
+    pub tls: TlsPolicy,
+    /// The SASL mechanisms the client may use, in its order of preference (default
+    /// [`ClientConfig::DEFAULT_MECHANISMS`]). The first one the server offers and the stream
+    /// allows is tried first; after a mechanism-level `<failure/>` the next one (see
+    /// [`max_auth_attempts`](Self::max_auth_attempts)). Listing a mechanism never overrides
+    /// the rules: `-PLUS` needs channel-binding data of a type the server accepts, PLAIN an
+    /// encrypted stream (unless [`allow_plain_without_tls`](Self::allow_plain_without_tls)),
+    /// and only `-PLUS` (and EXTERNAL) count when
+    /// [`require_channel_binding`](Self::require_channel_binding) is set. EXTERNAL (the host's
+    /// TLS presents a client certificate) and ANONYMOUS are used only when listed here.
+    pub mechanisms: Vec<Mechanism>,
+    /// SASL exchanges to start on one stream before giving up, counting the first (default
+    /// `u32::MAX`: each listed mechanism at most once, which already bounds the attempts).
+    /// 0 counts as 1. The server has its own limit and may close the stream sooner.
+    pub max_auth_attempts: u32,
+    /// Allow SASL PLAIN on an unencrypted stream (default no).
+    pub allow_plain_without_tls: bool,
+    /// Accept only channel-bound SCRAM (`-PLUS`) (default no).
+    pub require_channel_binding: bool,
+    /// Negotiate RFC 3921 legacy sessions when the server lists `<session/>` without
+    /// `<optional/>` (default yes).
+    pub legacy_session: bool,
+    /// Put our JID in the `from` of the stream header before TLS is up (default no: RFC 6120
+    /// §4.7.1 lets a client keep its identity off the wire until the stream is encrypted).
+    pub from_before_tls: bool,
+    /// The `xml:lang` of our stream header.
+    pub lang: Option<String>,
+    /// Deadlines and keepalive.
+    pub timeouts: Timeouts,
+    /// Parser bounds.
+    pub limits: Limits,
+    /// Bytes of output the host has not polled yet that the machine holds before it gives
+    /// up on the peer (default 1 MiB). A host stops polling when its writes block, that is
+    /// when the peer does not read; past this bound the queued bytes are dropped and the
+    /// stream is closed with `resource-constraint` and `Closed`.
+    pub max_output_bytes: usize,
+    /// Stanzas `send_stanza` queues before negotiation completes; 0 refuses them instead.
+    pub max_queued_stanzas: usize,
+}
+
+impl ClientConfig {
+    /// The default mechanism list, strongest first: SCRAM-SHA-512/256/1-PLUS (used when the
+    /// TLS layer gave channel-binding data the server accepts), SCRAM-SHA-512/256/1, then
+    /// PLAIN (used only on an encrypted stream unless allowed). No EXTERNAL or ANONYMOUS.
+    pub const DEFAULT_MECHANISMS: [Mechanism; 7] = [
+        Mechanism::ScramSha512Plus,
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
+        Mechanism::ScramSha512,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
+    /// Checks what `start` needs: the resource, if any, is a valid resourcepart.
+    pub(crate) fn validate(&self) -> Result<(), crate::UsageError> {
+        match &self.resource {
+            Some(resource) if self.jid.with_resource(resource).is_err() => Err(
+                crate::UsageError::InvalidConfig("the resource is not a valid resourcepart"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// A configuration for `jid` with a password and the defaults: TLS required, no PLAIN
+    /// without TLS, server-chosen resource.
+    pub fn new(jid: BareJid, password: impl Into<String>) -> Self {
+        ClientConfig {
+            jid,
+            credentials: Credentials::Password(password.into()),
+            resource: None,
+            tls: TlsPolicy::Required,
+            mechanisms: Self::DEFAULT_MECHANISMS.to_vec(),
+            max_auth_attempts: u32::MAX,
+            allow_plain_without_tls: false,
+            require_channel_binding: false,
+            legacy_session: true,
+            from_before_tls: false,
+            lang: None,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_queued_stanzas: 64,
+        }
+    }
+}
+
+/// Server configuration. Build with [`ServerConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The domain this server answers for (the stream `to` the client must use).
+    pub domain: BareJid,
+    /// STARTTLS policy.
+    pub tls: TlsPolicy,
+    /// The SASL mechanisms to offer, in the order listed (default
+    /// [`ServerConfig::DEFAULT_MECHANISMS`]). Like [`ClientConfig::mechanisms`] on the other
+    /// side, listing never overrides the rules: each connection lists only what it can run
+    /// (`-PLUS` needs TLS and binding data, PLAIN TLS unless
+    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls)); EXTERNAL and ANONYMOUS are
+    /// never offered by this machine.
+    ///
+    /// [`ClientConfig::mechanisms`]: crate::ClientConfig::mechanisms
+    pub mechanisms: Vec<Mechanism>,
+    /// Offer PLAIN on an unencrypted stream (default no).
+    pub allow_plain_without_tls: bool,
+    /// Failed SASL attempts tolerated before the stream is closed (RFC 6120 §6.4.5 suggests
+    /// 2 to 5; default 3).
+    pub max_auth_attempts: u32,
+    /// List `<session><optional/></session>` after authentication for old clients (default
+    /// yes) and answer their session requests.
+    pub legacy_session: bool,
+    /// The `xml:lang` of our stream header when the client gives none.
+    pub lang: String,
+    /// List the XEP-0440 channel-binding types we support (default yes), so clients that
+    /// cannot do `tls-unique` (TLS 1.3) still pick a `-PLUS` mechanism.
+    pub advertise_channel_binding_types: bool,
+    /// XEP-0474 SASL downgrade protection in SCRAM challenges (default yes).
+    pub downgrade_protection: bool,
+    /// Characters of the server's part of the SCRAM nonce (default 32, 6 bits each).
+    pub scram_nonce_len: usize,
+    /// Deadlines and keepalive.
+    pub timeouts: Timeouts,
+    /// Parser bounds.
+    pub limits: Limits,
+    /// Bytes of output the host has not polled yet that the machine holds before it gives
+    /// up on the peer (default 1 MiB). A host stops polling when its writes block, that is
+    /// when the peer does not read; past this bound the queued bytes are dropped and the
+    /// stream is closed with `resource-constraint` and `Closed`.
+    pub max_output_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The default offer, strongest first: SCRAM-SHA-512/256/1-PLUS (when the TLS layer gave
+    /// binding data), SCRAM-SHA-512/256/1, PLAIN (on an encrypted stream unless allowed).
+    /// The same list as [`ClientConfig::DEFAULT_MECHANISMS`](crate::ClientConfig::DEFAULT_MECHANISMS).
+    pub const DEFAULT_MECHANISMS: [Mechanism; 7] = crate::ClientConfig::DEFAULT_MECHANISMS;
+
+    /// A configuration for `domain` with the defaults: STARTTLS required, default mechanisms,
+    /// 3 attempts, optional legacy session, `en`.
+    pub fn new(domain: BareJid) -> Self {
+        ServerConfig {
+            domain,
+            tls: TlsPolicy::Required,
+            mechanisms: Self::DEFAULT_MECHANISMS.to_vec(),
+            allow_plain_without_tls: false,
+            max_auth_attempts: 3,
+            legacy_session: true,
+            lang: "en".to_owned(),
+            advertise_channel_binding_types: true,
+            downgrade_protection: true,
+            scram_nonce_len: 32,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }

@@ -522,8 +522,12 @@ impl Core {
     fn peer_error(&mut self, element: &Element) {
         let error = StreamError::from_element(element)
             .unwrap_or_else(|_| StreamError::new(StreamErrorCondition::UndefinedCondition));
-        if let Some(host) = &error.other_host {
-            self.event(Event::Redirect { host: host.clone() });
+        if let Some(to) = error
+            .other_host
+            .as_deref()
+            .and_then(|host| host.parse().ok())
+        {
+            self.event(Event::Redirect { to });
         }
         if self.phase != Phase::Closing {
             self.send_close_tag();

@@ -60,35 +60,47 @@ pub mod backend;
 mod bind;
 mod client;
 mod codec;
+mod component;
 mod config;
 mod core;
 mod entropy;
 mod error;
 pub mod features;
 mod flags;
+mod kind;
+mod machine;
 mod output;
 pub mod pair;
+pub mod rules;
 mod sasl;
 mod server;
-mod starttls;
+mod steps;
+mod surface;
 mod time;
 mod timers;
 pub mod transcript;
 
 pub use any::AnyStream;
 pub use backend::{MemoryBackend, ServerBackend};
-pub use client::{ClientConfig, ClientStream, Credentials};
-pub use config::{Timeouts, TlsPolicy};
+pub use client::ClientStream;
+pub use component::{
+    ComponentBackend, ComponentConfig, ComponentServerConfig, ComponentServerStream,
+    ComponentStream, MemoryComponents,
+};
+pub use config::{ClientConfig, Credentials, ServerConfig, Timeouts, TlsPolicy};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
 pub use error::{ProtocolError, UsageError};
 pub use features::{Advertised, FeatureKind, FeatureSpec, Features};
 pub use flags::SessionFlags;
-pub use output::{CloseReason, Event, Output, Transport};
-pub use server::{ServerConfig, ServerStream};
+pub use kind::{Kinds, Role, Roles, StreamKind};
+pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, Transport};
+pub use server::ServerStream;
 pub use time::Instant;
 pub use timers::{TRIM_AFTER, Timer};
 pub use xmpp_jid::{BareJid, FullJid, Jid};
-pub use xmpp_sasl::{ChannelBinding, ChannelBindingType, CredentialStore, Mechanism};
+pub use xmpp_sasl::{
+    ChannelBinding, ChannelBindingType, Condition as SaslCondition, CredentialStore, Mechanism,
+};
 pub use xmpp_xml::{
     Limits, StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError, StreamErrorCondition,
 };

@@ -3,8 +3,11 @@
 use minidom::Element;
 use xmpp_xml::{StanzaError, StreamError};
 
-use xmpp_jid::{BareJid, FullJid};
-use xmpp_sasl::{ChannelBinding, Mechanism};
+use core::fmt;
+use core::str::FromStr;
+
+use xmpp_jid::{BareJid, FullJid, Jid};
+use xmpp_sasl::{ChannelBinding, Condition, Mechanism};
 
 use crate::error::ProtocolError;
 use crate::features::FeatureKind;
@@ -32,8 +35,9 @@ pub enum Event {
     StreamOpened {
         /// The stream id (the server's, as seen by the client; our own on the server).
         id: Option<String>,
-        /// The peer's `from`, if given.
-        from: Option<String>,
+        /// The peer's `from`, if given and a valid JID (a receiving entity refuses an invalid
+        /// one with `invalid-from`).
+        from: Option<Jid>,
         /// The peer's `xml:lang`, if given.
         lang: Option<String>,
     },
@@ -44,8 +48,9 @@ pub enum Event {
     SaslAttemptFailed {
         /// The mechanism that was tried.
         mechanism: Mechanism,
-        /// The `<failure/>` child's name (`invalid-mechanism`, `not-authorized`, ...).
-        condition: String,
+        /// The `<failure/>` condition (one this crate does not know reads as `not-authorized`,
+        /// RFC 6120 §6.5's catch-all).
+        condition: Condition,
         /// The optional human-readable text.
         text: Option<String>,
         /// The mechanism the client tries next, or `None` when it gives up (the condition
@@ -68,15 +73,22 @@ pub enum Event {
         /// not negotiate itself (stream management, CSI, roster versioning, ...), for the host.
         extra_features: Vec<Element>,
     },
+    /// An external component's handshake succeeded (XEP-0114; both ends): stanzas may flow.
+    /// A c2s stream reports [`Event::Negotiated`] instead.
+    ComponentNegotiated {
+        /// The component's domain.
+        domain: BareJid,
+    },
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
     /// A top-level element that is not a stanza arrived after negotiation (for example an
     /// XEP-0198 `<r/>`): the host may handle it or ignore it.
     Nonza(Element),
-    /// The peer redirected us (`see-other-host`); `Closed` follows.
+    /// The peer redirected us (`see-other-host`, RFC 6120 §4.9.3.19); `Closed` follows. Not
+    /// emitted when the element's text is no host or `host:port`.
     Redirect {
-        /// The host (and optional port) to connect to instead.
-        host: String,
+        /// Where to connect instead.
+        to: HostPort,
     },
     /// The stream is over; nothing more will be output except this event.
     Closed {
@@ -102,10 +114,10 @@ pub enum CloseReason {
     /// The server refused STARTTLS (`<failure/>`), or the client would need TLS and the
     /// server does not offer it.
     TlsFailed,
-    /// SASL failed: the RFC 6120 §6.5 condition's wire name and the optional text.
+    /// SASL failed: the RFC 6120 §6.5 condition and the optional text.
     AuthenticationFailed {
-        /// The `<failure/>` child's name (`not-authorized`, ...).
-        condition: String,
+        /// The `<failure/>` condition.
+        condition: Condition,
         /// The optional human-readable text.
         text: Option<String>,
     },
@@ -132,4 +144,128 @@ pub enum Transport {
     /// Already inside TLS (XEP-0368 direct TLS): STARTTLS is skipped. Carries whatever
     /// channel-binding data the host's TLS library provides (possibly none).
     Tls(Vec<ChannelBinding>),
+}
+
+/// A host and an optional port: where a `see-other-host` stream error points (RFC 6120
+/// §4.9.3.19: a domain name or IP address, IPv6 in brackets, optionally `:port`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// The domain name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+}
+
+/// Why a text is not a [`HostPort`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidHostPort;
+
+impl fmt::Display for InvalidHostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a host or host:port")
+    }
+}
+
+impl core::error::Error for InvalidHostPort {}
+
+/// Longest host kept (a DNS name is at most 253 octets; RFC 7622 allows 1023 for a domainpart).
+const MAX_HOST: usize = 1023;
+
+impl FromStr for HostPort {
+    type Err = InvalidHostPort;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let port = |digits: &str| -> Result<u16, InvalidHostPort> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(InvalidHostPort);
+            }
+            digits.parse().map_err(|_| InvalidHostPort)
+        };
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or(InvalidHostPort)?;
+            if host.parse::<core::net::Ipv6Addr>().is_err() {
+                return Err(InvalidHostPort);
+            }
+            match after {
+                "" => (host, None),
+                _ => (
+                    host,
+                    Some(port(after.strip_prefix(':').ok_or(InvalidHostPort)?)?),
+                ),
+            }
+        } else {
+            match text.rsplit_once(':') {
+                // A bare IPv6 address has several colons and no port.
+                Some(_) if text.parse::<core::net::Ipv6Addr>().is_ok() => (text, None),
+                Some((host, digits)) => (host, Some(port(digits)?)),
+                None => (text, None),
+            }
+        };
+        let valid = !host.is_empty()
+            && host.len() <= MAX_HOST
+            && !host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '[' | ']'));
+        if !valid {
+            return Err(InvalidHostPort);
+        }
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        let parse = |s: &str| s.parse::<HostPort>();
+        let hp = |host: &str, port| HostPort {
+            host: host.to_owned(),
+            port,
+        };
+        assert_eq!(parse("example.net"), Ok(hp("example.net", None)));
+        assert_eq!(parse("example.net:5222"), Ok(hp("example.net", Some(5222))));
+        assert_eq!(
+            parse("[2001:db8::1]:5222"),
+            Ok(hp("2001:db8::1", Some(5222)))
+        );
+        assert_eq!(parse("[2001:db8::1]"), Ok(hp("2001:db8::1", None)));
+        assert_eq!(parse("2001:db8::1"), Ok(hp("2001:db8::1", None)));
+        assert_eq!(parse("192.0.2.1:5269"), Ok(hp("192.0.2.1", Some(5269))));
+        for bad in [
+            "",
+            "example.net:",
+            "example.net:99999",
+            "example.net:+1",
+            "[nope]:1",
+            "a b",
+            "[::1]x",
+        ] {
+            assert_eq!(parse(bad), Err(InvalidHostPort), "{bad:?}");
+        }
+        assert_eq!(
+            hp("2001:db8::1", Some(5222)).to_string(),
+            "[2001:db8::1]:5222"
+        );
+        assert_eq!(hp("example.net", None).to_string(), "example.net");
+    }
 }

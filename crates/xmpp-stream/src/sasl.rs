@@ -19,7 +19,7 @@ pub(crate) enum SaslElement {
     Response(Option<Vec<u8>>),
     Success(Option<Vec<u8>>),
     Failure {
-        condition: String,
+        condition: Condition,
         text: Option<String>,
     },
     Abort,
@@ -54,10 +54,13 @@ impl SaslElement {
             "success" => SaslElement::Success(payload()?),
             "abort" => SaslElement::Abort,
             "failure" => {
+                // No condition, or one this crate does not know: `not-authorized`, RFC 6120
+                // §6.5's catch-all (and never a reason to fall back to another mechanism).
                 let condition = element
                     .children()
                     .find(|c| c.has_ns(ns::SASL) && c.name() != "text")
-                    .map_or_else(|| "not-authorized".to_owned(), |c| c.name().to_owned());
+                    .and_then(|c| c.name().parse().ok())
+                    .unwrap_or(Condition::NotAuthorized);
                 let text = element
                     .get_child("text", ns::SASL)
                     .map(|t| t.text().chars().take(MAX_TEXT).collect::<String>());
@@ -88,7 +91,7 @@ impl SaslElement {
             SaslElement::Abort => Element::bare("abort", ns::SASL),
             SaslElement::Failure { condition, text } => {
                 let mut el = Element::bare("failure", ns::SASL);
-                el.append_child(Element::bare(condition.as_str(), ns::SASL));
+                el.append_child(Element::bare(condition.to_string(), ns::SASL));
                 if let Some(text) = text {
                     el.append_child(
                         Element::builder("text", ns::SASL)
@@ -103,7 +106,7 @@ impl SaslElement {
 
     pub(crate) fn failure(condition: Condition) -> SaslElement {
         SaslElement::Failure {
-            condition: condition.to_string(),
+            condition,
             text: None,
         }
     }
@@ -133,7 +136,7 @@ mod tests {
             SaslElement::Success(Some(b"v=xyz".to_vec())),
             SaslElement::Abort,
             SaslElement::Failure {
-                condition: "not-authorized".into(),
+                condition: Condition::NotAuthorized,
                 text: None,
             },
         ] {

@@ -30,11 +30,12 @@ use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
 use crate::any::AnyStream;
 use crate::backend::MemoryBackend;
-use crate::client::{ClientConfig, ClientStream};
+use crate::client::ClientStream;
 use crate::config::TlsPolicy;
+use crate::config::{ClientConfig, ServerConfig};
 use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
 use crate::output::{CloseReason, Event, Output, Transport};
-use crate::server::{ServerConfig, ServerStream};
+use crate::server::ServerStream;
 use crate::time::Instant;
 
 /// Which machine a replay drives.
@@ -553,13 +554,14 @@ pub fn event_summary(event: &Event) -> String {
         },
         Event::Authenticated { jid, mechanism } => format!("Authenticated {jid} {mechanism}"),
         Event::Negotiated { jid, .. } => format!("Negotiated {jid}"),
+        Event::ComponentNegotiated { domain } => format!("ComponentNegotiated {domain}"),
         Event::Stanza(stanza) => format!(
             "Stanza {} {}",
             stanza.name(),
             stanza.attr("id").unwrap_or("-")
         ),
         Event::Nonza(element) => format!("Nonza {}", element.name()),
-        Event::Redirect { host } => format!("Redirect {host}"),
+        Event::Redirect { to } => format!("Redirect {to}"),
         Event::Closed { reason } => format!("Closed {}", close_summary(reason)),
     }
 }

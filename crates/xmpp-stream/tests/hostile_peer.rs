@@ -718,7 +718,7 @@ fn client_tamper_fails_auth(
         assert_eq!(
             closed_reason(&p.client_events),
             vec![&CloseReason::AuthenticationFailed {
-                condition: condition.to_owned(),
+                condition: condition.parse().unwrap(),
                 text: None
             }],
             "{context}"
@@ -1100,7 +1100,7 @@ const ABORT: &str = "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 fn aborted(reason: &CloseReason) -> bool {
     *reason
         == CloseReason::AuthenticationFailed {
-            condition: "aborted".to_owned(),
+            condition: xmpp_sasl::Condition::Aborted,
             text: None,
         }
 }

@@ -104,7 +104,7 @@ fn failed_attempts(pair: &Pair) -> Vec<(Mechanism, String, Option<Mechanism>)> {
                 condition,
                 next,
                 ..
-            } => Some((*mechanism, condition.clone(), *next)),
+            } => Some((*mechanism, condition.to_string(), *next)),
             _ => None,
         })
         .collect()
@@ -126,7 +126,7 @@ fn closed(events: &[Event]) -> Option<&CloseReason> {
 
 fn auth_failed(condition: Condition) -> CloseReason {
     CloseReason::AuthenticationFailed {
-        condition: condition.to_string(),
+        condition,
         text: None,
     }
 }

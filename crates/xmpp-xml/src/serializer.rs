@@ -166,6 +166,15 @@ impl StreamWriter {
         validate(name)?;
         let ns = element.ns();
         let mut child_default = default_ns;
+        // A stanza (and its content) in any of the three content namespaces is written in
+        // the stream's own: a host routes one element between c2s, s2s and component
+        // streams unchanged, as RFC 6120 §4.8.3 and XEP-0114 expect servers to do.
+        let ns =
+            if ns != default_ns && is_content_namespace(&ns) && is_content_namespace(default_ns) {
+                default_ns.to_owned()
+            } else {
+                ns
+            };
         out.push(b'<');
         let prefix = if ns == default_ns {
             None
@@ -229,6 +238,15 @@ impl StreamWriter {
         out.push(b'>');
         Ok(())
     }
+}
+
+/// Whether `ns` is a stanza content namespace (`jabber:client`, `jabber:server`,
+/// `jabber:component:accept`).
+fn is_content_namespace(ns: &str) -> bool {
+    matches!(
+        ns,
+        crate::header::NS_CLIENT | crate::header::NS_SERVER | crate::header::NS_COMPONENT_ACCEPT
+    )
 }
 
 fn validate(name: &str) -> Result<(), SerializeError> {

@@ -150,3 +150,39 @@ fn stream_end_matches_the_prefix() {
     StreamWriter::new(&header).write_end(&mut out);
     assert_eq!(out, b"</stream>");
 }
+
+#[test]
+fn stanzas_in_any_content_namespace_take_the_streams() {
+    // A component's stanza routed to a client stream, and a client's to a component stream:
+    // written as the stream's own (no xmlns), content included; a content namespace below a
+    // foreign element (a forwarded message) keeps its declaration.
+    let client = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    let component = StreamWriter::new(&StreamHeader::new(ContentNamespace::ComponentAccept));
+    let message = |ns: &str| {
+        Element::builder("message", ns)
+            .attr(NcName::try_from("to").unwrap(), "juliet@example.com")
+            .append(Element::builder("body", ns).append("hi"))
+            .append(
+                Element::builder("forwarded", "urn:xmpp:forward:0")
+                    .append(Element::bare("message", ns)),
+            )
+            .build()
+    };
+    for (writer, ns, inner) in [
+        (
+            &client,
+            "jabber:component:accept",
+            "jabber:component:accept",
+        ),
+        (&component, "jabber:client", "jabber:client"),
+        (&client, "jabber:server", "jabber:server"),
+    ] {
+        assert_eq!(
+            written(writer, &message(ns)),
+            format!(
+                "<message to='juliet@example.com'><body>hi</body>\
+                 <forwarded xmlns='urn:xmpp:forward:0'><message xmlns='{inner}'/></forwarded></message>"
+            )
+        );
+    }
+}

@@ -64,7 +64,7 @@ pub(crate) fn event(event: &Event) -> String {
         Event::StreamOpened { id, from, lang } => format!(
             r#"{{"type":"StreamOpened","summary":{summary},"id":{},"from":{},"lang":{}}}"#,
             optional(id.as_deref()),
-            optional(from.as_deref()),
+            optional(from.as_ref().map(xmpp_stream::Jid::as_str)),
             optional(lang.as_deref()),
         ),
         Event::Secured => format!(r#"{{"type":"Secured","summary":{summary}}}"#),
@@ -76,7 +76,7 @@ pub(crate) fn event(event: &Event) -> String {
         } => format!(
             r#"{{"type":"SaslAttemptFailed","summary":{summary},"mechanism":{},"condition":{},"text":{},"next":{}}}"#,
             string(mechanism.as_str()),
-            string(condition),
+            string(&condition.to_string()),
             optional(text.as_deref()),
             optional(next.map(xmpp_stream::Mechanism::as_str)),
         ),
@@ -108,9 +108,11 @@ pub(crate) fn event(event: &Event) -> String {
             string(element.name()),
             string(&xml(element)),
         ),
-        Event::Redirect { host } => format!(
-            r#"{{"type":"Redirect","summary":{summary},"host":{}}}"#,
-            string(host)
+        Event::Redirect { to } => format!(
+            r#"{{"type":"Redirect","summary":{summary},"host":{},"port":{}}}"#,
+            string(&to.host),
+            to.port
+                .map_or_else(|| "null".to_owned(), |port| port.to_string()),
         ),
         Event::Closed { .. } => {
             let full = event_summary(event);
@@ -138,7 +140,7 @@ mod tests {
     fn sasl_attempt_failures_carry_their_fields() {
         let json = event(&Event::SaslAttemptFailed {
             mechanism: xmpp_stream::Mechanism::ScramSha512,
-            condition: "invalid-mechanism".to_owned(),
+            condition: xmpp_stream::SaslCondition::InvalidMechanism,
             text: None,
             next: Some(xmpp_stream::Mechanism::ScramSha256),
         });

@@ -710,7 +710,7 @@ fn run(kind: PeerKind) {
         match &session.result {
             Err(Error::Closed(reason))
                 if matches!(&**reason, CloseReason::AuthenticationFailed { condition, .. }
-                    if condition == "not-authorized") => {}
+                    if condition.to_string() == "not-authorized") => {}
             other => return Err(format!("{other:?}")),
         }
         keep_transcript(&session, &format!("{name}-wrong-password.txt"))

@@ -216,7 +216,7 @@ fn wrong_password_is_a_failure_event_not_a_hang() {
     let mut client = Connection::connect(&options, config, OsEntropy::new()).unwrap();
     match client.negotiate(WAIT) {
         Err(xmpp_host::Error::Closed(reason)) => assert!(
-            matches!(&*reason, CloseReason::AuthenticationFailed { condition, .. } if condition == "not-authorized"),
+            matches!(&*reason, CloseReason::AuthenticationFailed { condition, .. } if condition.to_string() == "not-authorized"),
             "{reason:?}"
         ),
         other => panic!("{other:?}"),

@@ -201,7 +201,7 @@ fn wrong_password_is_not_authorized() {
     let a = w.connect("alice", "wrong", "laptop");
     assert!(!is_negotiated(&w, a));
     let failed = w.clients[a].events.iter().any(|e| {
-        matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::AuthenticationFailed { condition, .. } } if condition == "not-authorized")
+        matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::AuthenticationFailed { condition, .. } } if condition.to_string() == "not-authorized")
     });
     assert!(failed, "{:?}", w.clients[a].events);
 }

@@ -1,0 +1,254 @@
+//! The one stream machine behind every public stream type: the shared [`Core`], the stream
+//! kind and role, the negotiation [`Step`], and the role's own data ([`Side`]). Inputs are
+//! dispatched through the negotiation table ([`crate::rules`]); everything the roles do the
+//! same way (input processing, TLS, restart, close, sending stanzas) is written here once.
+
+use minidom::Element;
+use xmpp_sasl::ChannelBinding;
+use xmpp_xml::{StreamError, StreamErrorCondition};
+
+use crate::core::{Core, Incoming, Phase};
+use crate::error::{ProtocolError, UsageError};
+use crate::flags::SessionFlags;
+use crate::kind::{Role, StreamKind};
+use crate::output::{CloseReason, Event, Output, Transport};
+use crate::rules::{self, Handler, Step};
+use crate::steps;
+use crate::time::Instant;
+
+/// The role-specific part of a machine: configuration, the host's backend, and the state of
+/// the step that needs more than its name.
+pub(crate) enum Side {
+    /// Boxed: the client's configuration is large, and a server holds thousands of the
+    /// other kinds.
+    Client(Box<crate::client::ClientSide>),
+    Server(crate::server::ServerSide),
+    Component(steps::component::ComponentSide),
+    ComponentServer(steps::component::ComponentServerSide),
+}
+
+pub(crate) struct Machine {
+    pub(crate) core: Core,
+    pub(crate) kind: StreamKind,
+    pub(crate) role: Role,
+    pub(crate) step: Step,
+    /// The current stream's id (the receiving entity's, as both ends see it).
+    pub(crate) stream_id: Option<String>,
+    /// Channel-binding data from the TLS layer (direct TLS or after STARTTLS).
+    pub(crate) bindings: Vec<ChannelBinding>,
+    pub(crate) side: Side,
+    /// Process stanzas as the host polls (see `handle_input`), instead of all at once.
+    lazy: bool,
+}
+
+impl Machine {
+    pub(crate) fn new(core: Core, kind: StreamKind, role: Role, side: Side) -> Self {
+        Machine {
+            core,
+            kind,
+            role,
+            step: Step::AwaitHeader,
+            stream_id: None,
+            bindings: Vec::new(),
+            side,
+            lazy: role == Role::Receiving,
+        }
+    }
+
+    // ----- getters -----
+
+    pub(crate) fn is_negotiated(&self) -> bool {
+        self.step == Step::Established && self.core.phase == Phase::Open
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.core.phase == Phase::Closed
+    }
+
+    // ----- outputs -----
+
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        if self.core.input_pending && !self.core.has_output() {
+            // An error is queued as the stream error and `Closed`, and returned by every
+            // later input.
+            let _ = self.process_input(true);
+        }
+        self.core.poll_output()
+    }
+
+    // ----- commands -----
+
+    pub(crate) fn start(&mut self, now: Instant, transport: Transport) -> Result<(), UsageError> {
+        if let Side::Client(side) = &self.side {
+            side.config.validate()?;
+        }
+        self.core.start(now)?;
+        if let Transport::Tls(bindings) = transport {
+            self.core.flags |= SessionFlags::SECURE;
+            self.bindings = bindings;
+        }
+        steps::header::open(self);
+        Ok(())
+    }
+
+    pub(crate) fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
+        self.core.tick(now);
+        self.core.check_open()?;
+        if !rules::is_stanza_any(stanza) {
+            return Err(UsageError::InvalidStanza(
+                "not a message, presence or iq in a content namespace",
+            ));
+        }
+        if !self.is_negotiated() {
+            return Err(UsageError::NotNegotiated);
+        }
+        let bytes = self
+            .core
+            .serialize(stanza)
+            .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
+        if self.core.send_bytes(bytes) {
+            Ok(())
+        } else {
+            // The output bound closed the stream: the stanza was not queued.
+            Err(UsageError::Closed)
+        }
+    }
+
+    pub(crate) fn close(&mut self, now: Instant) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
+        self.core.tick(now);
+        self.core.check_open()?;
+        steps::header::ensure_sent(self);
+        self.step = Step::Done;
+        self.core.close(CloseReason::Requested);
+        Ok(())
+    }
+
+    pub(crate) fn close_with_error(
+        &mut self,
+        now: Instant,
+        error: StreamError,
+    ) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
+        self.core.tick(now);
+        self.core.check_open()?;
+        self.step = Step::Done;
+        let _ = self.core.fail(ProtocolError::from_stream_error(
+            error,
+            "closed by the host",
+        ));
+        Ok(())
+    }
+
+    // ----- inputs -----
+
+    pub(crate) fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.process_input(false)?;
+        if !self.core.feed(now, bytes)? {
+            return Ok(());
+        }
+        self.core.input_pending = true;
+        self.process_input(true)
+    }
+
+    /// Processes fed input until none is left, or (`lazy`, on a negotiated stream of a role
+    /// that processes as the host polls) until an output is queued.
+    pub(crate) fn process_input(&mut self, lazy: bool) -> Result<(), ProtocolError> {
+        while self.core.input_pending {
+            if lazy && self.lazy && self.step == Step::Established && self.core.has_output() {
+                return Ok(());
+            }
+            match self.core.next_incoming() {
+                Ok(Some(Incoming::Header(header))) => self.on_header(&header)?,
+                Ok(Some(Incoming::Element(element))) => self.on_element(element)?,
+                Ok(None) => self.core.input_pending = false,
+                Err(error) => {
+                    self.core.input_pending = false;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.process_input(false);
+        self.core.handle_timeout(now);
+    }
+
+    pub(crate) fn tls_established(
+        &mut self,
+        now: Instant,
+        bindings: Vec<ChannelBinding>,
+    ) -> Result<(), UsageError> {
+        self.core.tick(now);
+        if self.step != Step::AwaitTls || self.core.phase != Phase::AwaitingTls {
+            return Err(UsageError::NotExpectingTls);
+        }
+        self.bindings = bindings;
+        self.core.flags |= SessionFlags::SECURE;
+        self.core.phase = Phase::Open;
+        self.core.event(Event::Secured);
+        self.restart();
+        Ok(())
+    }
+
+    pub(crate) fn transport_closed(&mut self, now: Instant) {
+        let _ = self.process_input(false);
+        self.core.tick(now);
+        self.step = Step::Done;
+        self.core.transport_closed();
+    }
+
+    // ----- what handlers share -----
+
+    /// Restart the stream (RFC 6120 §4.3.3): one place, after TLS and after SASL success.
+    pub(crate) fn restart(&mut self) {
+        self.core.restart();
+        self.stream_id = None;
+        steps::header::open(self);
+    }
+
+    /// The peer broke the protocol: stream error, close, `Closed`.
+    pub(crate) fn fail(
+        &mut self,
+        condition: StreamErrorCondition,
+        detail: &'static str,
+    ) -> ProtocolError {
+        self.step = Step::Done;
+        self.core.fail(ProtocolError::new(condition, detail))
+    }
+
+    /// Negotiation cannot go on for a reason of ours: close gracefully with `reason`.
+    pub(crate) fn give_up(&mut self, reason: CloseReason) {
+        self.step = Step::Done;
+        self.core.close(reason);
+    }
+
+    /// The table's default for an element no rule accepts (see [`rules::unaccepted_condition`]).
+    pub(crate) fn reject(&mut self) -> ProtocolError {
+        let condition = rules::unaccepted_condition(self.role, self.step);
+        self.fail(condition, "no negotiation rule accepts this element here")
+    }
+
+    fn on_header(&mut self, header: &xmpp_xml::StreamHeader) -> Result<(), ProtocolError> {
+        match rules::find_header(self.kind, self.role, self.step, self.core.flags) {
+            Some(rules::Rule {
+                handler: Handler::Header(handle),
+                ..
+            }) => handle(self, header),
+            _ => Err(self.fail(StreamErrorCondition::InvalidXml, "unexpected stream header")),
+        }
+    }
+
+    fn on_element(&mut self, element: Element) -> Result<(), ProtocolError> {
+        match rules::find(self.kind, self.role, self.step, self.core.flags, &element) {
+            Some(rules::Rule {
+                handler: Handler::Element(handle),
+                ..
+            }) => handle(self, element),
+            _ => Err(self.reject()),
+        }
+    }
+}

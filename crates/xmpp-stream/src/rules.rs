@@ -1,0 +1,680 @@
+//! The negotiation table: every rule that gives an incoming header or element its meaning,
+//! for every stream kind and role, in one place (the shape of h11's `_state.py`).
+//!
+//! A row names the stream kinds and roles it applies to, the negotiation [`Step`] it needs,
+//! what it reacts to ([`Match`]), the handler (a function in the module of its step, under
+//! `steps/`), the RFC or XEP section it implements and the test that exercises it. A machine
+//! looks up the first row that matches; an element no row accepts gets the one documented
+//! default, [`unaccepted_condition`]. [`markdown`] prints the table; the crate README carries
+//! it and a test keeps the two equal.
+
+use minidom::Element;
+use xmpp_xml::{StreamErrorCondition, StreamHeader};
+
+use crate::error::ProtocolError;
+use crate::features::ns;
+use crate::flags::SessionFlags;
+use crate::kind::{Kinds, Role, Roles, StreamKind};
+use crate::machine::Machine;
+use crate::steps;
+
+/// Where a machine's negotiation is. Data a step needs (a running SASL exchange, the id of a
+/// bind request) lives beside it in the machine, so steps compare as plain values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Waiting for the peer's stream header.
+    AwaitHeader,
+    /// Initiating c2s: waiting for the peer's header and `<stream:features/>`.
+    AwaitFeatures,
+    /// Receiving c2s: features sent; waiting for a request (`<starttls/>`, `<auth/>`, bind).
+    AwaitRequest,
+    /// Initiating c2s: `<starttls/>` sent.
+    AwaitProceed,
+    /// `StartTls` emitted: nothing may arrive until `tls_established`.
+    AwaitTls,
+    /// A SASL exchange runs.
+    Sasl,
+    /// Initiating c2s: `<abort/>` sent; waiting for the server's `<failure/>`.
+    SaslAborting,
+    /// Initiating c2s: a bind (or legacy session) request is out.
+    Bind,
+    /// Component: the handshake is not done (receiving: waiting for it; initiating: waiting
+    /// for the server's answer).
+    AwaitHandshake,
+    /// Negotiated: stanzas flow.
+    Established,
+    /// Closing or closed: nothing more is negotiated.
+    Done,
+}
+
+impl Step {
+    /// The step's name as printed in the table.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::AwaitHeader => "AwaitHeader",
+            Step::AwaitFeatures => "AwaitFeatures",
+            Step::AwaitRequest => "AwaitRequest",
+            Step::AwaitProceed => "AwaitProceed",
+            Step::AwaitTls => "AwaitTls",
+            Step::Sasl => "Sasl",
+            Step::SaslAborting => "SaslAborting",
+            Step::Bind => "Bind",
+            Step::AwaitHandshake => "AwaitHandshake",
+            Step::Established => "Established",
+            Step::Done => "Done",
+        }
+    }
+}
+
+/// What a row reacts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Match {
+    /// The peer's stream header.
+    Header,
+    /// An element with this local name in this namespace.
+    Element(&'static str, &'static str),
+    /// Any element in this namespace.
+    Namespace(&'static str),
+    /// An `<iq/>` in the stream's content namespace with a child of this name and namespace.
+    IqChild(&'static str, &'static str),
+    /// A stanza: `message`, `presence` or `iq` in the stream's content namespace.
+    Stanza,
+    /// Any element.
+    Any,
+}
+
+impl Match {
+    fn matches(self, kind: StreamKind, element: &Element) -> bool {
+        match self {
+            Match::Header => false,
+            Match::Element(name, ns) => element.is(name, ns),
+            Match::Namespace(ns) => element.has_ns(ns),
+            Match::IqChild(name, ns) => {
+                element.is("iq", kind.namespace()) && element.has_child(name, ns)
+            }
+            Match::Stanza => is_stanza_of(kind, element),
+            Match::Any => true,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Match::Header => "stream header".to_owned(),
+            Match::Element(name, ns) => format!("`<{name}/>` ({ns})"),
+            Match::Namespace(ns) => format!("any element in {ns}"),
+            Match::IqChild(name, ns) => format!("`<iq/>` with `<{name}/>` ({ns})"),
+            Match::Stanza => "stanza".to_owned(),
+            Match::Any => "any element".to_owned(),
+        }
+    }
+}
+
+/// What a row does: a function in the module of its step.
+#[derive(Clone, Copy)]
+pub(crate) enum Handler {
+    Header(fn(&mut Machine, &StreamHeader) -> Result<(), ProtocolError>),
+    Element(fn(&mut Machine, Element) -> Result<(), ProtocolError>),
+    /// The documented default ([`unaccepted_condition`]), named in the table where a row
+    /// makes it explicit (an element that would otherwise match a later, wider row).
+    Reject,
+}
+
+/// One rule of the negotiation table.
+#[derive(Clone, Copy)]
+pub struct Rule {
+    /// A stable name: `step.what`, e.g. `starttls.proceed`.
+    pub name: &'static str,
+    /// The stream kinds the rule applies to.
+    pub kinds: Kinds,
+    /// The roles it applies to.
+    pub roles: Roles,
+    /// The step it needs.
+    pub step: Step,
+    /// Session flags that must all be set.
+    pub needs: SessionFlags,
+    /// Session flags none of which may be set.
+    pub forbids: SessionFlags,
+    /// What it reacts to.
+    pub on: Match,
+    /// What it does, in words (the handler's summary).
+    pub does: &'static str,
+    /// The specification section it implements.
+    pub section: &'static str,
+    /// The test that exercises it: `file.rs::function` under the crate's `tests/`.
+    pub test: &'static str,
+    pub(crate) handler: Handler,
+}
+
+impl core::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rule {
+    /// The rule, applying only when all of `flags` are set.
+    const fn needs(mut self, flags: SessionFlags) -> Rule {
+        self.needs = flags;
+        self
+    }
+
+    /// The rule, applying only when none of `flags` is set.
+    const fn forbids(mut self, flags: SessionFlags) -> Rule {
+        self.forbids = flags;
+        self
+    }
+
+    fn applies(&self, kind: StreamKind, role: Role, step: Step, flags: SessionFlags) -> bool {
+        self.step == step
+            && self.kinds.contains(kind)
+            && self.roles.contains(role)
+            && flags.contains(self.needs)
+            && !flags.intersects(self.forbids)
+    }
+}
+
+/// Shorthand for the table below.
+const fn row(
+    name: &'static str,
+    kinds: Kinds,
+    roles: Roles,
+    step: Step,
+    on: Match,
+    handler: Handler,
+    does: &'static str,
+    section: &'static str,
+    test: &'static str,
+) -> Rule {
+    Rule {
+        name,
+        kinds,
+        roles,
+        step,
+        needs: SessionFlags::EMPTY,
+        forbids: SessionFlags::EMPTY,
+        on,
+        does,
+        section,
+        test,
+        handler,
+    }
+}
+
+use Handler::{Element as E, Header as H};
+use Match::{Element as El, Header as Hdr};
+
+const COMPONENT_NS: &str = xmpp_xml::NS_COMPONENT_ACCEPT;
+
+/// Every rule, grouped by step module. The first row that applies wins.
+pub static RULES: &[Rule] = &[
+    // ----- header -----
+    row(
+        "header.from-server",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        Hdr,
+        H(steps::header::from_server),
+        "version 1.0 and jabber:client required; note a foreign `from`; report `StreamOpened`",
+        "RFC 6120 §4.7",
+        "hostile_peer.rs::server_header_without_version_is_unsupported_version",
+    ),
+    row(
+        "header.from-client",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitHeader,
+        Hdr,
+        H(steps::header::from_client),
+        "send our header first, then check `from`, namespace, version, `to`; list features",
+        "RFC 6120 §4.7, §4.9.1.2",
+        "negotiation.rs::server_header_checks",
+    ),
+    // ----- features -----
+    row(
+        "features.choose",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        El("features", ns::STREAMS),
+        E(steps::features::choose),
+        "negotiate the first listed feature the flags and config allow, or close with the reason",
+        "RFC 6120 §4.3.2",
+        "negotiation.rs::tls_policies_combine",
+    ),
+    row(
+        "features.expected",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitFeatures,
+        Match::Any,
+        E(steps::features::expected),
+        "invalid-from if the header named another domain, else the default",
+        "RFC 6120 §4.3.2, §4.9.3.9",
+        "hostile_peer.rs::server_header_from_another_domain_is_invalid_from",
+    ),
+    // ----- starttls -----
+    row(
+        "starttls.proceed",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitProceed,
+        El("proceed", ns::TLS),
+        E(steps::starttls::proceed),
+        "emit `StartTls`; bytes pipelined after `<proceed/>` are policy-violation",
+        "RFC 6120 §5.4.2.3",
+        "negotiation.rs::injection_after_proceed_is_fatal",
+    ),
+    row(
+        "starttls.failure",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::AwaitProceed,
+        El("failure", ns::TLS),
+        E(steps::starttls::refused),
+        "close with `TlsFailed`",
+        "RFC 6120 §5.4.2.2",
+        "negotiation.rs::starttls_failure_closes",
+    ),
+    row(
+        "starttls.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        Match::Namespace(ns::TLS),
+        E(steps::starttls::starttls),
+        "`<proceed/>` and `StartTls` if offered and nothing pipelined, else policy-violation",
+        "RFC 6120 §5.4.2.1, §5.4.3.3",
+        "negotiation.rs::server_starttls_injection_is_fatal",
+    ),
+    // ----- sasl -----
+    row(
+        "sasl.auth",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("auth", ns::SASL),
+        E(steps::sasl::auth),
+        "start the exchange (empty challenge without initial response); failures by condition",
+        "RFC 6120 §6.4.2",
+        "negotiation.rs::server_sasl_abort_invalid_mechanism_and_bad_base64",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.abort-idle",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("abort", ns::SASL),
+        E(steps::sasl::abort),
+        "`<failure><aborted/>`",
+        "RFC 6120 §6.4.4",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.misplaced",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::misplaced),
+        "`<failure>`: malformed-request (incorrect-encoding for bad base64)",
+        "RFC 6120 §6.5.8, §6.5.2",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "sasl.response",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        El("response", ns::SASL),
+        E(steps::sasl::response),
+        "next challenge, or `<success/>` and restart, or `<failure/>`",
+        "RFC 6120 §6.4.3, §6.4.6",
+        "negotiation.rs::starttls_scram_plus_bind_messages_and_close",
+    ),
+    row(
+        "sasl.abort",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        El("abort", ns::SASL),
+        E(steps::sasl::abort),
+        "`<failure><aborted/>`",
+        "RFC 6120 §6.4.4",
+        "negotiation.rs::server_sasl_abort_invalid_mechanism_and_bad_base64",
+    ),
+    row(
+        "sasl.misplaced-in-exchange",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Sasl,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::misplaced_in_exchange),
+        "a known SASL element: malformed-request failure; an unknown name: the default",
+        "RFC 6120 §6.5.8",
+        "rules.rs::sasl_elements_out_of_order_fail_the_attempt",
+    ),
+    row(
+        "sasl.challenge",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("challenge", ns::SASL),
+        E(steps::sasl::challenge),
+        "answer, or `<abort/>` when the challenge is unacceptable; bad base64 is bad-format",
+        "RFC 6120 §6.4.3",
+        "negotiation.rs::every_mechanism_negotiates",
+    ),
+    row(
+        "sasl.success",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("success", ns::SASL),
+        E(steps::sasl::success),
+        "verify the server's additional data, restart authenticated",
+        "RFC 6120 §6.4.6",
+        "negotiation.rs::tampered_success_is_not_trusted",
+    ),
+    row(
+        "sasl.failure",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Sasl,
+        El("failure", ns::SASL),
+        E(steps::sasl::failure),
+        "report the attempt; fall back to the next mechanism or close `AuthenticationFailed`",
+        "RFC 6120 §6.4.5",
+        "sasl_fallback.rs::mechanism_level_failure_falls_back_to_the_next_mechanism",
+    ),
+    row(
+        "sasl.aborted",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::SaslAborting,
+        El("failure", ns::SASL),
+        E(steps::sasl::failure),
+        "our abort was answered: report it, close (never a fallback after our abort)",
+        "RFC 6120 §6.4.4",
+        "rules.rs::a_challenge_crossing_our_abort_is_dropped",
+    ),
+    row(
+        "sasl.crossed-abort",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::SaslAborting,
+        Match::Namespace(ns::SASL),
+        E(steps::sasl::crossed_abort),
+        "a challenge or success that crossed our abort: drop it, the failure follows",
+        "RFC 6120 §6.4.4",
+        "rules.rs::a_challenge_crossing_our_abort_is_dropped",
+    ),
+    // ----- bind and session -----
+    row(
+        "bind.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::bind::serve),
+        "bind the requested or a generated resource, or a stanza error; other IQs: the default",
+        "RFC 6120 §7.6, §7.7",
+        "negotiation.rs::requested_resource_is_bound_and_invalid_one_is_refused",
+    )
+    .needs(SessionFlags::AUTHENTICATED),
+    row(
+        "bind.reply",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Bind,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::bind::reply),
+        "bound (then the legacy session if required), retry on conflict, or close `BindFailed`",
+        "RFC 6120 §7.6.2, §7.7.2.2; RFC 3921 §3",
+        "negotiation.rs::bind_conflict_falls_back_to_a_generated_resource",
+    ),
+    row(
+        "session.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::IqChild("session", ns::SESSION),
+        E(steps::session::request),
+        "after the stanza checks, answer with an empty result when legacy sessions are on",
+        "RFC 3921 §3",
+        "negotiation.rs::mandatory_legacy_session_is_negotiated",
+    ),
+    // ----- established c2s -----
+    row(
+        "established.from-client",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::Stanza,
+        E(steps::established::from_client),
+        "`from` must be the client (invalid-from), stamped; bad `to` gets jid-malformed; report",
+        "RFC 6120 §8.1.2.1, §8.1.1.1",
+        "negotiation.rs::spoofed_from_is_a_stream_error",
+    ),
+    // ----- component (XEP-0114) -----
+    row(
+        "component.header",
+        Kinds::COMPONENT,
+        Roles::Initiating,
+        Step::AwaitHeader,
+        Hdr,
+        H(steps::component::server_header),
+        "check namespace and id, send `<handshake/>` = hex SHA-1(id + secret)",
+        "XEP-0114 §3",
+        "component.rs::component_handshakes_and_exchanges_stanzas",
+    ),
+    row(
+        "component.accept-header",
+        Kinds::COMPONENT,
+        Roles::Receiving,
+        Step::AwaitHeader,
+        Hdr,
+        H(steps::component::component_header),
+        "send our header with a fresh id; `to` must be a configured component (host-unknown)",
+        "XEP-0114 §3",
+        "component.rs::unknown_component_is_host_unknown",
+    ),
+    row(
+        "component.verify",
+        Kinds::COMPONENT,
+        Roles::Receiving,
+        Step::AwaitHandshake,
+        El("handshake", COMPONENT_NS),
+        E(steps::component::verify_handshake),
+        "compare with hex SHA-1(id + secret): `<handshake/>`, or not-authorized / conflict",
+        "XEP-0114 §3",
+        "component.rs::wrong_secret_is_not_authorized",
+    ),
+    row(
+        "component.accepted",
+        Kinds::COMPONENT,
+        Roles::Initiating,
+        Step::AwaitHandshake,
+        El("handshake", COMPONENT_NS),
+        E(steps::component::handshake_accepted),
+        "the server accepted the handshake: negotiated",
+        "XEP-0114 §3",
+        "component.rs::component_handshakes_and_exchanges_stanzas",
+    ),
+    row(
+        "component.second-handshake",
+        Kinds::COMPONENT,
+        Roles::Both,
+        Step::Established,
+        El("handshake", COMPONENT_NS),
+        Handler::Reject,
+        "a handshake after success is not a stanza",
+        "RFC 6120 §4.9.3.22",
+        "component.rs::second_handshake_is_rejected",
+    ),
+    row(
+        "component.inbound-stanza",
+        Kinds::COMPONENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::Stanza,
+        E(steps::established::component_stanza),
+        "`from` must be the component's domain or a subdomain (invalid-from); `to` and `from` present (improper-addressing)",
+        "XEP-0114 §3, RFC 6120 §4.9.3.9",
+        "component.rs::from_outside_the_domain_is_invalid_from",
+    ),
+    // ----- established streams (every kind) -----
+    row(
+        "established.stanza",
+        Kinds::ALL,
+        Roles::Initiating,
+        Step::Established,
+        Match::Stanza,
+        E(steps::established::stanza),
+        "report `Event::Stanza`",
+        "RFC 6120 §8",
+        "component.rs::component_handshakes_and_exchanges_stanzas",
+    ),
+    row(
+        "established.nonza",
+        Kinds::ALL,
+        Roles::Both,
+        Step::Established,
+        Match::Any,
+        E(steps::established::nonza),
+        "report `Event::Nonza` (XEP-0198 `<r/>`...) for the host",
+        "RFC 6120 §4.1",
+        "component.rs::nonzas_reach_the_host",
+    ),
+    // ----- closing -----
+    row(
+        "closing.stanza",
+        Kinds::ALL,
+        Roles::Initiating,
+        Step::Done,
+        Match::Any,
+        E(steps::established::while_closing),
+        "after our close, report the peer's stanzas until its close arrives; drop the rest",
+        "RFC 6120 §4.4",
+        "rules.rs::stanzas_sent_before_the_close_arrive",
+    ),
+    row(
+        "closing.ignore",
+        Kinds::ALL,
+        Roles::Receiving,
+        Step::Done,
+        Match::Any,
+        E(steps::established::ignore),
+        "the stream is over for us: drop it",
+        "RFC 6120 §4.4",
+        "rules.rs::garbage_after_close_is_ignored",
+    ),
+];
+
+/// The row for this element in this state, if any.
+pub(crate) fn find(
+    kind: StreamKind,
+    role: Role,
+    step: Step,
+    flags: SessionFlags,
+    element: &Element,
+) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|rule| rule.applies(kind, role, step, flags) && rule.on.matches(kind, element))
+}
+
+/// The row for the peer's header in this state, if any.
+pub(crate) fn find_header(
+    kind: StreamKind,
+    role: Role,
+    step: Step,
+    flags: SessionFlags,
+) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|rule| rule.applies(kind, role, step, flags) && rule.on == Match::Header)
+}
+
+/// The one default for an element no row accepts (RFC 6120 §4.9.3):
+///
+/// - the receiving entity, before the stream is negotiated: `not-authorized` (§4.9.3.12:
+///   data sent before the stream is authenticated, or an action of stream negotiation the
+///   peer is not authorized to take);
+/// - otherwise: `unsupported-stanza-type` (§4.9.3.22: a first-level child the entity does
+///   not support here).
+///
+/// A second stream header where none is expected is `invalid-xml` (§4.9.3.7): the header is
+/// not an element, and a stream has one per restart.
+pub fn unaccepted_condition(role: Role, step: Step) -> StreamErrorCondition {
+    if role == Role::Receiving && step != Step::Established {
+        StreamErrorCondition::NotAuthorized
+    } else {
+        StreamErrorCondition::UnsupportedStanzaType
+    }
+}
+
+/// Whether `element` is a stanza of a stream of `kind`.
+pub(crate) fn is_stanza_of(kind: StreamKind, element: &Element) -> bool {
+    matches!(element.name(), "message" | "presence" | "iq") && element.has_ns(kind.namespace())
+}
+
+/// Whether `element` is a stanza in any content namespace: what `send_stanza` accepts on
+/// every kind (the writer puts it in the stream's own namespace).
+pub(crate) fn is_stanza_any(element: &Element) -> bool {
+    matches!(element.name(), "message" | "presence" | "iq")
+        && (element.has_ns(xmpp_xml::NS_CLIENT)
+            || element.has_ns(xmpp_xml::NS_SERVER)
+            || element.has_ns(xmpp_xml::NS_COMPONENT_ACCEPT))
+}
+
+/// The table as Markdown: one line per rule with its kinds, roles, step, trigger, action,
+/// section and test.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| rule | kinds | role | step | on | does | spec | test |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for rule in RULES {
+        let kinds: Vec<&str> = StreamKind::ALL
+            .iter()
+            .filter(|kind| rule.kinds.contains(**kind))
+            .map(|kind| kind.short_name())
+            .collect();
+        let roles = match rule.roles {
+            Roles::Initiating => "initiating",
+            Roles::Receiving => "receiving",
+            Roles::Both => "both",
+        };
+        let mut step = rule.step.name().to_owned();
+        if !rule.needs.is_empty() {
+            step.push_str(&format!(", {:?}", rule.needs));
+        }
+        if !rule.forbids.is_empty() {
+            step.push_str(&format!(", not {:?}", rule.forbids));
+        }
+        let does = match rule.handler {
+            Handler::Reject => format!("{} (**default**)", rule.does),
+            _ => rule.does.to_owned(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | `{}` |\n",
+            rule.name,
+            kinds.join(", "),
+            roles,
+            step,
+            rule.on.describe(),
+            does,
+            rule.section,
+            rule.test,
+        ));
+    }
+    out
+}

@@ -1,0 +1,155 @@
+//! Opening a stream (RFC 6120 §4.2, §4.7): what each role sends or expects first, on start
+//! and on every restart, and the c2s header checks of both ends.
+
+use xmpp_jid::{BareJid, Jid};
+use xmpp_xml::{ContentNamespace, StreamErrorCondition, StreamHeader};
+
+use crate::entropy::random_token;
+use crate::error::ProtocolError;
+use crate::flags::SessionFlags;
+use crate::machine::{Machine, Side};
+use crate::output::Event;
+use crate::rules::Step;
+use crate::steps;
+
+/// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
+pub(crate) const STREAM_ID_BYTES: usize = 20;
+
+/// Open (or reopen after a restart) our side of the stream.
+pub(crate) fn open(m: &mut Machine) {
+    match &m.side {
+        Side::Client(side) => {
+            let mut header = StreamHeader::new(ContentNamespace::Client);
+            header.to = Some(side.config.jid.domain().to_owned());
+            if m.core.flags.contains(SessionFlags::SECURE) || side.config.from_before_tls {
+                header.from = Some(side.config.jid.as_str().to_owned());
+            }
+            header.lang.clone_from(&side.config.lang);
+            m.core.send_header(&header);
+            m.step = Step::AwaitFeatures;
+        }
+        Side::Server(side) => {
+            let mut fallback = StreamHeader::new(ContentNamespace::Client);
+            fallback.from = Some(side.config.domain.as_str().to_owned());
+            m.core.fallback_header = Some(fallback);
+            m.step = Step::AwaitHeader;
+        }
+        Side::Component(_) => steps::component::open(m),
+        Side::ComponentServer(_) => steps::component::expect_header(m),
+    }
+}
+
+/// Before a close: a receiving entity that has not answered the peer's header yet sends its
+/// own first (RFC 6120 §4.4: the close tag needs an open stream).
+pub(crate) fn ensure_sent(m: &mut Machine) {
+    if m.core.header_sent() {
+        return;
+    }
+    if matches!(m.side, Side::Server(_)) {
+        send_server_header(m, None, None);
+    } else if let Some(header) = m.core.fallback_header.take() {
+        m.core.send_header(&header);
+    }
+}
+
+/// The c2s server's header: a fresh id, our domain, the client's `to` and language echoed.
+fn send_server_header(m: &mut Machine, to: Option<String>, lang: Option<String>) {
+    let Side::Server(side) = &m.side else {
+        return;
+    };
+    let id = random_token(m.core.entropy.as_mut(), STREAM_ID_BYTES);
+    let mut header = StreamHeader::new(ContentNamespace::Client);
+    header.from = Some(side.config.domain.as_str().to_owned());
+    header.id = Some(id.clone());
+    header.to = to;
+    header.lang = Some(lang.unwrap_or_else(|| side.config.lang.clone()));
+    m.core.send_header(&header);
+    m.stream_id = Some(id);
+}
+
+/// Initiating c2s: the server's header (RFC 6120 §4.7). Version 1.0 and `jabber:client` are
+/// required; a `from` other than the domain we asked for is fatal only once the server goes
+/// on to negotiate (a stream error that follows, host-unknown..., is reported as such).
+pub(crate) fn from_server(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
+    if header.version.is_none() {
+        return Err(m.fail(
+            StreamErrorCondition::UnsupportedVersion,
+            "server stream has no version 1.0",
+        ));
+    }
+    if header.content_namespace != Some(ContentNamespace::Client) {
+        return Err(m.fail(
+            StreamErrorCondition::InvalidNamespace,
+            "server stream is not jabber:client",
+        ));
+    }
+    let Side::Client(side) = &mut m.side else {
+        return Ok(());
+    };
+    side.foreign_from = header.from.as_deref().is_some_and(|from| {
+        let ours = side.config.jid.domain();
+        !BareJid::new(from).is_ok_and(|jid| jid.node().is_none() && jid.domain() == ours)
+    });
+    m.stream_id.clone_from(&header.id);
+    m.core.event(Event::StreamOpened {
+        id: header.id.clone(),
+        from: header.from.as_deref().and_then(|from| Jid::new(from).ok()),
+        lang: header.lang.clone(),
+    });
+    Ok(())
+}
+
+/// Receiving c2s: the client's header. Our header goes out before any error (RFC 6120
+/// §4.9.1.2), echoing the client's `from` as `to` when it is a JID (§4.7.2); then namespace,
+/// version and `to` are checked and the features for the session's flags are listed.
+pub(crate) fn from_client(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
+    let client = match header.from.as_deref().map(Jid::new) {
+        None => None,
+        Some(Ok(jid)) => Some(jid),
+        Some(Err(_)) => {
+            send_server_header(m, None, header.lang.clone());
+            return Err(m.fail(
+                StreamErrorCondition::InvalidFrom,
+                "stream from is not a JID",
+            ));
+        }
+    };
+    send_server_header(
+        m,
+        client.as_ref().map(|jid| jid.as_str().to_owned()),
+        header.lang.clone(),
+    );
+    if header.content_namespace != Some(ContentNamespace::Client) {
+        return Err(m.fail(
+            StreamErrorCondition::InvalidNamespace,
+            "stream is not jabber:client",
+        ));
+    }
+    if header.version.is_none() {
+        return Err(m.fail(
+            StreamErrorCondition::UnsupportedVersion,
+            "stream has no version 1.0",
+        ));
+    }
+    let Side::Server(side) = &m.side else {
+        return Ok(());
+    };
+    let to_us = header
+        .to
+        .as_deref()
+        .and_then(|to| BareJid::new(to).ok())
+        .is_some_and(|to| to == side.config.domain);
+    if !to_us {
+        return Err(m.fail(
+            StreamErrorCondition::HostUnknown,
+            "stream to is not this domain",
+        ));
+    }
+    m.core.event(Event::StreamOpened {
+        id: m.stream_id.clone(),
+        from: client,
+        lang: header.lang.clone(),
+    });
+    steps::features::offer(m);
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! One module per negotiation step. Each holds the handlers the rule table
+//! ([`crate::rules::RULES`]) points to; the table decides when a handler runs, the handler
+//! what it means. Wire codecs that never change state are beside them
+//! ([`crate::sasl`], [`crate::bind`], [`crate::features`]).
+
+pub(crate) mod bind;
+pub(crate) mod component;
+pub(crate) mod established;
+pub(crate) mod features;
+pub(crate) mod header;
+pub(crate) mod sasl;
+pub(crate) mod session;
+pub(crate) mod starttls;
