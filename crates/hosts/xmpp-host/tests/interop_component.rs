@@ -189,7 +189,6 @@ struct Peer {
     listener: ComponentListener,
     name: &'static str,
     version: &'static str,
-    failures: Vec<String>,
 }
 
 impl Peer {
@@ -206,7 +205,6 @@ impl Peer {
             listener,
             name,
             version,
-            failures: Vec::new(),
         })
     }
 
@@ -233,34 +231,6 @@ impl Peer {
             .map_err(|e| format!("alice: login: {e}"))?;
         Ok((conn, jid))
     }
-
-    /// Run one scenario and put its row in the matrix.
-    fn check(&mut self, feature: &str, scenario: impl FnOnce(&Peer) -> Result<(), String>) {
-        let outcome = scenario(self);
-        matrix::record(self.name, feature, outcome.is_ok());
-        match outcome {
-            Ok(()) => eprintln!("{} / {feature}: pass", self.name),
-            Err(e) => {
-                eprintln!("{} / {feature}: FAIL: {e}", self.name);
-                self.failures.push(format!("{feature}: {e}"));
-            }
-        }
-    }
-
-    fn finish(self) {
-        assert!(
-            self.failures.is_empty(),
-            "{} failures:\n{}\n--- server log tail ---\n{}",
-            self.name,
-            self.failures.join("\n"),
-            tail(&self.server.log(), 200)
-        );
-    }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn message(ns: &str, from: Option<&str>, to: &str, id: &str, body: &str) -> Element {
@@ -425,22 +395,36 @@ fn wrong_secret(peer: &Peer) -> Result<(), String> {
 }
 
 fn run(kind: PeerKind) {
-    let Some(mut peer) = Peer::start(kind) else {
+    let Some(peer) = Peer::start(kind) else {
         return;
     };
     let file = format!("{}-component.txt", peer.name);
-    peer.check(
-        "component (XEP-0114): handshake, messages both ways, close",
-        |p| {
-            let text = session(p)?;
-            keep_transcript(&text, &file)
-        },
+    let outcomes = [
+        (
+            "component (XEP-0114): handshake, messages both ways, close",
+            session(&peer).and_then(|text| keep_transcript(&text, &file)),
+        ),
+        (
+            "component (XEP-0114): wrong secret: not-authorized",
+            wrong_secret(&peer),
+        ),
+    ];
+    // One matrix row per scenario; every failure is reported, with the server's log.
+    let mut failures = Vec::new();
+    for (feature, outcome) in outcomes {
+        matrix::record(peer.name, feature, outcome.is_ok());
+        eprintln!("{} / {feature}: {outcome:?}", peer.name);
+        if let Err(e) = outcome {
+            failures.push(format!("{feature}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}:\n{}\n--- server log tail ---\n{}",
+        peer.name,
+        failures.join("\n"),
+        peer.server.log_tail(200)
     );
-    peer.check(
-        "component (XEP-0114): wrong secret: not-authorized",
-        wrong_secret,
-    );
-    peer.finish();
 }
 
 #[test]

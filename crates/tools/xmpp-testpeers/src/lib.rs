@@ -315,6 +315,12 @@ impl PeerServer {
         fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// The last `lines` lines of the server's [`log`](Self::log).
+    #[must_use]
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log(), lines)
+    }
+
     fn start_prosody(&mut self, key_pem: &str, accounts: &[(&str, &str)]) -> Result<(), PeerError> {
         let dir = &self.dir;
         fs::create_dir_all(dir.join("data"))?;
