@@ -281,7 +281,7 @@ impl ComponentServerStream {
     ) -> Self {
         let core = Core::new(
             config.timeouts,
-            config.limits.clone(),
+            config.limits,
             config.max_output_bytes,
             Box::new(entropy),
         );

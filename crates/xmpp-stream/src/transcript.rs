@@ -31,19 +31,27 @@ use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 use crate::any::AnyStream;
 use crate::backend::MemoryBackend;
 use crate::client::ClientStream;
+use crate::component::{
+    ComponentConfig, ComponentServerConfig, ComponentServerStream, ComponentStream,
+    MemoryComponents,
+};
 use crate::config::TlsPolicy;
 use crate::config::{ClientConfig, ServerConfig};
 use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
+use crate::kind::StreamKind;
 use crate::output::{CloseReason, Event, Output, Transport};
 use crate::server::ServerStream;
 use crate::time::Instant;
 
-/// Which machine a replay drives.
+/// Which machine a replay drives: the initiating end (`C:` lines are its output) or the
+/// receiving end (`S:`). On a component transcript these are the component and its server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// Drive a [`ClientStream`]: `S:` lines are its input.
+    /// Drive a [`ClientStream`] (or a [`ComponentStream`](crate::ComponentStream)): `S:` lines
+    /// are its input.
     Client,
-    /// Drive a [`ServerStream`]: `C:` lines are its input.
+    /// Drive a [`ServerStream`] (or a [`ComponentServerStream`](crate::ComponentServerStream)):
+    /// `C:` lines are its input.
     Server,
 }
 
@@ -108,6 +116,9 @@ struct Setup {
 #[derive(Clone, Debug)]
 pub struct Transcript {
     compare: Compare,
+    /// The stream kind: `jabber:client` unless a `component` / `component-server` word (or
+    /// `!both kind component`) says otherwise.
+    kind: StreamKind,
     client: Setup,
     server: Setup,
     lines: Vec<Line>,
@@ -152,10 +163,13 @@ fn hex(text: &str, line: usize) -> Result<Vec<u8>, ReplayError> {
         .collect()
 }
 
-fn role_of(word: &str) -> Option<Role> {
+/// The role a word names, and whether it names a component stream's end.
+fn role_of(word: &str) -> Option<(Role, bool)> {
     match word {
-        "client" => Some(Role::Client),
-        "server" => Some(Role::Server),
+        "client" => Some((Role::Client, false)),
+        "server" => Some((Role::Server, false)),
+        "component" => Some((Role::Client, true)),
+        "component-server" => Some((Role::Server, true)),
         _ => None,
     }
 }
@@ -165,6 +179,7 @@ impl Transcript {
     pub fn parse(text: &str) -> Result<Transcript, ReplayError> {
         let mut transcript = Transcript {
             compare: Compare::Exact,
+            kind: StreamKind::Client,
             client: Setup::default(),
             server: Setup::default(),
             lines: Vec::new(),
@@ -218,7 +233,15 @@ impl Transcript {
                 let (who, payload) = rest
                     .split_once(": ")
                     .ok_or_else(|| err(number, "expected `E client: ...`"))?;
-                let of = role_of(who).ok_or_else(|| err(number, "expected client or server"))?;
+                let (of, component) = role_of(who).ok_or_else(|| {
+                    err(
+                        number,
+                        "expected client, server, component or component-server",
+                    )
+                })?;
+                if component {
+                    transcript.kind = StreamKind::Component;
+                }
                 if body.starts_with('E') {
                     Record::Event {
                         of,
@@ -243,10 +266,21 @@ impl Transcript {
         let who = words.next().unwrap_or_default();
         let key = words.next().unwrap_or_default().to_owned();
         let value = words.next().unwrap_or_default().trim().to_owned();
+        if let Some((_, true)) = role_of(who) {
+            self.kind = StreamKind::Component;
+        }
         let setups: Vec<&mut Setup> = match who {
-            "client" => vec![&mut self.client],
-            "server" => vec![&mut self.server],
+            "client" | "component" => vec![&mut self.client],
+            "server" | "component-server" => vec![&mut self.server],
             "both" => {
+                if key == "kind" {
+                    self.kind = match value.as_str() {
+                        "c2s" => StreamKind::Client,
+                        "component" => StreamKind::Component,
+                        _ => return Err(err(number, "kind is c2s or component")),
+                    };
+                    return Ok(());
+                }
                 if key == "compare" {
                     self.compare = match value.as_str() {
                         "exact" => Compare::Exact,
@@ -257,7 +291,12 @@ impl Transcript {
                 }
                 vec![&mut self.client, &mut self.server]
             }
-            _ => return Err(err(number, "directive target is client, server or both")),
+            _ => {
+                return Err(err(
+                    number,
+                    "directive target is client, server, component, component-server or both",
+                ));
+            }
         };
         for setup in setups {
             match key.as_str() {
@@ -300,7 +339,10 @@ impl Transcript {
             Some(seed) => Box::new(SeededEntropy::new(seed)),
             None => Box::new(ScriptedEntropy::new(setup.entropy.clone())),
         };
-        let mut machine = build(role, setup, entropy)?;
+        let mut machine = match self.kind {
+            StreamKind::Component => build_component(role, setup, entropy)?,
+            _ => build(role, setup, entropy)?,
+        };
         let transport = if setup.direct_tls {
             Transport::Tls(setup.bindings.clone())
         } else {
@@ -702,6 +744,48 @@ fn build(
     }
 }
 
+/// The component machine under replay: `!component domain D`, `!component secret S` for the
+/// component's end; `!component-server component D S` (repeatable) for the server's.
+fn build_component(
+    role: Role,
+    setup: &Setup,
+    entropy: Box<dyn Entropy + Send>,
+) -> Result<AnyStream, ReplayError> {
+    match role {
+        Role::Client => {
+            let (mut domain, mut secret) = (None, None);
+            for (n, key, value) in &setup.settings {
+                match key.as_str() {
+                    "domain" => domain = Some(jid(value, *n)?),
+                    "secret" => secret = Some(value.clone()),
+                    _ => return Err(err(*n, format!("unknown component setting {key}"))),
+                }
+            }
+            let domain = domain.ok_or_else(|| err(0, "!component domain is required"))?;
+            let config = ComponentConfig::new(domain, secret.unwrap_or_default());
+            Ok(ComponentStream::new(config, entropy).into())
+        }
+        Role::Server => {
+            let mut components = MemoryComponents::new();
+            for (n, key, value) in &setup.settings {
+                match key.as_str() {
+                    "component" => {
+                        let (domain, secret) = value
+                            .split_once(' ')
+                            .ok_or_else(|| err(*n, "component <domain> <secret>"))?;
+                        components = components.with_component(jid(domain, *n)?, secret);
+                    }
+                    _ => {
+                        return Err(err(*n, format!("unknown component-server setting {key}")));
+                    }
+                }
+            }
+            let config = ComponentServerConfig::new();
+            Ok(ComponentServerStream::new(config, entropy, components).into())
+        }
+    }
+}
+
 /// Run one `H` line's command on the machine.
 fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(), String> {
     let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
@@ -748,7 +832,7 @@ fn drain(
     }
 }
 
-/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a [`crate::pair::Pair`] run in the transcript
+/// Write the `C:`/`S:`/`[TLS]`/`E` lines of a `pair::Pair` run (feature `testing`) in the transcript
 /// format (exact mode: one line per delivered chunk, bytes escaped so they survive as text).
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());

@@ -31,6 +31,28 @@ fn rfc6120_9_1_as_server() {
     replay("rfc6120-9.1-c2s.txt", &[Role::Server]);
 }
 
+#[test]
+fn xep0114_component_as_both_ends() {
+    replay("xep0114-component.txt", &[Role::Client, Role::Server]);
+}
+
+/// A wrong handshake in the component transcript must not replay: the server's end closes
+/// with not-authorized instead of answering `<handshake/>`.
+#[test]
+fn component_replay_detects_a_wrong_secret() {
+    let text = std::fs::read_to_string(dir().join("xep0114-component.txt")).unwrap();
+    let wrong = text.replace(
+        "!component-server component comp.example.com s3cr3t",
+        "!component-server component comp.example.com other",
+    );
+    let transcript = Transcript::parse(&wrong).unwrap();
+    assert!(transcript.replay(Role::Server).is_err());
+    assert!(
+        transcript.replay(Role::Client).is_ok(),
+        "the component's end does not see the secret"
+    );
+}
+
 /// The replayer must catch a wrong byte in either direction, a wrong event and wrong entropy.
 #[test]
 fn replay_detects_mismatches() {

@@ -1,6 +1,9 @@
 //! An example XMPP client-to-server (c2s) server built from the toolkit's machines:
 //! [`xmpp_stream::ServerStream`] negotiates each connection (STARTTLS, SASL, bind) and
 //! [`xmpp_im::Server`] applies RFC 6121 (roster, subscriptions, presence, delivery).
+//! XEP-0114 components connect on a port of their own
+//! ([`xmpp_stream::ComponentServerStream`], [`HubConfig::with_component`]) and serve their
+//! domains and subdomains.
 //!
 //! Two layers:
 //!
@@ -40,4 +43,6 @@ pub mod hub;
 pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
-pub use runtime::{RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_with};
+pub use runtime::{
+    Listeners, RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_on, serve_with,
+};

@@ -4,14 +4,14 @@
 //! every flag)
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 
-use xmpp_server::{HubConfig, PlusPolicy, RuntimeConfig, TlsMaterial};
+use xmpp_server::{HubConfig, Listeners, PlusPolicy, RuntimeConfig, TlsMaterial};
 use xmpp_stream::BareJid;
 
 #[cfg(feature = "alloc-stats")]
@@ -19,7 +19,8 @@ use xmpp_stream::BareJid;
 static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 /// The toolkit's example XMPP c2s server: STARTTLS (and optionally direct TLS), SCRAM and PLAIN,
-/// resource binding, rosters, presence and messages, accounts in memory.
+/// resource binding, rosters, presence and messages, accounts in memory; optionally XEP-0114
+/// components on a loopback port of their own (--component-port, --component).
 ///
 /// Durations are in seconds, decimals allowed (e.g. 0.5). Ctrl-C stops it.
 #[derive(Debug, Parser)]
@@ -40,6 +41,16 @@ struct Cli {
     /// An in-memory account (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
+    /// Accept XEP-0114 components on this port (loopback only) [default: off]
+    ///
+    /// Plain TCP on the loopback address of --bind's family (127.0.0.1 or ::1), never another
+    /// interface: the component protocol has no TLS.
+    #[arg(long, value_name = "PORT", requires = "components")]
+    component_port: Option<u16>,
+    /// An XEP-0114 component: the domain it serves (and every subdomain of it, e.g.
+    /// comp.localhost) and its shared secret (repeatable; needs --component-port)
+    #[arg(long = "component", value_name = "NAME:SECRET", value_parser = component, requires = "component_port")]
+    components: Vec<(BareJid, String)>,
     /// PEM certificate chain (with --key) [default: self-signed, made at start]
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -66,6 +77,27 @@ struct Cli {
 fn user(spec: &str) -> Result<(String, String), String> {
     let (name, password) = spec.split_once(':').ok_or("takes NAME:PASSWORD")?;
     Ok((name.to_owned(), password.to_owned()))
+}
+
+/// `NAME:SECRET` for `--component`: NAME a domain (no `@`, no `/`); the secret may contain `:`.
+fn component(spec: &str) -> Result<(BareJid, String), String> {
+    let (name, secret) = spec.split_once(':').ok_or("takes NAME:SECRET")?;
+    let domain = BareJid::new(name).map_err(|e| format!("{name:?}: {e}"))?;
+    if domain.node().is_some() {
+        return Err(format!("{name:?} is not a domain (it has a localpart)"));
+    }
+    if secret.is_empty() {
+        return Err("the secret is empty".to_owned());
+    }
+    Ok((domain, secret.to_owned()))
+}
+
+/// The loopback address of `bind`'s family: where components are accepted.
+fn loopback_like(bind: IpAddr) -> IpAddr {
+    match bind {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    }
 }
 
 /// `--heap-stats`: seconds, at least 0.1 s.
@@ -122,6 +154,14 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
+    for (component, secret) in &args.components {
+        // The served domain's stanzas never reach a component: such a component would
+        // connect and never hear anything.
+        if component.as_str() == hub.domain.as_str() {
+            return Err(format!("--component {component}: that is the served --domain").into());
+        }
+        hub = hub.with_component(component.clone(), secret);
+    }
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => TlsMaterial::from_pem_files(cert, key)?,
         _ => TlsMaterial::self_signed(&[args.domain.as_str()])?,
@@ -144,17 +184,38 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             None => None,
         };
+        let component = match args.component_port {
+            Some(port) => {
+                let addr = SocketAddr::new(loopback_like(args.bind), port);
+                Some(tokio::net::TcpListener::bind(addr).await?)
+            }
+            None => None,
+        };
         eprintln!(
-            "xmpp-server: serving {} on {} (STARTTLS){} ({} accounts); Ctrl-C stops",
+            "xmpp-server: serving {} on {} (STARTTLS){}{} ({} accounts); Ctrl-C stops",
             args.domain,
             listener.local_addr()?,
             match &direct {
                 Some(l) => format!(" and {} (direct TLS)", l.local_addr()?),
                 None => String::new(),
             },
+            match &component {
+                Some(l) => format!(
+                    " and {} ({} component{})",
+                    l.local_addr()?,
+                    args.components.len(),
+                    if args.components.len() == 1 { "" } else { "s" }
+                ),
+                None => String::new(),
+            },
             args.users.len()
         );
-        xmpp_server::serve_with(listener, direct, config, async {
+        let listeners = Listeners {
+            c2s: listener,
+            direct_tls: direct,
+            component,
+        };
+        xmpp_server::serve_on(listeners, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
@@ -185,6 +246,7 @@ mod tests {
         assert_eq!(cli.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(cli.domain, "localhost");
         assert!(cli.users.is_empty() && cli.cert.is_none() && cli.key.is_none());
+        assert!(cli.component_port.is_none() && cli.components.is_empty());
         assert!(!cli.channel_binding && !cli.quiet && !cli.trace);
         assert_eq!(cli.heap_stats, None);
     }
@@ -214,6 +276,12 @@ mod tests {
             "--trace",
             "--heap-stats",
             "0.5",
+            "--component-port",
+            "5347",
+            "--component",
+            "comp.localhost:s3cret",
+            "--component",
+            "other.localhost:a:b",
         ])
         .unwrap();
         assert_eq!(cli.port, 5333);
@@ -226,6 +294,26 @@ mod tests {
         assert_eq!(cli.key, Some(PathBuf::from("key.pem")));
         assert!(cli.channel_binding && cli.quiet && cli.trace);
         assert_eq!(cli.heap_stats, Some(Duration::from_millis(500)));
+        assert_eq!(cli.component_port, Some(5347));
+        let components = [("comp.localhost", "s3cret"), ("other.localhost", "a:b")]
+            .map(|(n, s)| (BareJid::new(n).unwrap(), s.to_owned()));
+        assert_eq!(cli.components, components);
+    }
+
+    #[test]
+    fn components_listen_on_loopback_only() {
+        assert_eq!(
+            loopback_like("0.0.0.0".parse().unwrap()),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            loopback_like("192.0.2.1".parse().unwrap()),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(
+            loopback_like("::".parse().unwrap()),
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        );
     }
 
     #[test]
@@ -236,6 +324,22 @@ mod tests {
             &["--key", "key.pem"],
             &["--heap-stats", "0.05"],
             &["--heap-stats", "soon"],
+            &["--component", "comp.localhost:s"],
+            &["--component-port", "5347"],
+            &["--component-port", "5347", "--component", "comp.localhost"],
+            &[
+                "--component-port",
+                "5347",
+                "--component",
+                "bot@comp.localhost:s",
+            ],
+            &["--component-port", "5347", "--component", "comp.localhost:"],
+            &[
+                "--component-port",
+                "5347",
+                "--component",
+                "comp..localhost:s",
+            ],
             &["--port", "65536"],
             &["--bind", "localhost"],
             &["--verbose"],

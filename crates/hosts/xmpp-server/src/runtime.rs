@@ -7,7 +7,7 @@
 //! through per-connection outboxes, so each connection's bytes stay in order. TLS (the
 //! server's identity and the channel bindings after a handshake) is `xmpp_host::tls`'s.
 //!
-//! - `serve`: the accept loops and the timer tick.
+//! - `serve`: the accept loops (clients, direct TLS, components) and the timer tick.
 //! - `shared`: the hub and the outboxes behind the one mutex.
 //! - `outbox`: the hub's commands to one connection task, in order.
 //! - `connection`: one connection's task and its transport (plain TCP, then TLS).
@@ -20,7 +20,7 @@ mod serve;
 mod shared;
 
 pub use handle::{ServerHandle, ServerStats};
-pub use serve::{serve, serve_with};
+pub use serve::{Listeners, serve, serve_on, serve_with};
 pub use xmpp_host::tls::TlsMaterial;
 
 use crate::hub::HubConfig;

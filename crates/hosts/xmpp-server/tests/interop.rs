@@ -11,38 +11,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
+
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use xmpp_server::{
-    HubConfig, PlusPolicy, RuntimeConfig, ServerHandle, TlsMaterial, TranscriptSink,
+use common::{
+    build_strophe_program, loopback, missing, peers_dir, results, run_peer, runtime_config,
+    slixmpp_python, temp_dir,
 };
+
+use xmpp_server::{HubConfig, PlusPolicy, ServerHandle, TranscriptSink};
 use xmpp_stream::{BareJid, Mechanism};
 
 const DOMAIN: &str = "localhost";
-const PEER_DEADLINE: Duration = Duration::from_secs(40);
-
-/// Skip (or fail under `XMPP_INTEROP=require`) when a peer is missing.
-fn missing(what: &str) {
-    xmpp_testpeers::skip_or_fail(what);
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "xmpp-server-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 struct Server {
     handle: ServerHandle,
@@ -73,14 +58,8 @@ fn start_server_for(
         .is_ok_and(|v| v == "1")
         .then(TranscriptSink::default);
     hub.record.clone_from(&sink);
-    let config = RuntimeConfig {
-        hub,
-        tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
-        log: std::env::var("XMPP_C2S_LOG").is_ok(),
-        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
-    };
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let handle = ServerHandle::spawn_with(loopback, Some(loopback), config).unwrap();
+    let config = runtime_config(hub, DOMAIN);
+    let handle = ServerHandle::spawn_with(loopback(), Some(loopback()), config).unwrap();
     let dir = temp_dir(name);
     let cafile = dir.join("server.pem");
     std::fs::write(&cafile, &handle.cert_pem).unwrap();
@@ -90,53 +69,6 @@ fn start_server_for(
         cafile,
         _dir: dir,
     }
-}
-
-/// Run a peer with a deadline; return (exit ok, stdout, stderr).
-fn run_peer(mut command: Command) -> (bool, String, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > PEER_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status.is_some_and(|s| s.success()), out, err)
-}
-
-/// The peer's `RESULT` lines as (feature, pass).
-fn results(stdout: &str) -> Vec<(String, bool)> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.strip_prefix("RESULT ")?.split_whitespace();
-            Some((words.next()?.to_owned(), words.next()? == "pass"))
-        })
-        .collect()
 }
 
 fn record(peer: &str, variant: &str, rows: &[(String, bool)]) {
@@ -173,21 +105,6 @@ fn check(peer: &str, variant: &str, (ok, out, err): (bool, String, String), expe
 
 // ----- slixmpp -----
 
-fn slixmpp_python() -> Option<PathBuf> {
-    let candidates = std::env::var("XMPP_PYTHON")
-        .ok()
-        .into_iter()
-        .chain(["/usr/bin/python3".to_owned(), "python3".to_owned()]);
-    candidates.map(PathBuf::from).find(|python| {
-        Command::new(python)
-            .args(["-c", "import slixmpp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
 /// Under `XMPP_RECORD=1`: write the transcripts of the peer's two sessions (alice, bob) to
 /// `testdata/transcripts/real-server/NAME-USER.txt`, replayed by `tests/replay_real.rs`.
 fn save_transcripts(server: &Server, name: &str, comment: &str) {
@@ -220,10 +137,6 @@ fn save_transcripts(server: &Server, name: &str, comment: &str) {
         let file = dir.join(format!("{name}-{user}.txt"));
         std::fs::write(&file, format!("# {comment}\n{text}")).unwrap();
     }
-}
-
-fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
 
 fn slixmpp_with(mechanism: &str) {
@@ -296,28 +209,8 @@ fn slixmpp_auto() {
 
 // ----- libstrophe -----
 
-/// Compile the C peer into a temp dir: `cc strophe_pair.c $(pkg-config --cflags --libs
-/// libstrophe)`.
-fn build_strophe_peer() -> Option<PathBuf> {
-    let flags = Command::new("pkg-config")
-        .args(["--cflags", "--libs", "libstrophe"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let flags = String::from_utf8(flags.stdout).ok()?;
-    let out = temp_dir("strophe-build").join("strophe_pair");
-    let status = Command::new("cc")
-        .arg(peers_dir().join("strophe_pair.c"))
-        .arg("-o")
-        .arg(&out)
-        .args(flags.split_whitespace())
-        .status()
-        .ok()?;
-    status.success().then_some(out)
-}
-
 fn strophe_with(mechanism: Mechanism) {
-    let Some(peer) = build_strophe_peer() else {
+    let Some(peer) = build_strophe_program(&peers_dir().join("strophe_pair.c")) else {
         missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
         return;
     };

@@ -42,3 +42,39 @@ fn replay_detects_changed_entropy_or_password() {
         );
     }
 }
+
+/// The hub's component port against slixmpp and libstrophe components
+/// (`testdata/transcripts/real-component-server/`, written by `tests/components.rs` with
+/// `XMPP_RECORD=1`), replayed offline through a fresh `ComponentServerStream`.
+#[test]
+fn every_real_component_transcript_replays_as_the_server() {
+    let names = transcripts::replay_all(&dir("real-component-server"), Role::Server)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(names.iter().any(|n| n.starts_with("slixmpp")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("libstrophe")),
+        "{names:?}"
+    );
+}
+
+/// A different stream id, or a different secret, and the component's recorded handshake no
+/// longer matches: the replay must fail.
+#[test]
+fn component_replay_detects_changed_entropy_or_secret() {
+    for file in transcripts::load(&dir("real-component-server")).unwrap() {
+        let text = &file.text;
+        let changed = flip_entropy(text, Role::Server).expect("every session draws a stream id");
+        assert!(
+            replay(&changed, Role::Server).is_err(),
+            "{}: different entropy still replayed",
+            file.name
+        );
+        assert!(text.contains("!component-server component comp.localhost comp-secret"));
+        let changed = text.replace(" comp-secret", " other-secret");
+        assert!(
+            replay(&changed, Role::Server).is_err(),
+            "{}: a different secret still replayed",
+            file.name
+        );
+    }
+}

@@ -100,11 +100,17 @@ pub fn replay_all(dir: &Path, role: Role) -> Result<Vec<String>, String> {
 /// `role`. A replay of the result must fail if the entropy mattered.
 #[must_use]
 pub fn flip_entropy(text: &str, role: Role) -> Option<String> {
-    let prefix = match role {
-        Role::Client => "!client entropy ",
-        Role::Server => "!server entropy ",
+    // A component transcript names the ends `component` and `component-server`.
+    let prefixes: [&str; 2] = match role {
+        Role::Client => ["!client entropy ", "!component entropy "],
+        Role::Server => ["!server entropy ", "!component-server entropy "],
     };
-    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    let (line, prefix) = text.lines().find_map(|l| {
+        prefixes
+            .iter()
+            .find(|p| l.starts_with(**p))
+            .map(|p| (l, *p))
+    })?;
     let at = prefix.len() + 1;
     let digit = line.as_bytes().get(at)?;
     let flipped = if *digit == b'0' { "1" } else { "0" };
@@ -132,6 +138,10 @@ mod tests {
             "!client entropy 10\n"
         );
         assert_eq!(flip_entropy("!client jid a@b\n", Role::Client), None);
+        assert_eq!(
+            flip_entropy("!component-server entropy 4b92\n", Role::Server).unwrap(),
+            "!component-server entropy 4092\n"
+        );
     }
 
     #[test]

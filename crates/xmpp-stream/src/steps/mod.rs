@@ -3,6 +3,10 @@
 //! what it means. Wire codecs that never change state are beside them
 //! ([`crate::sasl`], [`crate::bind`], [`crate::features`]).
 
+// Every handler has the table's signature (`fn(&mut Machine, Element) -> Result<(),
+// ProtocolError>`), whether or not it consumes the element or can fail.
+#![allow(clippy::needless_pass_by_value, clippy::unnecessary_wraps)]
+
 pub(crate) mod bind;
 pub(crate) mod component;
 pub(crate) mod established;

@@ -1,8 +1,9 @@
-//! What a [`Hub`](super::Hub) is built from: the domain, the accounts, the `-PLUS` policy
-//! ([`PlusPolicy`]) and the stream configuration every connection starts with.
+//! What a [`Hub`](super::Hub) is built from: the domain, the accounts, the XEP-0114
+//! components, the `-PLUS` policy ([`PlusPolicy`]) and the stream configurations every
+//! connection starts with.
 
 use xmpp_jid::BareJid;
-use xmpp_stream::{ChannelBinding, Mechanism, ServerConfig, Transport};
+use xmpp_stream::{ChannelBinding, ComponentServerConfig, Mechanism, ServerConfig, Transport};
 
 use super::record::TranscriptSink;
 
@@ -42,13 +43,16 @@ impl PlusPolicy {
     }
 }
 
-/// Hub configuration: the domain, the accounts and the stream policy.
+/// Hub configuration: the domain, the accounts, the components and the stream policy.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
     /// The domain served (the stream `to`, the domain part of every account).
     pub domain: BareJid,
     /// Accounts: (localpart, password).
     pub users: Vec<(String, String)>,
+    /// XEP-0114 components: (domain, shared secret). A component serves its domain and every
+    /// subdomain of it; connections come through [`Hub::accept_component`](super::Hub::accept_component).
+    pub components: Vec<(BareJid, String)>,
     /// PBKDF2 iterations for the stored SCRAM credentials (4096: RFC 7677's floor).
     pub iterations: u32,
     /// `-PLUS` policy.
@@ -59,6 +63,8 @@ pub struct HubConfig {
     /// The stream configuration template for every connection. [`HubConfig::new`] fills it
     /// from the fields above; adjust it afterwards for timeouts, limits or a TLS policy.
     pub stream: ServerConfig,
+    /// The stream configuration template for every component connection (timeouts, limits).
+    pub component_stream: ComponentServerConfig,
 }
 
 impl HubConfig {
@@ -70,10 +76,12 @@ impl HubConfig {
         HubConfig {
             domain,
             users: Vec::new(),
+            components: Vec::new(),
             iterations: 4096,
             plus: PlusPolicy::Off,
             record: None,
             stream,
+            component_stream: ComponentServerConfig::new(),
         }
     }
 
@@ -81,6 +89,14 @@ impl HubConfig {
     #[must_use]
     pub fn with_user(mut self, name: &str, password: &str) -> Self {
         self.users.push((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Add an XEP-0114 component: the domain it serves (with its subdomains) and its shared
+    /// secret.
+    #[must_use]
+    pub fn with_component(mut self, domain: BareJid, secret: &str) -> Self {
+        self.components.push((domain, secret.to_owned()));
         self
     }
 

@@ -1,15 +1,18 @@
 //! The iqs addressed to the server or to an account that the IM machine leaves to the host:
-//! XEP-0199 ping and a minimal XEP-0030 disco#info of the server are answered, every other
-//! get or set gets `service-unavailable`.
+//! XEP-0199 ping, a minimal XEP-0030 disco#info of the server and its disco#items (the
+//! configured XEP-0114 components, as Prosody and ejabberd list theirs) are answered, every
+//! other get or set gets `service-unavailable`.
 
 use minidom::Element;
+use xmpp_jid::BareJid;
 use xmpp_stream::{Instant, StanzaErrorCondition};
 
 use super::Hub;
 
 impl Hub {
-    /// Iqs to the server or an account that the IM machine leaves to the host: ping and a
-    /// minimal disco#info are answered, everything else gets `service-unavailable`.
+    /// Iqs to the server or an account that the IM machine leaves to the host: ping, a
+    /// minimal disco#info and the disco#items of the server are answered, everything else
+    /// gets `service-unavailable`.
     pub(super) fn unhandled(&mut self, now: Instant, stanza: &Element) {
         if stanza.name() != "iq" {
             return;
@@ -28,6 +31,9 @@ impl Hub {
                 if to_server && kind == "get" && ns == "http://jabber.org/protocol/disco#info" =>
             {
                 Some(vec![disco_info()])
+            }
+            Some(("query", ns)) if to_server && kind == "get" && ns == NS_DISCO_ITEMS => {
+                Some(vec![disco_items(self.components.domains())])
             }
             _ => None,
         };
@@ -55,6 +61,22 @@ fn name(s: &'static str) -> minidom::rxml::NcName {
     s.try_into().expect("static NCName")
 }
 
+const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+
+/// The server's items: one per configured component (connected or not: the address is
+/// served either way, by the component or by `service-unavailable`).
+fn disco_items<'a>(components: impl Iterator<Item = &'a BareJid>) -> Element {
+    let mut query = Element::builder("query", NS_DISCO_ITEMS).build();
+    for domain in components {
+        query.append_child(
+            Element::builder("item", NS_DISCO_ITEMS)
+                .attr(name("jid"), domain.as_str())
+                .build(),
+        );
+    }
+    query
+}
+
 fn disco_info() -> Element {
     let feature = |var: &str| {
         Element::builder("feature", "http://jabber.org/protocol/disco#info")
@@ -70,6 +92,7 @@ fn disco_info() -> Element {
                 .build(),
         )
         .append(feature("http://jabber.org/protocol/disco#info"))
+        .append(feature(NS_DISCO_ITEMS))
         .append(feature("urn:xmpp:ping"))
         .append(feature("jabber:iq:roster"))
         .build()

@@ -1,5 +1,6 @@
-//! The Sans-IO core of the server: a [`Hub`] owning one [`ServerStream`] per connection and
-//! the RFC 6121 [`xmpp_im::Server`], routing stanzas between sessions.
+//! The Sans-IO core of the server: a [`Hub`] owning one stream machine per connection (a
+//! [`ServerStream`] per client, a [`ComponentServerStream`] per XEP-0114 component) and the
+//! RFC 6121 [`xmpp_im::Server`], routing stanzas between sessions.
 //!
 //! The hub never touches a socket, a clock or the OS random source: the host (the tokio shell
 //! in [`crate::runtime`], or a test) accepts connections, feeds bytes with the time, runs TLS
@@ -9,10 +10,13 @@
 //!
 //! - `config`: [`HubConfig`] and the `-PLUS` policy ([`PlusPolicy`]);
 //! - `routing`: what each stream event does (JID registration, the IM machine, delivery,
-//!   offline storage, bounces);
-//! - `disco`: the iqs the IM machine leaves to the host (ping, disco#info);
+//!   offline storage, stanzas to and from components, bounces);
+//! - `components`: the configured components, their secrets and which are connected (the
+//!   component streams' backend);
+//! - `disco`: the iqs the IM machine leaves to the host (ping, disco#info, disco#items);
 //! - `record`: transcripts of every session, for tests ([`HubConfig::record`]).
 
+mod components;
 mod config;
 mod disco;
 mod record;
@@ -26,14 +30,15 @@ use xmpp_im::MemoryStore;
 use xmpp_jid::{BareJid, FullJid};
 use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
-    ChannelBinding, Entropy, Instant, Output, ServerStream, StreamError, StreamErrorCondition,
-    Transport,
+    AnyStream, ChannelBinding, ComponentServerStream, Entropy, Instant, Output, ServerStream,
+    StreamError, StreamErrorCondition, Transport,
 };
 
 pub use config::{HubConfig, PlusPolicy};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
 
+use components::Components;
 use record::{Recorder, Tap};
 
 /// Identifies one accepted connection for the lifetime of the hub (never reused).
@@ -59,13 +64,25 @@ pub enum HubOutput {
     Close(SessionId),
 }
 
+/// Which side of which protocol a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A client (`jabber:client`): [`ServerStream`].
+    C2s,
+    /// An XEP-0114 component (`jabber:component:accept`): [`ComponentServerStream`].
+    Component,
+}
+
 struct Session {
-    stream: ServerStream,
+    /// A `ServerStream` or a `ComponentServerStream` (see [`Kind`]).
+    stream: AnyStream,
     rec: Recorder,
     /// Outputs taken from the stream (and recorded) but not yet acted on.
     pending: Vec<Output>,
-    /// The bound JID once registered with the IM server.
+    /// The bound JID once registered with the IM server (clients).
     jid: Option<FullJid>,
+    /// The component domain once its handshake succeeded (components).
+    component: Option<BareJid>,
 }
 
 impl Session {
@@ -89,6 +106,8 @@ pub struct Hub {
     /// Shared by every session's `ServerStream`: a per-connection copy would make memory per
     /// session grow with the number of accounts.
     backend: Arc<MemoryBackend>,
+    /// The components' secrets and connections, shared by every component stream.
+    components: Arc<Components>,
     im: xmpp_im::Server,
     store: MemoryStore,
     /// Boxed: a `Session` is about 9 KiB inline (mostly the `ServerStream`), and B-tree
@@ -128,9 +147,11 @@ impl Hub {
             }
         }
         let im = xmpp_im::Server::new(xmpp_im::ServerConfig::new(config.domain.domain()));
+        let components = Arc::new(Components::new(&config.components));
         Hub {
             config,
             backend: Arc::new(backend),
+            components,
             im,
             store,
             sessions: BTreeMap::new(),
@@ -159,6 +180,11 @@ impl Hub {
     /// The bound JID of a connection, once negotiated.
     pub fn jid(&self, id: SessionId) -> Option<&FullJid> {
         self.sessions.get(&id).and_then(|s| s.stream.jid())
+    }
+
+    /// The component domain a connection serves, once its handshake succeeded.
+    pub fn component(&self, id: SessionId) -> Option<&BareJid> {
+        self.sessions.get(&id).and_then(|s| s.component.as_ref())
     }
 
     /// The roster store (for inspection in tests and tools).
@@ -204,42 +230,27 @@ impl Hub {
 
     // ----- inputs -----
 
-    /// A new connection on `transport`. `entropy` feeds its stream ids, SCRAM nonces and
-    /// generated resources (the host's CSPRNG in production, a seed in tests).
+    /// A new client connection on `transport`. `entropy` feeds its stream ids, SCRAM nonces
+    /// and generated resources (the host's CSPRNG in production, a seed in tests).
     pub fn accept(
         &mut self,
         now: Instant,
         transport: Transport,
         entropy: impl Entropy + Send + 'static,
     ) -> SessionId {
-        let id = SessionId(self.next_id);
-        self.next_id += 1;
         // Under `PlusPolicy::Off` no binding reaches the machine (see `tls_established`).
         let transport = self.config.plus.transport(transport);
-        // Only a recording session taps its entropy: the tap's log grows with every byte
-        // drawn, which an unrecorded session would carry for nothing.
-        let (mut stream, rec) = match &self.config.record {
-            Some(sink) => {
-                let entropy = Tap::new(entropy);
-                let rec = Recorder::start(&self.config, sink, now, &transport, &entropy);
-                (self.new_stream(entropy), rec)
-            }
-            None => (self.new_stream(entropy), Recorder::off()),
-        };
-        // A fresh machine always accepts `start`.
-        let _ = stream.start(now, transport);
-        self.sessions.insert(
-            id,
-            Box::new(Session {
-                stream,
-                rec,
-                pending: Vec::new(),
-                jid: None,
-            }),
-        );
-        self.dirty.insert(id);
-        self.flush(now);
-        id
+        self.open(now, Kind::C2s, transport, entropy)
+    }
+
+    /// A new XEP-0114 component connection (plain TCP: the protocol has no TLS; serve it on
+    /// loopback only). `entropy` feeds its stream id, which the handshake hashes.
+    pub fn accept_component(
+        &mut self,
+        now: Instant,
+        entropy: impl Entropy + Send + 'static,
+    ) -> SessionId {
+        self.open(now, Kind::Component, Transport::Plain, entropy)
     }
 
     /// Bytes read from connection `id`.
@@ -273,9 +284,7 @@ impl Hub {
     /// The connection ended (EOF, reset or TLS failure).
     pub fn transport_closed(&mut self, id: SessionId, now: Instant) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session
-                .rec
-                .line(now, || "H server: transport-closed".to_owned());
+            session.rec.command(now, || "transport-closed".to_owned());
             session.stream.transport_closed(now);
             self.dirty.insert(id);
         }
@@ -286,7 +295,7 @@ impl Hub {
     pub fn handle_timeout(&mut self, now: Instant) {
         for (id, session) in &mut self.sessions {
             if session.stream.poll_timeout().is_some_and(|t| t <= now) {
-                session.rec.line(now, || "H server: timeout".to_owned());
+                session.rec.command(now, || "timeout".to_owned());
                 session.stream.handle_timeout(now);
                 self.dirty.insert(*id);
             }
@@ -308,13 +317,59 @@ impl Hub {
 
     // ----- internals -----
 
-    /// A stream for a new connection, from the configured template.
-    fn new_stream(&self, entropy: impl Entropy + Send + 'static) -> ServerStream {
-        ServerStream::new(
-            self.config.stream.clone(),
-            entropy,
-            Arc::clone(&self.backend),
-        )
+    /// Open a session of `kind` on `transport` and start its stream.
+    fn open(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        transport: Transport,
+        entropy: impl Entropy + Send + 'static,
+    ) -> SessionId {
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        // Only a recording session taps its entropy: the tap's log grows with every byte
+        // drawn, which an unrecorded session would carry for nothing.
+        let (mut stream, rec) = match &self.config.record {
+            Some(sink) => {
+                let entropy = Tap::new(entropy);
+                let rec = Recorder::start(&self.config, kind, sink, now, &transport, &entropy);
+                (self.new_stream(kind, entropy), rec)
+            }
+            None => (self.new_stream(kind, entropy), Recorder::off()),
+        };
+        // A fresh machine always accepts `start`.
+        let _ = stream.start(now, transport);
+        self.sessions.insert(
+            id,
+            Box::new(Session {
+                stream,
+                rec,
+                pending: Vec::new(),
+                jid: None,
+                component: None,
+            }),
+        );
+        self.dirty.insert(id);
+        self.flush(now);
+        id
+    }
+
+    /// A stream of `kind` for a new connection, from the configured template.
+    fn new_stream(&self, kind: Kind, entropy: impl Entropy + Send + 'static) -> AnyStream {
+        match kind {
+            Kind::C2s => ServerStream::new(
+                self.config.stream.clone(),
+                entropy,
+                Arc::clone(&self.backend),
+            )
+            .into(),
+            Kind::Component => ComponentServerStream::new(
+                self.config.component_stream.clone(),
+                entropy,
+                Arc::clone(&self.components),
+            )
+            .into(),
+        }
     }
 
     /// Drain every touched stream, acting on its events, until nothing is left to do.

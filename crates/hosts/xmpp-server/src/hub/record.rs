@@ -1,16 +1,20 @@
-//! Transcript recording, for tests ([`HubConfig::record`]): each session's `ServerStream` is
-//! written down in the format of `testdata/README.md`, as the server, so that
-//! `tests/replay_real.rs` can replay offline what real clients did.
+//! Transcript recording, for tests ([`HubConfig::record`]): each session's stream is written
+//! down in the format of `testdata/README.md`, so that `tests/replay_real.rs` can replay
+//! offline what real peers did: a client's `ServerStream` as the role `server`, a
+//! component's `ComponentServerStream` as the role `component-server` (setup
+//! `!component-server component DOMAIN SECRET` per configured component, then `entropy`; the
+//! component's bytes are the `C:` lines, as the initiating entity's).
 //!
 //! A hub that does not record pays nothing for it: its sessions' entropy is not tapped and
 //! no transcript line is formatted ([`Recorder::line`] takes a closure it calls only when
 //! recording).
 
+use core::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use xmpp_stream::{ChannelBinding, Entropy, Instant, Output, Transport};
 
-use super::HubConfig;
+use super::{HubConfig, Kind};
 
 /// Where a recording hub puts finished session transcripts (see [`HubConfig::record`]).
 pub type TranscriptSink = Arc<Mutex<Vec<String>>>;
@@ -41,6 +45,8 @@ impl<E: Entropy> Entropy for Tap<E> {
 
 /// One session's transcript being recorded.
 struct Recording {
+    /// The role name of the recorded stream in the transcript (`server`, `component-server`).
+    who: &'static str,
     sink: TranscriptSink,
     start: Instant,
     setup: Vec<String>,
@@ -57,8 +63,12 @@ impl Recording {
     }
 
     fn render(&self) -> String {
-        let mut out = String::from(
-            "# Recorded by crates/hosts/xmpp-server (HubConfig::record): one ServerStream of the hub.\n",
+        let machine = match self.who {
+            SERVER => "ServerStream",
+            _ => "ComponentServerStream",
+        };
+        let mut out = format!(
+            "# Recorded by crates/hosts/xmpp-server (HubConfig::record): one {machine} of the hub.\n",
         );
         for line in &self.setup {
             out.push_str(line);
@@ -67,8 +77,7 @@ impl Recording {
         if let Ok(entropy) = self.entropy.lock()
             && !entropy.is_empty()
         {
-            out.push_str("!server entropy ");
-            out.push_str(&hex(&entropy));
+            let _ = write!(out, "!{} entropy {}", self.who, hex(&entropy));
             out.push('\n');
         }
         for line in &self.lines {
@@ -90,35 +99,23 @@ impl Recorder {
         Recorder(None)
     }
 
-    /// Start recording a session of the hub configured by `config`, on `transport` (its
-    /// bindings already filtered by the `-PLUS` policy), drawing from `entropy`; the
-    /// transcript goes to `sink` when the session ends.
+    /// Start recording a session of `kind` of the hub configured by `config`, on
+    /// `transport` (its bindings already filtered by the `-PLUS` policy), drawing from
+    /// `entropy`; the transcript goes to `sink` when the session ends.
     pub(super) fn start<E>(
         config: &HubConfig,
+        kind: Kind,
         sink: &TranscriptSink,
         now: Instant,
         transport: &Transport,
         entropy: &Tap<E>,
     ) -> Self {
-        let stream = &config.stream;
-        let mut setup = vec![format!("!server domain {}", config.domain)];
-        let names: Vec<String> = stream.mechanisms.iter().map(ToString::to_string).collect();
-        setup.push(format!("!server mechanisms {}", names.join(",")));
-        setup.push(format!(
-            "!server cb-types {}",
-            stream.advertise_channel_binding_types
-        ));
-        for (name, password) in &config.users {
-            setup.push(format!(
-                "!server user {name} {password} salt-of-{name} {}",
-                config.iterations
-            ));
-        }
-        if let Transport::Tls(bindings) = transport {
-            setup.push("!server transport tls".to_owned());
-            setup.extend(bindings.iter().map(binding_line));
-        }
+        let (who, setup) = match kind {
+            Kind::C2s => (SERVER, server_setup(config, transport)),
+            Kind::Component => (COMPONENT_SERVER, component_setup(config)),
+        };
         Recorder(Some(Box::new(Recording {
+            who,
             sink: Arc::clone(sink),
             start: now,
             setup,
@@ -136,6 +133,15 @@ impl Recorder {
         }
     }
 
+    /// Record the host command `text()` (`send <stanza/>`, `timeout`, ...) run on the
+    /// stream at `now`; `text` is called only when recording.
+    pub(super) fn command(&mut self, now: Instant, text: impl FnOnce() -> String) {
+        if let Some(rec) = &mut self.0 {
+            let line = format!("H {}: {}", rec.who, text());
+            rec.line(now, &line);
+        }
+    }
+
     /// Record what the stream asked of the host.
     pub(super) fn output(&mut self, now: Instant, output: &Output) {
         let Some(rec) = &mut self.0 else {
@@ -148,7 +154,8 @@ impl Recorder {
             )),
             Output::StartTls => Some("[TLS]".to_owned()),
             Output::Event(event) => Some(format!(
-                "E server: {}",
+                "E {}: {}",
+                rec.who,
                 xmpp_stream::transcript::event_summary(event)
             )),
             _ => None,
@@ -184,8 +191,45 @@ impl Recorder {
     }
 }
 
+/// The role name of a client's `ServerStream` in a transcript.
+const SERVER: &str = "server";
+/// The role name of a component's `ComponentServerStream` in a transcript.
+const COMPONENT_SERVER: &str = "component-server";
+
+/// The setup of a client session: the domain, the SASL policy, the accounts, direct TLS.
+fn server_setup(config: &HubConfig, transport: &Transport) -> Vec<String> {
+    let stream = &config.stream;
+    let mut setup = vec![format!("!server domain {}", config.domain)];
+    let names: Vec<String> = stream.mechanisms.iter().map(ToString::to_string).collect();
+    setup.push(format!("!server mechanisms {}", names.join(",")));
+    setup.push(format!(
+        "!server cb-types {}",
+        stream.advertise_channel_binding_types
+    ));
+    for (name, password) in &config.users {
+        setup.push(format!(
+            "!server user {name} {password} salt-of-{name} {}",
+            config.iterations
+        ));
+    }
+    if let Transport::Tls(bindings) = transport {
+        setup.push("!server transport tls".to_owned());
+        setup.extend(bindings.iter().map(binding_line));
+    }
+    setup
+}
+
+/// The setup of a component session: every configured component and its secret (the stream
+/// learns which one connects from the header's `to`).
+fn component_setup(config: &HubConfig) -> Vec<String> {
+    config
+        .components
+        .iter()
+        .map(|(domain, secret)| format!("!{COMPONENT_SERVER} component {domain} {secret}"))
+        .collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
-    use core::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(out, "{b:02x}");
@@ -219,7 +263,7 @@ mod tests {
 
     /// The line every delivery records (`Hub::deliver`), through the same call.
     fn deliver_line(rec: &mut Recorder, now: Instant, stanza: &Counted) {
-        rec.line(now, || format!("H server: send {stanza}"));
+        rec.command(now, || format!("send {stanza}"));
     }
 
     #[test]
@@ -235,7 +279,14 @@ mod tests {
         let sink = TranscriptSink::default();
         let entropy = Tap::new(SeededEntropy::new(1));
         let start = Instant::from_millis(100);
-        let mut rec = Recorder::start(&config, &sink, start, &Transport::Plain, &entropy);
+        let mut rec = Recorder::start(
+            &config,
+            Kind::C2s,
+            &sink,
+            start,
+            &Transport::Plain,
+            &entropy,
+        );
         deliver_line(&mut rec, Instant::from_millis(107), &stanza);
         rec.finish();
         assert_eq!(stanza.0.get(), 1);

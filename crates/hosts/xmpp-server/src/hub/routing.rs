@@ -1,10 +1,16 @@
 //! What the hub does with its streams' events: it registers a negotiated session's JID with
 //! the RFC 6121 [`xmpp_im::Server`], hands it the session's stanzas, and acts on what that
-//! machine decides (delivery to a session, offline storage, bounces: there is no
-//! server-to-server here).
+//! machine decides (delivery to a session, offline storage, bounces).
+//!
+//! One routing path for every stanza: what a client sends goes through the IM machine; what
+//! it routes out of the served domain ([`xmpp_im::Output::Route`]) goes to the XEP-0114
+//! component serving the address's domain ([`Hub::route_out`]); what a component sends to a
+//! local address goes through the IM machine as a stanza from a remote domain would
+//! ([`xmpp_im::Server::handle_remote_stanza`]), so the same delivery, offline and bounce
+//! rules apply. There is no server-to-server: any other domain is unreachable.
 
 use minidom::Element;
-use xmpp_jid::FullJid;
+use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_stream::{
     Event, Instant, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
@@ -19,12 +25,23 @@ impl Hub {
     pub(super) fn on_event(&mut self, id: SessionId, now: Instant, event: Event) {
         match event {
             Event::Negotiated { jid, .. } => self.on_negotiated(id, now, jid),
+            Event::ComponentNegotiated { domain } => {
+                self.on_component_negotiated(id, now, domain);
+            }
             Event::Stanza(stanza) => self.on_stanza(id, now, &stanza),
             Event::Closed { reason } => {
                 self.log.push(format!("{id}: closed ({reason:?})"));
                 self.closed.push(id);
-                let jid = self.sessions.get_mut(&id).and_then(|s| s.jid.take());
+                let (jid, component) = match self.sessions.get_mut(&id) {
+                    Some(session) => (session.jid.take(), session.component.take()),
+                    None => (None, None),
+                };
                 self.out.push_back(HubOutput::Close(id));
+                if let Some(domain) = component {
+                    self.components.disconnect(&domain, id);
+                    self.log
+                        .push(format!("{id}: component {domain} disconnected"));
+                }
                 if let Some(jid) = jid {
                     self.by_jid.remove(&jid);
                     let _ = self.im.session_ended(&mut self.store, &jid);
@@ -72,8 +89,34 @@ impl Hub {
         self.route_im(now);
     }
 
+    /// A component's handshake succeeded: stanzas for its domain now go to session `id`.
+    fn on_component_negotiated(&mut self, id: SessionId, now: Instant, domain: BareJid) {
+        // The stream already refused a second connection for a connected domain (`conflict`,
+        // asked of the backend before it accepts the handshake); this keeps the map right
+        // should the two ever disagree.
+        if self.components.connect(&domain, id) {
+            self.log.push(format!("{id}: component {domain} connected"));
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.component = Some(domain);
+            }
+        } else if let Some(session) = self.sessions.get_mut(&id) {
+            self.log
+                .push(format!("{id}: component {domain} is already connected"));
+            session.rec.unreplayable();
+            let error = StreamError::new(StreamErrorCondition::Conflict);
+            let _ = session.stream.close_with_error(now, error);
+        }
+    }
+
     fn on_stanza(&mut self, id: SessionId, now: Instant, stanza: &Element) {
-        let Some(jid) = self.sessions.get(&id).and_then(|s| s.jid.clone()) else {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        if session.component.is_some() {
+            self.on_component_stanza(now, stanza);
+            return;
+        }
+        let Some(jid) = session.jid.clone() else {
             return;
         };
         let was_available = self.im.is_available(&jid);
@@ -96,19 +139,30 @@ impl Hub {
         }
     }
 
+    /// A stanza from a component; the stream checked that its `from` is in the component's
+    /// domain (else `invalid-from`) and that it has a `to` (else `improper-addressing`).
+    /// For a local address it enters the IM machine as a stanza from another domain;
+    /// anything else is routed out like a client's stanza to a foreign domain.
+    fn on_component_stanza(&mut self, now: Instant, stanza: &Element) {
+        let foreign = stanza
+            .attr("to")
+            .and_then(|to| Jid::new(to).ok())
+            .is_some_and(|to| !self.im.is_local(to.domain()));
+        if foreign {
+            self.route_out(now, stanza);
+        } else {
+            // A malformed `to` is the IM machine's to answer (`jid-malformed`).
+            self.im.handle_remote_stanza(&mut self.store, stanza);
+            self.route_im(now);
+        }
+    }
+
     /// Act on everything the IM server decided.
     fn route_im(&mut self, now: Instant) {
         while let Some(output) = self.im.poll_output() {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
-                xmpp_im::Output::Route(stanza) => {
-                    // No server-to-server here: remote domains are unreachable.
-                    self.log.push(format!(
-                        "no s2s: bouncing stanza to {}",
-                        stanza.attr("to").unwrap_or_default()
-                    ));
-                    self.error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
-                }
+                xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
                 xmpp_im::Output::Offline { user, stanza } => {
                     // Store (RFC 6121 §8.5.2.2.1), or bounce once the account's box is full.
                     let queue = self.offline.entry(user).or_default();
@@ -124,23 +178,63 @@ impl Hub {
         }
     }
 
-    fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
-        let Some(id) = self.by_jid.get(to).copied() else {
+    /// A stanza for a domain not served here (its `to`): to the connected component serving
+    /// that domain or a parent of it.
+    ///
+    /// A configured component that is not connected is a local service with nothing behind
+    /// it, which RFC 6120 treats like an address of the served domain with no account
+    /// (§10.5.3.1): an iq or a message gets `service-unavailable` (§8.3.3.19), a presence is
+    /// dropped. Any other domain would need server-to-server, which this server does not do:
+    /// `remote-server-not-found` (§8.3.3.14: the remote server cannot be resolved).
+    fn route_out(&mut self, now: Instant, stanza: &Element) {
+        let to = stanza.attr("to").unwrap_or_default();
+        let Some(domain) = self.components.serving(to) else {
+            self.log.push(format!("no s2s: bouncing stanza to {to}"));
+            self.error_reply(now, stanza, StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
-        if let Some(session) = self.sessions.get_mut(&id) {
-            // Serialized for the transcript only when recording: this is every delivery.
-            session
-                .rec
-                .line(now, || format!("H server: send {}", String::from(stanza)));
-            if session.stream.send_stanza(now, stanza).is_ok() {
-                session.drain(now);
-                self.dirty.insert(id);
+        match self.components.session(&domain) {
+            Some(id) => self.send_on(now, id, stanza),
+            None if stanza.name() == "presence" => {
+                self.log.push(format!(
+                    "component {domain} not connected: dropping presence to {to}"
+                ));
+            }
+            None => {
+                self.log.push(format!(
+                    "component {domain} not connected: bouncing stanza to {to}"
+                ));
+                self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable);
             }
         }
     }
 
-    /// Answer a stanza's sender (a local session) with an error, unless it is an error.
+    /// Send to the client session bound to `to`, if there is one.
+    fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
+        if let Some(id) = self.by_jid.get(to).copied() {
+            self.send_on(now, id, stanza);
+        }
+    }
+
+    /// Send on session `id`'s stream (a client's or a component's).
+    fn send_on(&mut self, now: Instant, id: SessionId, stanza: &Element) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            // Serialized for the transcript only when recording: this is every delivery.
+            session
+                .rec
+                .command(now, || format!("send {}", String::from(stanza)));
+            match session.stream.send_stanza(now, stanza) {
+                Ok(()) => {
+                    session.drain(now);
+                    self.dirty.insert(id);
+                }
+                Err(error) => self.log.push(format!("{id}: not sent: {error}")),
+            }
+        }
+    }
+
+    /// Answer a stanza's sender (a local session or a component) with an error, unless it
+    /// is an error.
     pub(super) fn error_reply(
         &mut self,
         now: Instant,
@@ -154,10 +248,16 @@ impl Hub {
         self.reply_to_sender(now, stanza, &reply);
     }
 
+    /// Send `reply` (addressed to `stanza`'s sender) to that sender: a component, or a
+    /// client session by its full JID.
     pub(super) fn reply_to_sender(&mut self, now: Instant, stanza: &Element, reply: &Element) {
-        let Some(from) = stanza.attr("from").and_then(|f| FullJid::new(f).ok()) else {
+        let Some(from) = stanza.attr("from") else {
             return;
         };
-        self.deliver(now, &from, reply);
+        if self.components.serving(from).is_some() {
+            self.route_out(now, reply);
+        } else if let Ok(from) = FullJid::new(from) {
+            self.deliver(now, &from, reply);
+        }
     }
 }

@@ -15,7 +15,7 @@ use xmpp_host::tls;
 use xmpp_stream::{ChannelBinding, Transport};
 
 use super::outbox::{Command, Outbox};
-use super::shared::{Shared, closed, lock, register};
+use super::shared::{Accepted, Shared, closed, lock, register};
 use crate::hub::SessionId;
 
 /// Bytes read per poll of a connection: one TLS record's worth of plaintext, on the stack.
@@ -39,7 +39,7 @@ pub(super) async fn direct_tls_connection(
         }
     };
     let bindings = channel_bindings(&tls, &cert_der);
-    let (id, outbox) = register(&shared, Transport::Tls(bindings), peer);
+    let (id, outbox) = register(&shared, Accepted::C2s(Transport::Tls(bindings)), peer);
     connection(
         shared,
         id,

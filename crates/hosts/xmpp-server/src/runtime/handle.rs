@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::RuntimeConfig;
-use super::serve::serve_probed;
+use super::serve::{Listeners, serve_probed};
 use super::shared::{Shared, lock};
 
 /// A server running on its own thread (with its own tokio runtime), for tests and tools.
@@ -17,6 +17,8 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     /// Where it listens for direct TLS, if asked to.
     pub direct_tls_addr: Option<SocketAddr>,
+    /// Where it listens for XEP-0114 components, if asked to.
+    pub component_addr: Option<SocketAddr>,
     /// Its certificate (DER).
     pub cert_der: Vec<u8>,
     /// Its certificate (PEM).
@@ -48,6 +50,7 @@ impl std::fmt::Debug for ServerHandle {
         f.debug_struct("ServerHandle")
             .field("addr", &self.addr)
             .field("direct_tls_addr", &self.direct_tls_addr)
+            .field("component_addr", &self.component_addr)
             .finish_non_exhaustive()
     }
 }
@@ -64,18 +67,20 @@ impl ServerHandle {
         direct_tls: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        let direct_listener = match direct_tls {
-            Some(addr) => {
-                let listener = std::net::TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Some(listener)
-            }
-            None => None,
-        };
-        let direct_tls_addr = match &direct_listener {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
+        Self::spawn_on(addr, direct_tls, None, config)
+    }
+
+    /// [`spawn_with`](Self::spawn_with), plus XEP-0114 components (those of
+    /// [`HubConfig::components`](crate::HubConfig::components)) on `component` if given:
+    /// give it a loopback address, the component protocol has no TLS.
+    pub fn spawn_on(
+        addr: SocketAddr,
+        direct_tls: Option<SocketAddr>,
+        component: Option<SocketAddr>,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
+        let (component_listener, component_addr) = bind_optional(component)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -92,17 +97,21 @@ impl ServerHandle {
             .name("xmpp-server".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = TcpListener::from_std(std_listener)?;
-                    let direct = direct_listener.map(TcpListener::from_std).transpose()?;
+                    let listeners = Listeners {
+                        c2s: TcpListener::from_std(std_listener)?,
+                        direct_tls: direct_listener.map(TcpListener::from_std).transpose()?,
+                        component: component_listener.map(TcpListener::from_std).transpose()?,
+                    };
                     let shutdown = async move {
                         let _ = rx.await;
                     };
-                    serve_probed(listener, direct, config, shutdown, Some(published)).await
+                    serve_probed(listeners, config, shutdown, Some(published)).await
                 })
             })?;
         Ok(ServerHandle {
             addr,
             direct_tls_addr,
+            component_addr,
             cert_der,
             cert_pem,
             shutdown: Some(tx),
@@ -142,6 +151,19 @@ impl ServerHandle {
             None => Ok(()),
         }
     }
+}
+
+/// A non-blocking listener on `addr` and its bound address, if an address is given.
+fn bind_optional(
+    addr: Option<SocketAddr>,
+) -> io::Result<(Option<std::net::TcpListener>, Option<SocketAddr>)> {
+    let Some(addr) = addr else {
+        return Ok((None, None));
+    };
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    Ok((Some(listener), Some(bound)))
 }
 
 impl Drop for ServerHandle {

@@ -1,4 +1,4 @@
-//! The accept loops (STARTTLS and XEP-0368 direct TLS) and the timer tick.
+//! The accept loops (STARTTLS, XEP-0368 direct TLS, XEP-0114 components) and the timer tick.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -10,8 +10,31 @@ use xmpp_stream::Transport;
 
 use super::RuntimeConfig;
 use super::connection::{Conn, connection, direct_tls_connection};
-use super::shared::{Shared, lock, register};
+use super::shared::{Accepted, Shared, lock, register};
 use crate::hub::Hub;
+
+/// The sockets a server accepts connections on (see [`serve_on`]).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Clients, plain until STARTTLS.
+    pub c2s: TcpListener,
+    /// Clients over XEP-0368 direct TLS (TLS first, no STARTTLS).
+    pub direct_tls: Option<TcpListener>,
+    /// XEP-0114 components (`jabber:component:accept`, plain TCP: bind it to loopback only,
+    /// the protocol has no TLS). The components are [`HubConfig::components`](crate::HubConfig::components).
+    pub component: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only STARTTLS c2s on `c2s`.
+    pub fn c2s(c2s: TcpListener) -> Self {
+        Listeners {
+            c2s,
+            direct_tls: None,
+            component: None,
+        }
+    }
+}
 
 /// Serve STARTTLS c2s on `listener` until `shutdown` resolves, then close every stream with
 /// `system-shutdown`.
@@ -30,14 +53,27 @@ pub async fn serve_with(
     config: RuntimeConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_probed(listener, direct_tls, config, shutdown, None).await
+    let listeners = Listeners {
+        direct_tls,
+        ..Listeners::c2s(listener)
+    };
+    serve_on(listeners, config, shutdown).await
 }
 
-/// [`serve_with`], publishing the shared state to `probe` once the hub is built (for
+/// Serve on every listener of `listeners` until `shutdown` resolves, then close every stream
+/// with `system-shutdown`.
+pub async fn serve_on(
+    listeners: Listeners,
+    config: RuntimeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    serve_probed(listeners, config, shutdown, None).await
+}
+
+/// [`serve_on`], publishing the shared state to `probe` once the hub is built (for
 /// [`ServerHandle::stats`](super::ServerHandle::stats)).
 pub(super) async fn serve_probed(
-    listener: TcpListener,
-    direct_tls: Option<TcpListener>,
+    listeners: Listeners,
     config: RuntimeConfig,
     shutdown: impl std::future::Future<Output = ()>,
     probe: Option<Arc<OnceLock<Arc<Mutex<Shared>>>>>,
@@ -56,19 +92,18 @@ pub(super) async fn serve_probed(
     }
     let ticker = tokio::spawn(tick(shared.clone()));
     tokio::pin!(shutdown);
+    let Listeners {
+        c2s: listener,
+        direct_tls,
+        component,
+    } = listeners;
     loop {
-        let direct = async {
-            match &direct_tls {
-                Some(listener) => listener.accept().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    let (id, outbox) = register(&shared, Transport::Plain, peer);
+                    let (id, outbox) = register(&shared, Accepted::C2s(Transport::Plain), peer);
                     let task = connection(
                         shared.clone(),
                         id,
@@ -89,7 +124,7 @@ pub(super) async fn serve_probed(
                     }
                 }
             },
-            accepted = direct => match accepted {
+            accepted = accept_on(direct_tls.as_ref()) => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     tokio::spawn(direct_tls_connection(
@@ -106,6 +141,26 @@ pub(super) async fn serve_probed(
                     }
                 }
             },
+            accepted = accept_on(component.as_ref()) => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    // The same task as a client's: it never gets a `StartTls` command.
+                    let (id, outbox) = register(&shared, Accepted::Component, peer);
+                    tokio::spawn(connection(
+                        shared.clone(),
+                        id,
+                        Conn::Plain(tcp),
+                        outbox,
+                        acceptor.clone(),
+                        cert_der.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("component accept: {error}");
+                    }
+                }
+            },
         }
     }
     {
@@ -118,6 +173,16 @@ pub(super) async fn serve_probed(
     // Give the connection tasks a moment to flush the stream errors.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     Ok(())
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Drive the hub's timers (keepalives, deadlines).

@@ -62,20 +62,36 @@ pub(super) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What kind of connection a listener accepted.
+pub(super) enum Accepted {
+    /// A client, on this transport (plain until STARTTLS, or direct TLS).
+    C2s(Transport),
+    /// An XEP-0114 component (plain TCP on loopback).
+    Component,
+}
+
 /// Open a hub session for a new connection and the channel its outputs arrive on.
 pub(super) fn register(
     shared: &Mutex<Shared>,
-    transport: Transport,
+    accepted: Accepted,
     peer: SocketAddr,
 ) -> (SessionId, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::default());
     let mut guard = lock(shared);
     let now = guard.now();
-    let direct = matches!(transport, Transport::Tls(_));
-    let id = guard.hub.accept(now, transport, OsEntropy::new());
+    let (id, kind) = match accepted {
+        Accepted::C2s(transport) => {
+            let direct = matches!(transport, Transport::Tls(_));
+            let id = guard.hub.accept(now, transport, OsEntropy::new());
+            (id, if direct { " (direct TLS)" } else { "" })
+        }
+        Accepted::Component => {
+            let id = guard.hub.accept_component(now, OsEntropy::new());
+            (id, " (component)")
+        }
+    };
     guard.conns.insert(id, Arc::clone(&outbox));
     if guard.log {
-        let kind = if direct { " (direct TLS)" } else { "" };
         eprintln!("c2s {id}: connection from {peer}{kind}");
     }
     guard.dispatch();

@@ -1,0 +1,167 @@
+//! What the interop tests share: temp directories, finding and building the peers, running
+//! a peer process with a deadline, and reading its `RESULT` lines.
+// Each test file uses its own subset.
+#![allow(dead_code)]
+
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xmpp_server::{HubConfig, RuntimeConfig, TlsMaterial};
+
+/// How long a peer process may run before it is killed.
+pub(crate) const PEER_DEADLINE: Duration = Duration::from_secs(40);
+
+/// Skip (or fail under `XMPP_INTEROP=require`) when a peer is missing.
+pub(crate) fn missing(what: &str) {
+    xmpp_testpeers::skip_or_fail(what);
+}
+
+/// The shell's configuration for `hub`: a fresh self-signed certificate for `domain`, the
+/// server log under `XMPP_C2S_LOG`, every XML byte under `XMPP_C2S_TRACE`.
+pub(crate) fn runtime_config(hub: HubConfig, domain: &str) -> RuntimeConfig {
+    RuntimeConfig {
+        hub,
+        tls: TlsMaterial::self_signed(&[domain]).unwrap(),
+        log: std::env::var("XMPP_C2S_LOG").is_ok(),
+        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+    }
+}
+
+/// 127.0.0.1 on a free port.
+pub(crate) fn loopback() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+/// A fresh directory under the system temp dir.
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "xmpp-server-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// This crate's own peers (`tests/peers/`).
+pub(crate) fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// The peers shared by the workspace (`crates/tools/xmpp-testpeers/peers/`).
+pub(crate) fn shared_peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/xmpp-testpeers/peers")
+}
+
+/// A Python with slixmpp: `XMPP_PYTHON`, Debian's `/usr/bin/python3`, or `python3`.
+pub(crate) fn slixmpp_python() -> Option<PathBuf> {
+    let candidates = std::env::var("XMPP_PYTHON")
+        .ok()
+        .into_iter()
+        .chain(["/usr/bin/python3".to_owned(), "python3".to_owned()]);
+    candidates.map(PathBuf::from).find(|python| {
+        Command::new(python)
+            .args(["-c", "import slixmpp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Compile a libstrophe program into a temp dir: `cc SOURCE $(pkg-config --cflags --libs
+/// libstrophe)`. `None` when pkg-config, the library or the compiler is missing.
+pub(crate) fn build_strophe_program(source: &Path) -> Option<PathBuf> {
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libstrophe"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let flags = String::from_utf8(flags.stdout).ok()?;
+    let name = source.file_stem()?.to_string_lossy().into_owned();
+    let out = temp_dir(&format!("{name}-build")).join(&name);
+    let status = Command::new("cc")
+        .arg(source)
+        .arg("-o")
+        .arg(&out)
+        .args(flags.split_whitespace())
+        .status()
+        .ok()?;
+    status.success().then_some(out)
+}
+
+/// A peer process running with its output captured.
+pub(crate) struct Peer {
+    child: Child,
+    started: Instant,
+}
+
+impl Peer {
+    /// Start `command` with stdout and stderr captured.
+    pub(crate) fn spawn(mut command: Command) -> Self {
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Peer {
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    /// Wait for the process (killed at [`PEER_DEADLINE`] after its start); return (exited
+    /// successfully, stdout, stderr).
+    pub(crate) fn finish(mut self) -> (bool, String, String) {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if self.started.elapsed() > PEER_DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = String::new();
+        let mut err = String::new();
+        let mut stdout = self.child.stdout.take().unwrap();
+        stdout.read_to_string(&mut out).unwrap();
+        let mut stderr = self.child.stderr.take().unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        (status.is_some_and(|s| s.success()), out, err)
+    }
+}
+
+impl Drop for Peer {
+    /// A test that fails half-way leaves no peer behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Run a peer with a deadline; return (exit ok, stdout, stderr).
+pub(crate) fn run_peer(command: Command) -> (bool, String, String) {
+    Peer::spawn(command).finish()
+}
+
+/// The peer's `RESULT` lines as (feature, pass).
+pub(crate) fn results(stdout: &str) -> Vec<(String, bool)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("RESULT ")?.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()? == "pass"))
+        })
+        .collect()
+}
