@@ -8,12 +8,13 @@
 //!
 //! Run with `XMPP_INTEROP=require cargo test -p xmpp-host --test interop_component`; add
 //! `XMPP_RECORD=1` to rewrite the transcripts under `testdata/transcripts/real-component/`.
+//! Two tests here need no server: they replay those files offline through a fresh
+//! `ComponentStream` (role `component`), and check that a changed secret or stream id fails.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minidom::Element;
@@ -21,10 +22,12 @@ use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::driver::{Action, Driver, Next};
 use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_host::{OsEntropy, Recorder, matrix};
+use xmpp_stream::transcript::Role;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, ComponentConfig, ComponentStream, Event,
     FullJid, StreamErrorCondition, Transport,
 };
+use xmpp_testpeers::transcripts::{self, dir, flip_entropy};
 use xmpp_testpeers::{ComponentListener, PeerKind, PeerOptions, PeerServer, start_for_test_with};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -338,8 +341,8 @@ fn session(peer: &Peer) -> Result<String, String> {
     Ok(component.transcript())
 }
 
-/// The recording holds what the session did; with `XMPP_RECORD` it is also written under
-/// `testdata/transcripts/real-component/`.
+/// The recording holds what the session did and replays through a fresh `ComponentStream`;
+/// with `XMPP_RECORD` it is also written under `testdata/transcripts/real-component/`.
 fn keep_transcript(text: &str, file: &str) -> Result<(), String> {
     for line in [
         format!("!component domain {COMPONENT}"),
@@ -354,6 +357,8 @@ fn keep_transcript(text: &str, file: &str) -> Result<(), String> {
             return Err(format!("the transcript lacks {line:?}:\n{text}"));
         }
     }
+    transcripts::replay(text, Role::Client)
+        .map_err(|e| format!("replay of the fresh recording: {e}"))?;
     // What we sent is in the component stream's namespace, never jabber:client.
     if let Some(line) = text
         .lines()
@@ -362,8 +367,7 @@ fn keep_transcript(text: &str, file: &str) -> Result<(), String> {
         return Err(format!("jabber:client on the component stream: {line}"));
     }
     if std::env::var_os("XMPP_RECORD").is_some() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../testdata/transcripts/real-component");
+        let dir = dir("real-component");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join(file), text).map_err(|e| e.to_string())?;
     }
@@ -435,4 +439,43 @@ fn prosody() {
 #[test]
 fn ejabberd() {
     run(PeerKind::Ejabberd);
+}
+
+/// The recorded sessions replay offline, byte-exact, through a fresh `ComponentStream`.
+#[test]
+fn every_real_component_transcript_replays_as_the_component() {
+    let names = transcripts::replay_all(&dir("real-component"), Role::Client)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for peer in ["prosody", "ejabberd"] {
+        assert!(names.iter().any(|n| n.starts_with(peer)), "{names:?}");
+    }
+}
+
+/// The replay is a real check: the handshake is SHA-1 of the server's stream id and the secret,
+/// so another secret, or another id in the server's header, no longer reproduces what the real
+/// server accepted. (The component draws no entropy: nothing to flip.)
+#[test]
+fn component_replay_detects_changed_secret_or_stream_id() {
+    for file in transcripts::load(&dir("real-component")).unwrap() {
+        let text = &file.text;
+        assert_eq!(flip_entropy(text, Role::Client), None, "{}", file.name);
+        let secret = format!("!component secret {SECRET}");
+        assert!(text.contains(&secret), "{}", file.name);
+        let changed = text.replace(&secret, "!component secret other-secret");
+        assert!(
+            transcripts::replay(&changed, Role::Client).is_err(),
+            "{}: a different secret still replayed",
+            file.name
+        );
+        let header = text
+            .lines()
+            .find(|l| l.contains(" S: <?xml") && l.contains(" id='"))
+            .expect("the server's header carries an id");
+        let changed = text.replacen(header, &header.replacen(" id='", " id='0", 1), 1);
+        assert!(
+            transcripts::replay(&changed, Role::Client).is_err(),
+            "{}: a different stream id still replayed",
+            file.name
+        );
+    }
 }
