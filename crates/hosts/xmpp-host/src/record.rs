@@ -1,16 +1,22 @@
 //! Writing a client session as a transcript (`testdata/README.md` describes the format) that
 //! `xmpp_stream::transcript` replays offline: every chunk fed to the machine, every output,
 //! the TLS switch with its channel-binding data, host commands, and the entropy drawn.
+//!
+//! The recorded machine is the initiating entity (a client, or a XEP-0114 component: role
+//! `component`): its output is `C:`, what it was fed `S:`.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use xmpp_stream::transcript::{escape_bytes, event_summary};
-use xmpp_stream::{ChannelBinding, ClientConfig, Credentials, Instant, Output};
+use xmpp_stream::{ChannelBinding, ClientConfig, ComponentConfig, Credentials, Instant, Output};
 
-/// Collects one client session's records; [`Recorder::finish`] renders the transcript.
+/// Collects one session's records (a client's or a component's); [`Recorder::finish`] renders
+/// the transcript.
 #[derive(Debug)]
 pub struct Recorder {
+    /// The role name in `!ROLE`, `E ROLE:` and `H ROLE:` lines.
+    role: &'static str,
     header: Vec<String>,
     lines: Vec<String>,
     bindings: Vec<ChannelBinding>,
@@ -49,6 +55,27 @@ impl Recorder {
             header.push("!client transport tls".to_owned());
         }
         Recorder {
+            role: "client",
+            header,
+            lines: Vec::new(),
+            bindings: Vec::new(),
+            entropy,
+        }
+    }
+
+    /// A recorder for a XEP-0114 component with `config` (role `component`: `!component
+    /// domain`, `!component secret`, `E component:` and `H component:` lines), otherwise as
+    /// [`new`](Self::new).
+    pub fn component(
+        comment: &str,
+        config: &ComponentConfig,
+        entropy: Arc<Mutex<Vec<u8>>>,
+    ) -> Self {
+        let mut header: Vec<String> = comment.lines().map(|l| format!("# {l}")).collect();
+        header.push(format!("!component domain {}", config.domain));
+        header.push(format!("!component secret {}", config.secret));
+        Recorder {
+            role: "component",
             header,
             lines: Vec::new(),
             bindings: Vec::new(),
@@ -62,9 +89,10 @@ impl Recorder {
         match output {
             Output::Transmit(bytes) => self.lines.push(format!("{t} C: {}", escape_bytes(bytes))),
             Output::StartTls => self.lines.push(format!("{t} [TLS]")),
-            Output::Event(event) => self
-                .lines
-                .push(format!("{t} E client: {}", event_summary(event))),
+            Output::Event(event) => {
+                let summary = event_summary(event);
+                self.lines.push(format!("{t} E {}: {summary}", self.role));
+            }
             _ => self.lines.push(format!("# {t} (unknown output)")),
         }
     }
@@ -78,7 +106,7 @@ impl Recorder {
     /// A host command (`send <stanza/>`, `close`, `transport-closed`) ran at `now`.
     pub fn command(&mut self, now: Instant, command: &str) {
         self.lines
-            .push(format!("{} H client: {command}", now.as_millis()));
+            .push(format!("{} H {}: {command}", now.as_millis(), self.role));
     }
 
     /// The TLS handshake finished with these bindings (the replayer reports the same ones).
@@ -98,7 +126,8 @@ impl Recorder {
         for binding in &self.bindings {
             let _ = writeln!(
                 out,
-                "!client binding {} {}",
+                "!{} binding {} {}",
+                self.role,
                 binding.kind(),
                 hex(binding.data())
             );
@@ -109,7 +138,7 @@ impl Recorder {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         for chunk in drawn.chunks(48) {
-            let _ = writeln!(out, "!client entropy {}", hex(chunk));
+            let _ = writeln!(out, "!{} entropy {}", self.role, hex(chunk));
         }
         for line in &self.lines {
             out.push_str(line);

@@ -16,6 +16,18 @@
 //! drop(server); // stops it by pid and removes its directory
 //! ```
 //!
+//! With [`PeerOptions::with_component`] the server also accepts one XEP-0114 component
+//! (`jabber:component:accept`) on a loopback port of its own:
+//!
+//! ```no_run
+//! use xmpp_testpeers::{PeerKind, PeerOptions, PeerServer};
+//!
+//! let options = PeerOptions::new().with_component("comp.localhost", "s3cret");
+//! let server = PeerServer::start_with(PeerKind::Ejabberd, &[("alice", "pw-a")], &options).unwrap();
+//! let component = server.component.as_ref().unwrap();
+//! println!("{} connects to 127.0.0.1:{}", component.domain, component.port);
+//! ```
+//!
 //! [`transcripts`] lists and replays the sessions recorded against such peers.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -122,9 +134,19 @@ pub fn skip_or_fail(what: &str) {
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
 #[must_use]
-#[allow(clippy::panic)] // test support: failing loudly is the point
 pub fn start_for_test(kind: PeerKind, accounts: &[(&str, &str)]) -> Option<PeerServer> {
-    match PeerServer::start(kind, accounts) {
+    start_for_test_with(kind, accounts, &PeerOptions::new())
+}
+
+/// [`start_for_test`] with [`PeerOptions`] (e.g. a component listener).
+#[must_use]
+#[allow(clippy::panic)] // test support: failing loudly is the point
+pub fn start_for_test_with(
+    kind: PeerKind,
+    accounts: &[(&str, &str)],
+    options: &PeerOptions,
+) -> Option<PeerServer> {
+    match PeerServer::start_with(kind, accounts, options) {
         Ok(server) => Some(server),
         Err(PeerError::NotInstalled(_)) if !interop_required() => {
             skip_or_fail(&format!("{kind} is not installed"));
@@ -147,10 +169,59 @@ pub struct PeerServer {
     pub direct_tls_port: u16,
     /// The server's self-signed certificate (PEM), for the client's trust store.
     pub certificate_pem: String,
+    /// The XEP-0114 component listener, when [`PeerOptions::with_component`] asked for one.
+    pub component: Option<ComponentListener>,
     dir: PathBuf,
     child: Option<Child>,
     node_name: String,
     log_level: LogLevel,
+}
+
+/// How to start a peer, beyond its kind and accounts (the defaults are what
+/// [`PeerServer::start`] does).
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    component: Option<(String, String)>,
+    log_level: LogLevel,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PeerOptions {
+    /// No component, full logging (for interop tests' failure messages).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            component: None,
+            log_level: LogLevel::Debug,
+        }
+    }
+
+    /// Also accept the XEP-0114 component `domain` (a `jabber:component:accept` stream whose
+    /// handshake proves `secret`) on a free loopback port: Prosody's `Component` with
+    /// `component_secret` and `component_ports`, ejabberd's `ejabberd_service` listener. The
+    /// port is in [`PeerServer::component`]. `domain` should be a subdomain of [`DOMAIN`]
+    /// (e.g. `comp.localhost`) so that the server's users can address it.
+    #[must_use]
+    pub fn with_component(mut self, domain: &str, secret: &str) -> Self {
+        self.component = Some((domain.to_owned(), secret.to_owned()));
+        self
+    }
+}
+
+/// A running server's XEP-0114 component listener (see [`PeerOptions::with_component`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentListener {
+    /// The component's domain: the `to` of its stream header.
+    pub domain: String,
+    /// The shared secret of its handshake.
+    pub secret: String,
+    /// The loopback port (`127.0.0.1`) accepting the component's plain TCP connection.
+    pub port: u16,
 }
 
 /// How much the server logs.
@@ -173,19 +244,24 @@ impl PeerServer {
     /// Starts `kind` in a fresh temp dir with the given `(username, password)` accounts and
     /// waits until it accepts connections.
     pub fn start(kind: PeerKind, accounts: &[(&str, &str)]) -> Result<Self, PeerError> {
-        Self::start_with(kind, accounts, LogLevel::Debug)
+        Self::start_with(kind, accounts, &PeerOptions::new())
     }
 
     /// [`start`](Self::start) for load tests: the server logs warnings only, so that writing
     /// a debug line per stanza does not become the cost being measured.
     pub fn start_for_load(kind: PeerKind, accounts: &[(&str, &str)]) -> Result<Self, PeerError> {
-        Self::start_with(kind, accounts, LogLevel::Warn)
+        let options = PeerOptions {
+            log_level: LogLevel::Warn,
+            ..PeerOptions::new()
+        };
+        Self::start_with(kind, accounts, &options)
     }
 
-    fn start_with(
+    /// [`start`](Self::start) with [`PeerOptions`] (e.g. a component listener).
+    pub fn start_with(
         kind: PeerKind,
         accounts: &[(&str, &str)],
-        log_level: LogLevel,
+        options: &PeerOptions,
     ) -> Result<Self, PeerError> {
         if !kind.is_installed() {
             return Err(PeerError::NotInstalled(kind));
@@ -195,6 +271,14 @@ impl PeerServer {
             .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?;
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
+        let component = match &options.component {
+            Some((domain, secret)) => Some(ComponentListener {
+                domain: domain.clone(),
+                secret: secret.clone(),
+                port: free_port()?,
+            }),
+            None => None,
+        };
         let node_name = format!("xmppinterop{starttls_port}");
         let mut server = Self {
             kind,
@@ -202,10 +286,11 @@ impl PeerServer {
             starttls_port,
             direct_tls_port,
             certificate_pem,
+            component,
             dir,
             child: None,
             node_name,
-            log_level,
+            log_level: options.log_level,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -228,6 +313,12 @@ impl PeerServer {
             PeerKind::Ejabberd => "logs/ejabberd.log",
         };
         fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the server's [`log`](Self::log).
+    #[must_use]
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log(), lines)
     }
 
     fn start_prosody(&mut self, key_pem: &str, accounts: &[(&str, &str)]) -> Result<(), PeerError> {
@@ -259,8 +350,8 @@ authentication = "internal_plain"
 c2s_require_encryption = true
 allow_registration = false
 ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
-VirtualHost "{domain}"
-"#,
+{component_ports}VirtualHost "{domain}"
+{component}"#,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
@@ -268,6 +359,15 @@ VirtualHost "{domain}"
                 LogLevel::Debug => "debug",
                 LogLevel::Warn => "warn",
             },
+            component_ports = self.component.as_ref().map_or(String::new(), |c| format!(
+                "component_ports = {{ {} }}\ncomponent_interfaces = {{ \"127.0.0.1\" }}\n",
+                c.port
+            )),
+            component = self.component.as_ref().map_or(String::new(), |c| format!(
+                "Component {}\n  component_secret = {}\n",
+                lua_string(&c.domain),
+                lua_string(&c.secret)
+            )),
         );
         let config_path = dir.join("prosody.cfg.lua");
         fs::write(&config_path, config)?;
@@ -340,7 +440,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-acl:
+{component}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -360,6 +460,13 @@ modules:
                 LogLevel::Debug => "info",
                 LogLevel::Warn => "warning",
             },
+            component = self.component.as_ref().map_or(String::new(), |c| format!(
+                "  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
+                 hosts:\n      {}:\n        password: {}\n",
+                c.port,
+                yaml_string(&c.domain),
+                yaml_string(&c.secret)
+            )),
         );
         fs::write(dir.join("ejabberd.yml"), config)?;
         chown_to(dir, service_user("ejabberd"))?;
@@ -453,7 +560,8 @@ modules:
 
     fn wait_listening(&mut self, limit: Duration) -> Result<(), PeerError> {
         let start = Instant::now();
-        let ports = [self.starttls_port, self.direct_tls_port];
+        let mut ports = vec![self.starttls_port, self.direct_tls_port];
+        ports.extend(self.component.as_ref().map(|c| c.port));
         while start.elapsed() < limit {
             if ports
                 .iter()
@@ -629,6 +737,28 @@ fn xml_escape(text: &str) -> String {
     out
 }
 
+/// A Lua string literal (double quotes) holding `text`.
+fn lua_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A YAML single-quoted scalar holding `text` (one line).
+fn yaml_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -725,6 +855,98 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 0, "no {} process found for {dir}", server.kind);
+    }
+
+    /// Reads from `socket` until `done` holds for what arrived (or 10 s pass, or it closes).
+    fn read_until(socket: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(&seen) && Instant::now() < deadline {
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    }
+
+    /// Runs a XEP-0114 handshake by hand on the server's component port, proving `secret`
+    /// (right or wrong); returns everything the server sent after the handshake.
+    fn component_handshake(server: &PeerServer, secret: &str) -> String {
+        use sha1::Digest as _;
+        let component = server.component.as_ref().expect("started with a component");
+        let mut socket = TcpStream::connect((Ipv4Addr::LOCALHOST, component.port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            socket,
+            "<?xml version='1.0'?><stream:stream to='{}' xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams'>",
+            component.domain
+        )
+        .unwrap();
+        let header = read_until(&mut socket, |s| {
+            s.contains("<stream:stream") && s[s.find("<stream:stream").unwrap()..].contains('>')
+        });
+        let id = header
+            .split(" id='")
+            .nth(1)
+            .or_else(|| header.split(" id=\"").nth(1))
+            .and_then(|rest| rest.split(['\'', '"']).next())
+            .unwrap_or_else(|| panic!("no stream id in {header:?}\n{}", server.log()));
+        let digest = sha1::Sha1::digest(format!("{id}{secret}").as_bytes());
+        let hex = digest.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        });
+        write!(socket, "<handshake>{hex}</handshake>").unwrap();
+        read_until(&mut socket, |s| {
+            s.contains("<handshake") || s.contains("</stream:stream>")
+        })
+    }
+
+    fn assert_component_listener(kind: PeerKind) {
+        let options = PeerOptions::new().with_component("comp.localhost", "s3cret'\"<&");
+        let Some(server) = start_for_test_with(kind, &[], &options) else {
+            return;
+        };
+        let component = server.component.clone().unwrap();
+        assert_eq!(component.domain, "comp.localhost");
+        let accepted = component_handshake(&server, &component.secret);
+        assert!(
+            accepted.contains("<handshake/>") || accepted.contains("<handshake></handshake>"),
+            "{accepted:?}\n{}",
+            tail(&server.log(), 40)
+        );
+        let refused = component_handshake(&server, "not-the-secret");
+        assert!(
+            refused.contains(
+                "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            ),
+            "{refused:?}"
+        );
+        assert!(!refused.contains("<handshake"), "{refused:?}");
+        let port = component.port;
+        drop(server);
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+    }
+
+    #[test]
+    fn prosody_accepts_a_component_on_loopback() {
+        assert_component_listener(PeerKind::Prosody);
+    }
+
+    #[test]
+    fn ejabberd_accepts_a_component_on_loopback() {
+        assert_component_listener(PeerKind::Ejabberd);
+    }
+
+    #[test]
+    fn config_strings_are_quoted() {
+        assert_eq!(lua_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(yaml_string("it's"), "'it''s'");
     }
 
     #[test]
