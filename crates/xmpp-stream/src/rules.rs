@@ -88,21 +88,6 @@ pub enum Match {
 }
 
 impl Match {
-    fn matches(self, kind: StreamKind, element: &Element) -> bool {
-        match self {
-            Match::Header => false,
-            Match::Element(name, ns) => element.is(name, ns),
-            Match::Namespace(ns) => element.has_ns(ns),
-            Match::IqChild(name, ns) => {
-                element.name() == "iq"
-                    && element.has_ns(kind.namespace())
-                    && element.has_child(name, ns)
-            }
-            Match::Stanza => is_stanza_of(kind, element),
-            Match::Any => true,
-        }
-    }
-
     fn describe(self) -> String {
         match self {
             Match::Header => "stream header".to_owned(),
@@ -661,7 +646,28 @@ pub(crate) fn find(
     flags: SessionFlags,
     element: &Element,
 ) -> Option<&'static Rule> {
-    bucket(kind, role, step).find(|rule| rule.flags_allow(flags) && rule.on.matches(kind, element))
+    // Every stanza passes here: the element's name is read once, and whether it is in the
+    // stream's content namespace at most once, whatever the rows ask.
+    let name = element.name();
+    let mut in_content: Option<bool> = None;
+    let mut content = || *in_content.get_or_insert_with(|| element.has_ns(kind.namespace()));
+    for rule in bucket(kind, role, step) {
+        if !rule.flags_allow(flags) {
+            continue;
+        }
+        let hit = match rule.on {
+            Match::Header => false,
+            Match::Element(local, ns) => name == local && element.has_ns(ns),
+            Match::Namespace(ns) => element.has_ns(ns),
+            Match::IqChild(local, ns) => name == "iq" && content() && element.has_child(local, ns),
+            Match::Stanza => matches!(name, "message" | "presence" | "iq") && content(),
+            Match::Any => true,
+        };
+        if hit {
+            return Some(rule);
+        }
+    }
+    None
 }
 
 /// The row for the peer's header in this state, if any.

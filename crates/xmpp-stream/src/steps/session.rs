@@ -13,10 +13,10 @@ use crate::steps::established::checked_from_client;
 /// Server: `<iq type='set'><session/></iq>` from the bound client. The stanza passes the
 /// usual checks first; it is answered here when legacy sessions are on and it is addressed
 /// to the server, and handed to the host like any stanza otherwise.
-pub(crate) fn request(m: &mut Machine, stanza: Element) -> Result<(), ProtocolError> {
-    let Some(stanza) = checked_from_client(m, stanza)? else {
+pub(crate) fn request(m: &mut Machine, mut stanza: Element) -> Result<(), ProtocolError> {
+    if !checked_from_client(m, &mut stanza)? {
         return Ok(());
-    };
+    }
     let answer = match &m.side {
         Side::Server(side) => {
             side.config.legacy_session
