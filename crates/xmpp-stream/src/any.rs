@@ -1,6 +1,6 @@
-//! [`AnyStream`]: one stream machine of either role behind one type, for hosts that pick the
-//! role at run time (a replayer, a WASM module's table of machines) or write their I/O loop
-//! once for every role.
+//! [`AnyStream`]: one stream machine of any kind and role behind one type, for hosts that pick
+//! the role at run time (a replayer, a WASM module's table of machines, a server with a c2s
+//! port and a component port) or write their I/O loop once for every role.
 
 use minidom::Element;
 use xmpp_jid::FullJid;
@@ -15,16 +15,18 @@ use crate::output::{Output, Transport};
 use crate::server::ServerStream;
 use crate::time::Instant;
 
-/// A stream machine of either role: the same inputs, commands, outputs and getters as
-/// [`ClientStream`] and [`ServerStream`], forwarded to the one inside.
+/// A stream machine of any kind and role: the same inputs, commands, outputs and getters as
+/// [`ClientStream`], [`ServerStream`], [`ComponentStream`] and [`ComponentServerStream`],
+/// forwarded to the one inside.
 ///
 /// Build it with `From` (`AnyStream::from(client)`, `stream.into()`); reach role-specific
-/// methods through [`as_client`](Self::as_client) / [`as_server`](Self::as_server). New roles
-/// (an XEP-0114 component, server-to-server) will be new variants, so matching on it needs a
-/// wildcard arm.
+/// methods through [`as_client`](Self::as_client), [`as_server`](Self::as_server),
+/// [`as_component`](Self::as_component) and [`as_component_server`](Self::as_component_server).
+/// New kinds (server-to-server) will be new variants, so matching on it needs a wildcard arm.
 ///
-/// Both variants are held inline: a host holds one machine per connection, and boxing would
-/// cost every stream one more allocation for the few hundred bytes the roles differ by.
+/// The variants are held inline: a host holds one machine per connection, and boxing would
+/// cost every stream one more allocation for the few bytes the types differ by (they all
+/// wrap the same machine).
 ///
 /// ```
 /// use xmpp_stream::{AnyStream, BareJid, ClientConfig, ClientStream, Event, Instant, MemoryBackend};
