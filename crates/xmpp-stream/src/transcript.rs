@@ -47,10 +47,10 @@ use crate::time::Instant;
 /// receiving end (`S:`). On a component transcript these are the component and its server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// Drive a [`ClientStream`] (or a [`ComponentStream`](crate::ComponentStream)): `S:` lines
+    /// Drive a [`ClientStream`] (or a [`ComponentStream`]): `S:` lines
     /// are its input.
     Client,
-    /// Drive a [`ServerStream`] (or a [`ComponentServerStream`](crate::ComponentServerStream)):
+    /// Drive a [`ServerStream`] (or a [`ComponentServerStream`]):
     /// `C:` lines are its input.
     Server,
 }
