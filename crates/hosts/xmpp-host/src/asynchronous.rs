@@ -8,6 +8,32 @@
 //! other things (a ticker, a channel) runs it in parts: [`receive`](AsyncConnection::receive)
 //! (cancel-safe, so it can sit in `tokio::select!`), then [`flush`](AsyncConnection::flush),
 //! then [`take_event`](AsyncConnection::take_event) until `None`.
+//!
+//! As in [`blocking`](crate::blocking), one [`AsyncConnection`] type serves every machine:
+//! [`connect`](AsyncConnection::connect) / [`connect_with`](AsyncConnection::connect_with)
+//! (client), [`accept`](AsyncConnection::accept) (server),
+//! [`connect_component`](AsyncConnection::connect_component) /
+//! [`connect_component_recorded`](AsyncConnection::connect_component_recorded) (a XEP-0114
+//! component, plain TCP) and [`accept_component`](AsyncConnection::accept_component) (the
+//! server's end of a component port); the rest, [`negotiate`](AsyncConnection::negotiate)
+//! included, is shared.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use xmpp_host::asynchronous::{AsyncConnection, ComponentOptions};
+//! use xmpp_host::OsEntropy;
+//! use xmpp_stream::{BareJid, ComponentConfig};
+//!
+//! let options = ComponentOptions::new("127.0.0.1:5347".parse()?);
+//! let config = ComponentConfig::new(BareJid::new("bot.localhost")?, "shared-secret");
+//! let mut component = AsyncConnection::connect_component(&options, config, OsEntropy::new()).await?;
+//! let domain = component.negotiate(Duration::from_secs(10)).await?;
+//! println!("serving {domain}");
+//! component.close(Duration::from_secs(5)).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -21,13 +47,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
 use xmpp_stream::{
-    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid,
-    ServerStream, Transport,
+    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, ComponentConfig,
+    ComponentServerStream, ComponentStream, Entropy, Event, ServerStream, Transport,
 };
 
-use crate::driver::{self, Action, Driver, Next};
-pub use crate::options::ClientOptions;
+use crate::driver::{self, Action, Driver, Negotiates, Next};
 use crate::options::READ_BUFFER;
+pub use crate::options::{ClientOptions, ComponentOptions};
+use crate::record::Recorder;
 use crate::{Error, tls};
 
 /// The transport, before and after TLS.
@@ -76,7 +103,10 @@ impl Io {
     }
 }
 
+/// How this side runs TLS when the machine asks for it.
 enum TlsRole {
+    /// No TLS: a component stream (XEP-0114) never asks for it.
+    None,
     Client {
         connector: TlsConnector,
         name: ServerName<'static>,
@@ -88,8 +118,9 @@ enum TlsRole {
     },
 }
 
-/// One stream over one TCP connection, driven by `tokio`: a [`Driver`] with its machine
-/// ([`ClientStream`] or [`ServerStream`], the type parameter) and its socket.
+/// One stream over one TCP connection, driven by `tokio`: a [`Driver`] with its machine (the
+/// type parameter: [`ClientStream`], [`ServerStream`], [`ComponentStream`] or
+/// [`ComponentServerStream`]; the [module docs](self) list the constructors) and its socket.
 pub struct AsyncConnection<M> {
     driver: Driver,
     io: Io,
@@ -130,33 +161,17 @@ impl AsyncConnection<ClientStream> {
         config: ClientConfig,
         entropy: impl Entropy + Send + 'static,
     ) -> Result<Self, Error> {
-        let socket =
-            tokio::time::timeout(options.connect_timeout, TcpStream::connect(options.addr))
-                .await
-                .map_err(|_elapsed| Error::Timeout)??;
-        socket.set_nodelay(true)?;
-        let connection = AsyncConnection {
-            driver: Driver::new(ClientStream::new(config, entropy)),
-            io: Io::Plain(socket),
-            tls: TlsRole::Client {
-                connector: TlsConnector::from(options.tls.clone()),
-                name: tls::server_name(&options.server_name)?,
-                channel_binding: options.channel_binding,
-            },
-            buf: vec![0; options.read_buffer.max(1)],
-            role: PhantomData,
+        let name = tls::server_name(&options.server_name)?;
+        let socket = dial(options.addr, options.connect_timeout).await?;
+        let tls = TlsRole::Client {
+            connector: TlsConnector::from(options.tls.clone()),
+            name,
+            channel_binding: options.channel_binding,
         };
-        connection.begin(options.direct_tls).await
-    }
-
-    /// Run until negotiated; returns the bound JID or why the stream closed. `timeout`
-    /// bounds the wait for each event.
-    pub async fn negotiate(&mut self, timeout: Duration) -> Result<FullJid, Error> {
-        loop {
-            if let ControlFlow::Break(done) = driver::negotiated(self.next_event(timeout).await?) {
-                return done;
-            }
-        }
+        let driver = Driver::new(ClientStream::new(config, entropy));
+        AsyncConnection::over(socket, driver, tls, options.read_buffer)?
+            .begin(options.direct_tls)
+            .await
     }
 }
 
@@ -170,22 +185,106 @@ impl AsyncConnection<ServerStream> {
         certificate: CertificateDer<'static>,
         direct_tls: bool,
     ) -> Result<Self, Error> {
-        socket.set_nodelay(true)?;
-        let connection = AsyncConnection {
-            driver: Driver::new(machine),
-            io: Io::Plain(socket),
-            tls: TlsRole::Server {
-                acceptor: TlsAcceptor::from(tls),
-                certificate,
-            },
-            buf: vec![0; READ_BUFFER],
-            role: PhantomData,
+        let tls = TlsRole::Server {
+            acceptor: TlsAcceptor::from(tls),
+            certificate,
         };
-        connection.begin(direct_tls).await
+        AsyncConnection::over(socket, Driver::new(machine), tls, READ_BUFFER)?
+            .begin(direct_tls)
+            .await
+    }
+}
+
+impl AsyncConnection<ComponentStream> {
+    /// Connect to a server's component port as `options` say (plain TCP) and open the
+    /// XEP-0114 stream; the handshake proceeds as [`negotiate`](Self::negotiate) or
+    /// [`next_event`](Self::next_event) read the socket.
+    pub async fn connect_component(
+        options: &ComponentOptions,
+        config: ComponentConfig,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, Error> {
+        let driver = Driver::new(ComponentStream::new(config, entropy));
+        Self::connect_component_inner(options, driver).await
+    }
+
+    /// [`connect_component`](Self::connect_component) with OS entropy, recording the session
+    /// as a transcript of role `component` (read it with [`transcript`](Self::transcript)).
+    /// `comment` heads the file.
+    pub async fn connect_component_recorded(
+        options: &ComponentOptions,
+        config: ComponentConfig,
+        comment: &str,
+    ) -> Result<Self, Error> {
+        let driver = driver::recorded_component(config, comment);
+        Self::connect_component_inner(options, driver).await
+    }
+
+    async fn connect_component_inner(
+        options: &ComponentOptions,
+        driver: Driver,
+    ) -> Result<Self, Error> {
+        let socket = dial(options.addr, options.connect_timeout).await?;
+        AsyncConnection::over(socket, driver, TlsRole::None, options.read_buffer)?
+            .begin(false)
+            .await
+    }
+}
+
+impl AsyncConnection<ComponentServerStream> {
+    /// Serve one accepted connection on a component port (plain TCP): the component's header
+    /// and handshake proceed as [`negotiate`](Self::negotiate) or
+    /// [`next_event`](Self::next_event) read the socket.
+    pub async fn accept_component(
+        socket: TcpStream,
+        machine: ComponentServerStream,
+    ) -> Result<Self, Error> {
+        AsyncConnection::over(socket, Driver::new(machine), TlsRole::None, READ_BUFFER)?
+            .begin(false)
+            .await
+    }
+}
+
+/// A TCP connection to `addr`, bounded by `timeout`.
+async fn dial(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+    tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_elapsed| Error::Timeout)?
+        .map_err(Error::from)
+}
+
+impl<M: Negotiates> AsyncConnection<M> {
+    /// Run until negotiated; returns what that yields (a client's or server's bound full JID,
+    /// a component's domain: see [`Negotiates`]) or why the stream closed. `timeout` bounds
+    /// the wait for each event.
+    pub async fn negotiate(&mut self, timeout: Duration) -> Result<M::Outcome, Error> {
+        loop {
+            let event = self.next_event(timeout).await?;
+            if let ControlFlow::Break(done) = driver::negotiated::<M>(event) {
+                return done;
+            }
+        }
     }
 }
 
 impl<M> AsyncConnection<M> {
+    /// A connection over `socket` (Nagle off) with a read buffer of `read_buffer` bytes.
+    fn over(
+        socket: TcpStream,
+        driver: Driver,
+        tls: TlsRole,
+        read_buffer: usize,
+    ) -> Result<Self, Error> {
+        socket.set_nodelay(true)?;
+        Ok(AsyncConnection {
+            driver,
+            io: Io::Plain(socket),
+            tls,
+            buf: vec![0; read_buffer.max(1)],
+            role: PhantomData,
+        })
+    }
+
     /// Run direct TLS if asked, start the machine and write what it says first.
     async fn begin(mut self, direct_tls: bool) -> Result<Self, Error> {
         let transport = if direct_tls {
@@ -198,10 +297,17 @@ impl<M> AsyncConnection<M> {
         Ok(self)
     }
 
-    /// The machine, for its getters (role-specific ones through
-    /// [`AnyStream::as_client`] and [`AnyStream::as_server`]).
+    /// The machine, for its getters (role-specific ones through [`AnyStream::as_client`],
+    /// [`AnyStream::as_server`], [`AnyStream::as_component`] and
+    /// [`AnyStream::as_component_server`]).
     pub fn machine(&self) -> &AnyStream {
         self.driver.machine()
+    }
+
+    /// The transcript recorded so far, for a recorded connection
+    /// ([`connect_component_recorded`](AsyncConnection::connect_component_recorded)).
+    pub fn transcript(&self) -> Option<String> {
+        self.driver.recorder().map(Recorder::finish)
     }
 
     /// Send a stanza (queued by a client machine until negotiation completes).
@@ -330,6 +436,10 @@ impl<M> AsyncConnection<M> {
                 let bindings = tls::channel_bindings(stream.get_ref().1, Some(certificate));
                 self.io = Io::Server(Box::new(stream));
                 bindings
+            }
+            TlsRole::None => {
+                self.io = Io::Plain(socket);
+                return Err(Error::Config("TLS on a component stream".to_owned()));
             }
         };
         Ok(bindings)

@@ -3,10 +3,45 @@
 //! The loop is the one every host runs, around a [`Driver`]: carry out its actions in order
 //! (write bytes, run the TLS handshake and report the channel bindings), feed it what the
 //! socket gives, and never block longer than its next timer allows.
+//!
+//! One [`Connection`] type for every machine of `xmpp_stream`, the type parameter naming it:
+//!
+//! | machine | constructor |
+//! |---|---|
+//! | [`ClientStream`] | [`connect`](Connection::connect), [`connect_recorded`](Connection::connect_recorded) (STARTTLS or direct TLS) |
+//! | [`ServerStream`] | [`accept`](Connection::accept) |
+//! | [`ComponentStream`] (XEP-0114) | [`connect_component`](Connection::connect_component), [`connect_component_recorded`](Connection::connect_component_recorded) (plain TCP) |
+//! | [`ComponentServerStream`] (XEP-0114) | [`accept_component`](Connection::accept_component) |
+//!
+//! Everything else is the same for all four: [`negotiate`](Connection::negotiate) (the bound
+//! JID, or the component's domain), [`send`](Connection::send),
+//! [`next_event`](Connection::next_event), [`wait_stanza`](Connection::wait_stanza),
+//! [`close`](Connection::close), [`transcript`](Connection::transcript).
+//!
+//! A component (XEP-0114) connecting to a server's component port:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xmpp_host::blocking::{ComponentOptions, Connection};
+//! use xmpp_host::OsEntropy;
+//! use xmpp_stream::{BareJid, ComponentConfig};
+//!
+//! let options = ComponentOptions::new("127.0.0.1:5347".parse()?);
+//! let config = ComponentConfig::new(BareJid::new("bot.localhost")?, "shared-secret");
+//! let mut component = Connection::connect_component(&options, config, OsEntropy::new())?;
+//! let domain = component.negotiate(Duration::from_secs(10))?;
+//! let hello = format!(
+//!     "<message xmlns='jabber:component:accept' from='echo@{domain}' to='alice@localhost'>\
+//!      <body>hello</body></message>"
+//! );
+//! component.send(&hello.parse()?)?;
+//! component.close(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io::{ErrorKind, Read, Write};
 use std::marker::PhantomData;
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +50,13 @@ use minidom::Element;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConnection, ServerConnection, StreamOwned};
 use xmpp_stream::{
-    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, Entropy, Event, FullJid,
-    ServerStream, Transport,
+    AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, ComponentConfig,
+    ComponentServerStream, ComponentStream, Entropy, Event, ServerStream, Transport,
 };
 
-use crate::driver::{self, Action, Driver, Next};
-pub use crate::options::ClientOptions;
+use crate::driver::{self, Action, Driver, Negotiates, Next};
 use crate::options::READ_BUFFER;
+pub use crate::options::{ClientOptions, ComponentOptions};
 use crate::record::Recorder;
 use crate::{Error, OsEntropy, tls};
 
@@ -30,6 +65,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How this side runs TLS when the machine asks for it.
 enum TlsRole {
+    /// No TLS: a component stream (XEP-0114) never asks for it.
+    None,
     Client {
         config: Arc<rustls::ClientConfig>,
         name: ServerName<'static>,
@@ -97,9 +134,10 @@ impl Io {
     }
 }
 
-/// One stream over one TCP connection: a [`Driver`] with its machine ([`ClientStream`] or
-/// [`ServerStream`], the type parameter) and its socket. Events are queued; read them with
-/// [`next_event`](Self::next_event).
+/// One stream over one TCP connection: a [`Driver`] with its machine (the type parameter:
+/// [`ClientStream`], [`ServerStream`], [`ComponentStream`] or [`ComponentServerStream`]; the
+/// [module docs](self) list the constructors) and its socket. Events are queued; read them
+/// with [`next_event`](Self::next_event).
 pub struct Connection<M> {
     driver: Driver,
     io: Io,
@@ -153,37 +191,14 @@ impl Connection<ClientStream> {
     }
 
     fn connect_inner(options: &ClientOptions, driver: Driver) -> Result<Self, Error> {
-        let socket = TcpStream::connect_timeout(&options.addr, options.connect_timeout)?;
-        socket.set_nodelay(true)?;
-        socket.set_read_timeout(Some(options.connect_timeout))?;
         let name = tls::server_name(&options.server_name)?;
-        let connection = Connection {
-            driver,
-            io: Io::Plain(socket),
-            tls: TlsRole::Client {
-                config: options.tls.clone(),
-                name,
-                channel_binding: options.channel_binding,
-            },
-            buf: vec![0; options.read_buffer.max(1)],
-            role: PhantomData,
+        let socket = dial(options.addr, options.connect_timeout)?;
+        let tls = TlsRole::Client {
+            config: options.tls.clone(),
+            name,
+            channel_binding: options.channel_binding,
         };
-        connection.begin(options.direct_tls)
-    }
-
-    /// Read until the stream is negotiated (bound) and return the full JID, or the reason it
-    /// closed instead. `timeout` bounds the wait for each event.
-    pub fn negotiate(&mut self, timeout: Duration) -> Result<FullJid, Error> {
-        loop {
-            if let ControlFlow::Break(done) = driver::negotiated(self.next_event(timeout)?) {
-                return done;
-            }
-        }
-    }
-
-    /// The transcript recorded so far (only for [`connect_recorded`](Self::connect_recorded)).
-    pub fn transcript(&self) -> Option<String> {
-        self.driver.recorder().map(Recorder::finish)
+        Connection::over(socket, driver, tls, options.read_buffer)?.begin(options.direct_tls)
     }
 }
 
@@ -198,23 +213,99 @@ impl Connection<ServerStream> {
         certificate: CertificateDer<'static>,
         direct_tls: bool,
     ) -> Result<Self, Error> {
-        socket.set_nodelay(true)?;
-        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let connection = Connection {
-            driver: Driver::new(machine),
-            io: Io::Plain(socket),
-            tls: TlsRole::Server {
-                config: tls,
-                certificate,
-            },
-            buf: vec![0; READ_BUFFER],
-            role: PhantomData,
+        let tls = TlsRole::Server {
+            config: tls,
+            certificate,
         };
-        connection.begin(direct_tls)
+        Connection::serve(socket, Driver::new(machine), tls)?.begin(direct_tls)
+    }
+}
+
+impl Connection<ComponentStream> {
+    /// Connect to a server's component port as `options` say (plain TCP) and open the
+    /// XEP-0114 stream; the handshake proceeds as [`negotiate`](Self::negotiate) or
+    /// [`next_event`](Self::next_event) read the socket.
+    pub fn connect_component(
+        options: &ComponentOptions,
+        config: ComponentConfig,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, Error> {
+        Self::connect_component_inner(options, Driver::new(ComponentStream::new(config, entropy)))
+    }
+
+    /// [`connect_component`](Self::connect_component) with OS entropy, recording the session
+    /// as a transcript of role `component` (read it with [`transcript`](Self::transcript)).
+    /// `comment` heads the file.
+    pub fn connect_component_recorded(
+        options: &ComponentOptions,
+        config: ComponentConfig,
+        comment: &str,
+    ) -> Result<Self, Error> {
+        Self::connect_component_inner(options, driver::recorded_component(config, comment))
+    }
+
+    fn connect_component_inner(options: &ComponentOptions, driver: Driver) -> Result<Self, Error> {
+        let socket = dial(options.addr, options.connect_timeout)?;
+        Connection::over(socket, driver, TlsRole::None, options.read_buffer)?.begin(false)
+    }
+}
+
+impl Connection<ComponentServerStream> {
+    /// Serve one accepted connection on a component port (plain TCP): the component's header
+    /// and handshake proceed as [`negotiate`](Self::negotiate) or
+    /// [`next_event`](Self::next_event) read the socket.
+    pub fn accept_component(
+        socket: TcpStream,
+        machine: ComponentServerStream,
+    ) -> Result<Self, Error> {
+        Connection::serve(socket, Driver::new(machine), TlsRole::None)?.begin(false)
+    }
+}
+
+/// A TCP connection to `addr`, bounded by `timeout`, with Nagle off.
+fn dial(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+    let socket = TcpStream::connect_timeout(&addr, timeout)?;
+    socket.set_read_timeout(Some(timeout))?;
+    Ok(socket)
+}
+
+impl<M: Negotiates> Connection<M> {
+    /// Read until the stream is negotiated and return what that yields (a client's or
+    /// server's bound full JID, a component's domain: see [`Negotiates`]), or the reason it
+    /// closed instead. `timeout` bounds the wait for each event.
+    pub fn negotiate(&mut self, timeout: Duration) -> Result<M::Outcome, Error> {
+        loop {
+            if let ControlFlow::Break(done) = driver::negotiated::<M>(self.next_event(timeout)?) {
+                return done;
+            }
+        }
     }
 }
 
 impl<M> Connection<M> {
+    /// A connection over `socket` (Nagle off) with a read buffer of `read_buffer` bytes.
+    fn over(
+        socket: TcpStream,
+        driver: Driver,
+        tls: TlsRole,
+        read_buffer: usize,
+    ) -> Result<Self, Error> {
+        socket.set_nodelay(true)?;
+        Ok(Connection {
+            driver,
+            io: Io::Plain(socket),
+            tls,
+            buf: vec![0; read_buffer.max(1)],
+            role: PhantomData,
+        })
+    }
+
+    /// An accepted connection: a first read timeout, the default read buffer.
+    fn serve(socket: TcpStream, driver: Driver, tls: TlsRole) -> Result<Self, Error> {
+        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Connection::over(socket, driver, tls, READ_BUFFER)
+    }
+
     /// Run direct TLS if asked, start the machine and write what it says first.
     fn begin(mut self, direct_tls: bool) -> Result<Self, Error> {
         let transport = if direct_tls {
@@ -227,10 +318,18 @@ impl<M> Connection<M> {
         Ok(self)
     }
 
-    /// The machine, for its getters (role-specific ones through
-    /// [`AnyStream::as_client`] and [`AnyStream::as_server`]).
+    /// The machine, for its getters (role-specific ones through [`AnyStream::as_client`],
+    /// [`AnyStream::as_server`], [`AnyStream::as_component`] and
+    /// [`AnyStream::as_component_server`]).
     pub fn machine(&self) -> &AnyStream {
         self.driver.machine()
+    }
+
+    /// The transcript recorded so far, for a recorded connection
+    /// ([`connect_recorded`](Connection::connect_recorded),
+    /// [`connect_component_recorded`](Connection::connect_component_recorded)).
+    pub fn transcript(&self) -> Option<String> {
+        self.driver.recorder().map(Recorder::finish)
     }
 
     /// Send a stanza (queued by a client machine until negotiation completes).
@@ -367,6 +466,10 @@ impl<M> Connection<M> {
                 let bindings = tls::channel_bindings(&stream.conn, Some(certificate));
                 self.io = Io::Server(Box::new(stream));
                 bindings
+            }
+            TlsRole::None => {
+                self.io = Io::Plain(socket);
+                return Err(Error::Config("TLS on a component stream".to_owned()));
             }
         };
         Ok(bindings)

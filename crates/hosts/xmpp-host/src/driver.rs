@@ -1,9 +1,9 @@
 //! [`Driver`]: the half of a host loop that does no I/O, shared by the blocking and the
 //! `tokio` connections (and any other loop: copy the shape of either).
 //!
-//! It owns the machine ([`AnyStream`], either role), the clock, the queue of events the
-//! application has not taken yet and the optional transcript [`Recorder`]. The I/O loop
-//! around it does four things:
+//! It owns the machine ([`AnyStream`]: a client, a server, or either end of a XEP-0114
+//! component stream), the clock, the queue of events the application has not taken yet and
+//! the optional transcript [`Recorder`]. The I/O loop around it does four things:
 //!
 //! 1. after every input or command, drain [`next_action`](Driver::next_action) and carry out
 //!    each [`Action`] in order: write the bytes, or run the TLS handshake and report it with
@@ -44,11 +44,13 @@ use std::time::Duration;
 
 use minidom::Element;
 use xmpp_stream::{
-    AnyStream, ChannelBinding, CloseReason, Event, FullJid, Instant, Output, Transport, UsageError,
+    AnyStream, BareJid, ChannelBinding, ClientStream, CloseReason, ComponentConfig,
+    ComponentServerStream, ComponentStream, Event, FullJid, Instant, Output, ServerStream,
+    Transport, UsageError,
 };
 
 use crate::record::Recorder;
-use crate::{Clock, Error};
+use crate::{Clock, Error, OsEntropy};
 
 /// What the machine needs the I/O loop to do, in order (from [`Driver::next_action`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,8 +101,8 @@ impl core::fmt::Debug for Driver {
 }
 
 impl Driver {
-    /// A driver for `machine` (a [`ClientStream`](xmpp_stream::ClientStream),
-    /// [`ServerStream`](xmpp_stream::ServerStream) or [`AnyStream`]), its clock starting now.
+    /// A driver for `machine` (a [`ClientStream`], [`ServerStream`], [`ComponentStream`],
+    /// [`ComponentServerStream`] or [`AnyStream`]), its clock starting now.
     pub fn new(machine: impl Into<AnyStream>) -> Self {
         Driver {
             machine: machine.into(),
@@ -262,15 +264,91 @@ impl Driver {
     }
 }
 
+/// A stream machine whose negotiation ends in one event, and what that event yields: what the
+/// connections' `negotiate` returns, for every role of `xmpp_stream`.
+///
+/// | machine | event | [`Outcome`](Self::Outcome) |
+/// |---|---|---|
+/// | [`ClientStream`], [`ServerStream`] | [`Event::Negotiated`] | the bound [`FullJid`] |
+/// | [`ComponentStream`], [`ComponentServerStream`] | [`Event::ComponentNegotiated`] | the component's domain, a [`BareJid`] |
+///
+/// Sealed: implemented for those four machines only.
+pub trait Negotiates: Into<AnyStream> + sealed::Sealed {
+    /// What a finished negotiation yields.
+    type Outcome;
+
+    /// The outcome, if `event` is the one that ends this machine's negotiation.
+    fn outcome(event: Event) -> Option<Self::Outcome>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for xmpp_stream::ClientStream {}
+    impl Sealed for xmpp_stream::ServerStream {}
+    impl Sealed for xmpp_stream::ComponentStream {}
+    impl Sealed for xmpp_stream::ComponentServerStream {}
+}
+
+impl Negotiates for ClientStream {
+    type Outcome = FullJid;
+
+    fn outcome(event: Event) -> Option<FullJid> {
+        match event {
+            Event::Negotiated { jid, .. } => Some(jid),
+            _ => None,
+        }
+    }
+}
+
+impl Negotiates for ServerStream {
+    type Outcome = FullJid;
+
+    fn outcome(event: Event) -> Option<FullJid> {
+        ClientStream::outcome(event)
+    }
+}
+
+impl Negotiates for ComponentStream {
+    type Outcome = BareJid;
+
+    fn outcome(event: Event) -> Option<BareJid> {
+        match event {
+            Event::ComponentNegotiated { domain } => Some(domain),
+            _ => None,
+        }
+    }
+}
+
+impl Negotiates for ComponentServerStream {
+    type Outcome = BareJid;
+
+    fn outcome(event: Event) -> Option<BareJid> {
+        ComponentStream::outcome(event)
+    }
+}
+
+/// A driver for a component with `config` and OS entropy, recording the session as a
+/// transcript headed by `comment` (role `component`).
+pub(crate) fn recorded_component(config: ComponentConfig, comment: &str) -> Driver {
+    let (entropy, log) = OsEntropy::recording();
+    let recorder = Recorder::component(comment, &config, log);
+    Driver::recorded(ComponentStream::new(config, entropy), recorder)
+}
+
 // The connections' helpers take one event (or the end) at a time and say whether they are
 // done, so the blocking and the async versions share everything but the `.await`.
 
-/// `negotiate`: the bound JID, why the stream closed instead, or read on.
-pub(crate) fn negotiated(event: Option<Event>) -> ControlFlow<Result<FullJid, Error>> {
+/// `negotiate`: what the machine's negotiation yields, why the stream closed instead, or
+/// read on.
+pub(crate) fn negotiated<M: Negotiates>(
+    event: Option<Event>,
+) -> ControlFlow<Result<M::Outcome, Error>> {
     match event {
-        Some(Event::Negotiated { jid, .. }) => ControlFlow::Break(Ok(jid)),
         Some(Event::Closed { reason }) => ControlFlow::Break(Err(Error::from(reason))),
-        Some(_) => ControlFlow::Continue(()),
+        Some(event) => match M::outcome(event) {
+            Some(outcome) => ControlFlow::Break(Ok(outcome)),
+            None => ControlFlow::Continue(()),
+        },
         None => ControlFlow::Break(Err(Error::from(CloseReason::TransportClosed))),
     }
 }

@@ -1,17 +1,20 @@
 //! Hosts for the `xmpp-stream` machines: the code between a socket and a Sans-IO machine
 //! that every host writes once. Small and documented on purpose: copy from it.
 //!
-//! - [`blocking`]: `std::net` + `rustls`, client ([`blocking::Connection::connect`]: STARTTLS
-//!   or direct TLS) and server ([`blocking::Connection::accept`]).
+//! - [`blocking`]: `std::net` + `rustls`, one [`blocking::Connection`] for every machine:
+//!   client ([`connect`](blocking::Connection::connect): STARTTLS or direct TLS), server
+//!   ([`accept`](blocking::Connection::accept)), and both ends of a XEP-0114 component
+//!   stream ([`connect_component`](blocking::Connection::connect_component),
+//!   [`accept_component`](blocking::Connection::accept_component)).
 //! - [`asynchronous`]: the same machines under `tokio` + `tokio-rustls`.
-//! - [`driver`]: what both share, with no I/O: the machine ([`xmpp_stream::AnyStream`], either
+//! - [`driver`]: what both share, with no I/O: the machine ([`xmpp_stream::AnyStream`], any
 //!   role), the clock, the event queue and the recorder, turning the machine's outputs into
 //!   the few actions an I/O loop carries out.
 //! - [`tls`]: the one TLS helper of every host: `rustls` configurations (trust a PEM file, or
 //!   explicitly accept anything), a server's [`tls::TlsMaterial`], and the channel-binding
 //!   data (`tls-exporter`, `tls-server-end-point`) the machines use for SCRAM `-PLUS`.
 //! - [`Recorder`]: writes a real session as a transcript that `xmpp_stream::transcript`
-//!   replays offline (see `testdata/transcripts/real/`).
+//!   replays offline (see `testdata/transcripts/real/` and `real-component/`).
 //!
 //! `examples/demo.rs` runs a client and a server in memory over real TLS (the README's demo);
 //! `examples/client.rs` is a command-line client for any server; `tests/interop_client.rs`

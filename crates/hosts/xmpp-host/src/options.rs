@@ -1,4 +1,5 @@
-//! [`ClientOptions`]: where and how a client connects, for both connections.
+//! [`ClientOptions`] and [`ComponentOptions`]: where and how a client or a XEP-0114 component
+//! connects, for both connections.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,35 @@ impl ClientOptions {
             tls,
             connect_timeout: Duration::from_secs(10),
             channel_binding: true,
+            read_buffer: READ_BUFFER,
+        }
+    }
+}
+
+/// Where and how a XEP-0114 component connects ([`blocking::Connection::connect_component`]
+/// and [`asynchronous::AsyncConnection::connect_component`]).
+///
+/// Plain TCP only: XEP-0114 has no TLS step, and servers offer their component port on
+/// loopback or a trusted network.
+///
+/// [`blocking::Connection::connect_component`]: crate::blocking::Connection::connect_component
+/// [`asynchronous::AsyncConnection::connect_component`]: crate::asynchronous::AsyncConnection::connect_component
+#[derive(Clone, Debug)]
+pub struct ComponentOptions {
+    /// The server's component port (Prosody and ejabberd use 5347 by convention).
+    pub addr: SocketAddr,
+    /// How long to wait for the TCP connection.
+    pub connect_timeout: Duration,
+    /// Bytes read from the socket at most at once (the connection keeps a buffer this size).
+    pub read_buffer: usize,
+}
+
+impl ComponentOptions {
+    /// Options for `addr`: a 10 s connection timeout, a 16 KiB read buffer.
+    pub fn new(addr: SocketAddr) -> Self {
+        ComponentOptions {
+            addr,
+            connect_timeout: Duration::from_secs(10),
             read_buffer: READ_BUFFER,
         }
     }

@@ -1,7 +1,9 @@
 //! Both drivers, both roles, on loopback with real TLS and no external server: our client
 //! against our server, STARTTLS and direct TLS, SCRAM-SHA-512-PLUS bound with the
 //! `tls-exporter` data each side got from its own `rustls` session (they agree only if the
-//! drivers extract it correctly), bind, a message echoed back, clean close.
+//! drivers extract it correctly), bind, a message echoed back, clean close. Then the same
+//! `Connection` and `AsyncConnection` for both ends of a XEP-0114 component stream (plain TCP):
+//! handshake, a stanza each way, clean close, and a wrong secret refused.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,11 +15,12 @@ use minidom::Element;
 use rustls::pki_types::CertificateDer;
 use xmpp_host::OsEntropy;
 use xmpp_host::asynchronous::AsyncConnection;
-use xmpp_host::blocking::{ClientOptions, Connection};
+use xmpp_host::blocking::{ClientOptions, ComponentOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config, server_config};
-use xmpp_stream::MemoryBackend;
 use xmpp_stream::{
-    BareJid, ClientConfig, CloseReason, Event, Mechanism, ServerConfig, ServerStream,
+    BareJid, ClientConfig, CloseReason, ComponentConfig, ComponentServerConfig,
+    ComponentServerStream, ComponentStream, Event, Mechanism, MemoryBackend, MemoryComponents,
+    ServerConfig, ServerStream, StreamErrorCondition,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -222,4 +225,188 @@ fn wrong_password_is_a_failure_event_not_a_hang() {
         other => panic!("{other:?}"),
     }
     server.join().unwrap();
+}
+
+const COMPONENT: &str = "comp.localhost";
+
+fn component_server_machine() -> ComponentServerStream {
+    let secrets =
+        MemoryComponents::new().with_component(BareJid::new(COMPONENT).unwrap(), "comp-secret");
+    ComponentServerStream::new(ComponentServerConfig::new(), OsEntropy::new(), secrets)
+}
+
+fn component_config(secret: &str) -> ComponentConfig {
+    ComponentConfig::new(BareJid::new(COMPONENT).unwrap(), secret)
+}
+
+/// A component stanza from `bot@comp.localhost` to `to`.
+fn component_message(to: &str, body: &str) -> Element {
+    format!(
+        "<message xmlns='jabber:component:accept' from='bot@comp.localhost' to='{to}'>\
+         <body>{body}</body></message>"
+    )
+    .parse()
+    .unwrap()
+}
+
+/// The body of a stanza as a component stream carries it (in `jabber:component:accept`).
+fn component_body(stanza: &Element) -> Option<String> {
+    stanza
+        .get_child("body", "jabber:component:accept")
+        .map(Element::text)
+}
+
+#[test]
+fn blocking_component_and_component_server() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let options = ComponentOptions::new(listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        // The component with the right secret: echo its message back, until it closes.
+        let (socket, _) = listener.accept().unwrap();
+        let mut conn = Connection::accept_component(socket, component_server_machine()).unwrap();
+        let domain = conn.negotiate(WAIT).unwrap();
+        let stanza = conn.wait_stanza(WAIT, |s| s.name() == "message").unwrap();
+        let from = stanza.attr("from").unwrap_or_default().to_owned();
+        let reply = message(
+            &from,
+            &format!("echo: {}", component_body(&stanza).unwrap_or_default()),
+        );
+        conn.send(&reply).unwrap();
+        let closed = loop {
+            match conn.next_event(WAIT).unwrap() {
+                Some(Event::Closed { reason }) => break reason,
+                Some(_) => {}
+                None => panic!("no Closed event"),
+            }
+        };
+        // The one with a wrong secret.
+        let (socket, _) = listener.accept().unwrap();
+        let mut conn = Connection::accept_component(socket, component_server_machine()).unwrap();
+        let refused = conn.negotiate(WAIT);
+        (domain, stanza, closed, refused)
+    });
+
+    let mut component =
+        Connection::connect_component_recorded(&options, component_config("comp-secret"), "loop")
+            .unwrap();
+    let domain = component.negotiate(WAIT).unwrap();
+    assert_eq!(domain.as_str(), COMPONENT);
+    assert!(
+        component
+            .machine()
+            .as_component()
+            .is_some_and(ComponentStream::is_negotiated)
+    );
+    component
+        .send(&component_message("alice@localhost", "hi"))
+        .unwrap();
+    let echo = component
+        .wait_stanza(WAIT, |s| s.name() == "message")
+        .unwrap();
+    assert_eq!(echo.ns(), "jabber:component:accept");
+    assert_eq!(echo.attr("to"), Some("bot@comp.localhost"));
+    assert_eq!(component_body(&echo).as_deref(), Some("echo: hi"));
+    assert_eq!(component.close(WAIT).unwrap(), CloseReason::Graceful);
+    let transcript = component.transcript().unwrap();
+    assert!(
+        transcript.contains(&format!("E component: ComponentNegotiated {COMPONENT}")),
+        "{transcript}"
+    );
+
+    let mut wrong =
+        Connection::connect_component(&options, component_config("wrong"), OsEntropy::new())
+            .unwrap();
+    let refused = wrong.negotiate(WAIT);
+    assert!(wrong.transcript().is_none());
+
+    let (server_domain, stanza, closed, server_refused) = server.join().unwrap();
+    assert_eq!(server_domain.as_str(), COMPONENT);
+    assert_eq!(stanza.attr("from"), Some("bot@comp.localhost"));
+    assert_eq!(closed, CloseReason::Graceful);
+    // The server sent not-authorized; the component received it.
+    match refused {
+        Err(xmpp_host::Error::Closed(reason)) => assert!(
+            matches!(&*reason, CloseReason::StreamError(e) if e.condition == StreamErrorCondition::NotAuthorized),
+            "{reason:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match server_refused {
+        Err(xmpp_host::Error::Closed(reason)) => assert!(
+            matches!(&*reason, CloseReason::ProtocolError(e) if e.condition() == StreamErrorCondition::NotAuthorized),
+            "{reason:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn async_component_and_component_server_under_tokio() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let options = ComponentOptions::new(listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            // Boxed: the machine makes this future large (clippy::large_futures).
+            let mut conn = Box::pin(AsyncConnection::accept_component(
+                socket,
+                component_server_machine(),
+            ))
+            .await
+            .unwrap();
+            let domain = conn.negotiate(WAIT).await.unwrap();
+            // Echo every message back to its sender until the stream closes.
+            let mut closed = None;
+            while let Some(event) = conn.next_event(WAIT).await.unwrap() {
+                match event {
+                    Event::Stanza(stanza) => {
+                        let from = stanza.attr("from").unwrap_or_default().to_owned();
+                        let text = component_body(&stanza).unwrap_or_default();
+                        conn.send(&message(&from, &format!("echo: {text}")))
+                            .await
+                            .unwrap();
+                    }
+                    Event::Closed { reason } => closed = Some(reason),
+                    _ => {}
+                }
+            }
+            (domain, closed)
+        });
+
+        let config = component_config("comp-secret");
+        let mut component = Box::pin(AsyncConnection::connect_component_recorded(
+            &options, config, "loop",
+        ))
+        .await
+        .unwrap();
+        assert_eq!(component.negotiate(WAIT).await.unwrap().as_str(), COMPONENT);
+        component
+            .send(&component_message("alice@localhost", "hello"))
+            .await
+            .unwrap();
+        let echo = loop {
+            match component.next_event(WAIT).await.unwrap() {
+                Some(Event::Stanza(stanza)) => break stanza,
+                Some(Event::Closed { reason }) => panic!("closed: {reason:?}"),
+                _ => {}
+            }
+        };
+        assert_eq!(echo.attr("to"), Some("bot@comp.localhost"));
+        assert_eq!(component_body(&echo).as_deref(), Some("echo: hello"));
+        assert_eq!(component.close(WAIT).await.unwrap(), CloseReason::Graceful);
+        let transcript = component.transcript().unwrap();
+        assert!(
+            transcript.contains("H component: send <message "),
+            "{transcript}"
+        );
+        let (domain, closed) = server.await.unwrap();
+        assert_eq!(domain.as_str(), COMPONENT);
+        assert_eq!(closed, Some(CloseReason::Graceful));
+    });
 }

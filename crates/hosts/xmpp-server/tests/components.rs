@@ -1,8 +1,9 @@
 //! XEP-0114 components on the example server's component port, at the socket level: the
 //! server runs in-process (`ServerHandle::spawn_on`, a component listener on 127.0.0.1), clients
-//! are our `ClientStream` over STARTTLS, components are our `ComponentStream` and real
-//! libraries nobody here wrote: slixmpp's `ComponentXMPP` and libstrophe's
-//! `xmpp_connect_component` (`crates/tools/xmpp-testpeers/peers/`).
+//! are our `ClientStream` over STARTTLS, components are our `ComponentStream` (both through
+//! xmpp-host's blocking `Connection`) and real libraries nobody here wrote: slixmpp's
+//! `ComponentXMPP` and libstrophe's `xmpp_connect_component`
+//! (`crates/tools/xmpp-testpeers/peers/`).
 //!
 //! Missing peers skip with a message unless `XMPP_INTEROP=require`. Under `XMPP_RECORD=1` the
 //! real components' sessions are written to `testdata/transcripts/real-component-server/`.
@@ -11,21 +12,19 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use xmpp_host::OsEntropy;
-use xmpp_host::blocking::{ClientOptions, Connection};
-use xmpp_host::driver::{Action, Driver, Next};
+use xmpp_host::blocking::{ClientOptions, ComponentOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::{Error, OsEntropy};
 use xmpp_server::{HubConfig, ServerHandle, TranscriptSink};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, ComponentConfig, ComponentStream, Event,
-    StreamErrorCondition, Transport,
+    StreamErrorCondition,
 };
 
 use common::{
@@ -124,125 +123,28 @@ fn error_condition(stanza: &Element) -> Option<String> {
         .map(|c| c.name().to_owned())
 }
 
-/// Our component side over a plain TCP socket: a `ComponentStream` in xmpp-host's I/O-free
-/// `Driver`, and a small blocking loop (xmpp-host's connections are for clients and servers).
-struct ComponentLink {
-    driver: Driver,
-    socket: TcpStream,
+/// Our component, `domain` with `secret`, connected to the component port (plain TCP):
+/// xmpp-host's blocking connection for a `ComponentStream`.
+fn connect_component(addr: SocketAddr, domain: &str, secret: &str) -> Connection<ComponentStream> {
+    let config = ComponentConfig::new(BareJid::new(domain).unwrap(), secret);
+    Connection::connect_component(&ComponentOptions::new(addr), config, OsEntropy::new()).unwrap()
 }
 
-impl ComponentLink {
-    fn connect(addr: SocketAddr, domain: &str, secret: &str) -> Self {
-        let socket = TcpStream::connect(addr).unwrap();
-        socket.set_nodelay(true).unwrap();
-        let config = ComponentConfig::new(BareJid::new(domain).unwrap(), secret);
-        let mut link = ComponentLink {
-            driver: Driver::new(ComponentStream::new(config, OsEntropy::new())),
-            socket,
-        };
-        link.driver.start(Transport::Plain).unwrap();
-        link.pump();
-        link
-    }
-
-    /// Carry out what the machine asked for: writes (a component never asks for TLS).
-    fn pump(&mut self) {
-        while let Some(action) = self.driver.next_action() {
-            match action {
-                Action::Write(bytes) => {
-                    if self.socket.write_all(&bytes).is_err() {
-                        self.driver.transport_closed();
-                    }
-                }
-                other => panic!("a component stream asked for {other:?}"),
-            }
-        }
-    }
-
-    /// The next event within `timeout`; `None` once the stream is over.
-    fn next_event(&mut self, timeout: Duration) -> Option<Event> {
-        let deadline = self.driver.now().saturating_add(timeout);
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            self.pump();
-            match self.driver.poll_event(deadline) {
-                Next::Event(event) => return Some(event),
-                Next::Closed => return None,
-                Next::Expired => panic!("no component event within {timeout:?}"),
-                Next::Read(wait) => {
-                    let wait = wait.max(Duration::from_millis(1));
-                    self.socket.set_read_timeout(Some(wait)).unwrap();
-                    match self.socket.read(&mut buf) {
-                        Ok(0) => self.driver.transport_closed(),
-                        Ok(n) => self.driver.input(&buf[..n]),
-                        Err(e)
-                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                        {
-                            self.driver.timeout();
-                        }
-                        Err(_) => self.driver.transport_closed(),
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Wait for the handshake's outcome: the negotiated domain, or why the stream closed
-    /// (boxed: a `CloseReason` is large).
-    fn negotiated(&mut self) -> Result<BareJid, Box<CloseReason>> {
-        loop {
-            match self.next_event(WAIT) {
-                Some(Event::ComponentNegotiated { domain }) => return Ok(domain),
-                Some(Event::Closed { reason }) => return Err(Box::new(reason)),
-                Some(_) => {}
-                None => return Err(Box::new(CloseReason::TransportClosed)),
-            }
-        }
-    }
-
-    /// The stream error the server closed the stream with.
-    fn refused_with(&mut self) -> StreamErrorCondition {
-        match self.negotiated().map_err(|reason| *reason) {
-            Err(CloseReason::StreamError(error)) => error.condition,
+/// The stream error the server closed the component's stream with.
+fn refused_with(component: &mut Connection<ComponentStream>) -> StreamErrorCondition {
+    match component.negotiate(WAIT) {
+        Err(Error::Closed(reason)) => match *reason {
+            CloseReason::StreamError(error) => error.condition,
             other => panic!("expected a stream error, got {other:?}"),
-        }
-    }
-
-    /// The next stanza `accept` likes (others are dropped); panics if the stream ends first.
-    fn wait_stanza(&mut self, accept: impl Fn(&Element) -> bool) -> Element {
-        loop {
-            match self.next_event(WAIT) {
-                Some(Event::Stanza(stanza)) if accept(&stanza) => return stanza,
-                Some(Event::Closed { reason }) => panic!("component stream closed: {reason:?}"),
-                None => panic!("component stream over"),
-                Some(_) => {}
-            }
-        }
-    }
-
-    fn send(&mut self, xml: &str) {
-        self.driver.send(&parse(xml)).unwrap();
-        self.pump();
-    }
-
-    /// Close the stream and wait for the server's close.
-    fn close(mut self) -> CloseReason {
-        self.driver.close().unwrap();
-        loop {
-            match self.next_event(WAIT) {
-                Some(Event::Closed { reason }) => return reason,
-                Some(_) => {}
-                None => return CloseReason::TransportClosed,
-            }
-        }
+        },
+        other => panic!("expected a stream error, got {other:?}"),
     }
 }
 
-fn connected_component(server: &Server) -> ComponentLink {
-    let mut link = ComponentLink::connect(server.component_addr(), COMPONENT, SECRET);
-    assert_eq!(link.negotiated().unwrap().as_str(), COMPONENT);
-    link
+fn connected_component(server: &Server) -> Connection<ComponentStream> {
+    let mut component = connect_component(server.component_addr(), COMPONENT, SECRET);
+    assert_eq!(component.negotiate(WAIT).unwrap().as_str(), COMPONENT);
+    component
 }
 
 #[test]
@@ -252,10 +154,11 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
     let mut comp = connected_component(&server);
 
     // Component -> the bare JID of an available user: the IM machine's delivery rules.
-    comp.send(
+    comp.send(&parse(
         "<message xmlns='jabber:component:accept' type='chat' from='bot@comp.localhost' \
          to='alice@localhost'><body>hello alice</body></message>",
-    );
+    ))
+    .unwrap();
     let got = alice
         .wait_stanza(WAIT, |s| is_message_with_body(s, "hello alice"))
         .unwrap();
@@ -269,7 +172,9 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
              <body>hi from alice</body></message>",
         ))
         .unwrap();
-    let got = comp.wait_stanza(|s| is_message_with_body(s, "hi from alice"));
+    let got = comp
+        .wait_stanza(WAIT, |s| is_message_with_body(s, "hi from alice"))
+        .unwrap();
     assert_eq!(got.attr("from"), Some("alice@localhost/phone"));
     assert_eq!(got.attr("to"), Some("room@muc.comp.localhost"));
     assert_eq!(got.ns(), "jabber:component:accept");
@@ -281,12 +186,15 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
              <query xmlns='jabber:iq:version'/></iq>",
         ))
         .unwrap();
-    let iq = comp.wait_stanza(|s| s.name() == "iq" && s.attr("id") == Some("v1"));
+    let iq = comp
+        .wait_stanza(WAIT, |s| s.name() == "iq" && s.attr("id") == Some("v1"))
+        .unwrap();
     assert_eq!(iq.attr("from"), Some("alice@localhost/phone"));
-    comp.send(
+    comp.send(&parse(
         "<iq xmlns='jabber:component:accept' type='result' id='v1' from='comp.localhost' \
          to='alice@localhost/phone'><query xmlns='jabber:iq:version'><name>bot</name></query></iq>",
-    );
+    ))
+    .unwrap();
     let result = alice
         .wait_stanza(WAIT, |s| s.name() == "iq" && s.attr("id") == Some("v1"))
         .unwrap();
@@ -294,11 +202,14 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
     assert_eq!(result.attr("from"), Some("comp.localhost"));
 
     // The component asks the server itself: the answer comes back to the component.
-    comp.send(
+    comp.send(&parse(
         "<iq xmlns='jabber:component:accept' type='get' id='p1' from='comp.localhost' \
          to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    );
-    let pong = comp.wait_stanza(|s| s.name() == "iq" && s.attr("id") == Some("p1"));
+    ))
+    .unwrap();
+    let pong = comp
+        .wait_stanza(WAIT, |s| s.name() == "iq" && s.attr("id") == Some("p1"))
+        .unwrap();
     assert_eq!(pong.attr("type"), Some("result"));
     assert_eq!(pong.attr("from"), Some("localhost"));
     assert_eq!(pong.attr("to"), Some("comp.localhost"));
@@ -318,7 +229,7 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
         .collect();
     assert_eq!(jids, [COMPONENT, IDLE]);
 
-    assert_eq!(comp.close(), CloseReason::Graceful);
+    assert_eq!(comp.close(WAIT).unwrap(), CloseReason::Graceful);
     alice.close(WAIT).unwrap();
 }
 
@@ -326,24 +237,27 @@ fn messages_and_iqs_flow_both_ways_between_a_client_and_a_component() {
 fn a_message_from_a_component_to_an_offline_user_waits_for_its_presence() {
     let server = Server::start(false);
     let mut comp = connected_component(&server);
-    comp.send(
+    comp.send(&parse(
         "<message xmlns='jabber:component:accept' from='bot@comp.localhost' \
          to='bob@localhost'><body>stored for bob</body></message>",
-    );
+    ))
+    .unwrap();
     // The component's stanzas are handled in order: once this answer arrives, the message
     // was stored.
-    comp.send(
+    comp.send(&parse(
         "<iq xmlns='jabber:component:accept' type='get' id='sync' from='comp.localhost' \
          to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
-    );
-    comp.wait_stanza(|s| s.attr("id") == Some("sync"));
+    ))
+    .unwrap();
+    comp.wait_stanza(WAIT, |s| s.attr("id") == Some("sync"))
+        .unwrap();
     let mut bob = server.client("bob", "laptop");
     let got = bob
         .wait_stanza(WAIT, |s| is_message_with_body(s, "stored for bob"))
         .unwrap();
     assert_eq!(got.attr("from"), Some("bot@comp.localhost"));
     bob.close(WAIT).unwrap();
-    comp.close();
+    comp.close(WAIT).unwrap();
 }
 
 #[test]
@@ -363,8 +277,8 @@ fn a_component_that_is_not_connected_is_service_unavailable() {
     assert_eq!(bounce.attr("from"), Some("bot@idle.localhost"));
 
     // Connected, then gone: the same, and the domain is free to connect again.
-    let comp = connected_component(&server);
-    assert_eq!(comp.close(), CloseReason::Graceful);
+    let mut comp = connected_component(&server);
+    assert_eq!(comp.close(WAIT).unwrap(), CloseReason::Graceful);
     let bounce = exchange(
         &mut alice,
         "<iq xmlns='jabber:client' type='get' id='i1' to='comp.localhost'>\
@@ -375,8 +289,8 @@ fn a_component_that_is_not_connected_is_service_unavailable() {
         error_condition(&bounce).as_deref(),
         Some("service-unavailable")
     );
-    let again = connected_component(&server);
-    again.close();
+    let mut again = connected_component(&server);
+    again.close(WAIT).unwrap();
 
     // Not a component, not the served domain: no server-to-server here.
     let bounce = exchange(
@@ -396,36 +310,38 @@ fn a_second_connection_for_a_connected_component_gets_conflict() {
     let server = Server::start(false);
     let mut alice = server.client("alice", "phone");
     let mut first = connected_component(&server);
-    let mut second = ComponentLink::connect(server.component_addr(), COMPONENT, SECRET);
-    assert_eq!(second.refused_with(), StreamErrorCondition::Conflict);
+    let mut second = connect_component(server.component_addr(), COMPONENT, SECRET);
+    assert_eq!(refused_with(&mut second), StreamErrorCondition::Conflict);
     // The first one still serves the domain.
     alice
         .send(&parse(
             "<message xmlns='jabber:client' to='bot@comp.localhost'><body>still there?</body></message>",
         ))
         .unwrap();
-    first.wait_stanza(|s| is_message_with_body(s, "still there?"));
-    first.close();
+    first
+        .wait_stanza(WAIT, |s| is_message_with_body(s, "still there?"))
+        .unwrap();
+    first.close(WAIT).unwrap();
     alice.close(WAIT).unwrap();
 }
 
 #[test]
 fn an_unknown_component_domain_is_host_unknown() {
     let server = Server::start(false);
-    let mut link = ComponentLink::connect(server.component_addr(), "nobody.localhost", SECRET);
-    assert_eq!(link.refused_with(), StreamErrorCondition::HostUnknown);
+    let mut link = connect_component(server.component_addr(), "nobody.localhost", SECRET);
+    assert_eq!(refused_with(&mut link), StreamErrorCondition::HostUnknown);
     // The served domain is not a component either.
-    let mut link = ComponentLink::connect(server.component_addr(), DOMAIN, SECRET);
-    assert_eq!(link.refused_with(), StreamErrorCondition::HostUnknown);
+    let mut link = connect_component(server.component_addr(), DOMAIN, SECRET);
+    assert_eq!(refused_with(&mut link), StreamErrorCondition::HostUnknown);
 }
 
 #[test]
 fn a_wrong_secret_is_not_authorized() {
     let server = Server::start(false);
-    let mut link = ComponentLink::connect(server.component_addr(), COMPONENT, "idle-secret");
-    assert_eq!(link.refused_with(), StreamErrorCondition::NotAuthorized);
+    let mut link = connect_component(server.component_addr(), COMPONENT, "idle-secret");
+    assert_eq!(refused_with(&mut link), StreamErrorCondition::NotAuthorized);
     // The refused attempt left the domain free.
-    connected_component(&server).close();
+    connected_component(&server).close(WAIT).unwrap();
 }
 
 #[test]
@@ -433,12 +349,13 @@ fn a_stanza_from_outside_the_component_domain_is_invalid_from() {
     let server = Server::start(false);
     let mut alice = server.client("alice", "phone");
     let mut comp = connected_component(&server);
-    comp.send(
+    comp.send(&parse(
         "<message xmlns='jabber:component:accept' from='mallory@localhost' \
          to='alice@localhost'><body>spoofed</body></message>",
-    );
+    ))
+    .unwrap();
     let closed = loop {
-        match comp.next_event(WAIT) {
+        match comp.next_event(WAIT).unwrap() {
             Some(Event::Closed { reason }) => break reason,
             Some(_) => {}
             None => panic!("no close"),
