@@ -10,7 +10,8 @@
 //! ([`Mismatch`], with a typed [`Rejection`] per identifier).
 //!
 //! ```
-//! use xmpp_stream::identity::{verify, IdKind, Mismatch, PresentedId, ReferenceId, Rejection, Service};
+//! use xmpp_stream::identity::{IdKind, Mismatch, PresentedId, ReferenceId, Rejection, Service};
+//! use xmpp_stream::identity::verify;
 //!
 //! // The initiating server said from='im.example.com'; its certificate has these SANs.
 //! let peer = ReferenceId::new("im.example.com", Service::XmppServer)?;
@@ -46,8 +47,8 @@
 //!   matches a DNS-ID `xn--bcher-kva.example`, and a name whose A-label does not round-trip
 //!   is [`Rejection::InvalidDomain`]. Labels must be LDH or valid IDNA2008 labels; empty labels
 //!   (`a..b`, a leading dot, two trailing dots) are invalid.
-//! - **Identifier syntax**: DNS-IDs and SRV-IDs are IA5Strings (RFC 5280 §4.2.1.6, RFC 4985
-//!   §2), so a non-ASCII one is [`Rejection::NotAscii`]; internationalized names appear in
+//! - **Identifier syntax**: DNS-IDs and SRV-IDs are IA5Strings (RFC 5280 §4.2.1.6 and §7.2,
+//!   RFC 4985 §2), so a non-ASCII one is [`Rejection::NotAscii`]; internationalized names appear in
 //!   them as A-labels only. A CN-ID is held to the same form. IP addresses are not DNS names
 //!   (RFC 6125 §1.7.2 leaves IP-IDs out): [`Rejection::NotADnsName`].
 //! - **Wildcards** (RFC 6125 §6.4.3, RFC 6120 §13.7.1.2): only in DNS-IDs (and CN-IDs, which
@@ -267,7 +268,7 @@ pub enum Rejection {
     /// A wildcard in an identifier kind that has none: SRV-ID, XmppAddr.
     WildcardNotAllowed,
     /// Non-ASCII in a DNS-ID, SRV-ID or CN-ID, which carry internationalized names as
-    /// A-labels (RFC 5280 §4.2.1.6, RFC 4985 §2).
+    /// A-labels (RFC 5280 §4.2.1.6 and §7.2, RFC 4985 §2).
     NotAscii,
     /// Not a valid domain name: an empty label, a non-LDH character, an A-label that does not
     /// convert (RFC 5891 §5.4), and so on (RFC 7622 §3.2).
@@ -487,6 +488,7 @@ fn is_ip_literal(domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Rejection as R;
     use proptest::prelude::*;
 
     fn server(domain: &str) -> ReferenceId {
@@ -526,23 +528,24 @@ mod tests {
         one(reference, id).unwrap_err()
     }
 
+    #[track_caller]
+    fn rejects(reference: &str, id: PresentedId, reason: Rejection) {
+        let presented = id.value().to_owned();
+        assert_eq!(
+            rejection(reference, id),
+            reason,
+            "{presented:?} for {reference:?}"
+        );
+    }
+
     #[test]
     fn rfc6125_6_4_1_labels_compared_case_insensitively() {
         let m = one("www.example.com", dns("WWW.Example.Com")).unwrap();
         assert_eq!((m.index, m.kind, m.wildcard), (0, IdKind::Dns, false));
         assert!(matches("WWW.EXAMPLE.COM", dns("www.example.com")));
-        assert_eq!(
-            rejection("www.example.com", dns("www.example.org")),
-            Rejection::OtherDomain
-        );
-        assert_eq!(
-            rejection("www.example.com", dns("example.com")),
-            Rejection::OtherDomain
-        );
-        assert_eq!(
-            rejection("example.com", dns("www.example.com")),
-            Rejection::OtherDomain
-        );
+        rejects("www.example.com", dns("www.example.org"), R::OtherDomain);
+        rejects("www.example.com", dns("example.com"), R::OtherDomain);
+        rejects("example.com", dns("www.example.com"), R::OtherDomain);
     }
 
     #[test]
@@ -562,9 +565,10 @@ mod tests {
             Rejection::InvalidDomain(_)
         ));
         assert_eq!(server("xn--bchen-kva.example").domain(), "büchen.example");
-        assert_eq!(
-            rejection("bücher.example", dns("xn--bchen-kva.example")),
-            Rejection::OtherDomain
+        rejects(
+            "bücher.example",
+            dns("xn--bchen-kva.example"),
+            R::OtherDomain,
         );
     }
 
@@ -587,18 +591,17 @@ mod tests {
     #[test]
     fn rfc6125_6_4_3_rule_1_wildcard_only_in_the_left_most_label() {
         // "do not match bar.*.example.net"
-        assert_eq!(
-            rejection("bar.foo.example.net", dns("bar.*.example.net")),
-            Rejection::WildcardPosition
+        rejects(
+            "bar.foo.example.net",
+            dns("bar.*.example.net"),
+            R::WildcardPosition,
         );
-        assert_eq!(
-            rejection("a.b.example.net", dns("*.*.example.net")),
-            Rejection::WildcardPosition
+        rejects(
+            "a.b.example.net",
+            dns("*.*.example.net"),
+            R::WildcardPosition,
         );
-        assert_eq!(
-            rejection("foo.example.net", dns("foo.example.*")),
-            Rejection::WildcardPosition
-        );
+        rejects("foo.example.net", dns("foo.example.*"), R::WildcardPosition);
     }
 
     #[test]
@@ -607,14 +610,8 @@ mod tests {
         // example.com"
         let m = one("foo.example.com", dns("*.example.com")).unwrap();
         assert_eq!((m.kind, m.wildcard), (IdKind::Dns, true));
-        assert_eq!(
-            rejection("bar.foo.example.com", dns("*.example.com")),
-            Rejection::OtherDomain
-        );
-        assert_eq!(
-            rejection("example.com", dns("*.example.com")),
-            Rejection::OtherDomain
-        );
+        rejects("bar.foo.example.com", dns("*.example.com"), R::OtherDomain);
+        rejects("example.com", dns("*.example.com"), R::OtherDomain);
         // Case and a trailing dot apply to the parent labels too.
         assert!(matches("FOO.example.com", dns("*.EXAMPLE.com.")));
     }
@@ -652,20 +649,11 @@ mod tests {
     fn rfc6125_7_2_wildcards_too_broad_never_match() {
         // Our decision (module docs): `*` alone and a wildcard over a single label.
         for presented in ["*", "*.", "*.com", "*.com.", "*.test"] {
-            assert_eq!(
-                rejection("example.com", dns(presented)),
-                Rejection::WildcardTooBroad
-            );
+            rejects("example.com", dns(presented), R::WildcardTooBroad);
         }
-        assert_eq!(
-            rejection("localhost", dns("*.localhost")),
-            Rejection::WildcardTooBroad
-        );
+        rejects("localhost", dns("*.localhost"), R::WildcardTooBroad);
         // A single-label reference is never under a wildcard.
-        assert_eq!(
-            rejection("localhost", dns("*.example.com")),
-            Rejection::OtherDomain
-        );
+        rejects("localhost", dns("*.example.com"), R::OtherDomain);
         assert!(matches("localhost", dns("localhost")));
     }
 
@@ -675,10 +663,7 @@ mod tests {
         assert_eq!((m.kind, m.wildcard), (IdKind::CommonName, false));
         // §6.4.4 refers to §6.4.3 for the CN's DNS name: wildcards as in a DNS-ID.
         assert!(one("im.example.com", cn("*.example.com")).unwrap().wildcard);
-        assert_eq!(
-            rejection("example.com", cn("example.org")),
-            Rejection::OtherDomain
-        );
+        rejects("example.com", cn("example.org"), R::OtherDomain);
         // Any DNS-ID, SRV-ID, URI-ID or XmppAddr turns it off, even one that does not match.
         for san in [
             dns("other.example"),
@@ -707,14 +692,12 @@ mod tests {
 
     #[test]
     fn rfc6125_6_4_4_cn_must_look_like_a_dns_name() {
-        assert_eq!(
-            rejection("example.com", cn("Example Corp")),
-            Rejection::InvalidDomain(BareJid::from_parts(None, "Example Corp").unwrap_err())
+        rejects(
+            "example.com",
+            cn("Example Corp"),
+            R::InvalidDomain(BareJid::from_parts(None, "Example Corp").unwrap_err()),
         );
-        assert_eq!(
-            rejection("bücher.example", cn("bücher.example")),
-            Rejection::NotAscii
-        );
+        rejects("bücher.example", cn("bücher.example"), R::NotAscii);
     }
 
     #[test]
@@ -726,21 +709,21 @@ mod tests {
             "bücher.example",
             srv("_xmpp-server.xn--bcher-kva.example")
         ));
-        assert_eq!(
-            rejection("example.com", srv("_xmpp-client.example.com")),
-            Rejection::OtherService
+        rejects(
+            "example.com",
+            srv("_xmpp-client.example.com"),
+            R::OtherService,
         );
-        assert_eq!(
-            rejection("example.com", srv("_xmpps-server.example.com")),
-            Rejection::OtherService
+        rejects(
+            "example.com",
+            srv("_xmpps-server.example.com"),
+            R::OtherService,
         );
-        assert_eq!(
-            rejection("example.com", srv("_imap.example.com")),
-            Rejection::OtherService
-        );
-        assert_eq!(
-            rejection("example.com", srv("_xmpp-server.example.org")),
-            Rejection::OtherDomain
+        rejects("example.com", srv("_imap.example.com"), R::OtherService);
+        rejects(
+            "example.com",
+            srv("_xmpp-server.example.org"),
+            R::OtherDomain,
         );
         // The caller picks the service: a client checks `_xmpp-client`.
         let client = ReferenceId::new("example.com", Service::XmppClient).unwrap();
@@ -767,24 +750,27 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(
-            rejection("im.example.com", srv("_xmpp-server.*.example.com")),
-            Rejection::WildcardNotAllowed
+        rejects(
+            "im.example.com",
+            srv("_xmpp-server.*.example.com"),
+            R::WildcardNotAllowed,
         );
-        assert_eq!(
-            rejection("example.com", srv("_xmpp-server.")),
-            Rejection::InvalidDomain(BareJid::from_parts(None, "").unwrap_err())
+        rejects(
+            "example.com",
+            srv("_xmpp-server."),
+            R::InvalidDomain(BareJid::from_parts(None, "").unwrap_err()),
         );
-        assert_eq!(
-            rejection("bücher.example", srv("_xmpp-server.bücher.example")),
-            Rejection::NotAscii
+        rejects(
+            "bücher.example",
+            srv("_xmpp-server.bücher.example"),
+            R::NotAscii,
         );
     }
 
     #[test]
     fn rfc6125_6_5_2_uri_ids_are_not_used_by_xmpp() {
         let uri = PresentedId::Uri("xmpp:example.com".into());
-        assert_eq!(rejection("example.com", uri), Rejection::UriIdNotUsed);
+        rejects("example.com", uri, R::UriIdNotUsed);
     }
 
     #[test]
@@ -795,36 +781,23 @@ mod tests {
         assert!(matches("example.com", addr("Example.COM.")));
         assert!(matches("xn--bcher-kva.example", addr("bücher.example")));
         assert!(matches("bücher.example", addr("BÜCHER.example")));
-        assert_eq!(
-            rejection("example.com", addr("example.org")),
-            Rejection::OtherDomain
-        );
+        rejects("example.com", addr("example.org"), R::OtherDomain);
         // A localpart or a resourcepart names something else than a server.
-        assert_eq!(
-            rejection("example.com", addr("juliet@example.com")),
-            Rejection::NotDomainJid
+        rejects("example.com", addr("juliet@example.com"), R::NotDomainJid);
+        rejects("example.com", addr("example.com/balcony"), R::NotDomainJid);
+        rejects(
+            "example.com",
+            addr("example.com/"),
+            R::InvalidJid(Jid::new("example.com/").unwrap_err()),
         );
-        assert_eq!(
-            rejection("example.com", addr("example.com/balcony")),
-            Rejection::NotDomainJid
-        );
-        assert_eq!(
-            rejection("example.com", addr("example.com/")),
-            Rejection::InvalidJid(Jid::new("example.com/").unwrap_err())
-        );
-        assert_eq!(
-            rejection("im.example.com", addr("*.example.com")),
-            Rejection::WildcardNotAllowed
+        rejects(
+            "im.example.com",
+            addr("*.example.com"),
+            R::WildcardNotAllowed,
         );
         // `*` is an ordinary character in a localpart.
-        assert_eq!(
-            rejection("example.com", addr("a*b@example.com")),
-            Rejection::NotDomainJid
-        );
-        assert_eq!(
-            rejection("example.com", addr("192.0.2.1")),
-            Rejection::NotADnsName
-        );
+        rejects("example.com", addr("a*b@example.com"), R::NotDomainJid);
+        rejects("example.com", addr("192.0.2.1"), R::NotADnsName);
     }
 
     #[test]
@@ -853,26 +826,18 @@ mod tests {
     #[test]
     fn dns_ids_are_ascii_ldh_names() {
         // A U-label in a dNSName (an IA5String) is malformed, whatever it spells.
-        assert_eq!(
-            rejection("bücher.example", dns("bücher.example")),
-            Rejection::NotAscii
-        );
+        rejects("bücher.example", dns("bücher.example"), R::NotAscii);
         // An SRV-ID spelled as a DNS-ID: `_` is not LDH.
         assert!(matches!(
             rejection("example.com", dns("_xmpp-server.example.com")),
             Rejection::InvalidDomain(_)
         ));
-        assert_eq!(
-            rejection("example.com", dns("192.0.2.1")),
-            Rejection::NotADnsName
-        );
-        assert_eq!(
-            rejection("example.com", dns("[2001:db8::1]")),
-            Rejection::NotADnsName
-        );
-        assert_eq!(
-            rejection("example.com", dns("*.0.2.1")),
-            Rejection::InvalidDomain(BareJid::from_parts(None, "0.2.1").unwrap_err())
+        rejects("example.com", dns("192.0.2.1"), R::NotADnsName);
+        rejects("example.com", dns("[2001:db8::1]"), R::NotADnsName);
+        rejects(
+            "example.com",
+            dns("*.0.2.1"),
+            R::InvalidDomain(BareJid::from_parts(None, "0.2.1").unwrap_err()),
         );
     }
 
