@@ -86,6 +86,7 @@ mod entropy;
 mod error;
 pub mod features;
 mod flags;
+pub mod identity;
 mod kind;
 mod machine;
 mod output;
