@@ -621,21 +621,6 @@ impl Content {
             }
         }
     }
-
-    fn write(&self, element: &mut Element) {
-        if let Some(kind) = self.dialback_type() {
-            set_attr(element, "type", kind.as_str());
-        }
-        match self {
-            Self::Key(key) => {
-                element.append_text_node(key.as_str());
-            }
-            Self::Error(error) => {
-                element.append_child(error.to_element());
-            }
-            Self::Valid | Self::Invalid => {}
-        }
-    }
 }
 
 /// A `<db:result/>`: the initiating server's key for a domain pair (XEP-0220 §2.1.1 step 1),
@@ -672,10 +657,7 @@ impl DbResult {
 
     /// Reads a `<db:result/>`.
     pub fn parse(element: &Element) -> Result<Self, DialbackParseError> {
-        if !element.is("result", NS) {
-            return Err(DialbackParseError::NotDialback);
-        }
-        let (from, to) = addresses(element)?;
+        let (from, to) = addresses(element, "result")?;
         Ok(Self {
             from,
             to,
@@ -685,11 +667,7 @@ impl DbResult {
 
     /// Builds the `<db:result/>` element.
     pub fn to_element(&self) -> Element {
-        let mut element = Element::bare("result", NS);
-        set_attr(&mut element, "from", self.from.as_str());
-        set_attr(&mut element, "to", self.to.as_str());
-        self.content.write(&mut element);
-        element
+        build("result", &self.from, &self.to, None, &self.content)
     }
 }
 
@@ -732,10 +710,7 @@ impl DbVerify {
 
     /// Reads a `<db:verify/>`.
     pub fn parse(element: &Element) -> Result<Self, DialbackParseError> {
-        if !element.is("verify", NS) {
-            return Err(DialbackParseError::NotDialback);
-        }
-        let (from, to) = addresses(element)?;
+        let (from, to) = addresses(element, "verify")?;
         let id = element
             .attr("id")
             .ok_or(DialbackParseError::MissingAttribute(Attribute::Id))?;
@@ -749,16 +724,21 @@ impl DbVerify {
 
     /// Builds the `<db:verify/>` element.
     pub fn to_element(&self) -> Element {
-        let mut element = Element::bare("verify", NS);
-        set_attr(&mut element, "from", self.from.as_str());
-        set_attr(&mut element, "to", self.to.as_str());
-        set_attr(&mut element, "id", self.id.as_str());
-        self.content.write(&mut element);
-        element
+        build(
+            "verify",
+            &self.from,
+            &self.to,
+            Some(&self.id),
+            &self.content,
+        )
     }
 }
 
-fn addresses(element: &Element) -> Result<(Domain, Domain), DialbackParseError> {
+/// Checks the element's name and reads `from` and `to`.
+fn addresses(element: &Element, name: &str) -> Result<(Domain, Domain), DialbackParseError> {
+    if !element.is(name, NS) {
+        return Err(DialbackParseError::NotDialback);
+    }
     let domain = |attribute: Attribute| {
         let value = element
             .attr(attribute.as_str())
@@ -768,8 +748,37 @@ fn addresses(element: &Element) -> Result<(Domain, Domain), DialbackParseError> 
     Ok((domain(Attribute::From)?, domain(Attribute::To)?))
 }
 
+fn build(
+    name: &str,
+    from: &Domain,
+    to: &Domain,
+    id: Option<&StreamId>,
+    content: &Content,
+) -> Element {
+    let mut element = Element::bare(name, NS);
+    set_attr(&mut element, "from", from.as_str());
+    set_attr(&mut element, "to", to.as_str());
+    if let Some(id) = id {
+        set_attr(&mut element, "id", id.as_str());
+    }
+    if let Some(kind) = content.dialback_type() {
+        set_attr(&mut element, "type", kind.as_str());
+    }
+    match content {
+        Content::Key(key) => {
+            element.append_text_node(key.as_str());
+        }
+        Content::Error(error) => {
+            element.append_child(error.to_element());
+        }
+        Content::Valid | Content::Invalid => {}
+    }
+    element
+}
+
 /// A dialback element: `<db:result/>` or `<db:verify/>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dialback {
     /// `<db:result/>`.
     Result(DbResult),
@@ -1074,25 +1083,6 @@ mod tests {
                 key(XEP0220_KEY_1)
             )))
         );
-        // Examples 2, 3, 4 (and 11, 12, 10).
-        let answer = |content| DbResult {
-            from: montague.clone(),
-            to: capulet.clone(),
-            content,
-        };
-        for (text, content) in [
-            ("type='valid'/>", Content::Valid),
-            ("type='invalid'/>", Content::Invalid),
-            (
-                "type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>",
-                item_not_found(),
-            ),
-        ] {
-            let el = xml(&format!(
-                "<db:result from='montague.example' to='capulet.example' {text}"
-            ));
-            assert_eq!(DbResult::parse(&el), Ok(answer(content)));
-        }
         // Example 5 (and 13).
         let ex5 = xml(&format!(
             "<db:verify from='capulet.example' id='417GAF25' to='montague.example'>\n       {XEP0220_KEY_5}\n     </db:verify>"
@@ -1104,19 +1094,36 @@ mod tests {
             key(XEP0220_KEY_5),
         );
         assert_eq!(Dialback::parse(&ex5), Ok(Dialback::Verify(request.clone())));
-        // Examples 6, 7, 8 (and 15, 16, 14): the answers, built with `answer`.
-        for (text, content) in [
-            ("type='valid'/>", Content::Valid),
-            ("type='invalid'/>", Content::Invalid),
-            (
-                "type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:verify>",
-                item_not_found(),
-            ),
-        ] {
-            let el = xml(&format!(
-                "<db:verify from='montague.example' id='417GAF25' to='capulet.example' {text}"
-            ));
-            assert_eq!(DbVerify::parse(&el), Ok(request.answer(content)));
+        // Examples 2, 3, 4 (and 11, 12, 10) and 6, 7, 8 (and 15, 16, 14): the answers, the
+        // verify ones built with `answer`.
+        let result_answer = |content| {
+            Dialback::Result(DbResult {
+                from: montague.clone(),
+                to: capulet.clone(),
+                content,
+            })
+        };
+        let verify_answer = |content| Dialback::Verify(request.answer(content));
+        let error = "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>";
+        for (name, id_attr) in [("result", ""), ("verify", "id='417GAF25'")] {
+            for (text, content) in [
+                ("type='valid'/>".to_owned(), Content::Valid),
+                ("type='invalid'/>".to_owned(), Content::Invalid),
+                (
+                    format!("type='error'>{error}</db:{name}>"),
+                    item_not_found(),
+                ),
+            ] {
+                let el = xml(&format!(
+                    "<db:{name} from='montague.example' {id_attr} to='capulet.example' {text}"
+                ));
+                let expected = if name == "result" {
+                    result_answer(content)
+                } else {
+                    verify_answer(content)
+                };
+                assert_eq!(Dialback::parse(&el), Ok(expected), "{name} {text}");
+            }
         }
     }
 
