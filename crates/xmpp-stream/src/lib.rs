@@ -82,6 +82,7 @@ mod codec;
 mod component;
 mod config;
 mod core;
+pub mod dialback;
 mod entropy;
 mod error;
 pub mod features;
