@@ -12,6 +12,7 @@ use crate::component::{ComponentServerStream, ComponentStream};
 use crate::error::{ProtocolError, UsageError};
 use crate::flags::SessionFlags;
 use crate::output::{Output, Transport};
+use crate::s2s::{S2sInitiatingStream, S2sReceivingStream};
 use crate::server::ServerStream;
 use crate::time::Instant;
 
@@ -85,6 +86,10 @@ pub enum AnyStream {
     Component(ComponentStream),
     /// The server's end of a component connection.
     ComponentServer(ComponentServerStream),
+    /// The initiating end of a server-to-server stream.
+    S2sInitiating(S2sInitiatingStream),
+    /// The receiving end of a server-to-server stream.
+    S2sReceiving(S2sReceivingStream),
 }
 
 /// Calls the same method on whichever machine is inside.
@@ -95,6 +100,8 @@ macro_rules! forward {
             AnyStream::Server($stream) => $call,
             AnyStream::Component($stream) => $call,
             AnyStream::ComponentServer($stream) => $call,
+            AnyStream::S2sInitiating($stream) => $call,
+            AnyStream::S2sReceiving($stream) => $call,
         }
     };
 }
@@ -120,6 +127,18 @@ impl From<ComponentStream> for AnyStream {
 impl From<ComponentServerStream> for AnyStream {
     fn from(stream: ComponentServerStream) -> Self {
         AnyStream::ComponentServer(stream)
+    }
+}
+
+impl From<S2sInitiatingStream> for AnyStream {
+    fn from(stream: S2sInitiatingStream) -> Self {
+        AnyStream::S2sInitiating(stream)
+    }
+}
+
+impl From<S2sReceivingStream> for AnyStream {
+    fn from(stream: S2sReceivingStream) -> Self {
+        AnyStream::S2sReceiving(stream)
     }
 }
 
@@ -168,7 +187,7 @@ impl AnyStream {
         match self {
             AnyStream::Client(s) => s.jid(),
             AnyStream::Server(s) => s.jid(),
-            AnyStream::Component(_) | AnyStream::ComponentServer(_) => None,
+            _ => None,
         }
     }
 
@@ -225,7 +244,16 @@ impl AnyStream {
     /// Send a stanza (see [`ClientStream::send_stanza`] and [`ServerStream::send_stanza`] for
     /// what each role does before negotiation completes).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
-        forward!(self, s => s.send_stanza(now, stanza))
+        match self {
+            AnyStream::Client(s) => s.send_stanza(now, stanza),
+            AnyStream::Server(s) => s.send_stanza(now, stanza),
+            AnyStream::Component(s) => s.send_stanza(now, stanza),
+            AnyStream::ComponentServer(s) => s.send_stanza(now, stanza),
+            AnyStream::S2sInitiating(s) => s.send_stanza(now, stanza),
+            AnyStream::S2sReceiving(_) => Err(UsageError::InvalidStanza(
+                "a receiving server-to-server stream carries stanzas from the peer only",
+            )),
+        }
     }
 
     /// Close the stream gracefully.

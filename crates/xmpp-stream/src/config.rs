@@ -236,3 +236,64 @@ impl ServerConfig {
         }
     }
 }
+
+/// Server-to-server configuration (RFC 6120 §13), for both ends. Build with
+/// [`S2sConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct S2sConfig {
+    /// The domains this server serves: a receiving end accepts streams `to` them, and
+    /// authenticates pairs whose Target Domain is one of them.
+    pub local_domains: Vec<BareJid>,
+    /// STARTTLS policy (default required: RFC 6120 §13.7.1.2 wants TLS between servers).
+    pub tls: TlsPolicy,
+    /// Offer (receiving) or use (initiating) SASL EXTERNAL over the TLS certificates (default
+    /// yes). The host checks the peer's certificate chain; the machine matches its names
+    /// ([`crate::identity`]).
+    pub sasl_external: bool,
+    /// The dialback secret (XEP-0185): keys are computed from it, `db:verify` is answered with
+    /// it. `None`: no dialback, neither way.
+    pub dialback_secret: Option<crate::dialback::DialbackSecret>,
+    /// Allow dialback on a stream without TLS (default no).
+    pub dialback_without_tls: bool,
+    /// How long the host has to answer a dialback verification (default 30 s).
+    pub dialback_timeout: Duration,
+    /// Dialback verifications one stream may have outstanding (default 8; more are refused
+    /// with `policy-violation`).
+    pub max_pending_dialbacks: usize,
+    /// Domain pairs one stream may carry (default 64; further requests are refused with
+    /// `policy-violation`).
+    pub max_domain_pairs: usize,
+    /// Deadlines and keepalive.
+    pub timeouts: Timeouts,
+    /// Parser bounds.
+    pub limits: Limits,
+    /// Bytes of output the host has not polled yet that the machine holds (default 1 MiB).
+    pub max_output_bytes: usize,
+}
+
+impl S2sConfig {
+    /// A configuration for a server of `local_domains` with the defaults: STARTTLS required,
+    /// EXTERNAL on, no dialback secret (set [`dialback_secret`](Self::dialback_secret) to
+    /// federate with servers whose certificates cannot be verified).
+    pub fn new(local_domains: Vec<BareJid>) -> Self {
+        S2sConfig {
+            local_domains,
+            tls: TlsPolicy::Required,
+            sasl_external: true,
+            dialback_secret: None,
+            dialback_without_tls: false,
+            dialback_timeout: Duration::from_secs(30),
+            max_pending_dialbacks: 8,
+            max_domain_pairs: 64,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+
+    /// Whether `domain` is one of ours.
+    pub fn serves(&self, domain: &BareJid) -> bool {
+        self.local_domains.iter().any(|local| local == domain)
+    }
+}

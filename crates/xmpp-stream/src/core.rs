@@ -109,6 +109,11 @@ impl Core {
         }
     }
 
+    /// The latest time seen.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Time never goes backwards: an earlier `now` than one already seen is taken as the later.
     pub(crate) fn tick(&mut self, now: Instant) -> Instant {
         self.now = self.now.max(now);
@@ -411,6 +416,8 @@ impl Core {
                         self.finish(CloseReason::Timeout(Timer::Negotiation));
                     }
                 }
+                // Answered by the server-to-server steps before the core's timers run.
+                Timer::Dialback => {}
                 Timer::Trim => {
                     if self.out.is_empty() {
                         self.trim();

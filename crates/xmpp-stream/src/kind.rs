@@ -13,17 +13,24 @@ pub enum StreamKind {
     Client,
     /// `jabber:component:accept`: an external component and a server (XEP-0114).
     Component,
+    /// `jabber:server`: two servers (RFC 6120 §13, server-to-server federation).
+    Server,
 }
 
 impl StreamKind {
     /// Every kind, in table order.
-    pub const ALL: [StreamKind; 2] = [StreamKind::Client, StreamKind::Component];
+    pub const ALL: [StreamKind; 3] = [
+        StreamKind::Client,
+        StreamKind::Component,
+        StreamKind::Server,
+    ];
 
     /// The content namespace of the stream header and of its stanzas.
     pub fn content_namespace(self) -> ContentNamespace {
         match self {
             StreamKind::Client => ContentNamespace::Client,
             StreamKind::Component => ContentNamespace::ComponentAccept,
+            StreamKind::Server => ContentNamespace::Server,
         }
     }
 
@@ -32,14 +39,16 @@ impl StreamKind {
         match self {
             StreamKind::Client => xmpp_xml::NS_CLIENT,
             StreamKind::Component => xmpp_xml::NS_COMPONENT_ACCEPT,
+            StreamKind::Server => xmpp_xml::NS_SERVER,
         }
     }
 
-    /// A short name for tables and logs: `c2s`, `component`.
+    /// A short name for tables and logs: `c2s`, `component`, `s2s`.
     pub const fn short_name(self) -> &'static str {
         match self {
             StreamKind::Client => "c2s",
             StreamKind::Component => "component",
+            StreamKind::Server => "s2s",
         }
     }
 
@@ -47,6 +56,7 @@ impl StreamKind {
         match self {
             StreamKind::Client => 1,
             StreamKind::Component => 2,
+            StreamKind::Server => 4,
         }
     }
 }
@@ -60,9 +70,10 @@ impl fmt::Display for StreamKind {
 /// Which end of the stream a machine is (RFC 6120 §1.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// The initiating entity: a client, or a component connecting to its server.
+    /// The initiating entity: a client, a component connecting to its server, or the server
+    /// that opens a server-to-server connection.
     Initiating,
-    /// The receiving entity: the server a client or a component connects to.
+    /// The receiving entity: the server a client, a component or another server connects to.
     Receiving,
 }
 
@@ -93,6 +104,16 @@ impl Kinds {
     pub const CLIENT: Kinds = Kinds(StreamKind::Client.bit());
     /// `jabber:component:accept` only.
     pub const COMPONENT: Kinds = Kinds(StreamKind::Component.bit());
+    /// `jabber:server` only.
+    pub const SERVER: Kinds = Kinds(StreamKind::Server.bit());
+    /// `jabber:client` and `jabber:server`: the streams with STARTTLS and SASL.
+    pub const CLIENT_AND_SERVER: Kinds = Kinds(StreamKind::Client.bit() | StreamKind::Server.bit());
+
+    /// The set with `kind` added.
+    #[must_use]
+    pub const fn with(self, kind: StreamKind) -> Kinds {
+        Kinds(self.0 | kind.bit())
+    }
 
     /// Whether `kind` is in the set.
     pub const fn contains(self, kind: StreamKind) -> bool {

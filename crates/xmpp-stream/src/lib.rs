@@ -94,6 +94,7 @@ mod output;
 #[cfg(feature = "testing")]
 pub mod pair;
 pub mod rules;
+mod s2s;
 mod sasl;
 mod server;
 mod steps;
@@ -109,13 +110,14 @@ pub use component::{
     ComponentBackend, ComponentConfig, ComponentServerConfig, ComponentServerStream,
     ComponentStream, MemoryComponents,
 };
-pub use config::{ClientConfig, Credentials, ServerConfig, Timeouts, TlsPolicy};
+pub use config::{ClientConfig, Credentials, S2sConfig, ServerConfig, Timeouts, TlsPolicy};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
 pub use error::{ProtocolError, UsageError};
 pub use features::{Advertised, FeatureKind, FeatureSpec, Features};
 pub use flags::SessionFlags;
 pub use kind::{Kinds, Role, Roles, StreamKind};
-pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, Transport};
+pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, S2sAuthMethod, Transport};
+pub use s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 pub use server::ServerStream;
 pub use time::Instant;
 pub use timers::{TRIM_AFTER, Timer};

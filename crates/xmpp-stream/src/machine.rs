@@ -23,6 +23,8 @@ pub(crate) enum Side {
     /// other kinds.
     Client(Box<crate::client::ClientSide>),
     Server(crate::server::ServerSide),
+    /// Boxed: federation streams are few beside c2s ones.
+    S2s(Box<steps::s2s::S2sSide>),
     Component(steps::component::ComponentSide),
     ComponentServer(steps::component::ComponentServerSide),
 }
@@ -174,6 +176,8 @@ impl Machine {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let _ = self.process_input(false);
+        let now = self.core.tick(now);
+        steps::s2s::on_timeout(self, now);
         self.core.handle_timeout(now);
     }
 

@@ -79,6 +79,42 @@ pub enum Event {
         /// The component's domain.
         domain: BareJid,
     },
+    /// A server-to-server stream authenticated a domain pair (RFC 6120 §13; both ends): stanzas
+    /// from `remote` to `local` (receiving end) or from `local` to `remote` (initiating end)
+    /// may flow. Reported once per pair: a connection may carry several (XEP-0220
+    /// piggybacking).
+    ServerAuthenticated {
+        /// Our domain of the pair.
+        local: BareJid,
+        /// The peer's domain of the pair.
+        remote: BareJid,
+        /// How the peer's domain was proven.
+        method: S2sAuthMethod,
+    },
+    /// The peer refused a domain pair this initiating stream asked for after it was
+    /// established (a piggybacked `<db:result/>` answered `invalid` or with an error); the
+    /// stream and its other pairs go on.
+    ServerRefused {
+        /// Our domain of the pair.
+        local: BareJid,
+        /// The peer's domain.
+        remote: BareJid,
+    },
+    /// The receiving end of a server-to-server stream needs the dialback key the peer sent
+    /// verified by the authoritative server of `originating` (XEP-0220 §2.1.2): the host opens
+    /// (or reuses) a connection to it, sends `<db:verify/>`, and reports the answer with
+    /// `dialback_verified`. Unanswered by the dialback deadline, the request fails with
+    /// `remote-server-timeout`.
+    DialbackVerify {
+        /// The domain the peer claims (the Sender Domain).
+        originating: BareJid,
+        /// Our domain it wants to talk to (the Target Domain).
+        receiving: BareJid,
+        /// The id of the stream the key was sent on (ours).
+        stream_id: crate::dialback::StreamId,
+        /// The key to verify.
+        key: crate::dialback::DialbackKey,
+    },
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
     /// A top-level element that is not a stanza arrived after negotiation (for example an
@@ -133,6 +169,28 @@ pub enum CloseReason {
     FeatureMissing(FeatureKind),
     /// The host asked to close.
     Requested,
+    /// Server-to-server: the peer refused to authenticate our domain (SASL EXTERNAL failed
+    /// and no dialback was possible, or dialback answered `invalid` or an error).
+    ServerNotAuthenticated,
+}
+
+/// How a server-to-server domain pair was authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum S2sAuthMethod {
+    /// SASL EXTERNAL over the TLS certificate (RFC 6120 §13.8, RFC 6125 identity check).
+    SaslExternal,
+    /// Server Dialback (XEP-0220).
+    Dialback,
+}
+
+impl fmt::Display for S2sAuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            S2sAuthMethod::SaslExternal => "EXTERNAL",
+            S2sAuthMethod::Dialback => "dialback",
+        })
+    }
 }
 
 /// The transport a stream starts on.

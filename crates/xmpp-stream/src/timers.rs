@@ -20,6 +20,10 @@ pub enum Timer {
     /// gives back the parser's scratch memory, so that a server's idle connections cost a few
     /// kilobytes each. Nothing is sent.
     Trim,
+    /// A server-to-server dialback verification the host was asked for
+    /// ([`Event::DialbackVerify`](crate::Event::DialbackVerify)) must be answered by this
+    /// deadline; past it the request is answered with `remote-server-timeout`.
+    Dialback,
 }
 
 /// How long a negotiated stream's input must be quiet before [`Timer::Trim`] fires. Releasing
@@ -29,11 +33,12 @@ pub const TRIM_AFTER: core::time::Duration = core::time::Duration::from_secs(2);
 
 impl Timer {
     /// Every timer, in table order.
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Keepalive,
         Timer::Negotiation,
         Timer::Close,
         Timer::Trim,
+        Timer::Dialback,
     ];
 
     const fn index(self) -> usize {
@@ -42,6 +47,7 @@ impl Timer {
             Timer::Negotiation => 1,
             Timer::Close => 2,
             Timer::Trim => 3,
+            Timer::Dialback => 4,
         }
     }
 }

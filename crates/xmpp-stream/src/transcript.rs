@@ -597,6 +597,17 @@ pub fn event_summary(event: &Event) -> String {
         Event::Authenticated { jid, mechanism } => format!("Authenticated {jid} {mechanism}"),
         Event::Negotiated { jid, .. } => format!("Negotiated {jid}"),
         Event::ComponentNegotiated { domain } => format!("ComponentNegotiated {domain}"),
+        Event::ServerAuthenticated {
+            local,
+            remote,
+            method,
+        } => format!("ServerAuthenticated {local} {remote} {method}"),
+        Event::ServerRefused { local, remote } => format!("ServerRefused {local} {remote}"),
+        Event::DialbackVerify {
+            originating,
+            receiving,
+            ..
+        } => format!("DialbackVerify {originating} {receiving}"),
         Event::Stanza(stanza) => format!(
             "Stanza {} {}",
             stanza.name(),
@@ -624,6 +635,7 @@ fn close_summary(reason: &CloseReason) -> String {
         CloseReason::ServerNotVerified => "ServerNotVerified".to_owned(),
         CloseReason::FeatureMissing(kind) => format!("FeatureMissing {kind:?}"),
         CloseReason::Requested => "Requested".to_owned(),
+        CloseReason::ServerNotAuthenticated => "ServerNotAuthenticated".to_owned(),
     }
 }
 

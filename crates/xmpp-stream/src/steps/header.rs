@@ -34,6 +34,8 @@ pub(crate) fn open(m: &mut Machine) {
             m.core.fallback_header = Some(fallback);
             m.step = Step::AwaitHeader;
         }
+        Side::S2s(_) if m.role == crate::kind::Role::Initiating => steps::s2s::open(m),
+        Side::S2s(_) => steps::s2s::expect_header(m),
         Side::Component(_) => steps::component::open(m),
         Side::ComponentServer(_) => steps::component::expect_header(m),
     }

@@ -12,6 +12,7 @@ pub(crate) mod component;
 pub(crate) mod established;
 pub(crate) mod features;
 pub(crate) mod header;
+pub(crate) mod s2s;
 pub(crate) mod sasl;
 pub(crate) mod session;
 pub(crate) mod starttls;

@@ -76,14 +76,16 @@ pub(crate) fn refused(m: &mut Machine, _: Element) -> Result<(), ProtocolError> 
 /// while offered; bytes pipelined after it would be taken as sent inside TLS (the STARTTLS
 /// command-injection attack).
 pub(crate) fn starttls(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
-    let Side::Server(side) = &m.side else {
-        return Ok(());
+    let policy = match &m.side {
+        Side::Server(side) => side.config.tls,
+        Side::S2s(side) => side.config.tls,
+        _ => return Ok(()),
     };
     let offered = !m
         .core
         .flags
         .intersects(SessionFlags::SECURE | SessionFlags::AUTHENTICATED)
-        && side.config.tls != TlsPolicy::Disabled;
+        && policy != TlsPolicy::Disabled;
     if TlsElement::parse(&element) != Some(TlsElement::StartTls) || !offered {
         return Err(m.fail(
             StreamErrorCondition::PolicyViolation,

@@ -1,0 +1,263 @@
+//! Server-to-server streams (RFC 6120 §13): [`S2sInitiatingStream`] is the end that opens
+//! the connection (our server, sending stanzas to a remote domain), [`S2sReceivingStream`]
+//! the end that accepts it. Both are rows of the negotiation table ([`crate::rules`]) over
+//! the same machine as the other kinds.
+//!
+//! What the host does around them: DNS (SRV `_xmpp-server._tcp`, then A/AAAA), TCP, the TLS
+//! handshake with certificate-chain validation, extracting the names of the peer's
+//! certificate ([`crate::identity::PresentedId`], given with `set_peer_identities` before
+//! `tls_established`), and, on the receiving end, the dialback verification connection to the
+//! authoritative server ([`Event::DialbackVerify`](crate::Event::DialbackVerify), answered
+//! with [`S2sReceivingStream::dialback_verified`]). A `<db:verify/>` the machine receives as
+//! the authoritative server it answers itself, with the configured secret.
+//!
+//! ```
+//! use xmpp_stream::identity::PresentedId;
+//! use xmpp_stream::{AnyStream, BareJid, Event, Instant, Output, S2sConfig, S2sInitiatingStream};
+//! use xmpp_stream::{S2sReceivingStream, SeededEntropy, Transport};
+//!
+//! let a = BareJid::new("a.example")?;
+//! let b = BareJid::new("b.example")?;
+//! let mut out = S2sInitiatingStream::new(S2sConfig::new(vec![a.clone()]), a.clone(), b.clone(), SeededEntropy::new(1));
+//! let mut inc = S2sReceivingStream::new(S2sConfig::new(vec![b.clone()]), SeededEntropy::new(2));
+//! // Both certificates check out (the host validated the chains); these are their names.
+//! out.set_peer_identities(vec![PresentedId::Dns("b.example".into())]);
+//! inc.set_peer_identities(vec![PresentedId::Dns("a.example".into())]);
+//! let mut ends: [AnyStream; 2] = [out.into(), inc.into()];
+//! let now = Instant::ZERO;
+//! for end in &mut ends {
+//!     end.start(now, Transport::Plain)?;
+//! }
+//! let mut events = Vec::new();
+//! for _ in 0..8 {
+//!     for from in 0..2 {
+//!         while let Some(output) = ends[from].poll_output() {
+//!             match output {
+//!                 Output::Transmit(bytes) => {
+//!                     let _ = ends[1 - from].handle_input(now, &bytes);
+//!                 }
+//!                 Output::StartTls => ends[from].tls_established(now, Vec::new())?,
+//!                 Output::Event(event) => events.push(event),
+//!                 _ => {}
+//!             }
+//!         }
+//!     }
+//! }
+//! // STARTTLS, then SASL EXTERNAL: the pair a.example -> b.example is authenticated.
+//! assert!(events.iter().any(|e| matches!(e, Event::ServerAuthenticated { .. })));
+//! assert!(ends.iter().all(AnyStream::is_negotiated));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use minidom::Element;
+use xmpp_jid::BareJid;
+
+use crate::config::S2sConfig;
+use crate::core::Core;
+use crate::entropy::Entropy;
+use crate::error::{ProtocolError, UsageError};
+use crate::identity::PresentedId;
+use crate::kind::{Role, StreamKind};
+use crate::machine::{Machine, Side};
+use crate::steps::s2s::{self, S2sSide};
+use crate::surface::stream_surface;
+use crate::time::Instant;
+
+pub use crate::steps::s2s::DialbackOutcome;
+
+fn machine(
+    config: S2sConfig,
+    role: Role,
+    local: Option<BareJid>,
+    remote: Option<BareJid>,
+    entropy: Box<dyn Entropy + Send>,
+) -> Machine {
+    let core = Core::new(
+        config.timeouts,
+        config.limits.clone(),
+        config.max_output_bytes,
+        entropy,
+    );
+    let side = Side::S2s(Box::new(S2sSide::new(config, local, remote)));
+    Machine::new(core, StreamKind::Server, role, side)
+}
+
+fn side(machine: &Machine) -> Option<&S2sSide> {
+    match &machine.side {
+        Side::S2s(side) => Some(side),
+        _ => None,
+    }
+}
+
+fn set_peer_identities(machine: &mut Machine, ids: Vec<PresentedId>) {
+    if let Side::S2s(side) = &mut machine.side {
+        side.peer_ids = Some(ids);
+    }
+}
+
+/// The initiating end of a server-to-server stream: our server connecting to `remote` to
+/// send it stanzas from `local` (RFC 6120 §13).
+///
+/// The four kinds of methods of every stream type, plus
+/// [`set_peer_identities`](Self::set_peer_identities) (the names of the peer's certificate)
+/// and [`add_domain`](Self::add_domain) (another of our domains on the same connection).
+/// Each authenticated pair is reported as
+/// [`Event::ServerAuthenticated`](crate::Event::ServerAuthenticated).
+pub struct S2sInitiatingStream {
+    machine: Machine,
+}
+
+impl core::fmt::Debug for S2sInitiatingStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("S2sInitiatingStream")
+            .field("pairs", &self.pairs())
+            .field("flags", &self.machine.core.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S2sInitiatingStream {
+    /// A stream that will authenticate `local` (one of `config.local_domains`) to `remote`.
+    pub fn new(
+        config: S2sConfig,
+        local: BareJid,
+        remote: BareJid,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Self {
+        S2sInitiatingStream {
+            machine: machine(
+                config,
+                Role::Initiating,
+                Some(local),
+                Some(remote),
+                Box::new(entropy),
+            ),
+        }
+    }
+
+    /// The names in the peer's certificate, after the host validated its chain (call before
+    /// `tls_established`, or before `start` with direct TLS). Kept for the host's own checks;
+    /// the initiating end authenticates itself, not the peer.
+    pub fn set_peer_identities(&mut self, ids: Vec<PresentedId>) {
+        set_peer_identities(&mut self.machine, ids);
+    }
+
+    /// The authenticated domain pairs, (ours, theirs).
+    pub fn pairs(&self) -> &[(BareJid, BareJid)] {
+        side(&self.machine).map_or(&[], |side| side.pairs.as_slice())
+    }
+
+    /// Ask the peer to accept stanzas from another of our domains on this connection
+    /// (XEP-0220 piggybacking): a `<db:result/>` for (`local`, the peer's domain). The answer
+    /// is `ServerAuthenticated` or `ServerRefused`.
+    pub fn add_domain(&mut self, now: Instant, local: &BareJid) -> Result<(), UsageError> {
+        self.machine.core.tick(now);
+        self.machine.core.check_open()?;
+        let serves = side(&self.machine).is_some_and(|side| side.config.serves(local));
+        if !serves {
+            return Err(UsageError::InvalidConfig("not one of our domains"));
+        }
+        if !self.machine.is_negotiated() {
+            return Err(UsageError::NotNegotiated);
+        }
+        if s2s::add_domain(&mut self.machine, local) {
+            Ok(())
+        } else {
+            Err(UsageError::InvalidConfig(
+                "dialback is not possible on this stream (no secret, or no TLS)",
+            ))
+        }
+    }
+
+    /// Send a stanza whose `from` and `to` domains are an authenticated pair (any content
+    /// namespace: it is written as `jabber:server`).
+    pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
+            return Err(UsageError::InvalidStanza(
+                "from and to are not an authenticated domain pair of this stream",
+            ));
+        }
+        self.machine.send_stanza(now, stanza)
+    }
+
+    /// Bytes from the peer, in any chunking.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.machine.handle_input(now, bytes)
+    }
+}
+
+stream_surface!(S2sInitiatingStream);
+
+/// The receiving end of a server-to-server stream: a peer server connected to us to send
+/// stanzas to our domains (RFC 6120 §13).
+///
+/// It offers STARTTLS, then SASL EXTERNAL when the peer's certificate names the domain it
+/// claims, and dialback when configured; it asks the host to verify dialback keys
+/// ([`Event::DialbackVerify`](crate::Event::DialbackVerify), answered with
+/// [`dialback_verified`](Self::dialback_verified)), answers `<db:verify/>` itself, and checks
+/// every stanza's `from` and `to` against the authenticated pairs. Stanzas flow one way: it
+/// has no `send_stanza`.
+pub struct S2sReceivingStream {
+    machine: Machine,
+}
+
+impl core::fmt::Debug for S2sReceivingStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("S2sReceivingStream")
+            .field("pairs", &self.pairs())
+            .field("flags", &self.machine.core.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S2sReceivingStream {
+    /// A receiving end for one accepted connection; `entropy` supplies stream ids.
+    pub fn new(config: S2sConfig, entropy: impl Entropy + Send + 'static) -> Self {
+        S2sReceivingStream {
+            machine: machine(config, Role::Receiving, None, None, Box::new(entropy)),
+        }
+    }
+
+    /// The names in the peer's certificate, after the host validated its chain (call before
+    /// `tls_established`, or before `start` with direct TLS). SASL EXTERNAL is offered only
+    /// when they name the domain the peer claims ([`crate::identity::verify`]).
+    pub fn set_peer_identities(&mut self, ids: Vec<PresentedId>) {
+        set_peer_identities(&mut self.machine, ids);
+    }
+
+    /// The authenticated domain pairs, (ours, theirs).
+    pub fn pairs(&self) -> &[(BareJid, BareJid)] {
+        side(&self.machine).map_or(&[], |side| side.pairs.as_slice())
+    }
+
+    /// The host's answer to an [`Event::DialbackVerify`](crate::Event::DialbackVerify) for
+    /// (`originating`, `receiving`): the peer's `<db:result/>` is answered with it, and a
+    /// valid key authenticates the pair.
+    pub fn dialback_verified(
+        &mut self,
+        now: Instant,
+        originating: &BareJid,
+        receiving: &BareJid,
+        outcome: DialbackOutcome,
+    ) -> Result<(), UsageError> {
+        let _ = self.machine.process_input(false);
+        self.machine.core.tick(now);
+        self.machine.core.check_open()?;
+        if s2s::verified(&mut self.machine, originating, receiving, outcome) {
+            Ok(())
+        } else {
+            Err(UsageError::InvalidConfig(
+                "no such dialback verification pending",
+            ))
+        }
+    }
+
+    /// Bytes from the peer, in any chunking. As on
+    /// [`ServerStream::handle_input`](crate::ServerStream::handle_input), stanzas of an
+    /// established stream are processed as the host drains `poll_output`.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
+        self.machine.handle_input(now, bytes)
+    }
+}
+
+stream_surface!(S2sReceivingStream);

@@ -1,0 +1,717 @@
+//! Server-to-server streams (RFC 6120 §13), both ends in memory: STARTTLS (TLS faked), SASL
+//! EXTERNAL with RFC 6125 names, dialback (XEP-0220) with the host's verification, several
+//! domain pairs on one connection, and the hostile cases with their exact errors.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use core::time::Duration;
+
+use minidom::Element;
+use xmpp_stream::dialback::{DialbackSecret, Domain, StreamId};
+use xmpp_stream::identity::PresentedId;
+use xmpp_stream::{
+    AnyStream, BareJid, CloseReason, DialbackOutcome, Event, Instant, Output, S2sAuthMethod,
+    S2sConfig, S2sInitiatingStream, S2sReceivingStream, SeededEntropy, StreamErrorCondition,
+    TlsPolicy, Transport,
+};
+
+const SECRET: &[u8] = b"a.example's dialback secret";
+
+fn jid(s: &str) -> BareJid {
+    BareJid::new(s).unwrap()
+}
+
+fn config(domains: &[&str], dialback: bool) -> S2sConfig {
+    let mut config = S2sConfig::new(domains.iter().map(|d| jid(d)).collect());
+    if dialback {
+        config.dialback_secret = Some(DialbackSecret::new(SECRET));
+    }
+    config
+}
+
+/// Our initiating end for a.example -> b.example, and b.example's receiving end.
+fn ends(initiating: S2sConfig, receiving: S2sConfig, certificate_of_a: &str) -> [AnyStream; 2] {
+    let mut out = S2sInitiatingStream::new(
+        initiating,
+        jid("a.example"),
+        jid("b.example"),
+        SeededEntropy::new(1),
+    );
+    out.set_peer_identities(vec![PresentedId::Dns("b.example".into())]);
+    let mut inc = S2sReceivingStream::new(receiving, SeededEntropy::new(2));
+    if !certificate_of_a.is_empty() {
+        inc.set_peer_identities(vec![PresentedId::Dns(certificate_of_a.into())]);
+    }
+    let mut ends: [AnyStream; 2] = [out.into(), inc.into()];
+    for end in &mut ends {
+        end.start(Instant::ZERO, Transport::Plain).unwrap();
+    }
+    ends
+}
+
+/// The host of the receiving end: it verifies dialback keys as the authoritative server of
+/// a.example would, with a.example's secret (or answers `outcome` when given).
+struct Host {
+    outcome: Option<DialbackOutcome>,
+    answer: bool,
+}
+
+/// Moves bytes until both ends are quiet; returns each end's events.
+fn drive(ends: &mut [AnyStream; 2], host: &Host, now: Instant) -> [Vec<Event>; 2] {
+    let mut events: [Vec<Event>; 2] = [Vec::new(), Vec::new()];
+    loop {
+        let mut moved = false;
+        for from in 0..2 {
+            while let Some(output) = ends[from].poll_output() {
+                moved = true;
+                match output {
+                    Output::Transmit(bytes) => {
+                        let _ = ends[1 - from].handle_input(now, &bytes);
+                    }
+                    Output::StartTls => ends[from].tls_established(now, Vec::new()).unwrap(),
+                    Output::Event(event) => {
+                        if let Event::DialbackVerify {
+                            originating,
+                            receiving,
+                            stream_id,
+                            key,
+                        } = &event
+                        {
+                            if host.answer {
+                                let outcome = host.outcome.clone().unwrap_or_else(|| {
+                                    verify(originating, receiving, stream_id, key)
+                                });
+                                let AnyStream::S2sReceiving(inc) = &mut ends[from] else {
+                                    panic!("only the receiving end asks");
+                                };
+                                inc.dialback_verified(now, originating, receiving, outcome)
+                                    .unwrap();
+                            }
+                        }
+                        events[from].push(event);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !moved {
+            return events;
+        }
+    }
+}
+
+/// What a.example's authoritative server answers to `<db:verify/>`.
+fn verify(
+    originating: &BareJid,
+    receiving: &BareJid,
+    id: &StreamId,
+    key: &xmpp_stream::dialback::DialbackKey,
+) -> DialbackOutcome {
+    let secret = DialbackSecret::new(SECRET);
+    let (originating, receiving) = (
+        Domain::try_from(originating.clone()).unwrap(),
+        Domain::try_from(receiving.clone()).unwrap(),
+    );
+    if secret.verify(&receiving, &originating, id, key) {
+        DialbackOutcome::Valid
+    } else {
+        DialbackOutcome::Invalid
+    }
+}
+
+const ANSWER: Host = Host {
+    outcome: None,
+    answer: true,
+};
+
+fn authenticated(events: &[Event]) -> Vec<(String, String, S2sAuthMethod)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ServerAuthenticated {
+                local,
+                remote,
+                method,
+            } => Some((local.to_string(), remote.to_string(), *method)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stanza(xml: &str) -> Element {
+    xml.parse().unwrap()
+}
+
+fn closed_with(events: &[Event]) -> Option<StreamErrorCondition> {
+    events.iter().find_map(|e| match e {
+        Event::Closed {
+            reason: CloseReason::ProtocolError(error),
+        } => Some(error.condition()),
+        _ => None,
+    })
+}
+
+#[test]
+fn external_authenticates_and_stanzas_flow() {
+    let mut ends = ends(
+        config(&["a.example"], false),
+        config(&["b.example"], false),
+        "a.example",
+    );
+    let [out, inc] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let pair = (
+        "a.example".to_owned(),
+        "b.example".to_owned(),
+        S2sAuthMethod::SaslExternal,
+    );
+    assert_eq!(authenticated(&out), vec![pair.clone()]);
+    assert_eq!(
+        authenticated(&inc),
+        vec![(
+            "b.example".to_owned(),
+            "a.example".to_owned(),
+            S2sAuthMethod::SaslExternal
+        )]
+    );
+    assert!(
+        ends.iter()
+            .all(|e| e.is_negotiated() && e.flags().contains(xmpp_stream::SessionFlags::SECURE))
+    );
+
+    // A message from a user of a.example to one of b.example, in jabber:client as a hub
+    // routes it: it arrives in jabber:server.
+    let message = stanza(
+        "<message xmlns='jabber:client' from='alice@a.example/x' to='bob@b.example' id='m1'>\
+         <body>hi</body></message>",
+    );
+    ends[0].send_stanza(Instant::ZERO, &message).unwrap();
+    let [_, inc] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let got: Vec<&Element> = inc
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stanza(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 1, "{inc:?}");
+    assert!(got[0].is("message", "jabber:server"));
+    assert_eq!(got[0].attr("from"), Some("alice@a.example/x"));
+
+    // Not a pair of this stream: refused to the host, nothing sent.
+    let foreign =
+        stanza("<message xmlns='jabber:client' from='eve@c.example' to='bob@b.example'/>");
+    assert!(ends[0].send_stanza(Instant::ZERO, &foreign).is_err());
+}
+
+#[test]
+fn dialback_authenticates_and_stanzas_flow() {
+    // No certificate of a.example the receiving end can check: no EXTERNAL, dialback.
+    let mut ends = ends(
+        config(&["a.example"], true),
+        config(&["b.example"], true),
+        "",
+    );
+    let [out, inc] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert!(
+        inc.iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. })),
+        "{inc:?}"
+    );
+    assert_eq!(
+        authenticated(&out),
+        vec![(
+            "a.example".to_owned(),
+            "b.example".to_owned(),
+            S2sAuthMethod::Dialback
+        )]
+    );
+    assert!(ends.iter().all(AnyStream::is_negotiated));
+    let message =
+        stanza("<message xmlns='jabber:server' from='alice@a.example' to='bob@b.example'/>");
+    ends[0].send_stanza(Instant::ZERO, &message).unwrap();
+    let [_, inc] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert!(inc.iter().any(|e| matches!(e, Event::Stanza(_))), "{inc:?}");
+}
+
+#[test]
+fn a_certificate_for_another_domain_falls_back_to_dialback() {
+    // The receiving end offers no EXTERNAL (its certificate check fails): dialback.
+    let mut ends = ends(
+        config(&["a.example"], true),
+        config(&["b.example"], true),
+        "evil.example",
+    );
+    let [out, _] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert_eq!(authenticated(&out)[0].2, S2sAuthMethod::Dialback);
+
+    // A peer that offers EXTERNAL and then refuses it (as ejabberd does when it cannot verify
+    // us): the initiating end falls back to dialback.
+    let mut out = S2sInitiatingStream::new(
+        config(&["a.example"], true),
+        jid("a.example"),
+        jid("b.example"),
+        SeededEntropy::new(1),
+    );
+    out.start(Instant::ZERO, Transport::Tls(Vec::new()))
+        .unwrap();
+    while out.poll_output().is_some() {}
+    let header = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+        xmlns:db='jabber:server:dialback' from='b.example' to='a.example' id='s1' version='1.0'>";
+    let features = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+        <mechanism>EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'>\
+        <errors/></dialback></stream:features>";
+    out.handle_input(Instant::ZERO, header.as_bytes()).unwrap();
+    out.handle_input(Instant::ZERO, features.as_bytes())
+        .unwrap();
+    let sent = transmitted(&mut out.poll_output_all());
+    assert!(sent.contains("mechanism='EXTERNAL'"), "{sent}");
+    out.handle_input(
+        Instant::ZERO,
+        b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+    )
+    .unwrap();
+    let sent = transmitted(&mut out.poll_output_all());
+    assert!(
+        sent.contains("<db:result") || sent.contains("<result xmlns='jabber:server:dialback'"),
+        "{sent}"
+    );
+
+    // The receiving end refuses EXTERNAL for a certificate that names another domain.
+    let mut inc = S2sReceivingStream::new(config(&["b.example"], true), SeededEntropy::new(2));
+    inc.set_peer_identities(vec![PresentedId::Dns("evil.example".into())]);
+    inc.start(Instant::ZERO, Transport::Tls(Vec::new()))
+        .unwrap();
+    let (sent, _) = feed(
+        &mut inc,
+        &[&receiving_header("a.example", "b.example"), AUTH_EXTERNAL],
+    );
+    assert!(sent.contains("<not-authorized/>"), "{sent}");
+    assert!(
+        !sent.contains("<mechanism>EXTERNAL"),
+        "not even offered: {sent}"
+    );
+}
+
+/// Every pending output, in order.
+trait DrainAll {
+    fn poll_output_all(&mut self) -> Vec<Output>;
+}
+
+impl DrainAll for S2sInitiatingStream {
+    fn poll_output_all(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.poll_output()).collect()
+    }
+}
+
+fn transmitted(outputs: &mut Vec<Output>) -> String {
+    let mut wire = Vec::new();
+    for output in outputs.drain(..) {
+        if let Output::Transmit(bytes) = output {
+            wire.extend(bytes);
+        }
+    }
+    String::from_utf8(wire).unwrap()
+}
+
+const AUTH_EXTERNAL: &str =
+    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>";
+
+fn receiving_header(from: &str, to: &str) -> String {
+    format!(
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+         xmlns:db='jabber:server:dialback' from='{from}' to='{to}' version='1.0'>"
+    )
+}
+
+/// Feed raw inputs to a receiving end; returns what it wrote and its events.
+fn feed(inc: &mut S2sReceivingStream, inputs: &[&str]) -> (String, Vec<Event>) {
+    let (mut wire, mut events) = (Vec::new(), Vec::new());
+    for input in inputs {
+        let _ = inc.handle_input(Instant::ZERO, input.as_bytes());
+        while let Some(output) = inc.poll_output() {
+            match output {
+                Output::Transmit(bytes) => wire.extend(bytes),
+                Output::Event(event) => events.push(event),
+                _ => {}
+            }
+        }
+    }
+    (String::from_utf8(wire).unwrap(), events)
+}
+
+/// A receiving end for b.example on direct TLS, dialback on.
+fn receiving() -> S2sReceivingStream {
+    let mut inc = S2sReceivingStream::new(
+        config(&["b.example", "b2.example"], true),
+        SeededEntropy::new(2),
+    );
+    inc.start(Instant::ZERO, Transport::Tls(Vec::new()))
+        .unwrap();
+    inc
+}
+
+#[test]
+fn header_checks_on_the_receiving_end() {
+    let cases = [
+        (
+            receiving_header("a.example", "b.example").replace("jabber:server'", "jabber:client'"),
+            StreamErrorCondition::InvalidNamespace,
+        ),
+        (
+            receiving_header("a.example", "c.example"),
+            StreamErrorCondition::HostUnknown,
+        ),
+        (
+            receiving_header("a@@example", "b.example"),
+            StreamErrorCondition::InvalidFrom,
+        ),
+        (
+            receiving_header("alice@a.example", "b.example"),
+            StreamErrorCondition::InvalidFrom,
+        ),
+        (
+            receiving_header("a.example", "b.example").replace(" version='1.0'", ""),
+            StreamErrorCondition::UnsupportedVersion,
+        ),
+    ];
+    for (header, condition) in cases {
+        let (sent, events) = feed(&mut receiving(), &[&header]);
+        assert_eq!(closed_with(&events), Some(condition), "{header}\n{sent}");
+        // Our header first, and never naming a domain we do not serve.
+        assert!(sent.contains("<stream:stream"), "{sent}");
+        assert!(!sent.contains("from='c.example'"), "{sent}");
+    }
+    // The control: the same header, well-formed, opens the stream.
+    let (_, events) = feed(
+        &mut receiving(),
+        &[&receiving_header("a.example", "b.example")],
+    );
+    assert_eq!(closed_with(&events), None);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::StreamOpened { .. }))
+    );
+}
+
+#[test]
+fn external_before_tls_is_encryption_required() {
+    let mut inc = S2sReceivingStream::new(config(&["b.example"], true), SeededEntropy::new(2));
+    inc.set_peer_identities(vec![PresentedId::Dns("a.example".into())]);
+    let mut cfg_plain = config(&["b.example"], true);
+    cfg_plain.tls = TlsPolicy::Optional;
+    let mut inc_plain = S2sReceivingStream::new(cfg_plain, SeededEntropy::new(2));
+    inc_plain.set_peer_identities(vec![PresentedId::Dns("a.example".into())]);
+    for stream in [&mut inc, &mut inc_plain] {
+        stream.start(Instant::ZERO, Transport::Plain).unwrap();
+        let (sent, _) = feed(
+            stream,
+            &[&receiving_header("a.example", "b.example"), AUTH_EXTERNAL],
+        );
+        assert!(sent.contains("<encryption-required/>"), "{sent}");
+        assert!(stream.pairs().is_empty());
+    }
+}
+
+fn db_result(from: &str, to: &str, key: &str) -> String {
+    format!("<db:result from='{from}' to='{to}'>{key}</db:result>")
+}
+
+#[test]
+fn dialback_refusals_answer_with_the_exact_error() {
+    // To a domain we do not serve: item-not-found, the stream goes on.
+    let (sent, events) = feed(
+        &mut receiving(),
+        &[
+            &receiving_header("a.example", "b.example"),
+            &db_result("a.example", "c.example", "abc"),
+        ],
+    );
+    assert!(
+        sent.contains("type='error'") && sent.contains("<item-not-found"),
+        "{sent}"
+    );
+    assert_eq!(closed_with(&events), None);
+
+    // Without TLS (not allowed by default): policy-violation.
+    let mut cfg = config(&["b.example"], true);
+    cfg.tls = TlsPolicy::Optional;
+    let mut inc = S2sReceivingStream::new(cfg, SeededEntropy::new(2));
+    inc.start(Instant::ZERO, Transport::Plain).unwrap();
+    let (sent, events) = feed(
+        &mut inc,
+        &[
+            &receiving_header("a.example", "b.example"),
+            &db_result("a.example", "b.example", "abc"),
+        ],
+    );
+    assert!(sent.contains("<policy-violation"), "{sent}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. }))
+    );
+
+    // A second request for a pair still pending, and more than the bound: policy-violation.
+    let mut inc = receiving();
+    let (sent, events) = feed(
+        &mut inc,
+        &[
+            &receiving_header("a.example", "b.example"),
+            &db_result("a.example", "b.example", "abc"),
+            &db_result("a.example", "b.example", "abc"),
+        ],
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::DialbackVerify { .. }))
+            .count(),
+        1
+    );
+    assert!(sent.contains("<policy-violation"), "{sent}");
+}
+
+#[test]
+fn an_unanswered_verification_times_out() {
+    let mut inc = receiving();
+    let (_, events) = feed(
+        &mut inc,
+        &[
+            &receiving_header("a.example", "b.example"),
+            &db_result("a.example", "b.example", "abc"),
+        ],
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. }))
+    );
+    let deadline = inc.poll_timeout().unwrap();
+    assert!(deadline <= Instant::ZERO + Duration::from_secs(30));
+    inc.handle_timeout(deadline);
+    let mut wire = Vec::new();
+    while let Some(output) = inc.poll_output() {
+        if let Output::Transmit(bytes) = output {
+            wire.extend(bytes);
+        }
+    }
+    let sent = String::from_utf8(wire).unwrap();
+    assert!(
+        sent.contains("type='error'") && sent.contains("<remote-server-timeout"),
+        "{sent}"
+    );
+    assert!(inc.pairs().is_empty());
+    // The host answering late finds nothing pending.
+    assert!(
+        inc.dialback_verified(
+            deadline,
+            &jid("a.example"),
+            &jid("b.example"),
+            DialbackOutcome::Valid
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn an_invalid_key_authenticates_nothing() {
+    let host = Host {
+        outcome: Some(DialbackOutcome::Invalid),
+        answer: true,
+    };
+    let mut ends = ends(
+        config(&["a.example"], true),
+        config(&["b.example"], true),
+        "",
+    );
+    let [out, inc] = drive(&mut ends, &host, Instant::ZERO);
+    assert!(authenticated(&out).is_empty() && authenticated(&inc).is_empty());
+    assert!(!ends[0].is_negotiated() && !ends[1].is_negotiated());
+    // The initiating end gives up: its close, the peer's, then `Closed` with the reason.
+    assert!(
+        out.contains(&Event::Closed {
+            reason: CloseReason::ServerNotAuthenticated
+        }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_second_domain_is_piggybacked() {
+    let mut initiating = config(&["a.example", "a2.example"], true);
+    initiating.sasl_external = false;
+    let mut receiving = config(&["b.example"], true);
+    receiving.sasl_external = false;
+    let mut ends = ends(initiating, receiving, "");
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    out.add_domain(Instant::ZERO, &jid("a2.example")).unwrap();
+    assert!(
+        out.add_domain(Instant::ZERO, &jid("c.example")).is_err(),
+        "not ours"
+    );
+    let [events, _] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert_eq!(
+        authenticated(&events),
+        vec![(
+            "a2.example".to_owned(),
+            "b.example".to_owned(),
+            S2sAuthMethod::Dialback
+        )]
+    );
+    let AnyStream::S2sReceiving(inc) = &ends[1] else {
+        unreachable!()
+    };
+    assert_eq!(inc.pairs().len(), 2);
+
+    // A refused further pair leaves the stream and the first pair up.
+    let host = Host {
+        outcome: Some(DialbackOutcome::Invalid),
+        answer: true,
+    };
+    let mut initiating = config(&["a.example", "a3.example"], true);
+    initiating.sasl_external = false;
+    let mut ends2 = ends_with(initiating);
+    let _ = drive(&mut ends2, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sInitiating(out) = &mut ends2[0] else {
+        unreachable!()
+    };
+    out.add_domain(Instant::ZERO, &jid("a3.example")).unwrap();
+    let [events, _] = drive(&mut ends2, &host, Instant::ZERO);
+    assert!(
+        events.contains(&Event::ServerRefused {
+            local: jid("a3.example"),
+            remote: jid("b.example")
+        }),
+        "{events:?}"
+    );
+    assert!(ends2[0].is_negotiated());
+}
+
+fn ends_with(initiating: S2sConfig) -> [AnyStream; 2] {
+    let mut receiving = config(&["b.example"], true);
+    receiving.sasl_external = false;
+    ends(initiating, receiving, "")
+}
+
+#[test]
+fn stanzas_outside_the_authenticated_pairs_are_invalid_from() {
+    let established = || {
+        let mut ends = ends(
+            config(&["a.example"], false),
+            config(&["b.example", "b2.example"], false),
+            "a.example",
+        );
+        let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+        let [_, AnyStream::S2sReceiving(inc)] = ends else {
+            unreachable!()
+        };
+        inc
+    };
+    let cases = [
+        (
+            "<message from='eve@c.example' to='bob@b.example'/>",
+            StreamErrorCondition::InvalidFrom,
+        ),
+        // b2.example is ours, but the pair (b2.example, a.example) was never authenticated.
+        (
+            "<message from='alice@a.example' to='bob@b2.example'/>",
+            StreamErrorCondition::InvalidFrom,
+        ),
+        (
+            "<message from='alice@a.example' to='bob@z.example'/>",
+            StreamErrorCondition::HostUnknown,
+        ),
+        (
+            "<message to='bob@b.example'/>",
+            StreamErrorCondition::ImproperAddressing,
+        ),
+    ];
+    for (xml, condition) in cases {
+        let mut inc = established();
+        let (_, events) = feed(&mut inc, &[xml]);
+        assert_eq!(closed_with(&events), Some(condition), "{xml}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Stanza(_))),
+            "{xml}"
+        );
+    }
+    // A malformed `to` is refused with jid-malformed, the stream goes on.
+    let mut inc = established();
+    let (sent, events) = feed(
+        &mut inc,
+        &["<message from='alice@a.example' to='a@@b' id='x'/>"],
+    );
+    assert!(sent.contains("jid-malformed"), "{sent}");
+    assert_eq!(closed_with(&events), None);
+}
+
+#[test]
+fn stanzas_against_the_direction_are_refused() {
+    let mut ends = ends(
+        config(&["a.example"], false),
+        config(&["b.example"], false),
+        "a.example",
+    );
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    let _ = out.handle_input(
+        Instant::ZERO,
+        b"<message from='bob@b.example' to='alice@a.example'/>",
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| out.poll_output())
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::UnsupportedStanzaType)
+    );
+    // And the receiving end has nothing to send stanzas with.
+    let message =
+        stanza("<message xmlns='jabber:server' from='bob@b.example' to='alice@a.example'/>");
+    assert!(ends[1].send_stanza(Instant::ZERO, &message).is_err());
+}
+
+#[test]
+fn db_verify_is_answered_with_our_secret() {
+    // We are b.example's authoritative server; a receiving server (c.example) asks about a
+    // key it was given on stream 'x1' for the pair b.example -> c.example.
+    let secret = DialbackSecret::new(SECRET);
+    let key = secret.key(
+        &Domain::new("c.example").unwrap(),
+        &Domain::new("b.example").unwrap(),
+        &StreamId::new("x1").unwrap(),
+    );
+    let verify = |key: &str, to: &str| {
+        format!("<db:verify from='c.example' to='{to}' id='x1'>{key}</db:verify>")
+    };
+    let header = receiving_header("c.example", "b.example");
+    let (sent, _) = feed(
+        &mut receiving(),
+        &[&header, &verify(key.as_str(), "b.example")],
+    );
+    assert!(
+        sent.contains("type='valid'") && sent.contains("id='x1'"),
+        "{sent}"
+    );
+    let (sent, _) = feed(
+        &mut receiving(),
+        &[&header, &verify(&"0".repeat(64), "b.example")],
+    );
+    assert!(sent.contains("type='invalid'"), "{sent}");
+    let (sent, _) = feed(
+        &mut receiving(),
+        &[&header, &verify(key.as_str(), "z.example")],
+    );
+    assert!(
+        sent.contains("type='error'") && sent.contains("<item-not-found"),
+        "{sent}"
+    );
+}
