@@ -35,11 +35,15 @@ use crate::component::{
     ComponentConfig, ComponentServerConfig, ComponentServerStream, ComponentStream,
     MemoryComponents,
 };
+use crate::config::S2sConfig;
 use crate::config::TlsPolicy;
 use crate::config::{ClientConfig, ServerConfig};
+use crate::dialback::DialbackSecret;
 use crate::entropy::{Entropy, ScriptedEntropy, SeededEntropy, nonce_script};
+use crate::identity::PresentedId;
 use crate::kind::StreamKind;
 use crate::output::{CloseReason, Event, Output, Transport};
+use crate::s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 use crate::server::ServerStream;
 use crate::time::Instant;
 
@@ -163,16 +167,23 @@ fn hex(text: &str, line: usize) -> Result<Vec<u8>, ReplayError> {
         .collect()
 }
 
-/// The role a word names, and whether it names a component stream's end.
-fn role_of(word: &str) -> Option<(Role, bool)> {
+/// The role a word names, and the stream kind when the word names one (`client` and
+/// `server` leave it to the rest of the transcript).
+fn role_of(word: &str) -> Option<(Role, Option<StreamKind>)> {
     match word {
-        "client" => Some((Role::Client, false)),
-        "server" => Some((Role::Server, false)),
-        "component" => Some((Role::Client, true)),
-        "component-server" => Some((Role::Server, true)),
+        "client" => Some((Role::Client, None)),
+        "server" => Some((Role::Server, None)),
+        "component" => Some((Role::Client, Some(StreamKind::Component))),
+        "component-server" => Some((Role::Server, Some(StreamKind::Component))),
+        "s2s-initiating" => Some((Role::Client, Some(StreamKind::Server))),
+        "s2s-receiving" => Some((Role::Server, Some(StreamKind::Server))),
         _ => None,
     }
 }
+
+/// The words a transcript may use for its two ends.
+const ROLE_WORDS: &str =
+    "client, server, component, component-server, s2s-initiating or s2s-receiving";
 
 impl Transcript {
     /// Parse a transcript.
@@ -233,14 +244,10 @@ impl Transcript {
                 let (who, payload) = rest
                     .split_once(": ")
                     .ok_or_else(|| err(number, "expected `E client: ...`"))?;
-                let (of, component) = role_of(who).ok_or_else(|| {
-                    err(
-                        number,
-                        "expected client, server, component or component-server",
-                    )
-                })?;
-                if component {
-                    transcript.kind = StreamKind::Component;
+                let (of, kind) =
+                    role_of(who).ok_or_else(|| err(number, format!("expected {ROLE_WORDS}")))?;
+                if let Some(kind) = kind {
+                    transcript.kind = kind;
                 }
                 if body.starts_with('E') {
                     Record::Event {
@@ -266,18 +273,20 @@ impl Transcript {
         let who = words.next().unwrap_or_default();
         let key = words.next().unwrap_or_default().to_owned();
         let value = words.next().unwrap_or_default().trim().to_owned();
-        if let Some((_, true)) = role_of(who) {
-            self.kind = StreamKind::Component;
+        let role = role_of(who);
+        if let Some((_, Some(kind))) = role {
+            self.kind = kind;
         }
-        let setups: Vec<&mut Setup> = match who {
-            "client" | "component" => vec![&mut self.client],
-            "server" | "component-server" => vec![&mut self.server],
-            "both" => {
+        let setups: Vec<&mut Setup> = match (who, role) {
+            (_, Some((Role::Client, _))) => vec![&mut self.client],
+            (_, Some((Role::Server, _))) => vec![&mut self.server],
+            ("both", None) => {
                 if key == "kind" {
                     self.kind = match value.as_str() {
                         "c2s" => StreamKind::Client,
                         "component" => StreamKind::Component,
-                        _ => return Err(err(number, "kind is c2s or component")),
+                        "s2s" => StreamKind::Server,
+                        _ => return Err(err(number, "kind is c2s, component or s2s")),
                     };
                     return Ok(());
                 }
@@ -294,7 +303,7 @@ impl Transcript {
             _ => {
                 return Err(err(
                     number,
-                    "directive target is client, server, component, component-server or both",
+                    format!("directive target is {ROLE_WORDS} or both"),
                 ));
             }
         };
@@ -341,6 +350,7 @@ impl Transcript {
         };
         let mut machine = match self.kind {
             StreamKind::Component => build_component(role, setup, entropy)?,
+            StreamKind::Server => build_s2s(role, setup, entropy)?,
             _ => build(role, setup, entropy)?,
         };
         let transport = if setup.direct_tls {
@@ -798,6 +808,64 @@ fn build_component(
     }
 }
 
+/// The server-to-server machine under replay. Both ends: `domain D` (repeatable: our
+/// domains), `peer-id dns|srv|xmpp|cn NAME` (repeatable: the peer certificate's names),
+/// `dialback-secret S`, `external true|false`, `tls required|optional|disabled`; the
+/// initiating end also `local D` and `remote D`.
+fn build_s2s(
+    role: Role,
+    setup: &Setup,
+    entropy: Box<dyn Entropy + Send>,
+) -> Result<AnyStream, ReplayError> {
+    let mut config = S2sConfig::new(Vec::new());
+    let (mut local, mut remote, mut peer_ids) = (None, None, Vec::new());
+    for (n, key, value) in &setup.settings {
+        let n = *n;
+        match key.as_str() {
+            "domain" => config.local_domains.push(jid(value, n)?),
+            "local" => local = Some(jid(value, n)?),
+            "remote" => remote = Some(jid(value, n)?),
+            "dialback-secret" => {
+                config.dialback_secret = Some(DialbackSecret::new(value.as_bytes()));
+            }
+            "external" => config.sasl_external = flag(value, n)?,
+            "tls" => config.tls = tls_policy(value, n)?,
+            "peer-id" => {
+                let (kind, name) = value
+                    .split_once(' ')
+                    .ok_or_else(|| err(n, "peer-id dns|srv|xmpp|cn NAME"))?;
+                peer_ids.push(match kind {
+                    "dns" => PresentedId::Dns(name.to_owned()),
+                    "srv" => PresentedId::Srv(name.to_owned()),
+                    "xmpp" => PresentedId::XmppAddr(name.to_owned()),
+                    "cn" => PresentedId::CommonName(name.to_owned()),
+                    _ => return Err(err(n, "peer-id kind is dns, srv, xmpp or cn")),
+                });
+            }
+            _ => return Err(err(n, format!("unknown s2s setting {key}"))),
+        }
+    }
+    Ok(match role {
+        Role::Client => {
+            let local = local.ok_or_else(|| err(0, "!s2s-initiating local is required"))?;
+            let remote = remote.ok_or_else(|| err(0, "!s2s-initiating remote is required"))?;
+            if !config.serves(&local) {
+                config.local_domains.push(local.clone());
+            }
+            let mut stream = S2sInitiatingStream::new(config, local, remote, entropy);
+            stream.set_peer_identities(peer_ids);
+            stream.into()
+        }
+        Role::Server => {
+            let mut stream = S2sReceivingStream::new(config, entropy);
+            if !peer_ids.is_empty() {
+                stream.set_peer_identities(peer_ids);
+            }
+            stream.into()
+        }
+    })
+}
+
 /// Run one `H` line's command on the machine.
 fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(), String> {
     let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
@@ -817,6 +885,36 @@ fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(
         "transport-closed" => {
             machine.transport_closed(now);
             Ok(())
+        }
+        // dialback-verified ORIGINATING RECEIVING valid|invalid|error CONDITION
+        "dialback-verified" => {
+            let words: Vec<&str> = arg.split_whitespace().collect();
+            let (Some(originating), Some(receiving), Some(answer)) =
+                (words.first(), words.get(1), words.get(2))
+            else {
+                return Err(
+                    "dialback-verified ORIGINATING RECEIVING valid|invalid|error COND".into(),
+                );
+            };
+            let parse = |d: &str| BareJid::new(d).map_err(|e| format!("bad domain: {e}"));
+            let (originating, receiving) = (parse(originating)?, parse(receiving)?);
+            let outcome = match *answer {
+                "valid" => DialbackOutcome::Valid,
+                "invalid" => DialbackOutcome::Invalid,
+                "error" => {
+                    let condition: xmpp_xml::StanzaErrorCondition = words
+                        .get(3)
+                        .ok_or("error needs a condition")?
+                        .parse()
+                        .map_err(|_| "unknown stanza error condition".to_owned())?;
+                    DialbackOutcome::Error(condition.into())
+                }
+                _ => return Err("the answer is valid, invalid or error".into()),
+            };
+            let AnyStream::S2sReceiving(stream) = machine else {
+                return Err("dialback-verified is for the s2s-receiving end".into());
+            };
+            stream.dialback_verified(now, &originating, &receiving, outcome)
         }
         _ => return Err(format!("unknown host command {verb}")),
     };
