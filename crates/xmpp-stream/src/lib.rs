@@ -1,11 +1,13 @@
 //! RFC 6120 stream negotiation as deterministic Sans-IO state machines for every stream kind
 //! and role: stream header, features, STARTTLS, SASL (through `xmpp-sasl`), restart, resource
 //! binding, legacy session, stanzas, stream errors, keepalive and the closing handshake on
-//! `jabber:client`, and the XEP-0114 handshake on `jabber:component:accept`.
+//! `jabber:client`, the XEP-0114 handshake on `jabber:component:accept`, and server-to-server
+//! `jabber:server` with SASL EXTERNAL ([`identity`]) and dialback ([`dialback`]).
 //!
-//! Four stream types share one shape: [`ClientStream`] and [`ServerStream`] (the two ends of
-//! a c2s stream), [`ComponentStream`] and [`ComponentServerStream`] (an external component
-//! and its server); [`AnyStream`] holds any of them, for hosts that write their loop once.
+//! Six stream types share one shape: [`ClientStream`] and [`ServerStream`] (the two ends of a
+//! c2s stream), [`ComponentStream`] and [`ComponentServerStream`] (an external component and
+//! its server), [`S2sInitiatingStream`] and [`S2sReceivingStream`] (two servers); [`AnyStream`]
+//! holds any of them, for hosts that write their loop once.
 //! Inputs carry the time: `handle_input(now, bytes)` with the peer's bytes in any chunking,
 //! `handle_timeout(now)` when `poll_timeout` says so, `tls_established(now, bindings)` after
 //! the host ran the TLS handshake it was asked for. Commands are plain verbs: `start`,
