@@ -7,6 +7,7 @@
 
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
+use xmpp_sasl::Mechanism;
 use xmpp_xml::{
     ContentNamespace, StanzaError, StanzaErrorCondition, StreamErrorCondition, StreamHeader,
 };
@@ -226,13 +227,15 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
         m.give_up(CloseReason::TlsFailed);
         return Ok(());
     }
-    let external_offered = features
-        .mechanisms()
-        .is_some_and(|names| names.iter().any(|name| name == "EXTERNAL"));
+    let external_offered = features.mechanisms().is_some_and(|names| {
+        names
+            .iter()
+            .any(|name| name.parse::<Mechanism>() == Ok(Mechanism::External))
+    });
     if secure && external && external_offered {
         // No authorization identity: the certificate names our domain (XEP-0178 §3).
         let auth = SaslElement::Auth {
-            mechanism: "EXTERNAL".to_owned(),
+            mechanism: Mechanism::External.to_string(),
             initial: Some(Vec::new()),
         };
         m.core.send(&auth.to_element());
@@ -454,7 +457,9 @@ fn offer(m: &mut Machine) {
             .as_ref()
             .is_some_and(|remote| certificate_names(side, remote));
         if secure && side.config.sasl_external && names_peer {
-            items.push(Advertised::Mechanisms(vec!["EXTERNAL".to_owned()]));
+            items.push(Advertised::Mechanisms(vec![
+                Mechanism::External.to_string(),
+            ]));
         }
     }
     if dialback && !tls_pending {
@@ -489,7 +494,7 @@ pub(crate) fn external_auth(m: &mut Machine, element: Element) -> Result<(), Pro
             return Ok(());
         }
     };
-    if mechanism != "EXTERNAL" {
+    if mechanism.parse::<Mechanism>() != Ok(Mechanism::External) {
         sasl_failure(m, Condition::InvalidMechanism);
         return Ok(());
     }
