@@ -30,12 +30,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use minidom::Element;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use xmpp_stream::MemoryBackend;
+use xmpp_benches::c2s::{backend, cached_keys, pair};
 use xmpp_stream::pair::Pair;
-use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, Credentials, Instant, Output, SeededEntropy, ServerConfig,
-    ServerStream, TlsPolicy,
-};
+use xmpp_stream::{ClientStream, Instant, Output, ServerStream};
 use xmpp_xml::{Event, StreamParser};
 
 #[global_allocator]
@@ -97,50 +94,6 @@ fn print_heap() {
 
 const MESSAGES: usize = 1_000;
 const CHUNK: usize = 4096;
-
-fn backend() -> MemoryBackend {
-    static BACKEND: OnceLock<MemoryBackend> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096))
-        .clone()
-}
-
-fn client_config() -> ClientConfig {
-    let mut config = ClientConfig::new(
-        BareJid::new("juliet@im.example.com").unwrap(),
-        "r0m30myr0m30",
-    );
-    config.tls = TlsPolicy::Disabled;
-    config.resource = Some("balcony".into());
-    config
-}
-
-fn server_config() -> ServerConfig {
-    let mut config = ServerConfig::new(BareJid::new("im.example.com").unwrap());
-    config.tls = TlsPolicy::Disabled;
-    config
-}
-
-/// Client keys from one real login, so benchmarked logins run no PBKDF2.
-fn cached_keys() -> Credentials {
-    static KEYS: OnceLock<Credentials> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut pair = pair(Credentials::Password("r0m30myr0m30".into()));
-        pair.drive();
-        Credentials::ScramKeys(pair.client.scram_keys().unwrap().clone())
-    })
-    .clone()
-}
-
-fn pair(credentials: Credentials) -> Pair {
-    let mut config = client_config();
-    config.credentials = credentials;
-    let client = ClientStream::new(config, SeededEntropy::new(1));
-    let server = ServerStream::new(server_config(), SeededEntropy::new(2), backend());
-    let mut pair = Pair::new(client, server);
-    pair.start();
-    pair
-}
 
 fn negotiated_pair() -> Pair {
     let mut pair = pair(cached_keys());
