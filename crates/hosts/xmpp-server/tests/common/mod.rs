@@ -27,6 +27,7 @@ pub(crate) fn runtime_config(hub: HubConfig, domain: &str) -> RuntimeConfig {
         tls: TlsMaterial::self_signed(&[domain]).unwrap(),
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+        s2s: None,
     }
 }
 
