@@ -15,7 +15,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use minidom::Element;
@@ -23,16 +25,15 @@ use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use xmpp_host::OsEntropy;
-use xmpp_host::blocking::{ClientOptions, Connection};
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::blocking::Connection;
 use xmpp_server::{HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
-use xmpp_stream::{BareJid, ClientConfig, ClientStream};
+use xmpp_stream::{BareJid, ClientStream};
+
+use common::{body, error_condition, login, loopback, parse};
 
 const WAIT: Duration = Duration::from_secs(15);
-const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// A test CA: its certificate (PEM) and what signs with it.
 struct Ca {
@@ -139,10 +140,6 @@ fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) 
     ServerHandle::spawn_federating(loopback(), listener, config).unwrap()
 }
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
-}
-
 fn listener() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind(loopback()).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -151,44 +148,7 @@ fn listener() -> (TcpListener, SocketAddr) {
 
 /// `user@domain/phone` logged in on `server`, available.
 fn client(server: &ServerHandle, domain: &str, user: &str) -> Connection<ClientStream> {
-    let tls = client_config(
-        &Trust::Pem(server.cert_pem.clone().into_bytes()),
-        Versions::Any,
-    )
-    .unwrap();
-    let options = ClientOptions::new(server.addr, domain, tls);
-    let mut config = ClientConfig::new(
-        BareJid::new(&format!("{user}@{domain}")).unwrap(),
-        format!("{user}-pw"),
-    );
-    config.resource = Some("phone".to_owned());
-    let mut conn = Connection::connect(&options, config, OsEntropy::new()).unwrap();
-    conn.negotiate(WAIT).unwrap();
-    conn.send(&parse("<presence xmlns='jabber:client'/>"))
-        .unwrap();
-    conn
-}
-
-fn parse(xml: &str) -> Element {
-    xml.parse().unwrap()
-}
-
-fn body(stanza: &Element) -> Option<String> {
-    stanza
-        .children()
-        .find(|c| c.name() == "body")
-        .map(Element::text)
-}
-
-fn error_condition(stanza: &Element) -> Option<String> {
-    if stanza.attr("type") != Some("error") {
-        return None;
-    }
-    let error = stanza.children().find(|c| c.name() == "error")?;
-    error
-        .children()
-        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
-        .map(|c| c.name().to_owned())
+    login(server, domain, user, "phone", WAIT)
 }
 
 fn message(to: &str, id: &str, text: &str) -> Element {

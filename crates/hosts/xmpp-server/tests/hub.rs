@@ -2,7 +2,11 @@
 //! byte queues, TLS is faked (fixed binding bytes on both ends), time is virtual.
 // Test helpers fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
+
+use common::error_condition;
 use minidom::Element;
 use xmpp_server::hub::Verification;
 use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
@@ -563,15 +567,6 @@ fn messages_to_an_offline_account_wait_for_its_initial_presence() {
         "later"
     );
     assert_eq!(w.hub.offline_count(&bob), 0);
-}
-
-/// The stanza error condition of an error stanza.
-fn error_condition(stanza: &Element) -> Option<String> {
-    let error = stanza.children().find(|c| c.name() == "error")?;
-    error
-        .children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .map(|c| c.name().to_owned())
 }
 
 fn federating() -> World {

@@ -2,9 +2,9 @@
 //! certificate, outgoing connections by static route, and the dialback verification
 //! connection.
 //!
-//! TLS: both ends accept any certificate during the handshake (its signature over the
-//! handshake is still checked: the peer holds the key) and validate the chain against the CA
-//! peers must chain to (`--s2s-ca`) afterwards. A peer whose chain checks out gets its names
+//! TLS ([`xmpp_host::tls::s2s_configs`]): both ends accept any certificate during the
+//! handshake (its signature over the handshake is still checked: the peer holds the key) and
+//! validate the chain against the CA peers must chain to (`--s2s-ca`) afterwards. A peer whose chain checks out gets its names
 //! passed to the stream (`set_peer_identities`), which then offers or uses SASL EXTERNAL; a
 //! peer whose chain does not, or that presents none, is encrypted but unauthenticated and
 //! falls back to dialback. Rejecting untrusted certificates in the handshake itself (as
@@ -21,12 +21,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::RootCertStore;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use xmpp_host::OsEntropy;
 use xmpp_stream::dialback::{DialbackKey, StreamId};
@@ -67,10 +65,6 @@ pub struct S2sTls {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn config_error(what: &str, error: impl std::fmt::Display) -> xmpp_host::Error {
     xmpp_host::Error::Config(format!("{what}: {error}"))
 }
@@ -96,23 +90,11 @@ impl S2sTls {
                 "no certificate in the CA PEM".to_owned(),
             ));
         }
-        let provider = provider();
-        let algorithms = provider.signature_verification_algorithms;
-        let verifier = Arc::new(AnyChain { algorithms });
-        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .with_client_cert_verifier(verifier.clone())
-            .with_single_cert(chain.clone(), key.clone_key())?;
-        server.require_ems = true;
-        let mut client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(chain, key)?;
-        client.require_ems = true;
+        let (server, client) = xmpp_host::tls::s2s_configs(chain, key)?;
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         Ok(S2sTls {
-            server: Arc::new(server),
-            client: Arc::new(client),
+            server,
+            client,
             roots: Arc::new(roots),
             algorithms,
         })
@@ -199,89 +181,6 @@ fn other_name_text(value: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<Strin
         return None;
     }
     std::str::from_utf8(inner.data).ok().map(str::to_owned)
-}
-
-/// The handshake-time verifier of both ends: any chain (validated after the handshake, see
-/// the module documentation), signatures over the handshake checked.
-#[derive(Debug)]
-struct AnyChain {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyChain {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for AnyChain {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 /// Open the outgoing connection of session `id` to `remote` by its static route, on a task
