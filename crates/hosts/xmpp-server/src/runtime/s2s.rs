@@ -41,6 +41,9 @@ const OID_SRV_NAME: &str = "1.3.6.1.5.5.7.8.7";
 /// OID of the XmppAddr otherName (RFC 6120 §13.7.1.4).
 const OID_XMPP_ADDR: &str = "1.3.6.1.5.5.7.8.5";
 
+/// How long a dialback verification connection may live.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How the example server federates: where the peers are, and the TLS of both ends.
 #[derive(Clone, Debug)]
 pub struct S2sSettings {
@@ -257,7 +260,16 @@ pub(super) fn spawn_verification(
         let outcome = match Verification::new(&originating, &receiving, stream_id, key) {
             Some(verification) => {
                 let addr = settings.routes.get(originating.as_str()).copied();
-                verify(verification, addr, settings.connect_timeout).await
+                // Past the stream's own dialback deadline (30 s by default) the answer is
+                // moot: the socket is not kept for a peer that never answers.
+                tokio::time::timeout(
+                    VERIFY_DEADLINE,
+                    verify(verification, addr, settings.connect_timeout),
+                )
+                .await
+                .unwrap_or(DialbackOutcome::Error(
+                    StanzaErrorCondition::RemoteServerTimeout.into(),
+                ))
             }
             None => DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into()),
         };
