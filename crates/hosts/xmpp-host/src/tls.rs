@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::Error;
 
@@ -80,6 +80,33 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Server-to-server TLS (RFC 6120 §13.7), both ends from one identity: the receiving end's
+/// server configuration (asks for a client certificate, does not require one) and the
+/// initiating end's client configuration (presents `chain` as its client certificate).
+///
+/// Both accept any peer certificate during the handshake (its signature over the handshake is
+/// still checked, so the peer holds the key): the caller validates the chain afterwards and
+/// authenticates a trusted peer with SASL EXTERNAL, anyone else with dialback. Refusing an
+/// untrusted certificate in the handshake would leave dialback no connection to run on.
+pub fn s2s_configs(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), Error> {
+    let verifier = Arc::new(verify::AcceptAny(provider()));
+    let mut server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier.clone())
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    server.require_ems = true;
+    let mut client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)?;
+    client.require_ems = true;
+    Ok((Arc::new(server), Arc::new(client)))
+}
+
 /// The server name to verify and send in SNI.
 pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(name.to_owned())
@@ -93,6 +120,15 @@ mod tests {
     #[test]
     fn pem_trust_needs_a_certificate() {
         assert!(client_config(&Trust::Pem(b"not pem".to_vec()), Versions::Any).is_err());
+    }
+
+    #[test]
+    fn s2s_configurations_present_our_certificate_both_ways() {
+        let certified = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+        let (server, client) = s2s_configs(vec![certified.cert.der().clone()], key.into()).unwrap();
+        assert!(server.require_ems && client.require_ems);
+        assert!(client.client_auth_cert_resolver.has_certs());
     }
 
     #[test]

@@ -44,5 +44,6 @@ pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
 pub use runtime::{
-    Listeners, RuntimeConfig, ServerHandle, ServerStats, TlsMaterial, serve, serve_on, serve_with,
+    Listeners, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, ServerStats, TlsMaterial,
+    presented_ids, serve, serve_on, serve_with,
 };

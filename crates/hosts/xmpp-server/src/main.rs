@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use xmpp_server::{HubConfig, Listeners, PlusPolicy, RuntimeConfig, TlsMaterial};
+use xmpp_server::{
+    HubConfig, Listeners, PlusPolicy, RuntimeConfig, S2sSettings, S2sTls, TlsMaterial,
+};
 use xmpp_stream::BareJid;
+use xmpp_stream::dialback::DialbackSecret;
 
 #[cfg(feature = "alloc-stats")]
 #[global_allocator]
@@ -20,7 +23,8 @@ static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INST
 
 /// The toolkit's example XMPP c2s server: STARTTLS (and optionally direct TLS), SCRAM and PLAIN,
 /// resource binding, rosters, presence and messages, accounts in memory; optionally XEP-0114
-/// components on a loopback port of their own (--component-port, --component).
+/// components on a loopback port of their own (--component-port, --component); optionally
+/// federation with other servers (--s2s-port, --s2s-route).
 ///
 /// Durations are in seconds, decimals allowed (e.g. 0.5). Ctrl-C stops it.
 #[derive(Debug, Parser)]
@@ -35,7 +39,7 @@ struct Cli {
     /// Listen address (loopback only by default)
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
-    /// The XMPP domain served
+    /// The XMPP domain served (one: the IM machine serves a single domain)
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     domain: String,
     /// An in-memory account (repeatable)
@@ -51,6 +55,32 @@ struct Cli {
     /// comp.localhost) and its shared secret (repeatable; needs --component-port)
     #[arg(long = "component", value_name = "NAME:SECRET", value_parser = component, requires = "component_port")]
     components: Vec<(BareJid, String)>,
+    /// Accept peer servers (server-to-server, RFC 6120 §13) on this port, on the loopback
+    /// address of --bind's family [default: off]
+    ///
+    /// Federation needs a certificate for the domain (--s2s-cert/--s2s-key, or --cert/--key).
+    #[arg(long, value_name = "PORT")]
+    s2s_port: Option<u16>,
+    /// A static route to a peer server: stanzas for DOMAIN go to HOST:PORT (repeatable)
+    ///
+    /// There is no DNS lookup (no SRV, no A/AAAA): a domain without a route is unreachable
+    /// and its stanzas bounce with remote-server-not-found.
+    #[arg(long = "s2s-route", value_name = "DOMAIN=HOST:PORT", value_parser = route)]
+    s2s_routes: Vec<(String, SocketAddr)>,
+    /// PEM certificate chain presented to peer servers, both ways [default: --cert]
+    #[arg(long, value_name = "FILE", requires = "s2s_key")]
+    s2s_cert: Option<PathBuf>,
+    /// PEM private key of --s2s-cert [default: --key]
+    #[arg(long, value_name = "FILE", requires = "s2s_cert")]
+    s2s_key: Option<PathBuf>,
+    /// PEM CA certificates that peer servers' certificates must chain to for SASL EXTERNAL
+    /// [default: none, every peer authenticates by dialback]
+    #[arg(long, value_name = "FILE")]
+    s2s_ca: Option<PathBuf>,
+    /// The dialback secret (XEP-0185), read from this file [default: random, drawn at start
+    /// from OS entropy]
+    #[arg(long, value_name = "FILE")]
+    dialback_secret_file: Option<PathBuf>,
     /// PEM certificate chain (with --key) [default: self-signed, made at start]
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -90,6 +120,48 @@ fn component(spec: &str) -> Result<(BareJid, String), String> {
         return Err("the secret is empty".to_owned());
     }
     Ok((domain, secret.to_owned()))
+}
+
+/// `DOMAIN=HOST:PORT` for `--s2s-route`: HOST an IP address (no DNS).
+fn route(spec: &str) -> Result<(String, SocketAddr), String> {
+    let (domain, addr) = spec.split_once('=').ok_or("takes DOMAIN=HOST:PORT")?;
+    let jid = BareJid::new(domain).map_err(|e| format!("{domain:?}: {e}"))?;
+    if jid.node().is_some() {
+        return Err(format!("{domain:?} is not a domain"));
+    }
+    let addr = addr
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("{addr:?}: {e} (an IP address and a port: no DNS)"))?;
+    Ok((jid.as_str().to_owned(), addr))
+}
+
+/// The federation settings and the dialback secret, when federating.
+fn federation(
+    args: &Cli,
+) -> Result<Option<(S2sSettings, DialbackSecret)>, Box<dyn std::error::Error>> {
+    if args.s2s_port.is_none() && args.s2s_routes.is_empty() {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (
+        args.s2s_cert.as_ref().or(args.cert.as_ref()),
+        args.s2s_key.as_ref().or(args.key.as_ref()),
+    ) else {
+        return Err("federation needs a certificate: --s2s-cert/--s2s-key or --cert/--key".into());
+    };
+    let tls = S2sTls::from_pem_files(cert, key, args.s2s_ca.as_deref())?;
+    let secret = if let Some(file) = &args.dialback_secret_file {
+        DialbackSecret::new(&std::fs::read(file)?)
+    } else {
+        let mut bytes = [0u8; 32];
+        xmpp_stream::Entropy::fill(&mut xmpp_host::OsEntropy::new(), &mut bytes);
+        DialbackSecret::new(&bytes)
+    };
+    let settings = S2sSettings {
+        routes: args.s2s_routes.iter().cloned().collect(),
+        tls,
+        connect_timeout: Duration::from_secs(10),
+    };
+    Ok(Some((settings, secret)))
 }
 
 /// The loopback address of `bind`'s family: where components are accepted.
@@ -162,6 +234,10 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         hub = hub.with_component(component.clone(), secret);
     }
+    let federation = federation(&args)?;
+    if let Some((_, secret)) = &federation {
+        hub = hub.with_s2s(secret.clone());
+    }
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => TlsMaterial::from_pem_files(cert, key)?,
         _ => TlsMaterial::self_signed(&[args.domain.as_str()])?,
@@ -171,6 +247,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
         tls,
         log: !args.quiet,
         trace: args.trace,
+        s2s: federation.map(|(settings, _)| settings),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -191,6 +268,16 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             None => None,
         };
+        let s2s = match args.s2s_port {
+            Some(port) => {
+                let addr = SocketAddr::new(loopback_like(args.bind), port);
+                Some(tokio::net::TcpListener::bind(addr).await?)
+            }
+            None => None,
+        };
+        if let Some(listener) = &s2s {
+            eprintln!("xmpp-server: peer servers on {}", listener.local_addr()?);
+        }
         eprintln!(
             "xmpp-server: serving {} on {} (STARTTLS){}{} ({} accounts); Ctrl-C stops",
             args.domain,
@@ -214,6 +301,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             c2s: listener,
             direct_tls: direct,
             component,
+            s2s,
         };
         xmpp_server::serve_on(listeners, config, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -247,6 +335,13 @@ mod tests {
         assert_eq!(cli.domain, "localhost");
         assert!(cli.users.is_empty() && cli.cert.is_none() && cli.key.is_none());
         assert!(cli.component_port.is_none() && cli.components.is_empty());
+        assert!(cli.s2s_port.is_none() && cli.s2s_routes.is_empty());
+        assert!(cli.s2s_cert.is_none() && cli.s2s_key.is_none() && cli.s2s_ca.is_none());
+        assert!(cli.dialback_secret_file.is_none());
+        assert!(
+            federation(&cli).unwrap().is_none(),
+            "federation is off by default"
+        );
         assert!(!cli.channel_binding && !cli.quiet && !cli.trace);
         assert_eq!(cli.heap_stats, None);
     }
@@ -298,6 +393,52 @@ mod tests {
         let components = [("comp.localhost", "s3cret"), ("other.localhost", "a:b")]
             .map(|(n, s)| (BareJid::new(n).unwrap(), s.to_owned()));
         assert_eq!(cli.components, components);
+    }
+
+    #[test]
+    fn parses_the_federation_flags() {
+        let cli = parse(&[
+            "--s2s-port",
+            "5269",
+            "--s2s-route",
+            "b.test=127.0.0.1:5270",
+            "--s2s-route",
+            "C.Test=[::1]:5271",
+            "--s2s-cert",
+            "s2s.pem",
+            "--s2s-key",
+            "s2s-key.pem",
+            "--s2s-ca",
+            "ca.pem",
+            "--dialback-secret-file",
+            "secret",
+        ])
+        .unwrap();
+        assert_eq!(cli.s2s_port, Some(5269));
+        assert_eq!(
+            cli.s2s_routes,
+            vec![
+                ("b.test".to_owned(), "127.0.0.1:5270".parse().unwrap()),
+                ("c.test".to_owned(), "[::1]:5271".parse().unwrap()),
+            ]
+        );
+        assert_eq!(cli.s2s_cert, Some(PathBuf::from("s2s.pem")));
+        assert_eq!(cli.s2s_key, Some(PathBuf::from("s2s-key.pem")));
+        assert_eq!(cli.s2s_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cli.dialback_secret_file, Some(PathBuf::from("secret")));
+        for bad in [
+            &["--s2s-route", "b.test"][..],
+            &["--s2s-route", "b.test=localhost:5269"],
+            &["--s2s-route", "bob@b.test=127.0.0.1:5269"],
+            &["--s2s-route", "b.test=127.0.0.1"],
+            &["--s2s-cert", "s2s.pem"],
+            &["--s2s-key", "s2s-key.pem"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // Federating without any certificate is refused at start.
+        let cli = parse(&["--s2s-port", "5269"]).unwrap();
+        assert!(federation(&cli).is_err());
     }
 
     #[test]

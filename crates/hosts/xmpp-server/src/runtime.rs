@@ -11,13 +11,18 @@
 //! - `shared`: the hub and the outboxes behind the one mutex.
 //! - `outbox`: the hub's commands to one connection task, in order.
 //! - `connection`: one connection's task and its transport (plain TCP, then TLS).
+//! - `s2s`: server-to-server: TLS of both ends, peer certificate names, outgoing
+//!   connections by static route, dialback verifications.
 //! - `handle`: a server on its own thread, for tests and tools.
 
 mod connection;
 mod handle;
 mod outbox;
+mod s2s;
 mod serve;
 mod shared;
+
+pub use s2s::{S2sSettings, S2sTls, presented_ids};
 
 pub use handle::{ServerHandle, ServerStats};
 pub use serve::{Listeners, serve, serve_on, serve_with};
@@ -36,4 +41,7 @@ pub struct RuntimeConfig {
     pub log: bool,
     /// Also log every byte of XML in and out (inside TLS), for debugging interop.
     pub trace: bool,
+    /// Federation (routes, TLS of s2s connections); `None`: no s2s. The hub federates when
+    /// [`HubConfig::s2s`] is set too.
+    pub s2s: Option<S2sSettings>,
 }

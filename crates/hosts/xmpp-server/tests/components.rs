@@ -18,18 +18,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use xmpp_host::blocking::{ClientOptions, ComponentOptions, Connection};
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::blocking::{ComponentOptions, Connection};
 use xmpp_host::{Error, OsEntropy};
 use xmpp_server::{HubConfig, ServerHandle, TranscriptSink};
 use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, CloseReason, ComponentConfig, ComponentStream, Event,
+    BareJid, ClientStream, CloseReason, ComponentConfig, ComponentStream, Event,
     StreamErrorCondition,
 };
 
 use common::{
-    Peer, build_strophe_program, loopback, missing, results, runtime_config, shared_peers_dir,
-    slixmpp_python,
+    Peer, body, build_strophe_program, error_condition, login, loopback, missing, parse, results,
+    runtime_config, shared_peers_dir, slixmpp_python,
 };
 
 const DOMAIN: &str = "localhost";
@@ -39,7 +38,6 @@ const SECRET: &str = "comp-secret";
 /// A configured component that never connects.
 const IDLE: &str = "idle.localhost";
 const WAIT: Duration = Duration::from_secs(10);
-const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 struct Server {
     handle: ServerHandle,
@@ -67,35 +65,8 @@ impl Server {
 
     /// `user` logged in as `user@localhost/RESOURCE`, available (initial presence sent).
     fn client(&self, user: &str, resource: &str) -> Connection<ClientStream> {
-        let tls = client_config(
-            &Trust::Pem(self.handle.cert_pem.clone().into_bytes()),
-            Versions::Any,
-        )
-        .unwrap();
-        let options = ClientOptions::new(self.handle.addr, DOMAIN, tls);
-        let mut config = ClientConfig::new(
-            BareJid::new(&format!("{user}@{DOMAIN}")).unwrap(),
-            format!("{user}-pw"),
-        );
-        config.resource = Some(resource.to_owned());
-        let mut conn = Connection::connect(&options, config, OsEntropy::new()).unwrap();
-        let jid = conn.negotiate(WAIT).unwrap();
-        assert_eq!(jid.as_str(), format!("{user}@{DOMAIN}/{resource}"));
-        conn.send(&parse("<presence xmlns='jabber:client'/>"))
-            .unwrap();
-        conn
+        login(&self.handle, DOMAIN, user, resource, WAIT)
     }
-}
-
-fn parse(xml: &str) -> Element {
-    xml.parse().unwrap()
-}
-
-fn body(stanza: &Element) -> Option<String> {
-    stanza
-        .children()
-        .find(|c| c.name() == "body")
-        .map(Element::text)
 }
 
 /// Send `xml` (a stanza with the id `id`) as `client` and wait for the stanza with that id
@@ -109,18 +80,6 @@ fn exchange(client: &mut Connection<ClientStream>, xml: &str, id: &str) -> Eleme
 
 fn is_message_with_body(stanza: &Element, text: &str) -> bool {
     stanza.name() == "message" && body(stanza).as_deref() == Some(text)
-}
-
-/// The stanza error condition of an error stanza.
-fn error_condition(stanza: &Element) -> Option<String> {
-    if stanza.attr("type") != Some("error") {
-        return None;
-    }
-    let error = stanza.children().find(|c| c.name() == "error")?;
-    error
-        .children()
-        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
-        .map(|c| c.name().to_owned())
 }
 
 /// Our component, `domain` with `secret`, connected to the component port (plain TCP):

@@ -2,13 +2,19 @@
 //! byte queues, TLS is faked (fixed binding bytes on both ends), time is virtual.
 // Test helpers fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod common;
+
+use common::error_condition;
 use minidom::Element;
+use xmpp_server::hub::Verification;
 use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, Event, Instant, Mechanism, Output, SeededEntropy,
-    Transport,
+    BareJid, ClientConfig, ClientStream, DialbackOutcome, Event, Instant, Mechanism, Output,
+    S2sConfig, S2sReceivingStream, SeededEntropy, StanzaErrorCondition, Transport,
 };
 
 struct Client {
@@ -25,21 +31,29 @@ struct World {
     clients: Vec<Client>,
     now: Instant,
     seed: u64,
+    /// The s2s connections the hub asked for: (session, remote domain).
+    connects: Vec<(SessionId, String)>,
 }
 
 const NS_ROSTER: &str = "jabber:iq:roster";
 
 impl World {
     fn new(plus: PlusPolicy) -> Self {
-        let config = HubConfig::new(BareJid::new("localhost").unwrap())
-            .with_user("alice", "alice-pw")
-            .with_user("bob", "bob-pw")
-            .with_plus(plus);
+        Self::with_config(
+            HubConfig::new(BareJid::new("localhost").unwrap())
+                .with_user("alice", "alice-pw")
+                .with_user("bob", "bob-pw")
+                .with_plus(plus),
+        )
+    }
+
+    fn with_config(config: HubConfig) -> Self {
         World {
             hub: Hub::new(config),
             clients: Vec::new(),
             now: Instant::ZERO,
             seed: 10,
+            connects: Vec::new(),
         }
     }
 
@@ -94,6 +108,9 @@ impl World {
                         }
                     }
                     HubOutput::Close(_) => {}
+                    HubOutput::Connect { id, remote, .. } => {
+                        self.connects.push((id, remote.to_string()));
+                    }
                     _ => {}
                 }
             }
@@ -550,4 +567,135 @@ fn messages_to_an_offline_account_wait_for_its_initial_presence() {
         "later"
     );
     assert_eq!(w.hub.offline_count(&bob), 0);
+}
+
+fn federating() -> World {
+    World::with_config(
+        HubConfig::new(BareJid::new("localhost").unwrap())
+            .with_user("alice", "alice-pw")
+            .with_s2s(DialbackSecret::new(b"localhost's secret")),
+    )
+}
+
+#[test]
+fn stanzas_for_a_remote_domain_wait_for_one_connection_and_bounce_when_it_fails() {
+    let mut w = federating();
+    let a = w.connect("alice", "alice-pw", "laptop");
+    for id in ["r1", "r2"] {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' to='carol@elsewhere.example' id='{id}'/>"),
+        );
+    }
+    // One connection for both, nothing bounced while it is being set up.
+    assert_eq!(w.connects.len(), 1);
+    assert_eq!(w.connects[0].1, "elsewhere.example");
+    assert!(w.take_stanzas(a).is_empty());
+
+    // The queue is bounded: past it, the newest bounce at once.
+    for _ in 2..xmpp_server::hub::MAX_QUEUED_PER_DOMAIN {
+        w.send(
+            a,
+            "<message xmlns='jabber:client' to='carol@elsewhere.example'/>",
+        );
+    }
+    assert!(w.take_stanzas(a).is_empty());
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='carol@elsewhere.example' id='over'/>",
+    );
+    let got = w.take_stanzas(a);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attr("id"), Some("over"));
+    assert_eq!(
+        error_condition(&got[0]).as_deref(),
+        Some("resource-constraint")
+    );
+
+    // The host gives up at its deadline: everything queued bounces with
+    // remote-server-timeout (RFC 6120 §8.3.3.15), from the address it was for.
+    let (id, _) = w.connects[0].clone();
+    let now = w.now;
+    w.hub
+        .s2s_connect_failed(id, now, StanzaErrorCondition::RemoteServerTimeout);
+    w.drive();
+    let got = w.take_stanzas(a);
+    assert_eq!(got.len(), xmpp_server::hub::MAX_QUEUED_PER_DOMAIN);
+    assert_eq!(got[0].attr("id"), Some("r1"));
+    assert_eq!(got[0].attr("from"), Some("carol@elsewhere.example"));
+    assert!(
+        got.iter()
+            .all(|s| error_condition(s).as_deref() == Some("remote-server-timeout"))
+    );
+
+    // The next stanza asks for a new connection.
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='carol@elsewhere.example' id='r3'/>",
+    );
+    assert_eq!(w.connects.len(), 2);
+}
+
+#[test]
+fn without_federation_remote_domains_bounce_at_once() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='carol@elsewhere.example' id='r1'/>",
+    );
+    assert!(w.connects.is_empty());
+    let got = w.take_stanzas(a);
+    assert_eq!(
+        error_condition(&got[0]).as_deref(),
+        Some("remote-server-not-found")
+    );
+}
+
+/// A `Verification` against the authoritative server's receiving stream, in memory.
+fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
+    let mut config = S2sConfig::new(vec![BareJid::new("a.example").unwrap()]);
+    config.dialback_secret = Some(DialbackSecret::new(secret));
+    let mut authoritative = S2sReceivingStream::new(config, SeededEntropy::new(3));
+    authoritative
+        .start(Instant::ZERO, Transport::Plain)
+        .unwrap();
+    let mut verification = Verification::new(
+        &BareJid::new("a.example").unwrap(),
+        &BareJid::new("b.example").unwrap(),
+        StreamId::new("s1").unwrap(),
+        DialbackKey::new(key).unwrap(),
+    )
+    .unwrap();
+    let mut to_peer = verification.start();
+    for _ in 0..10 {
+        let _ = authoritative.handle_input(Instant::ZERO, &to_peer);
+        let mut from_peer = Vec::new();
+        while let Some(out) = authoritative.poll_output() {
+            if let Output::Transmit(bytes) = out {
+                from_peer.extend(bytes);
+            }
+        }
+        let (write, outcome) = verification.handle_input(&from_peer);
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+        to_peer = write;
+    }
+    panic!("no answer");
+}
+
+#[test]
+fn a_verification_asks_the_authoritative_server_about_the_key() {
+    let secret = b"a.example's secret";
+    let key = DialbackSecret::new(secret).key(
+        &Domain::new("b.example").unwrap(),
+        &Domain::new("a.example").unwrap(),
+        &StreamId::new("s1").unwrap(),
+    );
+    assert_eq!(verify_against(secret, key.as_str()), DialbackOutcome::Valid);
+    assert_eq!(
+        verify_against(b"another secret", key.as_str()),
+        DialbackOutcome::Invalid
+    );
 }

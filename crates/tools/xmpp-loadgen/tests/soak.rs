@@ -175,6 +175,7 @@ fn soak_against_the_example_server() {
         tls,
         log: false,
         trace: false,
+        s2s: None,
     };
     let server = ServerHandle::spawn("127.0.0.1:0".parse().unwrap(), config).unwrap();
     // The hub derives every account's SCRAM credentials before it serves.

@@ -3,7 +3,10 @@
 //! connection starts with.
 
 use xmpp_jid::BareJid;
-use xmpp_stream::{ChannelBinding, ComponentServerConfig, Mechanism, ServerConfig, Transport};
+use xmpp_stream::dialback::DialbackSecret;
+use xmpp_stream::{
+    ChannelBinding, ComponentServerConfig, Mechanism, S2sConfig, ServerConfig, Transport,
+};
 
 use super::record::TranscriptSink;
 
@@ -65,6 +68,10 @@ pub struct HubConfig {
     pub stream: ServerConfig,
     /// The stream configuration template for every component connection (timeouts, limits).
     pub component_stream: ComponentServerConfig,
+    /// Server-to-server (RFC 6120 §13): the stream configuration template of every s2s
+    /// connection, both ends. `None` (the default): no federation, a stanza for a domain
+    /// that is neither ours nor a component's bounces with `remote-server-not-found`.
+    pub s2s: Option<S2sConfig>,
 }
 
 impl HubConfig {
@@ -82,7 +89,25 @@ impl HubConfig {
             record: None,
             stream,
             component_stream: ComponentServerConfig::new(),
+            s2s: None,
         }
+    }
+
+    /// Federate: server-to-server streams for our domain, STARTTLS required, SASL EXTERNAL
+    /// with certificates, and dialback (XEP-0220) with `secret` as the fallback.
+    #[must_use]
+    pub fn with_s2s(mut self, secret: DialbackSecret) -> Self {
+        let mut s2s = S2sConfig::new(vec![self.domain.clone()]);
+        s2s.dialback_secret = Some(secret);
+        self.s2s = Some(s2s);
+        self
+    }
+
+    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domain).
+    pub(super) fn s2s_config(&self) -> S2sConfig {
+        self.s2s
+            .clone()
+            .unwrap_or_else(|| S2sConfig::new(vec![self.domain.clone()]))
     }
 
     /// Add an account.

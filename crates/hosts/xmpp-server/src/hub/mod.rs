@@ -13,6 +13,8 @@
 //!   offline storage, stanzas to and from components, bounces);
 //! - `components`: the configured components, their secrets and which are connected (the
 //!   component streams' backend);
+//! - `s2s`: server-to-server: the outgoing connection per remote domain with its queue, the
+//!   receiving streams' dialback requests, and the `<db:verify/>` exchange ([`Verification`]);
 //! - `disco`: the iqs the IM machine leaves to the host (ping, disco#info, disco#items);
 //! - `record`: transcripts of every session, for tests ([`HubConfig::record`]).
 
@@ -21,6 +23,7 @@ mod config;
 mod disco;
 mod record;
 mod routing;
+mod s2s;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -29,14 +32,16 @@ use minidom::Element;
 use xmpp_im::MemoryStore;
 use xmpp_jid::{BareJid, FullJid};
 use xmpp_stream::MemoryBackend;
+use xmpp_stream::dialback::{DialbackKey, StreamId};
 use xmpp_stream::{
-    AnyStream, ChannelBinding, ComponentServerStream, Entropy, Instant, Output, ServerStream,
-    StreamError, StreamErrorCondition, Transport,
+    AnyStream, ChannelBinding, ComponentServerStream, Entropy, Instant, Output, S2sReceivingStream,
+    ServerStream, StreamError, StreamErrorCondition, Transport,
 };
 
 pub use config::{HubConfig, PlusPolicy};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
+pub use s2s::{MAX_QUEUED_PER_DOMAIN, Verification};
 
 use components::Components;
 use record::{Recorder, Tap};
@@ -62,6 +67,32 @@ pub enum HubOutput {
     StartTls(SessionId),
     /// The stream is over: flush what was transmitted, then close the connection.
     Close(SessionId),
+    /// Open a server-to-server connection from `local` to `remote` for session `id`: find
+    /// the route, connect, then call [`Hub::s2s_connected`] (or [`Hub::s2s_connect_failed`]).
+    /// Its `StartTls` is the client side of a handshake, presenting our certificate.
+    Connect {
+        /// The session the connection is for.
+        id: SessionId,
+        /// Our domain.
+        local: BareJid,
+        /// The domain to connect to.
+        remote: BareJid,
+    },
+    /// Receiving connection `id` asks for a dialback verification (XEP-0220 §2.1.2): run a
+    /// [`Verification`] against the authoritative server of `originating`, then call
+    /// [`Hub::dialback_verified`].
+    DialbackVerify {
+        /// The connection that asks.
+        id: SessionId,
+        /// The domain the peer claims.
+        originating: BareJid,
+        /// Our domain it wants to talk to.
+        receiving: BareJid,
+        /// The id of the stream the key was given on.
+        stream_id: StreamId,
+        /// The key.
+        key: DialbackKey,
+    },
 }
 
 /// Which side of which protocol a connection speaks.
@@ -71,6 +102,10 @@ pub(super) enum Kind {
     C2s,
     /// An XEP-0114 component (`jabber:component:accept`): [`ComponentServerStream`].
     Component,
+    /// A peer server connected to us (`jabber:server`): [`S2sReceivingStream`].
+    S2sIn,
+    /// Our connection to a peer server: [`xmpp_stream::S2sInitiatingStream`].
+    S2sOut,
 }
 
 struct Session {
@@ -83,6 +118,7 @@ struct Session {
     jid: Option<FullJid>,
     /// The component domain once its handshake succeeded (components).
     component: Option<BareJid>,
+    kind: Kind,
 }
 
 impl Session {
@@ -124,6 +160,8 @@ pub struct Hub {
     /// Messages for accounts with no available resource (RFC 6121 §8.5.2.2.1), delivered
     /// when a resource of the account becomes available; bounded per account.
     offline: BTreeMap<BareJid, VecDeque<Element>>,
+    /// Outgoing server-to-server connections, by remote domain.
+    outgoing: s2s::OutgoingMap,
 }
 
 impl core::fmt::Debug for Hub {
@@ -162,6 +200,7 @@ impl Hub {
             out: VecDeque::new(),
             log: Vec::new(),
             offline: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
         }
     }
 
@@ -253,6 +292,21 @@ impl Hub {
         self.open(now, Kind::Component, Transport::Plain, entropy)
     }
 
+    /// A new server-to-server connection from a peer (plain until STARTTLS). `entropy` feeds
+    /// its stream ids, which dialback keys hash.
+    pub fn accept_s2s(
+        &mut self,
+        now: Instant,
+        entropy: impl Entropy + Send + 'static,
+    ) -> SessionId {
+        self.open(now, Kind::S2sIn, Transport::Plain, entropy)
+    }
+
+    /// Whether session `id` is one of our outgoing server-to-server connections.
+    pub fn is_outgoing(&self, id: SessionId) -> bool {
+        self.outgoing.values().any(|out| out.id == id)
+    }
+
     /// Bytes read from connection `id`.
     pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
         if let Some(session) = self.sessions.get_mut(&id) {
@@ -325,11 +379,10 @@ impl Hub {
         transport: Transport,
         entropy: impl Entropy + Send + 'static,
     ) -> SessionId {
-        let id = SessionId(self.next_id);
-        self.next_id += 1;
+        let id = self.reserve_id();
         // Only a recording session taps its entropy: the tap's log grows with every byte
         // drawn, which an unrecorded session would carry for nothing.
-        let (mut stream, rec) = match &self.config.record {
+        let (stream, rec) = match &self.config.record {
             Some(sink) => {
                 let entropy = Tap::new(entropy);
                 let rec = Recorder::start(&self.config, kind, sink, now, &transport, &entropy);
@@ -337,6 +390,39 @@ impl Hub {
             }
             None => (self.new_stream(kind, entropy), Recorder::off()),
         };
+        self.insert_session_recorded(now, id, kind, stream, rec, transport);
+        id
+    }
+
+    /// A fresh session id.
+    fn reserve_id(&mut self) -> SessionId {
+        let id = SessionId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Start `stream` on `transport` as session `id`, unrecorded.
+    fn insert_session(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        kind: Kind,
+        stream: AnyStream,
+        transport: Transport,
+    ) {
+        self.insert_session_recorded(now, id, kind, stream, Recorder::off(), transport);
+    }
+
+    /// Start `stream` on `transport` as session `id`.
+    fn insert_session_recorded(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        kind: Kind,
+        mut stream: AnyStream,
+        rec: Recorder,
+        transport: Transport,
+    ) {
         // A fresh machine always accepts `start`.
         let _ = stream.start(now, transport);
         self.sessions.insert(
@@ -347,11 +433,11 @@ impl Hub {
                 pending: Vec::new(),
                 jid: None,
                 component: None,
+                kind,
             }),
         );
         self.dirty.insert(id);
         self.flush(now);
-        id
     }
 
     /// A stream of `kind` for a new connection, from the configured template.
@@ -369,6 +455,11 @@ impl Hub {
                 Arc::clone(&self.components),
             )
             .into(),
+            // Outgoing streams are made in `s2s_connected`, which knows the remote domain;
+            // `open` only ever asks for the kinds a listener accepts.
+            Kind::S2sIn | Kind::S2sOut => {
+                S2sReceivingStream::new(self.config.s2s_config(), entropy).into()
+            }
         }
     }
 
@@ -391,6 +482,7 @@ impl Hub {
                     _ => {}
                 }
             }
+            self.check_outgoing_ready(id, now);
         }
         // Only the sessions that closed during this flush: scanning every session after
         // every input was a per-input cost linear in the number of sessions (at 10 000

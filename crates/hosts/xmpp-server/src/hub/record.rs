@@ -113,6 +113,8 @@ impl Recorder {
         let (who, setup) = match kind {
             Kind::C2s => (SERVER, server_setup(config, transport)),
             Kind::Component => (COMPONENT_SERVER, component_setup(config)),
+            // Server-to-server sessions are not recorded (their setup has no transcript form).
+            Kind::S2sIn | Kind::S2sOut => return Recorder::off(),
         };
         Recorder(Some(Box::new(Recording {
             who,

@@ -7,7 +7,9 @@
 //! component serving the address's domain ([`Hub::route_out`]); what a component sends to a
 //! local address goes through the IM machine as a stanza from a remote domain would
 //! ([`xmpp_im::Server::handle_remote_stanza`]), so the same delivery, offline and bounce
-//! rules apply. There is no server-to-server: any other domain is unreachable.
+//! rules apply. Stanzas for any other domain go to the outgoing server-to-server connection
+//! for it (`s2s`), when federation is on; what a peer server sends enters the IM machine the
+//! same way as a component's stanza to a local address.
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -29,9 +31,33 @@ impl Hub {
                 self.on_component_negotiated(id, now, domain);
             }
             Event::Stanza(stanza) => self.on_stanza(id, now, &stanza),
+            Event::ServerAuthenticated {
+                local,
+                remote,
+                method,
+            } => {
+                self.log.push(format!(
+                    "{id}: s2s pair {local} / {remote} authenticated ({method:?})"
+                ));
+            }
+            Event::DialbackVerify {
+                originating,
+                receiving,
+                stream_id,
+                key,
+            } => self.out.push_back(HubOutput::DialbackVerify {
+                id,
+                originating,
+                receiving,
+                stream_id,
+                key,
+            }),
             Event::Closed { reason } => {
                 self.log.push(format!("{id}: closed ({reason:?})"));
                 self.closed.push(id);
+                if self.is_outgoing(id) {
+                    self.on_outgoing_closed(id, now, &reason);
+                }
                 let (jid, component) = match self.sessions.get_mut(&id) {
                     Some(session) => (session.jid.take(), session.component.take()),
                     None => (None, None),
@@ -112,8 +138,8 @@ impl Hub {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        if session.component.is_some() {
-            self.on_component_stanza(now, stanza);
+        if session.component.is_some() || session.kind == super::Kind::S2sIn {
+            self.on_remote_stanza(now, stanza);
             return;
         }
         let Some(jid) = session.jid.clone() else {
@@ -139,11 +165,12 @@ impl Hub {
         }
     }
 
-    /// A stanza from a component; the stream checked that its `from` is in the component's
-    /// domain (else `invalid-from`) and that it has a `to` (else `improper-addressing`).
-    /// For a local address it enters the IM machine as a stanza from another domain;
-    /// anything else is routed out like a client's stanza to a foreign domain.
-    fn on_component_stanza(&mut self, now: Instant, stanza: &Element) {
+    /// A stanza from a component or a peer server; the stream checked that its `from` is in
+    /// the component's domain or an authenticated pair's (else `invalid-from`) and that it
+    /// has a `to` (else `improper-addressing`). For a local address it enters the IM machine
+    /// as a stanza from another domain; anything else is routed out like a client's stanza
+    /// to a foreign domain (a peer server's stream only lets our domains through).
+    fn on_remote_stanza(&mut self, now: Instant, stanza: &Element) {
         let foreign = stanza
             .attr("to")
             .and_then(|to| Jid::new(to).ok())
@@ -184,11 +211,18 @@ impl Hub {
     /// A configured component that is not connected is a local service with nothing behind
     /// it, which RFC 6120 treats like an address of the served domain with no account
     /// (§10.5.3.1): an iq or a message gets `service-unavailable` (§8.3.3.19), a presence is
-    /// dropped. Any other domain would need server-to-server, which this server does not do:
-    /// `remote-server-not-found` (§8.3.3.14: the remote server cannot be resolved).
+    /// dropped. Any other domain goes to its server-to-server connection when federation is
+    /// on ([`HubConfig::s2s`](super::HubConfig::s2s)); else `remote-server-not-found`
+    /// (§8.3.3.14: the remote server cannot be resolved).
     fn route_out(&mut self, now: Instant, stanza: &Element) {
         let to = stanza.attr("to").unwrap_or_default();
         let Some(domain) = self.components.serving(to) else {
+            if self.config.s2s.is_some()
+                && let Some(remote) = super::s2s::to_domain(stanza)
+            {
+                self.route_s2s(now, remote, stanza);
+                return;
+            }
             self.log.push(format!("no s2s: bouncing stanza to {to}"));
             self.error_reply(now, stanza, StanzaErrorCondition::RemoteServerNotFound);
             return;
@@ -217,7 +251,7 @@ impl Hub {
     }
 
     /// Send on session `id`'s stream (a client's or a component's).
-    fn send_on(&mut self, now: Instant, id: SessionId, stanza: &Element) {
+    pub(super) fn send_on(&mut self, now: Instant, id: SessionId, stanza: &Element) {
         if let Some(session) = self.sessions.get_mut(&id) {
             // Serialized for the transcript only when recording: this is every delivery.
             session
@@ -254,7 +288,8 @@ impl Hub {
         let Some(from) = stanza.attr("from") else {
             return;
         };
-        if self.components.serving(from).is_some() {
+        let remote = Jid::new(from).is_ok_and(|from| !self.im.is_local(from.domain()));
+        if self.components.serving(from).is_some() || (remote && self.config.s2s.is_some()) {
             self.route_out(now, reply);
         } else if let Ok(from) = FullJid::new(from) {
             self.deliver(now, &from, reply);

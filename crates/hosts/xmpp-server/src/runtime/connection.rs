@@ -10,9 +10,12 @@ use std::task::Poll;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use xmpp_host::tls;
+use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{ChannelBinding, Transport};
+
+use super::s2s::S2sTls;
 
 use super::outbox::{Command, Outbox};
 use super::shared::{Accepted, Shared, closed, lock, register};
@@ -45,16 +48,34 @@ pub(super) async fn direct_tls_connection(
         id,
         Conn::Tls(Box::new(tls)),
         outbox,
-        acceptor,
-        cert_der,
+        Upgrade::C2s { acceptor, cert_der },
     )
     .await;
 }
+
+/// How a connection runs TLS when its stream asks for it.
+#[derive(Clone)]
+pub(super) enum Upgrade {
+    /// A client's: the server side, our c2s identity, channel bindings.
+    C2s {
+        acceptor: TlsAcceptor,
+        cert_der: Arc<Vec<u8>>,
+    },
+    /// A peer server connected to us: the server side, asking for its certificate.
+    S2sIn(S2sTls),
+    /// Our connection to `name`: the client side, presenting our certificate.
+    S2sOut(S2sTls, rustls::pki_types::ServerName<'static>),
+}
+
+/// What a finished handshake yields: the channel bindings, and the names of a peer
+/// server's certificate when it chains to our CA.
+type Upgraded = (Vec<ChannelBinding>, Option<Vec<PresentedId>>);
 
 /// The transport of one connection: plain TCP, then TLS after STARTTLS.
 pub(super) enum Conn {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Gone,
 }
 
@@ -76,6 +97,7 @@ impl Conn {
             let polled = match self {
                 Conn::Plain(s) => Pin::new(s).poll_read(cx, &mut buf),
                 Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut buf),
+                Conn::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, &mut buf),
                 Conn::Gone => return Poll::Pending,
             };
             match polled {
@@ -92,6 +114,7 @@ impl Conn {
         match self {
             Conn::Plain(s) => write_flush(s, bytes).await,
             Conn::Tls(s) => write_flush(s.as_mut(), bytes).await,
+            Conn::ClientTls(s) => write_flush(s.as_mut(), bytes).await,
             Conn::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -104,23 +127,40 @@ impl Conn {
             Conn::Tls(s) => {
                 let _ = s.shutdown().await;
             }
+            Conn::ClientTls(s) => {
+                let _ = s.shutdown().await;
+            }
             Conn::Gone => {}
         }
     }
 
-    /// Run the TLS handshake; return the channel bindings it yields.
-    async fn upgrade(
-        &mut self,
-        acceptor: &TlsAcceptor,
-        cert_der: &[u8],
-    ) -> io::Result<Vec<ChannelBinding>> {
+    /// Run the TLS handshake `upgrade` says.
+    async fn upgrade(&mut self, upgrade: &Upgrade) -> io::Result<Upgraded> {
         let Conn::Plain(tcp) = std::mem::replace(self, Conn::Gone) else {
             return Err(io::Error::other("STARTTLS on a non-plain connection"));
         };
-        let tls = acceptor.accept(tcp).await?;
-        let bindings = channel_bindings(&tls, cert_der);
-        *self = Conn::Tls(Box::new(tls));
-        Ok(bindings)
+        match upgrade {
+            Upgrade::C2s { acceptor, cert_der } => {
+                let tls = acceptor.accept(tcp).await?;
+                let bindings = channel_bindings(&tls, cert_der);
+                *self = Conn::Tls(Box::new(tls));
+                Ok((bindings, None))
+            }
+            Upgrade::S2sIn(s2s) => {
+                let tls = TlsAcceptor::from(s2s.server.clone()).accept(tcp).await?;
+                let ids = s2s.peer_ids(tls.get_ref().1.peer_certificates());
+                *self = Conn::Tls(Box::new(tls));
+                Ok((Vec::new(), ids))
+            }
+            Upgrade::S2sOut(s2s, name) => {
+                let tls = TlsConnector::from(s2s.client.clone())
+                    .connect(name.clone(), tcp)
+                    .await?;
+                let ids = s2s.peer_ids(tls.get_ref().1.peer_certificates());
+                *self = Conn::ClientTls(Box::new(tls));
+                Ok((Vec::new(), ids))
+            }
+        }
     }
 }
 
@@ -144,8 +184,7 @@ pub(super) async fn connection(
     id: SessionId,
     mut conn: Conn,
     outbox: Arc<Outbox>,
-    acceptor: TlsAcceptor,
-    cert_der: Arc<Vec<u8>>,
+    upgrade: Upgrade,
 ) {
     loop {
         tokio::select! {
@@ -160,10 +199,13 @@ pub(super) async fn connection(
                 }
                 // Boxed: the handshake's state (a whole `ServerConnection` mid-handshake) would
                 // otherwise size every connection's task for its whole life.
-                Command::StartTls => match Box::pin(conn.upgrade(&acceptor, &cert_der)).await {
-                    Ok(bindings) => {
+                Command::StartTls => match Box::pin(conn.upgrade(&upgrade)).await {
+                    Ok((bindings, ids)) => {
                         let mut guard = lock(&shared);
                         let now = guard.now();
+                        if let Some(ids) = ids {
+                            guard.hub.set_peer_identities(id, ids);
+                        }
                         guard.hub.tls_established(id, now, bindings);
                         guard.dispatch();
                     }

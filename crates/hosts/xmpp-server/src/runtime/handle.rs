@@ -19,6 +19,8 @@ pub struct ServerHandle {
     pub direct_tls_addr: Option<SocketAddr>,
     /// Where it listens for XEP-0114 components, if asked to.
     pub component_addr: Option<SocketAddr>,
+    /// Where it listens for peer servers, if asked to.
+    pub s2s_addr: Option<SocketAddr>,
     /// Its certificate (DER).
     pub cert_der: Vec<u8>,
     /// Its certificate (PEM).
@@ -79,8 +81,36 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
+        Self::spawn_all(addr, direct_tls, component, None, config)
+    }
+
+    /// [`spawn`](Self::spawn), plus peer servers on `s2s`, a listener bound beforehand (so
+    /// that two servers can be given routes to each other before either starts). Federation
+    /// needs [`RuntimeConfig::s2s`] and [`HubConfig::s2s`](crate::HubConfig::s2s).
+    pub fn spawn_federating(
+        addr: SocketAddr,
+        s2s: std::net::TcpListener,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        Self::spawn_all(addr, None, None, Some(s2s), config)
+    }
+
+    fn spawn_all(
+        addr: SocketAddr,
+        direct_tls: Option<SocketAddr>,
+        component: Option<SocketAddr>,
+        s2s: Option<std::net::TcpListener>,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
         let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
         let (component_listener, component_addr) = bind_optional(component)?;
+        let s2s_addr = s2s
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
+        if let Some(listener) = &s2s {
+            listener.set_nonblocking(true)?;
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -101,6 +131,7 @@ impl ServerHandle {
                         c2s: TcpListener::from_std(std_listener)?,
                         direct_tls: direct_listener.map(TcpListener::from_std).transpose()?,
                         component: component_listener.map(TcpListener::from_std).transpose()?,
+                        s2s: s2s.map(TcpListener::from_std).transpose()?,
                     };
                     let shutdown = async move {
                         let _ = rx.await;
@@ -112,6 +143,7 @@ impl ServerHandle {
             addr,
             direct_tls_addr,
             component_addr,
+            s2s_addr,
             cert_der,
             cert_pem,
             shutdown: Some(tx),

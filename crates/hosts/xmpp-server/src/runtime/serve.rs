@@ -1,4 +1,5 @@
-//! The accept loops (STARTTLS, XEP-0368 direct TLS, XEP-0114 components) and the timer tick.
+//! The accept loops (STARTTLS, XEP-0368 direct TLS, XEP-0114 components, peer servers) and
+//! the timer tick.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -9,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use xmpp_stream::Transport;
 
 use super::RuntimeConfig;
-use super::connection::{Conn, connection, direct_tls_connection};
+use super::connection::{Conn, Upgrade, connection, direct_tls_connection};
 use super::shared::{Accepted, Shared, lock, register};
 use crate::hub::Hub;
 
@@ -23,6 +24,8 @@ pub struct Listeners {
     /// XEP-0114 components (`jabber:component:accept`, plain TCP: bind it to loopback only,
     /// the protocol has no TLS). The components are [`HubConfig::components`](crate::HubConfig::components).
     pub component: Option<TcpListener>,
+    /// Peer servers (`jabber:server`, STARTTLS), when [`RuntimeConfig::s2s`] is set.
+    pub s2s: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -32,6 +35,7 @@ impl Listeners {
             c2s,
             direct_tls: None,
             component: None,
+            s2s: None,
         }
     }
 }
@@ -80,13 +84,21 @@ pub(super) async fn serve_probed(
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config.tls.config.clone());
     let cert_der = Arc::new(config.tls.cert_der.clone());
-    let shared = Arc::new(Mutex::new(Shared {
-        hub: Hub::new(config.hub.clone()),
-        conns: BTreeMap::new(),
-        start: std::time::Instant::now(),
-        log: config.log,
-        trace: config.trace,
-    }));
+    let shared = Arc::new_cyclic(|me| {
+        Mutex::new(Shared {
+            hub: Hub::new(config.hub.clone()),
+            conns: BTreeMap::new(),
+            start: std::time::Instant::now(),
+            log: config.log,
+            trace: config.trace,
+            s2s: config.s2s.clone(),
+            me: me.clone(),
+        })
+    });
+    let c2s_upgrade = Upgrade::C2s {
+        acceptor: acceptor.clone(),
+        cert_der: cert_der.clone(),
+    };
     if let Some(probe) = probe {
         let _ = probe.set(shared.clone());
     }
@@ -96,7 +108,10 @@ pub(super) async fn serve_probed(
         c2s: listener,
         direct_tls,
         component,
+        s2s,
     } = listeners;
+    // Without federation settings the s2s listener is not served.
+    let s2s = s2s.filter(|_| config.s2s.is_some());
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -109,8 +124,7 @@ pub(super) async fn serve_probed(
                         id,
                         Conn::Plain(tcp),
                         outbox,
-                        acceptor.clone(),
-                        cert_der.clone(),
+                        c2s_upgrade.clone(),
                     );
                     #[cfg(feature = "alloc-stats")]
                     if id.0 == 1 {
@@ -151,8 +165,7 @@ pub(super) async fn serve_probed(
                         id,
                         Conn::Plain(tcp),
                         outbox,
-                        acceptor.clone(),
-                        cert_der.clone(),
+                        c2s_upgrade.clone(),
                     ));
                 }
                 Err(error) => {
@@ -160,6 +173,25 @@ pub(super) async fn serve_probed(
                         eprintln!("component accept: {error}");
                     }
                 }
+            },
+            accepted = accept_on(s2s.as_ref()) => match (accepted, &config.s2s) {
+                (Ok((tcp, peer)), Some(settings)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let (id, outbox) = register(&shared, Accepted::S2s, peer);
+                    tokio::spawn(connection(
+                        shared.clone(),
+                        id,
+                        Conn::Plain(tcp),
+                        outbox,
+                        Upgrade::S2sIn(settings.tls.clone()),
+                    ));
+                }
+                (Err(error), _) => {
+                    if config.log {
+                        eprintln!("s2s accept: {error}");
+                    }
+                }
+                (Ok(_), None) => {}
             },
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use xmpp_host::OsEntropy;
 use xmpp_stream::{Instant, Transport};
@@ -17,6 +17,11 @@ pub(super) struct Shared {
     pub(super) start: std::time::Instant,
     pub(super) log: bool,
     pub(super) trace: bool,
+    /// Federation settings, when federating.
+    pub(super) s2s: Option<super::s2s::S2sSettings>,
+    /// This very state, for the tasks `dispatch` starts (outgoing s2s connections,
+    /// dialback verifications).
+    pub(super) me: Weak<Mutex<Shared>>,
 }
 
 impl Shared {
@@ -37,6 +42,27 @@ impl Shared {
                 }
                 HubOutput::StartTls(id) => (id, Command::StartTls),
                 HubOutput::Close(id) => (id, Command::Close),
+                HubOutput::Connect { id, remote, .. } => {
+                    super::s2s::spawn_connect(self, id, remote);
+                    continue;
+                }
+                HubOutput::DialbackVerify {
+                    id,
+                    originating,
+                    receiving,
+                    stream_id,
+                    key,
+                } => {
+                    super::s2s::spawn_verification(
+                        self,
+                        id,
+                        originating,
+                        receiving,
+                        stream_id,
+                        key,
+                    );
+                    continue;
+                }
             };
             let close = matches!(command, Command::Close);
             if let Some(outbox) = self.conns.get(&id) {
@@ -68,6 +94,8 @@ pub(super) enum Accepted {
     C2s(Transport),
     /// An XEP-0114 component (plain TCP on loopback).
     Component,
+    /// A peer server (plain until STARTTLS).
+    S2s,
 }
 
 /// Open a hub session for a new connection and the channel its outputs arrive on.
@@ -88,6 +116,10 @@ pub(super) fn register(
         Accepted::Component => {
             let id = guard.hub.accept_component(now, OsEntropy::new());
             (id, " (component)")
+        }
+        Accepted::S2s => {
+            let id = guard.hub.accept_s2s(now, OsEntropy::new());
+            (id, " (s2s)")
         }
     };
     guard.conns.insert(id, Arc::clone(&outbox));

@@ -9,7 +9,66 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xmpp_server::{HubConfig, RuntimeConfig, TlsMaterial};
+use minidom::Element;
+use xmpp_host::OsEntropy;
+use xmpp_host::blocking::{ClientOptions, Connection};
+use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TlsMaterial};
+use xmpp_stream::{BareJid, ClientConfig, ClientStream};
+
+const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+pub(crate) fn parse(xml: &str) -> Element {
+    xml.parse().unwrap()
+}
+
+pub(crate) fn body(stanza: &Element) -> Option<String> {
+    stanza
+        .children()
+        .find(|c| c.name() == "body")
+        .map(Element::text)
+}
+
+/// The stanza error condition of an error stanza.
+pub(crate) fn error_condition(stanza: &Element) -> Option<String> {
+    if stanza.attr("type") != Some("error") {
+        return None;
+    }
+    let error = stanza.children().find(|c| c.name() == "error")?;
+    error
+        .children()
+        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
+        .map(|c| c.name().to_owned())
+}
+
+/// `user@domain/resource` (password `user-pw`) logged in on `server` over STARTTLS (our
+/// `ClientStream` through xmpp-host's blocking `Connection`), available (initial presence
+/// sent).
+pub(crate) fn login(
+    server: &ServerHandle,
+    domain: &str,
+    user: &str,
+    resource: &str,
+    wait: Duration,
+) -> Connection<ClientStream> {
+    let tls = client_config(
+        &Trust::Pem(server.cert_pem.clone().into_bytes()),
+        Versions::Any,
+    )
+    .unwrap();
+    let options = ClientOptions::new(server.addr, domain, tls);
+    let mut config = ClientConfig::new(
+        BareJid::new(&format!("{user}@{domain}")).unwrap(),
+        format!("{user}-pw"),
+    );
+    config.resource = Some(resource.to_owned());
+    let mut conn = Connection::connect(&options, config, OsEntropy::new()).unwrap();
+    let jid = conn.negotiate(wait).unwrap();
+    assert_eq!(jid.as_str(), format!("{user}@{domain}/{resource}"));
+    conn.send(&parse("<presence xmlns='jabber:client'/>"))
+        .unwrap();
+    conn
+}
 
 /// How long a peer process may run before it is killed.
 pub(crate) const PEER_DEADLINE: Duration = Duration::from_secs(40);
@@ -27,6 +86,7 @@ pub(crate) fn runtime_config(hub: HubConfig, domain: &str) -> RuntimeConfig {
         tls: TlsMaterial::self_signed(&[domain]).unwrap(),
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+        s2s: None,
     }
 }
 

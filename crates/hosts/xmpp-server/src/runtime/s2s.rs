@@ -1,0 +1,321 @@
+//! Server-to-server I/O: the TLS configurations of both ends, the names of a peer's
+//! certificate, outgoing connections by static route, and the dialback verification
+//! connection.
+//!
+//! TLS ([`xmpp_host::tls::s2s_configs`]): both ends accept any certificate during the
+//! handshake (its signature over the handshake is still checked: the peer holds the key) and
+//! validate the chain against the CA peers must chain to (`--s2s-ca`) afterwards. A peer whose chain checks out gets its names
+//! passed to the stream (`set_peer_identities`), which then offers or uses SASL EXTERNAL; a
+//! peer whose chain does not, or that presents none, is encrypted but unauthenticated and
+//! falls back to dialback. Rejecting untrusted certificates in the handshake itself (as
+//! `WebPkiClientVerifier` does) would make dialback impossible with any peer we cannot verify.
+//!
+//! Names are read with `x509-parser` (well kept, used by rcgen, no unsafe, parses the
+//! `otherName` SANs that rustls-webpki does not expose): dNSName SANs, SRVName
+//! (`_xmpp-server.`) otherNames, XmppAddr otherNames, and the subject's CN; the stream layer
+//! decides which of them may match (RFC 6125, `xmpp_stream::identity`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use xmpp_host::OsEntropy;
+use xmpp_stream::dialback::{DialbackKey, StreamId};
+use xmpp_stream::identity::PresentedId;
+use xmpp_stream::{BareJid, DialbackOutcome, StanzaErrorCondition};
+
+use super::connection::{Conn, Upgrade, connection};
+use super::outbox::Outbox;
+use super::shared::{Shared, lock};
+use crate::hub::{SessionId, Verification};
+
+/// OID of the SRVName otherName (RFC 4985).
+const OID_SRV_NAME: &str = "1.3.6.1.5.5.7.8.7";
+/// OID of the XmppAddr otherName (RFC 6120 §13.7.1.4).
+const OID_XMPP_ADDR: &str = "1.3.6.1.5.5.7.8.5";
+
+/// How long a dialback verification connection may live.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the example server federates: where the peers are, and the TLS of both ends.
+#[derive(Clone, Debug)]
+pub struct S2sSettings {
+    /// Static routes: domain to address (no DNS in the example server).
+    pub routes: BTreeMap<String, SocketAddr>,
+    /// The TLS of both ends.
+    pub tls: S2sTls,
+    /// How long opening a connection (TCP) may take; past it, queued stanzas bounce with
+    /// `remote-server-timeout`. The stream's own negotiation deadline covers the rest.
+    pub connect_timeout: Duration,
+}
+
+/// The TLS of server-to-server connections: our certificate on both ends, and the CA peers'
+/// certificates must chain to.
+#[derive(Clone, Debug)]
+pub struct S2sTls {
+    /// Receiving end: asks for a client certificate, does not require one.
+    pub(super) server: Arc<rustls::ServerConfig>,
+    /// Initiating end: presents our certificate.
+    pub(super) client: Arc<rustls::ClientConfig>,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+fn config_error(what: &str, error: impl std::fmt::Display) -> xmpp_host::Error {
+    xmpp_host::Error::Config(format!("{what}: {error}"))
+}
+
+impl S2sTls {
+    /// Our certificate chain and key (PEM), and the CA certificates (PEM) peers must chain to
+    /// (`None`: no peer certificate is trusted, every peer authenticates by dialback).
+    pub fn from_pem(
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, xmpp_host::Error> {
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| config_error("certificate PEM", e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| config_error("key PEM", e))?;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default()) {
+            roots.add(cert.map_err(|e| config_error("CA PEM", e))?)?;
+        }
+        if ca_pem.is_some() && roots.is_empty() {
+            return Err(xmpp_host::Error::Config(
+                "no certificate in the CA PEM".to_owned(),
+            ));
+        }
+        let (server, client) = xmpp_host::tls::s2s_configs(chain, key)?;
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        Ok(S2sTls {
+            server,
+            client,
+            roots: Arc::new(roots),
+            algorithms,
+        })
+    }
+
+    /// [`from_pem`](Self::from_pem), reading the files.
+    pub fn from_pem_files(
+        cert: &Path,
+        key: &Path,
+        ca: Option<&Path>,
+    ) -> Result<Self, xmpp_host::Error> {
+        let ca = ca.map(std::fs::read).transpose()?;
+        Self::from_pem(&std::fs::read(cert)?, &std::fs::read(key)?, ca.as_deref())
+    }
+
+    /// The names of a peer's certificate chain (leaf first) when it chains to our CA; `None`
+    /// when it does not, or when there is none.
+    pub(super) fn peer_ids(
+        &self,
+        chain: Option<&[CertificateDer<'_>]>,
+    ) -> Option<Vec<PresentedId>> {
+        let (leaf, intermediates) = chain?.split_first()?;
+        let parsed = rustls::server::ParsedCertificate::try_from(leaf).ok()?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            intermediates,
+            UnixTime::now(),
+            self.algorithms.all,
+        )
+        .ok()?;
+        Some(presented_ids(leaf))
+    }
+}
+
+/// Every name of a certificate the RFC 6125 matcher may consider: dNSName, SRVName and
+/// XmppAddr subjectAltNames, and the subject's Common Names. Empty for a certificate that
+/// does not parse.
+pub fn presented_ids(der: &[u8]) -> Vec<PresentedId> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::FromDer as _;
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => ids.push(PresentedId::Dns((*dns).to_owned())),
+                GeneralName::URI(uri) => ids.push(PresentedId::Uri((*uri).to_owned())),
+                GeneralName::OtherName(oid, value) => {
+                    let oid = oid.to_id_string();
+                    if oid == OID_SRV_NAME
+                        && let Some(text) =
+                            other_name_text(value, x509_parser::asn1_rs::Tag::Ia5String)
+                    {
+                        ids.push(PresentedId::Srv(text));
+                    } else if oid == OID_XMPP_ADDR
+                        && let Some(text) =
+                            other_name_text(value, x509_parser::asn1_rs::Tag::Utf8String)
+                    {
+                        ids.push(PresentedId::XmppAddr(text));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(text) = cn.as_str() {
+            ids.push(PresentedId::CommonName(text.to_owned()));
+        }
+    }
+    ids
+}
+
+/// The string inside an otherName value (`[0] EXPLICIT` around a string of type `tag`).
+fn other_name_text(value: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<String> {
+    use x509_parser::asn1_rs::{Any, FromDer as _, TaggedExplicit};
+    let (_, tagged) =
+        TaggedExplicit::<Any, x509_parser::asn1_rs::Error, 0>::from_der(value).ok()?;
+    let inner = tagged.into_inner();
+    if inner.tag() != tag {
+        return None;
+    }
+    std::str::from_utf8(inner.data).ok().map(str::to_owned)
+}
+
+/// Open the outgoing connection of session `id` to `remote` by its static route, on a task
+/// of its own; report it to the hub ([`Hub::s2s_connected`](crate::Hub::s2s_connected) or
+/// [`Hub::s2s_connect_failed`](crate::Hub::s2s_connect_failed)).
+pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
+    let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let failed = |condition| {
+            let mut guard = lock(&me);
+            let now = guard.now();
+            guard.hub.s2s_connect_failed(id, now, condition);
+            guard.dispatch();
+        };
+        let (Some(addr), Ok(name)) = (
+            settings.routes.get(remote.as_str()).copied(),
+            ServerName::try_from(remote.as_str().to_owned()),
+        ) else {
+            failed(StanzaErrorCondition::RemoteServerNotFound);
+            return;
+        };
+        let tcp =
+            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => tcp,
+                Ok(Err(_)) => {
+                    failed(StanzaErrorCondition::RemoteServerNotFound);
+                    return;
+                }
+                Err(_) => {
+                    failed(StanzaErrorCondition::RemoteServerTimeout);
+                    return;
+                }
+            };
+        let _ = tcp.set_nodelay(true);
+        let outbox = Arc::new(Outbox::default());
+        {
+            let mut guard = lock(&me);
+            guard.conns.insert(id, Arc::clone(&outbox));
+            if guard.log {
+                eprintln!("c2s {id}: s2s connection to {remote} at {addr}");
+            }
+            let now = guard.now();
+            guard.hub.s2s_connected(id, now, OsEntropy::new());
+            guard.dispatch();
+        }
+        connection(
+            me,
+            id,
+            Conn::Plain(tcp),
+            outbox,
+            Upgrade::S2sOut(settings.tls, name),
+        )
+        .await;
+    });
+}
+
+/// Run the dialback verification receiving connection `id` asked for, on a task of its own:
+/// a [`Verification`] over plain TCP to the route of `originating`, bounded by the connect
+/// timeout for the connection and by the stream's dialback deadline for the answer.
+pub(super) fn spawn_verification(
+    shared: &Shared,
+    id: SessionId,
+    originating: BareJid,
+    receiving: BareJid,
+    stream_id: StreamId,
+    key: DialbackKey,
+) {
+    let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let outcome = match Verification::new(&originating, &receiving, stream_id, key) {
+            Some(verification) => {
+                let addr = settings.routes.get(originating.as_str()).copied();
+                // Past the stream's own dialback deadline (30 s by default) the answer is
+                // moot: the socket is not kept for a peer that never answers.
+                tokio::time::timeout(
+                    VERIFY_DEADLINE,
+                    verify(verification, addr, settings.connect_timeout),
+                )
+                .await
+                .unwrap_or(DialbackOutcome::Error(
+                    StanzaErrorCondition::RemoteServerTimeout.into(),
+                ))
+            }
+            None => DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into()),
+        };
+        let mut guard = lock(&me);
+        let now = guard.now();
+        if guard.log {
+            eprintln!("c2s {id}: dialback verification of {originating}: {outcome:?}");
+        }
+        guard
+            .hub
+            .dialback_verified(id, now, &originating, &receiving, outcome);
+        guard.dispatch();
+    });
+}
+
+async fn verify(
+    mut verification: Verification,
+    addr: Option<SocketAddr>,
+    connect_timeout: Duration,
+) -> DialbackOutcome {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
+    let Some(addr) = addr else {
+        return not_found();
+    };
+    let Ok(Ok(mut tcp)) = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
+    else {
+        return not_found();
+    };
+    if tcp.write_all(&verification.start()).await.is_err() {
+        return not_found();
+    }
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // The stream's dialback deadline answers for a peer that never does.
+        let n = match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return not_found(),
+            Ok(n) => n,
+        };
+        let (write, outcome) = verification.handle_input(buf.get(..n).unwrap_or_default());
+        if !write.is_empty() && tcp.write_all(&write).await.is_err() && outcome.is_none() {
+            return not_found();
+        }
+        if let Some(outcome) = outcome {
+            let _ = tcp.shutdown().await;
+            return outcome;
+        }
+    }
+}

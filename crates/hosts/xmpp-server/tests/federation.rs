@@ -1,0 +1,348 @@
+//! Two instances of the example server federate (RFC 6120 §13) in-process over loopback:
+//! a.test and b.test, static routes to each other, a test CA and certificates made here with
+//! rcgen (a DNS-ID and an SRV-ID `_xmpp-server.<domain>`, never an XmppAddr). A user on each
+//! side (our `ClientStream` through xmpp-host's blocking `Connection`) exchanges messages
+//! both ways and a presence subscription (RFC 6121 §3).
+//!
+//! - SASL EXTERNAL: each server trusts the CA of the other's certificate, and neither has a
+//!   dialback secret, so nothing but EXTERNAL can authenticate the link.
+//! - Dialback (XEP-0220): each server trusts only a CA that did not sign the peer's
+//!   certificate, so EXTERNAL is never offered and only dialback can.
+//! - A route to a port nobody listens on, and a domain with no route: the stanza bounces with
+//!   `remote-server-not-found`.
+//!
+//! No peer software is needed: these tests always run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use minidom::Element;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use xmpp_host::blocking::Connection;
+use xmpp_server::{HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
+use xmpp_stream::dialback::DialbackSecret;
+use xmpp_stream::identity::PresentedId;
+use xmpp_stream::{BareJid, ClientStream};
+
+use common::{body, error_condition, login, loopback, parse};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A test CA: its certificate (PEM) and what signs with it.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A server certificate for `domain`: subjectAltName dNSName `domain` and SRVName
+    /// `_xmpp-server.<domain>` (RFC 4985, an IA5String: written by hand, rcgen only writes
+    /// UTF8String otherNames), server and client authentication. Returns (cert PEM, key PEM).
+    fn issue(&self, domain: &str) -> (String, String) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, domain);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[2, 5, 29, 17],
+                subject_alt_names(domain),
+            ));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// DER type-length-value, short lengths only (all of ours are).
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag, u8::try_from(content.len()).unwrap()];
+    assert!(content.len() < 128);
+    out.extend_from_slice(content);
+    out
+}
+
+/// `SubjectAltName ::= GeneralNames`: `[2] dNSName`, `[0] otherName { id-on-dnsSRV,
+/// [0] EXPLICIT IA5String }`.
+fn subject_alt_names(domain: &str) -> Vec<u8> {
+    const ID_ON_DNS_SRV: [u8; 8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
+    let dns = tlv(0x82, domain.as_bytes());
+    let srv = format!("_xmpp-server.{domain}");
+    let mut other = tlv(0x06, &ID_ON_DNS_SRV);
+    other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
+    let mut names = dns;
+    names.extend(tlv(0xA0, &other));
+    tlv(0x30, &names)
+}
+
+/// One federating server: its domain, one user, its certificate (signed by `issuer`), the
+/// CA it trusts for peers, its static routes, and a dialback secret or none.
+struct Side<'a> {
+    domain: &'a str,
+    user: &'a str,
+    issuer: &'a Ca,
+    trusts: &'a Ca,
+    dialback: bool,
+}
+
+fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) -> ServerHandle {
+    let mut hub = HubConfig::new(BareJid::new(side.domain).unwrap())
+        .with_user(side.user, &format!("{}-pw", side.user))
+        .with_s2s(DialbackSecret::new(
+            format!("{} dialback secret", side.domain).as_bytes(),
+        ));
+    if !side.dialback
+        && let Some(s2s) = &mut hub.s2s
+    {
+        s2s.dialback_secret = None;
+    }
+    let (cert, key) = side.issuer.issue(side.domain);
+    let ca = side.trusts.pem();
+    let s2s = S2sSettings {
+        routes: routes
+            .iter()
+            .map(|(domain, addr)| ((*domain).to_owned(), *addr))
+            .collect(),
+        tls: S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap(),
+        connect_timeout: Duration::from_secs(5),
+    };
+    let config = RuntimeConfig {
+        hub,
+        tls: TlsMaterial::self_signed(&[side.domain]).unwrap(),
+        log: std::env::var("XMPP_C2S_LOG").is_ok(),
+        trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
+        s2s: Some(s2s),
+    };
+    ServerHandle::spawn_federating(loopback(), listener, config).unwrap()
+}
+
+fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind(loopback()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// `user@domain/phone` logged in on `server`, available.
+fn client(server: &ServerHandle, domain: &str, user: &str) -> Connection<ClientStream> {
+    login(server, domain, user, "phone", WAIT)
+}
+
+fn message(to: &str, id: &str, text: &str) -> Element {
+    parse(&format!(
+        "<message xmlns='jabber:client' type='chat' to='{to}' id='{id}'><body>{text}</body></message>"
+    ))
+}
+
+/// Messages both ways and a presence subscription between alice@a.test and bob@b.test.
+fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) {
+    let (a_listener, a_addr) = listener();
+    let (b_listener, b_addr) = listener();
+    let a = start(
+        &Side {
+            domain: "a.test",
+            user: "alice",
+            issuer: a_ca,
+            trusts: a_trusts,
+            dialback,
+        },
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let b = start(
+        &Side {
+            domain: "b.test",
+            user: "bob",
+            issuer: b_ca,
+            trusts: b_trusts,
+            dialback,
+        },
+        b_listener,
+        &[("a.test", a_addr)],
+    );
+    let mut alice = client(&a, "a.test", "alice");
+    let mut bob = client(&b, "b.test", "bob");
+
+    // a.test -> b.test: the first stanza opens the link and waits in its queue.
+    alice.send(&message("bob@b.test", "m1", "hi bob")).unwrap();
+    let got = bob
+        .wait_stanza(WAIT, |s| body(s).as_deref() == Some("hi bob"))
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("alice@a.test/phone"));
+    assert_eq!(got.attr("to"), Some("bob@b.test"));
+
+    // b.test -> a.test: a link of its own, the other way.
+    bob.send(&message("alice@a.test/phone", "m2", "hi alice"))
+        .unwrap();
+    let got = alice
+        .wait_stanza(WAIT, |s| body(s).as_deref() == Some("hi alice"))
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("bob@b.test/phone"));
+
+    // RFC 6121 §3.1: alice subscribes to bob's presence; bob approves; alice learns of it
+    // and receives bob's current presence.
+    alice
+        .send(&parse(
+            "<presence xmlns='jabber:client' type='subscribe' to='bob@b.test'/>",
+        ))
+        .unwrap();
+    let request = bob
+        .wait_stanza(WAIT, |s| {
+            s.name() == "presence" && s.attr("type") == Some("subscribe")
+        })
+        .unwrap();
+    assert_eq!(request.attr("from"), Some("alice@a.test"));
+    bob.send(&parse(
+        "<presence xmlns='jabber:client' type='subscribed' to='alice@a.test'/>",
+    ))
+    .unwrap();
+    let approved = alice
+        .wait_stanza(WAIT, |s| {
+            s.name() == "presence" && s.attr("type") == Some("subscribed")
+        })
+        .unwrap();
+    assert_eq!(approved.attr("from"), Some("bob@b.test"));
+    let available = alice
+        .wait_stanza(WAIT, |s| {
+            s.name() == "presence"
+                && s.attr("type").is_none()
+                && s.attr("from") == Some("bob@b.test/phone")
+        })
+        .unwrap();
+    // §3.1.5: bob's server knows only alice's bare JID.
+    assert_eq!(available.attr("to"), Some("alice@a.test"));
+
+    // A message after all that still flows on the established links.
+    alice
+        .send(&message("bob@b.test", "m3", "still here"))
+        .unwrap();
+    bob.wait_stanza(WAIT, |s| body(s).as_deref() == Some("still here"))
+        .unwrap();
+}
+
+#[test]
+fn two_servers_federate_with_sasl_external() {
+    let ca = Ca::new("Federation Test CA");
+    // No dialback secret on either side: only EXTERNAL can authenticate the link.
+    federate(&ca, &ca, &ca, &ca, false);
+}
+
+#[test]
+fn two_servers_federate_with_dialback_when_certificates_are_not_trusted() {
+    let (a_ca, b_ca) = (Ca::new("CA of a.test"), Ca::new("CA of b.test"));
+    // Each trusts only its own CA, not the one of the peer's certificate: no EXTERNAL.
+    federate(&a_ca, &b_ca, &a_ca, &b_ca, true);
+}
+
+#[test]
+fn external_alone_fails_when_certificates_are_not_trusted() {
+    // The control of the two above: untrusted certificates and no dialback authenticate
+    // nothing, and the queued stanza bounces.
+    let (a_ca, b_ca) = (Ca::new("CA of a.test"), Ca::new("CA of b.test"));
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, issuer, trusts| Side {
+        domain,
+        user,
+        issuer,
+        trusts,
+        dialback: false,
+    };
+    let a = start(
+        &side("a.test", "alice", &a_ca, &a_ca),
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let _b = start(&side("b.test", "bob", &b_ca, &b_ca), b_listener, &[]);
+    let mut alice = client(&a, "a.test", "alice");
+    alice.send(&message("bob@b.test", "m1", "lost")).unwrap();
+    let bounce = alice
+        .wait_stanza(WAIT, |s| s.attr("id") == Some("m1"))
+        .unwrap();
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("remote-server-not-found")
+    );
+}
+
+#[test]
+fn unreachable_domains_bounce_with_remote_server_not_found() {
+    let ca = Ca::new("Federation Test CA");
+    // A port that was free a moment ago: nobody listens there.
+    let (closed, closed_addr) = listener();
+    drop(closed);
+    let (a_listener, _) = listener();
+    let a = start(
+        &Side {
+            domain: "a.test",
+            user: "alice",
+            issuer: &ca,
+            trusts: &ca,
+            dialback: true,
+        },
+        a_listener,
+        &[("down.test", closed_addr)],
+    );
+    let mut alice = client(&a, "a.test", "alice");
+    for (to, id) in [("x@down.test", "m1"), ("y@noroute.test", "m2")] {
+        alice.send(&message(to, id, "anyone?")).unwrap();
+        let bounce = alice
+            .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
+            .unwrap();
+        assert_eq!(
+            error_condition(&bounce).as_deref(),
+            Some("remote-server-not-found"),
+            "{to}"
+        );
+        assert_eq!(bounce.attr("from"), Some(to));
+    }
+}
+
+#[test]
+fn certificate_names_are_read_from_the_subject_alt_names_and_the_cn() {
+    let ca = Ca::new("Federation Test CA");
+    let (cert, _) = ca.issue("a.test");
+    let der = rustls_pemfile_der(&cert);
+    let ids = xmpp_server::presented_ids(&der);
+    assert_eq!(
+        ids,
+        vec![
+            PresentedId::Dns("a.test".to_owned()),
+            PresentedId::Srv("_xmpp-server.a.test".to_owned()),
+            PresentedId::CommonName("a.test".to_owned()),
+        ]
+    );
+    assert!(xmpp_server::presented_ids(b"not a certificate").is_empty());
+}
+
+/// The DER of the first certificate of a PEM text.
+fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
