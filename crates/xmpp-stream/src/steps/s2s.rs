@@ -67,6 +67,11 @@ pub(crate) struct S2sSide {
     pub(crate) peer_ids: Option<Vec<PresentedId>>,
     /// Initiating: the peer listed the dialback feature on the current stream.
     pub(crate) dialback_offered: bool,
+    /// How each pair was authenticated, in `pairs` order.
+    methods: Vec<S2sAuthMethod>,
+    /// Pairs already reported with `ServerAuthenticated` (a pair is reported once stanzas
+    /// may flow for it: after EXTERNAL's restart, at once after dialback).
+    reported: usize,
 }
 
 impl S2sSide {
@@ -80,6 +85,8 @@ impl S2sSide {
             requested: Vec::new(),
             peer_ids: None,
             dialback_offered: false,
+            methods: Vec::new(),
+            reported: 0,
         }
     }
 
@@ -88,12 +95,11 @@ impl S2sSide {
         self.pairs.iter().any(|(l, r)| l == local && r == remote)
     }
 
-    fn add_pair(&mut self, local: BareJid, remote: BareJid) -> bool {
-        if self.has_pair(&local, &remote) {
-            return false;
+    fn add_pair(&mut self, local: BareJid, remote: BareJid, method: S2sAuthMethod) {
+        if !self.has_pair(&local, &remote) {
+            self.pairs.push((local, remote));
+            self.methods.push(method);
         }
-        self.pairs.push((local, remote));
-        true
     }
 }
 
@@ -132,27 +138,49 @@ fn dialback_allowed(m: &Machine) -> bool {
         && (m.core.flags.contains(SessionFlags::SECURE) || side.config.dialback_without_tls)
 }
 
-/// The pair authenticated: report it; the first one makes the stream established.
+/// The pair is authenticated; it is reported once the stream carries stanzas
+/// ([`report`]).
 fn authenticated(m: &mut Machine, local: BareJid, remote: BareJid, method: S2sAuthMethod) {
-    let Some(side) = side(m) else {
-        return;
-    };
-    if !side.add_pair(local.clone(), remote.clone()) {
-        return;
+    if let Some(side) = side(m) {
+        side.add_pair(local, remote, method);
     }
-    m.core.event(Event::ServerAuthenticated {
-        local,
-        remote,
-        method,
-    });
+    report(m);
 }
 
+/// Report the authenticated pairs not reported yet, if stanzas may flow: `ServerAuthenticated`
+/// tells the host it may route for the pair now.
+fn report(m: &mut Machine) {
+    if m.step != Step::Established {
+        return;
+    }
+    let Side::S2s(side) = &mut m.side else {
+        return;
+    };
+    let fresh: Vec<(BareJid, BareJid, S2sAuthMethod)> = side
+        .pairs
+        .iter()
+        .zip(&side.methods)
+        .skip(side.reported)
+        .map(|((local, remote), method)| (local.clone(), remote.clone(), *method))
+        .collect();
+    side.reported = side.pairs.len();
+    for (local, remote, method) in fresh {
+        m.core.event(Event::ServerAuthenticated {
+            local,
+            remote,
+            method,
+        });
+    }
+}
+
+/// The stream carries stanzas from now on; the pairs authenticated so far are reported.
 fn establish(m: &mut Machine) {
     if m.step != Step::Established {
         m.step = Step::Established;
         m.core.flags |= SessionFlags::AUTHENTICATED;
         m.core.negotiated();
     }
+    report(m);
 }
 
 // ----- the initiating end -----
