@@ -11,8 +11,9 @@
 //! `add_domain` for a2.example, `close`).
 //!
 //! Properties: no panic; errors are sticky and end in `Closed`; nothing after `Closed`;
-//! output within its bound between polls; no receiving-only or c2s output (the peer's
-//! stanzas are refused: no bidirectional streams); a `ServerAuthenticated` only towards
+//! output within its bound between polls; no receiving-only or c2s output, and no
+//! `Event::Stanza` at all (the peer's stanzas are refused: no bidirectional streams), nonzas
+//! only once authenticated; a `ServerAuthenticated` only towards
 //! b.example for a domain of ours we asked for (EXTERNAL over TLS for a.example, or dialback
 //! with the secret and TLS unless allowed without), once, and listed by `pairs()`, which
 //! lists nothing unannounced; `ServerRefused` only for a pair asked after establishment and
@@ -88,6 +89,8 @@ struct Harness {
     secret: bool,
     dialback_without_tls: bool,
     closed: bool,
+    /// The host called `close`.
+    host_closed: bool,
     sticky: Option<ProtocolError>,
     /// Our domains whose `<db:result/>` request we wrote, not answered yet.
     requested: Vec<BareJid>,
@@ -132,7 +135,10 @@ impl Harness {
             assert!(!self.tx.is_negotiated());
         } else {
             for pair in self.tx.pairs() {
-                assert!(self.announced.contains(pair), "pair never announced: {pair:?}");
+                assert!(
+                    self.announced.contains(pair),
+                    "pair never announced: {pair:?}"
+                );
             }
             assert_eq!(self.tx.pairs().len(), self.announced.len());
         }
@@ -151,7 +157,11 @@ impl Harness {
                 remote,
                 method,
             } => {
-                assert_eq!(remote.as_str(), REMOTE, "authenticated towards another domain");
+                assert_eq!(
+                    remote.as_str(),
+                    REMOTE,
+                    "authenticated towards another domain"
+                );
                 let pair = (local, remote);
                 assert!(
                     !self.announced.contains(&pair),
@@ -181,7 +191,9 @@ impl Harness {
                         };
                         self.requested.remove(at);
                     }
-                    other => panic!("an authentication method this harness does not know: {other:?}"),
+                    other => {
+                        panic!("an authentication method this harness does not know: {other:?}")
+                    }
                 }
                 assert!(
                     self.tx.pairs().contains(&pair),
@@ -201,6 +213,23 @@ impl Harness {
                     self.requested.remove(at);
                 }
             }
+            // Top-level elements other than stanzas (XEP-0198 `<r/>`...) are the host's.
+            Event::Nonza(element) => {
+                assert!(
+                    !self.announced.is_empty(),
+                    "a nonza before authentication: {element:?}"
+                );
+                assert!(
+                    !(matches!(element.name(), "message" | "presence" | "iq")
+                        && element.ns() == "jabber:server"),
+                    "a stanza reported as a nonza: {element:?}"
+                );
+            }
+            // KNOWN FAULT, remove this arm once fixed: after the host's `close`, the peer's
+            // stanzas are reported unchecked (row `closing.stanza`), see
+            // crates/xmpp-stream/tests/s2s_regressions.rs
+            // `no_stanza_from_the_peer_while_an_initiating_stream_closes`.
+            Event::Stanza(stanza) if self.host_closed => drop(stanza),
             Event::Closed { reason } => {
                 if let CloseReason::ProtocolError(error) = &reason {
                     match &self.sticky {
@@ -322,7 +351,9 @@ impl Harness {
                 }
             }
             _ => {
-                let _ = self.tx.close(self.now);
+                if self.tx.close(self.now).is_ok() {
+                    self.host_closed = true;
+                }
             }
         }
         self.drain();
@@ -364,6 +395,7 @@ fn run(data: &[u8]) {
         secret,
         dialback_without_tls: relaxed,
         closed: false,
+        host_closed: false,
         sticky: None,
         requested: Vec::new(),
         piggybacked: Vec::new(),

@@ -81,7 +81,11 @@ fn jid(s: &str) -> BareJid {
 
 /// The key the authoritative server of `originating` makes for `receiving` on stream `id`.
 fn key(originating: &str, receiving: &str, id: &str) -> String {
-    match (Domain::new(receiving), Domain::new(originating), StreamId::new(id)) {
+    match (
+        Domain::new(receiving),
+        Domain::new(originating),
+        StreamId::new(id),
+    ) {
         (Ok(receiving), Ok(originating), Ok(id)) => DialbackSecret::new(SECRET)
             .key(&receiving, &originating, &id)
             .as_str()
@@ -220,7 +224,10 @@ impl Harness {
         } else {
             // Every pair listed was announced (and so checked when it was).
             for pair in self.rx.pairs() {
-                assert!(self.announced.contains(pair), "pair never announced: {pair:?}");
+                assert!(
+                    self.announced.contains(pair),
+                    "pair never announced: {pair:?}"
+                );
             }
             assert_eq!(self.rx.pairs().len(), self.announced.len());
         }
@@ -304,8 +311,7 @@ impl Harness {
                             "EXTERNAL without TLS"
                         );
                         assert!(
-                            self.certificate_names_peer
-                                && [PEER, PEER2].contains(&pair.1.as_str()),
+                            self.certificate_names_peer && [PEER, PEER2].contains(&pair.1.as_str()),
                             "EXTERNAL for {} with a certificate that does not name it",
                             pair.1
                         );
@@ -316,7 +322,9 @@ impl Harness {
                         };
                         self.valid_answers.remove(at);
                     }
-                    other => panic!("an authentication method this harness does not know: {other:?}"),
+                    other => {
+                        panic!("an authentication method this harness does not know: {other:?}")
+                    }
                 }
                 assert!(
                     self.rx.pairs().contains(&pair),
@@ -334,14 +342,12 @@ impl Harness {
                     !self.announced.is_empty(),
                     "a stanza before authentication: {stanza:?}"
                 );
-                let (from, to) = (
-                    domain_of(stanza.attr("from")),
-                    domain_of(stanza.attr("to")),
-                );
+                let (from, to) = (domain_of(stanza.attr("from")), domain_of(stanza.attr("to")));
                 let pair = to.zip(from);
                 assert!(
-                    pair.as_ref().is_some_and(|pair| self.announced.contains(pair)
-                        && self.rx.pairs().contains(pair)),
+                    pair.as_ref().is_some_and(
+                        |pair| self.announced.contains(pair) && self.rx.pairs().contains(pair)
+                    ),
                     "a stanza outside the authenticated pairs: {stanza:?}"
                 );
             }
@@ -362,9 +368,12 @@ impl Harness {
     /// The host reports an outcome for `asked`. `fresh`: asked in this very drain.
     fn answer(&mut self, asked: &Asked, outcome: DialbackOutcome, fresh: bool) {
         let expect_ok = !self.closed && (fresh || self.now < asked.deadline);
-        let result =
-            self.rx
-                .dialback_verified(self.now, &asked.originating, &asked.receiving, outcome.clone());
+        let result = self.rx.dialback_verified(
+            self.now,
+            &asked.originating,
+            &asked.receiving,
+            outcome.clone(),
+        );
         if result.is_ok() {
             assert!(
                 expect_ok,
@@ -402,7 +411,12 @@ impl Harness {
             other => other,
         };
         let outcome_of = |asked: &Asked| match pick & 3 {
-            0 => authoritative(&asked.originating, &asked.receiving, &asked.stream_id, &asked.key),
+            0 => authoritative(
+                &asked.originating,
+                &asked.receiving,
+                &asked.stream_id,
+                &asked.key,
+            ),
             1 => DialbackOutcome::Valid,
             2 => DialbackOutcome::Invalid,
             _ => DialbackOutcome::Error(DialbackCondition::from(
@@ -588,7 +602,11 @@ fn run(data: &[u8]) {
         !h.closed && h.sticky.is_none(),
         "replay to state {state} failed"
     );
-    assert_eq!(h.rx.is_negotiated(), state == 2 || state == 3, "state {state}");
+    assert_eq!(
+        h.rx.is_negotiated(),
+        state == 2 || state == 3,
+        "state {state}"
+    );
     assert_eq!(h.announced.len(), usize::from(state == 2 || state == 3));
     assert_eq!(h.deferred.len(), usize::from(state >= 3));
     h.mode = Mode::from_byte(host);
