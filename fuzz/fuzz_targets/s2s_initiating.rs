@@ -29,10 +29,10 @@ use xmpp_jid::Jid;
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
-    BareJid, CloseReason, Event, Instant, Output, ProtocolError, S2sAuthMethod, S2sConfig,
-    S2sInitiatingStream, SeededEntropy, SessionFlags, TlsPolicy, Transport,
+    BareJid, Event, Instant, Output, S2sAuthMethod, S2sConfig, S2sInitiatingStream, SeededEntropy,
+    SessionFlags, TlsPolicy, Transport,
 };
-use xmpp_xml::{Event as XmlEvent, Limits, StreamParser};
+use xmpp_xml::Event as XmlEvent;
 
 const LOCAL: &str = "a.example";
 const LOCAL2: &str = "a2.example";
@@ -74,12 +74,6 @@ fn domain_of(value: Option<&str>) -> Option<BareJid> {
     BareJid::from_parts(None, jid.domain()).ok()
 }
 
-fn wire_parser() -> StreamParser {
-    let mut limits = Limits::default();
-    limits.max_stanza_bytes = MAX_OUTPUT;
-    StreamParser::with_limits(limits)
-}
-
 struct Harness {
     tx: S2sInitiatingStream,
     now: Instant,
@@ -88,25 +82,23 @@ struct Harness {
     external: bool,
     secret: bool,
     dialback_without_tls: bool,
-    closed: bool,
+    end: xmpp_fuzz::Ending,
     /// The host called `close`.
     host_closed: bool,
-    sticky: Option<ProtocolError>,
     /// Our domains whose `<db:result/>` request we wrote, not answered yet.
     requested: Vec<BareJid>,
     /// Of those, the ones asked once the stream was established (piggybacked).
     piggybacked: Vec<BareJid>,
     /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
     announced: Vec<(BareJid, BareJid)>,
-    wire: StreamParser,
-    wire_ended: bool,
+    wire: xmpp_fuzz::Wire,
 }
 
 impl Harness {
     fn drain(&mut self) {
         let mut queued = 0usize;
         while let Some(output) = self.tx.poll_output() {
-            assert!(!self.closed, "output after Closed: {output:?}");
+            assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
                     queued += bytes.len();
@@ -117,8 +109,7 @@ impl Harness {
                         self.started_plain && !self.tx.flags().contains(SessionFlags::SECURE),
                         "StartTls on a secure stream"
                     );
-                    self.wire = wire_parser();
-                    self.wire_ended = false;
+                    self.wire.restart();
                     let _ = self.tx.tls_established(self.now, Vec::new());
                 }
                 Output::Event(event) => self.event(event),
@@ -129,7 +120,7 @@ impl Harness {
             queued <= self.max_output + 1024,
             "output over its bound: {queued}"
         );
-        if self.closed {
+        if self.end.closed {
             assert!(self.tx.poll_timeout().is_none(), "timer after Closed");
             assert!(self.tx.is_closed());
             assert!(!self.tx.is_negotiated());
@@ -176,8 +167,7 @@ impl Harness {
                         );
                         assert_eq!(pair.0.as_str(), LOCAL, "EXTERNAL for {}", pair.0);
                         // `<success/>` ended this stream: our next bytes open a new one.
-                        self.wire = wire_parser();
-                        self.wire_ended = false;
+                        self.wire.restart();
                     }
                     S2sAuthMethod::Dialback => {
                         assert!(self.secret, "dialback without a secret");
@@ -230,79 +220,43 @@ impl Harness {
             // crates/xmpp-stream/tests/s2s_regressions.rs
             // `no_stanza_from_the_peer_while_an_initiating_stream_closes`.
             Event::Stanza(stanza) if self.host_closed => drop(stanza),
-            Event::Closed { reason } => {
-                if let CloseReason::ProtocolError(error) = &reason {
-                    match &self.sticky {
-                        Some(previous) => assert_eq!(previous, error),
-                        None => self.sticky = Some(error.clone()),
-                    }
-                }
-                self.closed = true;
-            }
+            Event::Closed { reason } => self.end.closed(&reason),
             other => panic!("an initiating s2s stream never emits {other:?}"),
         }
     }
 
+    /// Our bytes form one well-formed stream (per restart), from one of our domains to
+    /// b.example; what we write is checked by [`check_sent`].
     fn check_wire(&mut self, bytes: &[u8]) {
-        self.wire.feed(bytes);
-        loop {
-            match self.wire.next_event() {
-                Ok(Some(XmlEvent::StreamEnd)) => self.wire_ended = true,
-                Ok(Some(XmlEvent::StreamStart(header))) => {
-                    assert!(!self.wire_ended, "output after our stream end");
-                    if !self.closed && header.to.is_some() {
-                        assert_eq!(header.to.as_deref(), Some(REMOTE), "our header's to");
-                        assert!(
-                            matches!(header.from.as_deref(), Some(LOCAL | LOCAL2)),
-                            "our header's from: {:?}",
-                            header.from
-                        );
-                    }
+        let Harness {
+            wire,
+            tx,
+            requested,
+            secret,
+            end,
+            ..
+        } = self;
+        wire.feed(bytes, |event| match event {
+            XmlEvent::StreamStart(header) => {
+                if !end.closed && header.to.is_some() {
+                    assert_eq!(header.to.as_deref(), Some(REMOTE), "our header's to");
+                    assert!(
+                        matches!(header.from.as_deref(), Some(LOCAL | LOCAL2)),
+                        "our header's from: {:?}",
+                        header.from
+                    );
                 }
-                Ok(Some(XmlEvent::Element(element))) => {
-                    assert!(!self.wire_ended, "output after our stream end");
-                    self.check_sent(&element);
-                }
-                Ok(Some(_)) => assert!(!self.wire_ended, "output after our stream end"),
-                Ok(None) => break,
-                Err(error) => panic!("the initiating end wrote malformed XML: {error}"),
             }
-        }
-    }
-
-    /// A stanza we write is for an authenticated pair; a dialback request is for one of ours.
-    fn check_sent(&mut self, element: &Element) {
-        if matches!(element.name(), "message" | "presence" | "iq")
-            && element.ns() == "jabber:server"
-        {
-            let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
-            assert!(
-                pair.as_ref().is_some_and(|p| self.tx.pairs().contains(p)),
-                "a stanza written outside the authenticated pairs: {element:?}"
-            );
-        }
-        if element.is("result", NS_DIALBACK) && element.attr("type").is_none() {
-            assert!(self.secret, "a dialback request without a secret");
-            assert!(
-                matches!(element.attr("from"), Some(LOCAL | LOCAL2))
-                    && element.attr("to") == Some(REMOTE),
-                "a dialback request for another pair: {element:?}"
-            );
-            if let Some(local) = domain_of(element.attr("from")) {
-                self.requested.push(local);
-            }
-        }
+            XmlEvent::Element(element) => check_sent(element, tx.pairs(), requested, *secret),
+            _ => {}
+        });
     }
 
     fn input(&mut self, bytes: &[u8], poll: bool) {
         let result = self.tx.handle_input(self.now, bytes);
-        if let Some(previous) = &self.sticky {
-            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
-        }
-        if let Err(e) = result {
-            self.sticky = Some(e);
+        if self.end.input(result) {
             self.drain();
-            assert!(self.closed, "a protocol error must end in Closed");
+            assert!(self.end.closed, "a protocol error must end in Closed");
         } else if poll {
             self.drain();
         }
@@ -333,7 +287,7 @@ impl Harness {
                 if let Ok(stanza) = stanza(from)
                     && self.tx.send_stanza(self.now, &stanza).is_ok()
                 {
-                    assert!(!self.closed, "send_stanza accepted after Closed");
+                    assert!(!self.end.closed, "send_stanza accepted after Closed");
                     assert!(was_negotiated, "send_stanza accepted before negotiation");
                     assert!(
                         self.tx.pairs().contains(&(jid(from), jid(REMOTE))),
@@ -345,7 +299,10 @@ impl Harness {
                 let local = jid(LOCAL2);
                 let was_negotiated = self.tx.is_negotiated();
                 if self.tx.add_domain(self.now, &local).is_ok() {
-                    assert!(!self.closed && was_negotiated, "add_domain accepted early");
+                    assert!(
+                        !self.end.closed && was_negotiated,
+                        "add_domain accepted early"
+                    );
                     assert!(self.secret, "add_domain without a secret");
                     self.piggybacked.push(local);
                 }
@@ -357,6 +314,34 @@ impl Harness {
             }
         }
         self.drain();
+    }
+}
+
+/// A stanza we write is for an authenticated pair; a dialback request is for one of ours to
+/// b.example, and is noted in `requested`.
+fn check_sent(
+    element: &Element,
+    pairs: &[(BareJid, BareJid)],
+    requested: &mut Vec<BareJid>,
+    secret: bool,
+) {
+    if matches!(element.name(), "message" | "presence" | "iq") && element.ns() == "jabber:server" {
+        let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
+        assert!(
+            pair.is_some_and(|pair| pairs.contains(&pair)),
+            "a stanza written outside the authenticated pairs: {element:?}"
+        );
+    }
+    if element.is("result", NS_DIALBACK) && element.attr("type").is_none() {
+        assert!(secret, "a dialback request without a secret");
+        assert!(
+            matches!(element.attr("from"), Some(LOCAL | LOCAL2))
+                && element.attr("to") == Some(REMOTE),
+            "a dialback request for another pair: {element:?}"
+        );
+        if let Some(local) = domain_of(element.attr("from")) {
+            requested.push(local);
+        }
     }
 }
 
@@ -394,14 +379,12 @@ fn run(data: &[u8]) {
         external,
         secret,
         dialback_without_tls: relaxed,
-        closed: false,
+        end: xmpp_fuzz::Ending::default(),
         host_closed: false,
-        sticky: None,
         requested: Vec::new(),
         piggybacked: Vec::new(),
         announced: Vec::new(),
-        wire: wire_parser(),
-        wire_ended: false,
+        wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
     let transport = if started_plain {
         Transport::Plain
@@ -436,7 +419,7 @@ fn run(data: &[u8]) {
         _ => {}
     }
     assert!(
-        !h.closed && h.sticky.is_none(),
+        !h.end.closed && h.end.sticky.is_none(),
         "replay to state {state} failed"
     );
     assert_eq!(h.tx.is_negotiated(), state >= 2, "state {state}");
@@ -450,7 +433,7 @@ fn run(data: &[u8]) {
         if step.transport_closed {
             h.tx.transport_closed(h.now);
             h.drain();
-            assert!(h.closed, "transport_closed must end in Closed");
+            assert!(h.end.closed, "transport_closed must end in Closed");
         }
         if step.host_sends {
             h.command(step.bytes.first().copied().unwrap_or(0));

@@ -31,11 +31,10 @@ use xmpp_jid::Jid;
 use xmpp_stream::dialback::{DialbackCondition, DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
-    BareJid, CloseReason, DialbackOutcome, Event, Instant, Output, ProtocolError, S2sAuthMethod,
-    S2sConfig, S2sReceivingStream, SeededEntropy, SessionFlags, StanzaErrorCondition, TlsPolicy,
-    Transport,
+    BareJid, DialbackOutcome, Event, Instant, Output, S2sAuthMethod, S2sConfig, S2sReceivingStream,
+    SeededEntropy, SessionFlags, StanzaErrorCondition, TlsPolicy, Transport,
 };
-use xmpp_xml::{Event as XmlEvent, Limits, StreamParser};
+use xmpp_xml::Event as XmlEvent;
 
 /// Our domains.
 const OURS: [&str; 2] = ["b.example", "b2.example"];
@@ -164,8 +163,7 @@ struct Harness {
     certificate_names_peer: bool,
     dialback_without_tls: bool,
     started_plain: bool,
-    closed: bool,
-    sticky: Option<ProtocolError>,
+    end: xmpp_fuzz::Ending,
     /// Verifications asked and not answered yet (the host's memory of them).
     deferred: Vec<Asked>,
     /// (receiving, originating) the host reported valid since the last event consumed it.
@@ -174,14 +172,7 @@ struct Harness {
     ever_valid: Vec<(BareJid, BareJid)>,
     /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
     announced: Vec<(BareJid, BareJid)>,
-    wire: StreamParser,
-    wire_ended: bool,
-}
-
-fn wire_parser() -> StreamParser {
-    let mut limits = Limits::default();
-    limits.max_stanza_bytes = MAX_OUTPUT;
-    StreamParser::with_limits(limits)
+    wire: xmpp_fuzz::Wire,
 }
 
 fn domain_of(value: Option<&str>) -> Option<BareJid> {
@@ -193,7 +184,7 @@ impl Harness {
     fn drain(&mut self) {
         let mut queued = 0usize;
         while let Some(output) = self.rx.poll_output() {
-            assert!(!self.closed, "output after Closed: {output:?}");
+            assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
                     queued += bytes.len();
@@ -205,8 +196,7 @@ impl Harness {
                         "StartTls on a secure stream"
                     );
                     // The bytes after `<proceed/>` are a new stream over TLS.
-                    self.wire = wire_parser();
-                    self.wire_ended = false;
+                    self.wire.restart();
                     let _ = self.rx.tls_established(self.now, Vec::new());
                 }
                 Output::Event(event) => self.event(event),
@@ -217,7 +207,7 @@ impl Harness {
             queued <= self.max_output + 1024,
             "output over its bound: {queued}"
         );
-        if self.closed {
+        if self.end.closed {
             assert!(self.rx.poll_timeout().is_none(), "timer after Closed");
             assert!(self.rx.is_closed());
             assert!(!self.rx.is_negotiated());
@@ -332,8 +322,7 @@ impl Harness {
                 );
                 if method == S2sAuthMethod::SaslExternal {
                     // `<success/>` was the last of this stream: the peer restarts.
-                    self.wire = wire_parser();
-                    self.wire_ended = false;
+                    self.wire.restart();
                 }
                 self.announced.push(pair);
             }
@@ -352,22 +341,14 @@ impl Harness {
                 );
             }
             Event::Nonza(_) => assert!(!self.announced.is_empty(), "a nonza before auth"),
-            Event::Closed { reason } => {
-                if let CloseReason::ProtocolError(error) = &reason {
-                    match &self.sticky {
-                        Some(previous) => assert_eq!(previous, error),
-                        None => self.sticky = Some(error.clone()),
-                    }
-                }
-                self.closed = true;
-            }
+            Event::Closed { reason } => self.end.closed(&reason),
             other => panic!("a receiving s2s stream never emits {other:?}"),
         }
     }
 
     /// The host reports an outcome for `asked`. `fresh`: asked in this very drain.
     fn answer(&mut self, asked: &Asked, outcome: DialbackOutcome, fresh: bool) {
-        let expect_ok = !self.closed && (fresh || self.now < asked.deadline);
+        let expect_ok = !self.end.closed && (fresh || self.now < asked.deadline);
         let result = self.rx.dialback_verified(
             self.now,
             &asked.originating,
@@ -442,54 +423,28 @@ impl Harness {
     /// Our bytes form one well-formed stream (per restart); our header never names a domain
     /// we do not serve; a `valid` dialback answer only for a pair the host reported valid.
     fn check_wire(&mut self, bytes: &[u8]) {
-        self.wire.feed(bytes);
-        loop {
-            match self.wire.next_event() {
-                Ok(Some(XmlEvent::StreamEnd)) => self.wire_ended = true,
-                Ok(Some(XmlEvent::StreamStart(header))) => {
-                    assert!(!self.wire_ended, "output after our stream end");
-                    if let Some(from) = header.from.as_deref() {
-                        assert!(OURS.contains(&from), "our header from {from}");
-                    }
+        let Harness {
+            wire,
+            ever_valid,
+            secret,
+            ..
+        } = self;
+        wire.feed(bytes, |event| match event {
+            XmlEvent::StreamStart(header) => {
+                if let Some(from) = header.from.as_deref() {
+                    assert!(OURS.contains(&from), "our header from {from}");
                 }
-                Ok(Some(XmlEvent::Element(element))) => {
-                    assert!(!self.wire_ended, "output after our stream end");
-                    self.check_sent(&element);
-                }
-                Ok(Some(_)) => assert!(!self.wire_ended, "output after our stream end"),
-                Ok(None) => break,
-                Err(error) => panic!("the receiving end wrote malformed XML: {error}"),
             }
-        }
-    }
-
-    fn check_sent(&self, element: &Element) {
-        if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
-            let pair = (
-                domain_of(element.attr("from")),
-                domain_of(element.attr("to")),
-            );
-            assert!(
-                matches!(&pair, (Some(l), Some(r)) if self
-                    .ever_valid
-                    .contains(&(l.clone(), r.clone()))),
-                "a valid dialback answer the host never gave: {element:?}"
-            );
-        }
-        if element.is("verify", NS_DIALBACK) && element.attr("type") == Some("valid") {
-            assert!(self.secret, "db:verify answered valid without a secret");
-        }
+            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret),
+            _ => {}
+        });
     }
 
     fn input(&mut self, bytes: &[u8], poll: bool) {
         let result = self.rx.handle_input(self.now, bytes);
-        if let Some(previous) = &self.sticky {
-            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
-        }
-        if let Err(e) = result {
-            self.sticky = Some(e);
+        if self.end.input(result) {
             self.drain();
-            assert!(self.closed, "a protocol error must end in Closed");
+            assert!(self.end.closed, "a protocol error must end in Closed");
         } else if poll {
             self.drain();
         }
@@ -505,6 +460,21 @@ impl Harness {
             key(originating, "b.example", id)
         )
         .into_bytes()
+    }
+}
+
+/// A `valid` dialback answer we write is for a pair the host reported valid; `db:verify` is
+/// answered `valid` only with a secret.
+fn check_sent(element: &Element, ever_valid: &[(BareJid, BareJid)], secret: bool) {
+    if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
+        let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
+        assert!(
+            pair.is_some_and(|pair| ever_valid.contains(&pair)),
+            "a valid dialback answer the host never gave: {element:?}"
+        );
+    }
+    if element.is("verify", NS_DIALBACK) && element.attr("type") == Some("valid") {
+        assert!(secret, "db:verify answered valid without a secret");
     }
 }
 
@@ -551,14 +521,12 @@ fn run(data: &[u8]) {
         certificate_names_peer,
         dialback_without_tls: relaxed,
         started_plain,
-        closed: false,
-        sticky: None,
+        end: xmpp_fuzz::Ending::default(),
         deferred: Vec::new(),
         valid_answers: Vec::new(),
         ever_valid: Vec::new(),
         announced: Vec::new(),
-        wire: wire_parser(),
-        wire_ended: false,
+        wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
     let transport = if started_plain {
         Transport::Plain
@@ -599,7 +567,7 @@ fn run(data: &[u8]) {
     }
     // The replay really reached the state it names.
     assert!(
-        !h.closed && h.sticky.is_none(),
+        !h.end.closed && h.end.sticky.is_none(),
         "replay to state {state} failed"
     );
     assert_eq!(
@@ -627,7 +595,7 @@ fn run(data: &[u8]) {
         if step.transport_closed {
             h.rx.transport_closed(h.now);
             h.drain();
-            assert!(h.closed, "transport_closed must end in Closed");
+            assert!(h.end.closed, "transport_closed must end in Closed");
         }
         if step.host_sends {
             h.host_answers(step.bytes.first().copied().unwrap_or(0));
