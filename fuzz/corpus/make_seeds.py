@@ -144,3 +144,181 @@ comp("state2-flood-unpolled", 2 | 0x08 | 0x10, C_BAD["bad-invalid-to"] * 40)
 comp("state2-host-sends", 2, b"", bytes([0x7f]) + C_STANZAS[:127] + bytes([0xff, 0x7f, 0x81, 0x20]))
 comp("timeout-before-handshake", 1, b"", bytes([0x80, 0x81, 0x20]))
 comp("transport-closed", 2, C_STANZAS[:60], b"\x00")
+
+# s2s_receiving / s2s_initiating: byte 0 picks the state and options (see the targets' docs
+# and fuzz/README.md); s2s_receiving has a second byte, the host's answer mode for
+# Event::DialbackVerify (0 check the key, 1 valid, 2 invalid, 3 error, 4 defer, 6 never).
+# Then steps: chunks of at most 126 bytes; a 0x7f step is a host command (receiving: answer
+# the oldest deferred verification; initiating: send a stanza, add_domain, close) picked by
+# its first byte, a whitespace character so that it is harmless as peer input; 0x80 | len
+# advances the clock a minute first; 0x00 reports the transport closed.
+# The receiving end draws its stream ids from SeededEntropy(2) (one per header it sends), and
+# dialback keys are XEP-0185's HMAC-SHA256(hex(SHA256(secret)), "receiving originating id").
+import hmac
+
+def stream_ids(seed, count):
+    mask, state, ids = (1 << 64) - 1, seed, []
+    for _ in range(count):
+        raw = b""
+        for _ in range(3):
+            state = (state + 0x9E3779B97F4A7C15) & mask
+            z = state
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+            raw += (z ^ (z >> 31)).to_bytes(8, "little")
+        ids.append(base64.b64encode(raw[:20]).decode())
+    return ids
+
+S2S_SECRET = b"s2s fuzz dialback secret"
+RX_IDS = stream_ids(2, 3)
+
+def db_key(receiving, originating, stream_id):
+    mac_key = hashlib.sha256(S2S_SECRET).hexdigest().encode()
+    return hmac.new(mac_key, f"{receiving} {originating} {stream_id}".encode(), hashlib.sha256).hexdigest()
+
+def steps(ops):
+    """ops: bytes (peer data), ("host", pick), "tick", "close"."""
+    out, pending_tick, i = bytearray(), False, 0
+    ops = list(ops)
+    while i < len(ops):
+        op = ops[i]
+        if op == "tick":
+            pending_tick = True
+        elif op == "close":
+            out.append(0x80 if pending_tick else 0)
+            if pending_tick:
+                out.append(0)
+            pending_tick = False
+        elif isinstance(op, tuple):
+            # The pick byte, then the next 126 bytes of peer data (padded with spaces).
+            data = bytearray([op[1]])
+            while len(data) < 127 and i + 1 < len(ops) and isinstance(ops[i + 1], bytes):
+                nxt = ops[i + 1]
+                take = 127 - len(data)
+                data += nxt[:take]
+                if len(nxt) > take:
+                    ops[i + 1] = nxt[take:]
+                else:
+                    i += 1
+            data += b" " * (127 - len(data))
+            out.append(0x7f | (0x80 if pending_tick else 0))
+            out += data
+            pending_tick = False
+        else:
+            for j in range(0, len(op), 126):
+                piece = op[j:j + 126]
+                out.append(len(piece) | (0x80 if pending_tick else 0))
+                out += piece
+                pending_tick = False
+        i += 1
+    if pending_tick:
+        out.append(0x80)
+    return bytes(out)
+
+def s2s(target, name, preamble, ops):
+    os.makedirs(f"corpus/{target}", exist_ok=True)
+    with open(f"corpus/{target}/{name}", "wb") as f:
+        f.write(bytes(preamble) + steps(ops))
+
+def rx_header(frm="a.example", to="b.example", ns=b"jabber:server"):
+    return (b"<?xml version='1.0'?><stream:stream xmlns='" + ns + b"' xmlns:stream='http://etherx.jabber.org/streams' "
+            b"xmlns:db='jabber:server:dialback' from='" + frm.encode() + b"' to='" + to.encode() + b"' version='1.0'>")
+
+def db_result(frm, to, stream_id, key=None):
+    key = key or db_key(to, frm, stream_id)
+    return f"<db:result from='{frm}' to='{to}'>{key}</db:result>".encode()
+
+STARTTLS_REQ = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+EXTERNAL = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>"
+RX_STANZAS = (b"<message from='alice@a.example/x' to='bob@b.example' type='chat' id='m1'><body>hi</body></message>"
+              b"<presence from='alice@a.example' to='bob@b.example' type='subscribe'/>"
+              b"<iq from='a.example' to='b.example' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+A2_STANZA = b"<message from='carol@a2.example' to='bob@b.example'><body>via a2</body></message>"
+BAD_RX = {
+    "from-unauthenticated": b"<message from='eve@c.example' to='bob@b.example'/>",
+    "to-other-local": b"<message from='alice@a.example' to='bob@b2.example'/>",
+    "to-unknown": b"<message from='alice@a.example' to='bob@z.example'/>",
+    "no-from": b"<message to='bob@b.example'/>",
+    "malformed-to": b"<message from='alice@a.example' to='a@@b' id='x'/>",
+    "db-result-answer": b"<db:result from='a.example' to='b.example' type='valid'/>",
+}
+R = "s2s_receiving"
+id1, id2, id3 = RX_IDS
+# Fresh, direct TLS, certificate naming a.example, secret on.
+s2s(R, "fresh-external", [0, 0], [rx_header(), EXTERNAL, rx_header(), RX_STANZAS, b"</stream:stream>"])
+s2s(R, "fresh-dialback-check", [0, 0], [rx_header(), db_result("a.example", "b.example", id1), RX_STANZAS,
+    db_result("a2.example", "b.example", id1), A2_STANZA, b"</stream:stream>"])
+s2s(R, "fresh-dialback-bad-key", [0, 0], [rx_header(), db_result("a.example", "b.example", id1, "0" * 64), RX_STANZAS])
+s2s(R, "fresh-dialback-host-says-valid", [0, 1], [rx_header(), db_result("a.example", "b.example", id1, "ab" * 32), RX_STANZAS])
+s2s(R, "fresh-dialback-host-invalid", [0, 2], [rx_header(), db_result("a.example", "b.example", id1), RX_STANZAS])
+s2s(R, "fresh-dialback-host-error", [0, 3], [rx_header(), db_result("a.example", "b.example", id1), RX_STANZAS])
+s2s(R, "fresh-dialback-never-timeout", [0, 6], [rx_header(), db_result("a.example", "b.example", id1), "tick", RX_STANZAS])
+s2s(R, "fresh-dialback-deferred", [0, 4], [rx_header(), db_result("a.example", "b.example", id1),
+    db_result("a2.example", "b2.example", id1), ("host", ord(" ")), RX_STANZAS, ("host", ord("\t")), "tick", ("host", ord(" "))])
+# Plain with STARTTLS: the second header's id keys the dialback.
+s2s(R, "plain-starttls-external", [0x20, 0], [rx_header(), STARTTLS_REQ, rx_header(), EXTERNAL, rx_header(), RX_STANZAS])
+s2s(R, "plain-starttls-dialback", [0x20, 0], [rx_header(), STARTTLS_REQ, rx_header(), db_result("a.example", "b.example", id2), RX_STANZAS])
+s2s(R, "plain-relaxed-dialback", [0x60, 0], [rx_header(), db_result("a.example", "b.example", id1), RX_STANZAS])
+s2s(R, "plain-external-before-tls", [0x60, 0], [rx_header(), EXTERNAL, RX_STANZAS])
+s2s(R, "evil-certificate", [0x08, 0], [rx_header(), EXTERNAL, db_result("a.example", "b.example", id1), RX_STANZAS])
+s2s(R, "no-secret", [0x10, 0], [rx_header(), db_result("a.example", "b.example", id1), RX_STANZAS])
+s2s(R, "header-client-namespace", [0, 0], [rx_header(ns=b"jabber:client")])
+s2s(R, "header-host-unknown", [0, 0], [rx_header(to="c.example")])
+s2s(R, "header-invalid-from", [0, 0], [rx_header(frm="alice@a.example")])
+s2s(R, "db-result-not-ours", [0, 0], [rx_header(), db_result("a.example", "z.example", id1)])
+# db:verify: we are a.example's... no, b.example's authoritative server, asked by c.example.
+good_verify = f"<db:verify from='c.example' to='b.example' id='x1'>{db_key('c.example', 'b.example', 'x1')}</db:verify>".encode()
+s2s(R, "db-verify", [0, 0], [rx_header(frm="c.example"), good_verify,
+    b"<db:verify from='c.example' to='b.example' id='x1'>" + b"0" * 64 + b"</db:verify>"])
+s2s(R, "state1-dialback", [1, 0], [db_result("a.example", "b.example", id1), RX_STANZAS, b"</stream:stream>"])
+s2s(R, "state1-external", [1, 0], [EXTERNAL, rx_header(), RX_STANZAS])
+s2s(R, "state2-stanzas", [2, 0], [RX_STANZAS, b"</stream:stream>"])
+s2s(R, "state2-piggyback", [2, 0], [db_result("a2.example", "b.example", id2), A2_STANZA, RX_STANZAS])
+for name, data in BAD_RX.items():
+    s2s(R, f"state2-{name}", [2, 0], [data, RX_STANZAS])
+s2s(R, "state3-answer-pending", [3, 4], [("host", ord(" ")), A2_STANZA, RX_STANZAS])
+s2s(R, "state3-late-answer", [3, 4], [RX_STANZAS, "tick", ("host", ord("\t")), A2_STANZA])
+s2s(R, "state3-a2-before-answer", [3, 4], [A2_STANZA])
+s2s(R, "state4-answer", [4, 4], [("host", ord(" ")), RX_STANZAS, "close"])
+s2s(R, "state4-invalid", [4, 4], [("host", ord("\n")), RX_STANZAS])
+s2s(R, "state4-stanza-early", [4, 4], [RX_STANZAS])
+s2s(R, "state2-flood-unpolled", [0x82, 0], [BAD_RX["malformed-to"] * 40])
+
+# s2s_initiating: the peer (b.example) speaks; byte 0 low 2 bits: fresh, header received,
+# established by EXTERNAL, established by dialback; 0x04 plain (STARTTLS), 0x08 TLS optional
+# and dialback without TLS, 0x10 EXTERNAL off, 0x20 secret off, 0x40 1 KiB output bound,
+# 0x80 the host stops polling.
+T = "s2s_initiating"
+TX_HDR = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+          b"xmlns:db='jabber:server:dialback' from='b.example' to='a.example' id='s2s-fuzz-1' version='1.0'>")
+F_TLS = b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>"
+F_EXT = (b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"
+         b"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>")
+F_DB = b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>"
+PROCEED_T = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+SUCCESS_T = b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+FAILURE_T = b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"
+VALID = b"<db:result from='b.example' to='a.example' type='valid'/>"
+VALID2 = b"<db:result from='b.example' to='a2.example' type='valid'/>"
+INVALID2 = b"<db:result from='b.example' to='a2.example' type='invalid'/>"
+ERROR2 = (b"<db:result from='b.example' to='a2.example' type='error'><error type='cancel'>"
+          b"<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>")
+s2s(T, "fresh-external", [0], [TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>", ("host", ord("\n")), b"</stream:stream>"])
+s2s(T, "fresh-dialback", [0], [TX_HDR, F_DB, VALID, ("host", ord("\n")), ("host", ord("\r")), VALID2, ("host", ord("\t"))])
+s2s(T, "fresh-external-refused", [0], [TX_HDR, F_EXT, FAILURE_T, VALID])
+s2s(T, "fresh-dialback-invalid", [0], [TX_HDR, F_DB, b"<db:result from='b.example' to='a.example' type='invalid'/>"])
+s2s(T, "plain-starttls-external", [0x04], [TX_HDR, F_TLS, PROCEED_T, TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
+s2s(T, "plain-relaxed-dialback", [0x0c], [TX_HDR, F_DB, VALID, ("host", ord("\n"))])
+s2s(T, "plain-required-no-starttls", [0x04], [TX_HDR, F_DB])
+s2s(T, "no-secret", [0x20], [TX_HDR, F_DB, VALID])
+s2s(T, "header-wrong-from", [0], [TX_HDR.replace(b"from='b.example'", b"from='c.example'")])
+s2s(T, "header-client-ns", [0], [TX_HDR.replace(b"xmlns='jabber:server'", b"xmlns='jabber:client'")])
+s2s(T, "state1-features", [1], [F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
+s2s(T, "state2-piggyback", [2], [("host", ord("\r")), VALID2, ("host", ord("\t")), ("host", ord(" "))])
+s2s(T, "state2-piggyback-refused", [2], [("host", ord("\r")), INVALID2, ("host", ord("\t"))])
+s2s(T, "state3-piggyback-error", [3], [("host", ord("\r")), ERROR2, ("host", ord("\n"))])
+s2s(T, "state3-unrequested-answer", [3], [VALID2])
+s2s(T, "state3-peer-stanza", [3], [b"<message from='bob@b.example' to='alice@a.example'/>"])
+s2s(T, "state3-keepalive-close", [3], ["tick", b" ", "tick", ("host", ord("\t")), b"</stream:stream>"])
+s2s(T, "state2-transport-closed", [2], [("host", ord("\n")), "close"])
+s2s(T, "state3-unpolled-flood", [0xc3], [("host", ord("\n"))] * 30)

@@ -16,11 +16,9 @@ use std::sync::OnceLock;
 
 use xmpp_jid::Jid;
 use xmpp_stream::{
-    BareJid, CloseReason, ComponentBackend, ComponentConfig, ComponentServerConfig,
-    ComponentServerStream, ComponentStream, Event, Instant, Output, ProtocolError, SeededEntropy,
-    Transport,
+    BareJid, ComponentBackend, ComponentConfig, ComponentServerConfig, ComponentServerStream,
+    ComponentStream, Event, Instant, Output, SeededEntropy, Transport,
 };
-use xmpp_xml::{Event as XmlEvent, Limits, StreamParser};
 
 const DOMAIN: &str = "comp.example.com";
 const SECRET: &str = "s3cr3t";
@@ -109,24 +107,22 @@ struct Harness {
     now: Instant,
     /// The output bound configured on this machine.
     max_output: usize,
-    closed: bool,
-    sticky: Option<ProtocolError>,
+    end: xmpp_fuzz::Ending,
     opened: bool,
     negotiated: bool,
     /// Everything the server wrote, parsed as the component would.
-    wire: StreamParser,
-    wire_ended: bool,
+    wire: xmpp_fuzz::Wire,
 }
 
 impl Harness {
     fn drain(&mut self) {
         let mut queued = 0usize;
         while let Some(output) = self.server.poll_output() {
-            assert!(!self.closed, "output after Closed: {output:?}");
+            assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
                     queued += bytes.len();
-                    self.check_wire(&bytes);
+                    self.wire.feed(&bytes, |_| {});
                 }
                 Output::Event(event) => self.event(event),
                 other => panic!("a component server never outputs {other:?}"),
@@ -136,7 +132,7 @@ impl Harness {
             queued <= self.max_output + 1024,
             "output over its bound: {queued}"
         );
-        if self.closed {
+        if self.end.closed {
             assert!(self.server.poll_timeout().is_none(), "timer after Closed");
             assert!(self.server.is_closed());
             assert!(!self.server.is_negotiated());
@@ -179,42 +175,17 @@ impl Harness {
                 );
             }
             Event::Nonza(_) => assert!(self.negotiated, "a nonza before the handshake"),
-            Event::Closed { reason } => {
-                if let CloseReason::ProtocolError(error) = &reason {
-                    // An error found while the host polled is returned by later inputs.
-                    match &self.sticky {
-                        Some(previous) => assert_eq!(previous, error),
-                        None => self.sticky = Some(error.clone()),
-                    }
-                }
-                self.closed = true;
-            }
+            // An error found while the host polled is returned by later inputs.
+            Event::Closed { reason } => self.end.closed(&reason),
             other => panic!("a component server never emits {other:?}"),
-        }
-    }
-
-    /// The server's bytes form one well-formed stream, nothing after its end.
-    fn check_wire(&mut self, bytes: &[u8]) {
-        self.wire.feed(bytes);
-        loop {
-            match self.wire.next_event() {
-                Ok(Some(XmlEvent::StreamEnd)) => self.wire_ended = true,
-                Ok(Some(_)) => assert!(!self.wire_ended, "output after our stream end"),
-                Ok(None) => break,
-                Err(error) => panic!("the server wrote malformed XML: {error}"),
-            }
         }
     }
 
     fn input(&mut self, bytes: &[u8], poll: bool) {
         let result = self.server.handle_input(self.now, bytes);
-        if let Some(previous) = &self.sticky {
-            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
-        }
-        if let Err(e) = result {
-            self.sticky = Some(e);
+        if self.end.input(result) {
             self.drain();
-            assert!(self.closed, "a protocol error must end in Closed");
+            assert!(self.end.closed, "a protocol error must end in Closed");
         } else if poll {
             self.drain();
         }
@@ -240,18 +211,14 @@ fn run(data: &[u8]) {
         // The replay to the negotiated state needs the handshake to succeed.
         connected: selector & 0x04 != 0 && index < 2,
     };
-    let mut wire_limits = Limits::default();
-    wire_limits.max_stanza_bytes = MAX_OUTPUT;
     let mut h = Harness {
         server: ComponentServerStream::new(config, SeededEntropy::new(ENTROPY_SEED), backend),
         now: Instant::ZERO,
         max_output,
-        closed: false,
-        sticky: None,
+        end: xmpp_fuzz::Ending::default(),
         opened: false,
         negotiated: false,
-        wire: StreamParser::with_limits(wire_limits),
-        wire_ended: false,
+        wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
     if h.server.start(h.now, Transport::Plain).is_err() {
         return;
@@ -268,7 +235,7 @@ fn run(data: &[u8]) {
     }
     // The replay really reached the state it names.
     assert!(
-        !h.closed && h.sticky.is_none(),
+        !h.end.closed && h.end.sticky.is_none(),
         "replay to state {index} failed"
     );
     assert_eq!(h.opened, index >= 1);
@@ -285,7 +252,7 @@ fn run(data: &[u8]) {
         if step.transport_closed {
             h.server.transport_closed(h.now);
             h.drain();
-            assert!(h.closed, "transport_closed must end in Closed");
+            assert!(h.end.closed, "transport_closed must end in Closed");
         }
         if step.host_sends {
             let was_negotiated = h.server.is_negotiated();
@@ -294,7 +261,7 @@ fn run(data: &[u8]) {
                 .parse::<minidom::Element>()
                 && h.server.send_stanza(h.now, &stanza).is_ok()
             {
-                assert!(!h.closed, "send_stanza accepted after Closed");
+                assert!(!h.end.closed, "send_stanza accepted after Closed");
                 assert!(was_negotiated, "send_stanza accepted before the handshake");
             }
             h.drain();

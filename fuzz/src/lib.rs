@@ -204,3 +204,96 @@ pub fn steps(mut data: &[u8]) -> impl Iterator<Item = Step<'_>> {
         })
     })
 }
+
+/// The bytes a stream machine writes, checked as its peer would read them: one well-formed
+/// XML stream (per restart), nothing after its end. Shared by the stream targets that check
+/// their output (`component_server`, `s2s_receiving`, `s2s_initiating`).
+pub struct Wire {
+    parser: xmpp_xml::StreamParser,
+    ended: bool,
+    max_stanza: usize,
+}
+
+impl Wire {
+    /// A checker for output whose elements are at most `max_stanza` bytes.
+    pub fn new(max_stanza: usize) -> Self {
+        let mut limits = xmpp_xml::Limits::default();
+        limits.max_stanza_bytes = max_stanza;
+        Wire {
+            parser: xmpp_xml::StreamParser::with_limits(limits),
+            ended: false,
+            max_stanza,
+        }
+    }
+
+    /// The stream restarted (after STARTTLS or SASL success): the next bytes open a new one.
+    pub fn restart(&mut self) {
+        *self = Wire::new(self.max_stanza);
+    }
+
+    /// Feeds `bytes`, passing each stream header and top-level element to `seen`.
+    ///
+    /// # Panics
+    ///
+    /// On malformed XML, or anything but whitespace after the stream's end.
+    pub fn feed(&mut self, bytes: &[u8], mut seen: impl FnMut(&xmpp_xml::Event)) {
+        self.parser.feed(bytes);
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(xmpp_xml::Event::StreamEnd)) => self.ended = true,
+                Ok(Some(event)) => {
+                    assert!(!self.ended, "output after our stream end");
+                    seen(&event);
+                }
+                Ok(None) => break,
+                Err(error) => panic!("the machine wrote malformed XML: {error}"),
+            }
+        }
+    }
+}
+
+/// How a stream target's machine ended: `Closed` seen, and the protocol error that is
+/// returned again by every later input (errors are sticky).
+#[derive(Default)]
+pub struct Ending {
+    /// `Event::Closed` was polled.
+    pub closed: bool,
+    /// The protocol error of the stream, once there is one.
+    pub sticky: Option<xmpp_stream::ProtocolError>,
+}
+
+impl Ending {
+    /// An `Event::Closed` with `reason` was polled.
+    ///
+    /// # Panics
+    ///
+    /// When its protocol error differs from the one inputs returned.
+    pub fn closed(&mut self, reason: &xmpp_stream::CloseReason) {
+        if let xmpp_stream::CloseReason::ProtocolError(error) = reason {
+            match &self.sticky {
+                Some(previous) => assert_eq!(previous, error),
+                None => self.sticky = Some(error.clone()),
+            }
+        }
+        self.closed = true;
+    }
+
+    /// The result of `handle_input`; `true` when it is an error (then the target drains and
+    /// checks that the stream closed).
+    ///
+    /// # Panics
+    ///
+    /// When an earlier error is not returned again.
+    pub fn input(&mut self, result: Result<(), xmpp_stream::ProtocolError>) -> bool {
+        if let Some(previous) = &self.sticky {
+            assert_eq!(result.as_ref().err(), Some(previous), "errors are sticky");
+        }
+        match result {
+            Err(error) => {
+                self.sticky = Some(error);
+                true
+            }
+            Ok(()) => false,
+        }
+    }
+}

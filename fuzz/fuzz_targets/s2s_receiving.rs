@@ -1,0 +1,624 @@
+#![no_main]
+//! An `S2sReceivingStream` (RFC 6120 §13, the end that accepts a server's connection) fuzzed
+//! at several negotiation states. Byte 0 picks the state (fresh, header received, established
+//! by SASL EXTERNAL, established by dialback with a second verification pending, a first
+//! dialback verification pending) and options (the peer's certificate names it or another
+//! domain, dialback secret on or off, direct TLS or plain with STARTTLS, TLS optional with
+//! dialback allowed without it, a host that stops polling under a small output bound). Byte 1
+//! picks how the host answers `Event::DialbackVerify` (checks the key as the authoritative
+//! server would, always valid, invalid, an error, later at a host step, never). The machine
+//! is brought to its state by replaying a scripted initiating server (dialback keys computed
+//! with the crate's own `DialbackSecret` for the stream id the machine drew), then the rest
+//! is `xmpp_fuzz::steps`: chunks, clock jumps, transport close, and (0x7f) a deferred host
+//! answer, its outcome picked by the step's first byte.
+//!
+//! Properties: no panic; errors are sticky and end in `Closed`; nothing after `Closed`;
+//! output within its bound between polls; no c2s or initiating-only output; a
+//! `ServerAuthenticated` only for a pair the host just reported valid (dialback) or whose
+//! certificate names the peer over TLS (EXTERNAL), once, and listed by `pairs()`; every pair
+//! `pairs()` lists was announced; no `Event::Stanza` before a pair is authenticated, and each
+//! has a (`to` domain, `from` domain) that is an announced pair; `dialback_verified` succeeds
+//! exactly for the verifications asked, not answered and not past their deadline; no dialback
+//! without the secret, or without TLS unless allowed; a `valid` dialback answer on the wire
+//! only for a pair the host reported valid; the bytes written form one well-formed XML stream
+//! per stream (restarted after STARTTLS and EXTERNAL), whose header never names a domain we
+//! do not serve.
+
+use core::time::Duration;
+
+use minidom::Element;
+use xmpp_jid::Jid;
+use xmpp_stream::dialback::{DialbackCondition, DialbackKey, DialbackSecret, Domain, StreamId};
+use xmpp_stream::identity::PresentedId;
+use xmpp_stream::{
+    BareJid, DialbackOutcome, Event, Instant, Output, S2sAuthMethod, S2sConfig, S2sReceivingStream,
+    SeededEntropy, SessionFlags, StanzaErrorCondition, TlsPolicy, Transport,
+};
+use xmpp_xml::Event as XmlEvent;
+
+/// Our domains.
+const OURS: [&str; 2] = ["b.example", "b2.example"];
+/// The peer's domains (a.example's server also speaks for a2.example).
+const PEER: &str = "a.example";
+const PEER2: &str = "a2.example";
+/// The dialback secret of every server in this test world (ours and the peer's authoritative
+/// servers), so that seeds can carry valid keys.
+const SECRET: &[u8] = b"s2s fuzz dialback secret";
+/// Fixed, so that a seed's keys stay right whatever option bits a mutation flips.
+const ENTROPY_SEED: u64 = 2;
+const DIALBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+const NS_DIALBACK: &str = "jabber:server:dialback";
+const STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+const AUTH_EXTERNAL: &[u8] =
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>";
+
+/// Output bounds configured on the machine (selector bit 7 picks the small one).
+const MAX_OUTPUT: usize = 64 * 1024;
+const SMALL_OUTPUT: usize = 1024;
+/// Stanza bound configured on the machine: small, so that default-length inputs reach it.
+const MAX_STANZA: usize = 2048;
+/// Deferred host answers the harness remembers (older ones are dropped: never answered).
+const MAX_DEFERRED: usize = 16;
+
+fn header(from: &str) -> Vec<u8> {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='{NS_STREAM}' xmlns:db='{NS_DIALBACK}' from='{from}' to='b.example' \
+         version='1.0'>"
+    )
+    .into_bytes()
+}
+
+fn jid(s: &str) -> BareJid {
+    match BareJid::new(s) {
+        Ok(jid) => jid,
+        Err(e) => panic!("{s}: {e}"),
+    }
+}
+
+/// The key the authoritative server of `originating` makes for `receiving` on stream `id`.
+fn key(originating: &str, receiving: &str, id: &str) -> String {
+    match (
+        Domain::new(receiving),
+        Domain::new(originating),
+        StreamId::new(id),
+    ) {
+        (Ok(receiving), Ok(originating), Ok(id)) => DialbackSecret::new(SECRET)
+            .key(&receiving, &originating, &id)
+            .as_str()
+            .to_owned(),
+        _ => panic!("bad dialback inputs"),
+    }
+}
+
+/// What the authoritative server of `originating` answers to `<db:verify/>`.
+fn authoritative(
+    originating: &BareJid,
+    receiving: &BareJid,
+    id: &StreamId,
+    key: &DialbackKey,
+) -> DialbackOutcome {
+    let (Ok(originating), Ok(receiving)) = (
+        Domain::try_from(originating.clone()),
+        Domain::try_from(receiving.clone()),
+    ) else {
+        return DialbackOutcome::Invalid;
+    };
+    if DialbackSecret::new(SECRET).verify(&receiving, &originating, id, key) {
+        DialbackOutcome::Valid
+    } else {
+        DialbackOutcome::Invalid
+    }
+}
+
+/// How the host answers `Event::DialbackVerify`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// At once: the key checked with the secret.
+    Check,
+    /// At once: valid, whatever the key.
+    Valid,
+    /// At once: invalid.
+    Invalid,
+    /// At once: an error.
+    Error,
+    /// Later, at a host step (0x7f): possibly past the deadline.
+    Defer,
+    /// Never.
+    Never,
+}
+
+impl Mode {
+    fn from_byte(b: u8) -> Self {
+        match b & 7 {
+            0 => Mode::Check,
+            1 => Mode::Valid,
+            2 => Mode::Invalid,
+            3 => Mode::Error,
+            4 | 5 => Mode::Defer,
+            _ => Mode::Never,
+        }
+    }
+}
+
+/// A verification the machine asked for.
+struct Asked {
+    originating: BareJid,
+    receiving: BareJid,
+    stream_id: StreamId,
+    key: DialbackKey,
+    /// When the machine gives up on it.
+    deadline: Instant,
+}
+
+struct Harness {
+    rx: S2sReceivingStream,
+    now: Instant,
+    max_output: usize,
+    mode: Mode,
+    /// Options of this run.
+    secret: bool,
+    certificate_names_peer: bool,
+    dialback_without_tls: bool,
+    started_plain: bool,
+    end: xmpp_fuzz::Ending,
+    /// Verifications asked and not answered yet (the host's memory of them).
+    deferred: Vec<Asked>,
+    /// (receiving, originating) the host reported valid since the last event consumed it.
+    valid_answers: Vec<(BareJid, BareJid)>,
+    /// Every (receiving, originating) the host ever reported valid.
+    ever_valid: Vec<(BareJid, BareJid)>,
+    /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
+    announced: Vec<(BareJid, BareJid)>,
+    wire: xmpp_fuzz::Wire,
+}
+
+fn domain_of(value: Option<&str>) -> Option<BareJid> {
+    let jid = Jid::new(value?).ok()?;
+    BareJid::from_parts(None, jid.domain()).ok()
+}
+
+impl Harness {
+    fn drain(&mut self) {
+        let mut queued = 0usize;
+        while let Some(output) = self.rx.poll_output() {
+            assert!(!self.end.closed, "output after Closed: {output:?}");
+            match output {
+                Output::Transmit(bytes) => {
+                    queued += bytes.len();
+                    self.check_wire(&bytes);
+                }
+                Output::StartTls => {
+                    assert!(
+                        self.started_plain && !self.rx.flags().contains(SessionFlags::SECURE),
+                        "StartTls on a secure stream"
+                    );
+                    // The bytes after `<proceed/>` are a new stream over TLS.
+                    self.wire.restart();
+                    let _ = self.rx.tls_established(self.now, Vec::new());
+                }
+                Output::Event(event) => self.event(event),
+                other => panic!("an output this harness does not know: {other:?}"),
+            }
+        }
+        assert!(
+            queued <= self.max_output + 1024,
+            "output over its bound: {queued}"
+        );
+        if self.end.closed {
+            assert!(self.rx.poll_timeout().is_none(), "timer after Closed");
+            assert!(self.rx.is_closed());
+            assert!(!self.rx.is_negotiated());
+        } else {
+            // Every pair listed was announced (and so checked when it was).
+            for pair in self.rx.pairs() {
+                assert!(
+                    self.announced.contains(pair),
+                    "pair never announced: {pair:?}"
+                );
+            }
+            assert_eq!(self.rx.pairs().len(), self.announced.len());
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            // Not compared with `stream_id()`: a host that stops polling may see it after a
+            // restart drew the next id.
+            Event::StreamOpened { id, .. } => assert!(id.is_some(), "a stream without an id"),
+            Event::Secured => assert!(self.started_plain, "Secured on direct TLS"),
+            Event::DialbackVerify {
+                originating,
+                receiving,
+                stream_id,
+                key,
+            } => {
+                assert!(self.secret, "dialback without a secret");
+                assert!(
+                    self.dialback_without_tls || self.rx.flags().contains(SessionFlags::SECURE),
+                    "dialback without TLS"
+                );
+                assert!(
+                    OURS.contains(&receiving.as_str()),
+                    "verification for a domain not ours: {receiving}"
+                );
+                assert!(receiving.node().is_none() && originating.node().is_none());
+                let asked = Asked {
+                    originating,
+                    receiving,
+                    stream_id,
+                    key,
+                    deadline: self.now + DIALBACK_TIMEOUT,
+                };
+                match self.mode {
+                    Mode::Check => {
+                        let outcome = authoritative(
+                            &asked.originating,
+                            &asked.receiving,
+                            &asked.stream_id,
+                            &asked.key,
+                        );
+                        self.answer(&asked, outcome, true);
+                    }
+                    Mode::Valid => self.answer(&asked, DialbackOutcome::Valid, true),
+                    Mode::Invalid => self.answer(&asked, DialbackOutcome::Invalid, true),
+                    Mode::Error => self.answer(
+                        &asked,
+                        DialbackOutcome::Error(DialbackCondition::from(
+                            StanzaErrorCondition::RemoteServerNotFound,
+                        )),
+                        true,
+                    ),
+                    Mode::Defer => {
+                        if self.deferred.len() >= MAX_DEFERRED {
+                            self.deferred.remove(0);
+                        }
+                        self.deferred.push(asked);
+                    }
+                    Mode::Never => {}
+                }
+            }
+            Event::ServerAuthenticated {
+                local,
+                remote,
+                method,
+            } => {
+                assert!(
+                    OURS.contains(&local.as_str()),
+                    "authenticated for a domain not ours: {local}"
+                );
+                let pair = (local, remote);
+                assert!(
+                    !self.announced.contains(&pair),
+                    "pair announced twice: {pair:?}"
+                );
+                match method {
+                    S2sAuthMethod::SaslExternal => {
+                        assert!(
+                            self.rx.flags().contains(SessionFlags::SECURE),
+                            "EXTERNAL without TLS"
+                        );
+                        assert!(
+                            self.certificate_names_peer && [PEER, PEER2].contains(&pair.1.as_str()),
+                            "EXTERNAL for {} with a certificate that does not name it",
+                            pair.1
+                        );
+                    }
+                    S2sAuthMethod::Dialback => {
+                        let Some(at) = self.valid_answers.iter().position(|p| *p == pair) else {
+                            panic!("dialback authentication the host did not report: {pair:?}");
+                        };
+                        self.valid_answers.remove(at);
+                    }
+                    other => {
+                        panic!("an authentication method this harness does not know: {other:?}")
+                    }
+                }
+                assert!(
+                    self.rx.pairs().contains(&pair),
+                    "announced but not listed: {pair:?}"
+                );
+                if method == S2sAuthMethod::SaslExternal {
+                    // `<success/>` was the last of this stream: the peer restarts.
+                    self.wire.restart();
+                }
+                self.announced.push(pair);
+            }
+            Event::Stanza(stanza) => {
+                assert!(
+                    !self.announced.is_empty(),
+                    "a stanza before authentication: {stanza:?}"
+                );
+                let (from, to) = (domain_of(stanza.attr("from")), domain_of(stanza.attr("to")));
+                let pair = to.zip(from);
+                assert!(
+                    pair.as_ref().is_some_and(
+                        |pair| self.announced.contains(pair) && self.rx.pairs().contains(pair)
+                    ),
+                    "a stanza outside the authenticated pairs: {stanza:?}"
+                );
+            }
+            Event::Nonza(_) => assert!(!self.announced.is_empty(), "a nonza before auth"),
+            Event::Closed { reason } => self.end.closed(&reason),
+            other => panic!("a receiving s2s stream never emits {other:?}"),
+        }
+    }
+
+    /// The host reports an outcome for `asked`. `fresh`: asked in this very drain.
+    fn answer(&mut self, asked: &Asked, outcome: DialbackOutcome, fresh: bool) {
+        let expect_ok = !self.end.closed && (fresh || self.now < asked.deadline);
+        let result = self.rx.dialback_verified(
+            self.now,
+            &asked.originating,
+            &asked.receiving,
+            outcome.clone(),
+        );
+        if result.is_ok() {
+            assert!(
+                expect_ok,
+                "a late or stale dialback answer was accepted: {} -> {}",
+                asked.originating, asked.receiving
+            );
+            if outcome == DialbackOutcome::Valid {
+                let pair = (asked.receiving.clone(), asked.originating.clone());
+                self.valid_answers.push(pair.clone());
+                if !self.ever_valid.contains(&pair) {
+                    self.ever_valid.push(pair);
+                }
+            }
+        } else {
+            // Only a stream that closed meanwhile (buffered input processed first) may refuse
+            // an answer that is due.
+            assert!(
+                !expect_ok || self.rx.is_closed(),
+                "a pending dialback answer was refused: {} -> {}",
+                asked.originating,
+                asked.receiving
+            );
+        }
+    }
+
+    /// A host step: answer the oldest deferred verification (or one never asked).
+    fn host_answers(&mut self, pick: u8) {
+        // Whitespace picks (harmless as peer bytes, so seeds can use them): ' ' checks the
+        // key, '\t' valid, '\n' invalid, '\r' an error.
+        let pick = match pick {
+            b' ' => 0,
+            b'\t' => 1,
+            b'\n' => 2,
+            b'\r' => 3,
+            other => other,
+        };
+        let outcome_of = |asked: &Asked| match pick & 3 {
+            0 => authoritative(
+                &asked.originating,
+                &asked.receiving,
+                &asked.stream_id,
+                &asked.key,
+            ),
+            1 => DialbackOutcome::Valid,
+            2 => DialbackOutcome::Invalid,
+            _ => DialbackOutcome::Error(DialbackCondition::from(
+                StanzaErrorCondition::RemoteServerTimeout,
+            )),
+        };
+        if self.deferred.is_empty() {
+            // Never asked (not one of our domains): refused.
+            let result = self.rx.dialback_verified(
+                self.now,
+                &jid(PEER),
+                &jid("z.example"),
+                DialbackOutcome::Valid,
+            );
+            assert!(result.is_err(), "an answer nobody asked for was accepted");
+            return;
+        }
+        let asked = self.deferred.remove(0);
+        let outcome = outcome_of(&asked);
+        self.answer(&asked, outcome, false);
+    }
+
+    /// Our bytes form one well-formed stream (per restart); our header never names a domain
+    /// we do not serve; a `valid` dialback answer only for a pair the host reported valid.
+    fn check_wire(&mut self, bytes: &[u8]) {
+        let Harness {
+            wire,
+            ever_valid,
+            secret,
+            ..
+        } = self;
+        wire.feed(bytes, |event| match event {
+            XmlEvent::StreamStart(header) => {
+                if let Some(from) = header.from.as_deref() {
+                    assert!(OURS.contains(&from), "our header from {from}");
+                }
+            }
+            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret),
+            _ => {}
+        });
+    }
+
+    fn input(&mut self, bytes: &[u8], poll: bool) {
+        let result = self.rx.handle_input(self.now, bytes);
+        if self.end.input(result) {
+            self.drain();
+            assert!(self.end.closed, "a protocol error must end in Closed");
+        } else if poll {
+            self.drain();
+        }
+    }
+
+    /// A `<db:result/>` with the right key for `originating` on the current stream.
+    fn db_result(&self, originating: &str) -> Vec<u8> {
+        let Some(id) = self.rx.stream_id() else {
+            panic!("no stream id to key");
+        };
+        format!(
+            "<db:result from='{originating}' to='b.example'>{}</db:result>",
+            key(originating, "b.example", id)
+        )
+        .into_bytes()
+    }
+}
+
+/// A `valid` dialback answer we write is for a pair the host reported valid; `db:verify` is
+/// answered `valid` only with a secret.
+fn check_sent(element: &Element, ever_valid: &[(BareJid, BareJid)], secret: bool) {
+    if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
+        let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
+        assert!(
+            pair.is_some_and(|pair| ever_valid.contains(&pair)),
+            "a valid dialback answer the host never gave: {element:?}"
+        );
+    }
+    if element.is("verify", NS_DIALBACK) && element.attr("type") == Some("valid") {
+        assert!(secret, "db:verify answered valid without a secret");
+    }
+}
+
+fn run(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let (host, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
+    let state = usize::from(selector & 7) % 5;
+    let certificate_names_peer = selector & 0x08 == 0 || state == 2;
+    let secret = selector & 0x10 == 0 || state >= 3;
+    let started_plain = selector & 0x20 != 0;
+    let relaxed = selector & 0x40 != 0;
+    let stingy = selector & 0x80 != 0;
+
+    let mut config = S2sConfig::new(OURS.iter().map(|d| jid(d)).collect());
+    if secret {
+        config.dialback_secret = Some(DialbackSecret::new(SECRET));
+    }
+    if relaxed {
+        config.tls = TlsPolicy::Optional;
+        config.dialback_without_tls = true;
+    }
+    config.dialback_timeout = DIALBACK_TIMEOUT;
+    let max_output = if stingy { SMALL_OUTPUT } else { MAX_OUTPUT };
+    config.max_output_bytes = max_output;
+    config.limits.max_stanza_bytes = MAX_STANZA;
+    let mut rx = S2sReceivingStream::new(config, SeededEntropy::new(ENTROPY_SEED));
+    rx.set_peer_identities(if certificate_names_peer {
+        vec![
+            PresentedId::Dns(PEER.into()),
+            PresentedId::Dns(PEER2.into()),
+        ]
+    } else {
+        vec![PresentedId::Dns("evil.example".into())]
+    });
+    let mut h = Harness {
+        rx,
+        now: Instant::ZERO,
+        max_output,
+        // The replay needs its verifications answered by the key.
+        mode: Mode::Check,
+        secret,
+        certificate_names_peer,
+        dialback_without_tls: relaxed,
+        started_plain,
+        end: xmpp_fuzz::Ending::default(),
+        deferred: Vec::new(),
+        valid_answers: Vec::new(),
+        ever_valid: Vec::new(),
+        announced: Vec::new(),
+        wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
+    };
+    let transport = if started_plain {
+        Transport::Plain
+    } else {
+        Transport::Tls(Vec::new())
+    };
+    if h.rx.start(h.now, transport).is_err() {
+        return;
+    }
+    h.drain();
+    // The replay: the peer's header, STARTTLS on a plain connection, then EXTERNAL or
+    // dialback.
+    if state >= 1 {
+        h.input(&header(PEER), true);
+    }
+    if state >= 2 && started_plain {
+        h.input(STARTTLS, true);
+        h.input(&header(PEER), true);
+    }
+    match state {
+        2 => {
+            h.input(AUTH_EXTERNAL, true);
+            h.input(&header(PEER), true);
+        }
+        3 => {
+            let first = h.db_result(PEER);
+            h.input(&first, true);
+            h.mode = Mode::Defer;
+            let second = h.db_result(PEER2);
+            h.input(&second, true);
+        }
+        4 => {
+            h.mode = Mode::Defer;
+            let first = h.db_result(PEER);
+            h.input(&first, true);
+        }
+        _ => {}
+    }
+    // The replay really reached the state it names.
+    assert!(
+        !h.end.closed && h.end.sticky.is_none(),
+        "replay to state {state} failed"
+    );
+    assert_eq!(
+        h.rx.is_negotiated(),
+        state == 2 || state == 3,
+        "state {state}"
+    );
+    assert_eq!(h.announced.len(), usize::from(state == 2 || state == 3));
+    assert_eq!(h.deferred.len(), usize::from(state >= 3));
+    h.mode = Mode::from_byte(host);
+    let poll = !stingy;
+    for step in xmpp_fuzz::steps(rest) {
+        if step.tick {
+            h.now = h.now + Duration::from_secs(60);
+            // KNOWN FAULT, remove this guard once fixed: a closed stream still answers an
+            // expired dialback verification (a `Transmit` after `Closed`), see
+            // crates/xmpp-stream/tests/s2s_regressions.rs
+            // `nothing_after_closed_when_a_pending_verification_expires`. Until then the
+            // host, like a real one (`poll_timeout` is `None`), stops driving a closed stream.
+            if !h.rx.is_closed() {
+                h.rx.handle_timeout(h.now);
+            }
+            h.drain();
+        }
+        if step.transport_closed {
+            h.rx.transport_closed(h.now);
+            h.drain();
+            assert!(h.end.closed, "transport_closed must end in Closed");
+        }
+        if step.host_sends {
+            h.host_answers(step.bytes.first().copied().unwrap_or(0));
+            h.drain();
+        }
+        h.input(step.bytes, poll);
+    }
+    h.drain();
+}
+
+#[global_allocator]
+static ALLOC: xmpp_fuzz::Counting = xmpp_fuzz::Counting;
+
+/// Peak heap one input may use, independent of the input length: one stanza (bounded by
+/// `MAX_STANZA`) as bytes and as a tree (~70 heap bytes per source byte at worst), the fixed
+/// state of the machine and of the harness (at most 64 pairs, 8 pending verifications,
+/// `MAX_DEFERRED` remembered ones), and the output a host that stops polling lets queue,
+/// held once in the queue and once in the wire checker's parser: 128 per stanza byte plus
+/// 3 x `MAX_OUTPUT`.
+fn bound(_len: usize) -> usize {
+    128 * MAX_STANZA + 3 * MAX_OUTPUT
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    xmpp_fuzz::check(data.len(), bound(data.len()), || run(data));
+});
