@@ -246,7 +246,10 @@ impl Wire {
                     seen(&event);
                 }
                 Ok(None) => break,
-                Err(error) => panic!("the machine wrote malformed XML: {error}"),
+                Err(error) => panic!(
+                    "the machine wrote malformed XML: {error}\nlast bytes: {}",
+                    String::from_utf8_lossy(bytes)
+                ),
             }
         }
     }

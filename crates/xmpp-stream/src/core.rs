@@ -185,7 +185,9 @@ impl Core {
     /// Queue bytes for the wire. Returns `false` when they were refused because the queue
     /// is over its bound (the stream is then closed with `resource-constraint`).
     fn transmit(&mut self, bytes: Vec<u8>) -> bool {
-        if bytes.is_empty() {
+        // Nothing follows `Closed`, bytes included (a handler that runs late, such as an
+        // expired dialback verification, must not reach the wire).
+        if bytes.is_empty() || self.phase == Phase::Closed {
             return true;
         }
         if !self.overflowed

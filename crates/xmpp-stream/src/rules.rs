@@ -703,7 +703,7 @@ const TABLE: &[Rule] = &[
     // ----- closing -----
     row(
         "closing.stanza",
-        Kinds::ALL,
+        Kinds::CLIENT.with(StreamKind::Component),
         Roles::Initiating,
         Step::Done,
         Match::Any,
@@ -722,6 +722,17 @@ const TABLE: &[Rule] = &[
         "the stream is over for us: drop it",
         "RFC 6120 §4.4",
         "rules.rs::garbage_after_close_is_ignored",
+    ),
+    row(
+        "closing.s2s-ignore",
+        Kinds::SERVER,
+        Roles::Initiating,
+        Step::Done,
+        Match::Any,
+        E(steps::established::ignore),
+        "an initiating s2s stream carries no stanzas from the peer (no bidi), closing or not: drop them",
+        "RFC 6120 §4.4, §13",
+        "s2s_regressions.rs::no_stanza_from_the_peer_while_an_initiating_stream_closes",
     ),
 ];
 

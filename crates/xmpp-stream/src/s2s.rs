@@ -142,9 +142,10 @@ impl S2sInitiatingStream {
         set_peer_identities(&mut self.machine, ids);
     }
 
-    /// The authenticated domain pairs, (ours, theirs).
+    /// The domain pairs that carry stanzas, (ours, theirs): each reported by
+    /// [`Event::ServerAuthenticated`](crate::Event::ServerAuthenticated).
     pub fn pairs(&self) -> &[(BareJid, BareJid)] {
-        side(&self.machine).map_or(&[], |side| side.pairs.as_slice())
+        side(&self.machine).map_or(&[], S2sSide::usable_pairs)
     }
 
     /// Ask the peer to accept stanzas from another of our domains on this connection
@@ -225,9 +226,10 @@ impl S2sReceivingStream {
         set_peer_identities(&mut self.machine, ids);
     }
 
-    /// The authenticated domain pairs, (ours, theirs).
+    /// The domain pairs that carry stanzas, (ours, theirs): each reported by
+    /// [`Event::ServerAuthenticated`](crate::Event::ServerAuthenticated).
     pub fn pairs(&self) -> &[(BareJid, BareJid)] {
-        side(&self.machine).map_or(&[], |side| side.pairs.as_slice())
+        side(&self.machine).map_or(&[], S2sSide::usable_pairs)
     }
 
     /// The host's answer to an [`Event::DialbackVerify`](crate::Event::DialbackVerify) for

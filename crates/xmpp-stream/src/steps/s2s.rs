@@ -90,6 +90,12 @@ impl S2sSide {
         }
     }
 
+    /// The pairs that carry stanzas: authenticated and reported with `ServerAuthenticated`
+    /// (a pair authenticated by EXTERNAL joins them after the stream's restart).
+    pub(crate) fn usable_pairs(&self) -> &[(BareJid, BareJid)] {
+        self.pairs.get(..self.reported).unwrap_or_default()
+    }
+
     /// Whether the pair is authenticated.
     pub(crate) fn has_pair(&self, local: &BareJid, remote: &BareJid) -> bool {
         self.pairs.iter().any(|(l, r)| l == local && r == remote)
@@ -686,7 +692,14 @@ fn answer_pending(m: &mut Machine, pending: &PendingDialback, outcome: DialbackO
 }
 
 /// Time passed: answer the verifications past their deadline with `remote-server-timeout`.
+/// A stream that is closing or closed answers nothing: its verifications are dropped.
 pub(crate) fn on_timeout(m: &mut Machine, now: Instant) {
+    if m.core.phase != crate::core::Phase::Open {
+        if let Some(side) = side(m) {
+            side.pending.clear();
+        }
+        return;
+    }
     let expired: Vec<PendingDialback> = match side(m) {
         Some(side) => {
             let (expired, kept) = core::mem::take(&mut side.pending)
