@@ -69,22 +69,43 @@ fn send_server_header(m: &mut Machine, to: Option<String>, lang: Option<String>)
     m.stream_id = Some(id);
 }
 
+/// The peer's header must be in the stream kind's content namespace (`invalid-namespace`,
+/// RFC 6120 §4.8.2 and §4.9.3.10) and carry version 1.0 (`unsupported-version`, §4.7.5 and
+/// §4.9.3.25); `version_first` says which is checked first (a c2s client reports a missing
+/// version before a wrong namespace). One place for every kind and role.
+pub(crate) fn check_namespace_and_version(
+    m: &mut Machine,
+    header: &StreamHeader,
+    version_first: bool,
+) -> Result<(), ProtocolError> {
+    let namespace_ok = header.content_namespace == Some(m.kind.content_namespace());
+    let checks = [
+        (
+            header.version.is_some(),
+            StreamErrorCondition::UnsupportedVersion,
+            "peer stream has no version 1.0",
+        ),
+        (
+            namespace_ok,
+            StreamErrorCondition::InvalidNamespace,
+            "peer stream is not in this kind's content namespace",
+        ),
+    ];
+    let order: [usize; 2] = if version_first { [0, 1] } else { [1, 0] };
+    for index in order {
+        let (ok, condition, detail) = checks[index];
+        if !ok {
+            return Err(m.fail(condition, detail));
+        }
+    }
+    Ok(())
+}
+
 /// Initiating c2s: the server's header (RFC 6120 §4.7). Version 1.0 and `jabber:client` are
 /// required; a `from` other than the domain we asked for is fatal only once the server goes
 /// on to negotiate (a stream error that follows, host-unknown..., is reported as such).
 pub(crate) fn from_server(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
-    if header.version.is_none() {
-        return Err(m.fail(
-            StreamErrorCondition::UnsupportedVersion,
-            "server stream has no version 1.0",
-        ));
-    }
-    if header.content_namespace != Some(ContentNamespace::Client) {
-        return Err(m.fail(
-            StreamErrorCondition::InvalidNamespace,
-            "server stream is not jabber:client",
-        ));
-    }
+    check_namespace_and_version(m, header, true)?;
     let Side::Client(side) = &mut m.side else {
         return Ok(());
     };
@@ -121,18 +142,7 @@ pub(crate) fn from_client(m: &mut Machine, header: &StreamHeader) -> Result<(), 
         client.as_ref().map(|jid| jid.as_str().to_owned()),
         header.lang.clone(),
     );
-    if header.content_namespace != Some(ContentNamespace::Client) {
-        return Err(m.fail(
-            StreamErrorCondition::InvalidNamespace,
-            "stream is not jabber:client",
-        ));
-    }
-    if header.version.is_none() {
-        return Err(m.fail(
-            StreamErrorCondition::UnsupportedVersion,
-            "stream has no version 1.0",
-        ));
-    }
+    check_namespace_and_version(m, header, false)?;
     let Side::Server(side) = &m.side else {
         return Ok(());
     };

@@ -204,18 +204,7 @@ pub(crate) fn open(m: &mut Machine) {
 /// The receiving server's header (RFC 6120 §4.7): `jabber:server`, version 1.0, an id (the
 /// dialback key hashes it), and `from` the domain we asked for when given.
 pub(crate) fn from_receiving(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
-    if header.content_namespace != Some(ContentNamespace::Server) {
-        return Err(m.fail(
-            StreamErrorCondition::InvalidNamespace,
-            "peer stream is not jabber:server",
-        ));
-    }
-    if header.version.is_none() {
-        return Err(m.fail(
-            StreamErrorCondition::UnsupportedVersion,
-            "peer stream has no version 1.0",
-        ));
-    }
+    steps::header::check_namespace_and_version(m, header, false)?;
     let Side::S2s(side) = &m.side else {
         return Ok(());
     };
@@ -422,18 +411,7 @@ pub(crate) fn from_initiating(m: &mut Machine, header: &StreamHeader) -> Result<
     let ours = self::header(to.as_ref(), from.as_ref(), Some(id.clone()));
     m.core.send_header(&ours);
     m.stream_id = Some(id.clone());
-    if header.content_namespace != Some(ContentNamespace::Server) {
-        return Err(m.fail(
-            StreamErrorCondition::InvalidNamespace,
-            "stream is not jabber:server",
-        ));
-    }
-    if header.version.is_none() {
-        return Err(m.fail(
-            StreamErrorCondition::UnsupportedVersion,
-            "stream has no version 1.0",
-        ));
-    }
+    steps::header::check_namespace_and_version(m, header, false)?;
     let Some(to) = to else {
         return Err(m.fail(
             StreamErrorCondition::HostUnknown,
