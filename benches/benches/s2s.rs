@@ -29,12 +29,13 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use xmpp_benches::c2s::{cached_keys, pair};
-use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
+use xmpp_stream::dialback::{DialbackSecret, Domain, StreamId};
 use xmpp_stream::identity::{self, IdKind, Mismatch, PresentedId, ReferenceId, Service};
 use xmpp_stream::pair::Pair;
+use xmpp_stream::pair::{authoritative_answer, drive_ends};
 use xmpp_stream::{
-    AnyStream, BareJid, DialbackOutcome, Event, Instant, Output, S2sAuthMethod, S2sConfig,
-    S2sInitiatingStream, S2sReceivingStream, SeededEntropy, Transport,
+    AnyStream, BareJid, Event, Instant, S2sAuthMethod, S2sConfig, S2sInitiatingStream,
+    S2sReceivingStream, SeededEntropy, Transport,
 };
 
 const SECRET: &[u8] = b"a.example's dialback secret";
@@ -70,25 +71,6 @@ fn ends(method: S2sAuthMethod) -> [AnyStream; 2] {
     [out.into(), inc.into()]
 }
 
-/// What a.example's authoritative server answers to the receiving host's verification.
-fn authoritative(
-    secret: &DialbackSecret,
-    originating: &BareJid,
-    receiving: &BareJid,
-    id: &StreamId,
-    key: &DialbackKey,
-) -> DialbackOutcome {
-    let (originating, receiving) = (
-        Domain::try_from(originating.clone()).unwrap(),
-        Domain::try_from(receiving.clone()).unwrap(),
-    );
-    if secret.verify(&receiving, &originating, id, key) {
-        DialbackOutcome::Valid
-    } else {
-        DialbackOutcome::Invalid
-    }
-}
-
 /// Starts both ends and moves bytes until both are quiet (TLS faked, dialback verifications
 /// answered with `secret`); returns how many `ServerAuthenticated` each end reported.
 #[inline(never)]
@@ -97,41 +79,26 @@ fn negotiate(ends: &mut [AnyStream; 2], secret: &DialbackSecret) -> [usize; 2] {
     for end in ends.iter_mut() {
         end.start(now, Transport::Plain).unwrap();
     }
-    let mut authenticated = [0usize; 2];
-    loop {
-        let mut moved = false;
-        for from in 0..2 {
-            while let Some(output) = ends[from].poll_output() {
-                moved = true;
-                match output {
-                    Output::Transmit(bytes) => {
-                        let _ = ends[1 - from].handle_input(now, &bytes);
-                    }
-                    Output::StartTls => ends[from].tls_established(now, Vec::new()).unwrap(),
-                    Output::Event(Event::ServerAuthenticated { .. }) => authenticated[from] += 1,
-                    Output::Event(Event::DialbackVerify {
-                        originating,
-                        receiving,
-                        stream_id,
-                        key,
-                    }) => {
-                        let outcome =
-                            authoritative(secret, &originating, &receiving, &stream_id, &key);
-                        let AnyStream::S2sReceiving(inc) = &mut ends[from] else {
-                            panic!("only the receiving end asks");
-                        };
-                        inc.dialback_verified(now, &originating, &receiving, outcome)
-                            .unwrap();
-                    }
-                    Output::Event(Event::Closed { reason }) => panic!("closed: {reason:?}"),
-                    _ => {}
-                }
+    let events = drive_ends(ends, now, |originating, receiving, id, key| {
+        Some(authoritative_answer(
+            secret,
+            originating,
+            receiving,
+            id,
+            key,
+        ))
+    });
+    events.map(|events| {
+        for event in &events {
+            if let Event::Closed { reason } = event {
+                panic!("closed: {reason:?}");
             }
         }
-        if !moved {
-            return authenticated;
-        }
-    }
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ServerAuthenticated { .. }))
+            .count()
+    })
 }
 
 /// One negotiation, checked: both ends negotiated, one authenticated pair each.

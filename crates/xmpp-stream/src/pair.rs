@@ -526,3 +526,79 @@ impl Pair {
         text
     }
 }
+
+/// What the authoritative server holding `secret` answers to `<db:verify/>` for a key that
+/// `originating` sent to `receiving` on stream `id` (XEP-0220 §2.1.2): the answer a test or
+/// bench host gives an [`Event::DialbackVerify`].
+pub fn authoritative_answer(
+    secret: &crate::dialback::DialbackSecret,
+    originating: &xmpp_jid::BareJid,
+    receiving: &xmpp_jid::BareJid,
+    id: &crate::dialback::StreamId,
+    key: &crate::dialback::DialbackKey,
+) -> crate::DialbackOutcome {
+    use crate::dialback::Domain;
+    let domains = Domain::try_from(originating.clone())
+        .ok()
+        .zip(Domain::try_from(receiving.clone()).ok());
+    match domains {
+        Some((originating, receiving)) if secret.verify(&receiving, &originating, id, key) => {
+            crate::DialbackOutcome::Valid
+        }
+        _ => crate::DialbackOutcome::Invalid,
+    }
+}
+
+/// Moves bytes between two machines of any kind (an [`AnyStream`](crate::AnyStream) each,
+/// started by the caller) until both are quiet, with TLS faked (`tls_established` without
+/// channel bindings) and each [`Event::DialbackVerify`] of a receiving s2s end answered with
+/// what `verify` says (`None` leaves it unanswered). Returns each end's events. The
+/// server-to-server counterpart of [`Pair`], for tests and benches.
+pub fn drive_ends(
+    ends: &mut [crate::AnyStream; 2],
+    now: Instant,
+    mut verify: impl FnMut(
+        &xmpp_jid::BareJid,
+        &xmpp_jid::BareJid,
+        &crate::dialback::StreamId,
+        &crate::dialback::DialbackKey,
+    ) -> Option<crate::DialbackOutcome>,
+) -> [Vec<Event>; 2] {
+    let mut events: [Vec<Event>; 2] = [Vec::new(), Vec::new()];
+    loop {
+        let mut moved = false;
+        for from in 0..2 {
+            while let Some(output) = ends[from].poll_output() {
+                moved = true;
+                match output {
+                    Output::Transmit(bytes) => {
+                        let _ = ends[1 - from].handle_input(now, &bytes);
+                    }
+                    Output::StartTls => {
+                        let _ = ends[from].tls_established(now, Vec::new());
+                    }
+                    Output::Event(event) => {
+                        if let Event::DialbackVerify {
+                            originating,
+                            receiving,
+                            stream_id,
+                            key,
+                        } = &event
+                        {
+                            let answer = verify(originating, receiving, stream_id, key);
+                            if let (Some(outcome), crate::AnyStream::S2sReceiving(end)) =
+                                (answer, &mut ends[from])
+                            {
+                                let _ = end.dialback_verified(now, originating, receiving, outcome);
+                            }
+                        }
+                        events[from].push(event);
+                    }
+                }
+            }
+        }
+        if !moved {
+            return events;
+        }
+    }
+}

@@ -57,65 +57,19 @@ struct Host {
 
 /// Moves bytes until both ends are quiet; returns each end's events.
 fn drive(ends: &mut [AnyStream; 2], host: &Host, now: Instant) -> [Vec<Event>; 2] {
-    let mut events: [Vec<Event>; 2] = [Vec::new(), Vec::new()];
-    loop {
-        let mut moved = false;
-        for from in 0..2 {
-            while let Some(output) = ends[from].poll_output() {
-                moved = true;
-                match output {
-                    Output::Transmit(bytes) => {
-                        let _ = ends[1 - from].handle_input(now, &bytes);
-                    }
-                    Output::StartTls => ends[from].tls_established(now, Vec::new()).unwrap(),
-                    Output::Event(event) => {
-                        if let Event::DialbackVerify {
-                            originating,
-                            receiving,
-                            stream_id,
-                            key,
-                        } = &event
-                        {
-                            if host.answer {
-                                let outcome = host.outcome.clone().unwrap_or_else(|| {
-                                    verify(originating, receiving, stream_id, key)
-                                });
-                                let AnyStream::S2sReceiving(inc) = &mut ends[from] else {
-                                    panic!("only the receiving end asks");
-                                };
-                                inc.dialback_verified(now, originating, receiving, outcome)
-                                    .unwrap();
-                            }
-                        }
-                        events[from].push(event);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if !moved {
-            return events;
-        }
-    }
-}
-
-/// What a.example's authoritative server answers to `<db:verify/>`.
-fn verify(
-    originating: &BareJid,
-    receiving: &BareJid,
-    id: &StreamId,
-    key: &xmpp_stream::dialback::DialbackKey,
-) -> DialbackOutcome {
-    let secret = DialbackSecret::new(SECRET);
-    let (originating, receiving) = (
-        Domain::try_from(originating.clone()).unwrap(),
-        Domain::try_from(receiving.clone()).unwrap(),
-    );
-    if secret.verify(&receiving, &originating, id, key) {
-        DialbackOutcome::Valid
-    } else {
-        DialbackOutcome::Invalid
-    }
+    xmpp_stream::pair::drive_ends(ends, now, |originating, receiving, id, key| {
+        host.answer.then(|| {
+            host.outcome.clone().unwrap_or_else(|| {
+                xmpp_stream::pair::authoritative_answer(
+                    &DialbackSecret::new(SECRET),
+                    originating,
+                    receiving,
+                    id,
+                    key,
+                )
+            })
+        })
+    })
 }
 
 const ANSWER: Host = Host {
