@@ -174,6 +174,21 @@ fn client(server: &ServerHandle, domain: &str, user: &str) -> Connection<ClientS
     login(server, domain, user, "phone", WAIT)
 }
 
+/// A message from `client` to `to` comes back as an error from `to`:
+/// `remote-server-not-found`.
+fn assert_bounces_not_found(client: &mut Connection<ClientStream>, to: &str, id: &str) {
+    client.send(&message(to, id, "anyone?")).unwrap();
+    let bounce = client
+        .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
+        .unwrap();
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("remote-server-not-found"),
+        "{to}"
+    );
+    assert_eq!(bounce.attr("from"), Some(to));
+}
+
 fn message(to: &str, id: &str, text: &str) -> Element {
     parse(&format!(
         "<message xmlns='jabber:client' type='chat' to='{to}' id='{id}'><body>{text}</body></message>"
@@ -331,16 +346,7 @@ fn unreachable_domains_bounce_with_remote_server_not_found() {
     );
     let mut alice = client(&a, "a.test", "alice");
     for (to, id) in [("x@down.test", "m1"), ("y@noroute.test", "m2")] {
-        alice.send(&message(to, id, "anyone?")).unwrap();
-        let bounce = alice
-            .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
-            .unwrap();
-        assert_eq!(
-            error_condition(&bounce).as_deref(),
-            Some("remote-server-not-found"),
-            "{to}"
-        );
-        assert_eq!(bounce.attr("from"), Some(to));
+        assert_bounces_not_found(&mut alice, to, id);
     }
 }
 
@@ -475,16 +481,7 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
 
     // SRV target "." (no service), and a domain with no records at all.
     for (to, id) in [("x@none.test", "m2"), ("y@nothing.test", "m3")] {
-        alice.send(&message(to, id, "anyone?")).unwrap();
-        let bounce = alice
-            .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
-            .unwrap();
-        assert_eq!(
-            error_condition(&bounce).as_deref(),
-            Some("remote-server-not-found"),
-            "{to}"
-        );
-        assert_eq!(bounce.attr("from"), Some(to));
+        assert_bounces_not_found(&mut alice, to, id);
     }
 
     let asked = dns.asked();
