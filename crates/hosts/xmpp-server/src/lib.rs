@@ -44,6 +44,6 @@ pub mod runtime;
 
 pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TranscriptSink};
 pub use runtime::{
-    Listeners, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, ServerStats, TlsMaterial,
+    Dns, Listeners, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, ServerStats, TlsMaterial,
     presented_ids, serve, serve_on, serve_with,
 };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use xmpp_server::{
-    HubConfig, Listeners, PlusPolicy, RuntimeConfig, S2sSettings, S2sTls, TlsMaterial,
+    Dns, HubConfig, Listeners, PlusPolicy, RuntimeConfig, S2sSettings, S2sTls, TlsMaterial,
 };
 use xmpp_stream::BareJid;
 use xmpp_stream::dialback::DialbackSecret;
@@ -63,10 +63,16 @@ struct Cli {
     s2s_port: Option<u16>,
     /// A static route to a peer server: stanzas for DOMAIN go to HOST:PORT (repeatable)
     ///
-    /// There is no DNS lookup (no SRV, no A/AAAA): a domain without a route is unreachable
-    /// and its stanzas bounce with remote-server-not-found.
+    /// A domain without a route is looked up in DNS (RFC 6120 §3.2): SRV
+    /// `_xmpp-server._tcp.DOMAIN`, else its A/AAAA on port 5269; with neither, its stanzas
+    /// bounce with remote-server-not-found.
     #[arg(long = "s2s-route", value_name = "DOMAIN=HOST:PORT", value_parser = route)]
     s2s_routes: Vec<(String, SocketAddr)>,
+    /// The one nameserver that outgoing s2s lookups ask [default: the system configuration]
+    ///
+    /// Nothing else is asked: no /etc/resolv.conf, no hosts file.
+    #[arg(long, value_name = "IP:PORT")]
+    resolver: Option<SocketAddr>,
     /// PEM certificate chain presented to peer servers, both ways [default: --cert]
     #[arg(long, value_name = "FILE", requires = "s2s_key")]
     s2s_cert: Option<PathBuf>,
@@ -158,6 +164,13 @@ fn federation(
     };
     let settings = S2sSettings {
         routes: args.s2s_routes.iter().cloned().collect(),
+        dns: match args.resolver {
+            Some(addr) => Dns::Nameserver {
+                addr,
+                timeout: Duration::from_secs(5),
+            },
+            None => Dns::System,
+        },
         tls,
         connect_timeout: Duration::from_secs(10),
     };
@@ -412,9 +425,12 @@ mod tests {
             "ca.pem",
             "--dialback-secret-file",
             "secret",
+            "--resolver",
+            "127.0.0.1:5353",
         ])
         .unwrap();
         assert_eq!(cli.s2s_port, Some(5269));
+        assert_eq!(cli.resolver, Some("127.0.0.1:5353".parse().unwrap()));
         assert_eq!(
             cli.s2s_routes,
             vec![

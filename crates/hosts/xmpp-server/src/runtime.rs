@@ -16,12 +16,14 @@
 //! - `handle`: a server on its own thread, for tests and tools.
 
 mod connection;
+mod dns;
 mod handle;
 mod outbox;
 mod s2s;
 mod serve;
 mod shared;
 
+pub use dns::{Dns, XMPP_SERVER_PORT};
 pub use s2s::{S2sSettings, S2sTls, presented_ids};
 
 pub use handle::{ServerHandle, ServerStats};

@@ -10,6 +10,14 @@
 //!   certificate, so EXTERNAL is never offered and only dialback can.
 //! - A route to a port nobody listens on, and a domain with no route: the stanza bounces with
 //!   `remote-server-not-found`.
+//! - DNS (RFC 6120 §3.2): a.test has no static route to b.test and finds it through SRV
+//!   `_xmpp-server._tcp.b.test` on a private DNS server this test runs on 127.0.0.1
+//!   (`Dns::Nameserver`, the binary's `--resolver`). The machine's own resolver is never
+//!   asked: the server is pointed at this one alone, the names are under `.test`, the
+//!   responder refuses anything else, and the test checks that nothing else was asked. Zone:
+//!   `_xmpp-server._tcp.b.test` SRV 0 5 <b's s2s port> `b-host.test`, `b-host.test` A
+//!   127.0.0.1; `_xmpp-server._tcp.none.test` SRV 0 0 0 `.` (no service); anything else
+//!   under `.test` NXDOMAIN.
 //!
 //! No peer software is needed: these tests always run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,8 +25,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+use hickory_resolver::proto::rr::rdata::{A, SRV};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use minidom::Element;
 use rcgen::{
@@ -26,7 +39,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 use xmpp_host::blocking::Connection;
-use xmpp_server::{HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
+use xmpp_server::{Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, ClientStream};
@@ -110,6 +123,15 @@ struct Side<'a> {
 }
 
 fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) -> ServerHandle {
+    start_with_dns(side, listener, routes, &Dns::Off)
+}
+
+fn start_with_dns(
+    side: &Side<'_>,
+    listener: TcpListener,
+    routes: &[(&str, SocketAddr)],
+    dns: &Dns,
+) -> ServerHandle {
     let mut hub = HubConfig::new(BareJid::new(side.domain).unwrap())
         .with_user(side.user, &format!("{}-pw", side.user))
         .with_s2s(DialbackSecret::new(
@@ -127,6 +149,7 @@ fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) 
             .iter()
             .map(|(domain, addr)| ((*domain).to_owned(), *addr))
             .collect(),
+        dns: dns.clone(),
         tls: S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap(),
         connect_timeout: Duration::from_secs(5),
     };
@@ -149,6 +172,21 @@ fn listener() -> (TcpListener, SocketAddr) {
 /// `user@domain/phone` logged in on `server`, available.
 fn client(server: &ServerHandle, domain: &str, user: &str) -> Connection<ClientStream> {
     login(server, domain, user, "phone", WAIT)
+}
+
+/// A message from `client` to `to` comes back as an error from `to`:
+/// `remote-server-not-found`.
+fn assert_bounces_not_found(client: &mut Connection<ClientStream>, to: &str, id: &str) {
+    client.send(&message(to, id, "anyone?")).unwrap();
+    let bounce = client
+        .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
+        .unwrap();
+    assert_eq!(
+        error_condition(&bounce).as_deref(),
+        Some("remote-server-not-found"),
+        "{to}"
+    );
+    assert_eq!(bounce.attr("from"), Some(to));
 }
 
 fn message(to: &str, id: &str, text: &str) -> Element {
@@ -308,16 +346,7 @@ fn unreachable_domains_bounce_with_remote_server_not_found() {
     );
     let mut alice = client(&a, "a.test", "alice");
     for (to, id) in [("x@down.test", "m1"), ("y@noroute.test", "m2")] {
-        alice.send(&message(to, id, "anyone?")).unwrap();
-        let bounce = alice
-            .wait_stanza(WAIT, |s| s.attr("id") == Some(id))
-            .unwrap();
-        assert_eq!(
-            error_condition(&bounce).as_deref(),
-            Some("remote-server-not-found"),
-            "{to}"
-        );
-        assert_eq!(bounce.attr("from"), Some(to));
+        assert_bounces_not_found(&mut alice, to, id);
     }
 }
 
@@ -345,4 +374,133 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
     CertificateDer::from_pem_slice(pem.as_bytes())
         .unwrap()
         .to_vec()
+}
+
+/// The private DNS server: answers from the zone above, logs every name asked.
+struct DnsServer {
+    addr: SocketAddr,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl DnsServer {
+    fn spawn(b_port: u16) -> DnsServer {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            // Ends with the test process.
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let reply = answer(&query, b_port, &log);
+                let _ = socket.send_to(&reply.to_vec().unwrap(), from);
+            }
+        });
+        DnsServer { addr, asked }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+fn answer(query: &Message, b_port: u16, log: &Mutex<Vec<String>>) -> Message {
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.message_type = MessageType::Response;
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.add_queries(query.queries.clone());
+    let Some(q) = query.queries.first() else {
+        reply.metadata.response_code = ResponseCode::FormErr;
+        return reply;
+    };
+    let name = q.name().to_lowercase().to_ascii();
+    log.lock()
+        .unwrap()
+        .push(format!("{name} {}", q.query_type()));
+    let owner = q.name().clone();
+    let record = |rdata| Record::from_rdata(owner.clone(), 60, rdata);
+    match (name.as_str(), q.query_type()) {
+        ("_xmpp-server._tcp.b.test.", RecordType::SRV) => {
+            let target = Name::from_ascii("b-host.test.").unwrap();
+            reply.add_answer(record(RData::SRV(SRV::new(0, 5, b_port, target))));
+        }
+        ("_xmpp-server._tcp.none.test.", RecordType::SRV) => {
+            reply.add_answer(record(RData::SRV(SRV::new(0, 0, 0, Name::root()))));
+        }
+        ("b-host.test.", RecordType::A) => {
+            reply.add_answer(record(RData::A(A(Ipv4Addr::LOCALHOST))));
+        }
+        // The name exists, with no AAAA: NOERROR, no answer.
+        ("b-host.test.", _) => {}
+        (other, _) if other.ends_with(".test.") => {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+        }
+        _ => reply.metadata.response_code = ResponseCode::Refused,
+    }
+    reply
+}
+
+#[test]
+fn a_peer_is_found_by_srv_on_a_private_nameserver() {
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let dns = DnsServer::spawn(b_addr.port());
+    let side = |domain, user| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
+        dialback: false,
+    };
+    let a = start_with_dns(
+        &side("a.test", "alice"),
+        a_listener,
+        &[],
+        &Dns::Nameserver {
+            addr: dns.addr,
+            timeout: Duration::from_secs(2),
+        },
+    );
+    let b = start(&side("b.test", "bob"), b_listener, &[]);
+    let mut alice = client(&a, "a.test", "alice");
+    let mut bob = client(&b, "b.test", "bob");
+
+    alice
+        .send(&message("bob@b.test", "m1", "found you"))
+        .unwrap();
+    let got = bob
+        .wait_stanza(WAIT, |s| body(s).as_deref() == Some("found you"))
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("alice@a.test/phone"));
+
+    // SRV target "." (no service), and a domain with no records at all.
+    for (to, id) in [("x@none.test", "m2"), ("y@nothing.test", "m3")] {
+        assert_bounces_not_found(&mut alice, to, id);
+    }
+
+    let asked = dns.asked();
+    for expected in [
+        "_xmpp-server._tcp.b.test. SRV",
+        "b-host.test. A",
+        "_xmpp-server._tcp.none.test. SRV",
+        "_xmpp-server._tcp.nothing.test. SRV",
+        "nothing.test. A",
+    ] {
+        assert!(
+            asked.iter().any(|q| q == expected),
+            "{expected} in {asked:?}"
+        );
+    }
+    // "." means no service: its domain's addresses are not looked up.
+    assert!(
+        !asked.iter().any(|q| q.starts_with("none.test.")),
+        "{asked:?}"
+    );
+    assert!(asked.iter().all(|q| q.contains(".test. ")), "{asked:?}");
 }

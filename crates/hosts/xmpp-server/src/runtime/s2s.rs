@@ -1,6 +1,6 @@
 //! Server-to-server I/O: the TLS configurations of both ends, the names of a peer's
-//! certificate, outgoing connections by static route, and the dialback verification
-//! connection.
+//! certificate, outgoing connections (static route, else DNS: [`super::dns`]), and the
+//! dialback verification connection.
 //!
 //! TLS ([`xmpp_host::tls::s2s_configs`]): both ends accept any certificate during the
 //! handshake (its signature over the handshake is still checked: the peer holds the key) and
@@ -32,6 +32,7 @@ use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, DialbackOutcome, StanzaErrorCondition};
 
 use super::connection::{Conn, Upgrade, connection};
+use super::dns::{Dns, Resolver};
 use super::outbox::Outbox;
 use super::shared::{Shared, lock};
 use crate::hub::{SessionId, Verification};
@@ -47,8 +48,10 @@ const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 /// How the example server federates: where the peers are, and the TLS of both ends.
 #[derive(Clone, Debug)]
 pub struct S2sSettings {
-    /// Static routes: domain to address (no DNS in the example server).
+    /// Static routes: domain to address, tried before any DNS lookup.
     pub routes: BTreeMap<String, SocketAddr>,
+    /// How a domain without a static route is looked up (SRV, then A/AAAA; RFC 6120 §3.2).
+    pub dns: Dns,
     /// The TLS of both ends.
     pub tls: S2sTls,
     /// How long opening a connection (TCP) may take; past it, queued stanzas bounce with
@@ -186,13 +189,14 @@ fn other_name_text(value: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<Strin
     std::str::from_utf8(inner.data).ok().map(str::to_owned)
 }
 
-/// Open the outgoing connection of session `id` to `remote` by its static route, on a task
-/// of its own; report it to the hub ([`Hub::s2s_connected`](crate::Hub::s2s_connected) or
+/// Open the outgoing connection of session `id` to `remote` (static route, else DNS), on a
+/// task of its own; report it to the hub ([`Hub::s2s_connected`](crate::Hub::s2s_connected) or
 /// [`Hub::s2s_connect_failed`](crate::Hub::s2s_connect_failed)).
 pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
     let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
         return;
     };
+    let resolver = shared.resolver.clone();
     tokio::spawn(async move {
         let failed = |condition| {
             let mut guard = lock(&me);
@@ -200,25 +204,26 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
             guard.hub.s2s_connect_failed(id, now, condition);
             guard.dispatch();
         };
-        let (Some(addr), Ok(name)) = (
-            settings.routes.get(remote.as_str()).copied(),
-            ServerName::try_from(remote.as_str().to_owned()),
-        ) else {
+        let Ok(name) = ServerName::try_from(remote.as_str().to_owned()) else {
             failed(StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
-        let tcp =
-            match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(_)) => {
-                    failed(StanzaErrorCondition::RemoteServerNotFound);
-                    return;
-                }
-                Err(_) => {
-                    failed(StanzaErrorCondition::RemoteServerTimeout);
-                    return;
-                }
-            };
+        let (tcp, addr) = match tokio::time::timeout(
+            settings.connect_timeout,
+            open(&settings, &resolver, remote.as_str()),
+        )
+        .await
+        {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                failed(StanzaErrorCondition::RemoteServerNotFound);
+                return;
+            }
+            Err(_) => {
+                failed(StanzaErrorCondition::RemoteServerTimeout);
+                return;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let outbox = Arc::new(Outbox::default());
         {
@@ -243,8 +248,9 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
 }
 
 /// Run the dialback verification receiving connection `id` asked for, on a task of its own:
-/// a [`Verification`] over plain TCP to the route of `originating`, bounded by the connect
-/// timeout for the connection and by the stream's dialback deadline for the answer.
+/// a [`Verification`] over plain TCP to `originating` (static route, else DNS), bounded by
+/// the connect timeout (lookup and connection) and by the stream's dialback deadline for the
+/// answer.
 pub(super) fn spawn_verification(
     shared: &Shared,
     id: SessionId,
@@ -256,15 +262,15 @@ pub(super) fn spawn_verification(
     let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
         return;
     };
+    let resolver = shared.resolver.clone();
     tokio::spawn(async move {
         let outcome = match Verification::new(&originating, &receiving, stream_id, key) {
             Some(verification) => {
-                let addr = settings.routes.get(originating.as_str()).copied();
                 // Past the stream's own dialback deadline (30 s by default) the answer is
                 // moot: the socket is not kept for a peer that never answers.
                 tokio::time::timeout(
                     VERIFY_DEADLINE,
-                    verify(verification, addr, settings.connect_timeout),
+                    verify(verification, &settings, &resolver, originating.as_str()),
                 )
                 .await
                 .unwrap_or(DialbackOutcome::Error(
@@ -287,15 +293,17 @@ pub(super) fn spawn_verification(
 
 async fn verify(
     mut verification: Verification,
-    addr: Option<SocketAddr>,
-    connect_timeout: Duration,
+    settings: &S2sSettings,
+    resolver: &Resolver,
+    originating: &str,
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
-    let Some(addr) = addr else {
-        return not_found();
-    };
-    let Ok(Ok(mut tcp)) = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
+    let Ok(Some((mut tcp, _))) = tokio::time::timeout(
+        settings.connect_timeout,
+        open(settings, resolver, originating),
+    )
+    .await
     else {
         return not_found();
     };
@@ -318,4 +326,23 @@ async fn verify(
             return outcome;
         }
     }
+}
+
+/// A TCP connection to `domain`: its static route, else the addresses DNS gives, tried in
+/// order (RFC 6120 §3.2.1); `None` when none answers.
+async fn open(
+    settings: &S2sSettings,
+    resolver: &Resolver,
+    domain: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    let candidates = match settings.routes.get(domain) {
+        Some(addr) => vec![*addr],
+        None => resolver.lookup(domain).await,
+    };
+    for addr in candidates {
+        if let Ok(tcp) = TcpStream::connect(addr).await {
+            return Some((tcp, addr));
+        }
+    }
+    None
 }

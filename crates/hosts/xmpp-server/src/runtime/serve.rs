@@ -84,6 +84,10 @@ pub(super) async fn serve_probed(
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config.tls.config.clone());
     let cert_der = Arc::new(config.tls.cert_der.clone());
+    let resolver = match &config.s2s {
+        Some(s2s) => super::dns::Resolver::new(&s2s.dns).map_err(io::Error::other)?,
+        None => super::dns::Resolver::default(),
+    };
     let shared = Arc::new_cyclic(|me| {
         Mutex::new(Shared {
             hub: Hub::new(config.hub.clone()),
@@ -92,6 +96,7 @@ pub(super) async fn serve_probed(
             log: config.log,
             trace: config.trace,
             s2s: config.s2s.clone(),
+            resolver,
             me: me.clone(),
         })
     });

@@ -19,6 +19,9 @@ pub(super) struct Shared {
     pub(super) trace: bool,
     /// Federation settings, when federating.
     pub(super) s2s: Option<super::s2s::S2sSettings>,
+    /// Where peer servers without a static route are looked up (built from
+    /// [`S2sSettings::dns`](super::s2s::S2sSettings::dns)).
+    pub(super) resolver: super::dns::Resolver,
     /// This very state, for the tasks `dispatch` starts (outgoing s2s connections,
     /// dialback verifications).
     pub(super) me: Weak<Mutex<Shared>>,

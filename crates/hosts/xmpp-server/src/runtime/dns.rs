@@ -1,0 +1,212 @@
+//! Where a peer server is (RFC 6120 §3.2): a static route first, else the SRV records
+//! `_xmpp-server._tcp.<domain>` in priority and weight order (RFC 2782), each target resolved
+//! to A/AAAA, else the domain's own A/AAAA on port 5269. An SRV answer whose only target is
+//! `.` means the domain offers no service (RFC 2782): nothing is tried.
+//!
+//! XEP-0368 (`_xmpps-server._tcp`, TLS from the first byte) is not looked up: the outgoing
+//! stream of this server always negotiates STARTTLS.
+//!
+//! Lookups go through `hickory-resolver` on tokio: either the system configuration or, with
+//! [`Dns::Nameserver`], one nameserver and nothing else (no `/etc/resolv.conf`, no hosts
+//! file), which is how the tests point it at a private DNS server on loopback.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::rdata::SRV;
+use xmpp_stream::Entropy as _;
+
+/// The default port of server-to-server streams (RFC 6120 §14.7).
+pub const XMPP_SERVER_PORT: u16 = 5269;
+
+/// How domains without a static route are looked up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Dns {
+    /// No DNS: a domain without a static route is unreachable.
+    #[default]
+    Off,
+    /// The system's resolver configuration (`/etc/resolv.conf` and the hosts file on Unix).
+    System,
+    /// This nameserver alone (UDP, TCP on truncation), with `timeout` per query; no system
+    /// configuration, no hosts file.
+    Nameserver {
+        /// Where the nameserver listens.
+        addr: SocketAddr,
+        /// How long one query may take.
+        timeout: Duration,
+    },
+}
+
+/// A resolver built once from [`Dns`], shared by every outgoing connection.
+#[derive(Clone, Default)]
+pub(super) struct Resolver(Option<Arc<TokioResolver>>);
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Resolver(on)"
+        } else {
+            "Resolver(off)"
+        })
+    }
+}
+
+impl Resolver {
+    /// The resolver `dns` describes.
+    ///
+    /// # Errors
+    /// The system configuration cannot be read, or the resolver cannot be built.
+    pub(super) fn new(dns: &Dns) -> Result<Resolver, xmpp_host::Error> {
+        let fail = |e: hickory_resolver::net::NetError| {
+            xmpp_host::Error::Io(std::io::Error::other(format!("DNS resolver: {e}")))
+        };
+        let resolver = match dns {
+            Dns::Off => return Ok(Resolver(None)),
+            Dns::System => TokioResolver::builder_tokio().map_err(fail)?.build(),
+            Dns::Nameserver { addr, timeout } => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let config = ResolverConfig::from_parts(None, Vec::new(), vec![server]);
+                let mut options = ResolverOpts::default();
+                options.use_hosts_file = ResolveHosts::Never;
+                options.timeout = *timeout;
+                options.attempts = 1;
+                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+                    .with_options(options)
+                    .build()
+            }
+        };
+        Ok(Resolver(Some(Arc::new(resolver.map_err(fail)?))))
+    }
+
+    /// The addresses to try for `domain`, in order: empty when the domain is unreachable
+    /// (no DNS, no records, or SRV says no service).
+    pub(super) async fn lookup(&self, domain: &str) -> Vec<SocketAddr> {
+        let Some(resolver) = &self.0 else {
+            return Vec::new();
+        };
+        // Fully qualified: no search domains.
+        let srv_name = format!("_xmpp-server._tcp.{domain}.");
+        let records: Vec<SRV> = match resolver.srv_lookup(srv_name.as_str()).await {
+            Ok(lookup) => lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::SRV(srv) => Some(srv.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if records.is_empty() {
+            return addresses(resolver, &format!("{domain}."), XMPP_SERVER_PORT).await;
+        }
+        // RFC 2782: a single record with target "." means "no service here".
+        if records.len() == 1 && records.iter().all(|srv| srv.target.is_root()) {
+            return Vec::new();
+        }
+        let mut entropy = xmpp_host::OsEntropy::new();
+        let mut out = Vec::new();
+        for srv in srv_order(records, |bound| random_below(&mut entropy, bound)) {
+            if srv.target.is_root() {
+                continue;
+            }
+            out.extend(addresses(resolver, &srv.target.to_ascii(), srv.port).await);
+        }
+        out
+    }
+}
+
+/// The A and AAAA addresses of `host`, on `port`.
+async fn addresses(resolver: &TokioResolver, host: &str, port: u16) -> Vec<SocketAddr> {
+    match resolver.lookup_ip(host).await {
+        Ok(ips) => ips
+            .iter()
+            .map(|ip: IpAddr| SocketAddr::new(ip, port))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A number in `0..=bound` from the OS.
+fn random_below(entropy: &mut xmpp_host::OsEntropy, bound: u32) -> u32 {
+    let mut bytes = [0u8; 4];
+    entropy.fill(&mut bytes);
+    let n = u32::from_le_bytes(bytes);
+    n.checked_rem(bound.saturating_add(1)).unwrap_or(n)
+}
+
+/// RFC 2782 order: lowest priority first; within a priority, weighted random selection
+/// (`pick(total)` gives a number in `0..=total`), zero-weight records with a small chance.
+fn srv_order(mut records: Vec<SRV>, mut pick: impl FnMut(u32) -> u32) -> Vec<SRV> {
+    records.sort_by_key(|srv| (srv.priority, srv.weight));
+    let mut out = Vec::with_capacity(records.len());
+    while let Some(first) = records.first() {
+        let priority = first.priority;
+        let end = records
+            .iter()
+            .position(|srv| srv.priority != priority)
+            .unwrap_or(records.len());
+        let mut group: Vec<SRV> = records.drain(..end).collect();
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|srv| u32::from(srv.weight)).sum();
+            let chosen = pick(total);
+            let mut running = 0u32;
+            let index = group
+                .iter()
+                .position(|srv| {
+                    running += u32::from(srv.weight);
+                    running >= chosen
+                })
+                .unwrap_or(0);
+            out.push(group.remove(index));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use hickory_resolver::proto::rr::Name;
+
+    fn srv(priority: u16, weight: u16, port: u16) -> SRV {
+        SRV::new(priority, weight, port, Name::from_ascii("h.test.").unwrap())
+    }
+
+    fn ports(records: &[SRV]) -> Vec<u16> {
+        records.iter().map(|srv| srv.port).collect()
+    }
+
+    #[test]
+    fn lower_priority_comes_first_whatever_the_weights() {
+        let records = vec![srv(20, 100, 1), srv(10, 0, 2), srv(30, 5, 3)];
+        assert_eq!(ports(&srv_order(records, |_| 0)), vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn weights_choose_within_a_priority() {
+        // Sorted by weight: 0 (port 1), 10 (port 2), 30 (port 3); running sums 0, 10, 40.
+        let records = vec![srv(5, 30, 3), srv(5, 0, 1), srv(5, 10, 2)];
+        // Always the top of the range: the heaviest remaining record each round.
+        assert_eq!(
+            ports(&srv_order(records.clone(), |total| total)),
+            vec![3, 2, 1]
+        );
+        // A pick of 0 lands on the zero-weight record (the first whose running sum >= 0).
+        assert_eq!(ports(&srv_order(records.clone(), |_| 0)), vec![1, 2, 3]);
+        // 1..=10: the weight-10 record.
+        assert_eq!(ports(&srv_order(records, |_| 7))[0], 2);
+    }
+}
