@@ -31,6 +31,21 @@ pub(crate) fn sasl_payload_decode(text: &str) -> Result<Option<Vec<u8>>, ()> {
     }
 }
 
+/// A byte as two lowercase hex digits.
+pub(crate) const fn hex_pair(byte: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [DIGITS[(byte >> 4) as usize], DIGITS[(byte & 0x0f) as usize]]
+}
+
+/// Bytes as lowercase hex (the XEP-0114 handshake, generated resources).
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .flat_map(|b| hex_pair(*b))
+        .map(char::from)
+        .collect()
+}
+
 /// An attribute name from a literal.
 pub(crate) fn attr_name(local: &'static str) -> minidom::rxml::NcName {
     // Only called with literal ASCII names, which are valid NCNames.
@@ -59,5 +74,6 @@ mod tests {
             Ok(Some(b"n,,n=juliet".to_vec()))
         );
         assert_eq!(sasl_payload_decode("!!"), Err(()));
+        assert_eq!(hex_lower(&[0x00, 0x9f, 0xff]), "009fff");
     }
 }

@@ -312,11 +312,9 @@ impl fmt::Debug for DialbackSecret {
 
 /// A SHA-256 output as 64 lowercase hex digits (XEP-0185 §2 note 4).
 fn hex_digits(bytes: &[u8; 32]) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
+        pair.copy_from_slice(&crate::codec::hex_pair(*b));
     }
     out
 }

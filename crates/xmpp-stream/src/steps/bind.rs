@@ -170,12 +170,7 @@ pub(crate) fn serve(m: &mut Machine, iq: Element) -> Result<(), ProtocolError> {
 
 /// A resource for a client that asked for none: 16 hex digits of entropy.
 fn generated_resource(m: &mut Machine) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 8];
     m.core.entropy.fill(&mut bytes);
-    bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-        .map(char::from)
-        .collect()
+    crate::codec::hex_lower(&bytes)
 }

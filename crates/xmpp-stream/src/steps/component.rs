@@ -17,9 +17,6 @@ use crate::machine::{Machine, Side};
 use crate::output::Event;
 use crate::rules::Step;
 
-/// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
-const STREAM_ID_BYTES: usize = 20;
-
 /// Longest handshake text looked at (40 hex digits; anything longer is wrong).
 const MAX_HANDSHAKE: usize = 64;
 
@@ -49,15 +46,10 @@ impl ComponentServerSide {
 
 /// The handshake value: lowercase hex SHA-1 of the stream id followed by the secret.
 pub(crate) fn handshake_digest(stream_id: &str, secret: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hash = Sha1::new();
     hash.update(stream_id.as_bytes());
     hash.update(secret.as_bytes());
-    hash.finalize()
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-        .map(char::from)
-        .collect()
+    crate::codec::hex_lower(&hash.finalize())
 }
 
 /// Compare two handshake values without an early exit on the first differing byte, and
@@ -166,13 +158,12 @@ pub(crate) fn component_header(
     };
     // The component's domain and secret, if `to` names a configured one. Our header says
     // `from` only then: it must not claim to be an unknown domain.
-    let known = header
-        .to
-        .as_deref()
-        .and_then(|to| BareJid::new(to).ok())
-        .filter(|jid| jid.node().is_none())
+    let known = crate::steps::header::domain(header.to.as_deref())
         .and_then(|domain| side.backend.secret(&domain).map(|secret| (domain, secret)));
-    let id = random_token(m.core.entropy.as_mut(), STREAM_ID_BYTES);
+    let id = random_token(
+        m.core.entropy.as_mut(),
+        crate::steps::header::STREAM_ID_BYTES,
+    );
     let mut ours = StreamHeader::new(ContentNamespace::ComponentAccept);
     ours.version = None;
     ours.id = Some(id.clone());

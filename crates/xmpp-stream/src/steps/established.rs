@@ -15,7 +15,7 @@ use crate::rules::is_stanza_of;
 /// is an error itself (no error loops). The reply carries no `from`: it would be the
 /// malformed address, and a stanza without `from` comes from the entity at the other end of
 /// the stream (§8.1.2.1).
-fn refuse_malformed_to(m: &mut Machine, stanza: &Element) {
+pub(crate) fn refuse_malformed_to(m: &mut Machine, stanza: &Element) {
     if stanza.attr("type") == Some("error") {
         return;
     }

@@ -15,6 +15,14 @@ use crate::steps;
 /// Random bytes in a stream id (160 bits, RFC 6120 §4.7.3 asks for at least 128).
 pub(crate) const STREAM_ID_BYTES: usize = 20;
 
+/// A domain-only JID (no localpart, no resource) from a header or attribute value: what the
+/// `to` and `from` of component and server-to-server headers must be.
+pub(crate) fn domain(value: Option<&str>) -> Option<BareJid> {
+    value
+        .and_then(|value| BareJid::new(value).ok())
+        .filter(|jid| jid.node().is_none())
+}
+
 /// Open (or reopen after a restart) our side of the stream.
 pub(crate) fn open(m: &mut Machine) {
     match &m.side {

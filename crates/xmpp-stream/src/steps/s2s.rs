@@ -8,9 +8,7 @@
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
 use xmpp_sasl::Mechanism;
-use xmpp_xml::{
-    ContentNamespace, StanzaError, StanzaErrorCondition, StreamErrorCondition, StreamHeader,
-};
+use xmpp_xml::{ContentNamespace, StanzaErrorCondition, StreamErrorCondition, StreamHeader};
 
 use crate::config::{S2sConfig, TlsPolicy};
 use crate::dialback::{
@@ -26,6 +24,7 @@ use crate::output::{CloseReason, Event, S2sAuthMethod};
 use crate::rules::Step;
 use crate::sasl::{SaslElement, SaslParseError};
 use crate::steps;
+use crate::steps::header::domain;
 use crate::time::Instant;
 use crate::timers::Timer;
 
@@ -114,13 +113,6 @@ fn side(m: &mut Machine) -> Option<&mut S2sSide> {
         Side::S2s(side) => Some(side),
         _ => None,
     }
-}
-
-/// A domain-only JID from a header or attribute value.
-fn domain(value: Option<&str>) -> Option<BareJid> {
-    value
-        .and_then(|value| BareJid::new(value).ok())
-        .filter(|jid| jid.node().is_none())
 }
 
 fn header(from: Option<&BareJid>, to: Option<&BareJid>, id: Option<String>) -> StreamHeader {
@@ -751,13 +743,7 @@ pub(crate) fn inbound_stanza(m: &mut Machine, element: Element) -> Result<(), Pr
     };
     let (Ok(from), Ok(to)) = (Jid::new(from), Jid::new(to)) else {
         // A malformed address: refused, the stream goes on (as on c2s).
-        if element.attr("type") != Some("error") {
-            let mut reply = StanzaError::new(StanzaErrorCondition::JidMalformed).reply_to(&element);
-            reply
-                .attrs_mut()
-                .remove(&minidom::rxml::Namespace::NONE, "from");
-            m.core.send(&reply);
-        }
+        steps::established::refuse_malformed_to(m, &element);
         return Ok(());
     };
     let (Ok(from_domain), Ok(to_domain)) = (
