@@ -482,7 +482,6 @@ impl Hub {
                     _ => {}
                 }
             }
-            self.check_outgoing_ready(id, now);
         }
         // Only the sessions that closed during this flush: scanning every session after
         // every input was a per-input cost linear in the number of sessions (at 10 000

@@ -39,6 +39,8 @@ impl Hub {
                 self.log.push(format!(
                     "{id}: s2s pair {local} / {remote} authenticated ({method:?})"
                 ));
+                // The pair carries stanzas from now on: send what waited for it.
+                self.check_outgoing_ready(id, now);
             }
             Event::DialbackVerify {
                 originating,

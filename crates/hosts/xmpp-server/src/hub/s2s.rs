@@ -150,8 +150,8 @@ impl Hub {
         }
     }
 
-    /// When session `id` is an outgoing stream that just became established (authenticated,
-    /// and after EXTERNAL the restarted stream's features read): send what was queued.
+    /// Session `id` reported `ServerAuthenticated`: when it is an outgoing stream, established
+    /// (the event comes once the pair carries stanzas), send what was queued for its peer.
     pub(super) fn check_outgoing_ready(&mut self, id: SessionId, now: Instant) {
         let negotiated = self
             .sessions
