@@ -45,6 +45,10 @@ pub struct ServerStats {
     pub offline_messages: usize,
     /// Tasks alive on the server's tokio runtime: the timer tick plus one per connection.
     pub tasks: usize,
+    /// Server-to-server connections peers opened to us.
+    pub s2s_incoming: usize,
+    /// Server-to-server connections we opened to peers.
+    pub s2s_outgoing: usize,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -159,7 +163,10 @@ impl ServerHandle {
         self.thread.as_ref()?;
         let shared = self.probe.get()?;
         let guard = lock(shared);
+        let (s2s_incoming, s2s_outgoing) = guard.hub.s2s_connection_count();
         Some(ServerStats {
+            s2s_incoming,
+            s2s_outgoing,
             sessions: guard.hub.session_count(),
             connections: guard.conns.len(),
             offline_messages: guard.hub.offline_total(),
