@@ -8,6 +8,9 @@
 //!   dialback secret, so nothing but EXTERNAL can authenticate the link.
 //! - Dialback (XEP-0220): each server trusts only a CA that did not sign the peer's
 //!   certificate, so EXTERNAL is never offered and only dialback can.
+//! - Several domains (a.test + a2.test, b.test + b2.test): users of two local domains talk,
+//!   and every domain pair federates over one connection per direction, or one in all with
+//!   XEP-0288 bidi (the counts of s2s connections are checked).
 //! - A route to a port nobody listens on, and a domain with no route: the stanza bounces with
 //!   `remote-server-not-found`.
 //! - DNS (RFC 6120 §3.2): a.test has no static route to b.test and finds it through SRV
@@ -73,8 +76,15 @@ impl Ca {
     /// `_xmpp-server.<domain>` (RFC 4985, an IA5String: written by hand, rcgen only writes
     /// UTF8String otherNames), server and client authentication. Returns (cert PEM, key PEM).
     fn issue(&self, domain: &str) -> (String, String) {
+        self.issue_for(&[domain])
+    }
+
+    /// [`issue`](Self::issue) for several domains: the names of each, the CN the first.
+    fn issue_for(&self, domains: &[&str]) -> (String, String) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, domain);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, domains[0]);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -83,7 +93,7 @@ impl Ca {
             .custom_extensions
             .push(CustomExtension::from_oid_content(
                 &[2, 5, 29, 17],
-                subject_alt_names(domain),
+                subject_alt_names(domains),
             ));
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -101,14 +111,16 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// `SubjectAltName ::= GeneralNames`: `[2] dNSName`, `[0] otherName { id-on-dnsSRV,
 /// [0] EXPLICIT IA5String }`.
-fn subject_alt_names(domain: &str) -> Vec<u8> {
+fn subject_alt_names(domains: &[&str]) -> Vec<u8> {
     const ID_ON_DNS_SRV: [u8; 8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
-    let dns = tlv(0x82, domain.as_bytes());
-    let srv = format!("_xmpp-server.{domain}");
-    let mut other = tlv(0x06, &ID_ON_DNS_SRV);
-    other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
-    let mut names = dns;
-    names.extend(tlv(0xA0, &other));
+    let mut names = Vec::new();
+    for domain in domains {
+        names.extend(tlv(0x82, domain.as_bytes()));
+        let srv = format!("_xmpp-server.{domain}");
+        let mut other = tlv(0x06, &ID_ON_DNS_SRV);
+        other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
+        names.extend(tlv(0xA0, &other));
+    }
     tlv(0x30, &names)
 }
 
@@ -120,6 +132,11 @@ struct Side<'a> {
     issuer: &'a Ca,
     trusts: &'a Ca,
     dialback: bool,
+    /// Further domains served, each with one user (`user@domain`, password `user-pw`); the
+    /// certificate names them all.
+    others: &'a [(&'a str, &'a str)],
+    /// XEP-0288 bidirectional streams.
+    bidi: bool,
 }
 
 fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) -> ServerHandle {
@@ -137,12 +154,21 @@ fn start_with_dns(
         .with_s2s(DialbackSecret::new(
             format!("{} dialback secret", side.domain).as_bytes(),
         ));
-    if !side.dialback
-        && let Some(s2s) = &mut hub.s2s
-    {
-        s2s.dialback_secret = None;
+    for (domain, user) in side.others {
+        hub = hub
+            .with_domain(BareJid::new(domain).unwrap())
+            .with_user(&format!("{user}@{domain}"), &format!("{user}-pw"));
     }
-    let (cert, key) = side.issuer.issue(side.domain);
+    if let Some(s2s) = &mut hub.s2s {
+        if !side.dialback {
+            s2s.dialback_secret = None;
+        }
+        s2s.bidi = side.bidi;
+    }
+    let names: Vec<&str> = std::iter::once(side.domain)
+        .chain(side.others.iter().map(|(domain, _)| *domain))
+        .collect();
+    let (cert, key) = side.issuer.issue_for(&names);
     let ca = side.trusts.pem();
     let s2s = S2sSettings {
         routes: routes
@@ -155,7 +181,7 @@ fn start_with_dns(
     };
     let config = RuntimeConfig {
         hub,
-        tls: TlsMaterial::self_signed(&[side.domain]).unwrap(),
+        tls: TlsMaterial::self_signed(&names).unwrap(),
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
         s2s: Some(s2s),
@@ -206,6 +232,8 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             issuer: a_ca,
             trusts: a_trusts,
             dialback,
+            others: &[],
+            bidi: false,
         },
         a_listener,
         &[("b.test", b_addr)],
@@ -217,6 +245,8 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             issuer: b_ca,
             trusts: b_trusts,
             dialback,
+            others: &[],
+            bidi: false,
         },
         b_listener,
         &[("a.test", a_addr)],
@@ -308,6 +338,8 @@ fn external_alone_fails_when_certificates_are_not_trusted() {
         issuer,
         trusts,
         dialback: false,
+        others: &[],
+        bidi: false,
     };
     let a = start(
         &side("a.test", "alice", &a_ca, &a_ca),
@@ -340,6 +372,8 @@ fn unreachable_domains_bounce_with_remote_server_not_found() {
             issuer: &ca,
             trusts: &ca,
             dialback: true,
+            others: &[],
+            bidi: false,
         },
         a_listener,
         &[("down.test", closed_addr)],
@@ -457,6 +491,8 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
         trusts: &ca,
         // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
         dialback: false,
+        others: &[],
+        bidi: false,
     };
     let a = start_with_dns(
         &side("a.test", "alice"),
@@ -503,4 +539,95 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
         "{asked:?}"
     );
     assert!(asked.iter().all(|q| q.contains(".test. ")), "{asked:?}");
+}
+
+/// The bare JID of a full one.
+fn bare(full: &str) -> &str {
+    full.split('/').next().unwrap()
+}
+
+/// Every user of one server sends a message to every user of the other; each arrives from
+/// the sender's full JID.
+fn everyone_writes(
+    senders: &mut [(&str, Connection<ClientStream>)],
+    receivers: &mut [(&str, Connection<ClientStream>)],
+) {
+    for (from, sender) in senders.iter_mut() {
+        for (to, receiver) in receivers.iter_mut() {
+            let text = format!("{from} to {to}");
+            sender.send(&message(bare(to), "x", &text)).unwrap();
+            let got = receiver
+                .wait_stanza(WAIT, |s| body(s).as_deref() == Some(text.as_str()))
+                .unwrap();
+            assert_eq!(got.attr("from"), Some(*from), "{text}");
+        }
+    }
+}
+
+/// Two servers of two domains each: a.test + a2.test (alice, carol) and b.test + b2.test
+/// (bob, dave), each with one certificate naming both its domains, a CA both trust, and
+/// dialback secrets. Static routes name a.test and b.test only: a2.test and b2.test are
+/// reachable only over the connection to the other domain of their server. Users of the two
+/// local domains of one server talk without any s2s connection; then every pair of domains
+/// talks both ways over one connection per direction (or, with XEP-0288, one in all): the
+/// first pair by SASL EXTERNAL, our other domain piggybacked by dialback, the peer's other
+/// domain added because its certificate names it, and the receiving end skipping the
+/// verification for names the initiating end's certificate holds (XEP-0344).
+fn two_domains_each(bidi: bool) {
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, a_addr) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, others| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: true,
+        others,
+        bidi,
+    };
+    let a = start(
+        &side("a.test", "alice", &[("a2.test", "carol")]),
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let b = start(
+        &side("b.test", "bob", &[("b2.test", "dave")]),
+        b_listener,
+        &[("a.test", a_addr)],
+    );
+    let mut a_users = [
+        ("alice@a.test/phone", client(&a, "a.test", "alice")),
+        ("carol@a2.test/phone", client(&a, "a2.test", "carol")),
+    ];
+    let mut b_users = [
+        ("bob@b.test/phone", client(&b, "b.test", "bob")),
+        ("dave@b2.test/phone", client(&b, "b2.test", "dave")),
+    ];
+
+    // Two local domains of one server: no federation involved.
+    let (alice, carol) = a_users.split_at_mut(1);
+    everyone_writes(alice, carol);
+    everyone_writes(carol, alice);
+    assert_eq!(a.stats().unwrap().s2s_outgoing, 0);
+
+    everyone_writes(&mut a_users, &mut b_users);
+    everyone_writes(&mut b_users, &mut a_users);
+    let (a_stats, b_stats) = (a.stats().unwrap(), b.stats().unwrap());
+    let counts = |stats: xmpp_server::ServerStats| (stats.s2s_incoming, stats.s2s_outgoing);
+    if bidi {
+        assert_eq!((counts(a_stats), counts(b_stats)), ((0, 1), (1, 0)));
+    } else {
+        assert_eq!((counts(a_stats), counts(b_stats)), ((1, 1), (1, 1)));
+    }
+}
+
+#[test]
+fn two_servers_of_two_domains_each_share_one_connection_per_direction() {
+    two_domains_each(false);
+}
+
+#[test]
+fn with_bidi_two_servers_of_two_domains_each_share_one_connection() {
+    two_domains_each(true);
 }
