@@ -137,6 +137,9 @@ struct Side<'a> {
     others: &'a [(&'a str, &'a str)],
     /// XEP-0288 bidirectional streams.
     bidi: bool,
+    /// A certificate of its own for each domain (c2s and s2s, chosen by SNI and by the
+    /// domain we dial out from), instead of one naming them all.
+    own_certs: bool,
 }
 
 fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) -> ServerHandle {
@@ -168,20 +171,34 @@ fn start_with_dns(
     let names: Vec<&str> = std::iter::once(side.domain)
         .chain(side.others.iter().map(|(domain, _)| *domain))
         .collect();
-    let (cert, key) = side.issuer.issue_for(&names);
+    let (cert, key) = if side.own_certs {
+        side.issuer.issue(side.domain)
+    } else {
+        side.issuer.issue_for(&names)
+    };
     let ca = side.trusts.pem();
+    let mut tls = S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap();
+    let mut c2s =
+        TlsMaterial::self_signed(if side.own_certs { &names[..1] } else { &names }).unwrap();
+    for domain in names.iter().skip(1).filter(|_| side.own_certs) {
+        let (cert, key) = side.issuer.issue(domain);
+        tls = tls
+            .with_domain(domain, cert.as_bytes(), key.as_bytes())
+            .unwrap();
+        c2s = c2s.with_domain(domain, &TlsMaterial::self_signed(&[domain]).unwrap());
+    }
     let s2s = S2sSettings {
         routes: routes
             .iter()
             .map(|(domain, addr)| ((*domain).to_owned(), *addr))
             .collect(),
         dns: dns.clone(),
-        tls: S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap(),
+        tls,
         connect_timeout: Duration::from_secs(5),
     };
     let config = RuntimeConfig {
         hub,
-        tls: TlsMaterial::self_signed(&names).unwrap(),
+        tls: c2s,
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
         s2s: Some(s2s),
@@ -234,6 +251,7 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             dialback,
             others: &[],
             bidi: false,
+            own_certs: false,
         },
         a_listener,
         &[("b.test", b_addr)],
@@ -247,6 +265,7 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             dialback,
             others: &[],
             bidi: false,
+            own_certs: false,
         },
         b_listener,
         &[("a.test", a_addr)],
@@ -340,6 +359,7 @@ fn external_alone_fails_when_certificates_are_not_trusted() {
         dialback: false,
         others: &[],
         bidi: false,
+        own_certs: false,
     };
     let a = start(
         &side("a.test", "alice", &a_ca, &a_ca),
@@ -374,6 +394,7 @@ fn unreachable_domains_bounce_with_remote_server_not_found() {
             dialback: true,
             others: &[],
             bidi: false,
+            own_certs: false,
         },
         a_listener,
         &[("down.test", closed_addr)],
@@ -493,6 +514,7 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
         dialback: false,
         others: &[],
         bidi: false,
+        own_certs: false,
     };
     let a = start_with_dns(
         &side("a.test", "alice"),
@@ -585,6 +607,7 @@ fn two_domains_each(bidi: bool) {
         dialback: true,
         others,
         bidi,
+        own_certs: false,
     };
     let a = start(
         &side("a.test", "alice", &[("a2.test", "carol")]),
@@ -630,4 +653,45 @@ fn two_servers_of_two_domains_each_share_one_connection_per_direction() {
 #[test]
 fn with_bidi_two_servers_of_two_domains_each_share_one_connection() {
     two_domains_each(true);
+}
+
+#[test]
+fn each_domain_presents_its_own_certificate() {
+    // a.test and a2.test, b.test and b2.test, each with a certificate naming it alone; SASL
+    // EXTERNAL only (no dialback secret). Clients of a2.test verify the name a2.test: SNI
+    // chose its certificate. carol@a2.test's stanzas authenticate by EXTERNAL only if a2.test's
+    // certificate is the one presented when dialing out from a2.test. b.test's certificate
+    // does not name b2.test: b2.test gets a connection of its own.
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, others| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: false,
+        others,
+        bidi: false,
+        own_certs: true,
+    };
+    let a = start(
+        &side("a.test", "alice", &[("a2.test", "carol")]),
+        a_listener,
+        &[("b.test", b_addr), ("b2.test", b_addr)],
+    );
+    let b = start(
+        &side("b.test", "bob", &[("b2.test", "dave")]),
+        b_listener,
+        &[],
+    );
+    let mut carol = [("carol@a2.test/phone", client(&a, "a2.test", "carol"))];
+    let mut b_users = [
+        ("bob@b.test/phone", client(&b, "b.test", "bob")),
+        ("dave@b2.test/phone", client(&b, "b2.test", "dave")),
+    ];
+    let _alice = client(&a, "a.test", "alice");
+    everyone_writes(&mut carol, &mut b_users);
+    let stats = a.stats().unwrap();
+    assert_eq!(stats.s2s_outgoing, 2, "{stats:?}");
 }

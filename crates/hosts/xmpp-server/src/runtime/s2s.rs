@@ -67,6 +67,8 @@ pub struct S2sTls {
     pub(super) server: Arc<rustls::ServerConfig>,
     /// Initiating end: presents our certificate.
     pub(super) client: Arc<rustls::ClientConfig>,
+    /// Initiating end for our other domains, each presenting its own certificate.
+    clients: BTreeMap<String, Arc<rustls::ClientConfig>>,
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -83,10 +85,6 @@ impl S2sTls {
         key_pem: &[u8],
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, xmpp_host::Error> {
-        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| config_error("certificate PEM", e))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| config_error("key PEM", e))?;
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default()) {
             roots.add(cert.map_err(|e| config_error("CA PEM", e))?)?;
@@ -96,14 +94,40 @@ impl S2sTls {
                 "no certificate in the CA PEM".to_owned(),
             ));
         }
-        let (server, client) = xmpp_host::tls::s2s_configs(chain, key)?;
+        let (server, client) = configs(cert_chain_pem, key_pem)?;
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         Ok(S2sTls {
             server,
             client,
+            clients: BTreeMap::new(),
             roots: Arc::new(roots),
             algorithms,
         })
+    }
+
+    /// Another of our domains with its own certificate chain and key (PEM): a peer whose SNI
+    /// names `domain` gets it, and our connections from `domain` present it
+    /// ([`for_local`](Self::for_local)).
+    pub fn with_domain(
+        mut self,
+        domain: &str,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Self, xmpp_host::Error> {
+        let (server, client) = configs(cert_chain_pem, key_pem)?;
+        self.server = xmpp_host::tls::with_sni(&self.server, &[(domain.to_owned(), server)]);
+        self.clients.insert(domain.to_ascii_lowercase(), client);
+        Ok(self)
+    }
+
+    /// The configuration for a connection from our domain `local`: its own certificate when
+    /// it has one ([`with_domain`](Self::with_domain)), else the default.
+    pub(super) fn for_local(&self, local: &str) -> Self {
+        let mut tls = self.clone();
+        if let Some(client) = self.clients.get(&local.to_ascii_lowercase()) {
+            tls.client = Arc::clone(client);
+        }
+        tls
     }
 
     /// [`from_pem`](Self::from_pem), reading the files.
@@ -134,6 +158,18 @@ impl S2sTls {
         .ok()?;
         Some(presented_ids(leaf))
     }
+}
+
+/// Both ends' configurations for one certificate chain and key (PEM).
+fn configs(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), xmpp_host::Error> {
+    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| config_error("certificate PEM", e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| config_error("key PEM", e))?;
+    xmpp_host::tls::s2s_configs(chain, key)
 }
 
 /// Every name of a certificate the RFC 6125 matcher may consider: dNSName, SRVName and
@@ -192,11 +228,12 @@ fn other_name_text(value: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<Strin
 /// Open the outgoing connection of session `id` to `remote` (static route, else DNS), on a
 /// task of its own; report it to the hub ([`Hub::s2s_connected`](crate::Hub::s2s_connected) or
 /// [`Hub::s2s_connect_failed`](crate::Hub::s2s_connect_failed)).
-pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
+pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, remote: BareJid) {
     let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
         return;
     };
     let resolver = shared.resolver.clone();
+    let tls = settings.tls.for_local(local.as_str());
     tokio::spawn(async move {
         let failed = |condition| {
             let mut guard = lock(&me);
@@ -236,14 +273,7 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
             guard.hub.s2s_connected(id, now, OsEntropy::new());
             guard.dispatch();
         }
-        connection(
-            me,
-            id,
-            Conn::Plain(tcp),
-            outbox,
-            Upgrade::S2sOut(settings.tls, name),
-        )
-        .await;
+        connection(me, id, Conn::Plain(tcp), outbox, Upgrade::S2sOut(tls, name)).await;
     });
 }
 

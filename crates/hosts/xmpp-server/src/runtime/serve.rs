@@ -83,7 +83,7 @@ pub(super) async fn serve_probed(
     probe: Option<Arc<OnceLock<Arc<Mutex<Shared>>>>>,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config.tls.config.clone());
-    let cert_der = Arc::new(config.tls.cert_der.clone());
+    let material = Arc::new(config.tls.clone());
     let resolver = match &config.s2s {
         Some(s2s) => super::dns::Resolver::new(&s2s.dns).map_err(io::Error::other)?,
         None => super::dns::Resolver::default(),
@@ -102,7 +102,7 @@ pub(super) async fn serve_probed(
     });
     let c2s_upgrade = Upgrade::C2s {
         acceptor: acceptor.clone(),
-        cert_der: cert_der.clone(),
+        material: material.clone(),
     };
     if let Some(probe) = probe {
         let _ = probe.set(shared.clone());
@@ -151,7 +151,7 @@ pub(super) async fn serve_probed(
                         tcp,
                         peer,
                         acceptor.clone(),
-                        cert_der.clone(),
+                        material.clone(),
                     ));
                 }
                 Err(error) => {

@@ -45,8 +45,8 @@ impl Shared {
                 }
                 HubOutput::StartTls(id) => (id, Command::StartTls),
                 HubOutput::Close(id) => (id, Command::Close),
-                HubOutput::Connect { id, remote, .. } => {
-                    super::s2s::spawn_connect(self, id, remote);
+                HubOutput::Connect { id, local, remote } => {
+                    super::s2s::spawn_connect(self, id, &local, remote);
                     continue;
                 }
                 HubOutput::DialbackVerify {
