@@ -70,6 +70,13 @@ struct Cli {
     /// Federation needs a certificate for the domain (--s2s-cert/--s2s-key, or --cert/--key).
     #[arg(long, value_name = "PORT")]
     s2s_port: Option<u16>,
+    /// Also accept peer servers over XEP-0368 direct TLS (TLS first, no STARTTLS) on this
+    /// port, on the loopback address of --bind's family [default: off]
+    ///
+    /// Peers find it by SRV `_xmpps-server._tcp.DOMAIN`, which outgoing lookups here try
+    /// before `_xmpp-server._tcp.DOMAIN`.
+    #[arg(long, value_name = "PORT", requires = "s2s_port")]
+    s2s_tls_port: Option<u16>,
     /// A static route to a peer server: stanzas for DOMAIN go to HOST:PORT (repeatable)
     ///
     /// A domain without a route is looked up in DNS (RFC 6120 §3.2): SRV
@@ -333,8 +340,21 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             None => None,
         };
+        let s2s_direct_tls = match args.s2s_tls_port {
+            Some(port) => {
+                let addr = SocketAddr::new(loopback_like(args.bind), port);
+                Some(tokio::net::TcpListener::bind(addr).await?)
+            }
+            None => None,
+        };
         if let Some(listener) = &s2s {
             eprintln!("xmpp-server: peer servers on {}", listener.local_addr()?);
+        }
+        if let Some(listener) = &s2s_direct_tls {
+            eprintln!(
+                "xmpp-server: peer servers on {} (direct TLS)",
+                listener.local_addr()?
+            );
         }
         eprintln!(
             "xmpp-server: serving {} on {} (STARTTLS){}{} ({} accounts); Ctrl-C stops",
@@ -360,6 +380,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             direct_tls: direct,
             component,
             s2s,
+            s2s_direct_tls,
         };
         xmpp_server::serve_on(listeners, config, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -473,9 +494,12 @@ mod tests {
             "secret",
             "--resolver",
             "127.0.0.1:5353",
+            "--s2s-tls-port",
+            "5270",
         ])
         .unwrap();
         assert_eq!(cli.s2s_port, Some(5269));
+        assert_eq!(cli.s2s_tls_port, Some(5270));
         assert_eq!(cli.resolver, Some("127.0.0.1:5353".parse().unwrap()));
         assert_eq!(
             cli.s2s_routes,
@@ -495,6 +519,7 @@ mod tests {
             &["--s2s-route", "b.test=127.0.0.1"],
             &["--s2s-cert", "s2s.pem"],
             &["--s2s-key", "s2s-key.pem"],
+            &["--s2s-tls-port", "5270"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -22,6 +22,12 @@
 //!   127.0.0.1; `_xmpp-server._tcp.none.test` SRV 0 0 0 `.` (no service); anything else
 //!   under `.test` NXDOMAIN.
 //!
+//! - XEP-0368: `_xmpps-server._tcp.b.test` SRV names b's direct TLS s2s port and is asked
+//!   before `_xmpp-server._tcp.b.test` (which names a closed port): the message arrives over a
+//!   stream that started with TLS up.
+//! - Each domain with a certificate of its own: SNI chooses it (c2s clients verify the name),
+//!   and a connection from a2.test presents a2.test's (SASL EXTERNAL only).
+//!
 //! No peer software is needed: these tests always run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -152,6 +158,11 @@ fn start_with_dns(
     routes: &[(&str, SocketAddr)],
     dns: &Dns,
 ) -> ServerHandle {
+    ServerHandle::spawn_federating(loopback(), listener, config_for(side, routes, dns)).unwrap()
+}
+
+/// The configuration of one federating server.
+fn config_for(side: &Side<'_>, routes: &[(&str, SocketAddr)], dns: &Dns) -> RuntimeConfig {
     let mut hub = HubConfig::new(BareJid::new(side.domain).unwrap())
         .with_user(side.user, &format!("{}-pw", side.user))
         .with_s2s(DialbackSecret::new(
@@ -196,14 +207,13 @@ fn start_with_dns(
         tls,
         connect_timeout: Duration::from_secs(5),
     };
-    let config = RuntimeConfig {
+    RuntimeConfig {
         hub,
         tls: c2s,
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
         s2s: Some(s2s),
-    };
-    ServerHandle::spawn_federating(loopback(), listener, config).unwrap()
+    }
 }
 
 fn listener() -> (TcpListener, SocketAddr) {
@@ -439,6 +449,11 @@ struct DnsServer {
 
 impl DnsServer {
     fn spawn(b_port: u16) -> DnsServer {
+        Self::spawn_with(b_port, None)
+    }
+
+    /// Also `_xmpps-server._tcp.b.test` SRV 0 5 <b_tls_port> `b-host.test` (XEP-0368).
+    fn spawn_with(b_port: u16, b_tls_port: Option<u16>) -> DnsServer {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = socket.local_addr().unwrap();
         let asked = Arc::new(Mutex::new(Vec::new()));
@@ -450,7 +465,7 @@ impl DnsServer {
                 let Ok(query) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                let reply = answer(&query, b_port, &log);
+                let reply = answer(&query, b_port, b_tls_port, &log);
                 let _ = socket.send_to(&reply.to_vec().unwrap(), from);
             }
         });
@@ -462,7 +477,12 @@ impl DnsServer {
     }
 }
 
-fn answer(query: &Message, b_port: u16, log: &Mutex<Vec<String>>) -> Message {
+fn answer(
+    query: &Message,
+    b_port: u16,
+    b_tls_port: Option<u16>,
+    log: &Mutex<Vec<String>>,
+) -> Message {
     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
     reply.metadata.message_type = MessageType::Response;
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -482,6 +502,11 @@ fn answer(query: &Message, b_port: u16, log: &Mutex<Vec<String>>) -> Message {
         ("_xmpp-server._tcp.b.test.", RecordType::SRV) => {
             let target = Name::from_ascii("b-host.test.").unwrap();
             reply.add_answer(record(RData::SRV(SRV::new(0, 5, b_port, target))));
+        }
+        ("_xmpps-server._tcp.b.test.", RecordType::SRV) if b_tls_port.is_some() => {
+            let target = Name::from_ascii("b-host.test.").unwrap();
+            let port = b_tls_port.unwrap();
+            reply.add_answer(record(RData::SRV(SRV::new(0, 5, port, target))));
         }
         ("_xmpp-server._tcp.none.test.", RecordType::SRV) => {
             reply.add_answer(record(RData::SRV(SRV::new(0, 0, 0, Name::root()))));
@@ -694,4 +719,59 @@ fn each_domain_presents_its_own_certificate() {
     everyone_writes(&mut carol, &mut b_users);
     let stats = a.stats().unwrap();
     assert_eq!(stats.s2s_outgoing, 2, "{stats:?}");
+}
+
+#[test]
+fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
+    // XEP-0368: b.test publishes `_xmpps-server._tcp` (its direct TLS port) and
+    // `_xmpp-server._tcp` (a port nobody listens on), same priority: direct TLS is tried first
+    // and is the only way the message can arrive. The stream starts with TLS up (no
+    // STARTTLS) and authenticates with SASL EXTERNAL (no dialback secret on either side).
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, _) = listener();
+    let (b_tls_listener, b_tls_addr) = listener();
+    let (closed, closed_addr) = listener();
+    drop(closed);
+    let dns = DnsServer::spawn_with(closed_addr.port(), Some(b_tls_addr.port()));
+    let side = |domain, user| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: false,
+        others: &[],
+        bidi: false,
+        own_certs: false,
+    };
+    let a = start_with_dns(
+        &side("a.test", "alice"),
+        a_listener,
+        &[],
+        &Dns::Nameserver {
+            addr: dns.addr,
+            timeout: Duration::from_secs(2),
+        },
+    );
+    let b = ServerHandle::spawn_federating_with_direct_tls(
+        loopback(),
+        b_listener,
+        b_tls_listener,
+        config_for(&side("b.test", "bob"), &[], &Dns::Off),
+    )
+    .unwrap();
+    let mut alice = client(&a, "a.test", "alice");
+    let mut bob = client(&b, "b.test", "bob");
+    alice
+        .send(&message("bob@b.test", "m1", "over direct TLS"))
+        .unwrap();
+    let got = bob
+        .wait_stanza(WAIT, |s| body(s).as_deref() == Some("over direct TLS"))
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("alice@a.test/phone"));
+    let asked = dns.asked();
+    let position = |query: &str| asked.iter().position(|q| q == query);
+    let direct = position("_xmpps-server._tcp.b.test. SRV").expect("xmpps asked");
+    let starttls = position("_xmpp-server._tcp.b.test. SRV").expect("xmpp asked");
+    assert!(direct < starttls, "{asked:?}");
 }

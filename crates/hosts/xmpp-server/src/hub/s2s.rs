@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
 use xmpp_stream::dialback::{Content, DbVerify, DialbackKey, Domain, StreamId};
+use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
-    AnyStream, CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, StanzaErrorCondition,
+    AnyStream, CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, S2sReceivingStream,
+    StanzaErrorCondition, Transport,
 };
 use xmpp_xml::{ContentNamespace, Event as XmlEvent, StreamHeader, StreamParser, StreamWriter};
 
@@ -218,6 +220,55 @@ impl Hub {
         now: Instant,
         entropy: impl xmpp_stream::Entropy + Send + 'static,
     ) {
+        self.start_outgoing(id, now, entropy, None);
+    }
+
+    /// As [`s2s_connected`](Self::s2s_connected), on a connection that ran its TLS handshake
+    /// first (XEP-0368, found by `_xmpps-server._tcp`): the stream starts secure, without
+    /// STARTTLS. `peer_ids` are the names of the peer's certificate when its chain checked
+    /// out, as for [`set_peer_identities`](Self::set_peer_identities).
+    pub fn s2s_connected_direct_tls(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        peer_ids: Option<Vec<PresentedId>>,
+    ) {
+        self.start_outgoing(id, now, entropy, Some(peer_ids));
+    }
+
+    /// A peer server connected to our XEP-0368 direct TLS s2s port and the handshake is done:
+    /// its stream starts secure. `peer_ids` as for [`s2s_connected_direct_tls`](Self::s2s_connected_direct_tls).
+    pub fn accept_s2s_direct_tls(
+        &mut self,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        peer_ids: Option<Vec<PresentedId>>,
+    ) -> SessionId {
+        let id = self.reserve_id();
+        let mut stream = S2sReceivingStream::new(self.config.s2s_config(), entropy);
+        if let Some(ids) = peer_ids {
+            stream.set_peer_identities(ids);
+        }
+        self.insert_session(
+            now,
+            id,
+            Kind::S2sIn,
+            stream.into(),
+            Transport::Tls(Vec::new()),
+        );
+        id
+    }
+
+    /// Start the stream of outgoing connection `id`: after the TCP connection (`tls` `None`),
+    /// or after a direct TLS handshake (`Some(the peer's names)`).
+    fn start_outgoing(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        tls: Option<Option<Vec<PresentedId>>>,
+    ) {
         let Some((local, remote)) = self
             .outgoing
             .values()
@@ -226,14 +277,17 @@ impl Hub {
         else {
             return;
         };
-        let stream = S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
-        self.insert_session(
-            now,
-            id,
-            Kind::S2sOut,
-            stream.into(),
-            xmpp_stream::Transport::Plain,
-        );
+        let mut stream = S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
+        let transport = match tls {
+            None => Transport::Plain,
+            Some(ids) => {
+                if let Some(ids) = ids {
+                    stream.set_peer_identities(ids);
+                }
+                Transport::Tls(Vec::new())
+            }
+        };
+        self.insert_session(now, id, Kind::S2sOut, stream.into(), transport);
     }
 
     /// The host could not open the connection asked for by [`HubOutput::Connect`] (no route:

@@ -53,6 +53,35 @@ pub(super) async fn direct_tls_connection(
     .await;
 }
 
+/// XEP-0368 for peer servers: the TLS handshake first (asking for the peer's certificate),
+/// then the stream starts secure.
+pub(super) async fn direct_tls_s2s_connection(
+    shared: Arc<Mutex<Shared>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    s2s: S2sTls,
+) {
+    let tls = match TlsAcceptor::from(s2s.server.clone()).accept(tcp).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            if lock(&shared).log {
+                eprintln!("s2s direct TLS handshake from {peer} failed: {error}");
+            }
+            return;
+        }
+    };
+    let ids = s2s.peer_ids(tls.get_ref().1.peer_certificates());
+    let (id, outbox) = register(&shared, Accepted::S2sDirectTls(ids), peer);
+    connection(
+        shared,
+        id,
+        Conn::Tls(Box::new(tls)),
+        outbox,
+        Upgrade::S2sIn(s2s),
+    )
+    .await;
+}
+
 /// How a connection runs TLS when its stream asks for it.
 #[derive(Clone)]
 pub(super) enum Upgrade {

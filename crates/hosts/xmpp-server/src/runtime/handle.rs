@@ -85,7 +85,7 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, direct_tls, component, None, config)
+        Self::spawn_all(addr, direct_tls, component, None, None, config)
     }
 
     /// [`spawn`](Self::spawn), plus peer servers on `s2s`, a listener bound beforehand (so
@@ -96,7 +96,19 @@ impl ServerHandle {
         s2s: std::net::TcpListener,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, None, None, Some(s2s), config)
+        Self::spawn_all(addr, None, None, Some(s2s), None, config)
+    }
+
+    /// [`spawn_federating`](Self::spawn_federating), also accepting peer servers over
+    /// XEP-0368 direct TLS on `s2s_direct_tls`.
+    pub fn spawn_federating_with_direct_tls(
+        addr: SocketAddr,
+        s2s: std::net::TcpListener,
+        s2s_direct_tls: std::net::TcpListener,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        s2s_direct_tls.set_nonblocking(true)?;
+        Self::spawn_all(addr, None, None, Some(s2s), Some(s2s_direct_tls), config)
     }
 
     fn spawn_all(
@@ -104,6 +116,7 @@ impl ServerHandle {
         direct_tls: Option<SocketAddr>,
         component: Option<SocketAddr>,
         s2s: Option<std::net::TcpListener>,
+        s2s_direct_tls: Option<std::net::TcpListener>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
         let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
@@ -136,6 +149,7 @@ impl ServerHandle {
                         direct_tls: direct_listener.map(TcpListener::from_std).transpose()?,
                         component: component_listener.map(TcpListener::from_std).transpose()?,
                         s2s: s2s.map(TcpListener::from_std).transpose()?,
+                        s2s_direct_tls: s2s_direct_tls.map(TcpListener::from_std).transpose()?,
                     };
                     let shutdown = async move {
                         let _ = rx.await;

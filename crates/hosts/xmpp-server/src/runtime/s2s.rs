@@ -32,7 +32,7 @@ use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, DialbackOutcome, StanzaErrorCondition};
 
 use super::connection::{Conn, Upgrade, connection};
-use super::dns::{Dns, Resolver};
+use super::dns::{Candidate, Dns, Resolver};
 use super::outbox::Outbox;
 use super::shared::{Shared, lock};
 use crate::hub::{SessionId, Verification};
@@ -245,9 +245,9 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
             failed(StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
-        let (tcp, addr) = match tokio::time::timeout(
+        let (tcp, candidate) = match tokio::time::timeout(
             settings.connect_timeout,
-            open(&settings, &resolver, remote.as_str()),
+            open(&settings, &resolver, remote.as_str(), true),
         )
         .await
         {
@@ -262,18 +262,45 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
             }
         };
         let _ = tcp.set_nodelay(true);
+        let addr = candidate.addr;
+        let (conn, ids) = if candidate.direct_tls {
+            let handshake = tokio::time::timeout(
+                settings.connect_timeout,
+                direct_tls(&tls, name.clone(), tcp),
+            )
+            .await;
+            match handshake {
+                Ok(Some((stream, ids))) => (Conn::ClientTls(Box::new(stream)), Some(ids)),
+                Ok(None) => {
+                    failed(StanzaErrorCondition::RemoteServerNotFound);
+                    return;
+                }
+                Err(_) => {
+                    failed(StanzaErrorCondition::RemoteServerTimeout);
+                    return;
+                }
+            }
+        } else {
+            (Conn::Plain(tcp), None)
+        };
         let outbox = Arc::new(Outbox::default());
         {
             let mut guard = lock(&me);
             guard.conns.insert(id, Arc::clone(&outbox));
             if guard.log {
-                eprintln!("c2s {id}: s2s connection to {remote} at {addr}");
+                let how = if ids.is_some() { " (direct TLS)" } else { "" };
+                eprintln!("c2s {id}: s2s connection to {remote} at {addr}{how}");
             }
             let now = guard.now();
-            guard.hub.s2s_connected(id, now, OsEntropy::new());
+            match ids {
+                Some(ids) => guard
+                    .hub
+                    .s2s_connected_direct_tls(id, now, OsEntropy::new(), ids),
+                None => guard.hub.s2s_connected(id, now, OsEntropy::new()),
+            }
             guard.dispatch();
         }
-        connection(me, id, Conn::Plain(tcp), outbox, Upgrade::S2sOut(tls, name)).await;
+        connection(me, id, conn, outbox, Upgrade::S2sOut(tls, name)).await;
     });
 }
 
@@ -329,9 +356,10 @@ async fn verify(
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
+    // The verification speaks plain `<db:verify/>`: STARTTLS addresses only.
     let Ok(Some((mut tcp, _))) = tokio::time::timeout(
         settings.connect_timeout,
-        open(settings, resolver, originating),
+        open(settings, resolver, originating, false),
     )
     .await
     else {
@@ -364,15 +392,43 @@ async fn open(
     settings: &S2sSettings,
     resolver: &Resolver,
     domain: &str,
-) -> Option<(TcpStream, SocketAddr)> {
+    direct_tls_allowed: bool,
+) -> Option<(TcpStream, Candidate)> {
     let candidates = match settings.routes.get(domain) {
-        Some(addr) => vec![*addr],
+        Some(addr) => vec![Candidate {
+            addr: *addr,
+            direct_tls: false,
+        }],
         None => resolver.lookup(domain).await,
     };
-    for addr in candidates {
-        if let Ok(tcp) = TcpStream::connect(addr).await {
-            return Some((tcp, addr));
+    for candidate in candidates {
+        if candidate.direct_tls && !direct_tls_allowed {
+            continue;
+        }
+        if let Ok(tcp) = TcpStream::connect(candidate.addr).await {
+            return Some((tcp, candidate));
         }
     }
     None
+}
+
+/// XEP-0368: the TLS handshake first, on a connection found by `_xmpps-server._tcp`, with
+/// the ALPN protocol `xmpp-server`; the names of the peer's certificate when it chains to
+/// our CA.
+async fn direct_tls(
+    tls: &S2sTls,
+    name: ServerName<'static>,
+    tcp: TcpStream,
+) -> Option<(
+    tokio_rustls::client::TlsStream<TcpStream>,
+    Option<Vec<PresentedId>>,
+)> {
+    let mut config = (*tls.client).clone();
+    config.alpn_protocols = vec![b"xmpp-server".to_vec()];
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    let ids = tls.peer_ids(stream.get_ref().1.peer_certificates());
+    Some((stream, ids))
 }
