@@ -67,6 +67,7 @@ impl TlsMaterial {
 
     /// Serve `domain` with `material`'s certificate too: a client whose SNI names it gets
     /// that certificate (RFC 6066), every other client this one's.
+    #[must_use]
     pub fn with_domain(mut self, domain: &str, material: &TlsMaterial) -> Self {
         self.by_name
             .push((domain.to_ascii_lowercase(), material.cert_der.clone()));

@@ -220,7 +220,7 @@ impl Hub {
         now: Instant,
         entropy: impl xmpp_stream::Entropy + Send + 'static,
     ) {
-        self.start_outgoing(id, now, entropy, None);
+        self.start_outgoing(id, now, entropy, Transport::Plain, None);
     }
 
     /// As [`s2s_connected`](Self::s2s_connected), on a connection that ran its TLS handshake
@@ -234,7 +234,7 @@ impl Hub {
         entropy: impl xmpp_stream::Entropy + Send + 'static,
         peer_ids: Option<Vec<PresentedId>>,
     ) {
-        self.start_outgoing(id, now, entropy, Some(peer_ids));
+        self.start_outgoing(id, now, entropy, Transport::Tls(Vec::new()), peer_ids);
     }
 
     /// A peer server connected to our XEP-0368 direct TLS s2s port and the handshake is done:
@@ -260,14 +260,16 @@ impl Hub {
         id
     }
 
-    /// Start the stream of outgoing connection `id`: after the TCP connection (`tls` `None`),
-    /// or after a direct TLS handshake (`Some(the peer's names)`).
+    /// Start the stream of outgoing connection `id` on `transport` (plain after the TCP
+    /// connection, TLS after a direct TLS handshake, with the peer's names when they checked
+    /// out).
     fn start_outgoing(
         &mut self,
         id: SessionId,
         now: Instant,
         entropy: impl xmpp_stream::Entropy + Send + 'static,
-        tls: Option<Option<Vec<PresentedId>>>,
+        transport: Transport,
+        peer_ids: Option<Vec<PresentedId>>,
     ) {
         let Some((local, remote)) = self
             .outgoing
@@ -278,15 +280,9 @@ impl Hub {
             return;
         };
         let mut stream = S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
-        let transport = match tls {
-            None => Transport::Plain,
-            Some(ids) => {
-                if let Some(ids) = ids {
-                    stream.set_peer_identities(ids);
-                }
-                Transport::Tls(Vec::new())
-            }
-        };
+        if let Some(ids) = peer_ids {
+            stream.set_peer_identities(ids);
+        }
         self.insert_session(now, id, Kind::S2sOut, stream.into(), transport);
     }
 
