@@ -106,8 +106,7 @@ impl S2sTls {
     }
 
     /// Another of our domains with its own certificate chain and key (PEM): a peer whose SNI
-    /// names `domain` gets it, and our connections from `domain` present it
-    /// ([`for_local`](Self::for_local)).
+    /// names `domain` gets it, and our connections from `domain` present it.
     pub fn with_domain(
         mut self,
         domain: &str,
