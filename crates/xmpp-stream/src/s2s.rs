@@ -153,22 +153,10 @@ impl S2sInitiatingStream {
     /// (XEP-0220 piggybacking): a `<db:result/>` for (`local`, the peer's domain). The answer
     /// is `ServerAuthenticated` or `ServerRefused`.
     pub fn add_domain(&mut self, now: Instant, local: &BareJid) -> Result<(), UsageError> {
-        self.machine.core.tick(now);
-        self.machine.core.check_open()?;
-        let serves = side(&self.machine).is_some_and(|side| side.config.serves(local));
-        if !serves {
-            return Err(UsageError::InvalidConfig("not one of our domains"));
-        }
-        if !self.machine.is_negotiated() {
+        let Some(remote) = side(&self.machine).and_then(|side| side.remote.clone()) else {
             return Err(UsageError::NotNegotiated);
-        }
-        if s2s::add_domain(&mut self.machine, local) {
-            Ok(())
-        } else {
-            Err(UsageError::InvalidConfig(
-                "dialback is not possible on this stream (no secret, or no TLS)",
-            ))
-        }
+        };
+        self.add_pair(now, local, &remote)
     }
 
     /// Ask the peer to authenticate (`local`, `remote`) on this connection (XEP-0220 §2.5):
@@ -201,7 +189,7 @@ impl S2sInitiatingStream {
             Ok(())
         } else {
             Err(UsageError::InvalidConfig(
-                "dialback is not possible on this stream, or the pair is already there",
+                "dialback is not possible on this stream (no secret, or no TLS), or the pair is already there",
             ))
         }
     }

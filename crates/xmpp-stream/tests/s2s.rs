@@ -617,12 +617,7 @@ fn stanzas_against_the_direction_are_refused() {
         Instant::ZERO,
         b"<message from='bob@b.example' to='alice@a.example'/>",
     );
-    let events: Vec<Event> = std::iter::from_fn(|| out.poll_output())
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let events = events_of(out);
     assert_eq!(
         closed_with(&events),
         Some(StreamErrorCondition::UnsupportedStanzaType)
@@ -721,12 +716,7 @@ fn bidi_carries_stanzas_both_ways() {
         Instant::ZERO,
         b"<message from='bob@b2.example' to='alice@a.example'/>",
     );
-    let events: Vec<Event> = std::iter::from_fn(|| out.poll_output())
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let events = events_of(out);
     assert_eq!(
         closed_with(&events),
         Some(StreamErrorCondition::InvalidFrom)
@@ -943,12 +933,7 @@ fn a_pair_still_being_verified_carries_no_stanza() {
         Instant::ZERO,
         b"<db:result from='b.example' to='a9.example' type='valid'/>",
     );
-    let events: Vec<Event> = std::iter::from_fn(|| out.poll_output())
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let events = events_of(out);
     assert_eq!(
         closed_with(&events),
         Some(StreamErrorCondition::InvalidFrom)
@@ -980,4 +965,14 @@ fn db_verify_for_a_stream_id_we_never_issued_is_invalid() {
         "{sent}"
     );
     assert_eq!(closed_with(&events), None);
+}
+
+/// The events among an initiating end's pending outputs.
+fn events_of(out: &mut S2sInitiatingStream) -> Vec<Event> {
+    std::iter::from_fn(|| out.poll_output())
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
 }

@@ -441,6 +441,20 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A server with one user, a certificate from `ca`, trusting `ca`, no dialback secret.
+fn external_side<'a>(ca: &'a Ca, domain: &'a str, user: &'a str) -> Side<'a> {
+    Side {
+        domain,
+        user,
+        issuer: ca,
+        trusts: ca,
+        dialback: false,
+        others: &[],
+        bidi: false,
+        own_certs: false,
+    }
+}
+
 /// The private DNS server: answers from the zone above, logs every name asked.
 struct DnsServer {
     addr: SocketAddr,
@@ -470,6 +484,14 @@ impl DnsServer {
             }
         });
         DnsServer { addr, asked }
+    }
+
+    /// Our servers' DNS setting for this nameserver alone.
+    fn config(&self) -> Dns {
+        Dns::Nameserver {
+            addr: self.addr,
+            timeout: Duration::from_secs(2),
+        }
     }
 
     fn asked(&self) -> Vec<String> {
@@ -530,26 +552,9 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
     let (a_listener, _) = listener();
     let (b_listener, b_addr) = listener();
     let dns = DnsServer::spawn(b_addr.port());
-    let side = |domain, user| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
-        dialback: false,
-        others: &[],
-        bidi: false,
-        own_certs: false,
-    };
-    let a = start_with_dns(
-        &side("a.test", "alice"),
-        a_listener,
-        &[],
-        &Dns::Nameserver {
-            addr: dns.addr,
-            timeout: Duration::from_secs(2),
-        },
-    );
+    // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
+    let side = |domain, user| external_side(&ca, domain, user);
+    let a = start_with_dns(&side("a.test", "alice"), a_listener, &[], &dns.config());
     let b = start(&side("b.test", "bob"), b_listener, &[]);
     let mut alice = client(&a, "a.test", "alice");
     let mut bob = client(&b, "b.test", "bob");
@@ -734,25 +739,8 @@ fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
     let (closed, closed_addr) = listener();
     drop(closed);
     let dns = DnsServer::spawn_with(closed_addr.port(), Some(b_tls_addr.port()));
-    let side = |domain, user| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        dialback: false,
-        others: &[],
-        bidi: false,
-        own_certs: false,
-    };
-    let a = start_with_dns(
-        &side("a.test", "alice"),
-        a_listener,
-        &[],
-        &Dns::Nameserver {
-            addr: dns.addr,
-            timeout: Duration::from_secs(2),
-        },
-    );
+    let side = |domain, user| external_side(&ca, domain, user);
+    let a = start_with_dns(&side("a.test", "alice"), a_listener, &[], &dns.config());
     let b = ServerHandle::spawn_federating_with_direct_tls(
         loopback(),
         b_listener,

@@ -377,18 +377,6 @@ pub(crate) fn dialback_answer(m: &mut Machine, element: Element) -> Result<(), P
     Ok(())
 }
 
-/// Ask the peer to authenticate another of our domains on this stream (XEP-0220 §2.5
-/// piggybacking); `false` when dialback is not possible here.
-pub(crate) fn add_domain(m: &mut Machine, local: &BareJid) -> bool {
-    let Some(remote) = (match &m.side {
-        Side::S2s(side) => side.remote.clone(),
-        _ => None,
-    }) else {
-        return false;
-    };
-    add_pair(m, local, &remote)
-}
-
 /// Ask the peer to authenticate the pair (`local`, `remote`) on this stream (XEP-0220 §2.5
 /// piggybacking, a further Target Domain included); `false` when dialback is not possible
 /// here.

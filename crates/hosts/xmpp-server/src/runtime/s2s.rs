@@ -244,13 +244,20 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
             failed(StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
-        let (tcp, candidate) = match tokio::time::timeout(
-            settings.connect_timeout,
-            open(&settings, &resolver, remote.as_str(), true),
-        )
-        .await
-        {
-            Ok(Some(found)) => found,
+        // TCP, and the TLS handshake on a direct TLS address, within one deadline.
+        let connected = tokio::time::timeout(settings.connect_timeout, async {
+            let (tcp, candidate) = open(&settings, &resolver, remote.as_str(), true).await?;
+            let _ = tcp.set_nodelay(true);
+            if candidate.direct_tls {
+                let (stream, ids) = direct_tls(&tls, name.clone(), tcp).await?;
+                Some((Conn::ClientTls(Box::new(stream)), Some(ids), candidate.addr))
+            } else {
+                Some((Conn::Plain(tcp), None, candidate.addr))
+            }
+        })
+        .await;
+        let (conn, ids, addr) = match connected {
+            Ok(Some(connected)) => connected,
             Ok(None) => {
                 failed(StanzaErrorCondition::RemoteServerNotFound);
                 return;
@@ -259,28 +266,6 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
                 failed(StanzaErrorCondition::RemoteServerTimeout);
                 return;
             }
-        };
-        let _ = tcp.set_nodelay(true);
-        let addr = candidate.addr;
-        let (conn, ids) = if candidate.direct_tls {
-            let handshake = tokio::time::timeout(
-                settings.connect_timeout,
-                direct_tls(&tls, name.clone(), tcp),
-            )
-            .await;
-            match handshake {
-                Ok(Some((stream, ids))) => (Conn::ClientTls(Box::new(stream)), Some(ids)),
-                Ok(None) => {
-                    failed(StanzaErrorCondition::RemoteServerNotFound);
-                    return;
-                }
-                Err(_) => {
-                    failed(StanzaErrorCondition::RemoteServerTimeout);
-                    return;
-                }
-            }
-        } else {
-            (Conn::Plain(tcp), None)
         };
         let outbox = Arc::new(Outbox::default());
         {
