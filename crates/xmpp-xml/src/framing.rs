@@ -56,7 +56,9 @@ impl Framing {
             if ns != NS_FRAMING {
                 return Err(ParseError::new(
                     Cond::InvalidNamespace,
-                    format!("stream header {local:?} in namespace {ns:?}, not the framing namespace"),
+                    format!(
+                        "stream header {local:?} in namespace {ns:?}, not the framing namespace"
+                    ),
                 ));
             }
             if local != "open" {

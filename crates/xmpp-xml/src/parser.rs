@@ -6,8 +6,8 @@ use rxml::{Namespace, NcName, Options, Parse, RawEvent, RawParser, WithOptions};
 use std::collections::BTreeMap;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
-use crate::framing::{self, Framing};
 use crate::error::ParseError;
+use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
 use crate::limits::Limits;
 
@@ -631,8 +631,12 @@ impl StreamParser {
             // Between stanzas, report keepalive whitespace as soon as it arrives.
             self.raw.set_text_buffering(false);
             if let Some(framing) = &mut self.framing {
-                // The message's one element: anything after it is an error (`after_end`).
+                // The message's one element. The whole message is here: anything but
+                // whitespace after it fails the message before its element is delivered.
                 self.phase = Phase::Ended;
+                if self.buf[self.fed..].iter().any(|b| !is_xml_space(*b)) {
+                    return Err(framing::trailing());
+                }
                 return framing.event(element).map(Some);
             }
             Ok(Some(Event::Element(element)))

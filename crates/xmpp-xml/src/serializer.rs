@@ -196,9 +196,15 @@ impl StreamWriter {
             // only when the element itself is in the stream namespace (declared on it).
             let stream_root = element.ns() == NS_STREAMS;
             let prefixes = if stream_root { &self.prefixes[..] } else { &[] };
-            self.element(element, "", prefixes, stream_root, out)
+            Self::element(element, "", prefixes, stream_root, out)
         } else {
-            self.element(element, self.header.default_namespace(), &self.prefixes, false, out)
+            Self::element(
+                element,
+                self.header.default_namespace(),
+                &self.prefixes,
+                false,
+                out,
+            )
         };
         if result.is_err() {
             out.truncate(start);
@@ -223,7 +229,6 @@ impl StreamWriter {
     }
 
     fn element(
-        &self,
         element: &Element,
         default_ns: &str,
         prefixes: &[(String, String)],
@@ -308,7 +313,7 @@ impl StreamWriter {
         for node in element.nodes() {
             match node {
                 Node::Element(child) => {
-                    self.element(child, child_default, prefixes, false, out)?;
+                    Self::element(child, child_default, prefixes, false, out)?;
                 }
                 Node::Text(text) => escape(out, text, false)?,
             }

@@ -1,6 +1,8 @@
 //! RFC 7395 framing: one standalone element per WebSocket message, `<open/>` and `<close/>`
 //! for the stream header and end, and the framing errors with their exact conditions.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use proptest::prelude::*;
 use xmpp_xml::minidom::Element;
 use xmpp_xml::{
@@ -58,13 +60,21 @@ fn open_stanza_close_are_header_element_end() {
 #[test]
 fn framing_errors_have_their_exact_conditions() {
     let cases: &[(&str, &str, StreamErrorCondition)] = &[
-        ("partial element", "<message xmlns='jabber:client'><body>", StreamErrorCondition::NotWellFormed),
+        (
+            "partial element",
+            "<message xmlns='jabber:client'><body>",
+            StreamErrorCondition::NotWellFormed,
+        ),
         (
             "two elements",
             "<presence xmlns='jabber:client'/><presence xmlns='jabber:client'/>",
             StreamErrorCondition::NotWellFormed,
         ),
-        ("text beside the element", "<presence xmlns='jabber:client'/>hi", StreamErrorCondition::NotWellFormed),
+        (
+            "text beside the element",
+            "<presence xmlns='jabber:client'/>hi",
+            StreamErrorCondition::NotWellFormed,
+        ),
         ("empty message", "", StreamErrorCondition::NotWellFormed),
         (
             "tcp stream header",
@@ -125,11 +135,17 @@ fn framing_errors_have_their_exact_conditions() {
 fn restart_expects_a_new_open() {
     let mut p = parser();
     message(&mut p, OPEN).unwrap();
-    let events =
-        message(&mut p, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>").unwrap();
+    let events = message(
+        &mut p,
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    )
+    .unwrap();
     assert_eq!(events.len(), 1);
     p.reset();
-    assert!(matches!(&message(&mut p, OPEN).unwrap()[..], [Event::StreamStart(_)]));
+    assert!(matches!(
+        &message(&mut p, OPEN).unwrap()[..],
+        [Event::StreamStart(_)]
+    ));
 }
 
 #[test]
@@ -138,8 +154,14 @@ fn an_oversized_message_is_policy_violation() {
     limits.max_stanza_bytes = 100;
     let mut p = StreamParser::framed(limits, ContentNamespace::Client);
     message(&mut p, OPEN).unwrap();
-    let big = format!("<message xmlns='jabber:client'><body>{}</body></message>", "x".repeat(200));
-    assert_eq!(message(&mut p, &big), Err(StreamErrorCondition::PolicyViolation));
+    let big = format!(
+        "<message xmlns='jabber:client'><body>{}</body></message>",
+        "x".repeat(200)
+    );
+    assert_eq!(
+        message(&mut p, &big),
+        Err(StreamErrorCondition::PolicyViolation)
+    );
 }
 
 #[test]
@@ -165,19 +187,25 @@ fn writer_output_is_standalone_and_reads_back() {
 
 fn stanza() -> impl Strategy<Value = Element> {
     let text = "[a-z<>&' ]{0,12}";
-    (0..3usize, text, proptest::option::of("[a-z]{1,5}@example\\.com")).prop_map(
-        |(kind, body, to)| {
+    (
+        0..3usize,
+        text,
+        proptest::option::of("[a-z]{1,5}@example\\.com"),
+    )
+        .prop_map(|(kind, body, to)| {
             let name = ["message", "presence", "iq"][kind];
             let mut builder = Element::builder(name, "jabber:client");
             if let Some(to) = to {
-                builder = builder.attr(xmpp_xml::minidom::rxml::NcName::try_from("to").unwrap(), to);
+                builder =
+                    builder.attr(xmpp_xml::minidom::rxml::NcName::try_from("to").unwrap(), to);
             }
             if !body.is_empty() {
                 builder = builder.append(Element::builder("body", "jabber:client").append(body));
             }
-            builder.append(Element::bare("x", "urn:example:ext")).build()
-        },
-    )
+            builder
+                .append(Element::bare("x", "urn:example:ext"))
+                .build()
+        })
 }
 
 proptest! {
@@ -214,4 +242,13 @@ proptest! {
         prop_assert!(matches!(tcp_events.first(), Some(Event::StreamStart(_))));
         prop_assert_eq!(&framed_events[1..], &tcp_events[1..]);
     }
+}
+
+#[test]
+fn a_second_element_fails_the_message_before_the_first_is_delivered() {
+    let mut p = parser();
+    message(&mut p, OPEN).unwrap();
+    p.feed_message(b"<presence xmlns='jabber:client'/> <presence xmlns='jabber:client'/>");
+    let error = p.next_event().unwrap_err();
+    assert_eq!(error.condition(), StreamErrorCondition::NotWellFormed);
 }
