@@ -21,6 +21,8 @@ pub struct ServerHandle {
     pub component_addr: Option<SocketAddr>,
     /// Where it listens for peer servers, if asked to.
     pub s2s_addr: Option<SocketAddr>,
+    /// Where WebSocket clients connect (`ws:` or `wss:`, path `/xmpp-websocket`), if served.
+    pub websocket_addr: Option<SocketAddr>,
     /// Its certificate (DER).
     pub cert_der: Vec<u8>,
     /// Its certificate (PEM).
@@ -81,7 +83,7 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, direct_tls, component, None, config)
+        Self::spawn_all(addr, direct_tls, component, None, None, config)
     }
 
     /// [`spawn`](Self::spawn), plus peer servers on `s2s`, a listener bound beforehand (so
@@ -92,7 +94,18 @@ impl ServerHandle {
         s2s: std::net::TcpListener,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, None, None, Some(s2s), config)
+        Self::spawn_all(addr, None, None, Some(s2s), None, config)
+    }
+
+    /// [`spawn`](Self::spawn), plus XMPP over WebSocket on `websocket` (`wss:` if `wss`), at
+    /// [`websocket_addr`](Self::websocket_addr).
+    pub fn spawn_websocket(
+        addr: SocketAddr,
+        websocket: SocketAddr,
+        wss: bool,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        Self::spawn_all(addr, None, None, None, Some((websocket, wss)), config)
     }
 
     fn spawn_all(
@@ -100,8 +113,11 @@ impl ServerHandle {
         direct_tls: Option<SocketAddr>,
         component: Option<SocketAddr>,
         s2s: Option<std::net::TcpListener>,
+        websocket: Option<(SocketAddr, bool)>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
+        let wss = websocket.is_some_and(|(_, wss)| wss);
+        let (websocket_listener, websocket_addr) = bind_optional(websocket.map(|(a, _)| a))?;
         let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
         let (component_listener, component_addr) = bind_optional(component)?;
         let s2s_addr = s2s
@@ -132,6 +148,10 @@ impl ServerHandle {
                         direct_tls: direct_listener.map(TcpListener::from_std).transpose()?,
                         component: component_listener.map(TcpListener::from_std).transpose()?,
                         s2s: s2s.map(TcpListener::from_std).transpose()?,
+                        websocket: websocket_listener
+                            .map(TcpListener::from_std)
+                            .transpose()?
+                            .map(|listener| (listener, wss)),
                     };
                     let shutdown = async move {
                         let _ = rx.await;
@@ -144,6 +164,7 @@ impl ServerHandle {
             direct_tls_addr,
             component_addr,
             s2s_addr,
+            websocket_addr,
             cert_der,
             cert_pem,
             shutdown: Some(tx),

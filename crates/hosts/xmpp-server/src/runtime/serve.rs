@@ -26,6 +26,9 @@ pub struct Listeners {
     pub component: Option<TcpListener>,
     /// Peer servers (`jabber:server`, STARTTLS), when [`RuntimeConfig::s2s`] is set.
     pub s2s: Option<TcpListener>,
+    /// Clients over WebSocket (RFC 7395) on [`WEBSOCKET_PATH`](crate::WEBSOCKET_PATH), with
+    /// `wss:` (our certificate) when the flag is set, else `ws:` (bind it to loopback).
+    pub websocket: Option<(TcpListener, bool)>,
 }
 
 impl Listeners {
@@ -36,6 +39,7 @@ impl Listeners {
             direct_tls: None,
             component: None,
             s2s: None,
+            websocket: None,
         }
     }
 }
@@ -114,7 +118,12 @@ pub(super) async fn serve_probed(
         direct_tls,
         component,
         s2s,
+        websocket,
     } = listeners;
+    let (websocket, wss) = match websocket {
+        Some((listener, wss)) => (Some(listener), wss),
+        None => (None, false),
+    };
     // Without federation settings the s2s listener is not served.
     let s2s = s2s.filter(|_| config.s2s.is_some());
     loop {
@@ -157,6 +166,23 @@ pub(super) async fn serve_probed(
                 Err(error) => {
                     if config.log {
                         eprintln!("c2s accept (direct TLS): {error}");
+                    }
+                }
+            },
+            accepted = accept_on(websocket.as_ref()) => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(super::websocket::websocket_connection(
+                        shared.clone(),
+                        tcp,
+                        peer,
+                        wss.then(|| acceptor.clone()),
+                        cert_der.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("WebSocket accept: {error}");
                     }
                 }
             },
