@@ -329,11 +329,22 @@ impl Hub {
 
     /// Bytes read from connection `id`.
     pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
+        self.feed(id, now, bytes, AnyStream::handle_input);
+    }
+
+    /// Record and feed peer input to session `id` through `handle`, then flush.
+    fn feed(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        bytes: &[u8],
+        handle: fn(&mut AnyStream, Instant, &[u8]) -> Result<(), xmpp_stream::ProtocolError>,
+    ) {
         if let Some(session) = self.sessions.get_mut(&id) {
             session.rec.line(now, || {
                 format!("C: {}", xmpp_stream::transcript::escape_bytes(bytes))
             });
-            if let Err(error) = session.stream.handle_input(now, bytes) {
+            if let Err(error) = handle(&mut session.stream, now, bytes) {
                 self.log.push(format!("{id}: protocol error: {error}"));
             }
             self.dirty.insert(id);
@@ -344,16 +355,7 @@ impl Hub {
     /// One whole WebSocket message read from connection `id` (see
     /// [`accept_websocket`](Self::accept_websocket)).
     pub fn handle_message(&mut self, id: SessionId, now: Instant, message: &[u8]) {
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.rec.line(now, || {
-                format!("C: {}", xmpp_stream::transcript::escape_bytes(message))
-            });
-            if let Err(error) = session.stream.handle_message(now, message) {
-                self.log.push(format!("{id}: protocol error: {error}"));
-            }
-            self.dirty.insert(id);
-        }
-        self.flush(now);
+        self.feed(id, now, message, AnyStream::handle_message);
     }
 
     /// The host closes connection `id` with a stream error of its own (a WebSocket frame
