@@ -228,12 +228,34 @@ impl Hub {
 /// The exchange: our stream header (`from` the receiving domain, `to` the originating one,
 /// dialback declared), the peer's header and features, our `<db:verify/>` with the stream id
 /// and key the peer gave us, its typed answer.
+///
+/// When the features offer STARTTLS, the exchange runs inside TLS (RFC 6120 §5.3.1, and
+/// XEP-0220 §2.3 says the verification connection is secured like any other): `<starttls/>`,
+/// `<proceed/>`, then [`Verification::wants_tls`] is true and the host does the handshake
+/// (as the initiating end, with our certificate) and calls
+/// [`Verification::tls_established`], which restarts the stream. ejabberd with
+/// `s2s_use_starttls: required` closes a verification stream that skips it
+/// (`policy-violation`).
 #[derive(Debug)]
 pub struct Verification {
     request: DbVerify,
     writer: StreamWriter,
     parser: StreamParser,
     sent_request: bool,
+    tls: VerificationTls,
+}
+
+/// Where a [`Verification`] stands with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VerificationTls {
+    /// Not asked for (yet).
+    None,
+    /// `<starttls/>` sent, waiting for `<proceed/>`.
+    Requested,
+    /// `<proceed/>` read: the host must do the TLS handshake now.
+    Wanted,
+    /// Inside TLS.
+    Established,
 }
 
 impl Verification {
@@ -258,7 +280,24 @@ impl Verification {
             writer: StreamWriter::new(&header),
             parser: StreamParser::new(),
             sent_request: false,
+            tls: VerificationTls::None,
         })
+    }
+
+    /// Whether the peer said `<proceed/>`: the host must do the TLS handshake on the
+    /// connection now, write nothing else before it, and then call
+    /// [`tls_established`](Self::tls_established).
+    #[must_use]
+    pub fn wants_tls(&self) -> bool {
+        self.tls == VerificationTls::Wanted
+    }
+
+    /// The TLS handshake is done: the stream restarts inside it. Returns our new stream
+    /// header, to write on the TLS connection.
+    pub fn tls_established(&mut self) -> Vec<u8> {
+        self.tls = VerificationTls::Established;
+        self.parser = StreamParser::new();
+        self.start()
     }
 
     /// Our stream header.
@@ -278,7 +317,31 @@ impl Verification {
         loop {
             match self.parser.next_event() {
                 Ok(Some(XmlEvent::Element(element))) => {
-                    if element.name() == "features" && !self.sent_request {
+                    let offers_tls = element
+                        .children()
+                        .any(|c| c.is("starttls", xmpp_stream::features::ns::TLS));
+                    if element.name() == "features"
+                        && offers_tls
+                        && self.tls == VerificationTls::None
+                    {
+                        self.tls = VerificationTls::Requested;
+                        let starttls =
+                            Element::builder("starttls", xmpp_stream::features::ns::TLS).build();
+                        let _ = self.writer.write_element(&starttls, &mut write);
+                    } else if element.is("proceed", xmpp_stream::features::ns::TLS)
+                        && self.tls == VerificationTls::Requested
+                    {
+                        // Bytes pipelined after <proceed/> would be read as if inside TLS
+                        // (the STARTTLS injection attack): the exchange fails instead.
+                        if self.parser.has_unparsed_input() {
+                            return (write, Some(not_found()));
+                        }
+                        self.tls = VerificationTls::Wanted;
+                        return (write, None);
+                    } else if element.name() == "features"
+                        && self.tls != VerificationTls::Requested
+                        && !self.sent_request
+                    {
                         self.sent_request = true;
                         let _ = self
                             .writer
