@@ -43,6 +43,8 @@ use common::{body, login, login_at, loopback, parse};
 
 const WAIT: Duration = Duration::from_secs(20);
 const OURS: &str = "rust.s2s.test";
+/// Our dialback secret (dialback runs only).
+const SECRET: &str = "rust-s2s-test-dialback-secret";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -112,7 +114,7 @@ fn start(kind: PeerKind, mode: Mode) -> Option<Federation> {
 
     let mut hub = HubConfig::new(BareJid::new(OURS).unwrap())
         .with_user("alice", "alice-pw")
-        .with_s2s(DialbackSecret::new(b"rust.s2s.test dialback secret"));
+        .with_s2s(DialbackSecret::new(SECRET.as_bytes()));
     if mode == Mode::External
         && let Some(s2s) = &mut hub.s2s
     {
@@ -241,19 +243,42 @@ fn federate(kind: PeerKind, mode: Mode) {
     wait(&mut f.alice, &f.peer, "bob -> alice again", |s| {
         body(s).as_deref() == Some("me too")
     });
-    save_transcripts(&mut f, kind, mode);
+    save_transcripts(f, kind, mode);
 }
 
-/// With `XMPP_RECORD=1`: closes the clients and our server (so that every s2s session
-/// ends and is written down), then saves our server's s2s transcripts as
-/// `testdata/transcripts/real-s2s/<peer>-<mode>-<initiating|receiving>.txt`.
-fn save_transcripts(f: &mut Federation, kind: PeerKind, mode: Mode) {
+/// With `XMPP_RECORD=1`: stops the peer first (it closes its streams to us, so that every
+/// s2s session of ours ends gracefully and is written down), then saves our server's s2s
+/// transcripts as `testdata/transcripts/real-s2s/<peer>-<mode>-<end>.txt`, `<end>` being
+/// `initiating`, `receiving`, or `verify` (a receiving stream that only carried the peer's
+/// `<db:verify/>` question). The hub keeps only the hash of the dialback secret: its text is
+/// added here.
+fn save_transcripts(f: Federation, kind: PeerKind, mode: Mode) {
     let Some(sink) = f.recorded.clone() else {
         return;
     };
-    let _ = f.alice.close(WAIT);
-    let _ = f.bob.close(WAIT);
-    if let Some(ours) = f.ours.take() {
+    let Federation {
+        mut alice,
+        mut bob,
+        ours,
+        peer,
+        ..
+    } = f;
+    let _ = alice.close(WAIT);
+    let _ = bob.close(WAIT);
+    drop(peer);
+    let deadline = std::time::Instant::now() + WAIT;
+    while sink
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.contains("!s2s-"))
+        .count()
+        < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(ours) = ours {
         ours.stop().unwrap();
     }
     let dir = xmpp_testpeers::transcripts::dir("real-s2s");
@@ -262,20 +287,30 @@ fn save_transcripts(f: &mut Federation, kind: PeerKind, mode: Mode) {
         PeerKind::Prosody => "prosody",
         PeerKind::Ejabberd => "ejabberd",
     };
-    let mode = match mode {
+    let mode_name = match mode {
         Mode::External => "external",
         Mode::Dialback => "dialback",
     };
+    let mut saved = 0;
     for text in sink.lock().unwrap().iter() {
-        let end = if text.contains("!s2s-initiating ") {
-            "initiating"
-        } else if text.contains("!s2s-receiving ") {
-            "receiving"
+        let (who, end) = if text.contains("\n!s2s-initiating ") {
+            ("s2s-initiating", "initiating")
+        } else if text.contains("E s2s-receiving: ServerAuthenticated") {
+            ("s2s-receiving", "receiving")
+        } else if text.contains("\n!s2s-receiving ") {
+            ("s2s-receiving", "verify")
         } else {
             continue;
         };
-        std::fs::write(dir.join(format!("{peer}-{mode}-{end}.txt")), text).unwrap();
+        let mut text = text.clone();
+        if mode == Mode::Dialback {
+            let at = text.find(&format!("\n!{who} ")).unwrap() + 1;
+            text.insert_str(at, &format!("!{who} dialback-secret {SECRET}\n"));
+        }
+        std::fs::write(dir.join(format!("{peer}-{mode_name}-{end}.txt")), text).unwrap();
+        saved += 1;
     }
+    assert!(saved >= 2, "{saved} s2s transcripts recorded");
 }
 
 #[test]

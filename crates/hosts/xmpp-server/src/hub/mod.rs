@@ -310,9 +310,7 @@ impl Hub {
     /// Bytes read from connection `id`.
     pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.rec.line(now, || {
-                format!("C: {}", xmpp_stream::transcript::escape_bytes(bytes))
-            });
+            session.rec.input(now, bytes);
             if let Err(error) = session.stream.handle_input(now, bytes) {
                 self.log.push(format!("{id}: protocol error: {error}"));
             }
@@ -390,7 +388,7 @@ impl Hub {
             }
             None => (self.new_stream(kind, entropy), Recorder::off()),
         };
-        self.insert_session_recorded(now, id, kind, stream, rec, transport);
+        self.insert_session(now, id, kind, stream, rec, transport);
         id
     }
 
@@ -401,20 +399,8 @@ impl Hub {
         id
     }
 
-    /// Start `stream` on `transport` as session `id`, unrecorded.
-    fn insert_session(
-        &mut self,
-        now: Instant,
-        id: SessionId,
-        kind: Kind,
-        stream: AnyStream,
-        transport: Transport,
-    ) {
-        self.insert_session_recorded(now, id, kind, stream, Recorder::off(), transport);
-    }
-
     /// Start `stream` on `transport` as session `id`.
-    fn insert_session_recorded(
+    fn insert_session(
         &mut self,
         now: Instant,
         id: SessionId,

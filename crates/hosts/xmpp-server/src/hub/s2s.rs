@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, VecDeque};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
-use xmpp_stream::dialback::{Content, DbVerify, DialbackKey, Domain, StreamId};
+use xmpp_stream::dialback::{Content, DbVerify, DialbackCondition, DialbackKey, Domain, StreamId};
 use xmpp_stream::{
     CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, StanzaErrorCondition,
 };
 use xmpp_xml::{ContentNamespace, Event as XmlEvent, StreamHeader, StreamParser, StreamWriter};
 
+use super::record::{Recorder, Tap};
 use super::{Hub, HubOutput, Kind, SessionId};
 
 /// Stanzas held per remote domain while its connection is being set up; beyond this the
@@ -95,17 +96,26 @@ impl Hub {
         let Some(remote) = self.remote_of(id) else {
             return;
         };
-        let stream = S2sInitiatingStream::new(
-            self.config.s2s_config(),
-            self.config.domain.clone(),
-            remote,
-            entropy,
-        );
+        let local = self.config.domain.clone();
+        let (stream, rec) = match &self.config.record {
+            Some(sink) => {
+                let entropy = Tap::new(entropy);
+                let rec = Recorder::start_initiating(&local, &remote, sink, now, &entropy);
+                let stream =
+                    S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
+                (stream, rec)
+            }
+            None => (
+                S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy),
+                Recorder::off(),
+            ),
+        };
         self.insert_session(
             now,
             id,
             Kind::S2sOut,
             stream.into(),
+            rec,
             xmpp_stream::Transport::Plain,
         );
     }
@@ -192,6 +202,7 @@ impl Hub {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        session.rec.peer_ids(&ids);
         match &mut session.stream {
             xmpp_stream::AnyStream::S2sReceiving(stream) => stream.set_peer_identities(ids),
             xmpp_stream::AnyStream::S2sInitiating(stream) => stream.set_peer_identities(ids),
@@ -211,6 +222,21 @@ impl Hub {
         if let Some(session) = self.sessions.get_mut(&id)
             && let xmpp_stream::AnyStream::S2sReceiving(stream) = &mut session.stream
         {
+            let answer = match &outcome {
+                DialbackOutcome::Valid => Some("valid".to_owned()),
+                DialbackOutcome::Invalid => Some("invalid".to_owned()),
+                DialbackOutcome::Error(DialbackCondition::Stanza(condition)) => {
+                    Some(format!("error {condition}"))
+                }
+                // A transcript's host command names stanza conditions only.
+                _ => None,
+            };
+            match answer {
+                Some(answer) => session.rec.command(now, || {
+                    format!("dialback-verified {originating} {receiving} {answer}")
+                }),
+                None => session.rec.unreplayable(),
+            }
             if let Err(error) = stream.dialback_verified(now, originating, receiving, outcome) {
                 self.log.push(format!("{id}: dialback answer: {error}"));
             }
