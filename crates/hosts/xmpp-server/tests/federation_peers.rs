@@ -49,6 +49,10 @@ const SECRET: &str = "rust-s2s-test-dialback-secret";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     External,
+    /// EXTERNAL with certificates that carry the server authentication key usage only (as
+    /// Let's Encrypt issues them since 2025), on both ends. ejabberd 23.01 refuses such a
+    /// certificate from a dialing server ("unsupported certificate purpose"): Prosody only.
+    ExternalServerAuthOnly,
     Dialback,
 }
 
@@ -84,8 +88,12 @@ fn start(kind: PeerKind, mode: Mode) -> Option<Federation> {
     // EXTERNAL: one CA for both. Dialback: each its own, trusted by nobody else.
     let our_ca = TestCa::new("rust.s2s.test test CA").unwrap();
     let peer_ca = match mode {
-        Mode::External => None,
+        Mode::External | Mode::ExternalServerAuthOnly => None,
         Mode::Dialback => Some(TestCa::new("peer test CA").unwrap()),
+    };
+    let issue = |ca: &TestCa, domain: &str| match mode {
+        Mode::ExternalServerAuthOnly => ca.issue_server_auth_only(domain).unwrap(),
+        _ => ca.issue(domain).unwrap(),
     };
     let peer_issuer = peer_ca.as_ref().unwrap_or(&our_ca);
 
@@ -98,14 +106,14 @@ fn start(kind: PeerKind, mode: Mode) -> Option<Federation> {
     .unwrap();
 
     let auth = match mode {
-        Mode::External => S2sAuth::External {
+        Mode::External | Mode::ExternalServerAuthOnly => S2sAuth::External {
             ca_pem: our_ca.pem(),
         },
         Mode::Dialback => S2sAuth::Dialback,
     };
     let options = PeerOptions::new().with_s2s(S2sOptions {
         domain: domain.clone(),
-        cert: peer_issuer.issue(&domain).unwrap(),
+        cert: issue(peer_issuer, &domain),
         auth,
         dns: dns.addr,
     });
@@ -115,14 +123,14 @@ fn start(kind: PeerKind, mode: Mode) -> Option<Federation> {
     let mut hub = HubConfig::new(BareJid::new(OURS).unwrap())
         .with_user("alice", "alice-pw")
         .with_s2s(DialbackSecret::new(SECRET.as_bytes()));
-    if mode == Mode::External
+    if mode != Mode::Dialback
         && let Some(s2s) = &mut hub.s2s
     {
         s2s.dialback_secret = None;
     }
     let recorded = std::env::var_os("XMPP_RECORD").map(|_| Arc::new(Mutex::new(Vec::new())));
     hub.record.clone_from(&recorded);
-    let our_cert = our_ca.issue(OURS).unwrap();
+    let our_cert = issue(&our_ca, OURS);
     let s2s = S2sSettings {
         routes: [(domain.clone(), peer_s2s)].into_iter().collect(),
         dns: xmpp_server::Dns::Off,
@@ -289,6 +297,7 @@ fn save_transcripts(f: Federation, kind: PeerKind, mode: Mode) {
     };
     let mode_name = match mode {
         Mode::External => "external",
+        Mode::ExternalServerAuthOnly => "external-serverauth",
         Mode::Dialback => "dialback",
     };
     let mut saved = 0;
@@ -316,6 +325,11 @@ fn save_transcripts(f: Federation, kind: PeerKind, mode: Mode) {
 #[test]
 fn prosody_federates_with_sasl_external() {
     federate(PeerKind::Prosody, Mode::External);
+}
+
+#[test]
+fn prosody_federates_with_sasl_external_and_server_auth_only_certificates() {
+    federate(PeerKind::Prosody, Mode::ExternalServerAuthOnly);
 }
 
 #[test]

@@ -92,11 +92,20 @@ impl TestCa {
         )
     }
 
-    /// [`issue`](Self::issue) with these extended key usages (none: no extension at all).
+    /// [`issue`](Self::issue) with the server authentication key usage only, as Let's
+    /// Encrypt issues them since 2025 (no client authentication, though s2s presents the
+    /// certificate as a TLS client too). Measured: Prosody 0.12 and our server accept such a
+    /// certificate from a dialing server; ejabberd 23.01 refuses it for SASL EXTERNAL
+    /// (OpenSSL's "unsupported certificate purpose").
     ///
     /// # Errors
     /// As [`issue`](Self::issue).
-    pub fn issue_with(
+    pub fn issue_server_auth_only(&self, domain: &str) -> Result<ServerCert, rcgen::Error> {
+        self.issue_with(domain, &[ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
+    /// [`issue`](Self::issue) with these extended key usages.
+    fn issue_with(
         &self,
         domain: &str,
         usages: &[ExtendedKeyUsagePurpose],
