@@ -721,14 +721,8 @@ fn stop_pid(target: &str, mut alive: impl FnMut() -> bool) {
 /// and a timer further than 2^32 ms (about 49 days) away crashes its certificate manager, which
 /// then serves no certificate and answers `<starttls/>` with `<failure/>`.
 fn short_lived_certificate(domain: &str) -> Result<(String, String), rcgen::Error> {
-    const DAY: u64 = 86_400;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
-    let date = |(year, month, day)| rcgen::date_time_ymd(year, month, day);
-    params.not_before = date(civil_date(now.saturating_sub(DAY)));
-    params.not_after = date(civil_date(now + 30 * DAY));
+    s2s::short_validity(&mut params);
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))

@@ -45,7 +45,8 @@ pub struct ServerCert {
     pub key_pem: String,
 }
 
-fn short_validity(params: &mut CertificateParams) {
+/// Valid from yesterday for 30 days (see [`TestCa`]).
+pub(crate) fn short_validity(params: &mut CertificateParams) {
     const DAY: u64 = 86_400;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -384,4 +385,75 @@ pub(crate) fn ejabberd_config(s2s: &S2sOptions, port: u16, dir: &str) -> (String
     let listener =
         format!("  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_s2s_in\n");
     (top, listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asks `dns` for the SRV records of `name`: (response code, answer count, the reply).
+    fn ask(dns: &PrivateDns, name: &str) -> (u8, u16, Vec<u8>) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket.send_to(&srv_query(name), dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        (
+            buf[3] & 0x0f,
+            u16::from_be_bytes([buf[6], buf[7]]),
+            buf[..n].to_vec(),
+        )
+    }
+
+    #[test]
+    fn private_dns_answers_its_srv_records_and_nxdomain_for_the_rest_of_test() {
+        if !PrivateDns::is_installed() {
+            crate::skip_or_fail("dnsmasq (Debian dnsmasq-base) is not installed");
+            return;
+        }
+        let dns = PrivateDns::start(&[SrvRecord {
+            domain: "a.s2s.test".to_owned(),
+            port: 47_123,
+        }])
+        .unwrap();
+        let (code, answers, reply) = ask(&dns, "_xmpp-server._tcp.a.s2s.test");
+        assert_eq!((code, answers), (0, 1));
+        // SRV RDATA: priority, weight, port 47123 (0xb813), then the target `localhost`.
+        let target = b"\x09localhost\x00";
+        let at = reply
+            .windows(target.len())
+            .position(|w| w == target)
+            .unwrap();
+        assert_eq!(&reply[at - 2..at], &47_123u16.to_be_bytes());
+        assert_eq!(ask(&dns, "_xmpp-server._tcp.b.s2s.test").0, 3, "NXDOMAIN");
+        let addr = dns.addr;
+        drop(dns);
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        socket.send_to(&srv_query("a.s2s.test"), addr).unwrap();
+        assert!(
+            socket.recv_from(&mut [0u8; 512]).is_err(),
+            "still answering"
+        );
+    }
+
+    #[test]
+    fn test_ca_certificates_carry_a_dns_id_and_an_srv_id() {
+        let ca = TestCa::new("unit test CA").unwrap();
+        let cert = ca.issue("peer.s2s.test").unwrap();
+        assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let names = subject_alt_names("peer.s2s.test");
+        assert!(names.windows(13).any(|w| w == b"peer.s2s.test"));
+        assert!(
+            names
+                .windows(26)
+                .any(|w| w == b"_xmpp-server.peer.s2s.test")
+        );
+        // A long name takes the long DER length form.
+        assert_eq!(tlv(0x04, &[0u8; 200])[..3], [0x04, 0x81, 200]);
+    }
 }
