@@ -84,8 +84,17 @@ impl TestCa {
     /// # Errors
     /// When rcgen cannot make the key or the certificate.
     pub fn issue(&self, domain: &str) -> Result<ServerCert, rcgen::Error> {
+        self.issue_for(&[domain])
+    }
+
+    /// [`issue`](Self::issue) for several domains: a DNS-ID and an SRV-ID for each, the
+    /// subject CN the first.
+    ///
+    /// # Errors
+    /// As [`issue`](Self::issue).
+    pub fn issue_for(&self, domains: &[&str]) -> Result<ServerCert, rcgen::Error> {
         self.issue_with(
-            domain,
+            domains,
             &[
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
@@ -102,23 +111,25 @@ impl TestCa {
     /// # Errors
     /// As [`issue`](Self::issue).
     pub fn issue_server_auth_only(&self, domain: &str) -> Result<ServerCert, rcgen::Error> {
-        self.issue_with(domain, &[ExtendedKeyUsagePurpose::ServerAuth])
+        self.issue_with(&[domain], &[ExtendedKeyUsagePurpose::ServerAuth])
     }
 
     /// [`issue`](Self::issue) with these extended key usages.
     fn issue_with(
         &self,
-        domain: &str,
+        domains: &[&str],
         usages: &[ExtendedKeyUsagePurpose],
     ) -> Result<ServerCert, rcgen::Error> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, domain);
+        if let Some(first) = domains.first() {
+            params.distinguished_name.push(DnType::CommonName, *first);
+        }
         params.extended_key_usages = usages.to_vec();
         params
             .custom_extensions
             .push(CustomExtension::from_oid_content(
                 &[2, 5, 29, 17],
-                subject_alt_names(domain),
+                subject_alt_names(domains),
             ));
         short_validity(&mut params);
         let key = KeyPair::generate()?;
@@ -149,14 +160,16 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// `SubjectAltName ::= GeneralNames`: `[2] dNSName`, `[0] otherName { id-on-dnsSRV,
 /// [0] EXPLICIT IA5String }`.
-fn subject_alt_names(domain: &str) -> Vec<u8> {
+fn subject_alt_names(domains: &[&str]) -> Vec<u8> {
     const ID_ON_DNS_SRV: [u8; 8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
-    let dns = tlv(0x82, domain.as_bytes());
-    let srv = format!("_xmpp-server.{domain}");
-    let mut other = tlv(0x06, &ID_ON_DNS_SRV);
-    other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
-    let mut names = dns;
-    names.extend(tlv(0xA0, &other));
+    let mut names = Vec::new();
+    for domain in domains {
+        names.extend(tlv(0x82, domain.as_bytes()));
+        let srv = format!("_xmpp-server.{domain}");
+        let mut other = tlv(0x06, &ID_ON_DNS_SRV);
+        other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
+        names.extend(tlv(0xA0, &other));
+    }
     tlv(0x30, &names)
 }
 
@@ -192,15 +205,28 @@ impl PrivateDns {
     /// # Errors
     /// When `dnsmasq` cannot be started or does not answer within 5 s.
     pub fn start(records: &[SrvRecord]) -> io::Result<PrivateDns> {
+        // The port is free when picked but not held: another process (a parallel test) may
+        // take its UDP or TCP side before dnsmasq binds both; then dnsmasq exits and a fresh
+        // port is tried.
+        let mut last = io::Error::other("dnsmasq did not start");
+        for _ in 0..5 {
+            match Self::start_once(records) {
+                Ok(dns) => return Ok(dns),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once(records: &[SrvRecord]) -> io::Result<PrivateDns> {
         let Some(program) = which("dnsmasq") else {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "dnsmasq is not installed",
             ));
         };
-        let port = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
+        let port = free_udp_and_tcp_port()?;
         let mut command = Command::new(program);
         command
             .arg("--keep-in-foreground")
@@ -270,6 +296,20 @@ impl PrivateDns {
             "dnsmasq did not answer in 5 s",
         ))
     }
+}
+
+/// A loopback port free for both UDP and TCP at the time of asking.
+fn free_udp_and_tcp_port() -> io::Result<u16> {
+    let mut last = io::Error::other("no free port");
+    for _ in 0..20 {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = udp.local_addr()?.port();
+        match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            Ok(_) => return Ok(port),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A DNS query (id 0x7e57, recursion desired) for the SRV records of `name`.
@@ -446,7 +486,7 @@ mod tests {
         let ca = TestCa::new("unit test CA").unwrap();
         let cert = ca.issue("peer.s2s.test").unwrap();
         assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        let names = subject_alt_names("peer.s2s.test");
+        let names = subject_alt_names(&["peer.s2s.test"]);
         assert!(names.windows(13).any(|w| w == b"peer.s2s.test"));
         assert!(
             names
