@@ -652,8 +652,13 @@ fn without_federation_remote_domains_bounce_at_once() {
     );
 }
 
-/// A `Verification` against the authoritative server's receiving stream, in memory.
+/// A `Verification` against the authoritative server's receiving stream, in memory; both
+/// ends switch to (pretend) TLS when the verification asks for it, and `tls` records that.
 fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
+    verify_against_with(secret, key, &mut false)
+}
+
+fn verify_against_with(secret: &[u8], key: &str, tls: &mut bool) -> DialbackOutcome {
     let mut config = S2sConfig::new(vec![BareJid::new("a.example").unwrap()]);
     config.dialback_secret = Some(DialbackSecret::new(secret));
     let mut authoritative = S2sReceivingStream::new(config, SeededEntropy::new(3));
@@ -672,8 +677,12 @@ fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
         let _ = authoritative.handle_input(Instant::ZERO, &to_peer);
         let mut from_peer = Vec::new();
         while let Some(out) = authoritative.poll_output() {
-            if let Output::Transmit(bytes) = out {
-                from_peer.extend(bytes);
+            match out {
+                Output::Transmit(bytes) => from_peer.extend(bytes),
+                Output::StartTls => authoritative
+                    .tls_established(Instant::ZERO, Vec::new())
+                    .unwrap(),
+                _ => {}
             }
         }
         let (write, outcome) = verification.handle_input(&from_peer);
@@ -681,8 +690,67 @@ fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
             return outcome;
         }
         to_peer = write;
+        if verification.wants_tls() {
+            assert!(to_peer.is_empty(), "nothing written after <proceed/>");
+            *tls = true;
+            to_peer = verification.tls_established();
+        }
     }
     panic!("no answer");
+}
+
+/// Regression (ejabberd 23.01 with `s2s_use_starttls: required` closed our plain
+/// verification connection with `policy-violation`): the verification connection takes
+/// STARTTLS when the authoritative server offers it, and asks its question inside TLS.
+#[test]
+fn a_verification_secures_its_stream_when_starttls_is_offered() {
+    let secret = b"a.example's secret";
+    let key = DialbackSecret::new(secret).key(
+        &Domain::new("b.example").unwrap(),
+        &Domain::new("a.example").unwrap(),
+        &StreamId::new("s1").unwrap(),
+    );
+    let mut tls = false;
+    assert_eq!(
+        verify_against_with(secret, key.as_str(), &mut tls),
+        DialbackOutcome::Valid
+    );
+    assert!(tls, "the verification did not switch to TLS");
+}
+
+/// Bytes pipelined after `<proceed/>` (the STARTTLS injection) end the verification
+/// without an answer; no TLS is asked for.
+#[test]
+fn a_verification_refuses_bytes_pipelined_after_proceed() {
+    let mut verification = Verification::new(
+        &BareJid::new("a.example").unwrap(),
+        &BareJid::new("b.example").unwrap(),
+        StreamId::new("s1").unwrap(),
+        DialbackKey::new("0123456789abcdef").unwrap(),
+    )
+    .unwrap();
+    let (write, outcome) = verification.handle_input(
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          xmlns:db='jabber:server:dialback' from='a.example' to='b.example' id='v1' \
+          version='1.0'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+          <required/></starttls></stream:features>",
+    );
+    assert!(outcome.is_none());
+    assert_eq!(
+        String::from_utf8(write).unwrap(),
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    let (_, outcome) = verification.handle_input(
+        b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><db:verify from='a.example' \
+          to='b.example' id='s1' type='valid'/>",
+    );
+    assert_eq!(
+        outcome,
+        Some(DialbackOutcome::Error(
+            StanzaErrorCondition::RemoteServerNotFound.into()
+        ))
+    );
+    assert!(!verification.wants_tls());
 }
 
 #[test]

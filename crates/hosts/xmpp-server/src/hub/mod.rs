@@ -357,9 +357,7 @@ impl Hub {
         handle: fn(&mut AnyStream, Instant, &[u8]) -> Result<(), xmpp_stream::ProtocolError>,
     ) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.rec.line(now, || {
-                format!("C: {}", xmpp_stream::transcript::escape_bytes(bytes))
-            });
+            session.rec.input(now, bytes);
             if let Err(error) = handle(&mut session.stream, now, bytes) {
                 self.log.push(format!("{id}: protocol error: {error}"));
             }
@@ -453,7 +451,7 @@ impl Hub {
             }
             None => (self.new_stream(kind, entropy), Recorder::off()),
         };
-        self.insert_session_recorded(now, id, kind, stream, rec, transport);
+        self.insert_session(now, id, kind, stream, rec, transport);
         id
     }
 
@@ -464,20 +462,8 @@ impl Hub {
         id
     }
 
-    /// Start `stream` on `transport` as session `id`, unrecorded.
-    fn insert_session(
-        &mut self,
-        now: Instant,
-        id: SessionId,
-        kind: Kind,
-        stream: AnyStream,
-        transport: Transport,
-    ) {
-        self.insert_session_recorded(now, id, kind, stream, Recorder::off(), transport);
-    }
-
     /// Start `stream` on `transport` as session `id`.
-    fn insert_session_recorded(
+    fn insert_session(
         &mut self,
         now: Instant,
         id: SessionId,

@@ -289,9 +289,9 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
 }
 
 /// Run the dialback verification receiving connection `id` asked for, on a task of its own:
-/// a [`Verification`] over plain TCP to `originating` (static route, else DNS), bounded by
-/// the connect timeout (lookup and connection) and by the stream's dialback deadline for the
-/// answer.
+/// a [`Verification`] over TCP (and TLS when offered) to `originating` (static route, else
+/// DNS), bounded by the connect timeout (lookup and connection) and by the stream's dialback
+/// deadline for the answer.
 pub(super) fn spawn_verification(
     shared: &Shared,
     id: SessionId,
@@ -332,6 +332,11 @@ pub(super) fn spawn_verification(
     });
 }
 
+/// The byte stream of a verification connection: TCP, then TLS over it when the
+/// authoritative server offers STARTTLS.
+trait VerifyIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> VerifyIo for T {}
+
 async fn verify(
     mut verification: Verification,
     settings: &S2sSettings,
@@ -340,8 +345,8 @@ async fn verify(
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
-    // The verification speaks plain `<db:verify/>`: STARTTLS addresses only.
-    let Ok(Some((mut tcp, _))) = tokio::time::timeout(
+    // The verification connection negotiates STARTTLS when offered: STARTTLS addresses only.
+    let Ok(Some((tcp, _))) = tokio::time::timeout(
         settings.connect_timeout,
         open(settings, resolver, originating, false),
     )
@@ -349,23 +354,39 @@ async fn verify(
     else {
         return not_found();
     };
-    if tcp.write_all(&verification.start()).await.is_err() {
+    let Ok(name) = ServerName::try_from(originating.to_owned()) else {
+        return not_found();
+    };
+    let mut io: Box<dyn VerifyIo> = Box::new(tcp);
+    if io.write_all(&verification.start()).await.is_err() {
         return not_found();
     }
     let mut buf = vec![0u8; 4096];
     loop {
         // The stream's dialback deadline answers for a peer that never does.
-        let n = match tcp.read(&mut buf).await {
+        let n = match io.read(&mut buf).await {
             Ok(0) | Err(_) => return not_found(),
             Ok(n) => n,
         };
         let (write, outcome) = verification.handle_input(buf.get(..n).unwrap_or_default());
-        if !write.is_empty() && tcp.write_all(&write).await.is_err() && outcome.is_none() {
+        if !write.is_empty() && io.write_all(&write).await.is_err() && outcome.is_none() {
             return not_found();
         }
         if let Some(outcome) = outcome {
-            let _ = tcp.shutdown().await;
+            let _ = io.shutdown().await;
             return outcome;
+        }
+        if verification.wants_tls() {
+            // The authoritative server's certificate is not checked: its answer is about a
+            // key only it can compute, and the stream being verified has its own TLS.
+            let connector = tokio_rustls::TlsConnector::from(settings.tls.client.clone());
+            let Ok(tls) = connector.connect(name.clone(), io).await else {
+                return not_found();
+            };
+            io = Box::new(tls);
+            if io.write_all(&verification.tls_established()).await.is_err() {
+                return not_found();
+            }
         }
     }
 }
