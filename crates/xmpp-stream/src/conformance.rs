@@ -996,9 +996,9 @@ pub const CASES: &[Case] = &[
         "presence.subscribe-stamped",
         "RFC 6121 §3.1.2",
         None,
-        "a subscription request reaches the contact from the user's bare JID",
+        "a subscription request reaches the available contact from the user's bare JID",
         (LI, Pair),
-        &[a("<presence to='{b}' type='subscribe'/>")],
+        &[b("<presence/>"), a("<presence to='{b}' type='subscribe'/>")],
         X::Stanza {
             on: B,
             name: "presence",
