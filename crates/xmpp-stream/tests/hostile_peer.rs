@@ -1220,6 +1220,7 @@ fn every_stream_conformance_case_holds_in_memory() {
         plain: AUTH_PLAIN[AUTH_PLAIN.find('>').unwrap() + 1..AUTH_PLAIN.find("</").unwrap()]
             .to_owned(),
         plain_wrong: B64.encode(b"\0juliet\0wrong"),
+        scram_first: B64.encode(b"n,,n=juliet,r=conformance0123456789"),
         ..Vars::default()
     };
     let mut checked = 0;

@@ -152,7 +152,7 @@ pub fn run_case(target: &Target, case: &'static Case) -> Outcome {
     }
 }
 
-/// The server's bytes as text, shortened to [`SHOWN`] characters.
+/// The server's bytes as text, shortened to 400 characters.
 pub fn shorten(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut shown: String = text.chars().take(SHOWN).collect();
@@ -172,10 +172,8 @@ impl Target {
 
     /// The placeholders' values (the full JIDs are filled once bound).
     pub fn vars(&self) -> Vars {
-        let plain = |password: &str| {
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{}\0{password}", self.a.user))
-        };
+        let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+        let plain = |password: &str| b64(format!("\0{}\0{password}", self.a.user));
         Vars {
             domain: self.domain.clone(),
             a: format!("{}@{}", self.a.user, self.domain),
@@ -186,6 +184,7 @@ impl Target {
                 .unwrap_or_default(),
             plain: plain(&self.a.password),
             plain_wrong: plain(&format!("{}-but-wrong", self.a.password)),
+            scram_first: b64(format!("n,,n={},r=conformance0123456789", self.a.user)),
             ..Vars::default()
         }
     }
@@ -407,35 +406,54 @@ fn attempt(
         phase => (by_hand(target, phase, deadline)?, None),
     };
     a.log.clear();
-    // A fresh deadline for the case itself: set-up time is not the server's answer time.
-    let deadline = Instant::now() + target.timeout;
-    for act in case.acts {
-        let (wire, bytes) = match act {
-            Act::Send(Who::B, text) => (b.as_mut(), vars.fill(text).into_bytes()),
-            Act::Send(_, text) => (Some(&mut a), vars.fill(text).into_bytes()),
-            Act::Raw(bytes) => (Some(&mut a), bytes.to_vec()),
-            _ => (None, Vec::new()),
-        };
-        let wire = wire.ok_or_else(|| Setup::Failed("no such connection".to_owned()))?;
-        wire.send(&bytes).map_err(Setup::Failed)?;
-    }
-    let wire = match (case.expect.on(), b.as_mut()) {
-        (Who::B, Some(b)) => b,
-        _ => &mut a,
-    };
-    let mut observer = if case.phase == Phase::Connected {
+    let mut a_seen = if case.phase == Phase::Connected {
         Observer::before_header()
     } else {
         Observer::inside_stream()
     };
+    let mut b_seen = Observer::inside_stream();
+    // A fresh deadline for the case itself: set-up time is not the server's answer time.
+    let deadline = Instant::now() + target.timeout;
+    for act in case.acts {
+        let (who, bytes) = match act {
+            Act::Send(who, text) => (*who, vars.fill(text).into_bytes()),
+            Act::Raw(bytes) => (Who::A, bytes.to_vec()),
+            Act::Sync(who) => (
+                *who,
+                b"<iq type='get' id='sync'><query xmlns='jabber:iq:roster'/></iq>".to_vec(),
+            ),
+            _ => return Err(Setup::Failed(format!("unknown act {act:?}"))),
+        };
+        let (wire, observer) = match (who, b.as_mut()) {
+            (Who::B, Some(b)) => (b, &mut b_seen),
+            (Who::B, None) => return Err(Setup::Failed("no second connection".to_owned())),
+            _ => (&mut a, &mut a_seen),
+        };
+        wire.send(&bytes).map_err(Setup::Failed)?;
+        if matches!(act, Act::Sync(_)) {
+            let synced = wire.until(observer, deadline, |s| {
+                s.elements.iter().any(|e| e.attr("id") == Some("sync"))
+            });
+            if !synced {
+                return Err(Setup::Failed(format!(
+                    "no answer to the roster get that orders the case: {}",
+                    shorten(&wire.log)
+                )));
+            }
+        }
+    }
+    let (wire, observer) = match (case.expect.on(), b.as_mut()) {
+        (Who::B, Some(b)) => (b, &mut b_seen),
+        _ => (&mut a, &mut a_seen),
+    };
     let expect = case.expect;
-    let decided = wire.until(&mut observer, deadline, |seen| {
+    let decided = wire.until(observer, deadline, |seen| {
         expect.judge(seen, &vars, false) != Verdict::Pending
             || (expect.settles() && !seen.elements.is_empty())
     });
     if decided && expect.settles() {
         let until = (Instant::now() + SETTLE).min(deadline);
-        wire.until(&mut observer, until, |_| false);
+        wire.until(observer, until, |_| false);
     }
     let verdict = expect.judge(observer.seen(), &vars, true);
     let log = std::mem::take(&mut wire.log);

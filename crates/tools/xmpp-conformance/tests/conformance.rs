@@ -4,6 +4,8 @@
 //! rewrites them).
 // Test code may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A test of a tool: the environment (BLESS), files and threads are its business.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
