@@ -250,9 +250,8 @@ impl AnyStream {
             AnyStream::Component(s) => s.send_stanza(now, stanza),
             AnyStream::ComponentServer(s) => s.send_stanza(now, stanza),
             AnyStream::S2sInitiating(s) => s.send_stanza(now, stanza),
-            AnyStream::S2sReceiving(_) => Err(UsageError::InvalidStanza(
-                "a receiving server-to-server stream carries stanzas from the peer only",
-            )),
+            // Refused unless XEP-0288 bidi was negotiated.
+            AnyStream::S2sReceiving(s) => s.send_stanza(now, stanza),
         }
     }
 

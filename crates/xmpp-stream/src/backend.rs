@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use xmpp_jid::FullJid;
+use xmpp_jid::{BareJid, FullJid};
 use xmpp_sasl::{Condition, CredentialStore, PasswordPrep, ScramHash, StoredCredentials};
 use xmpp_xml::StanzaErrorCondition;
 
@@ -40,6 +40,41 @@ pub trait ServerBackend: CredentialStore {
         let _ = jid;
         Ok(())
     }
+
+    /// The SCRAM credentials of `authcid` at `domain`, for a server of several domains
+    /// ([`ServerConfig::other_domains`](crate::ServerConfig::other_domains)): the stream asks
+    /// with the domain the client's stream is `to`. The default ignores the domain (one
+    /// account database for every domain).
+    fn domain_credentials(
+        &self,
+        domain: &BareJid,
+        authcid: &str,
+        hash: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        let _ = domain;
+        self.scram_credentials(authcid, hash)
+    }
+}
+
+/// The credentials of one domain of a [`ServerBackend`]: what a SASL exchange on a stream
+/// `to` that domain sees.
+pub(crate) struct AtDomain<'a> {
+    pub(crate) backend: &'a dyn ServerBackend,
+    pub(crate) domain: &'a BareJid,
+}
+
+impl CredentialStore for AtDomain<'_> {
+    fn scram_credentials(
+        &self,
+        authcid: &str,
+        hash: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        self.backend.domain_credentials(self.domain, authcid, hash)
+    }
+
+    fn authorize(&self, authcid: &str, authzid: &str) -> Result<(), Condition> {
+        self.backend.authorize(authcid, authzid)
+    }
 }
 
 /// One backend shared by every stream of a server: each `ServerStream` gets a clone of the
@@ -47,6 +82,15 @@ pub trait ServerBackend: CredentialStore {
 impl<T: ServerBackend + ?Sized> ServerBackend for std::sync::Arc<T> {
     fn check_bind(&self, jid: &FullJid) -> Result<(), StanzaErrorCondition> {
         (**self).check_bind(jid)
+    }
+
+    fn domain_credentials(
+        &self,
+        domain: &BareJid,
+        authcid: &str,
+        hash: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        (**self).domain_credentials(domain, authcid, hash)
     }
 }
 

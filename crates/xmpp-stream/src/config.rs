@@ -208,6 +208,10 @@ pub struct ServerConfig {
     /// when the peer does not read; past this bound the queued bytes are dropped and the
     /// stream is closed with `resource-constraint` and `Closed`.
     pub max_output_bytes: usize,
+    /// Further domains this server answers for (default none): a client whose stream is `to`
+    /// one of them is served as that domain (our header's `from`, its JIDs), and its
+    /// credentials come from [`ServerBackend::domain_credentials`](crate::backend::ServerBackend::domain_credentials).
+    pub other_domains: Vec<BareJid>,
 }
 
 impl ServerConfig {
@@ -233,6 +237,7 @@ impl ServerConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            other_domains: Vec::new(),
         }
     }
 }
@@ -270,6 +275,10 @@ pub struct S2sConfig {
     pub limits: Limits,
     /// Bytes of output the host has not polled yet that the machine holds (default 1 MiB).
     pub max_output_bytes: usize,
+    /// XEP-0288 bidirectional streams (default no): a receiving end offers them, an
+    /// initiating end asks for them when offered; then stanzas flow both ways on the one
+    /// connection, for the same authenticated pairs.
+    pub bidi: bool,
 }
 
 impl S2sConfig {
@@ -289,6 +298,7 @@ impl S2sConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            bidi: false,
         }
     }
 

@@ -27,6 +27,10 @@ pub mod ns {
     pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
     /// XEP-0440 SASL channel-binding type capability.
     pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+    /// XEP-0288 bidirectional server-to-server streams: the request.
+    pub const BIDI: &str = "urn:xmpp:bidi";
+    /// XEP-0288: the stream feature.
+    pub const BIDI_FEATURE: &str = "urn:xmpp:features:bidi";
 }
 
 /// The features this crate negotiates itself.

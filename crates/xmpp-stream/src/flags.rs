@@ -19,6 +19,9 @@ impl SessionFlags {
     pub const AUTHENTICATED: SessionFlags = SessionFlags(1 << 1);
     /// A resource is bound: stanzas may flow.
     pub const BOUND: SessionFlags = SessionFlags(1 << 2);
+    /// Server-to-server: XEP-0288 bidirectional streams were negotiated, stanzas flow both
+    /// ways.
+    pub const BIDI: SessionFlags = SessionFlags(1 << 3);
 
     /// Whether every flag of `other` is set in `self`.
     pub const fn contains(self, other: SessionFlags) -> bool {
@@ -61,6 +64,7 @@ impl fmt::Debug for SessionFlags {
             (SessionFlags::SECURE, "Secure"),
             (SessionFlags::AUTHENTICATED, "Authenticated"),
             (SessionFlags::BOUND, "Bound"),
+            (SessionFlags::BIDI, "Bidi"),
         ];
         let mut set = f.debug_set();
         for (flag, name) in names {

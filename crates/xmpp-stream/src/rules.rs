@@ -600,6 +600,18 @@ const TABLE: &[Rule] = &[
         "s2s.rs::a_second_domain_is_piggybacked",
     ),
     row(
+        "s2s.bidi-stanza",
+        Kinds::SERVER,
+        Roles::Initiating,
+        Step::Established,
+        Match::Stanza,
+        E(steps::s2s::inbound_stanza),
+        "XEP-0288 negotiated: a stanza from the peer, checked as on the receiving end (improper-addressing, host-unknown, invalid-from)",
+        "XEP-0288 §2; RFC 6120 §8.1.1.1, §8.1.2.1",
+        "s2s.rs::bidi_carries_stanzas_both_ways",
+    )
+    .needs(SessionFlags::BIDI),
+    row(
         "s2s.no-bidi",
         Kinds::SERVER,
         Roles::Initiating,
@@ -620,6 +632,18 @@ const TABLE: &[Rule] = &[
         "EXTERNAL only, over TLS, authzid empty or the peer's domain, certificate naming it (RFC 6125): success and restart, else `<failure/>`",
         "RFC 6120 §13.8, §6.4; RFC 6125 §6",
         "s2s.rs::a_certificate_for_another_domain_falls_back_to_dialback",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "s2s.bidi-request",
+        Kinds::SERVER,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("bidi", ns::BIDI),
+        E(steps::s2s::bidi_request),
+        "XEP-0288: stanzas will flow both ways, if we offered it (after TLS); else the default",
+        "XEP-0288 §2",
+        "s2s.rs::bidi_carries_stanzas_both_ways",
     )
     .forbids(SessionFlags::AUTHENTICATED),
     row(

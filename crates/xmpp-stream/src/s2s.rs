@@ -56,6 +56,7 @@ use crate::config::S2sConfig;
 use crate::core::Core;
 use crate::entropy::Entropy;
 use crate::error::{ProtocolError, UsageError};
+use crate::flags::SessionFlags;
 use crate::identity::PresentedId;
 use crate::kind::{Role, StreamKind};
 use crate::machine::{Machine, Side};
@@ -152,6 +153,23 @@ impl S2sInitiatingStream {
     /// (XEP-0220 piggybacking): a `<db:result/>` for (`local`, the peer's domain). The answer
     /// is `ServerAuthenticated` or `ServerRefused`.
     pub fn add_domain(&mut self, now: Instant, local: &BareJid) -> Result<(), UsageError> {
+        let Some(remote) = side(&self.machine).and_then(|side| side.remote.clone()) else {
+            return Err(UsageError::NotNegotiated);
+        };
+        self.add_pair(now, local, &remote)
+    }
+
+    /// Ask the peer to authenticate (`local`, `remote`) on this connection (XEP-0220 §2.5):
+    /// `remote` is the peer's domain or another domain its certificate names (see
+    /// [`certifies`](Self::certifies)), so that one connection carries every pair between
+    /// two servers. The answer is `ServerAuthenticated` or `ServerRefused`. A pair already
+    /// authenticated or asked for is an error.
+    pub fn add_pair(
+        &mut self,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+    ) -> Result<(), UsageError> {
         self.machine.core.tick(now);
         self.machine.core.check_open()?;
         let serves = side(&self.machine).is_some_and(|side| side.config.serves(local));
@@ -161,13 +179,31 @@ impl S2sInitiatingStream {
         if !self.machine.is_negotiated() {
             return Err(UsageError::NotNegotiated);
         }
-        if s2s::add_domain(&mut self.machine, local) {
+        let peer = side(&self.machine).and_then(|side| side.remote.clone());
+        if peer.as_ref() != Some(remote) && !self.certifies(remote) {
+            return Err(UsageError::InvalidConfig(
+                "the peer's certificate does not name that domain",
+            ));
+        }
+        if s2s::add_pair(&mut self.machine, local, remote) {
             Ok(())
         } else {
             Err(UsageError::InvalidConfig(
-                "dialback is not possible on this stream (no secret, or no TLS)",
+                "dialback is not possible on this stream (no secret, or no TLS), or the pair is already there",
             ))
         }
+    }
+
+    /// Whether the peer's certificate, validated by the host, names `remote` over TLS: the
+    /// peer is then authoritative for it and pairs with it may share this connection.
+    pub fn certifies(&self, remote: &BareJid) -> bool {
+        s2s::peer_certified_for(&self.machine, remote)
+    }
+
+    /// Whether XEP-0288 bidirectional streams were negotiated: stanzas from the peer's
+    /// domains to ours arrive on this connection too, checked against the same pairs.
+    pub fn is_bidi(&self) -> bool {
+        self.machine.core.flags.contains(SessionFlags::BIDI)
     }
 
     /// Send a stanza whose `from` and `to` domains are an authenticated pair (any content
@@ -196,8 +232,8 @@ stream_surface!(S2sInitiatingStream);
 /// claims, and dialback when configured; it asks the host to verify dialback keys
 /// ([`Event::DialbackVerify`](crate::Event::DialbackVerify), answered with
 /// [`dialback_verified`](Self::dialback_verified)), answers `<db:verify/>` itself, and checks
-/// every stanza's `from` and `to` against the authenticated pairs. Stanzas flow one way: it
-/// has no `send_stanza`.
+/// every stanza's `from` and `to` against the authenticated pairs. Stanzas flow one way
+/// unless XEP-0288 bidirectional streams were negotiated ([`S2sConfig::bidi`]).
 pub struct S2sReceivingStream {
     machine: Machine,
 }
@@ -252,6 +288,28 @@ impl S2sReceivingStream {
                 "no such dialback verification pending",
             ))
         }
+    }
+
+    /// Whether XEP-0288 bidirectional streams were negotiated: this end may then send
+    /// stanzas too ([`send_stanza`](Self::send_stanza)).
+    pub fn is_bidi(&self) -> bool {
+        self.machine.core.flags.contains(SessionFlags::BIDI)
+    }
+
+    /// Send a stanza to the initiating server, once XEP-0288 bidirectional streams were
+    /// negotiated: its `from` and `to` domains must be an authenticated pair, (ours, theirs).
+    pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
+        if !self.is_bidi() {
+            return Err(UsageError::InvalidConfig(
+                "stanzas flow from the initiating server only (no XEP-0288 bidi)",
+            ));
+        }
+        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
+            return Err(UsageError::InvalidStanza(
+                "from and to are not an authenticated domain pair of this stream",
+            ));
+        }
+        self.machine.send_stanza(now, stanza)
     }
 
     /// Bytes from the peer, in any chunking. As on

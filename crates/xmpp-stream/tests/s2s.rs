@@ -617,12 +617,7 @@ fn stanzas_against_the_direction_are_refused() {
         Instant::ZERO,
         b"<message from='bob@b.example' to='alice@a.example'/>",
     );
-    let events: Vec<Event> = std::iter::from_fn(|| out.poll_output())
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let events = events_of(out);
     assert_eq!(
         closed_with(&events),
         Some(StreamErrorCondition::UnsupportedStanzaType)
@@ -668,4 +663,316 @@ fn db_verify_is_answered_with_our_secret() {
         sent.contains("type='error'") && sent.contains("<item-not-found"),
         "{sent}"
     );
+}
+
+/// Ends that both want XEP-0288 bidi, authenticated by EXTERNAL (certificate of a.example).
+fn bidi_ends(receiving_bidi: bool) -> [AnyStream; 2] {
+    let mut initiating = config(&["a.example"], false);
+    initiating.bidi = true;
+    let mut receiving = config(&["b.example", "b2.example"], false);
+    receiving.bidi = receiving_bidi;
+    let mut ends = ends(initiating, receiving, "a.example");
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert!(ends.iter().all(AnyStream::is_negotiated));
+    ends
+}
+
+fn stanzas(events: &[Event]) -> Vec<&Element> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stanza(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn bidi_carries_stanzas_both_ways() {
+    let mut ends = bidi_ends(true);
+    let [AnyStream::S2sInitiating(out), AnyStream::S2sReceiving(inc)] = &ends else {
+        unreachable!()
+    };
+    assert!(out.is_bidi() && inc.is_bidi());
+    // The receiving end sends on the one connection, for the pair it authenticated.
+    let reply = stanza(
+        "<message xmlns='jabber:client' from='bob@b.example/y' to='alice@a.example' id='r1'/>",
+    );
+    ends[1].send_stanza(Instant::ZERO, &reply).unwrap();
+    let [out, _] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let got = stanzas(&out);
+    assert_eq!(got.len(), 1, "{out:?}");
+    assert!(got[0].is("message", "jabber:server"));
+    assert_eq!(got[0].attr("id"), Some("r1"));
+    // Not an authenticated pair: refused to the host.
+    let foreign =
+        stanza("<message xmlns='jabber:client' from='bob@b2.example' to='alice@a.example'/>");
+    assert!(ends[1].send_stanza(Instant::ZERO, &foreign).is_err());
+    // And the initiating end checks what arrives like a receiving end: invalid-from.
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    let _ = out.handle_input(
+        Instant::ZERO,
+        b"<message from='bob@b2.example' to='alice@a.example'/>",
+    );
+    let events = events_of(out);
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::InvalidFrom)
+    );
+
+    // A peer that does not offer bidi: none asked for, one way only.
+    let mut ends = bidi_ends(false);
+    let [AnyStream::S2sInitiating(out), AnyStream::S2sReceiving(inc)] = &ends else {
+        unreachable!()
+    };
+    assert!(!out.is_bidi() && !inc.is_bidi());
+    assert!(ends[1].send_stanza(Instant::ZERO, &reply).is_err());
+
+    // A `<bidi/>` request we did not offer: the table's default before authentication.
+    let mut inc = receiving();
+    let (_, events) = feed(
+        &mut inc,
+        &[
+            &receiving_header("a.example", "b.example"),
+            "<bidi xmlns='urn:xmpp:bidi'/>",
+        ],
+    );
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::NotAuthorized)
+    );
+}
+
+#[test]
+fn a_certificate_naming_the_domain_skips_the_dialback_verification() {
+    // XEP-0344 §2.4: the initiating end uses dialback (no EXTERNAL), the receiving end holds a
+    // validated certificate naming a.example and a2.example: no authoritative server is asked
+    // (the host here never answers), the pairs are valid at once, the piggybacked one too.
+    let mut initiating = config(&["a.example", "a2.example", "a3.example"], true);
+    initiating.sasl_external = false;
+    let mut receiving = config(&["b.example"], true);
+    receiving.sasl_external = false;
+    let mut ends = ends(initiating, receiving, "a.example");
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    inc.set_peer_identities(vec![
+        PresentedId::Dns("a.example".into()),
+        PresentedId::Dns("a2.example".into()),
+    ]);
+    let silent = Host {
+        outcome: None,
+        answer: false,
+    };
+    let [out, inc] = drive(&mut ends, &silent, Instant::ZERO);
+    let asked = |events: &[Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. }))
+    };
+    assert!(!asked(&inc), "{inc:?}");
+    assert_eq!(authenticated(&out)[0].2, S2sAuthMethod::Dialback);
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    out.add_domain(Instant::ZERO, &jid("a2.example")).unwrap();
+    let [out, inc] = drive(&mut ends, &silent, Instant::ZERO);
+    assert!(!asked(&inc));
+    assert_eq!(authenticated(&out).len(), 1, "{out:?}");
+    // a3.example is not in the certificate: dialback proper, the authoritative server asked.
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    out.add_domain(Instant::ZERO, &jid("a3.example")).unwrap();
+    let [out, inc] = drive(&mut ends, &silent, Instant::ZERO);
+    assert!(asked(&inc), "{inc:?}");
+    assert!(authenticated(&out).is_empty(), "not before the answer");
+
+    // Without TLS the certificate proves nothing: the verification is asked for even when
+    // dialback without TLS is configured.
+    let mut cfg = config(&["b.example"], true);
+    cfg.tls = TlsPolicy::Optional;
+    cfg.dialback_without_tls = true;
+    let mut inc = S2sReceivingStream::new(cfg, SeededEntropy::new(2));
+    inc.set_peer_identities(vec![PresentedId::Dns("a.example".into())]);
+    inc.start(Instant::ZERO, Transport::Plain).unwrap();
+    let (sent, events) = feed(
+        &mut inc,
+        &[
+            &receiving_header("a.example", "b.example"),
+            &db_result("a.example", "b.example", "abc"),
+        ],
+    );
+    assert!(asked(&events), "{sent}");
+    assert!(!sent.contains("type='valid'"), "{sent}");
+}
+
+#[test]
+fn dialback_without_tls_only_when_configured() {
+    let plain = |without_tls: bool| {
+        let mut cfg = config(&[], true);
+        cfg.tls = TlsPolicy::Disabled;
+        cfg.sasl_external = false;
+        cfg.dialback_without_tls = without_tls;
+        cfg
+    };
+    let with_domains = |mut cfg: S2sConfig, domains: &[&str]| {
+        cfg.local_domains = domains.iter().map(|d| jid(d)).collect();
+        cfg
+    };
+    // Not configured: the initiating end does not even try; nothing is authenticated.
+    let mut refused = ends(
+        with_domains(plain(false), &["a.example"]),
+        with_domains(plain(false), &["b.example"]),
+        "",
+    );
+    let [out, _] = drive(&mut refused, &ANSWER, Instant::ZERO);
+    assert!(authenticated(&out).is_empty());
+    assert!(
+        out.contains(&Event::Closed {
+            reason: CloseReason::ServerNotAuthenticated
+        }),
+        "{out:?}"
+    );
+    // Configured on both ends: dialback over plain TCP.
+    let mut ends = ends(
+        with_domains(plain(true), &["a.example"]),
+        with_domains(plain(true), &["b.example"]),
+        "",
+    );
+    let [out, _] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert_eq!(authenticated(&out).len(), 1, "{out:?}");
+    assert!(!ends[0].flags().contains(xmpp_stream::SessionFlags::SECURE));
+}
+
+#[test]
+fn further_target_domains_share_the_connection_when_the_certificate_names_them() {
+    let mut initiating = config(&["a.example", "a2.example"], true);
+    initiating.sasl_external = false;
+    let mut receiving = config(&["b.example", "b2.example", "b3.example"], true);
+    receiving.sasl_external = false;
+    let mut ends = ends(initiating, receiving, "");
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    out.set_peer_identities(vec![
+        PresentedId::Dns("b.example".into()),
+        PresentedId::Dns("b2.example".into()),
+    ]);
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    assert!(out.certifies(&jid("b2.example")) && !out.certifies(&jid("b3.example")));
+    // b3.example is not in the peer's certificate: refused before anything is sent.
+    assert!(
+        out.add_pair(Instant::ZERO, &jid("a.example"), &jid("b3.example"))
+            .is_err()
+    );
+    out.add_pair(Instant::ZERO, &jid("a.example"), &jid("b2.example"))
+        .unwrap();
+    out.add_pair(Instant::ZERO, &jid("a2.example"), &jid("b2.example"))
+        .unwrap();
+    assert!(
+        out.add_pair(Instant::ZERO, &jid("a2.example"), &jid("b2.example"))
+            .is_err(),
+        "already asked for"
+    );
+    let [events, _] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert_eq!(authenticated(&events).len(), 2, "{events:?}");
+    let message = stanza("<message xmlns='jabber:client' from='x@a2.example' to='y@b2.example'/>");
+    ends[0].send_stanza(Instant::ZERO, &message).unwrap();
+    let [_, inc] = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert_eq!(stanzas(&inc).len(), 1, "{inc:?}");
+    let AnyStream::S2sReceiving(inc) = &ends[1] else {
+        unreachable!()
+    };
+    assert_eq!(inc.pairs().len(), 3);
+}
+
+#[test]
+fn a_pair_still_being_verified_carries_no_stanza() {
+    // Dialback piggybacking for a pair not yet verified: its stanzas are invalid-from until
+    // the authoritative server said valid.
+    let mut initiating = config(&["a.example", "a2.example"], true);
+    initiating.sasl_external = false;
+    let mut ends = ends_with(initiating);
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    let (_, events) = feed(
+        inc,
+        &[
+            &db_result("a2.example", "b.example", "abc"),
+            "<message from='x@a2.example' to='y@b.example'/>",
+        ],
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. }))
+    );
+    assert!(stanzas(&events).is_empty());
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::InvalidFrom)
+    );
+
+    // An answer for a pair the initiating end never asked for: invalid-from.
+    let mut initiating = config(&["a.example"], true);
+    initiating.sasl_external = false;
+    let mut ends = ends_with(initiating);
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    let _ = out.handle_input(
+        Instant::ZERO,
+        b"<db:result from='b.example' to='a9.example' type='valid'/>",
+    );
+    let events = events_of(out);
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::InvalidFrom)
+    );
+}
+
+#[test]
+fn db_verify_for_a_stream_id_we_never_issued_is_invalid() {
+    // A key that is right for stream 'x1', asked about for 'x2' (a stream b.example never
+    // opened): invalid, whatever the key.
+    let secret = DialbackSecret::new(SECRET);
+    let key = secret.key(
+        &Domain::new("c.example").unwrap(),
+        &Domain::new("b.example").unwrap(),
+        &StreamId::new("x1").unwrap(),
+    );
+    let (sent, events) = feed(
+        &mut receiving(),
+        &[
+            &receiving_header("c.example", "b.example"),
+            &format!(
+                "<db:verify from='c.example' to='b.example' id='x2'>{}</db:verify>",
+                key.as_str()
+            ),
+        ],
+    );
+    assert!(
+        sent.contains("type='invalid'") && sent.contains("id='x2'"),
+        "{sent}"
+    );
+    assert_eq!(closed_with(&events), None);
+}
+
+/// The events among an initiating end's pending outputs.
+fn events_of(out: &mut S2sInitiatingStream) -> Vec<Event> {
+    std::iter::from_fn(|| out.poll_output())
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
 }

@@ -107,6 +107,46 @@ pub fn s2s_configs(
     Ok((Arc::new(server), Arc::new(client)))
 }
 
+/// A server configuration that presents, to a client whose SNI (RFC 6066) names one of
+/// `by_name`'s domains, that domain's certificate, and `default`'s otherwise: one listener
+/// for a server of several domains, each with its certificate. Everything but the
+/// certificate choice is `default`'s.
+pub fn with_sni(
+    default: &rustls::ServerConfig,
+    by_name: &[(String, Arc<rustls::ServerConfig>)],
+) -> Arc<rustls::ServerConfig> {
+    let mut config = default.clone();
+    config.cert_resolver = Arc::new(BySni {
+        default: Arc::clone(&default.cert_resolver),
+        by_name: by_name
+            .iter()
+            .map(|(name, config)| (name.to_ascii_lowercase(), Arc::clone(&config.cert_resolver)))
+            .collect(),
+    });
+    Arc::new(config)
+}
+
+/// The certificate resolver of [`with_sni`].
+#[derive(Debug)]
+struct BySni {
+    default: Arc<dyn rustls::server::ResolvesServerCert>,
+    by_name: Vec<(String, Arc<dyn rustls::server::ResolvesServerCert>)>,
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        // rustls hands the SNI name over lowercased and validated.
+        let resolver = hello
+            .server_name()
+            .and_then(|name| self.by_name.iter().find(|(known, _)| known == name))
+            .map_or(&self.default, |(_, resolver)| resolver);
+        resolver.resolve(hello)
+    }
+}
+
 /// The server name to verify and send in SNI.
 pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(name.to_owned())

@@ -39,9 +39,18 @@ struct Cli {
     /// Listen address (loopback only by default)
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
-    /// The XMPP domain served (one: the IM machine serves a single domain)
-    #[arg(long, value_name = "NAME", default_value = "localhost")]
-    domain: String,
+    /// An XMPP domain served (repeatable: the first is the main one; accounts of another are
+    /// given as --user NAME@DOMAIN:PASSWORD)
+    #[arg(long = "domain", value_name = "NAME", default_value = "localhost")]
+    domains: Vec<String>,
+    /// The certificate of one domain, for c2s and s2s, chosen by the peer's SNI and presented
+    /// when dialing out from that domain (repeatable) [default: --cert, --s2s-cert]
+    #[arg(long = "domain-cert", value_name = "DOMAIN=CERT,KEY", value_parser = domain_cert)]
+    domain_certs: Vec<(String, PathBuf, PathBuf)>,
+    /// Negotiate XEP-0288 bidirectional server-to-server streams when the peer offers them
+    /// (and offer them): one connection carries stanzas both ways
+    #[arg(long)]
+    s2s_bidi: bool,
     /// An in-memory account (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
@@ -61,6 +70,13 @@ struct Cli {
     /// Federation needs a certificate for the domain (--s2s-cert/--s2s-key, or --cert/--key).
     #[arg(long, value_name = "PORT")]
     s2s_port: Option<u16>,
+    /// Also accept peer servers over XEP-0368 direct TLS (TLS first, no STARTTLS) on this
+    /// port, on the loopback address of --bind's family [default: off]
+    ///
+    /// Peers find it by SRV `_xmpps-server._tcp.DOMAIN`, which outgoing lookups here try
+    /// before `_xmpp-server._tcp.DOMAIN`.
+    #[arg(long, value_name = "PORT", requires = "s2s_port")]
+    s2s_tls_port: Option<u16>,
     /// A static route to a peer server: stanzas for DOMAIN go to HOST:PORT (repeatable)
     ///
     /// A domain without a route is looked up in DNS (RFC 6120 §3.2): SRV
@@ -128,6 +144,17 @@ fn component(spec: &str) -> Result<(BareJid, String), String> {
     Ok((domain, secret.to_owned()))
 }
 
+/// `DOMAIN=CERT,KEY` for `--domain-cert`: PEM files.
+fn domain_cert(spec: &str) -> Result<(String, PathBuf, PathBuf), String> {
+    let (domain, files) = spec.split_once('=').ok_or("takes DOMAIN=CERT,KEY")?;
+    let (cert, key) = files.split_once(',').ok_or("takes DOMAIN=CERT,KEY")?;
+    let jid = BareJid::new(domain).map_err(|e| format!("{domain:?}: {e}"))?;
+    if jid.node().is_some() || cert.is_empty() || key.is_empty() {
+        return Err("takes DOMAIN=CERT,KEY".to_owned());
+    }
+    Ok((jid.as_str().to_owned(), cert.into(), key.into()))
+}
+
 /// `DOMAIN=HOST:PORT` for `--s2s-route`: HOST an IP address (no DNS).
 fn route(spec: &str) -> Result<(String, SocketAddr), String> {
     let (domain, addr) = spec.split_once('=').ok_or("takes DOMAIN=HOST:PORT")?;
@@ -154,7 +181,10 @@ fn federation(
     ) else {
         return Err("federation needs a certificate: --s2s-cert/--s2s-key or --cert/--key".into());
     };
-    let tls = S2sTls::from_pem_files(cert, key, args.s2s_ca.as_deref())?;
+    let mut tls = S2sTls::from_pem_files(cert, key, args.s2s_ca.as_deref())?;
+    for (domain, cert, key) in &args.domain_certs {
+        tls = tls.with_domain(domain, &std::fs::read(cert)?, &std::fs::read(key)?)?;
+    }
     let secret = if let Some(file) = &args.dialback_secret_file {
         DialbackSecret::new(&std::fs::read(file)?)
     } else {
@@ -230,31 +260,53 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(period) = args.heap_stats {
         heap_stats(period);
     }
-    let domain = BareJid::new(&args.domain)?;
-    let mut hub = HubConfig::new(domain).with_plus(if args.channel_binding {
+    let domains = args
+        .domains
+        .iter()
+        .map(|domain| BareJid::new(domain))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some((primary, others)) = domains.split_first() else {
+        return Err("no --domain".into());
+    };
+    let mut hub = HubConfig::new(primary.clone()).with_plus(if args.channel_binding {
         PlusPolicy::Advertise
     } else {
         PlusPolicy::Off
     });
+    for domain in others {
+        hub = hub.with_domain(domain.clone());
+    }
+    for (domain, _, _) in &args.domain_certs {
+        if !domains.iter().any(|served| served.as_str() == domain) {
+            return Err(format!("--domain-cert {domain}: not a served --domain").into());
+        }
+    }
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
     for (component, secret) in &args.components {
         // The served domain's stanzas never reach a component: such a component would
         // connect and never hear anything.
-        if component.as_str() == hub.domain.as_str() {
-            return Err(format!("--component {component}: that is the served --domain").into());
+        if domains.contains(component) {
+            return Err(format!("--component {component}: that is a served --domain").into());
         }
         hub = hub.with_component(component.clone(), secret);
     }
     let federation = federation(&args)?;
     if let Some((_, secret)) = &federation {
         hub = hub.with_s2s(secret.clone());
+        if let Some(s2s) = &mut hub.s2s {
+            s2s.bidi = args.s2s_bidi;
+        }
     }
-    let tls = match (&args.cert, &args.key) {
+    let names: Vec<&str> = args.domains.iter().map(String::as_str).collect();
+    let mut tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => TlsMaterial::from_pem_files(cert, key)?,
-        _ => TlsMaterial::self_signed(&[args.domain.as_str()])?,
+        _ => TlsMaterial::self_signed(&names)?,
     };
+    for (domain, cert, key) in &args.domain_certs {
+        tls = tls.with_domain(domain, &TlsMaterial::from_pem_files(cert, key)?);
+    }
     let config = RuntimeConfig {
         hub,
         tls,
@@ -288,12 +340,25 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             None => None,
         };
+        let s2s_direct_tls = match args.s2s_tls_port {
+            Some(port) => {
+                let addr = SocketAddr::new(loopback_like(args.bind), port);
+                Some(tokio::net::TcpListener::bind(addr).await?)
+            }
+            None => None,
+        };
         if let Some(listener) = &s2s {
             eprintln!("xmpp-server: peer servers on {}", listener.local_addr()?);
         }
+        if let Some(listener) = &s2s_direct_tls {
+            eprintln!(
+                "xmpp-server: peer servers on {} (direct TLS)",
+                listener.local_addr()?
+            );
+        }
         eprintln!(
             "xmpp-server: serving {} on {} (STARTTLS){}{} ({} accounts); Ctrl-C stops",
-            args.domain,
+            args.domains.join(", "),
             listener.local_addr()?,
             match &direct {
                 Some(l) => format!(" and {} (direct TLS)", l.local_addr()?),
@@ -315,6 +380,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             direct_tls: direct,
             component,
             s2s,
+            s2s_direct_tls,
         };
         xmpp_server::serve_on(listeners, config, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -345,7 +411,8 @@ mod tests {
         assert_eq!(cli.port, 5222);
         assert_eq!(cli.tls_port, None);
         assert_eq!(cli.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(cli.domain, "localhost");
+        assert_eq!(cli.domains, ["localhost"]);
+        assert!(cli.domain_certs.is_empty() && !cli.s2s_bidi);
         assert!(cli.users.is_empty() && cli.cert.is_none() && cli.key.is_none());
         assert!(cli.component_port.is_none() && cli.components.is_empty());
         assert!(cli.s2s_port.is_none() && cli.s2s_routes.is_empty());
@@ -395,7 +462,7 @@ mod tests {
         assert_eq!(cli.port, 5333);
         assert_eq!(cli.tls_port, Some(5334));
         assert_eq!(cli.bind, "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(cli.domain, "example.test");
+        assert_eq!(cli.domains, ["example.test"]);
         let users = [("alice", "pw"), ("bob", "p:w")].map(|(n, p)| (n.to_owned(), p.to_owned()));
         assert_eq!(cli.users, users);
         assert_eq!(cli.cert, Some(PathBuf::from("cert.pem")));
@@ -427,9 +494,12 @@ mod tests {
             "secret",
             "--resolver",
             "127.0.0.1:5353",
+            "--s2s-tls-port",
+            "5270",
         ])
         .unwrap();
         assert_eq!(cli.s2s_port, Some(5269));
+        assert_eq!(cli.s2s_tls_port, Some(5270));
         assert_eq!(cli.resolver, Some("127.0.0.1:5353".parse().unwrap()));
         assert_eq!(
             cli.s2s_routes,
@@ -449,12 +519,48 @@ mod tests {
             &["--s2s-route", "b.test=127.0.0.1"],
             &["--s2s-cert", "s2s.pem"],
             &["--s2s-key", "s2s-key.pem"],
+            &["--s2s-tls-port", "5270"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         // Federating without any certificate is refused at start.
         let cli = parse(&["--s2s-port", "5269"]).unwrap();
         assert!(federation(&cli).is_err());
+    }
+
+    #[test]
+    fn parses_several_domains_with_their_certificates() {
+        let cli = parse(&[
+            "--domain",
+            "a.test",
+            "--domain",
+            "a2.test",
+            "--domain-cert",
+            "A2.test=a2.pem,a2-key.pem",
+            "--s2s-bidi",
+        ])
+        .unwrap();
+        assert_eq!(cli.domains, ["a.test", "a2.test"]);
+        assert_eq!(
+            cli.domain_certs,
+            [(
+                "a2.test".to_owned(),
+                PathBuf::from("a2.pem"),
+                PathBuf::from("a2-key.pem")
+            )]
+        );
+        assert!(cli.s2s_bidi);
+        for bad in [
+            &["--domain-cert", "a2.test=a2.pem"][..],
+            &["--domain-cert", "a2.pem,a2-key.pem"],
+            &["--domain-cert", "u@a2.test=a2.pem,k.pem"],
+            &["--domain-cert", "a2.test=,k.pem"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // A certificate for a domain that is not served is refused at start.
+        let cli = parse(&["--domain-cert", "z.test=z.pem,z-key.pem"]).unwrap();
+        assert!(run(cli).is_err());
     }
 
     #[test]

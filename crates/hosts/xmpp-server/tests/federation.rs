@@ -8,6 +8,9 @@
 //!   dialback secret, so nothing but EXTERNAL can authenticate the link.
 //! - Dialback (XEP-0220): each server trusts only a CA that did not sign the peer's
 //!   certificate, so EXTERNAL is never offered and only dialback can.
+//! - Several domains (a.test + a2.test, b.test + b2.test): users of two local domains talk,
+//!   and every domain pair federates over one connection per direction, or one in all with
+//!   XEP-0288 bidi (the counts of s2s connections are checked).
 //! - A route to a port nobody listens on, and a domain with no route: the stanza bounces with
 //!   `remote-server-not-found`.
 //! - DNS (RFC 6120 §3.2): a.test has no static route to b.test and finds it through SRV
@@ -18,6 +21,12 @@
 //!   `_xmpp-server._tcp.b.test` SRV 0 5 <b's s2s port> `b-host.test`, `b-host.test` A
 //!   127.0.0.1; `_xmpp-server._tcp.none.test` SRV 0 0 0 `.` (no service); anything else
 //!   under `.test` NXDOMAIN.
+//!
+//! - XEP-0368: `_xmpps-server._tcp.b.test` SRV names b's direct TLS s2s port and is asked
+//!   before `_xmpp-server._tcp.b.test` (which names a closed port): the message arrives over a
+//!   stream that started with TLS up.
+//! - Each domain with a certificate of its own: SNI chooses it (c2s clients verify the name),
+//!   and a connection from a2.test presents a2.test's (SASL EXTERNAL only).
 //!
 //! No peer software is needed: these tests always run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -73,8 +82,15 @@ impl Ca {
     /// `_xmpp-server.<domain>` (RFC 4985, an IA5String: written by hand, rcgen only writes
     /// UTF8String otherNames), server and client authentication. Returns (cert PEM, key PEM).
     fn issue(&self, domain: &str) -> (String, String) {
+        self.issue_for(&[domain])
+    }
+
+    /// [`issue`](Self::issue) for several domains: the names of each, the CN the first.
+    fn issue_for(&self, domains: &[&str]) -> (String, String) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, domain);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, domains[0]);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -83,7 +99,7 @@ impl Ca {
             .custom_extensions
             .push(CustomExtension::from_oid_content(
                 &[2, 5, 29, 17],
-                subject_alt_names(domain),
+                subject_alt_names(domains),
             ));
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -101,14 +117,16 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// `SubjectAltName ::= GeneralNames`: `[2] dNSName`, `[0] otherName { id-on-dnsSRV,
 /// [0] EXPLICIT IA5String }`.
-fn subject_alt_names(domain: &str) -> Vec<u8> {
+fn subject_alt_names(domains: &[&str]) -> Vec<u8> {
     const ID_ON_DNS_SRV: [u8; 8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
-    let dns = tlv(0x82, domain.as_bytes());
-    let srv = format!("_xmpp-server.{domain}");
-    let mut other = tlv(0x06, &ID_ON_DNS_SRV);
-    other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
-    let mut names = dns;
-    names.extend(tlv(0xA0, &other));
+    let mut names = Vec::new();
+    for domain in domains {
+        names.extend(tlv(0x82, domain.as_bytes()));
+        let srv = format!("_xmpp-server.{domain}");
+        let mut other = tlv(0x06, &ID_ON_DNS_SRV);
+        other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
+        names.extend(tlv(0xA0, &other));
+    }
     tlv(0x30, &names)
 }
 
@@ -120,6 +138,14 @@ struct Side<'a> {
     issuer: &'a Ca,
     trusts: &'a Ca,
     dialback: bool,
+    /// Further domains served, each with one user (`user@domain`, password `user-pw`); the
+    /// certificate names them all.
+    others: &'a [(&'a str, &'a str)],
+    /// XEP-0288 bidirectional streams.
+    bidi: bool,
+    /// A certificate of its own for each domain (c2s and s2s, chosen by SNI and by the
+    /// domain we dial out from), instead of one naming them all.
+    own_certs: bool,
 }
 
 fn start(side: &Side<'_>, listener: TcpListener, routes: &[(&str, SocketAddr)]) -> ServerHandle {
@@ -132,35 +158,62 @@ fn start_with_dns(
     routes: &[(&str, SocketAddr)],
     dns: &Dns,
 ) -> ServerHandle {
+    ServerHandle::spawn_federating(loopback(), listener, config_for(side, routes, dns)).unwrap()
+}
+
+/// The configuration of one federating server.
+fn config_for(side: &Side<'_>, routes: &[(&str, SocketAddr)], dns: &Dns) -> RuntimeConfig {
     let mut hub = HubConfig::new(BareJid::new(side.domain).unwrap())
         .with_user(side.user, &format!("{}-pw", side.user))
         .with_s2s(DialbackSecret::new(
             format!("{} dialback secret", side.domain).as_bytes(),
         ));
-    if !side.dialback
-        && let Some(s2s) = &mut hub.s2s
-    {
-        s2s.dialback_secret = None;
+    for (domain, user) in side.others {
+        hub = hub
+            .with_domain(BareJid::new(domain).unwrap())
+            .with_user(&format!("{user}@{domain}"), &format!("{user}-pw"));
     }
-    let (cert, key) = side.issuer.issue(side.domain);
+    if let Some(s2s) = &mut hub.s2s {
+        if !side.dialback {
+            s2s.dialback_secret = None;
+        }
+        s2s.bidi = side.bidi;
+    }
+    let names: Vec<&str> = std::iter::once(side.domain)
+        .chain(side.others.iter().map(|(domain, _)| *domain))
+        .collect();
+    let (cert, key) = if side.own_certs {
+        side.issuer.issue(side.domain)
+    } else {
+        side.issuer.issue_for(&names)
+    };
     let ca = side.trusts.pem();
+    let mut tls = S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap();
+    let mut c2s =
+        TlsMaterial::self_signed(if side.own_certs { &names[..1] } else { &names }).unwrap();
+    for domain in names.iter().skip(1).filter(|_| side.own_certs) {
+        let (cert, key) = side.issuer.issue(domain);
+        tls = tls
+            .with_domain(domain, cert.as_bytes(), key.as_bytes())
+            .unwrap();
+        c2s = c2s.with_domain(domain, &TlsMaterial::self_signed(&[domain]).unwrap());
+    }
     let s2s = S2sSettings {
         routes: routes
             .iter()
             .map(|(domain, addr)| ((*domain).to_owned(), *addr))
             .collect(),
         dns: dns.clone(),
-        tls: S2sTls::from_pem(cert.as_bytes(), key.as_bytes(), Some(ca.as_bytes())).unwrap(),
+        tls,
         connect_timeout: Duration::from_secs(5),
     };
-    let config = RuntimeConfig {
+    RuntimeConfig {
         hub,
-        tls: TlsMaterial::self_signed(&[side.domain]).unwrap(),
+        tls: c2s,
         log: std::env::var("XMPP_C2S_LOG").is_ok(),
         trace: std::env::var("XMPP_C2S_TRACE").is_ok(),
         s2s: Some(s2s),
-    };
-    ServerHandle::spawn_federating(loopback(), listener, config).unwrap()
+    }
 }
 
 fn listener() -> (TcpListener, SocketAddr) {
@@ -206,6 +259,9 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             issuer: a_ca,
             trusts: a_trusts,
             dialback,
+            others: &[],
+            bidi: false,
+            own_certs: false,
         },
         a_listener,
         &[("b.test", b_addr)],
@@ -217,6 +273,9 @@ fn federate(a_ca: &Ca, b_ca: &Ca, a_trusts: &Ca, b_trusts: &Ca, dialback: bool) 
             issuer: b_ca,
             trusts: b_trusts,
             dialback,
+            others: &[],
+            bidi: false,
+            own_certs: false,
         },
         b_listener,
         &[("a.test", a_addr)],
@@ -308,6 +367,9 @@ fn external_alone_fails_when_certificates_are_not_trusted() {
         issuer,
         trusts,
         dialback: false,
+        others: &[],
+        bidi: false,
+        own_certs: false,
     };
     let a = start(
         &side("a.test", "alice", &a_ca, &a_ca),
@@ -340,6 +402,9 @@ fn unreachable_domains_bounce_with_remote_server_not_found() {
             issuer: &ca,
             trusts: &ca,
             dialback: true,
+            others: &[],
+            bidi: false,
+            own_certs: false,
         },
         a_listener,
         &[("down.test", closed_addr)],
@@ -376,6 +441,20 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A server with one user, a certificate from `ca`, trusting `ca`, no dialback secret.
+fn external_side<'a>(ca: &'a Ca, domain: &'a str, user: &'a str) -> Side<'a> {
+    Side {
+        domain,
+        user,
+        issuer: ca,
+        trusts: ca,
+        dialback: false,
+        others: &[],
+        bidi: false,
+        own_certs: false,
+    }
+}
+
 /// The private DNS server: answers from the zone above, logs every name asked.
 struct DnsServer {
     addr: SocketAddr,
@@ -384,6 +463,11 @@ struct DnsServer {
 
 impl DnsServer {
     fn spawn(b_port: u16) -> DnsServer {
+        Self::spawn_with(b_port, None)
+    }
+
+    /// Also `_xmpps-server._tcp.b.test` SRV 0 5 <b_tls_port> `b-host.test` (XEP-0368).
+    fn spawn_with(b_port: u16, b_tls_port: Option<u16>) -> DnsServer {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = socket.local_addr().unwrap();
         let asked = Arc::new(Mutex::new(Vec::new()));
@@ -395,11 +479,19 @@ impl DnsServer {
                 let Ok(query) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
-                let reply = answer(&query, b_port, &log);
+                let reply = answer(&query, b_port, b_tls_port, &log);
                 let _ = socket.send_to(&reply.to_vec().unwrap(), from);
             }
         });
         DnsServer { addr, asked }
+    }
+
+    /// Our servers' DNS setting for this nameserver alone.
+    fn config(&self) -> Dns {
+        Dns::Nameserver {
+            addr: self.addr,
+            timeout: Duration::from_secs(2),
+        }
     }
 
     fn asked(&self) -> Vec<String> {
@@ -407,7 +499,12 @@ impl DnsServer {
     }
 }
 
-fn answer(query: &Message, b_port: u16, log: &Mutex<Vec<String>>) -> Message {
+fn answer(
+    query: &Message,
+    b_port: u16,
+    b_tls_port: Option<u16>,
+    log: &Mutex<Vec<String>>,
+) -> Message {
     let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
     reply.metadata.message_type = MessageType::Response;
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -427,6 +524,11 @@ fn answer(query: &Message, b_port: u16, log: &Mutex<Vec<String>>) -> Message {
         ("_xmpp-server._tcp.b.test.", RecordType::SRV) => {
             let target = Name::from_ascii("b-host.test.").unwrap();
             reply.add_answer(record(RData::SRV(SRV::new(0, 5, b_port, target))));
+        }
+        ("_xmpps-server._tcp.b.test.", RecordType::SRV) if b_tls_port.is_some() => {
+            let target = Name::from_ascii("b-host.test.").unwrap();
+            let port = b_tls_port.unwrap();
+            reply.add_answer(record(RData::SRV(SRV::new(0, 5, port, target))));
         }
         ("_xmpp-server._tcp.none.test.", RecordType::SRV) => {
             reply.add_answer(record(RData::SRV(SRV::new(0, 0, 0, Name::root()))));
@@ -450,23 +552,9 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
     let (a_listener, _) = listener();
     let (b_listener, b_addr) = listener();
     let dns = DnsServer::spawn(b_addr.port());
-    let side = |domain, user| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
-        dialback: false,
-    };
-    let a = start_with_dns(
-        &side("a.test", "alice"),
-        a_listener,
-        &[],
-        &Dns::Nameserver {
-            addr: dns.addr,
-            timeout: Duration::from_secs(2),
-        },
-    );
+    // SASL EXTERNAL only: b.test never needs to reach a.test for this one-way link.
+    let side = |domain, user| external_side(&ca, domain, user);
+    let a = start_with_dns(&side("a.test", "alice"), a_listener, &[], &dns.config());
     let b = start(&side("b.test", "bob"), b_listener, &[]);
     let mut alice = client(&a, "a.test", "alice");
     let mut bob = client(&b, "b.test", "bob");
@@ -503,4 +591,175 @@ fn a_peer_is_found_by_srv_on_a_private_nameserver() {
         "{asked:?}"
     );
     assert!(asked.iter().all(|q| q.contains(".test. ")), "{asked:?}");
+}
+
+/// The bare JID of a full one.
+fn bare(full: &str) -> &str {
+    full.split('/').next().unwrap()
+}
+
+/// Every user of one server sends a message to every user of the other; each arrives from
+/// the sender's full JID.
+fn everyone_writes(
+    senders: &mut [(&str, Connection<ClientStream>)],
+    receivers: &mut [(&str, Connection<ClientStream>)],
+) {
+    for (from, sender) in senders.iter_mut() {
+        for (to, receiver) in receivers.iter_mut() {
+            let text = format!("{from} to {to}");
+            sender.send(&message(bare(to), "x", &text)).unwrap();
+            let got = receiver
+                .wait_stanza(WAIT, |s| body(s).as_deref() == Some(text.as_str()))
+                .unwrap();
+            assert_eq!(got.attr("from"), Some(*from), "{text}");
+        }
+    }
+}
+
+/// Two servers of two domains each: a.test + a2.test (alice, carol) and b.test + b2.test
+/// (bob, dave), each with one certificate naming both its domains, a CA both trust, and
+/// dialback secrets. Static routes name a.test and b.test only: a2.test and b2.test are
+/// reachable only over the connection to the other domain of their server. Users of the two
+/// local domains of one server talk without any s2s connection; then every pair of domains
+/// talks both ways over one connection per direction (or, with XEP-0288, one in all): the
+/// first pair by SASL EXTERNAL, our other domain piggybacked by dialback, the peer's other
+/// domain added because its certificate names it, and the receiving end skipping the
+/// verification for names the initiating end's certificate holds (XEP-0344).
+fn two_domains_each(bidi: bool) {
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, a_addr) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, others| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: true,
+        others,
+        bidi,
+        own_certs: false,
+    };
+    let a = start(
+        &side("a.test", "alice", &[("a2.test", "carol")]),
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let b = start(
+        &side("b.test", "bob", &[("b2.test", "dave")]),
+        b_listener,
+        &[("a.test", a_addr)],
+    );
+    let mut a_users = [
+        ("alice@a.test/phone", client(&a, "a.test", "alice")),
+        ("carol@a2.test/phone", client(&a, "a2.test", "carol")),
+    ];
+    let mut b_users = [
+        ("bob@b.test/phone", client(&b, "b.test", "bob")),
+        ("dave@b2.test/phone", client(&b, "b2.test", "dave")),
+    ];
+
+    // Two local domains of one server: no federation involved.
+    let (alice, carol) = a_users.split_at_mut(1);
+    everyone_writes(alice, carol);
+    everyone_writes(carol, alice);
+    assert_eq!(a.stats().unwrap().s2s_outgoing, 0);
+
+    everyone_writes(&mut a_users, &mut b_users);
+    everyone_writes(&mut b_users, &mut a_users);
+    let (a_stats, b_stats) = (a.stats().unwrap(), b.stats().unwrap());
+    let counts = |stats: xmpp_server::ServerStats| (stats.s2s_incoming, stats.s2s_outgoing);
+    if bidi {
+        assert_eq!((counts(a_stats), counts(b_stats)), ((0, 1), (1, 0)));
+    } else {
+        assert_eq!((counts(a_stats), counts(b_stats)), ((1, 1), (1, 1)));
+    }
+}
+
+#[test]
+fn two_servers_of_two_domains_each_share_one_connection_per_direction() {
+    two_domains_each(false);
+}
+
+#[test]
+fn with_bidi_two_servers_of_two_domains_each_share_one_connection() {
+    two_domains_each(true);
+}
+
+#[test]
+fn each_domain_presents_its_own_certificate() {
+    // a.test and a2.test, b.test and b2.test, each with a certificate naming it alone; SASL
+    // EXTERNAL only (no dialback secret). Clients of a2.test verify the name a2.test: SNI
+    // chose its certificate. carol@a2.test's stanzas authenticate by EXTERNAL only if a2.test's
+    // certificate is the one presented when dialing out from a2.test. b.test's certificate
+    // does not name b2.test: b2.test gets a connection of its own.
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, others| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: false,
+        others,
+        bidi: false,
+        own_certs: true,
+    };
+    let a = start(
+        &side("a.test", "alice", &[("a2.test", "carol")]),
+        a_listener,
+        &[("b.test", b_addr), ("b2.test", b_addr)],
+    );
+    let b = start(
+        &side("b.test", "bob", &[("b2.test", "dave")]),
+        b_listener,
+        &[],
+    );
+    let mut carol = [("carol@a2.test/phone", client(&a, "a2.test", "carol"))];
+    let mut b_users = [
+        ("bob@b.test/phone", client(&b, "b.test", "bob")),
+        ("dave@b2.test/phone", client(&b, "b2.test", "dave")),
+    ];
+    let _alice = client(&a, "a.test", "alice");
+    everyone_writes(&mut carol, &mut b_users);
+    let stats = a.stats().unwrap();
+    assert_eq!(stats.s2s_outgoing, 2, "{stats:?}");
+}
+
+#[test]
+fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
+    // XEP-0368: b.test publishes `_xmpps-server._tcp` (its direct TLS port) and
+    // `_xmpp-server._tcp` (a port nobody listens on), same priority: direct TLS is tried first
+    // and is the only way the message can arrive. The stream starts with TLS up (no
+    // STARTTLS) and authenticates with SASL EXTERNAL (no dialback secret on either side).
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, _) = listener();
+    let (b_tls_listener, b_tls_addr) = listener();
+    let (closed, closed_addr) = listener();
+    drop(closed);
+    let dns = DnsServer::spawn_with(closed_addr.port(), Some(b_tls_addr.port()));
+    let side = |domain, user| external_side(&ca, domain, user);
+    let a = start_with_dns(&side("a.test", "alice"), a_listener, &[], &dns.config());
+    let b = ServerHandle::spawn_federating_with_direct_tls(
+        loopback(),
+        b_listener,
+        b_tls_listener,
+        config_for(&side("b.test", "bob"), &[], &Dns::Off),
+    )
+    .unwrap();
+    let mut alice = client(&a, "a.test", "alice");
+    let mut bob = client(&b, "b.test", "bob");
+    alice
+        .send(&message("bob@b.test", "m1", "over direct TLS"))
+        .unwrap();
+    let got = bob
+        .wait_stanza(WAIT, |s| body(s).as_deref() == Some("over direct TLS"))
+        .unwrap();
+    assert_eq!(got.attr("from"), Some("alice@a.test/phone"));
+    let asked = dns.asked();
+    let position = |query: &str| asked.iter().position(|q| q == query);
+    let direct = position("_xmpps-server._tcp.b.test. SRV").expect("xmpps asked");
+    let starttls = position("_xmpp-server._tcp.b.test. SRV").expect("xmpp asked");
+    assert!(direct < starttls, "{asked:?}");
 }

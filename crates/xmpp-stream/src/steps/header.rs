@@ -134,6 +134,13 @@ pub(crate) fn from_server(m: &mut Machine, header: &StreamHeader) -> Result<(), 
 /// §4.9.1.2), echoing the client's `from` as `to` when it is a JID (§4.7.2); then namespace,
 /// version and `to` are checked and the features for the session's flags are listed.
 pub(crate) fn from_client(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
+    // A server of several domains serves this stream as the one it is `to`.
+    if let Side::Server(side) = &mut m.side
+        && let Some(to) = domain(header.to.as_deref())
+        && side.config.other_domains.contains(&to)
+    {
+        side.config.domain = to;
+    }
     let client = match header.from.as_deref().map(Jid::new) {
         None => None,
         Some(Ok(jid)) => Some(jid),

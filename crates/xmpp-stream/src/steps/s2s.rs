@@ -16,7 +16,7 @@ use crate::dialback::{
 };
 use crate::entropy::random_token;
 use crate::error::ProtocolError;
-use crate::features::{Advertised, FeatureKind, Features};
+use crate::features::{Advertised, FeatureKind, Features, ns};
 use crate::flags::SessionFlags;
 use crate::identity::{self, PresentedId, ReferenceId, Service};
 use crate::machine::{Machine, Side};
@@ -242,6 +242,14 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
         m.give_up(CloseReason::TlsFailed);
         return Ok(());
     }
+    let bidi_listed = features
+        .others()
+        .any(|other| other.is("bidi", ns::BIDI_FEATURE));
+    if secure && bidi_listed && !flags.contains(SessionFlags::BIDI) && bidi_wanted(m) {
+        // XEP-0288 §2: asked for after TLS, before authentication; no answer comes.
+        m.core.send(&Element::builder("bidi", ns::BIDI).build());
+        m.core.flags |= SessionFlags::BIDI;
+    }
     let external_offered = features.mechanisms().is_some_and(|names| {
         names
             .iter()
@@ -369,16 +377,37 @@ pub(crate) fn dialback_answer(m: &mut Machine, element: Element) -> Result<(), P
     Ok(())
 }
 
-/// Ask the peer to authenticate another of our domains on this stream (XEP-0220 §2.5
-/// piggybacking); `false` when dialback is not possible here.
-pub(crate) fn add_domain(m: &mut Machine, local: &BareJid) -> bool {
-    let Some(remote) = (match &m.side {
-        Side::S2s(side) => side.remote.clone(),
-        _ => None,
-    }) else {
-        return false;
-    };
-    dialback_allowed(m) && send_db_result(m, local, &remote)
+/// Ask the peer to authenticate the pair (`local`, `remote`) on this stream (XEP-0220 §2.5
+/// piggybacking, a further Target Domain included); `false` when dialback is not possible
+/// here.
+pub(crate) fn add_pair(m: &mut Machine, local: &BareJid, remote: &BareJid) -> bool {
+    let pending = matches!(&m.side, Side::S2s(side)
+        if side.has_pair(local, remote) || side.requested.iter().any(|(l, r)| l == local && r == remote));
+    !pending && dialback_allowed(m) && send_db_result(m, local, remote)
+}
+
+/// Whether the peer's certificate (validated by the host) names `remote`: the initiating
+/// end may then ask for pairs with that Target Domain on this connection (the peer is
+/// authoritative for it, XEP-0220 §2.5, RFC 6120 §13.7.2).
+pub(crate) fn peer_certified_for(m: &Machine, remote: &BareJid) -> bool {
+    matches!(&m.side, Side::S2s(side)
+        if m.core.flags.contains(SessionFlags::SECURE) && certificate_names(side, remote))
+}
+
+/// Whether this end asks for or offers XEP-0288 bidirectional streams.
+fn bidi_wanted(m: &Machine) -> bool {
+    matches!(&m.side, Side::S2s(side) if side.config.bidi)
+}
+
+/// `<bidi xmlns='urn:xmpp:bidi'/>` (XEP-0288 §2): the initiating server wants stanzas both
+/// ways; accepted when we offered it (after TLS), the stream goes on without an answer.
+pub(crate) fn bidi_request(m: &mut Machine, _: Element) -> Result<(), ProtocolError> {
+    let offered = bidi_wanted(m) && m.core.flags.contains(SessionFlags::SECURE);
+    if !offered {
+        return Err(m.reject());
+    }
+    m.core.flags |= SessionFlags::BIDI;
+    Ok(())
 }
 
 // ----- the receiving end -----
@@ -465,6 +494,11 @@ fn offer(m: &mut Machine) {
                 Mechanism::External.to_string(),
             ]));
         }
+    }
+    if secure && side.config.bidi && !flags.contains(SessionFlags::AUTHENTICATED) {
+        items.push(Advertised::Other(
+            Element::builder("bidi", ns::BIDI_FEATURE).build(),
+        ));
     }
     if dialback && !tls_pending {
         items.push(Advertised::Other(
@@ -562,6 +596,7 @@ pub(crate) fn dialback_request(m: &mut Machine, element: Element) -> Result<(), 
         return Ok(());
     };
     let allowed = dialback_allowed(m);
+    let secure = m.core.flags.contains(SessionFlags::SECURE);
     let now = m.core.now();
     let Some(side) = side(m) else {
         return Ok(());
@@ -588,12 +623,18 @@ pub(crate) fn dialback_request(m: &mut Machine, element: Element) -> Result<(), 
         refuse_result(m, &request, StanzaErrorCondition::PolicyViolation);
         return Ok(());
     }
-    let deadline = now + side.config.dialback_timeout;
-    side.pending.push(PendingDialback {
+    let pending = PendingDialback {
         originating: request.from.clone(),
         receiving: request.to.clone(),
-        deadline,
-    });
+        deadline: now + side.config.dialback_timeout,
+    };
+    if secure && certificate_names(side, &originating) {
+        // XEP-0344 §2.4, dialback without dialback: over TLS, a certificate the host
+        // validated that names the Sender Domain proves it; no authoritative server is asked.
+        answer_pending(m, &pending, DialbackOutcome::Valid);
+        return Ok(());
+    }
+    side.pending.push(pending);
     arm_dialback_timer(m);
     m.core.event(Event::DialbackVerify {
         originating,

@@ -402,7 +402,11 @@ fn exchange_step(m: &mut Machine, data: &[u8]) {
     let Some(server) = side.exchange.as_mut() else {
         return;
     };
-    match server.step(side.backend.as_ref(), data) {
+    let store = crate::backend::AtDomain {
+        backend: side.backend.as_ref(),
+        domain: &side.config.domain,
+    };
+    match server.step(&store, data) {
         Ok(ServerStep::Challenge(challenge)) => {
             m.core
                 .send(&SaslElement::Challenge(Some(challenge)).to_element());

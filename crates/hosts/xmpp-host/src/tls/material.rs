@@ -19,8 +19,11 @@ pub struct TlsMaterial {
     pub config: Arc<rustls::ServerConfig>,
     /// The end-entity certificate, DER (clients of a self-signed server trust exactly this).
     pub cert_der: Vec<u8>,
-    /// The certificate chain as PEM, for peers that load a CA file.
+    /// The certificate chain as PEM, for peers that load a CA file (with
+    /// [`with_domain`](Self::with_domain), every domain's, concatenated).
     pub cert_pem: String,
+    /// Further domains' end-entity certificates (DER), chosen by SNI.
+    by_name: Vec<(String, Vec<u8>)>,
 }
 
 impl TlsMaterial {
@@ -62,6 +65,32 @@ impl TlsMaterial {
         CertificateDer::from(self.cert_der.as_slice())
     }
 
+    /// Serve `domain` with `material`'s certificate too: a client whose SNI names it gets
+    /// that certificate (RFC 6066), every other client this one's.
+    #[must_use]
+    pub fn with_domain(mut self, domain: &str, material: &TlsMaterial) -> Self {
+        self.by_name
+            .push((domain.to_ascii_lowercase(), material.cert_der.clone()));
+        // Domains added before stay: their resolver is this configuration's default now.
+        self.config = super::with_sni(
+            &self.config,
+            &[(domain.to_owned(), Arc::clone(&material.config))],
+        );
+        self.cert_pem.push_str(&material.cert_pem);
+        self
+    }
+
+    /// The end-entity certificate presented to a client that sent `sni` (see
+    /// [`with_domain`](Self::with_domain)), for [`channel_bindings`](super::channel_bindings).
+    pub fn leaf_for(&self, sni: Option<&str>) -> CertificateDer<'_> {
+        let chosen = sni.and_then(|sni| {
+            self.by_name
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(sni))
+        });
+        CertificateDer::from(chosen.map_or(self.cert_der.as_slice(), |(_, der)| der.as_slice()))
+    }
+
     fn build(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -81,6 +110,7 @@ impl TlsMaterial {
             config: Arc::new(config),
             cert_der,
             cert_pem,
+            by_name: Vec::new(),
         })
     }
 }

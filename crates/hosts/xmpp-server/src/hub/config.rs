@@ -51,7 +51,12 @@ impl PlusPolicy {
 pub struct HubConfig {
     /// The domain served (the stream `to`, the domain part of every account).
     pub domain: BareJid,
-    /// Accounts: (localpart, password).
+    /// Further domains served besides [`domain`](Self::domain) (add with
+    /// [`with_domain`](Self::with_domain)): clients connect `to` any of them, their users talk
+    /// through the one IM machine, and each federates on its own name.
+    pub other_domains: Vec<BareJid>,
+    /// Accounts: (localpart, password) at [`domain`](Self::domain), or (`name@other-domain`,
+    /// password) at one of [`other_domains`](Self::other_domains).
     pub users: Vec<(String, String)>,
     /// XEP-0114 components: (domain, shared secret). A component serves its domain and every
     /// subdomain of it; connections come through [`Hub::accept_component`](super::Hub::accept_component).
@@ -116,6 +121,7 @@ impl HubConfig {
         apply_plus(&mut stream, PlusPolicy::Off);
         HubConfig {
             domain,
+            other_domains: Vec::new(),
             users: Vec::new(),
             components: Vec::new(),
             iterations: 4096,
@@ -132,17 +138,44 @@ impl HubConfig {
     /// with certificates, and dialback (XEP-0220) with `secret` as the fallback.
     #[must_use]
     pub fn with_s2s(mut self, secret: DialbackSecret) -> Self {
-        let mut s2s = S2sConfig::new(vec![self.domain.clone()]);
+        let mut s2s = S2sConfig::new(self.domains());
         s2s.dialback_secret = Some(secret);
         self.s2s = Some(s2s);
         self
     }
 
-    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domain).
+    /// Serve `domain` too (its accounts are added as `name@domain`, see
+    /// [`users`](Self::users)); the c2s and s2s templates learn it.
+    #[must_use]
+    pub fn with_domain(mut self, domain: BareJid) -> Self {
+        if domain == self.domain || self.other_domains.contains(&domain) {
+            return self;
+        }
+        self.stream.other_domains.push(domain.clone());
+        if let Some(s2s) = &mut self.s2s {
+            s2s.local_domains.push(domain.clone());
+        }
+        self.other_domains.push(domain);
+        self
+    }
+
+    /// Every domain served, [`domain`](Self::domain) first.
+    pub fn domains(&self) -> Vec<BareJid> {
+        std::iter::once(self.domain.clone())
+            .chain(self.other_domains.iter().cloned())
+            .collect()
+    }
+
+    /// Whether `domain` is one of ours.
+    pub(super) fn serves(&self, domain: &BareJid) -> bool {
+        *domain == self.domain || self.other_domains.contains(domain)
+    }
+
+    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domains).
     pub(super) fn s2s_config(&self) -> S2sConfig {
         self.s2s
             .clone()
-            .unwrap_or_else(|| S2sConfig::new(vec![self.domain.clone()]))
+            .unwrap_or_else(|| S2sConfig::new(self.domains()))
     }
 
     /// Add an account.

@@ -18,6 +18,7 @@
 //! - `disco`: the iqs the IM machine leaves to the host (ping, disco#info, disco#items);
 //! - `record`: transcripts of every session, for tests ([`HubConfig::record`]).
 
+mod accounts;
 mod components;
 mod config;
 mod disco;
@@ -31,7 +32,6 @@ use std::sync::Arc;
 use minidom::Element;
 use xmpp_im::MemoryStore;
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_stream::MemoryBackend;
 use xmpp_stream::dialback::{DialbackKey, StreamId};
 use xmpp_stream::{
     AnyStream, ChannelBinding, ComponentServerStream, Entropy, Instant, Output, S2sReceivingStream,
@@ -141,7 +141,7 @@ pub struct Hub {
     config: HubConfig,
     /// Shared by every session's `ServerStream`: a per-connection copy would make memory per
     /// session grow with the number of accounts.
-    backend: Arc<MemoryBackend>,
+    backend: Arc<accounts::Accounts>,
     /// The components' secrets and connections, shared by every component stream.
     components: Arc<Components>,
     im: xmpp_im::Server,
@@ -162,6 +162,8 @@ pub struct Hub {
     offline: BTreeMap<BareJid, VecDeque<Element>>,
     /// Outgoing server-to-server connections, by remote domain.
     outgoing: s2s::OutgoingMap,
+    /// Receiving server-to-server streams with XEP-0288 bidi, by the pair they carry.
+    bidi_in: s2s::BidiMap,
 }
 
 impl core::fmt::Debug for Hub {
@@ -176,15 +178,28 @@ impl core::fmt::Debug for Hub {
 impl Hub {
     /// A hub with the configured accounts (SCRAM credentials derived once, here).
     pub fn new(config: HubConfig) -> Self {
-        let mut backend = MemoryBackend::new();
+        let mut backend = accounts::Accounts::new(config.domain.clone());
         let mut store = MemoryStore::new();
         for (name, password) in &config.users {
-            backend = backend.with_user(name, password, config.iterations);
-            if let Ok(jid) = BareJid::from_parts(Some(name), config.domain.domain()) {
+            // `name@domain` for an account of another of our domains.
+            let qualified = BareJid::new(name).ok().and_then(|jid| {
+                let domain = BareJid::from_parts(None, jid.domain()).ok()?;
+                let node = jid.node()?.to_owned();
+                config.serves(&domain).then_some((node, domain))
+            });
+            let (node, domain) = qualified.unwrap_or_else(|| (name.clone(), config.domain.clone()));
+            backend.add(&domain, &node, password, config.iterations);
+            if let Ok(jid) = BareJid::from_parts(Some(&node), domain.domain()) {
                 store.add_account(jid);
             }
         }
-        let im = xmpp_im::Server::new(xmpp_im::ServerConfig::new(config.domain.domain()));
+        // One IM machine for every domain: users of two of our domains are local to each
+        // other (delivery, presence, offline storage), with no hop between machines.
+        let mut im_config = xmpp_im::ServerConfig::new(config.domain.domain());
+        for domain in &config.other_domains {
+            im_config.domains.insert(domain.domain().to_owned());
+        }
+        let im = xmpp_im::Server::new(im_config);
         let components = Arc::new(Components::new(&config.components));
         Hub {
             config,
@@ -201,6 +216,7 @@ impl Hub {
             log: Vec::new(),
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
+            bidi_in: BTreeMap::new(),
         }
     }
 

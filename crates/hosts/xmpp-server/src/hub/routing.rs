@@ -40,7 +40,12 @@ impl Hub {
                     "{id}: s2s pair {local} / {remote} authenticated ({method:?})"
                 ));
                 // The pair carries stanzas from now on: send what waited for it.
-                self.check_outgoing_ready(id, now);
+                self.on_pair_authenticated(id, now, &local, &remote);
+            }
+            Event::ServerRefused { local, remote } => {
+                self.log
+                    .push(format!("{id}: s2s pair {local} / {remote} refused"));
+                self.on_pair_refused(id, now, &local, &remote);
             }
             Event::DialbackVerify {
                 originating,
@@ -57,8 +62,11 @@ impl Hub {
             Event::Closed { reason } => {
                 self.log.push(format!("{id}: closed ({reason:?})"));
                 self.closed.push(id);
-                if self.is_outgoing(id) {
-                    self.on_outgoing_closed(id, now, &reason);
+                let s2s = self.sessions.get(&id).is_some_and(|session| {
+                    matches!(session.kind, super::Kind::S2sIn | super::Kind::S2sOut)
+                });
+                if s2s || self.is_outgoing(id) {
+                    self.on_s2s_closed(id, now, &reason);
                 }
                 let (jid, component) = match self.sessions.get_mut(&id) {
                     Some(session) => (session.jid.take(), session.component.take()),
@@ -140,7 +148,10 @@ impl Hub {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        if session.component.is_some() || session.kind == super::Kind::S2sIn {
+        // A peer server's stanza: on its connection to us, or on ours when XEP-0288 bidi
+        // was negotiated (the stream refuses it otherwise).
+        let s2s = matches!(session.kind, super::Kind::S2sIn | super::Kind::S2sOut);
+        if session.component.is_some() || s2s {
             self.on_remote_stanza(now, stanza);
             return;
         }

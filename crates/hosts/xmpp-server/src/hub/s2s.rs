@@ -1,19 +1,23 @@
-//! Server-to-server (RFC 6120 §13) in the hub: one outgoing [`S2sInitiatingStream`] per remote
-//! domain, opened on the first stanza for it and fed from a bounded queue until it is
-//! authenticated; receiving streams ([`S2sReceivingStream`]) whose stanzas enter the IM
+//! Server-to-server (RFC 6120 §13) in the hub: one outgoing [`S2sInitiatingStream`] per peer
+//! server, opened on the first stanza for one of its domains and fed from a bounded queue per
+//! remote domain until the stanza's domain pair is authenticated; further pairs on the same
+//! connection (our other domains, and the peer's other domains its certificate names) by
+//! XEP-0220 piggybacking; receiving streams, used both ways when XEP-0288 bidi was negotiated, ([`S2sReceivingStream`]) whose stanzas enter the IM
 //! machine like a component's; and [`Verification`], the Sans-IO `<db:verify/>` exchange the
 //! host runs against an authoritative server for a receiving stream's dialback request.
 //!
 //! What is the host's: the route to a domain (the example server has static routes, no DNS),
 //! TCP, TLS and the certificate checks, and the deadline for opening a connection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
 use xmpp_stream::dialback::{Content, DbVerify, DialbackKey, Domain, StreamId};
+use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
-    CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, StanzaErrorCondition,
+    AnyStream, CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, S2sReceivingStream,
+    StanzaErrorCondition, Transport,
 };
 use xmpp_xml::{ContentNamespace, Event as XmlEvent, StreamHeader, StreamParser, StreamWriter};
 
@@ -23,20 +27,29 @@ use super::{Hub, HubOutput, Kind, SessionId};
 /// newest are bounced with `resource-constraint`.
 pub const MAX_QUEUED_PER_DOMAIN: usize = 256;
 
-/// An outgoing connection to one remote domain.
+/// An outgoing connection as it serves one remote domain. Several remote domains of one
+/// peer server share a connection (the same `id`) when its certificate names them.
 #[derive(Debug)]
 pub(super) struct Outgoing {
     pub(super) id: SessionId,
-    /// Authenticated: stanzas go straight to the stream.
-    pub(super) ready: bool,
-    /// Stanzas waiting for the connection, oldest first (bounded).
+    /// Our domain of the connection's first pair (its stream header's `from`).
+    pub(super) local: BareJid,
+    /// The domain the connection was opened to (its stream header's `to`).
+    pub(super) peer: BareJid,
+    /// Stanzas waiting for their pair to be authenticated, oldest first (bounded).
     pub(super) queue: VecDeque<Element>,
+    /// Our domains whose pair with this remote domain was asked for on the connection.
+    pub(super) asked: BTreeSet<BareJid>,
 }
 
 /// The domain part of a stanza's `to`, as a domain-only JID.
 pub(super) fn to_domain(stanza: &Element) -> Option<BareJid> {
-    let to = Jid::new(stanza.attr("to")?).ok()?;
-    BareJid::from_parts(None, to.domain()).ok()
+    domain_of(stanza, "to")
+}
+
+fn domain_of(stanza: &Element, attr: &str) -> Option<BareJid> {
+    let jid = Jid::new(stanza.attr(attr)?).ok()?;
+    BareJid::from_parts(None, jid.domain()).ok()
 }
 
 /// The bounce condition for a connection that ended before it was authenticated: a deadline
@@ -50,22 +63,81 @@ pub(super) fn bounce_condition(reason: &CloseReason) -> StanzaErrorCondition {
 }
 
 impl Hub {
-    /// A stanza for `remote`, a domain that is neither ours nor a component's: onto the
-    /// outgoing connection for it, opened now if there is none.
+    /// Our domain a stanza to a remote domain is sent from: its `from` domain when it is one
+    /// of ours, else our first domain (a component's stanza).
+    fn local_of(&self, stanza: &Element) -> BareJid {
+        local_domain_of(&self.config, stanza)
+    }
+
+    /// The initiating stream of session `id`, when it is one.
+    fn initiating(&self, id: SessionId) -> Option<&S2sInitiatingStream> {
+        match &self.sessions.get(&id)?.stream {
+            AnyStream::S2sInitiating(stream) => Some(stream),
+            _ => None,
+        }
+    }
+
+    /// Whether the pair carries stanzas on outgoing connection `id`.
+    fn pair_up(&self, id: SessionId, local: &BareJid, remote: &BareJid) -> bool {
+        self.initiating(id).is_some_and(|stream| {
+            stream
+                .pairs()
+                .iter()
+                .any(|(l, r)| l == local && r == remote)
+        })
+    }
+
+    /// A stanza for `remote`, a domain that is neither ours nor a component's: onto a
+    /// connection that carries its domain pair (a bidirectional one the peer opened, or
+    /// ours), else queued for the pair while it is asked for on the connection to `remote`
+    /// (or on one to another domain of the same server, whose certificate names `remote`),
+    /// else a new connection is opened.
     pub(super) fn route_s2s(&mut self, now: Instant, remote: BareJid, stanza: &Element) {
-        if let Some(out) = self.outgoing.get_mut(&remote) {
-            if out.ready {
-                let id = out.id;
-                self.send_on(now, id, stanza);
-            } else if out.queue.len() < MAX_QUEUED_PER_DOMAIN {
-                out.queue.push_back(stanza.clone());
-            } else {
-                self.log
-                    .push(format!("s2s queue for {remote} full: bouncing a stanza"));
-                self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
-            }
+        let local = self.local_of(stanza);
+        if let Some(id) = self.bidi_in.get(&(local.clone(), remote.clone())).copied() {
+            self.send_on(now, id, stanza);
             return;
         }
+        if !self.outgoing.contains_key(&remote)
+            && let Some(id) = self.certified_connection(&remote)
+        {
+            self.log
+                .push(format!("{id}: s2s connection shared with {remote}"));
+            let peer = self.remote_of(id).unwrap_or_else(|| remote.clone());
+            self.outgoing.insert(
+                remote.clone(),
+                Outgoing {
+                    id,
+                    local: local.clone(),
+                    peer,
+                    queue: VecDeque::new(),
+                    asked: BTreeSet::new(),
+                },
+            );
+        }
+        let Some(id) = self.outgoing.get(&remote).map(|out| out.id) else {
+            self.open_outgoing(local, remote, stanza);
+            return;
+        };
+        if self.pair_up(id, &local, &remote) {
+            self.send_on(now, id, stanza);
+            return;
+        }
+        let Some(out) = self.outgoing.get_mut(&remote) else {
+            return;
+        };
+        if out.queue.len() >= MAX_QUEUED_PER_DOMAIN {
+            self.log
+                .push(format!("s2s queue for {remote} full: bouncing a stanza"));
+            self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+            return;
+        }
+        out.queue.push_back(stanza.clone());
+        self.ask_pair(now, id, &local, &remote);
+    }
+
+    /// A new outgoing connection for `remote`, its first stanza queued.
+    fn open_outgoing(&mut self, local: BareJid, remote: BareJid, stanza: &Element) {
         let id = self.reserve_id();
         self.log
             .push(format!("{id}: s2s connection to {remote} wanted"));
@@ -73,15 +145,71 @@ impl Hub {
             remote.clone(),
             Outgoing {
                 id,
-                ready: false,
+                local: local.clone(),
+                peer: remote.clone(),
                 queue: VecDeque::from([stanza.clone()]),
+                asked: BTreeSet::from([local.clone()]),
             },
         );
-        self.out.push_back(HubOutput::Connect {
-            id,
-            local: self.config.domain.clone(),
-            remote,
-        });
+        self.out.push_back(HubOutput::Connect { id, local, remote });
+    }
+
+    /// An established outgoing connection whose peer's certificate names `remote`.
+    fn certified_connection(&self, remote: &BareJid) -> Option<SessionId> {
+        self.outgoing.values().map(|out| out.id).find(|id| {
+            self.initiating(*id)
+                .is_some_and(|stream| stream.is_negotiated() && stream.certifies(remote))
+        })
+    }
+
+    /// Ask for (`local`, `remote`) on the established connection `id`, once (XEP-0220 §2.5);
+    /// when it cannot be asked for, its queued stanzas bounce.
+    fn ask_pair(&mut self, now: Instant, id: SessionId, local: &BareJid, remote: &BareJid) {
+        let negotiated = self
+            .initiating(id)
+            .is_some_and(S2sInitiatingStream::is_negotiated);
+        let Some(out) = self.outgoing.get_mut(remote) else {
+            return;
+        };
+        if !negotiated || !out.asked.insert(local.clone()) {
+            return;
+        }
+        let asked = match self.sessions.get_mut(&id).map(|s| &mut s.stream) {
+            Some(AnyStream::S2sInitiating(stream)) => stream.add_pair(now, local, remote),
+            _ => return,
+        };
+        self.dirty.insert(id);
+        if let Err(error) = asked {
+            self.log
+                .push(format!("{id}: cannot add {local} / {remote}: {error}"));
+            self.bounce_pair(
+                now,
+                local,
+                remote,
+                StanzaErrorCondition::RemoteServerNotFound,
+            );
+        }
+    }
+
+    /// Bounce the stanzas queued for (`local`, `remote`).
+    fn bounce_pair(
+        &mut self,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+        condition: StanzaErrorCondition,
+    ) {
+        let Some(out) = self.outgoing.get_mut(remote) else {
+            return;
+        };
+        let (bounced, kept) = std::mem::take(&mut out.queue)
+            .into_iter()
+            .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
+        out.queue = kept;
+        let bounced: VecDeque<Element> = bounced;
+        for stanza in bounced {
+            self.error_reply(now, &stanza, condition);
+        }
     }
 
     /// The host opened the TCP connection asked for by [`HubOutput::Connect`]: the stream
@@ -92,22 +220,70 @@ impl Hub {
         now: Instant,
         entropy: impl xmpp_stream::Entropy + Send + 'static,
     ) {
-        let Some(remote) = self.remote_of(id) else {
-            return;
-        };
-        let stream = S2sInitiatingStream::new(
-            self.config.s2s_config(),
-            self.config.domain.clone(),
-            remote,
-            entropy,
-        );
+        self.start_outgoing(id, now, entropy, Transport::Plain, None);
+    }
+
+    /// As [`s2s_connected`](Self::s2s_connected), on a connection that ran its TLS handshake
+    /// first (XEP-0368, found by `_xmpps-server._tcp`): the stream starts secure, without
+    /// STARTTLS. `peer_ids` are the names of the peer's certificate when its chain checked
+    /// out, as for [`set_peer_identities`](Self::set_peer_identities).
+    pub fn s2s_connected_direct_tls(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        peer_ids: Option<Vec<PresentedId>>,
+    ) {
+        self.start_outgoing(id, now, entropy, Transport::Tls(Vec::new()), peer_ids);
+    }
+
+    /// A peer server connected to our XEP-0368 direct TLS s2s port and the handshake is done:
+    /// its stream starts secure. `peer_ids` as for [`s2s_connected_direct_tls`](Self::s2s_connected_direct_tls).
+    pub fn accept_s2s_direct_tls(
+        &mut self,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        peer_ids: Option<Vec<PresentedId>>,
+    ) -> SessionId {
+        let id = self.reserve_id();
+        let mut stream = S2sReceivingStream::new(self.config.s2s_config(), entropy);
+        if let Some(ids) = peer_ids {
+            stream.set_peer_identities(ids);
+        }
         self.insert_session(
             now,
             id,
-            Kind::S2sOut,
+            Kind::S2sIn,
             stream.into(),
-            xmpp_stream::Transport::Plain,
+            Transport::Tls(Vec::new()),
         );
+        id
+    }
+
+    /// Start the stream of outgoing connection `id` on `transport` (plain after the TCP
+    /// connection, TLS after a direct TLS handshake, with the peer's names when they checked
+    /// out).
+    fn start_outgoing(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        entropy: impl xmpp_stream::Entropy + Send + 'static,
+        transport: Transport,
+        peer_ids: Option<Vec<PresentedId>>,
+    ) {
+        let Some((local, remote)) = self
+            .outgoing
+            .values()
+            .find(|out| out.id == id)
+            .map(|out| (out.local.clone(), out.peer.clone()))
+        else {
+            return;
+        };
+        let mut stream = S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
+        if let Some(ids) = peer_ids {
+            stream.set_peer_identities(ids);
+        }
+        self.insert_session(now, id, Kind::S2sOut, stream.into(), transport);
     }
 
     /// The host could not open the connection asked for by [`HubOutput::Connect`] (no route:
@@ -123,63 +299,110 @@ impl Hub {
             self.log.push(format!(
                 "{id}: s2s connection to {remote} failed ({condition})"
             ));
-            self.drop_outgoing(now, &remote, condition);
         }
+        self.drop_outgoing(now, id, condition);
         self.flush(now);
     }
 
-    /// The remote domain of the outgoing connection `id`.
+    /// The domain outgoing connection `id` was opened to.
     fn remote_of(&self, id: SessionId) -> Option<BareJid> {
         self.outgoing
-            .iter()
-            .find(|(_, out)| out.id == id)
-            .map(|(remote, _)| remote.clone())
+            .values()
+            .find(|out| out.id == id)
+            .map(|out| out.peer.clone())
     }
 
-    /// Forget the outgoing connection to `remote`, bouncing what it still held.
+    /// Forget outgoing connection `id` for every remote domain it served, bouncing what
+    /// they still held.
     pub(super) fn drop_outgoing(
         &mut self,
         now: Instant,
-        remote: &BareJid,
+        id: SessionId,
         condition: StanzaErrorCondition,
     ) {
-        if let Some(out) = self.outgoing.remove(remote) {
-            for stanza in out.queue {
-                self.error_reply(now, &stanza, condition);
+        let gone: Vec<BareJid> = self
+            .outgoing
+            .iter()
+            .filter(|(_, out)| out.id == id)
+            .map(|(remote, _)| remote.clone())
+            .collect();
+        for remote in gone {
+            if let Some(out) = self.outgoing.remove(&remote) {
+                for stanza in out.queue {
+                    self.error_reply(now, &stanza, condition);
+                }
             }
         }
     }
 
-    /// Session `id` reported `ServerAuthenticated`: when it is an outgoing stream, established
-    /// (the event comes once the pair carries stanzas), send what was queued for its peer.
-    pub(super) fn check_outgoing_ready(&mut self, id: SessionId, now: Instant) {
-        let negotiated = self
-            .sessions
-            .get(&id)
-            .is_some_and(|session| session.kind == Kind::S2sOut && session.stream.is_negotiated());
-        if !negotiated {
-            return;
-        }
-        let Some(remote) = self.remote_of(id) else {
-            return;
-        };
-        let queued = match self.outgoing.get_mut(&remote) {
-            Some(out) if !out.ready => {
-                out.ready = true;
-                std::mem::take(&mut out.queue)
+    /// Session `id` reported `ServerAuthenticated` for (`local`, `remote`): an outgoing
+    /// stream sends what waited for that pair and asks for the pairs the rest waits for; a
+    /// bidirectional receiving stream (XEP-0288) carries our stanzas for the pair from now on.
+    pub(super) fn on_pair_authenticated(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+    ) {
+        match self.sessions.get(&id).map(|s| &s.stream) {
+            Some(AnyStream::S2sReceiving(stream)) if stream.is_bidi() => {
+                self.bidi_in.insert((local.clone(), remote.clone()), id);
+                return;
             }
+            Some(AnyStream::S2sInitiating(_)) => {}
             _ => return,
+        }
+        let Some(out) = self.outgoing.get_mut(remote).filter(|out| out.id == id) else {
+            return;
         };
-        for stanza in queued {
+        let (ready, waiting): (VecDeque<Element>, VecDeque<Element>) =
+            std::mem::take(&mut out.queue)
+                .into_iter()
+                .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
+        let others: BTreeSet<BareJid> = waiting
+            .iter()
+            .map(|stanza| local_domain_of(&self.config, stanza))
+            .collect();
+        out.queue = waiting;
+        for stanza in ready {
             self.send_on(now, id, &stanza);
         }
+        for other in others {
+            self.ask_pair(now, id, &other, remote);
+        }
     }
 
-    /// The outgoing stream `id` closed.
-    pub(super) fn on_outgoing_closed(&mut self, id: SessionId, now: Instant, reason: &CloseReason) {
-        if let Some(remote) = self.remote_of(id) {
-            self.drop_outgoing(now, &remote, bounce_condition(reason));
+    /// Outgoing session `id` reported `ServerRefused` for a further pair: what waited for it
+    /// bounces.
+    pub(super) fn on_pair_refused(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+    ) {
+        if self.outgoing.get(remote).is_some_and(|out| out.id == id) {
+            self.bounce_pair(
+                now,
+                local,
+                remote,
+                StanzaErrorCondition::RemoteServerNotFound,
+            );
         }
+    }
+
+    /// The s2s stream `id` closed: an outgoing one bounces what it still held, a
+    /// bidirectional receiving one no longer carries our stanzas.
+    pub(super) fn on_s2s_closed(&mut self, id: SessionId, now: Instant, reason: &CloseReason) {
+        self.bidi_in.retain(|_, session| *session != id);
+        self.drop_outgoing(now, id, bounce_condition(reason));
+    }
+
+    /// Server-to-server connections open now: (peers connected to us, ours to peers).
+    pub fn s2s_connection_count(&self) -> (usize, usize) {
+        let count = |kind| self.sessions.values().filter(|s| s.kind == kind).count();
+        (count(Kind::S2sIn), count(Kind::S2sOut))
     }
 
     /// The names of the peer's certificate on s2s connection `id` (the host checked its
@@ -318,3 +541,13 @@ fn outcome_of(content: &Content) -> DialbackOutcome {
 
 /// The outgoing connections, by remote domain.
 pub(super) type OutgoingMap = BTreeMap<BareJid, Outgoing>;
+
+/// Receiving streams with XEP-0288 bidi that carry our stanzas, by pair (ours, theirs).
+pub(super) type BidiMap = BTreeMap<(BareJid, BareJid), SessionId>;
+
+/// [`Hub::local_of`] without borrowing the hub (for use while its queues are borrowed).
+fn local_domain_of(config: &super::HubConfig, stanza: &Element) -> BareJid {
+    domain_of(stanza, "from")
+        .filter(|domain| config.serves(domain))
+        .unwrap_or_else(|| config.domain.clone())
+}

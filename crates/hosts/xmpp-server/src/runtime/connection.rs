@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
-use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use xmpp_host::tls;
+use xmpp_host::tls::TlsMaterial;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{ChannelBinding, Transport};
 
@@ -30,7 +30,7 @@ pub(super) async fn direct_tls_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
-    cert_der: Arc<Vec<u8>>,
+    material: Arc<TlsMaterial>,
 ) {
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
@@ -41,14 +41,43 @@ pub(super) async fn direct_tls_connection(
             return;
         }
     };
-    let bindings = channel_bindings(&tls, &cert_der);
+    let bindings = channel_bindings(&tls, &material);
     let (id, outbox) = register(&shared, Accepted::C2s(Transport::Tls(bindings)), peer);
     connection(
         shared,
         id,
         Conn::Tls(Box::new(tls)),
         outbox,
-        Upgrade::C2s { acceptor, cert_der },
+        Upgrade::C2s { acceptor, material },
+    )
+    .await;
+}
+
+/// XEP-0368 for peer servers: the TLS handshake first (asking for the peer's certificate),
+/// then the stream starts secure.
+pub(super) async fn direct_tls_s2s_connection(
+    shared: Arc<Mutex<Shared>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    s2s: S2sTls,
+) {
+    let tls = match TlsAcceptor::from(s2s.server.clone()).accept(tcp).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            if lock(&shared).log {
+                eprintln!("s2s direct TLS handshake from {peer} failed: {error}");
+            }
+            return;
+        }
+    };
+    let ids = s2s.peer_ids(tls.get_ref().1.peer_certificates());
+    let (id, outbox) = register(&shared, Accepted::S2sDirectTls(ids), peer);
+    connection(
+        shared,
+        id,
+        Conn::Tls(Box::new(tls)),
+        outbox,
+        Upgrade::S2sIn(s2s),
     )
     .await;
 }
@@ -59,7 +88,7 @@ pub(super) enum Upgrade {
     /// A client's: the server side, our c2s identity, channel bindings.
     C2s {
         acceptor: TlsAcceptor,
-        cert_der: Arc<Vec<u8>>,
+        material: Arc<TlsMaterial>,
     },
     /// A peer server connected to us: the server side, asking for its certificate.
     S2sIn(S2sTls),
@@ -140,9 +169,9 @@ impl Conn {
             return Err(io::Error::other("STARTTLS on a non-plain connection"));
         };
         match upgrade {
-            Upgrade::C2s { acceptor, cert_der } => {
+            Upgrade::C2s { acceptor, material } => {
                 let tls = acceptor.accept(tcp).await?;
-                let bindings = channel_bindings(&tls, cert_der);
+                let bindings = channel_bindings(&tls, material);
                 *self = Conn::Tls(Box::new(tls));
                 Ok((bindings, None))
             }
@@ -166,12 +195,17 @@ impl Conn {
 
 /// The channel bindings of a finished server handshake (see [`tls::channel_bindings`]:
 /// `tls-exporter` where RFC 9266 allows it, `tls-server-end-point` of our own certificate
-/// with RFC 5929's hash for its signature algorithm; never `tls-unique`).
+/// with RFC 5929's hash for its signature algorithm, the certificate the client's SNI chose;
+/// never `tls-unique`).
 fn channel_bindings(
     tls: &tokio_rustls::server::TlsStream<TcpStream>,
-    cert_der: &[u8],
+    material: &TlsMaterial,
 ) -> Vec<ChannelBinding> {
-    tls::channel_bindings(tls.get_ref().1, Some(&CertificateDer::from(cert_der)))
+    let connection = tls.get_ref().1;
+    tls::channel_bindings(
+        connection,
+        Some(&material.leaf_for(connection.server_name())),
+    )
 }
 
 async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {

@@ -3,8 +3,9 @@
 //! to A/AAAA, else the domain's own A/AAAA on port 5269. An SRV answer whose only target is
 //! `.` means the domain offers no service (RFC 2782): nothing is tried.
 //!
-//! XEP-0368 (`_xmpps-server._tcp`, TLS from the first byte) is not looked up: the outgoing
-//! stream of this server always negotiates STARTTLS.
+//! XEP-0368 §3: `_xmpps-server._tcp.<domain>` (TLS from the first byte) is looked up first,
+//! then `_xmpp-server._tcp.<domain>` (STARTTLS); the two lists merge by priority, direct TLS
+//! first at equal priority, each candidate marked with how it starts ([`Candidate`]).
 //!
 //! Lookups go through `hickory-resolver` on tokio: either the system configuration or, with
 //! [`Dns::Nameserver`], one nameserver and nothing else (no `/etc/resolv.conf`, no hosts
@@ -91,39 +92,85 @@ impl Resolver {
 
     /// The addresses to try for `domain`, in order: empty when the domain is unreachable
     /// (no DNS, no records, or SRV says no service).
-    pub(super) async fn lookup(&self, domain: &str) -> Vec<SocketAddr> {
+    pub(super) async fn lookup(&self, domain: &str) -> Vec<Candidate> {
         let Some(resolver) = &self.0 else {
             return Vec::new();
         };
-        // Fully qualified: no search domains.
-        let srv_name = format!("_xmpp-server._tcp.{domain}.");
-        let records: Vec<SRV> = match resolver.srv_lookup(srv_name.as_str()).await {
-            Ok(lookup) => lookup
-                .answers()
-                .iter()
-                .filter_map(|record| match &record.data {
-                    RData::SRV(srv) => Some(srv.clone()),
-                    _ => None,
+        // Fully qualified: no search domains. XEP-0368 first.
+        let direct = srv_records(resolver, &format!("_xmpps-server._tcp.{domain}.")).await;
+        let starttls = srv_records(resolver, &format!("_xmpp-server._tcp.{domain}.")).await;
+        if direct.is_empty() && starttls.is_empty() {
+            return addresses(resolver, &format!("{domain}."), XMPP_SERVER_PORT)
+                .await
+                .into_iter()
+                .map(|addr| Candidate {
+                    addr,
+                    direct_tls: false,
                 })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        if records.is_empty() {
-            return addresses(resolver, &format!("{domain}."), XMPP_SERVER_PORT).await;
+                .collect();
         }
         // RFC 2782: a single record with target "." means "no service here".
-        if records.len() == 1 && records.iter().all(|srv| srv.target.is_root()) {
-            return Vec::new();
-        }
+        let no_service = |records: &[SRV]| records.len() == 1 && records[0].target.is_root();
+        let (direct, starttls) = (
+            if no_service(&direct) {
+                Vec::new()
+            } else {
+                direct
+            },
+            if no_service(&starttls) {
+                Vec::new()
+            } else {
+                starttls
+            },
+        );
         let mut entropy = xmpp_host::OsEntropy::new();
+        let mut ordered: Vec<(SRV, bool)> =
+            srv_order(direct, |bound| random_below(&mut entropy, bound))
+                .into_iter()
+                .map(|srv| (srv, true))
+                .chain(
+                    srv_order(starttls, |bound| random_below(&mut entropy, bound))
+                        .into_iter()
+                        .map(|srv| (srv, false)),
+                )
+                .collect();
+        // XEP-0368 §3: by priority; at equal priority direct TLS first (a stable sort keeps
+        // each list's RFC 2782 order).
+        ordered.sort_by_key(|(srv, direct_tls)| (srv.priority, !*direct_tls));
         let mut out = Vec::new();
-        for srv in srv_order(records, |bound| random_below(&mut entropy, bound)) {
+        for (srv, direct_tls) in ordered {
             if srv.target.is_root() {
                 continue;
             }
-            out.extend(addresses(resolver, &srv.target.to_ascii(), srv.port).await);
+            for addr in addresses(resolver, &srv.target.to_ascii(), srv.port).await {
+                out.push(Candidate { addr, direct_tls });
+            }
         }
         out
+    }
+}
+
+/// One address to try for a peer server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Candidate {
+    /// Where.
+    pub(super) addr: SocketAddr,
+    /// XEP-0368: TLS from the first byte (found by `_xmpps-server._tcp`), else STARTTLS.
+    pub(super) direct_tls: bool,
+}
+
+/// The SRV records of `name`; none when the lookup fails.
+async fn srv_records(resolver: &TokioResolver, name: &str) -> Vec<SRV> {
+    match resolver.srv_lookup(name).await {
+        Ok(lookup) => lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::SRV(srv) => Some(srv.clone()),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -45,6 +45,10 @@ pub struct ServerStats {
     pub offline_messages: usize,
     /// Tasks alive on the server's tokio runtime: the timer tick plus one per connection.
     pub tasks: usize,
+    /// Server-to-server connections peers opened to us.
+    pub s2s_incoming: usize,
+    /// Server-to-server connections we opened to peers.
+    pub s2s_outgoing: usize,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -81,7 +85,7 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, direct_tls, component, None, config)
+        Self::spawn_all(addr, direct_tls, component, None, None, config)
     }
 
     /// [`spawn`](Self::spawn), plus peer servers on `s2s`, a listener bound beforehand (so
@@ -92,7 +96,19 @@ impl ServerHandle {
         s2s: std::net::TcpListener,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, None, None, Some(s2s), config)
+        Self::spawn_all(addr, None, None, Some(s2s), None, config)
+    }
+
+    /// [`spawn_federating`](Self::spawn_federating), also accepting peer servers over
+    /// XEP-0368 direct TLS on `s2s_direct_tls`.
+    pub fn spawn_federating_with_direct_tls(
+        addr: SocketAddr,
+        s2s: std::net::TcpListener,
+        s2s_direct_tls: std::net::TcpListener,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        s2s_direct_tls.set_nonblocking(true)?;
+        Self::spawn_all(addr, None, None, Some(s2s), Some(s2s_direct_tls), config)
     }
 
     fn spawn_all(
@@ -100,6 +116,7 @@ impl ServerHandle {
         direct_tls: Option<SocketAddr>,
         component: Option<SocketAddr>,
         s2s: Option<std::net::TcpListener>,
+        s2s_direct_tls: Option<std::net::TcpListener>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
         let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
@@ -132,6 +149,7 @@ impl ServerHandle {
                         direct_tls: direct_listener.map(TcpListener::from_std).transpose()?,
                         component: component_listener.map(TcpListener::from_std).transpose()?,
                         s2s: s2s.map(TcpListener::from_std).transpose()?,
+                        s2s_direct_tls: s2s_direct_tls.map(TcpListener::from_std).transpose()?,
                     };
                     let shutdown = async move {
                         let _ = rx.await;
@@ -159,7 +177,10 @@ impl ServerHandle {
         self.thread.as_ref()?;
         let shared = self.probe.get()?;
         let guard = lock(shared);
+        let (s2s_incoming, s2s_outgoing) = guard.hub.s2s_connection_count();
         Some(ServerStats {
+            s2s_incoming,
+            s2s_outgoing,
             sessions: guard.hub.session_count(),
             connections: guard.conns.len(),
             offline_messages: guard.hub.offline_total(),

@@ -32,7 +32,7 @@ use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, DialbackOutcome, StanzaErrorCondition};
 
 use super::connection::{Conn, Upgrade, connection};
-use super::dns::{Dns, Resolver};
+use super::dns::{Candidate, Dns, Resolver};
 use super::outbox::Outbox;
 use super::shared::{Shared, lock};
 use crate::hub::{SessionId, Verification};
@@ -67,6 +67,8 @@ pub struct S2sTls {
     pub(super) server: Arc<rustls::ServerConfig>,
     /// Initiating end: presents our certificate.
     pub(super) client: Arc<rustls::ClientConfig>,
+    /// Initiating end for our other domains, each presenting its own certificate.
+    clients: BTreeMap<String, Arc<rustls::ClientConfig>>,
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -83,10 +85,6 @@ impl S2sTls {
         key_pem: &[u8],
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, xmpp_host::Error> {
-        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| config_error("certificate PEM", e))?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| config_error("key PEM", e))?;
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default()) {
             roots.add(cert.map_err(|e| config_error("CA PEM", e))?)?;
@@ -96,14 +94,39 @@ impl S2sTls {
                 "no certificate in the CA PEM".to_owned(),
             ));
         }
-        let (server, client) = xmpp_host::tls::s2s_configs(chain, key)?;
+        let (server, client) = configs(cert_chain_pem, key_pem)?;
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         Ok(S2sTls {
             server,
             client,
+            clients: BTreeMap::new(),
             roots: Arc::new(roots),
             algorithms,
         })
+    }
+
+    /// Another of our domains with its own certificate chain and key (PEM): a peer whose SNI
+    /// names `domain` gets it, and our connections from `domain` present it.
+    pub fn with_domain(
+        mut self,
+        domain: &str,
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Self, xmpp_host::Error> {
+        let (server, client) = configs(cert_chain_pem, key_pem)?;
+        self.server = xmpp_host::tls::with_sni(&self.server, &[(domain.to_owned(), server)]);
+        self.clients.insert(domain.to_ascii_lowercase(), client);
+        Ok(self)
+    }
+
+    /// The configuration for a connection from our domain `local`: its own certificate when
+    /// it has one ([`with_domain`](Self::with_domain)), else the default.
+    pub(super) fn for_local(&self, local: &str) -> Self {
+        let mut tls = self.clone();
+        if let Some(client) = self.clients.get(&local.to_ascii_lowercase()) {
+            tls.client = Arc::clone(client);
+        }
+        tls
     }
 
     /// [`from_pem`](Self::from_pem), reading the files.
@@ -134,6 +157,18 @@ impl S2sTls {
         .ok()?;
         Some(presented_ids(leaf))
     }
+}
+
+/// Both ends' configurations for one certificate chain and key (PEM).
+fn configs(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), xmpp_host::Error> {
+    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| config_error("certificate PEM", e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| config_error("key PEM", e))?;
+    xmpp_host::tls::s2s_configs(chain, key)
 }
 
 /// Every name of a certificate the RFC 6125 matcher may consider: dNSName, SRVName and
@@ -192,11 +227,12 @@ fn other_name_text(value: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<Strin
 /// Open the outgoing connection of session `id` to `remote` (static route, else DNS), on a
 /// task of its own; report it to the hub ([`Hub::s2s_connected`](crate::Hub::s2s_connected) or
 /// [`Hub::s2s_connect_failed`](crate::Hub::s2s_connect_failed)).
-pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
+pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, remote: BareJid) {
     let (Some(me), Some(settings)) = (shared.me.upgrade(), shared.s2s.clone()) else {
         return;
     };
     let resolver = shared.resolver.clone();
+    let tls = settings.tls.for_local(local.as_str());
     tokio::spawn(async move {
         let failed = |condition| {
             let mut guard = lock(&me);
@@ -208,13 +244,20 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
             failed(StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
-        let (tcp, addr) = match tokio::time::timeout(
-            settings.connect_timeout,
-            open(&settings, &resolver, remote.as_str()),
-        )
-        .await
-        {
-            Ok(Some(found)) => found,
+        // TCP, and the TLS handshake on a direct TLS address, within one deadline.
+        let connected = tokio::time::timeout(settings.connect_timeout, async {
+            let (tcp, candidate) = open(&settings, &resolver, remote.as_str(), true).await?;
+            let _ = tcp.set_nodelay(true);
+            if candidate.direct_tls {
+                let (stream, ids) = direct_tls(&tls, name.clone(), tcp).await?;
+                Some((Conn::ClientTls(Box::new(stream)), Some(ids), candidate.addr))
+            } else {
+                Some((Conn::Plain(tcp), None, candidate.addr))
+            }
+        })
+        .await;
+        let (conn, ids, addr) = match connected {
+            Ok(Some(connected)) => connected,
             Ok(None) => {
                 failed(StanzaErrorCondition::RemoteServerNotFound);
                 return;
@@ -224,26 +267,24 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, remote: BareJid) {
                 return;
             }
         };
-        let _ = tcp.set_nodelay(true);
         let outbox = Arc::new(Outbox::default());
         {
             let mut guard = lock(&me);
             guard.conns.insert(id, Arc::clone(&outbox));
             if guard.log {
-                eprintln!("c2s {id}: s2s connection to {remote} at {addr}");
+                let how = if ids.is_some() { " (direct TLS)" } else { "" };
+                eprintln!("c2s {id}: s2s connection to {remote} at {addr}{how}");
             }
             let now = guard.now();
-            guard.hub.s2s_connected(id, now, OsEntropy::new());
+            match ids {
+                Some(ids) => guard
+                    .hub
+                    .s2s_connected_direct_tls(id, now, OsEntropy::new(), ids),
+                None => guard.hub.s2s_connected(id, now, OsEntropy::new()),
+            }
             guard.dispatch();
         }
-        connection(
-            me,
-            id,
-            Conn::Plain(tcp),
-            outbox,
-            Upgrade::S2sOut(settings.tls, name),
-        )
-        .await;
+        connection(me, id, conn, outbox, Upgrade::S2sOut(tls, name)).await;
     });
 }
 
@@ -299,9 +340,10 @@ async fn verify(
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
+    // The verification speaks plain `<db:verify/>`: STARTTLS addresses only.
     let Ok(Some((mut tcp, _))) = tokio::time::timeout(
         settings.connect_timeout,
-        open(settings, resolver, originating),
+        open(settings, resolver, originating, false),
     )
     .await
     else {
@@ -334,15 +376,43 @@ async fn open(
     settings: &S2sSettings,
     resolver: &Resolver,
     domain: &str,
-) -> Option<(TcpStream, SocketAddr)> {
+    direct_tls_allowed: bool,
+) -> Option<(TcpStream, Candidate)> {
     let candidates = match settings.routes.get(domain) {
-        Some(addr) => vec![*addr],
+        Some(addr) => vec![Candidate {
+            addr: *addr,
+            direct_tls: false,
+        }],
         None => resolver.lookup(domain).await,
     };
-    for addr in candidates {
-        if let Ok(tcp) = TcpStream::connect(addr).await {
-            return Some((tcp, addr));
+    for candidate in candidates {
+        if candidate.direct_tls && !direct_tls_allowed {
+            continue;
+        }
+        if let Ok(tcp) = TcpStream::connect(candidate.addr).await {
+            return Some((tcp, candidate));
         }
     }
     None
+}
+
+/// XEP-0368: the TLS handshake first, on a connection found by `_xmpps-server._tcp`, with
+/// the ALPN protocol `xmpp-server`; the names of the peer's certificate when it chains to
+/// our CA.
+async fn direct_tls(
+    tls: &S2sTls,
+    name: ServerName<'static>,
+    tcp: TcpStream,
+) -> Option<(
+    tokio_rustls::client::TlsStream<TcpStream>,
+    Option<Vec<PresentedId>>,
+)> {
+    let mut config = (*tls.client).clone();
+    config.alpn_protocols = vec![b"xmpp-server".to_vec()];
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    let ids = tls.peer_ids(stream.get_ref().1.peer_certificates());
+    Some((stream, ids))
 }

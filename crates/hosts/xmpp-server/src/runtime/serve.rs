@@ -10,7 +10,9 @@ use tokio_rustls::TlsAcceptor;
 use xmpp_stream::Transport;
 
 use super::RuntimeConfig;
-use super::connection::{Conn, Upgrade, connection, direct_tls_connection};
+use super::connection::{
+    Conn, Upgrade, connection, direct_tls_connection, direct_tls_s2s_connection,
+};
 use super::shared::{Accepted, Shared, lock, register};
 use crate::hub::Hub;
 
@@ -26,6 +28,8 @@ pub struct Listeners {
     pub component: Option<TcpListener>,
     /// Peer servers (`jabber:server`, STARTTLS), when [`RuntimeConfig::s2s`] is set.
     pub s2s: Option<TcpListener>,
+    /// Peer servers over XEP-0368 direct TLS (TLS first), when [`RuntimeConfig::s2s`] is set.
+    pub s2s_direct_tls: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -36,6 +40,7 @@ impl Listeners {
             direct_tls: None,
             component: None,
             s2s: None,
+            s2s_direct_tls: None,
         }
     }
 }
@@ -83,7 +88,7 @@ pub(super) async fn serve_probed(
     probe: Option<Arc<OnceLock<Arc<Mutex<Shared>>>>>,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(config.tls.config.clone());
-    let cert_der = Arc::new(config.tls.cert_der.clone());
+    let material = Arc::new(config.tls.clone());
     let resolver = match &config.s2s {
         Some(s2s) => super::dns::Resolver::new(&s2s.dns).map_err(io::Error::other)?,
         None => super::dns::Resolver::default(),
@@ -102,7 +107,7 @@ pub(super) async fn serve_probed(
     });
     let c2s_upgrade = Upgrade::C2s {
         acceptor: acceptor.clone(),
-        cert_der: cert_der.clone(),
+        material: material.clone(),
     };
     if let Some(probe) = probe {
         let _ = probe.set(shared.clone());
@@ -114,9 +119,11 @@ pub(super) async fn serve_probed(
         direct_tls,
         component,
         s2s,
+        s2s_direct_tls,
     } = listeners;
-    // Without federation settings the s2s listener is not served.
+    // Without federation settings the s2s listeners are not served.
     let s2s = s2s.filter(|_| config.s2s.is_some());
+    let s2s_direct_tls = s2s_direct_tls.filter(|_| config.s2s.is_some());
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -151,7 +158,7 @@ pub(super) async fn serve_probed(
                         tcp,
                         peer,
                         acceptor.clone(),
-                        cert_der.clone(),
+                        material.clone(),
                     ));
                 }
                 Err(error) => {
@@ -194,6 +201,23 @@ pub(super) async fn serve_probed(
                 (Err(error), _) => {
                     if config.log {
                         eprintln!("s2s accept: {error}");
+                    }
+                }
+                (Ok(_), None) => {}
+            },
+            accepted = accept_on(s2s_direct_tls.as_ref()) => match (accepted, &config.s2s) {
+                (Ok((tcp, peer)), Some(settings)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(direct_tls_s2s_connection(
+                        shared.clone(),
+                        tcp,
+                        peer,
+                        settings.tls.clone(),
+                    ));
+                }
+                (Err(error), _) => {
+                    if config.log {
+                        eprintln!("s2s accept (direct TLS): {error}");
                     }
                 }
                 (Ok(_), None) => {}

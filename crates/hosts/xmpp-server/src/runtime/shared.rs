@@ -45,8 +45,8 @@ impl Shared {
                 }
                 HubOutput::StartTls(id) => (id, Command::StartTls),
                 HubOutput::Close(id) => (id, Command::Close),
-                HubOutput::Connect { id, remote, .. } => {
-                    super::s2s::spawn_connect(self, id, remote);
+                HubOutput::Connect { id, local, remote } => {
+                    super::s2s::spawn_connect(self, id, &local, remote);
                     continue;
                 }
                 HubOutput::DialbackVerify {
@@ -99,6 +99,9 @@ pub(super) enum Accepted {
     Component,
     /// A peer server (plain until STARTTLS).
     S2s,
+    /// A peer server over XEP-0368 direct TLS: the names of its certificate when its chain
+    /// checked out.
+    S2sDirectTls(Option<Vec<xmpp_stream::identity::PresentedId>>),
 }
 
 /// Open a hub session for a new connection and the channel its outputs arrive on.
@@ -123,6 +126,10 @@ pub(super) fn register(
         Accepted::S2s => {
             let id = guard.hub.accept_s2s(now, OsEntropy::new());
             (id, " (s2s)")
+        }
+        Accepted::S2sDirectTls(ids) => {
+            let id = guard.hub.accept_s2s_direct_tls(now, OsEntropy::new(), ids);
+            (id, " (s2s, direct TLS)")
         }
     };
     guard.conns.insert(id, Arc::clone(&outbox));
