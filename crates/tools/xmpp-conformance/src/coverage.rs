@@ -44,6 +44,8 @@ pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("s2s.dialback-verify-established", S2S),
     ("s2s.inbound-stanza", S2S),
     ("closing.s2s-ignore", S2S),
+    ("s2s.bidi-stanza", S2S),
+    ("s2s.bidi-request", S2S),
     (
         "established.nonza",
         "what a server does with a nonza (XEP-0198 <r/>, ...) is its host's choice, not RFC 6120's",
