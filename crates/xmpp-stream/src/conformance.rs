@@ -9,7 +9,8 @@
 //! Case text uses placeholders that the runner fills in ([`Vars::fill`]): `{domain}`, `{a}`
 //! and `{b}` (the two accounts' bare JIDs), `{a_full}` and `{b_full}` (their bound full JIDs),
 //! `{plain}` and `{plain_wrong}` (account A's SASL PLAIN message, base64, with the right and
-//! a wrong password), `{scram_first}` (account A's SCRAM client-first message, base64). Whatever a runner observes is judged by [`Expect::judge`], the one
+//! a wrong password), `{scram_first}` (account A's SCRAM client-first message, base64),
+//! `{resource}` (the resource account A's first connection bound). Whatever a runner observes is judged by [`Expect::judge`], the one
 //! place that decides pass or fail.
 
 use minidom::Element;
@@ -34,6 +35,9 @@ pub enum Phase {
     Bound,
     /// Both accounts negotiated completely by our client machine.
     Pair,
+    /// Account A negotiated completely by our client machine (connection A), and a second
+    /// connection of account A authenticated by hand, no resource bound (connection B).
+    Rebind,
 }
 
 /// Which implementation layer a case exercises (the in-memory runner runs only
@@ -121,6 +125,9 @@ pub enum Expect {
     Negotiated,
     /// Either of these (the RFC leaves the server a choice).
     Either(&'static Expect, &'static Expect),
+    /// This expectation, judged on this account's connection (for [`Phase::Rebind`], whose
+    /// outcome may show on either connection).
+    On(Who, &'static Expect),
 }
 
 /// What a runner saw on one connection since the case's first act.
@@ -208,7 +215,7 @@ impl Expect {
     /// The connection an expectation is judged on.
     pub const fn on(&self) -> Who {
         match self {
-            Expect::Stanza { on, .. } => *on,
+            Expect::Stanza { on, .. } | Expect::On(on, _) => *on,
             _ => Who::A,
         }
     }
@@ -239,13 +246,24 @@ impl Expect {
             } => format!("<{name} {attr}='{}'/>", vars.fill(value)),
             Expect::Negotiated => "negotiation by our client machine".to_owned(),
             Expect::Either(a, b) => format!("{} or {}", a.describe(vars), b.describe(vars)),
+            Expect::On(who, inner) => {
+                let connection = if *who == Who::B { "second" } else { "first" };
+                format!("{} on the {connection} connection", inner.describe(vars))
+            }
         }
     }
 
     /// Judge what was seen. `final_call`: nothing more will be seen (the deadline passed or
     /// the runner stopped listening), so `Pending` is not an answer.
     pub fn judge(&self, seen: &Seen, vars: &Vars, final_call: bool) -> Verdict {
-        let verdict = self.judge_now(seen, vars, final_call);
+        self.judge_both(seen, seen, vars, final_call)
+    }
+
+    /// [`judge`](Self::judge) with what each connection saw (A's and B's): variants with a
+    /// [`Who`] look at theirs, the others at A's.
+    pub fn judge_both(&self, a: &Seen, b: &Seen, vars: &Vars, final_call: bool) -> Verdict {
+        let verdict = self.judge_now((a, b), vars, final_call);
+        let seen = if self.on() == Who::B { b } else { a };
         match verdict {
             Verdict::Pending if final_call => Verdict::Fail(match ended(seen) {
                 Some(why) => why,
@@ -263,11 +281,16 @@ impl Expect {
         }
     }
 
-    fn judge_now(&self, seen: &Seen, vars: &Vars, final_call: bool) -> Verdict {
+    fn judge_now(&self, both: (&Seen, &Seen), vars: &Vars, final_call: bool) -> Verdict {
+        let seen = both.0;
         match self {
+            Expect::On(who, inner) => {
+                let one = if *who == Who::B { both.1 } else { both.0 };
+                inner.judge_now((one, one), vars, final_call)
+            }
             Expect::Either(a, b) => match (
-                a.judge_now(seen, vars, final_call),
-                b.judge_now(seen, vars, final_call),
+                a.judge_now(both, vars, final_call),
+                b.judge_now(both, vars, final_call),
             ) {
                 (Verdict::Pass, _) | (_, Verdict::Pass) => Verdict::Pass,
                 (Verdict::Fail(x), Verdict::Fail(_)) => Verdict::Fail(x),
@@ -334,7 +357,7 @@ impl Expect {
                         .and_then(|b| b.get_child("jid", ns::BIND))
                         .map(Element::text)
                         .unwrap_or_default();
-                    if jid.contains(requested) || jid.is_empty() {
+                    if jid.contains(&vars.fill(requested)) || jid.is_empty() {
                         Verdict::Fail(format!("bound {jid:?}"))
                     } else {
                         Verdict::Pass
@@ -383,12 +406,13 @@ impl Expect {
                 }
             }
             Expect::Stanza {
+                on,
                 name,
                 attr,
                 value,
                 kind,
-                ..
             } => {
+                let seen = if *on == Who::B { both.1 } else { both.0 };
                 let value = vars.fill(value);
                 let found = seen.elements.iter().any(|e| {
                     e.name() == *name
@@ -495,7 +519,7 @@ const fn case(
 use Act::Send;
 use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
-use Phase::{Authenticated, Bound, Connected, Opened, Pair, Secured};
+use Phase::{Authenticated, Bound, Connected, Opened, Pair, Rebind, Secured};
 use Who::{A, B};
 
 const fn a(text: &'static str) -> Act {
@@ -897,6 +921,27 @@ pub const CASES: &[Case] = &[
         ),
         output("<bad-request", "<undefined-condition"),
     ),
+    case(
+        40,
+        "bind.conflict",
+        "RFC 6120 §7.7.2.2",
+        Some("bind.request"),
+        "a second session asking for a resource in use is refused (conflict), given another \
+         resource, or the first session is ended with a conflict stream error",
+        (LI, Rebind),
+        &[b(
+            "<iq type='set' id='c1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <resource>{resource}</resource></bind></iq>",
+        )],
+        X::Either(
+            &X::On(B, &X::StanzaError(StanzaErrorCondition::Conflict)),
+            &X::Either(
+                &X::On(B, &X::BoundOther("{resource}")),
+                &X::On(A, &X::StreamError(StreamErrorCondition::Conflict)),
+            ),
+        ),
+        output("<conflict", "<undefined-condition"),
+    ),
     // ----- stanzas (RFC 6120 §8) -----
     case(
         27,
@@ -1125,6 +1170,8 @@ pub struct Vars {
     pub plain_wrong: String,
     /// Account A's SCRAM client-first message (base64, `n,,n=USER,r=NONCE`).
     pub scram_first: String,
+    /// The resource account A's first connection bound.
+    pub resource: String,
 }
 
 impl Vars {
@@ -1138,6 +1185,7 @@ impl Vars {
             .replace("{plain_wrong}", &self.plain_wrong)
             .replace("{plain}", &self.plain)
             .replace("{scram_first}", &self.scram_first)
+            .replace("{resource}", &self.resource)
     }
 }
 
@@ -1218,10 +1266,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_names_are_unique_and_ordered() {
-        for pair in CASES.windows(2) {
-            assert!(pair[0].id < pair[1].id, "{}", pair[1].name);
-        }
+    fn ids_and_names_are_unique() {
+        let mut ids: Vec<_> = CASES.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), CASES.len());
         let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
         names.sort_unstable();
         names.dedup();

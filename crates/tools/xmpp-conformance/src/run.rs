@@ -403,8 +403,17 @@ fn attempt(
             };
             (wire, b)
         }
+        Phase::Rebind => {
+            let (wire, full) = bound(target, &target.a, resource.clone(), deadline)?;
+            vars.a_full = full;
+            vars.resource = resource;
+            (wire, Some(by_hand(target, Phase::Authenticated, deadline)?))
+        }
         phase => (by_hand(target, phase, deadline)?, None),
     };
+    if let Some(b) = b.as_mut() {
+        b.log.clear();
+    }
     a.log.clear();
     let mut a_seen = if case.phase == Phase::Connected {
         Observer::before_header()
@@ -442,21 +451,66 @@ fn attempt(
             }
         }
     }
-    let (wire, observer) = match (case.expect.on(), b.as_mut()) {
-        (Who::B, Some(b)) => (b, &mut b_seen),
-        _ => (&mut a, &mut a_seen),
-    };
     let expect = case.expect;
-    let decided = wire.until(observer, deadline, |seen| {
-        expect.judge(seen, &vars, false) != Verdict::Pending
-            || (expect.settles() && !seen.elements.is_empty())
-    });
-    if decided && expect.settles() {
-        let until = (Instant::now() + SETTLE).min(deadline);
-        wire.until(observer, until, |_| false);
+    let judge =
+        |a: &Observer, b: &Observer, last: bool| expect.judge_both(a.seen(), b.seen(), &vars, last);
+    // Read whichever connection has something, until the judge decides or the deadline.
+    let mut answered = false;
+    loop {
+        let decided = judge(&a_seen, &b_seen, false) != Verdict::Pending;
+        let first = if expect.on() == Who::B {
+            &b_seen
+        } else {
+            &a_seen
+        };
+        if decided || (expect.settles() && !first.seen().elements.is_empty()) {
+            answered = true;
+            break;
+        }
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        let open = |o: &Observer| !o.seen().eof && o.seen().garbage.is_none();
+        let mut wires: Vec<(&mut Wire, &mut Observer)> = Vec::new();
+        if open(&a_seen) {
+            wires.push((&mut a, &mut a_seen));
+        }
+        if let Some(b) = b.as_mut()
+            && open(&b_seen)
+        {
+            wires.push((b, &mut b_seen));
+        }
+        if wires.is_empty() {
+            break;
+        }
+        let slice = if wires.len() > 1 {
+            Duration::from_millis(20).min(left)
+        } else {
+            left
+        };
+        for (wire, observer) in wires {
+            wire.read_once(observer, slice);
+        }
     }
-    let verdict = expect.judge(observer.seen(), &vars, true);
-    let log = std::mem::take(&mut wire.log);
+    if answered && expect.settles() {
+        let until = (Instant::now() + SETTLE).min(deadline);
+        a.until(&mut a_seen, until, |_| false);
+    }
+    let verdict = judge(&a_seen, &b_seen, true);
+    // The judged connection's bytes first, then the other's (two-connection cases).
+    let mut log = match (expect.on(), b.as_ref()) {
+        (Who::B, Some(b)) => b.log.clone(),
+        _ => a.log.clone(),
+    };
+    if let Some(b) = b.as_ref() {
+        let other = if expect.on() == Who::B {
+            &a.log
+        } else {
+            &b.log
+        };
+        log.extend_from_slice(b" || other connection: ");
+        log.extend_from_slice(other);
+    }
     for wire in std::iter::once(&mut a).chain(b.as_mut()) {
         let _ = wire.raw.write_all(b"</stream:stream>");
         wire.raw.shutdown();
