@@ -53,21 +53,44 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
     }
 }
 
-/// Our example server, broken by `rewrite` if given.
-fn our_server(rewrite: Option<TestRewrite>) -> ServerHandle {
+/// Our example server's configuration, broken by `rewrite` if given.
+fn config(rewrite: Option<TestRewrite>) -> RuntimeConfig {
     let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap());
     for (user, password) in ACCOUNTS {
         hub = hub.with_user(user, password);
     }
     hub.test_rewrite = rewrite;
-    let config = RuntimeConfig {
+    RuntimeConfig {
         hub,
         tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
         log: false,
         trace: false,
         s2s: None,
-    };
-    ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).unwrap()
+    }
+}
+
+/// Our example server, broken by `rewrite` if given.
+fn our_server(rewrite: Option<TestRewrite>) -> ServerHandle {
+    ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config(rewrite)).unwrap()
+}
+
+/// Our example server with direct TLS (XEP-0368) too: the same cases hold there, except
+/// the STARTTLS one, which does not apply.
+#[test]
+fn direct_tls_runs_the_same_cases() {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let server = ServerHandle::spawn_with(loopback, Some(loopback), config(None)).unwrap();
+    let mut target = target(server.direct_tls_addr.unwrap(), DOMAIN, &server.cert_pem);
+    target.direct_tls = true;
+    let outcomes = run_cases(&target, &all_cases(), 8);
+    for o in &outcomes {
+        let expected = if o.case.name == "starttls.proceed-alone" {
+            Status::NotApplicable
+        } else {
+            Status::Pass
+        };
+        assert_eq!(o.status, expected, "\n{}", report::table(&outcomes));
+    }
 }
 
 fn ours() -> Vec<Outcome> {
