@@ -83,6 +83,8 @@ mod client;
 mod codec;
 mod component;
 mod config;
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod core;
 pub mod dialback;
 mod entropy;

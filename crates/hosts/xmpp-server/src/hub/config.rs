@@ -77,6 +77,40 @@ pub struct HubConfig {
     /// connection, both ends. `None` (the default): no federation, a stanza for a domain
     /// that is neither ours nor a component's bounces with `remote-server-not-found`.
     pub s2s: Option<S2sConfig>,
+    /// Tests only: a deliberately broken server (see [`TestRewrite`]). `None` by default.
+    pub test_rewrite: Option<TestRewrite>,
+}
+
+/// Tests only: the example server made to break one rule on purpose, by rewriting every
+/// occurrence of `from` with `to` in the bytes it reads from its connections (`input`) or in
+/// those it writes. The `xmpp-conformance` tests use it to show each case able to fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRewrite {
+    /// Rewrite what the server reads (`true`) or what it writes (`false`).
+    pub input: bool,
+    /// The bytes to replace.
+    pub from: Vec<u8>,
+    /// Their replacement.
+    pub to: Vec<u8>,
+}
+
+impl TestRewrite {
+    /// `bytes` with every occurrence of `from` replaced (only within one read or write).
+    pub fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while !self.from.is_empty() && rest.len() >= self.from.len() {
+            if rest.starts_with(&self.from) {
+                out.extend_from_slice(&self.to);
+                rest = &rest[self.from.len()..];
+            } else {
+                out.push(rest[0]);
+                rest = &rest[1..];
+            }
+        }
+        out.extend_from_slice(rest);
+        out
+    }
 }
 
 impl HubConfig {
@@ -96,6 +130,7 @@ impl HubConfig {
             stream,
             component_stream: ComponentServerConfig::new(),
             s2s: None,
+            test_rewrite: None,
         }
     }
 

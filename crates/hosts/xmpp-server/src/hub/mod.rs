@@ -38,7 +38,7 @@ use xmpp_stream::{
     ServerStream, StreamError, StreamErrorCondition, Transport,
 };
 
-pub use config::{HubConfig, PlusPolicy};
+pub use config::{HubConfig, PlusPolicy, TestRewrite};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
 pub use s2s::{MAX_QUEUED_PER_DOMAIN, Verification};
@@ -356,6 +356,9 @@ impl Hub {
         bytes: &[u8],
         handle: fn(&mut AnyStream, Instant, &[u8]) -> Result<(), xmpp_stream::ProtocolError>,
     ) {
+        let rewritten = self.config.test_rewrite.as_ref().filter(|r| r.input);
+        let rewritten = rewritten.map(|r| r.apply(bytes));
+        let bytes = rewritten.as_deref().unwrap_or(bytes);
         if let Some(session) = self.sessions.get_mut(&id) {
             session.rec.input(now, bytes);
             if let Err(error) = handle(&mut session.stream, now, bytes) {
@@ -532,7 +535,13 @@ impl Hub {
             }
             for output in outputs {
                 match output {
-                    Output::Transmit(bytes) => self.out.push_back(HubOutput::Transmit(id, bytes)),
+                    Output::Transmit(bytes) => {
+                        let bytes = match self.config.test_rewrite.as_ref().filter(|r| !r.input) {
+                            Some(rewrite) => rewrite.apply(&bytes),
+                            None => bytes,
+                        };
+                        self.out.push_back(HubOutput::Transmit(id, bytes));
+                    }
                     Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
                     Output::Event(event) => self.on_event(id, now, event),
                     _ => {}
