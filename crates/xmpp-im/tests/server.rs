@@ -834,3 +834,90 @@ fn s2_1_2_5_roster_set_ignores_subscription_values_other_than_remove() {
         assert_eq!(entry.state.state, State::None, "{value}");
     }
 }
+
+#[test]
+fn s3_2_2_cancelling_sends_unavailable_before_unsubscribed() {
+    // Romeo (remote) is subscribed to Juliet's presence; Juliet cancels it with two resources
+    // online. Every `unavailable` reaches the remote server before the `unsubscribed`.
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.online("juliet@example.com/chamber", 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    w.drain();
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribed' to='romeo@example.net'/>",
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.net"),
+        State::From
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='unsubscribed' to='romeo@example.net'/>",
+    );
+    let kinds: Vec<(Option<&str>, Option<&str>)> = routed(&outs)
+        .iter()
+        .map(|e| (e.attr("type"), e.attr("from")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("unavailable"), Some("juliet@example.com/balcony")),
+            (Some("unavailable"), Some("juliet@example.com/chamber")),
+            (Some("unsubscribed"), Some("juliet@example.com")),
+        ]
+    );
+}
+
+#[test]
+fn s3_1_3_stored_request_is_delivered_complete() {
+    // A request with a status and an XEP-0172 nick waits for Romeo and is delivered as it
+    // came, extended content included; once answered, it is no longer stored.
+    let mut w = World::new();
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el(
+            "<presence type='subscribe' from='mercutio@example.net/x' to='romeo@example.com' \
+             id='s1'><status>It is I</status><nick xmlns='http://jabber.org/protocol/nick'>\
+             Merc</nick></presence>",
+        ),
+    );
+    assert!(w.drain().is_empty());
+    let stored = w
+        .store
+        .entry(&bare("romeo@example.com"), &bare("mercutio@example.net"))
+        .unwrap();
+    assert!(stored.request.is_some());
+    let outs = w.online("romeo@example.com/orchard", 0);
+    let reqs: Vec<&Element> = delivered(&outs, "romeo@example.com/orchard")
+        .into_iter()
+        .filter(|e| e.attr("type") == Some("subscribe"))
+        .collect();
+    assert_eq!(reqs.len(), 1);
+    let req = reqs[0];
+    assert_eq!(req.attr("from"), Some("mercutio@example.net"));
+    assert_eq!(req.attr("id"), Some("s1"));
+    assert_eq!(
+        req.get_child("status", "jabber:client").map(Element::text),
+        Some("It is I".to_owned())
+    );
+    assert_eq!(
+        req.get_child("nick", "http://jabber.org/protocol/nick")
+            .map(Element::text),
+        Some("Merc".to_owned())
+    );
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribed' to='mercutio@example.net'/>",
+    );
+    let after = w
+        .store
+        .entry(&bare("romeo@example.com"), &bare("mercutio@example.net"))
+        .unwrap();
+    assert_eq!(after.state.state, State::From);
+    assert!(after.request.is_none());
+}

@@ -107,9 +107,12 @@ impl Server {
                 self.deliver(from, o.to_element());
             }
             // §3.1.3: requests that arrived while the user was offline are delivered now.
+            // The complete stanza as it arrived (extended content included).
             for e in entries.iter().filter(|e| e.state.state.pending_in()) {
-                let req = addressed(PresenceType::Subscribe, e.jid.clone(), user.clone());
-                self.deliver(from, req.to_element());
+                let req = e.request.clone().unwrap_or_else(|| {
+                    addressed(PresenceType::Subscribe, e.jid.clone(), user.clone()).to_element()
+                });
+                self.deliver(from, req);
             }
         }
     }
