@@ -921,3 +921,75 @@ fn s3_1_3_stored_request_is_delivered_complete() {
     assert_eq!(after.state.state, State::From);
     assert!(after.request.is_none());
 }
+
+#[test]
+fn features_follow_the_configuration_and_versioning_can_be_off() {
+    use xmpp_im::features::{disco_vars, stream_elements};
+    let on = ServerConfig::new("example.com").features();
+    let names: Vec<(String, String)> = stream_elements(&on)
+        .map(|e| (e.name().to_owned(), e.ns()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ver".to_owned(), "urn:xmpp:features:rosterver".to_owned()),
+            (
+                "sub".to_owned(),
+                "urn:xmpp:features:pre-approval".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(disco_vars(&on).collect::<Vec<_>>(), ["jabber:iq:roster"]);
+    let mut config = ServerConfig::new("example.com");
+    config.pre_approval = false;
+    config.roster_versioning = false;
+    assert_eq!(stream_elements(&config.features()).count(), 0);
+
+    // Versioning off: the roster result carries no `ver`, and a client's `ver` is ignored.
+    let mut w = World::new();
+    w.server = Server::new(config);
+    w.connect("juliet@example.com/balcony");
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver='0'/></iq>",
+    );
+    let reply = delivered(&outs, "juliet@example.com/balcony")[0];
+    let query = reply
+        .get_child("query", "jabber:iq:roster")
+        .expect("whole roster");
+    assert_eq!(query.attr("ver"), None);
+}
+
+#[test]
+fn s2_6_client_with_current_ver_gets_pushes_only() {
+    let mut w = World::new();
+    w.connect("juliet@example.com/balcony");
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a'><query xmlns='jabber:iq:roster'>\
+         <item jid='nurse@example.com'/></query></iq>",
+    );
+    let version = w.store.version(&bare("juliet@example.com"));
+    assert!(version > 0);
+    // A second resource that knows the version gets an empty result...
+    w.connect("juliet@example.com/chamber");
+    let outs = w.send(
+        "juliet@example.com/chamber",
+        &format!("<iq type='get' id='g'><query xmlns='jabber:iq:roster' ver='{version}'/></iq>"),
+    );
+    let reply = delivered(&outs, "juliet@example.com/chamber")[0];
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert!(reply.children().next().is_none(), "no roster in the result");
+    // ... then pushes, each with the next version.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b'><query xmlns='jabber:iq:roster'><item jid='romeo@example.com'/></query></iq>",
+    );
+    let push = delivered(&outs, "juliet@example.com/chamber")[0];
+    let next = (version + 1).to_string();
+    assert_eq!(
+        push.get_child("query", "jabber:iq:roster")
+            .and_then(|q| q.attr("ver")),
+        Some(next.as_str())
+    );
+}

@@ -208,6 +208,10 @@ pub struct ServerConfig {
     /// when the peer does not read; past this bound the queued bytes are dropped and the
     /// stream is closed with `resource-constraint` and `Closed`.
     pub max_output_bytes: usize,
+    /// Feature rows the host adds to the list (default none), gated by the session flags as
+    /// the built-in rows are and listed after them: what the host or `xmpp-im` implements
+    /// past negotiation (`<ver/>`, `<sub/>`, `<c/>`, `<csi/>`, `<register/>`...).
+    pub extra_features: Vec<crate::features::HostFeature>,
 }
 
 impl ServerConfig {
@@ -233,6 +237,7 @@ impl ServerConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            extra_features: Vec::new(),
         }
     }
 }

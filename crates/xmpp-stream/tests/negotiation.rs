@@ -837,3 +837,39 @@ fn protocol_errors_are_sticky() {
         Err(xmpp_stream::UsageError::Closed)
     );
 }
+
+/// Host-added feature rows (`ServerConfig::extra_features`) are listed through the same flag
+/// gate as the built-in rows: a post-authentication row reaches the client's `Negotiated`
+/// event, a pre-authentication one (in-band registration) is listed before SASL only.
+#[test]
+fn host_feature_rows_are_listed_by_their_flags() {
+    use xmpp_stream::HostFeature;
+    let ver = Element::bare("ver", "urn:xmpp:features:rosterver");
+    let sub = Element::bare("sub", "urn:xmpp:features:pre-approval");
+    let register = Element::bare("register", "http://jabber.org/features/iq-register");
+    let mut server = ServerConfig::new(jid("im.example.com"));
+    server.extra_features = vec![
+        HostFeature::after_auth(ver.clone()),
+        HostFeature::before_auth(register.clone()),
+        HostFeature::after_auth(sub.clone()),
+    ];
+    let mut pair = pair_with(
+        ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
+        server,
+    );
+    pair.start();
+    pair.drive();
+    let extra = pair
+        .client_events
+        .iter()
+        .find_map(|e| match e {
+            Event::Negotiated { extra_features, .. } => Some(extra_features.clone()),
+            _ => None,
+        })
+        .expect("negotiated");
+    assert_eq!(extra, vec![ver, sub]);
+    let log = pair.log_text();
+    let register_listed = log.matches("jabber.org/features/iq-register").count();
+    // Listed on the streams before authentication (before and after TLS), never after.
+    assert_eq!(register_listed, 2, "{log}");
+}

@@ -17,6 +17,7 @@ use xmpp_jid::{BareJid, FullJid};
 use xmpp_xml::StanzaErrorCondition;
 
 use crate::delivery::DeliveryPolicy;
+use crate::features::{NS_PRE_APPROVAL, NS_ROSTERVER, ServiceFeature};
 use crate::roster::NS_ROSTER;
 use crate::stanza::{Iq, IqPayload, Stanza, StanzaParseError};
 use crate::store::RosterStore;
@@ -41,8 +42,11 @@ use sessions::Session;
 pub struct ServerConfig {
     /// Domains whose accounts this server hosts; stanzas to other domains are routed out.
     pub domains: BTreeSet<String>,
-    /// Support subscription pre-approval (RFC 6121 §3.4).
+    /// Support subscription pre-approval (RFC 6121 §3.4), and advertise it.
     pub pre_approval: bool,
+    /// Support roster versioning (RFC 6121 §2.6), and advertise it. Off: `ver` is neither
+    /// sent nor honoured, every roster get returns the whole roster.
+    pub roster_versioning: bool,
     /// Delivery choices of §8.5.
     pub delivery: DeliveryPolicy,
     /// Maximum items in one roster (§2.3.3 `not-acceptable` beyond).
@@ -67,6 +71,7 @@ impl ServerConfig {
         Self {
             domains: BTreeSet::from([domain.to_owned()]),
             pre_approval: true,
+            roster_versioning: true,
             delivery: DeliveryPolicy::default(),
             max_roster_items: 1000,
             max_text_len: 1023,
@@ -75,6 +80,25 @@ impl ServerConfig {
             max_sessions: 64,
             max_directed: 256,
         }
+    }
+}
+
+impl ServerConfig {
+    /// What this configuration implements, as clients learn it: the roster (`disco#info`
+    /// `jabber:iq:roster`), and the stream features `<ver/>` (roster versioning) and `<sub/>`
+    /// (pre-approval) when they are on. A host appends its own rows and lists the stream
+    /// elements after authentication and the `var`s in its `disco#info` answer
+    /// ([`crate::features`]).
+    #[must_use]
+    pub fn features(&self) -> Vec<ServiceFeature> {
+        let mut rows = vec![ServiceFeature::disco(NS_ROSTER)];
+        if self.roster_versioning {
+            rows.push(ServiceFeature::stream("ver", NS_ROSTERVER));
+        }
+        if self.pre_approval {
+            rows.push(ServiceFeature::stream("sub", NS_PRE_APPROVAL));
+        }
+        rows
     }
 }
 

@@ -18,7 +18,7 @@ impl Server {
         let version = store.version(user).saturating_add(1);
         store.set_version(user, version);
         let query = RosterQuery {
-            ver: Some(version.to_string()),
+            ver: self.config.roster_versioning.then(|| version.to_string()),
             items: vec![item],
         }
         .to_element();
@@ -77,7 +77,8 @@ impl Server {
             s.interested = true;
         }
         let version = store.version(user).to_string();
-        if query.ver.as_deref() == Some(version.as_str()) {
+        // §2.6 is optional: switched off, no `ver` either way and the whole roster each time.
+        if self.config.roster_versioning && query.ver.as_deref() == Some(version.as_str()) {
             return Ok(None);
         }
         let items = store
@@ -88,7 +89,7 @@ impl Server {
             .collect();
         Ok(Some(
             RosterQuery {
-                ver: Some(version),
+                ver: self.config.roster_versioning.then_some(version),
                 items,
             }
             .to_element(),
