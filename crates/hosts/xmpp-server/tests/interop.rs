@@ -370,3 +370,29 @@ fn slixmpp_wrong_password_is_refused() {
     assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
+
+/// What the server advertises and the IM features behind it, from slixmpp: `<ver/>` and
+/// `<sub/>` in the stream features, `jabber:iq:roster` in `disco#info` (one list drives
+/// both), a versioned roster get answered by pushes only (RFC 6121 §2.6) and pre-approval
+/// (§3.4) from a real client.
+#[test]
+fn slixmpp_advertised_im_features() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server("slix-im", None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_im.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check(
+        "slixmpp",
+        "im",
+        run_peer(command),
+        &["features", "disco", "rosterver", "preapproval"],
+    );
+}

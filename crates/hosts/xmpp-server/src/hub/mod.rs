@@ -184,7 +184,11 @@ impl Hub {
                 store.add_account(jid);
             }
         }
-        let im = xmpp_im::Server::new(xmpp_im::ServerConfig::new(config.domain.domain()));
+        let im = xmpp_im::Server::new(config.im.clone());
+        // One list drives the stream features and `disco#info`: the template gets its rows
+        // here, once.
+        let mut config = config;
+        config.stream = config.stream_with_features();
         let components = Arc::new(Components::new(&config.components));
         Hub {
             config,
