@@ -67,6 +67,7 @@ pub mod delay;
 pub mod delivery;
 pub mod error;
 pub mod features;
+pub mod privacy;
 pub mod roster;
 pub mod server;
 pub mod stanza;

@@ -30,6 +30,7 @@ use crate::store::RosterStore;
 // `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
 mod delivery;
 mod presence;
+mod privacy;
 mod roster;
 mod routing;
 mod sessions;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Maximum entities one session may have sent directed presence to (§4.6).
     pub max_directed: usize,
+    /// Bounds on privacy lists (XEP-0016) and the blocklist (XEP-0191); both protocols are
+    /// advertised in [`ServerConfig::features`].
+    pub privacy: crate::privacy::Limits,
 }
 
 impl ServerConfig {
@@ -79,6 +83,7 @@ impl ServerConfig {
             max_pending_requests: 100,
             max_sessions: 64,
             max_directed: 256,
+            privacy: crate::privacy::Limits::default(),
         }
     }
 }
@@ -91,7 +96,11 @@ impl ServerConfig {
     /// ([`crate::features`]).
     #[must_use]
     pub fn features(&self) -> Vec<ServiceFeature> {
-        let mut rows = vec![ServiceFeature::disco(NS_ROSTER)];
+        let mut rows = vec![
+            ServiceFeature::disco(NS_ROSTER),
+            ServiceFeature::disco(crate::privacy::NS_PRIVACY),
+            ServiceFeature::disco(crate::privacy::NS_BLOCKING),
+        ];
         if self.roster_versioning {
             rows.push(ServiceFeature::stream("ver", NS_ROSTERVER));
         }
@@ -168,6 +177,8 @@ pub struct Server {
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<Stanza>,
     next_push: u64,
+    /// Privacy lists and blocklists by bare JID string (XEP-0016, XEP-0191).
+    privacy: HashMap<String, privacy::Account, BuildHasherDefault<DefaultHasher>>,
 }
 
 impl Server {
@@ -180,6 +191,7 @@ impl Server {
             out: VecDeque::new(),
             local: VecDeque::new(),
             next_push: 0,
+            privacy: HashMap::default(),
         }
     }
 
@@ -238,6 +250,10 @@ impl Server {
             }
         };
         parsed.header_mut().from = Some(from.clone().into());
+        if !self.outbound_allowed(store, from, &parsed) {
+            self.drain_local(store);
+            return Ok(());
+        }
         match parsed {
             Stanza::Presence(p) => self.outbound_presence(store, from, p),
             Stanza::Message(mut m) => {
@@ -295,6 +311,9 @@ impl Server {
             self.out.push_back(Output::Unhandled(stanza.to_element()));
             return;
         }
+        if !self.inbound_allowed(store, &stanza) {
+            return;
+        }
         let user = to.to_bare();
         match stanza {
             Stanza::Message(m) => self.inbound_message(store, &to, &m),
@@ -321,6 +340,8 @@ impl Server {
             .is_some_and(|p| p.is("query", NS_ROSTER));
         if roster {
             self.roster_iq(store, from, &user, &iq);
+        } else if self.privacy_iq(store, from, &iq) {
+            // XEP-0016 / XEP-0191, answered.
         } else if matches!(iq.payload, IqPayload::Result(_) | IqPayload::Error { .. })
             && iq.id().starts_with("push-")
         {

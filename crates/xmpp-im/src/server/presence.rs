@@ -73,10 +73,13 @@ impl Server {
         s.presence = Some(p.clone());
         let entries = store.entries(&user);
         // §4.2.2 / §4.4.2: to every contact with a subscription from the user...
-        for e in entries
+        let me: Jid = from.clone().into();
+        let subscribers: Vec<&crate::store::RosterEntry> = entries
             .iter()
             .filter(|e| e.state.state.subscription().has_from())
-        {
+            .filter(|e| self.presence_out_allowed(store, &me, &e.jid.clone().into()))
+            .collect();
+        for e in subscribers {
             let mut copy = p.clone();
             copy.header.to = Some(e.jid.clone().into());
             self.route(copy.into());
@@ -185,6 +188,10 @@ impl Server {
         let allowed = store
             .entry(user, &contact)
             .is_some_and(|e| e.state.state.subscription().has_from());
+        if allowed && !self.presence_out_allowed(store, &user.clone().into(), prober) {
+            // Blocked (XEP-0191 §3.3, XEP-0016 presence-out): nothing is revealed.
+            return;
+        }
         if !allowed {
             // Do not reveal presence; tell the prober it is not subscribed.
             let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);
