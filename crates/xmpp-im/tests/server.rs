@@ -2,6 +2,8 @@
 //! (§8) between local accounts and to a remote domain.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+use std::fmt::Write as _;
+
 use minidom::Element;
 use xmpp_im::{
     MemoryStore, Output, RosterQuery, RosterStore, Server, ServerConfig, State, Subscription,
@@ -1204,14 +1206,13 @@ fn privacy_hostile_lists() {
     let mut big =
         String::from("<iq type='set' id='big'><query xmlns='jabber:iq:privacy'><list name='big'>");
     for i in 0..10_000 {
-        big.push_str(&format!(
+        let _ = write!(
+            big,
             "<item type='jid' value='u{i}@example.org' action='deny' order='{i}'/>"
-        ));
+        );
     }
     big.push_str("</list></query></iq>");
-    let started = std::time::Instant::now();
     let outs = w.send("juliet@example.com/balcony", &big);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     let e = error_of(&outs, "juliet@example.com/balcony", "big").unwrap();
     assert_eq!(error_condition(e).as_deref(), Some("resource-constraint"));
     for (id, item) in [
