@@ -396,3 +396,27 @@ fn slixmpp_advertised_im_features() {
         &["features", "disco", "rosterver", "preapproval"],
     );
 }
+
+/// slixmpp's XEP-0191 and XEP-0016 plugins against the server: blocklist, block with push,
+/// the errors of both directions, unblock, and a privacy list stored, activated and obeyed.
+#[test]
+fn slixmpp_blocking_and_privacy_lists() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server("slix-block", None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_block.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check(
+        "slixmpp",
+        "blocking",
+        run_peer(command),
+        &["block", "errors", "unblock", "privacy"],
+    );
+}
