@@ -212,6 +212,21 @@ pub struct ServerConfig {
     /// the built-in rows are and listed after them: what the host or `xmpp-im` implements
     /// past negotiation (`<ver/>`, `<sub/>`, `<c/>`, `<csi/>`, `<register/>`...).
     pub extra_features: Vec<crate::features::HostFeature>,
+    /// Send every client elsewhere (maintenance, load): `see-other-host` with this host
+    /// (RFC 6120 §4.9.3.19) in answer to the client's stream header, on the stream before
+    /// TLS or on the one after it ([`Redirect::after_tls`]). Default none.
+    pub redirect: Option<Redirect>,
+}
+
+/// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// The host (and port) named in `<see-other-host/>`.
+    pub to: crate::output::HostPort,
+    /// Redirect on the encrypted stream (after STARTTLS, or on direct TLS) rather than on the
+    /// first, plaintext one. RFC 6120 §4.9.3.19 lets a server do either; after TLS the
+    /// client knows the redirect comes from the server it authenticated.
+    pub after_tls: bool,
 }
 
 impl ServerConfig {
@@ -238,6 +253,7 @@ impl ServerConfig {
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             extra_features: Vec::new(),
+            redirect: None,
         }
     }
 }

@@ -112,7 +112,9 @@ pub use component::{
     ComponentBackend, ComponentConfig, ComponentServerConfig, ComponentServerStream,
     ComponentStream, MemoryComponents,
 };
-pub use config::{ClientConfig, Credentials, S2sConfig, ServerConfig, Timeouts, TlsPolicy};
+pub use config::{
+    ClientConfig, Credentials, Redirect, S2sConfig, ServerConfig, Timeouts, TlsPolicy,
+};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
 pub use error::{ProtocolError, UsageError};
 pub use features::{Advertised, FeatureKind, FeatureSpec, Features, HostFeature};

@@ -873,3 +873,39 @@ fn host_feature_rows_are_listed_by_their_flags() {
     // Listed on the streams before authentication (before and after TLS), never after.
     assert_eq!(register_listed, 2, "{log}");
 }
+
+/// RFC 6120 §4.9.3.19: a server configured to redirect sends `see-other-host` in answer to
+/// the client's header, on the plaintext stream or on the encrypted one; the client reports
+/// it typed (`Event::Redirect`) before `Closed`, and nothing is authenticated.
+#[test]
+fn configured_redirect_before_and_after_tls() {
+    use xmpp_stream::{HostPort, Redirect};
+    for after_tls in [false, true] {
+        let mut server = ServerConfig::new(jid("im.example.com"));
+        server.redirect = Some(Redirect {
+            to: "other.example.com:5223".parse::<HostPort>().unwrap(),
+            after_tls,
+        });
+        let mut pair = pair_with(
+            ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
+            server,
+        );
+        pair.start();
+        pair.drive();
+        let redirect = pair.client_events.iter().position(|e| {
+            matches!(e, Event::Redirect { to } if to.host == "other.example.com" && to.port == Some(5223))
+        });
+        let redirect = redirect.expect("redirect reported");
+        let secured = pair.client_events.iter().position(|e| *e == Event::Secured);
+        assert_eq!(
+            secured.is_some_and(|s| s < redirect),
+            after_tls,
+            "after_tls={after_tls}"
+        );
+        assert!(matches!(
+            closed(&pair.client_events),
+            Some(CloseReason::StreamError(e)) if e.condition == StreamErrorCondition::SeeOtherHost
+        ));
+        assert!(mechanism(&pair.client_events).is_none());
+    }
+}
