@@ -214,8 +214,9 @@ pub struct ServerConfig {
     pub extra_features: Vec<crate::features::HostFeature>,
     /// Send every client elsewhere (maintenance, load): `see-other-host` with this host
     /// (RFC 6120 §4.9.3.19) in answer to the client's stream header, on the stream before
-    /// TLS or on the one after it ([`Redirect::after_tls`]). Default none.
-    pub redirect: Option<Redirect>,
+    /// TLS or on the one after it ([`Redirect::after_tls`]). Default none. Boxed: every
+    /// server stream holds a copy of this configuration, and few ever redirect.
+    pub redirect: Option<Box<Redirect>>,
 }
 
 /// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).

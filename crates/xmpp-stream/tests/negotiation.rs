@@ -882,10 +882,10 @@ fn configured_redirect_before_and_after_tls() {
     use xmpp_stream::{HostPort, Redirect};
     for after_tls in [false, true] {
         let mut server = ServerConfig::new(jid("im.example.com"));
-        server.redirect = Some(Redirect {
+        server.redirect = Some(Box::new(Redirect {
             to: "other.example.com:5223".parse::<HostPort>().unwrap(),
             after_tls,
-        });
+        }));
         let mut pair = pair_with(
             ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
             server,

@@ -3,6 +3,7 @@
 //! policy and certificate check, within a bound (a redirect loop ends in
 //! `TooManyRedirects`, not a hang).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
@@ -20,7 +21,7 @@ const DOMAIN: &str = "localhost";
 
 fn server(redirect: Option<Redirect>, tls: &xmpp_server::TlsMaterial) -> ServerHandle {
     let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap()).with_user("alice", "alice-pw");
-    hub.stream.redirect = redirect;
+    hub.stream.redirect = redirect.map(Box::new);
     let mut config = runtime_config(hub, DOMAIN);
     config.tls = tls.clone();
     ServerHandle::spawn_with(loopback(), None, config).unwrap()
