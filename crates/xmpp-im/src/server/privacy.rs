@@ -72,13 +72,7 @@ impl Server {
         } else {
             return false;
         };
-        let mut reply = match result {
-            Ok(payload) => iq.result(payload),
-            Err(e) => iq.error(StanzaError::new(e)),
-        };
-        reply.header.from = None;
-        reply.header.to = Some(from.clone().into());
-        self.deliver(from, reply.to_element());
+        self.answer_own(from, iq, result);
         true
     }
 

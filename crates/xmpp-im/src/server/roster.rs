@@ -47,6 +47,17 @@ impl Server {
             IqPayload::Set(q) => self.roster_set(store, user, q),
             _ => return,
         };
+        self.answer_own(from, iq, result);
+    }
+
+    /// The answer to an iq of a session to its own account (roster, privacy, blocking): a
+    /// result with the payload or the error, addressed to the session, with no `from`.
+    pub(super) fn answer_own(
+        &mut self,
+        from: &FullJid,
+        iq: &Iq,
+        result: Result<Option<Element>, StanzaErrorCondition>,
+    ) {
         let mut reply = match result {
             Ok(payload) => iq.result(payload),
             Err(e) => iq.error(StanzaError::new(e)),

@@ -17,119 +17,77 @@ Written for this repository's interop tests.
 """
 
 import asyncio
-import logging
-import sys
 
-import slixmpp
+from slix_common import DOMAIN, client, login, result, run, wait_for
 
-HOST, PORT, DOMAIN, CAFILE = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 FEATURES = ["features", "disco", "rosterver", "preapproval"]
-results = {}
 
 
-def result(feature, ok, detail=""):
-    if feature not in results:
-        results[feature] = ok
-        print(f"RESULT {feature} {'pass' if ok else 'fail'} {detail}".rstrip(), flush=True)
-
-
-def client(user, resource):
-    xmpp = slixmpp.ClientXMPP(f"{user}@{DOMAIN}/{resource}", f"{user}-pw")
-    xmpp.ca_certs = CAFILE
-    xmpp.auto_authorize = None
-    xmpp.auto_subscribe = False
-    xmpp.register_plugin("xep_0030")
-    return xmpp
-
-
-async def wait_for(future, what, timeout=10):
-    try:
-        return await asyncio.wait_for(future, timeout)
-    except asyncio.TimeoutError:
-        raise RuntimeError(f"timed out waiting for {what}")
-
-
-async def login(xmpp):
+async def steps():
     loop = asyncio.get_running_loop()
-    bound = loop.create_future()
-    xmpp.add_event_handler("session_bind", lambda _jid: bound.done() or bound.set_result(True))
-    xmpp.connect((HOST, PORT))
-    await wait_for(bound, f"login of {xmpp.boundjid}", 20)
+    alice, bob = client("alice", "one", ["xep_0030"]), client("bob", "slix", ["xep_0030"])
+    await asyncio.gather(login(alice), login(bob))
+    result("features", {"rosterver", "preapproval"} <= alice.features, f"{sorted(alice.features)}")
+    info = await wait_for(alice["xep_0030"].get_info(jid=DOMAIN), "disco#info")
+    features = info["disco_info"]["features"]
+    result("disco", "jabber:iq:roster" in features, f"{features}")
 
+    # Roster versioning.
+    await wait_for(alice.get_roster(), "roster get")
+    await wait_for(alice.update_roster(f"carol@{DOMAIN}", name="Carol"), "roster set")
+    await asyncio.sleep(0.2)  # the push carries the new version
+    known = alice.client_roster.version
+    second = client("alice", "two", ["xep_0030"])
+    second.client_roster.version = known
+    pushes = []
+    second.add_event_handler(
+        "roster_update", lambda iq: iq["type"] == "set" and pushes.append(iq["roster"]["ver"])
+    )
+    await login(second)
+    answer = await wait_for(second.get_roster(), "versioned roster get")
+    # slixmpp creates an empty <query/> when it reads the answer: count the items (the
+    # whole roster would carry carol).
+    empty = len(answer["roster"]["items"]) == 0
+    await wait_for(alice.update_roster(f"dave@{DOMAIN}", name="Dave"), "roster set 2")
+    await asyncio.sleep(0.3)
+    result(
+        "rosterver",
+        bool(known) and empty and len(pushes) == 1 and pushes[0] != known,
+        f"known={known} empty_result={empty} pushes={pushes}",
+    )
 
-async def main():
-    loop = asyncio.get_running_loop()
-    alice, bob = client("alice", "one"), client("bob", "slix")
-    try:
-        await asyncio.gather(login(alice), login(bob))
-        result("features", {"rosterver", "preapproval"} <= alice.features, f"{sorted(alice.features)}")
-        info = await wait_for(alice["xep_0030"].get_info(jid=DOMAIN), "disco#info")
-        features = info["disco_info"]["features"]
-        result("disco", "jabber:iq:roster" in features, f"{features}")
+    # Pre-approval.
+    bob_requests = []
+    bob.add_event_handler("presence_subscribe", lambda p: bob_requests.append(str(p["from"])))
+    approved = loop.create_future()
+    alice.add_event_handler(
+        "presence_subscribed", lambda p: approved.done() or approved.set_result(str(p["from"]))
+    )
+    bob_pushes = []
 
-        # Roster versioning.
-        await wait_for(alice.get_roster(), "roster get")
-        await wait_for(alice.update_roster(f"carol@{DOMAIN}", name="Carol"), "roster set")
-        await asyncio.sleep(0.2)  # the push carries the new version
-        known = alice.client_roster.version
-        second = client("alice", "two")
-        second.client_roster.version = known
-        pushes = []
-        second.add_event_handler(
-            "roster_update", lambda iq: iq["type"] == "set" and pushes.append(iq["roster"]["ver"])
-        )
-        await login(second)
-        answer = await wait_for(second.get_roster(), "versioned roster get")
-        # slixmpp creates an empty <query/> when it reads the answer: count the items (the
-        # whole roster would carry carol).
-        empty = len(answer["roster"]["items"]) == 0
-        await wait_for(alice.update_roster(f"dave@{DOMAIN}", name="Dave"), "roster set 2")
-        await asyncio.sleep(0.3)
-        result(
-            "rosterver",
-            bool(known) and empty and len(pushes) == 1 and pushes[0] != known,
-            f"known={known} empty_result={empty} pushes={pushes}",
-        )
+    def on_bob_push(iq):
+        if iq["type"] == "set":
+            for item in iq.xml.iter("{jabber:iq:roster}item"):
+                bob_pushes.append(item.get("approved"))
 
-        # Pre-approval.
-        bob_requests = []
-        bob.add_event_handler("presence_subscribe", lambda p: bob_requests.append(str(p["from"])))
-        approved = loop.create_future()
-        alice.add_event_handler(
-            "presence_subscribed", lambda p: approved.done() or approved.set_result(str(p["from"]))
-        )
-        bob_pushes = []
-
-        def on_bob_push(iq):
-            if iq["type"] == "set":
-                for item in iq.xml.iter("{jabber:iq:roster}item"):
-                    bob_pushes.append(item.get("approved"))
-
-        bob.add_event_handler("roster_update", on_bob_push)
-        await wait_for(bob.get_roster(), "bob roster")
-        bob.send_presence(pto=f"alice@{DOMAIN}", ptype="subscribed")
-        await asyncio.sleep(0.3)
-        flagged = bob_pushes[:1] == ["true"]
-        alice.send_presence()  # available: the approval is delivered to available resources
-        alice.send_presence(pto=f"bob@{DOMAIN}", ptype="subscribe")
-        who = await wait_for(approved, "subscribed at alice")
-        await asyncio.sleep(0.3)
-        sub = alice.client_roster[f"bob@{DOMAIN}"]["subscription"]
-        result(
-            "preapproval",
-            who == f"bob@{DOMAIN}" and not bob_requests and sub == "to" and flagged,
-            f"approved by {who}, bob saw {bob_requests}, bob's item approved={flagged}, alice's subscription={sub}",
-        )
-        closed = [x.disconnect(wait=2) for x in (alice, bob, second)]
-        await wait_for(asyncio.gather(*closed), "disconnect")
-    except Exception as error:  # report which step failed
-        print(f"ERROR {error!r}", flush=True)
-    for feature in FEATURES:
-        result(feature, False, "not reached")
-    return all(results.values())
+    bob.add_event_handler("roster_update", on_bob_push)
+    await wait_for(bob.get_roster(), "bob roster")
+    bob.send_presence(pto=f"alice@{DOMAIN}", ptype="subscribed")
+    await asyncio.sleep(0.3)
+    flagged = bob_pushes[:1] == ["true"]
+    alice.send_presence()  # available: the approval is delivered to available resources
+    alice.send_presence(pto=f"bob@{DOMAIN}", ptype="subscribe")
+    who = await wait_for(approved, "subscribed at alice")
+    await asyncio.sleep(0.3)
+    sub = alice.client_roster[f"bob@{DOMAIN}"]["subscription"]
+    result(
+        "preapproval",
+        who == f"bob@{DOMAIN}" and not bob_requests and sub == "to" and flagged,
+        f"approved by {who}, bob saw {bob_requests}, bob's item approved={flagged}, alice's subscription={sub}",
+    )
+    closed = [x.disconnect(wait=2) for x in (alice, bob, second)]
+    await wait_for(asyncio.gather(*closed), "disconnect")
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.ERROR)
-    ok = asyncio.run(main())
-    sys.exit(0 if ok else 1)
+    run(steps, FEATURES)
