@@ -269,7 +269,9 @@ impl Server {
         Ok(None)
     }
 
-    fn push_to_all(
+    /// An iq set push of `payload` to each session of `user` that `want` picks (roster,
+    /// privacy list and blocklist pushes), with ids the answers are recognized by.
+    pub(super) fn push_to_all(
         &mut self,
         user: &BareJid,
         payload: &Element,

@@ -22,17 +22,7 @@ impl Server {
             items: vec![item],
         }
         .to_element();
-        let interested: Vec<FullJid> = self
-            .resources_of(user)
-            .filter(|s| s.interested)
-            .map(|s| s.jid.clone())
-            .collect();
-        for r in interested {
-            self.next_push = self.next_push.wrapping_add(1);
-            let mut iq = Iq::set(format!("push-{}", self.next_push), query.clone());
-            iq.header.to = Some(r.clone().into());
-            self.deliver(&r, iq.to_element());
-        }
+        self.push_to_all(user, &query, |s| s.interested);
     }
 
     pub(super) fn roster_iq(
