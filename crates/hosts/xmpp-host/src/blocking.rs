@@ -190,6 +190,44 @@ impl Connection<ClientStream> {
         Self::connect_inner(options, Driver::recorded(machine, recorder))
     }
 
+    /// Connect and negotiate, following `see-other-host` redirects (RFC 6120 §4.9.3.19) at
+    /// most `max_redirects` times; returns the connection and the bound JID.
+    ///
+    /// Each new host is dialled at `resolve(&host_port)` (a host without a port means 5222,
+    /// or the direct TLS port the host chooses) with everything else unchanged, as the RFC
+    /// requires: the same `config` (so the same TLS policy, mechanisms and stream `to`), the
+    /// same TLS configuration and direct-TLS choice, and the certificate still verified for
+    /// `options.server_name`, the XMPP domain. A redirect can therefore neither turn TLS or
+    /// certificate checks off nor move the identity check to a name it picked. Past the
+    /// bound (a redirect loop) the result is [`Error::TooManyRedirects`].
+    pub fn connect_following(
+        options: &ClientOptions,
+        config: &ClientConfig,
+        max_redirects: usize,
+        timeout: Duration,
+        resolve: impl Fn(&xmpp_stream::HostPort) -> Result<SocketAddr, Error>,
+    ) -> Result<(Self, xmpp_stream::FullJid), Error> {
+        let mut options = options.clone();
+        let mut redirects = 0usize;
+        loop {
+            let mut conn = Self::connect(&options, config.clone(), OsEntropy::new())?;
+            match conn.negotiate(timeout) {
+                Ok(jid) => return Ok((conn, jid)),
+                Err(Error::Closed(reason)) => {
+                    let Some(to) = redirect_target(&reason) else {
+                        return Err(Error::Closed(reason));
+                    };
+                    if redirects >= max_redirects {
+                        return Err(Error::TooManyRedirects(to));
+                    }
+                    redirects += 1;
+                    options.addr = resolve(&to)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn connect_inner(options: &ClientOptions, driver: Driver) -> Result<Self, Error> {
         let name = tls::server_name(&options.server_name)?;
         let socket = dial(options.addr, options.connect_timeout)?;
@@ -564,5 +602,13 @@ impl Connection<ClientStream> {
         RawTransport {
             io: std::mem::replace(&mut self.io, Io::Gone),
         }
+    }
+}
+
+/// The host a `see-other-host` close names, if it names one.
+fn redirect_target(reason: &CloseReason) -> Option<xmpp_stream::HostPort> {
+    match reason {
+        CloseReason::StreamError(e) => e.other_host.as_deref()?.parse().ok(),
+        _ => None,
     }
 }

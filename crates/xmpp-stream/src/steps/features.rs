@@ -55,6 +55,14 @@ pub(crate) fn offer(m: &mut Machine) {
             _ => {}
         }
     }
+    // The host's rows, through the same gate.
+    items.extend(
+        side.config
+            .extra_features
+            .iter()
+            .filter(|row| row.available(flags))
+            .map(|row| Advertised::Other(row.element.clone())),
+    );
     m.core.send(&Features { items }.to_element());
     m.step = Step::AwaitRequest;
 }

@@ -197,11 +197,15 @@ impl Hub {
         }
         // One IM machine for every domain: users of two of our domains are local to each
         // other (delivery, presence, offline storage), with no hop between machines.
-        let mut im_config = xmpp_im::ServerConfig::new(config.domain.domain());
+        let mut im_config = config.im.clone();
         for domain in &config.other_domains {
             im_config.domains.insert(domain.domain().to_owned());
         }
         let im = xmpp_im::Server::new(im_config);
+        // One list drives the stream features and `disco#info`: the template gets its rows
+        // here, once.
+        let mut config = config;
+        config.stream = config.stream_with_features();
         let components = Arc::new(Components::new(&config.components));
         Hub {
             config,

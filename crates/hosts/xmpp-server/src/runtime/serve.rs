@@ -14,7 +14,7 @@ use super::connection::{
     Conn, Upgrade, connection, direct_tls_connection, direct_tls_s2s_connection,
 };
 use super::shared::{Accepted, Shared, lock, register};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubConfig};
 
 /// The sockets a server accepts connections on (see [`serve_on`]).
 #[derive(Debug)]
@@ -99,7 +99,11 @@ pub(super) async fn serve_probed(
     };
     let shared = Arc::new_cyclic(|me| {
         Mutex::new(Shared {
-            hub: Hub::new(config.hub.clone()),
+            hub: Hub::new(HubConfig {
+                // The hub's clock starts now: its Instant::ZERO is this wall-clock time.
+                unix_epoch_millis: unix_now_millis(),
+                ..config.hub.clone()
+            }),
             conns: BTreeMap::new(),
             start: std::time::Instant::now(),
             log: config.log,
@@ -284,4 +288,11 @@ async fn tick(shared: Arc<Mutex<Shared>>) {
             guard.dispatch();
         }
     }
+}
+
+/// The system clock in milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
