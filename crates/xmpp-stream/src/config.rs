@@ -116,6 +116,10 @@ pub struct ClientConfig {
     pub max_output_bytes: usize,
     /// Stanzas `send_stanza` queues before negotiation completes; 0 refuses them instead.
     pub max_queued_stanzas: usize,
+    /// XEP-0198 stream management (default off).
+    pub sm: crate::sm::SmConfig,
+    /// XEP-0199 pings when the server is silent (default none).
+    pub ping: Option<crate::sm::PingConfig>,
 }
 
 impl ClientConfig {
@@ -161,6 +165,8 @@ impl ClientConfig {
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_queued_stanzas: 64,
+            sm: crate::sm::SmConfig::default(),
+            ping: None,
         }
     }
 }
@@ -208,6 +214,10 @@ pub struct ServerConfig {
     /// when the peer does not read; past this bound the queued bytes are dropped and the
     /// stream is closed with `resource-constraint` and `Closed`.
     pub max_output_bytes: usize,
+    /// XEP-0198 stream management: offered and enabled on request when on (default off).
+    pub sm: crate::sm::SmConfig,
+    /// XEP-0199 pings when the client is silent (default none).
+    pub ping: Option<crate::sm::PingConfig>,
 }
 
 impl ServerConfig {
@@ -233,6 +243,8 @@ impl ServerConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            sm: crate::sm::SmConfig::default(),
+            ping: None,
         }
     }
 }

@@ -403,23 +403,10 @@ impl Core {
                         }
                     }
                 }
-                Timer::Negotiation => {
-                    if matches!(self.phase, Phase::Open | Phase::AwaitingTls) {
-                        if self.phase == Phase::Open {
-                            let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
-                            if !self.header_sent() {
-                                if let Some(header) = self.fallback_header.take() {
-                                    self.send_header(&header);
-                                }
-                            }
-                            self.send(&error.to_element());
-                            self.send_close_tag();
-                        }
-                        self.finish(CloseReason::Timeout(Timer::Negotiation));
-                    }
-                }
-                // Answered by the server-to-server steps before the core's timers run.
-                Timer::Dialback => {}
+                Timer::Negotiation => self.time_out(Timer::Negotiation),
+                // Answered by the server-to-server, stream-management and ping steps before
+                // the core's timers run.
+                Timer::Dialback | Timer::AckRequest | Timer::Ping => {}
                 Timer::Trim => {
                     if self.out.is_empty() {
                         self.trim();
@@ -435,6 +422,32 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// A deadline passed: `connection-timeout` (RFC 6120 §4.9.3.4), close, and
+    /// `Closed { Timeout(timer) }`.
+    pub(crate) fn time_out(&mut self, timer: Timer) {
+        if matches!(self.phase, Phase::Open | Phase::AwaitingTls) {
+            if self.phase == Phase::Open {
+                let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                if !self.header_sent() {
+                    if let Some(header) = self.fallback_header.take() {
+                        self.send_header(&header);
+                    }
+                }
+                self.send(&error.to_element());
+                self.send_close_tag();
+            }
+            self.finish(CloseReason::Timeout(timer));
+        }
+    }
+
+    /// Stanza events queued for the host and not taken yet.
+    pub(crate) fn queued_stanzas(&self) -> usize {
+        self.out
+            .iter()
+            .filter(|output| matches!(output, Output::Event(Event::Stanza(_))))
+            .count()
     }
 
     // ----- input -----
