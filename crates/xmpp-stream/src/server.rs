@@ -100,15 +100,25 @@ impl ServerStream {
     /// XEP-0198: the host found the session a [`SmEvent::ResumeRequested`](crate::SmEvent::ResumeRequested)
     /// named, detached from its old stream: this stream takes it over (`<resumed/>`, the
     /// unacknowledged stanzas re-sent in order, [`SmEvent::Resumed`](crate::SmEvent::Resumed)).
-    /// A session of another account is refused as unknown.
+    /// A session of another account is refused as unknown (`item-not-found`). Whenever the
+    /// session was not taken over (no resumption pending, another account, an `h` above what
+    /// was sent, which closes this stream) it is handed back unchanged, for the host to keep
+    /// or end: never lost.
     pub fn resume(
         &mut self,
         now: Instant,
         session: crate::sm::DetachedSession,
-    ) -> Result<(), UsageError> {
+    ) -> Result<(), Box<crate::sm::DetachedSession>> {
         self.machine.core.tick(now);
-        self.machine.core.check_open()?;
+        if self.machine.core.check_open().is_err() {
+            return Err(Box::new(session));
+        }
         crate::steps::sm::accept_resume(&mut self.machine, session)
+    }
+
+    /// XEP-0198: the resumption id of this stream's managed session, once granted.
+    pub fn sm_id(&self) -> Option<&str> {
+        self.machine.sm.as_ref()?.id.as_deref()
     }
 
     /// XEP-0198: no session has the id a [`SmEvent::ResumeRequested`](crate::SmEvent::ResumeRequested)

@@ -7,6 +7,7 @@
 mod common;
 
 use common::error_condition;
+use core::time::Duration;
 use minidom::Element;
 use xmpp_server::hub::Verification;
 use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
@@ -14,7 +15,8 @@ use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, DialbackOutcome, Event, Instant, Mechanism, Output,
-    S2sConfig, S2sReceivingStream, SeededEntropy, StanzaErrorCondition, Transport,
+    S2sConfig, S2sReceivingStream, SeededEntropy, SmConfig, SmEvent, SmState, StanzaErrorCondition,
+    Transport,
 };
 
 struct Client {
@@ -567,6 +569,172 @@ fn messages_to_an_offline_account_wait_for_its_initial_presence() {
         "later"
     );
     assert_eq!(w.hub.offline_count(&bob), 0);
+}
+
+// ----- XEP-0198 stream management -----
+
+/// A client with stream management on (it resumes `state` when given).
+fn sm_client(w: &mut World, resource: &str, state: Option<SmState>) -> usize {
+    let mut config = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "alice-pw");
+    config.resource = Some(resource.to_owned());
+    config.sm = SmConfig::on();
+    w.seed += 2;
+    let mut stream = ClientStream::new(config, SeededEntropy::new(w.seed));
+    if let Some(state) = state {
+        stream.resume_with(state).unwrap();
+    }
+    let id = w
+        .hub
+        .accept(w.now, Transport::Plain, SeededEntropy::new(w.seed + 1));
+    stream.start(w.now, Transport::Plain).unwrap();
+    w.clients.push(Client {
+        stream,
+        id,
+        events: Vec::new(),
+        inbox: Vec::new(),
+        server_tls_pending: false,
+    });
+    w.drive();
+    w.clients.len() - 1
+}
+
+/// The TCP connection of `client` dies: what the hub sent it and did not arrive is lost.
+fn cut(w: &mut World, client: usize) -> SmState {
+    while let Some(out) = w.hub.poll_output() {
+        if let HubOutput::Transmit(id, bytes) = out
+            && let Some(c) = w.clients.iter_mut().find(|c| c.id == id)
+        {
+            c.inbox.extend(bytes);
+        }
+    }
+    w.clients[client].inbox.clear();
+    let (now, id) = (w.now, w.clients[client].id);
+    w.clients[client].stream.transport_closed(now);
+    w.hub.transport_closed(id, now);
+    w.drive();
+    w.clients[client]
+        .stream
+        .sm_state()
+        .expect("resumption granted")
+}
+
+fn message_ids(stanzas: &[Element]) -> Vec<String> {
+    stanzas
+        .iter()
+        .filter(|s| s.name() == "message")
+        .filter_map(|s| s.attr("id").map(str::to_owned))
+        .collect()
+}
+
+fn bob_sends(w: &mut World, b: usize, ids: std::ops::Range<u32>) {
+    for n in ids {
+        w.send(
+            b,
+            &format!("<message xmlns='jabber:client' type='chat' to='alice@localhost/phone' id='m{n}'><body>{n}</body></message>"),
+        );
+    }
+}
+
+#[test]
+fn a_cut_session_is_resumed_and_every_message_arrives_once_in_order() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = sm_client(&mut w, "phone", None);
+    assert!(
+        w.clients[a]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Sm(SmEvent::Enabled { id: Some(_), .. }))),
+        "{:?}",
+        w.clients[a].events
+    );
+    w.send(a, "<presence xmlns='jabber:client'/>");
+    let b = w.connect("bob", "bob-pw", "desk");
+    bob_sends(&mut w, b, 0..3);
+    let mut got = message_ids(&w.take_stanzas(a));
+    // m3 is in flight when the connection dies: bob's bytes reach the hub, the hub's to
+    // alice are lost with the connection.
+    let m3: Element =
+        "<message xmlns='jabber:client' type='chat' to='alice@localhost/phone' id='m3'/>"
+            .parse()
+            .unwrap();
+    w.clients[b].stream.send_stanza(w.now, &m3).unwrap();
+    let mut to_hub = Vec::new();
+    while let Some(out) = w.clients[b].stream.poll_output() {
+        if let Output::Transmit(bytes) = out {
+            to_hub.extend(bytes);
+        }
+    }
+    let (now, bob_id) = (w.now, w.clients[b].id);
+    w.hub.handle_input(bob_id, now, &to_hub);
+    let state = cut(&mut w, a);
+    assert_eq!(w.hub.detached_count(), 1);
+    bob_sends(&mut w, b, 4..6);
+    // m3 unacknowledged (with what else was not acknowledged yet), m4 and m5 queued.
+    assert!(w.hub.detached_queued() >= 3, "{}", w.hub.detached_queued());
+    // A new connection resumes: nothing lost, nothing twice, in order.
+    let a2 = sm_client(&mut w, "phone", Some(state));
+    assert!(
+        w.clients[a2]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Sm(SmEvent::Resumed { .. })))
+    );
+    assert_eq!(w.hub.detached_count(), 0);
+    got.extend(message_ids(&w.take_stanzas(a2)));
+    bob_sends(&mut w, b, 6..7);
+    got.extend(message_ids(&w.take_stanzas(a2)));
+    let want: Vec<String> = (0..7).map(|n| format!("m{n}")).collect();
+    assert_eq!(got, want);
+    // The resumed stream is the session: the hub routes to it.
+    assert_eq!(
+        w.hub.jid(w.clients[a2].id).unwrap().as_str(),
+        "alice@localhost/phone"
+    );
+}
+
+#[test]
+fn a_second_resumption_replaces_the_first_transport() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = sm_client(&mut w, "phone", None);
+    w.send(a, "<presence xmlns='jabber:client'/>");
+    // The client thinks its connection died; the hub has not noticed.
+    let state = w.clients[a].stream.sm_state().unwrap();
+    let a2 = sm_client(&mut w, "phone", Some(state));
+    assert!(w.clients[a2].stream.is_negotiated());
+    let closed = w.clients[a].events.iter().any(|e| {
+        matches!(e, Event::Closed { reason: xmpp_stream::CloseReason::StreamError(err) } if err.condition == xmpp_stream::StreamErrorCondition::Conflict)
+    });
+    assert!(closed, "{:?}", w.clients[a].events);
+    let b = w.connect("bob", "bob-pw", "desk");
+    bob_sends(&mut w, b, 0..1);
+    assert_eq!(message_ids(&w.take_stanzas(a2)), ["m0"]);
+}
+
+#[test]
+fn an_expired_session_ends_and_its_messages_go_offline() {
+    let mut w = World::new(PlusPolicy::Off);
+    let a = sm_client(&mut w, "phone", None);
+    w.send(a, "<presence xmlns='jabber:client'/>");
+    let b = w.connect("bob", "bob-pw", "desk");
+    let state = cut(&mut w, a);
+    bob_sends(&mut w, b, 0..2);
+    let alice = BareJid::new("alice@localhost").unwrap();
+    assert_eq!(w.hub.offline_count(&alice), 0);
+    // Past the window: the session ends, the queued messages are stored for the account.
+    w.now = w.now + Duration::from_secs(301);
+    w.hub.handle_timeout(w.now);
+    w.drive();
+    assert_eq!(w.hub.detached_count(), 0);
+    assert_eq!(w.hub.offline_count(&alice), 2);
+    // Resuming now: item-not-found; the client binds afresh and reports nothing undelivered.
+    let a2 = sm_client(&mut w, "phone", Some(state));
+    let failed = w.clients[a2].events.iter().any(|e| {
+        matches!(e, Event::Sm(SmEvent::ResumeFailed { condition: Some(c), .. }) if c == "item-not-found")
+    });
+    assert!(failed, "{:?}", w.clients[a2].events);
+    assert!(w.clients[a2].stream.is_negotiated());
+    w.send(a2, "<presence xmlns='jabber:client'/>");
+    assert_eq!(message_ids(&w.take_stanzas(a2)), ["m0", "m1"]);
 }
 
 fn federating() -> World {

@@ -318,30 +318,37 @@ pub(crate) fn resume(m: &mut Machine, el: Element) -> Result<(), ProtocolError> 
 
 /// Server: the host found the session `previd` named: take it over. The account must be the
 /// one this stream authenticated; `h` must not acknowledge more than was sent.
-pub(crate) fn accept_resume(m: &mut Machine, detached: DetachedSession) -> Result<(), UsageError> {
+pub(crate) fn accept_resume(
+    m: &mut Machine,
+    detached: DetachedSession,
+) -> Result<(), Box<DetachedSession>> {
     if m.step != Step::Resume {
-        return Err(UsageError::NotNegotiated);
+        return Err(Box::new(detached));
     }
-    let Side::Server(side) = &mut m.side else {
-        return Err(UsageError::NotNegotiated);
+    let Side::Server(side) = &m.side else {
+        return Err(Box::new(detached));
     };
     if side.account.as_ref() != Some(&detached.jid.to_bare()) {
         // Another account's session: as if unknown (XEP-0198 §5 leaks nothing).
         refuse_resume(m);
-        return Ok(());
+        return Err(Box::new(detached));
     }
-    let Some(h) = m.sm.take().map(|pending| pending.acked) else {
-        return Err(UsageError::NotNegotiated);
+    let Some(h) = m.sm.as_ref().map(|pending| pending.acked) else {
+        return Err(Box::new(detached));
     };
     let DetachedSession { id, jid, mut sm } = detached;
     if let Err(error) = sm.ack(h) {
+        m.sm = None;
         m.step = Step::Done;
         let _ = m.core.fail(ProtocolError::from_stream_error(
             *error,
             "<resume h=''/> acknowledges more than was sent",
         ));
-        return Ok(());
+        return Err(Box::new(DetachedSession { id, jid, sm }));
     }
+    let Side::Server(side) = &mut m.side else {
+        return Err(Box::new(DetachedSession { id, jid, sm }));
+    };
     side.jid = Some(jid.clone());
     let handled = sm.handled.to_string();
     m.core.send(&sm::element(
@@ -387,9 +394,15 @@ pub(crate) fn detach(m: &mut Machine) -> Option<DetachedSession> {
 /// `<r/>`: answer with `<a h=''/>` once the host has taken what arrived before it. Without
 /// stream management: the client reports it, the server answers `unexpected-request`.
 pub(crate) fn request(m: &mut Machine, el: Element) -> Result<(), ProtocolError> {
+    let pending = m.core.queued_stanzas();
     match m.sm.as_deref_mut() {
         Some(state) if state.counting_in => {
             state.ack_due = true;
+            if pending == 0 {
+                // The host has taken everything: the answer is exact now (and goes out
+                // before a close that may follow in the same read).
+                drained(m);
+            }
             Ok(())
         }
         _ => not_enabled(m, el),

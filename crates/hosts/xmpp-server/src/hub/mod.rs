@@ -24,6 +24,7 @@ mod disco;
 mod record;
 mod routing;
 mod s2s;
+mod sm;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -162,6 +163,8 @@ pub struct Hub {
     offline: BTreeMap<BareJid, VecDeque<Element>>,
     /// Outgoing server-to-server connections, by remote domain.
     outgoing: s2s::OutgoingMap,
+    /// XEP-0198: detached sessions and resumption ids.
+    sm: sm::SmSessions,
 }
 
 impl core::fmt::Debug for Hub {
@@ -201,6 +204,7 @@ impl Hub {
             log: Vec::new(),
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
+            sm: sm::SmSessions::default(),
         }
     }
 
@@ -264,6 +268,7 @@ impl Hub {
         self.sessions
             .values()
             .filter_map(|s| s.stream.poll_timeout())
+            .chain(self.sm.next_expiry())
             .min()
     }
 
@@ -354,6 +359,7 @@ impl Hub {
                 self.dirty.insert(*id);
             }
         }
+        self.expire_detached(now);
         self.flush(now);
     }
 
