@@ -175,6 +175,7 @@ pub struct PeerServer {
     child: Option<Child>,
     node_name: String,
     log_level: LogLevel,
+    stream_management: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -183,6 +184,7 @@ pub struct PeerServer {
 pub struct PeerOptions {
     component: Option<(String, String)>,
     log_level: LogLevel,
+    stream_management: bool,
 }
 
 impl Default for PeerOptions {
@@ -198,6 +200,7 @@ impl PeerOptions {
         Self {
             component: None,
             log_level: LogLevel::Debug,
+            stream_management: false,
         }
     }
 
@@ -209,6 +212,14 @@ impl PeerOptions {
     #[must_use]
     pub fn with_component(mut self, domain: &str, secret: &str) -> Self {
         self.component = Some((domain.to_owned(), secret.to_owned()));
+        self
+    }
+
+    /// Also offer XEP-0198 stream management with resumption: Prosody's `mod_smacks`,
+    /// ejabberd's `mod_stream_mgmt` (a 300 s resumption window on both).
+    #[must_use]
+    pub fn with_stream_management(mut self) -> Self {
+        self.stream_management = true;
         self
     }
 }
@@ -291,6 +302,7 @@ impl PeerServer {
             child: None,
             node_name,
             log_level: options.log_level,
+            stream_management: options.stream_management,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -342,9 +354,9 @@ c2s_direct_tls_ports = {{ {direct} }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{smacks} }}
 modules_disabled = {{ "s2s"; "offline"; "c2s_bosh"; "http"; "posix"; }}
--- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
+{smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
 c2s_require_encryption = true
@@ -355,6 +367,16 @@ ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            smacks = if self.stream_management {
+                " \"smacks\";"
+            } else {
+                ""
+            },
+            smacks_time = if self.stream_management {
+                "smacks_hibernation_time = 300\n"
+            } else {
+                ""
+            },
             level = match self.log_level {
                 LogLevel::Debug => "debug",
                 LogLevel::Warn => "warn",
@@ -452,10 +474,15 @@ modules:
   mod_roster: {{versioning: true}}
   mod_disco: {{}}
   mod_ping: {{}}
-"#,
+{stream_mgmt}"#,
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
+            stream_mgmt = if self.stream_management {
+                "  mod_stream_mgmt: {resume_timeout: 300}\n"
+            } else {
+                ""
+            },
             level = match self.log_level {
                 LogLevel::Debug => "info",
                 LogLevel::Warn => "warning",
