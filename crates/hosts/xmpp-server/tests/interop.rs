@@ -370,3 +370,29 @@ fn slixmpp_wrong_password_is_refused() {
     assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
+
+// ----- XEP-0198 resumption, server side -----
+
+/// slixmpp's xep_0198 resumes a session whose TCP connection was aborted without
+/// `</stream>` while another account kept sending: every message exactly once, in order.
+#[test]
+fn slixmpp_resumes_a_cut_session() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server("slix-sm", None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_sm.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check(
+        "slixmpp",
+        "XEP-0198",
+        run_peer(command),
+        &["login", "enabled", "resume", "exactly-once"],
+    );
+}
