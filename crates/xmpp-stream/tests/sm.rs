@@ -114,6 +114,13 @@ impl Link {
         moved
     }
 
+    /// Feed `input` to the server; its answer must contain `expect`.
+    fn server_answers(&mut self, input: &str, expect: &str) {
+        let _ = self.server.handle_input(self.now, input.as_bytes());
+        self.collect();
+        assert!(self.server_wire.contains(expect), "{}", self.server_wire);
+    }
+
     /// Deliver everything until both ends are quiet.
     fn pump(&mut self) {
         for _ in 0..10_000 {
@@ -563,33 +570,15 @@ fn unsupported_first_level_elements_are_answered() {
     // A server without stream management: `<enable/>` gets `<failed/>`, never silence.
     let mut link = negotiated(false);
     assert!(!link.server_wire.contains("urn:xmpp:sm:3"));
-    let _ = link
-        .server
-        .handle_input(link.now, b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
-    link.collect();
-    assert!(
-        link.server_wire.contains("feature-not-implemented"),
-        "{}",
-        link.server_wire
+    link.server_answers(
+        "<enable xmlns='urn:xmpp:sm:3' resume='true'/>",
+        "feature-not-implemented",
     );
-    let _ = link
-        .server
-        .handle_input(link.now, b"<r xmlns='urn:xmpp:sm:3'/>");
-    link.collect();
-    assert!(
-        link.server_wire.contains("unexpected-request"),
-        "{}",
-        link.server_wire
-    );
+    link.server_answers("<r xmlns='urn:xmpp:sm:3'/>", "unexpected-request");
     // Anything else unknown: unsupported-stanza-type (RFC 6120 §4.9.3.22).
-    let _ = link
-        .server
-        .handle_input(link.now, b"<foo xmlns='urn:example:unknown'/>");
-    link.collect();
-    assert!(
-        link.server_wire.contains("unsupported-stanza-type"),
-        "{}",
-        link.server_wire
+    link.server_answers(
+        "<foo xmlns='urn:example:unknown'/>",
+        "unsupported-stanza-type",
     );
     assert!(link.server.is_closed());
 }
