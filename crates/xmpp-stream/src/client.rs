@@ -49,6 +49,12 @@ pub(crate) struct ClientSide {
     pub(crate) aborting: Option<Mechanism>,
     /// The bind or session request out ([`Step::Bind`](crate::rules::Step::Bind)).
     pub(crate) pending: Option<PendingIq>,
+    /// The server listed XEP-0198 `<sm/>` with `<bind/>`.
+    pub(crate) sm_offered: bool,
+    /// A legacy session request follows binding (kept for a bind after a failed resumption).
+    pub(crate) bind_session: bool,
+    /// The state to resume instead of binding ([`ClientStream::resume_with`]).
+    pub(crate) resume: Option<Box<crate::sm::SmState>>,
 }
 
 /// The client (initiating entity) side of a `jabber:client` stream.
@@ -91,6 +97,9 @@ impl ClientStream {
             exchange: None,
             aborting: None,
             pending: None,
+            sm_offered: false,
+            bind_session: false,
+            resume: None,
         }));
         ClientStream {
             machine: Machine::new(core, StreamKind::Client, Role::Initiating, side),
@@ -148,6 +157,40 @@ impl ClientStream {
         } else {
             Err(UsageError::NotNegotiated)
         }
+    }
+
+    /// XEP-0198: resume the session `state` describes (taken with [`sm_state`](Self::sm_state)
+    /// from an earlier stream, possibly persisted) instead of binding, when the server offers
+    /// stream management. Call before [`start`](Self::start). On `<resumed/>` the
+    /// unacknowledged stanzas are re-sent in order and [`SmEvent::Resumed`](crate::SmEvent::Resumed)
+    /// is reported; on `<failed/>` they are reported as not delivered
+    /// ([`SmEvent::ResumeFailed`](crate::SmEvent::ResumeFailed)) and the client binds afresh.
+    pub fn resume_with(&mut self, state: crate::sm::SmState) -> Result<(), UsageError> {
+        if self.machine.core.phase != crate::core::Phase::Idle {
+            return Err(UsageError::AlreadyStarted);
+        }
+        if xmpp_jid::FullJid::new(&state.jid).is_err() {
+            return Err(UsageError::InvalidConfig("the saved JID is not a full JID"));
+        }
+        let Side::Client(side) = &mut self.machine.side else {
+            return Err(UsageError::NotNegotiated);
+        };
+        side.resume = Some(Box::new(state));
+        Ok(())
+    }
+
+    /// XEP-0198: the resumable state (resumption id, counters, unacknowledged stanzas), once
+    /// the server granted resumption; `None` otherwise. Take it when the connection is lost
+    /// (it stays readable after `Closed`) and give it to a new stream's
+    /// [`resume_with`](Self::resume_with).
+    pub fn sm_state(&self) -> Option<crate::sm::SmState> {
+        crate::steps::sm::snapshot(&self.machine)
+    }
+
+    /// XEP-0198: whether stream management is on, and the number of stanzas sent and not yet
+    /// acknowledged.
+    pub fn sm_unacked(&self) -> Option<usize> {
+        self.machine.sm.as_ref().map(|sm| sm.unacked.len())
     }
 
     /// Bytes from the server, in any chunking. Every complete element is processed here, and

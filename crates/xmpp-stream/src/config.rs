@@ -116,6 +116,10 @@ pub struct ClientConfig {
     pub max_output_bytes: usize,
     /// Stanzas `send_stanza` queues before negotiation completes; 0 refuses them instead.
     pub max_queued_stanzas: usize,
+    /// XEP-0198 stream management (default off).
+    pub sm: crate::sm::SmConfig,
+    /// XEP-0199 pings when the server is silent (default none).
+    pub ping: Option<crate::sm::PingConfig>,
 }
 
 impl ClientConfig {
@@ -161,6 +165,8 @@ impl ClientConfig {
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             max_queued_stanzas: 64,
+            sm: crate::sm::SmConfig::default(),
+            ping: None,
         }
     }
 }
@@ -221,6 +227,10 @@ pub struct ServerConfig {
     /// TLS or on the one after it ([`Redirect::after_tls`]). Default none. Boxed: every
     /// server stream holds a copy of this configuration, and few ever redirect.
     pub redirect: Option<Box<Redirect>>,
+    /// XEP-0198 stream management: offered and enabled on request when on (default off).
+    pub sm: crate::sm::SmConfig,
+    /// XEP-0199 pings when the client is silent (default none).
+    pub ping: Option<crate::sm::PingConfig>,
 }
 
 /// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).
@@ -260,6 +270,8 @@ impl ServerConfig {
             other_domains: Vec::new(),
             extra_features: Vec::new(),
             redirect: None,
+            sm: crate::sm::SmConfig::default(),
+            ping: None,
         }
     }
 }

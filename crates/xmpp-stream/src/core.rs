@@ -65,7 +65,9 @@ pub(crate) struct Core {
     /// (RFC 6120 §4.9.1.2): set by the server.
     pub(crate) fallback_header: Option<StreamHeader>,
     /// Why we are closing, reported when the peer's close (or the close deadline) arrives.
-    closing_reason: Option<CloseReason>,
+    /// Boxed: set only while closing, and a `CloseReason` is over 200 bytes that every idle
+    /// stream would otherwise carry.
+    closing_reason: Option<Box<CloseReason>>,
     /// Bound on the bytes of queued `Transmit`s the host has not polled yet.
     max_output: usize,
     /// Bytes of queued `Transmit`s the host has not polled yet.
@@ -370,7 +372,7 @@ impl Core {
         // Already closing for a reason of our own (failed TLS, failed authentication...):
         // that reason is what the host needs; the peer's garbage after it is not.
         let reason = match self.closing_reason.take() {
-            Some(reason) if reason != CloseReason::Requested => reason,
+            Some(reason) if *reason != CloseReason::Requested => *reason,
             _ => CloseReason::ProtocolError(error.clone()),
         };
         self.finish(reason);
@@ -388,7 +390,7 @@ impl Core {
                     return;
                 }
                 self.phase = Phase::Closing;
-                self.closing_reason = Some(reason);
+                self.closing_reason = Some(Box::new(reason));
                 self.timers.stop_all();
                 self.timers
                     .set(Timer::Close, self.now + self.timeouts.close);
@@ -399,7 +401,7 @@ impl Core {
     /// The host reports the transport is gone.
     pub(crate) fn transport_closed(&mut self) {
         if self.phase != Phase::Closed {
-            let reason = match self.closing_reason.take() {
+            let reason = match self.closing_reason.take().map(|reason| *reason) {
                 Some(CloseReason::Requested) | None => CloseReason::TransportClosed,
                 Some(reason) => reason,
             };
@@ -424,23 +426,10 @@ impl Core {
                         }
                     }
                 }
-                Timer::Negotiation => {
-                    if matches!(self.phase, Phase::Open | Phase::AwaitingTls) {
-                        if self.phase == Phase::Open {
-                            let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
-                            if !self.header_sent() {
-                                if let Some(header) = self.fallback_header.take() {
-                                    self.send_header(&header);
-                                }
-                            }
-                            self.send(&error.to_element());
-                            self.send_close_tag();
-                        }
-                        self.finish(CloseReason::Timeout(Timer::Negotiation));
-                    }
-                }
-                // Answered by the server-to-server steps before the core's timers run.
-                Timer::Dialback => {}
+                Timer::Negotiation => self.time_out(Timer::Negotiation),
+                // Answered by the server-to-server, stream-management and ping steps before
+                // the core's timers run.
+                Timer::Dialback | Timer::AckRequest | Timer::Ping => {}
                 Timer::Trim => {
                     if self.out.is_empty() {
                         self.trim();
@@ -456,6 +445,32 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// A deadline passed: `connection-timeout` (RFC 6120 §4.9.3.4), close, and
+    /// `Closed { Timeout(timer) }`.
+    pub(crate) fn time_out(&mut self, timer: Timer) {
+        if matches!(self.phase, Phase::Open | Phase::AwaitingTls) {
+            if self.phase == Phase::Open {
+                let error = StreamError::new(StreamErrorCondition::ConnectionTimeout);
+                if !self.header_sent() {
+                    if let Some(header) = self.fallback_header.take() {
+                        self.send_header(&header);
+                    }
+                }
+                self.send(&error.to_element());
+                self.send_close_tag();
+            }
+            self.finish(CloseReason::Timeout(timer));
+        }
+    }
+
+    /// Stanza events queued for the host and not taken yet.
+    pub(crate) fn queued_stanzas(&self) -> usize {
+        self.out
+            .iter()
+            .filter(|output| matches!(output, Output::Event(Event::Stanza(_))))
+            .count()
     }
 
     // ----- input -----
@@ -568,7 +583,7 @@ impl Core {
 
     fn peer_closed(&mut self) {
         if self.phase == Phase::Closing {
-            let reason = match self.closing_reason.take() {
+            let reason = match self.closing_reason.take().map(|reason| *reason) {
                 Some(CloseReason::Requested) | None => CloseReason::Graceful,
                 Some(reason) => reason,
             };

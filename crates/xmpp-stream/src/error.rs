@@ -75,6 +75,10 @@ pub enum UsageError {
     InvalidStanza(&'static str),
     /// The configuration is inconsistent: the reason says why.
     InvalidConfig(&'static str),
+    /// XEP-0198: the queue of unacknowledged stanzas is full
+    /// ([`UnackedOverflow::Refuse`](crate::UnackedOverflow::Refuse)): send again once
+    /// acknowledgements arrived.
+    Backpressure,
 }
 
 impl fmt::Display for UsageError {
@@ -87,6 +91,7 @@ impl fmt::Display for UsageError {
             UsageError::NotNegotiated => f.write_str("the stream is not negotiated yet"),
             UsageError::InvalidStanza(why) => write!(f, "invalid stanza: {why}"),
             UsageError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            UsageError::Backpressure => f.write_str("the unacknowledged-stanza queue is full"),
         }
     }
 }

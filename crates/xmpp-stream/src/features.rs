@@ -31,6 +31,8 @@ pub mod ns {
     pub const BIDI: &str = "urn:xmpp:bidi";
     /// XEP-0288: the stream feature.
     pub const BIDI_FEATURE: &str = "urn:xmpp:features:bidi";
+    /// XEP-0198 stream management (version 3).
+    pub const SM: &str = crate::sm::NS;
 }
 
 /// The features this crate negotiates itself.
@@ -48,6 +50,9 @@ pub enum FeatureKind {
     /// `<sasl-channel-binding/>` (XEP-0440): which channel-binding types the server supports.
     /// Informational: it shapes SASL mechanism selection and is never negotiated itself.
     ChannelBindingTypes,
+    /// `<sm xmlns='urn:xmpp:sm:3'/>` (XEP-0198): stream management, enabled after binding or
+    /// used to resume instead of binding.
+    StreamManagement,
 }
 
 /// The description of one feature: everything both roles need to know about it as data.
@@ -96,12 +101,13 @@ impl FeatureSpec {
             FeatureKind::Bind => &FEATURES[2],
             FeatureKind::Session => &FEATURES[3],
             FeatureKind::ChannelBindingTypes => &FEATURES[4],
+            FeatureKind::StreamManagement => &FEATURES[5],
         }
     }
 }
 
 /// Every feature this crate negotiates, in negotiation order.
-pub const FEATURES: [FeatureSpec; 5] = [
+pub const FEATURES: [FeatureSpec; 6] = [
     FeatureSpec {
         kind: FeatureKind::StartTls,
         name: "starttls",
@@ -144,6 +150,15 @@ pub const FEATURES: [FeatureSpec; 5] = [
         namespace: ns::SASL_CB,
         needs: SessionFlags::SECURE,
         forbidden_by: SessionFlags::AUTHENTICATED,
+        grants: SessionFlags::EMPTY,
+        restarts: false,
+    },
+    FeatureSpec {
+        kind: FeatureKind::StreamManagement,
+        name: "sm",
+        namespace: ns::SM,
+        needs: SessionFlags::AUTHENTICATED,
+        forbidden_by: SessionFlags::EMPTY,
         grants: SessionFlags::EMPTY,
         restarts: false,
     },
@@ -222,6 +237,8 @@ pub enum Advertised {
     },
     /// XEP-0440: the channel-binding type names the server supports, in its order.
     ChannelBindingTypes(Vec<String>),
+    /// XEP-0198 stream management.
+    StreamManagement,
     /// A feature this crate does not negotiate, kept for the host.
     Other(Element),
 }
@@ -260,6 +277,7 @@ impl Advertised {
                     .take(MAX_MECHANISMS)
                     .collect(),
             ),
+            FeatureKind::StreamManagement => Advertised::StreamManagement,
         }
     }
 
@@ -271,6 +289,7 @@ impl Advertised {
             Advertised::Bind => Some(FeatureKind::Bind),
             Advertised::Session { .. } => Some(FeatureKind::Session),
             Advertised::ChannelBindingTypes(_) => Some(FeatureKind::ChannelBindingTypes),
+            Advertised::StreamManagement => Some(FeatureKind::StreamManagement),
             Advertised::Other(_) => None,
         }
     }
@@ -313,6 +332,7 @@ impl Advertised {
                 }
                 el
             }
+            Advertised::StreamManagement => Element::bare("sm", ns::SM),
             Advertised::Other(el) => el.clone(),
         }
     }
@@ -420,7 +440,12 @@ mod tests {
             auth.get(FeatureKind::Session),
             Some(&Advertised::Session { optional: true })
         );
-        assert_eq!(auth.others().count(), 6);
+        // caps, rosterver, csi, pre-approval, sm:2 (sm:3 is XEP-0198, negotiated here).
+        assert_eq!(auth.others().count(), 5);
+        assert_eq!(
+            auth.get(FeatureKind::StreamManagement),
+            Some(&Advertised::StreamManagement)
+        );
     }
 
     #[test]
@@ -466,6 +491,7 @@ mod tests {
                     "tls-exporter".into(),
                     "tls-server-end-point".into(),
                 ]),
+                Advertised::StreamManagement,
             ],
         };
         assert_eq!(Features::parse(&features.to_element()), features);

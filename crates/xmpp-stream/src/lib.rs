@@ -22,6 +22,12 @@
 //! accepts gets one documented default ([`rules::unaccepted_condition`]). Session state is
 //! flags ([`SessionFlags`]) and stream features are data ([`features::FEATURES`]).
 //!
+//! XEP-0198 stream management ([`sm`]) and XEP-0199 pings are rows of the same table: both
+//! roles count stanzas mod 2^32 (an inbound one when the host takes its event), keep what
+//! was sent until acknowledged, and resume a session on a new stream: the client from a
+//! [`SmState`] it may persist, the server from the [`DetachedSession`] its host kept for the
+//! resumption window. A c2s server answers every first-level element it does not support.
+//!
 //! SASL is configured on the client as a typed list in preference order
 //! ([`ClientConfig::mechanisms`]); after a mechanism-level `<failure/>` the client falls back
 //! to the next listed mechanism (never after a credential failure, never from `-PLUS` to an
@@ -101,6 +107,7 @@ pub mod rules;
 mod s2s;
 mod sasl;
 mod server;
+pub mod sm;
 mod steps;
 mod surface;
 mod time;
@@ -125,6 +132,7 @@ pub use kind::{Kinds, Role, Roles, StreamKind};
 pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, S2sAuthMethod, Transport};
 pub use s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 pub use server::ServerStream;
+pub use sm::{DetachedSession, PingConfig, SmConfig, SmEvent, SmState, UnackedOverflow};
 pub use time::Instant;
 pub use timers::{TRIM_AFTER, Timer};
 pub use xmpp_jid::{BareJid, FullJid, Jid};

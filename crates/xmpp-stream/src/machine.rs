@@ -44,10 +44,20 @@ pub(crate) struct Machine {
     pub(crate) side: Side,
     /// Process stanzas as the host polls (see `handle_input`), instead of all at once.
     lazy: bool,
+    /// XEP-0198 counters and queue, once stream management is enabled (`steps::sm`).
+    pub(crate) sm: Option<Box<crate::sm::Sm>>,
+    /// XEP-0199 keepalive pings, when configured (`steps::ping`).
+    pub(crate) ping: Option<Box<steps::ping::Ping>>,
 }
 
 impl Machine {
     pub(crate) fn new(core: Core, kind: StreamKind, role: Role, side: Side) -> Self {
+        let ping = match &side {
+            Side::Client(side) => side.config.ping,
+            Side::Server(side) => side.config.ping,
+            _ => None,
+        }
+        .map(|config| Box::new(steps::ping::Ping::new(config)));
         Machine {
             core,
             kind,
@@ -57,6 +67,8 @@ impl Machine {
             bindings: Vec::new(),
             side,
             lazy: role == Role::Receiving,
+            sm: None,
+            ping,
         }
     }
 
@@ -78,7 +90,16 @@ impl Machine {
             // later input.
             let _ = self.process_input(true);
         }
-        self.core.poll_output()
+        if self.sm.is_none() {
+            return self.core.poll_output();
+        }
+        let output = self.core.poll_output().or_else(|| {
+            steps::sm::drained(self);
+            self.core.poll_output()
+        });
+        let stanza = matches!(output, Some(Output::Event(Event::Stanza(_))));
+        steps::sm::taken(self, stanza);
+        output
     }
 
     // ----- commands -----
@@ -108,11 +129,19 @@ impl Machine {
         if !self.is_negotiated() {
             return Err(UsageError::NotNegotiated);
         }
+        self.transmit_stanza(stanza)
+    }
+
+    /// Serialize and queue a stanza on a negotiated stream; with stream management on, count
+    /// it and keep it until acknowledged.
+    pub(crate) fn transmit_stanza(&mut self, stanza: &Element) -> Result<(), UsageError> {
         let bytes = self
             .core
             .serialize(stanza)
             .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
+        steps::sm::before_send(self)?;
         if self.core.send_bytes(bytes) {
+            steps::sm::sent(self, stanza);
             Ok(())
         } else {
             // The output bound closed the stream: the stanza was not queued.
@@ -154,7 +183,9 @@ impl Machine {
             return Ok(());
         }
         self.core.input_pending = true;
-        self.process_input(true)
+        let result = self.process_input(true);
+        steps::ping::heard(self);
+        result
     }
 
     /// One whole WebSocket message on a framed stream (on a TCP stream: `handle_input`).
@@ -168,7 +199,9 @@ impl Machine {
             return Ok(());
         }
         self.core.input_pending = true;
-        self.process_input(true)
+        let result = self.process_input(true);
+        steps::ping::heard(self);
+        result
     }
 
     /// Processes fed input until none is left, or (`lazy`, on a negotiated stream of a role
@@ -195,6 +228,8 @@ impl Machine {
         let _ = self.process_input(false);
         let now = self.core.tick(now);
         steps::s2s::on_timeout(self, now);
+        steps::sm::on_timeout(self, now);
+        steps::ping::on_timeout(self, now);
         self.core.handle_timeout(now);
     }
 

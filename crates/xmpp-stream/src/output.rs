@@ -117,6 +117,9 @@ pub enum Event {
     },
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
+    /// XEP-0198 stream management: enabled, refused, resumed, a resumption request or
+    /// failure, a stanza dropped from the bounded queue.
+    Sm(crate::sm::SmEvent),
     /// A top-level element that is not a stanza arrived after negotiation (for example an
     /// XEP-0198 `<r/>`): the host may handle it or ignore it.
     Nonza(Element),

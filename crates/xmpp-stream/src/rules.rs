@@ -44,6 +44,10 @@ pub enum Step {
     Bind,
     /// Initiating s2s: our `<db:result/>` is out; waiting for the peer's answer.
     Dialback,
+    /// XEP-0198 resumption: the client sent `<resume/>` and waits for `<resumed/>` or
+    /// `<failed/>`; the server waits for the host to find the session (`resume` or
+    /// `refuse_resume`).
+    Resume,
     /// Component: the handshake is not done (receiving: waiting for it; initiating: waiting
     /// for the server's answer).
     AwaitHandshake,
@@ -67,6 +71,7 @@ impl Step {
             Step::Bind => "Bind",
             Step::Dialback => "Dialback",
             Step::AwaitHandshake => "AwaitHandshake",
+            Step::Resume => "Resume",
             Step::Established => "Established",
             Step::Done => "Done",
         }
@@ -196,6 +201,8 @@ const fn row(
 }
 
 use Handler::{Element as E, Header as H};
+
+const SM_NS: &str = crate::sm::NS;
 use Match::{Element as El, Header as Hdr};
 
 const COMPONENT_NS: &str = xmpp_xml::NS_COMPONENT_ACCEPT;
@@ -442,6 +449,131 @@ const TABLE: &[Rule] = &[
         "RFC 3921 §3",
         "negotiation.rs::mandatory_legacy_session_is_negotiated",
     ),
+    // ----- stream management (XEP-0198) and ping (XEP-0199) -----
+    row(
+        "sm.enable-early",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("enable", SM_NS),
+        E(steps::sm::enable_early),
+        "before binding: `<failed><unexpected-request/></failed>`",
+        "XEP-0198 §3",
+        "sm.rs::enable_before_bind_and_unknown_resume_fail",
+    )
+    .needs(SessionFlags::AUTHENTICATED),
+    row(
+        "sm.resume",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        El("resume", SM_NS),
+        E(steps::sm::resume),
+        "ask the host for the session (`SmEvent::ResumeRequested`); not offered: `item-not-found`; no `previd`/`h`: `bad-request`",
+        "XEP-0198 §5",
+        "sm.rs::server_resumes_and_resends_in_order",
+    )
+    .needs(SessionFlags::AUTHENTICATED)
+    .forbids(SessionFlags::BOUND),
+    row(
+        "sm.resumed",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Resume,
+        El("resumed", SM_NS),
+        E(steps::sm::resumed),
+        "the old session goes on: drop what `h` acknowledges (too high: undefined-condition), re-send the rest in order",
+        "XEP-0198 §5, §4",
+        "sm.rs::client_resumes_after_a_cut_and_nothing_is_lost_or_doubled",
+    ),
+    row(
+        "sm.resume-failed",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Resume,
+        El("failed", SM_NS),
+        E(steps::sm::resume_failed),
+        "report every unacknowledged stanza as not delivered, bind afresh",
+        "XEP-0198 §5",
+        "sm.rs::failed_resumption_reports_undelivered_and_binds",
+    ),
+    row(
+        "sm.enable",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        El("enable", SM_NS),
+        E(steps::sm::enable),
+        "`<enabled/>` (with a resumption id when asked and granted); not offered: feature-not-implemented; twice: unexpected-request",
+        "XEP-0198 §3",
+        "sm.rs::enable_ack_and_counters",
+    ),
+    row(
+        "sm.enabled",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Established,
+        El("enabled", SM_NS),
+        E(steps::sm::enabled),
+        "inbound stanzas count from here; note id, `max`, `location`",
+        "XEP-0198 §3",
+        "sm.rs::enable_ack_and_counters",
+    ),
+    row(
+        "sm.refused",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Established,
+        El("failed", SM_NS),
+        E(steps::sm::enable_refused),
+        "our `<enable/>` was refused: no stream management (`SmEvent::Refused`)",
+        "XEP-0198 §3",
+        "sm.rs::enable_refused_is_reported",
+    ),
+    row(
+        "sm.request",
+        Kinds::CLIENT,
+        Roles::Both,
+        Step::Established,
+        El("r", SM_NS),
+        E(steps::sm::request),
+        "answer `<a h=''/>` once the host has taken the stanzas before it; not enabled: server `unexpected-request`, client reports it",
+        "XEP-0198 §4",
+        "sm.rs::enable_ack_and_counters",
+    ),
+    row(
+        "sm.answer",
+        Kinds::CLIENT,
+        Roles::Both,
+        Step::Established,
+        El("a", SM_NS),
+        E(steps::sm::answer),
+        "drop acknowledged stanzas; `h` above what was sent: undefined-condition + `<handled-count-too-high/>`",
+        "XEP-0198 §4",
+        "sm.rs::an_h_above_what_was_sent_closes_the_stream",
+    ),
+    row(
+        "sm.misplaced",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::Namespace(SM_NS),
+        Handler::Reject,
+        "`<resume/>` after binding, `<enabled/>` or `<resumed/>` from a client",
+        "XEP-0198 §5; RFC 6120 §4.9.3.22",
+        "sm.rs::enable_before_bind_and_unknown_resume_fail",
+    ),
+    row(
+        "ping.iq",
+        Kinds::CLIENT,
+        Roles::Both,
+        Step::Established,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::ping::iq),
+        "the reply to our ping is consumed; a client answers a ping; other iqs: the stanza rule below",
+        "XEP-0199 §4.1, §4.2",
+        "sm.rs::pings_when_idle_and_times_out",
+    ),
     // ----- established c2s -----
     row(
         "established.from-client",
@@ -453,6 +585,17 @@ const TABLE: &[Rule] = &[
         "`from` must be the client (invalid-from), stamped; bad `to` gets jid-malformed; report",
         "RFC 6120 §8.1.2.1, §8.1.1.1",
         "negotiation.rs::spoofed_from_is_a_stream_error",
+    ),
+    row(
+        "established.unsupported",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::Established,
+        Match::Any,
+        Handler::Reject,
+        "a first-level element the server does not support: answered, never ignored",
+        "RFC 6120 §4.9.3.22",
+        "sm.rs::unsupported_first_level_elements_are_answered",
     ),
     // ----- component (XEP-0114) -----
     row(
@@ -773,7 +916,7 @@ const ROWS: usize = TABLE.len();
 // table order, and only the few rows of the machine's bucket are tried.
 
 /// Most rows one (step, role, kind) bucket holds; a bigger bucket fails the build.
-const BUCKET: usize = 8;
+const BUCKET: usize = 12;
 /// Steps, roles and kinds: the index's dimensions.
 const STEPS: usize = Step::Done as usize + 1;
 const KINDS: usize = StreamKind::ALL.len();
@@ -971,6 +1114,7 @@ mod tests {
             Step::Bind,
             Step::Dialback,
             Step::AwaitHandshake,
+            Step::Resume,
             Step::Established,
             Step::Done,
         ];

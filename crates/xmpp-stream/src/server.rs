@@ -109,6 +109,50 @@ impl ServerStream {
         self.machine.send_stanza(now, stanza)
     }
 
+    /// XEP-0198: the host found the session a [`SmEvent::ResumeRequested`](crate::SmEvent::ResumeRequested)
+    /// named, detached from its old stream: this stream takes it over (`<resumed/>`, the
+    /// unacknowledged stanzas re-sent in order, [`SmEvent::Resumed`](crate::SmEvent::Resumed)).
+    /// A session of another account is refused as unknown (`item-not-found`). Whenever the
+    /// session was not taken over (no resumption pending, another account, an `h` above what
+    /// was sent, which closes this stream) it is handed back unchanged, for the host to keep
+    /// or end: never lost.
+    pub fn resume(
+        &mut self,
+        now: Instant,
+        session: crate::sm::DetachedSession,
+    ) -> Result<(), Box<crate::sm::DetachedSession>> {
+        self.machine.core.tick(now);
+        if self.machine.core.check_open().is_err() {
+            return Err(Box::new(session));
+        }
+        crate::steps::sm::accept_resume(&mut self.machine, session)
+    }
+
+    /// XEP-0198: the resumption id of this stream's managed session, once granted.
+    pub fn sm_id(&self) -> Option<&str> {
+        self.machine.sm.as_ref()?.id.as_deref()
+    }
+
+    /// XEP-0198: no session has the id a [`SmEvent::ResumeRequested`](crate::SmEvent::ResumeRequested)
+    /// named (unknown or expired): `<failed><item-not-found/></failed>`; the client may bind.
+    pub fn refuse_resume(&mut self, now: Instant) {
+        self.machine.core.tick(now);
+        crate::steps::sm::refuse_resume(&mut self.machine);
+    }
+
+    /// XEP-0198: take this stream's managed session to keep it detached (after the transport
+    /// died) for the resumption window: `None` unless resumption was granted. The stream
+    /// keeps nothing of it.
+    pub fn detach(&mut self) -> Option<crate::sm::DetachedSession> {
+        crate::steps::sm::detach(&mut self.machine)
+    }
+
+    /// XEP-0198: whether stream management is on, and the number of stanzas sent and not yet
+    /// acknowledged.
+    pub fn sm_unacked(&self) -> Option<usize> {
+        self.machine.sm.as_ref().map(|sm| sm.unacked.len())
+    }
+
     /// Bytes from the client, in any chunking.
     ///
     /// During negotiation every complete element is processed here, and a protocol error in

@@ -24,6 +24,13 @@ pub enum Timer {
     /// ([`Event::DialbackVerify`](crate::Event::DialbackVerify)) must be answered by this
     /// deadline; past it the request is answered with `remote-server-timeout`.
     Dialback,
+    /// XEP-0198: stanzas have waited unacknowledged for
+    /// [`SmConfig::request_after`](crate::SmConfig::request_after): send `<r/>`.
+    AckRequest,
+    /// XEP-0199: the peer was silent for [`PingConfig::idle`](crate::PingConfig::idle) (send
+    /// a ping), or did not answer it within [`PingConfig::timeout`](crate::PingConfig::timeout)
+    /// (close with `connection-timeout`).
+    Ping,
 }
 
 /// How long a negotiated stream's input must be quiet before [`Timer::Trim`] fires. Releasing
@@ -33,12 +40,14 @@ pub const TRIM_AFTER: core::time::Duration = core::time::Duration::from_secs(2);
 
 impl Timer {
     /// Every timer, in table order.
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 7] = [
         Timer::Keepalive,
         Timer::Negotiation,
         Timer::Close,
         Timer::Trim,
         Timer::Dialback,
+        Timer::AckRequest,
+        Timer::Ping,
     ];
 
     const fn index(self) -> usize {
@@ -48,6 +57,8 @@ impl Timer {
             Timer::Close => 2,
             Timer::Trim => 3,
             Timer::Dialback => 4,
+            Timer::AckRequest => 5,
+            Timer::Ping => 6,
         }
     }
 }

@@ -624,6 +624,7 @@ pub fn event_summary(event: &Event) -> String {
             stanza.attr("id").unwrap_or("-")
         ),
         Event::Nonza(element) => format!("Nonza {}", element.name()),
+        Event::Sm(event) => crate::sm::summary(event),
         Event::Redirect { to } => format!("Redirect {to}"),
         Event::SeeOtherUri { uri } => format!("SeeOtherUri {uri}"),
         Event::Closed { reason } => format!("Closed {}", close_summary(reason)),

@@ -228,6 +228,12 @@ impl Connection<ClientStream> {
         }
     }
 
+    /// [`connect`](Self::connect) with a machine the host prepared: for example one that
+    /// resumes an XEP-0198 session ([`ClientStream::resume_with`]).
+    pub fn connect_stream(options: &ClientOptions, machine: ClientStream) -> Result<Self, Error> {
+        Self::connect_inner(options, Driver::new(machine))
+    }
+
     fn connect_inner(options: &ClientOptions, driver: Driver) -> Result<Self, Error> {
         let name = tls::server_name(&options.server_name)?;
         let socket = dial(options.addr, options.connect_timeout)?;

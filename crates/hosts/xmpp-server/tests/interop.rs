@@ -412,3 +412,16 @@ fn slixmpp_blocking_and_privacy_lists() {
         &["block", "errors", "unblock", "privacy"],
     );
 }
+
+// ----- XEP-0198 resumption, server side -----
+
+/// slixmpp's xep_0198 resumes a session whose TCP connection was aborted without
+/// `</stream>` while another account kept sending: every message exactly once, in order.
+#[test]
+fn slixmpp_resumes_a_cut_session() {
+    slixmpp_script(
+        "slix_sm.py",
+        "XEP-0198",
+        &["login", "enabled", "resume", "exactly-once"],
+    );
+}

@@ -183,6 +183,7 @@ pub struct PeerServer {
     child: Option<Child>,
     node_name: String,
     log_level: LogLevel,
+    stream_management: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -192,6 +193,7 @@ pub struct PeerOptions {
     component: Option<(String, String)>,
     s2s: Option<S2sOptions>,
     log_level: LogLevel,
+    stream_management: bool,
 }
 
 impl Default for PeerOptions {
@@ -208,6 +210,7 @@ impl PeerOptions {
             component: None,
             s2s: None,
             log_level: LogLevel::Debug,
+            stream_management: false,
         }
     }
 
@@ -231,6 +234,14 @@ impl PeerOptions {
     #[must_use]
     pub fn with_component(mut self, domain: &str, secret: &str) -> Self {
         self.component = Some((domain.to_owned(), secret.to_owned()));
+        self
+    }
+
+    /// Also offer XEP-0198 stream management with resumption: Prosody's `mod_smacks`,
+    /// ejabberd's `mod_stream_mgmt` (a 300 s resumption window on both).
+    #[must_use]
+    pub fn with_stream_management(mut self) -> Self {
+        self.stream_management = true;
         self
     }
 }
@@ -322,6 +333,7 @@ impl PeerServer {
             child: None,
             node_name,
             log_level: options.log_level,
+            stream_management: options.stream_management,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -403,9 +415,9 @@ c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
 {s2s_ports}http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback} }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks} }}
 modules_disabled = {{{s2s_module} "offline"; "c2s_bosh"; "http"; "posix";{no_dialback} }}
--- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
+{smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
 c2s_require_encryption = true
@@ -415,6 +427,16 @@ allow_registration = false
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            smacks = if self.stream_management {
+                " \"smacks\";"
+            } else {
+                ""
+            },
+            smacks_time = if self.stream_management {
+                "smacks_hibernation_time = 300\n"
+            } else {
+                ""
+            },
             no_dialback = if dialback.is_empty() && self.s2s.is_some() {
                 " \"dialback\";"
             } else {
@@ -540,10 +562,15 @@ modules:
   mod_roster: {{versioning: true}}
   mod_disco: {{}}
   mod_ping: {{}}
-{s2s_dialback}"#,
+{s2s_dialback}{stream_mgmt}"#,
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
+            stream_mgmt = if self.stream_management {
+                "  mod_stream_mgmt: {resume_timeout: 300}\n"
+            } else {
+                ""
+            },
             level = match self.log_level {
                 LogLevel::Debug => "info",
                 LogLevel::Warn => "warning",

@@ -116,13 +116,11 @@ fn ready(m: &mut Machine, jid: FullJid) {
         jid,
         extra_features: std::mem::take(&mut side.extra_features),
     });
-    while let Some(stanza) = side.queue.pop_front() {
-        if let Some(bytes) = m.core.serialize(&stanza) {
-            if !m.core.send_bytes(bytes) {
-                break;
-            }
-        }
+    // XEP-0198: enabled before the queued stanzas go out, so that they count.
+    if side.config.sm.enabled && side.sm_offered {
+        crate::steps::sm::request_enable(m);
     }
+    crate::steps::sm::flush_host_queue(m);
 }
 
 /// Server: an `<iq/>` after authentication, before binding: a bind request binds (the

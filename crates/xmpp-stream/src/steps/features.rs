@@ -52,6 +52,9 @@ pub(crate) fn offer(m: &mut Machine) {
             FeatureKind::Session if side.config.legacy_session => {
                 items.push(Advertised::Session { optional: true });
             }
+            FeatureKind::StreamManagement if side.config.sm.enabled => {
+                items.push(Advertised::StreamManagement);
+            }
             _ => {}
         }
     }
@@ -100,7 +103,14 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
                 && features.get(FeatureKind::Session)
                     == Some(&Advertised::Session { optional: false });
             let requested = side.config.resource.is_some();
-            steps::bind::request(m, requested, session);
+            side.sm_offered = features.get(FeatureKind::StreamManagement).is_some();
+            side.bind_session = session;
+            if side.sm_offered && side.resume.is_some() {
+                // XEP-0198 §5: resume before binding.
+                steps::sm::request_resume(m);
+            } else {
+                steps::bind::request(m, requested, session);
+            }
         }
         _ => {
             let reason = if tls_missing

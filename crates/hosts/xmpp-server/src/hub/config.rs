@@ -132,6 +132,8 @@ impl HubConfig {
     pub fn new(domain: BareJid) -> Self {
         let mut stream = ServerConfig::new(domain.clone());
         apply_plus(&mut stream, PlusPolicy::Off);
+        // XEP-0198 with resumption (a 300 s window); the hub keeps detached sessions.
+        stream.sm = xmpp_stream::SmConfig::on();
         HubConfig {
             other_domains: Vec::new(),
             users: Vec::new(),

@@ -25,6 +25,7 @@ mod disco;
 mod record;
 mod routing;
 mod s2s;
+mod sm;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -166,6 +167,8 @@ pub struct Hub {
     outgoing: s2s::OutgoingMap,
     /// Receiving server-to-server streams with XEP-0288 bidi, by the pair they carry.
     bidi_in: s2s::BidiMap,
+    /// XEP-0198: detached sessions and resumption ids.
+    sm: sm::SmSessions,
 }
 
 impl core::fmt::Debug for Hub {
@@ -224,6 +227,7 @@ impl Hub {
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
+            sm: sm::SmSessions::default(),
         }
     }
 
@@ -287,6 +291,7 @@ impl Hub {
         self.sessions
             .values()
             .filter_map(|s| s.stream.poll_timeout())
+            .chain(self.sm.next_expiry())
             .min()
     }
 
@@ -422,6 +427,7 @@ impl Hub {
                 self.dirty.insert(*id);
             }
         }
+        self.expire_detached(now);
         self.flush(now);
     }
 

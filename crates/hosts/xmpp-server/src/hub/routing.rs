@@ -64,6 +64,7 @@ impl Hub {
                 stream_id,
                 key,
             }),
+            Event::Sm(event) => self.on_sm_event(id, now, event),
             Event::Closed { reason } => {
                 self.log.push(format!("{id}: closed ({reason:?})"));
                 self.closed.push(id);
@@ -85,8 +86,11 @@ impl Hub {
                 }
                 if let Some(jid) = jid {
                     self.by_jid.remove(&jid);
-                    let _ = self.im.session_ended(&mut self.store, &jid);
-                    self.route_im(now);
+                    // XEP-0198: a session whose transport died waits for its client.
+                    if !self.detach_on_close(id, now, &jid, &reason) {
+                        let _ = self.im.session_ended(&mut self.store, &jid);
+                        self.route_im(now);
+                    }
                 }
             }
             Event::Authenticated { jid, mechanism } => {
@@ -203,28 +207,33 @@ impl Hub {
     }
 
     /// Act on everything the IM server decided.
-    fn route_im(&mut self, now: Instant) {
+    pub(super) fn route_im(&mut self, now: Instant) {
         while let Some(output) = self.im.poll_output() {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
                 xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
-                xmpp_im::Output::Offline { user, stanza } => {
-                    // Store (RFC 6121 §8.5.2.2.1), or bounce once the account's box is full.
-                    let queue = self.offline.entry(user).or_default();
-                    if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
-                        let at = self
-                            .config
-                            .unix_epoch_millis
-                            .saturating_add(now.as_millis());
-                        let domain = self.config.domain.domain();
-                        queue.push_back(xmpp_im::delay::with_delay(&stanza, domain, at));
-                    } else {
-                        self.im.bounce(&mut self.store, &stanza);
-                    }
-                }
+                xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, stanza),
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
                 _ => {}
             }
+        }
+    }
+
+    /// Store a message for `user` (RFC 6121 §8.5.2.2.1), or bounce it once the account's box
+    /// is full.
+    /// A stored message carries an XEP-0203 `<delay/>` stamped with the host's time of
+    /// storage, from the account's own domain.
+    pub(super) fn store_offline(&mut self, now: Instant, user: BareJid, stanza: Element) {
+        let at = self
+            .config
+            .unix_epoch_millis
+            .saturating_add(now.as_millis());
+        let stamped = xmpp_im::delay::with_delay(&stanza, user.domain(), at);
+        let queue = self.offline.entry(user).or_default();
+        if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
+            queue.push_back(stamped);
+        } else {
+            self.im.bounce(&mut self.store, &stanza);
         }
     }
 
@@ -270,6 +279,9 @@ impl Hub {
     fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
         if let Some(id) = self.by_jid.get(to).copied() {
             self.send_on(now, id, stanza);
+        } else {
+            // XEP-0198: a detached session queues it for its resumption.
+            let _ = self.deliver_detached(now, to, stanza);
         }
     }
 
@@ -284,6 +296,11 @@ impl Hub {
                 Ok(()) => {
                     session.drain(now);
                     self.dirty.insert(id);
+                }
+                Err(xmpp_stream::UsageError::Backpressure) => {
+                    // XEP-0198: the client acknowledges nothing and its queue is full.
+                    self.log.push(format!("{id}: unacknowledged queue full"));
+                    self.undeliverable(now, stanza);
                 }
                 Err(error) => self.log.push(format!("{id}: not sent: {error}")),
             }

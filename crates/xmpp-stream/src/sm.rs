@@ -1,0 +1,392 @@
+//! XEP-0198 stream management: the configuration, the counters and the unacknowledged queue a
+//! machine keeps once management is enabled, the state a host keeps across a lost connection
+//! ([`SmState`] for a client, [`DetachedSession`] for a server), and the wire elements. What
+//! each element means is in the negotiation table ([`crate::rules`], `sm.*` rows) and its
+//! handlers; this module never changes a machine's step.
+//!
+//! Counters are `u32` and wrap (XEP-0198 §5: "h" is mod 2^32); only stanzas count; an inbound
+//! stanza counts as handled when the host has taken its [`Event::Stanza`](crate::Event::Stanza)
+//! from `poll_output`, never when it was parsed.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use minidom::Element;
+use xmpp_jid::FullJid;
+use xmpp_xml::{StreamError, StreamErrorCondition};
+
+use crate::codec::set_attr;
+
+/// The XEP-0198 namespace (version 3).
+pub const NS: &str = "urn:xmpp:sm:3";
+
+/// Where `<failed/>`'s condition lives (RFC 6120 §8.3.3).
+pub(crate) const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// What to do when the unacknowledged queue is full and the host sends another stanza.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnackedOverflow {
+    /// Refuse the stanza: `send_stanza` returns [`UsageError::Backpressure`](crate::UsageError::Backpressure)
+    /// (an `<r/>` is sent so acknowledgements free the queue); the host keeps it and retries.
+    #[default]
+    Refuse,
+    /// Send it, and stop keeping the oldest unacknowledged stanza for re-sending: the machine
+    /// hands it back as [`SmEvent::Forgotten`] (it may or may not have
+    /// arrived) so it is never lost silently.
+    ForgetOldest,
+}
+
+/// Stream management settings, for either role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmConfig {
+    /// Client: enable stream management after binding when the server offers it. Server:
+    /// offer `<sm xmlns='urn:xmpp:sm:3'/>` and accept `<enable/>`. Default off.
+    pub enabled: bool,
+    /// Client: ask for resumption. Server: grant it (the host keeps detached sessions, see
+    /// [`ServerStream::detach`](crate::ServerStream::detach)). Default on.
+    pub resume: bool,
+    /// Server: the resumption window advertised as `max` (seconds; the host enforces it).
+    /// Client: the preferred window sent in `<enable max=''/>`. Default 300 s.
+    pub max_resume: Option<Duration>,
+    /// Stanzas kept for re-sending until acknowledged (default 500).
+    pub max_unacked: usize,
+    /// What a full queue does (default [`UnackedOverflow::Refuse`]).
+    pub overflow: UnackedOverflow,
+    /// Send `<r/>` after this many stanzas since the last request (default 5; 0: never by count).
+    pub request_every: u32,
+    /// Send `<r/>` when stanzas have waited this long unacknowledged (default 30 s).
+    pub request_after: Option<Duration>,
+}
+
+impl Default for SmConfig {
+    fn default() -> Self {
+        SmConfig {
+            enabled: false,
+            resume: true,
+            max_resume: Some(Duration::from_secs(300)),
+            max_unacked: 500,
+            overflow: UnackedOverflow::Refuse,
+            request_every: 5,
+            request_after: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl SmConfig {
+    /// Stream management on, with the other defaults.
+    pub fn on() -> Self {
+        SmConfig {
+            enabled: true,
+            ..SmConfig::default()
+        }
+    }
+}
+
+/// XEP-0199 pings on a negotiated stream, for either role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PingConfig {
+    /// Send a ping when nothing was received for this long.
+    pub idle: Duration,
+    /// Close with `connection-timeout` when nothing was received this long after the ping.
+    pub timeout: Duration,
+}
+
+impl PingConfig {
+    /// Ping after `idle` of silence; give up `timeout` later.
+    pub fn new(idle: Duration, timeout: Duration) -> Self {
+        PingConfig { idle, timeout }
+    }
+}
+
+/// The XEP-0199 namespace.
+pub const PING_NS: &str = "urn:xmpp:ping";
+
+/// A client's resumable stream-management state: what a host persists to resume after a
+/// lost connection or a process restart (`serde` feature: `Serialize`/`Deserialize`). Taken
+/// with [`ClientStream::sm_state`](crate::ClientStream::sm_state), given back with
+/// [`ClientStream::resume_with`](crate::ClientStream::resume_with).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SmState {
+    /// The server's resumption id (`<enabled id=''/>`).
+    pub id: String,
+    /// The full JID of the session.
+    pub jid: String,
+    /// Where the server asked to be reconnected (`<enabled location=''/>`), if anywhere.
+    pub location: Option<String>,
+    /// Stanzas the host has taken from the machine (our `h`).
+    pub handled: u32,
+    /// Stanzas sent since enabling, mod 2^32.
+    pub sent: u32,
+    /// The last `h` the server acknowledged.
+    pub acked: u32,
+    /// The unacknowledged stanzas, oldest first, as XML text in `jabber:client`.
+    pub unacked: Vec<String>,
+}
+
+/// What stream management tells the host, through [`Event::Sm`](crate::Event::Sm).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SmEvent {
+    /// Stream management is on (client: `<enabled/>` arrived; server: it was sent).
+    Enabled {
+        /// The resumption id, when resumption was granted.
+        id: Option<String>,
+        /// The resumption window in seconds, if the server named one.
+        max: Option<u32>,
+        /// Where the server wants resumption to connect, if it said.
+        location: Option<String>,
+    },
+    /// Client: the server refused `<enable/>` (the `<failed/>` condition, if any).
+    Refused {
+        /// The stanza-error condition name in `<failed/>`.
+        condition: Option<String>,
+    },
+    /// The old session goes on (both roles): `resent` unacknowledged stanzas were sent again,
+    /// in order.
+    Resumed {
+        /// The session's full JID.
+        jid: FullJid,
+        /// Stanzas re-sent.
+        resent: usize,
+    },
+    /// Client: resumption failed; these stanzas were not acknowledged and must be treated as
+    /// not delivered. The client binds afresh (`Negotiated` follows).
+    ResumeFailed {
+        /// The stanza-error condition name in `<failed/>`, if any.
+        condition: Option<String>,
+        /// The stanzas not delivered, oldest first.
+        undelivered: Vec<Element>,
+    },
+    /// Server: the client asks to resume session `previd`, having handled `h` stanzas. Answer
+    /// with [`ServerStream::resume`](crate::ServerStream::resume) or
+    /// [`ServerStream::refuse_resume`](crate::ServerStream::refuse_resume).
+    ResumeRequested {
+        /// The resumption id.
+        previd: String,
+        /// The client's count of handled stanzas.
+        h: u32,
+    },
+    /// The unacknowledged queue was full ([`UnackedOverflow::ForgetOldest`]): this stanza was
+    /// sent but will not be re-sent on resumption; it may not have arrived.
+    Forgotten(Element),
+}
+
+/// A short, stable text form of an [`SmEvent`], as written in transcripts' `E` lines.
+pub(crate) fn summary(event: &SmEvent) -> String {
+    match event {
+        SmEvent::Enabled { id, .. } => format!("SmEnabled {}", id.as_deref().unwrap_or("-")),
+        SmEvent::Refused { condition } => {
+            format!("SmRefused {}", condition.as_deref().unwrap_or("-"))
+        }
+        SmEvent::Resumed { jid, resent } => format!("SmResumed {jid} {resent}"),
+        SmEvent::ResumeFailed { undelivered, .. } => {
+            format!("SmResumeFailed {}", undelivered.len())
+        }
+        SmEvent::ResumeRequested { previd, h } => format!("SmResumeRequested {previd} {h}"),
+        SmEvent::Forgotten(stanza) => {
+            format!("SmForgotten {}", stanza.attr("id").unwrap_or("-"))
+        }
+    }
+}
+
+/// The counters and queue of one managed stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Sm {
+    /// `<enabled/>` arrived (client) or was sent (server): inbound stanzas count.
+    pub(crate) counting_in: bool,
+    /// Resumption id, if resumption was granted.
+    pub(crate) id: Option<String>,
+    pub(crate) location: Option<String>,
+    /// Server: the window granted.
+    pub(crate) max: Option<u32>,
+    /// Stanzas taken by the host since enabling (mod 2^32).
+    pub(crate) handled: u32,
+    /// Stanza events queued before counting started, not to be counted when taken.
+    pub(crate) skip: usize,
+    pub(crate) sent: u32,
+    pub(crate) acked: u32,
+    /// The newest `sent - acked` stanzas at most (fewer after [`UnackedOverflow::ForgetOldest`]).
+    pub(crate) unacked: VecDeque<Element>,
+    /// Stanzas sent since our last `<r/>`.
+    pub(crate) since_request: u32,
+    /// The peer sent `<r/>`: answer once the host has drained what was received.
+    pub(crate) ack_due: bool,
+    pub(crate) config: SmConfig,
+}
+
+impl Sm {
+    pub(crate) fn new(config: SmConfig) -> Self {
+        Sm {
+            counting_in: false,
+            id: None,
+            location: None,
+            max: None,
+            handled: 0,
+            skip: 0,
+            sent: 0,
+            acked: 0,
+            unacked: VecDeque::new(),
+            since_request: 0,
+            ack_due: false,
+            config,
+        }
+    }
+
+    /// Stanzas sent and not acknowledged (mod 2^32).
+    pub(crate) fn outstanding(&self) -> u32 {
+        self.sent.wrapping_sub(self.acked)
+    }
+
+    /// Apply an `h` from the peer: `Err` when it acknowledges more than was sent.
+    pub(crate) fn ack(&mut self, h: u32) -> Result<(), Box<StreamError>> {
+        let newly = h.wrapping_sub(self.acked);
+        if newly > self.outstanding() {
+            return Err(Box::new(too_high(h, self.sent)));
+        }
+        self.acked = h;
+        let keep = usize::try_from(self.outstanding()).unwrap_or(usize::MAX);
+        while self.unacked.len() > keep {
+            self.unacked.pop_front();
+        }
+        Ok(())
+    }
+
+    /// A stanza was sent.
+    pub(crate) fn record(&mut self, stanza: Element) {
+        self.sent = self.sent.wrapping_add(1);
+        self.since_request = self.since_request.saturating_add(1);
+        self.unacked.push_back(stanza);
+    }
+}
+
+/// The stream error XEP-0198 §4 (1.6.1) prescribes for an `h` above what was sent:
+/// `undefined-condition` with `<handled-count-too-high h='' send-count=''/>`.
+pub(crate) fn too_high(h: u32, sent: u32) -> StreamError {
+    let mut error = StreamError::new(StreamErrorCondition::UndefinedCondition);
+    let mut condition = Element::bare("handled-count-too-high", NS);
+    set_attr(&mut condition, "h", &h.to_string());
+    set_attr(&mut condition, "send-count", &sent.to_string());
+    error.application_condition = Some(condition);
+    error
+}
+
+/// A server session whose transport died with resumption granted: everything needed to
+/// resume it on a new stream, or to end it (its unacknowledged stanzas to be handled by the
+/// host: offline storage for messages, errors for the rest).
+#[derive(Clone, Debug)]
+pub struct DetachedSession {
+    pub(crate) id: String,
+    pub(crate) jid: FullJid,
+    pub(crate) sm: Sm,
+}
+
+impl DetachedSession {
+    /// The resumption id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session's full JID.
+    pub fn jid(&self) -> &FullJid {
+        &self.jid
+    }
+
+    /// The stanzas sent to the client and not acknowledged, oldest first.
+    pub fn unacked(&self) -> impl Iterator<Item = &Element> {
+        self.sm.unacked.iter()
+    }
+
+    /// End the session: its unacknowledged stanzas, oldest first, for the host to handle.
+    pub fn into_unacked(self) -> Vec<Element> {
+        self.sm.unacked.into()
+    }
+
+    /// Send a stanza to the detached session: it is queued (and counted) as if sent on the
+    /// stream, and re-sent on resumption. `false` when the queue is full (the host then
+    /// treats the stanza as undeliverable).
+    pub fn queue(&mut self, stanza: &Element) -> bool {
+        if self.sm.unacked.len() >= self.sm.config.max_unacked {
+            return false;
+        }
+        self.sm.record(stanza.clone());
+        true
+    }
+
+    /// Stanzas queued for the client.
+    pub fn queued(&self) -> usize {
+        self.sm.unacked.len()
+    }
+}
+
+// ----- wire elements (build and parse; no state) -----
+
+/// An element of the SM namespace with `attrs`.
+pub(crate) fn element(name: &str, attrs: &[(&'static str, &str)]) -> Element {
+    let mut el = Element::bare(name, NS);
+    for (key, value) in attrs {
+        set_attr(&mut el, key, value);
+    }
+    el
+}
+
+/// `<failed/>` with a stanza-error condition child (XEP-0198 §3, §5).
+pub(crate) fn failed(condition: &str, h: Option<u32>) -> Element {
+    let mut el = Element::bare("failed", NS);
+    if let Some(h) = h {
+        set_attr(&mut el, "h", &h.to_string());
+    }
+    el.append_child(Element::bare(condition, STANZAS_NS));
+    el
+}
+
+/// The `h` attribute: `None` when absent or not a `u32` (XEP-0198: xs:unsignedInt).
+pub(crate) fn h(element: &Element) -> Option<u32> {
+    element.attr("h")?.trim().parse().ok()
+}
+
+/// Whether a `resume` attribute says yes (`true` or `1`, xs:boolean).
+pub(crate) fn truthy(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stanza(n: u32) -> Element {
+        Element::builder("message", "jabber:client")
+            .attr(crate::codec::attr_name("id"), n.to_string())
+            .build()
+    }
+
+    #[test]
+    fn acks_wrap_mod_2_32() {
+        let mut sm = Sm::new(SmConfig::on());
+        sm.sent = u32::MAX - 1;
+        sm.acked = u32::MAX - 1;
+        for n in 0..4 {
+            sm.record(stanza(n));
+        }
+        assert_eq!(sm.sent, 2);
+        assert_eq!(sm.outstanding(), 4);
+        sm.ack(u32::MAX).unwrap();
+        assert_eq!(sm.unacked.len(), 3);
+        sm.ack(1).unwrap();
+        assert_eq!(sm.unacked.len(), 1);
+        assert_eq!(sm.unacked[0].attr("id"), Some("3"));
+        // One more than was sent, across the wrap.
+        let error = sm.ack(3).unwrap_err();
+        assert_eq!(error.condition, StreamErrorCondition::UndefinedCondition);
+        let app = error.application_condition.unwrap();
+        assert!(app.is("handled-count-too-high", NS));
+        assert_eq!(app.attr("send-count"), Some("2"));
+        // An old h (behind the last ack) is "too high" too: it would acknowledge 2^32 - 1.
+        assert!(sm.ack(0).is_err());
+        sm.ack(2).unwrap();
+        assert!(sm.unacked.is_empty());
+    }
+}
