@@ -41,7 +41,7 @@ use xmpp_stream::{
 pub use config::{HubConfig, PlusPolicy};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
-pub use s2s::{MAX_QUEUED_PER_DOMAIN, Verification};
+pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verification};
 
 use components::Components;
 use record::{Recorder, Tap};
@@ -164,6 +164,9 @@ pub struct Hub {
     outgoing: s2s::OutgoingMap,
     /// Receiving server-to-server streams with XEP-0288 bidi, by the pair they carry.
     bidi_in: s2s::BidiMap,
+    /// Further outgoing connections from our other domains, and pairs asked for in the
+    /// reverse direction on bidirectional receiving streams.
+    s2s_more: s2s::MoreS2s,
 }
 
 impl core::fmt::Debug for Hub {
@@ -217,6 +220,7 @@ impl Hub {
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
+            s2s_more: s2s::MoreS2s::default(),
         }
     }
 
@@ -321,6 +325,7 @@ impl Hub {
     /// Whether session `id` is one of our outgoing server-to-server connections.
     pub fn is_outgoing(&self, id: SessionId) -> bool {
         self.outgoing.values().any(|out| out.id == id)
+            || self.s2s_more.dedicated.values().any(|out| out.id == id)
     }
 
     /// Bytes read from connection `id`.
