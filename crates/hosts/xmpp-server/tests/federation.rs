@@ -913,6 +913,7 @@ fn sni_chooses_the_certificate_of_an_incoming_s2s_connection() {
     // b.test and b2.test, each with a certificate of its own: a TLS client on b's direct TLS
     // s2s port that names b2.test in SNI gets b2.test's certificate, one that names b.test
     // gets b.test's.
+    use rustls::pki_types::pem::PemObject as _;
     use std::io::{Read as _, Write as _};
     let ca = Ca::new("Federation Test CA");
     let (b_listener, _) = listener();
@@ -929,7 +930,6 @@ fn sni_chooses_the_certificate_of_an_incoming_s2s_connection() {
     )
     .unwrap();
     let (cert, key) = ca.issue("a.test");
-    use rustls::pki_types::pem::PemObject as _;
     let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
