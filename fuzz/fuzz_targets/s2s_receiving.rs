@@ -17,13 +17,14 @@
 //!
 //! Properties: no panic; errors are sticky and end in `Closed`; nothing after `Closed`;
 //! output within its bound between polls; no c2s or initiating-only output; a
-//! `ServerAuthenticated` only for a pair the host just reported valid (dialback) or whose
-//! certificate names the peer over TLS (EXTERNAL), once, and listed by `pairs()`; every pair
+//! `ServerAuthenticated` only for a pair the host just reported valid (dialback), whose
+//! certificate names the peer over TLS (EXTERNAL, or dialback without asking: XEP-0344), or
+//! that we asked for ourselves over bidi, once, and listed by `pairs()`; every pair
 //! `pairs()` lists was announced; no `Event::Stanza` before a pair is authenticated, and each
 //! has a (`to` domain, `from` domain) that is an announced pair; `dialback_verified` succeeds
 //! exactly for the verifications asked, not answered and not past their deadline; no dialback
 //! without the secret, or without TLS unless allowed; a `valid` dialback answer on the wire
-//! only for a pair the host reported valid; the bytes written form one well-formed XML stream
+//! only for a pair the host reported valid or the certificate proves; the bytes written form one well-formed XML stream
 //! per stream (restarted after STARTTLS and EXTERNAL), whose header never names a domain we
 //! do not serve; `add_pair` accepted only on a negotiated bidi stream with the secret, for
 //! one of our domains and a domain the peer authenticated or its certificate names, and its
@@ -319,6 +320,8 @@ impl Harness {
                         if let Some(at) = self.reverse.iter().position(|p| *p == pair) {
                             // The peer answered our own request (XEP-0288 §3).
                             self.reverse.remove(at);
+                        } else if self.certified(&pair.1) {
+                            // XEP-0344 §2.4: the certificate proves it, nobody is asked.
                         } else {
                             let Some(at) = self.valid_answers.iter().position(|p| *p == pair)
                             else {
@@ -397,6 +400,14 @@ impl Harness {
                 asked.receiving
             );
         }
+    }
+
+    /// Whether the peer's certificate names `domain` over TLS: a dialback request for it is
+    /// valid without asking the authoritative server (XEP-0344 §2.4).
+    fn certified(&self, domain: &BareJid) -> bool {
+        self.certificate_names_peer
+            && self.rx.flags().contains(SessionFlags::SECURE)
+            && [PEER, PEER2].contains(&domain.as_str())
     }
 
     /// A host step with bit 4 of `pick` set: with bit 5, `send_stanza` from one of our
@@ -484,6 +495,11 @@ impl Harness {
     /// Our bytes form one well-formed stream (per restart); our header never names a domain
     /// we do not serve; a `valid` dialback answer only for a pair the host reported valid.
     fn check_wire(&mut self, bytes: &[u8]) {
+        let certified: &[&str] = if self.certificate_names_peer {
+            &[PEER, PEER2]
+        } else {
+            &[]
+        };
         let Harness {
             wire,
             ever_valid,
@@ -496,7 +512,7 @@ impl Harness {
                     assert!(OURS.contains(&from), "our header from {from}");
                 }
             }
-            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret),
+            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret, certified),
             _ => {}
         });
     }
@@ -524,13 +540,21 @@ impl Harness {
     }
 }
 
-/// A `valid` dialback answer we write is for a pair the host reported valid; `db:verify` is
-/// answered `valid` only with a secret.
-fn check_sent(element: &Element, ever_valid: &[(BareJid, BareJid)], secret: bool) {
+/// A `valid` dialback answer we write is for a pair the host reported valid or whose
+/// originating domain the certificate names (XEP-0344); `db:verify` is answered `valid` only
+/// with a secret.
+fn check_sent(
+    element: &Element,
+    ever_valid: &[(BareJid, BareJid)],
+    secret: bool,
+    certified: &[&str],
+) {
     if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
         let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
         assert!(
-            pair.is_some_and(|pair| ever_valid.contains(&pair)),
+            pair.is_some_and(
+                |pair| ever_valid.contains(&pair) || certified.contains(&pair.1.as_str())
+            ),
             "a valid dialback answer the host never gave: {element:?}"
         );
     }
@@ -545,7 +569,9 @@ fn run(data: &[u8]) {
     };
     let (host, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
     let state = usize::from(selector & 7) % 5;
-    let certificate_names_peer = selector & 0x08 == 0 || state == 2;
+    // States 3 and 4 replay verifications the host is asked for: a certificate naming the
+    // peer would answer them at once (XEP-0344).
+    let certificate_names_peer = (selector & 0x08 == 0 && state < 3) || state == 2;
     let secret = selector & 0x10 == 0 || state >= 3;
     let started_plain = selector & 0x20 != 0;
     let relaxed = selector & 0x40 != 0;
