@@ -28,6 +28,12 @@
 //! - Each domain with a certificate of its own: SNI chooses it (c2s clients verify the name),
 //!   and a connection from a2.test presents a2.test's (SASL EXTERNAL only).
 //!
+//! - A local domain the first connection to a peer cannot carry (no dialback, its own
+//!   certificate) gets a second connection; with XEP-0288 the receiving server asks for pairs
+//!   in the reverse direction over the one connection (§3); the dialback verification
+//!   connection finds the authoritative server by `_xmpps-server._tcp` and speaks over direct
+//!   TLS; SNI on an incoming s2s connection chooses the domain's certificate.
+//!
 //! No peer software is needed: these tests always run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
