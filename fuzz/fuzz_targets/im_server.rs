@@ -2,7 +2,8 @@
 //!
 //! The input is a program: each step picks a sender (one of three local sessions or a remote
 //! server), and either a stanza assembled from fuzzer-chosen names, types, addresses and
-//! children, or raw bytes parsed as XML. Sessions also come and go.
+//! children (roster, privacy lists, blocking command, subscription requests with extended
+//! content), or raw bytes parsed as XML. Sessions also come and go.
 //!
 //! Properties: no panic; the server always goes quiet (every call drains); every delivery goes
 //! to a session that exists; and no available presence from a local user reaches anyone the
@@ -58,7 +59,7 @@ const TYPES: [&str; 16] = [
     "result",
     "bogus",
 ];
-const CHILDREN: [&str; 8] = [
+const CHILDREN: [&str; 16] = [
     "",
     "<body>hi</body>",
     "<priority>-1</priority>",
@@ -67,6 +68,17 @@ const CHILDREN: [&str; 8] = [
     "<query xmlns='jabber:iq:roster'><item jid='romeo@example.com' name='R'><group>G</group></item></query>",
     "<query xmlns='jabber:iq:roster'><item jid='nurse@example.com' subscription='remove'/></query>",
     "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+    // XEP-0191 blocking command.
+    "<blocklist xmlns='urn:xmpp:blocking'/>",
+    "<block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/><item jid='example.net'/></block>",
+    "<unblock xmlns='urn:xmpp:blocking'/>",
+    // XEP-0016 privacy lists: edit, activate, default, remove.
+    "<query xmlns='jabber:iq:privacy'><list name='l'><item type='jid' value='romeo@example.com' action='deny' order='1'><message/><presence-out/></item><item type='subscription' value='from' action='deny' order='2'><presence-in/></item><item action='allow' order='3'/></list></query>",
+    "<query xmlns='jabber:iq:privacy'><active name='l'/></query>",
+    "<query xmlns='jabber:iq:privacy'><default name='l'/></query>",
+    "<query xmlns='jabber:iq:privacy'><list name='l'/></query>",
+    // A subscription request with extended content (stored whole, RFC 6121 §3.1.3).
+    "<status>hi</status><nick xmlns='http://jabber.org/protocol/nick'>N</nick>",
 ];
 
 struct Fuzz {
@@ -138,7 +150,7 @@ fn build(data: &mut &[u8]) -> Option<(usize, String)> {
     let ty = TYPES[usize::from(take()? % 16)];
     let to = ADDRESSES[usize::from(take()? % 10)];
     let from = REMOTE_FROM[usize::from(take()? % 4)];
-    let child = CHILDREN[usize::from(take()? % 8)];
+    let child = CHILDREN[usize::from(take()? % 16)];
     let mut xml = format!("<{name} xmlns='jabber:client' id='f'");
     if !ty.is_empty() {
         xml.push_str(&format!(" type='{ty}'"));

@@ -14,6 +14,9 @@
 //! - [`subscription`]: the nine states of Appendix A, one table per direction, pre-approval.
 //! - [`server`]: the [`Server`] machine: roster get/set/push (§2), subscriptions (§3),
 //!   presence broadcast, probes and directed presence (§4), delivery (§8).
+//! - [`features`]: what the server implements as data ([`ServiceFeature`]), from which a
+//!   host lists its stream features and answers `disco#info`.
+//! - [`delay`]: the XEP-0203 stamp of a message stored offline (time from the host).
 //! - [`delivery`]: the §8.5 decision as a pure, allocation-free function.
 //! - [`roster`] and [`client`]: the client's [`RosterCache`] (versioning, roster-poisoning
 //!   protection), subscription helpers, and an [`IqTracker`] driven by host time.
@@ -60,8 +63,11 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod delay;
 pub mod delivery;
 pub mod error;
+pub mod features;
+pub mod privacy;
 pub mod roster;
 pub mod server;
 pub mod stanza;
@@ -74,6 +80,7 @@ pub use delivery::{
     message_decision,
 };
 pub use error::UnknownValue;
+pub use features::ServiceFeature;
 pub use roster::{NS_ROSTER, PushOutcome, RosterCache, RosterError, RosterItem, RosterQuery};
 pub use server::{Output, Server, ServerConfig, UsageError};
 pub use stanza::{

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
+use minidom::Element;
 use xmpp_jid::BareJid;
 
 use crate::roster::RosterItem;
@@ -28,6 +29,12 @@ pub struct RosterEntry {
     /// Whether the contact is an item of the user's roster. A contact whose request is only
     /// pending in (§3.1.3) is remembered but not shown until the user acts on it.
     pub in_roster: bool,
+    /// The contact's subscription request while it awaits the user's answer: the complete
+    /// stanza, extended content included (`<status/>`, XEP-0172 `<nick/>`), addressed from the
+    /// contact's bare JID to the user's, delivered as such on the user's next login (RFC 6121
+    /// §3.1.3). `None` once answered, and for requests stored before this field existed (a
+    /// bare `<presence type='subscribe'/>` is delivered for those).
+    pub request: Option<Element>,
 }
 
 impl RosterEntry {
@@ -40,6 +47,7 @@ impl RosterEntry {
             groups: Vec::new(),
             state: ContactState::default(),
             in_roster: false,
+            request: None,
         }
     }
 

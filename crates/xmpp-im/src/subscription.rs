@@ -149,7 +149,7 @@ pub enum State {
     NonePendingOut,
     /// "None + Pending In": the contact asked for the user's presence.
     NonePendingIn,
-    /// "None + Pending Out/In": both asked, neither approved.
+    /// "None + Pending Out+In": both asked, neither approved.
     NonePendingOutIn,
     /// "To": the user receives the contact's presence.
     To,
@@ -244,14 +244,15 @@ impl State {
         }
     }
 
-    /// The state's name as Appendix A writes it ("None + Pending Out", ...).
+    /// The state's name as RFC 6121 Appendix A writes it ("None + Pending Out", ...): "None +
+    /// Pending Out+In" where RFC 3921 wrote "None + Pending Out/In".
     #[must_use]
     pub const fn appendix_name(self) -> &'static str {
         match self {
             Self::None => "None",
             Self::NonePendingOut => "None + Pending Out",
             Self::NonePendingIn => "None + Pending In",
-            Self::NonePendingOutIn => "None + Pending Out/In",
+            Self::NonePendingOutIn => "None + Pending Out+In",
             Self::To => "To",
             Self::ToPendingIn => "To + Pending In",
             Self::From => "From",
@@ -323,7 +324,7 @@ const OUTBOUND: [[State; 4]; 9] = [
     [S::NonePendingOut,   S::None,           S::None,           S::None],           // None
     [S::NonePendingOut,   S::None,           S::NonePendingOut, S::NonePendingOut], // None + Pending Out
     [S::NonePendingOutIn, S::NonePendingIn,  S::From,           S::None],           // None + Pending In
-    [S::NonePendingOutIn, S::NonePendingIn,  S::FromPendingOut, S::NonePendingOut], // None + Pending Out/In
+    [S::NonePendingOutIn, S::NonePendingIn,  S::FromPendingOut, S::NonePendingOut], // None + Pending Out+In
     [S::To,               S::None,           S::To,             S::To],             // To
     [S::ToPendingIn,      S::NonePendingIn,  S::Both,           S::To],             // To + Pending In
     [S::FromPendingOut,   S::From,           S::From,           S::None],           // From
@@ -339,7 +340,7 @@ const INBOUND: [[(State, bool); 4]; 9] = [
     [(S::NonePendingIn, true),     (S::None, false),           (S::None, false),           (S::None, false)],          // None
     [(S::NonePendingOutIn, true),  (S::NonePendingOut, false), (S::To, true),              (S::None, true)],           // None + Pending Out
     [(S::NonePendingIn, false),    (S::None, true),            (S::NonePendingIn, false),  (S::NonePendingIn, false)], // None + Pending In
-    [(S::NonePendingOutIn, false), (S::NonePendingOut, true),  (S::ToPendingIn, true),     (S::NonePendingIn, true)],  // None + Pending Out/In
+    [(S::NonePendingOutIn, false), (S::NonePendingOut, true),  (S::ToPendingIn, true),     (S::NonePendingIn, true)],  // None + Pending Out+In
     [(S::ToPendingIn, true),       (S::To, false),             (S::To, false),             (S::None, true)],           // To
     [(S::ToPendingIn, false),      (S::To, true),              (S::ToPendingIn, false),    (S::NonePendingIn, true)],  // To + Pending In
     [(S::From, false),             (S::None, true),            (S::From, false),           (S::From, false)],          // From

@@ -2,6 +2,8 @@
 //! (§8) between local accounts and to a remote domain.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+use std::fmt::Write as _;
+
 use minidom::Element;
 use xmpp_im::{
     MemoryStore, Output, RosterQuery, RosterStore, Server, ServerConfig, State, Subscription,
@@ -833,4 +835,411 @@ fn s2_1_2_5_roster_set_ignores_subscription_values_other_than_remove() {
         assert_eq!(entry.name.as_deref(), Some(name));
         assert_eq!(entry.state.state, State::None, "{value}");
     }
+}
+
+#[test]
+fn s3_2_2_cancelling_sends_unavailable_before_unsubscribed() {
+    // Romeo (remote) is subscribed to Juliet's presence; Juliet cancels it with two resources
+    // online. Every `unavailable` reaches the remote server before the `unsubscribed`.
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.online("juliet@example.com/chamber", 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    w.drain();
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribed' to='romeo@example.net'/>",
+    );
+    assert_eq!(
+        w.state("juliet@example.com", "romeo@example.net"),
+        State::From
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence type='unsubscribed' to='romeo@example.net'/>",
+    );
+    let kinds: Vec<(Option<&str>, Option<&str>)> = routed(&outs)
+        .iter()
+        .map(|e| (e.attr("type"), e.attr("from")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("unavailable"), Some("juliet@example.com/balcony")),
+            (Some("unavailable"), Some("juliet@example.com/chamber")),
+            (Some("unsubscribed"), Some("juliet@example.com")),
+        ]
+    );
+}
+
+#[test]
+fn s3_1_3_stored_request_is_delivered_complete() {
+    // A request with a status and an XEP-0172 nick waits for Romeo and is delivered as it
+    // came, extended content included; once answered, it is no longer stored.
+    let mut w = World::new();
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el(
+            "<presence type='subscribe' from='mercutio@example.net/x' to='romeo@example.com' \
+             id='s1'><status>It is I</status><nick xmlns='http://jabber.org/protocol/nick'>\
+             Merc</nick></presence>",
+        ),
+    );
+    assert!(w.drain().is_empty());
+    let stored = w
+        .store
+        .entry(&bare("romeo@example.com"), &bare("mercutio@example.net"))
+        .unwrap();
+    assert!(stored.request.is_some());
+    let outs = w.online("romeo@example.com/orchard", 0);
+    let reqs: Vec<&Element> = delivered(&outs, "romeo@example.com/orchard")
+        .into_iter()
+        .filter(|e| e.attr("type") == Some("subscribe"))
+        .collect();
+    assert_eq!(reqs.len(), 1);
+    let req = reqs[0];
+    assert_eq!(req.attr("from"), Some("mercutio@example.net"));
+    assert_eq!(req.attr("id"), Some("s1"));
+    assert_eq!(
+        req.get_child("status", "jabber:client").map(Element::text),
+        Some("It is I".to_owned())
+    );
+    assert_eq!(
+        req.get_child("nick", "http://jabber.org/protocol/nick")
+            .map(Element::text),
+        Some("Merc".to_owned())
+    );
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribed' to='mercutio@example.net'/>",
+    );
+    let after = w
+        .store
+        .entry(&bare("romeo@example.com"), &bare("mercutio@example.net"))
+        .unwrap();
+    assert_eq!(after.state.state, State::From);
+    assert!(after.request.is_none());
+}
+
+#[test]
+fn features_follow_the_configuration_and_versioning_can_be_off() {
+    use xmpp_im::features::{disco_vars, stream_elements};
+    let on = ServerConfig::new("example.com").features();
+    let names: Vec<(String, String)> = stream_elements(&on)
+        .map(|e| (e.name().to_owned(), e.ns()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ver".to_owned(), "urn:xmpp:features:rosterver".to_owned()),
+            (
+                "sub".to_owned(),
+                "urn:xmpp:features:pre-approval".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        disco_vars(&on).collect::<Vec<_>>(),
+        ["jabber:iq:roster", "jabber:iq:privacy", "urn:xmpp:blocking"]
+    );
+    let mut config = ServerConfig::new("example.com");
+    config.pre_approval = false;
+    config.roster_versioning = false;
+    assert_eq!(stream_elements(&config.features()).count(), 0);
+
+    // Versioning off: the roster result carries no `ver`, and a client's `ver` is ignored.
+    let mut w = World::new();
+    w.server = Server::new(config);
+    w.connect("juliet@example.com/balcony");
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver='0'/></iq>",
+    );
+    let reply = delivered(&outs, "juliet@example.com/balcony")[0];
+    let query = reply
+        .get_child("query", "jabber:iq:roster")
+        .expect("whole roster");
+    assert_eq!(query.attr("ver"), None);
+}
+
+#[test]
+fn s2_6_client_with_current_ver_gets_pushes_only() {
+    let mut w = World::new();
+    w.connect("juliet@example.com/balcony");
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a'><query xmlns='jabber:iq:roster'>\
+         <item jid='nurse@example.com'/></query></iq>",
+    );
+    let version = w.store.version(&bare("juliet@example.com"));
+    assert!(version > 0);
+    // A second resource that knows the version gets an empty result...
+    w.connect("juliet@example.com/chamber");
+    let outs = w.send(
+        "juliet@example.com/chamber",
+        &format!("<iq type='get' id='g'><query xmlns='jabber:iq:roster' ver='{version}'/></iq>"),
+    );
+    let reply = delivered(&outs, "juliet@example.com/chamber")[0];
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert!(reply.children().next().is_none(), "no roster in the result");
+    // ... then pushes, each with the next version.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b'><query xmlns='jabber:iq:roster'><item jid='romeo@example.com'/></query></iq>",
+    );
+    let push = delivered(&outs, "juliet@example.com/chamber")[0];
+    let next = (version + 1).to_string();
+    assert_eq!(
+        push.get_child("query", "jabber:iq:roster")
+            .and_then(|q| q.attr("ver")),
+        Some(next.as_str())
+    );
+}
+
+fn error_of<'a>(outs: &'a [Output], to: &str, id: &str) -> Option<&'a Element> {
+    delivered(outs, to)
+        .into_iter()
+        .find(|e| e.attr("id") == Some(id) && e.attr("type") == Some("error"))
+}
+
+#[test]
+fn xep_0191_block_push_errors_and_unblock() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.online("juliet@example.com/chamber", 0);
+    w.online("romeo@example.com/orchard", 0);
+    for r in ["balcony", "chamber"] {
+        let outs = w.send(
+            &format!("juliet@example.com/{r}"),
+            "<iq type='get' id='bl'><blocklist xmlns='urn:xmpp:blocking'/></iq>",
+        );
+        let list = delivered(&outs, &format!("juliet@example.com/{r}"))[0];
+        assert_eq!(list.attr("type"), Some("result"));
+        assert_eq!(
+            list.get_child("blocklist", "urn:xmpp:blocking")
+                .map(|b| b.children().count()),
+            Some(0)
+        );
+    }
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block></iq>",
+    );
+    // The result to the requester, a push to every resource that asked for the list.
+    for r in ["balcony", "chamber"] {
+        let to = format!("juliet@example.com/{r}");
+        assert!(
+            delivered(&outs, &to)
+                .iter()
+                .any(|e| e.attr("type") == Some("set")
+                    && e.get_child("block", "urn:xmpp:blocking").is_some()),
+            "push to {r}"
+        );
+    }
+    // Romeo's message is refused with service-unavailable and never reaches Juliet.
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message to='juliet@example.com' id='m1' type='chat'><body>hi</body></message>",
+    );
+    assert!(delivered(&outs, "juliet@example.com/balcony").is_empty());
+    let e = error_of(&outs, "romeo@example.com/orchard", "m1").expect("bounced");
+    assert_eq!(error_condition(e).as_deref(), Some("service-unavailable"));
+    // Juliet's message to Romeo: not-acceptable with <blocked/>.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<message to='romeo@example.com' id='m2' type='chat'><body>hi</body></message>",
+    );
+    assert!(delivered(&outs, "romeo@example.com/orchard").is_empty());
+    let e = error_of(&outs, "juliet@example.com/balcony", "m2").expect("refused");
+    assert_eq!(error_condition(e).as_deref(), Some("not-acceptable"));
+    assert!(
+        e.get_child("error", "jabber:client")
+            .and_then(|x| x.get_child("blocked", "urn:xmpp:blocking:errors"))
+            .is_some()
+    );
+    // An empty block is a bad request; unblock-all lets messages through again.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b2'><block xmlns='urn:xmpp:blocking'/></iq>",
+    );
+    let e = error_of(&outs, "juliet@example.com/balcony", "b2").expect("bad request");
+    assert_eq!(error_condition(e).as_deref(), Some("bad-request"));
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='u1'><unblock xmlns='urn:xmpp:blocking'/></iq>",
+    );
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<message to='juliet@example.com' id='m3' type='chat'><body>hi</body></message>",
+    );
+    assert!(!delivered(&outs, "juliet@example.com/balcony").is_empty());
+}
+
+#[test]
+fn xep_0016_lists_active_default_and_kinds() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.online("nurse@example.com/kitchen", 0);
+    let set_list = "<iq type='set' id='l1'><query xmlns='jabber:iq:privacy'>\
+        <list name='quiet'><item type='jid' value='nurse@example.com' action='deny' order='1'>\
+        <message/></item><item action='allow' order='2'/></list></query></iq>";
+    let outs = w.send("juliet@example.com/balcony", set_list);
+    let to_j = delivered(&outs, "juliet@example.com/balcony");
+    assert!(
+        to_j.iter()
+            .any(|e| e.attr("id") == Some("l1") && e.attr("type") == Some("result"))
+    );
+    assert!(
+        to_j.iter().any(|e| e.attr("type") == Some("set")),
+        "list push"
+    );
+    // Not active yet: the nurse's message gets through.
+    let outs = w.send(
+        "nurse@example.com/kitchen",
+        "<message to='juliet@example.com/balcony' id='n1' type='chat'><body>1</body></message>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/balcony").len(), 1);
+    // Active list for this session: messages denied, iqs still allowed.
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a1'><query xmlns='jabber:iq:privacy'><active name='quiet'/></query></iq>",
+    );
+    let outs = w.send(
+        "nurse@example.com/kitchen",
+        "<message to='juliet@example.com/balcony' id='n2' type='chat'><body>2</body></message>",
+    );
+    assert!(delivered(&outs, "juliet@example.com/balcony").is_empty());
+    let e = error_of(&outs, "nurse@example.com/kitchen", "n2").expect("bounced");
+    assert_eq!(error_condition(e).as_deref(), Some("service-unavailable"));
+    let outs = w.send(
+        "nurse@example.com/kitchen",
+        "<iq to='juliet@example.com/balcony' id='q1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+    );
+    assert_eq!(delivered(&outs, "juliet@example.com/balcony").len(), 1);
+    // The names, the active and the default.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='get' id='g1'><query xmlns='jabber:iq:privacy'/></iq>",
+    );
+    let q = delivered(&outs, "juliet@example.com/balcony")[0]
+        .get_child("query", "jabber:iq:privacy")
+        .unwrap();
+    assert_eq!(
+        q.get_child("active", "jabber:iq:privacy")
+            .and_then(|a| a.attr("name")),
+        Some("quiet")
+    );
+    assert_eq!(
+        q.get_child("default", "jabber:iq:privacy")
+            .and_then(|a| a.attr("name")),
+        None
+    );
+    // Unknown list: item-not-found; two lists at once: bad-request.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a2'><query xmlns='jabber:iq:privacy'><active name='nope'/></query></iq>",
+    );
+    let e = error_of(&outs, "juliet@example.com/balcony", "a2").unwrap();
+    assert_eq!(error_condition(e).as_deref(), Some("item-not-found"));
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='get' id='g2'><query xmlns='jabber:iq:privacy'><list name='a'/><list name='b'/></query></iq>",
+    );
+    let e = error_of(&outs, "juliet@example.com/balcony", "g2").unwrap();
+    assert_eq!(error_condition(e).as_deref(), Some("bad-request"));
+    // The active list cannot be removed by another session... nor the default.
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='d1'><query xmlns='jabber:iq:privacy'><default name='quiet'/></query></iq>",
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='r1'><query xmlns='jabber:iq:privacy'><list name='quiet'/></query></iq>",
+    );
+    let e = error_of(&outs, "juliet@example.com/balcony", "r1").unwrap();
+    assert_eq!(error_condition(e).as_deref(), Some("conflict"));
+}
+
+#[test]
+fn xep_0016_presence_out_denied_contact_gets_no_broadcast() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    w.drain();
+    w.send(
+        "juliet@example.com/balcony",
+        "<presence type='subscribed' to='romeo@example.net'/>",
+    );
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='l'><query xmlns='jabber:iq:privacy'><list name='invisible'>\
+         <item type='subscription' value='from' action='deny' order='5'><presence-out/></item>\
+         </list></query></iq>",
+    );
+    w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='a'><query xmlns='jabber:iq:privacy'><active name='invisible'/></query></iq>",
+    );
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<presence><show>away</show></presence>",
+    );
+    assert!(
+        routed(&outs)
+            .iter()
+            .all(|e| e.attr("to") != Some("romeo@example.net")),
+        "{outs:?}"
+    );
+}
+
+#[test]
+fn privacy_hostile_lists() {
+    let mut w = World::new();
+    w.online("juliet@example.com/balcony", 0);
+    // 10 000 items: refused with resource-constraint, quickly, and nothing stored.
+    let mut big =
+        String::from("<iq type='set' id='big'><query xmlns='jabber:iq:privacy'><list name='big'>");
+    for i in 0..10_000 {
+        let _ = write!(
+            big,
+            "<item type='jid' value='u{i}@example.org' action='deny' order='{i}'/>"
+        );
+    }
+    big.push_str("</list></query></iq>");
+    let outs = w.send("juliet@example.com/balcony", &big);
+    let e = error_of(&outs, "juliet@example.com/balcony", "big").unwrap();
+    assert_eq!(error_condition(e).as_deref(), Some("resource-constraint"));
+    for (id, item) in [
+        ("act", "<item action='shun' order='1'/>"),
+        ("ord", "<item action='deny' order='x'/>"),
+        (
+            "dup",
+            "<item action='deny' order='1'/><item action='allow' order='1'/>",
+        ),
+        (
+            "typ",
+            "<item type='color' value='red' action='deny' order='1'/>",
+        ),
+        ("kind", "<item action='deny' order='1'><telepathy/></item>"),
+    ] {
+        let outs = w.send(
+            "juliet@example.com/balcony",
+            &format!("<iq type='set' id='{id}'><query xmlns='jabber:iq:privacy'><list name='x'>{item}</list></query></iq>"),
+        );
+        let e = error_of(&outs, "juliet@example.com/balcony", id).unwrap();
+        assert_eq!(error_condition(e).as_deref(), Some("bad-request"), "{id}");
+    }
+    // A group the roster does not have: item-not-found.
+    let outs = w.send(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='grp'><query xmlns='jabber:iq:privacy'><list name='x'><item type='group' value='Nobody' action='deny' order='1'/></list></query></iq>",
+    );
+    let e = error_of(&outs, "juliet@example.com/balcony", "grp").unwrap();
+    assert_eq!(error_condition(e).as_deref(), Some("item-not-found"));
 }

@@ -69,8 +69,15 @@
 //!   (e.g. `ℌ` to `h`) are not applied, so such names are rejected. ASCII labels must be LDH
 //!   (letters, digits, hyphen; no underscore). A name whose last label is all digits is
 //!   taken as an IPv4 literal and must be a canonical dotted quad. IPv6 literals are
-//!   canonicalized (RFC 5952 text form, e.g. `[2001:DB8:0:0:0:0:0:1]` becomes
-//!   `[2001:db8::1]`); zone identifiers are rejected.
+//!   canonicalized (RFC 5952 text form, e.g. `juliet@[2001:DB8:0:0:0:0:0:1]` becomes
+//!   `juliet@[2001:db8::1]`); zone identifiers are rejected. Why not keep the input form:
+//!   RFC 7622 §3.2 takes the literal's grammar from RFC 3986 and says nothing of its
+//!   spelling, while JIDs are compared, hashed and routed as strings of their enforced form.
+//!   Kept as typed, `[2001:DB8::1]` and `[2001:db8:0::1]` would be two entities for one host
+//!   (two rosters, two stream `to` values, a failed `from` check). RFC 3986 §6.2.2.1 already
+//!   treats the hex digits as case-insensitive, and RFC 5952 §4 is the one text form every
+//!   spelling maps to, so the enforced form is that one, as dotted quads are for IPv4.
+//!   `tests/rfc7622.rs` (`ipv6_literals_have_one_canonical_form`) pins it.
 //! - **Lengths** (1..=1023 octets per part) are measured after enforcement; a raw part longer
 //!   than 4092 octets is rejected before any Unicode work (no mapping shrinks text more than
 //!   threefold), with the raw length in [`JidErrorKind::TooLong`].

@@ -558,3 +558,33 @@ fn domain_mapping_edge_cases() {
         "b\u{FC}cher.example"
     );
 }
+
+/// RFC 7622 §3.2 with RFC 5952 §4: every spelling of one IPv6 address is one JID, printed in
+/// the canonical text form (lowercase hex, longest zero run compressed, no leading zeros).
+#[test]
+fn ipv6_literals_have_one_canonical_form() {
+    let spellings = [
+        "juliet@[2001:DB8::1]",
+        "juliet@[2001:db8::1]",
+        "juliet@[2001:0DB8:0000:0000:0000:0000:0000:0001]",
+        "juliet@[2001:db8:0::0:1]",
+    ];
+    let jids: Vec<Jid> = spellings.iter().map(|s| ok(s)).collect();
+    for (s, j) in spellings.iter().zip(&jids) {
+        assert_eq!(j.to_string(), "juliet@[2001:db8::1]", "{s}");
+        assert_eq!(j, &jids[0], "{s}");
+    }
+    // RFC 5952 §4.2.2: a single zero field is not compressed; §4.2.3: the first of two equal
+    // longest runs is.
+    assert_eq!(
+        ok("[2001:db8:0:1:1:1:1:1]").domain(),
+        "[2001:db8:0:1:1:1:1:1]"
+    );
+    assert_eq!(ok("[2001:0:0:1:0:0:0:1]").domain(), "[2001:0:0:1::1]");
+    assert_eq!(ok("[2001:db8:0:0:1:0:0:1]").domain(), "[2001:db8::1:0:0:1]");
+    // A full JID keeps its resource untouched around the literal.
+    assert_eq!(
+        ok("Juliet@[2001:DB8::A]/Balcony").to_string(),
+        "juliet@[2001:db8::a]/Balcony"
+    );
+}

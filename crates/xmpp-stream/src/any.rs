@@ -272,7 +272,17 @@ impl AnyStream {
         forward!(self, s => s.handle_input(now, bytes))
     }
 
-    /// Time passed: fire due timers. Calling it early is harmless.
+    /// One whole WebSocket message on a framed stream (on a TCP stream: `handle_input`).
+    pub fn handle_message(&mut self, now: Instant, message: &[u8]) -> Result<(), ProtocolError> {
+        forward!(self, s => s.handle_message(now, message))
+    }
+
+    /// Whether the stream uses RFC 7395 framing (XMPP over WebSocket).
+    pub fn is_websocket(&self) -> bool {
+        forward!(self, s => s.is_websocket())
+    }
+
+    /// Time passed: fire due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         forward!(self, s => s.handle_timeout(now));
     }

@@ -212,6 +212,26 @@ pub struct ServerConfig {
     /// one of them is served as that domain (our header's `from`, its JIDs), and its
     /// credentials come from [`ServerBackend::domain_credentials`](crate::backend::ServerBackend::domain_credentials).
     pub other_domains: Vec<BareJid>,
+    /// Feature rows the host adds to the list (default none), gated by the session flags as
+    /// the built-in rows are and listed after them: what the host or `xmpp-im` implements
+    /// past negotiation (`<ver/>`, `<sub/>`, `<c/>`, `<csi/>`, `<register/>`...).
+    pub extra_features: Vec<crate::features::HostFeature>,
+    /// Send every client elsewhere (maintenance, load): `see-other-host` with this host
+    /// (RFC 6120 §4.9.3.19) in answer to the client's stream header, on the stream before
+    /// TLS or on the one after it ([`Redirect::after_tls`]). Default none. Boxed: every
+    /// server stream holds a copy of this configuration, and few ever redirect.
+    pub redirect: Option<Box<Redirect>>,
+}
+
+/// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// The host (and port) named in `<see-other-host/>`.
+    pub to: crate::output::HostPort,
+    /// Redirect on the encrypted stream (after STARTTLS, or on direct TLS) rather than on the
+    /// first, plaintext one. RFC 6120 §4.9.3.19 lets a server do either; after TLS the
+    /// client knows the redirect comes from the server it authenticated.
+    pub after_tls: bool,
 }
 
 impl ServerConfig {
@@ -238,6 +258,8 @@ impl ServerConfig {
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             other_domains: Vec::new(),
+            extra_features: Vec::new(),
+            redirect: None,
         }
     }
 }

@@ -78,6 +78,8 @@ pub(crate) struct Core {
     /// Fed bytes may hold events not processed yet: a negotiated server processes stanzas as
     /// the host polls (see `ServerStream::handle_input`).
     pub(crate) input_pending: bool,
+    /// RFC 7395 framing (XMPP over WebSocket): one element per message in and out.
+    pub(crate) framed: bool,
 }
 
 impl Core {
@@ -106,7 +108,16 @@ impl Core {
             overflowed: false,
             trim_when_drained: false,
             input_pending: false,
+            framed: false,
         }
+    }
+
+    /// Switch to RFC 7395 framing (before `start`): the parser takes one standalone element
+    /// per message, the writer sends `<open/>`, `<close/>` and one element per `Transmit`.
+    pub(crate) fn frame(&mut self, content: xmpp_xml::ContentNamespace) {
+        let limits = self.parser.limits().clone();
+        self.parser = StreamParser::framed(limits, content);
+        self.framed = true;
     }
 
     /// The latest time seen.
@@ -203,8 +214,9 @@ impl Core {
         {
             self.timers.set(Timer::Keepalive, self.now + interval);
         }
-        // Coalesce with a transmit still queued: fewer, larger writes for the host.
-        if let Some(Output::Transmit(last)) = self.out.back_mut() {
+        // Coalesce with a transmit still queued: fewer, larger writes for the host. A framed
+        // stream sends each element as its own WebSocket message (RFC 7395 §3.3.3).
+        if let (false, Some(Output::Transmit(last))) = (self.framed, self.out.back_mut()) {
             last.extend_from_slice(&bytes);
         } else {
             self.out.push_back(Output::Transmit(bytes));
@@ -230,7 +242,11 @@ impl Core {
     pub(crate) fn send_header(&mut self, header: &StreamHeader) {
         // Only needed until our header is out.
         self.fallback_header = None;
-        let writer = StreamWriter::new(header);
+        let writer = if self.framed {
+            StreamWriter::framed(header)
+        } else {
+            StreamWriter::new(header)
+        };
         let mut bytes = Vec::new();
         if writer.write_header(&mut bytes).is_err() {
             // Our header's fields were validated when the config was built; an error here can
@@ -276,6 +292,11 @@ impl Core {
     }
 
     pub(crate) fn send_keepalive(&mut self) {
+        // No whitespace keepalive on a framed stream (RFC 7395 §3.8): WebSocket pings are
+        // the host's.
+        if self.framed {
+            return;
+        }
         let _ = self.transmit(vec![b' ']);
     }
 
@@ -473,6 +494,32 @@ impl Core {
         }
     }
 
+    /// Accept one whole WebSocket message of a framed stream (on a TCP stream: `feed`).
+    pub(crate) fn feed_message(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+    ) -> Result<bool, ProtocolError> {
+        if !self.framed {
+            return self.feed(now, bytes);
+        }
+        self.tick(now);
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        match self.phase {
+            // A framed stream has no STARTTLS: `AwaitingTls` cannot happen.
+            Phase::Closed | Phase::AwaitingTls => Ok(false),
+            Phase::Idle | Phase::Open | Phase::Closing => {
+                self.parser.feed_message(bytes);
+                if self.flags.contains(SessionFlags::BOUND) {
+                    self.timers.set(Timer::Trim, self.now + TRIM_AFTER);
+                }
+                Ok(self.phase != Phase::Idle)
+            }
+        }
+    }
+
     /// Whether bytes were fed but not yet consumed by an event: checked at the STARTTLS switch.
     pub(crate) fn has_unparsed_input(&self) -> bool {
         self.parser.has_unparsed_input()
@@ -500,6 +547,10 @@ impl Core {
                 }
                 XmlEvent::Whitespace => {}
                 XmlEvent::StreamEnd => {
+                    if let Some(uri) = self.parser.see_other_uri() {
+                        let uri = uri.to_owned();
+                        self.event(Event::SeeOtherUri { uri });
+                    }
                     self.peer_closed();
                     return Ok(None);
                 }

@@ -69,10 +69,16 @@ pub struct FeatureSpec {
     pub restarts: bool,
 }
 
+/// The one gate of every feature row, built-in or the host's: all of `needs`, none of
+/// `forbidden_by`.
+const fn gate(flags: SessionFlags, needs: SessionFlags, forbidden_by: SessionFlags) -> bool {
+    flags.contains(needs) && !flags.intersects(forbidden_by)
+}
+
 impl FeatureSpec {
     /// Whether the feature may be listed / negotiated in session state `flags`.
     pub const fn available(&self, flags: SessionFlags) -> bool {
-        flags.contains(self.needs) && !flags.intersects(self.forbidden_by)
+        gate(flags, self.needs, self.forbidden_by)
     }
 
     /// The row for `(name, namespace)`, if this crate knows the feature.
@@ -142,6 +148,53 @@ pub const FEATURES: [FeatureSpec; 5] = [
         restarts: false,
     },
 ];
+
+/// A feature row the host adds to what a receiving c2s stream lists
+/// ([`ServerConfig::extra_features`](crate::ServerConfig::extra_features)): a feature this
+/// crate does not negotiate itself but whose protocol the host (or `xmpp-im`) implements
+/// once the session is established, such as roster versioning (`<ver/>`, RFC 6121 §2.6),
+/// subscription pre-approval (`<sub/>`, §3.4), entity capabilities (`<c/>`, XEP-0115),
+/// client state indication (`<csi/>`, XEP-0352) or in-band registration (`<register/>`,
+/// XEP-0077). It is gated by the session flags exactly as the rows of [`FEATURES`] are, and
+/// listed after them, in the host's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFeature {
+    /// The child of `<stream:features/>` listed as is.
+    pub element: Element,
+    /// Flags that must all be set before the row is listed.
+    pub needs: SessionFlags,
+    /// Flags any of which hides the row.
+    pub forbidden_by: SessionFlags,
+}
+
+impl HostFeature {
+    /// A row listed once the client is authenticated (where Prosody and ejabberd list
+    /// `<ver/>`, `<sub/>`, `<c/>` and `<csi/>`), on every later features list.
+    #[must_use]
+    pub fn after_auth(element: Element) -> Self {
+        HostFeature {
+            element,
+            needs: SessionFlags::AUTHENTICATED,
+            forbidden_by: SessionFlags::EMPTY,
+        }
+    }
+
+    /// A row listed before authentication only (in-band registration).
+    #[must_use]
+    pub fn before_auth(element: Element) -> Self {
+        HostFeature {
+            element,
+            needs: SessionFlags::EMPTY,
+            forbidden_by: SessionFlags::AUTHENTICATED,
+        }
+    }
+
+    /// Whether the row is listed in session state `flags`.
+    #[must_use]
+    pub const fn available(&self, flags: SessionFlags) -> bool {
+        gate(flags, self.needs, self.forbidden_by)
+    }
+}
 
 /// Most mechanisms kept from one `<mechanisms/>` list; more are ignored (a bound on what the
 /// peer makes us hold).

@@ -83,6 +83,8 @@ mod client;
 mod codec;
 mod component;
 mod config;
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod core;
 pub mod dialback;
 mod entropy;
@@ -112,10 +114,12 @@ pub use component::{
     ComponentBackend, ComponentConfig, ComponentServerConfig, ComponentServerStream,
     ComponentStream, MemoryComponents,
 };
-pub use config::{ClientConfig, Credentials, S2sConfig, ServerConfig, Timeouts, TlsPolicy};
+pub use config::{
+    ClientConfig, Credentials, Redirect, S2sConfig, ServerConfig, Timeouts, TlsPolicy,
+};
 pub use entropy::{Entropy, RecordingEntropy, ScriptedEntropy, SeededEntropy};
 pub use error::{ProtocolError, UsageError};
-pub use features::{Advertised, FeatureKind, FeatureSpec, Features};
+pub use features::{Advertised, FeatureKind, FeatureSpec, Features, HostFeature};
 pub use flags::SessionFlags;
 pub use kind::{Kinds, Role, Roles, StreamKind};
 pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, S2sAuthMethod, Transport};

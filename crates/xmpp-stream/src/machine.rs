@@ -154,6 +154,20 @@ impl Machine {
         self.process_input(true)
     }
 
+    /// One whole WebSocket message on a framed stream (on a TCP stream: `handle_input`).
+    pub(crate) fn handle_message(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+    ) -> Result<(), ProtocolError> {
+        self.process_input(false)?;
+        if !self.core.feed_message(now, bytes)? {
+            return Ok(());
+        }
+        self.core.input_pending = true;
+        self.process_input(true)
+    }
+
     /// Processes fed input until none is left, or (`lazy`, on a negotiated stream of a role
     /// that processes as the host polls) until an output is queued.
     pub(crate) fn process_input(&mut self, lazy: bool) -> Result<(), ProtocolError> {

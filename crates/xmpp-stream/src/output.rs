@@ -126,6 +126,13 @@ pub enum Event {
         /// Where to connect instead.
         to: HostPort,
     },
+    /// On a WebSocket stream (RFC 7395 §3.6.1) the peer's `<close/>` named another endpoint
+    /// to connect to (`see-other-uri`, possibly another transport such as BOSH); `Closed`
+    /// follows. The host must not follow it to a lower security context (`wss:` to `ws:`).
+    SeeOtherUri {
+        /// The endpoint, as sent.
+        uri: String,
+    },
     /// The stream is over; nothing more will be output except this event.
     Closed {
         /// Why.

@@ -74,6 +74,18 @@ impl ServerStream {
         }
     }
 
+    /// The stream over WebSocket (RFC 7395): `<open/>` and `<close/>` in
+    /// `urn:ietf:params:xml:ns:xmpp-framing` instead of the stream header and its end tag,
+    /// one element per [`Output::Transmit`](crate::Output::Transmit) (send each as one text
+    /// message), input through [`handle_message`](Self::handle_message), no STARTTLS (TLS
+    /// is the host's `wss:`: start with [`Transport::Tls`](crate::Transport::Tls) there), no
+    /// whitespace keepalives. Call before [`start`](Self::start).
+    #[must_use]
+    pub fn websocket(mut self) -> Self {
+        self.machine.core.frame(xmpp_xml::ContentNamespace::Client);
+        self
+    }
+
     fn side(&self) -> Option<&ServerSide> {
         match &self.machine.side {
             Side::Server(side) => Some(side),

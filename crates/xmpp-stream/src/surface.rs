@@ -70,6 +70,23 @@ macro_rules! stream_surface {
                 self.machine.close_with_error(now, error)
             }
 
+            /// One whole WebSocket message from the peer, on a stream switched to RFC 7395
+            /// framing (`websocket()`): exactly one complete element, or the stream fails
+            /// with the framing error's condition. On a TCP stream, the same as
+            /// `handle_input`.
+            pub fn handle_message(
+                &mut self,
+                now: $crate::Instant,
+                message: &[u8],
+            ) -> Result<(), $crate::ProtocolError> {
+                self.machine.handle_message(now, message)
+            }
+
+            /// Whether the stream uses RFC 7395 framing (XMPP over WebSocket).
+            pub fn is_websocket(&self) -> bool {
+                self.machine.core.framed
+            }
+
             /// Time passed: fire due timers (keepalive, negotiation and close deadlines).
             /// Calling it early is harmless.
             pub fn handle_timeout(&mut self, now: $crate::Instant) {

@@ -625,6 +625,7 @@ pub fn event_summary(event: &Event) -> String {
         ),
         Event::Nonza(element) => format!("Nonza {}", element.name()),
         Event::Redirect { to } => format!("Redirect {to}"),
+        Event::SeeOtherUri { uri } => format!("SeeOtherUri {uri}"),
         Event::Closed { reason } => format!("Closed {}", close_summary(reason)),
     }
 }

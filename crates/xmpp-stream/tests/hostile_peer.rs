@@ -1205,3 +1205,84 @@ fn unsolicited_iq_result_after_negotiation_gets_no_reply() {
         }
     }
 }
+
+// ----- the conformance cases (`xmpp_stream::conformance`), shared with xmpp-conformance -----
+
+/// Every stream-layer case of the conformance table holds for our `ServerStream`: the same
+/// bytes and the same judge the `xmpp-conformance` tool runs against real servers.
+#[test]
+fn every_stream_conformance_case_holds_in_memory() {
+    use xmpp_stream::conformance::{Act as CaseAct, CASES, Layer, Observer, Phase, Vars, Verdict};
+    let vars = Vars {
+        domain: DOMAIN.to_owned(),
+        a: "juliet@im.example.com".to_owned(),
+        a_full: "juliet@im.example.com/balcony".to_owned(),
+        plain: AUTH_PLAIN[AUTH_PLAIN.find('>').unwrap() + 1..AUTH_PLAIN.find("</").unwrap()]
+            .to_owned(),
+        plain_wrong: B64.encode(b"\0juliet\0wrong"),
+        scram_first: B64.encode(b"n,,n=juliet,r=conformance0123456789"),
+        ..Vars::default()
+    };
+    let mut checked = 0;
+    for case in CASES.iter().filter(|c| c.layer == Layer::Stream) {
+        let setup: &[Act<'_>] = match case.phase {
+            Phase::Connected => &[],
+            Phase::Opened => &[Act::Send(HEADER)],
+            Phase::Secured => &[Act::Send(HEADER), Act::Send(STARTTLS), Act::Send(RESTART)],
+            Phase::Authenticated => &[Act::Send(HEADER), Act::Send(AUTH_PLAIN), Act::Send(RESTART)],
+            _ => &[
+                Act::Send(HEADER),
+                Act::Send(AUTH_PLAIN),
+                Act::Send(RESTART),
+                Act::Send(BIND),
+            ],
+        };
+        let texts: Vec<String> = case
+            .acts
+            .iter()
+            .map(|act| match act {
+                CaseAct::Send(_, text) => vars.fill(text),
+                CaseAct::Raw(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let acts: Vec<Act<'_>> = case
+            .acts
+            .iter()
+            .zip(&texts)
+            .map(|(act, text)| match act {
+                CaseAct::Raw(bytes) => Act::Raw(bytes),
+                _ => Act::Send(text),
+            })
+            .collect();
+        let mut server = AnyStream::from(ServerStream::new(
+            server_config(),
+            SeededEntropy::new(2),
+            backend(),
+        ));
+        server.start(Instant::ZERO, Transport::Plain).unwrap();
+        let before = play(&mut server, setup, false);
+        let run = play(&mut server, &acts, false);
+        let mut observer = if case.phase == Phase::Connected {
+            Observer::before_header()
+        } else {
+            Observer::inside_stream()
+        };
+        observer.feed(&run.wire);
+        if server.is_closed() {
+            observer.eof();
+        }
+        let verdict = case.expect.judge(observer.seen(), &vars, true);
+        assert_eq!(
+            verdict,
+            Verdict::Pass,
+            "case {} {}\nsetup: {}\ncase: {}",
+            case.id,
+            case.name,
+            before.wire(),
+            run.wire()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked}");
+}

@@ -837,3 +837,75 @@ fn protocol_errors_are_sticky() {
         Err(xmpp_stream::UsageError::Closed)
     );
 }
+
+/// Host-added feature rows (`ServerConfig::extra_features`) are listed through the same flag
+/// gate as the built-in rows: a post-authentication row reaches the client's `Negotiated`
+/// event, a pre-authentication one (in-band registration) is listed before SASL only.
+#[test]
+fn host_feature_rows_are_listed_by_their_flags() {
+    use xmpp_stream::HostFeature;
+    let ver = Element::bare("ver", "urn:xmpp:features:rosterver");
+    let sub = Element::bare("sub", "urn:xmpp:features:pre-approval");
+    let register = Element::bare("register", "http://jabber.org/features/iq-register");
+    let mut server = ServerConfig::new(jid("im.example.com"));
+    server.extra_features = vec![
+        HostFeature::after_auth(ver.clone()),
+        HostFeature::before_auth(register.clone()),
+        HostFeature::after_auth(sub.clone()),
+    ];
+    let mut pair = pair_with(
+        ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
+        server,
+    );
+    pair.start();
+    pair.drive();
+    let extra = pair
+        .client_events
+        .iter()
+        .find_map(|e| match e {
+            Event::Negotiated { extra_features, .. } => Some(extra_features.clone()),
+            _ => None,
+        })
+        .expect("negotiated");
+    assert_eq!(extra, vec![ver, sub]);
+    let log = pair.log_text();
+    let register_listed = log.matches("jabber.org/features/iq-register").count();
+    // Listed on the streams before authentication (before and after TLS), never after.
+    assert_eq!(register_listed, 2, "{log}");
+}
+
+/// RFC 6120 §4.9.3.19: a server configured to redirect sends `see-other-host` in answer to
+/// the client's header, on the plaintext stream or on the encrypted one; the client reports
+/// it typed (`Event::Redirect`) before `Closed`, and nothing is authenticated.
+#[test]
+fn configured_redirect_before_and_after_tls() {
+    use xmpp_stream::{HostPort, Redirect};
+    for after_tls in [false, true] {
+        let mut server = ServerConfig::new(jid("im.example.com"));
+        server.redirect = Some(Box::new(Redirect {
+            to: "other.example.com:5223".parse::<HostPort>().unwrap(),
+            after_tls,
+        }));
+        let mut pair = pair_with(
+            ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30"),
+            server,
+        );
+        pair.start();
+        pair.drive();
+        let redirect = pair.client_events.iter().position(|e| {
+            matches!(e, Event::Redirect { to } if to.host == "other.example.com" && to.port == Some(5223))
+        });
+        let redirect = redirect.expect("redirect reported");
+        let secured = pair.client_events.iter().position(|e| *e == Event::Secured);
+        assert_eq!(
+            secured.is_some_and(|s| s < redirect),
+            after_tls,
+            "after_tls={after_tls}"
+        );
+        assert!(matches!(
+            closed(&pair.client_events),
+            Some(CloseReason::StreamError(e)) if e.condition == StreamErrorCondition::SeeOtherHost
+        ));
+        assert!(mechanism(&pair.client_events).is_none());
+    }
+}

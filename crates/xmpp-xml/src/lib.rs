@@ -49,6 +49,7 @@
 
 pub mod conditions;
 mod error;
+mod framing;
 mod header;
 mod limits;
 mod parser;
@@ -60,6 +61,7 @@ pub use conditions::{
     StreamErrorCondition,
 };
 pub use error::{ParseError, SerializeError};
+pub use framing::NS_FRAMING;
 pub use header::{
     ContentNamespace, InvalidVersion, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, StreamHeader,
     StreamVersion,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
 use crate::error::ParseError;
+use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
 use crate::limits::Limits;
 
@@ -108,6 +109,8 @@ pub struct StreamParser {
     text_lens: Vec<usize>,
     /// Elements opened so far in the current depth-1 element, itself included.
     elements: usize,
+    /// RFC 7395 framing: every fed message is one standalone element (see [`Self::framed`]).
+    framing: Option<Framing>,
 }
 
 impl Default for StreamParser {
@@ -141,7 +144,45 @@ impl StreamParser {
             stack: Vec::new(),
             text_lens: Vec::new(),
             elements: 0,
+            framing: None,
         }
+    }
+
+    /// A parser for an RFC 7395 framed stream (XMPP over WebSocket): feed each message with
+    /// [`feed_message`](Self::feed_message). Each message must hold exactly one complete
+    /// element, a standalone XML document (its namespaces declared on it: stanzas carry
+    /// `xmlns='jabber:client'` themselves), or the parser fails with `not-well-formed`. The
+    /// events are those of a TCP stream: `<open/>` in `urn:ietf:params:xml:ns:xmpp-framing`
+    /// is [`Event::StreamStart`] (with `content` as its content namespace), `<close/>` is
+    /// [`Event::StreamEnd`] (its `see-other-uri`, if any, in
+    /// [`see_other_uri`](Self::see_other_uri)), anything else [`Event::Element`].
+    ///
+    /// Errors of the framing (RFC 7395 §3.3): the first element of a stream (and the first
+    /// after [`reset`](Self::reset)) must be `<open/>`; a root element outside the framing
+    /// namespace there, or a `<stream:stream>` anywhere, is `invalid-namespace` (§3.3.2); an
+    /// element of the framing namespace other than `<open/>` there, or an `<open/>` inside
+    /// the open stream, is `bad-format`; an `<open/>` whose version is not 1.x is
+    /// `unsupported-version`; a partial element, a second element or text beside the element
+    /// in one message is `not-well-formed` (§3.3.3).
+    #[must_use]
+    pub fn framed(limits: Limits, content: ContentNamespace) -> Self {
+        let mut parser = Self::with_limits(limits);
+        parser.phase = Phase::Stream;
+        parser.framing = Some(Framing::new(content));
+        parser
+    }
+
+    /// Whether this parser reads an RFC 7395 framed stream ([`Self::framed`]).
+    #[must_use]
+    pub fn is_framed(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// On a framed stream, the `see-other-uri` of the peer's `<close/>` (RFC 7395 §3.6.1):
+    /// where the peer asks us to reconnect. Set once [`Event::StreamEnd`] was returned.
+    #[must_use]
+    pub fn see_other_uri(&self) -> Option<&str> {
+        self.framing.as_ref()?.see_other_uri.as_deref()
     }
 
     // ----- getters -----
@@ -207,18 +248,55 @@ impl StreamParser {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// On a framed stream ([`Self::framed`]): one whole WebSocket message. Call
+    /// [`next_event`](Self::next_event) until it returns `Ok(None)` before the next one. The
+    /// message ends here: an element it leaves open is `not-well-formed`. On a TCP stream
+    /// this is [`feed`](Self::feed). Discarded once the parser has failed.
+    pub fn feed_message(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(framing) = &mut self.framing else {
+            self.feed(bytes);
+            return;
+        };
+        framing.complete = true;
+        // Every message is a document of its own: nothing of the previous one carries over.
+        self.buf.clear();
+        self.consumed = 0;
+        self.fed = 0;
+        self.raw = new_raw(&self.limits);
+        self.phase = Phase::Stream;
+        self.scopes.clear();
+        self.head = None;
+        self.stack.clear();
+        self.text_lens.clear();
+        self.buf.extend_from_slice(bytes);
+    }
+
     // ----- commands -----
 
     /// Restarts the stream (after STARTTLS or SASL success, RFC 6120 §4.3.3): forgets the
     /// header, namespaces, any partial element and any error, and keeps the buffered bytes,
     /// which the fresh state parses from the start (they must begin with the new stream
     /// header, optionally preceded by an XML declaration).
+    ///
+    /// On a framed stream the message being read is over (its one element was consumed) and
+    /// the next message must be a new `<open/>`.
     pub fn reset(&mut self) {
+        if let Some(framing) = &mut self.framing {
+            framing.restart();
+            self.buf.clear();
+            self.consumed = 0;
+            self.phase = Phase::Stream;
+        }
         self.buf.drain(..self.consumed);
         self.consumed = 0;
         self.fed = 0;
         self.raw = new_raw(&self.limits);
-        self.phase = Phase::Header;
+        if self.framing.is_none() {
+            self.phase = Phase::Header;
+        }
         self.error = None;
         self.scopes.clear();
         self.head = None;
@@ -291,6 +369,9 @@ impl StreamParser {
                 Ok(Some(raw)) => raw,
                 Ok(None) | Err(EndOrError::NeedMoreData) => {
                     self.check_pending()?;
+                    if self.framing.as_ref().is_some_and(|f| f.complete) {
+                        return Err(framing::incomplete());
+                    }
                     return Ok(None);
                 }
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
@@ -314,10 +395,16 @@ impl StreamParser {
         let rest = &self.buf[self.consumed..];
         if let Some(pos) = rest.iter().position(|b| !is_xml_space(*b)) {
             self.consumed += pos;
+            if self.framing.is_some() {
+                return Err(framing::trailing());
+            }
             return Err(ParseError::new(
                 Cond::NotWellFormed,
                 "data after the end of the stream",
             ));
+        }
+        if let Some(framing) = &mut self.framing {
+            framing.complete = false;
         }
         self.consumed = self.buf.len();
         self.fed = self.consumed;
@@ -369,7 +456,7 @@ impl StreamParser {
                     Ok(None)
                 }
             }
-            RawEvent::ElementFoot(_) => Ok(self.close_element()),
+            RawEvent::ElementFoot(_) => self.close_element(),
             RawEvent::Text(_, text) => self.text(text),
         }
     }
@@ -499,6 +586,9 @@ impl StreamParser {
     fn open_element(&mut self, head: &Head) -> Result<(), ParseError> {
         self.push_scope()?;
         let ns = self.scopes.lookup(head.prefix.as_ref())?;
+        if let (Some(framing), true) = (&self.framing, self.stack.is_empty()) {
+            framing.check_root(ns, head.local.as_str())?;
+        }
         if self.stack.is_empty() && ns == NS_STREAMS && head.local.as_str() == "stream" {
             // A second stream header inside the open stream (any prefix: the check is on the
             // resolved namespace). It is well-formed XML in the right namespace, so neither
@@ -523,24 +613,33 @@ impl StreamParser {
         Ok(())
     }
 
-    fn close_element(&mut self) -> Option<Event> {
+    fn close_element(&mut self) -> Result<Option<Event>, ParseError> {
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
             self.consumed = self.fed;
             self.scopes.clear();
-            return Some(Event::StreamEnd);
+            return Ok(Some(Event::StreamEnd));
         };
         self.text_lens.pop();
         self.scopes.pop();
         if let Some(parent) = self.stack.last_mut() {
             parent.append_child(element);
-            None
+            Ok(None)
         } else {
             self.consumed = self.fed;
             // Between stanzas, report keepalive whitespace as soon as it arrives.
             self.raw.set_text_buffering(false);
-            Some(Event::Element(element))
+            if let Some(framing) = &mut self.framing {
+                // The message's one element. The whole message is here: anything but
+                // whitespace after it fails the message before its element is delivered.
+                self.phase = Phase::Ended;
+                if self.buf[self.fed..].iter().any(|b| !is_xml_space(*b)) {
+                    return Err(framing::trailing());
+                }
+                return framing.event(element).map(Some);
+            }
+            Ok(Some(Event::Element(element)))
         }
     }
 
@@ -550,6 +649,9 @@ impl StreamParser {
                 return Ok(None);
             }
             if !text.bytes().all(is_xml_space) {
+                if self.framing.is_some() {
+                    return Err(framing::trailing());
+                }
                 return Err(ParseError::new(
                     Cond::BadFormat,
                     "character data directly inside the stream element",
@@ -559,6 +661,10 @@ impl StreamParser {
             // reference): only the literal whitespace is consumed.
             let pending = &self.buf[self.consumed..self.fed];
             self.consumed += pending.iter().take_while(|b| is_xml_space(**b)).count();
+            if self.framing.is_some() {
+                // Whitespace around a message's element is not a keepalive (RFC 7395 §3.8).
+                return Ok(None);
+            }
             return Ok(Some(Event::Whitespace));
         };
         if text.is_empty() {

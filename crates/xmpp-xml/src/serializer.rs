@@ -38,6 +38,13 @@ pub struct StreamWriter {
     header: StreamHeader,
     /// Prefixes bound on the stream element, `(prefix, namespace)`.
     prefixes: Vec<(String, String)>,
+    /// RFC 7395 framing: see [`StreamWriter::framed`].
+    framed: bool,
+}
+
+/// The one prefix a framed element may use: `stream`, declared on the element itself.
+fn framed_prefixes() -> Vec<(String, String)> {
+    vec![("stream".to_owned(), NS_STREAMS.to_owned())]
 }
 
 impl StreamWriter {
@@ -56,7 +63,45 @@ impl StreamWriter {
         Self {
             header: header.clone(),
             prefixes,
+            framed: false,
         }
+    }
+
+    /// A writer for an RFC 7395 framed stream (XMPP over WebSocket) opened with `header`:
+    /// each write is one message. The header is `<open/>` and the end `<close/>`, both in
+    /// `urn:ietf:params:xml:ns:xmpp-framing`; every element is a standalone document that
+    /// declares its own namespaces (stanzas carry `xmlns='jabber:client'`, stream-namespace
+    /// elements are `<stream:features xmlns:stream=...>`).
+    ///
+    /// ```
+    /// use xmpp_xml::{ContentNamespace, StreamHeader, StreamWriter, minidom::Element};
+    ///
+    /// let mut header = StreamHeader::new(ContentNamespace::Client);
+    /// header.to = Some("example.com".into());
+    /// let writer = StreamWriter::framed(&header);
+    /// let mut out = Vec::new();
+    /// writer.write_header(&mut out).unwrap();
+    /// assert_eq!(out, b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.com' version='1.0'/>");
+    /// out.clear();
+    /// writer.write_element(&Element::bare("presence", "jabber:client"), &mut out).unwrap();
+    /// assert_eq!(out, b"<presence xmlns='jabber:client'/>");
+    /// out.clear();
+    /// writer.write_end(&mut out);
+    /// assert_eq!(out, b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+    /// ```
+    #[must_use]
+    pub fn framed(header: &StreamHeader) -> Self {
+        Self {
+            header: header.clone(),
+            prefixes: framed_prefixes(),
+            framed: true,
+        }
+    }
+
+    /// Whether this writer writes an RFC 7395 framed stream.
+    #[must_use]
+    pub fn is_framed(&self) -> bool {
+        self.framed
     }
 
     /// The header this writer was made for.
@@ -77,6 +122,13 @@ impl StreamWriter {
 
     fn header_inner(&self, out: &mut Vec<u8>) -> Result<(), SerializeError> {
         let h = &self.header;
+        if self.framed {
+            out.extend_from_slice(b"<open");
+            attr(out, "xmlns", crate::framing::NS_FRAMING)?;
+            self.header_attributes(out)?;
+            out.extend_from_slice(b"/>");
+            return Ok(());
+        }
         out.extend_from_slice(b"<?xml version='1.0'?><");
         self.stream_name(out)?;
         match (&h.stream_prefix, &h.content_namespace) {
@@ -100,6 +152,14 @@ impl StreamWriter {
             out.extend_from_slice(p.as_bytes());
             value(out, ns)?;
         }
+        self.header_attributes(out)?;
+        out.push(b'>');
+        Ok(())
+    }
+
+    /// `from`, `id`, `to`, `version` and `xml:lang`, the header's attributes in both framings.
+    fn header_attributes(&self, out: &mut Vec<u8>) -> Result<(), SerializeError> {
+        let h = &self.header;
         for (name, v) in [("from", &h.from), ("id", &h.id), ("to", &h.to)] {
             if let Some(v) = v {
                 attr(out, name, v)?;
@@ -111,7 +171,6 @@ impl StreamWriter {
         if let Some(lang) = &h.lang {
             attr(out, "xml:lang", lang)?;
         }
-        out.push(b'>');
         Ok(())
     }
 
@@ -132,7 +191,21 @@ impl StreamWriter {
         out: &mut Vec<u8>,
     ) -> Result<(), SerializeError> {
         let start = out.len();
-        let result = self.element(element, self.header.default_namespace(), out);
+        let result = if self.framed {
+            // A standalone document: no inherited default namespace; the `stream` prefix
+            // only when the element itself is in the stream namespace (declared on it).
+            let stream_root = element.ns() == NS_STREAMS;
+            let prefixes = if stream_root { &self.prefixes[..] } else { &[] };
+            Self::element(element, "", prefixes, stream_root, out)
+        } else {
+            Self::element(
+                element,
+                self.header.default_namespace(),
+                &self.prefixes,
+                false,
+                out,
+            )
+        };
         if result.is_err() {
             out.truncate(start);
         }
@@ -141,6 +214,12 @@ impl StreamWriter {
 
     /// Writes the stream close tag (`</stream:stream>`).
     pub fn write_end(&self, out: &mut Vec<u8>) {
+        if self.framed {
+            out.extend_from_slice(b"<close xmlns='");
+            out.extend_from_slice(crate::framing::NS_FRAMING.as_bytes());
+            out.extend_from_slice(b"'/>");
+            return;
+        }
         out.extend_from_slice(b"</");
         if let Some(p) = &self.header.stream_prefix {
             out.extend_from_slice(p.as_bytes());
@@ -149,19 +228,19 @@ impl StreamWriter {
         out.extend_from_slice(b"stream>");
     }
 
-    fn prefix_for(&self, ns: &str) -> Option<&str> {
-        self.prefixes
-            .iter()
-            .find(|(_, bound)| bound == ns)
-            .map(|(p, _)| p.as_str())
-    }
-
     fn element(
-        &self,
         element: &Element,
         default_ns: &str,
+        prefixes: &[(String, String)],
+        declare_prefixes: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), SerializeError> {
+        let prefix_for = |ns: &str| {
+            prefixes
+                .iter()
+                .find(|(_, bound)| bound == ns)
+                .map(|(p, _)| p.as_str())
+        };
         let name = element.name();
         validate(name)?;
         let ns = element.ns();
@@ -179,7 +258,7 @@ impl StreamWriter {
         let prefix = if ns == default_ns {
             None
         } else {
-            self.prefix_for(&ns)
+            prefix_for(&ns)
         };
         if let Some(p) = prefix {
             out.extend_from_slice(p.as_bytes());
@@ -190,13 +269,21 @@ impl StreamWriter {
             attr(out, "xmlns", &ns)?;
             child_default = &ns;
         }
+        if declare_prefixes {
+            for (p, bound) in prefixes {
+                validate(p)?;
+                out.extend_from_slice(b" xmlns:");
+                out.extend_from_slice(p.as_bytes());
+                value(out, bound)?;
+            }
+        }
         let mut generated = 0usize;
         for ((attr_ns, attr_name), v) in element.attrs() {
             out.push(b' ');
             if attr_ns.is_none() {
             } else if *attr_ns == Namespace::XML {
                 out.extend_from_slice(b"xml:");
-            } else if let Some(p) = self.prefix_for(attr_ns.as_str()) {
+            } else if let Some(p) = prefix_for(attr_ns.as_str()) {
                 out.extend_from_slice(p.as_bytes());
                 out.push(b':');
             } else {
@@ -204,7 +291,7 @@ impl StreamWriter {
                 let p = loop {
                     let candidate = format!("ns{generated}");
                     generated += 1;
-                    if !self.prefixes.iter().any(|(q, _)| *q == candidate) {
+                    if !prefixes.iter().any(|(q, _)| *q == candidate) {
                         break candidate;
                     }
                 };
@@ -225,7 +312,9 @@ impl StreamWriter {
         out.push(b'>');
         for node in element.nodes() {
             match node {
-                Node::Element(child) => self.element(child, child_default, out)?,
+                Node::Element(child) => {
+                    Self::element(child, child_default, prefixes, false, out)?;
+                }
                 Node::Text(text) => escape(out, text, false)?,
             }
         }

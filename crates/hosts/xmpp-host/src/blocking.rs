@@ -190,6 +190,44 @@ impl Connection<ClientStream> {
         Self::connect_inner(options, Driver::recorded(machine, recorder))
     }
 
+    /// Connect and negotiate, following `see-other-host` redirects (RFC 6120 §4.9.3.19) at
+    /// most `max_redirects` times; returns the connection and the bound JID.
+    ///
+    /// Each new host is dialled at `resolve(&host_port)` (a host without a port means 5222,
+    /// or the direct TLS port the host chooses) with everything else unchanged, as the RFC
+    /// requires: the same `config` (so the same TLS policy, mechanisms and stream `to`), the
+    /// same TLS configuration and direct-TLS choice, and the certificate still verified for
+    /// `options.server_name`, the XMPP domain. A redirect can therefore neither turn TLS or
+    /// certificate checks off nor move the identity check to a name it picked. Past the
+    /// bound (a redirect loop) the result is [`Error::TooManyRedirects`].
+    pub fn connect_following(
+        options: &ClientOptions,
+        config: &ClientConfig,
+        max_redirects: usize,
+        timeout: Duration,
+        resolve: impl Fn(&xmpp_stream::HostPort) -> Result<SocketAddr, Error>,
+    ) -> Result<(Self, xmpp_stream::FullJid), Error> {
+        let mut options = options.clone();
+        let mut redirects = 0usize;
+        loop {
+            let mut conn = Self::connect(&options, config.clone(), OsEntropy::new())?;
+            match conn.negotiate(timeout) {
+                Ok(jid) => return Ok((conn, jid)),
+                Err(Error::Closed(reason)) => {
+                    let Some(to) = redirect_target(&reason) else {
+                        return Err(Error::Closed(reason));
+                    };
+                    if redirects >= max_redirects {
+                        return Err(Error::TooManyRedirects(to));
+                    }
+                    redirects += 1;
+                    options.addr = resolve(&to)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn connect_inner(options: &ClientOptions, driver: Driver) -> Result<Self, Error> {
         let name = tls::server_name(&options.server_name)?;
         let socket = dial(options.addr, options.connect_timeout)?;
@@ -473,5 +511,104 @@ impl<M> Connection<M> {
             }
         };
         Ok(bindings)
+    }
+}
+
+/// A client connection's transport with no machine: raw bytes over TCP, or over TLS once
+/// [`start_tls`](Self::start_tls) ran. For hosts that must send what no conforming machine
+/// would (a conformance checker): open one with [`open`](Self::open) and negotiate by hand,
+/// or let a [`ClientStream`] negotiate and take over with [`Connection::into_raw`].
+pub struct RawTransport {
+    io: Io,
+}
+
+impl core::fmt::Debug for RawTransport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = match self.io {
+            Io::Plain(_) => "plain",
+            Io::Client(_) | Io::Server(_) => "tls",
+            Io::Gone => "gone",
+        };
+        f.debug_struct("RawTransport").field("io", &state).finish()
+    }
+}
+
+impl RawTransport {
+    /// Connect as `options` say (direct TLS included, with its channel bindings returned).
+    pub fn open(options: &ClientOptions) -> Result<(Self, Vec<ChannelBinding>), Error> {
+        let socket = dial(options.addr, options.connect_timeout)?;
+        socket.set_nodelay(true)?;
+        let mut raw = RawTransport {
+            io: Io::Plain(socket),
+        };
+        let bindings = if options.direct_tls {
+            raw.start_tls(options)?
+        } else {
+            Vec::new()
+        };
+        Ok((raw, bindings))
+    }
+
+    /// Run the TLS handshake over the plain connection (after `<proceed/>`), as `options`
+    /// say; the channel bindings when `options.channel_binding` is set.
+    pub fn start_tls(&mut self, options: &ClientOptions) -> Result<Vec<ChannelBinding>, Error> {
+        let Io::Plain(socket) = std::mem::replace(&mut self.io, Io::Gone) else {
+            return Err(Error::Config("TLS is already running".to_owned()));
+        };
+        socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let conn =
+            ClientConnection::new(options.tls.clone(), tls::server_name(&options.server_name)?)?;
+        let mut stream = StreamOwned::new(conn, socket);
+        handshake(&mut stream)?;
+        let bindings = if options.channel_binding {
+            let peer = tls::peer_certificate(&stream.conn);
+            tls::channel_bindings(&stream.conn, peer.as_ref())
+        } else {
+            Vec::new()
+        };
+        self.io = Io::Client(Box::new(stream));
+        Ok(bindings)
+    }
+
+    /// Read what is there, waiting at most `wait`: `Ok(0)` at the end of the stream, an
+    /// error of kind `WouldBlock` or `TimedOut` when nothing came in time.
+    pub fn read(&mut self, buf: &mut [u8], wait: Duration) -> std::io::Result<usize> {
+        if let Some(socket) = self.io.socket() {
+            socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        }
+        self.io.read(buf)
+    }
+
+    /// Write all of `bytes` (and flush TLS).
+    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(bytes)
+    }
+
+    /// Whether TLS is up.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.io, Io::Client(_))
+    }
+
+    /// TLS close_notify (if TLS is up), then TCP shutdown.
+    pub fn shutdown(&mut self) {
+        self.io.shutdown();
+    }
+}
+
+impl Connection<ClientStream> {
+    /// Drop the machine and keep the transport, to speak raw bytes on a negotiated stream.
+    /// Bytes already read are the machine's (events not taken are lost with it).
+    pub fn into_raw(mut self) -> RawTransport {
+        RawTransport {
+            io: std::mem::replace(&mut self.io, Io::Gone),
+        }
+    }
+}
+
+/// The host a `see-other-host` close names, if it names one.
+fn redirect_target(reason: &CloseReason) -> Option<xmpp_stream::HostPort> {
+    match reason {
+        CloseReason::StreamError(e) => e.other_host.as_deref()?.parse().ok(),
+        _ => None,
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     Closed(Box<CloseReason>),
     /// Nothing happened before the deadline.
     Timeout,
+    /// The server redirected us (`see-other-host`) more often than allowed; the last host
+    /// it named.
+    TooManyRedirects(xmpp_stream::HostPort),
 }
 
 impl fmt::Display for Error {
@@ -31,6 +34,7 @@ impl fmt::Display for Error {
             Error::Usage(e) => write!(f, "usage: {e}"),
             Error::Closed(reason) => write!(f, "stream closed: {reason:?}"),
             Error::Timeout => f.write_str("timed out"),
+            Error::TooManyRedirects(to) => write!(f, "too many redirects (last to {to})"),
         }
     }
 }

@@ -36,6 +36,14 @@ struct Cli {
     /// Also serve XEP-0368 direct TLS on this port (e.g. 5223)
     #[arg(long, value_name = "PORT")]
     tls_port: Option<u16>,
+    /// Also serve XMPP over WebSocket (RFC 7395) on this port, endpoint /xmpp-websocket
+    /// (subprotocol `xmpp`): `ws:` on a loopback --bind, `wss:` with the server's certificate
+    /// otherwise or with --wss
+    #[arg(long, value_name = "PORT")]
+    ws_port: Option<u16>,
+    /// Serve the WebSocket port with TLS (`wss:`) even on loopback
+    #[arg(long)]
+    wss: bool,
     /// Listen address (loopback only by default)
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
@@ -375,12 +383,28 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             },
             args.users.len()
         );
+        let websocket = match args.ws_port {
+            Some(port) => {
+                let listener =
+                    tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port)).await?;
+                let wss = args.wss || !args.bind.is_loopback();
+                eprintln!(
+                    "xmpp-server: WebSocket on {}://{}{}",
+                    if wss { "wss" } else { "ws" },
+                    listener.local_addr()?,
+                    xmpp_server::WEBSOCKET_PATH
+                );
+                Some((listener, wss))
+            }
+            None => None,
+        };
         let listeners = Listeners {
             c2s: listener,
             direct_tls: direct,
             component,
             s2s,
             s2s_direct_tls,
+            websocket,
         };
         xmpp_server::serve_on(listeners, config, async {
             let _ = tokio::signal::ctrl_c().await;

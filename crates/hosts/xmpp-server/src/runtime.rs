@@ -13,6 +13,7 @@
 //! - `connection`: one connection's task and its transport (plain TCP, then TLS).
 //! - `s2s`: server-to-server: TLS of both ends, peer certificate names, outgoing
 //!   connections by static route, dialback verifications.
+//! - `websocket`: XMPP over WebSocket (RFC 7395) on `/xmpp-websocket`, `ws:` or `wss:`.
 //! - `handle`: a server on its own thread, for tests and tools.
 
 mod connection;
@@ -22,12 +23,14 @@ mod outbox;
 mod s2s;
 mod serve;
 mod shared;
+mod websocket;
 
 pub use dns::{Dns, XMPP_SERVER_PORT};
 pub use s2s::{S2sSettings, S2sTls, presented_ids};
 
 pub use handle::{ServerHandle, ServerStats};
 pub use serve::{Listeners, serve, serve_on, serve_with};
+pub use websocket::{MAX_MESSAGE_BYTES, WEBSOCKET_PATH};
 pub use xmpp_host::tls::TlsMaterial;
 
 use crate::hub::HubConfig;

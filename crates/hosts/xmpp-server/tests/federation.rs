@@ -1,6 +1,7 @@
 //! Two instances of the example server federate (RFC 6120 §13) in-process over loopback:
-//! a.test and b.test, static routes to each other, a test CA and certificates made here with
-//! rcgen (a DNS-ID and an SRV-ID `_xmpp-server.<domain>`, never an XmppAddr). A user on each
+//! a.test and b.test, static routes to each other, a test CA and certificates made with
+//! xmpp-testpeers' `TestCa` (a DNS-ID and an SRV-ID `_xmpp-server.<domain>`, never an
+//! XmppAddr). A user on each
 //! side (our `ClientStream` through xmpp-host's blocking `Connection`) exchanges messages
 //! both ways and a presence subscription (RFC 6121 §3).
 //!
@@ -49,91 +50,40 @@ use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use minidom::Element;
-use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use xmpp_host::blocking::Connection;
 use xmpp_server::{Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, ClientStream};
+use xmpp_testpeers::TestCa;
 
 use common::{body, error_condition, login, loopback, parse};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A test CA: its certificate (PEM) and what signs with it.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
+/// A test CA (xmpp-testpeers' `TestCa`: the certificates the peers' interop tests use too):
+/// a DNS-ID and an SRV-ID `_xmpp-server.<domain>`, never an XmppAddr.
+struct Ca(TestCa);
 
 impl Ca {
     fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
+        Ca(TestCa::new(name).unwrap())
     }
 
     fn pem(&self) -> String {
-        self.cert.pem()
+        self.0.pem()
     }
 
-    /// A server certificate for `domain`: subjectAltName dNSName `domain` and SRVName
-    /// `_xmpp-server.<domain>` (RFC 4985, an IA5String: written by hand, rcgen only writes
-    /// UTF8String otherNames), server and client authentication. Returns (cert PEM, key PEM).
+    /// A server certificate for `domain`: (cert PEM, key PEM).
     fn issue(&self, domain: &str) -> (String, String) {
         self.issue_for(&[domain])
     }
 
     /// [`issue`](Self::issue) for several domains: the names of each, the CN the first.
     fn issue_for(&self, domains: &[&str]) -> (String, String) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, domains[0]);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(
-                &[2, 5, 29, 17],
-                subject_alt_names(domains),
-            ));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
+        let cert = self.0.issue_for(domains).unwrap();
+        (cert.cert_pem, cert.key_pem)
     }
-}
-
-/// DER type-length-value, short lengths only (all of ours are).
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag, u8::try_from(content.len()).unwrap()];
-    assert!(content.len() < 128);
-    out.extend_from_slice(content);
-    out
-}
-
-/// `SubjectAltName ::= GeneralNames`: `[2] dNSName`, `[0] otherName { id-on-dnsSRV,
-/// [0] EXPLICIT IA5String }`.
-fn subject_alt_names(domains: &[&str]) -> Vec<u8> {
-    const ID_ON_DNS_SRV: [u8; 8] = [0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x07];
-    let mut names = Vec::new();
-    for domain in domains {
-        names.extend(tlv(0x82, domain.as_bytes()));
-        let srv = format!("_xmpp-server.{domain}");
-        let mut other = tlv(0x06, &ID_ON_DNS_SRV);
-        other.extend(tlv(0xA0, &tlv(0x16, srv.as_bytes())));
-        names.extend(tlv(0xA0, &other));
-    }
-    tlv(0x30, &names)
 }
 
 /// One federating server: its domain, one user, its certificate (signed by `issuer`), the

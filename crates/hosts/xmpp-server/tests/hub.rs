@@ -652,8 +652,13 @@ fn without_federation_remote_domains_bounce_at_once() {
     );
 }
 
-/// A `Verification` against the authoritative server's receiving stream, in memory.
+/// A `Verification` against the authoritative server's receiving stream, in memory; both
+/// ends switch to (pretend) TLS when the verification asks for it, and `tls` records that.
 fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
+    verify_against_with(secret, key, &mut false)
+}
+
+fn verify_against_with(secret: &[u8], key: &str, tls: &mut bool) -> DialbackOutcome {
     let mut config = S2sConfig::new(vec![BareJid::new("a.example").unwrap()]);
     config.dialback_secret = Some(DialbackSecret::new(secret));
     let mut authoritative = S2sReceivingStream::new(config, SeededEntropy::new(3));
@@ -672,8 +677,12 @@ fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
         let _ = authoritative.handle_input(Instant::ZERO, &to_peer);
         let mut from_peer = Vec::new();
         while let Some(out) = authoritative.poll_output() {
-            if let Output::Transmit(bytes) = out {
-                from_peer.extend(bytes);
+            match out {
+                Output::Transmit(bytes) => from_peer.extend(bytes),
+                Output::StartTls => authoritative
+                    .tls_established(Instant::ZERO, Vec::new())
+                    .unwrap(),
+                _ => {}
             }
         }
         let (write, outcome) = verification.handle_input(&from_peer);
@@ -681,8 +690,67 @@ fn verify_against(secret: &[u8], key: &str) -> DialbackOutcome {
             return outcome;
         }
         to_peer = write;
+        if verification.wants_tls() {
+            assert!(to_peer.is_empty(), "nothing written after <proceed/>");
+            *tls = true;
+            to_peer = verification.tls_established();
+        }
     }
     panic!("no answer");
+}
+
+/// Regression (ejabberd 23.01 with `s2s_use_starttls: required` closed our plain
+/// verification connection with `policy-violation`): the verification connection takes
+/// STARTTLS when the authoritative server offers it, and asks its question inside TLS.
+#[test]
+fn a_verification_secures_its_stream_when_starttls_is_offered() {
+    let secret = b"a.example's secret";
+    let key = DialbackSecret::new(secret).key(
+        &Domain::new("b.example").unwrap(),
+        &Domain::new("a.example").unwrap(),
+        &StreamId::new("s1").unwrap(),
+    );
+    let mut tls = false;
+    assert_eq!(
+        verify_against_with(secret, key.as_str(), &mut tls),
+        DialbackOutcome::Valid
+    );
+    assert!(tls, "the verification did not switch to TLS");
+}
+
+/// Bytes pipelined after `<proceed/>` (the STARTTLS injection) end the verification
+/// without an answer; no TLS is asked for.
+#[test]
+fn a_verification_refuses_bytes_pipelined_after_proceed() {
+    let mut verification = Verification::new(
+        &BareJid::new("a.example").unwrap(),
+        &BareJid::new("b.example").unwrap(),
+        StreamId::new("s1").unwrap(),
+        DialbackKey::new("0123456789abcdef").unwrap(),
+    )
+    .unwrap();
+    let (write, outcome) = verification.handle_input(
+        b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+          xmlns:db='jabber:server:dialback' from='a.example' to='b.example' id='v1' \
+          version='1.0'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+          <required/></starttls></stream:features>",
+    );
+    assert!(outcome.is_none());
+    assert_eq!(
+        String::from_utf8(write).unwrap(),
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    );
+    let (_, outcome) = verification.handle_input(
+        b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><db:verify from='a.example' \
+          to='b.example' id='s1' type='valid'/>",
+    );
+    assert_eq!(
+        outcome,
+        Some(DialbackOutcome::Error(
+            StanzaErrorCondition::RemoteServerNotFound.into()
+        ))
+    );
+    assert!(!verification.wants_tls());
 }
 
 #[test]
@@ -698,4 +766,128 @@ fn a_verification_asks_the_authoritative_server_about_the_key() {
         verify_against(b"another secret", key.as_str()),
         DialbackOutcome::Invalid
     );
+}
+
+#[test]
+fn offline_messages_are_stamped_in_order_and_bounce_when_the_box_is_full() {
+    let mut config = HubConfig::new(BareJid::new("localhost").unwrap())
+        .with_user("alice", "alice-pw")
+        .with_user("bob", "bob-pw");
+    // 2002-09-10T23:08:25Z at the hub's Instant::ZERO.
+    config.unix_epoch_millis = 1_031_699_305_000;
+    let mut w = World::with_config(config);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    let max = xmpp_server::hub::MAX_OFFLINE_PER_ACCOUNT;
+    for i in 0..=max {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' type='chat' to='bob@localhost' id='o{i}'><body>{i}</body></message>"),
+        );
+    }
+    let bob = BareJid::new("bob@localhost").unwrap();
+    assert_eq!(w.hub.offline_count(&bob), max);
+    // The one past the limit bounced to its sender, the stored ones stayed.
+    let bounced: Vec<Element> = w.take_stanzas(a);
+    let last = format!("o{max}");
+    let bounce = bounced
+        .iter()
+        .find(|s| s.attr("id") == Some(last.as_str()))
+        .expect("bounced");
+    assert_eq!(bounce.attr("type"), Some("error"));
+    assert!(
+        bounce
+            .get_child("error", "jabber:client")
+            .and_then(|e| e.get_child("service-unavailable", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+            .is_some()
+    );
+    assert_eq!(
+        bounced
+            .iter()
+            .filter(|s| s.attr("type") == Some("error"))
+            .count(),
+        1
+    );
+
+    let b = w.connect("bob", "bob-pw", "phone");
+    w.send(b, "<presence xmlns='jabber:client'/>");
+    let got: Vec<Element> = w
+        .take_stanzas(b)
+        .into_iter()
+        .filter(|s| s.name() == "message")
+        .collect();
+    let ids: Vec<String> = got
+        .iter()
+        .map(|m| m.attr("id").unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..max).map(|i| format!("o{i}")).collect();
+    assert_eq!(ids, expected, "delivered in order");
+    let mut previous = String::new();
+    for m in &got {
+        let delay = m
+            .get_child("delay", "urn:xmpp:delay")
+            .expect("XEP-0203 stamp");
+        assert_eq!(delay.attr("from"), Some("localhost"));
+        let stamp = delay.attr("stamp").unwrap().to_owned();
+        assert!(stamp.starts_with("2002-09-10T23:08:"), "{stamp}");
+        assert!(
+            stamp >= previous,
+            "stamps never go back: {stamp} < {previous}"
+        );
+        previous = stamp;
+    }
+    assert_eq!(w.hub.offline_count(&bob), 0);
+}
+
+#[test]
+fn advertised_rows_drive_stream_features_and_disco_info() {
+    let mut config =
+        HubConfig::new(BareJid::new("localhost").unwrap()).with_user("alice", "alice-pw");
+    // A host row: entity capabilities in the features, and a disco var of its own.
+    let caps = xmpp_im::ServiceFeature::stream("c", "http://jabber.org/protocol/caps")
+        .with_disco("http://jabber.org/protocol/caps");
+    config.features.push(caps);
+    config
+        .features
+        .push(xmpp_im::ServiceFeature::disco("urn:xmpp:example"));
+    let mut w = World::with_config(config);
+    let a = w.connect("alice", "alice-pw", "laptop");
+    let extra = w.clients[a]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Negotiated { extra_features, .. } => Some(extra_features.clone()),
+            _ => None,
+        })
+        .expect("negotiated");
+    let names: Vec<(String, String)> = extra
+        .iter()
+        .map(|e| (e.name().to_owned(), e.ns()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ver".to_owned(), "urn:xmpp:features:rosterver".to_owned()),
+            (
+                "sub".to_owned(),
+                "urn:xmpp:features:pre-approval".to_owned()
+            ),
+            ("c".to_owned(), "http://jabber.org/protocol/caps".to_owned()),
+        ]
+    );
+    w.send(a, "<iq xmlns='jabber:client' type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    let got = w.take_stanzas(a);
+    let info = got.iter().find(|s| s.attr("id") == Some("d1")).unwrap();
+    let vars: Vec<&str> = info
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .unwrap()
+        .children()
+        .filter_map(|f| f.attr("var"))
+        .collect();
+    for var in [
+        "jabber:iq:roster",
+        "http://jabber.org/protocol/caps",
+        "urn:xmpp:example",
+    ] {
+        assert!(vars.contains(&var), "{var} missing from {vars:?}");
+    }
 }

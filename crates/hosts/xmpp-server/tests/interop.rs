@@ -370,3 +370,45 @@ fn slixmpp_wrong_password_is_refused() {
     assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
+
+/// Runs `tests/peers/SCRIPT HOST PORT DOMAIN CAFILE` with slixmpp against a fresh server and
+/// checks that every feature in `expect` passed (one matrix row per feature, as `variant`).
+fn slixmpp_script(script: &str, variant: &str, expect: &[&str]) {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let server = start_server(&format!("slix-{variant}"), None, PlusPolicy::Off);
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join(script))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check("slixmpp", variant, run_peer(command), expect);
+}
+
+/// What the server advertises and the IM features behind it, from slixmpp: `<ver/>` and
+/// `<sub/>` in the stream features, `jabber:iq:roster` in `disco#info` (one list drives
+/// both), a versioned roster get answered by pushes only (RFC 6121 §2.6) and pre-approval
+/// (§3.4) from a real client.
+#[test]
+fn slixmpp_advertised_im_features() {
+    slixmpp_script(
+        "slix_im.py",
+        "im",
+        &["features", "disco", "rosterver", "preapproval"],
+    );
+}
+
+/// slixmpp's XEP-0191 and XEP-0016 plugins against the server: blocklist, block with push,
+/// the errors of both directions, unblock, and a privacy list stored, activated and obeyed.
+#[test]
+fn slixmpp_blocking_and_privacy_lists() {
+    slixmpp_script(
+        "slix_block.py",
+        "blocking",
+        &["block", "errors", "unblock", "privacy"],
+    );
+}

@@ -6,7 +6,9 @@
 //! library crates.
 //!
 //! Rules it keeps: servers listen on `127.0.0.1` only, on ports picked free at start; no
-//! server-to-server, no HTTP; the Erlang port mapper that ejabberd needs is bound to loopback.
+//! HTTP; the Erlang port mapper that ejabberd needs is bound to loopback. Server-to-server
+//! only when asked ([`PeerOptions::with_s2s`]), for `.test` domains found through a private
+//! DNS server on loopback ([`PrivateDns`]), never the machine's own resolver.
 //!
 //! ```no_run
 //! use xmpp_testpeers::{PeerKind, PeerServer};
@@ -31,7 +33,10 @@
 //! [`transcripts`] lists and replays the sessions recorded against such peers.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod s2s;
 pub mod transcripts;
+
+pub use s2s::{PrivateDns, S2sAuth, S2sOptions, ServerCert, SrvRecord, TestCa};
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -171,6 +176,9 @@ pub struct PeerServer {
     pub certificate_pem: String,
     /// The XEP-0114 component listener, when [`PeerOptions::with_component`] asked for one.
     pub component: Option<ComponentListener>,
+    /// The loopback port of its s2s listener, when [`PeerOptions::with_s2s`] asked for one.
+    pub s2s_port: Option<u16>,
+    s2s: Option<S2sOptions>,
     dir: PathBuf,
     child: Option<Child>,
     node_name: String,
@@ -182,6 +190,7 @@ pub struct PeerServer {
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
     component: Option<(String, String)>,
+    s2s: Option<S2sOptions>,
     log_level: LogLevel,
 }
 
@@ -197,8 +206,21 @@ impl PeerOptions {
     pub fn new() -> Self {
         Self {
             component: None,
+            s2s: None,
             log_level: LogLevel::Debug,
         }
+    }
+
+    /// Federate: the server serves `s2s.domain` (instead of [`DOMAIN`]) with `s2s.cert` on
+    /// c2s and s2s, listens for servers on a free loopback port
+    /// ([`PeerServer::s2s_port`]), finds other domains through the SRV records of `s2s.dns`
+    /// (Prosody's libunbound forwards there, with the `test.` zone made transparent, or it
+    /// would answer NXDOMAIN itself; ejabberd's `inetrc` names it alone), requires TLS, and
+    /// authenticates links as `s2s.auth` says.
+    #[must_use]
+    pub fn with_s2s(mut self, s2s: S2sOptions) -> Self {
+        self.s2s = Some(s2s);
+        self
     }
 
     /// Also accept the XEP-0114 component `domain` (a `jabber:component:accept` stream whose
@@ -267,8 +289,12 @@ impl PeerServer {
             return Err(PeerError::NotInstalled(kind));
         }
         let dir = fresh_dir(kind)?;
-        let (certificate_pem, key_pem) = short_lived_certificate(DOMAIN)
-            .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?;
+        let (certificate_pem, key_pem) = match &options.s2s {
+            Some(s2s) => (s2s.cert.cert_pem.clone(), s2s.cert.key_pem.clone()),
+            None => short_lived_certificate(DOMAIN)
+                .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?,
+        };
+        let s2s_port = options.s2s.as_ref().map(|_| free_port()).transpose()?;
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let component = match &options.component {
@@ -282,11 +308,16 @@ impl PeerServer {
         let node_name = format!("xmppinterop{starttls_port}");
         let mut server = Self {
             kind,
-            domain: DOMAIN.to_owned(),
+            domain: options
+                .s2s
+                .as_ref()
+                .map_or_else(|| DOMAIN.to_owned(), |s2s| s2s.domain.clone()),
             starttls_port,
             direct_tls_port,
             certificate_pem,
             component,
+            s2s_port,
+            s2s: options.s2s.clone(),
             dir,
             child: None,
             node_name,
@@ -297,6 +328,18 @@ impl PeerServer {
             PeerKind::Ejabberd => server.start_ejabberd(&key_pem, accounts)?,
         }
         Ok(server)
+    }
+
+    /// Writes the CA of [`S2sAuth::External`] to `s2s-ca.pem` in the server's directory.
+    fn write_s2s_ca(&self) -> io::Result<()> {
+        if let Some(S2sOptions {
+            auth: S2sAuth::External { ca_pem },
+            ..
+        }) = &self.s2s
+        {
+            fs::write(self.dir.join("s2s-ca.pem"), ca_pem)?;
+        }
+        Ok(())
     }
 
     /// The directory holding the server's configuration, data and logs.
@@ -327,7 +370,26 @@ impl PeerServer {
         fs::create_dir_all(dir.join("certs"))?;
         fs::write(dir.join("cert.pem"), &self.certificate_pem)?;
         fs::write(dir.join("key.pem"), key_pem)?;
+        self.write_s2s_ca()?;
         let d = dir.display();
+        let (s2s_config, s2s_ports, dialback, s2s_module) = match (&self.s2s, self.s2s_port) {
+            (Some(s2s), Some(port)) => (
+                s2s::prosody_config(s2s, port, &d.to_string()),
+                String::new(),
+                if s2s.auth == S2sAuth::Dialback {
+                    " \"dialback\";"
+                } else {
+                    ""
+                },
+                "",
+            ),
+            _ => (
+                String::new(),
+                "s2s_ports = { }\n".to_owned(),
+                "",
+                " \"s2s\";",
+            ),
+        };
         let config = format!(
             r#"-- Written by xmpp-testpeers for one test run.
 pidfile = "{d}/prosody.pid"
@@ -339,22 +401,30 @@ interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
-s2s_ports = {{ }}
-http_ports = {{ }}
+{s2s_ports}http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq"; }}
-modules_disabled = {{ "s2s"; "offline"; "c2s_bosh"; "http"; "posix"; }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback} }}
+modules_disabled = {{{s2s_module} "offline"; "c2s_bosh"; "http"; "posix";{no_dialback} }}
 -- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
 c2s_require_encryption = true
 allow_registration = false
-ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
-{component_ports}VirtualHost "{domain}"
+{ssl}{component_ports}VirtualHost "{domain}"
 {component}"#,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            no_dialback = if dialback.is_empty() && self.s2s.is_some() {
+                " \"dialback\";"
+            } else {
+                ""
+            },
+            ssl = if s2s_config.is_empty() {
+                format!("ssl = {{ certificate = \"{d}/cert.pem\"; key = \"{d}/key.pem\"; }}\n")
+            } else {
+                s2s_config
+            },
             level = match self.log_level {
                 LogLevel::Debug => "debug",
                 LogLevel::Warn => "warn",
@@ -412,8 +482,26 @@ ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
             dir.join("server.pem"),
             format!("{key_pem}{}", self.certificate_pem),
         )?;
-        fs::write(dir.join("inetrc"), "")?;
+        fs::write(
+            dir.join("inetrc"),
+            self.s2s
+                .as_ref()
+                .map_or_else(String::new, |s2s| s2s::ejabberd_inetrc(s2s.dns)),
+        )?;
+        self.write_s2s_ca()?;
         let d = dir.display();
+        let (s2s_top, s2s_listener, s2s_dialback) = match (&self.s2s, self.s2s_port) {
+            (Some(s2s), Some(port)) => {
+                let (top, listener) = s2s::ejabberd_config(s2s, port, &d.to_string());
+                let dialback = if s2s.auth == S2sAuth::Dialback {
+                    "  mod_s2s_dialback: {}\n"
+                } else {
+                    ""
+                };
+                (top, listener, dialback)
+            }
+            _ => (String::new(), String::new(), ""),
+        };
         fs::write(
             dir.join("ejabberdctl.cfg"),
             format!(
@@ -429,7 +517,7 @@ ssl = {{ certificate = "{d}/cert.pem"; key = "{d}/key.pem"; }}
 hosts: [{domain}]
 loglevel: {level}
 certfiles: [{d}/server.pem]
-auth_method: internal
+{s2s_top}auth_method: internal
 auth_password_format: plain
 listen:
   - port: {starttls}
@@ -440,7 +528,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-{component}acl:
+{s2s_listener}{component}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -452,7 +540,7 @@ modules:
   mod_roster: {{versioning: true}}
   mod_disco: {{}}
   mod_ping: {{}}
-"#,
+{s2s_dialback}"#,
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
@@ -562,6 +650,7 @@ modules:
         let start = Instant::now();
         let mut ports = vec![self.starttls_port, self.direct_tls_port];
         ports.extend(self.component.as_ref().map(|c| c.port));
+        ports.extend(self.s2s_port);
         while start.elapsed() < limit {
             if ports
                 .iter()
@@ -632,14 +721,8 @@ fn stop_pid(target: &str, mut alive: impl FnMut() -> bool) {
 /// and a timer further than 2^32 ms (about 49 days) away crashes its certificate manager, which
 /// then serves no certificate and answers `<starttls/>` with `<failure/>`.
 fn short_lived_certificate(domain: &str) -> Result<(String, String), rcgen::Error> {
-    const DAY: u64 = 86_400;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()])?;
-    let date = |(year, month, day)| rcgen::date_time_ymd(year, month, day);
-    params.not_before = date(civil_date(now.saturating_sub(DAY)));
-    params.not_after = date(civil_date(now + 30 * DAY));
+    s2s::short_validity(&mut params);
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))

@@ -17,6 +17,7 @@ use xmpp_jid::{BareJid, FullJid};
 use xmpp_xml::StanzaErrorCondition;
 
 use crate::delivery::DeliveryPolicy;
+use crate::features::{NS_PRE_APPROVAL, NS_ROSTERVER, ServiceFeature};
 use crate::roster::NS_ROSTER;
 use crate::stanza::{Iq, IqPayload, Stanza, StanzaParseError};
 use crate::store::RosterStore;
@@ -29,6 +30,7 @@ use crate::store::RosterStore;
 // `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
 mod delivery;
 mod presence;
+mod privacy;
 mod roster;
 mod routing;
 mod sessions;
@@ -41,8 +43,11 @@ use sessions::Session;
 pub struct ServerConfig {
     /// Domains whose accounts this server hosts; stanzas to other domains are routed out.
     pub domains: BTreeSet<String>,
-    /// Support subscription pre-approval (RFC 6121 §3.4).
+    /// Support subscription pre-approval (RFC 6121 §3.4), and advertise it.
     pub pre_approval: bool,
+    /// Support roster versioning (RFC 6121 §2.6), and advertise it. Off: `ver` is neither
+    /// sent nor honoured, every roster get returns the whole roster.
+    pub roster_versioning: bool,
     /// Delivery choices of §8.5.
     pub delivery: DeliveryPolicy,
     /// Maximum items in one roster (§2.3.3 `not-acceptable` beyond).
@@ -58,6 +63,9 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Maximum entities one session may have sent directed presence to (§4.6).
     pub max_directed: usize,
+    /// Bounds on privacy lists (XEP-0016) and the blocklist (XEP-0191); both protocols are
+    /// advertised in [`ServerConfig::features`].
+    pub privacy: crate::privacy::Limits,
 }
 
 impl ServerConfig {
@@ -67,6 +75,7 @@ impl ServerConfig {
         Self {
             domains: BTreeSet::from([domain.to_owned()]),
             pre_approval: true,
+            roster_versioning: true,
             delivery: DeliveryPolicy::default(),
             max_roster_items: 1000,
             max_text_len: 1023,
@@ -74,7 +83,31 @@ impl ServerConfig {
             max_pending_requests: 100,
             max_sessions: 64,
             max_directed: 256,
+            privacy: crate::privacy::Limits::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// What this configuration implements, as clients learn it: the roster (`disco#info`
+    /// `jabber:iq:roster`), and the stream features `<ver/>` (roster versioning) and `<sub/>`
+    /// (pre-approval) when they are on. A host appends its own rows and lists the stream
+    /// elements after authentication and the `var`s in its `disco#info` answer
+    /// ([`crate::features`]).
+    #[must_use]
+    pub fn features(&self) -> Vec<ServiceFeature> {
+        let mut rows = vec![
+            ServiceFeature::disco(NS_ROSTER),
+            ServiceFeature::disco(crate::privacy::NS_PRIVACY),
+            ServiceFeature::disco(crate::privacy::NS_BLOCKING),
+        ];
+        if self.roster_versioning {
+            rows.push(ServiceFeature::stream("ver", NS_ROSTERVER));
+        }
+        if self.pre_approval {
+            rows.push(ServiceFeature::stream("sub", NS_PRE_APPROVAL));
+        }
+        rows
     }
 }
 
@@ -144,6 +177,8 @@ pub struct Server {
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<Stanza>,
     next_push: u64,
+    /// Privacy lists and blocklists by bare JID string (XEP-0016, XEP-0191).
+    privacy: HashMap<String, privacy::Account, BuildHasherDefault<DefaultHasher>>,
 }
 
 impl Server {
@@ -156,6 +191,7 @@ impl Server {
             out: VecDeque::new(),
             local: VecDeque::new(),
             next_push: 0,
+            privacy: HashMap::default(),
         }
     }
 
@@ -214,6 +250,10 @@ impl Server {
             }
         };
         parsed.header_mut().from = Some(from.clone().into());
+        if !self.outbound_allowed(store, from, &parsed) {
+            self.drain_local(store);
+            return Ok(());
+        }
         match parsed {
             Stanza::Presence(p) => self.outbound_presence(store, from, p),
             Stanza::Message(mut m) => {
@@ -271,6 +311,9 @@ impl Server {
             self.out.push_back(Output::Unhandled(stanza.to_element()));
             return;
         }
+        if !self.inbound_allowed(store, &stanza) {
+            return;
+        }
         let user = to.to_bare();
         match stanza {
             Stanza::Message(m) => self.inbound_message(store, &to, &m),
@@ -297,6 +340,8 @@ impl Server {
             .is_some_and(|p| p.is("query", NS_ROSTER));
         if roster {
             self.roster_iq(store, from, &user, &iq);
+        } else if self.privacy_iq(store, from, &iq) {
+            // XEP-0016 / XEP-0191, answered.
         } else if matches!(iq.payload, IqPayload::Result(_) | IqPayload::Error { .. })
             && iq.id().starts_with("push-")
         {

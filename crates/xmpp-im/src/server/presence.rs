@@ -73,10 +73,13 @@ impl Server {
         s.presence = Some(p.clone());
         let entries = store.entries(&user);
         // §4.2.2 / §4.4.2: to every contact with a subscription from the user...
-        for e in entries
+        let me: Jid = from.clone().into();
+        let subscribers: Vec<&crate::store::RosterEntry> = entries
             .iter()
             .filter(|e| e.state.state.subscription().has_from())
-        {
+            .filter(|e| self.presence_out_allowed(store, &me, &e.jid.clone().into()))
+            .collect();
+        for e in subscribers {
             let mut copy = p.clone();
             copy.header.to = Some(e.jid.clone().into());
             self.route(copy.into());
@@ -107,9 +110,12 @@ impl Server {
                 self.deliver(from, o.to_element());
             }
             // §3.1.3: requests that arrived while the user was offline are delivered now.
+            // The complete stanza as it arrived (extended content included).
             for e in entries.iter().filter(|e| e.state.state.pending_in()) {
-                let req = addressed(PresenceType::Subscribe, e.jid.clone(), user.clone());
-                self.deliver(from, req.to_element());
+                let req = e.request.clone().unwrap_or_else(|| {
+                    addressed(PresenceType::Subscribe, e.jid.clone(), user.clone()).to_element()
+                });
+                self.deliver(from, req);
             }
         }
     }
@@ -182,6 +188,10 @@ impl Server {
         let allowed = store
             .entry(user, &contact)
             .is_some_and(|e| e.state.state.subscription().has_from());
+        if allowed && !self.presence_out_allowed(store, &user.clone().into(), prober) {
+            // Blocked (XEP-0191 §3.3, XEP-0016 presence-out): nothing is revealed.
+            return;
+        }
         if !allowed {
             // Do not reveal presence; tell the prober it is not subscribed.
             let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);

@@ -18,21 +18,11 @@ impl Server {
         let version = store.version(user).saturating_add(1);
         store.set_version(user, version);
         let query = RosterQuery {
-            ver: Some(version.to_string()),
+            ver: self.config.roster_versioning.then(|| version.to_string()),
             items: vec![item],
         }
         .to_element();
-        let interested: Vec<FullJid> = self
-            .resources_of(user)
-            .filter(|s| s.interested)
-            .map(|s| s.jid.clone())
-            .collect();
-        for r in interested {
-            self.next_push = self.next_push.wrapping_add(1);
-            let mut iq = Iq::set(format!("push-{}", self.next_push), query.clone());
-            iq.header.to = Some(r.clone().into());
-            self.deliver(&r, iq.to_element());
-        }
+        self.push_to_all(user, &query, |s| s.interested);
     }
 
     pub(super) fn roster_iq(
@@ -47,6 +37,17 @@ impl Server {
             IqPayload::Set(q) => self.roster_set(store, user, q),
             _ => return,
         };
+        self.answer_own(from, iq, result);
+    }
+
+    /// The answer to an iq of a session to its own account (roster, privacy, blocking): a
+    /// result with the payload or the error, addressed to the session, with no `from`.
+    pub(super) fn answer_own(
+        &mut self,
+        from: &FullJid,
+        iq: &Iq,
+        result: Result<Option<Element>, StanzaErrorCondition>,
+    ) {
         let mut reply = match result {
             Ok(payload) => iq.result(payload),
             Err(e) => iq.error(StanzaError::new(e)),
@@ -77,7 +78,8 @@ impl Server {
             s.interested = true;
         }
         let version = store.version(user).to_string();
-        if query.ver.as_deref() == Some(version.as_str()) {
+        // §2.6 is optional: switched off, no `ver` either way and the whole roster each time.
+        if self.config.roster_versioning && query.ver.as_deref() == Some(version.as_str()) {
             return Ok(None);
         }
         let items = store
@@ -88,7 +90,7 @@ impl Server {
             .collect();
         Ok(Some(
             RosterQuery {
-                ver: Some(version),
+                ver: self.config.roster_versioning.then_some(version),
                 items,
             }
             .to_element(),

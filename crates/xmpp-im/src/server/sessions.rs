@@ -24,6 +24,10 @@ pub(super) struct Session {
     pub(super) presence: Option<Presence>,
     /// Entities that received directed available presence and are owed an unavailable.
     pub(super) directed: BTreeSet<Jid>,
+    /// The XEP-0016 active list chosen by this session.
+    pub(super) active_list: Option<String>,
+    /// Asked for the XEP-0191 blocklist: receives block and unblock pushes.
+    pub(super) wants_blocklist: bool,
 }
 
 impl SessionInfo for Session {
@@ -72,6 +76,8 @@ impl Server {
             interested: false,
             presence: None,
             directed: BTreeSet::new(),
+            active_list: None,
+            wants_blocklist: false,
         });
         Ok(())
     }

@@ -50,13 +50,19 @@ impl Server {
         if t.roster_push || entry.in_roster != was_in_roster {
             self.push(store, user, entry.item());
         }
+        if t.revoke_presence {
+            // §3.2.2: `unavailable` from every online resource *before* the `unsubscribed`,
+            // so the contact's server learns the user went away while it still routes the
+            // user's presence.
+            self.presence_to_contact(user, contact, false);
+        }
         if t.fate == StanzaFate::Route {
             // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
             p.header.from = Some(user.clone().into());
             p.header.to = Some(contact.clone().into());
             self.route(p.into());
         }
-        self.after_transition(user, contact, t.share_presence, t.revoke_presence);
+        self.after_transition(user, contact, t.share_presence, false);
     }
 
     pub(super) fn inbound_subscription(
@@ -84,16 +90,20 @@ impl Server {
         let mut entry = existing.unwrap_or_else(|| RosterEntry::new(contact.clone()));
         let t = entry.state.inbound(kind);
         entry.state = t.state;
+        // §3.1.3 etc.: delivered from the contact's bare JID to every available resource.
+        p.header.from = Some(contact.clone().into());
+        p.header.to = Some(user.clone().into());
+        let el = p.to_element();
+        if t.fate == StanzaFate::Deliver && kind == SubscriptionKind::Subscribe {
+            // §3.1.3: a request waits in the pending-in state as the complete stanza, to be
+            // delivered as such on the next login.
+            entry.request = Some(el.clone());
+        }
         Self::save(store, user, &entry);
         if t.roster_push && entry.in_roster {
             self.push(store, user, entry.item());
         }
         if t.fate == StanzaFate::Deliver {
-            // §3.1.3 etc.: delivered from the contact's bare JID to every available
-            // resource; a request with none available waits in the pending-in state.
-            p.header.from = Some(contact.clone().into());
-            p.header.to = Some(user.clone().into());
-            let el = p.to_element();
             for r in self.available_sessions(user) {
                 self.deliver(&r, el.clone());
             }
@@ -117,6 +127,15 @@ impl Server {
     fn save(store: &mut impl RosterStore, user: &BareJid, entry: &RosterEntry) {
         if entry.is_empty() {
             store.delete(user, &entry.jid);
+        } else if entry.request.is_some() && !entry.state.state.pending_in() {
+            // Answered (or cancelled): the stored request is done with.
+            store.put(
+                user,
+                RosterEntry {
+                    request: None,
+                    ..entry.clone()
+                },
+            );
         } else {
             store.put(user, entry.clone());
         }

@@ -56,7 +56,7 @@ macro_rules! vocabulary {
 // `iq.rs` (RFC 6120 §8.2.3); `header.rs` holds what they share (RFC 6120 §8.1 addressing,
 // `xml:lang` texts) and `parse_error.rs` the parse errors and their stanza errors (RFC 6120
 // §8.3). This file holds `Stanza`, any of the three.
-mod header;
+pub(crate) mod header;
 mod iq;
 mod message;
 mod parse_error;

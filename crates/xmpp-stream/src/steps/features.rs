@@ -25,7 +25,8 @@ pub(crate) fn offer(m: &mut Machine) {
     let mut items = Vec::new();
     for spec in FEATURES.iter().filter(|spec| spec.available(flags)) {
         match spec.kind {
-            FeatureKind::StartTls if side.config.tls != TlsPolicy::Disabled => {
+            // No STARTTLS on a framed stream: TLS is the WebSocket's (`wss:`, RFC 7395 §3.9).
+            FeatureKind::StartTls if side.config.tls != TlsPolicy::Disabled && !m.core.framed => {
                 items.push(Advertised::StartTls {
                     required: tls_required,
                 });
@@ -54,6 +55,14 @@ pub(crate) fn offer(m: &mut Machine) {
             _ => {}
         }
     }
+    // The host's rows, through the same gate.
+    items.extend(
+        side.config
+            .extra_features
+            .iter()
+            .filter(|row| row.available(flags))
+            .map(|row| Advertised::Other(row.element.clone())),
+    );
     m.core.send(&Features { items }.to_element());
     m.step = Step::AwaitRequest;
 }
@@ -70,7 +79,7 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
     };
     let flags = m.core.flags;
     let secure = flags.contains(SessionFlags::SECURE);
-    let tls_wanted = side.config.tls != TlsPolicy::Disabled;
+    let tls_wanted = side.config.tls != TlsPolicy::Disabled && !m.core.framed;
     let next = features
         .next_to_negotiate(flags, |item| match item {
             Advertised::StartTls { .. } => tls_wanted,

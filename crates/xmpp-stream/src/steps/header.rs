@@ -172,11 +172,25 @@ pub(crate) fn from_client(m: &mut Machine, header: &StreamHeader) -> Result<(), 
             "stream to is not this domain",
         ));
     }
+    let secure = m.core.flags.contains(SessionFlags::SECURE);
+    let redirect = side
+        .config
+        .redirect
+        .as_ref()
+        .filter(|r| r.after_tls == secure)
+        .map(|r| r.to.to_string());
     m.core.event(Event::StreamOpened {
         id: m.stream_id.clone(),
         from: client,
         lang: header.lang.clone(),
     });
+    if let Some(to) = redirect {
+        // RFC 6120 §4.9.3.19: the configured redirect, right after our header.
+        return Err(m.core.fail(ProtocolError::from_stream_error(
+            xmpp_xml::StreamError::see_other_host(to),
+            "configured redirect",
+        )));
+    }
     steps::features::offer(m);
     Ok(())
 }

@@ -5,7 +5,8 @@
 use xmpp_jid::BareJid;
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::{
-    ChannelBinding, ComponentServerConfig, Mechanism, S2sConfig, ServerConfig, Transport,
+    ChannelBinding, ComponentServerConfig, HostFeature, Mechanism, S2sConfig, ServerConfig,
+    Transport,
 };
 
 use super::record::TranscriptSink;
@@ -77,6 +78,52 @@ pub struct HubConfig {
     /// connection, both ends. `None` (the default): no federation, a stanza for a domain
     /// that is neither ours nor a component's bounces with `remote-server-not-found`.
     pub s2s: Option<S2sConfig>,
+    /// The RFC 6121 machine's configuration (pre-approval, roster versioning, limits); its
+    /// [`features`](xmpp_im::ServerConfig::features) are advertised.
+    pub im: xmpp_im::ServerConfig,
+    /// Rows the host adds to what it advertises (entity capabilities, CSI, registration,
+    /// ...): listed in the stream features and in `disco#info` from this one list, after
+    /// the IM machine's own rows.
+    pub features: Vec<xmpp_im::ServiceFeature>,
+    /// The wall-clock time (milliseconds since the Unix epoch, UTC) at `Instant::ZERO` of
+    /// the hub's clock: a message stored offline is stamped (XEP-0203) with this plus the
+    /// `now` it was stored at. The runtime sets it from the system clock when it starts;
+    /// tests set it to a fixed value (default 0, the epoch itself).
+    pub unix_epoch_millis: u64,
+    /// Tests only: a deliberately broken server (see [`TestRewrite`]). `None` by default.
+    pub test_rewrite: Option<TestRewrite>,
+}
+
+/// Tests only: the example server made to break one rule on purpose, by rewriting every
+/// occurrence of `from` with `to` in the bytes it reads from its connections (`input`) or in
+/// those it writes. The `xmpp-conformance` tests use it to show each case able to fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRewrite {
+    /// Rewrite what the server reads (`true`) or what it writes (`false`).
+    pub input: bool,
+    /// The bytes to replace.
+    pub from: Vec<u8>,
+    /// Their replacement.
+    pub to: Vec<u8>,
+}
+
+impl TestRewrite {
+    /// `bytes` with every occurrence of `from` replaced (only within one read or write).
+    pub fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while !self.from.is_empty() && rest.len() >= self.from.len() {
+            if rest.starts_with(&self.from) {
+                out.extend_from_slice(&self.to);
+                rest = &rest[self.from.len()..];
+            } else {
+                out.push(rest[0]);
+                rest = &rest[1..];
+            }
+        }
+        out.extend_from_slice(rest);
+        out
+    }
 }
 
 impl HubConfig {
@@ -86,7 +133,6 @@ impl HubConfig {
         let mut stream = ServerConfig::new(domain.clone());
         apply_plus(&mut stream, PlusPolicy::Off);
         HubConfig {
-            domain,
             other_domains: Vec::new(),
             users: Vec::new(),
             components: Vec::new(),
@@ -96,6 +142,11 @@ impl HubConfig {
             stream,
             component_stream: ComponentServerConfig::new(),
             s2s: None,
+            test_rewrite: None,
+            im: xmpp_im::ServerConfig::new(domain.domain()),
+            features: Vec::new(),
+            unix_epoch_millis: 0,
+            domain,
         }
     }
 
@@ -137,6 +188,29 @@ impl HubConfig {
     }
 
     /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domains).
+    /// Everything advertised: the IM machine's rows, then the host's.
+    pub fn service_features(&self) -> Vec<xmpp_im::ServiceFeature> {
+        let mut rows = self.im.features();
+        rows.extend(self.features.iter().cloned());
+        rows
+    }
+
+    /// The c2s stream template with the advertised rows appended to its feature list.
+    pub(super) fn stream_with_features(&self) -> ServerConfig {
+        let mut stream = self.stream.clone();
+        for row in self.service_features() {
+            if let Some(el) = row.stream {
+                stream.extra_features.push(if row.before_auth {
+                    HostFeature::before_auth(el)
+                } else {
+                    HostFeature::after_auth(el)
+                });
+            }
+        }
+        stream
+    }
+
+    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domain).
     pub(super) fn s2s_config(&self) -> S2sConfig {
         self.s2s
             .clone()

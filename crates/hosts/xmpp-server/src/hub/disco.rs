@@ -30,7 +30,7 @@ impl Hub {
             Some(("query", ns))
                 if to_server && kind == "get" && ns == "http://jabber.org/protocol/disco#info" =>
             {
-                Some(vec![disco_info()])
+                Some(vec![disco_info(&self.config.service_features())])
             }
             Some(("query", ns)) if to_server && kind == "get" && ns == NS_DISCO_ITEMS => {
                 Some(vec![disco_items(self.components.domains())])
@@ -77,7 +77,9 @@ fn disco_items<'a>(components: impl Iterator<Item = &'a BareJid>) -> Element {
     query
 }
 
-fn disco_info() -> Element {
+/// The server's identity and features: the protocols the host answers itself, then every
+/// advertised row's `var` (the same rows as the stream features).
+fn disco_info(rows: &[xmpp_im::ServiceFeature]) -> Element {
     let feature = |var: &str| {
         Element::builder("feature", "http://jabber.org/protocol/disco#info")
             .attr(name("var"), var)
@@ -94,6 +96,6 @@ fn disco_info() -> Element {
         .append(feature("http://jabber.org/protocol/disco#info"))
         .append(feature(NS_DISCO_ITEMS))
         .append(feature("urn:xmpp:ping"))
-        .append(feature("jabber:iq:roster"))
+        .append_all(xmpp_im::features::disco_vars(rows).map(feature))
         .build()
 }

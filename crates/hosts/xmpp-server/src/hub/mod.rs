@@ -38,7 +38,7 @@ use xmpp_stream::{
     ServerStream, StreamError, StreamErrorCondition, Transport,
 };
 
-pub use config::{HubConfig, PlusPolicy};
+pub use config::{HubConfig, PlusPolicy, TestRewrite};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
 pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verification};
@@ -152,6 +152,8 @@ pub struct Hub {
     sessions: BTreeMap<SessionId, Box<Session>>,
     by_jid: BTreeMap<FullJid, SessionId>,
     next_id: u64,
+    /// The session `open` makes next is a WebSocket one (set by `accept_websocket`).
+    websocket_next: bool,
     dirty: BTreeSet<SessionId>,
     /// Sessions whose stream closed, removed at the end of the current flush.
     closed: Vec<SessionId>,
@@ -198,11 +200,15 @@ impl Hub {
         }
         // One IM machine for every domain: users of two of our domains are local to each
         // other (delivery, presence, offline storage), with no hop between machines.
-        let mut im_config = xmpp_im::ServerConfig::new(config.domain.domain());
+        let mut im_config = config.im.clone();
         for domain in &config.other_domains {
             im_config.domains.insert(domain.domain().to_owned());
         }
         let im = xmpp_im::Server::new(im_config);
+        // One list drives the stream features and `disco#info`: the template gets its rows
+        // here, once.
+        let mut config = config;
+        config.stream = config.stream_with_features();
         let components = Arc::new(Components::new(&config.components));
         Hub {
             config,
@@ -213,6 +219,7 @@ impl Hub {
             sessions: BTreeMap::new(),
             by_jid: BTreeMap::new(),
             next_id: 1,
+            websocket_next: false,
             dirty: BTreeSet::new(),
             closed: Vec::new(),
             out: VecDeque::new(),
@@ -302,6 +309,23 @@ impl Hub {
         self.open(now, Kind::C2s, transport, entropy)
     }
 
+    /// A new client connection over WebSocket (RFC 7395: `<open/>`/`<close/>` framing, one
+    /// element per message, no STARTTLS): `transport` is [`Transport::Tls`] for `wss:`. Feed
+    /// its messages with [`handle_message`](Self::handle_message); each
+    /// [`HubOutput::Transmit`] of it is one text message.
+    pub fn accept_websocket(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        entropy: impl Entropy + Send + 'static,
+    ) -> SessionId {
+        let transport = self.config.plus.transport(transport);
+        self.websocket_next = true;
+        let id = self.open(now, Kind::C2s, transport, entropy);
+        self.websocket_next = false;
+        id
+    }
+
     /// A new XEP-0114 component connection (plain TCP: the protocol has no TLS; serve it on
     /// loopback only). `entropy` feeds its stream id, which the handshake hashes.
     pub fn accept_component(
@@ -330,13 +354,41 @@ impl Hub {
 
     /// Bytes read from connection `id`.
     pub fn handle_input(&mut self, id: SessionId, now: Instant, bytes: &[u8]) {
+        self.feed(id, now, bytes, AnyStream::handle_input);
+    }
+
+    /// Record and feed peer input to session `id` through `handle`, then flush.
+    fn feed(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        bytes: &[u8],
+        handle: fn(&mut AnyStream, Instant, &[u8]) -> Result<(), xmpp_stream::ProtocolError>,
+    ) {
+        let rewritten = self.config.test_rewrite.as_ref().filter(|r| r.input);
+        let rewritten = rewritten.map(|r| r.apply(bytes));
+        let bytes = rewritten.as_deref().unwrap_or(bytes);
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.rec.line(now, || {
-                format!("C: {}", xmpp_stream::transcript::escape_bytes(bytes))
-            });
-            if let Err(error) = session.stream.handle_input(now, bytes) {
+            session.rec.input(now, bytes);
+            if let Err(error) = handle(&mut session.stream, now, bytes) {
                 self.log.push(format!("{id}: protocol error: {error}"));
             }
+            self.dirty.insert(id);
+        }
+        self.flush(now);
+    }
+
+    /// One whole WebSocket message read from connection `id` (see
+    /// [`accept_websocket`](Self::accept_websocket)).
+    pub fn handle_message(&mut self, id: SessionId, now: Instant, message: &[u8]) {
+        self.feed(id, now, message, AnyStream::handle_message);
+    }
+
+    /// The host closes connection `id` with a stream error of its own (a WebSocket frame
+    /// the stream cannot take: binary, or over the message bound).
+    pub fn close_with_error(&mut self, id: SessionId, now: Instant, error: StreamError) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let _ = session.stream.close_with_error(now, error);
             self.dirty.insert(id);
         }
         self.flush(now);
@@ -411,7 +463,7 @@ impl Hub {
             }
             None => (self.new_stream(kind, entropy), Recorder::off()),
         };
-        self.insert_session_recorded(now, id, kind, stream, rec, transport);
+        self.insert_session(now, id, kind, stream, rec, transport);
         id
     }
 
@@ -422,20 +474,8 @@ impl Hub {
         id
     }
 
-    /// Start `stream` on `transport` as session `id`, unrecorded.
-    fn insert_session(
-        &mut self,
-        now: Instant,
-        id: SessionId,
-        kind: Kind,
-        stream: AnyStream,
-        transport: Transport,
-    ) {
-        self.insert_session_recorded(now, id, kind, stream, Recorder::off(), transport);
-    }
-
     /// Start `stream` on `transport` as session `id`.
-    fn insert_session_recorded(
+    fn insert_session(
         &mut self,
         now: Instant,
         id: SessionId,
@@ -464,6 +504,13 @@ impl Hub {
     /// A stream of `kind` for a new connection, from the configured template.
     fn new_stream(&self, kind: Kind, entropy: impl Entropy + Send + 'static) -> AnyStream {
         match kind {
+            Kind::C2s if self.websocket_next => ServerStream::new(
+                self.config.stream.clone(),
+                entropy,
+                Arc::clone(&self.backend),
+            )
+            .websocket()
+            .into(),
             Kind::C2s => ServerStream::new(
                 self.config.stream.clone(),
                 entropy,
@@ -497,7 +544,13 @@ impl Hub {
             }
             for output in outputs {
                 match output {
-                    Output::Transmit(bytes) => self.out.push_back(HubOutput::Transmit(id, bytes)),
+                    Output::Transmit(bytes) => {
+                        let bytes = match self.config.test_rewrite.as_ref().filter(|r| !r.input) {
+                            Some(rewrite) => rewrite.apply(&bytes),
+                            None => bytes,
+                        };
+                        self.out.push_back(HubOutput::Transmit(id, bytes));
+                    }
                     Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
                     Output::Event(event) => self.on_event(id, now, event),
                     _ => {}

@@ -3,7 +3,12 @@
 //! offline what real peers did: a client's `ServerStream` as the role `server`, a
 //! component's `ComponentServerStream` as the role `component-server` (setup
 //! `!component-server component DOMAIN SECRET` per configured component, then `entropy`; the
-//! component's bytes are the `C:` lines, as the initiating entity's).
+//! component's bytes are the `C:` lines, as the initiating entity's), and server-to-server
+//! streams as `s2s-receiving` (setup: our domains) or `s2s-initiating` (setup: `local` and
+//! `remote`; our bytes are its `C:` lines), each with the `peer-id` names the host found in
+//! the peer's certificate, and the host's dialback answers as commands. The dialback secret
+//! is not written: the hub only holds its hash (`DialbackSecret`), so whoever configured it
+//! adds `!<role> dialback-secret ...` to the transcript.
 //!
 //! A hub that does not record pays nothing for it: its sessions' entropy is not tapped and
 //! no transcript line is formatted ([`Recorder::line`] takes a closure it calls only when
@@ -12,6 +17,8 @@
 use core::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use xmpp_jid::BareJid;
+use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{ChannelBinding, Entropy, Instant, Output, Transport};
 
 use super::{HubConfig, Kind};
@@ -45,7 +52,8 @@ impl<E: Entropy> Entropy for Tap<E> {
 
 /// One session's transcript being recorded.
 struct Recording {
-    /// The role name of the recorded stream in the transcript (`server`, `component-server`).
+    /// The role name of the recorded stream in the transcript (`server`, `component-server`,
+    /// `s2s-receiving`, `s2s-initiating`).
     who: &'static str,
     sink: TranscriptSink,
     start: Instant,
@@ -65,6 +73,8 @@ impl Recording {
     fn render(&self) -> String {
         let machine = match self.who {
             SERVER => "ServerStream",
+            S2S_RECEIVING => "S2sReceivingStream",
+            S2S_INITIATING => "S2sInitiatingStream",
             _ => "ComponentServerStream",
         };
         let mut out = format!(
@@ -113,9 +123,43 @@ impl Recorder {
         let (who, setup) = match kind {
             Kind::C2s => (SERVER, server_setup(config, transport)),
             Kind::Component => (COMPONENT_SERVER, component_setup(config)),
-            // Server-to-server sessions are not recorded (their setup has no transcript form).
-            Kind::S2sIn | Kind::S2sOut => return Recorder::off(),
+            Kind::S2sIn => (
+                S2S_RECEIVING,
+                config
+                    .s2s_config()
+                    .local_domains
+                    .iter()
+                    .map(|domain| format!("!{S2S_RECEIVING} domain {domain}"))
+                    .collect(),
+            ),
+            // Made by `start_initiating`, which knows the remote domain.
+            Kind::S2sOut => return Recorder::off(),
         };
+        Self::recording(who, setup, sink, now, entropy)
+    }
+
+    /// Start recording our outgoing s2s stream from `local` to `remote`.
+    pub(super) fn start_initiating<E>(
+        local: &BareJid,
+        remote: &BareJid,
+        sink: &TranscriptSink,
+        now: Instant,
+        entropy: &Tap<E>,
+    ) -> Self {
+        let setup = vec![
+            format!("!{S2S_INITIATING} local {local}"),
+            format!("!{S2S_INITIATING} remote {remote}"),
+        ];
+        Self::recording(S2S_INITIATING, setup, sink, now, entropy)
+    }
+
+    fn recording<E>(
+        who: &'static str,
+        setup: Vec<String>,
+        sink: &TranscriptSink,
+        now: Instant,
+        entropy: &Tap<E>,
+    ) -> Self {
         Recorder(Some(Box::new(Recording {
             who,
             sink: Arc::clone(sink),
@@ -127,11 +171,30 @@ impl Recorder {
         })))
     }
 
-    /// Record the line `text()` at `now`; `text` is called only when recording, so that an
-    /// unrecorded session never formats a stanza it delivers.
-    pub(super) fn line(&mut self, now: Instant, text: impl FnOnce() -> String) {
+    /// Record bytes read from the peer (`C:`, or `S:` on our initiating s2s stream).
+    pub(super) fn input(&mut self, now: Instant, bytes: &[u8]) {
         if let Some(rec) = &mut self.0 {
-            rec.line(now, &text());
+            let side = if rec.who == S2S_INITIATING { "S" } else { "C" };
+            let line = format!("{side}: {}", xmpp_stream::transcript::escape_bytes(bytes));
+            rec.line(now, &line);
+        }
+    }
+
+    /// The host found these names in the peer's (validated) certificate.
+    pub(super) fn peer_ids(&mut self, ids: &[PresentedId]) {
+        if let Some(rec) = &mut self.0 {
+            for id in ids {
+                let (kind, name) = match id {
+                    PresentedId::Dns(name) => ("dns", name),
+                    PresentedId::Srv(name) => ("srv", name),
+                    PresentedId::XmppAddr(name) => ("xmpp", name),
+                    PresentedId::CommonName(name) => ("cn", name),
+                    // Never matched for XMPP (RFC 6125 §6.4: no URI-ID for xmpp-server).
+                    _ => continue,
+                };
+                rec.setup
+                    .push(format!("!{} peer-id {kind} {name}", rec.who));
+            }
         }
     }
 
@@ -149,9 +212,10 @@ impl Recorder {
         let Some(rec) = &mut self.0 else {
             return;
         };
+        let side = if rec.who == S2S_INITIATING { "C" } else { "S" };
         let text = match output {
             Output::Transmit(bytes) => Some(format!(
-                "S: {}",
+                "{side}: {}",
                 xmpp_stream::transcript::escape_bytes(bytes)
             )),
             Output::StartTls => Some("[TLS]".to_owned()),
@@ -169,7 +233,10 @@ impl Recorder {
 
     /// The TLS handshake gave the stream these bindings.
     pub(super) fn bindings(&mut self, bindings: &[ChannelBinding]) {
-        if let Some(rec) = &mut self.0 {
+        // Server-to-server streams use no channel binding (EXTERNAL over the certificate).
+        if let Some(rec) = &mut self.0
+            && rec.who == SERVER
+        {
             rec.setup.extend(bindings.iter().map(binding_line));
         }
     }
@@ -197,6 +264,10 @@ impl Recorder {
 const SERVER: &str = "server";
 /// The role name of a component's `ComponentServerStream` in a transcript.
 const COMPONENT_SERVER: &str = "component-server";
+/// The role name of a peer's connection to us (`S2sReceivingStream`) in a transcript.
+const S2S_RECEIVING: &str = "s2s-receiving";
+/// The role name of our connection to a peer (`S2sInitiatingStream`) in a transcript.
+const S2S_INITIATING: &str = "s2s-initiating";
 
 /// The setup of a client session: the domain, the SASL policy, the accounts, direct TLS.
 fn server_setup(config: &HubConfig, transport: &Transport) -> Vec<String> {

@@ -19,7 +19,12 @@ use xmpp_stream::{
 
 use super::{Hub, HubOutput, SessionId};
 
-/// Offline messages kept per account; beyond this the newest are bounced.
+/// Offline messages kept per account (RFC 6121 §8.5.2.2.1). Each is stamped with an XEP-0203
+/// `<delay/>` (from our domain, at the time it was stored) and they are delivered in the
+/// order they arrived, before anything newer, to the first resource of the account that
+/// sends initial presence. When the box is full, a new message is not stored: it bounces to
+/// its sender with `service-unavailable` (what RFC 6121 §8.5.2.2.1 prescribes when a
+/// message is not stored), and the stored ones stay as they were.
 pub const MAX_OFFLINE_PER_ACCOUNT: usize = 100;
 
 impl Hub {
@@ -207,7 +212,12 @@ impl Hub {
                     // Store (RFC 6121 §8.5.2.2.1), or bounce once the account's box is full.
                     let queue = self.offline.entry(user).or_default();
                     if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
-                        queue.push_back(stanza);
+                        let at = self
+                            .config
+                            .unix_epoch_millis
+                            .saturating_add(now.as_millis());
+                        let domain = self.config.domain.domain();
+                        queue.push_back(xmpp_im::delay::with_delay(&stanza, domain, at));
                     } else {
                         self.im.bounce(&mut self.store, &stanza);
                     }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, Jid};
-use xmpp_stream::dialback::{Content, DbVerify, DialbackKey, Domain, StreamId};
+use xmpp_stream::dialback::{Content, DbVerify, DialbackCondition, DialbackKey, Domain, StreamId};
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
     AnyStream, CloseReason, DialbackOutcome, Instant, S2sInitiatingStream, S2sReceivingStream,
@@ -21,6 +21,7 @@ use xmpp_stream::{
 };
 use xmpp_xml::{ContentNamespace, Event as XmlEvent, StreamHeader, StreamParser, StreamWriter};
 
+use super::record::{Recorder, Tap};
 use super::{Hub, HubOutput, Kind, SessionId};
 
 /// Stanzas held per remote domain while its connection is being set up; beyond this the
@@ -453,6 +454,7 @@ impl Hub {
             id,
             Kind::S2sIn,
             stream.into(),
+            Recorder::off(),
             Transport::Tls(Vec::new()),
         );
         id
@@ -475,11 +477,28 @@ impl Hub {
         else {
             return;
         };
-        let mut stream = S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy);
+        // A direct TLS transcript would need its transport in the setup: only the STARTTLS
+        // connection is recorded.
+        let (mut stream, mut rec) = match &self.config.record {
+            Some(sink) if transport == Transport::Plain => {
+                let entropy = Tap::new(entropy);
+                let rec = Recorder::start_initiating(&local, &remote, sink, now, &entropy);
+                let config = self.config.s2s_config();
+                (
+                    S2sInitiatingStream::new(config, local, remote, entropy),
+                    rec,
+                )
+            }
+            _ => (
+                S2sInitiatingStream::new(self.config.s2s_config(), local, remote, entropy),
+                Recorder::off(),
+            ),
+        };
         if let Some(ids) = peer_ids {
+            rec.peer_ids(&ids);
             stream.set_peer_identities(ids);
         }
-        self.insert_session(now, id, Kind::S2sOut, stream.into(), transport);
+        self.insert_session(now, id, Kind::S2sOut, stream.into(), rec, transport);
     }
 
     /// The host could not open the connection asked for by [`HubOutput::Connect`] (no route:
@@ -660,6 +679,7 @@ impl Hub {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        session.rec.peer_ids(&ids);
         match &mut session.stream {
             xmpp_stream::AnyStream::S2sReceiving(stream) => stream.set_peer_identities(ids),
             xmpp_stream::AnyStream::S2sInitiating(stream) => stream.set_peer_identities(ids),
@@ -677,18 +697,35 @@ impl Hub {
         receiving: &BareJid,
         outcome: DialbackOutcome,
     ) {
-        let answered = match self.sessions.get_mut(&id).map(|s| &mut s.stream) {
-            Some(AnyStream::S2sReceiving(stream)) => {
-                Some(stream.dialback_verified(now, originating, receiving, outcome))
+        let answer = match &outcome {
+            DialbackOutcome::Valid => Some("valid".to_owned()),
+            DialbackOutcome::Invalid => Some("invalid".to_owned()),
+            DialbackOutcome::Error(DialbackCondition::Stanza(condition)) => {
+                Some(format!("error {condition}"))
             }
-            // XEP-0288 §3: the peer asked for a pair in the reverse direction.
-            Some(AnyStream::S2sInitiating(stream)) => {
-                Some(stream.dialback_verified(now, originating, receiving, outcome))
-            }
+            // A transcript's host command names stanza conditions only.
             _ => None,
         };
-        if let Some(answered) = answered {
-            if let Err(error) = answered {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let answered = match &mut session.stream {
+                AnyStream::S2sReceiving(stream) => {
+                    match answer {
+                        Some(answer) => session.rec.command(now, || {
+                            format!("dialback-verified {originating} {receiving} {answer}")
+                        }),
+                        None => session.rec.unreplayable(),
+                    }
+                    Some(stream.dialback_verified(now, originating, receiving, outcome))
+                }
+                // XEP-0288 §3: the peer asked for a pair in the reverse direction (a host
+                // command transcripts of initiating ends do not replay).
+                AnyStream::S2sInitiating(stream) => {
+                    session.rec.unreplayable();
+                    Some(stream.dialback_verified(now, originating, receiving, outcome))
+                }
+                _ => None,
+            };
+            if let Some(Err(error)) = answered {
                 self.log.push(format!("{id}: dialback answer: {error}"));
             }
             self.dirty.insert(id);
@@ -705,12 +742,34 @@ impl Hub {
 /// The exchange: our stream header (`from` the receiving domain, `to` the originating one,
 /// dialback declared), the peer's header and features, our `<db:verify/>` with the stream id
 /// and key the peer gave us, its typed answer.
+///
+/// When the features offer STARTTLS, the exchange runs inside TLS (RFC 6120 §5.3.1, and
+/// XEP-0220 §2.3 says the verification connection is secured like any other): `<starttls/>`,
+/// `<proceed/>`, then [`Verification::wants_tls`] is true and the host does the handshake
+/// (as the initiating end, with our certificate) and calls
+/// [`Verification::tls_established`], which restarts the stream. ejabberd with
+/// `s2s_use_starttls: required` closes a verification stream that skips it
+/// (`policy-violation`).
 #[derive(Debug)]
 pub struct Verification {
     request: DbVerify,
     writer: StreamWriter,
     parser: StreamParser,
     sent_request: bool,
+    tls: VerificationTls,
+}
+
+/// Where a [`Verification`] stands with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VerificationTls {
+    /// Not asked for (yet).
+    None,
+    /// `<starttls/>` sent, waiting for `<proceed/>`.
+    Requested,
+    /// `<proceed/>` read: the host must do the TLS handshake now.
+    Wanted,
+    /// Inside TLS.
+    Established,
 }
 
 impl Verification {
@@ -735,7 +794,24 @@ impl Verification {
             writer: StreamWriter::new(&header),
             parser: StreamParser::new(),
             sent_request: false,
+            tls: VerificationTls::None,
         })
+    }
+
+    /// Whether the peer said `<proceed/>`: the host must do the TLS handshake on the
+    /// connection now, write nothing else before it, and then call
+    /// [`tls_established`](Self::tls_established).
+    #[must_use]
+    pub fn wants_tls(&self) -> bool {
+        self.tls == VerificationTls::Wanted
+    }
+
+    /// The TLS handshake is done: the stream restarts inside it. Returns our new stream
+    /// header, to write on the TLS connection.
+    pub fn tls_established(&mut self) -> Vec<u8> {
+        self.tls = VerificationTls::Established;
+        self.parser = StreamParser::new();
+        self.start()
     }
 
     /// Our stream header.
@@ -755,7 +831,31 @@ impl Verification {
         loop {
             match self.parser.next_event() {
                 Ok(Some(XmlEvent::Element(element))) => {
-                    if element.name() == "features" && !self.sent_request {
+                    let offers_tls = element
+                        .children()
+                        .any(|c| c.is("starttls", xmpp_stream::features::ns::TLS));
+                    if element.name() == "features"
+                        && offers_tls
+                        && self.tls == VerificationTls::None
+                    {
+                        self.tls = VerificationTls::Requested;
+                        let starttls =
+                            Element::builder("starttls", xmpp_stream::features::ns::TLS).build();
+                        let _ = self.writer.write_element(&starttls, &mut write);
+                    } else if element.is("proceed", xmpp_stream::features::ns::TLS)
+                        && self.tls == VerificationTls::Requested
+                    {
+                        // Bytes pipelined after <proceed/> would be read as if inside TLS
+                        // (the STARTTLS injection attack): the exchange fails instead.
+                        if self.parser.has_unparsed_input() {
+                            return (write, Some(not_found()));
+                        }
+                        self.tls = VerificationTls::Wanted;
+                        return (write, None);
+                    } else if element.name() == "features"
+                        && self.tls != VerificationTls::Requested
+                        && !self.sent_request
+                    {
                         self.sent_request = true;
                         let _ = self
                             .writer

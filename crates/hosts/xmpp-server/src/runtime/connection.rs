@@ -197,7 +197,7 @@ impl Conn {
 /// `tls-exporter` where RFC 9266 allows it, `tls-server-end-point` of our own certificate
 /// with RFC 5929's hash for its signature algorithm, the certificate the client's SNI chose;
 /// never `tls-unique`).
-fn channel_bindings(
+pub(super) fn channel_bindings(
     tls: &tokio_rustls::server::TlsStream<TcpStream>,
     material: &TlsMaterial,
 ) -> Vec<ChannelBinding> {

@@ -21,6 +21,8 @@ pub struct ServerHandle {
     pub component_addr: Option<SocketAddr>,
     /// Where it listens for peer servers, if asked to.
     pub s2s_addr: Option<SocketAddr>,
+    /// Where WebSocket clients connect (`ws:` or `wss:`, path `/xmpp-websocket`), if served.
+    pub websocket_addr: Option<SocketAddr>,
     /// Its certificate (DER).
     pub cert_der: Vec<u8>,
     /// Its certificate (PEM).
@@ -85,7 +87,7 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, direct_tls, component, None, None, config)
+        Self::spawn_all(addr, direct_tls, component, None, None, None, config)
     }
 
     /// [`spawn`](Self::spawn), plus peer servers on `s2s`, a listener bound beforehand (so
@@ -96,7 +98,7 @@ impl ServerHandle {
         s2s: std::net::TcpListener,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
-        Self::spawn_all(addr, None, None, Some(s2s), None, config)
+        Self::spawn_all(addr, None, None, Some(s2s), None, None, config)
     }
 
     /// [`spawn_federating`](Self::spawn_federating), also accepting peer servers over
@@ -108,7 +110,26 @@ impl ServerHandle {
         config: RuntimeConfig,
     ) -> io::Result<Self> {
         s2s_direct_tls.set_nonblocking(true)?;
-        Self::spawn_all(addr, None, None, Some(s2s), Some(s2s_direct_tls), config)
+        Self::spawn_all(
+            addr,
+            None,
+            None,
+            Some(s2s),
+            Some(s2s_direct_tls),
+            None,
+            config,
+        )
+    }
+
+    /// [`spawn`](Self::spawn), plus XMPP over WebSocket on `websocket` (`wss:` if `wss`), at
+    /// [`websocket_addr`](Self::websocket_addr).
+    pub fn spawn_websocket(
+        addr: SocketAddr,
+        websocket: SocketAddr,
+        wss: bool,
+        config: RuntimeConfig,
+    ) -> io::Result<Self> {
+        Self::spawn_all(addr, None, None, None, None, Some((websocket, wss)), config)
     }
 
     fn spawn_all(
@@ -117,8 +138,11 @@ impl ServerHandle {
         component: Option<SocketAddr>,
         s2s: Option<std::net::TcpListener>,
         s2s_direct_tls: Option<std::net::TcpListener>,
+        websocket: Option<(SocketAddr, bool)>,
         config: RuntimeConfig,
     ) -> io::Result<Self> {
+        let wss = websocket.is_some_and(|(_, wss)| wss);
+        let (websocket_listener, websocket_addr) = bind_optional(websocket.map(|(a, _)| a))?;
         let (direct_listener, direct_tls_addr) = bind_optional(direct_tls)?;
         let (component_listener, component_addr) = bind_optional(component)?;
         let s2s_addr = s2s
@@ -150,6 +174,10 @@ impl ServerHandle {
                         component: component_listener.map(TcpListener::from_std).transpose()?,
                         s2s: s2s.map(TcpListener::from_std).transpose()?,
                         s2s_direct_tls: s2s_direct_tls.map(TcpListener::from_std).transpose()?,
+                        websocket: websocket_listener
+                            .map(TcpListener::from_std)
+                            .transpose()?
+                            .map(|listener| (listener, wss)),
                     };
                     let shutdown = async move {
                         let _ = rx.await;
@@ -162,6 +190,7 @@ impl ServerHandle {
             direct_tls_addr,
             component_addr,
             s2s_addr,
+            websocket_addr,
             cert_der,
             cert_pem,
             shutdown: Some(tx),

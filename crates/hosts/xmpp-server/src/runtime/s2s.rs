@@ -291,9 +291,9 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
 /// Run the dialback verification connection `id` asked for, on a task of its own: a
 /// [`Verification`] to `originating`'s authoritative server, found as an outgoing connection
 /// finds its peer (static route, else DNS with XEP-0368: a direct TLS address gets the TLS
-/// handshake first, presenting the certificate of our domain `receiving`), bounded by the
-/// connect timeout (lookup, connection, handshake) and by the stream's dialback deadline for
-/// the answer.
+/// handshake first, presenting the certificate of our domain `receiving`; on a STARTTLS one,
+/// TLS when offered), bounded by the connect timeout (lookup, connection, handshake) and by
+/// the stream's dialback deadline for the answer.
 pub(super) fn spawn_verification(
     shared: &Shared,
     id: SessionId,
@@ -341,13 +341,19 @@ pub(super) fn spawn_verification(
     });
 }
 
+/// The byte stream of a verification connection: TCP, TLS from the first byte on a direct
+/// TLS address (XEP-0368), or TLS over TCP when the authoritative server offers STARTTLS.
+trait VerifyIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> VerifyIo for T {}
+
 async fn verify(
-    verification: Verification,
+    mut verification: Verification,
     settings: &S2sSettings,
     tls: &S2sTls,
     resolver: &Resolver,
     originating: &str,
 ) -> DialbackOutcome {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
     let Ok(name) = ServerName::try_from(originating.to_owned()) else {
         return not_found();
@@ -356,45 +362,47 @@ async fn verify(
     // handshake within the connect deadline.
     let connected = tokio::time::timeout(settings.connect_timeout, async {
         let (tcp, candidate) = open(settings, resolver, originating).await?;
-        if candidate.direct_tls {
-            let (stream, _) = direct_tls(tls, name, tcp).await?;
-            Some(Conn::ClientTls(Box::new(stream)))
+        let io: Box<dyn VerifyIo> = if candidate.direct_tls {
+            let (stream, _) = direct_tls(tls, name.clone(), tcp).await?;
+            Box::new(stream)
         } else {
-            Some(Conn::Plain(tcp))
-        }
+            Box::new(tcp)
+        };
+        Some(io)
     })
     .await;
-    match connected {
-        Ok(Some(Conn::ClientTls(stream))) => exchange(verification, *stream).await,
-        Ok(Some(Conn::Plain(tcp))) => exchange(verification, tcp).await,
-        _ => not_found(),
-    }
-}
-
-/// The `<db:verify/>` exchange of `verification` over `io`, until its outcome.
-async fn exchange(
-    mut verification: Verification,
-    mut tcp: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-) -> DialbackOutcome {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
-    if tcp.write_all(&verification.start()).await.is_err() {
+    let Ok(Some(mut io)) = connected else {
+        return not_found();
+    };
+    if io.write_all(&verification.start()).await.is_err() {
         return not_found();
     }
     let mut buf = vec![0u8; 4096];
     loop {
         // The stream's dialback deadline answers for a peer that never does.
-        let n = match tcp.read(&mut buf).await {
+        let n = match io.read(&mut buf).await {
             Ok(0) | Err(_) => return not_found(),
             Ok(n) => n,
         };
         let (write, outcome) = verification.handle_input(buf.get(..n).unwrap_or_default());
-        if !write.is_empty() && tcp.write_all(&write).await.is_err() && outcome.is_none() {
+        if !write.is_empty() && io.write_all(&write).await.is_err() && outcome.is_none() {
             return not_found();
         }
         if let Some(outcome) = outcome {
-            let _ = tcp.shutdown().await;
+            let _ = io.shutdown().await;
             return outcome;
+        }
+        if verification.wants_tls() {
+            // The authoritative server's certificate is not checked: its answer is about a
+            // key only it can compute, and the stream being verified has its own TLS.
+            let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+            let Ok(stream) = connector.connect(name.clone(), io).await else {
+                return not_found();
+            };
+            io = Box::new(stream);
+            if io.write_all(&verification.tls_established()).await.is_err() {
+                return not_found();
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use super::connection::{
     Conn, Upgrade, connection, direct_tls_connection, direct_tls_s2s_connection,
 };
 use super::shared::{Accepted, Shared, lock, register};
-use crate::hub::Hub;
+use crate::hub::{Hub, HubConfig};
 
 /// The sockets a server accepts connections on (see [`serve_on`]).
 #[derive(Debug)]
@@ -30,6 +30,9 @@ pub struct Listeners {
     pub s2s: Option<TcpListener>,
     /// Peer servers over XEP-0368 direct TLS (TLS first), when [`RuntimeConfig::s2s`] is set.
     pub s2s_direct_tls: Option<TcpListener>,
+    /// Clients over WebSocket (RFC 7395) on [`WEBSOCKET_PATH`](crate::WEBSOCKET_PATH), with
+    /// `wss:` (our certificate) when the flag is set, else `ws:` (bind it to loopback).
+    pub websocket: Option<(TcpListener, bool)>,
 }
 
 impl Listeners {
@@ -41,6 +44,7 @@ impl Listeners {
             component: None,
             s2s: None,
             s2s_direct_tls: None,
+            websocket: None,
         }
     }
 }
@@ -95,7 +99,11 @@ pub(super) async fn serve_probed(
     };
     let shared = Arc::new_cyclic(|me| {
         Mutex::new(Shared {
-            hub: Hub::new(config.hub.clone()),
+            hub: Hub::new(HubConfig {
+                // The hub's clock starts now: its Instant::ZERO is this wall-clock time.
+                unix_epoch_millis: unix_now_millis(),
+                ..config.hub.clone()
+            }),
             conns: BTreeMap::new(),
             start: std::time::Instant::now(),
             log: config.log,
@@ -120,7 +128,12 @@ pub(super) async fn serve_probed(
         component,
         s2s,
         s2s_direct_tls,
+        websocket,
     } = listeners;
+    let (websocket, wss) = match websocket {
+        Some((listener, wss)) => (Some(listener), wss),
+        None => (None, false),
+    };
     // Without federation settings the s2s listeners are not served.
     let s2s = s2s.filter(|_| config.s2s.is_some());
     let s2s_direct_tls = s2s_direct_tls.filter(|_| config.s2s.is_some());
@@ -164,6 +177,23 @@ pub(super) async fn serve_probed(
                 Err(error) => {
                     if config.log {
                         eprintln!("c2s accept (direct TLS): {error}");
+                    }
+                }
+            },
+            accepted = accept_on(websocket.as_ref()) => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(super::websocket::websocket_connection(
+                        shared.clone(),
+                        tcp,
+                        peer,
+                        wss.then(|| acceptor.clone()),
+                        material.clone(),
+                    ));
+                }
+                Err(error) => {
+                    if config.log {
+                        eprintln!("WebSocket accept: {error}");
                     }
                 }
             },
@@ -258,4 +288,11 @@ async fn tick(shared: Arc<Mutex<Shared>>) {
             guard.dispatch();
         }
     }
+}
+
+/// The system clock in milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

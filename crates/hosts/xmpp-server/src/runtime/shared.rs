@@ -95,6 +95,8 @@ pub(super) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 pub(super) enum Accepted {
     /// A client, on this transport (plain until STARTTLS, or direct TLS).
     C2s(Transport),
+    /// A client over WebSocket (RFC 7395), plain on loopback or `wss:`.
+    WebSocket(Transport),
     /// An XEP-0114 component (plain TCP on loopback).
     Component,
     /// A peer server (plain until STARTTLS).
@@ -118,6 +120,11 @@ pub(super) fn register(
             let direct = matches!(transport, Transport::Tls(_));
             let id = guard.hub.accept(now, transport, OsEntropy::new());
             (id, if direct { " (direct TLS)" } else { "" })
+        }
+        Accepted::WebSocket(transport) => {
+            let secure = matches!(transport, Transport::Tls(_));
+            let id = guard.hub.accept_websocket(now, transport, OsEntropy::new());
+            (id, if secure { " (wss)" } else { " (ws)" })
         }
         Accepted::Component => {
             let id = guard.hub.accept_component(now, OsEntropy::new());

@@ -51,12 +51,20 @@ pub(crate) fn login(
     resource: &str,
     wait: Duration,
 ) -> Connection<ClientStream> {
-    let tls = client_config(
-        &Trust::Pem(server.cert_pem.clone().into_bytes()),
-        Versions::Any,
-    )
-    .unwrap();
-    let options = ClientOptions::new(server.addr, domain, tls);
+    login_at(server.addr, &server.cert_pem, domain, user, resource, wait)
+}
+
+/// [`login`] on any server at `addr` whose certificate chains to `trust_pem`.
+pub(crate) fn login_at(
+    addr: SocketAddr,
+    trust_pem: &str,
+    domain: &str,
+    user: &str,
+    resource: &str,
+    wait: Duration,
+) -> Connection<ClientStream> {
+    let tls = client_config(&Trust::Pem(trust_pem.as_bytes().to_vec()), Versions::Any).unwrap();
+    let options = ClientOptions::new(addr, domain, tls);
     let mut config = ClientConfig::new(
         BareJid::new(&format!("{user}@{domain}")).unwrap(),
         format!("{user}-pw"),

@@ -1,0 +1,129 @@
+//! RFC 6120 §4.9.3.19 end to end: an example server configured to redirect sends
+//! `see-other-host`, and xmpp-host's client follows it to the named host with the same TLS
+//! policy and certificate check, within a bound (a redirect loop ends in
+//! `TooManyRedirects`, not a hang).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{loopback, runtime_config};
+use xmpp_host::Error;
+use xmpp_host::blocking::{ClientOptions, Connection};
+use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_server::{HubConfig, ServerHandle};
+use xmpp_stream::{BareJid, ClientConfig, ClientStream, HostPort, Redirect};
+
+const DOMAIN: &str = "localhost";
+
+fn server(redirect: Option<Redirect>, tls: &xmpp_server::TlsMaterial) -> ServerHandle {
+    let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap()).with_user("alice", "alice-pw");
+    hub.stream.redirect = redirect.map(Box::new);
+    let mut config = runtime_config(hub, DOMAIN);
+    config.tls = tls.clone();
+    ServerHandle::spawn_with(loopback(), None, config).unwrap()
+}
+
+fn client(first: &ServerHandle, tls: &xmpp_server::TlsMaterial) -> (ClientOptions, ClientConfig) {
+    let trust = client_config(
+        &Trust::Pem(tls.cert_pem.clone().into_bytes()),
+        Versions::Any,
+    )
+    .unwrap();
+    let options = ClientOptions::new(first.addr, DOMAIN, trust);
+    let config = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "alice-pw");
+    (options, config)
+}
+
+fn follow(
+    options: &ClientOptions,
+    config: &ClientConfig,
+    resolve: impl Fn(&HostPort) -> Result<SocketAddr, Error>,
+) -> Result<(Connection<ClientStream>, xmpp_stream::FullJid), Error> {
+    Connection::connect_following(options, config, 3, Duration::from_secs(10), resolve)
+}
+
+#[test]
+fn redirect_before_and_after_tls_is_followed() {
+    let tls = xmpp_server::TlsMaterial::self_signed(&[DOMAIN]).unwrap();
+    let target = server(None, &tls);
+    for after_tls in [false, true] {
+        let to: HostPort = format!("127.0.0.1:{}", target.addr.port()).parse().unwrap();
+        let first = server(Some(Redirect { to, after_tls }), &tls);
+        let (options, config) = client(&first, &tls);
+        let (_conn, jid) = follow(&options, &config, |to| {
+            Ok(SocketAddr::new(
+                to.host.parse().unwrap(),
+                to.port.unwrap_or(5222),
+            ))
+        })
+        .unwrap();
+        assert_eq!(
+            jid.to_bare().as_str(),
+            "alice@localhost",
+            "after_tls={after_tls}"
+        );
+    }
+}
+
+#[test]
+fn a_redirect_loop_ends_at_the_bound() {
+    let tls = xmpp_server::TlsMaterial::self_signed(&[DOMAIN]).unwrap();
+    let looping = server(
+        Some(Redirect {
+            to: "again.localhost".parse().unwrap(),
+            after_tls: true,
+        }),
+        &tls,
+    );
+    let (options, config) = client(&looping, &tls);
+    let addr = looping.addr;
+    let dialled = std::sync::atomic::AtomicUsize::new(0);
+    let result = follow(&options, &config, |_| {
+        dialled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(addr)
+    });
+    match result {
+        Err(Error::TooManyRedirects(to)) => assert_eq!(to.host, "again.localhost"),
+        other => panic!("expected TooManyRedirects, got {:?}", other.map(|(_, j)| j)),
+    }
+    assert_eq!(dialled.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_redirect_does_not_move_the_certificate_check() {
+    // The new host presents a certificate for another name: the check stays on the XMPP
+    // domain, so the TLS handshake fails (the STARTTLS driver reports the aborted transport)
+    // instead of trusting the redirect's choice. `redirect_before_and_after_tls_is_followed`
+    // is the control: the same path with the right name binds.
+    let tls = xmpp_server::TlsMaterial::self_signed(&[DOMAIN]).unwrap();
+    let other = xmpp_server::TlsMaterial::self_signed(&["evil.localhost"]).unwrap();
+    let target = server(None, &other);
+    let to: HostPort = format!("127.0.0.1:{}", target.addr.port()).parse().unwrap();
+    let first = server(
+        Some(Redirect {
+            to,
+            after_tls: true,
+        }),
+        &tls,
+    );
+    let (mut options, config) = client(&first, &tls);
+    // Both certificates are trusted: only the name can make the second handshake fail.
+    let both = format!("{}{}", tls.cert_pem, other.cert_pem);
+    options.tls = client_config(&Trust::Pem(both.into_bytes()), Versions::Any).unwrap();
+    let result = follow(&options, &config, |to| {
+        Ok(SocketAddr::new(
+            to.host.parse().unwrap(),
+            to.port.unwrap_or(5222),
+        ))
+    });
+    assert!(
+        matches!(&result, Err(Error::Tls(_) | Error::Io(_)))
+            || matches!(&result, Err(Error::Closed(r)) if **r == xmpp_stream::CloseReason::TransportClosed),
+        "{:?}",
+        result.map(|(_, j)| j)
+    );
+}

@@ -1,0 +1,519 @@
+//! Running cases against a server: negotiate up to the case's [`Phase`] (by hand for the
+//! phases before binding, with our `ClientStream` for bound sessions), send the case's bytes,
+//! read what comes back until [`Expect::judge`] decides or the case's deadline passes.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use xmpp_host::OsEntropy;
+use xmpp_host::blocking::{ClientOptions, Connection, RawTransport};
+use xmpp_stream::conformance::{Act, Case, Expect, Observer, Phase, Seen, Vars, Verdict, Who};
+use xmpp_stream::features::ns;
+use xmpp_stream::{BareJid, ClientConfig};
+
+/// Bytes kept from the server per case (reads stop there: a case never floods us).
+pub const MAX_CASE_BYTES: usize = 64 * 1024;
+/// At most this many cases run at once (each holds one or two connections).
+pub const MAX_JOBS: usize = 8;
+/// How long a [`Expect::settles`] case listens after the answer, for bytes that must not come.
+const SETTLE: Duration = Duration::from_millis(300);
+/// How much of the received bytes a report shows.
+const SHOWN: usize = 400;
+
+/// An account on the server under test.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Its localpart.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// The server under test and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Where it listens (STARTTLS, or direct TLS with `direct_tls`).
+    pub addr: SocketAddr,
+    /// The XMPP domain it serves.
+    pub domain: String,
+    /// The name its certificate must carry (usually the domain).
+    pub server_name: String,
+    /// TLS from the first byte (XEP-0368) instead of STARTTLS.
+    pub direct_tls: bool,
+    /// The client TLS configuration (trust a CA file, or accept anything).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The first test account.
+    pub a: Account,
+    /// The second, for the cases with two accounts.
+    pub b: Option<Account>,
+    /// Each case's deadline: a server silent that long fails the case.
+    pub timeout: Duration,
+}
+
+/// A case's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The server did what the RFC requires.
+    Pass,
+    /// It did not.
+    Fail,
+    /// The case does not apply (direct TLS has no STARTTLS, no second account, ...).
+    NotApplicable,
+}
+
+impl Status {
+    /// `pass`, `FAIL` or `n/a`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::NotApplicable => "n/a",
+        }
+    }
+}
+
+/// One case's outcome, for the reports.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The case.
+    pub case: &'static Case,
+    /// Its result.
+    pub status: Status,
+    /// What the RFC requires, in words.
+    pub expected: String,
+    /// What came back: the verdict's reason and the server's bytes, shortened.
+    pub received: String,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Run `cases` against `target`, at most `jobs` at a time (bounded by [`MAX_JOBS`]); the
+/// outcomes in the order of `cases`.
+pub fn run_cases(target: &Target, cases: &[&'static Case], jobs: usize) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; cases.len()];
+    let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
+        cases.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, MAX_JOBS) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(case) = cases.get(i) else { break };
+                    let outcome = run_case(target, case);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(outcome);
+                    }
+                }
+            });
+        }
+    });
+    for (slot, out) in slots.into_iter().zip(outcomes.iter_mut()) {
+        *out = slot.into_inner().ok().flatten();
+    }
+    outcomes.into_iter().flatten().collect()
+}
+
+/// Why a case could not reach its phase.
+enum Setup {
+    /// The case does not apply to this server or set-up.
+    NotApplicable(String),
+    /// Negotiation up to the phase failed.
+    Failed(String),
+}
+
+/// Run one case.
+pub fn run_case(target: &Target, case: &'static Case) -> Outcome {
+    let started = Instant::now();
+    let vars = target.vars();
+    let expected = case.expect.describe(&vars);
+    let (status, received) = match attempt(target, case, vars) {
+        Ok((verdict, bytes)) => {
+            let shown = shorten(&bytes);
+            match verdict {
+                Verdict::Pass => (Status::Pass, shown),
+                Verdict::Fail(why) => (Status::Fail, format!("{why}: {shown}")),
+                Verdict::Pending => (Status::Fail, format!("undecided: {shown}")),
+            }
+        }
+        Err(Setup::NotApplicable(why)) => (Status::NotApplicable, why),
+        Err(Setup::Failed(why)) => (Status::Fail, format!("set-up failed: {why}")),
+    };
+    Outcome {
+        case,
+        status,
+        expected,
+        received,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The server's bytes as text, shortened to 400 characters.
+pub fn shorten(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut shown: String = text.chars().take(SHOWN).collect();
+    if text.chars().count() > SHOWN {
+        shown.push('…');
+    }
+    shown
+}
+
+impl Target {
+    fn options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new(self.addr, &self.server_name, self.tls.clone());
+        options.direct_tls = self.direct_tls;
+        options.connect_timeout = self.timeout;
+        options
+    }
+
+    /// The placeholders' values (the full JIDs are filled once bound).
+    pub fn vars(&self) -> Vars {
+        let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+        let plain = |password: &str| b64(format!("\0{}\0{password}", self.a.user));
+        Vars {
+            domain: self.domain.clone(),
+            a: format!("{}@{}", self.a.user, self.domain),
+            b: self
+                .b
+                .as_ref()
+                .map(|b| format!("{}@{}", b.user, self.domain))
+                .unwrap_or_default(),
+            plain: plain(&self.a.password),
+            plain_wrong: plain(&format!("{}-but-wrong", self.a.password)),
+            scram_first: b64(format!("n,,n={},r=conformance0123456789", self.a.user)),
+            ..Vars::default()
+        }
+    }
+}
+
+/// One connection of a case: the raw transport and every byte read since the case began.
+struct Wire {
+    raw: RawTransport,
+    buf: Vec<u8>,
+    log: Vec<u8>,
+}
+
+impl Wire {
+    fn new(raw: RawTransport) -> Self {
+        Wire {
+            raw,
+            buf: vec![0; 16 * 1024],
+            log: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.raw.write_all(bytes).map_err(|e| format!("write: {e}"))
+    }
+
+    /// Read until `done(seen)` or `deadline`; `false` if the deadline passed first.
+    fn until(
+        &mut self,
+        observer: &mut Observer,
+        deadline: Instant,
+        done: impl Fn(&Seen) -> bool,
+    ) -> bool {
+        while !done(observer.seen()) {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            if observer.seen().eof || observer.seen().garbage.is_some() {
+                return false;
+            }
+            self.read_once(observer, wait);
+        }
+        true
+    }
+
+    fn read_once(&mut self, observer: &mut Observer, wait: Duration) {
+        if self.log.len() >= MAX_CASE_BYTES {
+            observer.eof();
+            return;
+        }
+        match self.raw.read(&mut self.buf, wait) {
+            Ok(0) => observer.eof(),
+            Ok(n) => {
+                let n = n.min(MAX_CASE_BYTES - self.log.len());
+                self.log.extend_from_slice(&self.buf[..n]);
+                observer.raw(&self.buf[..n]);
+                observer.feed(&self.buf[..n]);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => observer.eof(),
+        }
+    }
+}
+
+fn header(domain: &str, declaration: bool) -> String {
+    format!(
+        "{}<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+         to='{domain}' version='1.0'>",
+        if declaration {
+            "<?xml version='1.0'?>"
+        } else {
+            ""
+        }
+    )
+}
+
+fn has(seen: &Seen, name: &str, namespace: &str) -> bool {
+    seen.elements.iter().any(|e| e.is(name, namespace))
+}
+
+/// Open a stream and read its features.
+fn open(
+    wire: &mut Wire,
+    domain: &str,
+    first: bool,
+    deadline: Instant,
+) -> Result<minidom::Element, Setup> {
+    wire.send(header(domain, first).as_bytes())
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::before_header();
+    let got = wire.until(&mut observer, deadline, |s| {
+        has(s, "features", ns::STREAMS) || has(s, "error", ns::STREAMS)
+    });
+    observer
+        .seen()
+        .elements
+        .iter()
+        .find(|e| e.is("features", ns::STREAMS))
+        .cloned()
+        .ok_or_else(|| {
+            Setup::Failed(format!(
+                "no stream features ({}): {}",
+                if got { "stream error" } else { "timeout" },
+                shorten(&wire.log)
+            ))
+        })
+}
+
+/// Negotiate by hand up to `phase` (one of the phases before binding).
+fn by_hand(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+    let options = target.options();
+    let (raw, _) = RawTransport::open(&options).map_err(|e| Setup::Failed(e.to_string()))?;
+    let mut wire = Wire::new(raw);
+    if phase == Phase::Connected {
+        return Ok(wire);
+    }
+    let mut features = open(&mut wire, &target.domain, true, deadline)?;
+    if phase == Phase::Opened {
+        return Ok(wire);
+    }
+    if !wire.raw.is_tls() {
+        if features.get_child("starttls", ns::TLS).is_none() {
+            return Err(Setup::NotApplicable("no STARTTLS offered".to_owned()));
+        }
+        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .map_err(Setup::Failed)?;
+        let mut observer = Observer::inside_stream();
+        if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
+            return Err(Setup::Failed(format!(
+                "no <proceed/>: {}",
+                shorten(&wire.log)
+            )));
+        }
+        wire.raw
+            .start_tls(&options)
+            .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+        features = open(&mut wire, &target.domain, false, deadline)?;
+    }
+    if phase == Phase::Secured {
+        return Ok(wire);
+    }
+    let plain = features
+        .get_child("mechanisms", ns::SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == "PLAIN"));
+    if !plain {
+        return Err(Setup::NotApplicable(
+            "SASL PLAIN not offered over TLS (needed to stop before binding)".to_owned(),
+        ));
+    }
+    let vars = target.vars();
+    wire.send(
+        format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+            vars.plain
+        )
+        .as_bytes(),
+    )
+    .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
+    });
+    if !has(observer.seen(), "success", ns::SASL) {
+        return Err(Setup::Failed(format!(
+            "PLAIN login failed: {}",
+            shorten(&wire.log)
+        )));
+    }
+    open(&mut wire, &target.domain, false, deadline)?;
+    Ok(wire)
+}
+
+/// Negotiate `account` completely with our client machine, then take the transport over.
+fn bound(
+    target: &Target,
+    account: &Account,
+    resource: String,
+    deadline: Instant,
+) -> Result<(Wire, String), Setup> {
+    let jid = BareJid::new(&format!("{}@{}", account.user, target.domain))
+        .map_err(|e| Setup::Failed(format!("account JID: {e}")))?;
+    let mut config = ClientConfig::new(jid, account.password.clone());
+    config.resource = Some(resource);
+    let mut client = Connection::connect(&target.options(), config, OsEntropy::new())
+        .map_err(|e| Setup::Failed(format!("connect: {e}")))?;
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let full = client
+        .negotiate(wait)
+        .map_err(|e| Setup::Failed(format!("our client could not negotiate: {e}")))?;
+    Ok((Wire::new(client.into_raw()), full.to_string()))
+}
+
+fn attempt(
+    target: &Target,
+    case: &'static Case,
+    mut vars: Vars,
+) -> Result<(Verdict, Vec<u8>), Setup> {
+    let deadline = Instant::now() + target.timeout;
+    if target.direct_tls && case.expect == Expect::ProceedAlone {
+        return Err(Setup::NotApplicable("direct TLS: no STARTTLS".to_owned()));
+    }
+    let resource = format!("conformance-{}", case.id);
+    let (mut a, mut b) = match case.phase {
+        Phase::Bound | Phase::Pair => {
+            let (wire, full) = bound(target, &target.a, resource.clone(), deadline)?;
+            vars.a_full = full;
+            let b = if case.phase == Phase::Pair {
+                let account = target.b.as_ref().ok_or_else(|| {
+                    Setup::NotApplicable("needs a second account (--user2)".to_owned())
+                })?;
+                let (wire, full) = bound(target, account, resource, deadline)?;
+                vars.b_full = full;
+                Some(wire)
+            } else {
+                None
+            };
+            (wire, b)
+        }
+        Phase::Rebind => {
+            let (wire, full) = bound(target, &target.a, resource.clone(), deadline)?;
+            vars.a_full = full;
+            vars.resource = resource;
+            (wire, Some(by_hand(target, Phase::Authenticated, deadline)?))
+        }
+        phase => (by_hand(target, phase, deadline)?, None),
+    };
+    if let Some(b) = b.as_mut() {
+        b.log.clear();
+    }
+    a.log.clear();
+    let mut a_seen = if case.phase == Phase::Connected {
+        Observer::before_header()
+    } else {
+        Observer::inside_stream()
+    };
+    let mut b_seen = Observer::inside_stream();
+    // A fresh deadline for the case itself: set-up time is not the server's answer time.
+    let deadline = Instant::now() + target.timeout;
+    for act in case.acts {
+        let (who, bytes) = match act {
+            Act::Send(who, text) => (*who, vars.fill(text).into_bytes()),
+            Act::Raw(bytes) => (Who::A, bytes.to_vec()),
+            Act::Sync(who) => (
+                *who,
+                b"<iq type='get' id='sync'><query xmlns='jabber:iq:roster'/></iq>".to_vec(),
+            ),
+            _ => return Err(Setup::Failed(format!("unknown act {act:?}"))),
+        };
+        let (wire, observer) = match (who, b.as_mut()) {
+            (Who::B, Some(b)) => (b, &mut b_seen),
+            (Who::B, None) => return Err(Setup::Failed("no second connection".to_owned())),
+            _ => (&mut a, &mut a_seen),
+        };
+        wire.send(&bytes).map_err(Setup::Failed)?;
+        if matches!(act, Act::Sync(_)) {
+            let synced = wire.until(observer, deadline, |s| {
+                s.elements.iter().any(|e| e.attr("id") == Some("sync"))
+            });
+            if !synced {
+                return Err(Setup::Failed(format!(
+                    "no answer to the roster get that orders the case: {}",
+                    shorten(&wire.log)
+                )));
+            }
+        }
+    }
+    let expect = case.expect;
+    let judge =
+        |a: &Observer, b: &Observer, last: bool| expect.judge_both(a.seen(), b.seen(), &vars, last);
+    // Read whichever connection has something, until the judge decides or the deadline.
+    let mut answered = false;
+    loop {
+        let decided = judge(&a_seen, &b_seen, false) != Verdict::Pending;
+        let first = if expect.on() == Who::B {
+            &b_seen
+        } else {
+            &a_seen
+        };
+        if decided || (expect.settles() && !first.seen().elements.is_empty()) {
+            answered = true;
+            break;
+        }
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        let open = |o: &Observer| !o.seen().eof && o.seen().garbage.is_none();
+        let mut wires: Vec<(&mut Wire, &mut Observer)> = Vec::new();
+        if open(&a_seen) {
+            wires.push((&mut a, &mut a_seen));
+        }
+        if let Some(b) = b.as_mut()
+            && open(&b_seen)
+        {
+            wires.push((b, &mut b_seen));
+        }
+        if wires.is_empty() {
+            break;
+        }
+        let slice = if wires.len() > 1 {
+            Duration::from_millis(20).min(left)
+        } else {
+            left
+        };
+        for (wire, observer) in wires {
+            wire.read_once(observer, slice);
+        }
+    }
+    if answered && expect.settles() {
+        let until = (Instant::now() + SETTLE).min(deadline);
+        a.until(&mut a_seen, until, |_| false);
+    }
+    let verdict = judge(&a_seen, &b_seen, true);
+    // The judged connection's bytes first, then the other's (two-connection cases).
+    let mut log = match (expect.on(), b.as_ref()) {
+        (Who::B, Some(b)) => b.log.clone(),
+        _ => a.log.clone(),
+    };
+    if let Some(b) = b.as_ref() {
+        let other = if expect.on() == Who::B {
+            &a.log
+        } else {
+            &b.log
+        };
+        log.extend_from_slice(b" || other connection: ");
+        log.extend_from_slice(other);
+    }
+    for wire in std::iter::once(&mut a).chain(b.as_mut()) {
+        let _ = wire.raw.write_all(b"</stream:stream>");
+        wire.raw.shutdown();
+    }
+    Ok((verdict, log))
+}

@@ -1,0 +1,229 @@
+//! The checker against our example server (every case passes), against the example server
+//! deliberately broken for each case in turn (each case fails: it can), and against Prosody
+//! 0.12 and ejabberd 23.01 (the side-by-side tables of this crate's README; `BLESS=1`
+//! rewrites them).
+// Test code may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A test of a tool: the environment (BLESS), files and threads are its business.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use xmpp_conformance::report;
+use xmpp_conformance::run::{Account, Outcome, Status, Target, run_case, run_cases};
+use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TestRewrite, TlsMaterial};
+use xmpp_stream::BareJid;
+use xmpp_stream::conformance::{CASES, Case, Expect, Vars};
+use xmpp_testpeers::{PeerKind, start_for_test};
+
+const DOMAIN: &str = "localhost";
+/// A case's deadline here: every server under test is on loopback.
+const TIMEOUT: Duration = Duration::from_secs(3);
+const ACCOUNTS: [(&str, &str); 2] = [("alice", "pw-a"), ("bob", "pw-b")];
+
+fn all_cases() -> Vec<&'static Case> {
+    CASES.iter().collect()
+}
+
+fn account(i: usize) -> Account {
+    Account {
+        user: ACCOUNTS[i].0.to_owned(),
+        password: ACCOUNTS[i].1.to_owned(),
+    }
+}
+
+/// `ca_pem` empty: trust anything (only for [`vars_for`], which connects nowhere).
+fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
+    let trust = if ca_pem.is_empty() {
+        Trust::InsecureAcceptAny
+    } else {
+        Trust::Pem(ca_pem.as_bytes().to_vec())
+    };
+    Target {
+        addr,
+        domain: domain.to_owned(),
+        server_name: domain.to_owned(),
+        direct_tls: false,
+        tls: client_config(&trust, Versions::Any).unwrap(),
+        a: account(0),
+        b: Some(account(1)),
+        timeout: TIMEOUT,
+    }
+}
+
+/// Our example server's configuration, broken by `rewrite` if given.
+fn config(rewrite: Option<TestRewrite>) -> RuntimeConfig {
+    let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap());
+    for (user, password) in ACCOUNTS {
+        hub = hub.with_user(user, password);
+    }
+    hub.test_rewrite = rewrite;
+    RuntimeConfig {
+        hub,
+        tls: TlsMaterial::self_signed(&[DOMAIN]).unwrap(),
+        log: false,
+        trace: false,
+        s2s: None,
+    }
+}
+
+/// Our example server, broken by `rewrite` if given.
+fn our_server(rewrite: Option<TestRewrite>) -> ServerHandle {
+    ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config(rewrite)).unwrap()
+}
+
+/// Our example server with direct TLS (XEP-0368) too: the same cases hold there, except
+/// the STARTTLS one, which does not apply.
+#[test]
+fn direct_tls_runs_the_same_cases() {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let server = ServerHandle::spawn_with(loopback, Some(loopback), config(None)).unwrap();
+    let mut target = target(server.direct_tls_addr.unwrap(), DOMAIN, &server.cert_pem);
+    target.direct_tls = true;
+    let outcomes = run_cases(&target, &all_cases(), 8);
+    for o in &outcomes {
+        let expected = if o.case.name == "starttls.proceed-alone" {
+            Status::NotApplicable
+        } else {
+            Status::Pass
+        };
+        assert_eq!(o.status, expected, "\n{}", report::table(&outcomes));
+    }
+}
+
+fn ours() -> Vec<Outcome> {
+    let server = our_server(None);
+    run_cases(
+        &target(server.addr, DOMAIN, &server.cert_pem),
+        &all_cases(),
+        8,
+    )
+}
+
+/// Cases our example server fails on purpose, with the reason (none today).
+const DELIBERATE: &[(u16, &str)] = &[];
+
+#[test]
+fn our_server_passes_every_case() {
+    let outcomes = ours();
+    assert_eq!(outcomes.len(), CASES.len());
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status != Status::Pass && !DELIBERATE.iter().any(|(id, _)| *id == o.case.id))
+        .collect();
+    assert!(failed.is_empty(), "\n{}", report::table(&outcomes));
+}
+
+#[test]
+fn every_case_fails_against_a_server_broken_for_it() {
+    let cases = all_cases();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(case) = cases.get(i) else { break };
+                    let vars = vars_for(case);
+                    let rewrite = TestRewrite {
+                        input: case.breaks.input,
+                        from: vars.fill(case.breaks.from).into_bytes(),
+                        to: vars.fill(case.breaks.to).into_bytes(),
+                    };
+                    let server = our_server(Some(rewrite));
+                    let outcome = run_case(&target(server.addr, DOMAIN, &server.cert_pem), case);
+                    results.lock().unwrap().push(outcome);
+                }
+            });
+        }
+    });
+    let mut outcomes = results.into_inner().unwrap();
+    outcomes.sort_by_key(|o| o.case.id);
+    assert_eq!(outcomes.len(), CASES.len());
+    // Failed by the case's own judge: a broken set-up would prove nothing (except for the
+    // case whose expectation is our client's negotiation itself).
+    let passed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| {
+            o.status != Status::Fail
+                || (o.received.starts_with("set-up failed") && o.case.expect != Expect::Negotiated)
+        })
+        .map(|o| o.case.name)
+        .collect();
+    assert!(
+        passed.is_empty(),
+        "cases that did not fail against a server broken for them: {passed:?}\n{}",
+        report::table(&outcomes)
+    );
+}
+
+/// The placeholders as a case will see them on our server (its resources are requested).
+fn vars_for(case: &Case) -> Vars {
+    let mut vars = target(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), DOMAIN, "").vars();
+    vars.a_full = format!("{}/conformance-{}", vars.a, case.id);
+    vars.b_full = format!("{}/conformance-{}", vars.b, case.id);
+    vars
+}
+
+const BEGIN: &str = "<!-- compliance tables: generated by tests/conformance.rs (BLESS=1) -->";
+const END: &str = "<!-- end of compliance tables -->";
+
+fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
+    let server = start_for_test(kind, &ACCOUNTS)?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port));
+    let target = target(addr, &server.domain, &server.certificate_pem);
+    Some(run_cases(&target, &all_cases(), 8))
+}
+
+/// The three servers side by side, compared with (or, with `BLESS=1`, written into) the
+/// README. Only the result cells are compared: the notes quote the servers' bytes.
+#[test]
+fn compliance_tables_of_three_servers() {
+    let (prosody, ejabberd) = std::thread::scope(|scope| {
+        let prosody = scope.spawn(|| peer(PeerKind::Prosody));
+        let ejabberd = scope.spawn(|| peer(PeerKind::Ejabberd));
+        (prosody.join().unwrap(), ejabberd.join().unwrap())
+    });
+    let (Some(prosody), Some(ejabberd)) = (prosody, ejabberd) else {
+        return;
+    };
+    let ours = ours();
+    let cases = all_cases();
+    let table = report::side_by_side(
+        &cases,
+        &[
+            ("xmpp-server (ours)", &ours),
+            ("Prosody 0.12", &prosody),
+            ("ejabberd 23.01", &ejabberd),
+        ],
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let (Some(start), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md lacks the markers {BEGIN} / {END}");
+    };
+    let generated = format!("{BEGIN}\n\n{table}\n{END}");
+    if std::env::var("BLESS").is_ok_and(|v| v == "1") {
+        let updated = format!(
+            "{}{generated}{}",
+            &readme[..start],
+            &readme[end + END.len()..]
+        );
+        std::fs::write(path, updated).unwrap();
+        return;
+    }
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| #"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        rows(&readme[start..end]),
+        rows(&generated),
+        "the README's compliance tables are stale: run BLESS=1 cargo test -p xmpp-conformance --test conformance\n{table}"
+    );
+}
