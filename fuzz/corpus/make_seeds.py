@@ -147,7 +147,10 @@ comp("transport-closed", 2, C_STANZAS[:60], b"\x00")
 
 # s2s_receiving / s2s_initiating: byte 0 picks the state and options (see the targets' docs
 # and fuzz/README.md); s2s_receiving has a second byte, the host's answer mode for
-# Event::DialbackVerify (0 check the key, 1 valid, 2 invalid, 3 error, 4 defer, 6 never).
+# Event::DialbackVerify (0 check the key, 1 valid, 2 invalid, 3 error, 4 defer, 6 never;
+# bits 0-2), 0x08 XEP-0288 bidi (the replay asks for it after TLS; host picks with bit 4 set
+# call add_pair, with bit 5 too send_stanza: bit 0 b.example or b2.example, bits 1-2
+# a.example, a2.example or c.example).
 # Then steps: chunks of at most 126 bytes; a 0x7f step is a host command (receiving: answer
 # the oldest deferred verification; initiating: send a stanza, add_domain, close) picked by
 # its first byte, a whitespace character so that it is harmless as peer input; 0x80 | len
@@ -287,7 +290,10 @@ s2s(R, "state2-flood-unpolled", [0x82, 0], [BAD_RX["malformed-to"] * 40])
 # s2s_initiating: the peer (b.example) speaks; byte 0 low 2 bits: fresh, header received,
 # established by EXTERNAL, established by dialback; 0x04 plain (STARTTLS), 0x08 TLS optional
 # and dialback without TLS, 0x10 EXTERNAL off, 0x20 secret off, 0x40 1 KiB output bound,
-# 0x80 the host stops polling.
+# 0x80 the host stops polling. Byte 1: 0x01 XEP-0288 bidi (the replay's features offer it),
+# 0x02 the peer's certificate also names b2.example, bits 2-3 the host's answer to
+# Event::DialbackVerify (0 check the key, 1 valid, 2 invalid, 3 never). Host command picks
+# beyond the whitespace ones: 5 (mod 6) add_pair towards b2.example.
 T = "s2s_initiating"
 TX_HDR = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
           b"xmlns:db='jabber:server:dialback' from='b.example' to='a.example' id='s2s-fuzz-1' version='1.0'>")
@@ -303,22 +309,42 @@ VALID2 = b"<db:result from='b.example' to='a2.example' type='valid'/>"
 INVALID2 = b"<db:result from='b.example' to='a2.example' type='invalid'/>"
 ERROR2 = (b"<db:result from='b.example' to='a2.example' type='error'><error type='cancel'>"
           b"<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>")
-s2s(T, "fresh-external", [0], [TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>", ("host", ord("\n")), b"</stream:stream>"])
-s2s(T, "fresh-dialback", [0], [TX_HDR, F_DB, VALID, ("host", ord("\n")), ("host", ord("\r")), VALID2, ("host", ord("\t"))])
-s2s(T, "fresh-external-refused", [0], [TX_HDR, F_EXT, FAILURE_T, VALID])
-s2s(T, "fresh-dialback-invalid", [0], [TX_HDR, F_DB, b"<db:result from='b.example' to='a.example' type='invalid'/>"])
-s2s(T, "plain-starttls-external", [0x04], [TX_HDR, F_TLS, PROCEED_T, TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
-s2s(T, "plain-relaxed-dialback", [0x0c], [TX_HDR, F_DB, VALID, ("host", ord("\n"))])
-s2s(T, "plain-required-no-starttls", [0x04], [TX_HDR, F_DB])
-s2s(T, "no-secret", [0x20], [TX_HDR, F_DB, VALID])
-s2s(T, "header-wrong-from", [0], [TX_HDR.replace(b"from='b.example'", b"from='c.example'")])
-s2s(T, "header-client-ns", [0], [TX_HDR.replace(b"xmlns='jabber:server'", b"xmlns='jabber:client'")])
-s2s(T, "state1-features", [1], [F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
-s2s(T, "state2-piggyback", [2], [("host", ord("\r")), VALID2, ("host", ord("\t")), ("host", ord(" "))])
-s2s(T, "state2-piggyback-refused", [2], [("host", ord("\r")), INVALID2, ("host", ord("\t"))])
-s2s(T, "state3-piggyback-error", [3], [("host", ord("\r")), ERROR2, ("host", ord("\n"))])
-s2s(T, "state3-unrequested-answer", [3], [VALID2])
-s2s(T, "state3-peer-stanza", [3], [b"<message from='bob@b.example' to='alice@a.example'/>"])
-s2s(T, "state3-keepalive-close", [3], ["tick", b" ", "tick", ("host", ord("\t")), b"</stream:stream>"])
-s2s(T, "state2-transport-closed", [2], [("host", ord("\n")), "close"])
-s2s(T, "state3-unpolled-flood", [0xc3], [("host", ord("\n"))] * 30)
+s2s(T, "fresh-external", [0, 0], [TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>", ("host", ord("\n")), b"</stream:stream>"])
+s2s(T, "fresh-dialback", [0, 0], [TX_HDR, F_DB, VALID, ("host", ord("\n")), ("host", ord("\r")), VALID2, ("host", ord("\t"))])
+s2s(T, "fresh-external-refused", [0, 0], [TX_HDR, F_EXT, FAILURE_T, VALID])
+s2s(T, "fresh-dialback-invalid", [0, 0], [TX_HDR, F_DB, b"<db:result from='b.example' to='a.example' type='invalid'/>"])
+s2s(T, "plain-starttls-external", [0x04, 0], [TX_HDR, F_TLS, PROCEED_T, TX_HDR, F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
+s2s(T, "plain-relaxed-dialback", [0x0c, 0], [TX_HDR, F_DB, VALID, ("host", ord("\n"))])
+s2s(T, "plain-required-no-starttls", [0x04, 0], [TX_HDR, F_DB])
+s2s(T, "no-secret", [0x20, 0], [TX_HDR, F_DB, VALID])
+s2s(T, "header-wrong-from", [0, 0], [TX_HDR.replace(b"from='b.example'", b"from='c.example'")])
+s2s(T, "header-client-ns", [0, 0], [TX_HDR.replace(b"xmlns='jabber:server'", b"xmlns='jabber:client'")])
+s2s(T, "state1-features", [1, 0], [F_EXT, SUCCESS_T, TX_HDR, b"<stream:features/>"])
+s2s(T, "state2-piggyback", [2, 0], [("host", ord("\r")), VALID2, ("host", ord("\t")), ("host", ord(" "))])
+s2s(T, "state2-piggyback-refused", [2, 0], [("host", ord("\r")), INVALID2, ("host", ord("\t"))])
+s2s(T, "state3-piggyback-error", [3, 0], [("host", ord("\r")), ERROR2, ("host", ord("\n"))])
+s2s(T, "state3-unrequested-answer", [3, 0], [VALID2])
+s2s(T, "state3-peer-stanza", [3, 0], [b"<message from='bob@b.example' to='alice@a.example'/>"])
+s2s(T, "state3-keepalive-close", [3, 0], ["tick", b" ", "tick", ("host", ord("\t")), b"</stream:stream>"])
+s2s(T, "state2-transport-closed", [2, 0], [("host", ord("\n")), "close"])
+s2s(T, "state3-unpolled-flood", [0xc3, 0], [("host", ord("\n"))] * 30)
+
+# XEP-0288 bidi, both ends: stanzas the other way, and pairs asked for in the reverse direction
+# (XEP-0288 §3) with their answers.
+BIDI_STANZA_T = b"<message from='bob@b.example' to='alice@a.example'><body>back</body></message>"
+def tx_reverse(frm, to, key):
+    return f"<db:result from='{frm}' to='{to}'>{key}</db:result>".encode()
+s2s(T, "state2-bidi-stanza", [2, 0x01], [BIDI_STANZA_T, ("host", ord("\n"))])
+s2s(T, "state2-bidi-reverse-certified", [2, 0x03], [tx_reverse("b2.example", "a.example", "ab" * 32),
+    b"<message from='dave@b2.example' to='alice@a.example'/>"])
+s2s(T, "state3-bidi-reverse-checked", [3, 0x01], [tx_reverse("b2.example", "a.example", db_key("a.example", "b2.example", "s2s-fuzz-1")),
+    b"<message from='dave@b2.example' to='alice@a.example'/>"])
+s2s(T, "state3-bidi-reverse-invalid", [3, 0x09], [tx_reverse("b2.example", "a2.example", "ab" * 32)])
+s2s(T, "state2-add-pair-certified", [2, 0x02], [("host", 5), b"<db:result from='b2.example' to='a.example' type='valid'/>"])
+# Receiving, bidi (host byte 0x08): add_pair (a.example, then c.example), the answers, and a
+# stanza sent on the reverse pair.
+RX_ANSWER = b"<db:result from='a.example' to='b2.example' type='valid'/>"
+s2s(R, "state2-bidi-add-pair", [2, 0x08], [("host", 0x11), RX_ANSWER, ("host", 0x31), RX_STANZAS])
+s2s(R, "state2-bidi-add-pair-refused", [2, 0x08], [("host", 0x11),
+    b"<db:result from='a.example' to='b2.example' type='invalid'/>", ("host", 0x15)])
+s2s(R, "state3-bidi-send", [3, 0x08], [("host", 0x30), ("host", 0x10), RX_STANZAS])

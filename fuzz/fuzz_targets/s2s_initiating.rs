@@ -4,18 +4,25 @@
 //! a preamble. Byte 0 picks the state (fresh, the peer's header received, established by SASL
 //! EXTERNAL, established by dialback) and options (plain with STARTTLS or direct TLS, TLS
 //! optional with dialback allowed without it, EXTERNAL off, dialback secret off, a small
-//! output bound, a host that stops polling). The machine is brought to its state by replaying
+//! output bound, a host that stops polling); byte 1 more options: XEP-0288 bidi (bit 0: the
+//! replayed features offer it), the peer's certificate also naming b2.example (bit 1), and how
+//! the host answers an `Event::DialbackVerify` for a pair the peer asks for in the reverse
+//! direction over bidi (bits 2-3: the key checked, valid, invalid, never). The machine is
+//! brought to its state by replaying
 //! a scripted receiving server, then the rest is `xmpp_fuzz::steps`: chunks, clock jumps,
 //! transport close, and (0x7f) a host command picked by the step's first byte (a stanza for
 //! the first pair, one for the piggybacked pair, one for a pair never authenticated,
-//! `add_domain` for a2.example, `close`).
+//! `add_domain` for a2.example, `close`, `add_pair` towards b2.example).
 //!
 //! Properties: no panic; errors are sticky and end in `Closed`; nothing after `Closed`;
-//! output within its bound between polls; no receiving-only or c2s output, and no
-//! `Event::Stanza` at all (the peer's stanzas are refused: no bidirectional streams), nonzas
-//! only once authenticated; a `ServerAuthenticated` only towards
-//! b.example for a domain of ours we asked for (EXTERNAL over TLS for a.example, or dialback
-//! with the secret and TLS unless allowed without), once, and listed by `pairs()`, which
+//! output within its bound between polls; no c2s output, no `Event::Stanza` unless bidi was
+//! negotiated and then only for an announced pair, `Event::DialbackVerify` only on a
+//! negotiated bidi stream with the secret, nonzas only once authenticated; a
+//! `ServerAuthenticated` only for a pair we asked for (EXTERNAL over TLS for a.example, or
+//! dialback with the secret and TLS unless allowed without, towards b.example or a domain
+//! the peer's certificate names), or over bidi for a pair the peer asked for that the host
+//! reported valid or the certificate names (XEP-0288 §3, XEP-0344), once, and listed by
+//! `pairs()`, which
 //! lists nothing unannounced; `ServerRefused` only for a pair asked after establishment and
 //! not authenticated; `send_stanza` accepted only on an open negotiated stream for an
 //! authenticated pair; every stanza we write is for an authenticated pair; the bytes written
@@ -29,8 +36,8 @@ use xmpp_jid::Jid;
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
-    BareJid, Event, Instant, Output, S2sAuthMethod, S2sConfig, S2sInitiatingStream, SeededEntropy,
-    SessionFlags, TlsPolicy, Transport,
+    BareJid, DialbackOutcome, Event, Instant, Output, S2sAuthMethod, S2sConfig,
+    S2sInitiatingStream, SeededEntropy, SessionFlags, TlsPolicy, Transport,
 };
 use xmpp_xml::Event as XmlEvent;
 
@@ -53,6 +60,14 @@ xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>";
 const SUCCESS: &[u8] = b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 const FEATURES_EMPTY: &[u8] = b"<stream:features/>";
 const DB_VALID: &[u8] = b"<db:result from='b.example' to='a.example' type='valid'/>";
+const FEATURES_EXTERNAL_BIDI: &[u8] = b"<stream:features><mechanisms \
+xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>\
+<bidi xmlns='urn:xmpp:features:bidi'/>\
+<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>";
+const FEATURES_DIALBACK_BIDI: &[u8] = b"<stream:features><bidi xmlns='urn:xmpp:features:bidi'/>\
+<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>";
+/// Another domain of the peer's server, named by its certificate when option bit 1 says so.
+const REMOTE2: &str = "b2.example";
 
 const NS_DIALBACK: &str = "jabber:server:dialback";
 
@@ -83,11 +98,17 @@ struct Harness {
     secret: bool,
     dialback_without_tls: bool,
     end: xmpp_fuzz::Ending,
-    /// The host called `close`.
-    /// Our domains whose `<db:result/>` request we wrote, not answered yet.
-    requested: Vec<BareJid>,
+    /// Pairs (ours, theirs) whose `<db:result/>` request we wrote, not answered yet.
+    requested: Vec<(BareJid, BareJid)>,
     /// Of those, the ones asked once the stream was established (piggybacked).
-    piggybacked: Vec<BareJid>,
+    piggybacked: Vec<(BareJid, BareJid)>,
+    /// The peer's certificate names b2.example too.
+    certifies_remote2: bool,
+    /// How the host answers `Event::DialbackVerify` (0 the key, 1 valid, 2 invalid, 3 never).
+    verify_mode: u8,
+    /// Pairs (ours, theirs) the host reported valid, not announced yet; and ever.
+    valid_answers: Vec<(BareJid, BareJid)>,
+    ever_valid: Vec<(BareJid, BareJid)>,
     /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
     announced: Vec<(BareJid, BareJid)>,
     wire: xmpp_fuzz::Wire,
@@ -155,10 +176,9 @@ impl Harness {
                 remote,
                 method,
             } => {
-                assert_eq!(
-                    remote.as_str(),
-                    REMOTE,
-                    "authenticated towards another domain"
+                assert!(
+                    matches!(local.as_str(), LOCAL | LOCAL2),
+                    "authenticated for a domain not ours: {local}"
                 );
                 let pair = (local, remote);
                 assert!(
@@ -181,10 +201,19 @@ impl Harness {
                                 || self.tx.flags().contains(SessionFlags::SECURE),
                             "dialback without TLS"
                         );
-                        let Some(at) = self.requested.iter().position(|d| *d == pair.0) else {
-                            panic!("dialback authentication we never asked for: {pair:?}");
-                        };
-                        self.requested.remove(at);
+                        if let Some(at) = self.requested.iter().position(|p| *p == pair) {
+                            self.requested.remove(at);
+                        } else if let Some(at) = self.valid_answers.iter().position(|p| *p == pair)
+                        {
+                            // XEP-0288 §3: the peer asked, the host reported valid.
+                            self.valid_answers.remove(at);
+                        } else {
+                            // XEP-0344: the peer asked, its certificate names the domain.
+                            assert!(
+                                self.tx.is_bidi() && self.certified(&pair.1),
+                                "dialback authentication nobody asked for or proved: {pair:?}"
+                            );
+                        }
                     }
                     other => {
                         panic!("an authentication method this harness does not know: {other:?}")
@@ -197,15 +226,61 @@ impl Harness {
                 self.announced.push(pair);
             }
             Event::ServerRefused { local, remote } => {
-                assert_eq!(remote.as_str(), REMOTE);
-                assert!(
-                    self.piggybacked.contains(&local),
-                    "refused a pair not piggybacked: {local}"
-                );
                 let pair = (local, remote);
+                assert!(
+                    self.piggybacked.contains(&pair),
+                    "refused a pair not piggybacked: {pair:?}"
+                );
                 assert!(!self.tx.pairs().contains(&pair), "refused yet listed");
-                if let Some(at) = self.requested.iter().position(|d| *d == pair.0) {
+                if let Some(at) = self.requested.iter().position(|p| *p == pair) {
                     self.requested.remove(at);
+                }
+            }
+            Event::Stanza(stanza) => {
+                assert!(self.tx.is_bidi(), "a stanza from the peer without bidi");
+                let pair = domain_of(stanza.attr("to")).zip(domain_of(stanza.attr("from")));
+                assert!(
+                    pair.is_some_and(|pair| self.announced.contains(&pair)),
+                    "a stanza outside the announced pairs: {stanza:?}"
+                );
+            }
+            Event::DialbackVerify {
+                originating,
+                receiving,
+                stream_id,
+                key,
+            } => {
+                // Negotiated once (the stream may have closed since, in the same input).
+                assert!(self.tx.is_bidi(), "a verification asked without bidi");
+                assert!(
+                    !self.announced.is_empty(),
+                    "a verification asked before authentication"
+                );
+                assert!(self.secret, "a verification asked without a secret");
+                assert!(
+                    matches!(receiving.as_str(), LOCAL | LOCAL2),
+                    "a verification for a domain not ours: {receiving}"
+                );
+                let outcome = match self.verify_mode {
+                    0 => {
+                        xmpp_fuzz::authoritative(SECRET, &originating, &receiving, &stream_id, &key)
+                    }
+                    1 => DialbackOutcome::Valid,
+                    2 => DialbackOutcome::Invalid,
+                    _ => return,
+                };
+                let valid = outcome == DialbackOutcome::Valid;
+                let answered =
+                    self.tx
+                        .dialback_verified(self.now, &originating, &receiving, outcome);
+                assert!(
+                    answered.is_ok() || self.tx.is_closed(),
+                    "a pending verification refused its answer"
+                );
+                if answered.is_ok() && valid {
+                    let pair = (receiving, originating);
+                    self.valid_answers.push(pair.clone());
+                    self.ever_valid.push(pair);
                 }
             }
             // Top-level elements other than stanzas (XEP-0198 `<r/>`...) are the host's.
@@ -225,15 +300,26 @@ impl Harness {
         }
     }
 
+    /// Whether the peer's certificate names `domain`.
+    fn certified(&self, domain: &BareJid) -> bool {
+        domain.as_str() == REMOTE || (self.certifies_remote2 && domain.as_str() == REMOTE2)
+    }
+
     /// Our bytes form one well-formed stream (per restart), from one of our domains to
     /// b.example; what we write is checked by [`check_sent`].
     fn check_wire(&mut self, bytes: &[u8]) {
+        let certified: &[&str] = if self.certifies_remote2 {
+            &[REMOTE, REMOTE2]
+        } else {
+            &[REMOTE]
+        };
         let Harness {
             wire,
             tx,
             requested,
             secret,
             end,
+            ever_valid,
             ..
         } = self;
         wire.feed(bytes, |event| match event {
@@ -247,7 +333,19 @@ impl Harness {
                     );
                 }
             }
-            XmlEvent::Element(element) => check_sent(element, tx.pairs(), requested, *secret),
+            XmlEvent::Element(element) => {
+                check_sent(element, tx.pairs(), requested, *secret, certified);
+                // A `valid` answer to the peer's request (XEP-0288 §3) only for a pair the
+                // host reported valid or the certificate proves.
+                if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
+                    let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
+                    assert!(
+                        pair.is_some_and(|pair| ever_valid.contains(&pair)
+                            || certified.contains(&pair.1.as_str())),
+                        "a valid dialback answer nobody gave: {element:?}"
+                    );
+                }
+            }
             _ => {}
         });
     }
@@ -278,7 +376,7 @@ impl Harness {
             b'\t' => 1,
             b' ' => 2,
             b'\r' => 3,
-            other => other % 5,
+            other => other % 6,
         };
         match command {
             0..=2 => {
@@ -304,11 +402,29 @@ impl Harness {
                         "add_domain accepted early"
                     );
                     assert!(self.secret, "add_domain without a secret");
-                    self.piggybacked.push(local);
+                    self.piggybacked.push((local, jid(REMOTE)));
                 }
             }
-            _ => {
+            4 => {
                 let _ = self.tx.close(self.now);
+            }
+            _ => {
+                // A further Target Domain of the peer's (XEP-0220 §2.5 with a certificate).
+                let local = jid(if pick & 0x40 == 0 { LOCAL } else { LOCAL2 });
+                let remote = jid(REMOTE2);
+                let was_negotiated = self.tx.is_negotiated();
+                if self.tx.add_pair(self.now, &local, &remote).is_ok() {
+                    assert!(
+                        !self.end.closed && was_negotiated,
+                        "add_pair accepted early"
+                    );
+                    assert!(self.secret, "add_pair without a secret");
+                    assert!(
+                        self.certifies_remote2,
+                        "add_pair for a domain not certified"
+                    );
+                    self.piggybacked.push((local, remote));
+                }
             }
         }
         self.drain();
@@ -320,10 +436,25 @@ impl Harness {
 fn check_sent(
     element: &Element,
     pairs: &[(BareJid, BareJid)],
-    requested: &mut Vec<BareJid>,
+    requested: &mut Vec<(BareJid, BareJid)>,
     secret: bool,
+    certified: &[&str],
 ) {
-    if matches!(element.name(), "message" | "presence" | "iq") && element.ns() == "jabber:server" {
+    // Over bidi, the machine's own refusal of a stanza with a malformed address
+    // (`jid-malformed`, RFC 6120 §8.3.3.8) goes back without a `from`.
+    let refusal = element.attr("type") == Some("error")
+        && element.attr("from").is_none()
+        && element
+            .get_child("error", "jabber:server")
+            .is_some_and(|error| {
+                error
+                    .get_child("jid-malformed", "urn:ietf:params:xml:ns:xmpp-stanzas")
+                    .is_some()
+            });
+    if matches!(element.name(), "message" | "presence" | "iq")
+        && element.ns() == "jabber:server"
+        && !refusal
+    {
         let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
         assert!(
             pair.is_some_and(|pair| pairs.contains(&pair)),
@@ -334,11 +465,11 @@ fn check_sent(
         assert!(secret, "a dialback request without a secret");
         assert!(
             matches!(element.attr("from"), Some(LOCAL | LOCAL2))
-                && element.attr("to") == Some(REMOTE),
+                && element.attr("to").is_some_and(|to| certified.contains(&to)),
             "a dialback request for another pair: {element:?}"
         );
-        if let Some(local) = domain_of(element.attr("from")) {
-            requested.push(local);
+        if let Some(pair) = domain_of(element.attr("from")).zip(domain_of(element.attr("to"))) {
+            requested.push(pair);
         }
     }
 }
@@ -354,6 +485,9 @@ fn run(data: &[u8]) {
     let secret = selector & 0x20 == 0 || state == 3;
     let stingy = selector & 0x40 != 0;
     let poll = selector & 0x80 == 0;
+    let (options, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
+    let bidi = options & 0x01 != 0;
+    let certifies_remote2 = options & 0x02 != 0;
 
     let mut config = S2sConfig::new(vec![jid(LOCAL), jid(LOCAL2)]);
     config.sasl_external = external;
@@ -367,8 +501,13 @@ fn run(data: &[u8]) {
     let max_output = if stingy { SMALL_OUTPUT } else { MAX_OUTPUT };
     config.max_output_bytes = max_output;
     config.limits.max_stanza_bytes = MAX_STANZA;
+    config.bidi = bidi;
     let mut tx = S2sInitiatingStream::new(config, jid(LOCAL), jid(REMOTE), SeededEntropy::new(1));
-    tx.set_peer_identities(vec![PresentedId::Dns(REMOTE.into())]);
+    let mut names = vec![PresentedId::Dns(REMOTE.into())];
+    if certifies_remote2 {
+        names.push(PresentedId::Dns(REMOTE2.into()));
+    }
+    tx.set_peer_identities(names);
     let mut h = Harness {
         tx,
         now: Instant::ZERO,
@@ -380,6 +519,10 @@ fn run(data: &[u8]) {
         end: xmpp_fuzz::Ending::default(),
         requested: Vec::new(),
         piggybacked: Vec::new(),
+        certifies_remote2,
+        verify_mode: (options >> 2) & 3,
+        valid_answers: Vec::new(),
+        ever_valid: Vec::new(),
         announced: Vec::new(),
         wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
@@ -404,13 +547,27 @@ fn run(data: &[u8]) {
     }
     match state {
         2 => {
-            h.input(FEATURES_EXTERNAL, true);
+            h.input(
+                if bidi {
+                    FEATURES_EXTERNAL_BIDI
+                } else {
+                    FEATURES_EXTERNAL
+                },
+                true,
+            );
             h.input(SUCCESS, true);
             h.input(HEADER, true);
             h.input(FEATURES_EMPTY, true);
         }
         3 => {
-            h.input(FEATURES_DIALBACK, true);
+            h.input(
+                if bidi {
+                    FEATURES_DIALBACK_BIDI
+                } else {
+                    FEATURES_DIALBACK
+                },
+                true,
+            );
             h.input(DB_VALID, true);
         }
         _ => {}
@@ -421,6 +578,7 @@ fn run(data: &[u8]) {
     );
     assert_eq!(h.tx.is_negotiated(), state >= 2, "state {state}");
     assert_eq!(h.announced.len(), usize::from(state >= 2));
+    assert_eq!(h.tx.is_bidi(), bidi && state >= 2, "bidi after the replay");
     for step in xmpp_fuzz::steps(rest) {
         if step.tick {
             h.now = h.now + Duration::from_secs(60);

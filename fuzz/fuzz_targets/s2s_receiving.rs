@@ -6,7 +6,10 @@
 //! domain, dialback secret on or off, direct TLS or plain with STARTTLS, TLS optional with
 //! dialback allowed without it, a host that stops polling under a small output bound). Byte 1
 //! picks how the host answers `Event::DialbackVerify` (checks the key as the authoritative
-//! server would, always valid, invalid, an error, later at a host step, never). The machine
+//! server would, always valid, invalid, an error, later at a host step, never; bits 0-2) and
+//! whether XEP-0288 bidi is configured (bit 3: the replay then asks for it after TLS, and
+//! host steps whose pick has bit 4 set call `add_pair` for a reverse pair, XEP-0288 §3, or
+//! `send_stanza` for an announced pair). The machine
 //! is brought to its state by replaying a scripted initiating server (dialback keys computed
 //! with the crate's own `DialbackSecret` for the stream id the machine drew), then the rest
 //! is `xmpp_fuzz::steps`: chunks, clock jumps, transport close, and (0x7f) a deferred host
@@ -14,15 +17,19 @@
 //!
 //! Properties: no panic; errors are sticky and end in `Closed`; nothing after `Closed`;
 //! output within its bound between polls; no c2s or initiating-only output; a
-//! `ServerAuthenticated` only for a pair the host just reported valid (dialback) or whose
-//! certificate names the peer over TLS (EXTERNAL), once, and listed by `pairs()`; every pair
+//! `ServerAuthenticated` only for a pair the host just reported valid (dialback), whose
+//! certificate names the peer over TLS (EXTERNAL, or dialback without asking: XEP-0344), or
+//! that we asked for ourselves over bidi, once, and listed by `pairs()`; every pair
 //! `pairs()` lists was announced; no `Event::Stanza` before a pair is authenticated, and each
 //! has a (`to` domain, `from` domain) that is an announced pair; `dialback_verified` succeeds
 //! exactly for the verifications asked, not answered and not past their deadline; no dialback
 //! without the secret, or without TLS unless allowed; a `valid` dialback answer on the wire
-//! only for a pair the host reported valid; the bytes written form one well-formed XML stream
+//! only for a pair the host reported valid or the certificate proves; the bytes written form one well-formed XML stream
 //! per stream (restarted after STARTTLS and EXTERNAL), whose header never names a domain we
-//! do not serve.
+//! do not serve; `add_pair` accepted only on a negotiated bidi stream with the secret, for
+//! one of our domains and a domain the peer authenticated or its certificate names, and its
+//! `ServerAuthenticated` / `ServerRefused` only for a pair so asked; `send_stanza` accepted
+//! only with bidi, for an announced pair.
 
 use core::time::Duration;
 
@@ -51,6 +58,7 @@ const DIALBACK_TIMEOUT: Duration = Duration::from_secs(30);
 const NS_STREAM: &str = "http://etherx.jabber.org/streams";
 const NS_DIALBACK: &str = "jabber:server:dialback";
 const STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+const BIDI: &[u8] = b"<bidi xmlns='urn:xmpp:bidi'/>";
 const AUTH_EXTERNAL: &[u8] =
     b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>";
 
@@ -100,17 +108,7 @@ fn authoritative(
     id: &StreamId,
     key: &DialbackKey,
 ) -> DialbackOutcome {
-    let (Ok(originating), Ok(receiving)) = (
-        Domain::try_from(originating.clone()),
-        Domain::try_from(receiving.clone()),
-    ) else {
-        return DialbackOutcome::Invalid;
-    };
-    if DialbackSecret::new(SECRET).verify(&receiving, &originating, id, key) {
-        DialbackOutcome::Valid
-    } else {
-        DialbackOutcome::Invalid
-    }
+    xmpp_fuzz::authoritative(SECRET, originating, receiving, id, key)
 }
 
 /// How the host answers `Event::DialbackVerify`.
@@ -172,6 +170,10 @@ struct Harness {
     ever_valid: Vec<(BareJid, BareJid)>,
     /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
     announced: Vec<(BareJid, BareJid)>,
+    /// XEP-0288 bidi configured.
+    bidi: bool,
+    /// Pairs (ours, theirs) we asked for with `add_pair`, not answered yet.
+    reverse: Vec<(BareJid, BareJid)>,
     wire: xmpp_fuzz::Wire,
 }
 
@@ -315,10 +317,18 @@ impl Harness {
                         );
                     }
                     S2sAuthMethod::Dialback => {
-                        let Some(at) = self.valid_answers.iter().position(|p| *p == pair) else {
-                            panic!("dialback authentication the host did not report: {pair:?}");
-                        };
-                        self.valid_answers.remove(at);
+                        if let Some(at) = self.reverse.iter().position(|p| *p == pair) {
+                            // The peer answered our own request (XEP-0288 §3).
+                            self.reverse.remove(at);
+                        } else if self.certified(&pair.1) {
+                            // XEP-0344 §2.4: the certificate proves it, nobody is asked.
+                        } else {
+                            let Some(at) = self.valid_answers.iter().position(|p| *p == pair)
+                            else {
+                                panic!("dialback authentication the host did not report: {pair:?}");
+                            };
+                            self.valid_answers.remove(at);
+                        }
                     }
                     other => {
                         panic!("an authentication method this harness does not know: {other:?}")
@@ -345,6 +355,14 @@ impl Harness {
                 );
             }
             Event::Nonza(_) => assert!(!self.announced.is_empty(), "a nonza before auth"),
+            Event::ServerRefused { local, remote } => {
+                let pair = (local, remote);
+                let Some(at) = self.reverse.iter().position(|p| *p == pair) else {
+                    panic!("refused a pair we never asked for: {pair:?}");
+                };
+                self.reverse.remove(at);
+                assert!(!self.rx.pairs().contains(&pair), "refused yet listed");
+            }
             Event::Closed { reason } => self.end.closed(&reason),
             other => panic!("a receiving s2s stream never emits {other:?}"),
         }
@@ -381,6 +399,56 @@ impl Harness {
                 asked.originating,
                 asked.receiving
             );
+        }
+    }
+
+    /// Whether the peer's certificate names `domain` over TLS: a dialback request for it is
+    /// valid without asking the authoritative server (XEP-0344 §2.4).
+    fn certified(&self, domain: &BareJid) -> bool {
+        self.certificate_names_peer
+            && self.rx.flags().contains(SessionFlags::SECURE)
+            && [PEER, PEER2].contains(&domain.as_str())
+    }
+
+    /// A host step with bit 4 of `pick` set: with bit 5, `send_stanza` from one of our
+    /// domains to one of the peer's; else `add_pair` for such a pair (XEP-0288 §3).
+    fn host_commands(&mut self, pick: u8) {
+        let local = jid(OURS[usize::from(pick & 1)]);
+        let remote = jid([PEER, PEER2, "c.example"][usize::from((pick >> 1) & 3) % 3]);
+        let was_negotiated = self.rx.is_negotiated();
+        let bidi = self.rx.is_bidi();
+        if pick & 0x20 != 0 {
+            let stanza = format!(
+                "<message xmlns='jabber:client' from='x@{local}' to='y@{remote}'><body>hi</body></message>"
+            );
+            let Ok(stanza) = stanza.parse::<Element>() else {
+                return;
+            };
+            if self.rx.send_stanza(self.now, &stanza).is_ok() {
+                assert!(
+                    !self.end.closed && was_negotiated && bidi,
+                    "send_stanza accepted early"
+                );
+                assert!(
+                    self.announced.contains(&(local, remote)),
+                    "send_stanza accepted for a pair not announced"
+                );
+            }
+            return;
+        }
+        let authenticated = self.announced.iter().any(|(_, r)| *r == remote);
+        if self.rx.add_pair(self.now, &local, &remote).is_ok() {
+            assert!(
+                !self.end.closed && was_negotiated,
+                "add_pair accepted early"
+            );
+            assert!(self.bidi && bidi, "add_pair accepted without bidi");
+            assert!(self.secret, "add_pair accepted without a secret");
+            assert!(
+                authenticated || (self.certificate_names_peer && remote.as_str() != "c.example"),
+                "add_pair accepted for a domain the peer is not authoritative for: {remote}"
+            );
+            self.reverse.push((local, remote));
         }
     }
 
@@ -427,6 +495,11 @@ impl Harness {
     /// Our bytes form one well-formed stream (per restart); our header never names a domain
     /// we do not serve; a `valid` dialback answer only for a pair the host reported valid.
     fn check_wire(&mut self, bytes: &[u8]) {
+        let certified: &[&str] = if self.certificate_names_peer {
+            &[PEER, PEER2]
+        } else {
+            &[]
+        };
         let Harness {
             wire,
             ever_valid,
@@ -439,7 +512,7 @@ impl Harness {
                     assert!(OURS.contains(&from), "our header from {from}");
                 }
             }
-            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret),
+            XmlEvent::Element(element) => check_sent(element, ever_valid, *secret, certified),
             _ => {}
         });
     }
@@ -467,13 +540,21 @@ impl Harness {
     }
 }
 
-/// A `valid` dialback answer we write is for a pair the host reported valid; `db:verify` is
-/// answered `valid` only with a secret.
-fn check_sent(element: &Element, ever_valid: &[(BareJid, BareJid)], secret: bool) {
+/// A `valid` dialback answer we write is for a pair the host reported valid or whose
+/// originating domain the certificate names (XEP-0344); `db:verify` is answered `valid` only
+/// with a secret.
+fn check_sent(
+    element: &Element,
+    ever_valid: &[(BareJid, BareJid)],
+    secret: bool,
+    certified: &[&str],
+) {
     if element.is("result", NS_DIALBACK) && element.attr("type") == Some("valid") {
         let pair = domain_of(element.attr("from")).zip(domain_of(element.attr("to")));
         assert!(
-            pair.is_some_and(|pair| ever_valid.contains(&pair)),
+            pair.is_some_and(
+                |pair| ever_valid.contains(&pair) || certified.contains(&pair.1.as_str())
+            ),
             "a valid dialback answer the host never gave: {element:?}"
         );
     }
@@ -488,11 +569,14 @@ fn run(data: &[u8]) {
     };
     let (host, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
     let state = usize::from(selector & 7) % 5;
-    let certificate_names_peer = selector & 0x08 == 0 || state == 2;
+    // States 3 and 4 replay verifications the host is asked for: a certificate naming the
+    // peer would answer them at once (XEP-0344).
+    let certificate_names_peer = (selector & 0x08 == 0 && state < 3) || state == 2;
     let secret = selector & 0x10 == 0 || state >= 3;
     let started_plain = selector & 0x20 != 0;
     let relaxed = selector & 0x40 != 0;
     let stingy = selector & 0x80 != 0;
+    let bidi = host & 0x08 != 0;
 
     let mut config = S2sConfig::new(OURS.iter().map(|d| jid(d)).collect());
     if secret {
@@ -503,6 +587,7 @@ fn run(data: &[u8]) {
         config.dialback_without_tls = true;
     }
     config.dialback_timeout = DIALBACK_TIMEOUT;
+    config.bidi = bidi;
     let max_output = if stingy { SMALL_OUTPUT } else { MAX_OUTPUT };
     config.max_output_bytes = max_output;
     config.limits.max_stanza_bytes = MAX_STANZA;
@@ -530,6 +615,8 @@ fn run(data: &[u8]) {
         valid_answers: Vec::new(),
         ever_valid: Vec::new(),
         announced: Vec::new(),
+        bidi,
+        reverse: Vec::new(),
         wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
     let transport = if started_plain {
@@ -549,6 +636,10 @@ fn run(data: &[u8]) {
     if state >= 2 && started_plain {
         h.input(STARTTLS, true);
         h.input(&header(PEER), true);
+    }
+    if state >= 2 && bidi {
+        // XEP-0288: asked for after TLS, before authentication.
+        h.input(BIDI, true);
     }
     match state {
         2 => {
@@ -597,7 +688,12 @@ fn run(data: &[u8]) {
             assert!(h.end.closed, "transport_closed must end in Closed");
         }
         if step.host_sends {
-            h.host_answers(step.bytes.first().copied().unwrap_or(0));
+            let pick = step.bytes.first().copied().unwrap_or(0);
+            if pick & 0x10 != 0 {
+                h.host_commands(pick);
+            } else {
+                h.host_answers(pick);
+            }
             h.drain();
         }
         h.input(step.bytes, poll);

@@ -300,3 +300,27 @@ impl Ending {
         }
     }
 }
+
+/// What the authoritative server of `originating`, holding `secret`, answers to
+/// `<db:verify/>` for a key `originating` gave `receiving` on stream `id` (XEP-0220 §2.1.2):
+/// the answer the s2s targets' hosts give an `Event::DialbackVerify` when they check the key.
+pub fn authoritative(
+    secret: &[u8],
+    originating: &xmpp_stream::BareJid,
+    receiving: &xmpp_stream::BareJid,
+    id: &xmpp_stream::dialback::StreamId,
+    key: &xmpp_stream::dialback::DialbackKey,
+) -> xmpp_stream::DialbackOutcome {
+    use xmpp_stream::dialback::{DialbackSecret, Domain};
+    let (Ok(originating), Ok(receiving)) = (
+        Domain::try_from(originating.clone()),
+        Domain::try_from(receiving.clone()),
+    ) else {
+        return xmpp_stream::DialbackOutcome::Invalid;
+    };
+    if DialbackSecret::new(secret).verify(&receiving, &originating, id, key) {
+        xmpp_stream::DialbackOutcome::Valid
+    } else {
+        xmpp_stream::DialbackOutcome::Invalid
+    }
+}

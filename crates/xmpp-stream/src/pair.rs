@@ -586,10 +586,17 @@ pub fn drive_ends(
                         } = &event
                         {
                             let answer = verify(originating, receiving, stream_id, key);
-                            if let (Some(outcome), crate::AnyStream::S2sReceiving(end)) =
-                                (answer, &mut ends[from])
-                            {
-                                let _ = end.dialback_verified(now, originating, receiving, outcome);
+                            match (answer, &mut ends[from]) {
+                                (Some(outcome), crate::AnyStream::S2sReceiving(end)) => {
+                                    let _ =
+                                        end.dialback_verified(now, originating, receiving, outcome);
+                                }
+                                // XEP-0288 §3: a pair asked for in the reverse direction.
+                                (Some(outcome), crate::AnyStream::S2sInitiating(end)) => {
+                                    let _ =
+                                        end.dialback_verified(now, originating, receiving, outcome);
+                                }
+                                _ => {}
                             }
                         }
                         events[from].push(event);

@@ -732,6 +732,18 @@ const TABLE: &[Rule] = &[
         "s2s.rs::dialback_authenticates_and_stanzas_flow",
     ),
     row(
+        "s2s.bidi-dialback",
+        Kinds::SERVER,
+        Roles::Both,
+        Step::Established,
+        El("result", dialback::NS),
+        E(steps::s2s::bidi_dialback),
+        "XEP-0288 negotiated: either end asks for pairs on the one connection; a key is verified (`Event::DialbackVerify`, or the certificate), a typed answer answers our request",
+        "XEP-0288 §3; XEP-0220 §2.5",
+        "s2s.rs::bidi_adds_pairs_in_the_reverse_direction",
+    )
+    .needs(SessionFlags::BIDI),
+    row(
         "s2s.piggyback-answer",
         Kinds::SERVER,
         Roles::Initiating,

@@ -96,12 +96,33 @@ fn set_peer_identities(machine: &mut Machine, ids: Vec<PresentedId>) {
     }
 }
 
+/// The host's answer to a dialback verification the machine asked for, either end.
+fn dialback_verified(
+    machine: &mut Machine,
+    now: Instant,
+    originating: &BareJid,
+    receiving: &BareJid,
+    outcome: DialbackOutcome,
+) -> Result<(), UsageError> {
+    let _ = machine.process_input(false);
+    machine.core.tick(now);
+    machine.core.check_open()?;
+    if s2s::verified(machine, originating, receiving, outcome) {
+        Ok(())
+    } else {
+        Err(UsageError::InvalidConfig(
+            "no such dialback verification pending",
+        ))
+    }
+}
+
 /// The initiating end of a server-to-server stream: our server connecting to `remote` to
 /// send it stanzas from `local` (RFC 6120 §13).
 ///
 /// The four kinds of methods of every stream type, plus
 /// [`set_peer_identities`](Self::set_peer_identities) (the names of the peer's certificate)
-/// and [`add_domain`](Self::add_domain) (another of our domains on the same connection).
+/// and [`add_domain`](Self::add_domain) (another of our domains on the same connection), and
+/// [`dialback_verified`](Self::dialback_verified) on a bidirectional stream.
 /// Each authenticated pair is reported as
 /// [`Event::ServerAuthenticated`](crate::Event::ServerAuthenticated).
 pub struct S2sInitiatingStream {
@@ -200,6 +221,20 @@ impl S2sInitiatingStream {
         s2s::peer_certified_for(&self.machine, remote)
     }
 
+    /// The host's answer to an [`Event::DialbackVerify`](crate::Event::DialbackVerify) on a
+    /// bidirectional stream (XEP-0288 §3: the receiving server asked for a pair in the
+    /// reverse direction): the peer's `<db:result/>` is answered with it, and a valid key
+    /// authenticates the pair.
+    pub fn dialback_verified(
+        &mut self,
+        now: Instant,
+        originating: &BareJid,
+        receiving: &BareJid,
+        outcome: DialbackOutcome,
+    ) -> Result<(), UsageError> {
+        dialback_verified(&mut self.machine, now, originating, receiving, outcome)
+    }
+
     /// Whether XEP-0288 bidirectional streams were negotiated: stanzas from the peer's
     /// domains to ours arrive on this connection too, checked against the same pairs.
     pub fn is_bidi(&self) -> bool {
@@ -278,16 +313,51 @@ impl S2sReceivingStream {
         receiving: &BareJid,
         outcome: DialbackOutcome,
     ) -> Result<(), UsageError> {
-        let _ = self.machine.process_input(false);
+        dialback_verified(&mut self.machine, now, originating, receiving, outcome)
+    }
+
+    /// With XEP-0288 bidi, ask the initiating server to accept stanzas from `local` (one of
+    /// ours) to `remote` on this connection (XEP-0288 §3: a `<db:result/>` from our side):
+    /// `remote` is a domain the peer authenticated on it or one its certificate names. The
+    /// peer verifies the key with our authoritative server, or by our certificate
+    /// (XEP-0344); the answer is `ServerAuthenticated` or `ServerRefused`.
+    pub fn add_pair(
+        &mut self,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+    ) -> Result<(), UsageError> {
         self.machine.core.tick(now);
         self.machine.core.check_open()?;
-        if s2s::verified(&mut self.machine, originating, receiving, outcome) {
+        if !self.machine.is_negotiated() {
+            return Err(UsageError::NotNegotiated);
+        }
+        if !self.is_bidi() {
+            return Err(UsageError::InvalidConfig(
+                "pairs are asked for by the initiating server only (no XEP-0288 bidi)",
+            ));
+        }
+        let serves = side(&self.machine).is_some_and(|side| side.config.serves(local));
+        if !serves {
+            return Err(UsageError::InvalidConfig("not one of our domains"));
+        }
+        if !s2s::peer_authenticated_for(&self.machine, remote) && !self.certifies(remote) {
+            return Err(UsageError::InvalidConfig(
+                "the peer neither authenticated that domain nor has a certificate naming it",
+            ));
+        }
+        if s2s::add_pair(&mut self.machine, local, remote) {
             Ok(())
         } else {
             Err(UsageError::InvalidConfig(
-                "no such dialback verification pending",
+                "dialback is not possible on this stream (no secret, or no TLS), or the pair is already there",
             ))
         }
+    }
+
+    /// Whether the peer's certificate, validated by the host, names `remote` over TLS.
+    pub fn certifies(&self, remote: &BareJid) -> bool {
+        s2s::peer_certified_for(&self.machine, remote)
     }
 
     /// Whether XEP-0288 bidirectional streams were negotiated: this end may then send

@@ -976,3 +976,138 @@ fn events_of(out: &mut S2sInitiatingStream) -> Vec<Event> {
         })
         .collect()
 }
+
+#[test]
+fn bidi_adds_pairs_in_the_reverse_direction() {
+    // XEP-0288 §3: a.example opened the bidirectional stream (EXTERNAL for a.example ->
+    // b.example); b.example's server asks over the same connection for pairs of its own:
+    // b2.example by dialback (a.example's side verifies the key with the authoritative server),
+    // b3.example by its certificate (XEP-0344: nobody asked).
+    let with_bidi = |mut config: S2sConfig| {
+        config.bidi = true;
+        config
+    };
+    let initiating = with_bidi(config(&["a.example"], true));
+    let receiving = with_bidi(config(&["b.example", "b2.example", "b3.example"], true));
+    let mut ends = ends(initiating, receiving, "a.example");
+    let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+        unreachable!()
+    };
+    out.set_peer_identities(vec![
+        PresentedId::Dns("b.example".into()),
+        PresentedId::Dns("b3.example".into()),
+    ]);
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    assert!(inc.is_bidi());
+    let now = Instant::ZERO;
+    assert!(
+        inc.add_pair(now, &jid("z.example"), &jid("a.example"))
+            .is_err(),
+        "not ours"
+    );
+    assert!(
+        inc.add_pair(now, &jid("b2.example"), &jid("c.example"))
+            .is_err(),
+        "the peer is not authoritative for c.example"
+    );
+    assert!(
+        inc.add_pair(now, &jid("b.example"), &jid("a.example"))
+            .is_err(),
+        "already there"
+    );
+    inc.add_pair(now, &jid("b2.example"), &jid("a.example"))
+        .unwrap();
+    let [out, inc] = drive(&mut ends, &ANSWER, now);
+    let asked: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Event::DialbackVerify {
+                originating,
+                receiving,
+                ..
+            } => Some((originating.to_string(), receiving.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![("b2.example".to_owned(), "a.example".to_owned())]
+    );
+    let pair = |l: &str, r: &str| (l.to_owned(), r.to_owned(), S2sAuthMethod::Dialback);
+    assert_eq!(authenticated(&out), vec![pair("a.example", "b2.example")]);
+    assert_eq!(authenticated(&inc), vec![pair("b2.example", "a.example")]);
+    // The new pair carries stanzas both ways.
+    let reply = stanza(
+        "<message xmlns='jabber:client' from='dave@b2.example' to='alice@a.example' id='r2'/>",
+    );
+    ends[1].send_stanza(now, &reply).unwrap();
+    let back = stanza(
+        "<message xmlns='jabber:client' from='alice@a.example' to='dave@b2.example' id='r3'/>",
+    );
+    ends[0].send_stanza(now, &back).unwrap();
+    let [out, inc] = drive(&mut ends, &ANSWER, now);
+    assert_eq!(stanzas(&out).len(), 1, "{out:?}");
+    assert_eq!(stanzas(&inc).len(), 1, "{inc:?}");
+
+    // b3.example: named by b.example's certificate, valid without asking anybody.
+    let silent = Host {
+        outcome: None,
+        answer: false,
+    };
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    inc.add_pair(now, &jid("b3.example"), &jid("a.example"))
+        .unwrap();
+    let [out, inc] = drive(&mut ends, &silent, now);
+    assert!(
+        !out.iter()
+            .any(|e| matches!(e, Event::DialbackVerify { .. })),
+        "{out:?}"
+    );
+    assert_eq!(authenticated(&inc), vec![pair("b3.example", "a.example")]);
+
+    // An invalid key: refused, the stream and its pairs stay.
+    let refuse = Host {
+        outcome: Some(DialbackOutcome::Invalid),
+        answer: true,
+    };
+    let initiating = with_bidi(config(&["a.example"], true));
+    let receiving = with_bidi(config(&["b.example", "b2.example"], true));
+    let mut ends = bidi_ends_with(initiating, receiving);
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    inc.add_pair(now, &jid("b2.example"), &jid("a.example"))
+        .unwrap();
+    let [_, inc] = drive(&mut ends, &refuse, now);
+    assert!(
+        inc.contains(&Event::ServerRefused {
+            local: jid("b2.example"),
+            remote: jid("a.example")
+        }),
+        "{inc:?}"
+    );
+    assert!(ends.iter().all(AnyStream::is_negotiated));
+
+    // Without bidi the receiving end asks for nothing.
+    let mut ends = bidi_ends(false);
+    let AnyStream::S2sReceiving(inc) = &mut ends[1] else {
+        unreachable!()
+    };
+    assert!(
+        inc.add_pair(now, &jid("b2.example"), &jid("a.example"))
+            .is_err()
+    );
+}
+
+/// Ends with these configurations, authenticated by EXTERNAL (certificate of a.example).
+fn bidi_ends_with(initiating: S2sConfig, receiving: S2sConfig) -> [AnyStream; 2] {
+    let mut ends = ends(initiating, receiving, "a.example");
+    let _ = drive(&mut ends, &ANSWER, Instant::ZERO);
+    assert!(ends.iter().all(AnyStream::is_negotiated));
+    ends
+}

@@ -29,6 +29,12 @@
 //! - Each domain with a certificate of its own: SNI chooses it (c2s clients verify the name),
 //!   and a connection from a2.test presents a2.test's (SASL EXTERNAL only).
 //!
+//! - A local domain the first connection to a peer cannot carry (no dialback, its own
+//!   certificate) gets a second connection; with XEP-0288 the receiving server asks for pairs
+//!   in the reverse direction over the one connection (§3); the dialback verification
+//!   connection finds the authoritative server by `_xmpps-server._tcp` and speaks over direct
+//!   TLS; SNI on an incoming s2s connection chooses the domain's certificate.
+//!
 //! No peer software is needed: these tests always run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -712,4 +718,205 @@ fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
     let direct = position("_xmpps-server._tcp.b.test. SRV").expect("xmpps asked");
     let starttls = position("_xmpp-server._tcp.b.test. SRV").expect("xmpp asked");
     assert!(direct < starttls, "{asked:?}");
+}
+
+/// One side of [`own_cert_servers`]: its domain, user, other domain and its user.
+fn own_cert_side<'a>(
+    ca: &'a Ca,
+    domain: &'a str,
+    user: &'a str,
+    others: &'a [(&'a str, &'a str)],
+    dialback: bool,
+    bidi: bool,
+) -> Side<'a> {
+    Side {
+        domain,
+        user,
+        issuer: ca,
+        trusts: ca,
+        dialback,
+        others,
+        bidi,
+        own_certs: true,
+    }
+}
+
+#[test]
+fn a_local_domain_the_connection_cannot_carry_gets_a_connection_of_its_own() {
+    // a.test and a2.test, each with a certificate naming it alone, no dialback secret: once
+    // a.test's connection to b.test is up, a2.test cannot be added to it (no dialback, and
+    // its certificate is not the one presented on it). carol@a2.test's message takes a
+    // second connection, from a2.test, presenting a2.test's certificate (SASL EXTERNAL).
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let a = start(
+        &own_cert_side(
+            &ca,
+            "a.test",
+            "alice",
+            &[("a2.test", "carol")],
+            false,
+            false,
+        ),
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let b = start(
+        &own_cert_side(&ca, "b.test", "bob", &[], false, false),
+        b_listener,
+        &[],
+    );
+    let mut senders = [
+        ("alice@a.test/phone", client(&a, "a.test", "alice")),
+        ("carol@a2.test/phone", client(&a, "a2.test", "carol")),
+    ];
+    let mut bob = [("bob@b.test/phone", client(&b, "b.test", "bob"))];
+    everyone_writes(&mut senders, &mut bob);
+    // Again, on the connections now up.
+    everyone_writes(&mut senders, &mut bob);
+    let (a_stats, b_stats) = (a.stats().unwrap(), b.stats().unwrap());
+    assert_eq!(a_stats.s2s_outgoing, 2, "{a_stats:?}");
+    assert_eq!(b_stats.s2s_incoming, 2, "{b_stats:?}");
+}
+
+#[test]
+fn with_bidi_the_receiving_server_adds_pairs_in_the_reverse_direction() {
+    // XEP-0288 §3: a.test opens the one bidirectional connection to b.test (SASL EXTERNAL).
+    // b.test has no route to a.test at all: dave@b2.test's message to alice can only arrive
+    // if b.test asks for (b2.test, a.test) over that connection; a.test verifies the key with
+    // b2.test's authoritative server (b.test's certificate does not name b2.test), by
+    // dialback.
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, _) = listener();
+    let (b_listener, b_addr) = listener();
+    let a = start(
+        &own_cert_side(&ca, "a.test", "alice", &[], true, true),
+        a_listener,
+        &[("b.test", b_addr), ("b2.test", b_addr)],
+    );
+    let b = start(
+        &own_cert_side(&ca, "b.test", "bob", &[("b2.test", "dave")], true, true),
+        b_listener,
+        &[],
+    );
+    let mut alice = [("alice@a.test/phone", client(&a, "a.test", "alice"))];
+    let mut bob = [("bob@b.test/phone", client(&b, "b.test", "bob"))];
+    let mut dave = [("dave@b2.test/phone", client(&b, "b2.test", "dave"))];
+    everyone_writes(&mut alice, &mut bob);
+    everyone_writes(&mut bob, &mut alice);
+    everyone_writes(&mut dave, &mut alice);
+    // And back on the pair b.test asked for.
+    everyone_writes(&mut alice, &mut dave);
+    let counts = |stats: xmpp_server::ServerStats| (stats.s2s_incoming, stats.s2s_outgoing);
+    assert_eq!(counts(a.stats().unwrap()), (0, 1));
+    assert_eq!(counts(b.stats().unwrap()), (1, 0));
+}
+
+#[test]
+fn the_dialback_verification_uses_xmpps_srv_and_direct_tls() {
+    // bob@b.test writes to alice@a.test; a.test does not trust b.test's CA, so b.test
+    // authenticates by dialback and a.test asks b.test's authoritative server. a.test finds it
+    // by DNS: `_xmpps-server._tcp.b.test` names b.test's direct TLS port, and
+    // `_xmpp-server._tcp.b.test` a port nobody listens on: the verification must take the
+    // direct TLS address (XEP-0368) for the message to arrive.
+    let (a_ca, b_ca) = (Ca::new("CA of a.test"), Ca::new("CA of b.test"));
+    let (a_listener, a_addr) = listener();
+    let (b_listener, _) = listener();
+    let (b_tls_listener, b_tls_addr) = listener();
+    let (closed, closed_addr) = listener();
+    drop(closed);
+    let dns = DnsServer::spawn_with(closed_addr.port(), Some(b_tls_addr.port()));
+    let side = |domain, user, issuer| Side {
+        domain,
+        user,
+        issuer,
+        trusts: &a_ca,
+        dialback: true,
+        others: &[],
+        bidi: false,
+        own_certs: false,
+    };
+    let a = start_with_dns(
+        &side("a.test", "alice", &a_ca),
+        a_listener,
+        &[],
+        &dns.config(),
+    );
+    let b = ServerHandle::spawn_federating_with_direct_tls(
+        loopback(),
+        b_listener,
+        b_tls_listener,
+        config_for(
+            &side("b.test", "bob", &b_ca),
+            &[("a.test", a_addr)],
+            &Dns::Off,
+        ),
+    )
+    .unwrap();
+    let mut alice = [("alice@a.test/phone", client(&a, "a.test", "alice"))];
+    let mut bob = [("bob@b.test/phone", client(&b, "b.test", "bob"))];
+    everyone_writes(&mut bob, &mut alice);
+    let asked = dns.asked();
+    assert!(
+        asked.iter().any(|q| q == "_xmpps-server._tcp.b.test. SRV"),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn sni_chooses_the_certificate_of_an_incoming_s2s_connection() {
+    // b.test and b2.test, each with a certificate of its own: a TLS client on b's direct TLS
+    // s2s port that names b2.test in SNI gets b2.test's certificate, one that names b.test
+    // gets b.test's.
+    use rustls::pki_types::pem::PemObject as _;
+    use std::io::{Read as _, Write as _};
+    let ca = Ca::new("Federation Test CA");
+    let (b_listener, _) = listener();
+    let (b_tls_listener, b_tls_addr) = listener();
+    let _b = ServerHandle::spawn_federating_with_direct_tls(
+        loopback(),
+        b_listener,
+        b_tls_listener,
+        config_for(
+            &own_cert_side(&ca, "b.test", "bob", &[("b2.test", "dave")], false, false),
+            &[],
+            &Dns::Off,
+        ),
+    )
+    .unwrap();
+    let (cert, key) = ca.issue("a.test");
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let (_, client_config) = xmpp_host::tls::s2s_configs(chain, key).unwrap();
+    let presented = |sni: &str| {
+        let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+        let mut config = (*client_config).clone();
+        config.alpn_protocols = vec![b"xmpp-server".to_vec()];
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let tcp = std::net::TcpStream::connect(b_tls_addr).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='a.test' to='{sni}' version='1.0'>"
+        );
+        tls.write_all(header.as_bytes()).unwrap();
+        let mut buf = [0u8; 1024];
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0);
+        let leaf = tls.conn.peer_certificates().unwrap()[0].clone();
+        xmpp_server::presented_ids(&leaf)
+    };
+    let names = |ids: Vec<PresentedId>| -> Vec<String> {
+        ids.into_iter()
+            .filter_map(|id| match id {
+                PresentedId::Dns(name) => Some(name),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(names(presented("b2.test")), vec!["b2.test".to_owned()]);
+    assert_eq!(names(presented("b.test")), vec!["b.test".to_owned()]);
 }

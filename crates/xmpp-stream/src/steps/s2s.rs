@@ -386,6 +386,24 @@ pub(crate) fn add_pair(m: &mut Machine, local: &BareJid, remote: &BareJid) -> bo
     !pending && dialback_allowed(m) && send_db_result(m, local, remote)
 }
 
+/// A `<db:result/>` on an established XEP-0288 bidirectional stream, either end: both
+/// servers ask for domain pairs over the one connection (XEP-0288 §3), so a request (a key,
+/// no `type`) is verified as a receiving stream verifies one, and a typed answer answers one
+/// of our own requests.
+pub(crate) fn bidi_dialback(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
+    if element.attr("type").is_none() {
+        dialback_request(m, element)
+    } else {
+        dialback_answer(m, element)
+    }
+}
+
+/// Whether the peer authenticated `remote` on this stream (it is the theirs of a pair): it
+/// is then the authoritative server for it, and further pairs with it may be asked for.
+pub(crate) fn peer_authenticated_for(m: &Machine, remote: &BareJid) -> bool {
+    matches!(&m.side, Side::S2s(side) if side.pairs.iter().any(|(_, r)| r == remote))
+}
+
 /// Whether the peer's certificate (validated by the host) names `remote`: the initiating
 /// end may then ask for pairs with that Target Domain on this connection (the peer is
 /// authoritative for it, XEP-0220 §2.5, RFC 6120 §13.7.2).

@@ -42,7 +42,7 @@ use xmpp_stream::{
 pub use config::{HubConfig, PlusPolicy, TestRewrite};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
-pub use s2s::{MAX_QUEUED_PER_DOMAIN, Verification};
+pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verification};
 
 use components::Components;
 use record::{Recorder, Tap};
@@ -169,6 +169,9 @@ pub struct Hub {
     bidi_in: s2s::BidiMap,
     /// XEP-0198: detached sessions and resumption ids.
     sm: sm::SmSessions,
+    /// Further outgoing connections from our other domains, and pairs asked for in the
+    /// reverse direction on bidirectional receiving streams.
+    s2s_more: s2s::MoreS2s,
 }
 
 impl core::fmt::Debug for Hub {
@@ -228,6 +231,7 @@ impl Hub {
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
+            s2s_more: s2s::MoreS2s::default(),
         }
     }
 
@@ -350,6 +354,7 @@ impl Hub {
     /// Whether session `id` is one of our outgoing server-to-server connections.
     pub fn is_outgoing(&self, id: SessionId) -> bool {
         self.outgoing.values().any(|out| out.id == id)
+            || self.s2s_more.dedicated.values().any(|out| out.id == id)
     }
 
     /// Bytes read from connection `id`.

@@ -28,6 +28,11 @@ use super::{Hub, HubOutput, Kind, SessionId};
 /// newest are bounced with `resource-constraint`.
 pub const MAX_QUEUED_PER_DOMAIN: usize = 256;
 
+/// Outgoing connections to one remote domain beyond the first: one per further local domain
+/// whose pair cannot be added to the first (no dialback secret, and no certificate naming
+/// it). Past this, that local domain's stanzas bounce with `remote-server-not-found`.
+pub const MAX_EXTRA_CONNECTIONS_PER_PEER: usize = 4;
+
 /// An outgoing connection as it serves one remote domain. Several remote domains of one
 /// peer server share a connection (the same `id`) when its certificate names them.
 #[derive(Debug)]
@@ -61,6 +66,17 @@ pub(super) fn bounce_condition(reason: &CloseReason) -> StanzaErrorCondition {
         CloseReason::Timeout(_) => StanzaErrorCondition::RemoteServerTimeout,
         _ => StanzaErrorCondition::RemoteServerNotFound,
     }
+}
+
+/// The hub's s2s state beyond one outgoing connection per remote domain.
+#[derive(Debug, Default)]
+pub(super) struct MoreS2s {
+    /// Outgoing connections of a local domain of their own, by pair (ours, theirs): opened
+    /// when the pair could not be added to the connection to that remote domain.
+    pub(super) dedicated: BTreeMap<(BareJid, BareJid), Outgoing>,
+    /// Pairs (ours, theirs) asked for in the reverse direction on a bidirectional receiving
+    /// stream (XEP-0288 §3): the stream, and the stanzas waiting for the answer (bounded).
+    pub(super) bidi_pending: BTreeMap<(BareJid, BareJid), (SessionId, VecDeque<Element>)>,
 }
 
 impl Hub {
@@ -99,6 +115,23 @@ impl Hub {
             self.send_on(now, id, stanza);
             return;
         }
+        if self.route_bidi_reverse(now, &local, &remote, stanza) {
+            return;
+        }
+        self.route_outgoing(now, local, remote, stanza);
+    }
+
+    /// [`route_s2s`](Self::route_s2s) on our own outgoing connections.
+    fn route_outgoing(&mut self, now: Instant, local: BareJid, remote: BareJid, stanza: &Element) {
+        let pair = (local.clone(), remote.clone());
+        if let Some(id) = self.s2s_more.dedicated.get(&pair).map(|out| out.id) {
+            if self.pair_up(id, &local, &remote) {
+                self.send_on(now, id, stanza);
+            } else {
+                self.enqueue(now, &pair, stanza);
+            }
+            return;
+        }
         if !self.outgoing.contains_key(&remote)
             && let Some(id) = self.certified_connection(&remote)
         {
@@ -124,17 +157,183 @@ impl Hub {
             self.send_on(now, id, stanza);
             return;
         }
-        let Some(out) = self.outgoing.get_mut(&remote) else {
+        if self.enqueue(now, &pair, stanza) {
+            self.ask_pair(now, id, &local, &remote);
+        }
+    }
+
+    /// Queue `stanza` for `pair` (ours, theirs) on the connection that serves it (a dedicated
+    /// one, else the one to the remote domain), bounded: `false` when it bounced.
+    fn enqueue(&mut self, now: Instant, pair: &(BareJid, BareJid), stanza: &Element) -> bool {
+        let queue = match self.s2s_more.dedicated.get_mut(pair) {
+            Some(out) => Some(&mut out.queue),
+            None => self.outgoing.get_mut(&pair.1).map(|out| &mut out.queue),
+        };
+        match queue {
+            Some(queue) if queue.len() < MAX_QUEUED_PER_DOMAIN => {
+                queue.push_back(stanza.clone());
+                true
+            }
+            _ => {
+                self.log
+                    .push(format!("s2s queue for {} full: bouncing a stanza", pair.1));
+                self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+                false
+            }
+        }
+    }
+
+    /// With XEP-0288, a stanza for a pair that no bidirectional stream carries yet, while we
+    /// have no connection of our own to `remote`: ask for the pair on a bidirectional
+    /// receiving stream whose peer is authoritative for `remote` (XEP-0288 §3) and queue the
+    /// stanza for the answer. `false` when there is no such stream or it cannot ask.
+    fn route_bidi_reverse(
+        &mut self,
+        now: Instant,
+        local: &BareJid,
+        remote: &BareJid,
+        stanza: &Element,
+    ) -> bool {
+        let pair = (local.clone(), remote.clone());
+        if let Some((_, queue)) = self.s2s_more.bidi_pending.get_mut(&pair) {
+            if queue.len() < MAX_QUEUED_PER_DOMAIN {
+                queue.push_back(stanza.clone());
+            } else {
+                self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+            }
+            return true;
+        }
+        let ours =
+            self.outgoing.contains_key(remote) || self.s2s_more.dedicated.contains_key(&pair);
+        if ours {
+            return false;
+        }
+        // A stream on which the peer authenticated `remote`, else one whose certificate
+        // names it.
+        let authenticated = self
+            .bidi_in
+            .iter()
+            .find(|((_, r), _)| r == remote)
+            .map(|(_, id)| *id);
+        let certified = || {
+            self.sessions
+                .iter()
+                .find_map(|(id, session)| match &session.stream {
+                    AnyStream::S2sReceiving(stream)
+                        if stream.is_bidi()
+                            && stream.is_negotiated()
+                            && stream.certifies(remote) =>
+                    {
+                        Some(*id)
+                    }
+                    _ => None,
+                })
+        };
+        let Some(id) = authenticated.or_else(certified) else {
+            return false;
+        };
+        let asked = match self.sessions.get_mut(&id).map(|s| &mut s.stream) {
+            Some(AnyStream::S2sReceiving(stream)) => stream.add_pair(now, local, remote),
+            _ => return false,
+        };
+        self.dirty.insert(id);
+        match asked {
+            Ok(()) => {
+                self.log.push(format!(
+                    "{id}: asking for {local} / {remote} on the bidirectional stream"
+                ));
+                self.s2s_more
+                    .bidi_pending
+                    .insert(pair, (id, VecDeque::from([stanza.clone()])));
+                true
+            }
+            Err(error) => {
+                self.log
+                    .push(format!("{id}: cannot add {local} / {remote}: {error}"));
+                false
+            }
+        }
+    }
+
+    /// The pairs asked for on bidirectional stream `id` that will not come (refused, or the
+    /// stream closed; all of them when `pair` is `None`): their stanzas take our own
+    /// outgoing connections.
+    fn reroute_bidi_pending(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        pair: Option<&(BareJid, BareJid)>,
+    ) {
+        let gone: Vec<(BareJid, BareJid)> = self
+            .s2s_more
+            .bidi_pending
+            .iter()
+            .filter(|(p, (session, _))| *session == id && pair.is_none_or(|pair| pair == *p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for (local, remote) in gone {
+            let Some((_, queue)) = self
+                .s2s_more
+                .bidi_pending
+                .remove(&(local.clone(), remote.clone()))
+            else {
+                continue;
+            };
+            for stanza in queue {
+                self.route_outgoing(now, local.clone(), remote.clone(), &stanza);
+            }
+        }
+    }
+
+    /// A connection of its own for (`local`, `remote`), taking the stanzas queued for the pair
+    /// on the connection to `remote` (which cannot carry it), bounded per remote domain
+    /// ([`MAX_EXTRA_CONNECTIONS_PER_PEER`]): past the bound they bounce.
+    fn open_dedicated(&mut self, now: Instant, local: &BareJid, remote: &BareJid) {
+        let Some(out) = self.outgoing.get_mut(remote) else {
             return;
         };
-        if out.queue.len() >= MAX_QUEUED_PER_DOMAIN {
-            self.log
-                .push(format!("s2s queue for {remote} full: bouncing a stanza"));
-            self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+        let (mine, kept): (VecDeque<Element>, VecDeque<Element>) = std::mem::take(&mut out.queue)
+            .into_iter()
+            .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
+        out.queue = kept;
+        let extra = self
+            .s2s_more
+            .dedicated
+            .keys()
+            .filter(|(_, r)| r == remote)
+            .count();
+        if extra >= MAX_EXTRA_CONNECTIONS_PER_PEER {
+            // Asked for again (and bounced again) with the next stanza.
+            if let Some(out) = self.outgoing.get_mut(remote) {
+                out.asked.remove(local);
+            }
+            self.log.push(format!(
+                "too many s2s connections to {remote}: bouncing for {local}"
+            ));
+            for stanza in mine {
+                self.error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
+            }
             return;
         }
-        out.queue.push_back(stanza.clone());
-        self.ask_pair(now, id, &local, &remote);
+        let id = self.reserve_id();
+        self.log.push(format!(
+            "{id}: s2s connection from {local} to {remote} wanted"
+        ));
+        self.s2s_more.dedicated.insert(
+            (local.clone(), remote.clone()),
+            Outgoing {
+                id,
+                local: local.clone(),
+                peer: remote.clone(),
+                queue: mine,
+                asked: BTreeSet::from([local.clone()]),
+            },
+        );
+        self.out.push_back(HubOutput::Connect {
+            id,
+            local: local.clone(),
+            remote: remote.clone(),
+        });
     }
 
     /// A new outgoing connection for `remote`, its first stanza queued.
@@ -155,16 +354,20 @@ impl Hub {
         self.out.push_back(HubOutput::Connect { id, local, remote });
     }
 
-    /// An established outgoing connection whose peer's certificate names `remote`.
+    /// An established outgoing connection whose peer's certificate names `remote`, or on
+    /// which the peer authenticated `remote` (a pair it asked for over XEP-0288 bidi).
     fn certified_connection(&self, remote: &BareJid) -> Option<SessionId> {
         self.outgoing.values().map(|out| out.id).find(|id| {
-            self.initiating(*id)
-                .is_some_and(|stream| stream.is_negotiated() && stream.certifies(remote))
+            self.initiating(*id).is_some_and(|stream| {
+                stream.is_negotiated()
+                    && (stream.certifies(remote) || stream.pairs().iter().any(|(_, r)| r == remote))
+            })
         })
     }
 
     /// Ask for (`local`, `remote`) on the established connection `id`, once (XEP-0220 §2.5);
-    /// when it cannot be asked for, its queued stanzas bounce.
+    /// when it cannot be asked for, its queued stanzas take a connection of their own
+    /// ([`open_dedicated`](Self::open_dedicated)).
     fn ask_pair(&mut self, now: Instant, id: SessionId, local: &BareJid, remote: &BareJid) {
         let negotiated = self
             .initiating(id)
@@ -183,12 +386,7 @@ impl Hub {
         if let Err(error) = asked {
             self.log
                 .push(format!("{id}: cannot add {local} / {remote}: {error}"));
-            self.bounce_pair(
-                now,
-                local,
-                remote,
-                StanzaErrorCondition::RemoteServerNotFound,
-            );
+            self.open_dedicated(now, local, remote);
         }
     }
 
@@ -274,9 +472,7 @@ impl Hub {
         peer_ids: Option<Vec<PresentedId>>,
     ) {
         let Some((local, remote)) = self
-            .outgoing
-            .values()
-            .find(|out| out.id == id)
+            .outgoing_by_id(id)
             .map(|out| (out.local.clone(), out.peer.clone()))
         else {
             return;
@@ -325,10 +521,15 @@ impl Hub {
 
     /// The domain outgoing connection `id` was opened to.
     fn remote_of(&self, id: SessionId) -> Option<BareJid> {
+        self.outgoing_by_id(id).map(|out| out.peer.clone())
+    }
+
+    /// Outgoing connection `id`, the first to its remote domain or a dedicated one.
+    fn outgoing_by_id(&self, id: SessionId) -> Option<&Outgoing> {
         self.outgoing
             .values()
+            .chain(self.s2s_more.dedicated.values())
             .find(|out| out.id == id)
-            .map(|out| out.peer.clone())
     }
 
     /// Forget outgoing connection `id` for every remote domain it served, bouncing what
@@ -352,6 +553,24 @@ impl Hub {
                 }
             }
         }
+        let gone: Vec<(BareJid, BareJid)> = self
+            .s2s_more
+            .dedicated
+            .iter()
+            .filter(|(_, out)| out.id == id)
+            .map(|(pair, _)| pair.clone())
+            .collect();
+        for pair in gone {
+            if let Some(out) = self.s2s_more.dedicated.remove(&pair) {
+                for stanza in out.queue {
+                    self.error_reply(now, &stanza, condition);
+                }
+            }
+            // The next stanza of the pair tries the first connection, then a new one.
+            if let Some(out) = self.outgoing.get_mut(&pair.1) {
+                out.asked.remove(&pair.0);
+            }
+        }
     }
 
     /// Session `id` reported `ServerAuthenticated` for (`local`, `remote`): an outgoing
@@ -366,11 +585,35 @@ impl Hub {
     ) {
         match self.sessions.get(&id).map(|s| &s.stream) {
             Some(AnyStream::S2sReceiving(stream)) if stream.is_bidi() => {
-                self.bidi_in.insert((local.clone(), remote.clone()), id);
+                let pair = (local.clone(), remote.clone());
+                self.bidi_in.insert(pair.clone(), id);
+                // A pair we asked for in the reverse direction (XEP-0288 §3).
+                if let Some((_, waiting)) = self
+                    .s2s_more
+                    .bidi_pending
+                    .remove(&pair)
+                    .filter(|(session, _)| *session == id)
+                {
+                    for stanza in waiting {
+                        self.send_on(now, id, &stanza);
+                    }
+                }
                 return;
             }
             Some(AnyStream::S2sInitiating(_)) => {}
             _ => return,
+        }
+        let pair = (local.clone(), remote.clone());
+        if let Some(out) = self
+            .s2s_more
+            .dedicated
+            .get_mut(&pair)
+            .filter(|out| out.id == id)
+        {
+            for stanza in std::mem::take(&mut out.queue) {
+                self.send_on(now, id, &stanza);
+            }
+            return;
         }
         let Some(out) = self.outgoing.get_mut(remote).filter(|out| out.id == id) else {
             return;
@@ -401,6 +644,7 @@ impl Hub {
         local: &BareJid,
         remote: &BareJid,
     ) {
+        self.reroute_bidi_pending(now, id, Some(&(local.clone(), remote.clone())));
         if self.outgoing.get(remote).is_some_and(|out| out.id == id) {
             self.bounce_pair(
                 now,
@@ -415,6 +659,7 @@ impl Hub {
     /// bidirectional receiving one no longer carries our stanzas.
     pub(super) fn on_s2s_closed(&mut self, id: SessionId, now: Instant, reason: &CloseReason) {
         self.bidi_in.retain(|_, session| *session != id);
+        self.reroute_bidi_pending(now, id, None);
         self.drop_outgoing(now, id, bounce_condition(reason));
     }
 
@@ -442,7 +687,8 @@ impl Hub {
         }
     }
 
-    /// The host's answer to a [`HubOutput::DialbackVerify`] for receiving connection `id`.
+    /// The host's answer to a [`HubOutput::DialbackVerify`] for connection `id` (a receiving
+    /// one, or an outgoing bidirectional one the peer asked for a pair on).
     pub fn dialback_verified(
         &mut self,
         id: SessionId,
@@ -451,25 +697,35 @@ impl Hub {
         receiving: &BareJid,
         outcome: DialbackOutcome,
     ) {
-        if let Some(session) = self.sessions.get_mut(&id)
-            && let xmpp_stream::AnyStream::S2sReceiving(stream) = &mut session.stream
-        {
-            let answer = match &outcome {
-                DialbackOutcome::Valid => Some("valid".to_owned()),
-                DialbackOutcome::Invalid => Some("invalid".to_owned()),
-                DialbackOutcome::Error(DialbackCondition::Stanza(condition)) => {
-                    Some(format!("error {condition}"))
+        let answer = match &outcome {
+            DialbackOutcome::Valid => Some("valid".to_owned()),
+            DialbackOutcome::Invalid => Some("invalid".to_owned()),
+            DialbackOutcome::Error(DialbackCondition::Stanza(condition)) => {
+                Some(format!("error {condition}"))
+            }
+            // A transcript's host command names stanza conditions only.
+            _ => None,
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            let answered = match &mut session.stream {
+                AnyStream::S2sReceiving(stream) => {
+                    match answer {
+                        Some(answer) => session.rec.command(now, || {
+                            format!("dialback-verified {originating} {receiving} {answer}")
+                        }),
+                        None => session.rec.unreplayable(),
+                    }
+                    Some(stream.dialback_verified(now, originating, receiving, outcome))
                 }
-                // A transcript's host command names stanza conditions only.
+                // XEP-0288 §3: the peer asked for a pair in the reverse direction (a host
+                // command transcripts of initiating ends do not replay).
+                AnyStream::S2sInitiating(stream) => {
+                    session.rec.unreplayable();
+                    Some(stream.dialback_verified(now, originating, receiving, outcome))
+                }
                 _ => None,
             };
-            match answer {
-                Some(answer) => session.rec.command(now, || {
-                    format!("dialback-verified {originating} {receiving} {answer}")
-                }),
-                None => session.rec.unreplayable(),
-            }
-            if let Err(error) = stream.dialback_verified(now, originating, receiving, outcome) {
+            if let Some(Err(error)) = answered {
                 self.log.push(format!("{id}: dialback answer: {error}"));
             }
             self.dirty.insert(id);

@@ -246,7 +246,7 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
         };
         // TCP, and the TLS handshake on a direct TLS address, within one deadline.
         let connected = tokio::time::timeout(settings.connect_timeout, async {
-            let (tcp, candidate) = open(&settings, &resolver, remote.as_str(), true).await?;
+            let (tcp, candidate) = open(&settings, &resolver, remote.as_str()).await?;
             let _ = tcp.set_nodelay(true);
             if candidate.direct_tls {
                 let (stream, ids) = direct_tls(&tls, name.clone(), tcp).await?;
@@ -288,10 +288,12 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
     });
 }
 
-/// Run the dialback verification receiving connection `id` asked for, on a task of its own:
-/// a [`Verification`] over TCP (and TLS when offered) to `originating` (static route, else
-/// DNS), bounded by the connect timeout (lookup and connection) and by the stream's dialback
-/// deadline for the answer.
+/// Run the dialback verification connection `id` asked for, on a task of its own: a
+/// [`Verification`] to `originating`'s authoritative server, found as an outgoing connection
+/// finds its peer (static route, else DNS with XEP-0368: a direct TLS address gets the TLS
+/// handshake first, presenting the certificate of our domain `receiving`; on a STARTTLS one,
+/// TLS when offered), bounded by the connect timeout (lookup, connection, handshake) and by
+/// the stream's dialback deadline for the answer.
 pub(super) fn spawn_verification(
     shared: &Shared,
     id: SessionId,
@@ -304,6 +306,7 @@ pub(super) fn spawn_verification(
         return;
     };
     let resolver = shared.resolver.clone();
+    let tls = settings.tls.for_local(receiving.as_str());
     tokio::spawn(async move {
         let outcome = match Verification::new(&originating, &receiving, stream_id, key) {
             Some(verification) => {
@@ -311,7 +314,13 @@ pub(super) fn spawn_verification(
                 // moot: the socket is not kept for a peer that never answers.
                 tokio::time::timeout(
                     VERIFY_DEADLINE,
-                    verify(verification, &settings, &resolver, originating.as_str()),
+                    verify(
+                        verification,
+                        &settings,
+                        &tls,
+                        &resolver,
+                        originating.as_str(),
+                    ),
                 )
                 .await
                 .unwrap_or(DialbackOutcome::Error(
@@ -332,32 +341,39 @@ pub(super) fn spawn_verification(
     });
 }
 
-/// The byte stream of a verification connection: TCP, then TLS over it when the
-/// authoritative server offers STARTTLS.
+/// The byte stream of a verification connection: TCP, TLS from the first byte on a direct
+/// TLS address (XEP-0368), or TLS over TCP when the authoritative server offers STARTTLS.
 trait VerifyIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> VerifyIo for T {}
 
 async fn verify(
     mut verification: Verification,
     settings: &S2sSettings,
+    tls: &S2sTls,
     resolver: &Resolver,
     originating: &str,
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
-    // The verification connection negotiates STARTTLS when offered: STARTTLS addresses only.
-    let Ok(Some((tcp, _))) = tokio::time::timeout(
-        settings.connect_timeout,
-        open(settings, resolver, originating, false),
-    )
-    .await
-    else {
-        return not_found();
-    };
     let Ok(name) = ServerName::try_from(originating.to_owned()) else {
         return not_found();
     };
-    let mut io: Box<dyn VerifyIo> = Box::new(tcp);
+    // The same addresses as an outgoing connection, direct TLS ones included; the TLS
+    // handshake within the connect deadline.
+    let connected = tokio::time::timeout(settings.connect_timeout, async {
+        let (tcp, candidate) = open(settings, resolver, originating).await?;
+        let io: Box<dyn VerifyIo> = if candidate.direct_tls {
+            let (stream, _) = direct_tls(tls, name.clone(), tcp).await?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        Some(io)
+    })
+    .await;
+    let Ok(Some(mut io)) = connected else {
+        return not_found();
+    };
     if io.write_all(&verification.start()).await.is_err() {
         return not_found();
     }
@@ -379,11 +395,11 @@ async fn verify(
         if verification.wants_tls() {
             // The authoritative server's certificate is not checked: its answer is about a
             // key only it can compute, and the stream being verified has its own TLS.
-            let connector = tokio_rustls::TlsConnector::from(settings.tls.client.clone());
-            let Ok(tls) = connector.connect(name.clone(), io).await else {
+            let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+            let Ok(stream) = connector.connect(name.clone(), io).await else {
                 return not_found();
             };
-            io = Box::new(tls);
+            io = Box::new(stream);
             if io.write_all(&verification.tls_established()).await.is_err() {
                 return not_found();
             }
@@ -397,7 +413,6 @@ async fn open(
     settings: &S2sSettings,
     resolver: &Resolver,
     domain: &str,
-    direct_tls_allowed: bool,
 ) -> Option<(TcpStream, Candidate)> {
     let candidates = match settings.routes.get(domain) {
         Some(addr) => vec![Candidate {
@@ -407,9 +422,6 @@ async fn open(
         None => resolver.lookup(domain).await,
     };
     for candidate in candidates {
-        if candidate.direct_tls && !direct_tls_allowed {
-            continue;
-        }
         if let Ok(tcp) = TcpStream::connect(candidate.addr).await {
             return Some((tcp, candidate));
         }
