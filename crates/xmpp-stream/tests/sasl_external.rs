@@ -5,12 +5,16 @@
 // Test helpers outside #[test] fns may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sasl_common;
+
+use sasl_common::{auth_failed, authenticated, closed};
+
 use xmpp_sasl::Condition;
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::pair::{Direction, LogEntry, Pair};
 use xmpp_stream::{
-    BareJid, ClientConfig, ClientStream, CloseReason, Event, Mechanism, MemoryBackend,
-    SeededEntropy, ServerConfig, ServerStream, TlsPolicy,
+    BareJid, ClientConfig, ClientStream, Mechanism, MemoryBackend, SeededEntropy, ServerConfig,
+    ServerStream, TlsPolicy,
 };
 
 fn jid(s: &str) -> BareJid {
@@ -59,27 +63,6 @@ fn sent(pair: &Pair, direction: Direction) -> String {
             _ => None,
         })
         .collect()
-}
-
-fn authenticated(events: &[Event]) -> Option<(BareJid, Mechanism)> {
-    events.iter().find_map(|e| match e {
-        Event::Authenticated { jid, mechanism } => Some((jid.clone(), *mechanism)),
-        _ => None,
-    })
-}
-
-fn closed(events: &[Event]) -> Option<&CloseReason> {
-    events.iter().find_map(|e| match e {
-        Event::Closed { reason } => Some(reason),
-        _ => None,
-    })
-}
-
-fn auth_failed(condition: Condition) -> CloseReason {
-    CloseReason::AuthenticationFailed {
-        condition,
-        text: None,
-    }
 }
 
 fn server() -> ServerConfig {

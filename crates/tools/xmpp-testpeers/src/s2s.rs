@@ -114,6 +114,17 @@ impl TestCa {
         self.issue_with(&[domain], &[ExtendedKeyUsagePurpose::ServerAuth])
     }
 
+    /// A fresh key and its certificate of `params`, signed by this CA, valid 30 days.
+    fn sign(&self, mut params: CertificateParams) -> Result<ServerCert, rcgen::Error> {
+        short_validity(&mut params);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
     /// A client certificate for SASL EXTERNAL (XEP-0178 §2): subject CN `jid`, one
     /// subjectAltName, the XmppAddr otherName `jid` (RFC 6120 §13.7.1.4, a UTF8String),
     /// client authentication only.
@@ -129,13 +140,7 @@ impl TestCa {
             ID_ON_XMPP_ADDR.to_vec(),
             jid.into(),
         ))];
-        short_validity(&mut params);
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.sign(params)
     }
 
     /// [`issue`](Self::issue) with these extended key usages.
@@ -155,13 +160,7 @@ impl TestCa {
                 &[2, 5, 29, 17],
                 subject_alt_names(domains),
             ));
-        short_validity(&mut params);
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.sign(params)
     }
 }
 
