@@ -26,6 +26,8 @@
 use std::collections::BTreeMap;
 
 use xmpp_jid::{BareJid, FullJid};
+
+use crate::identity::PresentedId;
 use xmpp_sasl::{Condition, CredentialStore, PasswordPrep, ScramHash, StoredCredentials};
 use xmpp_xml::StanzaErrorCondition;
 
@@ -53,6 +55,38 @@ pub trait ServerBackend: CredentialStore {
     ) -> Result<Option<StoredCredentials>, Condition> {
         let _ = domain;
         self.scram_credentials(authcid, hash)
+    }
+
+    /// The accounts of `domain` a client certificate logs in as with SASL EXTERNAL
+    /// (XEP-0178 §2). `presented` are the names of a certificate the host already verified
+    /// against the CA it trusts for clients. The default takes the certificate's XmppAddr
+    /// JIDs at `domain` ([`identity::client_accounts`](crate::identity::client_accounts));
+    /// a host that maps certificates its own way (subject, fingerprint) returns its answer.
+    fn certificate_accounts(&self, domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJid> {
+        crate::identity::client_accounts(domain, presented)
+    }
+}
+
+/// The accounts a client certificate may log in as, for the SASL EXTERNAL exchange of one
+/// stream: the authorization identity must be one of them.
+pub(crate) struct Certified<'a> {
+    pub(crate) domain: &'a BareJid,
+    pub(crate) accounts: &'a [BareJid],
+}
+
+impl CredentialStore for Certified<'_> {
+    fn scram_credentials(
+        &self,
+        _: &str,
+        _: ScramHash,
+    ) -> Result<Option<StoredCredentials>, Condition> {
+        Ok(None)
+    }
+
+    fn authorize(&self, _: &str, authzid: &str) -> Result<(), Condition> {
+        crate::identity::client_account(self.domain, self.accounts, Some(authzid))
+            .map(|_| ())
+            .map_err(crate::identity::ClientRefusal::condition)
     }
 }
 
@@ -91,6 +125,10 @@ impl<T: ServerBackend + ?Sized> ServerBackend for std::sync::Arc<T> {
         hash: ScramHash,
     ) -> Result<Option<StoredCredentials>, Condition> {
         (**self).domain_credentials(domain, authcid, hash)
+    }
+
+    fn certificate_accounts(&self, domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJid> {
+        (**self).certificate_accounts(domain, presented)
     }
 }
 
@@ -173,5 +211,16 @@ impl ServerBackend for MemoryBackend {
         } else {
             Ok(())
         }
+    }
+
+    /// The certificate's XmppAddr accounts that exist here.
+    fn certificate_accounts(&self, domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJid> {
+        let mut accounts = crate::identity::client_accounts(domain, presented);
+        accounts.retain(|account| {
+            account
+                .node()
+                .is_some_and(|node| self.users.contains_key(node))
+        });
+        accounts
     }
 }

@@ -120,6 +120,10 @@ pub struct ClientConfig {
     pub sm: crate::sm::SmConfig,
     /// XEP-0199 pings when the server is silent (default none).
     pub ping: Option<crate::sm::PingConfig>,
+    /// With SASL EXTERNAL, send our bare JID as the authorization identity (XEP-0178 §2: a
+    /// client whose certificate names several accounts must say which one it logs in as).
+    /// Default no: the `=` of an empty one, and the server takes the certificate's account.
+    pub external_authzid: bool,
 }
 
 impl ClientConfig {
@@ -167,6 +171,7 @@ impl ClientConfig {
             max_queued_stanzas: 64,
             sm: crate::sm::SmConfig::default(),
             ping: None,
+            external_authzid: false,
         }
     }
 }
@@ -183,8 +188,11 @@ pub struct ServerConfig {
     /// [`ServerConfig::DEFAULT_MECHANISMS`]). Like [`ClientConfig::mechanisms`] on the other
     /// side, listing never overrides the rules: each connection lists only what it can run
     /// (`-PLUS` needs TLS and binding data, PLAIN TLS unless
-    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls)); EXTERNAL and ANONYMOUS are
-    /// never offered by this machine.
+    /// [`allow_plain_without_tls`](Self::allow_plain_without_tls)). ANONYMOUS is never
+    /// offered by this machine; EXTERNAL is offered (first when not listed here) exactly when
+    /// the host gave the client's verified certificate with
+    /// [`ServerStream::set_peer_identities`](crate::ServerStream::set_peer_identities) and the
+    /// stream is encrypted.
     ///
     /// [`ClientConfig::mechanisms`]: crate::ClientConfig::mechanisms
     pub mechanisms: Vec<Mechanism>,

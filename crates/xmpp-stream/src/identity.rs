@@ -394,6 +394,93 @@ pub fn verify(reference: &ReferenceId, presented: &[PresentedId]) -> Result<Matc
     Err(Mismatch::NoneMatched(rejected))
 }
 
+/// Why a client certificate does not log its holder in (XEP-0178 §2, RFC 6120 §6.4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientRefusal {
+    /// The certificate names no account of this domain: `not-authorized`.
+    NoAccount,
+    /// The certificate names several accounts and the client chose none (XEP-0178 §2: it
+    /// must send the one it wants as the authorization identity): `not-authorized`.
+    AuthzidRequired,
+    /// The client asked for an account the certificate does not name: `invalid-authzid`.
+    AuthzidNotNamed,
+}
+
+impl ClientRefusal {
+    /// The SASL `<failure/>` condition the server answers with.
+    pub const fn condition(self) -> xmpp_sasl::Condition {
+        match self {
+            Self::NoAccount | Self::AuthzidRequired => xmpp_sasl::Condition::NotAuthorized,
+            Self::AuthzidNotNamed => xmpp_sasl::Condition::InvalidAuthzid,
+        }
+    }
+}
+
+impl fmt::Display for ClientRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoAccount => "the certificate names no account of this domain",
+            Self::AuthzidRequired => "the certificate names several accounts, none was chosen",
+            Self::AuthzidNotNamed => "the certificate does not name the requested account",
+        })
+    }
+}
+
+impl core::error::Error for ClientRefusal {}
+
+/// The accounts of `domain` a client certificate names (RFC 6120 §13.7.1.4, XEP-0178 §2):
+/// its XmppAddr identifiers that are bare JIDs with a localpart at `domain`, prepared per
+/// RFC 7622, in the certificate's order, without repeats. DNS-IDs, SRV-IDs and CNs name
+/// servers, not accounts; a full JID names a resource; a JID of another domain is not ours to
+/// log in. A host with its own mapping (a table from subject or fingerprint to account)
+/// implements [`ServerBackend::certificate_accounts`](crate::ServerBackend::certificate_accounts)
+/// instead.
+pub fn client_accounts(domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJid> {
+    let mut accounts: Vec<BareJid> = Vec::new();
+    for id in presented {
+        let PresentedId::XmppAddr(text) = id else {
+            continue;
+        };
+        let Ok(jid) = Jid::new(text) else {
+            continue;
+        };
+        if jid.node().is_none() || jid.resource().is_some() || jid.domain() != domain.domain() {
+            continue;
+        }
+        let account = jid.to_bare();
+        if !accounts.contains(&account) {
+            accounts.push(account);
+        }
+    }
+    accounts
+}
+
+/// The account a certificate logs in as (XEP-0178 §2): with an authorization identity (a bare
+/// JID, or a localpart of `domain`), that account when the certificate names it; without
+/// one, the certificate's only account. `accounts` is what
+/// [`client_accounts`] (or the host's mapping) found.
+pub fn client_account(
+    domain: &BareJid,
+    accounts: &[BareJid],
+    authzid: Option<&str>,
+) -> Result<BareJid, ClientRefusal> {
+    match (authzid, accounts) {
+        (_, []) => Err(ClientRefusal::NoAccount),
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(ClientRefusal::AuthzidRequired),
+        (Some(authzid), _) => {
+            let wanted = match BareJid::new(authzid) {
+                Ok(jid) if jid.node().is_some() => Some(jid),
+                _ => BareJid::from_parts(Some(authzid), domain.domain()).ok(),
+            };
+            wanted
+                .filter(|wanted| accounts.contains(wanted))
+                .ok_or(ClientRefusal::AuthzidNotNamed)
+        }
+    }
+}
+
 /// A DNS-ID (or a CN-ID, compared the same way per RFC 6125 §6.4.4): `Ok(true)` when it
 /// matched through a wildcard.
 fn dns_id(reference: &ReferenceId, name: &str) -> Result<bool, Rejection> {
@@ -904,6 +991,62 @@ mod tests {
              URI-ID #1 URI-IDs are not used by XMPP; CN-ID #2 CN ignored: subjectAltNames present"
         );
         assert_eq!(presented[1].value(), "https://example.com/");
+    }
+
+    #[test]
+    fn xep0178_client_certificates_name_accounts() {
+        let domain = BareJid::new("example.com").unwrap();
+        let juliet = BareJid::new("juliet@example.com").unwrap();
+        let nurse = BareJid::new("nurse@example.com").unwrap();
+        let presented = [
+            dns("example.com"),
+            addr("Juliet@Example.COM"),
+            addr("juliet@example.com"),
+            addr("romeo@example.org"),
+            addr("example.com"),
+            addr("tybalt@example.com/sword"),
+            addr("not a jid@@"),
+            cn("nurse@example.com"),
+        ];
+        // Prepared, deduplicated, ours only, bare JIDs with a localpart only.
+        let accounts = client_accounts(&domain, &presented);
+        assert_eq!(accounts, std::slice::from_ref(&juliet));
+        assert_eq!(client_account(&domain, &accounts, None), Ok(juliet.clone()));
+        for authzid in ["juliet@example.com", "JULIET@example.com", "juliet"] {
+            assert_eq!(
+                client_account(&domain, &accounts, Some(authzid)),
+                Ok(juliet.clone())
+            );
+        }
+        for authzid in ["nurse@example.com", "juliet@example.org", "", "@"] {
+            assert_eq!(
+                client_account(&domain, &accounts, Some(authzid)),
+                Err(ClientRefusal::AuthzidNotNamed),
+                "{authzid:?}"
+            );
+        }
+        // Several accounts: the client must choose.
+        let both = [juliet.clone(), nurse.clone()];
+        assert_eq!(
+            client_account(&domain, &both, None),
+            Err(ClientRefusal::AuthzidRequired)
+        );
+        assert_eq!(client_account(&domain, &both, Some("nurse")), Ok(nurse));
+        // None of ours.
+        let other = client_accounts(&domain, &[addr("romeo@example.org"), dns("example.com")]);
+        assert!(other.is_empty());
+        assert_eq!(
+            client_account(&domain, &other, Some("romeo@example.org")),
+            Err(ClientRefusal::NoAccount)
+        );
+        assert_eq!(
+            ClientRefusal::NoAccount.condition(),
+            xmpp_sasl::Condition::NotAuthorized
+        );
+        assert_eq!(
+            ClientRefusal::AuthzidNotNamed.condition(),
+            xmpp_sasl::Condition::InvalidAuthzid
+        );
     }
 
     /// Domains of 1 to 4 LDH labels, mixed case, whose last label is alphabetic (a numeric

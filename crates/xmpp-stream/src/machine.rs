@@ -18,9 +18,10 @@ use crate::time::Instant;
 
 /// The role-specific part of a machine: configuration, the host's backend, and the state of
 /// the step that needs more than its name.
-// The server side is the largest and the most common (every c2s session of a server): boxing
-// it would add an allocation per session to save bytes only on the rarer kinds.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "Server is the common kind: boxing it would cost every c2s session an allocation"
+)]
 pub(crate) enum Side {
     /// Boxed: the client's configuration is large, and a server holds thousands of the
     /// other kinds.

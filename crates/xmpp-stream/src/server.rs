@@ -9,6 +9,7 @@ use crate::config::ServerConfig;
 use crate::core::Core;
 use crate::entropy::Entropy;
 use crate::error::{ProtocolError, UsageError};
+use crate::identity::PresentedId;
 use crate::kind::{Role, StreamKind};
 use crate::machine::{Machine, Side};
 use crate::surface::stream_surface;
@@ -25,6 +26,9 @@ pub(crate) struct ServerSide {
     pub(crate) from_attr: minidom::rxml::NcName,
     /// The running exchange ([`Step::Sasl`](crate::rules::Step::Sasl)).
     pub(crate) exchange: Option<Box<xmpp_sasl::Server>>,
+    /// The names of the client's certificate, once the host verified it against the CA it
+    /// trusts for clients: SASL EXTERNAL is offered then (XEP-0178 §2).
+    pub(crate) peer_ids: Option<Vec<PresentedId>>,
 }
 
 /// The server (receiving entity) side of a `jabber:client` stream.
@@ -68,6 +72,7 @@ impl ServerStream {
             failed_attempts: 0,
             from_attr: crate::codec::attr_name("from"),
             exchange: None,
+            peer_ids: None,
         });
         ServerStream {
             machine: Machine::new(core, StreamKind::Client, Role::Receiving, side),
@@ -96,6 +101,21 @@ impl ServerStream {
     /// The authenticated account, once SASL succeeded.
     pub fn account(&self) -> Option<&BareJid> {
         self.side()?.account.as_ref()
+    }
+
+    /// The names of the client's TLS certificate (XEP-0178 §2), after the host verified its
+    /// chain against the CA it trusts for client certificates. Call before
+    /// `tls_established`, or with direct TLS before the first input. On an encrypted stream
+    /// SASL EXTERNAL is then offered (first, unless [`ServerConfig::mechanisms`] lists it
+    /// elsewhere), and logs in as the account
+    /// [`ServerBackend::certificate_accounts`] maps the names to (by default the
+    /// certificate's XmppAddr): with the client's authorization identity when it sent one
+    /// (`invalid-authzid` when the certificate does not name it), else the only account
+    /// (`not-authorized` when there is none, or several).
+    pub fn set_peer_identities(&mut self, ids: Vec<PresentedId>) {
+        if let Side::Server(side) = &mut self.machine.side {
+            side.peer_ids = Some(ids);
+        }
     }
 
     /// The bound full JID, once negotiated.

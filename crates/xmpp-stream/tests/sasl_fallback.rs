@@ -2,6 +2,10 @@
 // Test helpers outside #[test] fns may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod sasl_common;
+
+use sasl_common::{auth_failed, authenticated_with, closed};
+
 use xmpp_sasl::{Condition, CredentialStore, ScramHash, StoredCredentials};
 use xmpp_stream::pair::{Direction, LogEntry, Pair};
 use xmpp_stream::{
@@ -108,27 +112,6 @@ fn failed_attempts(pair: &Pair) -> Vec<(Mechanism, String, Option<Mechanism>)> {
             _ => None,
         })
         .collect()
-}
-
-fn authenticated_with(events: &[Event]) -> Option<Mechanism> {
-    events.iter().find_map(|e| match e {
-        Event::Authenticated { mechanism, .. } => Some(*mechanism),
-        _ => None,
-    })
-}
-
-fn closed(events: &[Event]) -> Option<&CloseReason> {
-    events.iter().find_map(|e| match e {
-        Event::Closed { reason } => Some(reason),
-        _ => None,
-    })
-}
-
-fn auth_failed(condition: Condition) -> CloseReason {
-    CloseReason::AuthenticationFailed {
-        condition,
-        text: None,
-    }
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run -p xmpp-host --example client -- \
-//!     --jid alice@example.org --password secret [--host 203.0.113.5] [--port 5222] \
+//!     --jid alice@example.org (--password secret | --cert me.pem --key me.key) \
+//!     [--host 203.0.113.5] [--port 5222] \
 //!     [--direct-tls] [--ca ca.pem | --insecure] [--resource laptop] \
 //!     [--to bob@example.org --body "hello"] [--mechanism SCRAM-SHA-1]
 //! ```
@@ -27,8 +28,8 @@ use clap::Parser;
 use minidom::Element;
 use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
-use xmpp_host::tls::{Trust, Versions, client_config};
-use xmpp_stream::{BareJid, ClientConfig, Event};
+use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
+use xmpp_stream::{BareJid, ClientConfig, Event, Mechanism};
 
 /// A command-line XMPP client for any server: connects (STARTTLS or direct TLS), logs in,
 /// binds, sends presence, optionally a message, and closes.
@@ -42,9 +43,21 @@ struct Cli {
     /// The account's bare JID, e.g. alice@example.org
     #[arg(long)]
     jid: String,
-    /// The account's password
-    #[arg(long, env = "XMPP_PASSWORD", hide_env_values = true)]
-    password: String,
+    /// The account's password (not needed with --cert)
+    #[arg(
+        long,
+        env = "XMPP_PASSWORD",
+        hide_env_values = true,
+        required_unless_present = "cert"
+    )]
+    password: Option<String>,
+    /// PEM client certificate (with --key) whose XmppAddr names the account: log in with
+    /// SASL EXTERNAL (XEP-0178), then the password if one is given too
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
     /// Connect to this host instead of the JID's domain
     #[arg(long)]
     host: Option<String>,
@@ -79,7 +92,7 @@ struct Cli {
 
 fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let jid = BareJid::new(&args.jid)?;
-    let password = args.password;
+    let password = args.password.clone();
     let domain = jid.domain().to_string();
     let trust = match (&args.ca, args.insecure) {
         (Some(path), false) => Trust::Pem(std::fs::read(path)?),
@@ -99,12 +112,27 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the host has no address")?;
     let timeout = args.timeout;
 
-    let mut options = ClientOptions::new(addr, &domain, client_config(&trust, Versions::Any)?);
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => client_config_with_certificate(
+            &trust,
+            Versions::Any,
+            &std::fs::read(cert)?,
+            &std::fs::read(key)?,
+        )?,
+        _ => client_config(&trust, Versions::Any)?,
+    };
+    let mut options = ClientOptions::new(addr, &domain, tls);
     options.direct_tls = args.direct_tls;
-    let mut config = ClientConfig::new(jid, password);
+    let mut config = ClientConfig::new(jid, password.clone().unwrap_or_default());
     config.resource = args.resource;
     if let Some(mechanism) = &args.mechanism {
         config.mechanisms = xmpp_host::mechanism_family(mechanism)?;
+    }
+    if args.cert.is_some() {
+        if password.is_none() {
+            config.mechanisms.clear();
+        }
+        config.mechanisms.insert(0, Mechanism::External);
     }
     println!(
         "connecting to {addr} ({})",
@@ -201,7 +229,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.jid, "alice@example.org");
-        assert_eq!(cli.password, "secret");
+        assert_eq!(cli.password.as_deref(), Some("secret"));
         assert_eq!(cli.ca, Some(PathBuf::from("ca.pem")));
         assert!(!cli.insecure);
         assert_eq!(cli.host.as_deref(), Some("127.0.0.1"));
@@ -239,6 +267,15 @@ mod tests {
         let base = ["--jid", "a@b", "--password", "pw"];
         let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
         assert!(with(&[]).is_err(), "neither --ca nor --insecure");
+        let no_password =
+            |extra: &[&str]| parse(&[&["--jid", "a@b", "--insecure"], extra].concat());
+        assert!(no_password(&[]).is_err(), "neither --password nor --cert");
+        assert!(
+            no_password(&["--cert", "c.pem"]).is_err(),
+            "--cert without --key"
+        );
+        let cli = no_password(&["--cert", "c.pem", "--key", "k.pem"]).unwrap();
+        assert!(cli.password.is_none() && cli.key == Some(PathBuf::from("k.pem")));
         assert!(with(&["--ca", "x", "--insecure"]).is_err());
         assert!(with(&["--insecure", "--to", "c@d"]).is_err(), "--to alone");
         assert!(

@@ -55,6 +55,37 @@ pub fn client_config(
     trust: &Trust,
     versions: Versions,
 ) -> Result<Arc<rustls::ClientConfig>, Error> {
+    client_config_for(trust, versions, None)
+}
+
+/// [`client_config`] that also presents a client certificate (chain and key as PEM), for
+/// SASL EXTERNAL (XEP-0178 §2: list `Mechanism::External` in the stream's
+/// `ClientConfig::mechanisms`). The certificate names the account in an XmppAddr
+/// subjectAltName and chains to a CA the server trusts for clients.
+pub fn client_config_with_certificate(
+    trust: &Trust,
+    versions: Versions,
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("client certificate PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(Error::Config(
+            "no client certificate in the PEM text".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| Error::Config(format!("client key PEM: {e}")))?;
+    client_config_for(trust, versions, Some((chain, key)))
+}
+
+fn client_config_for(
+    trust: &Trust,
+    versions: Versions,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(provider());
     let builder = match versions {
         Versions::Any => builder.with_safe_default_protocol_versions(),
@@ -69,12 +100,21 @@ pub fn client_config(
             if roots.is_empty() {
                 return Err(Error::Config("no certificate in the PEM text".to_owned()));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let builder = builder.with_root_certificates(roots);
+            match identity {
+                Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+                None => builder.with_no_client_auth(),
+            }
         }
-        Trust::InsecureAcceptAny => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::AcceptAny(provider())))
-            .with_no_client_auth(),
+        Trust::InsecureAcceptAny => {
+            let builder = builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verify::AcceptAny(provider())));
+            match identity {
+                Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+                None => builder.with_no_client_auth(),
+            }
+        }
     };
     config.require_ems = true;
     Ok(Arc::new(config))

@@ -107,6 +107,10 @@ struct Cli {
     /// [default: none, every peer authenticates by dialback]
     #[arg(long, value_name = "FILE")]
     s2s_ca: Option<PathBuf>,
+    /// PEM CA certificates that clients' certificates must chain to for SASL EXTERNAL
+    /// (XEP-0178: the certificate's XmppAddr names the account) [default: none, no EXTERNAL]
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
     /// The dialback secret (XEP-0185), read from this file [default: random, drawn at start
     /// from OS entropy]
     #[arg(long, value_name = "FILE")]
@@ -314,6 +318,9 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
     for (domain, cert, key) in &args.domain_certs {
         tls = tls.with_domain(domain, &TlsMaterial::from_pem_files(cert, key)?);
+    }
+    if let Some(ca) = &args.client_ca {
+        tls = tls.with_client_ca(&std::fs::read(ca)?)?;
     }
     let config = RuntimeConfig {
         hub,

@@ -114,6 +114,35 @@ impl TestCa {
         self.issue_with(&[domain], &[ExtendedKeyUsagePurpose::ServerAuth])
     }
 
+    /// A fresh key and its certificate of `params`, signed by this CA, valid 30 days.
+    fn sign(&self, mut params: CertificateParams) -> Result<ServerCert, rcgen::Error> {
+        short_validity(&mut params);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A client certificate for SASL EXTERNAL (XEP-0178 §2): subject CN `jid`, one
+    /// subjectAltName, the XmppAddr otherName `jid` (RFC 6120 §13.7.1.4, a UTF8String),
+    /// client authentication only.
+    ///
+    /// # Errors
+    /// As [`issue`](Self::issue).
+    pub fn issue_client(&self, jid: &str) -> Result<ServerCert, rcgen::Error> {
+        const ID_ON_XMPP_ADDR: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 8, 5];
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, jid);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.subject_alt_names = vec![rcgen::SanType::OtherName((
+            ID_ON_XMPP_ADDR.to_vec(),
+            jid.into(),
+        ))];
+        self.sign(params)
+    }
+
     /// [`issue`](Self::issue) with these extended key usages.
     fn issue_with(
         &self,
@@ -131,13 +160,7 @@ impl TestCa {
                 &[2, 5, 29, 17],
                 subject_alt_names(domains),
             ));
-        short_validity(&mut params);
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.sign(params)
     }
 }
 

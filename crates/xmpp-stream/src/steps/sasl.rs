@@ -145,6 +145,9 @@ fn begin(m: &mut Machine, selection: Selection) {
     let mut sasl = xmpp_sasl::ClientConfig::new(authcid, nonce)
         .gs2(selection.gs2)
         .advertised(side.sasl.names.clone(), side.sasl.binding_types.clone());
+    if selection.mechanism == Mechanism::External && side.config.external_authzid {
+        sasl = sasl.authzid(side.config.jid.to_string());
+    }
     match &side.config.credentials {
         Credentials::Password(password) => sasl = sasl.password(password),
         Credentials::ScramKeys(keys) => sasl = sasl.cached_keys(keys.clone()),
@@ -299,7 +302,15 @@ pub(crate) fn server_config(m: &Machine, nonce: String) -> xmpp_sasl::ServerConf
             config = config.advertised_binding_types(kinds);
         }
     }
-    config.offer(side.config.mechanisms.clone())
+    let mut offer = side.config.mechanisms.clone();
+    // XEP-0178 §2: EXTERNAL once the client presented a certificate the host verified.
+    if secure && side.peer_ids.is_some() {
+        config = config.external_identity(String::new());
+        if !offer.contains(&Mechanism::External) {
+            offer.insert(0, Mechanism::External);
+        }
+    }
+    config.offer(offer)
 }
 
 /// Server, `<auth/>` (§6.4.2): start the exchange with the named mechanism.
@@ -402,11 +413,23 @@ fn exchange_step(m: &mut Machine, data: &[u8]) {
     let Some(server) = side.exchange.as_mut() else {
         return;
     };
+    let domain = &side.config.domain;
+    // EXTERNAL: the accounts the certificate names are the only identities (XEP-0178 §2).
+    let external = server.mechanism() == Mechanism::External;
+    let certified = match (&side.peer_ids, external) {
+        (Some(ids), true) => side.backend.certificate_accounts(domain, ids),
+        _ => Vec::new(),
+    };
     let store = crate::backend::AtDomain {
         backend: side.backend.as_ref(),
-        domain: &side.config.domain,
+        domain,
     };
-    match server.step(&store, data) {
+    let certified_store = crate::backend::Certified {
+        domain,
+        accounts: &certified,
+    };
+    let store: &dyn xmpp_sasl::CredentialStore = if external { &certified_store } else { &store };
+    match server.step(store, data) {
         Ok(ServerStep::Challenge(challenge)) => {
             m.core
                 .send(&SaslElement::Challenge(Some(challenge)).to_element());
@@ -415,16 +438,29 @@ fn exchange_step(m: &mut Machine, data: &[u8]) {
             additional_data,
             identity,
         }) => {
-            let domain = side.config.domain.domain();
-            let node = identity.authzid.as_deref().or(identity.authcid.as_deref());
-            let account = node.and_then(|node| match BareJid::new(node) {
-                // An authzid may be a full bare JID; an authcid is a localpart.
-                Ok(jid) if jid.node().is_some() && jid.domain() == domain => Some(jid),
-                _ => BareJid::from_parts(Some(node), domain).ok(),
-            });
-            let Some(account) = account else {
-                failed(m, Condition::NotAuthorized);
-                return;
+            let account = if external {
+                crate::identity::client_account(
+                    &side.config.domain,
+                    &certified,
+                    identity.authzid.as_deref(),
+                )
+                .map_err(crate::identity::ClientRefusal::condition)
+            } else {
+                let domain = side.config.domain.domain();
+                let node = identity.authzid.as_deref().or(identity.authcid.as_deref());
+                node.and_then(|node| match BareJid::new(node) {
+                    // An authzid may be a full bare JID; an authcid is a localpart.
+                    Ok(jid) if jid.node().is_some() && jid.domain() == domain => Some(jid),
+                    _ => BareJid::from_parts(Some(node), domain).ok(),
+                })
+                .ok_or(Condition::NotAuthorized)
+            };
+            let account = match account {
+                Ok(account) => account,
+                Err(condition) => {
+                    failed(m, condition);
+                    return;
+                }
             };
             side.exchange = None;
             side.account = Some(account.clone());

@@ -24,6 +24,8 @@ pub struct TlsMaterial {
     pub cert_pem: String,
     /// Further domains' end-entity certificates (DER), chosen by SNI.
     by_name: Vec<(String, Vec<u8>)>,
+    /// The CA client certificates must chain to ([`with_client_ca`](Self::with_client_ca)).
+    client_ca: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl TlsMaterial {
@@ -80,6 +82,56 @@ impl TlsMaterial {
         self
     }
 
+    /// Ask every client for a certificate (without requiring one) and trust those that chain
+    /// to a CA of `ca_pem` for client authentication (SASL EXTERNAL, XEP-0178 §2). The
+    /// handshake accepts any certificate (its signature over the handshake is still checked,
+    /// so the client holds the key): a client whose certificate is not trusted still logs in
+    /// with a password. [`verified_client_certificate`](Self::verified_client_certificate)
+    /// says after the handshake whether the chain checks out.
+    pub fn with_client_ca(mut self, ca_pem: &[u8]) -> Result<Self, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            roots.add(cert.map_err(|e| Error::Config(format!("client CA PEM: {e}")))?)?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Config(
+                "no certificate in the client CA PEM".to_owned(),
+            ));
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| Error::Config(format!("client CA: {e}")))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(Arc::new(super::verify::AcceptAny(provider())))
+            .with_cert_resolver(Arc::clone(&self.config.cert_resolver));
+        config.require_ems = true;
+        config
+            .alpn_protocols
+            .clone_from(&self.config.alpn_protocols);
+        self.config = Arc::new(config);
+        self.client_ca = Some(verifier);
+        Ok(self)
+    }
+
+    /// The client's end-entity certificate when it presented one whose chain the client CA
+    /// ([`with_client_ca`](Self::with_client_ca)) verifies for client authentication now;
+    /// `None` without a client CA, without a certificate, or when it does not verify.
+    pub fn verified_client_certificate<'a>(
+        &self,
+        connection: &'a rustls::ServerConnection,
+    ) -> Option<&'a CertificateDer<'static>> {
+        let verifier = self.client_ca.as_ref()?;
+        let (leaf, intermediates) = connection.peer_certificates()?.split_first()?;
+        verifier
+            .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+            .ok()?;
+        Some(leaf)
+    }
+
     /// The end-entity certificate presented to a client that sent `sni` (see
     /// [`with_domain`](Self::with_domain)), for [`channel_bindings`](super::channel_bindings).
     pub fn leaf_for(&self, sni: Option<&str>) -> CertificateDer<'_> {
@@ -111,6 +163,7 @@ impl TlsMaterial {
             cert_der,
             cert_pem,
             by_name: Vec::new(),
+            client_ca: None,
         })
     }
 }

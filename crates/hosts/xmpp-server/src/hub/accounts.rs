@@ -56,4 +56,15 @@ impl ServerBackend for Accounts {
             None => Ok(None),
         }
     }
+
+    /// The certificate's XmppAddr accounts that exist at `domain` (SASL EXTERNAL, XEP-0178).
+    fn certificate_accounts(
+        &self,
+        domain: &BareJid,
+        presented: &[xmpp_stream::identity::PresentedId],
+    ) -> Vec<BareJid> {
+        self.by_domain.get(domain).map_or_else(Vec::new, |backend| {
+            backend.certificate_accounts(domain, presented)
+        })
+    }
 }

@@ -669,8 +669,9 @@ impl Hub {
         (count(Kind::S2sIn), count(Kind::S2sOut))
     }
 
-    /// The names of the peer's certificate on s2s connection `id` (the host checked its
-    /// chain against the CA peers must chain to); call before [`Hub::tls_established`].
+    /// The names of the peer's certificate on connection `id` (the host checked its chain
+    /// against the CA peers, or clients, must chain to); call before
+    /// [`Hub::tls_established`]. On a client's stream this enables SASL EXTERNAL.
     pub fn set_peer_identities(
         &mut self,
         id: SessionId,
@@ -683,6 +684,8 @@ impl Hub {
         match &mut session.stream {
             xmpp_stream::AnyStream::S2sReceiving(stream) => stream.set_peer_identities(ids),
             xmpp_stream::AnyStream::S2sInitiating(stream) => stream.set_peer_identities(ids),
+            // A client's certificate, verified against the client CA: SASL EXTERNAL.
+            xmpp_stream::AnyStream::Server(stream) => stream.set_peer_identities(ids),
             _ => {}
         }
     }

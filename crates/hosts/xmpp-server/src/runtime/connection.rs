@@ -42,7 +42,13 @@ pub(super) async fn direct_tls_connection(
         }
     };
     let bindings = channel_bindings(&tls, &material);
+    let ids = client_ids(&tls, &material);
     let (id, outbox) = register(&shared, Accepted::C2s(Transport::Tls(bindings)), peer);
+    if let Some(ids) = ids {
+        // Before the first input: the client's header is what makes the stream list its
+        // features, EXTERNAL among them.
+        lock(&shared).hub.set_peer_identities(id, ids);
+    }
     connection(
         shared,
         id,
@@ -96,8 +102,8 @@ pub(super) enum Upgrade {
     S2sOut(S2sTls, rustls::pki_types::ServerName<'static>),
 }
 
-/// What a finished handshake yields: the channel bindings, and the names of a peer
-/// server's certificate when it chains to our CA.
+/// What a finished handshake yields: the channel bindings, and the names of the peer's
+/// certificate (a server's, or a client's) when it chains to the CA we trust for it.
 type Upgraded = (Vec<ChannelBinding>, Option<Vec<PresentedId>>);
 
 /// The transport of one connection: plain TCP, then TLS after STARTTLS.
@@ -172,8 +178,9 @@ impl Conn {
             Upgrade::C2s { acceptor, material } => {
                 let tls = acceptor.accept(tcp).await?;
                 let bindings = channel_bindings(&tls, material);
+                let ids = client_ids(&tls, material);
                 *self = Conn::Tls(Box::new(tls));
-                Ok((bindings, None))
+                Ok((bindings, ids))
             }
             Upgrade::S2sIn(s2s) => {
                 let tls = TlsAcceptor::from(s2s.server.clone()).accept(tcp).await?;
@@ -206,6 +213,17 @@ pub(super) fn channel_bindings(
         connection,
         Some(&material.leaf_for(connection.server_name())),
     )
+}
+
+/// The names of the client's certificate when it chains to the client CA (`--client-ca`):
+/// the stream then offers SASL EXTERNAL (XEP-0178). Read as a peer server's are.
+fn client_ids(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+    material: &TlsMaterial,
+) -> Option<Vec<PresentedId>> {
+    material
+        .verified_client_certificate(tls.get_ref().1)
+        .map(|leaf| super::s2s::presented_ids(leaf))
 }
 
 async fn write_flush<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, bytes: &[u8]) -> io::Result<()> {
