@@ -1149,6 +1149,17 @@ pub const CASES: &[Case] = &[
         X::StreamEnd,
         output("</stream:stream>", ""),
     ),
+    case(
+        41,
+        "stream.unsupported-first-level",
+        "RFC 6120 §4.9.3.22",
+        Some("established.unsupported"),
+        "a first-level element the server does not support is unsupported-stanza-type, never ignored",
+        (LS, Bound),
+        &[a("<frobnicate xmlns='urn:example:conformance'/>")],
+        X::StreamError(StreamErrorCondition::UnsupportedStanzaType),
+        input("<frobnicate xmlns='urn:example:conformance'/>", ""),
+    ),
 ];
 
 /// The values of a case's placeholders.

@@ -5,6 +5,7 @@
 const CLIENT_SIDE: &str = "a rule of the initiating (client) side: the checker is the client, the server never applies it";
 const COMPONENT: &str =
     "XEP-0114 component streams: the checker plays a c2s client (component cases plug in later)";
+const EXTENSION: &str = "XEP-0198 / XEP-0199: optional extensions, not RFC 6120 or 6121 (stream-management cases plug in later)";
 const S2S: &str =
     "server-to-server: the checker does not play a remote server yet (s2s cases plug in later)";
 
@@ -46,6 +47,18 @@ pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("closing.s2s-ignore", S2S),
     ("s2s.bidi-stanza", S2S),
     ("s2s.bidi-request", S2S),
+    ("s2s.bidi-dialback", S2S),
+    ("sm.enable-early", EXTENSION),
+    ("sm.resume", EXTENSION),
+    ("sm.resumed", EXTENSION),
+    ("sm.resume-failed", EXTENSION),
+    ("sm.enable", EXTENSION),
+    ("sm.enabled", EXTENSION),
+    ("sm.refused", EXTENSION),
+    ("sm.request", EXTENSION),
+    ("sm.answer", EXTENSION),
+    ("sm.misplaced", EXTENSION),
+    ("ping.iq", EXTENSION),
     (
         "established.nonza",
         "what a server does with a nonza (XEP-0198 <r/>, ...) is its host's choice, not RFC 6120's",
@@ -61,6 +74,20 @@ mod tests {
     use super::NOT_CHECKABLE;
     use xmpp_stream::conformance::CASES;
     use xmpp_stream::rules::RULES;
+
+    #[test]
+    fn case_numbers_and_names_are_unique() {
+        for (i, case) in CASES.iter().enumerate() {
+            for other in &CASES[i + 1..] {
+                assert_ne!(
+                    case.id, other.id,
+                    "{} and {} share a number",
+                    case.name, other.name
+                );
+                assert_ne!(case.name, other.name, "two cases are named {}", case.name);
+            }
+        }
+    }
 
     #[test]
     fn every_rule_is_a_case_or_not_checkable_with_a_reason() {
