@@ -204,7 +204,12 @@ impl Peer {
         stdout.read_to_string(&mut out).unwrap();
         let mut stderr = self.child.stderr.take().unwrap();
         stderr.read_to_string(&mut err).unwrap();
-        (status.is_some_and(|s| s.success()), out, err)
+        let ok = status.is_some_and(|s| s.success());
+        if !ok {
+            // How it ended is part of the failure report (a crash prints nothing).
+            err.push_str(&format!("\n[peer ended: {status:?}]"));
+        }
+        (ok, out, err)
     }
 }
 
