@@ -85,14 +85,14 @@ impl Session {
     /// presence.
     async fn login(&self) -> Result<Connection, String> {
         let options = &self.shared.options;
-        let jid = BareJid::new(&format!("{}@{}", self.user(self.index), options.domain))
+        let side = self.shared.side(self.index);
+        let jid = BareJid::new(&format!("{}@{}", self.user(self.index), side.domain))
             .map_err(|e| format!("bad jid: {e}"))?;
         let mut config = ClientConfig::new(jid, options.password.clone());
         config.resource = Some(format!("load{}", self.index));
         config.mechanisms = options.mechanism.mechanisms();
         let seed = options.seed ^ (self.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut connect =
-            ClientOptions::new(self.shared.addr, &options.domain, self.shared.tls.clone());
+        let mut connect = ClientOptions::new(side.addr, &side.domain, side.tls.clone());
         // No channel-binding data: the same SCRAM mechanism on every server.
         connect.channel_binding = false;
         connect.read_buffer = READ_BUFFER;
@@ -157,10 +157,15 @@ impl Session {
         if !stanza.is("message", "jabber:client") {
             return;
         }
+        let stats = &self.shared.stats;
+        if stanza.attr("type") == Some("error") {
+            // A bounce (e.g. remote-server-not-found on a federation run): not a delivery.
+            stats.bounced.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let Some(body) = stanza.get_child("body", "jabber:client").map(Element::text) else {
             return;
         };
-        let stats = &self.shared.stats;
         if let Some(rest) = body.strip_prefix("ping ") {
             stats.received.fetch_add(1, Ordering::Relaxed);
             if let Some(from) = stanza.attr("from") {
@@ -185,7 +190,11 @@ impl Session {
         let options = &self.shared.options;
         let partner = self.index ^ 1;
         let sender = self.index.is_multiple_of(2) && partner < options.sessions;
-        let partner_jid = format!("{}@{}", self.user(partner), options.domain);
+        let partner_jid = format!(
+            "{}@{}",
+            self.user(partner),
+            self.shared.side(partner).domain
+        );
         let mut phase_rx: watch::Receiver<Phase> = self.shared.phase.subscribe();
         // Each sender pings at rate / senders per second, offset so they do not fire together.
         let senders = (options.sessions / 2).max(1);

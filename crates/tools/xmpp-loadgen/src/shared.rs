@@ -30,6 +30,8 @@ pub(crate) struct Counters {
     pub dropped: AtomicU64,
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// Messages that came back as errors.
+    pub bounced: AtomicU64,
 }
 
 /// What the run reports beyond counts.
@@ -40,11 +42,19 @@ pub(crate) struct Samples {
     pub last_login: Duration,
 }
 
+/// A server the sessions log in to: in federation mode, even sessions use the first side and
+/// odd ones the second; otherwise both sides are the one server.
+pub(crate) struct Side {
+    pub addr: SocketAddr,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The domain of its accounts (and its TLS server name).
+    pub domain: String,
+}
+
 /// State the sessions share.
 pub(crate) struct Shared {
     pub options: Options,
-    pub addr: SocketAddr,
-    pub tls: Arc<rustls::ClientConfig>,
+    pub sides: [Side; 2],
     pub epoch: StdInstant,
     pub phase: watch::Sender<Phase>,
     pub login_permits: Arc<Semaphore>,
@@ -54,6 +64,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The server session `index` logs in to.
+    pub(crate) fn side(&self, index: usize) -> &Side {
+        &self.sides[index % 2]
+    }
+
     pub(crate) fn record_login(&self, _took: Duration) {
         self.stats.logged_in.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut samples) = self.samples.lock() {
