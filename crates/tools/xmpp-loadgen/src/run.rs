@@ -255,7 +255,9 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
 /// logs in to `local` (as `user2k@{options.domain}`), session `2k+1` to `remote` (as
 /// `user2k+1@{remote.domain}`), so every ping goes from a user of `local` to a user of
 /// `remote` through the servers' s2s link and every pong comes back through it. Both servers
-/// need every account `user0..user<N-1>` (each uses half). No memory figures: the sessions
+/// need every account `user0..user<N-1>` (each uses half). Each session sends its partner one
+/// unmeasured message right after login, so that both links are up before the message phase
+/// (give the idle phase a second or two). No memory figures: the sessions
 /// are split across two servers. Must run inside a tokio runtime with the time and I/O
 /// drivers enabled.
 pub async fn run_federated(
@@ -304,6 +306,7 @@ async fn run_sides(
     let (phase, _) = watch::channel(Phase::Login);
     let shared = Arc::new(Shared {
         sides: [first, second],
+        federated: remote.is_some(),
         epoch: StdInstant::now(),
         phase,
         login_permits: Arc::new(Semaphore::new(options.concurrency)),

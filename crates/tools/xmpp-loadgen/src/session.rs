@@ -204,6 +204,15 @@ impl Session {
             Duration::from_secs(3600)
         };
         let offset = period.mul_f64((self.index / 2) as f64 / senders as f64);
+        if self.shared.federated && partner < options.sessions {
+            // Opens the s2s link this session's messages take before the message phase, so
+            // that the round trips measure established links, not their setup. The partner
+            // ignores the body.
+            let warm = message(&partner_jid, "warm-up");
+            conn.send(&warm)
+                .await
+                .map_err(|e| format!("warm-up message: {e}"))?;
+        }
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {

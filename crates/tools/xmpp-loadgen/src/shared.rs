@@ -55,6 +55,8 @@ pub(crate) struct Side {
 pub(crate) struct Shared {
     pub options: Options,
     pub sides: [Side; 2],
+    /// Federation mode: the two sides are two servers.
+    pub federated: bool,
     pub epoch: StdInstant,
     pub phase: watch::Sender<Phase>,
     pub login_permits: Arc<Semaphore>,

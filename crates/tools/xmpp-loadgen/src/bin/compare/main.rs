@@ -8,6 +8,10 @@
 //! registered with `prosodyctl` and its account file copied for the others (same password,
 //! same salt); ejabberd imports them all from one XEP-0227 file (`ejabberdctl import_piefxis`).
 //! Both run with warning-level logs, so per-stanza debug logging is not what gets measured.
+//!
+//! `--federation` runs server pairs instead ([`federation`]): users of server A write to users
+//! of server B through the pair's s2s link, for two `xmpp-server`s, Prosody⇄Prosody and
+//! ejabberd⇄ejabberd.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -24,6 +28,8 @@ use clap::{ArgAction, Parser};
 use xmpp_loadgen::cli::Load;
 use xmpp_loadgen::{Options, Report, ScramChoice, Target, procfs};
 use xmpp_testpeers::{PeerKind, PeerServer};
+
+mod federation;
 
 /// The same load against xmpp-server, Prosody and ejabberd, one after the other, on loopback,
 /// with the same accounts and client; prints one table.
@@ -52,6 +58,10 @@ struct Cli {
     /// The servers store different SCRAM variants, so no single forced one suits all three.
     #[arg(long, default_value_t = ScramChoice::Strongest)]
     mechanism: ScramChoice,
+    /// Run server pairs federating over s2s instead: users of server A write to users of
+    /// server B (c2s is two xmpp-servers; prosody and ejabberd two of each)
+    #[arg(long)]
+    federation: bool,
     #[command(flatten)]
     load: Load,
 }
@@ -279,6 +289,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.federation {
+        federation::run(&cli.servers, cli.c2s.as_deref(), &options, &runtime);
+        return ExitCode::SUCCESS;
+    }
     println!(
         "compare: {} sessions, {}, {} pings/s for {} s after {} s idle; load average {}",
         options.sessions,
@@ -397,6 +411,7 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert_eq!(cli.servers, ["c2s", "prosody", "ejabberd"]);
         assert_eq!(cli.c2s, None);
+        assert!(!cli.federation);
         let options = cli.options();
         assert_eq!(options.sessions, 1000);
         assert_eq!(options.mechanism, ScramChoice::Strongest);
@@ -442,6 +457,7 @@ mod tests {
     fn the_last_servers_flag_wins_and_unknown_servers_are_refused() {
         let cli = parse(&["--servers", "prosody", "--servers", "c2s"]).unwrap();
         assert_eq!(cli.servers, ["c2s"]);
+        assert!(parse(&["--federation"]).unwrap().federation);
         assert!(parse(&["--servers", "c2s,openfire"]).is_err());
         assert!(
             parse(&["--register-budget", "150"]).is_err(),
