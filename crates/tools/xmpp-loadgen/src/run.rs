@@ -116,7 +116,8 @@ pub struct Report {
     pub messages_sent: u64,
     /// Messages received during the message phase.
     pub messages_received: u64,
-    /// Messages that came back as errors (bounces), over the whole run.
+    /// Messages that came back as errors (bounces), over the whole run; a bounced warm-up
+    /// message of [`run_federated`] (its partner not online yet) is not counted.
     pub messages_bounced: u64,
     /// `messages_received / message phase length`.
     pub messages_per_sec: f64,

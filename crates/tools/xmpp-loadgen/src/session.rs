@@ -19,6 +19,9 @@ use crate::shared::{Phase, Shared};
 /// load generator's own memory per session low.
 const READ_BUFFER: usize = 4096;
 
+/// The body of the unmeasured message each federation session sends its partner first.
+const WARM_UP: &str = "warm-up";
+
 /// How long a stopping session waits for the server's end of the stream.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -158,12 +161,17 @@ impl Session {
             return;
         }
         let stats = &self.shared.stats;
+        let body = stanza.get_child("body", "jabber:client").map(Element::text);
         if stanza.attr("type") == Some("error") {
             // A bounce (e.g. remote-server-not-found on a federation run): not a delivery.
-            stats.bounced.fetch_add(1, Ordering::Relaxed);
+            // A warm-up bounces when its partner is not online yet on a server that stores
+            // no offline messages: not a lost measurement.
+            if body.as_deref() != Some(WARM_UP) {
+                stats.bounced.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
-        let Some(body) = stanza.get_child("body", "jabber:client").map(Element::text) else {
+        let Some(body) = body else {
             return;
         };
         if let Some(rest) = body.strip_prefix("ping ") {
@@ -208,7 +216,7 @@ impl Session {
             // Opens the s2s link this session's messages take before the message phase, so
             // that the round trips measure established links, not their setup. The partner
             // ignores the body.
-            let warm = message(&partner_jid, "warm-up");
+            let warm = message(&partner_jid, WARM_UP);
             conn.send(&warm)
                 .await
                 .map_err(|e| format!("warm-up message: {e}"))?;
