@@ -394,6 +394,9 @@ async fn run_sides(
         tasks.abort_all();
     }
 
+    if let Ok(mut samples) = shared.samples.lock() {
+        failures.append(&mut samples.bounces);
+    }
     let mut rtt = shared
         .samples
         .lock()

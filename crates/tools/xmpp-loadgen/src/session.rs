@@ -166,8 +166,10 @@ impl Session {
             // A bounce (e.g. remote-server-not-found on a federation run): not a delivery.
             // A warm-up bounces when its partner is not online yet on a server that stores
             // no offline messages: not a lost measurement.
-            if body.as_deref() != Some(WARM_UP) {
+            // Servers need not return the payload (Prosody does not); the id comes back.
+            if stanza.attr("id") != Some(WARM_UP) {
                 stats.bounced.fetch_add(1, Ordering::Relaxed);
+                self.shared.record_bounce(stanza);
             }
             return;
         }
@@ -216,7 +218,10 @@ impl Session {
             // Opens the s2s link this session's messages take before the message phase, so
             // that the round trips measure established links, not their setup. The partner
             // ignores the body.
-            let warm = message(&partner_jid, WARM_UP);
+            let warm = Element::builder("message", "jabber:client")
+                .attr(name("to"), partner_jid.as_str())
+                .attr(name("id"), WARM_UP)
+                .build();
             conn.send(&warm)
                 .await
                 .map_err(|e| format!("warm-up message: {e}"))?;

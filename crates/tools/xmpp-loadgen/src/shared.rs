@@ -40,6 +40,8 @@ pub(crate) struct Samples {
     pub mechanism: Option<String>,
     pub rtt_us: Vec<u64>,
     pub last_login: Duration,
+    /// The first few bounces: their error condition and body, for the report.
+    pub bounces: Vec<String>,
 }
 
 /// A server the sessions log in to: in federation mode, even sessions use the first side and
@@ -83,6 +85,26 @@ impl Shared {
             && samples.mechanism.is_none()
         {
             samples.mechanism = Some(name.to_owned());
+        }
+    }
+
+    pub(crate) fn record_bounce(&self, stanza: &minidom::Element) {
+        const KEPT: usize = 3;
+        if let Ok(mut samples) = self.samples.lock()
+            && samples.bounces.len() < KEPT
+        {
+            let condition = stanza
+                .get_child("error", "jabber:client")
+                .and_then(|e| e.children().next())
+                .map_or_else(|| "?".to_owned(), |c| c.name().to_owned());
+            let body = stanza
+                .get_child("body", "jabber:client")
+                .map(minidom::Element::text)
+                .unwrap_or_default();
+            samples.bounces.push(format!(
+                "bounce from {}: {condition} (body {body:?})",
+                stanza.attr("from").unwrap_or("?")
+            ));
         }
     }
 
