@@ -12,7 +12,7 @@
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xmpp_loadgen::{Options, Remote, Report, Target, run_federated};
@@ -20,7 +20,7 @@ use xmpp_testpeers::{
     PeerKind, PeerOptions, PeerServer, PrivateDns, S2sAuth, S2sOptions, SrvRecord, TestCa,
 };
 
-use crate::{Guard, c2s_path, fmt_opt, free_port, load_average, wait_listening, wait_serving};
+use crate::{Guard, c2s_path, fmt_opt, free_port, load_average, spawn_c2s};
 
 /// A started pair: dropping it stops both servers, then the DNS server.
 struct Pair {
@@ -50,37 +50,22 @@ fn start_ours(path: &Path, options: &Options) -> Result<Pair, String> {
         fs::write(dir.join("ca.pem"), ca.pem()).map_err(|e| e.to_string())?;
         let port = free_port()?;
         let other = 1 - i;
-        let mut command = Command::new(path);
-        command
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--domain")
-            .arg(domain)
-            .arg("--cert")
-            .arg(dir.join("cert.pem"))
-            .arg("--key")
-            .arg(dir.join("key.pem"))
-            .arg("--s2s-port")
-            .arg(s2s_ports[i].to_string())
-            .arg("--s2s-route")
-            .arg(format!("{}=127.0.0.1:{}", domains[other], s2s_ports[other]))
-            .arg("--s2s-ca")
-            .arg(dir.join("ca.pem"))
-            .arg("--quiet");
-        for n in 0..options.sessions {
-            command
-                .arg("--user")
-                .arg(format!("{}{n}:{}", options.user_prefix, options.password));
-        }
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let ready = wait_listening(port, &mut child, Duration::from_secs(120))
-            .and_then(|()| wait_serving(port, domain, Duration::from_secs(300)));
-        let guard = Guard::Child(child, dir);
-        ready?;
+        let extra = [
+            "--s2s-port".to_owned(),
+            s2s_ports[i].to_string(),
+            "--s2s-route".to_owned(),
+            format!("{}=127.0.0.1:{}", domains[other], s2s_ports[other]),
+            "--s2s-ca".to_owned(),
+            dir.join("ca.pem").to_string_lossy().into_owned(),
+        ];
+        let child = spawn_c2s(path, port, domain, &dir, options, &extra);
+        let guard = match child {
+            Ok(child) => Guard::Child(child, dir),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         started.push((port, guard));
     }
     let mut started = started.into_iter();

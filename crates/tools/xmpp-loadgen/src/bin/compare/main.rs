@@ -141,6 +141,52 @@ fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> 
     }
 }
 
+/// Starts `xmpp-server` on `port` for `domain` with `dir`'s `cert.pem` and `key.pem`, every
+/// account of `options`, quiet, plus `extra` arguments, and waits until it serves.
+fn spawn_c2s(
+    path: &Path,
+    port: u16,
+    domain: &str,
+    dir: &Path,
+    options: &Options,
+    extra: &[String],
+) -> Result<Child, String> {
+    let mut command = Command::new(path);
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--domain")
+        .arg(domain)
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--quiet")
+        .args(extra);
+    for i in 0..options.sessions {
+        command
+            .arg("--user")
+            .arg(format!("{}{i}:{}", options.user_prefix, options.password));
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let ready = wait_listening(port, &mut child, Duration::from_secs(120)).and_then(|()| {
+        // The port is bound before the hub derives every account's SCRAM credentials
+        // (seconds at 10 000 accounts): wait for a stream header back, so that the "before"
+        // memory sample includes the account database, as it does for the other servers.
+        wait_serving(port, domain, Duration::from_secs(300))
+    });
+    if let Err(e) = ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok(child)
+}
+
 fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
@@ -152,32 +198,7 @@ fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
         .map_err(|e| e.to_string())?;
     let port = free_port()?;
-    let mut command = Command::new(path);
-    command
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--domain")
-        .arg(&options.domain)
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--quiet");
-    for i in 0..options.sessions {
-        command
-            .arg("--user")
-            .arg(format!("{}{i}:{}", options.user_prefix, options.password));
-    }
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    wait_listening(port, &mut child, Duration::from_secs(120))?;
-    // The port is bound before the hub derives every account's SCRAM credentials (seconds
-    // at 10 000 accounts): wait for a stream header back, so that the "before" memory
-    // sample includes the account database, as it does for the other servers.
-    wait_serving(port, &options.domain, Duration::from_secs(300))?;
+    let child = spawn_c2s(path, port, &options.domain, &dir, options, &[])?;
     let pid = child.id();
     Ok(Started {
         name: "xmpp-server (tokio example)",
