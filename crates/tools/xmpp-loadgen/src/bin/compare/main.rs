@@ -219,24 +219,7 @@ fn start_prosody(options: &Options) -> Result<Started, String> {
     let server =
         PeerServer::start_for_load(PeerKind::Prosody, &[(first.as_str(), &options.password)])
             .map_err(|e| e.to_string())?;
-    // Prosody reads account files at login time: copies of user0's file (same password and
-    // salt) are accounts as good as registered ones.
-    let accounts = server
-        .dir()
-        .join("data")
-        .join(&options.domain)
-        .join("accounts");
-    let template = fs::read(accounts.join(format!("{first}.dat")))
-        .map_err(|e| format!("Prosody account file: {e}"))?;
-    for i in 1..options.sessions {
-        let file = accounts.join(format!("{}{i}.dat", options.user_prefix));
-        fs::write(&file, &template).map_err(|e| e.to_string())?;
-    }
-    let _ = Command::new("chown")
-        .arg("-R")
-        .arg("prosody:prosody")
-        .arg(&accounts)
-        .status();
+    federation::add_accounts(&server, options)?;
     let pid = procfs::listener_pid(server.starttls_port);
     Ok(Started {
         name: "Prosody",
@@ -254,19 +237,7 @@ fn start_prosody(options: &Options) -> Result<Started, String> {
 fn start_ejabberd(options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let server = PeerServer::start_for_load(PeerKind::Ejabberd, &[]).map_err(|e| e.to_string())?;
-    // One `ejabberdctl import_piefxis` for every account (XEP-0227 file): `register` would
-    // start one Erlang VM per account (200 took most of 150 s).
-    let accounts: Vec<(String, String)> = (0..options.sessions)
-        .map(|i| {
-            (
-                format!("{}{i}", options.user_prefix),
-                options.password.clone(),
-            )
-        })
-        .collect();
-    server
-        .register_many(&accounts)
-        .map_err(|e| format!("registering {} accounts: {e}", accounts.len()))?;
+    federation::add_accounts(&server, options)?;
     let cert_pem = server.certificate_pem.clone();
     let pid = procfs::listener_pid(server.starttls_port);
     Ok(Started {
