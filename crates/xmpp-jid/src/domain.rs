@@ -37,6 +37,35 @@ pub(crate) fn enforce(d: &str) -> Result<Cow<'_, str>, JidErrorKind> {
     enforce_unicode(d)
 }
 
+/// The A-label form of an enforced domainpart (RFC 5890 §2.3.2.1): each non-ASCII label
+/// (a U-label, after enforcement) as `xn--` and its punycode; ASCII labels and IP literals as
+/// they are. Borrowed when the domain is all ASCII.
+pub(crate) fn to_a_labels(enforced: &str) -> Cow<'_, str> {
+    if enforced.is_ascii() {
+        return Cow::Borrowed(enforced);
+    }
+    let mut out = String::with_capacity(enforced.len() + 8);
+    for (i, label) in enforced.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if label.is_ascii() {
+            out.push_str(label);
+            continue;
+        }
+        // Enforcement already encoded every U-label within the 63-octet limit, so the
+        // encoder cannot overflow here; the label is kept as it is if it ever did.
+        match punycode::encode(label) {
+            Some(puny) => {
+                out.push_str("xn--");
+                out.push_str(&puny);
+            }
+            None => out.push_str(label),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// ASCII domainparts: IP literals, LDH labels and A-labels.
 pub(crate) fn enforce_ascii(d: &str) -> Result<Ascii<'_>, JidErrorKind> {
     if let Some(inner) = d.strip_prefix('[') {

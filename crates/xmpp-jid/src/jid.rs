@@ -231,6 +231,15 @@ impl BareJid {
         None
     }
 
+    /// The domainpart with every internationalized label as its A-label (`xn--`…, RFC 5890
+    /// §2.3.2.1), e.g. `xn--mnchen-3ya.example` for `münchen.example`: the form DNS queries,
+    /// TLS server names (SNI, RFC 6066 §3) and certificate names (RFC 6125) use. The
+    /// enforced form ([`domain`](Self::domain)) holds U-labels instead. Borrowed when the
+    /// domain is all ASCII.
+    pub fn domain_a_labels(&self) -> alloc::borrow::Cow<'_, str> {
+        crate::domain::to_a_labels(self.domain())
+    }
+
     /// Adds a resourcepart (enforced with PRECIS OpaqueString).
     pub fn with_resource(&self, resource: &str) -> Result<FullJid, JidError> {
         parse::from_parts(self.node(), self.domain(), Some(resource)).map(FullJid)

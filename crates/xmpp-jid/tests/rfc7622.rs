@@ -588,3 +588,35 @@ fn ipv6_literals_have_one_canonical_form() {
         "juliet@[2001:db8::a]/Balcony"
     );
 }
+
+#[test]
+fn domains_in_a_label_form_for_dns_and_tls() {
+    use std::borrow::Cow;
+    // RFC 3492 §7.1 style round trips: the enforced form holds U-labels, the A-label form
+    // encodes each one back, ASCII labels untouched.
+    let jid = BareJid::new("juliet@M\u{DC}nchen.example").unwrap();
+    assert_eq!(jid.domain(), "m\u{FC}nchen.example");
+    assert_eq!(jid.domain_a_labels(), "xn--mnchen-3ya.example");
+    let jid = BareJid::new("xn--bcher-kva.xn--mnchen-3ya.example").unwrap();
+    assert_eq!(
+        jid.domain_a_labels(),
+        "xn--bcher-kva.xn--mnchen-3ya.example"
+    );
+    // Han labels (RFC 3492 §7.1 (A), Chinese simplified).
+    let jid = BareJid::new(
+        "\u{4ED6}\u{4EEC}\u{4E3A}\u{4EC0}\u{4E48}\u{4E0D}\u{8BF4}\u{4E2D}\u{6587}.example",
+    )
+    .unwrap();
+    assert_eq!(
+        jid.domain_a_labels(),
+        "xn--ihqwcrb4cv8a8dqg056pqjye.example"
+    );
+    // ASCII domains and IP literals are borrowed as they are.
+    let jid = BareJid::new("example.com").unwrap();
+    assert!(matches!(
+        jid.domain_a_labels(),
+        Cow::Borrowed("example.com")
+    ));
+    let jid = BareJid::new("[::1]").unwrap();
+    assert_eq!(jid.domain_a_labels(), "[::1]");
+}

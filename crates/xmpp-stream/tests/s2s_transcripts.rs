@@ -27,20 +27,31 @@ struct Scenario {
     name: &'static str,
     about: &'static str,
     external: bool,
+    /// XEP-0368: the TCP connection ran its TLS handshake first (no STARTTLS).
+    direct_tls: bool,
 }
 
-const SCENARIOS: [Scenario; 2] = [
+const SCENARIOS: [Scenario; 3] = [
     Scenario {
         name: "s2s-external.txt",
         about: "STARTTLS, then SASL EXTERNAL: b.example's end finds a.example in the \
                 certificate's names",
         external: true,
+        direct_tls: false,
     },
     Scenario {
         name: "s2s-dialback.txt",
         about: "STARTTLS, no certificate b.example can check: dialback, the key verified \
                 by b.example's host",
         external: false,
+        direct_tls: false,
+    },
+    Scenario {
+        name: "s2s-direct-tls-external.txt",
+        about: "XEP-0368 direct TLS (the stream starts secure, no STARTTLS), then SASL \
+                EXTERNAL",
+        external: true,
+        direct_tls: true,
     },
 ];
 
@@ -61,6 +72,9 @@ fn record(scenario: &Scenario) -> [String; 2] {
     setup.push_str("!s2s-initiating local a.example\n!s2s-initiating remote b.example\n");
     setup.push_str("!s2s-initiating peer-id dns b.example\n!s2s-receiving domain b.example\n");
     setup.push_str("!s2s-receiving seed 2\n");
+    if scenario.direct_tls {
+        setup.push_str("!s2s-initiating transport tls\n!s2s-receiving transport tls\n");
+    }
     if scenario.external {
         setup.push_str("!s2s-receiving peer-id dns a.example\n");
     } else {
@@ -77,7 +91,12 @@ fn record(scenario: &Scenario) -> [String; 2] {
     }
     let mut ends: [AnyStream; 2] = [out.into(), inc.into()];
     for end in &mut ends {
-        end.start(Instant::ZERO, Transport::Plain).unwrap();
+        let transport = if scenario.direct_tls {
+            Transport::Tls(Vec::new())
+        } else {
+            Transport::Plain
+        };
+        end.start(Instant::ZERO, transport).unwrap();
     }
     let mut run = Run {
         views: [setup.clone(), setup],

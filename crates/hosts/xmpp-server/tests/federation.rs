@@ -54,6 +54,7 @@ use xmpp_host::blocking::Connection;
 use xmpp_server::{Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TlsMaterial};
 use xmpp_stream::dialback::DialbackSecret;
 use xmpp_stream::identity::PresentedId;
+use xmpp_stream::transcript::Role;
 use xmpp_stream::{BareJid, ClientStream};
 use xmpp_testpeers::TestCa;
 
@@ -696,12 +697,18 @@ fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
     drop(closed);
     let dns = DnsServer::spawn_with(closed_addr.port(), Some(b_tls_addr.port()));
     let side = |domain, user| external_side(&ca, domain, user);
-    let a = start_with_dns(&side("a.test", "alice"), a_listener, &[], &dns.config());
+    // Both hubs record their sessions: the direct TLS s2s streams replay offline below.
+    let sink = Arc::new(Mutex::new(Vec::new()));
+    let mut a_config = config_for(&side("a.test", "alice"), &[], &dns.config());
+    a_config.hub.record = Some(sink.clone());
+    let a = ServerHandle::spawn_federating(loopback(), a_listener, a_config).unwrap();
+    let mut b_config = config_for(&side("b.test", "bob"), &[], &Dns::Off);
+    b_config.hub.record = Some(sink.clone());
     let b = ServerHandle::spawn_federating_with_direct_tls(
         loopback(),
         b_listener,
         b_tls_listener,
-        config_for(&side("b.test", "bob"), &[], &Dns::Off),
+        b_config,
     )
     .unwrap();
     let mut alice = client(&a, "a.test", "alice");
@@ -718,6 +725,57 @@ fn a_peer_is_found_by_xmpps_srv_and_reached_with_direct_tls() {
     let direct = position("_xmpps-server._tcp.b.test. SRV").expect("xmpps asked");
     let starttls = position("_xmpp-server._tcp.b.test. SRV").expect("xmpp asked");
     assert!(direct < starttls, "{asked:?}");
+
+    // Both ends of a direct TLS link are recorded (a stream that starts secure: `transport
+    // tls` in the setup, no STARTTLS) and replay byte-exact as our machines. A server that
+    // stops ends its own streams in a way no transcript expresses, so a link yields the
+    // transcript of the end that did not stop: c.test dials b.test over direct TLS too; a.test
+    // stops first (b's receiving end from a.test is kept), then b.test (c's initiating end).
+    let mut c_config = config_for(&side("c.test", "carol"), &[], &dns.config());
+    c_config.hub.record = Some(sink.clone());
+    let (c_listener, _) = listener();
+    let c = ServerHandle::spawn_federating(loopback(), c_listener, c_config).unwrap();
+    let mut carol = client(&c, "c.test", "carol");
+    carol
+        .send(&message("bob@b.test", "m2", "from c.test"))
+        .unwrap();
+    bob.wait_stanza(WAIT, |s| body(s).as_deref() == Some("from c.test"))
+        .unwrap();
+    let _ = alice.close(WAIT);
+    let _ = bob.close(WAIT);
+    let _ = carol.close(WAIT);
+    let recorded = |who: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let found = sink
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|t| t.contains(&format!("\n!{who} transport tls\n")))
+                .cloned();
+            match found {
+                Some(text) => return text,
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                None => panic!("no direct TLS {who} transcript"),
+            }
+        }
+    };
+    a.stop().unwrap();
+    let receiving = recorded("s2s-receiving");
+    b.stop().unwrap();
+    let initiating = recorded("s2s-initiating");
+    c.stop().unwrap();
+    for (text, role, peer) in [
+        (&receiving, Role::Server, "a.test"),
+        (&initiating, Role::Client, "b.test"),
+    ] {
+        assert!(!text.contains("[TLS]"), "{text}");
+        assert!(text.contains(" EXTERNAL\n"), "{text}");
+        assert!(text.contains(&format!("peer-id dns {peer}\n")), "{text}");
+        xmpp_testpeers::transcripts::replay(text, role).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
 }
 
 /// One side of [`own_cert_servers`]: its domain, user, other domain and its user.

@@ -7,7 +7,8 @@
 //! SCRAM-SHA-256, binds and sends initial presence. Then all sessions stay idle for a while
 //! (the server's resident memory is sampled), exchange ping/pong messages in pairs at a set
 //! rate, and close. The [`Report`] carries logins per second, messages per second, round-trip
-//! percentiles and memory per session.
+//! percentiles and memory per session. [`run_federated`] splits every pair across two
+//! servers, so that each message crosses their server-to-server link.
 //!
 //! ```no_run
 //! use xmpp_loadgen::{Options, Target, run};
@@ -40,7 +41,7 @@ mod shared;
 pub mod soak;
 
 pub use options::Options;
-pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Report, Target, check, run};
+pub use run::{Error, MAX_PHASE, MAX_SESSIONS, Remote, Report, Target, check, run, run_federated};
 pub use scram::ScramChoice;
 
 /// The multi-threaded tokio runtime every binary of this crate drives its run on, or a

@@ -13,7 +13,7 @@ use xmpp_host::tls::{self, Trust, Versions};
 use crate::options::Options;
 use crate::procfs;
 use crate::session::{Outcome, Session};
-use crate::shared::{Counters, Phase, Samples, Shared};
+use crate::shared::{Counters, Phase, Samples, Shared, Side};
 
 /// Longest idle hold or message phase accepted, so a run always stops by itself.
 pub const MAX_PHASE: Duration = Duration::from_secs(600);
@@ -39,6 +39,27 @@ impl Target {
             addr,
             trust_pem: trust_pem.into(),
             server_pid,
+        }
+    }
+}
+
+/// The second server of a federation run ([`run_federated`]): where its users log in and
+/// the domain of their accounts.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Remote {
+    /// Its STARTTLS c2s address (loopback) and trust anchor; its pid is not used.
+    pub target: Target,
+    /// Its users' domain (also its TLS server name).
+    pub domain: String,
+}
+
+impl Remote {
+    /// The server at `target` serving `domain`.
+    pub fn new(target: Target, domain: impl Into<String>) -> Self {
+        Remote {
+            target,
+            domain: domain.into(),
         }
     }
 }
@@ -95,6 +116,9 @@ pub struct Report {
     pub messages_sent: u64,
     /// Messages received during the message phase.
     pub messages_received: u64,
+    /// Messages that came back as errors (bounces), over the whole run; a bounced warm-up
+    /// message of [`run_federated`] (its partner not online yet) is not counted.
+    pub messages_bounced: u64,
     /// `messages_received / message phase length`.
     pub messages_per_sec: f64,
     /// Round trips timed.
@@ -137,6 +161,9 @@ impl fmt::Display for Report {
             "messages: {} sent, {} received, {:.0}/s",
             self.messages_sent, self.messages_received, self.messages_per_sec
         )?;
+        if self.messages_bounced > 0 {
+            write!(f, ", {} bounced", self.messages_bounced)?;
+        }
         if let Some([p50, p90, p99]) = self.rtt_ms {
             write!(
                 f,
@@ -222,13 +249,65 @@ pub fn check(target: &Target, options: &Options) -> Result<(), Error> {
 /// Runs the whole load against `target` and reports. Must run inside a tokio runtime with
 /// the time and I/O drivers enabled.
 pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
+    run_sides(target, None, options).await
+}
+
+/// Federation mode: the same run, with every pair split across two servers. Session `2k`
+/// logs in to `local` (as `user2k@{options.domain}`), session `2k+1` to `remote` (as
+/// `user2k+1@{remote.domain}`), so every ping goes from a user of `local` to a user of
+/// `remote` through the servers' s2s link and every pong comes back through it. Both servers
+/// need every account `user0..user<N-1>` (each uses half). Each session sends its partner one
+/// unmeasured message right after login, so that both links are up before the message phase
+/// (give the idle phase a second or two). No memory figures: the sessions
+/// are split across two servers. Must run inside a tokio runtime with the time and I/O
+/// drivers enabled.
+pub async fn run_federated(
+    local: &Target,
+    remote: &Remote,
+    options: Options,
+) -> Result<Report, Error> {
+    run_sides(local, Some(remote), options).await
+}
+
+async fn run_sides(
+    target: &Target,
+    remote: Option<&Remote>,
+    options: Options,
+) -> Result<Report, Error> {
     check(target, &options)?;
     let tls = client_config(&target.trust_pem)?;
-    let rss_before = target.server_pid.and_then(procfs::resident_kib);
-    let (phase, _) = watch::channel(Phase::Login);
-    let shared = Arc::new(Shared {
+    let first = Side {
         addr: target.addr,
         tls,
+        domain: options.domain.clone(),
+    };
+    let second = match remote {
+        Some(remote) => {
+            check(&remote.target, &options)?;
+            Side {
+                addr: remote.target.addr,
+                tls: client_config(&remote.target.trust_pem)?,
+                domain: remote.domain.clone(),
+            }
+        }
+        None => Side {
+            addr: first.addr,
+            tls: first.tls.clone(),
+            domain: first.domain.clone(),
+        },
+    };
+    // The memory figures divide one server's growth by every session: meaningless when the
+    // sessions are split across two servers.
+    let memory_pid = if remote.is_some() {
+        None
+    } else {
+        target.server_pid
+    };
+    let rss_before = memory_pid.and_then(procfs::resident_kib);
+    let (phase, _) = watch::channel(Phase::Login);
+    let shared = Arc::new(Shared {
+        sides: [first, second],
+        federated: remote.is_some(),
         epoch: StdInstant::now(),
         phase,
         login_permits: Arc::new(Semaphore::new(options.concurrency)),
@@ -282,7 +361,7 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
     let rss_idle = if aborted.is_some() {
         None
     } else {
-        target.server_pid.and_then(procfs::resident_kib)
+        memory_pid.and_then(procfs::resident_kib)
     };
     let logged_in = shared.stats.logged_in.load(Ordering::Relaxed);
 
@@ -315,6 +394,9 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
         tasks.abort_all();
     }
 
+    if let Ok(mut samples) = shared.samples.lock() {
+        failures.append(&mut samples.bounces);
+    }
     let mut rtt = shared
         .samples
         .lock()
@@ -355,6 +437,7 @@ pub async fn run(target: &Target, options: Options) -> Result<Report, Error> {
         kib_per_session,
         messages_sent: sent,
         messages_received: received,
+        messages_bounced: shared.stats.bounced.load(Ordering::Relaxed),
         messages_per_sec: per_sec(received, message_time),
         round_trips: rtt.len(),
         rtt_ms,

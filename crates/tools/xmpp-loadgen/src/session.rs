@@ -19,6 +19,9 @@ use crate::shared::{Phase, Shared};
 /// load generator's own memory per session low.
 const READ_BUFFER: usize = 4096;
 
+/// The body of the unmeasured message each federation session sends its partner first.
+const WARM_UP: &str = "warm-up";
+
 /// How long a stopping session waits for the server's end of the stream.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -85,14 +88,14 @@ impl Session {
     /// presence.
     async fn login(&self) -> Result<Connection, String> {
         let options = &self.shared.options;
-        let jid = BareJid::new(&format!("{}@{}", self.user(self.index), options.domain))
+        let side = self.shared.side(self.index);
+        let jid = BareJid::new(&format!("{}@{}", self.user(self.index), side.domain))
             .map_err(|e| format!("bad jid: {e}"))?;
         let mut config = ClientConfig::new(jid, options.password.clone());
         config.resource = Some(format!("load{}", self.index));
         config.mechanisms = options.mechanism.mechanisms();
         let seed = options.seed ^ (self.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut connect =
-            ClientOptions::new(self.shared.addr, &options.domain, self.shared.tls.clone());
+        let mut connect = ClientOptions::new(side.addr, &side.domain, side.tls.clone());
         // No channel-binding data: the same SCRAM mechanism on every server.
         connect.channel_binding = false;
         connect.read_buffer = READ_BUFFER;
@@ -157,10 +160,22 @@ impl Session {
         if !stanza.is("message", "jabber:client") {
             return;
         }
-        let Some(body) = stanza.get_child("body", "jabber:client").map(Element::text) else {
+        let stats = &self.shared.stats;
+        let body = stanza.get_child("body", "jabber:client").map(Element::text);
+        if stanza.attr("type") == Some("error") {
+            // A bounce (e.g. remote-server-not-found on a federation run): not a delivery.
+            // A warm-up bounces when its partner is not online yet on a server that stores
+            // no offline messages: not a lost measurement.
+            // Servers need not return the payload (Prosody does not); the id comes back.
+            if stanza.attr("id") != Some(WARM_UP) {
+                stats.bounced.fetch_add(1, Ordering::Relaxed);
+                self.shared.record_bounce(stanza);
+            }
+            return;
+        }
+        let Some(body) = body else {
             return;
         };
-        let stats = &self.shared.stats;
         if let Some(rest) = body.strip_prefix("ping ") {
             stats.received.fetch_add(1, Ordering::Relaxed);
             if let Some(from) = stanza.attr("from") {
@@ -185,7 +200,11 @@ impl Session {
         let options = &self.shared.options;
         let partner = self.index ^ 1;
         let sender = self.index.is_multiple_of(2) && partner < options.sessions;
-        let partner_jid = format!("{}@{}", self.user(partner), options.domain);
+        let partner_jid = format!(
+            "{}@{}",
+            self.user(partner),
+            self.shared.side(partner).domain
+        );
         let mut phase_rx: watch::Receiver<Phase> = self.shared.phase.subscribe();
         // Each sender pings at rate / senders per second, offset so they do not fire together.
         let senders = (options.sessions / 2).max(1);
@@ -195,6 +214,18 @@ impl Session {
             Duration::from_secs(3600)
         };
         let offset = period.mul_f64((self.index / 2) as f64 / senders as f64);
+        if self.shared.federated && partner < options.sessions {
+            // Opens the s2s link this session's messages take before the message phase, so
+            // that the round trips measure established links, not their setup. The partner
+            // ignores the body.
+            let warm = Element::builder("message", "jabber:client")
+                .attr(name("to"), partner_jid.as_str())
+                .attr(name("id"), WARM_UP)
+                .build();
+            conn.send(&warm)
+                .await
+                .map_err(|e| format!("warm-up message: {e}"))?;
+        }
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {

@@ -192,6 +192,7 @@ pub struct PeerServer {
 pub struct PeerOptions {
     component: Option<(String, String)>,
     s2s: Option<S2sOptions>,
+    s2s_port: Option<u16>,
     log_level: LogLevel,
     stream_management: bool,
 }
@@ -209,6 +210,7 @@ impl PeerOptions {
         Self {
             component: None,
             s2s: None,
+            s2s_port: None,
             log_level: LogLevel::Debug,
             stream_management: false,
         }
@@ -223,6 +225,22 @@ impl PeerOptions {
     #[must_use]
     pub fn with_s2s(mut self, s2s: S2sOptions) -> Self {
         self.s2s = Some(s2s);
+        self
+    }
+
+    /// With [`with_s2s`](Self::with_s2s): listen for servers on this loopback port instead of
+    /// a free one picked at start, so that two peers can find each other through SRV records
+    /// written before either starts (e.g. a Prosody⇄Prosody pair).
+    #[must_use]
+    pub fn with_s2s_port(mut self, port: u16) -> Self {
+        self.s2s_port = Some(port);
+        self
+    }
+
+    /// Log warnings and errors only, as [`PeerServer::start_for_load`] does: for load runs.
+    #[must_use]
+    pub fn warnings_only(mut self) -> Self {
+        self.log_level = LogLevel::Warn;
         self
     }
 
@@ -283,11 +301,7 @@ impl PeerServer {
     /// [`start`](Self::start) for load tests: the server logs warnings only, so that writing
     /// a debug line per stanza does not become the cost being measured.
     pub fn start_for_load(kind: PeerKind, accounts: &[(&str, &str)]) -> Result<Self, PeerError> {
-        let options = PeerOptions {
-            log_level: LogLevel::Warn,
-            ..PeerOptions::new()
-        };
-        Self::start_with(kind, accounts, &options)
+        Self::start_with(kind, accounts, &PeerOptions::new().warnings_only())
     }
 
     /// [`start`](Self::start) with [`PeerOptions`] (e.g. a component listener).
@@ -305,7 +319,11 @@ impl PeerServer {
             None => short_lived_certificate(DOMAIN)
                 .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?,
         };
-        let s2s_port = options.s2s.as_ref().map(|_| free_port()).transpose()?;
+        let s2s_port = match (&options.s2s, options.s2s_port) {
+            (Some(_), Some(port)) => Some(port),
+            (Some(_), None) => Some(free_port()?),
+            (None, _) => None,
+        };
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let component = match &options.component {

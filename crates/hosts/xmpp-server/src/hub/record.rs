@@ -130,6 +130,7 @@ impl Recorder {
                     .local_domains
                     .iter()
                     .map(|domain| format!("!{S2S_RECEIVING} domain {domain}"))
+                    .chain(s2s_transport(S2S_RECEIVING, transport))
                     .collect(),
             ),
             // Made by `start_initiating`, which knows the remote domain.
@@ -138,18 +139,21 @@ impl Recorder {
         Self::recording(who, setup, sink, now, entropy)
     }
 
-    /// Start recording our outgoing s2s stream from `local` to `remote`.
+    /// Start recording our outgoing s2s stream from `local` to `remote` on `transport`
+    /// (plain, or TLS already up on a XEP-0368 direct TLS connection).
     pub(super) fn start_initiating<E>(
         local: &BareJid,
         remote: &BareJid,
         sink: &TranscriptSink,
         now: Instant,
+        transport: &Transport,
         entropy: &Tap<E>,
     ) -> Self {
-        let setup = vec![
+        let mut setup = vec![
             format!("!{S2S_INITIATING} local {local}"),
             format!("!{S2S_INITIATING} remote {remote}"),
         ];
+        setup.extend(s2s_transport(S2S_INITIATING, transport));
         Self::recording(S2S_INITIATING, setup, sink, now, entropy)
     }
 
@@ -268,6 +272,12 @@ const COMPONENT_SERVER: &str = "component-server";
 const S2S_RECEIVING: &str = "s2s-receiving";
 /// The role name of our connection to a peer (`S2sInitiatingStream`) in a transcript.
 const S2S_INITIATING: &str = "s2s-initiating";
+
+/// The setup line of an s2s stream that starts with TLS up (XEP-0368): `!<who> transport
+/// tls` (no channel bindings: s2s streams use none).
+fn s2s_transport(who: &str, transport: &Transport) -> Option<String> {
+    matches!(transport, Transport::Tls(_)).then(|| format!("!{who} transport tls"))
+}
 
 /// The setup of a client session: the domain, the SASL policy, the accounts, direct TLS.
 fn server_setup(config: &HubConfig, transport: &Transport) -> Vec<String> {

@@ -445,18 +445,27 @@ impl Hub {
         peer_ids: Option<Vec<PresentedId>>,
     ) -> SessionId {
         let id = self.reserve_id();
-        let mut stream = S2sReceivingStream::new(self.config.s2s_config(), entropy);
+        let transport = Transport::Tls(Vec::new());
+        let (mut stream, mut rec) = match &self.config.record {
+            Some(sink) => {
+                let entropy = Tap::new(entropy);
+                let rec =
+                    Recorder::start(&self.config, Kind::S2sIn, sink, now, &transport, &entropy);
+                (
+                    S2sReceivingStream::new(self.config.s2s_config(), entropy),
+                    rec,
+                )
+            }
+            None => (
+                S2sReceivingStream::new(self.config.s2s_config(), entropy),
+                Recorder::off(),
+            ),
+        };
         if let Some(ids) = peer_ids {
+            rec.peer_ids(&ids);
             stream.set_peer_identities(ids);
         }
-        self.insert_session(
-            now,
-            id,
-            Kind::S2sIn,
-            stream.into(),
-            Recorder::off(),
-            Transport::Tls(Vec::new()),
-        );
+        self.insert_session(now, id, Kind::S2sIn, stream.into(), rec, transport);
         id
     }
 
@@ -477,12 +486,11 @@ impl Hub {
         else {
             return;
         };
-        // A direct TLS transcript would need its transport in the setup: only the STARTTLS
-        // connection is recorded.
         let (mut stream, mut rec) = match &self.config.record {
-            Some(sink) if transport == Transport::Plain => {
+            Some(sink) => {
                 let entropy = Tap::new(entropy);
-                let rec = Recorder::start_initiating(&local, &remote, sink, now, &entropy);
+                let rec =
+                    Recorder::start_initiating(&local, &remote, sink, now, &transport, &entropy);
                 let config = self.config.s2s_config();
                 (
                     S2sInitiatingStream::new(config, local, remote, entropy),

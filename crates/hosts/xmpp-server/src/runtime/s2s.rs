@@ -114,7 +114,8 @@ impl S2sTls {
         key_pem: &[u8],
     ) -> Result<Self, xmpp_host::Error> {
         let (server, client) = configs(cert_chain_pem, key_pem)?;
-        self.server = xmpp_host::tls::with_sni(&self.server, &[(domain.to_owned(), server)]);
+        // Peers send the SNI name in A-label form.
+        self.server = xmpp_host::tls::with_sni(&self.server, &[(tls_name(domain), server)]);
         self.clients.insert(domain.to_ascii_lowercase(), client);
         Ok(self)
     }
@@ -240,7 +241,7 @@ pub(super) fn spawn_connect(shared: &Shared, id: SessionId, local: &BareJid, rem
             guard.hub.s2s_connect_failed(id, now, condition);
             guard.dispatch();
         };
-        let Ok(name) = ServerName::try_from(remote.as_str().to_owned()) else {
+        let Ok(name) = ServerName::try_from(tls_name(remote.as_str())) else {
             failed(StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
@@ -355,7 +356,7 @@ async fn verify(
 ) -> DialbackOutcome {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let not_found = || DialbackOutcome::Error(StanzaErrorCondition::RemoteServerNotFound.into());
-    let Ok(name) = ServerName::try_from(originating.to_owned()) else {
+    let Ok(name) = ServerName::try_from(tls_name(originating)) else {
         return not_found();
     };
     // The same addresses as an outgoing connection, direct TLS ones included; the TLS
@@ -448,4 +449,15 @@ async fn direct_tls(
         .ok()?;
     let ids = tls.peer_ids(stream.get_ref().1.peer_certificates());
     Some((stream, ids))
+}
+
+/// The TLS server name (SNI, and the name the peer's certificate is checked against) of a
+/// peer domain: its A-label form (RFC 6066 §3: "the hostname represented as a byte string
+/// using ASCII encoding"; RFC 6125 §6.4.2). Domains are held enforced, with U-labels
+/// (`münchen.test`), which rustls refuses as a server name.
+fn tls_name(domain: &str) -> String {
+    BareJid::new(domain).map_or_else(
+        |_| domain.to_owned(),
+        |jid| jid.domain_a_labels().into_owned(),
+    )
 }

@@ -8,6 +8,10 @@
 //! registered with `prosodyctl` and its account file copied for the others (same password,
 //! same salt); ejabberd imports them all from one XEP-0227 file (`ejabberdctl import_piefxis`).
 //! Both run with warning-level logs, so per-stanza debug logging is not what gets measured.
+//!
+//! `--federation` runs server pairs instead ([`federation`]): users of server A write to users
+//! of server B through the pair's s2s link, for two `xmpp-server`s, Prosody⇄Prosody and
+//! ejabberd⇄ejabberd.
 #![allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -24,6 +28,8 @@ use clap::{ArgAction, Parser};
 use xmpp_loadgen::cli::Load;
 use xmpp_loadgen::{Options, Report, ScramChoice, Target, procfs};
 use xmpp_testpeers::{PeerKind, PeerServer};
+
+mod federation;
 
 /// The same load against xmpp-server, Prosody and ejabberd, one after the other, on loopback,
 /// with the same accounts and client; prints one table.
@@ -52,6 +58,10 @@ struct Cli {
     /// The servers store different SCRAM variants, so no single forced one suits all three.
     #[arg(long, default_value_t = ScramChoice::Strongest)]
     mechanism: ScramChoice,
+    /// Run server pairs federating over s2s instead: users of server A write to users of
+    /// server B (c2s is two xmpp-servers; prosody and ejabberd two of each)
+    #[arg(long)]
+    federation: bool,
     #[command(flatten)]
     load: Load,
 }
@@ -131,6 +141,52 @@ fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> 
     }
 }
 
+/// Starts `xmpp-server` on `port` for `domain` with `dir`'s `cert.pem` and `key.pem`, every
+/// account of `options`, quiet, plus `extra` arguments, and waits until it serves.
+fn spawn_c2s(
+    path: &Path,
+    port: u16,
+    domain: &str,
+    dir: &Path,
+    options: &Options,
+    extra: &[String],
+) -> Result<Child, String> {
+    let mut command = Command::new(path);
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--domain")
+        .arg(domain)
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--quiet")
+        .args(extra);
+    for i in 0..options.sessions {
+        command
+            .arg("--user")
+            .arg(format!("{}{i}:{}", options.user_prefix, options.password));
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let ready = wait_listening(port, &mut child, Duration::from_secs(120)).and_then(|()| {
+        // The port is bound before the hub derives every account's SCRAM credentials
+        // (seconds at 10 000 accounts): wait for a stream header back, so that the "before"
+        // memory sample includes the account database, as it does for the other servers.
+        wait_serving(port, domain, Duration::from_secs(300))
+    });
+    if let Err(e) = ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok(child)
+}
+
 fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
@@ -142,32 +198,7 @@ fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
         .map_err(|e| e.to_string())?;
     let port = free_port()?;
-    let mut command = Command::new(path);
-    command
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--domain")
-        .arg(&options.domain)
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--quiet");
-    for i in 0..options.sessions {
-        command
-            .arg("--user")
-            .arg(format!("{}{i}:{}", options.user_prefix, options.password));
-    }
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    wait_listening(port, &mut child, Duration::from_secs(120))?;
-    // The port is bound before the hub derives every account's SCRAM credentials (seconds
-    // at 10 000 accounts): wait for a stream header back, so that the "before" memory
-    // sample includes the account database, as it does for the other servers.
-    wait_serving(port, &options.domain, Duration::from_secs(300))?;
+    let child = spawn_c2s(path, port, &options.domain, &dir, options, &[])?;
     let pid = child.id();
     Ok(Started {
         name: "xmpp-server (tokio example)",
@@ -188,24 +219,7 @@ fn start_prosody(options: &Options) -> Result<Started, String> {
     let server =
         PeerServer::start_for_load(PeerKind::Prosody, &[(first.as_str(), &options.password)])
             .map_err(|e| e.to_string())?;
-    // Prosody reads account files at login time: copies of user0's file (same password and
-    // salt) are accounts as good as registered ones.
-    let accounts = server
-        .dir()
-        .join("data")
-        .join(&options.domain)
-        .join("accounts");
-    let template = fs::read(accounts.join(format!("{first}.dat")))
-        .map_err(|e| format!("Prosody account file: {e}"))?;
-    for i in 1..options.sessions {
-        let file = accounts.join(format!("{}{i}.dat", options.user_prefix));
-        fs::write(&file, &template).map_err(|e| e.to_string())?;
-    }
-    let _ = Command::new("chown")
-        .arg("-R")
-        .arg("prosody:prosody")
-        .arg(&accounts)
-        .status();
+    federation::add_accounts(&server, options)?;
     let pid = procfs::listener_pid(server.starttls_port);
     Ok(Started {
         name: "Prosody",
@@ -223,19 +237,7 @@ fn start_prosody(options: &Options) -> Result<Started, String> {
 fn start_ejabberd(options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let server = PeerServer::start_for_load(PeerKind::Ejabberd, &[]).map_err(|e| e.to_string())?;
-    // One `ejabberdctl import_piefxis` for every account (XEP-0227 file): `register` would
-    // start one Erlang VM per account (200 took most of 150 s).
-    let accounts: Vec<(String, String)> = (0..options.sessions)
-        .map(|i| {
-            (
-                format!("{}{i}", options.user_prefix),
-                options.password.clone(),
-            )
-        })
-        .collect();
-    server
-        .register_many(&accounts)
-        .map_err(|e| format!("registering {} accounts: {e}", accounts.len()))?;
+    federation::add_accounts(&server, options)?;
     let cert_pem = server.certificate_pem.clone();
     let pid = procfs::listener_pid(server.starttls_port);
     Ok(Started {
@@ -279,6 +281,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.federation {
+        federation::run(&cli.servers, cli.c2s.as_deref(), &options, &runtime);
+        return ExitCode::SUCCESS;
+    }
     println!(
         "compare: {} sessions, {}, {} pings/s for {} s after {} s idle; load average {}",
         options.sessions,
@@ -397,6 +403,7 @@ mod tests {
         let cli = parse(&[]).unwrap();
         assert_eq!(cli.servers, ["c2s", "prosody", "ejabberd"]);
         assert_eq!(cli.c2s, None);
+        assert!(!cli.federation);
         let options = cli.options();
         assert_eq!(options.sessions, 1000);
         assert_eq!(options.mechanism, ScramChoice::Strongest);
@@ -442,6 +449,7 @@ mod tests {
     fn the_last_servers_flag_wins_and_unknown_servers_are_refused() {
         let cli = parse(&["--servers", "prosody", "--servers", "c2s"]).unwrap();
         assert_eq!(cli.servers, ["c2s"]);
+        assert!(parse(&["--federation"]).unwrap().federation);
         assert!(parse(&["--servers", "c2s,openfire"]).is_err());
         assert!(
             parse(&["--register-budget", "150"]).is_err(),
