@@ -212,7 +212,7 @@ impl Hub {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
                 xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
-                xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, stanza),
+                xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, &stanza),
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
                 _ => {}
             }
@@ -223,17 +223,17 @@ impl Hub {
     /// is full.
     /// A stored message carries an XEP-0203 `<delay/>` stamped with the host's time of
     /// storage, from the account's own domain.
-    pub(super) fn store_offline(&mut self, now: Instant, user: BareJid, stanza: Element) {
+    pub(super) fn store_offline(&mut self, now: Instant, user: BareJid, stanza: &Element) {
         let at = self
             .config
             .unix_epoch_millis
             .saturating_add(now.as_millis());
-        let stamped = xmpp_im::delay::with_delay(&stanza, user.domain(), at);
+        let stamped = xmpp_im::delay::with_delay(stanza, user.domain(), at);
         let queue = self.offline.entry(user).or_default();
         if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
             queue.push_back(stamped);
         } else {
-            self.im.bounce(&mut self.store, &stanza);
+            self.im.bounce(&mut self.store, stanza);
         }
     }
 

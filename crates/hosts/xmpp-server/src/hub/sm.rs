@@ -166,7 +166,7 @@ impl Hub {
                     .and_then(|to| FullJid::new(to).ok())
                     .map(|to| to.to_bare());
                 match user {
-                    Some(user) => self.store_offline(now, user, stanza.clone()),
+                    Some(user) => self.store_offline(now, user, stanza),
                     None => self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable),
                 }
             }

@@ -3,6 +3,7 @@
 // Each test file uses its own subset.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -207,7 +208,7 @@ impl Peer {
         let ok = status.is_some_and(|s| s.success());
         if !ok {
             // How it ended is part of the failure report (a crash prints nothing).
-            err.push_str(&format!("\n[peer ended: {status:?}]"));
+            let _ = write!(err, "\n[peer ended: {status:?}]");
         }
         (ok, out, err)
     }
