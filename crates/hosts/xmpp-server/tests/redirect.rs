@@ -58,6 +58,7 @@ async fn follow_async(
 }
 
 /// The redirect's host is a loopback IP literal in these tests.
+#[allow(clippy::unnecessary_wraps)] // the shape `resolve` takes
 fn literal(to: &HostPort) -> Result<SocketAddr, Error> {
     Ok(SocketAddr::new(
         to.host.parse().unwrap(),
