@@ -175,10 +175,7 @@ fn run(kind: PeerKind) {
         outcome.is_ok(),
     );
     if let Err(e) = outcome {
-        panic!(
-            "{kind}: {e}\n--- server log tail ---\n{}",
-            server.log_tail(80)
-        );
+        panic!("{}", server.failure(&e));
     }
 }
 

@@ -388,6 +388,17 @@ impl PeerServer {
         tail(&self.log(), lines)
     }
 
+    /// The failure message of a scenario run against this server: the server's kind, what
+    /// went wrong, then the last 80 lines of its log.
+    #[must_use]
+    pub fn failure(&self, what: &str) -> String {
+        format!(
+            "{}: {what}\n--- server log tail ---\n{}",
+            self.kind,
+            self.log_tail(80)
+        )
+    }
+
     fn start_prosody(&mut self, key_pem: &str, accounts: &[(&str, &str)]) -> Result<(), PeerError> {
         let dir = &self.dir;
         fs::create_dir_all(dir.join("data"))?;
