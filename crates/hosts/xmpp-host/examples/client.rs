@@ -6,12 +6,15 @@
 //!     --jid alice@example.org (--password secret | --cert me.pem --key me.key) \
 //!     [--host 203.0.113.5] [--port 5222] \
 //!     [--direct-tls] [--ca ca.pem | --insecure] [--resource laptop] \
-//!     [--to bob@example.org --body "hello"] [--mechanism SCRAM-SHA-1]
+//!     [--to bob@example.org --body "hello"] [--mechanism SCRAM-SHA-1] [--max-redirects 3]
 //! ```
 //!
 //! Without `--host` it connects to the JID's domain (no SRV lookup); the certificate must be
 //! valid for the JID's domain and signed by the `--ca` PEM file. `--insecure` skips the check
 //! (testing only). The password may come from `XMPP_PASSWORD` instead of the command line.
+//! A server's `see-other-host` redirect (RFC 6120 §4.9.3.19) is followed under
+//! `xmpp_host::Redirects`, the drivers' policy: at most `--max-redirects` times, with the same
+//! TLS settings and the certificate still checked for the JID's domain.
 //! `--help` lists every flag; `tests/client_cli.rs` runs this file's tests.
 #![allow(
     clippy::disallowed_methods,
@@ -26,10 +29,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use minidom::Element;
-use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
-use xmpp_stream::{BareJid, ClientConfig, Event, Mechanism};
+use xmpp_host::{OsEntropy, Redirects};
+use xmpp_stream::{
+    BareJid, ClientConfig, ClientStream, CloseReason, Event, FullJid, HostPort, Mechanism,
+};
 
 /// A command-line XMPP client for any server: connects (STARTTLS or direct TLS), logs in,
 /// binds, sends presence, optionally a message, and closes.
@@ -88,6 +93,38 @@ struct Cli {
     /// Longest wait for the server at each step, in seconds
     #[arg(long, value_name = "SECS", default_value = "15", value_parser = xmpp_host::cli::seconds)]
     timeout: Duration,
+    /// Follow at most this many see-other-host redirects (same TLS settings, certificate
+    /// still checked for the JID's domain; the port defaults as --port does)
+    #[arg(long, value_name = "N", default_value = "3")]
+    max_redirects: usize,
+}
+
+/// An address of `host`, at `port` unless it names its own.
+fn resolve(to: &HostPort, port: u16) -> Result<std::net::SocketAddr, xmpp_host::Error> {
+    (to.host.as_str(), to.port.unwrap_or(port))
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| xmpp_host::Error::Config(format!("{} has no address", to.host)))
+}
+
+/// Read events until the stream is negotiated (the bound JID) or closed (why), printing the
+/// steps.
+fn negotiate(
+    client: &mut Connection<ClientStream>,
+    timeout: Duration,
+) -> Result<Result<FullJid, CloseReason>, xmpp_host::Error> {
+    loop {
+        match client.next_event(timeout)? {
+            Some(Event::Secured) => println!("TLS established"),
+            Some(Event::Authenticated { mechanism, .. }) => {
+                println!("authenticated with {mechanism}");
+            }
+            Some(Event::Negotiated { jid, .. }) => return Ok(Ok(jid)),
+            Some(Event::Closed { reason }) => return Ok(Err(reason)),
+            Some(_) => {}
+            None => return Ok(Err(CloseReason::TransportClosed)),
+        }
+    }
 }
 
 fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -142,17 +179,16 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             "STARTTLS"
         }
     );
-    let mut client = Connection::connect(&options, config, OsEntropy::new())?;
-    let jid = loop {
-        match client.next_event(timeout)? {
-            Some(Event::Secured) => println!("TLS established"),
-            Some(Event::Authenticated { mechanism, .. }) => {
-                println!("authenticated with {mechanism}");
-            }
-            Some(Event::Negotiated { jid, .. }) => break jid,
-            Some(Event::Closed { reason }) => return Err(format!("closed: {reason:?}").into()),
-            Some(_) => {}
-            None => return Err("connection closed".into()),
+    let mut redirects = Redirects::new(args.max_redirects);
+    let (mut client, jid) = loop {
+        let mut client = Connection::connect(&options, config.clone(), OsEntropy::new())?;
+        let reason = match negotiate(&mut client, timeout)? {
+            Ok(jid) => break (client, jid),
+            Err(reason) => reason,
+        };
+        match redirects.follow(&reason, &mut options, |to| resolve(to, port))? {
+            Some(to) => println!("redirected to {to}, connecting to {}", options.addr),
+            None => return Err(format!("closed: {reason:?}").into()),
         }
     };
     println!("bound as {jid}");
@@ -285,5 +321,79 @@ mod tests {
         assert!(with(&["--insecure", "--timeout", "-1"]).is_err());
         assert!(with(&["--insecure", "--port", "70000"]).is_err());
         assert!(with(&["--insecure", "--unknown"]).is_err());
+    }
+
+    /// A fake server on loopback that answers every stream header with `see-other-host`
+    /// naming `to()`; returns its port and how many connections it took.
+    fn redirecting(
+        to: impl Fn() -> String + Send + 'static,
+    ) -> (
+        std::net::TcpListener,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (accept, count) = (listener.try_clone().unwrap(), served.clone());
+        std::thread::spawn(move || {
+            for socket in accept.incoming() {
+                let Ok(mut socket) = socket else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut header = [0u8; 1024];
+                let _ = socket.read(&mut header);
+                let reply = format!(
+                    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+                     xmlns:stream='http://etherx.jabber.org/streams' from='localhost' \
+                     id='r' version='1.0'><stream:error><see-other-host \
+                     xmlns='urn:ietf:params:xml:ns:xmpp-streams'>{}</see-other-host>\
+                     </stream:error></stream:stream>",
+                    to()
+                );
+                let _ = socket.write_all(reply.as_bytes());
+            }
+        });
+        (listener, served)
+    }
+
+    #[test]
+    fn follows_redirects_and_stops_a_loop_at_the_bound() {
+        // Two servers sending the client to each other: first, second, first (two redirects
+        // followed); the first's next redirect, to the second, is one too many.
+        let second_port = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+        let later = second_port.clone();
+        let (first, first_served) =
+            redirecting(move || format!("127.0.0.1:{}", later.get().unwrap()));
+        let first_port = first.local_addr().unwrap().port();
+        let (second, second_served) = redirecting(move || format!("127.0.0.1:{first_port}"));
+        second_port
+            .set(second.local_addr().unwrap().port())
+            .unwrap();
+        let port = first_port.to_string();
+        let cli = parse(&[
+            "--jid",
+            "alice@localhost",
+            "--password",
+            "pw",
+            "--insecure",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--timeout",
+            "5",
+            "--max-redirects",
+            "2",
+        ])
+        .unwrap();
+        let error = run(cli).unwrap_err();
+        match error.downcast_ref::<xmpp_host::Error>() {
+            Some(xmpp_host::Error::TooManyRedirects(to)) => {
+                assert_eq!(to.port, second_port.get().copied());
+            }
+            _ => panic!("expected TooManyRedirects, got {error}"),
+        }
+        let served =
+            |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!((served(&first_served), served(&second_served)), (2, 1));
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! As in [`blocking`](crate::blocking), one [`AsyncConnection`] type serves every machine:
 //! [`connect`](AsyncConnection::connect) / [`connect_with`](AsyncConnection::connect_with)
-//! (client), [`accept`](AsyncConnection::accept) (server),
+//! (client; [`connect_following`](AsyncConnection::connect_following) follows redirects),
+//! [`accept`](AsyncConnection::accept) (server),
 //! [`connect_component`](AsyncConnection::connect_component) /
 //! [`connect_component_recorded`](AsyncConnection::connect_component_recorded) (a XEP-0114
 //! component, plain TCP) and [`accept_component`](AsyncConnection::accept_component) (the
@@ -55,7 +56,7 @@ use crate::driver::{self, Action, Driver, Negotiates, Next};
 use crate::options::READ_BUFFER;
 pub use crate::options::{ClientOptions, ComponentOptions};
 use crate::record::Recorder;
-use crate::{Error, tls};
+use crate::{Error, OsEntropy, Redirects, tls};
 
 /// The transport, before and after TLS.
 enum Io {
@@ -172,6 +173,38 @@ impl AsyncConnection<ClientStream> {
         AsyncConnection::over(socket, driver, tls, options.read_buffer)?
             .begin(options.direct_tls)
             .await
+    }
+}
+
+impl AsyncConnection<ClientStream> {
+    /// Connect and negotiate, following `see-other-host` redirects (RFC 6120 §4.9.3.19) at
+    /// most `max_redirects` times; returns the connection and the bound JID. The blocking
+    /// [`connect_following`](crate::blocking::Connection::connect_following) with `.await`,
+    /// under the same rules ([`Redirects`]): each new host is dialled at
+    /// `resolve(&host_port)` with the same `config`, TLS configuration and direct-TLS choice,
+    /// the certificate still verified for `options.server_name` (the XMPP domain); past the
+    /// bound the result is [`Error::TooManyRedirects`].
+    pub async fn connect_following(
+        options: &ClientOptions,
+        config: &ClientConfig,
+        max_redirects: usize,
+        timeout: Duration,
+        resolve: impl Fn(&xmpp_stream::HostPort) -> Result<SocketAddr, Error>,
+    ) -> Result<(Self, xmpp_stream::FullJid), Error> {
+        let mut options = options.clone();
+        let mut redirects = Redirects::new(max_redirects);
+        loop {
+            let mut conn = Self::connect_with(&options, config.clone(), OsEntropy::new()).await?;
+            match conn.negotiate(timeout).await {
+                Ok(jid) => return Ok((conn, jid)),
+                Err(Error::Closed(reason)) => {
+                    if redirects.follow(&reason, &mut options, &resolve)?.is_none() {
+                        return Err(Error::Closed(reason));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -58,7 +58,7 @@ use crate::driver::{self, Action, Driver, Negotiates, Next};
 use crate::options::READ_BUFFER;
 pub use crate::options::{ClientOptions, ComponentOptions};
 use crate::record::Recorder;
-use crate::{Error, OsEntropy, tls};
+use crate::{Error, OsEntropy, Redirects, tls};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,12 +194,12 @@ impl Connection<ClientStream> {
     /// most `max_redirects` times; returns the connection and the bound JID.
     ///
     /// Each new host is dialled at `resolve(&host_port)` (a host without a port means 5222,
-    /// or the direct TLS port the host chooses) with everything else unchanged, as the RFC
-    /// requires: the same `config` (so the same TLS policy, mechanisms and stream `to`), the
-    /// same TLS configuration and direct-TLS choice, and the certificate still verified for
-    /// `options.server_name`, the XMPP domain. A redirect can therefore neither turn TLS or
-    /// certificate checks off nor move the identity check to a name it picked. Past the
-    /// bound (a redirect loop) the result is [`Error::TooManyRedirects`].
+    /// or the direct TLS port the host chooses) with everything else unchanged, under the
+    /// rules of [`Redirects`]: the same `config` (so the same TLS policy, mechanisms and
+    /// stream `to`), the same TLS configuration and direct-TLS choice, and the certificate
+    /// still verified for `options.server_name`, the XMPP domain. A redirect can therefore
+    /// neither turn TLS or certificate checks off nor move the identity check to a name it
+    /// picked. Past the bound (a redirect loop) the result is [`Error::TooManyRedirects`].
     pub fn connect_following(
         options: &ClientOptions,
         config: &ClientConfig,
@@ -208,20 +208,15 @@ impl Connection<ClientStream> {
         resolve: impl Fn(&xmpp_stream::HostPort) -> Result<SocketAddr, Error>,
     ) -> Result<(Self, xmpp_stream::FullJid), Error> {
         let mut options = options.clone();
-        let mut redirects = 0usize;
+        let mut redirects = Redirects::new(max_redirects);
         loop {
             let mut conn = Self::connect(&options, config.clone(), OsEntropy::new())?;
             match conn.negotiate(timeout) {
                 Ok(jid) => return Ok((conn, jid)),
                 Err(Error::Closed(reason)) => {
-                    let Some(to) = redirect_target(&reason) else {
+                    if redirects.follow(&reason, &mut options, &resolve)?.is_none() {
                         return Err(Error::Closed(reason));
-                    };
-                    if redirects >= max_redirects {
-                        return Err(Error::TooManyRedirects(to));
                     }
-                    redirects += 1;
-                    options.addr = resolve(&to)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -608,13 +603,5 @@ impl Connection<ClientStream> {
         RawTransport {
             io: std::mem::replace(&mut self.io, Io::Gone),
         }
-    }
-}
-
-/// The host a `see-other-host` close names, if it names one.
-fn redirect_target(reason: &CloseReason) -> Option<xmpp_stream::HostPort> {
-    match reason {
-        CloseReason::StreamError(e) => e.other_host.as_deref()?.parse().ok(),
-        _ => None,
     }
 }

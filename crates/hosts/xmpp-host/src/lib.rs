@@ -13,6 +13,8 @@
 //! - [`tls`]: the one TLS helper of every host: `rustls` configurations (trust a PEM file, or
 //!   explicitly accept anything), a server's [`tls::TlsMaterial`], and the channel-binding
 //!   data (`tls-exporter`, `tls-server-end-point`) the machines use for SCRAM `-PLUS`.
+//! - [`Redirects`]: the one `see-other-host` policy (a bound, no downgrade) of both drivers'
+//!   `connect_following` and the example client.
 //! - [`Recorder`]: writes a real session as a transcript that `xmpp_stream::transcript`
 //!   replays offline (see `testdata/transcripts/real/` and `real-component/`).
 //!
@@ -50,9 +52,11 @@ mod family;
 pub mod matrix;
 mod options;
 mod record;
+mod redirect;
 pub mod tls;
 
 pub use entropy::OsEntropy;
 pub use error::{Clock, Error};
 pub use family::mechanism_family;
 pub use record::Recorder;
+pub use redirect::Redirects;

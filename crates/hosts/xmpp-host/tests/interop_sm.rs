@@ -177,10 +177,7 @@ fn run(kind: PeerKind) {
         return;
     };
     if let Err(e) = scenario(&server) {
-        panic!(
-            "{kind}: {e}\n--- server log tail ---\n{}",
-            server.log_tail(80)
-        );
+        panic!("{}", server.failure(&e));
     }
 }
 

@@ -184,6 +184,7 @@ pub struct PeerServer {
     node_name: String,
     log_level: LogLevel,
     stream_management: bool,
+    blocking: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -195,6 +196,7 @@ pub struct PeerOptions {
     s2s_port: Option<u16>,
     log_level: LogLevel,
     stream_management: bool,
+    blocking: bool,
 }
 
 impl Default for PeerOptions {
@@ -213,6 +215,7 @@ impl PeerOptions {
             s2s_port: None,
             log_level: LogLevel::Debug,
             stream_management: false,
+            blocking: false,
         }
     }
 
@@ -260,6 +263,14 @@ impl PeerOptions {
     #[must_use]
     pub fn with_stream_management(mut self) -> Self {
         self.stream_management = true;
+        self
+    }
+
+    /// Also offer XEP-0191 blocking command: Prosody's `mod_blocklist`, ejabberd's
+    /// `mod_blocking` (with the `mod_privacy` it is built on).
+    #[must_use]
+    pub fn with_blocking(mut self) -> Self {
+        self.blocking = true;
         self
     }
 }
@@ -352,6 +363,7 @@ impl PeerServer {
             node_name,
             log_level: options.log_level,
             stream_management: options.stream_management,
+            blocking: options.blocking,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -394,6 +406,17 @@ impl PeerServer {
         tail(&self.log(), lines)
     }
 
+    /// The failure message of a scenario run against this server: the server's kind, what
+    /// went wrong, then the last 80 lines of its log.
+    #[must_use]
+    pub fn failure(&self, what: &str) -> String {
+        format!(
+            "{}: {what}\n--- server log tail ---\n{}",
+            self.kind,
+            self.log_tail(80)
+        )
+    }
+
     fn start_prosody(&mut self, key_pem: &str, accounts: &[(&str, &str)]) -> Result<(), PeerError> {
         let dir = &self.dir;
         fs::create_dir_all(dir.join("data"))?;
@@ -433,7 +456,7 @@ c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
 {s2s_ports}http_ports = {{ }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks} }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist} }}
 modules_disabled = {{{s2s_module} "offline"; "c2s_bosh"; "http"; "posix";{no_dialback} }}
 {smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
@@ -445,6 +468,7 @@ allow_registration = false
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            blocklist = if self.blocking { " \"blocklist\";" } else { "" },
             smacks = if self.stream_management {
                 " \"smacks\";"
             } else {
@@ -580,10 +604,15 @@ modules:
   mod_roster: {{versioning: true}}
   mod_disco: {{}}
   mod_ping: {{}}
-{s2s_dialback}{stream_mgmt}"#,
+{s2s_dialback}{stream_mgmt}{blocking}"#,
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
+            blocking = if self.blocking {
+                "  mod_privacy: {}\n  mod_blocking: {}\n"
+            } else {
+                ""
+            },
             stream_mgmt = if self.stream_management {
                 "  mod_stream_mgmt: {resume_timeout: 300}\n"
             } else {
