@@ -178,6 +178,10 @@ pub struct PeerServer {
     pub component: Option<ComponentListener>,
     /// The loopback port of its s2s listener, when [`PeerOptions::with_s2s`] asked for one.
     pub s2s_port: Option<u16>,
+    /// The loopback port of its plain-HTTP XMPP-over-WebSocket endpoint (RFC 7395), when
+    /// [`PeerOptions::with_websocket`] asked for one; the URL is
+    /// [`websocket_url`](Self::websocket_url).
+    pub websocket_port: Option<u16>,
     s2s: Option<S2sOptions>,
     dir: PathBuf,
     child: Option<Child>,
@@ -192,6 +196,7 @@ pub struct PeerOptions {
     component: Option<(String, String)>,
     s2s: Option<S2sOptions>,
     log_level: LogLevel,
+    websocket: bool,
 }
 
 impl Default for PeerOptions {
@@ -208,6 +213,7 @@ impl PeerOptions {
             component: None,
             s2s: None,
             log_level: LogLevel::Debug,
+            websocket: false,
         }
     }
 
@@ -220,6 +226,18 @@ impl PeerOptions {
     #[must_use]
     pub fn with_s2s(mut self, s2s: S2sOptions) -> Self {
         self.s2s = Some(s2s);
+        self
+    }
+
+    /// Also serve XMPP over WebSocket (RFC 7395) on `ws://127.0.0.1:PORT/xmpp-websocket`, a
+    /// free loopback port ([`PeerServer::websocket_port`]): Prosody's `mod_websocket` over its
+    /// `http` module (with `consider_websocket_secure`, since a loopback test has no TLS
+    /// proxy in front, and `cross_domain_websocket` for pages served from another origin),
+    /// ejabberd's `ejabberd_http` listener with the `ejabberd_http_ws` request handler. Both
+    /// require clients to offer `Sec-WebSocket-Protocol: xmpp`.
+    #[must_use]
+    pub fn with_websocket(mut self) -> Self {
+        self.websocket = true;
         self
     }
 
@@ -295,6 +313,7 @@ impl PeerServer {
                 .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?,
         };
         let s2s_port = options.s2s.as_ref().map(|_| free_port()).transpose()?;
+        let websocket_port = options.websocket.then(free_port).transpose()?;
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let component = match &options.component {
@@ -317,6 +336,7 @@ impl PeerServer {
             certificate_pem,
             component,
             s2s_port,
+            websocket_port,
             s2s: options.s2s.clone(),
             dir,
             child: None,
@@ -340,6 +360,14 @@ impl PeerServer {
             fs::write(self.dir.join("s2s-ca.pem"), ca_pem)?;
         }
         Ok(())
+    }
+
+    /// `ws://127.0.0.1:PORT/xmpp-websocket`, when [`PeerOptions::with_websocket`] asked for
+    /// the endpoint.
+    #[must_use]
+    pub fn websocket_url(&self) -> Option<String> {
+        self.websocket_port
+            .map(|port| format!("ws://127.0.0.1:{port}/xmpp-websocket"))
     }
 
     /// The directory holding the server's configuration, data and logs.
@@ -401,10 +429,9 @@ interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
-{s2s_ports}http_ports = {{ }}
-https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback} }}
-modules_disabled = {{{s2s_module} "offline"; "c2s_bosh"; "http"; "posix";{no_dialback} }}
+{s2s_ports}{http}https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{websocket} }}
+modules_disabled = {{{s2s_module} "offline"; "c2s_bosh";{no_http} "posix";{no_dialback} }}
 -- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
@@ -415,6 +442,23 @@ allow_registration = false
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            http = self.websocket_port.map_or_else(
+                || "http_ports = { }\n".to_owned(),
+                |port| format!(
+                    "http_ports = {{ {port} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\n\
+                     consider_websocket_secure = true\ncross_domain_websocket = true\n"
+                )
+            ),
+            websocket = if self.websocket_port.is_some() {
+                " \"websocket\";"
+            } else {
+                ""
+            },
+            no_http = if self.websocket_port.is_some() {
+                ""
+            } else {
+                " \"http\";"
+            },
             no_dialback = if dialback.is_empty() && self.s2s.is_some() {
                 " \"dialback\";"
             } else {
@@ -528,7 +572,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-{s2s_listener}{component}acl:
+{s2s_listener}{component}{websocket}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -548,6 +592,10 @@ modules:
                 LogLevel::Debug => "info",
                 LogLevel::Warn => "warning",
             },
+            websocket = self.websocket_port.map_or(String::new(), |port| format!(
+                "  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    \
+                 request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n"
+            )),
             component = self.component.as_ref().map_or(String::new(), |c| format!(
                 "  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
                  hosts:\n      {}:\n        password: {}\n",
@@ -651,6 +699,7 @@ modules:
         let mut ports = vec![self.starttls_port, self.direct_tls_port];
         ports.extend(self.component.as_ref().map(|c| c.port));
         ports.extend(self.s2s_port);
+        ports.extend(self.websocket_port);
         while start.elapsed() < limit {
             if ports
                 .iter()
