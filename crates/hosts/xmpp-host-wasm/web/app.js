@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const state = (window.xmpp = { status: "idle", jid: null, roster: {}, messages: [], log: [], closed: null });
 const params = new URLSearchParams(location.search);
 $("url").value = params.get("url") || `ws://${location.hostname || "127.0.0.1"}:5280/xmpp-websocket`;
+if (!params.get("url")) fetch("websocket-url").then((r) => (r.ok ? r.text() : null)).then((u) => { if (u) $("url").value = u; }).catch(() => {});
 $("jid").value = params.get("jid") || "";
 $("password").value = params.get("password") || "";
 
