@@ -4,7 +4,7 @@
 import init, { BrowserClient } from "./pkg/xmpp_host_wasm.js";
 
 const $ = (id) => document.getElementById(id);
-const state = (window.xmpp = { status: "idle", jid: null, roster: {}, messages: [], log: [], closed: null });
+const state = (window.xmpp = { status: "idle", jid: null, roster: {}, rosterLoaded: false, messages: [], log: [], closed: null });
 const params = new URLSearchParams(location.search);
 $("url").value = params.get("url") || `ws://${location.hostname || "127.0.0.1"}:5280/xmpp-websocket`;
 if (!params.get("url")) fetch("websocket-url").then((r) => (r.ok ? r.text() : null)).then((u) => { if (u) $("url").value = u; }).catch(() => {});
@@ -55,6 +55,7 @@ function onStanza(el) {
       const jid = item.getAttribute("jid");
       state.roster[jid] = { name: item.getAttribute("name"), show: state.roster[jid]?.show || "offline" };
     }
+    state.rosterLoaded = true;
     renderRoster();
   } else if (el.localName === "presence") {
     const jid = bare(el.getAttribute("from"));
