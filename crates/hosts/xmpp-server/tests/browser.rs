@@ -26,11 +26,10 @@ use xmpp_host::asynchronous::AsyncConnection;
 use xmpp_host::websocket::WebSocketOptions;
 use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TlsMaterial};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, TlsPolicy};
-use xmpp_testpeers::skip_or_fail;
+use xmpp_testpeers::{WASM_TARGET, skip_or_fail, wasm_target_installed};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WAIT: Duration = Duration::from_secs(20);
 const NS: &str = "jabber:client";
 
@@ -62,12 +61,7 @@ fn wasm_bindgen_cli() -> Option<PathBuf> {
 
 /// What is missing to run the test, if anything.
 fn missing() -> Option<String> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .env("RUSTUP_AUTO_INSTALL", "0")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(WASM_TARGET));
-    if !installed {
+    if !wasm_target_installed() {
         return Some(format!("the {WASM_TARGET} target is not installed"));
     }
     let version = locked_wasm_bindgen()?;

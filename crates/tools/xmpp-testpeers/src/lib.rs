@@ -135,6 +135,46 @@ pub fn skip_or_fail(what: &str) {
     let _ = io::Write::write_all(&mut io::stderr().lock(), message.as_bytes());
 }
 
+/// The WebAssembly target the wasm tests build for.
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Whether the active toolchain can build for [`WASM_TARGET`]: rustup lists it as installed
+/// (asked with `RUSTUP_AUTO_INSTALL=0`, so asking never installs it) and its standard library
+/// is really there (`rustc --print target-libdir` names the directory whether or not it
+/// exists, and `.ci/fresh-machine` hides its contents: look for `libcore` in it). `rustc`
+/// is rustup's proxy, which picks the toolchain of the `cargo` running the test.
+#[must_use]
+pub fn wasm_target_installed() -> bool {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET)
+        });
+    let Ok(out) = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+    else {
+        return false;
+    };
+    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    listed
+        && out.status.success()
+        && fs::read_dir(libdir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let path = entry.path();
+                path.extension().is_some_and(|ext| ext == "rlib")
+                    && path
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with("libcore-"))
+            })
+        })
+}
+
 /// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
