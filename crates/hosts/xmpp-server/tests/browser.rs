@@ -292,6 +292,107 @@ fn server() -> ServerHandle {
     ServerHandle::spawn_websocket(any, any, false, config).unwrap()
 }
 
+/// Serve `root` with the server's static file server on its own runtime thread; its port.
+fn serve_site(root: &Path, ws_url: &str) -> u16 {
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_port = web.local_addr().unwrap().port();
+    web.set_nonblocking(true).unwrap();
+    let root = root.to_owned();
+    let url_for_page = ws_url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(web).unwrap();
+            xmpp_server::serve_web(listener, root, Some(url_for_page)).await;
+        });
+    });
+    web_port
+}
+
+/// Bob, our Rust client over WebSocket, negotiated.
+async fn bob(ws_addr: SocketAddr, ws_url: &str) -> AsyncConnection<ClientStream> {
+    let mut config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "pw-b");
+    config.tls = TlsPolicy::Disabled;
+    let options = WebSocketOptions::new(ws_addr, ws_url);
+    let mut bob = AsyncConnection::connect_websocket(&options, config, OsEntropy::new())
+        .await
+        .unwrap();
+    bob.negotiate(WAIT).await.unwrap();
+    bob
+}
+
+/// The next message Bob gets with this body; its sender.
+async fn bob_receives(bob: &mut AsyncConnection<ClientStream>, body: &str) -> String {
+    loop {
+        match bob.next_event(WAIT).await.unwrap() {
+            Some(Event::Stanza(s))
+                if s.name() == "message"
+                    && s.get_child("body", NS).map(Element::text).as_deref() == Some(body) =>
+            {
+                return s.attr("from").unwrap_or_default().to_owned();
+            }
+            Some(Event::Closed { reason }) => panic!("bob closed: {reason:?}"),
+            Some(_) => {}
+            None => panic!("bob's stream ended"),
+        }
+    }
+}
+
+/// strophe.js from npm, installed once into `target/npm-strophe`: its browser bundle, or why
+/// not (no npm, no registry).
+fn strophe() -> Result<PathBuf, String> {
+    let dir = workspace().join("target/npm-strophe");
+    let bundle = dir.join("node_modules/strophe.js/dist/strophe.umd.min.js");
+    if bundle.exists() {
+        return Ok(bundle);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg("strophe.js@5")
+        .output()
+        .map_err(|e| format!("npm: {e}"))?;
+    if !out.status.success() || !bundle.exists() {
+        return Err(format!(
+            "npm could not install strophe.js: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+        ));
+    }
+    Ok(bundle)
+}
+
+/// A page that logs in with strophe.js, says hello to Bob, records what it gets back.
+const STROPHE_PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>strophe.js</title>
+<script src="strophe.umd.min.js"></script>
+<script>
+const p = new URLSearchParams(location.search);
+const s = window.xmpp = { status: [], messages: [], jid: null };
+const { Strophe, $msg, $pres } = window.strophe || window;
+const c = new Strophe.Connection(p.get("url"));
+c.connect(p.get("jid"), p.get("password"), (status) => {
+  s.status.push(status);
+  if (status === Strophe.Status.CONNECTED) {
+    s.jid = c.jid;
+    c.addHandler((m) => {
+      const body = m.getElementsByTagName("body")[0];
+      if (body) s.messages.push({ from: m.getAttribute("from"), body: body.textContent });
+      return true;
+    }, null, "message");
+    c.send($pres());
+    c.send($msg({ to: "bob@localhost", type: "chat" }).c("body").t("hello from strophe.js"));
+  }
+  if (status === Strophe.Status.DISCONNECTED) s.disconnected = true;
+});
+window.stropheQuit = () => c.disconnect("done");
+</script>"#;
+
 fn stanza_with(name: &str, to: &str, kind: Option<&str>, body: Option<&str>) -> Element {
     let mut builder = Element::builder(name, NS).attr("to".try_into().unwrap(), to);
     if let Some(kind) = kind {
@@ -315,22 +416,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
 
-    // The page, served by the server's static file server, on its own runtime thread.
-    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let web_port = web.local_addr().unwrap().port();
-    web.set_nonblocking(true).unwrap();
-    let root = site.0.clone();
-    let url_for_page = ws_url.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(web).unwrap();
-            xmpp_server::serve_web(listener, root, Some(url_for_page)).await;
-        });
-    });
+    let web_port = serve_site(&site.0, &ws_url);
 
     let browser = Browser::start();
     browser.go(&format!(
@@ -354,14 +440,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "pw-b");
-        config.tls = TlsPolicy::Disabled;
-        let options = WebSocketOptions::new(ws_addr, &ws_url);
-        let mut bob: AsyncConnection<ClientStream> =
-            AsyncConnection::connect_websocket(&options, config, OsEntropy::new())
-                .await
-                .unwrap();
-        let bob_jid = bob.negotiate(WAIT).await.unwrap().to_string();
+        let mut bob = bob(ws_addr, &ws_url).await;
         bob.send(&stanza_with("presence", &alice, None, None))
             .await
             .unwrap();
@@ -404,21 +483,8 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
             })
         });
         browser.run("window.xmppSend('bob@localhost', 'pong from the page');");
-        loop {
-            match bob.next_event(WAIT).await.unwrap() {
-                Some(Event::Stanza(s))
-                    if s.name() == "message"
-                        && s.get_child("body", NS).map(Element::text).as_deref()
-                            == Some("pong from the page") =>
-                {
-                    assert_eq!(s.attr("from"), Some(alice.as_str()));
-                    break;
-                }
-                Some(Event::Closed { reason }) => panic!("bob closed: {reason:?}"),
-                Some(_) => {}
-                None => panic!("bob's stream ended"),
-            }
-        }
+        let from = bob_receives(&mut bob, "pong from the page").await;
+        assert_eq!(from, alice);
         // Bob goes away: the page shows it.
         bob.send(&stanza_with("presence", &alice, Some("unavailable"), None))
             .await
@@ -426,7 +492,6 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
         browser.wait("Bob offline", |s| {
             s["roster"]["bob@localhost"]["show"] == "offline"
         });
-        let _ = bob_jid;
         bob.close(WAIT).await.unwrap();
     });
 
@@ -439,4 +504,53 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
         log.contains("C: <close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"),
         "{log}"
     );
+}
+
+#[test]
+fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
+    if let Some(why) = missing() {
+        skip_or_fail(&format!("strophe.js test: {why}"));
+        return;
+    }
+    let bundle = match strophe() {
+        Ok(bundle) => bundle,
+        Err(why) => {
+            skip_or_fail(&format!("strophe.js test: {why}"));
+            return;
+        }
+    };
+    let site = tempdir::Dir::new("strophe");
+    std::fs::copy(&bundle, site.0.join("strophe.umd.min.js")).unwrap();
+    std::fs::write(site.0.join("index.html"), STROPHE_PAGE).unwrap();
+    let server = server();
+    let ws_addr = server.websocket_addr.expect("a WebSocket listener");
+    let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
+    let web_port = serve_site(&site.0, &ws_url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut bob = bob(ws_addr, &ws_url).await;
+        let browser = Browser::start();
+        browser.go(&format!(
+            "http://127.0.0.1:{web_port}/?jid=alice@localhost&password=pw-a&url={ws_url}"
+        ));
+        let from = bob_receives(&mut bob, "hello from strophe.js").await;
+        assert!(from.starts_with("alice@localhost/"), "{from}");
+        bob.send(&stanza_with(
+            "message",
+            &from,
+            Some("chat"),
+            Some("hello, strophe.js"),
+        ))
+        .await
+        .unwrap();
+        browser.wait("Bob's answer", |s| {
+            s["messages"].to_string().contains("hello, strophe.js")
+        });
+        browser.run("window.stropheQuit();");
+        browser.wait("disconnected", |s| s["disconnected"] == true);
+        bob.close(WAIT).await.unwrap();
+    });
 }
