@@ -94,6 +94,10 @@ fn build_page(dir: &Path) {
     let status = Command::new(cargo)
         .current_dir(workspace())
         .env("CARGO_TARGET_DIR", &target_dir)
+        // Built for size, as a page would ship it (the README's sizes are of this build).
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .args(["build", "--release", "--target", WASM_TARGET])
         .args(["-p", "xmpp-host-wasm", "--features", "browser"])
         .status()
@@ -135,10 +139,31 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value
         body.len()
     )
     .unwrap();
+    // chromedriver keeps the connection open whatever we ask: read the head, then exactly
+    // Content-Length bytes.
     let mut response = Vec::new();
-    socket.read_to_end(&mut response).unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    let (head_end, length) = loop {
+        let n = socket.read(&mut buf).unwrap();
+        assert!(n > 0, "chromedriver closed mid-answer");
+        response.extend_from_slice(&buf[..n]);
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while response.len() < head_end + length {
+        let n = socket.read(&mut buf).unwrap();
+        assert!(n > 0, "chromedriver closed mid-answer");
+        response.extend_from_slice(&buf[..n]);
+    }
     let response = String::from_utf8_lossy(&response);
-    let json = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json = &response[head_end..];
     let value: Value = serde_json::from_str(json)
         .unwrap_or_else(|e| panic!("chromedriver answered {response:?}: {e}"));
     value["value"].clone()
@@ -321,6 +346,10 @@ async fn bob(ws_addr: SocketAddr, ws_url: &str) -> AsyncConnection<ClientStream>
         .await
         .unwrap();
     bob.negotiate(WAIT).await.unwrap();
+    // Available, so that messages to the bare JID reach this resource.
+    bob.send(&Element::builder("presence", NS).build())
+        .await
+        .unwrap();
     bob
 }
 
