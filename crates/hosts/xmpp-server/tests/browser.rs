@@ -105,7 +105,13 @@ fn build_page(dir: &Path) {
     assert!(status.success(), "the wasm build failed");
     let wasm = target_dir.join(format!("{WASM_TARGET}/release/xmpp_host_wasm.wasm"));
     let status = Command::new(wasm_bindgen_cli().unwrap())
-        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--remove-name-section",
+        ])
+        .args(["--remove-producers-section", "--out-dir"])
         .arg(dir.join("pkg"))
         .arg(&wasm)
         .status()
