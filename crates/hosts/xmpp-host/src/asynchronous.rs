@@ -288,7 +288,7 @@ impl AsyncConnection<ComponentServerStream> {
 
 impl AsyncConnection<ClientStream> {
     /// Connect over WebSocket (RFC 7395) as `options` say
-    /// ([`websocket`](crate::websocket): TCP, TLS for `wss:`, the upgrade with the `xmpp`
+    /// ([`websocket`] module: TCP, TLS for `wss:`, the upgrade with the `xmpp`
     /// subprotocol) and start the client switched to WebSocket framing. Everything after is
     /// the same as over TCP. On a `ws:` URL there is no TLS at all: the client's
     /// [`TlsPolicy`](xmpp_stream::TlsPolicy) must be `Disabled` (or `Optional`), or it refuses

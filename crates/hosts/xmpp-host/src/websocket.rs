@@ -61,7 +61,7 @@ pub struct WebSocketOptions {
     /// request line.
     pub url: String,
     /// The `rustls` client configuration for a `wss:` URL
-    /// ([`tls::client_config`](crate::tls::client_config)); unused for `ws:`.
+    /// ([`tls::client_config`]); unused for `ws:`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// How long to wait for the TCP connection, TLS and the WebSocket handshake.
     pub connect_timeout: Duration,
