@@ -18,13 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use base64::Engine as _;
 use minidom::Element;
 use serde_json::{Value, json};
 use xmpp_host::OsEntropy;
 use xmpp_host::asynchronous::AsyncConnection;
 use xmpp_host::websocket::WebSocketOptions;
-use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TlsMaterial};
+use xmpp_server::{HubConfig, ServerHandle};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, TlsPolicy};
 use xmpp_testpeers::{WASM_TARGET, skip_or_fail, wasm_target_installed};
 
@@ -188,16 +190,7 @@ mod tempdir {
     pub(crate) struct Dir(pub(crate) std::path::PathBuf);
     impl Dir {
         pub(crate) fn new(tag: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!(
-                "xmpp-browser-{tag}-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
+            Dir(super::common::temp_dir(&format!("browser-{tag}")))
         }
     }
     impl Drop for Dir {
@@ -312,15 +305,8 @@ fn server() -> ServerHandle {
         .with_user("bob", "pw-b");
     // ws: on loopback, as the page on http://127.0.0.1 uses it.
     hub.stream.tls = TlsPolicy::Optional;
-    let config = RuntimeConfig {
-        hub,
-        tls: TlsMaterial::self_signed(&["localhost"]).unwrap(),
-        log: false,
-        trace: false,
-        s2s: None,
-    };
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ServerHandle::spawn_websocket(any, any, false, config).unwrap()
+    let config = common::runtime_config(hub, "localhost");
+    ServerHandle::spawn_websocket(common::loopback(), common::loopback(), false, config).unwrap()
 }
 
 /// Serve `root` with the server's static file server on its own runtime thread; its port.
@@ -428,6 +414,13 @@ c.connect(p.get("jid"), p.get("password"), (status) => {
 window.stropheQuit = () => c.disconnect("done");
 </script>"#;
 
+/// Bob sends `to` a chat message.
+async fn chat(bob: &mut AsyncConnection<ClientStream>, to: &str, body: &str) {
+    bob.send(&stanza_with("message", to, Some("chat"), Some(body)))
+        .await
+        .unwrap();
+}
+
 fn stanza_with(name: &str, to: &str, kind: Option<&str>, body: Option<&str>) -> Element {
     let mut builder = Element::builder(name, NS).attr("to".try_into().unwrap(), to);
     if let Some(kind) = kind {
@@ -483,14 +476,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
             s["roster"]["bob@localhost"]["show"] == "available"
         });
         if let Ok(file) = std::env::var("XMPP_SCREENSHOT") {
-            bob.send(&stanza_with(
-                "message",
-                &alice,
-                Some("chat"),
-                Some("Hello from a Rust client over WebSocket"),
-            ))
-            .await
-            .unwrap();
+            chat(&mut bob, &alice, "Hello from a Rust client over WebSocket").await;
             browser.wait("the greeting", |s| {
                 s["messages"].to_string().contains("Hello from")
             });
@@ -503,14 +489,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
             std::fs::write(file, png).unwrap();
         }
         // A message each way.
-        bob.send(&stanza_with(
-            "message",
-            &alice,
-            Some("chat"),
-            Some("ping from bob"),
-        ))
-        .await
-        .unwrap();
+        chat(&mut bob, &alice, "ping from bob").await;
         browser.wait("Bob's message", |s| {
             s["messages"].as_array().is_some_and(|m| {
                 m.iter()
@@ -573,14 +552,7 @@ fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
         ));
         let from = bob_receives(&mut bob, "hello from strophe.js").await;
         assert!(from.starts_with("alice@localhost/"), "{from}");
-        bob.send(&stanza_with(
-            "message",
-            &from,
-            Some("chat"),
-            Some("hello, strophe.js"),
-        ))
-        .await
-        .unwrap();
+        chat(&mut bob, &from, "hello, strophe.js").await;
         browser.wait("Bob's answer", |s| {
             s["messages"].to_string().contains("hello, strophe.js")
         });
