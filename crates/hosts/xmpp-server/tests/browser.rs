@@ -7,7 +7,8 @@
 //!
 //! Needs the wasm32 target, `wasm-bindgen` (the CLI, the same version as the crate in
 //! `Cargo.lock`; `.ci/run` installs it), `/usr/bin/chromium` and `/usr/bin/chromedriver`;
-//! without one of them it skips and says which (fails under `XMPP_INTEROP=require`).
+//! without one of them it skips and says which (fails under `XMPP_INTEROP=require`). The
+//! strophe.js test needs only Chromium, chromedriver and npm with a reachable registry.
 //! `XMPP_SCREENSHOT=FILE` saves a PNG of the page in the middle of the session.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -79,14 +80,23 @@ fn missing() -> Option<String> {
             String::from_utf8_lossy(&out.stdout).trim()
         ));
     }
-    for program in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(program).exists() {
-            return Some(format!(
-                "{program} is not installed (Debian chromium, chromium-driver)"
-            ));
-        }
-    }
-    None
+    missing_browser()
+}
+
+/// Whether Chromium or chromedriver is missing.
+fn missing_browser() -> Option<String> {
+    [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .find(|program| !Path::new(program).exists())
+        .map(|program| format!("{program} is not installed (Debian chromium, chromium-driver)"))
+}
+
+/// A runtime for Bob on the test's thread.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Build the module with the `browser` feature, bind it, and lay out the page in `dir`.
@@ -463,11 +473,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
     assert!(log.contains("subprotocol xmpp"), "{log}");
 
     // Bob: our Rust client, also over WebSocket.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let mut bob = bob(ws_addr, &ws_url).await;
         bob.send(&stanza_with("presence", &alice, None, None))
             .await
@@ -522,7 +528,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
 
 #[test]
 fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
-    if let Some(why) = missing() {
+    if let Some(why) = missing_browser() {
         skip_or_fail(&format!("strophe.js test: {why}"));
         return;
     }
@@ -540,11 +546,7 @@ fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
     let web_port = serve_site(&site.0, &ws_url);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let mut bob = bob(ws_addr, &ws_url).await;
         let browser = Browser::start();
         browser.go(&format!(
