@@ -82,6 +82,8 @@ pub(crate) struct Core {
     pub(crate) input_pending: bool,
     /// RFC 7395 framing (XMPP over WebSocket): one element per message in and out.
     pub(crate) framed: bool,
+    /// The `see-other-uri` our `<close/>` carries (RFC 7395 §3.6.1), if the host asked.
+    pub(crate) close_uri: Option<String>,
 }
 
 impl Core {
@@ -111,6 +113,7 @@ impl Core {
             trim_when_drained: false,
             input_pending: false,
             framed: false,
+            close_uri: None,
         }
     }
 
@@ -305,7 +308,13 @@ impl Core {
     fn send_close_tag(&mut self) {
         if let Some(writer) = &self.writer {
             let mut bytes = Vec::new();
-            writer.write_end(&mut bytes);
+            match &self.close_uri {
+                // The URI was checked when the host gave it.
+                Some(uri) => {
+                    let _ = writer.write_close_see_other_uri(uri, &mut bytes);
+                }
+                None => writer.write_end(&mut bytes),
+            }
             self.transmit(bytes);
         }
     }

@@ -91,6 +91,39 @@ impl ServerStream {
         self
     }
 
+    /// On a WebSocket stream, close it naming another endpoint the client should use instead
+    /// (RFC 7395 §3.6.1): `<close see-other-uri='uri'/>`, then as [`close`](Self::close)
+    /// (wait, bounded, for the client's `<close/>` or the end of the transport). The host
+    /// should not name an endpoint of a lower security context than the current one (`wss:`
+    /// to `ws:`). A TCP stream redirects with the `see-other-host` stream error instead
+    /// ([`close_with_error`](Self::close_with_error)), so there this is
+    /// [`UsageError::InvalidConfig`](crate::UsageError::InvalidConfig), as is a `uri` that is
+    /// empty or holds a character XML forbids.
+    pub fn close_see_other_uri(
+        &mut self,
+        now: crate::Instant,
+        uri: &str,
+    ) -> Result<(), crate::UsageError> {
+        if !self.machine.core.framed {
+            return Err(crate::UsageError::InvalidConfig(
+                "see-other-uri needs a WebSocket stream; use the see-other-host stream error",
+            ));
+        }
+        let header = xmpp_xml::StreamHeader::new(xmpp_xml::ContentNamespace::Client);
+        let writer = xmpp_xml::StreamWriter::framed(&header);
+        if uri.is_empty()
+            || writer
+                .write_close_see_other_uri(uri, &mut Vec::new())
+                .is_err()
+        {
+            return Err(crate::UsageError::InvalidConfig(
+                "see-other-uri must be a non-empty XML attribute value",
+            ));
+        }
+        self.machine.core.close_uri = Some(uri.to_owned());
+        self.machine.close(now)
+    }
+
     fn side(&self) -> Option<&ServerSide> {
         match &self.machine.side {
             Side::Server(side) => Some(side),

@@ -357,3 +357,55 @@ proptest! {
         prop_assert_eq!(framed, tcp);
     }
 }
+
+#[test]
+fn the_server_closes_naming_another_endpoint() {
+    let mut pair = ends(true);
+    let mut events = [Vec::new(), Vec::new()];
+    let mut sent = [Vec::new(), Vec::new()];
+    for end in &mut pair {
+        end.start(Instant::ZERO, Transport::Plain).unwrap();
+    }
+    drive(&mut pair, &mut events, &mut sent);
+    assert!(pair[0].is_negotiated() && pair[1].is_negotiated());
+    let server = pair[1].as_server_mut().unwrap();
+    // Refused: empty, or not XML.
+    assert!(server.close_see_other_uri(Instant::ZERO, "").is_err());
+    assert!(
+        server
+            .close_see_other_uri(Instant::ZERO, "wss://a\u{1}b")
+            .is_err()
+    );
+    let before = sent[1].len();
+    server
+        .close_see_other_uri(Instant::ZERO, "wss://other.example/ws?a=1&b='2'")
+        .unwrap();
+    drive(&mut pair, &mut events, &mut sent);
+    // One message: the `<close/>` with the URI, escaped.
+    assert_eq!(
+        String::from_utf8(sent[1][before].clone()).unwrap(),
+        "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' \
+         see-other-uri='wss://other.example/ws?a=1&amp;b=&apos;2&apos;'/>"
+    );
+    assert_eq!(sent[1].len(), before + 1, "{:?}", &sent[1][before..]);
+    // The client reports the redirect with the URI as sent, then the close.
+    let n = events[0].len();
+    assert_eq!(
+        events[0][n - 2],
+        Event::SeeOtherUri {
+            uri: "wss://other.example/ws?a=1&b='2'".into()
+        }
+    );
+    assert!(matches!(events[0][n - 1], Event::Closed { .. }));
+    assert!(pair[0].is_closed() && pair[1].is_closed());
+    // A TCP stream has no such close: the host uses the see-other-host stream error.
+    let mut tcp = ends(false);
+    tcp[1].start(Instant::ZERO, Transport::Plain).unwrap();
+    assert!(
+        tcp[1]
+            .as_server_mut()
+            .unwrap()
+            .close_see_other_uri(Instant::ZERO, "wss://other.example/ws")
+            .is_err()
+    );
+}

@@ -228,6 +228,30 @@ impl StreamWriter {
         out.extend_from_slice(b"stream>");
     }
 
+    /// On a framed stream (RFC 7395 §3.6.1), writes `<close/>` naming another endpoint the
+    /// client should connect to instead: `<close xmlns='...' see-other-uri='uri'/>`. An
+    /// unframed writer writes its plain end tag (TCP streams redirect with the
+    /// `see-other-host` stream error instead). Nothing is written if `uri` holds a character
+    /// XML forbids.
+    pub fn write_close_see_other_uri(
+        &self,
+        uri: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SerializeError> {
+        if !self.framed {
+            self.write_end(out);
+            return Ok(());
+        }
+        let mut close = Vec::new();
+        close.extend_from_slice(b"<close xmlns='");
+        close.extend_from_slice(crate::framing::NS_FRAMING.as_bytes());
+        close.push(b'\'');
+        attr(&mut close, "see-other-uri", uri)?;
+        close.extend_from_slice(b"/>");
+        out.extend_from_slice(&close);
+        Ok(())
+    }
+
     fn element(
         element: &Element,
         default_ns: &str,

@@ -17,6 +17,9 @@
 //!   results are error codes with text from `xw_last_error`.
 //! - [`Module`]: the same calls in safe Rust, with the buffers (what native tests drive).
 //! - [`Host`]: machines by [`Handle`], with their pending bytes and events, over slices.
+//! - `browser` (feature `browser`): the client machine for a web page through
+//!   `wasm-bindgen`, over the browser's WebSocket (RFC 7395), `crypto.getRandomValues` and
+//!   `performance.now()`; `web/` holds the page that uses it.
 //!
 //! Events come out as a JSON array of objects, each with `type` (`StreamOpened`,
 //! `StartTls`, `Secured`, `SaslAttemptFailed`, `Authenticated`, `Negotiated`, `Stanza`, `Nonza`, `Redirect`,
@@ -69,6 +72,8 @@
 //! # Ok::<(), xmpp_host_wasm::HostError>(())
 //! ```
 pub mod abi;
+#[cfg(feature = "browser")]
+pub mod browser;
 mod host;
 mod json;
 mod module;

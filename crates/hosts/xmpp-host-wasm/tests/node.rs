@@ -30,34 +30,7 @@ fn node_available() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-/// The target this test builds for.
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
-
-/// Whether the active toolchain has the standard library for [`WASM_TARGET`]: `rustc --print
-/// target-libdir` names the directory whether or not it exists, so look for `libcore` in it.
-/// `rustc` here is rustup's proxy, which picks the toolchain of the `cargo` running this test.
-fn wasm_target_installed() -> bool {
-    let Ok(out) = Command::new("rustc")
-        .args(["--print", "target-libdir", "--target", WASM_TARGET])
-        .output()
-    else {
-        return false;
-    };
-    if !out.status.success() {
-        return false;
-    }
-    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    std::fs::read_dir(libdir).is_ok_and(|entries| {
-        entries.flatten().any(|entry| {
-            let path = entry.path();
-            path.extension().is_some_and(|ext| ext == "rlib")
-                && path
-                    .file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.starts_with("libcore-"))
-        })
-    })
-}
+use xmpp_testpeers::{WASM_TARGET, wasm_target_installed};
 
 /// Why this machine cannot run the WebAssembly test, if it cannot.
 fn missing_prerequisite() -> Option<String> {

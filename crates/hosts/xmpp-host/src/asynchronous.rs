@@ -42,11 +42,13 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt as _, StreamExt as _};
 use minidom::Element;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
+use tokio_tungstenite::tungstenite::Message;
 use xmpp_stream::{
     AnyStream, ChannelBinding, ClientConfig, ClientStream, CloseReason, ComponentConfig,
     ComponentServerStream, ComponentStream, Entropy, Event, ServerStream, Transport,
@@ -56,6 +58,7 @@ use crate::driver::{self, Action, Driver, Negotiates, Next};
 use crate::options::READ_BUFFER;
 pub use crate::options::{ClientOptions, ComponentOptions};
 use crate::record::Recorder;
+use crate::websocket::{self, WebSocketOptions};
 use crate::{Error, OsEntropy, Redirects, tls};
 
 /// The transport, before and after TLS.
@@ -63,17 +66,45 @@ enum Io {
     Plain(TcpStream),
     Client(Box<client::TlsStream<TcpStream>>),
     Server(Box<server::TlsStream<TcpStream>>),
+    /// RFC 7395: one text message per element, whatever carries the WebSocket.
+    WebSocket(Box<websocket::Socket>),
     Gone,
 }
 
+/// What one read gave.
+enum Received {
+    /// Bytes of a TCP stream, in the connection's buffer (0: end of stream).
+    Bytes(usize),
+    /// One whole WebSocket message.
+    Message(Vec<u8>),
+    /// A WebSocket control message (ping, pong): nothing for the machine.
+    Nothing,
+}
+
 impl Io {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(buf).await,
-            Io::Client(s) => s.read(buf).await,
-            Io::Server(s) => s.read(buf).await,
-            Io::Gone => Ok(0),
-        }
+    /// One read; cancel-safe (a WebSocket's `next` is, like a socket's `read`).
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<Received> {
+        let n = match self {
+            Io::Plain(s) => s.read(buf).await?,
+            Io::Client(s) => s.read(buf).await?,
+            Io::Server(s) => s.read(buf).await?,
+            Io::WebSocket(ws) => {
+                return match ws.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        Ok(Received::Message(text.as_bytes().to_vec()))
+                    }
+                    // Not text (RFC 7395 §3.2): the machine judges the bytes as a message.
+                    Some(Ok(Message::Binary(bytes))) => Ok(Received::Message(bytes.to_vec())),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        Ok(Received::Nothing)
+                    }
+                    Some(Ok(Message::Close(_))) | None => Ok(Received::Bytes(0)),
+                    Some(Err(e)) => Err(std::io::Error::other(e)),
+                };
+            }
+            Io::Gone => 0,
+        };
+        Ok(Received::Bytes(n))
     }
 
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -85,6 +116,13 @@ impl Io {
             Io::Plain(s) => write(s, bytes).await,
             Io::Client(s) => write(s, bytes).await,
             Io::Server(s) => write(s, bytes).await,
+            Io::WebSocket(ws) => {
+                // The machine writes one element of XML 1.0 text: UTF-8.
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                ws.send(Message::text(text))
+                    .await
+                    .map_err(std::io::Error::other)
+            }
             Io::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
@@ -98,6 +136,9 @@ impl Io {
             Io::Plain(s) => down(s).await,
             Io::Client(s) => down(s).await,
             Io::Server(s) => down(s).await,
+            Io::WebSocket(ws) => {
+                let _ = ws.close(None).await;
+            }
             Io::Gone => {}
         }
         *self = Io::Gone;
@@ -278,6 +319,32 @@ impl AsyncConnection<ComponentServerStream> {
     }
 }
 
+impl AsyncConnection<ClientStream> {
+    /// Connect over WebSocket (RFC 7395) as `options` say
+    /// ([`websocket`] module: TCP, TLS for `wss:`, the upgrade with the `xmpp`
+    /// subprotocol) and start the client switched to WebSocket framing. Everything after is
+    /// the same as over TCP. On a `ws:` URL there is no TLS at all: the client's
+    /// [`TlsPolicy`](xmpp_stream::TlsPolicy) must be `Disabled` (or `Optional`), or it refuses
+    /// to authenticate, as it would on a TCP stream without TLS.
+    pub async fn connect_websocket(
+        options: &WebSocketOptions,
+        config: ClientConfig,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, Error> {
+        let (socket, transport) = websocket::open(options).await?;
+        let mut connection = AsyncConnection {
+            driver: Driver::new(ClientStream::new(config, entropy).websocket()),
+            io: Io::WebSocket(Box::new(socket)),
+            tls: TlsRole::None,
+            buf: Vec::new(),
+            role: PhantomData,
+        };
+        connection.driver.start(transport)?;
+        connection.flush().await;
+        Ok(connection)
+    }
+}
+
 /// A TCP connection to `addr`, bounded by `timeout`.
 async fn dial(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
     tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -429,7 +496,9 @@ impl<M> AsyncConnection<M> {
             None => read.await,
         };
         match read {
-            Ok(n) if n > 0 => self.driver.input(&self.buf[..n]),
+            Ok(Received::Bytes(n)) if n > 0 => self.driver.input(&self.buf[..n]),
+            Ok(Received::Message(message)) => self.driver.message(&message),
+            Ok(Received::Nothing) => {}
             _ => self.hang_up(),
         }
     }

@@ -238,6 +238,16 @@ impl Driver {
         let _ = self.machine.handle_input(now, bytes);
     }
 
+    /// One whole WebSocket message (RFC 7395: one element) on a machine switched to
+    /// WebSocket framing; on a TCP stream the same as [`input`](Self::input).
+    pub fn message(&mut self, message: &[u8]) {
+        let now = self.clock.now();
+        if let Some(recorder) = &mut self.recorder {
+            recorder.input(now, message);
+        }
+        let _ = self.machine.handle_message(now, message);
+    }
+
     /// The wait [`Next::Read`] allowed ran out: fire the machine's due timers.
     pub fn timeout(&mut self) {
         let now = self.clock.now();

@@ -10,6 +10,8 @@
 //! - [`driver`]: what both share, with no I/O: the machine ([`xmpp_stream::AnyStream`], any
 //!   role), the clock, the event queue and the recorder, turning the machine's outputs into
 //!   the few actions an I/O loop carries out.
+//! - [`websocket`]: XMPP over WebSocket (RFC 7395) for a client: the same
+//!   [`asynchronous::AsyncConnection`], one WebSocket text message per element.
 //! - [`tls`]: the one TLS helper of every host: `rustls` configurations (trust a PEM file, or
 //!   explicitly accept anything), a server's [`tls::TlsMaterial`], and the channel-binding
 //!   data (`tls-exporter`, `tls-server-end-point`) the machines use for SCRAM `-PLUS`.
@@ -54,6 +56,7 @@ mod options;
 mod record;
 mod redirect;
 pub mod tls;
+pub mod websocket;
 
 pub use entropy::OsEntropy;
 pub use error::{Clock, Error};

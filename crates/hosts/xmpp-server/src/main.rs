@@ -44,6 +44,13 @@ struct Cli {
     /// Serve the WebSocket port with TLS (`wss:`) even on loopback
     #[arg(long)]
     wss: bool,
+    /// Also serve the browser demo page over plain HTTP on this port: the files of --web-root
+    /// (crates/hosts/xmpp-host-wasm/web with its wasm-bindgen output in pkg/)
+    #[arg(long, value_name = "PORT", requires = "web_root")]
+    web_port: Option<u16>,
+    /// The directory --web-port serves
+    #[arg(long, value_name = "DIR")]
+    web_root: Option<PathBuf>,
     /// Listen address (loopback only by default)
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     bind: IpAddr,
@@ -405,6 +412,20 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             None => None,
         };
+        if let (Some(port), Some(root)) = (args.web_port, args.web_root.clone()) {
+            let web = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port)).await?;
+            let ws_url = match &websocket {
+                Some((l, wss)) => Some(format!(
+                    "{}://{}{}",
+                    if *wss { "wss" } else { "ws" },
+                    l.local_addr()?,
+                    xmpp_server::WEBSOCKET_PATH
+                )),
+                None => None,
+            };
+            eprintln!("xmpp-server: demo page on http://{}/", web.local_addr()?);
+            tokio::spawn(xmpp_server::serve_web(web, root, ws_url));
+        }
         let listeners = Listeners {
             c2s: listener,
             direct_tls: direct,

@@ -14,6 +14,7 @@
 //! - `s2s`: server-to-server: TLS of both ends, peer certificate names, outgoing
 //!   connections by static route, dialback verifications.
 //! - `websocket`: XMPP over WebSocket (RFC 7395) on `/xmpp-websocket`, `ws:` or `wss:`.
+//! - `web`: `--web-port`, static files for the browser demo page.
 //! - `handle`: a server on its own thread, for tests and tools.
 
 mod connection;
@@ -23,6 +24,7 @@ mod outbox;
 mod s2s;
 mod serve;
 mod shared;
+mod web;
 mod websocket;
 
 pub use dns::{Dns, XMPP_SERVER_PORT};
@@ -30,6 +32,7 @@ pub use s2s::{S2sSettings, S2sTls, presented_ids};
 
 pub use handle::{ServerHandle, ServerStats};
 pub use serve::{Listeners, serve, serve_on, serve_with};
+pub use web::serve_web;
 pub use websocket::{MAX_MESSAGE_BYTES, WEBSOCKET_PATH};
 pub use xmpp_host::tls::TlsMaterial;
 

@@ -135,6 +135,46 @@ pub fn skip_or_fail(what: &str) {
     let _ = io::Write::write_all(&mut io::stderr().lock(), message.as_bytes());
 }
 
+/// The WebAssembly target the wasm tests build for.
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Whether the active toolchain can build for [`WASM_TARGET`]: rustup lists it as installed
+/// (asked with `RUSTUP_AUTO_INSTALL=0`, so asking never installs it) and its standard library
+/// is really there (`rustc --print target-libdir` names the directory whether or not it
+/// exists, and `.ci/fresh-machine` hides its contents: look for `libcore` in it). `rustc`
+/// is rustup's proxy, which picks the toolchain of the `cargo` running the test.
+#[must_use]
+pub fn wasm_target_installed() -> bool {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == WASM_TARGET)
+        });
+    let Ok(out) = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+    else {
+        return false;
+    };
+    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    listed
+        && out.status.success()
+        && fs::read_dir(libdir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let path = entry.path();
+                path.extension().is_some_and(|ext| ext == "rlib")
+                    && path
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with("libcore-"))
+            })
+        })
+}
+
 /// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
@@ -178,6 +218,10 @@ pub struct PeerServer {
     pub component: Option<ComponentListener>,
     /// The loopback port of its s2s listener, when [`PeerOptions::with_s2s`] asked for one.
     pub s2s_port: Option<u16>,
+    /// The loopback port of its plain-HTTP XMPP-over-WebSocket endpoint (RFC 7395), when
+    /// [`PeerOptions::with_websocket`] asked for one; the URL is
+    /// [`websocket_url`](Self::websocket_url).
+    pub websocket_port: Option<u16>,
     s2s: Option<S2sOptions>,
     dir: PathBuf,
     child: Option<Child>,
@@ -197,6 +241,7 @@ pub struct PeerOptions {
     log_level: LogLevel,
     stream_management: bool,
     blocking: bool,
+    websocket: bool,
 }
 
 impl Default for PeerOptions {
@@ -216,6 +261,7 @@ impl PeerOptions {
             log_level: LogLevel::Debug,
             stream_management: false,
             blocking: false,
+            websocket: false,
         }
     }
 
@@ -244,6 +290,18 @@ impl PeerOptions {
     #[must_use]
     pub fn warnings_only(mut self) -> Self {
         self.log_level = LogLevel::Warn;
+        self
+    }
+
+    /// Also serve XMPP over WebSocket (RFC 7395) on `ws://127.0.0.1:PORT/xmpp-websocket`, a
+    /// free loopback port ([`PeerServer::websocket_port`]): Prosody's `mod_websocket` over its
+    /// `http` module (with `consider_websocket_secure`, since a loopback test has no TLS
+    /// proxy in front, and `cross_domain_websocket` for pages served from another origin),
+    /// ejabberd's `ejabberd_http` listener with the `ejabberd_http_ws` request handler. Both
+    /// require clients to offer `Sec-WebSocket-Protocol: xmpp`.
+    #[must_use]
+    pub fn with_websocket(mut self) -> Self {
+        self.websocket = true;
         self
     }
 
@@ -335,6 +393,7 @@ impl PeerServer {
             (Some(_), None) => Some(free_port()?),
             (None, _) => None,
         };
+        let websocket_port = options.websocket.then(free_port).transpose()?;
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let component = match &options.component {
@@ -357,6 +416,7 @@ impl PeerServer {
             certificate_pem,
             component,
             s2s_port,
+            websocket_port,
             s2s: options.s2s.clone(),
             dir,
             child: None,
@@ -382,6 +442,14 @@ impl PeerServer {
             fs::write(self.dir.join("s2s-ca.pem"), ca_pem)?;
         }
         Ok(())
+    }
+
+    /// `ws://127.0.0.1:PORT/xmpp-websocket`, when [`PeerOptions::with_websocket`] asked for
+    /// the endpoint.
+    #[must_use]
+    pub fn websocket_url(&self) -> Option<String> {
+        self.websocket_port
+            .map(|port| format!("ws://127.0.0.1:{port}/xmpp-websocket"))
     }
 
     /// The directory holding the server's configuration, data and logs.
@@ -454,10 +522,9 @@ interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
-{s2s_ports}http_ports = {{ }}
-https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist} }}
-modules_disabled = {{{s2s_module} "offline"; "c2s_bosh"; "http"; "posix";{no_dialback} }}
+{s2s_ports}{http}https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist}{websocket} }}
+modules_disabled = {{{s2s_module} "offline"; "c2s_bosh";{no_http} "posix";{no_dialback} }}
 {smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
@@ -478,6 +545,23 @@ allow_registration = false
                 "smacks_hibernation_time = 300\n"
             } else {
                 ""
+            },
+            http = self.websocket_port.map_or_else(
+                || "http_ports = { }\n".to_owned(),
+                |port| format!(
+                    "http_ports = {{ {port} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\n\
+                     consider_websocket_secure = true\ncross_domain_websocket = true\n"
+                )
+            ),
+            websocket = if self.websocket_port.is_some() {
+                " \"websocket\";"
+            } else {
+                ""
+            },
+            no_http = if self.websocket_port.is_some() {
+                ""
+            } else {
+                " \"http\";"
             },
             no_dialback = if dialback.is_empty() && self.s2s.is_some() {
                 " \"dialback\";"
@@ -592,7 +676,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-{s2s_listener}{component}acl:
+{s2s_listener}{component}{websocket}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -622,6 +706,10 @@ modules:
                 LogLevel::Debug => "info",
                 LogLevel::Warn => "warning",
             },
+            websocket = self.websocket_port.map_or(String::new(), |port| format!(
+                "  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    \
+                 request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n"
+            )),
             component = self.component.as_ref().map_or(String::new(), |c| format!(
                 "  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
                  hosts:\n      {}:\n        password: {}\n",
@@ -725,6 +813,7 @@ modules:
         let mut ports = vec![self.starttls_port, self.direct_tls_port];
         ports.extend(self.component.as_ref().map(|c| c.port));
         ports.extend(self.s2s_port);
+        ports.extend(self.websocket_port);
         while start.elapsed() < limit {
             if ports
                 .iter()
