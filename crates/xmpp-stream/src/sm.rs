@@ -285,6 +285,25 @@ pub struct DetachedSession {
 }
 
 impl DetachedSession {
+    /// A detached session rebuilt from its parts (transcript replays: `H server: resume`).
+    pub(crate) fn restore(
+        id: String,
+        jid: FullJid,
+        counters: [u32; 3],
+        unacked: Vec<Element>,
+        config: SmConfig,
+    ) -> Self {
+        let [handled, sent, acked] = counters;
+        let mut sm = Sm::new(config);
+        sm.counting_in = true;
+        sm.id = Some(id.clone());
+        sm.handled = handled;
+        sm.sent = sent;
+        sm.acked = acked;
+        sm.unacked = unacked.into();
+        DetachedSession { id, jid, sm }
+    }
+
     /// The resumption id.
     pub fn id(&self) -> &str {
         &self.id
