@@ -394,7 +394,8 @@ impl Transcript {
                 }
                 Record::Host { of, command } if *of == role => {
                     inputs += 1;
-                    run_command(&mut machine, now, command, setup).map_err(|m| err(line.number, m))?;
+                    run_command(&mut machine, now, command, setup)
+                        .map_err(|m| err(line.number, m))?;
                     drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
                 }
                 Record::Event { .. } | Record::Host { .. } => {}
