@@ -772,6 +772,18 @@ fn build(
                             backend.with_user_salted(name, password, salt.as_bytes(), iterations);
                     }
                     "taken" => backend = backend.with_taken(value),
+                    "feature-after-auth" | "feature-before-auth" => {
+                        let Some(Item::Element(element)) =
+                            xml_items(value.as_bytes()).map_err(|m| err(n, m))?.pop()
+                        else {
+                            return Err(err(n, format!("{key} <element/>")));
+                        };
+                        config.extra_features.push(if key == "feature-after-auth" {
+                            crate::features::HostFeature::after_auth(element)
+                        } else {
+                            crate::features::HostFeature::before_auth(element)
+                        });
+                    }
                     _ if sm_setting(&mut config.sm, &mut config.ping, key, value)
                         .map_err(|m| err(n, m))? => {}
                     _ => return Err(err(n, format!("unknown server setting {key}"))),
@@ -893,17 +905,13 @@ fn run_command(
     let result = match verb {
         // detach ID QUEUED: the session is taken with that id and that many unacked stanzas.
         "detach" => return detach(machine, arg),
-        // resume ID FULLJID HANDLED SENT ACKED [<stanza/>...]: the host found that session.
+        // resume ID FULLJID HANDLED SENT ACKED SINCE_R [<stanza/>...]: the host found that
+        // session.
         "resume" => {
-            let state = sm_state(arg)?;
+            let (state, since_request, unacked) = sm_parts(arg)?;
+            let since_request =
+                since_request.ok_or("resume ID FULLJID HANDLED SENT ACKED SINCE_R")?;
             let jid = FullJid::new(&state.jid).map_err(|e| format!("bad JID: {e}"))?;
-            let unacked = xml_items(arg[arg.find('<').unwrap_or(arg.len())..].as_bytes())?
-                .into_iter()
-                .filter_map(|item| match item {
-                    Item::Element(el) => Some(el),
-                    _ => None,
-                })
-                .collect();
             let mut config = SmConfig::default();
             let mut ping = None;
             for (_, key, value) in &setup.settings {
@@ -912,7 +920,7 @@ fn run_command(
             let session = DetachedSession::restore(
                 state.id,
                 jid,
-                [state.handled, state.sent, state.acked],
+                [state.handled, state.sent, state.acked, since_request],
                 unacked,
                 config,
             );
@@ -981,6 +989,28 @@ fn run_command(
     result.map_err(|e| format!("{verb}: {e}"))
 }
 
+/// The `H server:` command that checks a host's [`ServerStream::detach`] took `session`:
+/// `detach ID QUEUED`.
+pub fn detach_command(session: &DetachedSession) -> String {
+    format!("detach {} {}", session.id(), session.queued())
+}
+
+/// The `H server:` command that hands `session` to [`ServerStream::resume`], as a recording
+/// host writes it: `resume ID FULLJID HANDLED SENT ACKED SINCE_R <stanza/>...` (`SINCE_R`:
+/// stanzas sent since the last `<r/>`; the unacknowledged stanzas, oldest first).
+pub fn resume_command(session: &DetachedSession) -> String {
+    let sm = &session.sm;
+    let mut line = format!(
+        "resume {} {} {} {} {} {}",
+        session.id, session.jid, sm.handled, sm.sent, sm.acked, sm.since_request
+    );
+    for stanza in &sm.unacked {
+        line.push(' ');
+        line.push_str(&escape_bytes(String::from(stanza).as_bytes()));
+    }
+    line
+}
+
 /// `detach ID QUEUED`: take the server stream's managed session and check it.
 fn detach(machine: &mut AnyStream, arg: &str) -> Result<(), String> {
     let (id, queued) = arg
@@ -1006,20 +1036,35 @@ fn detach(machine: &mut AnyStream, arg: &str) -> Result<(), String> {
 /// `ID FULLJID HANDLED SENT ACKED [<stanza/>...]`: a session's resumable state, as in
 /// `!client resume-with` and `H server: resume`.
 fn sm_state(text: &str) -> Result<SmState, String> {
+    match sm_parts(text)? {
+        (state, None, _) => Ok(state),
+        _ => Err("resume-with ID FULLJID HANDLED SENT ACKED [<stanza/>...]".to_owned()),
+    }
+}
+
+/// [`sm_state`], and the unacknowledged stanzas parsed (the stanza text is escaped as
+/// `C:`/`S:` bytes are).
+fn sm_parts(text: &str) -> Result<(SmState, Option<u32>, Vec<Element>), String> {
     let stanzas_at = text.find('<').unwrap_or(text.len());
     let words: Vec<&str> = text[..stanzas_at].split_whitespace().collect();
-    let [id, jid, handled, sent, acked] = words.as_slice() else {
-        return Err("expected ID FULLJID HANDLED SENT ACKED [<stanza/>...]".to_owned());
-    };
     let count = |w: &str| w.parse::<u32>().map_err(|_| format!("bad count {w}"));
-    let unacked = xml_items(text[stanzas_at..].as_bytes())?
-        .iter()
+    let (id, jid, handled, sent, acked, since_request) = match words.as_slice() {
+        [id, jid, handled, sent, acked] => (id, jid, handled, sent, acked, None),
+        [id, jid, handled, sent, acked, since] => {
+            (id, jid, handled, sent, acked, Some(count(since)?))
+        }
+        _ => return Err("expected ID FULLJID HANDLED SENT ACKED [SINCE_R] [<stanza/>...]".into()),
+    };
+    let stanzas = unescape(&text[stanzas_at..], 0).map_err(|e| e.message)?;
+    let elements: Vec<Element> = xml_items(&stanzas)?
+        .into_iter()
         .filter_map(|item| match item {
-            Item::Element(el) => Some(String::from(el)),
+            Item::Element(el) => Some(el),
             _ => None,
         })
         .collect();
-    Ok(SmState {
+    let unacked = elements.iter().map(String::from).collect();
+    let state = SmState {
         id: (*id).to_owned(),
         jid: (*jid).to_owned(),
         location: None,
@@ -1027,7 +1072,8 @@ fn sm_state(text: &str) -> Result<SmState, String> {
         sent: count(sent)?,
         acked: count(acked)?,
         unacked,
-    })
+    };
+    Ok((state, since_request, elements))
 }
 
 /// A stream-management or ping setting (both roles): `Ok(false)` when `key` is none of them.

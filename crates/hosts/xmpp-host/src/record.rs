@@ -120,7 +120,7 @@ impl Recorder {
         );
         for stanza in &state.unacked {
             line.push(' ');
-            line.push_str(stanza);
+            line.push_str(&escape_bytes(stanza.as_bytes()));
         }
         self.header.push(line);
     }
