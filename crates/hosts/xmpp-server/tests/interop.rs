@@ -468,3 +468,27 @@ fn slixmpp_resumes_a_cut_session() {
         "the cut and the resumed session must both be recorded and replayable"
     );
 }
+
+/// libstrophe 0.12 resumes on a new connection (`xmpp_conn_get_sm_state` from the cut one,
+/// `xmpp_conn_set_sm_state` on the new one): every message exactly once, in order, and the
+/// new connection resumed (`<resumed/>`), not bound afresh.
+#[test]
+fn libstrophe_resumes_a_cut_session() {
+    let Some(peer) = build_strophe_program(&peers_dir().join("strophe_sm.c")) else {
+        missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
+        return;
+    };
+    let server = start_server("strophe-sm", None, PlusPolicy::Off);
+    let mut command = Command::new(peer);
+    command
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    check(
+        "libstrophe",
+        "XEP-0198",
+        run_peer(command),
+        &["login", "enabled", "resume", "exactly-once"],
+    );
+}
