@@ -54,8 +54,9 @@ fn altered(text: &str, on: &str, from: &str, to: &str) -> String {
 fn every_recorded_resumption_replays_byte_exact() {
     let mut files: Vec<String> = std::fs::read_dir(dir())
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".txt"))
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     files.sort();
     assert_eq!(
