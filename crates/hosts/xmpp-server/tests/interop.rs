@@ -209,6 +209,17 @@ fn slixmpp_auto() {
 
 // ----- libstrophe -----
 
+/// A compiled peer program's command line: `HOST PORT DOMAIN CAFILE` of `server`.
+fn peer_command(program: PathBuf, server: &Server) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    command
+}
+
 fn strophe_with(mechanism: Mechanism) {
     let Some(peer) = build_strophe_program(&peers_dir().join("strophe_pair.c")) else {
         missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
@@ -220,12 +231,7 @@ fn strophe_with(mechanism: Mechanism) {
         Some(vec![mechanism]),
         PlusPolicy::Off,
     );
-    let mut command = Command::new(peer);
-    command
-        .arg("127.0.0.1")
-        .arg(server.handle.addr.port().to_string())
-        .arg(DOMAIN)
-        .arg(&server.cafile);
+    let command = peer_command(peer, &server);
     check(
         "libstrophe",
         &mechanism.to_string(),
@@ -479,12 +485,7 @@ fn libstrophe_resumes_a_cut_session() {
         return;
     };
     let server = start_server("strophe-sm", None, PlusPolicy::Off);
-    let mut command = Command::new(peer);
-    command
-        .arg("127.0.0.1")
-        .arg(server.handle.addr.port().to_string())
-        .arg(DOMAIN)
-        .arg(&server.cafile);
+    let command = peer_command(peer, &server);
     check(
         "libstrophe",
         "XEP-0198",
