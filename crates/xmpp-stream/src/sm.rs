@@ -285,6 +285,26 @@ pub struct DetachedSession {
 }
 
 impl DetachedSession {
+    /// A detached session rebuilt from its parts (transcript replays: `H server: resume`).
+    pub(crate) fn restore(
+        id: String,
+        jid: FullJid,
+        counters: [u32; 4],
+        unacked: Vec<Element>,
+        config: SmConfig,
+    ) -> Self {
+        let [handled, sent, acked, since_request] = counters;
+        let mut sm = Sm::new(config);
+        sm.counting_in = true;
+        sm.id = Some(id.clone());
+        sm.handled = handled;
+        sm.sent = sent;
+        sm.acked = acked;
+        sm.since_request = since_request;
+        sm.unacked = unacked.into();
+        DetachedSession { id, jid, sm }
+    }
+
     /// The resumption id.
     pub fn id(&self) -> &str {
         &self.id

@@ -24,7 +24,7 @@ use core::time::Duration;
 
 use base64::Engine as _;
 use minidom::{Element, Node};
-use xmpp_jid::BareJid;
+use xmpp_jid::{BareJid, FullJid};
 use xmpp_sasl::{ChannelBinding, ChannelBindingType, Mechanism};
 use xmpp_xml::{Event as XmlEvent, StreamHeader, StreamParser};
 
@@ -45,6 +45,7 @@ use crate::kind::StreamKind;
 use crate::output::{CloseReason, Event, Output, Transport};
 use crate::s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 use crate::server::ServerStream;
+use crate::sm::{DetachedSession, PingConfig, SmConfig, SmState};
 use crate::time::Instant;
 
 /// Which machine a replay drives: the initiating end (`C:` lines are its output) or the
@@ -393,7 +394,8 @@ impl Transcript {
                 }
                 Record::Host { of, command } if *of == role => {
                     inputs += 1;
-                    run_command(&mut machine, now, command).map_err(|m| err(line.number, m))?;
+                    run_command(&mut machine, now, command, setup)
+                        .map_err(|m| err(line.number, m))?;
                     drain(&mut machine, inputs, &setup.bindings, now, &mut actual);
                 }
                 Record::Event { .. } | Record::Host { .. } => {}
@@ -690,6 +692,7 @@ fn build(
             let (n, account) = get("jid").ok_or_else(|| err(0, "!client jid is required"))?;
             let password = get("password").map_or("", |(_, v)| v);
             let mut config = ClientConfig::new(jid(account, n)?, password);
+            let mut resume = None;
             for (n, key, value) in &setup.settings {
                 let n = *n;
                 match key.as_str() {
@@ -717,10 +720,19 @@ fn build(
                             value.parse().map_err(|_| err(n, "bad ms"))?,
                         ));
                     }
+                    "resume-with" => resume = Some(sm_state(value).map_err(|m| err(n, m))?),
+                    _ if sm_setting(&mut config.sm, &mut config.ping, key, value)
+                        .map_err(|m| err(n, m))? => {}
                     _ => return Err(err(n, format!("unknown client setting {key}"))),
                 }
             }
-            Ok(ClientStream::new(config, entropy).into())
+            let mut stream = ClientStream::new(config, entropy);
+            if let Some(state) = resume {
+                stream
+                    .resume_with(state)
+                    .map_err(|e| err(0, format!("resume-with: {e}")))?;
+            }
+            Ok(stream.into())
         }
         Role::Server => {
             let (n, domain) = get("domain").ok_or_else(|| err(0, "!server domain is required"))?;
@@ -760,6 +772,20 @@ fn build(
                             backend.with_user_salted(name, password, salt.as_bytes(), iterations);
                     }
                     "taken" => backend = backend.with_taken(value),
+                    "feature-after-auth" | "feature-before-auth" => {
+                        let Some(Item::Element(element)) =
+                            xml_items(value.as_bytes()).map_err(|m| err(n, m))?.pop()
+                        else {
+                            return Err(err(n, format!("{key} <element/>")));
+                        };
+                        config.extra_features.push(if key == "feature-after-auth" {
+                            crate::features::HostFeature::after_auth(element)
+                        } else {
+                            crate::features::HostFeature::before_auth(element)
+                        });
+                    }
+                    _ if sm_setting(&mut config.sm, &mut config.ping, key, value)
+                        .map_err(|m| err(n, m))? => {}
                     _ => return Err(err(n, format!("unknown server setting {key}"))),
                 }
             }
@@ -869,9 +895,49 @@ fn build_s2s(
 }
 
 /// Run one `H` line's command on the machine.
-fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(), String> {
+fn run_command(
+    machine: &mut AnyStream,
+    now: Instant,
+    command: &str,
+    setup: &Setup,
+) -> Result<(), String> {
     let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
     let result = match verb {
+        // detach ID QUEUED: the session is taken with that id and that many unacked stanzas.
+        "detach" => return detach(machine, arg),
+        // resume ID FULLJID HANDLED SENT ACKED SINCE_R [<stanza/>...]: the host found that
+        // session.
+        "resume" => {
+            let (state, since_request, unacked) = sm_parts(arg)?;
+            let since_request =
+                since_request.ok_or("resume ID FULLJID HANDLED SENT ACKED SINCE_R")?;
+            let jid = FullJid::new(&state.jid).map_err(|e| format!("bad JID: {e}"))?;
+            let mut config = SmConfig::default();
+            let mut ping = None;
+            for (_, key, value) in &setup.settings {
+                sm_setting(&mut config, &mut ping, key, value)?;
+            }
+            let session = DetachedSession::restore(
+                state.id,
+                jid,
+                [state.handled, state.sent, state.acked, since_request],
+                unacked,
+                config,
+            );
+            let stream = machine
+                .as_server_mut()
+                .ok_or("resume is for the server end")?;
+            return stream
+                .resume(now, session)
+                .map_err(|_| "resume: the session was handed back".to_owned());
+        }
+        "refuse_resume" => {
+            let stream = machine
+                .as_server_mut()
+                .ok_or("refuse_resume is for the server end")?;
+            stream.refuse_resume(now);
+            return Ok(());
+        }
         "send" => {
             // Parsed inside a jabber:client stream, so the stanza needs no xmlns.
             let Some(Item::Element(stanza)) = xml_items(arg.as_bytes())?.into_iter().next() else {
@@ -921,6 +987,138 @@ fn run_command(machine: &mut AnyStream, now: Instant, command: &str) -> Result<(
         _ => return Err(format!("unknown host command {verb}")),
     };
     result.map_err(|e| format!("{verb}: {e}"))
+}
+
+/// The `H server:` command that checks a host's [`ServerStream::detach`] took `session`:
+/// `detach ID QUEUED`.
+pub fn detach_command(session: &DetachedSession) -> String {
+    format!("detach {} {}", session.id(), session.queued())
+}
+
+/// The `H server:` command that hands `session` to [`ServerStream::resume`], as a recording
+/// host writes it: `resume ID FULLJID HANDLED SENT ACKED SINCE_R <stanza/>...` (`SINCE_R`:
+/// stanzas sent since the last `<r/>`; the unacknowledged stanzas, oldest first).
+pub fn resume_command(session: &DetachedSession) -> String {
+    let sm = &session.sm;
+    let mut line = format!(
+        "resume {} {} {} {} {} {}",
+        session.id, session.jid, sm.handled, sm.sent, sm.acked, sm.since_request
+    );
+    for stanza in &sm.unacked {
+        line.push(' ');
+        line.push_str(&escape_bytes(String::from(stanza).as_bytes()));
+    }
+    line
+}
+
+/// `detach ID QUEUED`: take the server stream's managed session and check it.
+fn detach(machine: &mut AnyStream, arg: &str) -> Result<(), String> {
+    let (id, queued) = arg
+        .split_once(' ')
+        .ok_or("detach ID QUEUED (`-` for no session)")?;
+    let stream = machine
+        .as_server_mut()
+        .ok_or("detach is for the server end")?;
+    match (stream.detach(), id) {
+        (None, "-") => Ok(()),
+        (None, _) => Err("detach: no session to detach".to_owned()),
+        (Some(session), id) => {
+            let got = format!("{} {}", session.id(), session.queued());
+            if got == format!("{id} {queued}") {
+                Ok(())
+            } else {
+                Err(format!("detach: got session {got}, expected {id} {queued}"))
+            }
+        }
+    }
+}
+
+/// `ID FULLJID HANDLED SENT ACKED [<stanza/>...]`: a session's resumable state, as in
+/// `!client resume-with` and `H server: resume`.
+fn sm_state(text: &str) -> Result<SmState, String> {
+    match sm_parts(text)? {
+        (state, None, _) => Ok(state),
+        _ => Err("resume-with ID FULLJID HANDLED SENT ACKED [<stanza/>...]".to_owned()),
+    }
+}
+
+/// [`sm_state`], and the unacknowledged stanzas parsed (the stanza text is escaped as
+/// `C:`/`S:` bytes are).
+fn sm_parts(text: &str) -> Result<(SmState, Option<u32>, Vec<Element>), String> {
+    let stanzas_at = text.find('<').unwrap_or(text.len());
+    let words: Vec<&str> = text[..stanzas_at].split_whitespace().collect();
+    let count = |w: &str| w.parse::<u32>().map_err(|_| format!("bad count {w}"));
+    let (id, jid, handled, sent, acked, since_request) = match words.as_slice() {
+        [id, jid, handled, sent, acked] => (id, jid, handled, sent, acked, None),
+        [id, jid, handled, sent, acked, since] => {
+            (id, jid, handled, sent, acked, Some(count(since)?))
+        }
+        _ => return Err("expected ID FULLJID HANDLED SENT ACKED [SINCE_R] [<stanza/>...]".into()),
+    };
+    let stanzas = unescape(&text[stanzas_at..], 0).map_err(|e| e.message)?;
+    let elements: Vec<Element> = xml_items(&stanzas)?
+        .into_iter()
+        .filter_map(|item| match item {
+            Item::Element(el) => Some(el),
+            _ => None,
+        })
+        .collect();
+    let unacked = elements.iter().map(String::from).collect();
+    let state = SmState {
+        id: (*id).to_owned(),
+        jid: (*jid).to_owned(),
+        location: None,
+        handled: count(handled)?,
+        sent: count(sent)?,
+        acked: count(acked)?,
+        unacked,
+    };
+    Ok((state, since_request, elements))
+}
+
+/// A stream-management or ping setting (both roles): `Ok(false)` when `key` is none of them.
+fn sm_setting(
+    sm: &mut SmConfig,
+    ping: &mut Option<PingConfig>,
+    key: &str,
+    value: &str,
+) -> Result<bool, String> {
+    let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v}"));
+    let bool_of = |v: &str| flag(v, 0).map_err(|e| e.message);
+    match key {
+        "sm" => sm.enabled = bool_of(value)?,
+        "sm-resume" => sm.resume = bool_of(value)?,
+        "sm-max-resume" => {
+            sm.max_resume = match value {
+                "none" => None,
+                v => Some(Duration::from_secs(number(v)?)),
+            };
+        }
+        "sm-max-unacked" => {
+            sm.max_unacked = usize::try_from(number(value)?).map_err(|e| e.to_string())?;
+        }
+        "sm-request-every" => {
+            sm.request_every = u32::try_from(number(value)?).map_err(|e| e.to_string())?;
+        }
+        "sm-request-after-ms" => {
+            sm.request_after = match value {
+                "none" => None,
+                v => Some(Duration::from_millis(number(v)?)),
+            };
+        }
+        "ping" => {
+            *ping = match value.split_once(' ') {
+                None if value == "none" => None,
+                Some((idle, timeout)) => Some(PingConfig::new(
+                    Duration::from_millis(number(idle)?),
+                    Duration::from_millis(number(timeout)?),
+                )),
+                None => return Err("ping IDLE_MS TIMEOUT_MS or none".to_owned()),
+            };
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Take every output, tagged with the number of inputs so far; a `StartTls` is answered at

@@ -190,6 +190,22 @@ impl Connection<ClientStream> {
         Self::connect_inner(options, Driver::recorded(machine, recorder))
     }
 
+    /// [`connect_recorded`](Self::connect_recorded), resuming the XEP-0198 session `state`
+    /// ([`ClientStream::resume_with`]) instead of binding.
+    pub fn connect_resumed_recorded(
+        options: &ClientOptions,
+        config: ClientConfig,
+        state: xmpp_stream::SmState,
+        comment: &str,
+    ) -> Result<Self, Error> {
+        let (entropy, log) = OsEntropy::recording();
+        let mut recorder = Recorder::new(comment, &config, options.direct_tls, log);
+        recorder.resume_with(&state);
+        let mut machine = ClientStream::new(config, entropy);
+        machine.resume_with(state).map_err(Error::Usage)?;
+        Self::connect_inner(options, Driver::recorded(machine, recorder))
+    }
+
     /// Connect and negotiate, following `see-other-host` redirects (RFC 6120 §4.9.3.19) at
     /// most `max_redirects` times; returns the connection and the bound JID.
     ///

@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use xmpp_stream::transcript::{escape_bytes, event_summary};
-use xmpp_stream::{ChannelBinding, ClientConfig, ComponentConfig, Credentials, Instant, Output};
+use xmpp_stream::{
+    ChannelBinding, ClientConfig, ComponentConfig, Credentials, Instant, Output, SmConfig, SmState,
+};
 
 /// Collects one session's records (a client's or a component's); [`Recorder::finish`] renders
 /// the transcript.
@@ -28,6 +30,23 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+/// The `!ROLE sm...` directives for a stream-management configuration.
+fn sm_header(role: &str, sm: &SmConfig) -> Vec<String> {
+    let secs =
+        |d: Option<core::time::Duration>| d.map_or("none".to_owned(), |d| d.as_secs().to_string());
+    let ms = |d: Option<core::time::Duration>| {
+        d.map_or("none".to_owned(), |d| d.as_millis().to_string())
+    };
+    vec![
+        format!("!{role} sm true"),
+        format!("!{role} sm-resume {}", sm.resume),
+        format!("!{role} sm-max-resume {}", secs(sm.max_resume)),
+        format!("!{role} sm-max-unacked {}", sm.max_unacked),
+        format!("!{role} sm-request-every {}", sm.request_every),
+        format!("!{role} sm-request-after-ms {}", ms(sm.request_after)),
+    ]
 }
 
 impl Recorder {
@@ -53,6 +72,16 @@ impl Recorder {
         }
         if direct_tls {
             header.push("!client transport tls".to_owned());
+        }
+        if config.sm.enabled {
+            header.extend(sm_header("client", &config.sm));
+        }
+        if let Some(ping) = &config.ping {
+            header.push(format!(
+                "!client ping {} {}",
+                ping.idle.as_millis(),
+                ping.timeout.as_millis()
+            ));
         }
         Recorder {
             role: "client",
@@ -81,6 +110,19 @@ impl Recorder {
             bindings: Vec::new(),
             entropy,
         }
+    }
+
+    /// The recorded client resumes `state` (`!client resume-with`) instead of binding.
+    pub fn resume_with(&mut self, state: &SmState) {
+        let mut line = format!(
+            "!client resume-with {} {} {} {} {}",
+            state.id, state.jid, state.handled, state.sent, state.acked
+        );
+        for stanza in &state.unacked {
+            line.push(' ');
+            line.push_str(&escape_bytes(stanza.as_bytes()));
+        }
+        self.header.push(line);
     }
 
     /// The machine produced `output` at `now`.

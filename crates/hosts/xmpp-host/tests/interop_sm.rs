@@ -13,6 +13,7 @@ use minidom::Element;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_host::{Error, OsEntropy};
+use xmpp_stream::transcript::{Role, Transcript};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Event, FullJid, SmConfig, SmEvent, SmState,
 };
@@ -139,10 +140,18 @@ fn scenario(server: &PeerServer) -> Result<(), String> {
         &mut Vec::new(),
         |e, _| matches!(e, Event::Stanza(s) if s.attr("id") == Some("bob-ping")),
     )?;
-    // A new connection resumes the session.
-    let mut machine = ClientStream::new(config(server, "alice", "pw-a", true), OsEntropy::new());
-    machine.resume_with(state).map_err(|e| e.to_string())?;
-    let mut alice = Connection::connect_stream(&opts, machine).map_err(|e| e.to_string())?;
+    // A new connection resumes the session (recorded: its transcript must replay offline).
+    let mut alice = Connection::connect_resumed_recorded(
+        &opts,
+        config(server, "alice", "pw-a", true),
+        state,
+        &format!(
+            "{}: alice resumes her stream-management session on a new connection\n\
+             (crates/hosts/xmpp-host/tests/interop_sm.rs).",
+            server.kind
+        ),
+    )
+    .map_err(|e| e.to_string())?;
     let mut resumed = false;
     read_until(&mut alice, &mut got, |e, _| match e {
         Event::Sm(SmEvent::Resumed { jid, .. }) => {
@@ -165,6 +174,28 @@ fn scenario(server: &PeerServer) -> Result<(), String> {
     }
     let _ = alice.close(WAIT);
     let _ = bob.close(WAIT);
+    keep_transcript(
+        &alice,
+        &format!(
+            "{}-resume-alice.txt",
+            server.kind.to_string().to_lowercase()
+        ),
+    )
+}
+
+/// The resumed stream's transcript must replay against a fresh machine; with `XMPP_RECORD`
+/// set it is also written under `testdata/transcripts/real-sm/`.
+fn keep_transcript(conn: &Connection<ClientStream>, file: &str) -> Result<(), String> {
+    let text = conn.transcript().ok_or("no transcript")?;
+    Transcript::parse(&text)
+        .and_then(|t| t.replay(Role::Client))
+        .map_err(|e| format!("replay of {file}: {e}\n{text}"))?;
+    if std::env::var_os("XMPP_RECORD").is_some() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../testdata/transcripts/real-sm");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(file), text).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

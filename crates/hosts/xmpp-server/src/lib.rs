@@ -42,7 +42,10 @@
 pub mod hub;
 pub mod runtime;
 
-pub use hub::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId, TestRewrite, TranscriptSink};
+pub use hub::{
+    Hub, HubConfig, HubOutput, PING_IDLE, PING_TIMEOUT, PlusPolicy, SessionId, TestRewrite,
+    TranscriptSink,
+};
 pub use runtime::{
     Dns, Listeners, MAX_MESSAGE_BYTES, RuntimeConfig, S2sSettings, S2sTls, ServerHandle,
     ServerStats, TlsMaterial, WEBSOCKET_PATH, presented_ids, serve, serve_on, serve_web,

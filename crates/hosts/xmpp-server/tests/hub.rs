@@ -1210,3 +1210,57 @@ fn advertised_rows_drive_stream_features_and_disco_info() {
         assert!(vars.contains(&var), "{var} missing from {vars:?}");
     }
 }
+
+/// XEP-0199 by default: a client silent for `PING_IDLE` is pinged; one that stays silent
+/// `PING_TIMEOUT` more is closed with `connection-timeout`. One that answers stays.
+#[test]
+fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
+    use xmpp_server::{PING_IDLE, PING_TIMEOUT};
+    let mut w = World::new(PlusPolicy::Off);
+    let a = w.connect("alice", "alice-pw", "phone");
+    let b = w.connect("bob", "bob-pw", "desk");
+    let (a_id, b_id) = (w.clients[a].id, w.clients[b].id);
+    let take = |w: &mut World| {
+        let mut to = std::collections::BTreeMap::<u64, (String, bool)>::new();
+        while let Some(out) = w.hub.poll_output() {
+            match out {
+                // Whitespace keepalives are not what this test is about.
+                HubOutput::Transmit(id, bytes) if !bytes.trim_ascii().is_empty() => {
+                    to.entry(id.0).or_default().0 += &String::from_utf8_lossy(&bytes);
+                }
+                HubOutput::Close(id) => to.entry(id.0).or_default().1 = true,
+                _ => {}
+            }
+        }
+        to
+    };
+    // Just under the idle interval: nothing.
+    w.now = w.now + PING_IDLE.checked_sub(Duration::from_secs(1)).unwrap();
+    w.hub.handle_timeout(w.now);
+    let early = take(&mut w);
+    assert!(early.is_empty(), "{early:?}");
+    w.now = w.now + Duration::from_secs(2);
+    w.hub.handle_timeout(w.now);
+    let sent = take(&mut w);
+    for id in [a_id, b_id] {
+        let (bytes, closed) = &sent[&id.0];
+        assert!(bytes.contains("<ping xmlns='urn:xmpp:ping'/>"), "{bytes}");
+        assert!(!closed);
+    }
+    // bob answers his ping; alice stays silent.
+    let ping = &sent[&b_id.0].0;
+    let id_at = ping.find("id='").unwrap() + 4;
+    let ping_id = &ping[id_at..id_at + ping[id_at..].find('\'').unwrap()];
+    w.send(
+        b,
+        &format!("<iq xmlns='jabber:client' type='result' id='{ping_id}' to='localhost'/>"),
+    );
+    let _ = take(&mut w);
+    w.now = w.now + PING_TIMEOUT + Duration::from_secs(1);
+    w.hub.handle_timeout(w.now);
+    let after = take(&mut w);
+    let (bytes, closed) = &after[&a_id.0];
+    assert!(bytes.contains("connection-timeout"), "{bytes}");
+    assert!(closed);
+    assert!(!after.get(&b_id.0).is_some_and(|(_, closed)| *closed));
+}

@@ -209,6 +209,17 @@ fn slixmpp_auto() {
 
 // ----- libstrophe -----
 
+/// A compiled peer program's command line: `HOST PORT DOMAIN CAFILE` of `server`.
+fn peer_command(program: PathBuf, server: &Server) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    command
+}
+
 fn strophe_with(mechanism: Mechanism) {
     let Some(peer) = build_strophe_program(&peers_dir().join("strophe_pair.c")) else {
         missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
@@ -220,12 +231,7 @@ fn strophe_with(mechanism: Mechanism) {
         Some(vec![mechanism]),
         PlusPolicy::Off,
     );
-    let mut command = Command::new(peer);
-    command
-        .arg("127.0.0.1")
-        .arg(server.handle.addr.port().to_string())
-        .arg(DOMAIN)
-        .arg(&server.cafile);
+    let command = peer_command(peer, &server);
     check(
         "libstrophe",
         &mechanism.to_string(),
@@ -374,9 +380,14 @@ fn slixmpp_wrong_password_is_refused() {
 /// Runs `tests/peers/SCRIPT HOST PORT DOMAIN CAFILE` with slixmpp against a fresh server and
 /// checks that every feature in `expect` passed (one matrix row per feature, as `variant`).
 fn slixmpp_script(script: &str, variant: &str, expect: &[&str]) {
+    let _ = slixmpp_script_on(script, variant, expect);
+}
+
+/// [`slixmpp_script`], handing back the server (its recorded transcripts) when it ran.
+fn slixmpp_script_on(script: &str, variant: &str, expect: &[&str]) -> Option<Server> {
     let Some(python) = slixmpp_python() else {
         missing("slixmpp is not installed (Debian: python3-slixmpp)");
-        return;
+        return None;
     };
     let server = start_server(&format!("slix-{variant}"), None, PlusPolicy::Off);
     let mut command = Command::new(python);
@@ -387,6 +398,7 @@ fn slixmpp_script(script: &str, variant: &str, expect: &[&str]) {
         .arg(DOMAIN)
         .arg(&server.cafile);
     check("slixmpp", variant, run_peer(command), expect);
+    Some(server)
 }
 
 /// What the server advertises and the IM features behind it, from slixmpp: `<ver/>` and
@@ -417,11 +429,67 @@ fn slixmpp_blocking_and_privacy_lists() {
 
 /// slixmpp's xep_0198 resumes a session whose TCP connection was aborted without
 /// `</stream>` while another account kept sending: every message exactly once, in order.
+/// Under `XMPP_RECORD=1` the three sessions (alice cut and detached, alice resumed, bob) are
+/// written to `testdata/transcripts/real-sm/`, replayed by `xmpp-stream`'s `sm_transcripts`.
 #[test]
 fn slixmpp_resumes_a_cut_session() {
-    slixmpp_script(
+    let Some(server) = slixmpp_script_on(
         "slix_sm.py",
         "XEP-0198",
+        &["login", "enabled", "resume", "exactly-once"],
+    ) else {
+        return;
+    };
+    let Some(sink) = &server.sink else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let transcripts = sink.lock().unwrap().clone();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../testdata/transcripts/real-sm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut written = Vec::new();
+    for text in transcripts {
+        let name = if text.contains("H server: detach ") {
+            "slixmpp-alice-detached"
+        } else if text.contains("H server: resume ") {
+            "slixmpp-alice-resumed"
+        } else {
+            continue;
+        };
+        let comment = "slixmpp (crates/hosts/xmpp-server/tests/peers/slix_sm.py) against the hub";
+        std::fs::write(
+            dir.join(format!("{name}.txt")),
+            format!("# {comment}\n{text}"),
+        )
+        .unwrap();
+        written.push(name);
+    }
+    written.sort_unstable();
+    assert_eq!(
+        written,
+        ["slixmpp-alice-detached", "slixmpp-alice-resumed"],
+        "the cut and the resumed session must both be recorded and replayable"
+    );
+}
+
+/// libstrophe 0.12 resumes on a new connection (`xmpp_conn_get_sm_state` from the cut one,
+/// `xmpp_conn_set_sm_state` on the new one): every message exactly once, in order, and the
+/// new connection resumed (`<resumed/>`), not bound afresh.
+#[test]
+fn libstrophe_resumes_a_cut_session() {
+    let Some(peer) = build_strophe_program(&peers_dir().join("strophe_sm.c")) else {
+        missing("libstrophe cannot be built against (Debian: libstrophe-dev, pkg-config, cc)");
+        return;
+    };
+    let server = start_server("strophe-sm", None, PlusPolicy::Off);
+    let command = peer_command(peer, &server);
+    check(
+        "libstrophe",
+        "XEP-0198",
+        run_peer(command),
         &["login", "enabled", "resume", "exactly-once"],
     );
 }

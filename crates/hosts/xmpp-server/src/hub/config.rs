@@ -126,6 +126,15 @@ impl TestRewrite {
     }
 }
 
+/// How long a client may stay silent before the hub pings it (XEP-0199): 4 minutes, under
+/// the 5-minute idle timeouts common in NAT tables and mobile carriers' middleboxes, and long
+/// enough that an idle phone is not woken more than a few times an hour.
+pub const PING_IDLE: core::time::Duration = core::time::Duration::from_secs(240);
+
+/// How long the hub waits for the answer to its ping before closing the stream with
+/// `connection-timeout`.
+pub const PING_TIMEOUT: core::time::Duration = core::time::Duration::from_secs(60);
+
 impl HubConfig {
     /// A configuration for `domain` with STARTTLS required, no `-PLUS`, 4096 iterations and
     /// no accounts.
@@ -134,6 +143,10 @@ impl HubConfig {
         apply_plus(&mut stream, PlusPolicy::Off);
         // XEP-0198 with resumption (a 300 s window); the hub keeps detached sessions.
         stream.sm = xmpp_stream::SmConfig::on();
+        // XEP-0199: a client silent for `PING_IDLE` is pinged; no answer within
+        // `PING_TIMEOUT` closes its stream with `connection-timeout` (then, with resumption
+        // granted, the session is detached as for any lost connection).
+        stream.ping = Some(xmpp_stream::PingConfig::new(PING_IDLE, PING_TIMEOUT));
         HubConfig {
             other_domains: Vec::new(),
             users: Vec::new(),

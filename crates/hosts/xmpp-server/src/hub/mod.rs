@@ -39,7 +39,7 @@ use xmpp_stream::{
     ServerStream, StreamError, StreamErrorCondition, Transport,
 };
 
-pub use config::{HubConfig, PlusPolicy, TestRewrite};
+pub use config::{HubConfig, PING_IDLE, PING_TIMEOUT, PlusPolicy, TestRewrite};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
 pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verification};

@@ -295,6 +295,42 @@ fn server_setup(config: &HubConfig, transport: &Transport) -> Vec<String> {
             config.iterations
         ));
     }
+    for feature in &stream.extra_features {
+        let when = if feature
+            .needs
+            .contains(xmpp_stream::SessionFlags::AUTHENTICATED)
+        {
+            "after"
+        } else {
+            "before"
+        };
+        setup.push(format!(
+            "!server feature-{when}-auth {}",
+            String::from(&feature.element)
+        ));
+    }
+    if stream.sm.enabled {
+        let sm = &stream.sm;
+        let secs = sm
+            .max_resume
+            .map_or("none".to_owned(), |d| d.as_secs().to_string());
+        let ms = sm
+            .request_after
+            .map_or("none".to_owned(), |d| d.as_millis().to_string());
+        setup.push("!server sm true".to_owned());
+        setup.push(format!("!server sm-resume {}", sm.resume));
+        setup.push(format!("!server sm-max-resume {secs}"));
+        setup.push(format!("!server sm-max-unacked {}", sm.max_unacked));
+        setup.push(format!("!server sm-request-every {}", sm.request_every));
+        setup.push(format!("!server sm-request-after-ms {ms}"));
+    }
+    if let Some(ping) = &stream.ping {
+        setup.push(format!(
+            "!server ping {} {}",
+            ping.idle.as_millis(),
+            ping.timeout.as_millis()
+        ));
+    }
     if let Transport::Tls(bindings) = transport {
         setup.push("!server transport tls".to_owned());
         setup.extend(bindings.iter().map(binding_line));

@@ -101,14 +101,14 @@ impl Hub {
             self.forget_live(id);
             return false;
         }
-        let Some(session) = self
-            .sessions
-            .get_mut(&id)
-            .and_then(|s| s.stream.as_server_mut())
-            .and_then(ServerStream::detach)
-        else {
+        let Some(live) = self.sessions.get_mut(&id) else {
             return false;
         };
+        let Some(session) = live.stream.as_server_mut().and_then(ServerStream::detach) else {
+            return false;
+        };
+        live.rec
+            .command(now, || xmpp_stream::transcript::detach_command(&session));
         self.forget_live(id);
         let window = self.config.stream.sm.max_resume.unwrap_or(DEFAULT_WINDOW);
         self.log.push(format!(
@@ -188,10 +188,10 @@ impl Hub {
             }
             None => self.take_live(now, previd),
         };
-        let Some(stream) = self
+        let Some((stream, rec)) = self
             .sessions
             .get_mut(&id)
-            .and_then(|s| s.stream.as_server_mut())
+            .and_then(|s| Some((s.stream.as_server_mut()?, &mut s.rec)))
         else {
             if let Some(session) = found {
                 self.keep_detached(now, session);
@@ -200,10 +200,12 @@ impl Hub {
         };
         let Some(session) = found else {
             self.log.push(format!("{id}: resume of unknown id refused"));
+            rec.command(now, || "refuse_resume".to_owned());
             stream.refuse_resume(now);
             self.dirty.insert(id);
             return;
         };
+        rec.command(now, || xmpp_stream::transcript::resume_command(&session));
         if let Err(back) = stream.resume(now, session) {
             // Another account, or a hostile `h`: the session stays detached as it was.
             self.log.push(format!("{id}: resume refused"));
