@@ -24,12 +24,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{
-    Harness, TOLERANCE_FIXED, TOLERANCE_PER_SESSION, live_heap, mib, parse_summary, rss_kib,
-    spawn_soak, wait_child,
-};
+use common::{Harness, TOLERANCE_FIXED, TOLERANCE_PER_SESSION, live_heap, mib, rss_kib};
 
 /// Sessions when `XMPP_SOAK_SESSIONS` is not set: sized so that the whole test stays under
 /// about two minutes on the 2-core CI machine in the debug test profile (see the README).
@@ -39,31 +36,17 @@ const DEFAULT_SESSIONS: usize = 4000;
 fn soak_against_the_example_server() {
     let sessions = common::sessions_from_env("XMPP_SOAK_SESSIONS", DEFAULT_SESSIONS);
     let mut harness = Harness::start(sessions, |_| {});
-    let (server, baseline) = (&harness.server, harness.baseline);
+    let baseline = harness.baseline;
     let args = harness.args(sessions);
-    let soak_start = Instant::now();
-    let (mut child, lines, errors) = spawn_soak(&args);
     let mut connected = None;
-    let mut summary = None;
-    for line in &lines {
+    let run = harness.run(&args, |server, line| {
         if line.starts_with("soak: connected") {
             let stats = server.stats().unwrap_or_default();
             connected = Some((live_heap(), rss_kib(), stats));
-        } else if line.starts_with("soak-result") {
-            summary = Some(line);
         }
-    }
-    let status = wait_child(&mut child, Duration::from_secs(660));
-    let soak_time = soak_start.elapsed();
-    let report = errors.join().unwrap();
-    println!("{report}");
-    let (peak, peak_rss) = harness.stop_sampling();
-    let summary = summary.expect("the soak printed its result line");
-    println!("{summary}");
-    let result = parse_summary(&summary);
-    let get = |key: &str| -> u64 { result[key].parse().unwrap() };
-    assert!(status.success(), "the soak failed: {summary}");
-    assert_eq!(result["passed"], "true");
+    });
+    let (summary, get) = (&run.summary, |key: &str| run.get(key));
+    let (peak, peak_rss, soak_time) = (run.peak, run.peak_rss, run.time);
     assert_eq!(get("sessions"), sessions as u64);
     assert_eq!(get("login_failures"), 0, "{summary}");
     assert_eq!(get("lost"), 0, "{summary}");

@@ -25,10 +25,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    Harness, TOLERANCE_FIXED, TOLERANCE_PER_SESSION, live_heap, mib, parse_summary, spawn_soak,
-    wait_child,
-};
+use common::{Harness, TOLERANCE_FIXED, TOLERANCE_PER_SESSION, live_heap, mib};
 
 /// Sessions when `XMPP_SM_SOAK_SESSIONS` is not set: a few hundred, so that the test takes
 /// well under a minute in the debug profile.
@@ -61,29 +58,16 @@ fn sm_soak_against_the_example_server() {
         args.extend([flag.to_owned(), value]);
     }
     args.push("--sm".to_owned());
-    let soak_start = Instant::now();
-    let (mut child, lines, errors) = spawn_soak(&args);
-    let mut summary = None;
     let mut at_end = None;
-    for line in &lines {
+    let run = harness.run(&args, |server, line| {
         if line.starts_with("soak-result") {
             // Printed once every session closed or hung up: the abandoned ones are detached.
-            at_end = Some(harness.server.stats().unwrap_or_default());
-            summary = Some(line);
+            at_end = Some(server.stats().unwrap_or_default());
         }
-    }
-    let status = wait_child(&mut child, Duration::from_secs(660));
-    let soak_time = soak_start.elapsed();
-    let report = errors.join().unwrap();
-    println!("{report}");
-    let (peak, _) = harness.stop_sampling();
-    let summary = summary.expect("the soak printed its result line");
-    println!("{summary}");
-    let result = parse_summary(&summary);
-    let get = |key: &str| -> u64 { result[key].parse().unwrap() };
-    assert!(status.success(), "the soak failed: {summary}");
-    assert_eq!(result["passed"], "true");
-    assert_eq!(result["sm"], "true");
+    });
+    let (summary, get) = (&run.summary, |key: &str| run.get(key));
+    let (peak, soak_time) = (run.peak, run.time);
+    assert_eq!(run.result["sm"], "true");
     for zero in [
         "login_failures",
         "lost",

@@ -14,7 +14,7 @@ use super::kill::hang_up;
 use super::login::Live;
 use super::shared::{Phase, SENDER_RESET, SENT, Shared};
 use super::{HangUp, Kill, KillPoint, Plan, StormKill};
-use crate::session::message;
+use crate::session::{Conn, message};
 
 /// Write every queued output of the machine; hand stanzas to the accounting.
 async fn drain(shared: &Shared, slot: usize, live: &mut Live) -> Result<(), String> {
@@ -234,18 +234,8 @@ async fn stanza_kill(
         .write_all(half)
         .await
         .map_err(|e| format!("write half a stanza: {e}"))?;
-    shared.count_kill(Kill {
-        point: KillPoint::MidStanza,
-        hang_up: kill.hang_up,
-    });
     let Live { conn, .. } = *live;
-    let confirmed = hang_up(conn, kill.hang_up, shared.options.login_timeout).await;
-    if kill.hang_up == HangUp::Close && !confirmed {
-        shared
-            .counters
-            .unconfirmed_closes
-            .fetch_add(1, Ordering::Relaxed);
-    }
+    let confirmed = storm_hang_up(shared, conn, KillPoint::MidStanza, kill.hang_up).await;
     let live = reconnect(shared, slot, kill, attempt, None).await?;
     Ok((live, confirmed))
 }
@@ -316,20 +306,27 @@ async fn sm_cut(
     };
     // A write error is a cut too (the stanza stays unacknowledged either way).
     let _ = live.conn.write_all(&bytes[..upto]).await;
-    shared.count_kill(Kill {
-        point: kill.point,
-        hang_up: kill.hang_up,
-    });
     let state = live.machine.sm_state();
     let Live { conn, .. } = *live;
-    let confirmed = hang_up(conn, kill.hang_up, shared.options.login_timeout).await;
-    if kill.hang_up == HangUp::Close && !confirmed {
+    storm_hang_up(shared, conn, kill.point, kill.hang_up).await;
+    reconnect(shared, slot, kill, attempt, state).await
+}
+
+/// Count a storm kill at `point` and hang up `how`; whether the server confirmed the
+/// hang-up (see [`hang_up`]).
+async fn storm_hang_up(shared: &Shared, conn: Conn, point: KillPoint, how: HangUp) -> bool {
+    shared.count_kill(Kill {
+        point,
+        hang_up: how,
+    });
+    let confirmed = hang_up(conn, how, shared.options.login_timeout).await;
+    if how == HangUp::Close && !confirmed {
         shared
             .counters
             .unconfirmed_closes
             .fetch_add(1, Ordering::Relaxed);
     }
-    reconnect(shared, slot, kill, attempt, state).await
+    confirmed
 }
 
 /// Stream management, at the end: acknowledge everything received, then hang up without

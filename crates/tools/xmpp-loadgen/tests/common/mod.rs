@@ -171,6 +171,41 @@ impl Harness {
         args
     }
 
+    /// Run the soak binary with `args` to its end, calling `on_line` with each line it
+    /// prints on stdout as it comes; print its report; stop the sampler.
+    pub(crate) fn run(
+        &mut self,
+        args: &[String],
+        mut on_line: impl FnMut(&ServerHandle, &str),
+    ) -> SoakRun {
+        let start = Instant::now();
+        let (mut child, lines, errors) = spawn_soak(args);
+        let mut summary = None;
+        for line in &lines {
+            on_line(&self.server, &line);
+            if line.starts_with("soak-result") {
+                summary = Some(line);
+            }
+        }
+        let status = wait_child(&mut child, Duration::from_secs(660));
+        let time = start.elapsed();
+        let report = errors.join().unwrap();
+        println!("{report}");
+        let (peak, peak_rss) = self.stop_sampling();
+        let summary = summary.expect("the soak printed its result line");
+        println!("{summary}");
+        let result = parse_summary(&summary);
+        assert!(status.success(), "the soak failed: {summary}");
+        assert_eq!(result["passed"], "true");
+        SoakRun {
+            time,
+            summary,
+            result,
+            peak,
+            peak_rss,
+        }
+    }
+
     /// Stop the sampler: the heap peak and the RSS peak (KiB).
     pub(crate) fn stop_sampling(&mut self) -> (i64, u64) {
         self.stop.store(true, Ordering::Relaxed);
@@ -216,6 +251,25 @@ impl Harness {
         let dir = self.dir.clone();
         self.server.stop().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A soak process that passed.
+pub(crate) struct SoakRun {
+    /// How long the process ran.
+    pub(crate) time: Duration,
+    /// Its `soak-result` line, and that line's `key=value` pairs.
+    pub(crate) summary: String,
+    pub(crate) result: BTreeMap<String, String>,
+    /// The server's heap peak and RSS peak (KiB) while it ran.
+    pub(crate) peak: i64,
+    pub(crate) peak_rss: u64,
+}
+
+impl SoakRun {
+    /// The summary's number `key`.
+    pub(crate) fn get(&self, key: &str) -> u64 {
+        self.result[key].parse().unwrap()
     }
 }
 
