@@ -37,6 +37,11 @@ pub(crate) const TOLERANCE_FIXED: i64 = 256 * 1024;
 /// See [`TOLERANCE_FIXED`].
 pub(crate) const TOLERANCE_PER_SESSION: i64 = 16;
 
+/// [`TOLERANCE_FIXED`] + [`TOLERANCE_PER_SESSION`] per session.
+pub(crate) fn tolerance(sessions: usize) -> i64 {
+    TOLERANCE_FIXED + TOLERANCE_PER_SESSION * i64::try_from(sessions).unwrap()
+}
+
 /// Bytes the process's heap holds right now. (`stats_alloc` already books a `realloc`'s
 /// growth in `bytes_allocated` and its shrinking in `bytes_deallocated`; its
 /// `bytes_reallocated` is the same change again, so it must not be added.)
@@ -227,6 +232,23 @@ impl Harness {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Once every client is gone: the server holds no session, connection, detached
+    /// session or offline message and only its timer task, and its heap (`after`) is back
+    /// to the baseline within [`tolerance`].
+    pub(crate) fn assert_emptied(&self, stats: &ServerStats, after: i64, sessions: usize) {
+        assert_eq!(stats.sessions, 0, "sessions left: {stats:?}");
+        assert_eq!(stats.connections, 0, "connections left: {stats:?}");
+        assert_eq!(stats.detached, 0, "detached sessions left: {stats:?}");
+        assert_eq!(stats.offline_messages, 0, "{stats:?}");
+        assert_eq!(stats.tasks, 1, "tasks left: {stats:?}");
+        let tolerance = tolerance(sessions);
+        assert!(
+            after - self.baseline <= tolerance,
+            "server heap {} bytes above the baseline after the soak (tolerance {tolerance})",
+            after - self.baseline
+        );
     }
 
     /// A fresh login (and three messages to itself) still works.
