@@ -1,6 +1,6 @@
-//! The conformance cases (test support, behind the `testing` feature): what a client sends a
-//! server and what RFC 6120 / RFC 6121 says must come back, one numbered case per rule, as
-//! data. Two runners share this table: the hostile-peer suite runs every [`Layer::Stream`]
+//! The conformance cases (test support, behind the `testing` feature): what a client (or a
+//! XEP-0114 component) sends a server and what RFC 6120 / RFC 6121 (or XEP-0198, XEP-0114)
+//! says must come back, one numbered case per rule, as data. Two runners share this table: the hostile-peer suite runs every [`Layer::Stream`]
 //! case against [`ServerStream`](crate::ServerStream) in memory, and the `xmpp-conformance`
 //! tool runs every case against a real server over TCP. A case names the row of
 //! [`RULES`](crate::rules::RULES) it checks ([`Case::rule`]), so a rule added to the library
@@ -10,7 +10,8 @@
 //! and `{b}` (the two accounts' bare JIDs), `{a_full}` and `{b_full}` (their bound full JIDs),
 //! `{plain}` and `{plain_wrong}` (account A's SASL PLAIN message, base64, with the right and
 //! a wrong password), `{scram_first}` (account A's SCRAM client-first message, base64),
-//! `{resource}` (the resource account A's first connection bound). Whatever a runner observes is judged by [`Expect::judge`], the one
+//! `{resource}` (the resource account A's first connection bound), `{component}` (the
+//! XEP-0114 component's domain, for the cases where the runner plays a component). Whatever a runner observes is judged by [`Expect::judge`], the one
 //! place that decides pass or fail.
 
 use minidom::Element;
@@ -38,6 +39,16 @@ pub enum Phase {
     /// Account A negotiated completely by our client machine (connection A), and a second
     /// connection of account A authenticated by hand, no resource bound (connection B).
     Rebind,
+    /// [`Phase::Bound`], then XEP-0198 stream management enabled by hand (`<enable/>` sent,
+    /// `<enabled/>` read): the server's inbound count starts at zero here. A server that
+    /// answers `<failed/>` does not offer it, and the case does not apply.
+    Managed,
+    /// A plain TCP connection to the server's XEP-0114 component port; nothing sent (the
+    /// case's acts open the `jabber:component:accept` stream).
+    ComponentConnected,
+    /// The component stream opened (`to` the component's domain) and the handshake accepted:
+    /// the checker is the component.
+    Component,
 }
 
 /// Which implementation layer a case exercises (the in-memory runner runs only
@@ -128,6 +139,15 @@ pub enum Expect {
     /// This expectation, judged on this account's connection (for [`Phase::Rebind`], whose
     /// outcome may show on either connection).
     On(Who, &'static Expect),
+    /// A `<stream:error/>` with this condition and this application-specific condition
+    /// element (by local name, e.g. XEP-0198's `handled-count-too-high`).
+    StreamErrorWith(StreamErrorCondition, &'static str),
+    /// A `<stream:error/>`, whatever its condition (where the specification does not name one).
+    AnyStreamError,
+    /// XEP-0198 `<failed/>`, with this stanza error condition if one is given.
+    SmFailed(Option<&'static str>),
+    /// XEP-0198 `<a/>` whose `h` is this count of handled stanzas.
+    SmAck(u32),
 }
 
 /// What a runner saw on one connection since the case's first act.
@@ -144,6 +164,8 @@ pub struct Seen {
     /// Bytes the runner saw before the TLS handshake after `<proceed/>` (only for
     /// [`Expect::ProceedAlone`]); no more than its byte limit keeps.
     pub raw: Vec<u8>,
+    /// The `id` of the server's stream header, when the runner saw it.
+    pub stream_id: Option<String>,
 }
 
 /// The verdict of [`Expect::judge`].
@@ -182,6 +204,22 @@ fn stream_error(seen: &Seen) -> Option<String> {
                 .find(|c| c.ns() == STREAM_ERRORS_NS && c.name() != "text")
                 .map_or_else(|| "?".to_owned(), |c| c.name().to_owned())
         })
+}
+
+/// The application-specific condition of the stream error seen, if any (a child in neither
+/// the stream-errors namespace nor `text`).
+fn stream_error_app(seen: &Seen) -> Option<String> {
+    seen.elements
+        .iter()
+        .find(|e| e.is("error", ns::STREAMS))?
+        .children()
+        .find(|c| c.ns() != STREAM_ERRORS_NS)
+        .map(|c| c.name().to_owned())
+}
+
+/// The first XEP-0198 element seen (stream management answers in order).
+fn sm_answer(seen: &Seen) -> Option<&Element> {
+    seen.elements.iter().find(|e| e.ns() == ns::SM)
 }
 
 /// Why a connection ended without the expected answer, if it did.
@@ -250,6 +288,11 @@ impl Expect {
                 let connection = if *who == Who::B { "second" } else { "first" };
                 format!("{} on the {connection} connection", inner.describe(vars))
             }
+            Expect::StreamErrorWith(c, app) => format!("stream error <{c}/> with <{app}/>"),
+            Expect::AnyStreamError => "a stream error".to_owned(),
+            Expect::SmFailed(Some(c)) => format!("XEP-0198 <failed><{c}/>"),
+            Expect::SmFailed(None) => "XEP-0198 <failed/>".to_owned(),
+            Expect::SmAck(h) => format!("XEP-0198 <a h='{h}'/>"),
         }
     }
 
@@ -427,6 +470,50 @@ impl Expect {
             }
             // Reaching the case at all is the pass: the runner fails it if negotiation failed.
             Expect::Negotiated => Verdict::Pass,
+            Expect::StreamErrorWith(condition, app) => {
+                match (stream_error(seen), stream_error_app(seen)) {
+                    (Some(c), Some(a)) if c == condition.to_string() && a == *app => Verdict::Pass,
+                    (Some(c), a) => Verdict::Fail(format!(
+                        "stream error <{c}/>{}",
+                        a.map(|a| format!(" with <{a}/>")).unwrap_or_default()
+                    )),
+                    (None, _) => fail_if_ended(seen),
+                }
+            }
+            Expect::AnyStreamError => match stream_error(seen) {
+                Some(_) => Verdict::Pass,
+                None => fail_if_ended(seen),
+            },
+            Expect::SmFailed(condition) => match sm_answer(seen) {
+                Some(e) if e.name() == "failed" => {
+                    let got = e.children().find(|c| c.ns() == STANZAS_NS);
+                    match (condition, got) {
+                        (None, _) => Verdict::Pass,
+                        (Some(want), Some(c)) if c.name() == *want => Verdict::Pass,
+                        (Some(_), Some(c)) => Verdict::Fail(format!("<failed><{}/>", c.name())),
+                        (Some(_), None) => Verdict::Fail("<failed/> with no condition".to_owned()),
+                    }
+                }
+                Some(e) => Verdict::Fail(describe(e)),
+                None => fail_if_ended(seen),
+            },
+            // The server's own `<r/>` asks, it does not answer: look past it.
+            Expect::SmAck(h) => match seen
+                .elements
+                .iter()
+                .find(|e| e.ns() == ns::SM && e.name() != "r")
+            {
+                Some(e) if e.name() == "a" => {
+                    let got = e.attr("h").unwrap_or_default();
+                    if got == h.to_string() {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail(format!("<a h='{got}'/>"))
+                    }
+                }
+                Some(e) => Verdict::Fail(describe(e)),
+                None => fail_if_ended(seen),
+            },
         }
     }
 }
@@ -519,7 +606,10 @@ const fn case(
 use Act::Send;
 use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
-use Phase::{Authenticated, Bound, Connected, Opened, Pair, Rebind, Secured};
+use Phase::{
+    Authenticated, Bound, Component, ComponentConnected, Connected, Managed, Opened, Pair, Rebind,
+    Secured,
+};
 use Who::{A, B};
 
 const fn a(text: &'static str) -> Act {
@@ -537,6 +627,18 @@ macro_rules! header {
             "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' ",
             $attrs,
             ">"
+        )
+    };
+}
+
+/// A component's stream header to this domain.
+macro_rules! component_header {
+    ($to:literal) => {
+        concat!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' ",
+            "xmlns:stream='http://etherx.jabber.org/streams' to='",
+            $to,
+            "'>"
         )
     };
 }
@@ -1160,6 +1262,127 @@ pub const CASES: &[Case] = &[
         X::StreamError(StreamErrorCondition::UnsupportedStanzaType),
         input("<frobnicate xmlns='urn:example:conformance'/>", ""),
     ),
+    // ----- stream management (XEP-0198; the case does not apply where it is not offered) -----
+    case(
+        42,
+        "sm.enable-before-bind",
+        "XEP-0198 §3",
+        Some("sm.enable-early"),
+        "<enable/> before resource binding does not enable stream management: <failed/> (§6: \
+         errors are recoverable), or a stream error (misuse may end the stream)",
+        (LS, Authenticated),
+        &[a("<enable xmlns='urn:xmpp:sm:3'/>")],
+        X::Either(&X::SmFailed(None), &X::AnyStreamError),
+        output("failed", "enabled"),
+    ),
+    case(
+        43,
+        "sm.enable-twice",
+        "XEP-0198 §3",
+        Some("sm.enable"),
+        "a second <enable/> is refused: a stream error (SHOULD), or <failed><unexpected-request/> \
+         (§6)",
+        (LS, Managed),
+        &[a("<enable xmlns='urn:xmpp:sm:3'/>")],
+        X::Either(&X::AnyStreamError, &X::SmFailed(Some("unexpected-request"))),
+        output("failed", "enabled"),
+    ),
+    case(
+        44,
+        "sm.ack-count",
+        "XEP-0198 §4",
+        Some("sm.request"),
+        "<r/> is answered with <a/> whose h counts the stanzas handled since <enable/>",
+        (LS, Managed),
+        &[
+            a("<iq type='get' id='p1' to='{domain}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            a("<iq type='get' id='p2' to='{domain}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            a("<r xmlns='urn:xmpp:sm:3'/>"),
+        ],
+        X::SmAck(2),
+        output("h='2'", "h='3'"),
+    ),
+    case(
+        45,
+        "sm.h-too-high",
+        "XEP-0198 §4",
+        Some("sm.answer"),
+        "an <a/> acknowledging more than was sent ends the stream: undefined-condition with \
+         <handled-count-too-high/>",
+        (LS, Managed),
+        &[a("<a xmlns='urn:xmpp:sm:3' h='1000'/>")],
+        X::StreamErrorWith(
+            StreamErrorCondition::UndefinedCondition,
+            "handled-count-too-high",
+        ),
+        output("handled-count-too-high", "conformance-broken"),
+    ),
+    case(
+        46,
+        "sm.resume-unknown",
+        "XEP-0198 §5",
+        Some("sm.resume"),
+        "<resume/> naming a session the server does not know is <failed><item-not-found/>",
+        (LI, Authenticated),
+        &[a(
+            "<resume xmlns='urn:xmpp:sm:3' previd='conformance-no-such-session' h='0'/>",
+        )],
+        X::SmFailed(Some("item-not-found")),
+        output("item-not-found", "undefined-condition"),
+    ),
+    // ----- components (XEP-0114; the checker plays the component) -----
+    case(
+        47,
+        "component.unknown-domain",
+        "RFC 6120 §4.9.3.6 (XEP-0114 §3)",
+        Some("component.accept-header"),
+        "a component stream to a domain the server does not serve as a component is host-unknown",
+        (LS, ComponentConnected),
+        &[a(component_header!("conformance-unknown.invalid"))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        48,
+        "component.wrong-secret",
+        "XEP-0114 §3",
+        Some("component.verify"),
+        "a handshake that does not prove the shared secret is not-authorized",
+        (LS, ComponentConnected),
+        &[
+            a(component_header!("{component}")),
+            a("<handshake>0000000000000000000000000000000000000000</handshake>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        49,
+        "component.stanza-before-handshake",
+        "RFC 6120 §4.9.3.12 (XEP-0114 §3)",
+        None,
+        "a stanza before the handshake is not-authorized",
+        (LS, ComponentConnected),
+        &[
+            a(component_header!("{component}")),
+            a("<message from='{component}' to='{a}' id='c1'><body>hi</body></message>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        50,
+        "component.foreign-from",
+        "RFC 6120 §4.9.3.9 (XEP-0114 §3)",
+        Some("component.inbound-stanza"),
+        "a stanza from a domain that is not the component's is invalid-from",
+        (LS, Component),
+        &[a(
+            "<message from='{a}' to='{a}' id='c1'><body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
 ];
 
 /// The values of a case's placeholders.
@@ -1183,6 +1406,8 @@ pub struct Vars {
     pub scram_first: String,
     /// The resource account A's first connection bound.
     pub resource: String,
+    /// The XEP-0114 component's domain (the component cases).
+    pub component: String,
 }
 
 impl Vars {
@@ -1197,6 +1422,7 @@ impl Vars {
             .replace("{plain}", &self.plain)
             .replace("{scram_first}", &self.scram_first)
             .replace("{resource}", &self.resource)
+            .replace("{component}", &self.component)
     }
 }
 
@@ -1241,6 +1467,7 @@ impl Observer {
             match self.parser.next_event() {
                 Ok(Some(XmlEvent::Element(element))) => self.seen.elements.push(element),
                 Ok(Some(XmlEvent::StreamEnd)) => self.seen.stream_end = true,
+                Ok(Some(XmlEvent::StreamStart(header))) => self.seen.stream_id = header.id,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
@@ -1265,6 +1492,12 @@ impl Observer {
     pub fn raw(&mut self, bytes: &[u8]) {
         self.seen.raw.extend_from_slice(bytes);
     }
+}
+
+/// The XEP-0114 §3 handshake a component sends on the stream `stream_id` with `secret`
+/// (lowercase hex SHA-1 of the id and the secret), for runners that play a component.
+pub fn component_handshake(stream_id: &str, secret: &str) -> String {
+    crate::steps::component::handshake_digest(stream_id, secret)
 }
 
 /// The case with this number.

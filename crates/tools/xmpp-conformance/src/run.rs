@@ -52,6 +52,20 @@ pub struct Target {
     pub b: Option<Account>,
     /// Each case's deadline: a server silent that long fails the case.
     pub timeout: Duration,
+    /// The server's XEP-0114 component port and a component it accepts, for the cases
+    /// where the checker plays a component (without it they are n/a).
+    pub component: Option<ComponentTarget>,
+}
+
+/// A component the server accepts (XEP-0114): the checker connects as it.
+#[derive(Clone, Debug)]
+pub struct ComponentTarget {
+    /// The server's component port (plain TCP: the protocol has no TLS).
+    pub addr: SocketAddr,
+    /// The component's domain (the `to` of its stream header).
+    pub domain: String,
+    /// The shared secret its handshake proves.
+    pub secret: String,
 }
 
 /// A case's result.
@@ -185,6 +199,11 @@ impl Target {
             plain: plain(&self.a.password),
             plain_wrong: plain(&format!("{}-but-wrong", self.a.password)),
             scram_first: b64(format!("n,,n={},r=conformance0123456789", self.a.user)),
+            component: self
+                .component
+                .as_ref()
+                .map(|c| c.domain.clone())
+                .unwrap_or_default(),
             ..Vars::default()
         }
     }
@@ -293,17 +312,22 @@ fn open(
         })
 }
 
-/// Negotiate by hand up to `phase` (one of the phases before binding).
-fn by_hand(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+/// Negotiate by hand up to `phase` (one of the phases before binding); the connection and
+/// the last stream features read (none for [`Phase::Connected`]).
+fn by_hand(
+    target: &Target,
+    phase: Phase,
+    deadline: Instant,
+) -> Result<(Wire, Option<minidom::Element>), Setup> {
     let options = target.options();
     let (raw, _) = RawTransport::open(&options).map_err(|e| Setup::Failed(e.to_string()))?;
     let mut wire = Wire::new(raw);
     if phase == Phase::Connected {
-        return Ok(wire);
+        return Ok((wire, None));
     }
     let mut features = open(&mut wire, &target.domain, true, deadline)?;
     if phase == Phase::Opened {
-        return Ok(wire);
+        return Ok((wire, Some(features)));
     }
     if !wire.raw.is_tls() {
         if features.get_child("starttls", ns::TLS).is_none() {
@@ -324,7 +348,7 @@ fn by_hand(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Set
         features = open(&mut wire, &target.domain, false, deadline)?;
     }
     if phase == Phase::Secured {
-        return Ok(wire);
+        return Ok((wire, Some(features)));
     }
     let plain = features
         .get_child("mechanisms", ns::SASL)
@@ -353,8 +377,76 @@ fn by_hand(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Set
             shorten(&wire.log)
         )));
     }
-    open(&mut wire, &target.domain, false, deadline)?;
-    Ok(wire)
+    let features = open(&mut wire, &target.domain, false, deadline)?;
+    Ok((wire, Some(features)))
+}
+
+/// Connect to the component port; for [`Phase::Component`], open the stream and hand-shake.
+fn as_component(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+    let component = target.component.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no component port and secret given (--component)".to_owned())
+    })?;
+    // Plain TCP: the component protocol has no TLS.
+    let mut options = ClientOptions::new(component.addr, &target.server_name, target.tls.clone());
+    options.connect_timeout = target.timeout;
+    let (raw, _) =
+        RawTransport::open(&options).map_err(|e| Setup::Failed(format!("component port: {e}")))?;
+    let mut wire = Wire::new(raw);
+    if phase == Phase::ComponentConnected {
+        return Ok(wire);
+    }
+    wire.send(
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams' to='{}'>",
+            component.domain
+        )
+        .as_bytes(),
+    )
+    .map_err(Setup::Failed)?;
+    let mut observer = Observer::before_header();
+    wire.until(&mut observer, deadline, |s| s.stream_id.is_some());
+    let Some(id) = observer.seen().stream_id.clone() else {
+        return Err(Setup::Failed(format!(
+            "no component stream header with an id: {}",
+            shorten(&wire.log)
+        )));
+    };
+    let digest = xmpp_stream::conformance::component_handshake(&id, &component.secret);
+    wire.send(format!("<handshake>{digest}</handshake>").as_bytes())
+        .map_err(Setup::Failed)?;
+    wire.until(&mut observer, deadline, |s| !s.elements.is_empty());
+    match observer.seen().elements.first() {
+        Some(e) if e.name() == "handshake" => Ok(wire),
+        _ => Err(Setup::Failed(format!(
+            "handshake not accepted: {}",
+            shorten(&wire.log)
+        ))),
+    }
+}
+
+/// XEP-0198 cases apply only where the server offers stream management.
+fn stream_management(case: &Case) -> bool {
+    case.section.starts_with("XEP-0198")
+}
+
+/// Enable XEP-0198 stream management on a bound connection by hand (`<enable/>`, then
+/// `<enabled/>`); a server that answers otherwise does not offer it to this case.
+fn enable(wire: &mut Wire, deadline: Instant) -> Result<(), Setup> {
+    wire.send(b"<enable xmlns='urn:xmpp:sm:3'/>")
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "enabled", ns::SM) || has(s, "failed", ns::SM)
+    });
+    if has(observer.seen(), "enabled", ns::SM) {
+        Ok(())
+    } else {
+        Err(Setup::NotApplicable(format!(
+            "stream management not enabled: {}",
+            shorten(&wire.log)
+        )))
+    }
 }
 
 /// Negotiate `account` completely with our client machine, then take the transport over.
@@ -407,15 +499,36 @@ fn attempt(
             let (wire, full) = bound(target, &target.a, resource.clone(), deadline)?;
             vars.a_full = full;
             vars.resource = resource;
-            (wire, Some(by_hand(target, Phase::Authenticated, deadline)?))
+            (
+                wire,
+                Some(by_hand(target, Phase::Authenticated, deadline)?.0),
+            )
         }
-        phase => (by_hand(target, phase, deadline)?, None),
+        Phase::Managed => {
+            let (mut wire, full) = bound(target, &target.a, resource, deadline)?;
+            vars.a_full = full;
+            enable(&mut wire, deadline)?;
+            (wire, None)
+        }
+        Phase::ComponentConnected | Phase::Component => {
+            (as_component(target, case.phase, deadline)?, None)
+        }
+        phase => {
+            let (wire, features) = by_hand(target, phase, deadline)?;
+            let offered = features.is_some_and(|f| f.get_child("sm", ns::SM).is_some());
+            if stream_management(case) && !offered {
+                return Err(Setup::NotApplicable(
+                    "stream management (XEP-0198) not offered".to_owned(),
+                ));
+            }
+            (wire, None)
+        }
     };
     if let Some(b) = b.as_mut() {
         b.log.clear();
     }
     a.log.clear();
-    let mut a_seen = if case.phase == Phase::Connected {
+    let mut a_seen = if matches!(case.phase, Phase::Connected | Phase::ComponentConnected) {
         Observer::before_header()
     } else {
         Observer::inside_stream()
