@@ -49,6 +49,9 @@ pub enum Phase {
     /// The component stream opened (`to` the component's domain) and the handshake accepted:
     /// the checker is the component.
     Component,
+    /// A plain TCP connection to the server's server-to-server port; nothing sent (the
+    /// case's acts open the `jabber:server` stream: the checker plays a remote server).
+    S2sConnected,
 }
 
 /// Which implementation layer a case exercises (the in-memory runner runs only
@@ -148,6 +151,8 @@ pub enum Expect {
     SmFailed(Option<&'static str>),
     /// XEP-0198 `<a/>` whose `h` is this count of handled stanzas.
     SmAck(u32),
+    /// A XEP-0220 dialback element (`jabber:server:dialback`) of this name and `type`.
+    Dialback(&'static str, &'static str),
 }
 
 /// What a runner saw on one connection since the case's first act.
@@ -182,6 +187,7 @@ pub enum Verdict {
 
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const STREAM_ERRORS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+const DIALBACK_NS: &str = crate::dialback::NS;
 
 /// A short description of an element: its name and `type`, and the first child's name.
 pub fn describe(element: &Element) -> String {
@@ -293,6 +299,7 @@ impl Expect {
             Expect::SmFailed(Some(c)) => format!("XEP-0198 <failed><{c}/>"),
             Expect::SmFailed(None) => "XEP-0198 <failed/>".to_owned(),
             Expect::SmAck(h) => format!("XEP-0198 <a h='{h}'/>"),
+            Expect::Dialback(name, kind) => format!("<db:{name} type='{kind}'/>"),
         }
     }
 
@@ -497,6 +504,13 @@ impl Expect {
                 Some(e) => Verdict::Fail(describe(e)),
                 None => fail_if_ended(seen),
             },
+            Expect::Dialback(name, kind) => {
+                match seen.elements.iter().find(|e| e.ns() == DIALBACK_NS) {
+                    Some(e) if e.name() == *name && e.attr("type") == Some(kind) => Verdict::Pass,
+                    Some(e) => Verdict::Fail(describe(e)),
+                    None => fail_if_ended(seen),
+                }
+            }
             // The server's own `<r/>` asks, it does not answer: look past it.
             Expect::SmAck(h) => match seen
                 .elements
@@ -608,7 +622,7 @@ use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
 use Phase::{
     Authenticated, Bound, Component, ComponentConnected, Connected, Managed, Opened, Pair, Rebind,
-    Secured,
+    S2sConnected, Secured,
 };
 use Who::{A, B};
 
@@ -639,6 +653,19 @@ macro_rules! component_header {
             "xmlns:stream='http://etherx.jabber.org/streams' to='",
             $to,
             "'>"
+        )
+    };
+}
+
+/// A remote server's stream header (from `checker.test`, dialback declared) with these
+/// attributes.
+macro_rules! s2s_header {
+    ($attrs:literal) => {
+        concat!(
+            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' ",
+            "xmlns:db='jabber:server:dialback' ",
+            $attrs,
+            " version='1.0'>"
         )
     };
 }
@@ -1382,6 +1409,87 @@ pub const CASES: &[Case] = &[
         )],
         X::StreamError(StreamErrorCondition::InvalidFrom),
         output("invalid-from", "undefined-condition"),
+    ),
+    // ----- server-to-server (RFC 6120 §13, XEP-0220; the checker plays a remote server) -----
+    case(
+        51,
+        "s2s.client-namespace",
+        "RFC 6120 §4.9.3.10",
+        Some("s2s.header-from-initiating"),
+        "a jabber:client stream on the server-to-server port is invalid-namespace",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:client' from='checker.test' to='{domain}'"
+        ))],
+        X::StreamError(StreamErrorCondition::InvalidNamespace),
+        output("invalid-namespace", "undefined-condition"),
+    ),
+    case(
+        52,
+        "s2s.unknown-to",
+        "RFC 6120 §4.9.3.6",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server stream to a domain the server does not serve is host-unknown",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:server' from='checker.test' to='conformance-unknown.invalid'"
+        ))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        53,
+        "s2s.stanza-before-auth",
+        "RFC 6120 §4.9.3.12",
+        None,
+        "a stanza from a remote server that has not authenticated is not-authorized",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a("<message from='someone@checker.test' to='{a}' id='c1'><body>hi</body></message>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        54,
+        "s2s.verify-unknown-id",
+        "XEP-0220 §2.1.2, §2.4",
+        Some("s2s.dialback-verify"),
+        "a dialback verification for a stream id the server never issued is answered invalid",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a(
+                "<db:verify from='checker.test' to='{domain}' id='conformance-no-such-stream'>\
+               0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:verify>",
+            ),
+        ],
+        X::Dialback("verify", "invalid"),
+        output("type='invalid'", "type='valid'"),
+    ),
+    case(
+        55,
+        "s2s.external-before-tls",
+        "RFC 6120 §6.5.4, §13.8",
+        Some("s2s.external"),
+        "SASL EXTERNAL before TLS is encryption-required (or invalid-mechanism: it is not offered)",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a(concat!("<auth mechanism='EXTERNAL' ", sasl!(">=</auth>"))),
+        ],
+        X::Either(
+            &X::SaslFailure("encryption-required"),
+            &X::SaslFailure("invalid-mechanism"),
+        ),
+        output("<encryption-required", "<undefined-condition"),
     ),
 ];
 

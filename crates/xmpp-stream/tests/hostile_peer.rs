@@ -1224,10 +1224,13 @@ fn every_stream_conformance_case_holds_in_memory() {
         ..Vars::default()
     };
     let mut checked = 0;
-    // The component cases need a component server stream: the tool's own tests run them
-    // against the example server.
+    // The component and server-to-server cases need other server streams: the tool's own
+    // tests run them against the example server.
     let c2s = |c: &&xmpp_stream::conformance::Case| {
-        !matches!(c.phase, Phase::ComponentConnected | Phase::Component)
+        !matches!(
+            c.phase,
+            Phase::ComponentConnected | Phase::Component | Phase::S2sConnected
+        )
     };
     for case in CASES
         .iter()

@@ -59,6 +59,10 @@ struct Cli {
     /// A component the server accepts on --component-port, and its shared secret
     #[arg(long, value_name = "DOMAIN:SECRET", requires = "component_port", value_parser = component)]
     component: Option<(String, String)>,
+    /// The server's server-to-server port, for the cases where the checker plays a remote
+    /// server (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    s2s_port: Option<u16>,
     /// Run only this case (number or name; repeatable)
     #[arg(long = "case", value_name = "N")]
     cases: Vec<String>,
@@ -153,6 +157,7 @@ fn run(cli: &Cli, cases: &[&'static xmpp_stream::conformance::Case]) -> Result<b
                 domain,
                 secret,
             }),
+        s2s: cli.s2s_port.map(|port| SocketAddr::new(addr.ip(), port)),
     };
     let outcomes = run_cases(&target, cases, usize::from(cli.jobs));
     if cli.json {

@@ -55,6 +55,9 @@ pub struct Target {
     /// The server's XEP-0114 component port and a component it accepts, for the cases
     /// where the checker plays a component (without it they are n/a).
     pub component: Option<ComponentTarget>,
+    /// The server's server-to-server port (plain TCP first, as a remote server connects),
+    /// for the cases where the checker plays a remote server (without it they are n/a).
+    pub s2s: Option<SocketAddr>,
 }
 
 /// A component the server accepts (XEP-0114): the checker connects as it.
@@ -381,6 +384,15 @@ fn by_hand(
     Ok((wire, Some(features)))
 }
 
+/// A plain TCP connection to `addr` (a component or server-to-server port).
+fn plain(target: &Target, addr: SocketAddr) -> Result<Wire, Setup> {
+    let mut options = ClientOptions::new(addr, &target.server_name, target.tls.clone());
+    options.connect_timeout = target.timeout;
+    let (raw, _) =
+        RawTransport::open(&options).map_err(|e| Setup::Failed(format!("{addr}: {e}")))?;
+    Ok(Wire::new(raw))
+}
+
 /// Connect to the component port; for [`Phase::Component`], open the stream and hand-shake.
 fn as_component(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
     let component = target.component.as_ref().ok_or_else(|| {
@@ -513,6 +525,12 @@ fn attempt(
         Phase::ComponentConnected | Phase::Component => {
             (as_component(target, case.phase, deadline)?, None)
         }
+        Phase::S2sConnected => {
+            let addr = target.s2s.ok_or_else(|| {
+                Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
+            })?;
+            (plain(target, addr)?, None)
+        }
         phase => {
             let (wire, features) = by_hand(target, phase, deadline)?;
             let offered = features.is_some_and(|f| f.get_child("sm", ns::SM).is_some());
@@ -528,7 +546,10 @@ fn attempt(
         b.log.clear();
     }
     a.log.clear();
-    let mut a_seen = if matches!(case.phase, Phase::Connected | Phase::ComponentConnected) {
+    let mut a_seen = if matches!(
+        case.phase,
+        Phase::Connected | Phase::ComponentConnected | Phase::S2sConnected
+    ) {
         Observer::before_header()
     } else {
         Observer::inside_stream()

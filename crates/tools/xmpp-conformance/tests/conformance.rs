@@ -15,10 +15,15 @@ use xmpp_conformance::run::{
     Account, ComponentTarget, Outcome, Status, Target, run_case, run_cases,
 };
 use xmpp_host::tls::{Trust, Versions, client_config};
-use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TestRewrite, TlsMaterial};
+use xmpp_server::{
+    Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TestRewrite, TlsMaterial,
+};
 use xmpp_stream::BareJid;
-use xmpp_stream::conformance::{CASES, Case, Expect, Vars};
-use xmpp_testpeers::{PeerKind, PeerOptions, start_for_test_with};
+use xmpp_stream::conformance::{CASES, Case, Expect, Phase, Vars};
+use xmpp_stream::dialback::DialbackSecret;
+use xmpp_testpeers::{
+    PeerKind, PeerOptions, PrivateDns, S2sAuth, S2sOptions, TestCa, start_for_test_with,
+};
 
 const DOMAIN: &str = "localhost";
 /// A case's deadline here: every server under test is on loopback.
@@ -53,6 +58,7 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
         b: Some(account(1)),
         timeout: TIMEOUT,
         component: None,
+        s2s: None,
     }
 }
 
@@ -87,27 +93,68 @@ fn config(rewrite: Option<TestRewrite>) -> RuntimeConfig {
     }
 }
 
-/// Our example server (with its component port), broken by `rewrite` if given.
-fn our_server(rewrite: Option<TestRewrite>) -> ServerHandle {
+/// Our example server: one instance with its component port, one federating (the runtime
+/// starts either, not both), the same configuration, broken by the same rewrite if given.
+struct Ours {
+    server: ServerHandle,
+    /// Serves until dropped.
+    _federating: ServerHandle,
+    s2s: SocketAddr,
+}
+
+fn our_server(rewrite: Option<TestRewrite>) -> Ours {
+    our_server_on(rewrite, false)
+}
+
+/// [`our_server`], with direct TLS (XEP-0368) too if `direct_tls`.
+fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    ServerHandle::spawn_on(loopback, None, Some(loopback), config(rewrite)).unwrap()
+    let direct = direct_tls.then_some(loopback);
+    let server =
+        ServerHandle::spawn_on(loopback, direct, Some(loopback), config(rewrite.clone())).unwrap();
+    let listener = std::net::TcpListener::bind(loopback).unwrap();
+    let s2s = listener.local_addr().unwrap();
+    let mut config = config(rewrite);
+    config.hub = config
+        .hub
+        .with_s2s(DialbackSecret::new(b"conformance-dialback"));
+    let ca = TestCa::new("conformance test CA").unwrap();
+    let cert = ca.issue(DOMAIN).unwrap();
+    config.s2s = Some(S2sSettings {
+        routes: std::collections::BTreeMap::new(),
+        dns: Dns::Off,
+        tls: S2sTls::from_pem(
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+            Some(ca.pem().as_bytes()),
+        )
+        .unwrap(),
+        connect_timeout: TIMEOUT,
+    });
+    let federating = ServerHandle::spawn_federating(loopback, listener, config).unwrap();
+    Ours {
+        server,
+        _federating: federating,
+        s2s,
+    }
 }
 
 /// The target for our example server.
-fn our_target(server: &ServerHandle) -> Target {
-    let component = server.component_addr.unwrap().port();
-    with_component(target(server.addr, DOMAIN, &server.cert_pem), component)
+fn our_target(ours: &Ours) -> Target {
+    let component = ours.server.component_addr.unwrap().port();
+    let server = &ours.server;
+    let mut target = with_component(target(server.addr, DOMAIN, &server.cert_pem), component);
+    target.s2s = Some(ours.s2s);
+    target
 }
 
 /// Our example server with direct TLS (XEP-0368) too: the same cases hold there, except
 /// the STARTTLS one, which does not apply.
 #[test]
 fn direct_tls_runs_the_same_cases() {
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let server =
-        ServerHandle::spawn_on(loopback, Some(loopback), Some(loopback), config(None)).unwrap();
-    let mut target = our_target(&server);
-    target.addr = server.direct_tls_addr.unwrap();
+    let ours = our_server_on(None, true);
+    let mut target = our_target(&ours);
+    target.addr = ours.server.direct_tls_addr.unwrap();
     target.direct_tls = true;
     let outcomes = run_cases(&target, &all_cases(), 8);
     for o in &outcomes {
@@ -206,7 +253,27 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
     if let Some(component) = &server.component {
         target = with_component(target, component.port);
     }
-    Some(run_cases(&target, &all_cases(), 8))
+    let (s2s_cases, others): (Vec<_>, Vec<_>) = all_cases()
+        .into_iter()
+        .partition(|c| c.phase == Phase::S2sConnected);
+    let mut outcomes = run_cases(&target, &others, 8);
+    // A second instance federates (with dialback, for the same domain): the checker plays a
+    // remote server against its s2s port.
+    let dns = PrivateDns::start(&[]).unwrap();
+    let ca = TestCa::new("conformance peer CA").unwrap();
+    let federating = PeerOptions::new().with_s2s(S2sOptions {
+        domain: server.domain.clone(),
+        cert: ca.issue(&server.domain).unwrap(),
+        auth: S2sAuth::Dialback,
+        dns: dns.addr,
+    });
+    let peer = start_for_test_with(kind, &ACCOUNTS, &federating)?;
+    target.s2s = peer
+        .s2s_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    outcomes.extend(run_cases(&target, &s2s_cases, 8));
+    outcomes.sort_by_key(|o| CASES.iter().position(|c| c.id == o.case.id));
+    Some(outcomes)
 }
 
 /// The three servers side by side, compared with (or, with `BLESS=1`, written into) the
