@@ -52,6 +52,11 @@ pub enum Phase {
     /// A plain TCP connection to the server's server-to-server port; nothing sent (the
     /// case's acts open the `jabber:server` stream: the checker plays a remote server).
     S2sConnected,
+    /// A WebSocket connection upgraded with the `xmpp` subprotocol (RFC 7395 §3.1); nothing
+    /// sent. Each [`Act::Send`] is one text message, each [`Act::Raw`] one binary message.
+    WsConnected,
+    /// [`Phase::WsConnected`], then `<open/>` sent and the server's `<open/>` and features read.
+    WsOpened,
 }
 
 /// Which implementation layer a case exercises (the in-memory runner runs only
@@ -622,7 +627,7 @@ use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
 use Phase::{
     Authenticated, Bound, Component, ComponentConnected, Connected, Managed, Opened, Pair, Rebind,
-    S2sConnected, Secured,
+    S2sConnected, Secured, WsConnected, WsOpened,
 };
 use Who::{A, B};
 
@@ -1490,6 +1495,49 @@ pub const CASES: &[Case] = &[
             &X::SaslFailure("invalid-mechanism"),
         ),
         output("<encryption-required", "<undefined-condition"),
+    ),
+    // ----- XMPP over WebSocket (RFC 7395) -----
+    case(
+        56,
+        "ws.stream-header",
+        "RFC 7395 §3.3.2, §3.3.3",
+        None,
+        "a TCP stream header instead of <open/> is refused: invalid-namespace (the framing \
+         namespace is required) or not-well-formed (a frame must be a whole document)",
+        (LS, WsConnected),
+        &[a(
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+             to='{domain}' version='1.0'>",
+        )],
+        X::Either(
+            &X::StreamError(StreamErrorCondition::InvalidNamespace),
+            &X::StreamError(StreamErrorCondition::NotWellFormed),
+        ),
+        output("<invalid-namespace", "<undefined-condition"),
+    ),
+    case(
+        57,
+        "ws.open-namespace",
+        "RFC 7395 §3.3.2 (RFC 6120 §4.9.3.10)",
+        None,
+        "an <open/> outside the framing namespace is invalid-namespace",
+        (LS, WsConnected),
+        &[a(
+            "<open xmlns='urn:example:wrong' to='{domain}' version='1.0'/>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidNamespace),
+        output("invalid-namespace", "undefined-condition"),
+    ),
+    case(
+        58,
+        "ws.partial-element",
+        "RFC 7395 §3.3.3 (RFC 6120 §4.9.3.13)",
+        None,
+        "a message that is not a whole XML element is not-well-formed",
+        (LS, WsOpened),
+        &[a("<message xmlns='jabber:client' to='{a}'><body>x")],
+        X::StreamError(StreamErrorCondition::NotWellFormed),
+        output("not-well-formed", "undefined-condition"),
     ),
 ];
 

@@ -1224,12 +1224,16 @@ fn every_stream_conformance_case_holds_in_memory() {
         ..Vars::default()
     };
     let mut checked = 0;
-    // The component and server-to-server cases need other server streams: the tool's own
-    // tests run them against the example server.
+    // The component, server-to-server and WebSocket cases need other server streams or
+    // framing: the tool's own tests run them against the example server.
     let c2s = |c: &&xmpp_stream::conformance::Case| {
         !matches!(
             c.phase,
-            Phase::ComponentConnected | Phase::Component | Phase::S2sConnected
+            Phase::ComponentConnected
+                | Phase::Component
+                | Phase::S2sConnected
+                | Phase::WsConnected
+                | Phase::WsOpened
         )
     };
     for case in CASES

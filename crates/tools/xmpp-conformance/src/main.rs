@@ -17,7 +17,8 @@ use xmpp_host::tls::{Trust, Versions, client_config};
 /// Check an XMPP server's behaviour against RFC 6120 and RFC 6121, one numbered case per
 /// rule: stream headers, restricted XML, STARTTLS, SASL, binding, stanza rules and errors,
 /// roster, subscriptions, presence and delivery, the closing handshake; XEP-0198 stream
-/// management and (with --component-port) XEP-0114 components.
+/// management, and with --component-port, --s2s-port and --ws-port XEP-0114 components,
+/// server-to-server streams before authentication and RFC 7395 WebSocket framing.
 ///
 /// It connects only to the address given, one connection (two for two-account cases) per
 /// case, at most --jobs cases at once, each bounded in time and bytes. Use test accounts:
@@ -63,6 +64,13 @@ struct Cli {
     /// server (on --host; without it they are n/a)
     #[arg(long, value_name = "PORT")]
     s2s_port: Option<u16>,
+    /// The server's plain-HTTP XMPP-over-WebSocket port (RFC 7395), for the WebSocket cases
+    /// (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    ws_port: Option<u16>,
+    /// The WebSocket endpoint's path
+    #[arg(long, value_name = "PATH", default_value = "/xmpp-websocket")]
+    ws_path: String,
     /// Run only this case (number or name; repeatable)
     #[arg(long = "case", value_name = "N")]
     cases: Vec<String>,
@@ -158,6 +166,9 @@ fn run(cli: &Cli, cases: &[&'static xmpp_stream::conformance::Case]) -> Result<b
                 secret,
             }),
         s2s: cli.s2s_port.map(|port| SocketAddr::new(addr.ip(), port)),
+        websocket: cli
+            .ws_port
+            .map(|port| (SocketAddr::new(addr.ip(), port), cli.ws_path.clone())),
     };
     let outcomes = run_cases(&target, cases, usize::from(cli.jobs));
     if cli.json {

@@ -58,6 +58,9 @@ pub struct Target {
     /// The server's server-to-server port (plain TCP first, as a remote server connects),
     /// for the cases where the checker plays a remote server (without it they are n/a).
     pub s2s: Option<SocketAddr>,
+    /// The server's plain `ws:` XMPP-over-WebSocket endpoint (RFC 7395): its address and
+    /// path, for the WebSocket cases (without it they are n/a).
+    pub websocket: Option<(SocketAddr, String)>,
 }
 
 /// A component the server accepts (XEP-0114): the checker connects as it.
@@ -212,24 +215,82 @@ impl Target {
     }
 }
 
-/// One connection of a case: the raw transport and every byte read since the case began.
+/// A WebSocket connection (RFC 7395), plain `ws:`.
+type WebSocket = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// How a case's connection carries bytes.
+enum Link {
+    /// TCP (and TLS once started): a byte stream.
+    Tcp(RawTransport),
+    /// WebSocket: one message per element.
+    Ws(Box<WebSocket>),
+}
+
+/// One connection of a case: its link and every byte read since the case began.
 struct Wire {
-    raw: RawTransport,
+    link: Link,
     buf: Vec<u8>,
     log: Vec<u8>,
 }
 
 impl Wire {
     fn new(raw: RawTransport) -> Self {
+        Self::on(Link::Tcp(raw))
+    }
+
+    fn on(link: Link) -> Self {
         Wire {
-            raw,
+            link,
             buf: vec![0; 16 * 1024],
             log: Vec::new(),
         }
     }
 
+    /// The TCP transport (`None` on a WebSocket).
+    fn raw(&mut self) -> Option<&mut RawTransport> {
+        match &mut self.link {
+            Link::Tcp(raw) => Some(raw),
+            Link::Ws(_) => None,
+        }
+    }
+
+    /// Write `bytes`: as they are on TCP, as one text message on a WebSocket.
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.raw.write_all(bytes).map_err(|e| format!("write: {e}"))
+        match &mut self.link {
+            Link::Tcp(raw) => raw.write_all(bytes).map_err(|e| format!("write: {e}")),
+            Link::Ws(ws) => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                ws.send(tungstenite::Message::text(text))
+                    .map_err(|e| format!("write: {e}"))
+            }
+        }
+    }
+
+    /// Write `bytes` as they are: on a WebSocket, one binary message.
+    fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match &mut self.link {
+            Link::Tcp(_) => self.send(bytes),
+            Link::Ws(ws) => ws
+                .send(tungstenite::Message::binary(bytes.to_vec()))
+                .map_err(|e| format!("write: {e}")),
+        }
+    }
+
+    /// End the stream politely, then the connection.
+    fn close(&mut self) {
+        match &mut self.link {
+            Link::Tcp(raw) => {
+                let _ = raw.write_all(b"</stream:stream>");
+                raw.shutdown();
+            }
+            Link::Ws(ws) => {
+                let _ = ws.send(tungstenite::Message::text(
+                    "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+                ));
+                let _ = ws.close(None);
+                let _ = ws.flush();
+            }
+        }
     }
 
     /// Read until `done(seen)` or `deadline`; `false` if the deadline passed first.
@@ -256,18 +317,49 @@ impl Wire {
             observer.eof();
             return;
         }
-        match self.raw.read(&mut self.buf, wait) {
+        let ws = match &mut self.link {
+            Link::Tcp(raw) => raw.read(&mut self.buf, wait),
+            Link::Ws(ws) => {
+                let _ = ws
+                    .get_ref()
+                    .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+                match ws.read() {
+                    Ok(tungstenite::Message::Text(text)) => {
+                        self.record(observer, text.as_bytes());
+                        return;
+                    }
+                    Ok(tungstenite::Message::Binary(bytes)) => {
+                        self.record(observer, &bytes);
+                        return;
+                    }
+                    Ok(tungstenite::Message::Close(_)) => Ok(0),
+                    // Pings are answered by the library; nothing for the case.
+                    Ok(_) => return,
+                    Err(tungstenite::Error::Io(e)) => Err(e),
+                    Err(_) => Ok(0),
+                }
+            }
+        };
+        match ws {
             Ok(0) => observer.eof(),
             Ok(n) => {
-                let n = n.min(MAX_CASE_BYTES - self.log.len());
-                self.log.extend_from_slice(&self.buf[..n]);
-                observer.raw(&self.buf[..n]);
-                observer.feed(&self.buf[..n]);
+                let bytes = self.buf[..n].to_vec();
+                self.record(observer, &bytes);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => observer.eof(),
         }
+    }
+}
+
+impl Wire {
+    /// Keep and parse what the server sent (up to the case's byte bound).
+    fn record(&mut self, observer: &mut Observer, bytes: &[u8]) {
+        let n = bytes.len().min(MAX_CASE_BYTES - self.log.len());
+        self.log.extend_from_slice(&bytes[..n]);
+        observer.raw(&bytes[..n]);
+        observer.feed(&bytes[..n]);
     }
 }
 
@@ -332,7 +424,7 @@ fn by_hand(
     if phase == Phase::Opened {
         return Ok((wire, Some(features)));
     }
-    if !wire.raw.is_tls() {
+    if !wire.raw().is_some_and(|raw| raw.is_tls()) {
         if features.get_child("starttls", ns::TLS).is_none() {
             return Err(Setup::NotApplicable("no STARTTLS offered".to_owned()));
         }
@@ -345,7 +437,8 @@ fn by_hand(
                 shorten(&wire.log)
             )));
         }
-        wire.raw
+        wire.raw()
+            .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
             .start_tls(&options)
             .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
         features = open(&mut wire, &target.domain, false, deadline)?;
@@ -382,6 +475,50 @@ fn by_hand(
     }
     let features = open(&mut wire, &target.domain, false, deadline)?;
     Ok((wire, Some(features)))
+}
+
+/// A WebSocket connection with the `xmpp` subprotocol; for [`Phase::WsOpened`], `<open/>`
+/// sent and the features read.
+fn websocket(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+    use tungstenite::client::IntoClientRequest as _;
+    let (addr, path) = target.websocket.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no WebSocket endpoint given (--ws-port)".to_owned())
+    })?;
+    let tcp = std::net::TcpStream::connect_timeout(addr, target.timeout)
+        .map_err(|e| Setup::Failed(format!("{addr}: {e}")))?;
+    tcp.set_read_timeout(Some(target.timeout))
+        .map_err(|e| Setup::Failed(e.to_string()))?;
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .map_err(|e| Setup::Failed(format!("WebSocket request: {e}")))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tungstenite::http::HeaderValue::from_static("xmpp"),
+    );
+    let (ws, _) = tungstenite::client(request, tcp)
+        .map_err(|e| Setup::Failed(format!("WebSocket upgrade: {e}")))?;
+    let mut wire = Wire::on(Link::Ws(Box::new(ws)));
+    if phase == Phase::WsConnected {
+        return Ok(wire);
+    }
+    wire.send(
+        format!(
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='{}' version='1.0'/>",
+            target.domain
+        )
+        .as_bytes(),
+    )
+    .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| has(s, "features", ns::STREAMS));
+    if has(observer.seen(), "features", ns::STREAMS) {
+        Ok(wire)
+    } else {
+        Err(Setup::Failed(format!(
+            "no features after <open/>: {}",
+            shorten(&wire.log)
+        )))
+    }
 }
 
 /// A plain TCP connection to `addr` (a component or server-to-server port).
@@ -525,6 +662,7 @@ fn attempt(
         Phase::ComponentConnected | Phase::Component => {
             (as_component(target, case.phase, deadline)?, None)
         }
+        Phase::WsConnected | Phase::WsOpened => (websocket(target, case.phase, deadline)?, None),
         Phase::S2sConnected => {
             let addr = target.s2s.ok_or_else(|| {
                 Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
@@ -572,7 +710,12 @@ fn attempt(
             (Who::B, None) => return Err(Setup::Failed("no second connection".to_owned())),
             _ => (&mut a, &mut a_seen),
         };
-        wire.send(&bytes).map_err(Setup::Failed)?;
+        if matches!(act, Act::Raw(_)) {
+            wire.send_raw(&bytes)
+        } else {
+            wire.send(&bytes)
+        }
+        .map_err(Setup::Failed)?;
         if matches!(act, Act::Sync(_)) {
             let synced = wire.until(observer, deadline, |s| {
                 s.elements.iter().any(|e| e.attr("id") == Some("sync"))
@@ -646,8 +789,7 @@ fn attempt(
         log.extend_from_slice(other);
     }
     for wire in std::iter::once(&mut a).chain(b.as_mut()) {
-        let _ = wire.raw.write_all(b"</stream:stream>");
-        wire.raw.shutdown();
+        wire.close();
     }
     Ok((verdict, log))
 }

@@ -59,8 +59,12 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
         timeout: TIMEOUT,
         component: None,
         s2s: None,
+        websocket: None,
     }
 }
+
+/// Where every server under test serves XMPP over WebSocket.
+const WS_PATH: &str = "/xmpp-websocket";
 
 /// The component every server under test accepts (XEP-0114).
 const COMPONENT: (&str, &str) = ("comp.localhost", "conformance-secret");
@@ -100,6 +104,8 @@ struct Ours {
     /// Serves until dropped.
     _federating: ServerHandle,
     s2s: SocketAddr,
+    /// Serves XMPP over WebSocket (`ws:`).
+    websocket: ServerHandle,
 }
 
 fn our_server(rewrite: Option<TestRewrite>) -> Ours {
@@ -112,15 +118,16 @@ fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
     let direct = direct_tls.then_some(loopback);
     let server =
         ServerHandle::spawn_on(loopback, direct, Some(loopback), config(rewrite.clone())).unwrap();
+    // The runtime starts c2s with either s2s or WebSocket, not both: three instances.
     let listener = std::net::TcpListener::bind(loopback).unwrap();
     let s2s = listener.local_addr().unwrap();
-    let mut config = config(rewrite);
-    config.hub = config
+    let mut federated = config(rewrite.clone());
+    federated.hub = federated
         .hub
         .with_s2s(DialbackSecret::new(b"conformance-dialback"));
     let ca = TestCa::new("conformance test CA").unwrap();
     let cert = ca.issue(DOMAIN).unwrap();
-    config.s2s = Some(S2sSettings {
+    federated.s2s = Some(S2sSettings {
         routes: std::collections::BTreeMap::new(),
         dns: Dns::Off,
         tls: S2sTls::from_pem(
@@ -131,11 +138,14 @@ fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
         .unwrap(),
         connect_timeout: TIMEOUT,
     });
-    let federating = ServerHandle::spawn_federating(loopback, listener, config).unwrap();
+    let federating = ServerHandle::spawn_federating(loopback, listener, federated).unwrap();
+    let websocket =
+        ServerHandle::spawn_websocket(loopback, loopback, false, config(rewrite)).unwrap();
     Ours {
         server,
         _federating: federating,
         s2s,
+        websocket,
     }
 }
 
@@ -145,6 +155,7 @@ fn our_target(ours: &Ours) -> Target {
     let server = &ours.server;
     let mut target = with_component(target(server.addr, DOMAIN, &server.cert_pem), component);
     target.s2s = Some(ours.s2s);
+    target.websocket = Some((ours.websocket.websocket_addr.unwrap(), WS_PATH.to_owned()));
     target
 }
 
@@ -246,6 +257,7 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
     // XEP-0198 on and a component, so the stream-management and component cases apply.
     let options = PeerOptions::new()
         .with_stream_management()
+        .with_websocket()
         .with_component(COMPONENT.0, COMPONENT.1);
     let server = start_for_test_with(kind, &ACCOUNTS, &options)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port));
@@ -253,17 +265,26 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
     if let Some(component) = &server.component {
         target = with_component(target, component.port);
     }
+    target.websocket = server.websocket_port.map(|port| {
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            WS_PATH.to_owned(),
+        )
+    });
     let (s2s_cases, others): (Vec<_>, Vec<_>) = all_cases()
         .into_iter()
         .partition(|c| c.phase == Phase::S2sConnected);
     let mut outcomes = run_cases(&target, &others, 8);
+    // One instance at a time: two ejabberd nodes starting side by side under load have
+    // failed to start.
+    drop(server);
     // A second instance federates (with dialback, for the same domain): the checker plays a
     // remote server against its s2s port.
     let dns = PrivateDns::start(&[]).unwrap();
     let ca = TestCa::new("conformance peer CA").unwrap();
     let federating = PeerOptions::new().with_s2s(S2sOptions {
-        domain: server.domain.clone(),
-        cert: ca.issue(&server.domain).unwrap(),
+        domain: target.domain.clone(),
+        cert: ca.issue(&target.domain).unwrap(),
         auth: S2sAuth::Dialback,
         dns: dns.addr,
     });
