@@ -1443,6 +1443,31 @@ pub const CASES: &[Case] = &[
         output("host-unknown", "undefined-condition"),
     ),
     case(
+        59,
+        "s2s.missing-to",
+        "RFC 6120 §4.7.2, §4.9.3.6",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server header with no to names no domain the server serves: host-unknown",
+        (LS, S2sConnected),
+        &[a(s2s_header!("xmlns='jabber:server' from='checker.test'"))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        60,
+        "s2s.from-not-domain",
+        "RFC 6120 §4.7.1, §4.9.3.9",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server header whose from is not a domain (a JID with a localpart) is \
+         invalid-from",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:server' from='someone@checker.test' to='{domain}'"
+        ))],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
+    case(
         53,
         "s2s.stanza-before-auth",
         "RFC 6120 §4.9.3.12",
