@@ -1541,3 +1541,35 @@ fn privacy_hostile_lists() {
     let e = error_of(&outs, "juliet@example.com/balcony", "grp").unwrap();
     assert_eq!(error_condition(e).as_deref(), Some("item-not-found"));
 }
+
+/// XEP-0016 §2.2 / §2.11: a probe is answered with the presence of each available resource
+/// whose own list in force lets presence out to the prober, not by the default list alone.
+#[test]
+fn xep_0016_probe_answers_follow_each_resource_list() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    let chamber = "juliet@example.com/chamber";
+    w.online("romeo@example.com/orchard", 0);
+    w.online(balcony, 0);
+    w.online(chamber, 0);
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribe' to='juliet@example.com'/>",
+    );
+    w.send(
+        balcony,
+        "<presence type='subscribed' to='romeo@example.com'/>",
+    );
+    let hide = "<list name='hide'><item type='jid' value='romeo@example.com' action='deny' order='1'><presence-out/></item></list>";
+    privacy_answer(&mut w, balcony, "l", "set", hide).unwrap();
+    privacy_answer(&mut w, balcony, "a", "set", "<active name='hide'/>").unwrap();
+    // Romeo comes back: his server probes Juliet.
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='unavailable'/>",
+    );
+    let outs = w.send("romeo@example.com/orchard", "<presence/>");
+    let to_romeo = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(presences_from(&to_romeo, chamber).len(), 1, "{outs:?}");
+    assert!(presences_from(&to_romeo, balcony).is_empty(), "{outs:?}");
+}
