@@ -139,7 +139,7 @@ fn ping(conn: &mut Connection<ClientStream>, domain: &str) -> Result<()> {
         .map_err(|e| format!("ping: {e}"))
 }
 
-fn scenario(server: &PeerServer) -> Result<()> {
+fn scenario(_kind: PeerKind, server: &PeerServer) -> Result<()> {
     let (mut alice, alice_jid) = login(server, "alice", "pw-a")?;
     let (mut bob, _) = login(server, "bob", "pw-b")?;
     let bob_bare: Jid = format!("bob@{}", server.domain)
@@ -190,20 +190,24 @@ fn scenario(server: &PeerServer) -> Result<()> {
     Ok(())
 }
 
-fn run(kind: PeerKind) {
-    let Some(server) = start_for_test_with(
-        kind,
-        &[("alice", "pw-a"), ("bob", "pw-b")],
-        &PeerOptions::new().with_blocking(),
-    ) else {
+const BLOCKING_ROW: &str =
+    "XEP-0191 blocking: block (listed), blocked message not delivered, unblock, delivered";
+const PRIVACY_ROW: &str = "XEP-0016 privacy lists: stored, listed, read back; active and default lists stop bob's messages and presence until declined; §10 errors; removal";
+
+/// Starts `kind` with `options` and accounts alice and bob, runs `scenario`, records the
+/// matrix `row`.
+fn run(
+    kind: PeerKind,
+    options: &PeerOptions,
+    row: &str,
+    scenario: fn(PeerKind, &PeerServer) -> Result<()>,
+) {
+    let Some(server) = start_for_test_with(kind, &[("alice", "pw-a"), ("bob", "pw-b")], options)
+    else {
         return;
     };
-    let outcome = scenario(&server);
-    xmpp_host::matrix::record(
-        &kind.to_string().to_lowercase(),
-        "XEP-0191 blocking: block (listed), blocked message not delivered, unblock, delivered",
-        outcome.is_ok(),
-    );
+    let outcome = scenario(kind, &server);
+    xmpp_host::matrix::record(&kind.to_string().to_lowercase(), row, outcome.is_ok());
     if let Err(e) = outcome {
         panic!("{}", server.failure(&e));
     }
@@ -211,12 +215,22 @@ fn run(kind: PeerKind) {
 
 #[test]
 fn prosody_blocks_and_unblocks_a_contact() {
-    run(PeerKind::Prosody);
+    run(
+        PeerKind::Prosody,
+        &PeerOptions::new().with_blocking(),
+        BLOCKING_ROW,
+        scenario,
+    );
 }
 
 #[test]
 fn ejabberd_blocks_and_unblocks_a_contact() {
-    run(PeerKind::Ejabberd);
+    run(
+        PeerKind::Ejabberd,
+        &PeerOptions::new().with_blocking(),
+        BLOCKING_ROW,
+        scenario,
+    );
 }
 
 // ----- XEP-0016 privacy lists (RFC 3921 §10) -----
@@ -559,31 +573,22 @@ fn privacy_scenario(kind: PeerKind, server: &PeerServer) -> Result<()> {
     Ok(())
 }
 
-fn run_privacy(kind: PeerKind) {
-    let Some(server) = start_for_test_with(
-        kind,
-        &[("alice", "pw-a"), ("bob", "pw-b")],
-        &PeerOptions::new().with_privacy_lists(),
-    ) else {
-        return;
-    };
-    let outcome = privacy_scenario(kind, &server);
-    xmpp_host::matrix::record(
-        &kind.to_string().to_lowercase(),
-        "XEP-0016 privacy lists: stored, listed, read back; active and default lists stop bob's messages and presence until declined; §10 errors; removal",
-        outcome.is_ok(),
-    );
-    if let Err(e) = outcome {
-        panic!("{}", server.failure(&e));
-    }
-}
-
 #[test]
 fn prosody_privacy_lists_block_and_unblock() {
-    run_privacy(PeerKind::Prosody);
+    run(
+        PeerKind::Prosody,
+        &PeerOptions::new().with_privacy_lists(),
+        PRIVACY_ROW,
+        privacy_scenario,
+    );
 }
 
 #[test]
 fn ejabberd_privacy_lists_block_and_unblock() {
-    run_privacy(PeerKind::Ejabberd);
+    run(
+        PeerKind::Ejabberd,
+        &PeerOptions::new().with_privacy_lists(),
+        PRIVACY_ROW,
+        privacy_scenario,
+    );
 }
