@@ -1563,3 +1563,60 @@ fn xep_0016_probe_answers_follow_each_resource_list() {
     assert_eq!(presences_from(&to_romeo, chamber).len(), 1, "{outs:?}");
     assert!(presences_from(&to_romeo, balcony).is_empty(), "{outs:?}");
 }
+
+/// XEP-0016 §2.11 (its note): once a list in force blocks presence out to a subscribed
+/// contact, the contact is sent `unavailable`; once it no longer does, the current presence.
+#[test]
+fn xep_0016_blocking_presence_out_sends_unavailable() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    w.online(balcony, 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    w.drain();
+    w.send(
+        balcony,
+        "<presence type='subscribed' to='romeo@example.net'/>",
+    );
+    w.send(balcony, "<presence><show>away</show></presence>");
+    let hide = "<list name='hide'><item type='jid' value='romeo@example.net' action='deny' order='1'><presence-out/></item></list>";
+    privacy_answer(&mut w, balcony, "l", "set", hide).unwrap();
+    let to_romeo = |outs: &[Output]| -> Vec<Element> {
+        routed(outs)
+            .into_iter()
+            .filter(|e| e.name() == "presence" && e.attr("to") == Some("romeo@example.net"))
+            .cloned()
+            .collect()
+    };
+    let outs = w.send(
+        balcony,
+        "<iq type='set' id='a1'><query xmlns='jabber:iq:privacy'><active name='hide'/></query></iq>",
+    );
+    let sent = to_romeo(&outs);
+    assert_eq!(sent.len(), 1, "{outs:?}");
+    assert_eq!(sent[0].attr("type"), Some("unavailable"));
+    assert_eq!(sent[0].attr("from"), Some(balcony));
+    // Editing the list so that it no longer matches romeo: his presence comes back.
+    let other = "<list name='hide'><item type='jid' value='iago@example.net' action='deny' order='1'><presence-out/></item></list>";
+    let outs = w.send(
+        balcony,
+        &format!("<iq type='set' id='l2'><query xmlns='jabber:iq:privacy'>{other}</query></iq>"),
+    );
+    let sent = to_romeo(&outs);
+    assert_eq!(sent.len(), 1, "{outs:?}");
+    assert_eq!(sent[0].attr("type"), None);
+    assert_eq!(
+        sent[0]
+            .get_child("show", "jabber:client")
+            .map(Element::text),
+        Some("away".to_owned())
+    );
+    // Changes that do not touch romeo send him nothing.
+    let outs = w.send(
+        balcony,
+        "<iq type='set' id='a2'><query xmlns='jabber:iq:privacy'><active/></query></iq>",
+    );
+    assert!(to_romeo(&outs).is_empty(), "{outs:?}");
+}

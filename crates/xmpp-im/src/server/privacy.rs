@@ -18,7 +18,7 @@ use crate::privacy::{
     jids_element, parse_jids,
 };
 use crate::stanza::header::nc;
-use crate::stanza::{Iq, IqPayload, PresenceType, Stanza};
+use crate::stanza::{Iq, IqPayload, Presence, PresenceType, Stanza};
 use crate::store::RosterStore;
 
 /// One account's blocking state.
@@ -51,7 +51,18 @@ impl Server {
         let set = matches!(iq.payload, IqPayload::Set(_));
         let result = if payload.is("query", NS_PRIVACY) {
             if set {
-                self.privacy_set(store, from, payload)
+                // §2.11 (its note): a contact that stops receiving the user's presence
+                // notifications is sent `unavailable`; one that may receive them again gets
+                // the current presence, as an unblock does (XEP-0191 §3.4).
+                let user = from.to_bare();
+                let affected = self.affected_sessions(from, payload);
+                let before = self.presence_out_view(store, &user, &affected);
+                let result = self.privacy_set(store, from, payload);
+                if result.is_ok() {
+                    let after = self.presence_out_view(store, &user, &affected);
+                    self.presence_out_changed(&before, after);
+                }
+                result
             } else {
                 self.privacy_get(from, payload)
             }
@@ -283,6 +294,98 @@ impl Server {
             }
         }
         Ok(None)
+    }
+
+    /// The available sessions whose list in force a `jabber:iq:privacy` set can change: the
+    /// sender for `<active/>`, those without an active list for `<default/>`, those under
+    /// the list for `<list/>`. They share one list in force, so a view of them costs one
+    /// pass over the contacts.
+    fn affected_sessions(&self, from: &FullJid, query: &Element) -> Vec<FullJid> {
+        let Some(child) = query.children().next() else {
+            return Vec::new();
+        };
+        let user = from.to_bare();
+        let default = self
+            .privacy
+            .get(user.as_str())
+            .and_then(|a| a.default.clone());
+        let name = child.attr("name");
+        self.resources_of(&user)
+            .filter(|s| s.available)
+            .filter(|s| match child.name() {
+                "active" => &s.jid == from,
+                "default" => s.active_list.is_none(),
+                _ => s.active_list.as_deref().or(default.as_deref()) == name,
+            })
+            .map(|s| s.jid.clone())
+            .collect()
+    }
+
+    /// For each of `sessions` and each contact subscribed to the user's presence: whether
+    /// the session's list in force lets presence notifications out to the contact, judged
+    /// once per distinct list in force.
+    fn presence_out_view(
+        &self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        sessions: &[FullJid],
+    ) -> Vec<(FullJid, Jid, bool)> {
+        if sessions.is_empty() {
+            return Vec::new();
+        }
+        let contacts: Vec<Jid> = store
+            .entries(user)
+            .into_iter()
+            .filter(|e| e.state.state.subscription().has_from())
+            .map(|e| e.jid.into())
+            .collect();
+        let account = self.privacy.get(user.as_str());
+        let mut judged: Vec<(Option<String>, Vec<bool>)> = Vec::new();
+        let mut view = Vec::new();
+        for s in sessions {
+            let list = account
+                .and_then(|a| self.list_in_force(a, Some(s)))
+                .map(|l| l.name.clone());
+            let verdicts = if let Some((_, v)) = judged.iter().find(|(n, _)| *n == list) {
+                v.clone()
+            } else {
+                let v: Vec<bool> = contacts
+                    .iter()
+                    .map(|c| self.lets_through(store, user, Some(s), c, Kind::PresenceOut))
+                    .collect();
+                judged.push((list, v.clone()));
+                v
+            };
+            for (c, open) in contacts.iter().zip(verdicts) {
+                view.push((s.clone(), c.clone(), open));
+            }
+        }
+        view
+    }
+
+    /// Compares two [`Self::presence_out_view`]s: `unavailable` from a session to each
+    /// contact it no longer lets presence out to, its current presence to each it lets it
+    /// out to again.
+    fn presence_out_changed(
+        &mut self,
+        before: &[(FullJid, Jid, bool)],
+        after: Vec<(FullJid, Jid, bool)>,
+    ) {
+        for ((session, contact, open), was) in after.into_iter().zip(before.iter().map(|b| b.2)) {
+            if was == open {
+                continue;
+            }
+            let presence = if open {
+                self.session(&session).and_then(|s| s.presence.clone())
+            } else {
+                Some(Presence::new(Some(PresenceType::Unavailable)))
+            };
+            if let Some(mut p) = presence {
+                p.header.from = Some(session.into());
+                p.header.to = Some(contact);
+                self.route(p.into());
+            }
+        }
     }
 
     /// An iq set push of `payload` to each session of `user` that `want` picks (roster,
