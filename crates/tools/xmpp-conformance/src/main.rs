@@ -4,19 +4,21 @@
 //! (`--help` lists every flag)
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use xmpp_conformance::run::{Account, MAX_JOBS, Status, Target, run_cases};
+use xmpp_conformance::run::{Account, ComponentTarget, MAX_JOBS, Status, Target, run_cases};
 use xmpp_conformance::{report, select};
 use xmpp_host::tls::{Trust, Versions, client_config};
 
 /// Check an XMPP server's behaviour against RFC 6120 and RFC 6121, one numbered case per
 /// rule: stream headers, restricted XML, STARTTLS, SASL, binding, stanza rules and errors,
-/// roster, subscriptions, presence and delivery, the closing handshake.
+/// roster, subscriptions, presence and delivery, the closing handshake; XEP-0198 stream
+/// management, and with --component-port, --s2s-port and --ws-port XEP-0114 components,
+/// server-to-server streams before authentication and RFC 7395 WebSocket framing.
 ///
 /// It connects only to the address given, one connection (two for two-account cases) per
 /// case, at most --jobs cases at once, each bounded in time and bytes. Use test accounts:
@@ -51,6 +53,24 @@ struct Cli {
     /// Test account B, for the cases with two accounts (without it they are n/a)
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = account)]
     user2: Option<Account>,
+    /// The server's XEP-0114 component port, for the cases where the checker plays a
+    /// component (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT", requires = "component")]
+    component_port: Option<u16>,
+    /// A component the server accepts on --component-port, and its shared secret
+    #[arg(long, value_name = "DOMAIN:SECRET", requires = "component_port", value_parser = component)]
+    component: Option<(String, String)>,
+    /// The server's server-to-server port, for the cases where the checker plays a remote
+    /// server (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    s2s_port: Option<u16>,
+    /// The server's plain-HTTP XMPP-over-WebSocket port (RFC 7395), for the WebSocket cases
+    /// (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    ws_port: Option<u16>,
+    /// The WebSocket endpoint's path
+    #[arg(long, value_name = "PATH", default_value = "/xmpp-websocket")]
+    ws_path: String,
     /// Run only this case (number or name; repeatable)
     #[arg(long = "case", value_name = "N")]
     cases: Vec<String>,
@@ -77,6 +97,11 @@ fn account(spec: &str) -> Result<Account, String> {
         user: user.to_owned(),
         password: password.to_owned(),
     })
+}
+
+fn component(spec: &str) -> Result<(String, String), String> {
+    let (domain, secret) = spec.split_once(':').ok_or("takes DOMAIN:SECRET")?;
+    Ok((domain.to_owned(), secret.to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -132,6 +157,18 @@ fn run(cli: &Cli, cases: &[&'static xmpp_stream::conformance::Case]) -> Result<b
         a: cli.user.clone(),
         b: cli.user2.clone(),
         timeout: Duration::from_secs_f64(cli.timeout),
+        component: cli
+            .component_port
+            .zip(cli.component.clone())
+            .map(|(port, (domain, secret))| ComponentTarget {
+                addr: SocketAddr::new(addr.ip(), port),
+                domain,
+                secret,
+            }),
+        s2s: cli.s2s_port.map(|port| SocketAddr::new(addr.ip(), port)),
+        websocket: cli
+            .ws_port
+            .map(|port| (SocketAddr::new(addr.ip(), port), cli.ws_path.clone())),
     };
     let outcomes = run_cases(&target, cases, usize::from(cli.jobs));
     if cli.json {

@@ -175,6 +175,10 @@ pub fn wasm_target_installed() -> bool {
         })
 }
 
+/// Where Debian's `prosody-modules` puts the module [`PeerOptions::with_privacy_lists`] loads.
+const PROSODY_PRIVACY_LISTS: &str =
+    "/usr/lib/prosody/modules/mod_privacy_lists/mod_privacy_lists.lua";
+
 /// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
@@ -191,6 +195,13 @@ pub fn start_for_test_with(
     accounts: &[(&str, &str)],
     options: &PeerOptions,
 ) -> Option<PeerServer> {
+    if options.privacy_lists
+        && kind == PeerKind::Prosody
+        && !Path::new(PROSODY_PRIVACY_LISTS).exists()
+    {
+        skip_or_fail("prosody-modules (mod_privacy_lists) is not installed");
+        return None;
+    }
     match PeerServer::start_with(kind, accounts, options) {
         Ok(server) => Some(server),
         Err(PeerError::NotInstalled(_)) if !interop_required() => {
@@ -229,6 +240,7 @@ pub struct PeerServer {
     log_level: LogLevel,
     stream_management: bool,
     blocking: bool,
+    privacy_lists: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -241,6 +253,7 @@ pub struct PeerOptions {
     log_level: LogLevel,
     stream_management: bool,
     blocking: bool,
+    privacy_lists: bool,
     websocket: bool,
 }
 
@@ -261,6 +274,7 @@ impl PeerOptions {
             log_level: LogLevel::Debug,
             stream_management: false,
             blocking: false,
+            privacy_lists: false,
             websocket: false,
         }
     }
@@ -329,6 +343,14 @@ impl PeerOptions {
     #[must_use]
     pub fn with_blocking(mut self) -> Self {
         self.blocking = true;
+        self
+    }
+
+    /// Also offer XEP-0016 privacy lists (RFC 3921 §10): Prosody's `mod_privacy_lists`
+    /// (Debian `prosody-modules`), ejabberd's `mod_privacy`.
+    #[must_use]
+    pub fn with_privacy_lists(mut self) -> Self {
+        self.privacy_lists = true;
         self
     }
 }
@@ -424,6 +446,7 @@ impl PeerServer {
             log_level: options.log_level,
             stream_management: options.stream_management,
             blocking: options.blocking,
+            privacy_lists: options.privacy_lists,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -535,7 +558,12 @@ allow_registration = false
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
-            blocklist = if self.blocking { " \"blocklist\";" } else { "" },
+            blocklist = match (self.blocking, self.privacy_lists) {
+                (true, true) => " \"blocklist\"; \"privacy_lists\";",
+                (true, false) => " \"blocklist\";",
+                (false, true) => " \"privacy_lists\";",
+                (false, false) => "",
+            },
             smacks = if self.stream_management {
                 " \"smacks\";"
             } else {
@@ -692,10 +720,10 @@ modules:
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
-            blocking = if self.blocking {
-                "  mod_privacy: {}\n  mod_blocking: {}\n"
-            } else {
-                ""
+            blocking = match (self.blocking, self.privacy_lists) {
+                (true, _) => "  mod_privacy: {}\n  mod_blocking: {}\n",
+                (false, true) => "  mod_privacy: {}\n",
+                (false, false) => "",
             },
             stream_mgmt = if self.stream_management {
                 "  mod_stream_mgmt: {resume_timeout: 300}\n"
