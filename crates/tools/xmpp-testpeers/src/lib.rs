@@ -792,15 +792,32 @@ modules:
         );
         fs::write(dir.join("ejabberd.yml"), config)?;
         chown_to(dir, service_user("ejabberd"))?;
-        let child = self
-            .ejabberdctl()
-            .arg("foreground")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()?;
-        self.child = Some(child);
-        self.wait_listening(Duration::from_secs(60))?;
+        let launcher_log = dir.join("launcher.log");
+        // The Erlang port mapper is shared by every ejabberd on the machine, and each one's
+        // drop runs `epmd -kill` (which succeeds whenever no node is registered yet): a node
+        // starting at that moment exits with `econnrefused`. Start it again then.
+        for attempt in 1.. {
+            let child = self
+                .ejabberdctl()
+                .arg("foreground")
+                // What the launcher says before ejabberd has a log of its own (why it exited).
+                .stdout(fs::File::create(&launcher_log)?)
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()?;
+            self.child = Some(child);
+            match self.wait_listening(Duration::from_secs(60)) {
+                Err(PeerError::StartTimeout(why))
+                    if attempt < 3 && why.contains("econnrefused") =>
+                {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                result => {
+                    result?;
+                    break;
+                }
+            }
+        }
         for (user, password) in accounts {
             self.ctl_until_tables_ready(&["register", user, &self.domain, password])?;
         }
@@ -897,8 +914,11 @@ modules:
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
+                let launcher =
+                    fs::read_to_string(self.dir.join("launcher.log")).unwrap_or_default();
                 return Err(PeerError::StartTimeout(format!(
-                    "exited early with {status}\n{}",
+                    "exited early with {status}\n{}\n{}",
+                    tail(&launcher, 20),
                     tail(&self.log(), 40)
                 )));
             }
