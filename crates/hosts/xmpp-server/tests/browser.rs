@@ -365,14 +365,19 @@ impl Drop for Browser {
     }
 }
 
-fn server() -> ServerHandle {
+/// Our server with Alice and Bob, its WebSocket endpoint `wss:` or, as the page on
+/// http://127.0.0.1 uses it, `ws:` on loopback.
+fn server(wss: bool) -> ServerHandle {
     let mut hub = HubConfig::new(BareJid::new("localhost").unwrap())
         .with_user("alice", "pw-a")
         .with_user("bob", "pw-b");
-    // ws: on loopback, as the page on http://127.0.0.1 uses it.
-    hub.stream.tls = TlsPolicy::Optional;
+    hub.stream.tls = if wss {
+        TlsPolicy::Required
+    } else {
+        TlsPolicy::Optional
+    };
     let config = common::runtime_config(hub, "localhost");
-    ServerHandle::spawn_websocket(common::loopback(), common::loopback(), false, config).unwrap()
+    ServerHandle::spawn_websocket(common::loopback(), common::loopback(), wss, config).unwrap()
 }
 
 /// Serve `root` with the server's static file server on its own runtime thread; its port.
@@ -518,7 +523,7 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
     let _one = ONE_BROWSER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let server = server();
+    let server = server(false);
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
 
@@ -633,7 +638,7 @@ fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
     let site = tempdir::Dir::new("strophe");
     std::fs::copy(&bundle, site.0.join("strophe.umd.min.js")).unwrap();
     std::fs::write(site.0.join("index.html"), STROPHE_PAGE).unwrap();
-    let server = server();
+    let server = server(false);
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
     let web_port = serve_site(&site.0, Some(&ws_url));
@@ -817,14 +822,7 @@ fn the_page_and_our_client_over_wss_on_our_server() {
     let _one = ONE_BROWSER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut hub = HubConfig::new(BareJid::new("localhost").unwrap())
-        .with_user("alice", "pw-a")
-        .with_user("bob", "pw-b");
-    hub.stream.tls = TlsPolicy::Required;
-    let config = common::runtime_config(hub, "localhost");
-    let server =
-        ServerHandle::spawn_websocket(common::loopback(), common::loopback(), true, config)
-            .unwrap();
+    let server = server(true);
     let port = server.websocket_addr.expect("a WebSocket listener").port();
     let url = format!("wss://localhost:{port}/xmpp-websocket");
     let web_port = serve_site(site(), Some(&url));
