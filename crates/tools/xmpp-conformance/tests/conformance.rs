@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use xmpp_conformance::report;
 use xmpp_conformance::run::{
-    Account, ComponentTarget, Outcome, Status, Target, run_case, run_cases,
+    Account, ComponentTarget, Outcome, S2sIdentity, Status, Target, run_case, run_cases,
 };
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
 use xmpp_server::{
     Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TestRewrite, TlsMaterial,
 };
@@ -60,6 +60,25 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
         component: None,
         s2s: None,
         websocket: None,
+        s2s_identity: None,
+    }
+}
+
+/// The domain the checker authenticates as on a server-to-server stream.
+const REMOTE: &str = "checker.test";
+
+/// The checker as [`REMOTE`], with a certificate from `ca` (which also issued the server's).
+fn identity(ca: &TestCa) -> S2sIdentity {
+    let cert = ca.issue(REMOTE).unwrap();
+    S2sIdentity {
+        domain: REMOTE.to_owned(),
+        tls: client_config_with_certificate(
+            &Trust::Pem(ca.pem().into_bytes()),
+            Versions::Any,
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+        )
+        .unwrap(),
     }
 }
 
@@ -104,6 +123,8 @@ struct Ours {
     /// Serves until dropped.
     _federating: ServerHandle,
     s2s: SocketAddr,
+    /// Issued the federating instance's certificate and trusted for its peers'.
+    ca: TestCa,
     /// Serves XMPP over WebSocket (`ws:`).
     websocket: ServerHandle,
 }
@@ -145,6 +166,7 @@ fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
         server,
         _federating: federating,
         s2s,
+        ca,
         websocket,
     }
 }
@@ -155,6 +177,7 @@ fn our_target(ours: &Ours) -> Target {
     let server = &ours.server;
     let mut target = with_component(target(server.addr, DOMAIN, &server.cert_pem), component);
     target.s2s = Some(ours.s2s);
+    target.s2s_identity = Some(identity(&ours.ca));
     target.websocket = Some((ours.websocket.websocket_addr.unwrap(), WS_PATH.to_owned()));
     target
 }
@@ -247,6 +270,7 @@ fn vars_for(case: &Case) -> Vars {
     vars.a_full = format!("{}/conformance-{}", vars.a, case.id);
     vars.b_full = format!("{}/conformance-{}", vars.b, case.id);
     COMPONENT.0.clone_into(&mut vars.component);
+    REMOTE.clone_into(&mut vars.remote);
     vars
 }
 
