@@ -544,8 +544,13 @@ fn websocket(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, S
 }
 
 /// Authenticate on the server-to-server port as `identity` (STARTTLS, SASL EXTERNAL with
-/// its certificate, the stream restarted: [`Phase::S2sAuthenticated`]).
-fn as_remote_server(target: &Target, addr: SocketAddr, deadline: Instant) -> Result<Wire, Setup> {
+/// its certificate, the stream restarted: [`Phase::S2sAuthenticated`]); also whether the
+/// server offered dialback over TLS (`urn:xmpp:features:dialback`, XEP-0220 §2.4.2).
+fn as_remote_server(
+    target: &Target,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<(Wire, bool), Setup> {
     let identity = target.s2s_identity.as_ref().ok_or_else(|| {
         Setup::NotApplicable("no server-to-server identity given (--s2s-domain)".to_owned())
     })?;
@@ -581,6 +586,9 @@ fn as_remote_server(target: &Target, addr: SocketAddr, deadline: Instant) -> Res
         .start_tls(&options)
         .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
     let features = open_with(&mut wire, &header(""), deadline)?;
+    let dialback = features
+        .get_child("dialback", xmpp_stream::dialback::NS_FEATURE)
+        .is_some();
     let external = features
         .get_child("mechanisms", ns::SASL)
         .is_some_and(|m| m.children().any(|c| c.text() == "EXTERNAL"));
@@ -605,7 +613,7 @@ fn as_remote_server(target: &Target, addr: SocketAddr, deadline: Instant) -> Res
         )));
     }
     open_with(&mut wire, &header(""), deadline)?;
-    Ok(wire)
+    Ok((wire, dialback))
 }
 
 /// A plain TCP connection to `addr` (a component or server-to-server port).
@@ -760,7 +768,13 @@ fn attempt(
             let addr = target.s2s.ok_or_else(|| {
                 Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
             })?;
-            (as_remote_server(target, addr, deadline)?, None)
+            let (wire, dialback) = as_remote_server(target, addr, deadline)?;
+            if case.section.starts_with("XEP-0220") && !dialback {
+                return Err(Setup::NotApplicable(
+                    "dialback (XEP-0220) not offered over TLS".to_owned(),
+                ));
+            }
+            (wire, None)
         }
         phase => {
             let (wire, features) = by_hand(target, phase, deadline)?;

@@ -295,9 +295,12 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
             WS_PATH.to_owned(),
         )
     });
-    let (s2s_cases, others): (Vec<_>, Vec<_>) = all_cases()
+    let (s2s_cases, others): (Vec<&Case>, Vec<&Case>) = all_cases()
         .into_iter()
-        .partition(|c| c.phase == Phase::S2sConnected);
+        .partition(|c| matches!(c.phase, Phase::S2sConnected | Phase::S2sAuthenticated));
+    let (authenticated, s2s_cases): (Vec<&Case>, Vec<&Case>) = s2s_cases
+        .into_iter()
+        .partition(|c| c.phase == Phase::S2sAuthenticated);
     let mut outcomes = run_cases(&target, &others, 8);
     // One instance at a time: two ejabberd nodes starting side by side under load have
     // failed to start.
@@ -317,6 +320,21 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
         .s2s_port
         .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     outcomes.extend(run_cases(&target, &s2s_cases, 8));
+    drop(peer);
+    // A third trusts the test CA and takes certificates only (SASL EXTERNAL): the checker
+    // authenticates as a remote server with a certificate from it.
+    let external = PeerOptions::new().with_s2s(S2sOptions {
+        domain: target.domain.clone(),
+        cert: ca.issue(&target.domain).unwrap(),
+        auth: S2sAuth::External { ca_pem: ca.pem() },
+        dns: dns.addr,
+    });
+    let peer = start_for_test_with(kind, &ACCOUNTS, &external)?;
+    target.s2s = peer
+        .s2s_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    target.s2s_identity = Some(identity(&ca));
+    outcomes.extend(run_cases(&target, &authenticated, 8));
     outcomes.sort_by_key(|o| CASES.iter().position(|c| c.id == o.case.id));
     Some(outcomes)
 }
