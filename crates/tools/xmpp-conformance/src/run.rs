@@ -429,6 +429,48 @@ fn open_with(wire: &mut Wire, header: &str, deadline: Instant) -> Result<minidom
         })
 }
 
+/// Send `<starttls/>`, wait for the answer and start TLS with `options`.
+fn starttls(wire: &mut Wire, options: &ClientOptions, deadline: Instant) -> Result<(), Setup> {
+    wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
+        return Err(Setup::Failed(format!(
+            "no <proceed/>: {}",
+            shorten(&wire.log)
+        )));
+    }
+    wire.raw()
+        .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
+        .start_tls(options)
+        .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+    Ok(())
+}
+
+/// Whether `features` offer the SASL `mechanism`.
+fn offers(features: &minidom::Element, mechanism: &str) -> bool {
+    features
+        .get_child("mechanisms", ns::SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == mechanism))
+}
+
+/// Send an `<auth/>` and wait for `<success/>`; `what` names the attempt in the error.
+fn authenticate(wire: &mut Wire, auth: &str, what: &str, deadline: Instant) -> Result<(), Setup> {
+    wire.send(auth.as_bytes()).map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
+    });
+    if has(observer.seen(), "success", ns::SASL) {
+        Ok(())
+    } else {
+        Err(Setup::Failed(format!(
+            "{what} failed: {}",
+            shorten(&wire.log)
+        )))
+    }
+}
+
 /// Negotiate by hand up to `phase` (one of the phases before binding); the connection and
 /// the last stream features read (none for [`Phase::Connected`]).
 fn by_hand(
@@ -450,51 +492,27 @@ fn by_hand(
         if features.get_child("starttls", ns::TLS).is_none() {
             return Err(Setup::NotApplicable("no STARTTLS offered".to_owned()));
         }
-        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            .map_err(Setup::Failed)?;
-        let mut observer = Observer::inside_stream();
-        if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
-            return Err(Setup::Failed(format!(
-                "no <proceed/>: {}",
-                shorten(&wire.log)
-            )));
-        }
-        wire.raw()
-            .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
-            .start_tls(&options)
-            .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+        starttls(&mut wire, &options, deadline)?;
         features = open(&mut wire, &target.domain, false, deadline)?;
     }
     if phase == Phase::Secured {
         return Ok((wire, Some(features)));
     }
-    let plain = features
-        .get_child("mechanisms", ns::SASL)
-        .is_some_and(|m| m.children().any(|c| c.text() == "PLAIN"));
-    if !plain {
+    if !offers(&features, "PLAIN") {
         return Err(Setup::NotApplicable(
             "SASL PLAIN not offered over TLS (needed to stop before binding)".to_owned(),
         ));
     }
     let vars = target.vars();
-    wire.send(
-        format!(
+    authenticate(
+        &mut wire,
+        &format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
             vars.plain
-        )
-        .as_bytes(),
-    )
-    .map_err(Setup::Failed)?;
-    let mut observer = Observer::inside_stream();
-    wire.until(&mut observer, deadline, |s| {
-        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
-    });
-    if !has(observer.seen(), "success", ns::SASL) {
-        return Err(Setup::Failed(format!(
-            "PLAIN login failed: {}",
-            shorten(&wire.log)
-        )));
-    }
+        ),
+        "PLAIN login",
+        deadline,
+    )?;
     let features = open(&mut wire, &target.domain, false, deadline)?;
     Ok((wire, Some(features)))
 }
@@ -570,48 +588,26 @@ fn as_remote_server(
             shorten(&wire.log)
         )));
     }
-    wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        .map_err(Setup::Failed)?;
-    let mut observer = Observer::inside_stream();
-    if !wire.until(&mut observer, deadline, |s| has(s, "proceed", ns::TLS)) {
-        return Err(Setup::Failed(format!(
-            "no <proceed/>: {}",
-            shorten(&wire.log)
-        )));
-    }
     let mut options = ClientOptions::new(addr, &target.server_name, identity.tls.clone());
     options.connect_timeout = target.timeout;
-    wire.raw()
-        .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
-        .start_tls(&options)
-        .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+    starttls(&mut wire, &options, deadline)?;
     let features = open_with(&mut wire, &header(""), deadline)?;
     let dialback = features
         .get_child("dialback", xmpp_stream::dialback::NS_FEATURE)
         .is_some();
-    let external = features
-        .get_child("mechanisms", ns::SASL)
-        .is_some_and(|m| m.children().any(|c| c.text() == "EXTERNAL"));
-    if !external {
+    if !offers(&features, "EXTERNAL") {
         return Err(Setup::NotApplicable(format!(
             "SASL EXTERNAL not offered to {} over TLS: {}",
             identity.domain,
             shorten(&wire.log)
         )));
     }
-    wire.send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
-        .map_err(Setup::Failed)?;
-    let mut observer = Observer::inside_stream();
-    wire.until(&mut observer, deadline, |s| {
-        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
-    });
-    if !has(observer.seen(), "success", ns::SASL) {
-        return Err(Setup::Failed(format!(
-            "EXTERNAL as {} failed: {}",
-            identity.domain,
-            shorten(&wire.log)
-        )));
-    }
+    authenticate(
+        &mut wire,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+        &format!("EXTERNAL as {}", identity.domain),
+        deadline,
+    )?;
     open_with(&mut wire, &header(""), deadline)?;
     Ok((wire, dialback))
 }
