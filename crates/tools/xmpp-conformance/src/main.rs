@@ -20,7 +20,8 @@ use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certific
 /// rule: stream headers, restricted XML, STARTTLS, SASL, binding, stanza rules and errors,
 /// roster, subscriptions, presence and delivery, the closing handshake; XEP-0198 stream
 /// management, and with --component-port, --s2s-port and --ws-port XEP-0114 components,
-/// server-to-server streams before authentication and RFC 7395 WebSocket framing.
+/// server-to-server streams (after authentication too with --s2s-domain) and RFC 7395
+/// WebSocket framing.
 ///
 /// It connects only to the address given, one connection (two for two-account cases) per
 /// case, at most --jobs cases at once, each bounded in time and bytes. Use test accounts:
