@@ -52,6 +52,11 @@ pub enum Phase {
     /// A plain TCP connection to the server's server-to-server port; nothing sent (the
     /// case's acts open the `jabber:server` stream: the checker plays a remote server).
     S2sConnected,
+    /// [`Phase::S2sConnected`], then the checker authenticated as a remote server: its stream
+    /// header `from` its domain, STARTTLS, a client certificate for that domain, SASL
+    /// EXTERNAL (RFC 6120 §6.4, §13.8; XEP-0178 §3) and the stream restarted; the checker's
+    /// domain is `{remote}`. The server must trust the certificate's CA.
+    S2sAuthenticated,
     /// A WebSocket connection upgraded with the `xmpp` subprotocol (RFC 7395 §3.1); nothing
     /// sent. Each [`Act::Send`] is one text message, each [`Act::Raw`] one binary message.
     WsConnected,
@@ -627,7 +632,7 @@ use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
 use Phase::{
     Authenticated, Bound, Component, ComponentConnected, Connected, Managed, Opened, Pair, Rebind,
-    S2sConnected, Secured, WsConnected, WsOpened,
+    S2sAuthenticated, S2sConnected, Secured, WsConnected, WsOpened,
 };
 use Who::{A, B};
 
@@ -1521,6 +1526,50 @@ pub const CASES: &[Case] = &[
         ),
         output("<encryption-required", "<undefined-condition"),
     ),
+    // ----- server-to-server after authentication (the checker is `{remote}`, by EXTERNAL) -----
+    case(
+        61,
+        "s2s.foreign-from",
+        "RFC 6120 §4.9.3.9, §8.1.2.1",
+        Some("s2s.inbound-stanza"),
+        "a stanza whose from is outside the domain the remote server authenticated as is \
+         invalid-from",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<message from='someone@conformance-other.invalid' to='{a}' id='c1'>\
+             <body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
+    case(
+        62,
+        "s2s.stanza-without-to",
+        "RFC 6120 §4.9.3.7, §8.1.1.1",
+        Some("s2s.inbound-stanza"),
+        "a stanza between servers without a to is improper-addressing",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<message from='someone@{remote}' id='c1'><body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::ImproperAddressing),
+        output("improper-addressing", "undefined-condition"),
+    ),
+    case(
+        63,
+        "s2s.verify-established",
+        "XEP-0220 §2.1.2, §2.4",
+        Some("s2s.dialback-verify-established"),
+        "a dialback verification on an authenticated stream, for a stream id the server never \
+         issued, is answered invalid",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<db:verify from='{remote}' to='{domain}' id='conformance-no-such-stream'>\
+             0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:verify>",
+        )],
+        X::Dialback("verify", "invalid"),
+        output("type='invalid'", "type='valid'"),
+    ),
     // ----- XMPP over WebSocket (RFC 7395) -----
     case(
         56,
@@ -1589,6 +1638,9 @@ pub struct Vars {
     pub resource: String,
     /// The XEP-0114 component's domain (the component cases).
     pub component: String,
+    /// The domain the checker authenticated as on a server-to-server stream
+    /// ([`Phase::S2sAuthenticated`]).
+    pub remote: String,
 }
 
 impl Vars {
@@ -1604,6 +1656,7 @@ impl Vars {
             .replace("{scram_first}", &self.scram_first)
             .replace("{resource}", &self.resource)
             .replace("{component}", &self.component)
+            .replace("{remote}", &self.remote)
     }
 }
 
@@ -1621,6 +1674,21 @@ impl Observer {
         let mut parser = StreamParser::new();
         parser.feed(
             b"<stream:stream xmlns='jabber:client' \
+              xmlns:stream='http://etherx.jabber.org/streams'>",
+        );
+        let _ = parser.next_event();
+        Observer {
+            parser,
+            seen: Seen::default(),
+        }
+    }
+
+    /// An observer for a server-to-server stream whose header the server already sent (the
+    /// parser starts inside a `jabber:server` stream declaring the dialback prefix `db`).
+    pub fn inside_server_stream() -> Self {
+        let mut parser = StreamParser::new();
+        parser.feed(
+            b"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
               xmlns:stream='http://etherx.jabber.org/streams'>",
         );
         let _ = parser.next_event();

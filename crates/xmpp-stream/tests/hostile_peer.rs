@@ -1232,6 +1232,7 @@ fn every_stream_conformance_case_holds_in_memory() {
             Phase::ComponentConnected
                 | Phase::Component
                 | Phase::S2sConnected
+                | Phase::S2sAuthenticated
                 | Phase::WsConnected
                 | Phase::WsOpened
         )

@@ -61,6 +61,19 @@ pub struct Target {
     /// The server's plain `ws:` XMPP-over-WebSocket endpoint (RFC 7395): its address and
     /// path, for the WebSocket cases (without it they are n/a).
     pub websocket: Option<(SocketAddr, String)>,
+    /// A domain the checker authenticates as on the server-to-server port (SASL EXTERNAL
+    /// with a certificate the server trusts), for the cases after authentication (without
+    /// it, or without `s2s`, they are n/a).
+    pub s2s_identity: Option<S2sIdentity>,
+}
+
+/// The checker as an authenticated remote server (RFC 6120 §13.8, XEP-0178 §3).
+#[derive(Clone, Debug)]
+pub struct S2sIdentity {
+    /// The domain its certificate names (the `from` of its stream headers).
+    pub domain: String,
+    /// TLS presenting that certificate, trusting the server's s2s certificate.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// A component the server accepts (XEP-0114): the checker connects as it.
@@ -209,6 +222,11 @@ impl Target {
                 .component
                 .as_ref()
                 .map(|c| c.domain.clone())
+                .unwrap_or_default(),
+            remote: self
+                .s2s_identity
+                .as_ref()
+                .map(|i| i.domain.clone())
                 .unwrap_or_default(),
             ..Vars::default()
         }
@@ -386,8 +404,12 @@ fn open(
     first: bool,
     deadline: Instant,
 ) -> Result<minidom::Element, Setup> {
-    wire.send(header(domain, first).as_bytes())
-        .map_err(Setup::Failed)?;
+    open_with(wire, &header(domain, first), deadline)
+}
+
+/// Send `header` and read the stream features.
+fn open_with(wire: &mut Wire, header: &str, deadline: Instant) -> Result<minidom::Element, Setup> {
+    wire.send(header.as_bytes()).map_err(Setup::Failed)?;
     let mut observer = Observer::before_header();
     let got = wire.until(&mut observer, deadline, |s| {
         has(s, "features", ns::STREAMS) || has(s, "error", ns::STREAMS)
@@ -405,6 +427,48 @@ fn open(
                 shorten(&wire.log)
             ))
         })
+}
+
+/// Send `<starttls/>`, wait for the answer and start TLS with `options`.
+fn starttls(wire: &mut Wire, options: &ClientOptions, deadline: Instant) -> Result<(), Setup> {
+    wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
+        return Err(Setup::Failed(format!(
+            "no <proceed/>: {}",
+            shorten(&wire.log)
+        )));
+    }
+    wire.raw()
+        .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
+        .start_tls(options)
+        .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+    Ok(())
+}
+
+/// Whether `features` offer the SASL `mechanism`.
+fn offers(features: &minidom::Element, mechanism: &str) -> bool {
+    features
+        .get_child("mechanisms", ns::SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == mechanism))
+}
+
+/// Send an `<auth/>` and wait for `<success/>`; `what` names the attempt in the error.
+fn authenticate(wire: &mut Wire, auth: &str, what: &str, deadline: Instant) -> Result<(), Setup> {
+    wire.send(auth.as_bytes()).map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
+    });
+    if has(observer.seen(), "success", ns::SASL) {
+        Ok(())
+    } else {
+        Err(Setup::Failed(format!(
+            "{what} failed: {}",
+            shorten(&wire.log)
+        )))
+    }
 }
 
 /// Negotiate by hand up to `phase` (one of the phases before binding); the connection and
@@ -428,51 +492,27 @@ fn by_hand(
         if features.get_child("starttls", ns::TLS).is_none() {
             return Err(Setup::NotApplicable("no STARTTLS offered".to_owned()));
         }
-        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            .map_err(Setup::Failed)?;
-        let mut observer = Observer::inside_stream();
-        if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
-            return Err(Setup::Failed(format!(
-                "no <proceed/>: {}",
-                shorten(&wire.log)
-            )));
-        }
-        wire.raw()
-            .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
-            .start_tls(&options)
-            .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+        starttls(&mut wire, &options, deadline)?;
         features = open(&mut wire, &target.domain, false, deadline)?;
     }
     if phase == Phase::Secured {
         return Ok((wire, Some(features)));
     }
-    let plain = features
-        .get_child("mechanisms", ns::SASL)
-        .is_some_and(|m| m.children().any(|c| c.text() == "PLAIN"));
-    if !plain {
+    if !offers(&features, "PLAIN") {
         return Err(Setup::NotApplicable(
             "SASL PLAIN not offered over TLS (needed to stop before binding)".to_owned(),
         ));
     }
     let vars = target.vars();
-    wire.send(
-        format!(
+    authenticate(
+        &mut wire,
+        &format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
             vars.plain
-        )
-        .as_bytes(),
-    )
-    .map_err(Setup::Failed)?;
-    let mut observer = Observer::inside_stream();
-    wire.until(&mut observer, deadline, |s| {
-        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
-    });
-    if !has(observer.seen(), "success", ns::SASL) {
-        return Err(Setup::Failed(format!(
-            "PLAIN login failed: {}",
-            shorten(&wire.log)
-        )));
-    }
+        ),
+        "PLAIN login",
+        deadline,
+    )?;
     let features = open(&mut wire, &target.domain, false, deadline)?;
     Ok((wire, Some(features)))
 }
@@ -519,6 +559,57 @@ fn websocket(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, S
             shorten(&wire.log)
         )))
     }
+}
+
+/// Authenticate on the server-to-server port as `identity` (STARTTLS, SASL EXTERNAL with
+/// its certificate, the stream restarted: [`Phase::S2sAuthenticated`]); also whether the
+/// server offered dialback over TLS (`urn:xmpp:features:dialback`, XEP-0220 §2.4.2).
+fn as_remote_server(
+    target: &Target,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<(Wire, bool), Setup> {
+    let identity = target.s2s_identity.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no server-to-server identity given (--s2s-domain)".to_owned())
+    })?;
+    let header = |declaration: &str| {
+        format!(
+            "{declaration}<stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' \
+             xmlns:db='jabber:server:dialback' from='{}' to='{}' version='1.0'>",
+            identity.domain, target.domain
+        )
+    };
+    let mut wire = plain(target, addr)?;
+    let features = open_with(&mut wire, &header("<?xml version='1.0'?>"), deadline)?;
+    if features.get_child("starttls", ns::TLS).is_none() {
+        return Err(Setup::Failed(format!(
+            "no STARTTLS offered on the s2s port: {}",
+            shorten(&wire.log)
+        )));
+    }
+    let mut options = ClientOptions::new(addr, &target.server_name, identity.tls.clone());
+    options.connect_timeout = target.timeout;
+    starttls(&mut wire, &options, deadline)?;
+    let features = open_with(&mut wire, &header(""), deadline)?;
+    let dialback = features
+        .get_child("dialback", xmpp_stream::dialback::NS_FEATURE)
+        .is_some();
+    if !offers(&features, "EXTERNAL") {
+        return Err(Setup::NotApplicable(format!(
+            "SASL EXTERNAL not offered to {} over TLS: {}",
+            identity.domain,
+            shorten(&wire.log)
+        )));
+    }
+    authenticate(
+        &mut wire,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+        &format!("EXTERNAL as {}", identity.domain),
+        deadline,
+    )?;
+    open_with(&mut wire, &header(""), deadline)?;
+    Ok((wire, dialback))
 }
 
 /// A plain TCP connection to `addr` (a component or server-to-server port).
@@ -669,6 +760,18 @@ fn attempt(
             })?;
             (plain(target, addr)?, None)
         }
+        Phase::S2sAuthenticated => {
+            let addr = target.s2s.ok_or_else(|| {
+                Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
+            })?;
+            let (wire, dialback) = as_remote_server(target, addr, deadline)?;
+            if case.section.starts_with("XEP-0220") && !dialback {
+                return Err(Setup::NotApplicable(
+                    "dialback (XEP-0220) not offered over TLS".to_owned(),
+                ));
+            }
+            (wire, None)
+        }
         phase => {
             let (wire, features) = by_hand(target, phase, deadline)?;
             let offered = features.is_some_and(|f| f.get_child("sm", ns::SM).is_some());
@@ -689,6 +792,8 @@ fn attempt(
         Phase::Connected | Phase::ComponentConnected | Phase::S2sConnected
     ) {
         Observer::before_header()
+    } else if case.phase == Phase::S2sAuthenticated {
+        Observer::inside_server_stream()
     } else {
         Observer::inside_stream()
     };

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use xmpp_conformance::report;
 use xmpp_conformance::run::{
-    Account, ComponentTarget, Outcome, Status, Target, run_case, run_cases,
+    Account, ComponentTarget, Outcome, S2sIdentity, Status, Target, run_case, run_cases,
 };
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
 use xmpp_server::{
     Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TestRewrite, TlsMaterial,
 };
@@ -60,6 +60,25 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
         component: None,
         s2s: None,
         websocket: None,
+        s2s_identity: None,
+    }
+}
+
+/// The domain the checker authenticates as on a server-to-server stream.
+const REMOTE: &str = "checker.test";
+
+/// The checker as [`REMOTE`], with a certificate from `ca` (which also issued the server's).
+fn identity(ca: &TestCa) -> S2sIdentity {
+    let cert = ca.issue(REMOTE).unwrap();
+    S2sIdentity {
+        domain: REMOTE.to_owned(),
+        tls: client_config_with_certificate(
+            &Trust::Pem(ca.pem().into_bytes()),
+            Versions::Any,
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+        )
+        .unwrap(),
     }
 }
 
@@ -104,6 +123,8 @@ struct Ours {
     /// Serves until dropped.
     _federating: ServerHandle,
     s2s: SocketAddr,
+    /// Issued the federating instance's certificate and trusted for its peers'.
+    ca: TestCa,
     /// Serves XMPP over WebSocket (`ws:`).
     websocket: ServerHandle,
 }
@@ -145,6 +166,7 @@ fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
         server,
         _federating: federating,
         s2s,
+        ca,
         websocket,
     }
 }
@@ -155,6 +177,7 @@ fn our_target(ours: &Ours) -> Target {
     let server = &ours.server;
     let mut target = with_component(target(server.addr, DOMAIN, &server.cert_pem), component);
     target.s2s = Some(ours.s2s);
+    target.s2s_identity = Some(identity(&ours.ca));
     target.websocket = Some((ours.websocket.websocket_addr.unwrap(), WS_PATH.to_owned()));
     target
 }
@@ -247,6 +270,7 @@ fn vars_for(case: &Case) -> Vars {
     vars.a_full = format!("{}/conformance-{}", vars.a, case.id);
     vars.b_full = format!("{}/conformance-{}", vars.b, case.id);
     COMPONENT.0.clone_into(&mut vars.component);
+    REMOTE.clone_into(&mut vars.remote);
     vars
 }
 
@@ -271,9 +295,12 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
             WS_PATH.to_owned(),
         )
     });
-    let (s2s_cases, others): (Vec<_>, Vec<_>) = all_cases()
+    let (s2s_cases, others): (Vec<&Case>, Vec<&Case>) = all_cases()
         .into_iter()
-        .partition(|c| c.phase == Phase::S2sConnected);
+        .partition(|c| matches!(c.phase, Phase::S2sConnected | Phase::S2sAuthenticated));
+    let (authenticated, s2s_cases): (Vec<&Case>, Vec<&Case>) = s2s_cases
+        .into_iter()
+        .partition(|c| c.phase == Phase::S2sAuthenticated);
     let mut outcomes = run_cases(&target, &others, 8);
     // One instance at a time: two ejabberd nodes starting side by side under load have
     // failed to start.
@@ -293,6 +320,21 @@ fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
         .s2s_port
         .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     outcomes.extend(run_cases(&target, &s2s_cases, 8));
+    drop(peer);
+    // A third trusts the test CA and takes certificates only (SASL EXTERNAL): the checker
+    // authenticates as a remote server with a certificate from it.
+    let external = PeerOptions::new().with_s2s(S2sOptions {
+        domain: target.domain.clone(),
+        cert: ca.issue(&target.domain).unwrap(),
+        auth: S2sAuth::External { ca_pem: ca.pem() },
+        dns: dns.addr,
+    });
+    let peer = start_for_test_with(kind, &ACCOUNTS, &external)?;
+    target.s2s = peer
+        .s2s_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    target.s2s_identity = Some(identity(&ca));
+    outcomes.extend(run_cases(&target, &authenticated, 8));
     outcomes.sort_by_key(|o| CASES.iter().position(|c| c.id == o.case.id));
     Some(outcomes)
 }
