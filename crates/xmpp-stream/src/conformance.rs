@@ -1291,7 +1291,7 @@ pub const CASES: &[Case] = &[
     case(
         41,
         "stream.unsupported-first-level",
-        "RFC 6120 §4.9.3.22",
+        "RFC 6120 §4.9.3.24",
         Some("established.unsupported"),
         "a first-level element the server does not support is unsupported-stanza-type, never ignored",
         (LS, Bound),

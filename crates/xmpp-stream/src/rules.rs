@@ -560,7 +560,7 @@ const TABLE: &[Rule] = &[
         Match::Namespace(SM_NS),
         Handler::Reject,
         "`<resume/>` after binding, `<enabled/>` or `<resumed/>` from a client",
-        "XEP-0198 §5; RFC 6120 §4.9.3.22",
+        "XEP-0198 §5; RFC 6120 §4.9.3.24",
         "sm.rs::enable_before_bind_and_unknown_resume_fail",
     ),
     row(
@@ -594,7 +594,7 @@ const TABLE: &[Rule] = &[
         Match::Any,
         Handler::Reject,
         "a first-level element the server does not support: answered, never ignored",
-        "RFC 6120 §4.9.3.22",
+        "RFC 6120 §4.9.3.24",
         "sm.rs::unsupported_first_level_elements_are_answered",
     ),
     // ----- component (XEP-0114) -----
@@ -650,7 +650,7 @@ const TABLE: &[Rule] = &[
         El("handshake", COMPONENT_NS),
         Handler::Reject,
         "a handshake after success is not a stanza",
-        "RFC 6120 §4.9.3.22",
+        "RFC 6120 §4.9.3.24",
         "component.rs::second_handshake_is_rejected",
     ),
     row(
@@ -774,7 +774,7 @@ const TABLE: &[Rule] = &[
         Match::Stanza,
         Handler::Reject,
         "stanzas flow from the initiating server only (no XEP-0288 bidi negotiated)",
-        "RFC 6120 §13; RFC 6120 §4.9.3.22",
+        "RFC 6120 §13; RFC 6120 §4.9.3.24",
         "s2s.rs::stanzas_against_the_direction_are_refused",
     ),
     row(
@@ -1036,10 +1036,10 @@ pub(crate) fn find_header(
 /// - the receiving entity, before the stream is negotiated: `not-authorized` (§4.9.3.12:
 ///   data sent before the stream is authenticated, or an action of stream negotiation the
 ///   peer is not authorized to take);
-/// - otherwise: `unsupported-stanza-type` (§4.9.3.22: a first-level child the entity does
+/// - otherwise: `unsupported-stanza-type` (§4.9.3.24: a first-level child the entity does
 ///   not support here).
 ///
-/// A second stream header where none is expected is `invalid-xml` (§4.9.3.7): the header is
+/// A second stream header where none is expected is `invalid-xml` (§4.9.3.11): the header is
 /// not an element, and a stream has one per restart.
 pub fn unaccepted_condition(role: Role, step: Step) -> StreamErrorCondition {
     if role == Role::Receiving && step != Step::Established {

@@ -575,7 +575,7 @@ fn unsupported_first_level_elements_are_answered() {
         "feature-not-implemented",
     );
     link.server_answers("<r xmlns='urn:xmpp:sm:3'/>", "unexpected-request");
-    // Anything else unknown: unsupported-stanza-type (RFC 6120 §4.9.3.22).
+    // Anything else unknown: unsupported-stanza-type (RFC 6120 §4.9.3.24).
     link.server_answers(
         "<foo xmlns='urn:example:unknown'/>",
         "unsupported-stanza-type",

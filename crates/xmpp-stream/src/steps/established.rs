@@ -54,7 +54,7 @@ pub(crate) fn ignore(_: &mut Machine, _: Element) -> Result<(), ProtocolError> {
 }
 
 /// A stanza from an external component (XEP-0114 §3): it must carry `to` and `from`
-/// (improper-addressing, RFC 6120 §4.9.3.14), and `from` must be at the component's domain
+/// (improper-addressing, RFC 6120 §4.9.3.7), and `from` must be at the component's domain
 /// or a subdomain of it (invalid-from, §4.9.3.9), so a component cannot speak for anyone.
 pub(crate) fn component_stanza(m: &mut Machine, mut element: Element) -> Result<(), ProtocolError> {
     let Side::ComponentServer(side) = &m.side else {
