@@ -4,8 +4,8 @@
 //! ones (before routing and in presence broadcast), with the errors both specifications
 //! prescribe.
 //!
-//! State lives in the machine, per account, like sessions: a host that restarts loses it
-//! (persisting it is the storage work's).
+//! The state of a loaded account lives in the machine; every change is marked so that it
+//! leaves in the unit's [`crate::Output::Write`] ([`crate::Change::Privacy`]).
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -14,8 +14,8 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::Server;
 use super::sessions::bare_str;
 use crate::privacy::{
-    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyList, decide, jids_element,
-    parse_jids,
+    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, decide,
+    jids_element, parse_jids,
 };
 use crate::stanza::header::nc;
 use crate::stanza::{Iq, IqPayload, PresenceType, Stanza};
@@ -24,11 +24,17 @@ use crate::store::RosterStore;
 /// One account's blocking state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Account {
-    lists: Vec<PrivacyList>,
-    default: Option<String>,
-    blocked: Vec<Jid>,
-    /// `blocked` as rules, rebuilt on every change.
+    pub(super) data: PrivacyData,
+    /// `data.data.blocked` as rules, rebuilt on every change.
     block_rules: PrivacyList,
+}
+
+impl Account {
+    /// The state of a stored account, as loaded.
+    pub(super) fn from_data(data: PrivacyData) -> Self {
+        let block_rules = PrivacyList::blocklist(&data.blocked);
+        Self { data, block_rules }
+    }
 }
 
 /// Why an outbound stanza was stopped.
@@ -62,7 +68,9 @@ impl Server {
                         s.wants_blocklist = true;
                     }
                     let account = self.privacy.get(bare_str(from.as_str()));
-                    let jids = account.map(|a| a.blocked.as_slice()).unwrap_or_default();
+                    let jids = account
+                        .map(|a| a.data.blocked.as_slice())
+                        .unwrap_or_default();
                     Ok(Some(jids_element("blocklist", jids)))
                 }
                 ("block", true) => self.block(store, from, payload, true),
@@ -72,6 +80,11 @@ impl Server {
         } else {
             return false;
         };
+        if set {
+            // Whatever the outcome, a set may have changed the stored state: it leaves in
+            // this unit's write (an unchanged state written again is harmless).
+            self.privacy_dirty.insert(from.to_bare());
+        }
         self.answer_own(from, iq, result);
         true
     }
@@ -82,7 +95,7 @@ impl Server {
         query: &Element,
     ) -> Result<Option<Element>, StanzaErrorCondition> {
         let account = self.privacy.get(bare_str(from.as_str()));
-        let lists = account.map(|a| a.lists.as_slice()).unwrap_or_default();
+        let lists = account.map(|a| a.data.lists.as_slice()).unwrap_or_default();
         let names: Vec<&Element> = query.children().collect();
         match names.as_slice() {
             [] => {
@@ -94,7 +107,7 @@ impl Server {
                 }
                 q.append_child(el);
                 let mut el = Element::bare("default", NS_PRIVACY);
-                if let Some(d) = account.and_then(|a| a.default.clone()) {
+                if let Some(d) = account.and_then(|a| a.data.default.clone()) {
                     el.set_attr(minidom::rxml::Namespace::NONE, nc("name"), d);
                 }
                 q.append_child(el);
@@ -140,7 +153,7 @@ impl Server {
         let exists = |s: &Self, n: &str| {
             s.privacy
                 .get(&key)
-                .is_some_and(|a| a.lists.iter().any(|l| l.name == n))
+                .is_some_and(|a| a.data.lists.iter().any(|l| l.name == n))
         };
         if child.is("active", NS_PRIVACY) {
             if name.as_deref().is_some_and(|n| !exists(self, n)) {
@@ -161,10 +174,10 @@ impl Server {
                 .resources_of(&user)
                 .any(|s| &s.jid != from && s.active_list.is_none());
             let account = self.privacy.entry(key).or_default();
-            if others_rely && account.default != name {
+            if others_rely && account.data.default != name {
                 return Err(StanzaErrorCondition::Conflict);
             }
-            account.default = name;
+            account.data.default = name;
             return Ok(None);
         }
         if !child.is("list", NS_PRIVACY) {
@@ -177,12 +190,12 @@ impl Server {
                 .resources_of(&user)
                 .any(|s| &s.jid != from && s.active_list.as_deref() == Some(name.as_str()));
             let account = self.privacy.entry(key).or_default();
-            if in_use || account.default.as_deref() == Some(name.as_str()) {
+            if in_use || account.data.default.as_deref() == Some(name.as_str()) {
                 return Err(StanzaErrorCondition::Conflict);
             }
-            let before = account.lists.len();
-            account.lists.retain(|l| l.name != name);
-            if account.lists.len() == before {
+            let before = account.data.lists.len();
+            account.data.lists.retain(|l| l.name != name);
+            if account.data.lists.len() == before {
                 return Err(StanzaErrorCondition::ItemNotFound);
             }
         } else {
@@ -194,12 +207,12 @@ impl Server {
             let limits = self.config.privacy;
             let list = PrivacyList::parse(child, &groups, &limits)?;
             let account = self.privacy.entry(key).or_default();
-            if let Some(old) = account.lists.iter_mut().find(|l| l.name == name) {
+            if let Some(old) = account.data.lists.iter_mut().find(|l| l.name == name) {
                 *old = list;
-            } else if account.lists.len() >= limits.max_lists {
+            } else if account.data.lists.len() >= limits.max_lists {
                 return Err(StanzaErrorCondition::ResourceConstraint);
             } else {
-                account.lists.push(list);
+                account.data.lists.push(list);
             }
         }
         // §2.6: a push of the list name to every resource.
@@ -233,18 +246,18 @@ impl Server {
         let mut changed: Vec<Jid> = Vec::new();
         if block {
             for j in &jids {
-                if !account.blocked.contains(j) {
-                    if account.blocked.len() >= max {
+                if !account.data.blocked.contains(j) {
+                    if account.data.blocked.len() >= max {
                         return Err(StanzaErrorCondition::ResourceConstraint);
                     }
-                    account.blocked.push(j.clone());
+                    account.data.blocked.push(j.clone());
                     changed.push(j.clone());
                 }
             }
         } else if jids.is_empty() {
-            changed = core::mem::take(&mut account.blocked);
+            changed = core::mem::take(&mut account.data.blocked);
         } else {
-            account.blocked.retain(|b| {
+            account.data.blocked.retain(|b| {
                 let hit = jids.contains(b);
                 if hit {
                     changed.push(b.clone());
@@ -252,7 +265,7 @@ impl Server {
                 !hit
             });
         }
-        account.block_rules = PrivacyList::blocklist(&account.blocked);
+        account.block_rules = PrivacyList::blocklist(&account.data.blocked);
         // §3.3 / §3.4: the change pushed to every resource that asked for the blocklist.
         let push = jids_element(if block { "block" } else { "unblock" }, &jids);
         self.push_to_all(&user, &push, |s| s.wants_blocklist);
@@ -319,8 +332,8 @@ impl Server {
                 .and_then(|s| s.active_list.clone()),
             None => None,
         };
-        let name = active.or_else(|| account.default.clone());
-        let list = name.and_then(|n| account.lists.iter().find(|l| l.name == n));
+        let name = active.or_else(|| account.data.default.clone());
+        let list = name.and_then(|n| account.data.lists.iter().find(|l| l.name == n));
         (
             decide(&PrivacyList::default(), list, kind, peer, entry.as_ref()),
             false,

@@ -82,15 +82,32 @@ impl Server {
         Ok(())
     }
 
-    /// The session ended (closed or lost): if it was available, its contacts, the other
-    /// resources and directed-presence recipients get `unavailable` (§4.5.2, §4.6.3).
+    /// The session ended (closed or lost), with a synchronous store: if it was available,
+    /// its contacts, the other resources and directed-presence recipients get `unavailable`
+    /// (§4.5.2, §4.6.3).
     pub fn session_ended(
         &mut self,
         store: &mut impl RosterStore,
         jid: &FullJid,
     ) -> Result<(), UsageError> {
+        self.end_session(jid)?;
+        self.serve(store);
+        Ok(())
+    }
+
+    /// The session ended: see [`Server::session_ended`]. Its contacts are loaded first if
+    /// they are not.
+    pub fn end_session(&mut self, jid: &FullJid) -> Result<(), UsageError> {
         if self.session(jid).is_none() {
             return Err(UsageError::NoSession);
+        }
+        self.submit(super::storage::Work::End(jid.clone()));
+        Ok(())
+    }
+
+    pub(super) fn session_end_now(&mut self, store: &mut impl RosterStore, jid: &FullJid) {
+        if self.session(jid).is_none() {
+            return;
         }
         // The ended session itself is gone: it is not among the recipients.
         self.go_unavailable(
@@ -108,7 +125,6 @@ impl Server {
             }
         }
         self.drain_local(store);
-        Ok(())
     }
 
     /// Give back the table a load spike grew (a hash map never shrinks by itself, so a
