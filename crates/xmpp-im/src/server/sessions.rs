@@ -95,32 +95,57 @@ impl Server {
         Ok(())
     }
 
-    /// The session ended: see [`Server::session_ended`]. Its contacts are loaded first if
-    /// they are not.
+    /// The session ended: see [`Server::session_ended`]. It leaves the session table at once
+    /// (its JID may be bound again right away); its contacts are loaded first if they are not.
     pub fn end_session(&mut self, jid: &FullJid) -> Result<(), UsageError> {
-        if self.session(jid).is_none() {
-            return Err(UsageError::NoSession);
+        let key = bare_str(jid.as_str());
+        let list = self.sessions.get_mut(key).ok_or(UsageError::NoSession)?;
+        let index = list
+            .iter()
+            .position(|s| &s.jid == jid)
+            .ok_or(UsageError::NoSession)?;
+        let session = list.remove(index);
+        if list.is_empty() {
+            self.sessions.remove(key);
+            self.shrink_sessions();
         }
-        self.submit(super::storage::Work::End(jid.clone()));
+        self.submit(super::storage::Work::End {
+            session: Box::new(session),
+            index,
+        });
         Ok(())
     }
 
-    pub(super) fn session_end_now(&mut self, store: &mut impl RosterStore, jid: &FullJid) {
-        if self.session(jid).is_none() {
-            return;
-        }
+    /// The broadcast of an ended session: put back in its place while its `unavailable` goes
+    /// out (a session bound to the same JID since then is set aside meanwhile), then gone.
+    pub(super) fn session_end_now(
+        &mut self,
+        store: &mut impl RosterStore,
+        session: Session,
+        index: usize,
+    ) {
+        let jid = session.jid.clone();
+        let key = bare_str(jid.as_str()).to_owned();
+        let list = self.sessions.entry(key.clone()).or_default();
+        let newer = list
+            .iter()
+            .position(|s| s.jid == jid)
+            .map(|i| (i, list.remove(i)));
+        list.insert(index.min(list.len()), session);
         // The ended session itself is gone: it is not among the recipients.
         self.go_unavailable(
             store,
-            jid,
+            &jid,
             Presence::new(Some(PresenceType::Unavailable)),
             false,
         );
-        let key = bare_str(jid.as_str());
-        if let Some(list) = self.sessions.get_mut(key) {
-            list.retain(|s| &s.jid != jid);
+        if let Some(list) = self.sessions.get_mut(&key) {
+            list.retain(|s| s.jid != jid);
+            if let Some((i, newer)) = newer {
+                list.insert(i.min(list.len()), newer);
+            }
             if list.is_empty() {
-                self.sessions.remove(key);
+                self.sessions.remove(&key);
                 self.shrink_sessions();
             }
         }

@@ -25,6 +25,7 @@ use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::privacy::Account;
+use super::sessions::Session;
 use super::{Output, Server, UsageError};
 use crate::store::{AccountData, LoadId, RosterStore, StoreError, WriteId};
 
@@ -35,8 +36,14 @@ pub(super) enum Work {
     Session { from: FullJid, stanza: Element },
     /// A stanza from a remote server.
     Remote(Element),
-    /// A session ended.
-    End(FullJid),
+    /// A session ended: taken out of the session table at once (its JID may be bound again
+    /// right away), put back only while its `unavailable` is broadcast.
+    End {
+        /// The session as it was.
+        session: Box<Session>,
+        /// Its place among the account's sessions (the order of deliveries).
+        index: usize,
+    },
     /// The host bounces a message it does not store offline.
     Bounce(Element),
 }
@@ -283,7 +290,9 @@ impl Server {
         match &work {
             Work::Session { from, stanza } => self.session_stanza_now(&mut cache, from, stanza),
             Work::Remote(stanza) => self.remote_stanza_now(&mut cache, stanza),
-            Work::End(jid) => self.session_end_now(&mut cache, jid),
+            Work::End { session, index } => {
+                self.session_end_now(&mut cache, session.as_ref().clone(), *index);
+            }
             Work::Bounce(stanza) => {
                 self.bounce_with(stanza, StanzaErrorCondition::ServiceUnavailable);
                 self.drain_local(&mut cache);
@@ -367,7 +376,7 @@ impl Server {
                 v.extend(target.filter(|t| t != &user));
                 v
             }
-            Work::End(jid) => vec![jid.to_bare()],
+            Work::End { session, .. } => vec![session.jid.to_bare()],
             Work::Remote(stanza) => self.local_account(stanza.attr("to")).into_iter().collect(),
             Work::Bounce(stanza) => self
                 .local_account(stanza.attr("from"))
@@ -380,7 +389,7 @@ impl Server {
         let mut accounts = self.base_accounts(work);
         let broadcaster = match work {
             Work::Session { from, stanza } if broadcasts(from, stanza) => Some(from),
-            Work::End(jid) => Some(jid),
+            Work::End { session, .. } => Some(&session.jid),
             _ => None,
         };
         let Some(from) = broadcaster else {
@@ -402,7 +411,11 @@ impl Server {
             .into_iter()
             .filter(|c| self.is_local(c.domain()))
             .collect();
-        for s in self.resources_of(&user) {
+        let ending = match work {
+            Work::End { session, .. } => Some(session.as_ref()),
+            _ => None,
+        };
+        for s in self.resources_of(&user).chain(ending) {
             for d in &s.directed {
                 if d.node().is_some() && self.is_local(d.domain()) {
                     extra.insert(d.to_bare());
@@ -451,7 +464,7 @@ impl Server {
                     self.out.push_back(Output::Route(reply));
                 }
             }
-            Work::End(_) | Work::Bounce(_) => {}
+            Work::End { .. } | Work::Bounce(_) => {}
         }
     }
 }
