@@ -387,17 +387,36 @@ impl Server {
 
     fn needs(&self, work: &Work) -> Needs {
         let mut accounts = self.base_accounts(work);
-        let broadcaster = match work {
-            Work::Session { from, stanza } if broadcasts(from, stanza) => Some(from),
-            Work::End { session, .. } => Some(&session.jid),
-            _ => None,
+        let (from, reach) = match work {
+            Work::Session { from, stanza } => (from, reach(from, stanza)),
+            Work::End { session, .. } => (&session.jid, Reach::Contacts),
+            Work::Remote(_) | Work::Bounce(_) => {
+                return Needs {
+                    accounts,
+                    complete: true,
+                };
+            }
         };
-        let Some(from) = broadcaster else {
-            return Needs {
-                accounts,
-                complete: true,
-            };
-        };
+        match reach {
+            Reach::Nobody => {
+                return Needs {
+                    accounts,
+                    complete: true,
+                };
+            }
+            Reach::Listed(jids) => {
+                for c in jids {
+                    if c.node().is_some() && self.is_local(c.domain()) && !accounts.contains(&c) {
+                        accounts.push(c);
+                    }
+                }
+                return Needs {
+                    accounts,
+                    complete: true,
+                };
+            }
+            Reach::Contacts => {}
+        }
         let user = from.to_bare();
         if !self.cache.has(&user) {
             return Needs {
@@ -469,10 +488,20 @@ impl Server {
     }
 }
 
-/// Whether a session's stanza may reach every local contact of the account: presence with no
-/// `to` (broadcast, probes, pending requests delivered) and sets to the account itself (a
-/// roster removal cancels subscriptions, a block or unblock shares or revokes presence).
-fn broadcasts(from: &FullJid, stanza: &Element) -> bool {
+/// Which other accounts a session's stanza may reach besides its addressee.
+enum Reach {
+    /// None.
+    Nobody,
+    /// These contacts: the item of a roster removal (it cancels both subscriptions,
+    /// RFC 6121 §2.5.2), the JIDs of a block or unblock (presence revoked or shared,
+    /// XEP-0191 §3.3, §3.4).
+    Listed(Vec<BareJid>),
+    /// Every contact of the account: presence broadcast with no `to` (and the probes and
+    /// pending requests of initial presence), an unblock of everyone, a session's end.
+    Contacts,
+}
+
+fn reach(from: &FullJid, stanza: &Element) -> Reach {
     let own = match stanza.attr("to") {
         None => true,
         Some(to) => {
@@ -480,9 +509,38 @@ fn broadcasts(from: &FullJid, stanza: &Element) -> bool {
         }
     };
     match stanza.name() {
-        "presence" => stanza.attr("to").is_none(),
-        "iq" => own && stanza.attr("type") == Some("set"),
-        _ => false,
+        "presence" if stanza.attr("to").is_none() => Reach::Contacts,
+        "iq" if own && stanza.attr("type") == Some("set") => {
+            let Some(payload) = stanza.children().next() else {
+                return Reach::Nobody;
+            };
+            let jids = |removals_only: bool| -> Vec<BareJid> {
+                payload
+                    .children()
+                    .filter(|i| i.name() == "item")
+                    .filter(|i| !removals_only || i.attr("subscription") == Some("remove"))
+                    .filter_map(|i| Jid::new(i.attr("jid")?).ok())
+                    .map(|j| j.to_bare())
+                    .collect()
+            };
+            let listed = if payload.is("query", crate::roster::NS_ROSTER) {
+                jids(true)
+            } else if payload.ns() == crate::privacy::NS_BLOCKING {
+                let listed = jids(false);
+                if listed.is_empty() && payload.name() == "unblock" {
+                    return Reach::Contacts;
+                }
+                listed
+            } else {
+                Vec::new()
+            };
+            if listed.is_empty() {
+                Reach::Nobody
+            } else {
+                Reach::Listed(listed)
+            }
+        }
+        _ => Reach::Nobody,
     }
 }
 
