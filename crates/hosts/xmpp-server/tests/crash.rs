@@ -202,21 +202,19 @@ fn sigkill_mid_storm_loses_nothing_acknowledged_and_duplicates_nothing() {
     let jids: Vec<&str> = items.iter().filter_map(|i| i.attr("jid")).collect();
     let unique: BTreeSet<&str> = jids.iter().copied().collect();
     assert_eq!(unique.len(), jids.len(), "an item twice: {jids:?}");
-    for i in &acks.sets {
-        let jid = format!("contact{i}@localhost");
-        let item = items
+    let item = |jid: String| {
+        items
             .iter()
             .find(|it| it.attr("jid") == Some(jid.as_str()))
-            .unwrap_or_else(|| panic!("acknowledged set-{i} lost"));
-        assert_eq!(item.attr("name"), Some(format!("n{i}").as_str()));
+            .unwrap_or_else(|| panic!("acknowledged {jid} lost"))
+    };
+    for i in &acks.sets {
+        let name = item(format!("contact{i}@localhost")).attr("name");
+        assert_eq!(name, Some(format!("n{i}").as_str()));
     }
     for i in &acks.subscriptions {
-        let jid = format!("sub{i}@localhost");
-        let item = items
-            .iter()
-            .find(|it| it.attr("jid") == Some(jid.as_str()))
-            .unwrap_or_else(|| panic!("acknowledged subscription {i} lost"));
-        assert_eq!(item.attr("ask"), Some("subscribe"));
+        let ask = item(format!("sub{i}@localhost")).attr("ask");
+        assert_eq!(ask, Some("subscribe"));
     }
     // Offline messages: distinct, in order, a prefix of what was sent (none is refused below
     // the box's bound, and they are stored in arrival order).

@@ -2,7 +2,7 @@
 //! answer from memory, writes change memory and are journaled, so that the unit of work that
 //! made them hands them to the host as one [`crate::Output::Write`].
 
-use core::cell::Cell;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
@@ -28,7 +28,17 @@ pub(super) struct Cache {
     journal: Vec<Change>,
     /// Reads of accounts that were not loaded: a unit's needs were computed wrong. Counted so
     /// that tests prove it never happens.
-    misses: Cell<u64>,
+    misses: Misses,
+}
+
+/// A counter behind `&self` that keeps the machine `Sync` (a `Cell` would not).
+#[derive(Debug, Default)]
+struct Misses(AtomicU64);
+
+impl Clone for Misses {
+    fn clone(&self) -> Self {
+        Misses(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl Cache {
@@ -80,13 +90,13 @@ impl Cache {
     /// How many reads found their account not loaded.
     #[cfg(test)]
     pub(super) fn misses(&self) -> u64 {
-        self.misses.get()
+        self.misses.0.load(Ordering::Relaxed)
     }
 
     fn account(&self, user: &BareJid) -> Option<&Cached> {
         let found = self.accounts.get(user);
         if found.is_none() {
-            self.misses.set(self.misses.get().saturating_add(1));
+            self.misses.0.fetch_add(1, Ordering::Relaxed);
         }
         found
     }
