@@ -125,6 +125,8 @@ impl Server {
             self.storage.pending = kept;
         }
         self.pump();
+        // Loaded for work that failed meanwhile: nothing holds it.
+        self.evict_idle(core::slice::from_ref(&user));
         Ok(())
     }
 
