@@ -67,6 +67,11 @@ impl Cache {
         self.accounts.remove(user);
     }
 
+    /// Gives back the slots of accounts no longer loaded.
+    pub(super) fn shrink(&mut self) {
+        super::storage::shrink(&mut self.accounts);
+    }
+
     /// The contacts of a loaded account.
     pub(super) fn contacts(&self, user: &BareJid) -> Vec<BareJid> {
         self.accounts

@@ -66,6 +66,18 @@ pub(super) struct Held {
 
 type Fixed<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 
+/// Below this many slots a table is not worth shrinking.
+const MIN_CAPACITY: usize = 64;
+
+/// Gives back the slots a load spike left (a hash map never shrinks by itself): to twice the
+/// length once a quarter is in use, O(1) amortized per removal.
+pub(super) fn shrink<K: Eq + core::hash::Hash, V>(map: &mut Fixed<K, V>) {
+    let capacity = map.capacity();
+    if capacity > MIN_CAPACITY && map.len() < capacity / 4 {
+        map.shrink_to((map.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
 /// The storage bookkeeping of the machine.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Storage {
@@ -229,6 +241,7 @@ impl Server {
                 }
             }
         }
+        shrink(&mut self.storage.parked);
     }
 
     /// Runs every unit that can run, in order; asks for the accounts the others need.
@@ -358,6 +371,11 @@ impl Server {
                 self.privacy.remove(a.as_str());
             }
         }
+        self.cache.shrink();
+        shrink(&mut self.privacy);
+        shrink(&mut self.storage.busy);
+        shrink(&mut self.storage.writing);
+        shrink(&mut self.storage.loading);
     }
 
     // ---- what a unit needs ----
