@@ -517,7 +517,8 @@ enum Reach {
     /// XEP-0191 §3.3, §3.4).
     Listed(Vec<BareJid>),
     /// Every contact of the account: presence broadcast with no `to` (and the probes and
-    /// pending requests of initial presence), an unblock of everyone, a session's end.
+    /// pending requests of initial presence), an unblock of everyone, a privacy list change,
+    /// a session's end.
     Contacts,
 }
 
@@ -543,6 +544,11 @@ fn reach(from: &FullJid, stanza: &Element) -> Reach {
                     .map(|j| j.to_bare())
                     .collect()
             };
+            if payload.is("query", crate::privacy::NS_PRIVACY) {
+                // A list change may change what the contacts see of the user's presence
+                // (XEP-0016 §2.11 sends them `unavailable` or the current presence).
+                return Reach::Contacts;
+            }
             let listed = if payload.is("query", crate::roster::NS_ROSTER) {
                 jids(true)
             } else if payload.ns() == crate::privacy::NS_BLOCKING {
