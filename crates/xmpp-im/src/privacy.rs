@@ -4,7 +4,10 @@
 //! A [`PrivacyList`] is an ordered list of [`Rule`]s: each matches the peer by JID, roster
 //! group or subscription state (or matches everyone), applies to some stanza [`Kind`]s
 //! (message, iq, presence-in, presence-out; none named means all), and allows or denies. The
-//! first matching rule, in ascending `order`, decides; no match allows. An XEP-0191 blocklist
+//! first matching rule, in ascending `order`, decides; no match allows. A stanza none of the
+//! four kinds names ([`Traffic::Other`]: subscription presence either way, probes, what the
+//! user sends other than availability) is judged by the rules that name no kind only
+//! (XEP-0016 §2.10 and §2.11 notes, §2.13). An XEP-0191 blocklist
 //! is the same thing: one deny-everything rule per blocked JID ([`PrivacyList::blocklist`]),
 //! evaluated before the account's privacy list ([`decide`]). The server machine applies the
 //! verdict inside its delivery and presence decisions; this module only parses, serializes
@@ -59,6 +62,25 @@ impl Kind {
             Kind::PresenceIn => "presence-in",
             Kind::PresenceOut => "presence-out",
         }
+    }
+}
+
+/// A stanza as the rules see it: one of the four kinds an item can name, or anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Traffic {
+    /// A stanza of this kind: rules naming it, and rules naming no kind, apply.
+    Named(Kind),
+    /// A stanza no item child names: subscription presence in either direction (the
+    /// notes of XEP-0016 §2.10 / §2.11: presence notifications are only presence without
+    /// `type` or `unavailable`), probes, and the messages and iqs the user sends (`<message/>`
+    /// and `<iq/>` name incoming stanzas only, §2.1). Only rules naming no kind apply: they
+    /// block "all stanzas from and to" the peer, subscriptions included (§2.13).
+    Other,
+}
+
+impl From<Kind> for Traffic {
+    fn from(kind: Kind) -> Self {
+        Traffic::Named(kind)
     }
 }
 
@@ -120,10 +142,13 @@ impl Rule {
         self
     }
 
-    /// Whether the rule applies to stanzas of `kind`.
+    /// Whether the rule applies to stanzas of `traffic` (a [`Kind`] or [`Traffic::Other`]).
     #[must_use]
-    pub fn applies_to(&self, kind: Kind) -> bool {
-        self.kinds == 0 || self.kinds & kind.bit() != 0
+    pub fn applies_to(&self, traffic: impl Into<Traffic>) -> bool {
+        match traffic.into() {
+            Traffic::Named(kind) => self.kinds == 0 || self.kinds & kind.bit() != 0,
+            Traffic::Other => self.kinds == 0,
+        }
     }
 
     fn matches(&self, peer: &Jid, entry: Option<&RosterEntry>) -> bool {
@@ -210,14 +235,20 @@ impl PrivacyList {
         }
     }
 
-    /// The verdict of this list alone: the first rule, by order, that applies to `kind` and
-    /// matches `peer` (`entry`: the peer's roster entry in the user's roster, if any); none
-    /// means no opinion.
+    /// The verdict of this list alone: the first rule, by order, that applies to `traffic`
+    /// and matches `peer` (`entry`: the peer's roster entry in the user's roster, if any);
+    /// none means no opinion.
     #[must_use]
-    pub fn verdict(&self, kind: Kind, peer: &Jid, entry: Option<&RosterEntry>) -> Option<Action> {
+    pub fn verdict(
+        &self,
+        traffic: impl Into<Traffic>,
+        peer: &Jid,
+        entry: Option<&RosterEntry>,
+    ) -> Option<Action> {
+        let traffic = traffic.into();
         self.rules
             .iter()
-            .find(|r| r.applies_to(kind) && r.matches(peer, entry))
+            .find(|r| r.applies_to(traffic) && r.matches(peer, entry))
             .map(|r| r.action)
     }
 
@@ -326,18 +357,20 @@ fn parse_item(item: &Element, groups: &[String]) -> Result<Rule, StanzaErrorCond
 }
 
 /// The one decision: the blocklist first (XEP-0191), then the privacy list in force
-/// (XEP-0016: the session's active list, else the account's default); no opinion allows.
+/// (XEP-0016 §2.2: the receiving session's active list, else the account's default); no
+/// opinion allows.
 #[must_use]
 pub fn decide(
     blocklist: &PrivacyList,
     list: Option<&PrivacyList>,
-    kind: Kind,
+    traffic: impl Into<Traffic>,
     peer: &Jid,
     entry: Option<&RosterEntry>,
 ) -> Action {
+    let traffic = traffic.into();
     blocklist
-        .verdict(kind, peer, entry)
-        .or_else(|| list.and_then(|l| l.verdict(kind, peer, entry)))
+        .verdict(traffic, peer, entry)
+        .or_else(|| list.and_then(|l| l.verdict(traffic, peer, entry)))
         .unwrap_or(Action::Allow)
 }
 
@@ -500,6 +533,25 @@ mod tests {
         assert_eq!(
             decide(&blocked, Some(&list), Kind::Iq, &other, None),
             Action::Allow
+        );
+        // XEP-0016 §2.13: only items naming no kind judge what no kind names (subscription
+        // presence, the user's own messages); a <message/> item does not stop them.
+        assert_eq!(list.verdict(Traffic::Other, &other, None), None);
+        let all = PrivacyList {
+            name: "all".into(),
+            rules: vec![
+                Rule::new(Matcher::Jid(j("iago@example.org")), Action::Allow, 1)
+                    .only(&[Kind::PresenceOut]),
+                Rule::new(Matcher::Jid(j("example.org")), Action::Deny, 2),
+            ],
+        };
+        assert_eq!(
+            all.verdict(Traffic::Other, &other, None),
+            Some(Action::Deny)
+        );
+        assert_eq!(
+            all.verdict(Kind::PresenceOut, &other, None),
+            Some(Action::Allow)
         );
         // Serialization round-trips.
         let again = PrivacyList::parse(&list.to_element(), &[], &Limits::default());

@@ -1150,17 +1150,305 @@ fn xep_0016_lists_active_default_and_kinds() {
     );
     let e = error_of(&outs, "juliet@example.com/balcony", "g2").unwrap();
     assert_eq!(error_condition(e).as_deref(), Some("bad-request"));
-    // The active list cannot be removed by another session... nor the default.
+    // The active list cannot be removed by another session... nor the default while it
+    // applies to another session (XEP-0016 §2.8; chamber has no active list of its own).
     w.send(
         "juliet@example.com/balcony",
         "<iq type='set' id='d1'><query xmlns='jabber:iq:privacy'><default name='quiet'/></query></iq>",
     );
+    w.online("juliet@example.com/chamber", 0);
+    for from in ["juliet@example.com/chamber", "juliet@example.com/balcony"] {
+        let outs = w.send(
+            from,
+            "<iq type='set' id='r1'><query xmlns='jabber:iq:privacy'><list name='quiet'/></query></iq>",
+        );
+        let e = error_of(&outs, from, "r1").unwrap();
+        assert_eq!(error_condition(e).as_deref(), Some("conflict"), "{from}");
+    }
+}
+
+/// The answer to a `jabber:iq:privacy` request of `from`: `Ok(result)` or `Err(condition)`,
+/// with the error's type checked against the one XEP-0016's examples show (`cancel` for
+/// conflict and item-not-found, `modify` for bad-request).
+fn privacy_answer(
+    w: &mut World,
+    from: &str,
+    id: &str,
+    kind: &str,
+    query: &str,
+) -> Result<Element, String> {
     let outs = w.send(
-        "juliet@example.com/balcony",
-        "<iq type='set' id='r1'><query xmlns='jabber:iq:privacy'><list name='quiet'/></query></iq>",
+        from,
+        &format!(
+            "<iq type='{kind}' id='{id}'><query xmlns='jabber:iq:privacy'>{query}</query></iq>"
+        ),
     );
-    let e = error_of(&outs, "juliet@example.com/balcony", "r1").unwrap();
-    assert_eq!(error_condition(e).as_deref(), Some("conflict"));
+    let answer = delivered(&outs, from)
+        .into_iter()
+        .find(|e| e.attr("id") == Some(id))
+        .unwrap_or_else(|| panic!("no answer to {id}: {outs:?}"));
+    if answer.attr("type") == Some("result") {
+        return Ok(answer.clone());
+    }
+    let condition = error_condition(answer).unwrap();
+    let error_type = answer
+        .get_child("error", "jabber:client")
+        .and_then(|e| e.attr("type"))
+        .unwrap_or_default()
+        .to_owned();
+    let expected = if condition == "bad-request" {
+        "modify"
+    } else {
+        "cancel"
+    };
+    assert_eq!(error_type, expected, "{id}: {condition}");
+    Err(condition)
+}
+
+/// From the answer to `from`'s request for the names (XEP-0016 §2.3): the `name`s of the
+/// `child` elements (`active`, `default` or `list`).
+fn privacy_names(w: &mut World, from: &str, child: &str) -> Vec<String> {
+    let names = privacy_answer(w, from, "names", "get", "").unwrap();
+    names
+        .get_child("query", "jabber:iq:privacy")
+        .unwrap()
+        .children()
+        .filter(|c| c.name() == child)
+        .filter_map(|c| c.attr("name").map(str::to_owned))
+        .collect()
+}
+
+const LIST_A: &str = "<list name='a'><item type='jid' value='nurse@example.com' action='deny' order='1'><message/></item></list>";
+const LIST_B: &str = "<list name='b'><item action='allow' order='1'/></list>";
+
+/// XEP-0016 §2.5: changing or declining the default list is a `conflict` only while a
+/// default list exists and applies to another connected resource (one without an active
+/// list); §2.4 / §2.5 / §2.8 / §2.3: unknown names are `item-not-found`; §2.1: one child
+/// per set, else `bad-request`; §2.8: removing a list in use by another resource is a
+/// `conflict`, the sender's own use is not.
+#[test]
+fn xep_0016_default_and_removal_errors_are_exact() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    let chamber = "juliet@example.com/chamber";
+    w.online(balcony, 0);
+    w.online(chamber, 0);
+    for (id, list) in [("la", LIST_A), ("lb", LIST_B)] {
+        privacy_answer(&mut w, balcony, id, "set", list).unwrap();
+    }
+    // No default yet: setting one is no change of a list in use, even with chamber online.
+    privacy_answer(&mut w, balcony, "d1", "set", "<default name='a'/>").unwrap();
+    // Now chamber relies on 'a': changing or declining it is a conflict, and nothing changes.
+    assert_eq!(
+        privacy_answer(&mut w, balcony, "d2", "set", "<default name='b'/>"),
+        Err("conflict".into())
+    );
+    assert_eq!(
+        privacy_answer(&mut w, balcony, "d3", "set", "<default/>"),
+        Err("conflict".into())
+    );
+    // Setting the same default again changes nothing: no conflict.
+    privacy_answer(&mut w, balcony, "d4", "set", "<default name='a'/>").unwrap();
+    assert_eq!(privacy_names(&mut w, balcony, "default"), ["a"]);
+    // Unknown names.
+    for (id, kind, query) in [
+        ("u1", "set", "<default name='nope'/>"),
+        ("u2", "set", "<active name='nope'/>"),
+        ("u3", "set", "<list name='nope'/>"),
+        ("u4", "get", "<list name='nope'/>"),
+    ] {
+        assert_eq!(
+            privacy_answer(&mut w, balcony, id, kind, query),
+            Err("item-not-found".into()),
+            "{id}"
+        );
+    }
+    // More than one child in a set; two lists removed at once.
+    assert_eq!(
+        privacy_answer(
+            &mut w,
+            balcony,
+            "b1",
+            "set",
+            "<active name='a'/><default name='b'/>"
+        ),
+        Err("bad-request".into())
+    );
+    assert_eq!(
+        privacy_answer(
+            &mut w,
+            balcony,
+            "b2",
+            "set",
+            "<list name='a'/><list name='b'/>"
+        ),
+        Err("bad-request".into())
+    );
+    // Once chamber has an active list of its own, the default applies to nobody else: it
+    // can be changed and declined.
+    privacy_answer(&mut w, chamber, "c1", "set", "<active name='b'/>").unwrap();
+    privacy_answer(&mut w, balcony, "d5", "set", "<default name='b'/>").unwrap();
+    privacy_answer(&mut w, balcony, "d6", "set", "<default/>").unwrap();
+    // 'b' is chamber's active list: balcony may not remove it.
+    assert_eq!(
+        privacy_answer(&mut w, balcony, "r1", "set", "<list name='b'/>"),
+        Err("conflict".into())
+    );
+    // balcony's own active list is no obstacle: removed, and balcony has no active list.
+    privacy_answer(&mut w, balcony, "a1", "set", "<active name='a'/>").unwrap();
+    privacy_answer(&mut w, balcony, "r2", "set", "<list name='a'/>").unwrap();
+    assert!(privacy_names(&mut w, balcony, "active").is_empty());
+    assert_eq!(privacy_names(&mut w, balcony, "list"), ["b"]);
+    // The default is removable when no other resource relies on it (chamber uses 'b').
+    privacy_answer(&mut w, balcony, "lc", "set", &LIST_A.replace("'a'", "'c'")).unwrap();
+    privacy_answer(&mut w, balcony, "d7", "set", "<default name='c'/>").unwrap();
+    privacy_answer(&mut w, balcony, "r3", "set", "<list name='c'/>").unwrap();
+    assert!(privacy_names(&mut w, balcony, "default").is_empty());
+}
+
+/// XEP-0016 §2.2 rules 1–2: a stanza to the bare JID is judged, for each resource it would
+/// reach, by that resource's active list, else the default: never by the default alone.
+#[test]
+fn xep_0016_bare_jid_stanzas_are_judged_per_receiving_resource() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    let chamber = "juliet@example.com/chamber";
+    w.online(balcony, 5);
+    w.online(chamber, 5);
+    w.online("nurse@example.com/kitchen", 0);
+    let deny_nurse = "<list name='deny'><item type='jid' value='nurse@example.com' action='deny' order='1'><message/><presence-in/></item></list>";
+    privacy_answer(&mut w, balcony, "l1", "set", deny_nurse).unwrap();
+    privacy_answer(&mut w, balcony, "l2", "set", LIST_B).unwrap();
+    let to_bare = |n: u8| {
+        format!("<message to='juliet@example.com' id='m{n}' type='chat'><body>{n}</body></message>")
+    };
+    // The default denies, but each resource's active list allows: delivered to both.
+    privacy_answer(&mut w, balcony, "d", "set", "<default name='deny'/>").unwrap();
+    privacy_answer(&mut w, balcony, "a1", "set", "<active name='b'/>").unwrap();
+    privacy_answer(&mut w, chamber, "a2", "set", "<active name='b'/>").unwrap();
+    let outs = w.send("nurse@example.com/kitchen", &to_bare(1));
+    assert_eq!(delivered(&outs, balcony).len(), 1, "{outs:?}");
+    assert_eq!(delivered(&outs, chamber).len(), 1, "{outs:?}");
+    assert!(error_of(&outs, "nurse@example.com/kitchen", "m1").is_none());
+    // chamber falls back to the default (it denies): only balcony gets the message, and
+    // the nurse gets no error since it was delivered.
+    privacy_answer(&mut w, chamber, "a3", "set", "<active/>").unwrap();
+    let outs = w.send("nurse@example.com/kitchen", &to_bare(2));
+    assert_eq!(delivered(&outs, balcony).len(), 1, "{outs:?}");
+    assert!(delivered(&outs, chamber).is_empty(), "{outs:?}");
+    assert!(error_of(&outs, "nurse@example.com/kitchen", "m2").is_none());
+    // Presence to the bare JID likewise (presence-in): only balcony sees it.
+    let outs = w.send(
+        "nurse@example.com/kitchen",
+        "<presence to='juliet@example.com'><show>dnd</show></presence>",
+    );
+    assert_eq!(delivered(&outs, balcony).len(), 1, "{outs:?}");
+    assert!(delivered(&outs, chamber).is_empty(), "{outs:?}");
+    // Every recipient refuses: service-unavailable (§2.14), nothing delivered.
+    privacy_answer(&mut w, balcony, "a4", "set", "<active name='deny'/>").unwrap();
+    let outs = w.send("nurse@example.com/kitchen", &to_bare(3));
+    assert!(delivered(&outs, balcony).is_empty() && delivered(&outs, chamber).is_empty());
+    let e = error_of(&outs, "nurse@example.com/kitchen", "m3").expect("bounced");
+    assert_eq!(error_condition(e).as_deref(), Some("service-unavailable"));
+    // Offline: the default decides whether the message is stored.
+    for r in [balcony, chamber] {
+        w.server.session_ended(&mut w.store, &full(r)).unwrap();
+    }
+    w.drain();
+    let outs = w.send("nurse@example.com/kitchen", &to_bare(4));
+    assert!(!outs.iter().any(|o| matches!(o, Output::Offline { .. })));
+    let e = error_of(&outs, "nurse@example.com/kitchen", "m4").expect("bounced");
+    assert_eq!(error_condition(e).as_deref(), Some("service-unavailable"));
+}
+
+/// XEP-0016 §2.11 (its note): `<presence-out/>` blocks presence notifications only — the
+/// user's subscription requests and answers still leave; §2.13: an item naming no kind
+/// blocks every stanza to and from the peer, subscriptions included (not-acceptable out,
+/// §2.14; dropped without a word in).
+#[test]
+fn xep_0016_presence_out_spares_subscriptions_an_all_item_does_not() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    w.online(balcony, 0);
+    w.online("romeo@example.com/orchard", 0);
+    let presence_out = "<list name='po'><item type='jid' value='romeo@example.com' action='deny' order='1'><presence-out/><presence-in/></item></list>";
+    privacy_answer(&mut w, balcony, "l1", "set", presence_out).unwrap();
+    privacy_answer(&mut w, balcony, "a1", "set", "<active name='po'/>").unwrap();
+    // Directed availability to romeo: not-acceptable.
+    let outs = w.send(balcony, "<presence to='romeo@example.com' id='p1'/>");
+    assert!(delivered(&outs, "romeo@example.com/orchard").is_empty());
+    let e = error_of(&outs, balcony, "p1").expect("refused");
+    assert_eq!(error_condition(e).as_deref(), Some("not-acceptable"));
+    // A subscription request is no presence notification: it goes through both ways.
+    let outs = w.send(
+        balcony,
+        "<presence to='romeo@example.com' type='subscribe' id='s1'/>",
+    );
+    assert!(error_of(&outs, balcony, "s1").is_none(), "{outs:?}");
+    assert!(
+        delivered(&outs, "romeo@example.com/orchard")
+            .iter()
+            .any(|e| e.attr("type") == Some("subscribe")),
+        "{outs:?}"
+    );
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence to='juliet@example.com' type='subscribe'/>",
+    );
+    assert!(
+        delivered(&outs, balcony)
+            .iter()
+            .any(|e| e.attr("type") == Some("subscribe")),
+        "{outs:?}"
+    );
+    // An item naming no kind: everything stops, both ways.
+    let all = "<list name='all'><item type='jid' value='romeo@example.com' action='deny' order='1'/></list>";
+    privacy_answer(&mut w, balcony, "l2", "set", all).unwrap();
+    privacy_answer(&mut w, balcony, "a2", "set", "<active name='all'/>").unwrap();
+    for (id, stanza) in [
+        (
+            "s2",
+            "<presence to='romeo@example.com' type='subscribed' id='s2'/>",
+        ),
+        (
+            "m1",
+            "<message to='romeo@example.com' id='m1'><body>hi</body></message>",
+        ),
+        (
+            "q1",
+            "<iq to='romeo@example.com/orchard' type='get' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        ),
+    ] {
+        let outs = w.send(balcony, stanza);
+        assert!(
+            delivered(&outs, "romeo@example.com/orchard").is_empty(),
+            "{id}: {outs:?}"
+        );
+        let e = error_of(&outs, balcony, id).unwrap_or_else(|| panic!("{id}: {outs:?}"));
+        assert_eq!(
+            error_condition(e).as_deref(),
+            Some("not-acceptable"),
+            "{id}"
+        );
+        assert!(
+            e.get_child("error", "jabber:client")
+                .and_then(|x| x.get_child("blocked", "urn:xmpp:blocking:errors"))
+                .is_none(),
+            "a privacy list is not the blocklist"
+        );
+    }
+    // romeo's unsubscribe is dropped: no error to him, nothing to juliet, no roster change.
+    let before = w.state("juliet@example.com", "romeo@example.com");
+    let outs = w.send(
+        "romeo@example.com/orchard",
+        "<presence to='juliet@example.com' type='unsubscribe' id='u1'/>",
+    );
+    assert!(delivered(&outs, balcony).is_empty(), "{outs:?}");
+    assert!(
+        error_of(&outs, "romeo@example.com/orchard", "u1").is_none(),
+        "{outs:?}"
+    );
+    assert_eq!(w.state("juliet@example.com", "romeo@example.com"), before);
 }
 
 #[test]
@@ -1242,4 +1530,93 @@ fn privacy_hostile_lists() {
     );
     let e = error_of(&outs, "juliet@example.com/balcony", "grp").unwrap();
     assert_eq!(error_condition(e).as_deref(), Some("item-not-found"));
+}
+
+/// XEP-0016 §2.2 / §2.11: a probe is answered with the presence of each available resource
+/// whose own list in force lets presence out to the prober, not by the default list alone.
+#[test]
+fn xep_0016_probe_answers_follow_each_resource_list() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    let chamber = "juliet@example.com/chamber";
+    w.online("romeo@example.com/orchard", 0);
+    w.online(balcony, 0);
+    w.online(chamber, 0);
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='subscribe' to='juliet@example.com'/>",
+    );
+    w.send(
+        balcony,
+        "<presence type='subscribed' to='romeo@example.com'/>",
+    );
+    let hide = "<list name='hide'><item type='jid' value='romeo@example.com' action='deny' order='1'><presence-out/></item></list>";
+    privacy_answer(&mut w, balcony, "l", "set", hide).unwrap();
+    privacy_answer(&mut w, balcony, "a", "set", "<active name='hide'/>").unwrap();
+    // Romeo comes back: his server probes Juliet.
+    w.send(
+        "romeo@example.com/orchard",
+        "<presence type='unavailable'/>",
+    );
+    let outs = w.send("romeo@example.com/orchard", "<presence/>");
+    let to_romeo = delivered(&outs, "romeo@example.com/orchard");
+    assert_eq!(presences_from(&to_romeo, chamber).len(), 1, "{outs:?}");
+    assert!(presences_from(&to_romeo, balcony).is_empty(), "{outs:?}");
+}
+
+/// XEP-0016 §2.11 (its note): once a list in force blocks presence out to a subscribed
+/// contact, the contact is sent `unavailable`; once it no longer does, the current presence.
+#[test]
+fn xep_0016_blocking_presence_out_sends_unavailable() {
+    let mut w = World::new();
+    let balcony = "juliet@example.com/balcony";
+    w.online(balcony, 0);
+    w.server.handle_remote_stanza(
+        &mut w.store,
+        &el("<presence type='subscribe' from='romeo@example.net' to='juliet@example.com'/>"),
+    );
+    w.drain();
+    w.send(
+        balcony,
+        "<presence type='subscribed' to='romeo@example.net'/>",
+    );
+    w.send(balcony, "<presence><show>away</show></presence>");
+    let hide = "<list name='hide'><item type='jid' value='romeo@example.net' action='deny' order='1'><presence-out/></item></list>";
+    privacy_answer(&mut w, balcony, "l", "set", hide).unwrap();
+    let to_romeo = |outs: &[Output]| -> Vec<Element> {
+        routed(outs)
+            .into_iter()
+            .filter(|e| e.name() == "presence" && e.attr("to") == Some("romeo@example.net"))
+            .cloned()
+            .collect()
+    };
+    let outs = w.send(
+        balcony,
+        "<iq type='set' id='a1'><query xmlns='jabber:iq:privacy'><active name='hide'/></query></iq>",
+    );
+    let sent = to_romeo(&outs);
+    assert_eq!(sent.len(), 1, "{outs:?}");
+    assert_eq!(sent[0].attr("type"), Some("unavailable"));
+    assert_eq!(sent[0].attr("from"), Some(balcony));
+    // Editing the list so that it no longer matches romeo: his presence comes back.
+    let other = "<list name='hide'><item type='jid' value='iago@example.net' action='deny' order='1'><presence-out/></item></list>";
+    let outs = w.send(
+        balcony,
+        &format!("<iq type='set' id='l2'><query xmlns='jabber:iq:privacy'>{other}</query></iq>"),
+    );
+    let sent = to_romeo(&outs);
+    assert_eq!(sent.len(), 1, "{outs:?}");
+    assert_eq!(sent[0].attr("type"), None);
+    assert_eq!(
+        sent[0]
+            .get_child("show", "jabber:client")
+            .map(Element::text),
+        Some("away".to_owned())
+    );
+    // Changes that do not touch romeo send him nothing.
+    let outs = w.send(
+        balcony,
+        "<iq type='set' id='a2'><query xmlns='jabber:iq:privacy'><active/></query></iq>",
+    );
+    assert!(to_romeo(&outs).is_empty(), "{outs:?}");
 }

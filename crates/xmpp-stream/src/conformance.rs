@@ -1,6 +1,6 @@
-//! The conformance cases (test support, behind the `testing` feature): what a client sends a
-//! server and what RFC 6120 / RFC 6121 says must come back, one numbered case per rule, as
-//! data. Two runners share this table: the hostile-peer suite runs every [`Layer::Stream`]
+//! The conformance cases (test support, behind the `testing` feature): what a client (or a
+//! XEP-0114 component) sends a server and what RFC 6120 / RFC 6121 (or XEP-0198, XEP-0114)
+//! says must come back, one numbered case per rule, as data. Two runners share this table: the hostile-peer suite runs every [`Layer::Stream`]
 //! case against [`ServerStream`](crate::ServerStream) in memory, and the `xmpp-conformance`
 //! tool runs every case against a real server over TCP. A case names the row of
 //! [`RULES`](crate::rules::RULES) it checks ([`Case::rule`]), so a rule added to the library
@@ -10,7 +10,8 @@
 //! and `{b}` (the two accounts' bare JIDs), `{a_full}` and `{b_full}` (their bound full JIDs),
 //! `{plain}` and `{plain_wrong}` (account A's SASL PLAIN message, base64, with the right and
 //! a wrong password), `{scram_first}` (account A's SCRAM client-first message, base64),
-//! `{resource}` (the resource account A's first connection bound). Whatever a runner observes is judged by [`Expect::judge`], the one
+//! `{resource}` (the resource account A's first connection bound), `{component}` (the
+//! XEP-0114 component's domain, for the cases where the runner plays a component). Whatever a runner observes is judged by [`Expect::judge`], the one
 //! place that decides pass or fail.
 
 use minidom::Element;
@@ -38,6 +39,29 @@ pub enum Phase {
     /// Account A negotiated completely by our client machine (connection A), and a second
     /// connection of account A authenticated by hand, no resource bound (connection B).
     Rebind,
+    /// [`Phase::Bound`], then XEP-0198 stream management enabled by hand (`<enable/>` sent,
+    /// `<enabled/>` read): the server's inbound count starts at zero here. A server that
+    /// answers `<failed/>` does not offer it, and the case does not apply.
+    Managed,
+    /// A plain TCP connection to the server's XEP-0114 component port; nothing sent (the
+    /// case's acts open the `jabber:component:accept` stream).
+    ComponentConnected,
+    /// The component stream opened (`to` the component's domain) and the handshake accepted:
+    /// the checker is the component.
+    Component,
+    /// A plain TCP connection to the server's server-to-server port; nothing sent (the
+    /// case's acts open the `jabber:server` stream: the checker plays a remote server).
+    S2sConnected,
+    /// [`Phase::S2sConnected`], then the checker authenticated as a remote server: its stream
+    /// header `from` its domain, STARTTLS, a client certificate for that domain, SASL
+    /// EXTERNAL (RFC 6120 §6.4, §13.8; XEP-0178 §3) and the stream restarted; the checker's
+    /// domain is `{remote}`. The server must trust the certificate's CA.
+    S2sAuthenticated,
+    /// A WebSocket connection upgraded with the `xmpp` subprotocol (RFC 7395 §3.1); nothing
+    /// sent. Each [`Act::Send`] is one text message, each [`Act::Raw`] one binary message.
+    WsConnected,
+    /// [`Phase::WsConnected`], then `<open/>` sent and the server's `<open/>` and features read.
+    WsOpened,
 }
 
 /// Which implementation layer a case exercises (the in-memory runner runs only
@@ -128,6 +152,17 @@ pub enum Expect {
     /// This expectation, judged on this account's connection (for [`Phase::Rebind`], whose
     /// outcome may show on either connection).
     On(Who, &'static Expect),
+    /// A `<stream:error/>` with this condition and this application-specific condition
+    /// element (by local name, e.g. XEP-0198's `handled-count-too-high`).
+    StreamErrorWith(StreamErrorCondition, &'static str),
+    /// A `<stream:error/>`, whatever its condition (where the specification does not name one).
+    AnyStreamError,
+    /// XEP-0198 `<failed/>`, with this stanza error condition if one is given.
+    SmFailed(Option<&'static str>),
+    /// XEP-0198 `<a/>` whose `h` is this count of handled stanzas.
+    SmAck(u32),
+    /// A XEP-0220 dialback element (`jabber:server:dialback`) of this name and `type`.
+    Dialback(&'static str, &'static str),
 }
 
 /// What a runner saw on one connection since the case's first act.
@@ -144,6 +179,8 @@ pub struct Seen {
     /// Bytes the runner saw before the TLS handshake after `<proceed/>` (only for
     /// [`Expect::ProceedAlone`]); no more than its byte limit keeps.
     pub raw: Vec<u8>,
+    /// The `id` of the server's stream header, when the runner saw it.
+    pub stream_id: Option<String>,
 }
 
 /// The verdict of [`Expect::judge`].
@@ -160,6 +197,7 @@ pub enum Verdict {
 
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const STREAM_ERRORS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+const DIALBACK_NS: &str = crate::dialback::NS;
 
 /// A short description of an element: its name and `type`, and the first child's name.
 pub fn describe(element: &Element) -> String {
@@ -182,6 +220,22 @@ fn stream_error(seen: &Seen) -> Option<String> {
                 .find(|c| c.ns() == STREAM_ERRORS_NS && c.name() != "text")
                 .map_or_else(|| "?".to_owned(), |c| c.name().to_owned())
         })
+}
+
+/// The application-specific condition of the stream error seen, if any (a child in neither
+/// the stream-errors namespace nor `text`).
+fn stream_error_app(seen: &Seen) -> Option<String> {
+    seen.elements
+        .iter()
+        .find(|e| e.is("error", ns::STREAMS))?
+        .children()
+        .find(|c| c.ns() != STREAM_ERRORS_NS)
+        .map(|c| c.name().to_owned())
+}
+
+/// The first XEP-0198 element seen (stream management answers in order).
+fn sm_answer(seen: &Seen) -> Option<&Element> {
+    seen.elements.iter().find(|e| e.ns() == ns::SM)
 }
 
 /// Why a connection ended without the expected answer, if it did.
@@ -250,6 +304,12 @@ impl Expect {
                 let connection = if *who == Who::B { "second" } else { "first" };
                 format!("{} on the {connection} connection", inner.describe(vars))
             }
+            Expect::StreamErrorWith(c, app) => format!("stream error <{c}/> with <{app}/>"),
+            Expect::AnyStreamError => "a stream error".to_owned(),
+            Expect::SmFailed(Some(c)) => format!("XEP-0198 <failed><{c}/>"),
+            Expect::SmFailed(None) => "XEP-0198 <failed/>".to_owned(),
+            Expect::SmAck(h) => format!("XEP-0198 <a h='{h}'/>"),
+            Expect::Dialback(name, kind) => format!("<db:{name} type='{kind}'/>"),
         }
     }
 
@@ -427,6 +487,57 @@ impl Expect {
             }
             // Reaching the case at all is the pass: the runner fails it if negotiation failed.
             Expect::Negotiated => Verdict::Pass,
+            Expect::StreamErrorWith(condition, app) => {
+                match (stream_error(seen), stream_error_app(seen)) {
+                    (Some(c), Some(a)) if c == condition.to_string() && a == *app => Verdict::Pass,
+                    (Some(c), a) => Verdict::Fail(format!(
+                        "stream error <{c}/>{}",
+                        a.map(|a| format!(" with <{a}/>")).unwrap_or_default()
+                    )),
+                    (None, _) => fail_if_ended(seen),
+                }
+            }
+            Expect::AnyStreamError => match stream_error(seen) {
+                Some(_) => Verdict::Pass,
+                None => fail_if_ended(seen),
+            },
+            Expect::SmFailed(condition) => match sm_answer(seen) {
+                Some(e) if e.name() == "failed" => {
+                    let got = e.children().find(|c| c.ns() == STANZAS_NS);
+                    match (condition, got) {
+                        (None, _) => Verdict::Pass,
+                        (Some(want), Some(c)) if c.name() == *want => Verdict::Pass,
+                        (Some(_), Some(c)) => Verdict::Fail(format!("<failed><{}/>", c.name())),
+                        (Some(_), None) => Verdict::Fail("<failed/> with no condition".to_owned()),
+                    }
+                }
+                Some(e) => Verdict::Fail(describe(e)),
+                None => fail_if_ended(seen),
+            },
+            Expect::Dialback(name, kind) => {
+                match seen.elements.iter().find(|e| e.ns() == DIALBACK_NS) {
+                    Some(e) if e.name() == *name && e.attr("type") == Some(kind) => Verdict::Pass,
+                    Some(e) => Verdict::Fail(describe(e)),
+                    None => fail_if_ended(seen),
+                }
+            }
+            // The server's own `<r/>` asks, it does not answer: look past it.
+            Expect::SmAck(h) => match seen
+                .elements
+                .iter()
+                .find(|e| e.ns() == ns::SM && e.name() != "r")
+            {
+                Some(e) if e.name() == "a" => {
+                    let got = e.attr("h").unwrap_or_default();
+                    if got == h.to_string() {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail(format!("<a h='{got}'/>"))
+                    }
+                }
+                Some(e) => Verdict::Fail(describe(e)),
+                None => fail_if_ended(seen),
+            },
         }
     }
 }
@@ -519,7 +630,10 @@ const fn case(
 use Act::Send;
 use Expect as X;
 use Layer::{Client as LC, Im as LI, Stream as LS};
-use Phase::{Authenticated, Bound, Connected, Opened, Pair, Rebind, Secured};
+use Phase::{
+    Authenticated, Bound, Component, ComponentConnected, Connected, Managed, Opened, Pair, Rebind,
+    S2sAuthenticated, S2sConnected, Secured, WsConnected, WsOpened,
+};
 use Who::{A, B};
 
 const fn a(text: &'static str) -> Act {
@@ -537,6 +651,31 @@ macro_rules! header {
             "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' ",
             $attrs,
             ">"
+        )
+    };
+}
+
+/// A component's stream header to this domain.
+macro_rules! component_header {
+    ($to:literal) => {
+        concat!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' ",
+            "xmlns:stream='http://etherx.jabber.org/streams' to='",
+            $to,
+            "'>"
+        )
+    };
+}
+
+/// A remote server's stream header (from `checker.test`, dialback declared) with these
+/// attributes.
+macro_rules! s2s_header {
+    ($attrs:literal) => {
+        concat!(
+            "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' ",
+            "xmlns:db='jabber:server:dialback' ",
+            $attrs,
+            " version='1.0'>"
         )
     };
 }
@@ -1160,6 +1299,320 @@ pub const CASES: &[Case] = &[
         X::StreamError(StreamErrorCondition::UnsupportedStanzaType),
         input("<frobnicate xmlns='urn:example:conformance'/>", ""),
     ),
+    // ----- stream management (XEP-0198; the case does not apply where it is not offered) -----
+    case(
+        42,
+        "sm.enable-before-bind",
+        "XEP-0198 §3",
+        Some("sm.enable-early"),
+        "<enable/> before resource binding does not enable stream management: <failed/> (§6: \
+         errors are recoverable), or a stream error (misuse may end the stream)",
+        (LS, Authenticated),
+        &[a("<enable xmlns='urn:xmpp:sm:3'/>")],
+        X::Either(&X::SmFailed(None), &X::AnyStreamError),
+        output("failed", "enabled"),
+    ),
+    case(
+        43,
+        "sm.enable-twice",
+        "XEP-0198 §3",
+        Some("sm.enable"),
+        "a second <enable/> is refused: a stream error (SHOULD), or <failed><unexpected-request/> \
+         (§6)",
+        (LS, Managed),
+        &[a("<enable xmlns='urn:xmpp:sm:3'/>")],
+        X::Either(&X::AnyStreamError, &X::SmFailed(Some("unexpected-request"))),
+        output("failed", "enabled"),
+    ),
+    case(
+        44,
+        "sm.ack-count",
+        "XEP-0198 §4",
+        Some("sm.request"),
+        "<r/> is answered with <a/> whose h counts the stanzas handled since <enable/>",
+        (LS, Managed),
+        &[
+            a("<iq type='get' id='p1' to='{domain}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            a("<iq type='get' id='p2' to='{domain}'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            a("<r xmlns='urn:xmpp:sm:3'/>"),
+        ],
+        X::SmAck(2),
+        output("h='2'", "h='3'"),
+    ),
+    case(
+        45,
+        "sm.h-too-high",
+        "XEP-0198 §4",
+        Some("sm.answer"),
+        "an <a/> acknowledging more than was sent ends the stream: undefined-condition with \
+         <handled-count-too-high/>",
+        (LS, Managed),
+        &[a("<a xmlns='urn:xmpp:sm:3' h='1000'/>")],
+        X::StreamErrorWith(
+            StreamErrorCondition::UndefinedCondition,
+            "handled-count-too-high",
+        ),
+        output("handled-count-too-high", "conformance-broken"),
+    ),
+    case(
+        46,
+        "sm.resume-unknown",
+        "XEP-0198 §5",
+        Some("sm.resume"),
+        "<resume/> naming a session the server does not know is <failed><item-not-found/>",
+        (LI, Authenticated),
+        &[a(
+            "<resume xmlns='urn:xmpp:sm:3' previd='conformance-no-such-session' h='0'/>",
+        )],
+        X::SmFailed(Some("item-not-found")),
+        output("item-not-found", "undefined-condition"),
+    ),
+    // ----- components (XEP-0114; the checker plays the component) -----
+    case(
+        47,
+        "component.unknown-domain",
+        "RFC 6120 §4.9.3.6 (XEP-0114 §3)",
+        Some("component.accept-header"),
+        "a component stream to a domain the server does not serve as a component is host-unknown",
+        (LS, ComponentConnected),
+        &[a(component_header!("conformance-unknown.invalid"))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        48,
+        "component.wrong-secret",
+        "XEP-0114 §3",
+        Some("component.verify"),
+        "a handshake that does not prove the shared secret is not-authorized",
+        (LS, ComponentConnected),
+        &[
+            a(component_header!("{component}")),
+            a("<handshake>0000000000000000000000000000000000000000</handshake>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        49,
+        "component.stanza-before-handshake",
+        "RFC 6120 §4.9.3.12 (XEP-0114 §3)",
+        None,
+        "a stanza before the handshake is not-authorized",
+        (LS, ComponentConnected),
+        &[
+            a(component_header!("{component}")),
+            a("<message from='{component}' to='{a}' id='c1'><body>hi</body></message>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        50,
+        "component.foreign-from",
+        "RFC 6120 §4.9.3.9 (XEP-0114 §3)",
+        Some("component.inbound-stanza"),
+        "a stanza from a domain that is not the component's is invalid-from",
+        (LS, Component),
+        &[a(
+            "<message from='{a}' to='{a}' id='c1'><body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
+    // ----- server-to-server (RFC 6120 §13, XEP-0220; the checker plays a remote server) -----
+    case(
+        51,
+        "s2s.client-namespace",
+        "RFC 6120 §4.9.3.10",
+        Some("s2s.header-from-initiating"),
+        "a jabber:client stream on the server-to-server port is invalid-namespace",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:client' from='checker.test' to='{domain}'"
+        ))],
+        X::StreamError(StreamErrorCondition::InvalidNamespace),
+        output("invalid-namespace", "undefined-condition"),
+    ),
+    case(
+        52,
+        "s2s.unknown-to",
+        "RFC 6120 §4.9.3.6",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server stream to a domain the server does not serve is host-unknown",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:server' from='checker.test' to='conformance-unknown.invalid'"
+        ))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        59,
+        "s2s.missing-to",
+        "RFC 6120 §4.7.2, §4.9.3.6",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server header with no to names no domain the server serves: host-unknown",
+        (LS, S2sConnected),
+        &[a(s2s_header!("xmlns='jabber:server' from='checker.test'"))],
+        X::StreamError(StreamErrorCondition::HostUnknown),
+        output("host-unknown", "undefined-condition"),
+    ),
+    case(
+        60,
+        "s2s.from-not-domain",
+        "RFC 6120 §4.7.1, §4.9.3.9",
+        Some("s2s.header-from-initiating"),
+        "a server-to-server header whose from is not a domain (a JID with a localpart) is \
+         invalid-from",
+        (LS, S2sConnected),
+        &[a(s2s_header!(
+            "xmlns='jabber:server' from='someone@checker.test' to='{domain}'"
+        ))],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
+    case(
+        53,
+        "s2s.stanza-before-auth",
+        "RFC 6120 §4.9.3.12",
+        None,
+        "a stanza from a remote server that has not authenticated is not-authorized",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a("<message from='someone@checker.test' to='{a}' id='c1'><body>hi</body></message>"),
+        ],
+        X::StreamError(StreamErrorCondition::NotAuthorized),
+        output("not-authorized", "undefined-condition"),
+    ),
+    case(
+        54,
+        "s2s.verify-unknown-id",
+        "XEP-0220 §2.1.2, §2.4",
+        Some("s2s.dialback-verify"),
+        "a dialback verification for a stream id the server never issued is answered invalid",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a(
+                "<db:verify from='checker.test' to='{domain}' id='conformance-no-such-stream'>\
+               0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:verify>",
+            ),
+        ],
+        X::Dialback("verify", "invalid"),
+        output("type='invalid'", "type='valid'"),
+    ),
+    case(
+        55,
+        "s2s.external-before-tls",
+        "RFC 6120 §6.5.4, §13.8",
+        Some("s2s.external"),
+        "SASL EXTERNAL before TLS is encryption-required (or invalid-mechanism: it is not offered)",
+        (LS, S2sConnected),
+        &[
+            a(s2s_header!(
+                "xmlns='jabber:server' from='checker.test' to='{domain}'"
+            )),
+            a(concat!("<auth mechanism='EXTERNAL' ", sasl!(">=</auth>"))),
+        ],
+        X::Either(
+            &X::SaslFailure("encryption-required"),
+            &X::SaslFailure("invalid-mechanism"),
+        ),
+        output("<encryption-required", "<undefined-condition"),
+    ),
+    // ----- server-to-server after authentication (the checker is `{remote}`, by EXTERNAL) -----
+    case(
+        61,
+        "s2s.foreign-from",
+        "RFC 6120 §4.9.3.9, §8.1.2.1",
+        Some("s2s.inbound-stanza"),
+        "a stanza whose from is outside the domain the remote server authenticated as is \
+         invalid-from",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<message from='someone@conformance-other.invalid' to='{a}' id='c1'>\
+             <body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidFrom),
+        output("invalid-from", "undefined-condition"),
+    ),
+    case(
+        62,
+        "s2s.stanza-without-to",
+        "RFC 6120 §4.9.3.7, §8.1.1.1",
+        Some("s2s.inbound-stanza"),
+        "a stanza between servers without a to is improper-addressing",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<message from='someone@{remote}' id='c1'><body>hi</body></message>",
+        )],
+        X::StreamError(StreamErrorCondition::ImproperAddressing),
+        output("improper-addressing", "undefined-condition"),
+    ),
+    case(
+        63,
+        "s2s.verify-established",
+        "XEP-0220 §2.1.2, §2.4",
+        Some("s2s.dialback-verify-established"),
+        "a dialback verification on an authenticated stream, for a stream id the server never \
+         issued, is answered invalid",
+        (LS, S2sAuthenticated),
+        &[a(
+            "<db:verify from='{remote}' to='{domain}' id='conformance-no-such-stream'>\
+             0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:verify>",
+        )],
+        X::Dialback("verify", "invalid"),
+        output("type='invalid'", "type='valid'"),
+    ),
+    // ----- XMPP over WebSocket (RFC 7395) -----
+    case(
+        56,
+        "ws.stream-header",
+        "RFC 7395 §3.3.2, §3.3.3",
+        None,
+        "a TCP stream header instead of <open/> is refused: invalid-namespace (the framing \
+         namespace is required) or not-well-formed (a frame must be a whole document)",
+        (LS, WsConnected),
+        &[a(
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+             to='{domain}' version='1.0'>",
+        )],
+        X::Either(
+            &X::StreamError(StreamErrorCondition::InvalidNamespace),
+            &X::StreamError(StreamErrorCondition::NotWellFormed),
+        ),
+        output("<invalid-namespace", "<undefined-condition"),
+    ),
+    case(
+        57,
+        "ws.open-namespace",
+        "RFC 7395 §3.3.2 (RFC 6120 §4.9.3.10)",
+        None,
+        "an <open/> outside the framing namespace is invalid-namespace",
+        (LS, WsConnected),
+        &[a(
+            "<open xmlns='urn:example:wrong' to='{domain}' version='1.0'/>",
+        )],
+        X::StreamError(StreamErrorCondition::InvalidNamespace),
+        output("invalid-namespace", "undefined-condition"),
+    ),
+    case(
+        58,
+        "ws.partial-element",
+        "RFC 7395 §3.3.3 (RFC 6120 §4.9.3.13)",
+        None,
+        "a message that is not a whole XML element is not-well-formed",
+        (LS, WsOpened),
+        &[a("<message xmlns='jabber:client' to='{a}'><body>x")],
+        X::StreamError(StreamErrorCondition::NotWellFormed),
+        output("not-well-formed", "undefined-condition"),
+    ),
 ];
 
 /// The values of a case's placeholders.
@@ -1183,6 +1636,11 @@ pub struct Vars {
     pub scram_first: String,
     /// The resource account A's first connection bound.
     pub resource: String,
+    /// The XEP-0114 component's domain (the component cases).
+    pub component: String,
+    /// The domain the checker authenticated as on a server-to-server stream
+    /// ([`Phase::S2sAuthenticated`]).
+    pub remote: String,
 }
 
 impl Vars {
@@ -1197,6 +1655,8 @@ impl Vars {
             .replace("{plain}", &self.plain)
             .replace("{scram_first}", &self.scram_first)
             .replace("{resource}", &self.resource)
+            .replace("{component}", &self.component)
+            .replace("{remote}", &self.remote)
     }
 }
 
@@ -1214,6 +1674,21 @@ impl Observer {
         let mut parser = StreamParser::new();
         parser.feed(
             b"<stream:stream xmlns='jabber:client' \
+              xmlns:stream='http://etherx.jabber.org/streams'>",
+        );
+        let _ = parser.next_event();
+        Observer {
+            parser,
+            seen: Seen::default(),
+        }
+    }
+
+    /// An observer for a server-to-server stream whose header the server already sent (the
+    /// parser starts inside a `jabber:server` stream declaring the dialback prefix `db`).
+    pub fn inside_server_stream() -> Self {
+        let mut parser = StreamParser::new();
+        parser.feed(
+            b"<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
               xmlns:stream='http://etherx.jabber.org/streams'>",
         );
         let _ = parser.next_event();
@@ -1241,6 +1716,7 @@ impl Observer {
             match self.parser.next_event() {
                 Ok(Some(XmlEvent::Element(element))) => self.seen.elements.push(element),
                 Ok(Some(XmlEvent::StreamEnd)) => self.seen.stream_end = true,
+                Ok(Some(XmlEvent::StreamStart(header))) => self.seen.stream_id = header.id,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
@@ -1265,6 +1741,12 @@ impl Observer {
     pub fn raw(&mut self, bytes: &[u8]) {
         self.seen.raw.extend_from_slice(bytes);
     }
+}
+
+/// The XEP-0114 §3 handshake a component sends on the stream `stream_id` with `secret`
+/// (lowercase hex SHA-1 of the id and the secret), for runners that play a component.
+pub fn component_handshake(stream_id: &str, secret: &str) -> String {
+    crate::steps::component::handshake_digest(stream_id, secret)
 }
 
 /// The case with this number.

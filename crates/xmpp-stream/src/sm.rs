@@ -340,6 +340,13 @@ impl DetachedSession {
     pub fn queued(&self) -> usize {
         self.sm.unacked.len()
     }
+
+    /// The resumption window granted in `<enabled max=''/>` (the server's own, or the
+    /// shorter one the client asked for), if one was named: the host keeps the session
+    /// detached this long, not longer.
+    pub fn max_resume(&self) -> Option<Duration> {
+        self.sm.max.map(|secs| Duration::from_secs(u64::from(secs)))
+    }
 }
 
 // ----- wire elements (build and parse; no state) -----

@@ -160,7 +160,7 @@ pub fn with_sni(
         default: Arc::clone(&default.cert_resolver),
         by_name: by_name
             .iter()
-            .map(|(name, config)| (name.to_ascii_lowercase(), Arc::clone(&config.cert_resolver)))
+            .map(|(name, config)| (tls_name(name), Arc::clone(&config.cert_resolver)))
             .collect(),
     });
     Arc::new(config)
@@ -178,13 +178,26 @@ impl rustls::server::ResolvesServerCert for BySni {
         &self,
         hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        // rustls hands the SNI name over lowercased and validated.
+        // rustls hands the SNI name over lowercased and validated: A-labels, as the keys.
         let resolver = hello
             .server_name()
             .and_then(|name| self.by_name.iter().find(|(known, _)| known == name))
             .map_or(&self.default, |(_, resolver)| resolver);
         resolver.resolve(hello)
     }
+}
+
+/// The name TLS uses for an XMPP domain (SNI, RFC 6066 §3: "the hostname represented as a
+/// byte string using ASCII encoding"; certificate names, RFC 6125 §6.4.2): every
+/// internationalized label as its A-label, lowercase, e.g. `xn--mnchen-3ya.test` for
+/// `münchen.test`. Domains are held enforced, with U-labels, which a client never sends as
+/// SNI and rustls refuses as a server name. A string that is no domain stays as given,
+/// lowercased.
+pub fn tls_name(domain: &str) -> String {
+    xmpp_jid::BareJid::new(domain).map_or_else(
+        |_| domain.to_ascii_lowercase(),
+        |jid| jid.domain_a_labels().to_ascii_lowercase(),
+    )
 }
 
 /// The server name to verify and send in SNI.
@@ -196,6 +209,14 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_names_are_lowercase_a_labels() {
+        assert_eq!(tls_name("münchen.test"), "xn--mnchen-3ya.test");
+        assert_eq!(tls_name("MÜNCHEN.test"), "xn--mnchen-3ya.test");
+        assert_eq!(tls_name("Example.COM"), "example.com");
+        assert_eq!(tls_name("a/b"), "a/b");
+    }
 
     #[test]
     fn pem_trust_needs_a_certificate() {

@@ -5,6 +5,11 @@
 //! WebSocket with SCRAM, Bob over TCP with STARTTLS; they exchange directed presence and a
 //! message each way; Alice closes with `<close/>` and gets the server's. Every wait is bounded.
 //!
+//! The same over `wss:` (`PeerOptions::with_secure_websocket`): the peer serves a certificate
+//! for `localhost` issued by a fresh `TestCa`, which is all our client trusts, so the TLS
+//! under the WebSocket is really checked (name and chain); the TLS session's channel bindings
+//! go to the machine as on direct TLS.
+//!
 //! Run with `XMPP_INTEROP=require cargo test -p xmpp-host --test interop_websocket`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,7 +23,7 @@ use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_host::websocket::WebSocketOptions;
 use xmpp_host::{Error, OsEntropy};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, CloseReason, Event, FullJid, TlsPolicy};
-use xmpp_testpeers::{PeerKind, PeerOptions, PeerServer, start_for_test_with};
+use xmpp_testpeers::{DOMAIN, PeerKind, PeerOptions, PeerServer, TestCa, start_for_test_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 const NS: &str = "jabber:client";
@@ -75,38 +80,49 @@ fn is_message(body: &'static str) -> impl Fn(&Element) -> bool {
     }
 }
 
-async fn run(kind: PeerKind) {
-    let options = PeerOptions::new().with_websocket();
+/// `ws:` or `wss:` under the WebSocket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Ws,
+    Wss,
+}
+
+async fn run(kind: PeerKind, transport: Transport) {
+    let ca = TestCa::new("interop_websocket test CA").unwrap();
+    let mut options = PeerOptions::new().with_certificate(ca.issue(DOMAIN).unwrap());
+    options = match transport {
+        Transport::Ws => options.with_websocket(),
+        Transport::Wss => options.with_secure_websocket(),
+    };
     let Some(server) = start_for_test_with(kind, &[("alice", "pw-a"), ("bob", "pw-b")], &options)
     else {
         return;
     };
-    let url = server
-        .websocket_url()
-        .expect("asked for a WebSocket endpoint");
-    let port = server
-        .websocket_port
-        .expect("asked for a WebSocket endpoint");
-    let ws = WebSocketOptions::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &url);
+    let (url, port) = match transport {
+        Transport::Ws => (server.websocket_url(), server.websocket_port),
+        Transport::Wss => (server.secure_websocket_url(), server.secure_websocket_port),
+    };
+    let (url, port) = url.zip(port).expect("asked for a WebSocket endpoint");
+    let tls = client_config(&Trust::Pem(ca.pem().into_bytes()), Versions::Any).unwrap();
+    let mut ws = WebSocketOptions::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &url);
     let mut alice_config = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "pw-a");
-    // `ws:` on loopback: no TLS anywhere, and the client must be told so, or it refuses to
-    // authenticate (the default policy requires TLS).
-    alice_config.tls = TlsPolicy::Disabled;
+    if transport == Transport::Ws {
+        // `ws:` on loopback: no TLS anywhere, and the client must be told so, or it refuses
+        // to authenticate (the default policy requires TLS).
+        alice_config.tls = TlsPolicy::Disabled;
+    } else {
+        ws.tls = Some(tls.clone());
+    }
     let mut alice = Conn::connect_websocket(&ws, alice_config, OsEntropy::new())
         .await
         .unwrap_or_else(|e| panic!("{kind}: WebSocket connect: {e}\n{}", server.log_tail(30)));
     let (alice_jid, mechanism) = login(&mut alice, &server).await;
     assert!(
         mechanism.starts_with("SCRAM-SHA-"),
-        "{kind}: over ws: authenticated with {mechanism}"
+        "{kind}: over {url}: authenticated with {mechanism}"
     );
     assert!(alice.machine().is_websocket());
 
-    let tls = client_config(
-        &Trust::Pem(server.certificate_pem.clone().into_bytes()),
-        Versions::Any,
-    )
-    .unwrap();
     let bob_config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "pw-b");
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port));
     let mut bob = Conn::connect(
@@ -173,10 +189,20 @@ async fn run(kind: PeerKind) {
 
 #[tokio::test]
 async fn prosody_over_websocket() {
-    run(PeerKind::Prosody).await;
+    run(PeerKind::Prosody, Transport::Ws).await;
 }
 
 #[tokio::test]
 async fn ejabberd_over_websocket() {
-    run(PeerKind::Ejabberd).await;
+    run(PeerKind::Ejabberd, Transport::Ws).await;
+}
+
+#[tokio::test]
+async fn prosody_over_secure_websocket() {
+    run(PeerKind::Prosody, Transport::Wss).await;
+}
+
+#[tokio::test]
+async fn ejabberd_over_secure_websocket() {
+    run(PeerKind::Ejabberd, Transport::Wss).await;
 }

@@ -358,3 +358,30 @@ fn our_client_refuses_tls12_without_extended_master_secret() {
         "{outcome:?}"
     );
 }
+
+/// A local domain configured with U-labels (`münchen.test`, the enforced form the server
+/// holds) gets its own certificate for a client that sends the A-label as SNI, as clients
+/// do (RFC 6066 §3): compared as U-labels, the client got the default certificate, which
+/// does not name its domain, and the handshake failed.
+#[test]
+fn a_domain_given_with_u_labels_is_chosen_by_its_a_label_sni() {
+    let default = TlsMaterial::self_signed(&["example.test"]).unwrap();
+    let idn = TlsMaterial::self_signed(&["münchen.test"]).unwrap();
+    let served = default.with_domain("münchen.test", &idn);
+    let mut pair = Pair {
+        client: ClientConnection::new(
+            client_for(&idn, Versions::Any),
+            server_name("xn--mnchen-3ya.test").unwrap(),
+        )
+        .unwrap(),
+        server: rustls::ServerConnection::new(Arc::clone(&served.config)).unwrap(),
+    };
+    pair.handshake();
+    let peer = peer_certificate(&pair.client).unwrap();
+    assert_eq!(peer.as_ref(), idn.cert_der.as_slice());
+    assert_eq!(pair.server.server_name(), Some("xn--mnchen-3ya.test"));
+    assert_eq!(
+        served.leaf_for(pair.server.server_name()).as_ref(),
+        idn.cert_der.as_slice()
+    );
+}

@@ -5,6 +5,23 @@
 //! second account's presence come and go, exchanges a message each way with it (that account
 //! is our Rust client over WebSocket), and closes cleanly (`<close/>` both ways).
 //!
+//! The same page against Prosody 0.12 (`mod_websocket`) and ejabberd 23.01
+//! (`ejabberd_http_ws`), started by `xmpp-testpeers`: the page is served by our static file
+//! server on one loopback port and opens the peer's WebSocket on another. WebSocket is not
+//! subject to CORS, but a server may check the upgrade's `Origin`: ejabberd is configured to
+//! accept the page's origin only (`websocket_origin`), Prosody 0.12 checks none. Bob is our
+//! Rust client over TCP with STARTTLS; Alice's roster holds Bob (set before the page logs in).
+//!
+//! `wss:` in the browser: the peer (or our server's `--wss`) serves a certificate the system
+//! does not trust (a fresh `TestCa`'s, or our server's self-signed one). Chromium is started
+//! with `--ignore-certificate-errors-spki-list=<SHA-256 of that leaf's public key>`, which
+//! lets exactly that key through and nothing else: a certificate with any other key still
+//! fails as on any machine. chromedriver's `acceptInsecureCerts` would accept every
+//! certificate, so the test would pass even if the page talked to the wrong server; adding
+//! the CA to a system or NSS store would touch the machine. Our own client is checked over
+//! `wss:` with a real chain and name check against our server here (and against the peers in
+//! `xmpp-host`'s `interop_websocket`).
+//!
 //! Needs the wasm32 target, `wasm-bindgen` (the CLI, the same version as the crate in
 //! `Cargo.lock`; `.ci/run` installs it), `/usr/bin/chromium` and `/usr/bin/chromedriver`;
 //! without one of them it skips and says which (fails under `XMPP_INTEROP=require`). The
@@ -14,9 +31,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -26,10 +44,14 @@ use minidom::Element;
 use serde_json::{Value, json};
 use xmpp_host::OsEntropy;
 use xmpp_host::asynchronous::AsyncConnection;
+use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_host::websocket::WebSocketOptions;
 use xmpp_server::{HubConfig, ServerHandle};
 use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, TlsPolicy};
-use xmpp_testpeers::{WASM_TARGET, skip_or_fail, wasm_target_installed};
+use xmpp_testpeers::{
+    DOMAIN, PeerKind, PeerOptions, PeerServer, TestCa, WASM_TARGET, skip_or_fail,
+    start_for_test_with, wasm_target_installed,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -97,6 +119,34 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// One headless Chromium at a time: on 2 cores, several at once make each slow for nothing.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// The page and its module, built once per run into `target/browser-test/site`.
+fn site() -> &'static Path {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let dir = workspace().join("target/browser-test/site");
+        std::fs::create_dir_all(&dir).unwrap();
+        build_page(&dir);
+        dir
+    })
+}
+
+/// Base64 of the SHA-256 of a certificate's SubjectPublicKeyInfo: what Chromium's
+/// `--ignore-certificate-errors-spki-list` names.
+fn spki_sha256(cert_der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// The DER of the first certificate in `pem`.
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    pem.contents
 }
 
 /// Build the module with the `browser` feature, bind it, and lay out the page in `dir`.
@@ -212,6 +262,11 @@ mod tempdir {
 
 impl Browser {
     fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// A browser with these command-line switches on top of the usual ones.
+    fn start_with(extra: &[String]) -> Browser {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -239,6 +294,7 @@ impl Browser {
         .iter()
         .map(|a| (*a).to_owned())
         .chain([format!("--user-data-dir={}", profile.0.display())])
+        .chain(extra.iter().cloned())
         .collect::<Vec<_>>();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -309,23 +365,28 @@ impl Drop for Browser {
     }
 }
 
-fn server() -> ServerHandle {
+/// Our server with Alice and Bob, its WebSocket endpoint `wss:` or, as the page on
+/// http://127.0.0.1 uses it, `ws:` on loopback.
+fn server(wss: bool) -> ServerHandle {
     let mut hub = HubConfig::new(BareJid::new("localhost").unwrap())
         .with_user("alice", "pw-a")
         .with_user("bob", "pw-b");
-    // ws: on loopback, as the page on http://127.0.0.1 uses it.
-    hub.stream.tls = TlsPolicy::Optional;
+    hub.stream.tls = if wss {
+        TlsPolicy::Required
+    } else {
+        TlsPolicy::Optional
+    };
     let config = common::runtime_config(hub, "localhost");
-    ServerHandle::spawn_websocket(common::loopback(), common::loopback(), false, config).unwrap()
+    ServerHandle::spawn_websocket(common::loopback(), common::loopback(), wss, config).unwrap()
 }
 
 /// Serve `root` with the server's static file server on its own runtime thread; its port.
-fn serve_site(root: &Path, ws_url: &str) -> u16 {
+fn serve_site(root: &Path, ws_url: Option<&str>) -> u16 {
     let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let web_port = web.local_addr().unwrap().port();
     web.set_nonblocking(true).unwrap();
     let root = root.to_owned();
-    let url_for_page = ws_url.to_owned();
+    let url_for_page = ws_url.map(str::to_owned);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -333,26 +394,37 @@ fn serve_site(root: &Path, ws_url: &str) -> u16 {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(web).unwrap();
-            xmpp_server::serve_web(listener, root, Some(url_for_page)).await;
+            xmpp_server::serve_web(listener, root, url_for_page).await;
         });
     });
     web_port
 }
 
-/// Bob, our Rust client over WebSocket, negotiated.
+/// Bob, our Rust client over `ws:`, negotiated.
 async fn bob(ws_addr: SocketAddr, ws_url: &str) -> AsyncConnection<ClientStream> {
+    bob_over(&WebSocketOptions::new(ws_addr, ws_url)).await
+}
+
+/// Bob, our Rust client over WebSocket as `options` say (`ws:` or `wss:`), negotiated and
+/// available.
+async fn bob_over(options: &WebSocketOptions) -> AsyncConnection<ClientStream> {
     let mut config = ClientConfig::new(BareJid::new("bob@localhost").unwrap(), "pw-b");
-    config.tls = TlsPolicy::Disabled;
-    let options = WebSocketOptions::new(ws_addr, ws_url);
-    let mut bob = AsyncConnection::connect_websocket(&options, config, OsEntropy::new())
+    if options.url.starts_with("ws:") {
+        config.tls = TlsPolicy::Disabled;
+    }
+    let mut bob = AsyncConnection::connect_websocket(options, config, OsEntropy::new())
         .await
         .unwrap();
     bob.negotiate(WAIT).await.unwrap();
-    // Available, so that messages to the bare JID reach this resource.
-    bob.send(&Element::builder("presence", NS).build())
+    available(&mut bob).await;
+    bob
+}
+
+/// Initial presence, so that messages to the bare JID reach this resource.
+async fn available(conn: &mut AsyncConnection<ClientStream>) {
+    conn.send(&Element::builder("presence", NS).build())
         .await
         .unwrap();
-    bob
 }
 
 /// The next message Bob gets with this body; its sender.
@@ -448,15 +520,48 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
         skip_or_fail(&format!("browser test: {why}"));
         return;
     }
-    let site = tempdir::Dir::new("site");
-    build_page(&site.0);
-    let server = server();
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let server = server(false);
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
 
-    let web_port = serve_site(&site.0, &ws_url);
+    let web_port = serve_site(site(), Some(&ws_url));
 
     let browser = Browser::start();
+    let alice = page_logs_in(&browser, web_port, &ws_url);
+
+    // Bob: our Rust client, also over WebSocket.
+    runtime().block_on(async {
+        let mut bob = bob(ws_addr, &ws_url).await;
+        if let Ok(file) = std::env::var("XMPP_SCREENSHOT") {
+            bob.send(&stanza_with("presence", &alice, None, None))
+                .await
+                .unwrap();
+            browser.wait("Bob available", |s| {
+                s["roster"]["bob@localhost"]["show"] == "available"
+            });
+            chat(&mut bob, &alice, "Hello from a Rust client over WebSocket").await;
+            browser.wait("the greeting", |s| {
+                s["messages"].to_string().contains("Hello from")
+            });
+            browser.run("window.xmppSend('bob@localhost', 'Hi Bob, from the browser!');");
+            browser.run("document.querySelector('#roster li').click();");
+            let png = browser.command("GET", "screenshot", None);
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(png.as_str().unwrap())
+                .unwrap();
+            std::fs::write(file, png).unwrap();
+        }
+        converse(&browser, &mut bob, &alice).await;
+        bob.close(WAIT).await.unwrap();
+    });
+    page_logs_out(&browser);
+}
+
+/// The page at `web_port` logs in as Alice over `ws_url` and gets its roster; her full JID.
+fn page_logs_in(browser: &Browser, web_port: u16, ws_url: &str) -> String {
     browser.go(&format!(
         "http://127.0.0.1:{web_port}/?jid=alice@localhost&password=pw-a&url={ws_url}&autologin"
     ));
@@ -471,51 +576,39 @@ fn the_page_logs_in_chats_and_closes_in_headless_chromium() {
         "{log}"
     );
     assert!(log.contains("subprotocol xmpp"), "{log}");
+    alice
+}
 
-    // Bob: our Rust client, also over WebSocket.
-    runtime().block_on(async {
-        let mut bob = bob(ws_addr, &ws_url).await;
-        bob.send(&stanza_with("presence", &alice, None, None))
-            .await
-            .unwrap();
-        browser.wait("Bob available", |s| {
-            s["roster"]["bob@localhost"]["show"] == "available"
-        });
-        if let Ok(file) = std::env::var("XMPP_SCREENSHOT") {
-            chat(&mut bob, &alice, "Hello from a Rust client over WebSocket").await;
-            browser.wait("the greeting", |s| {
-                s["messages"].to_string().contains("Hello from")
-            });
-            browser.run("window.xmppSend('bob@localhost', 'Hi Bob, from the browser!');");
-            browser.run("document.querySelector('#roster li').click();");
-            let png = browser.command("GET", "screenshot", None);
-            let png = base64::engine::general_purpose::STANDARD
-                .decode(png.as_str().unwrap())
-                .unwrap();
-            std::fs::write(file, png).unwrap();
-        }
-        // A message each way.
-        chat(&mut bob, &alice, "ping from bob").await;
-        browser.wait("Bob's message", |s| {
-            s["messages"].as_array().is_some_and(|m| {
-                m.iter()
-                    .any(|m| m["body"] == "ping from bob" && m["from"] == "bob@localhost")
-            })
-        });
-        browser.run("window.xmppSend('bob@localhost', 'pong from the page');");
-        let from = bob_receives(&mut bob, "pong from the page").await;
-        assert_eq!(from, alice);
-        // Bob goes away: the page shows it.
-        bob.send(&stanza_with("presence", &alice, Some("unavailable"), None))
-            .await
-            .unwrap();
-        browser.wait("Bob offline", |s| {
-            s["roster"]["bob@localhost"]["show"] == "offline"
-        });
-        bob.close(WAIT).await.unwrap();
+/// Bob's presence reaches the page, a message each way, Bob goes away and the page shows it.
+async fn converse(browser: &Browser, bob: &mut AsyncConnection<ClientStream>, alice: &str) {
+    bob.send(&stanza_with("presence", alice, None, None))
+        .await
+        .unwrap();
+    browser.wait("Bob available", |s| {
+        s["roster"]["bob@localhost"]["show"] == "available"
     });
+    // A message each way.
+    chat(bob, alice, "ping from bob").await;
+    browser.wait("Bob's message", |s| {
+        s["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["body"] == "ping from bob" && m["from"] == "bob@localhost")
+        })
+    });
+    browser.run("window.xmppSend('bob@localhost', 'pong from the page');");
+    let from = bob_receives(bob, "pong from the page").await;
+    assert_eq!(from, alice);
+    // Bob goes away: the page shows it.
+    bob.send(&stanza_with("presence", alice, Some("unavailable"), None))
+        .await
+        .unwrap();
+    browser.wait("Bob offline", |s| {
+        s["roster"]["bob@localhost"]["show"] == "offline"
+    });
+}
 
-    // The page logs out: `<close/>` both ways.
+/// The page logs out: `<close/>` both ways.
+fn page_logs_out(browser: &Browser) {
     browser.run("window.xmppLogout();");
     let state = browser.wait("closed", |s| !s["closed"].is_null());
     assert_eq!(state["closed"], "Graceful", "{state:#}");
@@ -539,13 +632,16 @@ fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
             return;
         }
     };
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let site = tempdir::Dir::new("strophe");
     std::fs::copy(&bundle, site.0.join("strophe.umd.min.js")).unwrap();
     std::fs::write(site.0.join("index.html"), STROPHE_PAGE).unwrap();
-    let server = server();
+    let server = server(false);
     let ws_addr = server.websocket_addr.expect("a WebSocket listener");
     let ws_url = format!("ws://{ws_addr}/xmpp-websocket");
-    let web_port = serve_site(&site.0, &ws_url);
+    let web_port = serve_site(&site.0, Some(&ws_url));
     runtime().block_on(async {
         let mut bob = bob(ws_addr, &ws_url).await;
         let browser = Browser::start();
@@ -560,6 +656,206 @@ fn strophe_js_logs_in_and_chats_with_our_server_in_headless_chromium() {
         });
         browser.run("window.stropheQuit();");
         browser.wait("disconnected", |s| s["disconnected"] == true);
+        bob.close(WAIT).await.unwrap();
+    });
+}
+
+/// `ws:` or `wss:` from the page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Ws,
+    Wss,
+}
+
+/// Chromium trusting exactly the key of `cert_der` for `wss:` (see the file's top).
+fn browser_pinning(cert_der: &[u8]) -> Browser {
+    Browser::start_with(&[format!(
+        "--ignore-certificate-errors-spki-list={}",
+        spki_sha256(cert_der)
+    )])
+}
+
+/// `user@localhost` (password `pw-` and the user's initial) logged in to `peer` over TCP with
+/// STARTTLS, trusting only `ca`.
+async fn peer_login(peer: &PeerServer, ca: &TestCa, user: &str) -> AsyncConnection<ClientStream> {
+    let tls = client_config(&Trust::Pem(ca.pem().into_bytes()), Versions::Any).unwrap();
+    let password = format!("pw-{}", &user[..1]);
+    let config = ClientConfig::new(BareJid::new(&format!("{user}@{DOMAIN}")).unwrap(), password);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, peer.starttls_port));
+    let mut conn =
+        AsyncConnection::connect(addr, &peer.domain, false, tls, config, OsEntropy::new())
+            .await
+            .unwrap_or_else(|e| panic!("{}", peer.failure(&format!("{user} connects: {e}"))));
+    conn.negotiate(WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{}", peer.failure(&format!("{user} logs in: {e}"))));
+    conn
+}
+
+/// Put Bob in Alice's roster (one roster set, RFC 6121 §2.3), so the page has a roster to show.
+async fn alice_adds_bob(peer: &PeerServer, ca: &TestCa) {
+    let mut alice = peer_login(peer, ca, "alice").await;
+    let set: Element = "<iq xmlns='jabber:client' type='set' id='add-bob'>\
+         <query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>"
+        .parse()
+        .unwrap();
+    alice.send(&set).await.unwrap();
+    loop {
+        match alice.next_event(WAIT).await.unwrap() {
+            Some(Event::Stanza(s)) if s.name() == "iq" && s.attr("id") == Some("add-bob") => {
+                assert_eq!(
+                    s.attr("type"),
+                    Some("result"),
+                    "{}",
+                    peer.failure("roster set")
+                );
+                break;
+            }
+            Some(Event::Closed { reason }) => panic!("{}", peer.failure(&format!("{reason:?}"))),
+            Some(_) => {}
+            None => panic!("{}", peer.failure("no answer to the roster set")),
+        }
+    }
+    alice.close(WAIT).await.unwrap();
+}
+
+/// Whether the WebSocket upgrade at `ws_url` (a `ws:` URL on loopback) succeeds for a page of
+/// `origin`.
+async fn upgrade_accepted(ws_url: &str, origin: &str) -> bool {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = ws_url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
+    headers.insert("Origin", origin.parse().unwrap());
+    let host = ws_url.trim_start_matches("ws://");
+    let host = &host[..host.find('/').unwrap()];
+    let tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    tokio_tungstenite::client_async(request, tcp).await.is_ok()
+}
+
+/// The page against a peer: log in, roster, presence, a message each way, close.
+fn page_against(kind: PeerKind, transport: Transport) {
+    if let Some(why) = missing() {
+        skip_or_fail(&format!("browser test against {kind}: {why}"));
+        return;
+    }
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The page's origin first: ejabberd is told to accept upgrades from it alone.
+    let web_port = serve_site(site(), None);
+    let ca = TestCa::new("browser test CA").unwrap();
+    let cert = ca.issue(DOMAIN).unwrap();
+    let options = PeerOptions::new()
+        .with_certificate(cert.clone())
+        .with_websocket_origin(&format!("http://127.0.0.1:{web_port}"));
+    let options = match transport {
+        Transport::Ws => options.with_websocket(),
+        Transport::Wss => options.with_secure_websocket(),
+    };
+    let accounts = [("alice", "pw-a"), ("bob", "pw-b")];
+    let Some(peer) = start_for_test_with(kind, &accounts, &options) else {
+        return;
+    };
+    let url = match transport {
+        Transport::Ws => peer.websocket_url(),
+        Transport::Wss => peer.secure_websocket_url(),
+    }
+    .expect("asked for a WebSocket endpoint");
+    let origin = format!("http://127.0.0.1:{web_port}");
+    runtime().block_on(async {
+        if kind == PeerKind::Ejabberd && transport == Transport::Ws {
+            // The origin check is live: another page's upgrade is refused, the page's is not.
+            assert!(!upgrade_accepted(&url, "http://elsewhere.test").await);
+            assert!(upgrade_accepted(&url, &origin).await);
+        }
+        alice_adds_bob(&peer, &ca).await;
+        let mut bob = peer_login(&peer, &ca, "bob").await;
+        available(&mut bob).await;
+        let browser = match transport {
+            Transport::Ws => Browser::start(),
+            Transport::Wss => browser_pinning(&pem_to_der(&cert.cert_pem)),
+        };
+        let alice = page_logs_in(&browser, web_port, &url);
+        let state = browser.state();
+        assert_eq!(
+            state["roster"]["bob@localhost"]["name"],
+            "Bob",
+            "{}",
+            peer.failure(&format!("the page's roster: {state:#}"))
+        );
+        converse(&browser, &mut bob, &alice).await;
+        page_logs_out(&browser);
+        bob.close(WAIT).await.unwrap();
+    });
+}
+
+#[test]
+fn the_page_against_prosody_over_ws() {
+    page_against(PeerKind::Prosody, Transport::Ws);
+}
+
+#[test]
+fn the_page_against_ejabberd_over_ws() {
+    page_against(PeerKind::Ejabberd, Transport::Ws);
+}
+
+#[test]
+fn the_page_against_prosody_over_wss() {
+    page_against(PeerKind::Prosody, Transport::Wss);
+}
+
+#[test]
+fn the_page_against_ejabberd_over_wss() {
+    page_against(PeerKind::Ejabberd, Transport::Wss);
+}
+
+/// Our server's `--wss`: our Rust client (chain and name checked against the server's
+/// certificate) and the page (Chromium pinning that certificate's key) chat over it; pinned
+/// to another key, the page cannot even open the WebSocket.
+#[test]
+fn the_page_and_our_client_over_wss_on_our_server() {
+    if let Some(why) = missing() {
+        skip_or_fail(&format!("browser test: {why}"));
+        return;
+    }
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let server = server(true);
+    let port = server.websocket_addr.expect("a WebSocket listener").port();
+    let url = format!("wss://localhost:{port}/xmpp-websocket");
+    let web_port = serve_site(site(), Some(&url));
+    runtime().block_on(async {
+        let mut options =
+            WebSocketOptions::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &url);
+        options.tls = Some(
+            client_config(
+                &Trust::Pem(server.cert_pem.clone().into_bytes()),
+                Versions::Any,
+            )
+            .unwrap(),
+        );
+        let mut bob = bob_over(&options).await;
+        {
+            // The pin is a real check: pinned to another key, Chromium refuses the server.
+            let other = TestCa::new("another CA")
+                .unwrap()
+                .issue("localhost")
+                .unwrap();
+            let browser = browser_pinning(&pem_to_der(&other.cert_pem));
+            browser.go(&format!(
+                "http://127.0.0.1:{web_port}/?jid=alice@localhost&password=pw-a&url={url}&autologin"
+            ));
+            let state = browser.wait("the WebSocket refused", |s| {
+                s["log"].to_string().contains("WebSocket closed")
+            });
+            assert!(state["jid"].is_null(), "{state:#}");
+        }
+        let browser = browser_pinning(&server.cert_der);
+        let alice = page_logs_in(&browser, web_port, &url);
+        converse(&browser, &mut bob, &alice).await;
+        page_logs_out(&browser);
         bob.close(WAIT).await.unwrap();
     });
 }

@@ -26,6 +26,10 @@ struct Client {
     /// Bytes waiting for the client machine.
     inbox: Vec<u8>,
     server_tls_pending: bool,
+    /// Keep the client's `<resume/>` from the hub (in `held`) instead of delivering it: the
+    /// soak then decides whether it reaches the hub before the connection is cut.
+    hold_resume: bool,
+    held: Vec<u8>,
 }
 
 struct World {
@@ -85,6 +89,8 @@ impl World {
             events: Vec::new(),
             inbox: Vec::new(),
             server_tls_pending: false,
+            hold_resume: false,
+            held: Vec::new(),
         });
         self.drive();
         self.clients.len() - 1
@@ -137,7 +143,13 @@ impl World {
                     }
                 }
                 if !to_hub.is_empty() {
-                    self.hub.handle_input(id, now, &to_hub);
+                    let c = &mut self.clients[i];
+                    if c.hold_resume && to_hub.windows(8).any(|w| w == b"<resume ") {
+                        c.hold_resume = false;
+                        c.held = to_hub;
+                    } else {
+                        self.hub.handle_input(id, now, &to_hub);
+                    }
                 }
                 // Fake TLS: both ends "handshake" once the client asked for it too.
                 if client_tls {
@@ -585,6 +597,18 @@ fn sm_client_as(
     resource: &str,
     state: Option<SmState>,
 ) -> usize {
+    sm_client_holding(w, user, password, resource, state, false)
+}
+
+/// [`sm_client_as`], keeping the client's `<resume/>` from the hub when `hold_resume`.
+fn sm_client_holding(
+    w: &mut World,
+    user: &str,
+    password: &str,
+    resource: &str,
+    state: Option<SmState>,
+    hold_resume: bool,
+) -> usize {
     let jid = BareJid::new(&format!("{user}@localhost")).unwrap();
     let mut config = ClientConfig::new(jid, password);
     config.resource = Some(resource.to_owned());
@@ -604,6 +628,8 @@ fn sm_client_as(
         events: Vec::new(),
         inbox: Vec::new(),
         server_tls_pending: false,
+        hold_resume,
+        held: Vec::new(),
     });
     w.drive();
     w.clients.len() - 1
@@ -748,9 +774,49 @@ fn an_expired_session_ends_and_its_messages_go_offline() {
     assert_eq!(message_ids(&w.take_stanzas(a2)), ["m0", "m1"]);
 }
 
+#[test]
+fn a_detached_session_is_kept_for_the_window_granted_not_longer() {
+    // The client asks for 5 s: the hub grants min(300, 5) in `<enabled max=''/>` and must
+    // keep the session that long, not for its own 300 s.
+    let mut w = World::new(PlusPolicy::Off);
+    let jid = BareJid::new("alice@localhost").unwrap();
+    let mut config = ClientConfig::new(jid, "alice-pw");
+    config.resource = Some("phone".to_owned());
+    config.sm = SmConfig::on();
+    config.sm.max_resume = Some(Duration::from_secs(5));
+    let a = w.connect_with(config);
+    let granted = w.clients[a].events.iter().find_map(|e| match e {
+        Event::Sm(SmEvent::Enabled { max, .. }) => Some(*max),
+        _ => None,
+    });
+    assert_eq!(granted, Some(Some(5)));
+    w.send(a, "<presence xmlns='jabber:client'/>");
+    let state = cut(&mut w, a);
+    assert_eq!(w.hub.detached_count(), 1);
+    w.now = w.now + Duration::from_secs(4);
+    w.hub.handle_timeout(w.now);
+    w.drive();
+    assert_eq!(
+        w.hub.detached_count(),
+        1,
+        "expired before the window granted"
+    );
+    w.now = w.now + Duration::from_secs(2);
+    w.hub.handle_timeout(w.now);
+    w.drive();
+    assert_eq!(w.hub.detached_count(), 0, "kept past the window granted");
+    let a2 = sm_client(&mut w, "phone", Some(state));
+    let failed = w.clients[a2].events.iter().any(|e| {
+        matches!(e, Event::Sm(SmEvent::ResumeFailed { condition: Some(c), .. }) if c == "item-not-found")
+    });
+    assert!(failed, "{:?}", w.clients[a2].events);
+}
+
 /// The stream-management soak, in memory: 8 accounts with stream management, one sender,
 /// 400 rounds; a seeded choice each round sends a message, cuts a connection at a random byte
-/// of what was in flight (mid-stanza, mid-ack, mid-resumption), or resumes a cut session.
+/// of what was in flight (mid-stanza, mid-ack), or resumes a cut session, one time in two
+/// cutting that resumption too (`<resume/>` lost, or read by the hub and the cut before
+/// `<resumed/>` arrives whole, or right after it).
 /// Exact accounting at the end: every message arrived once, in order, per account; and once
 /// every session is closed the hub holds no detached session and no queued stanza.
 #[test]
@@ -788,6 +854,8 @@ fn sm_soak_cuts_at_random_points_and_loses_nothing() {
         }
     };
     let (mut cuts, mut resumptions) = (0, 0);
+    // Cuts during resumption: `<resume/>` lost, cut before `<resumed/>`, right after it.
+    let mut resume_cuts = [0u32; 3];
     for round in 0..400u32 {
         let u = next(USERS);
         match next(10) {
@@ -841,6 +909,65 @@ fn sm_soak_cuts_at_random_points_and_loses_nothing() {
                     continue;
                 }
                 let state = saved[u].clone();
+                if next(2) == 0 {
+                    // Cut during the resumption handshake: `<resume/>` sent and lost, or
+                    // read by the hub with the cut before `<resumed/>` arrives whole, or
+                    // right after it (at a random byte of what the hub re-sends with it).
+                    let c = sm_client_holding(&mut w, &format!("u{u}"), "pw", "r", state, true);
+                    let held = std::mem::take(&mut w.clients[c].held);
+                    assert!(!held.is_empty(), "u{u} sent no <resume/>");
+                    let (now, id) = (w.now, w.clients[c].id);
+                    let kind = next(3);
+                    if kind > 0 {
+                        w.hub.handle_input(id, now, &held);
+                        while let Some(out) = w.hub.poll_output() {
+                            if let HubOutput::Transmit(to, bytes) = out
+                                && let Some(cl) = w.clients.iter_mut().find(|cl| cl.id == to)
+                            {
+                                cl.inbox.extend(bytes);
+                            }
+                        }
+                        let inbox = &mut w.clients[c].inbox;
+                        let start = inbox
+                            .windows(8)
+                            .position(|b| b == b"<resumed")
+                            .expect("the hub answered <resumed/>");
+                        let end = start
+                            + inbox[start..]
+                                .windows(2)
+                                .position(|b| b == b"/>")
+                                .expect("<resumed/> is empty")
+                            + 2;
+                        let keep = if kind == 1 {
+                            next(end)
+                        } else {
+                            end + next(inbox.len() - end + 1)
+                        };
+                        inbox.truncate(keep);
+                        let bytes = std::mem::take(inbox);
+                        let _ = w.clients[c].stream.handle_input(now, &bytes);
+                        while let Some(out) = w.clients[c].stream.poll_output() {
+                            if let Output::Event(e) = out {
+                                w.clients[c].events.push(e);
+                            }
+                        }
+                        let resumed = w.clients[c]
+                            .events
+                            .iter()
+                            .any(|e| matches!(e, Event::Sm(SmEvent::Resumed { .. })));
+                        assert_eq!(resumed, kind == 2, "u{u}: cut at byte {keep} of {end}");
+                        collect(&mut w, c, &mut got[u]);
+                    }
+                    w.clients[c].stream.transport_closed(now);
+                    w.hub.transport_closed(id, now);
+                    // Before `<resumed/>` the old state is still the one to resume.
+                    if let Some(state) = w.clients[c].stream.sm_state() {
+                        saved[u] = Some(state);
+                    }
+                    resume_cuts[kind] += 1;
+                    w.drive();
+                    continue;
+                }
                 let c = sm_client_as(&mut w, &format!("u{u}"), "pw", "r", state);
                 assert!(
                     w.clients[c]
@@ -875,8 +1002,8 @@ fn sm_soak_cuts_at_random_points_and_loses_nothing() {
         assert_eq!(got[u], sent[u], "u{u}: lost or duplicated");
     }
     assert!(
-        cuts > 20 && resumptions > 20,
-        "{cuts} cuts, {resumptions} resumptions"
+        cuts > 20 && resumptions > 20 && resume_cuts.iter().all(|&n| n >= 3),
+        "{cuts} cuts, {resumptions} resumptions, {resume_cuts:?} cuts mid-resumption"
     );
     // Clean closes: nothing detached, nothing queued.
     for c in clients.iter().flatten() {

@@ -34,7 +34,7 @@ struct Server {
     /// Finished sessions' transcripts, under `XMPP_RECORD=1`.
     sink: Option<TranscriptSink>,
     cafile: PathBuf,
-    _dir: PathBuf,
+    dir: PathBuf,
 }
 
 fn start_server(name: &str, mechanisms: Option<Vec<Mechanism>>, plus: PlusPolicy) -> Server {
@@ -47,6 +47,18 @@ fn start_server_for(
     plus: PlusPolicy,
     alice_password: &str,
 ) -> Server {
+    start_server_with_ca(name, mechanisms, plus, alice_password, None)
+}
+
+/// [`start_server_for`], trusting client certificates from `client_ca` (PEM) for SASL
+/// EXTERNAL: what the binary's `--client-ca` sets up.
+fn start_server_with_ca(
+    name: &str,
+    mechanisms: Option<Vec<Mechanism>>,
+    plus: PlusPolicy,
+    alice_password: &str,
+    client_ca: Option<&str>,
+) -> Server {
     let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap())
         .with_user("alice", alice_password)
         .with_user("bob", "bob-pw")
@@ -58,7 +70,10 @@ fn start_server_for(
         .is_ok_and(|v| v == "1")
         .then(TranscriptSink::default);
     hub.record.clone_from(&sink);
-    let config = runtime_config(hub, DOMAIN);
+    let mut config = runtime_config(hub, DOMAIN);
+    if let Some(ca) = client_ca {
+        config.tls = config.tls.with_client_ca(ca.as_bytes()).unwrap();
+    }
     let handle = ServerHandle::spawn_with(loopback(), Some(loopback()), config).unwrap();
     let dir = temp_dir(name);
     let cafile = dir.join("server.pem");
@@ -67,7 +82,7 @@ fn start_server_for(
         handle,
         sink,
         cafile,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -340,6 +355,60 @@ fn slixmpp_against_plus_is_refused_cleanly() {
     );
     assert!(refused, "stdout:\n{out}\nstderr:\n{err}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// XEP-0178: slixmpp logs in with a client certificate and SASL EXTERNAL alone (no
+/// password configured) against a server with a client CA; a certificate of the same CA for
+/// an account the server lacks gets `not-authorized`; one from another CA gets no EXTERNAL
+/// offer at all.
+#[test]
+fn slixmpp_certificate_login_sasl_external() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let ca = xmpp_testpeers::TestCa::new("client CA").unwrap();
+    let server = start_server_with_ca(
+        "slix-external",
+        None,
+        PlusPolicy::Off,
+        "alice-pw",
+        Some(&ca.pem()),
+    );
+    let other_ca = xmpp_testpeers::TestCa::new("someone else").unwrap();
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_external.py"))
+        .arg("127.0.0.1")
+        .arg(server.handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&server.cafile);
+    for (name, cert) in [
+        (
+            "alice",
+            ca.issue_client(&format!("alice@{DOMAIN}")).unwrap(),
+        ),
+        (
+            "mallory",
+            ca.issue_client(&format!("mallory@{DOMAIN}")).unwrap(),
+        ),
+        (
+            "forged",
+            other_ca.issue_client(&format!("alice@{DOMAIN}")).unwrap(),
+        ),
+    ] {
+        let cert_file = server.dir.join(format!("{name}-cert.pem"));
+        let key_file = server.dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert_file, &cert.cert_pem).unwrap();
+        std::fs::write(&key_file, &cert.key_pem).unwrap();
+        command.arg(cert_file).arg(key_file);
+    }
+    check(
+        "slixmpp",
+        "EXTERNAL, client certificate",
+        run_peer(command),
+        &["external", "unknown-account", "foreign-ca"],
+    );
 }
 
 /// A wrong password is refused with a SASL failure, quickly: the peer reports failed auth.

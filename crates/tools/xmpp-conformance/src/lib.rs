@@ -1,7 +1,11 @@
 //! `xmpp-conformance`: a conformance checker for any XMPP server, rule by rule, as h2spec is
 //! for HTTP/2. It connects over TCP (STARTTLS or direct TLS), negotiates with one or two
 //! test accounts up to the point each case needs, sends the case's bytes and judges the
-//! answer against RFC 6120 / RFC 6121.
+//! answer against RFC 6120 / RFC 6121; XEP-0198 stream management where the server offers
+//! it, XEP-0114 components (the checker plays the component) where given a component port
+//! and secret, server-to-server rules (the checker plays a remote server) where given the s2s
+//! port, before authentication and, given a certificate the server trusts, after SASL
+//! EXTERNAL, and RFC 7395 framing where given a `ws:` endpoint.
 //!
 //! The cases are not written here: they are [`xmpp_stream::conformance::CASES`], the table
 //! the library's own hostile-peer suite runs in memory, each tied to a row of the negotiation

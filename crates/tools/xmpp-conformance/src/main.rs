@@ -4,19 +4,24 @@
 //! (`--help` lists every flag)
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use xmpp_conformance::run::{Account, MAX_JOBS, Status, Target, run_cases};
+use xmpp_conformance::run::{
+    Account, ComponentTarget, MAX_JOBS, S2sIdentity, Status, Target, run_cases,
+};
 use xmpp_conformance::{report, select};
-use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
 
 /// Check an XMPP server's behaviour against RFC 6120 and RFC 6121, one numbered case per
 /// rule: stream headers, restricted XML, STARTTLS, SASL, binding, stanza rules and errors,
-/// roster, subscriptions, presence and delivery, the closing handshake.
+/// roster, subscriptions, presence and delivery, the closing handshake; XEP-0198 stream
+/// management, and with --component-port, --s2s-port and --ws-port XEP-0114 components,
+/// server-to-server streams (after authentication too with --s2s-domain) and RFC 7395
+/// WebSocket framing.
 ///
 /// It connects only to the address given, one connection (two for two-account cases) per
 /// case, at most --jobs cases at once, each bounded in time and bytes. Use test accounts:
@@ -51,6 +56,35 @@ struct Cli {
     /// Test account B, for the cases with two accounts (without it they are n/a)
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = account)]
     user2: Option<Account>,
+    /// The server's XEP-0114 component port, for the cases where the checker plays a
+    /// component (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT", requires = "component")]
+    component_port: Option<u16>,
+    /// A component the server accepts on --component-port, and its shared secret
+    #[arg(long, value_name = "DOMAIN:SECRET", requires = "component_port", value_parser = component)]
+    component: Option<(String, String)>,
+    /// The server's server-to-server port, for the cases where the checker plays a remote
+    /// server (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    s2s_port: Option<u16>,
+    /// A domain the checker authenticates as on --s2s-port (STARTTLS, then SASL EXTERNAL
+    /// with --s2s-cert), for the server-to-server cases after authentication: the server
+    /// must trust the certificate's CA (without it they are n/a)
+    #[arg(long, value_name = "DOMAIN", requires_all = ["s2s_port", "s2s_cert", "s2s_key"])]
+    s2s_domain: Option<String>,
+    /// PEM certificate (chain) naming --s2s-domain
+    #[arg(long, value_name = "FILE", requires = "s2s_domain")]
+    s2s_cert: Option<PathBuf>,
+    /// PEM private key of --s2s-cert
+    #[arg(long, value_name = "FILE", requires = "s2s_domain")]
+    s2s_key: Option<PathBuf>,
+    /// The server's plain-HTTP XMPP-over-WebSocket port (RFC 7395), for the WebSocket cases
+    /// (on --host; without it they are n/a)
+    #[arg(long, value_name = "PORT")]
+    ws_port: Option<u16>,
+    /// The WebSocket endpoint's path
+    #[arg(long, value_name = "PATH", default_value = "/xmpp-websocket")]
+    ws_path: String,
     /// Run only this case (number or name; repeatable)
     #[arg(long = "case", value_name = "N")]
     cases: Vec<String>,
@@ -77,6 +111,11 @@ fn account(spec: &str) -> Result<Account, String> {
         user: user.to_owned(),
         password: password.to_owned(),
     })
+}
+
+fn component(spec: &str) -> Result<(String, String), String> {
+    let (domain, secret) = spec.split_once(':').ok_or("takes DOMAIN:SECRET")?;
+    Ok((domain.to_owned(), secret.to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -117,6 +156,15 @@ fn run(cli: &Cli, cases: &[&'static xmpp_stream::conformance::Case]) -> Result<b
         }
         None => Trust::InsecureAcceptAny,
     };
+    let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let s2s_identity = match (&cli.s2s_domain, &cli.s2s_cert, &cli.s2s_key) {
+        (Some(domain), Some(cert), Some(key)) => Some(S2sIdentity {
+            domain: domain.clone(),
+            tls: client_config_with_certificate(&trust, Versions::Any, &read(cert)?, &read(key)?)
+                .map_err(|e| e.to_string())?,
+        }),
+        _ => None,
+    };
     if !(cli.timeout > 0.0 && cli.timeout <= 120.0) {
         return Err("--timeout takes 0 < SECS <= 120".to_owned());
     }
@@ -132,6 +180,19 @@ fn run(cli: &Cli, cases: &[&'static xmpp_stream::conformance::Case]) -> Result<b
         a: cli.user.clone(),
         b: cli.user2.clone(),
         timeout: Duration::from_secs_f64(cli.timeout),
+        component: cli
+            .component_port
+            .zip(cli.component.clone())
+            .map(|(port, (domain, secret))| ComponentTarget {
+                addr: SocketAddr::new(addr.ip(), port),
+                domain,
+                secret,
+            }),
+        s2s: cli.s2s_port.map(|port| SocketAddr::new(addr.ip(), port)),
+        websocket: cli
+            .ws_port
+            .map(|port| (SocketAddr::new(addr.ip(), port), cli.ws_path.clone())),
+        s2s_identity,
     };
     let outcomes = run_cases(&target, cases, usize::from(cli.jobs));
     if cli.json {

@@ -52,6 +52,39 @@ pub struct Target {
     pub b: Option<Account>,
     /// Each case's deadline: a server silent that long fails the case.
     pub timeout: Duration,
+    /// The server's XEP-0114 component port and a component it accepts, for the cases
+    /// where the checker plays a component (without it they are n/a).
+    pub component: Option<ComponentTarget>,
+    /// The server's server-to-server port (plain TCP first, as a remote server connects),
+    /// for the cases where the checker plays a remote server (without it they are n/a).
+    pub s2s: Option<SocketAddr>,
+    /// The server's plain `ws:` XMPP-over-WebSocket endpoint (RFC 7395): its address and
+    /// path, for the WebSocket cases (without it they are n/a).
+    pub websocket: Option<(SocketAddr, String)>,
+    /// A domain the checker authenticates as on the server-to-server port (SASL EXTERNAL
+    /// with a certificate the server trusts), for the cases after authentication (without
+    /// it, or without `s2s`, they are n/a).
+    pub s2s_identity: Option<S2sIdentity>,
+}
+
+/// The checker as an authenticated remote server (RFC 6120 §13.8, XEP-0178 §3).
+#[derive(Clone, Debug)]
+pub struct S2sIdentity {
+    /// The domain its certificate names (the `from` of its stream headers).
+    pub domain: String,
+    /// TLS presenting that certificate, trusting the server's s2s certificate.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// A component the server accepts (XEP-0114): the checker connects as it.
+#[derive(Clone, Debug)]
+pub struct ComponentTarget {
+    /// The server's component port (plain TCP: the protocol has no TLS).
+    pub addr: SocketAddr,
+    /// The component's domain (the `to` of its stream header).
+    pub domain: String,
+    /// The shared secret its handshake proves.
+    pub secret: String,
 }
 
 /// A case's result.
@@ -185,29 +218,97 @@ impl Target {
             plain: plain(&self.a.password),
             plain_wrong: plain(&format!("{}-but-wrong", self.a.password)),
             scram_first: b64(format!("n,,n={},r=conformance0123456789", self.a.user)),
+            component: self
+                .component
+                .as_ref()
+                .map(|c| c.domain.clone())
+                .unwrap_or_default(),
+            remote: self
+                .s2s_identity
+                .as_ref()
+                .map(|i| i.domain.clone())
+                .unwrap_or_default(),
             ..Vars::default()
         }
     }
 }
 
-/// One connection of a case: the raw transport and every byte read since the case began.
+/// A WebSocket connection (RFC 7395), plain `ws:`.
+type WebSocket = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// How a case's connection carries bytes.
+enum Link {
+    /// TCP (and TLS once started): a byte stream.
+    Tcp(RawTransport),
+    /// WebSocket: one message per element.
+    Ws(Box<WebSocket>),
+}
+
+/// One connection of a case: its link and every byte read since the case began.
 struct Wire {
-    raw: RawTransport,
+    link: Link,
     buf: Vec<u8>,
     log: Vec<u8>,
 }
 
 impl Wire {
     fn new(raw: RawTransport) -> Self {
+        Self::on(Link::Tcp(raw))
+    }
+
+    fn on(link: Link) -> Self {
         Wire {
-            raw,
+            link,
             buf: vec![0; 16 * 1024],
             log: Vec::new(),
         }
     }
 
+    /// The TCP transport (`None` on a WebSocket).
+    fn raw(&mut self) -> Option<&mut RawTransport> {
+        match &mut self.link {
+            Link::Tcp(raw) => Some(raw),
+            Link::Ws(_) => None,
+        }
+    }
+
+    /// Write `bytes`: as they are on TCP, as one text message on a WebSocket.
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.raw.write_all(bytes).map_err(|e| format!("write: {e}"))
+        match &mut self.link {
+            Link::Tcp(raw) => raw.write_all(bytes).map_err(|e| format!("write: {e}")),
+            Link::Ws(ws) => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                ws.send(tungstenite::Message::text(text))
+                    .map_err(|e| format!("write: {e}"))
+            }
+        }
+    }
+
+    /// Write `bytes` as they are: on a WebSocket, one binary message.
+    fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match &mut self.link {
+            Link::Tcp(_) => self.send(bytes),
+            Link::Ws(ws) => ws
+                .send(tungstenite::Message::binary(bytes.to_vec()))
+                .map_err(|e| format!("write: {e}")),
+        }
+    }
+
+    /// End the stream politely, then the connection.
+    fn close(&mut self) {
+        match &mut self.link {
+            Link::Tcp(raw) => {
+                let _ = raw.write_all(b"</stream:stream>");
+                raw.shutdown();
+            }
+            Link::Ws(ws) => {
+                let _ = ws.send(tungstenite::Message::text(
+                    "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+                ));
+                let _ = ws.close(None);
+                let _ = ws.flush();
+            }
+        }
     }
 
     /// Read until `done(seen)` or `deadline`; `false` if the deadline passed first.
@@ -234,18 +335,49 @@ impl Wire {
             observer.eof();
             return;
         }
-        match self.raw.read(&mut self.buf, wait) {
+        let ws = match &mut self.link {
+            Link::Tcp(raw) => raw.read(&mut self.buf, wait),
+            Link::Ws(ws) => {
+                let _ = ws
+                    .get_ref()
+                    .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+                match ws.read() {
+                    Ok(tungstenite::Message::Text(text)) => {
+                        self.record(observer, text.as_bytes());
+                        return;
+                    }
+                    Ok(tungstenite::Message::Binary(bytes)) => {
+                        self.record(observer, &bytes);
+                        return;
+                    }
+                    Ok(tungstenite::Message::Close(_)) => Ok(0),
+                    // Pings are answered by the library; nothing for the case.
+                    Ok(_) => return,
+                    Err(tungstenite::Error::Io(e)) => Err(e),
+                    Err(_) => Ok(0),
+                }
+            }
+        };
+        match ws {
             Ok(0) => observer.eof(),
             Ok(n) => {
-                let n = n.min(MAX_CASE_BYTES - self.log.len());
-                self.log.extend_from_slice(&self.buf[..n]);
-                observer.raw(&self.buf[..n]);
-                observer.feed(&self.buf[..n]);
+                let bytes = self.buf[..n].to_vec();
+                self.record(observer, &bytes);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => observer.eof(),
         }
+    }
+}
+
+impl Wire {
+    /// Keep and parse what the server sent (up to the case's byte bound).
+    fn record(&mut self, observer: &mut Observer, bytes: &[u8]) {
+        let n = bytes.len().min(MAX_CASE_BYTES - self.log.len());
+        self.log.extend_from_slice(&bytes[..n]);
+        observer.raw(&bytes[..n]);
+        observer.feed(&bytes[..n]);
     }
 }
 
@@ -272,8 +404,12 @@ fn open(
     first: bool,
     deadline: Instant,
 ) -> Result<minidom::Element, Setup> {
-    wire.send(header(domain, first).as_bytes())
-        .map_err(Setup::Failed)?;
+    open_with(wire, &header(domain, first), deadline)
+}
+
+/// Send `header` and read the stream features.
+fn open_with(wire: &mut Wire, header: &str, deadline: Instant) -> Result<minidom::Element, Setup> {
+    wire.send(header.as_bytes()).map_err(Setup::Failed)?;
     let mut observer = Observer::before_header();
     let got = wire.until(&mut observer, deadline, |s| {
         has(s, "features", ns::STREAMS) || has(s, "error", ns::STREAMS)
@@ -293,68 +429,264 @@ fn open(
         })
 }
 
-/// Negotiate by hand up to `phase` (one of the phases before binding).
-fn by_hand(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+/// Send `<starttls/>`, wait for the answer and start TLS with `options`.
+fn starttls(wire: &mut Wire, options: &ClientOptions, deadline: Instant) -> Result<(), Setup> {
+    wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
+        return Err(Setup::Failed(format!(
+            "no <proceed/>: {}",
+            shorten(&wire.log)
+        )));
+    }
+    wire.raw()
+        .ok_or_else(|| Setup::Failed("STARTTLS on a WebSocket".to_owned()))?
+        .start_tls(options)
+        .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+    Ok(())
+}
+
+/// Whether `features` offer the SASL `mechanism`.
+fn offers(features: &minidom::Element, mechanism: &str) -> bool {
+    features
+        .get_child("mechanisms", ns::SASL)
+        .is_some_and(|m| m.children().any(|c| c.text() == mechanism))
+}
+
+/// Send an `<auth/>` and wait for `<success/>`; `what` names the attempt in the error.
+fn authenticate(wire: &mut Wire, auth: &str, what: &str, deadline: Instant) -> Result<(), Setup> {
+    wire.send(auth.as_bytes()).map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
+    });
+    if has(observer.seen(), "success", ns::SASL) {
+        Ok(())
+    } else {
+        Err(Setup::Failed(format!(
+            "{what} failed: {}",
+            shorten(&wire.log)
+        )))
+    }
+}
+
+/// Negotiate by hand up to `phase` (one of the phases before binding); the connection and
+/// the last stream features read (none for [`Phase::Connected`]).
+fn by_hand(
+    target: &Target,
+    phase: Phase,
+    deadline: Instant,
+) -> Result<(Wire, Option<minidom::Element>), Setup> {
     let options = target.options();
     let (raw, _) = RawTransport::open(&options).map_err(|e| Setup::Failed(e.to_string()))?;
     let mut wire = Wire::new(raw);
     if phase == Phase::Connected {
-        return Ok(wire);
+        return Ok((wire, None));
     }
     let mut features = open(&mut wire, &target.domain, true, deadline)?;
     if phase == Phase::Opened {
-        return Ok(wire);
+        return Ok((wire, Some(features)));
     }
-    if !wire.raw.is_tls() {
+    if !wire.raw().is_some_and(|raw| raw.is_tls()) {
         if features.get_child("starttls", ns::TLS).is_none() {
             return Err(Setup::NotApplicable("no STARTTLS offered".to_owned()));
         }
-        wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-            .map_err(Setup::Failed)?;
-        let mut observer = Observer::inside_stream();
-        if !wire.until(&mut observer, deadline, |s| !s.elements.is_empty()) {
-            return Err(Setup::Failed(format!(
-                "no <proceed/>: {}",
-                shorten(&wire.log)
-            )));
-        }
-        wire.raw
-            .start_tls(&options)
-            .map_err(|e| Setup::Failed(format!("TLS: {e}")))?;
+        starttls(&mut wire, &options, deadline)?;
         features = open(&mut wire, &target.domain, false, deadline)?;
     }
     if phase == Phase::Secured {
-        return Ok(wire);
+        return Ok((wire, Some(features)));
     }
-    let plain = features
-        .get_child("mechanisms", ns::SASL)
-        .is_some_and(|m| m.children().any(|c| c.text() == "PLAIN"));
-    if !plain {
+    if !offers(&features, "PLAIN") {
         return Err(Setup::NotApplicable(
             "SASL PLAIN not offered over TLS (needed to stop before binding)".to_owned(),
         ));
     }
     let vars = target.vars();
-    wire.send(
-        format!(
+    authenticate(
+        &mut wire,
+        &format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
             vars.plain
+        ),
+        "PLAIN login",
+        deadline,
+    )?;
+    let features = open(&mut wire, &target.domain, false, deadline)?;
+    Ok((wire, Some(features)))
+}
+
+/// A WebSocket connection with the `xmpp` subprotocol; for [`Phase::WsOpened`], `<open/>`
+/// sent and the features read.
+fn websocket(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+    use tungstenite::client::IntoClientRequest as _;
+    let (addr, path) = target.websocket.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no WebSocket endpoint given (--ws-port)".to_owned())
+    })?;
+    let tcp = std::net::TcpStream::connect_timeout(addr, target.timeout)
+        .map_err(|e| Setup::Failed(format!("{addr}: {e}")))?;
+    tcp.set_read_timeout(Some(target.timeout))
+        .map_err(|e| Setup::Failed(e.to_string()))?;
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .map_err(|e| Setup::Failed(format!("WebSocket request: {e}")))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tungstenite::http::HeaderValue::from_static("xmpp"),
+    );
+    let (ws, _) = tungstenite::client(request, tcp)
+        .map_err(|e| Setup::Failed(format!("WebSocket upgrade: {e}")))?;
+    let mut wire = Wire::on(Link::Ws(Box::new(ws)));
+    if phase == Phase::WsConnected {
+        return Ok(wire);
+    }
+    wire.send(
+        format!(
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='{}' version='1.0'/>",
+            target.domain
         )
         .as_bytes(),
     )
     .map_err(Setup::Failed)?;
     let mut observer = Observer::inside_stream();
-    wire.until(&mut observer, deadline, |s| {
-        has(s, "success", ns::SASL) || has(s, "failure", ns::SASL)
-    });
-    if !has(observer.seen(), "success", ns::SASL) {
+    wire.until(&mut observer, deadline, |s| has(s, "features", ns::STREAMS));
+    if has(observer.seen(), "features", ns::STREAMS) {
+        Ok(wire)
+    } else {
+        Err(Setup::Failed(format!(
+            "no features after <open/>: {}",
+            shorten(&wire.log)
+        )))
+    }
+}
+
+/// Authenticate on the server-to-server port as `identity` (STARTTLS, SASL EXTERNAL with
+/// its certificate, the stream restarted: [`Phase::S2sAuthenticated`]); also whether the
+/// server offered dialback over TLS (`urn:xmpp:features:dialback`, XEP-0220 §2.4.2).
+fn as_remote_server(
+    target: &Target,
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Result<(Wire, bool), Setup> {
+    let identity = target.s2s_identity.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no server-to-server identity given (--s2s-domain)".to_owned())
+    })?;
+    let header = |declaration: &str| {
+        format!(
+            "{declaration}<stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' \
+             xmlns:db='jabber:server:dialback' from='{}' to='{}' version='1.0'>",
+            identity.domain, target.domain
+        )
+    };
+    let mut wire = plain(target, addr)?;
+    let features = open_with(&mut wire, &header("<?xml version='1.0'?>"), deadline)?;
+    if features.get_child("starttls", ns::TLS).is_none() {
         return Err(Setup::Failed(format!(
-            "PLAIN login failed: {}",
+            "no STARTTLS offered on the s2s port: {}",
             shorten(&wire.log)
         )));
     }
-    open(&mut wire, &target.domain, false, deadline)?;
-    Ok(wire)
+    let mut options = ClientOptions::new(addr, &target.server_name, identity.tls.clone());
+    options.connect_timeout = target.timeout;
+    starttls(&mut wire, &options, deadline)?;
+    let features = open_with(&mut wire, &header(""), deadline)?;
+    let dialback = features
+        .get_child("dialback", xmpp_stream::dialback::NS_FEATURE)
+        .is_some();
+    if !offers(&features, "EXTERNAL") {
+        return Err(Setup::NotApplicable(format!(
+            "SASL EXTERNAL not offered to {} over TLS: {}",
+            identity.domain,
+            shorten(&wire.log)
+        )));
+    }
+    authenticate(
+        &mut wire,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+        &format!("EXTERNAL as {}", identity.domain),
+        deadline,
+    )?;
+    open_with(&mut wire, &header(""), deadline)?;
+    Ok((wire, dialback))
+}
+
+/// A plain TCP connection to `addr` (a component or server-to-server port).
+fn plain(target: &Target, addr: SocketAddr) -> Result<Wire, Setup> {
+    let mut options = ClientOptions::new(addr, &target.server_name, target.tls.clone());
+    options.connect_timeout = target.timeout;
+    let (raw, _) =
+        RawTransport::open(&options).map_err(|e| Setup::Failed(format!("{addr}: {e}")))?;
+    Ok(Wire::new(raw))
+}
+
+/// Connect to the component port; for [`Phase::Component`], open the stream and hand-shake.
+fn as_component(target: &Target, phase: Phase, deadline: Instant) -> Result<Wire, Setup> {
+    let component = target.component.as_ref().ok_or_else(|| {
+        Setup::NotApplicable("no component port and secret given (--component)".to_owned())
+    })?;
+    // Plain TCP: the component protocol has no TLS.
+    let mut options = ClientOptions::new(component.addr, &target.server_name, target.tls.clone());
+    options.connect_timeout = target.timeout;
+    let (raw, _) =
+        RawTransport::open(&options).map_err(|e| Setup::Failed(format!("component port: {e}")))?;
+    let mut wire = Wire::new(raw);
+    if phase == Phase::ComponentConnected {
+        return Ok(wire);
+    }
+    wire.send(
+        format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams' to='{}'>",
+            component.domain
+        )
+        .as_bytes(),
+    )
+    .map_err(Setup::Failed)?;
+    let mut observer = Observer::before_header();
+    wire.until(&mut observer, deadline, |s| s.stream_id.is_some());
+    let Some(id) = observer.seen().stream_id.clone() else {
+        return Err(Setup::Failed(format!(
+            "no component stream header with an id: {}",
+            shorten(&wire.log)
+        )));
+    };
+    let digest = xmpp_stream::conformance::component_handshake(&id, &component.secret);
+    wire.send(format!("<handshake>{digest}</handshake>").as_bytes())
+        .map_err(Setup::Failed)?;
+    wire.until(&mut observer, deadline, |s| !s.elements.is_empty());
+    match observer.seen().elements.first() {
+        Some(e) if e.name() == "handshake" => Ok(wire),
+        _ => Err(Setup::Failed(format!(
+            "handshake not accepted: {}",
+            shorten(&wire.log)
+        ))),
+    }
+}
+
+/// XEP-0198 cases apply only where the server offers stream management.
+fn stream_management(case: &Case) -> bool {
+    case.section.starts_with("XEP-0198")
+}
+
+/// Enable XEP-0198 stream management on a bound connection by hand (`<enable/>`, then
+/// `<enabled/>`); a server that answers otherwise does not offer it to this case.
+fn enable(wire: &mut Wire, deadline: Instant) -> Result<(), Setup> {
+    wire.send(b"<enable xmlns='urn:xmpp:sm:3'/>")
+        .map_err(Setup::Failed)?;
+    let mut observer = Observer::inside_stream();
+    wire.until(&mut observer, deadline, |s| {
+        has(s, "enabled", ns::SM) || has(s, "failed", ns::SM)
+    });
+    if has(observer.seen(), "enabled", ns::SM) {
+        Ok(())
+    } else {
+        Err(Setup::NotApplicable(format!(
+            "stream management not enabled: {}",
+            shorten(&wire.log)
+        )))
+    }
 }
 
 /// Negotiate `account` completely with our client machine, then take the transport over.
@@ -407,16 +739,61 @@ fn attempt(
             let (wire, full) = bound(target, &target.a, resource.clone(), deadline)?;
             vars.a_full = full;
             vars.resource = resource;
-            (wire, Some(by_hand(target, Phase::Authenticated, deadline)?))
+            (
+                wire,
+                Some(by_hand(target, Phase::Authenticated, deadline)?.0),
+            )
         }
-        phase => (by_hand(target, phase, deadline)?, None),
+        Phase::Managed => {
+            let (mut wire, full) = bound(target, &target.a, resource, deadline)?;
+            vars.a_full = full;
+            enable(&mut wire, deadline)?;
+            (wire, None)
+        }
+        Phase::ComponentConnected | Phase::Component => {
+            (as_component(target, case.phase, deadline)?, None)
+        }
+        Phase::WsConnected | Phase::WsOpened => (websocket(target, case.phase, deadline)?, None),
+        Phase::S2sConnected => {
+            let addr = target.s2s.ok_or_else(|| {
+                Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
+            })?;
+            (plain(target, addr)?, None)
+        }
+        Phase::S2sAuthenticated => {
+            let addr = target.s2s.ok_or_else(|| {
+                Setup::NotApplicable("no server-to-server port given (--s2s-port)".to_owned())
+            })?;
+            let (wire, dialback) = as_remote_server(target, addr, deadline)?;
+            if case.section.starts_with("XEP-0220") && !dialback {
+                return Err(Setup::NotApplicable(
+                    "dialback (XEP-0220) not offered over TLS".to_owned(),
+                ));
+            }
+            (wire, None)
+        }
+        phase => {
+            let (wire, features) = by_hand(target, phase, deadline)?;
+            let offered = features.is_some_and(|f| f.get_child("sm", ns::SM).is_some());
+            if stream_management(case) && !offered {
+                return Err(Setup::NotApplicable(
+                    "stream management (XEP-0198) not offered".to_owned(),
+                ));
+            }
+            (wire, None)
+        }
     };
     if let Some(b) = b.as_mut() {
         b.log.clear();
     }
     a.log.clear();
-    let mut a_seen = if case.phase == Phase::Connected {
+    let mut a_seen = if matches!(
+        case.phase,
+        Phase::Connected | Phase::ComponentConnected | Phase::S2sConnected
+    ) {
         Observer::before_header()
+    } else if case.phase == Phase::S2sAuthenticated {
+        Observer::inside_server_stream()
     } else {
         Observer::inside_stream()
     };
@@ -438,7 +815,12 @@ fn attempt(
             (Who::B, None) => return Err(Setup::Failed("no second connection".to_owned())),
             _ => (&mut a, &mut a_seen),
         };
-        wire.send(&bytes).map_err(Setup::Failed)?;
+        if matches!(act, Act::Raw(_)) {
+            wire.send_raw(&bytes)
+        } else {
+            wire.send(&bytes)
+        }
+        .map_err(Setup::Failed)?;
         if matches!(act, Act::Sync(_)) {
             let synced = wire.until(observer, deadline, |s| {
                 s.elements.iter().any(|e| e.attr("id") == Some("sync"))
@@ -512,8 +894,7 @@ fn attempt(
         log.extend_from_slice(other);
     }
     for wire in std::iter::once(&mut a).chain(b.as_mut()) {
-        let _ = wire.raw.write_all(b"</stream:stream>");
-        wire.raw.shutdown();
+        wire.close();
     }
     Ok((verdict, log))
 }

@@ -11,12 +11,19 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use xmpp_conformance::report;
-use xmpp_conformance::run::{Account, Outcome, Status, Target, run_case, run_cases};
-use xmpp_host::tls::{Trust, Versions, client_config};
-use xmpp_server::{HubConfig, RuntimeConfig, ServerHandle, TestRewrite, TlsMaterial};
+use xmpp_conformance::run::{
+    Account, ComponentTarget, Outcome, S2sIdentity, Status, Target, run_case, run_cases,
+};
+use xmpp_host::tls::{Trust, Versions, client_config, client_config_with_certificate};
+use xmpp_server::{
+    Dns, HubConfig, RuntimeConfig, S2sSettings, S2sTls, ServerHandle, TestRewrite, TlsMaterial,
+};
 use xmpp_stream::BareJid;
-use xmpp_stream::conformance::{CASES, Case, Expect, Vars};
-use xmpp_testpeers::{PeerKind, start_for_test};
+use xmpp_stream::conformance::{CASES, Case, Expect, Phase, Vars};
+use xmpp_stream::dialback::DialbackSecret;
+use xmpp_testpeers::{
+    PeerKind, PeerOptions, PrivateDns, S2sAuth, S2sOptions, TestCa, start_for_test_with,
+};
 
 const DOMAIN: &str = "localhost";
 /// A case's deadline here: every server under test is on loopback.
@@ -50,7 +57,45 @@ fn target(addr: SocketAddr, domain: &str, ca_pem: &str) -> Target {
         a: account(0),
         b: Some(account(1)),
         timeout: TIMEOUT,
+        component: None,
+        s2s: None,
+        websocket: None,
+        s2s_identity: None,
     }
+}
+
+/// The domain the checker authenticates as on a server-to-server stream.
+const REMOTE: &str = "checker.test";
+
+/// The checker as [`REMOTE`], with a certificate from `ca` (which also issued the server's).
+fn identity(ca: &TestCa) -> S2sIdentity {
+    let cert = ca.issue(REMOTE).unwrap();
+    S2sIdentity {
+        domain: REMOTE.to_owned(),
+        tls: client_config_with_certificate(
+            &Trust::Pem(ca.pem().into_bytes()),
+            Versions::Any,
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+        )
+        .unwrap(),
+    }
+}
+
+/// Where every server under test serves XMPP over WebSocket.
+const WS_PATH: &str = "/xmpp-websocket";
+
+/// The component every server under test accepts (XEP-0114).
+const COMPONENT: (&str, &str) = ("comp.localhost", "conformance-secret");
+
+/// `target` with the component listening on `port`.
+fn with_component(mut target: Target, port: u16) -> Target {
+    target.component = Some(ComponentTarget {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        domain: COMPONENT.0.to_owned(),
+        secret: COMPONENT.1.to_owned(),
+    });
+    target
 }
 
 /// Our example server's configuration, broken by `rewrite` if given.
@@ -59,6 +104,8 @@ fn config(rewrite: Option<TestRewrite>) -> RuntimeConfig {
     for (user, password) in ACCOUNTS {
         hub = hub.with_user(user, password);
     }
+    hub.components
+        .push((BareJid::new(COMPONENT.0).unwrap(), COMPONENT.1.to_owned()));
     hub.test_rewrite = rewrite;
     RuntimeConfig {
         hub,
@@ -69,18 +116,79 @@ fn config(rewrite: Option<TestRewrite>) -> RuntimeConfig {
     }
 }
 
-/// Our example server, broken by `rewrite` if given.
-fn our_server(rewrite: Option<TestRewrite>) -> ServerHandle {
-    ServerHandle::spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config(rewrite)).unwrap()
+/// Our example server: one instance with its component port, one federating (the runtime
+/// starts either, not both), the same configuration, broken by the same rewrite if given.
+struct Ours {
+    server: ServerHandle,
+    /// Serves until dropped.
+    _federating: ServerHandle,
+    s2s: SocketAddr,
+    /// Issued the federating instance's certificate and trusted for its peers'.
+    ca: TestCa,
+    /// Serves XMPP over WebSocket (`ws:`).
+    websocket: ServerHandle,
+}
+
+fn our_server(rewrite: Option<TestRewrite>) -> Ours {
+    our_server_on(rewrite, false)
+}
+
+/// [`our_server`], with direct TLS (XEP-0368) too if `direct_tls`.
+fn our_server_on(rewrite: Option<TestRewrite>, direct_tls: bool) -> Ours {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let direct = direct_tls.then_some(loopback);
+    let server =
+        ServerHandle::spawn_on(loopback, direct, Some(loopback), config(rewrite.clone())).unwrap();
+    // The runtime starts c2s with either s2s or WebSocket, not both: three instances.
+    let listener = std::net::TcpListener::bind(loopback).unwrap();
+    let s2s = listener.local_addr().unwrap();
+    let mut federated = config(rewrite.clone());
+    federated.hub = federated
+        .hub
+        .with_s2s(DialbackSecret::new(b"conformance-dialback"));
+    let ca = TestCa::new("conformance test CA").unwrap();
+    let cert = ca.issue(DOMAIN).unwrap();
+    federated.s2s = Some(S2sSettings {
+        routes: std::collections::BTreeMap::new(),
+        dns: Dns::Off,
+        tls: S2sTls::from_pem(
+            cert.cert_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+            Some(ca.pem().as_bytes()),
+        )
+        .unwrap(),
+        connect_timeout: TIMEOUT,
+    });
+    let federating = ServerHandle::spawn_federating(loopback, listener, federated).unwrap();
+    let websocket =
+        ServerHandle::spawn_websocket(loopback, loopback, false, config(rewrite)).unwrap();
+    Ours {
+        server,
+        _federating: federating,
+        s2s,
+        ca,
+        websocket,
+    }
+}
+
+/// The target for our example server.
+fn our_target(ours: &Ours) -> Target {
+    let component = ours.server.component_addr.unwrap().port();
+    let server = &ours.server;
+    let mut target = with_component(target(server.addr, DOMAIN, &server.cert_pem), component);
+    target.s2s = Some(ours.s2s);
+    target.s2s_identity = Some(identity(&ours.ca));
+    target.websocket = Some((ours.websocket.websocket_addr.unwrap(), WS_PATH.to_owned()));
+    target
 }
 
 /// Our example server with direct TLS (XEP-0368) too: the same cases hold there, except
 /// the STARTTLS one, which does not apply.
 #[test]
 fn direct_tls_runs_the_same_cases() {
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let server = ServerHandle::spawn_with(loopback, Some(loopback), config(None)).unwrap();
-    let mut target = target(server.direct_tls_addr.unwrap(), DOMAIN, &server.cert_pem);
+    let ours = our_server_on(None, true);
+    let mut target = our_target(&ours);
+    target.addr = ours.server.direct_tls_addr.unwrap();
     target.direct_tls = true;
     let outcomes = run_cases(&target, &all_cases(), 8);
     for o in &outcomes {
@@ -95,11 +203,7 @@ fn direct_tls_runs_the_same_cases() {
 
 fn ours() -> Vec<Outcome> {
     let server = our_server(None);
-    run_cases(
-        &target(server.addr, DOMAIN, &server.cert_pem),
-        &all_cases(),
-        8,
-    )
+    run_cases(&our_target(&server), &all_cases(), 8)
 }
 
 /// Cases our example server fails on purpose, with the reason (none today).
@@ -134,7 +238,7 @@ fn every_case_fails_against_a_server_broken_for_it() {
                         to: vars.fill(case.breaks.to).into_bytes(),
                     };
                     let server = our_server(Some(rewrite));
-                    let outcome = run_case(&target(server.addr, DOMAIN, &server.cert_pem), case);
+                    let outcome = run_case(&our_target(&server), case);
                     results.lock().unwrap().push(outcome);
                 }
             });
@@ -165,6 +269,8 @@ fn vars_for(case: &Case) -> Vars {
     let mut vars = target(SocketAddr::from((Ipv4Addr::LOCALHOST, 1)), DOMAIN, "").vars();
     vars.a_full = format!("{}/conformance-{}", vars.a, case.id);
     vars.b_full = format!("{}/conformance-{}", vars.b, case.id);
+    COMPONENT.0.clone_into(&mut vars.component);
+    REMOTE.clone_into(&mut vars.remote);
     vars
 }
 
@@ -172,10 +278,65 @@ const BEGIN: &str = "<!-- compliance tables: generated by tests/conformance.rs (
 const END: &str = "<!-- end of compliance tables -->";
 
 fn peer(kind: PeerKind) -> Option<Vec<Outcome>> {
-    let server = start_for_test(kind, &ACCOUNTS)?;
+    // XEP-0198 on and a component, so the stream-management and component cases apply.
+    let options = PeerOptions::new()
+        .with_stream_management()
+        .with_websocket()
+        .with_component(COMPONENT.0, COMPONENT.1);
+    let server = start_for_test_with(kind, &ACCOUNTS, &options)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.starttls_port));
-    let target = target(addr, &server.domain, &server.certificate_pem);
-    Some(run_cases(&target, &all_cases(), 8))
+    let mut target = target(addr, &server.domain, &server.certificate_pem);
+    if let Some(component) = &server.component {
+        target = with_component(target, component.port);
+    }
+    target.websocket = server.websocket_port.map(|port| {
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            WS_PATH.to_owned(),
+        )
+    });
+    let (s2s_cases, others): (Vec<&Case>, Vec<&Case>) = all_cases()
+        .into_iter()
+        .partition(|c| matches!(c.phase, Phase::S2sConnected | Phase::S2sAuthenticated));
+    let (authenticated, s2s_cases): (Vec<&Case>, Vec<&Case>) = s2s_cases
+        .into_iter()
+        .partition(|c| c.phase == Phase::S2sAuthenticated);
+    let mut outcomes = run_cases(&target, &others, 8);
+    // One instance at a time: two ejabberd nodes starting side by side under load have
+    // failed to start.
+    drop(server);
+    // A second instance federates (with dialback, for the same domain): the checker plays a
+    // remote server against its s2s port.
+    let dns = PrivateDns::start(&[]).unwrap();
+    let ca = TestCa::new("conformance peer CA").unwrap();
+    let federating = PeerOptions::new().with_s2s(S2sOptions {
+        domain: target.domain.clone(),
+        cert: ca.issue(&target.domain).unwrap(),
+        auth: S2sAuth::Dialback,
+        dns: dns.addr,
+    });
+    let peer = start_for_test_with(kind, &ACCOUNTS, &federating)?;
+    target.s2s = peer
+        .s2s_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    outcomes.extend(run_cases(&target, &s2s_cases, 8));
+    drop(peer);
+    // A third trusts the test CA and takes certificates only (SASL EXTERNAL): the checker
+    // authenticates as a remote server with a certificate from it.
+    let external = PeerOptions::new().with_s2s(S2sOptions {
+        domain: target.domain.clone(),
+        cert: ca.issue(&target.domain).unwrap(),
+        auth: S2sAuth::External { ca_pem: ca.pem() },
+        dns: dns.addr,
+    });
+    let peer = start_for_test_with(kind, &ACCOUNTS, &external)?;
+    target.s2s = peer
+        .s2s_port
+        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    target.s2s_identity = Some(identity(&ca));
+    outcomes.extend(run_cases(&target, &authenticated, 8));
+    outcomes.sort_by_key(|o| CASES.iter().position(|c| c.id == o.case.id));
+    Some(outcomes)
 }
 
 /// The three servers side by side, compared with (or, with `BLESS=1`, written into) the

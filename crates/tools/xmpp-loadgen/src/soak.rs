@@ -30,6 +30,24 @@
 //! waits for the server). Every counted message must arrive exactly once:
 //! [`SoakReport::lost`] lists the ones that did not.
 //!
+//! **Stream management** ([`SoakOptions::sm`], `soak --sm`): every session enables XEP-0198
+//! with resumption (asking for a short window, [`SmSoak::window`]) and asks for an
+//! acknowledgement after every stanza. A slot picked for a storm kill is cut either
+//! mid-stanza (half of its next message written) or mid-ack (its next message and the `<r/>`
+//! after it written, the server's `<a/>` not read), by a reset or a half-close; its reconnect
+//! resumes the session, and one time in two that resumption is cut too: right after
+//! `<resume/>` went out ([`KillPoint::MidResume`]) or right after `<resumed/>` arrived, before
+//! what the server re-sent with it was taken ([`KillPoint::AfterResumed`]); then the slot
+//! resumes again (from the older state when `<resumed/>` never arrived). Every message
+//! handed to a session counts, whoever was cut and however: resumption must deliver each
+//! exactly once (a failed resumption re-sends what the machine reports as not delivered and
+//! is counted in [`SoakReport::resume_failures`]). At the end a share of the slots
+//! ([`SmSoak::abandon_rate`]) acknowledge everything and hang up without closing their
+//! stream, leaving the server detached sessions that its resumption window must end.
+//!
+//! In both modes, messages from one slot to another must arrive in the order sent
+//! ([`SoakReport::out_of_order`]).
+//!
 //! One concern per file under `soak/`: `options` (what to run, and its bounds), `plan` (the
 //! seeded choices), `shared` (the state the slots share, and the message ledger), `login` (one
 //! connection's negotiation and its kill points), `kill` (hanging up on purpose), `slot` (one
@@ -52,7 +70,7 @@ use tokio::time::Instant as TokioInstant;
 use crate::run::{Error, connector};
 
 pub use options::{
-    MAX_DURATION, MAX_MESSAGES, RESOURCE, SoakOptions, SoakTarget, check, raise_fd_limit,
+    MAX_DURATION, MAX_MESSAGES, RESOURCE, SmSoak, SoakOptions, SoakTarget, check, raise_fd_limit,
 };
 pub use plan::{HangUp, Kill, KillPoint, Plan, StormKill, plans};
 use report::account;
@@ -101,6 +119,7 @@ pub async fn soak(target: &SoakTarget, options: SoakOptions) -> Result<SoakRepor
     report.drain_time = times.drain;
     report.total_time = shared.epoch.elapsed();
     report.clean_closes = shared.counters.clean_closes.load(Ordering::Relaxed);
+    report.abandoned = shared.counters.abandoned.load(Ordering::Relaxed);
     report.failures = shared
         .failures
         .lock()

@@ -175,6 +175,10 @@ pub fn wasm_target_installed() -> bool {
         })
 }
 
+/// Where Debian's `prosody-modules` puts the module [`PeerOptions::with_privacy_lists`] loads.
+const PROSODY_PRIVACY_LISTS: &str =
+    "/usr/lib/prosody/modules/mod_privacy_lists/mod_privacy_lists.lua";
+
 /// Starts `kind` for a test, or returns `None` (after saying so on stderr) when the server is
 /// not installed and interop is not required. Panics when interop is required and the server
 /// cannot be started, so CI cannot silently skip.
@@ -191,6 +195,13 @@ pub fn start_for_test_with(
     accounts: &[(&str, &str)],
     options: &PeerOptions,
 ) -> Option<PeerServer> {
+    if options.privacy_lists
+        && kind == PeerKind::Prosody
+        && !Path::new(PROSODY_PRIVACY_LISTS).exists()
+    {
+        skip_or_fail("prosody-modules (mod_privacy_lists) is not installed");
+        return None;
+    }
     match PeerServer::start_with(kind, accounts, options) {
         Ok(server) => Some(server),
         Err(PeerError::NotInstalled(_)) if !interop_required() => {
@@ -222,6 +233,11 @@ pub struct PeerServer {
     /// [`PeerOptions::with_websocket`] asked for one; the URL is
     /// [`websocket_url`](Self::websocket_url).
     pub websocket_port: Option<u16>,
+    /// The loopback port of its HTTPS XMPP-over-WebSocket endpoint (`wss:`), when
+    /// [`PeerOptions::with_secure_websocket`] asked for one; the URL is
+    /// [`secure_websocket_url`](Self::secure_websocket_url).
+    pub secure_websocket_port: Option<u16>,
+    websocket_origin: Option<String>,
     s2s: Option<S2sOptions>,
     dir: PathBuf,
     child: Option<Child>,
@@ -229,6 +245,7 @@ pub struct PeerServer {
     log_level: LogLevel,
     stream_management: bool,
     blocking: bool,
+    privacy_lists: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -241,7 +258,11 @@ pub struct PeerOptions {
     log_level: LogLevel,
     stream_management: bool,
     blocking: bool,
+    privacy_lists: bool,
     websocket: bool,
+    secure_websocket: bool,
+    websocket_origin: Option<String>,
+    certificate: Option<ServerCert>,
 }
 
 impl Default for PeerOptions {
@@ -261,7 +282,11 @@ impl PeerOptions {
             log_level: LogLevel::Debug,
             stream_management: false,
             blocking: false,
+            privacy_lists: false,
             websocket: false,
+            secure_websocket: false,
+            websocket_origin: None,
+            certificate: None,
         }
     }
 
@@ -296,12 +321,46 @@ impl PeerOptions {
     /// Also serve XMPP over WebSocket (RFC 7395) on `ws://127.0.0.1:PORT/xmpp-websocket`, a
     /// free loopback port ([`PeerServer::websocket_port`]): Prosody's `mod_websocket` over its
     /// `http` module (with `consider_websocket_secure`, since a loopback test has no TLS
-    /// proxy in front, and `cross_domain_websocket` for pages served from another origin),
-    /// ejabberd's `ejabberd_http` listener with the `ejabberd_http_ws` request handler. Both
-    /// require clients to offer `Sec-WebSocket-Protocol: xmpp`.
+    /// proxy in front), ejabberd's `ejabberd_http` listener with the `ejabberd_http_ws`
+    /// request handler. Both require clients to offer `Sec-WebSocket-Protocol: xmpp`.
+    ///
+    /// The `Origin` of a browser page: Prosody 0.12 checks none on the upgrade (its
+    /// `cross_domain_websocket` is deprecated and ignored, it logs so; its CORS options only
+    /// shape HTTP answers), so a page from any origin may connect. ejabberd checks it against
+    /// `websocket_origin`, `ignore` by default: see
+    /// [`with_websocket_origin`](Self::with_websocket_origin).
     #[must_use]
     pub fn with_websocket(mut self) -> Self {
         self.websocket = true;
+        self
+    }
+
+    /// Also serve XMPP over WebSocket with TLS (`wss:`) on a free loopback port
+    /// ([`PeerServer::secure_websocket_url`]), with the server's certificate (see
+    /// [`with_certificate`](Self::with_certificate)): Prosody's `https` service, an
+    /// `ejabberd_http` listener with `tls: true`.
+    #[must_use]
+    pub fn with_secure_websocket(mut self) -> Self {
+        self.secure_websocket = true;
+        self
+    }
+
+    /// ejabberd accepts WebSocket upgrades only from pages of `origin` (e.g.
+    /// `http://127.0.0.1:8080`): its `websocket_origin` option, which rejects any other
+    /// `Origin` header. Prosody 0.12 has no such check (see
+    /// [`with_websocket`](Self::with_websocket)) and ignores this.
+    #[must_use]
+    pub fn with_websocket_origin(mut self, origin: &str) -> Self {
+        self.websocket_origin = Some(origin.to_owned());
+        self
+    }
+
+    /// Serve clients with `cert` (e.g. issued for [`DOMAIN`] by a [`TestCa`]) instead of a
+    /// self-signed certificate made at start. [`with_s2s`](Self::with_s2s) brings its own
+    /// certificate and overrides this.
+    #[must_use]
+    pub fn with_certificate(mut self, cert: ServerCert) -> Self {
+        self.certificate = Some(cert);
         self
     }
 
@@ -329,6 +388,14 @@ impl PeerOptions {
     #[must_use]
     pub fn with_blocking(mut self) -> Self {
         self.blocking = true;
+        self
+    }
+
+    /// Also offer XEP-0016 privacy lists (RFC 3921 §10): Prosody's `mod_privacy_lists`
+    /// (Debian `prosody-modules`), ejabberd's `mod_privacy`.
+    #[must_use]
+    pub fn with_privacy_lists(mut self) -> Self {
+        self.privacy_lists = true;
         self
     }
 }
@@ -383,9 +450,11 @@ impl PeerServer {
             return Err(PeerError::NotInstalled(kind));
         }
         let dir = fresh_dir(kind)?;
-        let (certificate_pem, key_pem) = match &options.s2s {
-            Some(s2s) => (s2s.cert.cert_pem.clone(), s2s.cert.key_pem.clone()),
-            None => short_lived_certificate(DOMAIN)
+        let (certificate_pem, key_pem) = match (&options.s2s, &options.certificate) {
+            (Some(S2sOptions { cert, .. }), _) | (None, Some(cert)) => {
+                (cert.cert_pem.clone(), cert.key_pem.clone())
+            }
+            (None, None) => short_lived_certificate(DOMAIN)
                 .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?,
         };
         let s2s_port = match (&options.s2s, options.s2s_port) {
@@ -394,6 +463,7 @@ impl PeerServer {
             (None, _) => None,
         };
         let websocket_port = options.websocket.then(free_port).transpose()?;
+        let secure_websocket_port = options.secure_websocket.then(free_port).transpose()?;
         let starttls_port = free_port()?;
         let direct_tls_port = free_port()?;
         let component = match &options.component {
@@ -417,6 +487,8 @@ impl PeerServer {
             component,
             s2s_port,
             websocket_port,
+            secure_websocket_port,
+            websocket_origin: options.websocket_origin.clone(),
             s2s: options.s2s.clone(),
             dir,
             child: None,
@@ -424,6 +496,7 @@ impl PeerServer {
             log_level: options.log_level,
             stream_management: options.stream_management,
             blocking: options.blocking,
+            privacy_lists: options.privacy_lists,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -450,6 +523,14 @@ impl PeerServer {
     pub fn websocket_url(&self) -> Option<String> {
         self.websocket_port
             .map(|port| format!("ws://127.0.0.1:{port}/xmpp-websocket"))
+    }
+
+    /// `wss://localhost:PORT/xmpp-websocket` (the certificate's name; connect to
+    /// `127.0.0.1:PORT`), when [`PeerOptions::with_secure_websocket`] asked for the endpoint.
+    #[must_use]
+    pub fn secure_websocket_url(&self) -> Option<String> {
+        self.secure_websocket_port
+            .map(|port| format!("wss://{DOMAIN}:{port}/xmpp-websocket"))
     }
 
     /// The directory holding the server's configuration, data and logs.
@@ -522,8 +603,7 @@ interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
-{s2s_ports}{http}https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist}{websocket} }}
+{s2s_ports}{http}{https}modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist}{websocket} }}
 modules_disabled = {{{s2s_module} "offline"; "c2s_bosh";{no_http} "posix";{no_dialback} }}
 {smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
@@ -535,7 +615,12 @@ allow_registration = false
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
-            blocklist = if self.blocking { " \"blocklist\";" } else { "" },
+            blocklist = match (self.blocking, self.privacy_lists) {
+                (true, true) => " \"blocklist\"; \"privacy_lists\";",
+                (true, false) => " \"blocklist\";",
+                (false, true) => " \"privacy_lists\";",
+                (false, false) => "",
+            },
             smacks = if self.stream_management {
                 " \"smacks\";"
             } else {
@@ -550,15 +635,22 @@ allow_registration = false
                 || "http_ports = { }\n".to_owned(),
                 |port| format!(
                     "http_ports = {{ {port} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\n\
-                     consider_websocket_secure = true\ncross_domain_websocket = true\n"
+                     consider_websocket_secure = true\n"
                 )
             ),
-            websocket = if self.websocket_port.is_some() {
+            https = self.secure_websocket_port.map_or_else(
+                || "https_ports = { }\n".to_owned(),
+                |port| format!(
+                    "https_ports = {{ {port} }}\nhttps_interfaces = {{ \"127.0.0.1\" }}\n\
+                     https_ssl = {{ certificate = \"{d}/cert.pem\"; key = \"{d}/key.pem\"; }}\n"
+                )
+            ),
+            websocket = if self.websocket_port.is_some() || self.secure_websocket_port.is_some() {
                 " \"websocket\";"
             } else {
                 ""
             },
-            no_http = if self.websocket_port.is_some() {
+            no_http = if self.websocket_port.is_some() || self.secure_websocket_port.is_some() {
                 ""
             } else {
                 " \"http\";"
@@ -676,7 +768,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-{s2s_listener}{component}{websocket}acl:
+{s2s_listener}{component}{websocket}{secure_websocket}{origin}acl:
   local:
     user_regexp: ""
 access_rules:
@@ -692,10 +784,10 @@ modules:
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
-            blocking = if self.blocking {
-                "  mod_privacy: {}\n  mod_blocking: {}\n"
-            } else {
-                ""
+            blocking = match (self.blocking, self.privacy_lists) {
+                (true, _) => "  mod_privacy: {}\n  mod_blocking: {}\n",
+                (false, true) => "  mod_privacy: {}\n",
+                (false, false) => "",
             },
             stream_mgmt = if self.stream_management {
                 "  mod_stream_mgmt: {resume_timeout: 300}\n"
@@ -710,6 +802,14 @@ modules:
                 "  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    \
                  request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n"
             )),
+            secure_websocket = self.secure_websocket_port.map_or(String::new(), |port| format!(
+                "  - port: {port}\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    tls: true\n    \
+                 request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n"
+            )),
+            origin = self.websocket_origin.as_ref().map_or(String::new(), |origin| format!(
+                "websocket_origin: [{}]\n",
+                yaml_string(origin)
+            )),
             component = self.component.as_ref().map_or(String::new(), |c| format!(
                 "  - port: {}\n    ip: \"127.0.0.1\"\n    module: ejabberd_service\n    \
                  hosts:\n      {}:\n        password: {}\n",
@@ -720,15 +820,32 @@ modules:
         );
         fs::write(dir.join("ejabberd.yml"), config)?;
         chown_to(dir, service_user("ejabberd"))?;
-        let child = self
-            .ejabberdctl()
-            .arg("foreground")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()?;
-        self.child = Some(child);
-        self.wait_listening(Duration::from_secs(60))?;
+        let launcher_log = dir.join("launcher.log");
+        // The Erlang port mapper is shared by every ejabberd on the machine, and each one's
+        // drop runs `epmd -kill` (which succeeds whenever no node is registered yet): a node
+        // starting at that moment exits with `econnrefused`. Start it again then.
+        for attempt in 1.. {
+            let child = self
+                .ejabberdctl()
+                .arg("foreground")
+                // What the launcher says before ejabberd has a log of its own (why it exited).
+                .stdout(fs::File::create(&launcher_log)?)
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()?;
+            self.child = Some(child);
+            match self.wait_listening(Duration::from_secs(60)) {
+                Err(PeerError::StartTimeout(why))
+                    if attempt < 3 && why.contains("econnrefused") =>
+                {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                result => {
+                    result?;
+                    break;
+                }
+            }
+        }
         for (user, password) in accounts {
             self.ctl_until_tables_ready(&["register", user, &self.domain, password])?;
         }
@@ -814,6 +931,7 @@ modules:
         ports.extend(self.component.as_ref().map(|c| c.port));
         ports.extend(self.s2s_port);
         ports.extend(self.websocket_port);
+        ports.extend(self.secure_websocket_port);
         while start.elapsed() < limit {
             if ports
                 .iter()
@@ -824,8 +942,11 @@ modules:
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
+                let launcher =
+                    fs::read_to_string(self.dir.join("launcher.log")).unwrap_or_default();
                 return Err(PeerError::StartTimeout(format!(
-                    "exited early with {status}\n{}",
+                    "exited early with {status}\n{}\n{}",
+                    tail(&launcher, 20),
                     tail(&self.log(), 40)
                 )));
             }

@@ -9,6 +9,7 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::sessions::{Session, bare_str};
 use super::{Output, Server};
 use crate::delivery::{MessageDecision, Recipients, message_decision};
+use crate::privacy::Kind;
 use crate::roster::NS_ROSTER;
 use crate::stanza::{Iq, Message, MessageType, Presence, PresenceType};
 use crate::store::RosterStore;
@@ -29,17 +30,36 @@ impl Server {
         message_decision(self.config.delivery, view, to.resource(), kind)
     }
 
+    /// A message for a local account, after the blocklist: the §8.5 decision, then the
+    /// privacy list in force for each recipient (XEP-0016 §2.2): a resource whose list
+    /// denies it does not get it, and if none is left (or the default list refuses what
+    /// would go offline) the sender gets `service-unavailable` (§2.14).
     pub(super) fn inbound_message(&mut self, store: &mut impl RosterStore, to: &Jid, m: &Message) {
+        let user = to.to_bare();
+        let from = m.header.from.clone();
         match self.message_decision(store, to, m.kind()) {
             MessageDecision::Deliver(recipients) => {
-                let targets = self.recipients(to, recipients);
+                let mut targets = self.recipients(to, recipients);
+                if let Some(from) = &from {
+                    targets = self.admitted(store, &user, from, Kind::Message, targets);
+                }
                 let el = m.to_element();
+                if targets.is_empty() {
+                    self.refuse_inbound(&el);
+                }
                 for t in targets {
                     self.deliver(&t, el.clone());
                 }
             }
+            MessageDecision::Offline
+                if from
+                    .as_ref()
+                    .is_some_and(|f| !self.lets_through(store, &user, None, f, Kind::Message)) =>
+            {
+                self.refuse_inbound(&m.to_element());
+            }
             MessageDecision::Offline => self.out.push_back(Output::Offline {
-                user: to.to_bare(),
+                user,
                 stanza: m.to_element(),
             }),
             MessageDecision::Bounce(condition) => self.bounce_with(&m.to_element(), condition),
@@ -79,19 +99,26 @@ impl Server {
             Some(PresenceType::Probe) => self.answer_probe(store, user, &from),
             Some(t) => {
                 if let Some(kind) = t.subscription_kind() {
-                    self.inbound_subscription(store, user, &from.to_bare(), kind, p);
+                    self.inbound_subscription(store, user, &from, kind, p);
                 } else {
-                    self.deliver_presence(to, &p);
+                    self.deliver_presence(store, user, &from, to, &p);
                 }
             }
-            None => self.deliver_presence(to, &p),
+            None => self.deliver_presence(store, user, &from, to, &p),
         }
     }
 
     /// §8.5.2.1.2 / §8.5.3: availability presence to the bare JID reaches every available
     /// resource, to a full JID only that resource; otherwise it is dropped (§8.5.2.2.2,
-    /// §8.5.3.2.2).
-    fn deliver_presence(&mut self, to: &Jid, p: &Presence) {
+    /// §8.5.3.2.2). Each recipient's privacy list judges it (XEP-0016 §2.10, presence-in).
+    fn deliver_presence(
+        &mut self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        from: &Jid,
+        to: &Jid,
+        p: &Presence,
+    ) {
         let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
             return;
         };
@@ -107,6 +134,7 @@ impl Server {
                 .map(|s| s.jid.clone())
                 .collect(),
         };
+        let targets = self.admitted(store, user, from, Kind::PresenceIn, targets);
         let el = p.to_element();
         for t in targets {
             self.deliver(&t, el.clone());
@@ -129,6 +157,20 @@ impl Server {
                         .into(),
                 );
             }
+            return;
+        }
+        // XEP-0016 §2.12: judged by the list in force for the resource addressed, or by the
+        // default when the server answers for the account (a bare JID, a resource not
+        // connected).
+        let session = to.resource().and_then(|r| {
+            self.resources_of(user)
+                .find(|s| s.jid.resource() == r)
+                .map(|s| s.jid.clone())
+        });
+        if let Some(from) = &iq.header.from
+            && !self.lets_through(store, user, session.as_ref(), from, Kind::Iq)
+        {
+            self.refuse_inbound(&iq.to_element());
             return;
         }
         match to.resource() {

@@ -9,6 +9,8 @@ use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
+use super::sessions::Session;
+use crate::privacy::{Kind, Traffic};
 use crate::stanza::{Presence, PresenceType};
 use crate::store::RosterStore;
 
@@ -73,11 +75,18 @@ impl Server {
         s.presence = Some(p.clone());
         let entries = store.entries(&user);
         // §4.2.2 / §4.4.2: to every contact with a subscription from the user...
-        let me: Jid = from.clone().into();
         let subscribers: Vec<&crate::store::RosterEntry> = entries
             .iter()
             .filter(|e| e.state.state.subscription().has_from())
-            .filter(|e| self.presence_out_allowed(store, &me, &e.jid.clone().into()))
+            .filter(|e| {
+                self.lets_through(
+                    store,
+                    &user,
+                    Some(from),
+                    &e.jid.clone().into(),
+                    Kind::PresenceOut,
+                )
+            })
             .collect();
         for e in subscribers {
             let mut copy = p.clone();
@@ -182,27 +191,39 @@ impl Server {
         }
     }
 
-    /// §4.3.2: a probe of `user` from `prober`.
+    /// §4.3.2: a probe of `user` from `prober`. A probe is no presence notification: only
+    /// items naming no kind stop it (XEP-0016 §2.13), and a stopped probe gets no answer at
+    /// all (§2.14). Each available resource's presence goes out only if that resource's list
+    /// in force lets both the probe and its presence-out through (§2.2, §2.11).
     pub(super) fn answer_probe(&mut self, store: &impl RosterStore, user: &BareJid, prober: &Jid) {
         let contact = prober.to_bare();
         let allowed = store
             .entry(user, &contact)
             .is_some_and(|e| e.state.state.subscription().has_from());
-        if allowed && !self.presence_out_allowed(store, &user.clone().into(), prober) {
-            // Blocked (XEP-0191 §3.3, XEP-0016 presence-out): nothing is revealed.
-            return;
-        }
         if !allowed {
-            // Do not reveal presence; tell the prober it is not subscribed.
-            let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);
-            self.route(p.into());
+            // Not subscribed: the account answers, by its default list. Presence is not
+            // revealed; the prober learns it is not subscribed.
+            if self.lets_through(store, user, None, prober, Traffic::Other) {
+                let p = addressed(PresenceType::Unsubscribed, user.clone(), contact);
+                self.route(p.into());
+            }
             return;
         }
-        let presences: Vec<Presence> = self
-            .resources_of(user)
-            .filter(|s| s.available)
+        let answers = |s: Option<&FullJid>| {
+            self.lets_through(store, user, s, prober, Traffic::Other)
+                && self.lets_through(store, user, s, prober, Kind::PresenceOut)
+        };
+        let available: Vec<&Session> = self.resources_of(user).filter(|s| s.available).collect();
+        let presences: Vec<Presence> = available
+            .iter()
+            .filter(|s| answers(Some(&s.jid)))
             .filter_map(|s| s.presence.clone())
             .collect();
+        if presences.is_empty() && (!available.is_empty() || !answers(None)) {
+            // Blocked for every available resource (or, with none, by the default list):
+            // nothing is revealed.
+            return;
+        }
         if presences.is_empty() {
             let p = addressed(PresenceType::Unavailable, user.clone(), prober.clone());
             self.route(p.into());
@@ -213,12 +234,23 @@ impl Server {
         }
     }
 
-    /// Sends the current presence of each available resource (share) or `unavailable` from
-    /// each (revoke) to a contact whose `from` subscription just changed.
-    pub(super) fn presence_to_contact(&mut self, user: &BareJid, contact: &BareJid, share: bool) {
+    /// Sends the current presence of each available resource (share: those whose list in
+    /// force lets presence out to the contact, XEP-0016 §2.11) or `unavailable` from each
+    /// (revoke) to a contact whose `from` subscription just changed.
+    pub(super) fn presence_to_contact(
+        &mut self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        contact: &BareJid,
+        share: bool,
+    ) {
+        let to: Jid = contact.clone().into();
         let presences: Vec<Presence> = self
             .resources_of(user)
             .filter(|s| s.available)
+            .filter(|s| {
+                !share || self.lets_through(store, user, Some(&s.jid), &to, Kind::PresenceOut)
+            })
             .filter_map(|s| {
                 if share {
                     s.presence.clone()
@@ -230,7 +262,7 @@ impl Server {
             })
             .collect();
         for mut p in presences {
-            p.header.to = Some(contact.clone().into());
+            p.header.to = Some(to.clone());
             self.route(p.into());
         }
     }

@@ -14,18 +14,18 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::Server;
 use super::sessions::bare_str;
 use crate::privacy::{
-    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, decide,
-    jids_element, parse_jids,
+    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, Traffic,
+    decide, jids_element, parse_jids,
 };
 use crate::stanza::header::nc;
-use crate::stanza::{Iq, IqPayload, PresenceType, Stanza};
+use crate::stanza::{Iq, IqPayload, Presence, PresenceType, Stanza};
 use crate::store::RosterStore;
 
 /// One account's blocking state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Account {
     pub(super) data: PrivacyData,
-    /// `data.data.blocked` as rules, rebuilt on every change.
+    /// `data.blocked` as rules, rebuilt on every change.
     block_rules: PrivacyList,
 }
 
@@ -41,7 +41,7 @@ impl Account {
 enum Stop {
     /// By the blocklist: `not-acceptable` with `<blocked/>` (XEP-0191 §3.6).
     Blocked,
-    /// By a privacy list: `not-acceptable` (XEP-0016 §2.13).
+    /// By a privacy list: `not-acceptable` (XEP-0016 §2.14).
     Privacy,
 }
 
@@ -57,7 +57,18 @@ impl Server {
         let set = matches!(iq.payload, IqPayload::Set(_));
         let result = if payload.is("query", NS_PRIVACY) {
             if set {
-                self.privacy_set(store, from, payload)
+                // §2.11 (its note): a contact that stops receiving the user's presence
+                // notifications is sent `unavailable`; one that may receive them again gets
+                // the current presence, as an unblock does (XEP-0191 §3.4).
+                let user = from.to_bare();
+                let affected = self.affected_sessions(from, payload);
+                let before = self.presence_out_view(store, &user, &affected);
+                let result = self.privacy_set(store, from, payload);
+                if result.is_ok() {
+                    let after = self.presence_out_view(store, &user, &affected);
+                    self.presence_out_changed(&before, after);
+                }
+                result
             } else {
                 self.privacy_get(from, payload)
             }
@@ -156,6 +167,7 @@ impl Server {
                 .is_some_and(|a| a.data.lists.iter().any(|l| l.name == n))
         };
         if child.is("active", NS_PRIVACY) {
+            // §2.4: a list that does not exist is item-not-found; no name declines.
             if name.as_deref().is_some_and(|n| !exists(self, n)) {
                 return Err(StanzaErrorCondition::ItemNotFound);
             }
@@ -164,17 +176,20 @@ impl Server {
             }
             return Ok(None);
         }
+        // The other connected resources the default list applies to: those without an
+        // active list of their own (§2.2 rule 2).
+        let others_on_default = self
+            .resources_of(&user)
+            .any(|s| &s.jid != from && s.active_list.is_none());
         if child.is("default", NS_PRIVACY) {
+            // §2.5: a list that does not exist is item-not-found. Changing or declining the
+            // default is a conflict only while a default list exists and applies to another
+            // connected resource; setting the same default again changes nothing.
             if name.as_deref().is_some_and(|n| !exists(self, n)) {
                 return Err(StanzaErrorCondition::ItemNotFound);
             }
-            // XEP-0016 §2.6: changing the default while another resource relies on it
-            // (no active list of its own) is a conflict.
-            let others_rely = self
-                .resources_of(&user)
-                .any(|s| &s.jid != from && s.active_list.is_none());
             let account = self.privacy.entry(key).or_default();
-            if others_rely && account.data.default != name {
+            if account.data.default.is_some() && account.data.default != name && others_on_default {
                 return Err(StanzaErrorCondition::Conflict);
             }
             account.data.default = name;
@@ -185,18 +200,30 @@ impl Server {
         }
         let name = name.ok_or(StanzaErrorCondition::BadRequest)?;
         if child.children().next().is_none() {
-            // §2.8: removal; not of a list in use.
-            let in_use = self
+            // §2.8: removal. item-not-found for a list that does not exist; conflict while
+            // the list applies to another connected resource (its active list, or the
+            // default for one without an active list). The sender's own use does not count:
+            // it falls back to no list.
+            if !exists(self, &name) {
+                return Err(StanzaErrorCondition::ItemNotFound);
+            }
+            let active_elsewhere = self
                 .resources_of(&user)
                 .any(|s| &s.jid != from && s.active_list.as_deref() == Some(name.as_str()));
             let account = self.privacy.entry(key).or_default();
-            if in_use || account.data.default.as_deref() == Some(name.as_str()) {
+            let default_elsewhere =
+                account.data.default.as_deref() == Some(name.as_str()) && others_on_default;
+            if active_elsewhere || default_elsewhere {
                 return Err(StanzaErrorCondition::Conflict);
             }
-            let before = account.data.lists.len();
             account.data.lists.retain(|l| l.name != name);
-            if account.data.lists.len() == before {
-                return Err(StanzaErrorCondition::ItemNotFound);
+            if account.data.default.as_deref() == Some(name.as_str()) {
+                account.data.default = None;
+            }
+            if let Some(s) = self.session_mut(from)
+                && s.active_list.as_deref() == Some(name.as_str())
+            {
+                s.active_list = None;
             }
         } else {
             let groups: Vec<String> = store
@@ -276,10 +303,102 @@ impl Server {
                 .entry(&user, &j.to_bare())
                 .is_some_and(|e| e.state.state.subscription().has_from());
             if subscribed && j.node().is_some() {
-                self.presence_to_contact(&user, &j.to_bare(), !block);
+                self.presence_to_contact(store, &user, &j.to_bare(), !block);
             }
         }
         Ok(None)
+    }
+
+    /// The available sessions whose list in force a `jabber:iq:privacy` set can change: the
+    /// sender for `<active/>`, those without an active list for `<default/>`, those under
+    /// the list for `<list/>`. They share one list in force, so a view of them costs one
+    /// pass over the contacts.
+    fn affected_sessions(&self, from: &FullJid, query: &Element) -> Vec<FullJid> {
+        let Some(child) = query.children().next() else {
+            return Vec::new();
+        };
+        let user = from.to_bare();
+        let default = self
+            .privacy
+            .get(user.as_str())
+            .and_then(|a| a.data.default.clone());
+        let name = child.attr("name");
+        self.resources_of(&user)
+            .filter(|s| s.available)
+            .filter(|s| match child.name() {
+                "active" => &s.jid == from,
+                "default" => s.active_list.is_none(),
+                _ => s.active_list.as_deref().or(default.as_deref()) == name,
+            })
+            .map(|s| s.jid.clone())
+            .collect()
+    }
+
+    /// For each of `sessions` and each contact subscribed to the user's presence: whether
+    /// the session's list in force lets presence notifications out to the contact, judged
+    /// once per distinct list in force.
+    fn presence_out_view(
+        &self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        sessions: &[FullJid],
+    ) -> Vec<(FullJid, Jid, bool)> {
+        if sessions.is_empty() {
+            return Vec::new();
+        }
+        let contacts: Vec<Jid> = store
+            .entries(user)
+            .into_iter()
+            .filter(|e| e.state.state.subscription().has_from())
+            .map(|e| e.jid.into())
+            .collect();
+        let account = self.privacy.get(user.as_str());
+        let mut judged: Vec<(Option<String>, Vec<bool>)> = Vec::new();
+        let mut view = Vec::new();
+        for s in sessions {
+            let list = account
+                .and_then(|a| self.list_in_force(a, Some(s)))
+                .map(|l| l.name.clone());
+            let verdicts = if let Some((_, v)) = judged.iter().find(|(n, _)| *n == list) {
+                v.clone()
+            } else {
+                let v: Vec<bool> = contacts
+                    .iter()
+                    .map(|c| self.lets_through(store, user, Some(s), c, Kind::PresenceOut))
+                    .collect();
+                judged.push((list, v.clone()));
+                v
+            };
+            for (c, open) in contacts.iter().zip(verdicts) {
+                view.push((s.clone(), c.clone(), open));
+            }
+        }
+        view
+    }
+
+    /// Compares two [`Self::presence_out_view`]s: `unavailable` from a session to each
+    /// contact it no longer lets presence out to, its current presence to each it lets it
+    /// out to again.
+    fn presence_out_changed(
+        &mut self,
+        before: &[(FullJid, Jid, bool)],
+        after: Vec<(FullJid, Jid, bool)>,
+    ) {
+        for ((session, contact, open), was) in after.into_iter().zip(before.iter().map(|b| b.2)) {
+            if was == open {
+                continue;
+            }
+            let presence = if open {
+                self.session(&session).and_then(|s| s.presence.clone())
+            } else {
+                Some(Presence::new(Some(PresenceType::Unavailable)))
+            };
+            if let Some(mut p) = presence {
+                p.header.from = Some(session.into());
+                p.header.to = Some(contact);
+                self.route(p.into());
+            }
+        }
     }
 
     /// An iq set push of `payload` to each session of `user` that `want` picks (roster,
@@ -305,84 +424,128 @@ impl Server {
 
     // ---- verdicts ----
 
-    /// The verdict for `user` (as `to`: a full JID picks that session's active list) about
-    /// `peer`, for stanzas of `kind`; `blocklist_only` skips the privacy lists.
-    fn verdict(
+    /// The privacy list in force for `session` of the account (XEP-0016 §2.2 rules 1–3): its
+    /// active list, else the default (no layering); for `None` (no session takes the
+    /// stanza: it is the account's, or stored offline) the default.
+    fn list_in_force<'a>(
+        &'a self,
+        account: &'a Account,
+        session: Option<&FullJid>,
+    ) -> Option<&'a PrivacyList> {
+        let active = session
+            .and_then(|s| self.session(s))
+            .and_then(|s| s.active_list.as_deref());
+        let name = active.or(account.data.default.as_deref())?;
+        account.data.lists.iter().find(|l| l.name == name)
+    }
+
+    /// `user`'s verdict on `traffic` between `peer` and `session` (`None`: the account as a
+    /// whole): the blocklist, then the list in force for that session; true in second place
+    /// when the blocklist decided. A user's own resources are never blocked (XEP-0016 §2.1).
+    fn judge(
         &self,
         store: &impl RosterStore,
-        to: &Jid,
+        user: &BareJid,
+        session: Option<&FullJid>,
         peer: &Jid,
-        kind: Kind,
-        blocklist_only: bool,
+        traffic: Traffic,
     ) -> (Action, bool) {
-        let Some(account) = self.privacy.get(bare_str(to.as_str())) else {
+        let Some(account) = self.privacy.get(user.as_str()) else {
             return (Action::Allow, false);
         };
-        let entry = store.entry(&to.to_bare(), &peer.to_bare());
-        if account.block_rules.verdict(kind, peer, entry.as_ref()) == Some(Action::Deny) {
+        if peer.node().is_some() && bare_str(peer.as_str()) == user.as_str() {
+            return (Action::Allow, false);
+        }
+        let entry = store.entry(user, &peer.to_bare());
+        if account.block_rules.verdict(traffic, peer, entry.as_ref()) == Some(Action::Deny) {
             return (Action::Deny, true);
         }
-        if blocklist_only {
-            return (Action::Allow, false);
-        }
-        let active = match to.resource() {
-            Some(_) => FullJid::try_from(to.clone())
-                .ok()
-                .and_then(|f| self.session(&f))
-                .and_then(|s| s.active_list.clone()),
-            None => None,
-        };
-        let name = active.or_else(|| account.data.default.clone());
-        let list = name.and_then(|n| account.data.lists.iter().find(|l| l.name == n));
+        let list = self.list_in_force(account, session);
         (
-            decide(&PrivacyList::default(), list, kind, peer, entry.as_ref()),
+            decide(&PrivacyList::default(), list, traffic, peer, entry.as_ref()),
             false,
         )
     }
 
-    /// XEP-0016 §2.13 / XEP-0191 §3.5: whether a stanza for a local account gets through.
-    /// A stopped message or iq request is answered `service-unavailable`; presence and
-    /// everything else is dropped.
+    /// Whether `session` of `user` (`None`: the account as a whole) may receive `traffic`
+    /// from `peer`, or send it to `peer`.
+    pub(super) fn lets_through(
+        &self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        session: Option<&FullJid>,
+        peer: &Jid,
+        traffic: impl Into<Traffic>,
+    ) -> bool {
+        self.judge(store, user, session, peer, traffic.into()).0 == Action::Allow
+    }
+
+    /// The recipients among `targets` (sessions of `user`) whose lists let `traffic` from
+    /// `peer` through: a stanza to the bare JID is judged by the list in force for each
+    /// resource it would reach (XEP-0016 §2.2 rules 1–2), not by the default alone.
+    pub(super) fn admitted(
+        &self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        peer: &Jid,
+        traffic: impl Into<Traffic>,
+        mut targets: Vec<FullJid>,
+    ) -> Vec<FullJid> {
+        let traffic = traffic.into();
+        targets.retain(|t| self.lets_through(store, user, Some(t), peer, traffic));
+        targets
+    }
+
+    /// XEP-0016 §2.14 / XEP-0191 §3.5: the answer to a stopped inbound stanza: a message or an
+    /// iq request gets `service-unavailable` (the user appears offline); presence and iq
+    /// responses are dropped without a word.
+    pub(super) fn refuse_inbound(&mut self, stanza: &Element) {
+        let answer = match stanza.name() {
+            "message" => true,
+            "iq" => matches!(stanza.attr("type"), Some("get" | "set")),
+            _ => false,
+        };
+        if answer {
+            self.bounce_with(stanza, StanzaErrorCondition::ServiceUnavailable);
+        }
+    }
+
+    /// XEP-0191 §3.5: the blocklist applies to the account as a whole, so it is checked once,
+    /// before any delivery rule; a stopped stanza is refused as [`Self::refuse_inbound`]
+    /// says. The privacy lists, which depend on the receiving resource, are applied where
+    /// the recipients are known ([`Self::admitted`]).
     pub(super) fn inbound_allowed(&mut self, store: &impl RosterStore, stanza: &Stanza) -> bool {
         let h = stanza.header();
         let (Some(to), Some(from)) = (h.to.clone(), h.from.clone()) else {
             return true;
         };
-        if from.to_bare() == to.to_bare() || to.node().is_none() {
+        if to.node().is_none() {
             return true;
         }
-        let (kind, blocklist_only) = match stanza {
-            Stanza::Message(_) => (Kind::Message, false),
-            Stanza::Iq(iq) => (Kind::Iq, iq.request_payload().is_none()),
-            // Subscription stanzas: only the blocklist stops them (XEP-0016 presence-in is
-            // about availability).
-            Stanza::Presence(p) => (
-                Kind::PresenceIn,
-                p.presence_type
-                    .is_some_and(|t| t.subscription_kind().is_some()),
-            ),
+        let user = to.to_bare();
+        let Some(account) = self.privacy.get(user.as_str()) else {
+            return true;
         };
-        let (action, _) = self.verdict(store, &to, &from, kind, blocklist_only);
-        if action == Action::Allow {
+        if from.to_bare() == user {
             return true;
         }
-        let answer = match stanza {
-            Stanza::Message(_) => true,
-            Stanza::Iq(iq) => iq.request_payload().is_some(),
-            Stanza::Presence(_) => false,
-        };
-        if answer {
-            self.bounce_with(
-                &stanza.to_element(),
-                StanzaErrorCondition::ServiceUnavailable,
-            );
+        let entry = store.entry(&user, &from.to_bare());
+        // The blocklist names no kind: it stops everything (Traffic::Other is the narrowest).
+        if account
+            .block_rules
+            .verdict(Traffic::Other, &from, entry.as_ref())
+            != Some(Action::Deny)
+        {
+            return true;
         }
+        self.refuse_inbound(&stanza.to_element());
         false
     }
 
-    /// Whether a stanza a session sends may leave (XEP-0191 §3.6, XEP-0016 presence-out):
-    /// a stopped one is answered `not-acceptable` (with `<blocked/>` when the blocklist
-    /// stopped it), and false is returned.
+    /// Whether a stanza a session sends may leave (XEP-0191 §3.6; XEP-0016 §2.11 for
+    /// availability presence, §2.13 for everything else, subscription presence included,
+    /// which only items naming no kind stop): a stopped one is answered `not-acceptable`
+    /// (§2.14; with `<blocked/>` when the blocklist stopped it), and false is returned.
     pub(super) fn outbound_allowed(
         &mut self,
         store: &impl RosterStore,
@@ -395,16 +558,15 @@ impl Server {
         if to.to_bare() == from.to_bare() {
             return true;
         }
-        let (kind, blocklist_only) = match stanza {
+        let traffic = match stanza {
             Stanza::Presence(p)
                 if matches!(p.presence_type, None | Some(PresenceType::Unavailable)) =>
             {
-                (Kind::PresenceOut, false)
+                Traffic::Named(Kind::PresenceOut)
             }
-            _ => (Kind::Message, true),
+            _ => Traffic::Other,
         };
-        let me: Jid = from.clone().into();
-        let (action, by_blocklist) = self.verdict(store, &me, &to, kind, blocklist_only);
+        let (action, by_blocklist) = self.judge(store, &from.to_bare(), Some(from), &to, traffic);
         if action == Action::Allow {
             return true;
         }
@@ -423,16 +585,5 @@ impl Server {
             self.deliver(from, error.reply_to(&el));
         }
         false
-    }
-
-    /// Whether the presence of session `from` (or of the account, `None`) may go to `to`
-    /// (presence-out, broadcast and probe answers).
-    pub(super) fn presence_out_allowed(
-        &self,
-        store: &impl RosterStore,
-        from: &Jid,
-        to: &Jid,
-    ) -> bool {
-        self.verdict(store, from, to, Kind::PresenceOut, false).0 == Action::Allow
     }
 }

@@ -153,7 +153,7 @@ impl Server {
             stanzas.push(send(SubscriptionKind::Unsubscribed));
         }
         if state.subscription().has_from() {
-            self.presence_to_contact(user, &contact, false);
+            self.presence_to_contact(store, user, &contact, false);
         }
         store.delete(user, &contact);
         let item = RosterItem {

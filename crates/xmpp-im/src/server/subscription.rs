@@ -2,11 +2,12 @@
 //! pre-approvals (§3.1-§3.4) and their inbound counterparts, applied to the roster entry
 //! through the state machine of [`crate::subscription`] (Appendix A).
 
-use xmpp_jid::{BareJid, FullJid};
+use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
 use super::presence::addressed;
+use crate::privacy::Traffic;
 use crate::stanza::Presence;
 use crate::store::{RosterEntry, RosterStore};
 use crate::subscription::{StanzaFate, SubscriptionKind};
@@ -54,7 +55,7 @@ impl Server {
             // §3.2.2: `unavailable` from every online resource *before* the `unsubscribed`,
             // so the contact's server learns the user went away while it still routes the
             // user's presence.
-            self.presence_to_contact(user, contact, false);
+            self.presence_to_contact(store, user, contact, false);
         }
         if t.fate == StanzaFate::Route {
             // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
@@ -62,18 +63,35 @@ impl Server {
             p.header.to = Some(contact.clone().into());
             self.route(p.into());
         }
-        self.after_transition(user, contact, t.share_presence, false);
+        self.after_transition(store, user, contact, t.share_presence, false);
     }
 
     pub(super) fn inbound_subscription(
         &mut self,
         store: &mut impl RosterStore,
         user: &BareJid,
-        contact: &BareJid,
+        from: &Jid,
         kind: SubscriptionKind,
         mut p: Presence,
     ) {
+        let contact = &from.to_bare();
         if user == contact {
+            return;
+        }
+        // XEP-0016 §2.13: only items naming no kind stop subscription presence (§2.10's note
+        // keeps it out of presence-in). It is the account's business, delivered to the
+        // available resources: each resource's list in force decides whether that resource
+        // sees it, and it is dropped (never an error, §2.14) when every one of them refuses
+        // it, or, with none available, when the default list does.
+        let available = self.available_sessions(user);
+        let none_available = available.is_empty();
+        let receivers = self.admitted(store, user, from, Traffic::Other, available);
+        let admitted = if none_available {
+            self.lets_through(store, user, None, from, Traffic::Other)
+        } else {
+            !receivers.is_empty()
+        };
+        if !admitted {
             return;
         }
         let existing = store.entry(user, contact);
@@ -104,7 +122,7 @@ impl Server {
             self.push(store, user, entry.item());
         }
         if t.fate == StanzaFate::Deliver {
-            for r in self.available_sessions(user) {
+            for r in receivers {
                 self.deliver(&r, el.clone());
             }
         }
@@ -112,15 +130,22 @@ impl Server {
             let r = addressed(reply.into(), user.clone(), contact.clone());
             self.route(r.into());
         }
-        self.after_transition(user, contact, t.share_presence, t.revoke_presence);
+        self.after_transition(store, user, contact, t.share_presence, t.revoke_presence);
     }
 
-    fn after_transition(&mut self, user: &BareJid, contact: &BareJid, share: bool, revoke: bool) {
+    fn after_transition(
+        &mut self,
+        store: &impl RosterStore,
+        user: &BareJid,
+        contact: &BareJid,
+        share: bool,
+        revoke: bool,
+    ) {
         if share {
-            self.presence_to_contact(user, contact, true);
+            self.presence_to_contact(store, user, contact, true);
         }
         if revoke {
-            self.presence_to_contact(user, contact, false);
+            self.presence_to_contact(store, user, contact, false);
         }
     }
 

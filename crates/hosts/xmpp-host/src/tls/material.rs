@@ -29,9 +29,11 @@ pub struct TlsMaterial {
 }
 
 impl TlsMaterial {
-    /// A fresh self-signed certificate (`rcgen`, ECDSA P-256 with SHA-256) for `names`.
+    /// A fresh self-signed certificate (`rcgen`, ECDSA P-256 with SHA-256) for `names`
+    /// (internationalized ones as A-labels, the form clients check, see
+    /// [`tls_name`](super::tls_name)).
     pub fn self_signed(names: &[&str]) -> Result<Self, Error> {
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let names: Vec<String> = names.iter().map(|n| super::tls_name(n)).collect();
         let certified = rcgen::generate_simple_self_signed(names)
             .map_err(|e| Error::Config(format!("self-signed certificate: {e}")))?;
         let key =
@@ -68,11 +70,13 @@ impl TlsMaterial {
     }
 
     /// Serve `domain` with `material`'s certificate too: a client whose SNI names it gets
-    /// that certificate (RFC 6066), every other client this one's.
+    /// that certificate (RFC 6066), every other client this one's. An internationalized
+    /// `domain` may be given with U-labels: clients send its A-labels, which are compared
+    /// (see [`tls_name`](super::tls_name)).
     #[must_use]
     pub fn with_domain(mut self, domain: &str, material: &TlsMaterial) -> Self {
         self.by_name
-            .push((domain.to_ascii_lowercase(), material.cert_der.clone()));
+            .push((super::tls_name(domain), material.cert_der.clone()));
         // Domains added before stay: their resolver is this configuration's default now.
         self.config = super::with_sni(
             &self.config,

@@ -110,13 +110,21 @@ impl Hub {
         live.rec
             .command(now, || xmpp_stream::transcript::detach_command(&session));
         self.forget_live(id);
-        let window = self.config.stream.sm.max_resume.unwrap_or(DEFAULT_WINDOW);
+        let window = self.window(&session);
         self.log.push(format!(
             "{id}: {jid} detached with {} unacknowledged stanzas",
             session.queued()
         ));
         self.keep_detached(now + window, session);
         true
+    }
+
+    /// How long `session` stays detached: the window granted in its `<enabled max=''/>`
+    /// (which is shorter than ours when the client asked for less), else ours.
+    fn window(&self, session: &DetachedSession) -> Duration {
+        session
+            .max_resume()
+            .unwrap_or_else(|| self.config.stream.sm.max_resume.unwrap_or(DEFAULT_WINDOW))
     }
 
     fn keep_detached(&mut self, expires: Instant, session: DetachedSession) {
@@ -209,7 +217,7 @@ impl Hub {
         if let Err(back) = stream.resume(now, session) {
             // Another account, or a hostile `h`: the session stays detached as it was.
             self.log.push(format!("{id}: resume refused"));
-            let window = self.config.stream.sm.max_resume.unwrap_or(DEFAULT_WINDOW);
+            let window = self.window(&back);
             self.keep_detached(now + window, *back);
         }
         self.dirty.insert(id);

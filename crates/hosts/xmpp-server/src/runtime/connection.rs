@@ -244,6 +244,10 @@ pub(super) async fn connection(
             biased;
             command = outbox.recv() => match command {
                 Command::Write(bytes) => {
+                    // Everything else already queued goes out with it: under load an s2s
+                    // link carries many stanzas per wakeup, and one write per stanza was one
+                    // TLS record and one syscall each.
+                    let bytes = outbox.with_queued_writes(bytes);
                     if conn.write_all(&bytes).await.is_err() {
                         closed(&shared, id);
                         break;

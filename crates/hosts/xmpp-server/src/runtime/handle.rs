@@ -45,6 +45,8 @@ pub struct ServerStats {
     pub connections: usize,
     /// Offline messages stored for accounts with no available resource.
     pub offline_messages: usize,
+    /// Client sessions kept detached for XEP-0198 resumption (their transport died).
+    pub detached: usize,
     /// Tasks alive on the server's tokio runtime: the timer tick plus one per connection.
     pub tasks: usize,
     /// Server-to-server connections peers opened to us.
@@ -213,6 +215,7 @@ impl ServerHandle {
             sessions: guard.hub.session_count(),
             connections: guard.conns.len(),
             offline_messages: guard.hub.offline_total(),
+            detached: guard.hub.detached_count(),
             tasks: self.runtime.metrics().num_alive_tasks(),
         })
     }

@@ -27,6 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use xmpp_host::OsEntropy;
+use xmpp_host::tls::tls_name;
 use xmpp_stream::dialback::{DialbackKey, StreamId};
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{BareJid, DialbackOutcome, StanzaErrorCondition};
@@ -449,15 +450,4 @@ async fn direct_tls(
         .ok()?;
     let ids = tls.peer_ids(stream.get_ref().1.peer_certificates());
     Some((stream, ids))
-}
-
-/// The TLS server name (SNI, and the name the peer's certificate is checked against) of a
-/// peer domain: its A-label form (RFC 6066 §3: "the hostname represented as a byte string
-/// using ASCII encoding"; RFC 6125 §6.4.2). Domains are held enforced, with U-labels
-/// (`münchen.test`), which rustls refuses as a server name.
-fn tls_name(domain: &str) -> String {
-    BareJid::new(domain).map_or_else(
-        |_| domain.to_owned(),
-        |jid| jid.domain_a_labels().into_owned(),
-    )
 }

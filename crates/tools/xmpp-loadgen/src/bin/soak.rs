@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use xmpp_loadgen::cli::{LoopbackServer, secs};
-use xmpp_loadgen::soak::{self, SoakOptions, SoakTarget};
+use xmpp_loadgen::soak::{self, SmSoak, SoakOptions, SoakTarget};
 
 /// N concurrent sessions, deliberate kills mid-negotiation and mid-stanza, a message storm,
 /// and an exact account of lost messages, against one server on loopback.
@@ -74,6 +74,18 @@ struct Cli {
     /// One session, no kills, three messages to itself (a fresh login check after a soak)
     #[arg(long)]
     probe: bool,
+    /// Stream management (XEP-0198) with resumption on every session: the storm's cuts
+    /// (--stanza-kill-rate) happen mid-stanza or mid-ack, the reconnect resumes (cut
+    /// mid-resume one time in two), and every message must arrive exactly once, in order
+    #[arg(long)]
+    sm: bool,
+    /// With --sm: the resumption window each session asks for, in seconds
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = secs)]
+    sm_window: Duration,
+    /// With --sm: share of slots that hang up at the end without closing their stream,
+    /// leaving the server a detached session to expire (0..=1)
+    #[arg(long, value_name = "SHARE", default_value_t = 0.1)]
+    sm_abandon_rate: f64,
 }
 
 impl Cli {
@@ -92,7 +104,13 @@ impl Cli {
         options.password.clone_from(&self.password);
         options.domain.clone_from(&self.domain);
         options.progress = self.progress;
+        if self.sm {
+            let mut sm = SmSoak::new(self.sm_window);
+            sm.abandon_rate = self.sm_abandon_rate;
+            options.sm = Some(sm);
+        }
         if self.probe {
+            options.sm = None;
             options.sessions = 1;
             options.negotiation_kill_rate = 0.0;
             options.stanza_kill_rate = 0.0;
@@ -175,6 +193,23 @@ mod tests {
         assert_eq!(options.password, defaults.password);
         assert_eq!(options.domain, defaults.domain);
         assert_eq!(options.progress, defaults.progress);
+        assert_eq!(options.sm, defaults.sm);
+    }
+
+    #[test]
+    fn sm_flags_turn_stream_management_on() {
+        let options = parse(&["--sm", "--sm-window", "7.5", "--sm-abandon-rate", "0.25"])
+            .unwrap()
+            .options();
+        let sm = options.sm.unwrap();
+        assert_eq!(sm.window, Duration::from_millis(7500));
+        assert!((sm.abandon_rate - 0.25).abs() < f64::EPSILON);
+        let default = parse(&["--sm"]).unwrap().options().sm.unwrap();
+        assert_eq!(default, SmSoak::new(Duration::from_secs(30)));
+        assert!(
+            parse(&["--sm", "--probe"]).unwrap().options().sm.is_none(),
+            "the probe is a plain login"
+        );
     }
 
     #[test]

@@ -46,6 +46,34 @@ pub struct SoakOptions {
     /// Print a line on stdout at each phase change (`soak: connected ...`), for a harness
     /// that samples the server between phases.
     pub progress: bool,
+    /// Stream management (XEP-0198) with resumption on every session, if set: the storm's
+    /// cuts ([`stanza_kill_rate`](Self::stanza_kill_rate) of the slots) happen mid-stanza or
+    /// mid-ack, the reconnect resumes (itself cut mid-resume one time in two), and every
+    /// message sent counts, whoever was cut.
+    pub sm: Option<SmSoak>,
+}
+
+/// The stream-management mode of a soak.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SmSoak {
+    /// The resumption window every session asks for (`<enable max=''/>`; the server grants
+    /// at most its own). Longer than any reconnect takes, so that no window expires during
+    /// the storm; a harness waits this long after the run for the abandoned sessions to end.
+    pub window: Duration,
+    /// Share of slots that end by hanging up instead of closing their stream, leaving a
+    /// detached session for the server to expire.
+    pub abandon_rate: f64,
+}
+
+impl SmSoak {
+    /// A window of `window`, 10% of the slots abandoned at the end.
+    pub fn new(window: Duration) -> Self {
+        SmSoak {
+            window,
+            abandon_rate: 0.10,
+        }
+    }
 }
 
 impl SoakOptions {
@@ -68,6 +96,7 @@ impl SoakOptions {
             drain_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(900),
             progress: false,
+            sm: None,
         }
     }
 }
@@ -106,7 +135,12 @@ pub fn check(target: &SoakTarget, options: &SoakOptions) -> Result<(), Error> {
             "messages per session must be at least 1 and {MAX_MESSAGES} in all at most"
         ));
     }
-    let rates = [options.negotiation_kill_rate, options.stanza_kill_rate];
+    let abandon = options.sm.as_ref().map_or(0.0, |sm| sm.abandon_rate);
+    let rates = [
+        options.negotiation_kill_rate,
+        options.stanza_kill_rate,
+        abandon,
+    ];
     if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
         return bad("kill rates are shares in 0..=1".to_owned());
     }
@@ -119,6 +153,14 @@ pub fn check(target: &SoakTarget, options: &SoakOptions) -> Result<(), Error> {
     if durations.iter().any(|d| d.is_zero() || *d > MAX_DURATION) {
         return bad(format!(
             "storm, login timeout, drain timeout and timeout are 0 < t <= {} s",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    if let Some(sm) = &options.sm
+        && (sm.window < Duration::from_secs(1) || sm.window > MAX_DURATION)
+    {
+        return bad(format!(
+            "the resumption window is 1 s <= t <= {} s",
             MAX_DURATION.as_secs()
         ));
     }
@@ -163,6 +205,15 @@ mod tests {
         let mut rate = SoakOptions::new(10);
         rate.stanza_kill_rate = 1.5;
         assert!(matches!(check(&local, &rate), Err(Error::Bounds(_))));
+        let mut sm = SoakOptions::new(10);
+        sm.sm = Some(SmSoak::new(Duration::from_secs(10)));
+        assert!(check(&local, &sm).is_ok());
+        sm.sm = Some(SmSoak::new(Duration::from_millis(10)));
+        assert!(matches!(check(&local, &sm), Err(Error::Bounds(_))));
+        let mut abandon = SmSoak::new(Duration::from_secs(10));
+        abandon.abandon_rate = -0.1;
+        sm.sm = Some(abandon);
+        assert!(matches!(check(&local, &sm), Err(Error::Bounds(_))));
         assert!(check(&local, &SoakOptions::new(0)).is_err());
     }
 

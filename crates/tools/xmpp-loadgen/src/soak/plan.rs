@@ -20,6 +20,14 @@ pub enum KillPoint {
     MidSasl,
     /// After writing the first half of a stanza on a negotiated stream.
     MidStanza,
+    /// Stream management: right after a stanza and its `<r/>` went out, before the server's
+    /// `<a/>` arrived.
+    MidAck,
+    /// Stream management, on a reconnect: after `<resume/>` went out, before `<resumed/>`.
+    MidResume,
+    /// Stream management, on a reconnect: right after `<resumed/>` arrived, before the
+    /// stanzas the server re-sent with it were taken.
+    AfterResumed,
 }
 
 impl KillPoint {
@@ -30,6 +38,18 @@ impl KillPoint {
         KillPoint::MidSasl,
     ];
 
+    /// Every point, in declaration order (the order of [`SoakReport::kills`](super::SoakReport::kills)).
+    pub const ALL: [KillPoint; 8] = [
+        KillPoint::AfterHeader,
+        KillPoint::InTlsHandshake,
+        KillPoint::AfterStartTls,
+        KillPoint::MidSasl,
+        KillPoint::MidStanza,
+        KillPoint::MidAck,
+        KillPoint::MidResume,
+        KillPoint::AfterResumed,
+    ];
+
     /// A short name for reports.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +58,9 @@ impl KillPoint {
             KillPoint::AfterStartTls => "after-starttls",
             KillPoint::MidSasl => "mid-sasl",
             KillPoint::MidStanza => "mid-stanza",
+            KillPoint::MidAck => "mid-ack",
+            KillPoint::MidResume => "mid-resume",
+            KillPoint::AfterResumed => "after-resumed",
         }
     }
 
@@ -72,9 +95,12 @@ pub struct Kill {
 pub struct StormKill {
     /// When, as a fraction of the storm window.
     pub at: f64,
+    /// Where: [`KillPoint::MidStanza`], or with stream management [`KillPoint::MidAck`].
+    pub point: KillPoint,
     /// How the half-written stanza's connection ends.
     pub hang_up: HangUp,
-    /// The reconnect that follows is itself killed here first, if set.
+    /// The reconnect that follows is itself killed here first, if set (with stream
+    /// management: in its resumption, [`KillPoint::MidResume`] or [`KillPoint::AfterResumed`]).
     pub reconnect_kill: Option<Kill>,
 }
 
@@ -89,6 +115,9 @@ pub struct Plan {
     pub recipients: Vec<u32>,
     /// When each message leaves, as a fraction of the storm window (increasing).
     pub offsets: Vec<f64>,
+    /// Stream management: at the end, hang up without closing the stream (after
+    /// acknowledging everything received), leaving the server a detached session to expire.
+    pub abandon: bool,
 }
 
 /// Every slot's plan for `options` (deterministic in `options.seed`).
@@ -107,6 +136,24 @@ pub fn plans(options: &SoakOptions) -> Vec<Plan> {
         point: KillPoint::NEGOTIATION[rng.random_range(0..KillPoint::NEGOTIATION.len())],
         hang_up: hang_up(rng),
     };
+    let sm = options.sm.is_some();
+    // With stream management the reconnect after a cut resumes: that is what gets cut.
+    let reconnect_kill = |rng: &mut ChaCha8Rng| {
+        if sm {
+            let point = if rng.random_bool(0.5) {
+                KillPoint::MidResume
+            } else {
+                KillPoint::AfterResumed
+            };
+            Kill {
+                point,
+                hang_up: hang_up(rng),
+            }
+        } else {
+            negotiation_kill(rng)
+        }
+    };
+    let abandon_rate = options.sm.as_ref().map_or(0.0, |sm| sm.abandon_rate);
     (0..n)
         .map(|slot| {
             let negotiation = rng
@@ -116,8 +163,13 @@ pub fn plans(options: &SoakOptions) -> Vec<Plan> {
                 .random_bool(options.stanza_kill_rate)
                 .then(|| StormKill {
                     at: rng.random_range(0.1..0.9),
+                    point: if sm && rng.random_bool(0.5) {
+                        KillPoint::MidAck
+                    } else {
+                        KillPoint::MidStanza
+                    },
                     hang_up: hang_up(&mut rng),
-                    reconnect_kill: rng.random_bool(0.5).then(|| negotiation_kill(&mut rng)),
+                    reconnect_kill: rng.random_bool(0.5).then(|| reconnect_kill(&mut rng)),
                 });
             let mut recipients = Vec::with_capacity(per);
             let mut offsets = Vec::with_capacity(per);
@@ -138,6 +190,7 @@ pub fn plans(options: &SoakOptions) -> Vec<Plan> {
                 storm_kill,
                 recipients,
                 offsets,
+                abandon: sm && rng.random_bool(abandon_rate),
             }
         })
         .collect()
@@ -173,5 +226,37 @@ mod tests {
                 assert_ne!(kill.point, KillPoint::MidStanza);
             }
         }
+    }
+
+    #[test]
+    fn stream_management_plans_cut_mid_ack_and_mid_resume() {
+        use std::time::Duration;
+        let mut options = SoakOptions::new(1000);
+        options.stanza_kill_rate = 0.3;
+        let plain = plans(&options);
+        assert!(plain.iter().all(|p| !p.abandon));
+        assert!(plain.iter().filter_map(|p| p.storm_kill).all(|k| {
+            k.point == KillPoint::MidStanza
+                && k.reconnect_kill
+                    .is_none_or(|r| r.point < KillPoint::MidStanza)
+        }));
+        options.sm = Some(super::super::SmSoak::new(Duration::from_secs(10)));
+        let sm = plans(&options);
+        let kills: Vec<StormKill> = sm.iter().filter_map(|p| p.storm_kill).collect();
+        let count = |point| kills.iter().filter(|k| k.point == point).count();
+        assert!(count(KillPoint::MidStanza) > 100 && count(KillPoint::MidAck) > 100);
+        assert_eq!(
+            count(KillPoint::MidStanza) + count(KillPoint::MidAck),
+            kills.len()
+        );
+        let resume = |point| {
+            kills
+                .iter()
+                .filter(|k| k.reconnect_kill.is_some_and(|r| r.point == point))
+                .count()
+        };
+        assert!(resume(KillPoint::MidResume) > 30 && resume(KillPoint::AfterResumed) > 30);
+        let abandoned = sm.iter().filter(|p| p.abandon).count();
+        assert!((50..=150).contains(&abandoned), "{abandoned}");
     }
 }

@@ -31,8 +31,8 @@ pub struct SoakReport {
     pub logins: u64,
     /// Logins that failed without being killed on purpose (must be 0).
     pub login_failures: u64,
-    /// Connections killed on purpose, per [`KillPoint`] (in declaration order).
-    pub kills: [u64; 5],
+    /// Connections killed on purpose, per [`KillPoint`] (in the order of [`KillPoint::ALL`]).
+    pub kills: [u64; KillPoint::ALL.len()],
     /// Of those, how many by reset (the rest by a clean half-close).
     pub kills_reset: u64,
     /// Mid-stanza half-closes the server did not answer within the login timeout (their
@@ -70,6 +70,21 @@ pub struct SoakReport {
     pub lost_count: usize,
     /// Sessions that ended their stream cleanly at the end.
     pub clean_closes: u64,
+    /// Stream management was on.
+    pub sm: bool,
+    /// Stream management: reconnects that resumed their session.
+    pub resumptions: u64,
+    /// Stream management: reconnects whose resumption failed, that started a fresh session
+    /// instead (the window expired, or the server lost the session).
+    pub resume_failures: u64,
+    /// Stream management: stanzas we re-sent on resumption (unacknowledged before a cut).
+    pub resent: u64,
+    /// Stream management: sessions that hung up at the end after acknowledging everything,
+    /// leaving the server a detached session to expire.
+    pub abandoned: u64,
+    /// Messages that arrived after a later one from the same sender to the same recipient
+    /// (must be 0).
+    pub out_of_order: u64,
     /// Connect phase, storm, drain, close.
     pub connect_time: Duration,
     /// The storm window.
@@ -97,8 +112,9 @@ impl SoakReport {
             && self.lost_count == 0
             && self.duplicates == 0
             && self.misdelivered == 0
+            && self.out_of_order == 0
             && self.messages_sent == self.messages_planned
-            && self.clean_closes == self.sessions as u64
+            && self.clean_closes + self.abandoned == self.sessions as u64
     }
 
     /// Total deliberate kills.
@@ -112,7 +128,8 @@ impl SoakReport {
             "soak-result passed={} sessions={} connections={} logins={} login_failures={} killed={} \
              killed_reset={} unconfirmed_closes={} reconnects={} unexpected_drops={} stable={} planned={} sent={} \
              counted={} counted_received={} received={} lost={} duplicates={} misdelivered={} \
-             bounced={} clean_closes={} connect_ms={} storm_ms={} drain_ms={} close_ms={} total_ms={}",
+             bounced={} clean_closes={} connect_ms={} storm_ms={} drain_ms={} close_ms={} total_ms={} \
+             sm={} out_of_order={} resumptions={} resume_failures={} resent={} abandoned={} {}",
             self.passed(),
             self.sessions,
             self.connections,
@@ -139,6 +156,21 @@ impl SoakReport {
             self.drain_time.as_millis(),
             self.close_time.as_millis(),
             self.total_time.as_millis(),
+            self.sm,
+            self.out_of_order,
+            self.resumptions,
+            self.resume_failures,
+            self.resent,
+            self.abandoned,
+            KillPoint::ALL
+                .iter()
+                .map(|p| format!(
+                    "kill_{}={}",
+                    p.as_str().replace('-', "_"),
+                    self.kills[p.index()]
+                ))
+                .collect::<Vec<_>>()
+                .join(" "),
         )
     }
 }
@@ -165,15 +197,15 @@ impl fmt::Display for SoakReport {
             self.connect_time.as_secs_f64(),
             per_sec(self.logins as f64, self.connect_time)
         )?;
-        let points = [
-            KillPoint::AfterHeader,
-            KillPoint::InTlsHandshake,
-            KillPoint::AfterStartTls,
-            KillPoint::MidSasl,
-            KillPoint::MidStanza,
-        ];
-        let kills: Vec<String> = points
+        let kills: Vec<String> = KillPoint::ALL
             .iter()
+            .filter(|p| {
+                self.sm
+                    || !matches!(
+                        p,
+                        KillPoint::MidAck | KillPoint::MidResume | KillPoint::AfterResumed
+                    )
+            })
             .map(|p| format!("{} {}", p.as_str(), self.kills[p.index()]))
             .collect();
         writeln!(
@@ -186,10 +218,17 @@ impl fmt::Display for SoakReport {
             self.reconnects,
             self.unexpected_drops
         )?;
+        if self.sm {
+            writeln!(
+                f,
+                "stream management: {} resumptions ({} stanzas re-sent by us), {} failed (fresh sessions), {} sessions abandoned to expire",
+                self.resumptions, self.resent, self.resume_failures, self.abandoned
+            )?;
+        }
         writeln!(
             f,
             "messages: {} planned, {} sent, {} counted (to the {} stable slots), {} of them received, \
-             {} lost, {} duplicated, {} misdelivered; {} arrivals in all ({} uncounted), {} bounced, {} strays",
+             {} lost, {} duplicated, {} misdelivered, {} out of order; {} arrivals in all ({} uncounted), {} bounced, {} strays",
             self.messages_planned,
             self.messages_sent,
             self.messages_counted,
@@ -198,6 +237,7 @@ impl fmt::Display for SoakReport {
             self.lost_count,
             self.duplicates,
             self.misdelivered,
+            self.out_of_order,
             self.messages_received,
             self.uncounted_received,
             self.bounced,
@@ -252,6 +292,11 @@ pub(super) fn account(shared: &Shared) -> SoakReport {
         misdelivered: c.misdelivered.load(Ordering::Relaxed),
         bounced: c.bounced.load(Ordering::Relaxed),
         strays: c.strays.load(Ordering::Relaxed),
+        sm: shared.options.sm.is_some(),
+        resumptions: c.resumptions.load(Ordering::Relaxed),
+        resume_failures: c.resume_failures.load(Ordering::Relaxed),
+        resent: c.resent_by_us.load(Ordering::Relaxed),
+        out_of_order: c.out_of_order.load(Ordering::Relaxed),
         ..SoakReport::default()
     };
     for seq in 0..total {

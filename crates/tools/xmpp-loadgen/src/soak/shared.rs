@@ -12,7 +12,7 @@ use tokio::time::Instant as TokioInstant;
 use tokio_rustls::TlsConnector;
 use xmpp_stream::Instant;
 
-use super::{Plan, RESOURCE, SoakOptions, plans};
+use super::{KillPoint, Plan, RESOURCE, SoakOptions, plans};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Phase {
@@ -34,7 +34,7 @@ pub(super) struct Counters {
     pub(super) logins: AtomicU64,
     pub(super) login_failures: AtomicU64,
     pub(super) reconnects: AtomicU64,
-    pub(super) kills: [AtomicU64; 5],
+    pub(super) kills: [AtomicU64; KillPoint::ALL.len()],
     pub(super) kills_reset: AtomicU64,
     pub(super) unconfirmed_closes: AtomicU64,
     pub(super) unexpected_drops: AtomicU64,
@@ -43,6 +43,16 @@ pub(super) struct Counters {
     pub(super) strays: AtomicU64,
     pub(super) send_failures: AtomicU64,
     pub(super) clean_closes: AtomicU64,
+    /// Stream management: reconnects that resumed their session.
+    pub(super) resumptions: AtomicU64,
+    /// Stream management: reconnects whose resumption failed (a fresh session instead).
+    pub(super) resume_failures: AtomicU64,
+    /// Stream management: stanzas we re-sent on resumption (not acknowledged before a cut).
+    pub(super) resent_by_us: AtomicU64,
+    /// Stream management: sessions left detached at the end (hung up after acknowledging).
+    pub(super) abandoned: AtomicU64,
+    /// Messages that arrived after a later one from the same sender to the same recipient.
+    pub(super) out_of_order: AtomicU64,
 }
 
 pub(super) struct Shared {
@@ -146,6 +156,9 @@ impl Shared {
             .and_then(|body| body.text().parse::<usize>().ok());
         match seq {
             Some(seq) if self.recipient(seq) == Some(slot) => {
+                if self.overtaken(seq) {
+                    self.counters.out_of_order.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(count) = self.received.get(seq) {
                     let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                         Some(c.saturating_add(1))
@@ -161,6 +174,21 @@ impl Shared {
         }
     }
 
+    /// Whether a later message of `seq`'s sender to the same recipient arrived already
+    /// (each slot's messages go out in sequence order).
+    fn overtaken(&self, seq: usize) -> bool {
+        let per = self.options.messages_per_session;
+        let (sender, k) = (seq / per, seq % per);
+        let Some(plan) = self.plans.get(sender) else {
+            return false;
+        };
+        let to = plan.recipients.get(k);
+        (k + 1..per).any(|later| {
+            plan.recipients.get(later) == to
+                && self.received[sender * per + later].load(Ordering::Relaxed) > 0
+        })
+    }
+
     /// Counted messages that have not arrived yet.
     pub(super) fn outstanding(&self) -> usize {
         (0..self.status.len())
@@ -168,7 +196,13 @@ impl Shared {
             .count()
     }
 
+    /// Whether message `seq` must arrive exactly once. With stream management, every
+    /// message handed to a session counts (its unacknowledged queue survives every cut);
+    /// without, see the module docs.
     pub(super) fn counted(&self, seq: usize) -> bool {
+        if self.options.sm.is_some() {
+            return self.status[seq].load(Ordering::Relaxed) != UNSENT;
+        }
         self.status[seq].load(Ordering::Relaxed) == SENT
             && self
                 .recipient(seq)

@@ -1,18 +1,20 @@
 //! The life of one slot: its login, the storm (its messages, its mid-stanza kill and
-//! reconnects, unexpected drops), and its close.
+//! reconnects, unexpected drops), and its close. With stream management: the cut mid-stanza
+//! or mid-ack, the resumption that follows, and at the end either a close or a hang-up that
+//! leaves the server a detached session.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant as TokioInstant;
-use xmpp_stream::{Event, Output};
+use xmpp_stream::{Event, Output, SmState};
 
 use super::kill::hang_up;
 use super::login::Live;
 use super::shared::{Phase, SENDER_RESET, SENT, Shared};
 use super::{HangUp, Kill, KillPoint, Plan, StormKill};
-use crate::session::message;
+use crate::session::{Conn, message};
 
 /// Write every queued output of the machine; hand stanzas to the accounting.
 async fn drain(shared: &Shared, slot: usize, live: &mut Live) -> Result<(), String> {
@@ -36,7 +38,7 @@ pub(super) async fn run_slot(shared: Arc<Shared>, slot: usize) {
     let mut attempt = 0;
     let permit = shared.permits.acquire().await;
     let live = shared
-        .login(slot, &mut attempt, plan.negotiation_kill)
+        .login(slot, &mut attempt, plan.negotiation_kill, None)
         .await;
     drop(permit);
     let live = match live {
@@ -76,11 +78,15 @@ async fn hold(
     // Messages written on the current connection (marked if it is reset).
     let mut on_this_conn: Vec<usize> = Vec::new();
     let mut done_sending = false;
+    let sm = shared.options.sm.is_some();
     loop {
         let phase = *phase_rx.borrow_and_update();
         if phase == Phase::Close {
             if !done_sending {
                 shared.done_sending.fetch_add(1, Ordering::Relaxed);
+            }
+            if sm && plan.abandon {
+                return Box::pin(abandon(shared, slot, live)).await;
             }
             return Box::pin(close(shared, slot, live)).await;
         }
@@ -112,7 +118,8 @@ async fn hold(
                     let _ = live.machine.handle_input(shared.now(), &live.buf[..n]);
                 }
                 Ok(_) | Err(_) => {
-                    live = unexpected_drop(shared, slot, "connection ended by the server", attempt).await?;
+                    let state = live.machine.sm_state();
+                    live = unexpected_drop(shared, slot, "connection ended by the server", attempt, state).await?;
                     on_this_conn.clear();
                     continue;
                 }
@@ -126,6 +133,11 @@ async fn hold(
                 && when <= now
             {
                 storm_kill = None;
+                if sm {
+                    live = Box::pin(sm_cut(shared, slot, plan, live, kill, &mut next, attempt))
+                        .await?;
+                    continue;
+                }
                 let (new_live, confirmed) =
                     Box::pin(stanza_kill(shared, slot, plan, live, kill, attempt)).await?;
                 live = new_live;
@@ -149,8 +161,11 @@ async fn hold(
                         .counters
                         .send_failures
                         .fetch_add(1, Ordering::Relaxed);
+                } else if sm {
+                    // Handed to a managed session: it goes out across any cut from now on.
+                    shared.status[seq].store(SENT, Ordering::Relaxed);
                 } else if let Err(why) = drain(shared, slot, &mut live).await {
-                    live = unexpected_drop(shared, slot, &why, attempt).await?;
+                    live = unexpected_drop(shared, slot, &why, attempt, None).await?;
                     on_this_conn.clear();
                     continue;
                 } else {
@@ -163,18 +178,21 @@ async fn hold(
             }
         }
         if let Err(why) = drain(shared, slot, &mut live).await {
-            live = unexpected_drop(shared, slot, &why, attempt).await?;
+            let state = live.machine.sm_state();
+            live = unexpected_drop(shared, slot, &why, attempt, state).await?;
             on_this_conn.clear();
         }
     }
 }
 
-/// The server ended a session we did not kill: count it, mark the slot, log in again.
+/// The server ended a session we did not kill: count it, mark the slot, log in again
+/// (resuming `resume`, with stream management).
 async fn unexpected_drop(
     shared: &Shared,
     slot: usize,
     why: &str,
     attempt: &mut u64,
+    resume: Option<SmState>,
 ) -> Result<Box<Live>, String> {
     shared
         .counters
@@ -182,7 +200,7 @@ async fn unexpected_drop(
         .fetch_add(1, Ordering::Relaxed);
     shared.stable[slot].store(false, Ordering::Relaxed);
     shared.fail(slot, &format!("unexpected drop: {why}"));
-    let live = shared.login(slot, attempt, None).await;
+    let live = shared.login(slot, attempt, None, resume).await;
     if live.is_ok() {
         shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
     }
@@ -216,23 +234,28 @@ async fn stanza_kill(
         .write_all(half)
         .await
         .map_err(|e| format!("write half a stanza: {e}"))?;
-    shared.count_kill(Kill {
-        point: KillPoint::MidStanza,
-        hang_up: kill.hang_up,
-    });
     let Live { conn, .. } = *live;
-    let confirmed = hang_up(conn, kill.hang_up, shared.options.login_timeout).await;
-    if kill.hang_up == HangUp::Close && !confirmed {
-        shared
-            .counters
-            .unconfirmed_closes
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    let live = shared.login(slot, attempt, kill.reconnect_kill).await;
-    match live {
+    let confirmed = storm_hang_up(shared, conn, KillPoint::MidStanza, kill.hang_up).await;
+    let live = reconnect(shared, slot, kill, attempt, None).await?;
+    Ok((live, confirmed))
+}
+
+/// Log in again after the storm kill `kill` (itself killed first when the plan says so),
+/// resuming `resume` with stream management.
+async fn reconnect(
+    shared: &Shared,
+    slot: usize,
+    kill: StormKill,
+    attempt: &mut u64,
+    resume: Option<SmState>,
+) -> Result<Box<Live>, String> {
+    match shared
+        .login(slot, attempt, kill.reconnect_kill, resume)
+        .await
+    {
         Ok(live) => {
             shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            Ok((live, confirmed))
+            Ok(live)
         }
         Err(why) => {
             shared
@@ -241,6 +264,93 @@ async fn stanza_kill(
                 .fetch_add(1, Ordering::Relaxed);
             Err(format!("reconnect: {why}"))
         }
+    }
+}
+
+/// Stream management: cut the connection mid-stanza (half of the next message written) or
+/// mid-ack (the next message and its `<r/>` written, the `<a/>` not read), then resume on a
+/// new connection. The message counts from the moment the session took it: resumption must
+/// deliver it exactly once, whatever the server read before the cut.
+async fn sm_cut(
+    shared: &Shared,
+    slot: usize,
+    plan: &Plan,
+    mut live: Box<Live>,
+    kill: StormKill,
+    next: &mut usize,
+    attempt: &mut u64,
+) -> Result<Box<Live>, String> {
+    let per = shared.options.messages_per_session;
+    if *next < per {
+        let seq = slot * per + *next;
+        let to = plan.recipients[*next] as usize;
+        *next += 1;
+        let stanza = message(&shared.jid(to), &seq.to_string());
+        live.machine
+            .send_stanza(shared.now(), &stanza)
+            .map_err(|e| format!("send: {e}"))?;
+        shared.status[seq].store(SENT, Ordering::Relaxed);
+    }
+    let mut bytes = Vec::new();
+    while let Some(output) = live.machine.poll_output() {
+        match output {
+            Output::Transmit(b) => bytes.extend_from_slice(&b),
+            Output::Event(Event::Stanza(stanza)) => shared.on_stanza(slot, &stanza),
+            _ => {}
+        }
+    }
+    let upto = if kill.point == KillPoint::MidStanza {
+        bytes.len() / 2
+    } else {
+        bytes.len()
+    };
+    // A write error is a cut too (the stanza stays unacknowledged either way).
+    let _ = live.conn.write_all(&bytes[..upto]).await;
+    let state = live.machine.sm_state();
+    let Live { conn, .. } = *live;
+    storm_hang_up(shared, conn, kill.point, kill.hang_up).await;
+    reconnect(shared, slot, kill, attempt, state).await
+}
+
+/// Count a storm kill at `point` and hang up `how`; whether the server confirmed the
+/// hang-up (see [`hang_up`]).
+async fn storm_hang_up(shared: &Shared, conn: Conn, point: KillPoint, how: HangUp) -> bool {
+    shared.count_kill(Kill {
+        point,
+        hang_up: how,
+    });
+    let confirmed = hang_up(conn, how, shared.options.login_timeout).await;
+    if how == HangUp::Close && !confirmed {
+        shared
+            .counters
+            .unconfirmed_closes
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    confirmed
+}
+
+/// Stream management, at the end: acknowledge everything received, then hang up without
+/// closing the stream; the server keeps the session detached for its resumption window.
+async fn abandon(shared: &Shared, slot: usize, mut live: Box<Live>) -> Result<(), String> {
+    drain(shared, slot, &mut live).await?;
+    let state = live
+        .machine
+        .sm_state()
+        .ok_or("no stream-management state to abandon")?;
+    // XEP-0198 §4 lets either side send `<a/>` unasked; the machine sends it only to answer
+    // an `<r/>`, so it is written here: the detached session then holds no unacknowledged
+    // message that its expiry would move to offline storage.
+    let ack = format!("<a xmlns='urn:xmpp:sm:3' h='{}'/>", state.handled);
+    live.conn
+        .write_all(ack.as_bytes())
+        .await
+        .map_err(|e| format!("write <a/>: {e}"))?;
+    let Live { conn, .. } = *live;
+    if hang_up(conn, HangUp::Close, shared.options.login_timeout).await {
+        shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    } else {
+        Err("the server did not hang up after our half-close".to_owned())
     }
 }
 
