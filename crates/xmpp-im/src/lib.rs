@@ -4,8 +4,12 @@
 //!
 //! Nothing here does I/O, reads a clock or draws randomness. Inputs are stanzas
 //! (`minidom::Element`) and events; outputs are stanzas to deliver or route, drained with
-//! `poll_output()`; roster state lives in the host's [`RosterStore`] ([`MemoryStore`] for
-//! tests and examples).
+//! `poll_output()`. Roster and privacy state is the host's to store, the Sans-IO way: the
+//! server asks for an account with [`Output::Load`], parks the work that needs it until
+//! [`Server::handle_load`] answers, hands changes out as [`Output::Write`] and acknowledges
+//! them to clients only once [`Server::handle_write`] says they are durable ([`store`]). A
+//! store that answers at once ([`MemoryStore`], for tests and examples) can instead be passed
+//! to the methods taking `&mut impl RosterStore`, as below.
 //!
 //! # Tour
 //!
@@ -81,13 +85,16 @@ pub use delivery::{
 };
 pub use error::UnknownValue;
 pub use features::ServiceFeature;
+pub use privacy::PrivacyData;
 pub use roster::{NS_ROSTER, PushOutcome, RosterCache, RosterError, RosterItem, RosterQuery};
 pub use server::{Output, Server, ServerConfig, UsageError};
 pub use stanza::{
     Header, Iq, IqPayload, IqType, LangText, Message, MessageType, Presence, PresenceType, Show,
     Stanza, StanzaNamespace, StanzaParseError, Thread,
 };
-pub use store::{MemoryStore, RosterEntry, RosterStore};
+pub use store::{
+    AccountData, Change, LoadId, MemoryStore, RosterEntry, RosterStore, StoreError, WriteId,
+};
 pub use subscription::{
     ContactState, StanzaFate, State, Subscription, SubscriptionKind, Transition,
 };

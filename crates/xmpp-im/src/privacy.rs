@@ -178,6 +178,18 @@ fn jid_matches(rule: &Jid, peer: &Jid) -> bool {
     }
 }
 
+/// One account's stored blocking state: its privacy lists and default list (XEP-0016) and its
+/// blocklist (XEP-0191). Active lists are per session and never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrivacyData {
+    /// The privacy lists, in the order they were created.
+    pub lists: Vec<PrivacyList>,
+    /// The name of the default list.
+    pub default: Option<String>,
+    /// The blocked JIDs, in the order they were blocked.
+    pub blocked: Vec<Jid>,
+}
+
 /// Bounds on what a client may store: a list larger than this is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

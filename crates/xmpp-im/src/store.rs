@@ -1,9 +1,14 @@
-//! Roster storage: the host's, behind [`RosterStore`], with [`MemoryStore`] for tests and
-//! examples.
+//! Account storage, the Sans-IO way: the [`Server`](crate::Server) asks for an account's data
+//! with [`Output::Load`](crate::Output::Load) and is answered with
+//! [`Server::handle_load`](crate::Server::handle_load) whenever the host's database answers;
+//! it hands its changes out as [`Output::Write`](crate::Output::Write) and learns with
+//! [`Server::handle_write`](crate::Server::handle_write) when they are durable. The vocabulary
+//! of both directions lives here: [`LoadId`], [`AccountData`], [`WriteId`], [`Change`],
+//! [`StoreError`].
 //!
-//! The server reads and writes through the trait synchronously while handling one input, so a
-//! chain of effects inside one call (a subscription approved automatically, then its answer
-//! processed locally) always sees its own writes.
+//! [`RosterStore`] is the synchronous convenience on top: a store that answers at once (such as
+//! [`MemoryStore`], for tests and examples) is passed to the server's `&mut impl RosterStore`
+//! methods, which answer every load and write from it before they return.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
@@ -11,6 +16,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use minidom::Element;
 use xmpp_jid::BareJid;
 
+use crate::privacy::PrivacyData;
 use crate::roster::RosterItem;
 use crate::subscription::{ContactState, State};
 
@@ -88,12 +94,145 @@ pub trait RosterStore {
     fn version(&self, user: &BareJid) -> u64;
     /// Sets the user's roster version counter.
     fn set_version(&mut self, user: &BareJid, version: u64);
+    /// The user's privacy lists and blocklist (XEP-0016, XEP-0191); `None` when none.
+    fn privacy(&self, user: &BareJid) -> Option<PrivacyData>;
+    /// Replaces the user's privacy lists and blocklist.
+    fn set_privacy(&mut self, user: &BareJid, data: PrivacyData);
+
+    /// Everything the server keeps about the account, as one [`Output::Load`] asks for it.
+    ///
+    /// [`Output::Load`]: crate::Output::Load
+    fn load(&self, user: &BareJid) -> AccountData {
+        if !self.account_exists(user) {
+            return AccountData::missing();
+        }
+        AccountData {
+            exists: true,
+            version: self.version(user),
+            entries: self.entries(user),
+            privacy: self.privacy(user),
+        }
+    }
+
+    /// Applies one change of an [`Output::Write`].
+    ///
+    /// [`Output::Write`]: crate::Output::Write
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::PutEntry { user, entry } => self.put(&user, entry),
+            Change::DeleteEntry { user, contact } => self.delete(&user, &contact),
+            Change::Version { user, version } => self.set_version(&user, version),
+            Change::Privacy { user, data } => self.set_privacy(&user, data),
+        }
+    }
 }
+
+/// Names one [`Output::Load`](crate::Output::Load); the host answers it with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LoadId(pub u64);
+
+/// Names one [`Output::Write`](crate::Output::Write); the host reports it durable (or failed)
+/// with the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriteId(pub u64);
+
+/// One account as the host's storage holds it: the answer to a load.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountData {
+    /// Whether the account exists. A missing account gets the answers RFC 6121 §8.5.1
+    /// prescribes, and nothing is ever written for it.
+    pub exists: bool,
+    /// The roster version counter (RFC 6121 §2.6).
+    pub version: u64,
+    /// Every roster entry (items and pending-in contacts).
+    pub entries: Vec<RosterEntry>,
+    /// The privacy lists and blocklist, if any.
+    pub privacy: Option<PrivacyData>,
+}
+
+impl AccountData {
+    /// The answer for an account that does not exist.
+    #[must_use]
+    pub fn missing() -> Self {
+        Self::default()
+    }
+
+    /// An existing account with nothing stored yet.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            exists: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// One change of an [`Output::Write`](crate::Output::Write). The changes of one write are one
+/// transaction: the host makes all of them durable or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Insert or replace the entry for `entry.jid`.
+    PutEntry {
+        /// The account.
+        user: BareJid,
+        /// The entry.
+        entry: RosterEntry,
+    },
+    /// Delete the entry for `contact`.
+    DeleteEntry {
+        /// The account.
+        user: BareJid,
+        /// The contact.
+        contact: BareJid,
+    },
+    /// Set the roster version counter.
+    Version {
+        /// The account.
+        user: BareJid,
+        /// The new version.
+        version: u64,
+    },
+    /// Replace the privacy lists and blocklist.
+    Privacy {
+        /// The account.
+        user: BareJid,
+        /// The new state.
+        data: PrivacyData,
+    },
+}
+
+impl Change {
+    /// The account the change is about.
+    #[must_use]
+    pub fn user(&self) -> &BareJid {
+        match self {
+            Self::PutEntry { user, .. }
+            | Self::DeleteEntry { user, .. }
+            | Self::Version { user, .. }
+            | Self::Privacy { user, .. } => user,
+        }
+    }
+}
+
+/// Why the host's storage could not answer a load or make a write durable. The machine answers
+/// the work that needed it with `internal-server-error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "storage failed: {}", self.0)
+    }
+}
+
+impl core::error::Error for StoreError {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct MemAccount {
     version: u64,
     entries: BTreeMap<BareJid, RosterEntry>,
+    privacy: Option<PrivacyData>,
 }
 
 /// An in-memory [`RosterStore`].
@@ -164,6 +303,16 @@ impl RosterStore for MemoryStore {
     fn set_version(&mut self, user: &BareJid, version: u64) {
         if let Some(a) = self.accounts.get_mut(user) {
             a.version = version;
+        }
+    }
+
+    fn privacy(&self, user: &BareJid) -> Option<PrivacyData> {
+        self.accounts.get(user)?.privacy.clone()
+    }
+
+    fn set_privacy(&mut self, user: &BareJid, data: PrivacyData) {
+        if let Some(a) = self.accounts.get_mut(user) {
+            a.privacy = Some(data);
         }
     }
 }

@@ -39,15 +39,16 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
+pub mod db;
 pub mod hub;
 pub mod runtime;
 
 pub use hub::{
-    Hub, HubConfig, HubOutput, PING_IDLE, PING_TIMEOUT, PlusPolicy, SessionId, TestRewrite,
-    TranscriptSink,
+    Hub, HubConfig, HubOutput, PING_IDLE, PING_TIMEOUT, PlusPolicy, SessionId, StorageRequest,
+    TestRewrite, TranscriptSink,
 };
 pub use runtime::{
-    Dns, Listeners, MAX_MESSAGE_BYTES, RuntimeConfig, S2sSettings, S2sTls, ServerHandle,
-    ServerStats, TlsMaterial, WEBSOCKET_PATH, presented_ids, serve, serve_on, serve_web,
-    serve_with,
+    DB_QUEUE, Dns, Listeners, MAX_MESSAGE_BYTES, RuntimeConfig, S2sSettings, S2sTls, ServerHandle,
+    ServerStats, TlsMaterial, WEBSOCKET_PATH, account_jid, presented_ids, serve, serve_on,
+    serve_web, serve_with,
 };

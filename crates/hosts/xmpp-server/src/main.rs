@@ -22,7 +22,8 @@ use xmpp_stream::dialback::DialbackSecret;
 static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 /// The toolkit's example XMPP c2s server: STARTTLS (and optionally direct TLS), SCRAM and PLAIN,
-/// resource binding, rosters, presence and messages, accounts in memory; optionally XEP-0114
+/// resource binding, rosters, presence and messages, accounts in a SQLite file (--db);
+/// optionally XEP-0114
 /// components on a loopback port of their own (--component-port, --component); optionally
 /// federation with other servers (--s2s-port, --s2s-route).
 ///
@@ -30,6 +31,13 @@ static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INST
 #[derive(Debug, Parser)]
 #[command(name = "xmpp-server", version, args_override_self = true)]
 struct Cli {
+    /// Account management on the database instead of serving
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Where accounts, rosters, privacy lists and offline messages live: `sqlite:PATH` (created
+    /// if missing, schema migrated) or `memory` (nothing survives the process)
+    #[arg(long, value_name = "URL", default_value = "sqlite:xmpp-server.db", value_parser = database, global = true)]
+    db: Database,
     /// TCP port for STARTTLS c2s
     #[arg(long, default_value_t = 5222)]
     port: u16,
@@ -66,7 +74,7 @@ struct Cli {
     /// (and offer them): one connection carries stanzas both ways
     #[arg(long)]
     s2s_bidi: bool,
-    /// An in-memory account (repeatable)
+    /// An account, created or given this password at start (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
     /// Accept XEP-0114 components on this port (loopback only) [default: off]
@@ -142,6 +150,110 @@ struct Cli {
     /// Every SECS seconds (at least 0.1), print the live heap (needs the alloc-stats feature)
     #[arg(long, value_name = "SECS", value_parser = heap_period)]
     heap_stats: Option<Duration>,
+}
+
+/// Account management (`--db` and `--domain` say where and which domain).
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create an account (the password is read from standard input when not given)
+    Adduser {
+        /// The account: a localpart of the main --domain, or NAME@DOMAIN
+        name: String,
+        /// The password (visible to other local users in the process list: prefer stdin)
+        password: Option<String>,
+    },
+    /// Delete an account and everything stored for it
+    Deluser {
+        /// The account
+        name: String,
+    },
+    /// Give an account a new password (read from standard input when not given)
+    Passwd {
+        /// The account
+        name: String,
+        /// The new password
+        password: Option<String>,
+    },
+}
+
+/// The `--db` choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Database {
+    Sqlite(PathBuf),
+    Memory,
+}
+
+/// `sqlite:PATH` or `memory` for `--db`.
+fn database(spec: &str) -> Result<Database, String> {
+    if spec == "memory" {
+        return Ok(Database::Memory);
+    }
+    match spec.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => Ok(Database::Sqlite(path.into())),
+        _ => Err("takes sqlite:PATH or memory (PostgreSQL is not supported yet)".to_owned()),
+    }
+}
+
+/// `adduser`, `deluser`, `passwd`: on the database, then exit.
+fn manage(args: &Cli, command: &Command) -> Result<(), Box<dyn std::error::Error>> {
+    let Database::Sqlite(path) = &args.db else {
+        return Err("account management needs --db sqlite:PATH".into());
+    };
+    let domain = BareJid::new(args.domains.first().map_or("localhost", String::as_str))?;
+    let mut config = HubConfig::new(domain);
+    for other in args.domains.iter().skip(1) {
+        config = config.with_domain(BareJid::new(other)?);
+    }
+    let mut db = xmpp_server::db::Db::open(path)?;
+    let password = |given: &Option<String>| -> Result<String, Box<dyn std::error::Error>> {
+        if let Some(p) = given {
+            return Ok(p.clone());
+        }
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        if p.is_empty() {
+            return Err("empty password".into());
+        }
+        Ok(p)
+    };
+    let salt = || {
+        let mut salt = [0u8; 16];
+        xmpp_stream::Entropy::fill(&mut xmpp_host::OsEntropy::new(), &mut salt);
+        salt
+    };
+    match command {
+        Command::Adduser {
+            name,
+            password: given,
+        } => {
+            let jid = xmpp_server::account_jid(&config, name)?;
+            if db.users()?.iter().any(|(j, _)| *j == jid) {
+                return Err(format!("{jid} exists (passwd changes its password)").into());
+            }
+            db.set_user(&jid, &password(given)?, &salt(), config.iterations)?;
+            eprintln!("xmpp-server: added {jid}");
+        }
+        Command::Deluser { name } => {
+            let jid = xmpp_server::account_jid(&config, name)?;
+            if !db.delete_user(&jid)? {
+                return Err(format!("{jid}: no such account").into());
+            }
+            eprintln!("xmpp-server: deleted {jid}");
+        }
+        Command::Passwd {
+            name,
+            password: given,
+        } => {
+            let jid = xmpp_server::account_jid(&config, name)?;
+            if !db.users()?.iter().any(|(j, _)| *j == jid) {
+                return Err(format!("{jid}: no such account").into());
+            }
+            db.set_user(&jid, &password(given)?, &salt(), config.iterations)?;
+            eprintln!("xmpp-server: new password for {jid}");
+        }
+    }
+    Ok(())
 }
 
 /// `NAME:PASSWORD` (the password may contain `:`).
@@ -276,6 +388,9 @@ fn heap_stats(_period: Duration) {
 }
 
 fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(command) = &args.command {
+        return manage(&args, command);
+    }
     if let Some(period) = args.heap_stats {
         heap_stats(period);
     }
@@ -302,6 +417,10 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
+    }
+    if let Database::Sqlite(path) = &args.db {
+        eprintln!("xmpp-server: database {}", path.display());
+        hub.database = Some(path.clone());
     }
     for (component, secret) in &args.components {
         // The served domain's stanzas never reach a component: such a component would

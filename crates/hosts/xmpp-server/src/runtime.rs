@@ -16,8 +16,10 @@
 //! - `websocket`: XMPP over WebSocket (RFC 7395) on `/xmpp-websocket`, `ws:` or `wss:`.
 //! - `web`: `--web-port`, static files for the browser demo page.
 //! - `handle`: a server on its own thread, for tests and tools.
+//! - `database`: `--db`, the database on a thread of its own behind a bounded queue.
 
 mod connection;
+mod database;
 mod dns;
 mod handle;
 mod outbox;
@@ -27,6 +29,7 @@ mod shared;
 mod web;
 mod websocket;
 
+pub use database::{DB_QUEUE, account_jid};
 pub use dns::{Dns, XMPP_SERVER_PORT};
 pub use s2s::{S2sSettings, S2sTls, presented_ids};
 

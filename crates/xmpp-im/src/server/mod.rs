@@ -4,23 +4,33 @@
 //! The host feeds it stanzas from local sessions ([`Server::handle_session_stanza`]) and from
 //! remote servers ([`Server::handle_remote_stanza`]), tells it when sessions start and end, and
 //! drains [`Server::poll_output`]: stanzas to deliver to a local session, to route to a remote
-//! domain, to store offline, or addressed to the server for the host's other services. Roster
-//! and subscription state lives in the host's [`RosterStore`]; only session state (who is
-//! online, with which presence, and who got directed presence) lives in the machine. Stanzas
-//! between two local accounts are processed inside the same call.
+//! domain, to store offline, or addressed to the server for the host's other services. Stanzas
+//! between two local accounts are processed inside the same unit of work.
+//!
+//! Roster, subscription and privacy state is the host's to store. Two ways to drive it:
+//! - **Sans-IO storage** ([`Server::handle_client_stanza`], [`Server::handle_server_stanza`],
+//!   [`Server::end_session`], [`Server::bounce_message`]): the machine asks for the accounts it
+//!   needs with [`Output::Load`] and parks the work until [`Server::handle_load`] answers;
+//!   changes leave as [`Output::Write`], and what they acknowledge leaves only once
+//!   [`Server::handle_write`] reports them durable. See `storage.rs` for the rules.
+//! - **A synchronous store** ([`Server::handle_session_stanza`] and the other methods taking
+//!   `&mut impl RosterStore`): the same machine, with every load and write answered from the
+//!   store before the call returns, so no [`Output::Load`] or [`Output::Write`] is left.
+//!
+//! The machine keeps the accounts it loaded while they have sessions or pending work; a
+//! change made to the store behind its back is seen once the account is loaded again.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_xml::StanzaErrorCondition;
 
 use crate::delivery::DeliveryPolicy;
 use crate::features::{NS_PRE_APPROVAL, NS_ROSTERVER, ServiceFeature};
 use crate::roster::NS_ROSTER;
 use crate::stanza::{Iq, IqPayload, Stanza, StanzaParseError};
-use crate::store::RosterStore;
+use crate::store::{Change, LoadId, RosterStore, WriteId};
 
 // One `Server`, one file per concern: this file holds its configuration, inputs, outputs
 // and the dispatch of each stanza to the rules below; `sessions.rs` the connected resources
@@ -28,12 +38,14 @@ use crate::store::RosterStore;
 // `delivery.rs` inbound stanzas to local accounts (RFC 6121 §8.5); `roster.rs` roster
 // get, set and push (RFC 6121 §2); `subscription.rs` subscriptions (RFC 6121 §3);
 // `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
+mod cache;
 mod delivery;
 mod presence;
 mod privacy;
 mod roster;
 mod routing;
 mod sessions;
+mod storage;
 mod subscription;
 
 use sessions::Session;
@@ -66,6 +78,9 @@ pub struct ServerConfig {
     /// Bounds on privacy lists (XEP-0016) and the blocklist (XEP-0191); both protocols are
     /// advertised in [`ServerConfig::features`].
     pub privacy: crate::privacy::Limits,
+    /// Maximum units of work waiting for the host's storage (a load, or an earlier write of
+    /// the same account) per account; beyond, the stanza is answered `resource-constraint`.
+    pub max_parked: usize,
 }
 
 impl ServerConfig {
@@ -84,6 +99,7 @@ impl ServerConfig {
             max_sessions: 64,
             max_directed: 256,
             privacy: crate::privacy::Limits::default(),
+            max_parked: 256,
         }
     }
 }
@@ -132,6 +148,22 @@ pub enum Output {
         /// The message.
         stanza: Element,
     },
+    /// Read the account from storage and answer with [`Server::handle_load`] and this id, in
+    /// any order relative to other requests, whenever the storage answers.
+    Load {
+        /// The request.
+        id: LoadId,
+        /// The account.
+        user: BareJid,
+    },
+    /// Make these changes durable, all or none, after every earlier write, and report it
+    /// with [`Server::handle_write`] and this id.
+    Write {
+        /// The request.
+        id: WriteId,
+        /// The changes, in order.
+        changes: Vec<Change>,
+    },
     /// A stanza addressed to the server or handled on behalf of an account that this crate
     /// does not process (non-roster iqs: disco, vCard, ...). The host answers it; an iq get or
     /// set it does not know gets `service-unavailable` ([`Iq::unsupported_reply`]).
@@ -150,6 +182,8 @@ pub enum UsageError {
     TooManySessions,
     /// The JID is not of a local domain.
     NotLocal,
+    /// No load or write with this id is waiting for an answer.
+    UnknownRequest,
 }
 
 impl core::fmt::Display for UsageError {
@@ -159,6 +193,7 @@ impl core::fmt::Display for UsageError {
             Self::SessionExists => "session already exists",
             Self::TooManySessions => "too many sessions for the account",
             Self::NotLocal => "not a local JID",
+            Self::UnknownRequest => "no such storage request",
         })
     }
 }
@@ -177,8 +212,15 @@ pub struct Server {
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<Stanza>,
     next_push: u64,
-    /// Privacy lists and blocklists by bare JID string (XEP-0016, XEP-0191).
+    /// Privacy lists and blocklists of loaded accounts by bare JID string (XEP-0016,
+    /// XEP-0191).
     privacy: HashMap<String, privacy::Account, BuildHasherDefault<DefaultHasher>>,
+    /// Accounts whose privacy state the running unit changed.
+    privacy_dirty: BTreeSet<BareJid>,
+    /// The loaded accounts.
+    cache: cache::Cache,
+    /// Units waiting, loads and writes in flight.
+    storage: storage::Storage,
 }
 
 impl Server {
@@ -192,6 +234,9 @@ impl Server {
             local: VecDeque::new(),
             next_push: 0,
             privacy: HashMap::default(),
+            privacy_dirty: BTreeSet::new(),
+            cache: cache::Cache::default(),
+            storage: storage::Storage::default(),
         }
     }
 
@@ -228,16 +273,75 @@ impl Server {
 
     // ---- inputs ----
 
-    /// A stanza from the local session `from`. The server stamps `from` (RFC 6120 §8.1.2.1)
-    /// and applies the outbound rules.
+    /// A stanza from the local session `from`, with a synchronous store. The server stamps
+    /// `from` (RFC 6120 §8.1.2.1) and applies the outbound rules.
     pub fn handle_session_stanza(
         &mut self,
         store: &mut impl RosterStore,
         from: &FullJid,
         stanza: &Element,
     ) -> Result<(), UsageError> {
+        self.handle_client_stanza(from, stanza)?;
+        self.serve(store);
+        Ok(())
+    }
+
+    /// A stanza from a remote server for a local address (its `from` already verified by the
+    /// stream layer), with a synchronous store. Stanzas without `from` or `to`, or to other
+    /// domains, are dropped.
+    pub fn handle_remote_stanza(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+        self.handle_server_stanza(stanza);
+        self.serve(store);
+    }
+
+    /// A stanza from the local session `from`: see [`Server::handle_session_stanza`]. The
+    /// accounts it needs are asked for with [`Output::Load`] if they are not loaded.
+    pub fn handle_client_stanza(
+        &mut self,
+        from: &FullJid,
+        stanza: &Element,
+    ) -> Result<(), UsageError> {
         if self.session(from).is_none() {
             return Err(UsageError::NoSession);
+        }
+        self.submit(storage::Work::Session {
+            from: from.clone(),
+            stanza: stanza.clone(),
+        });
+        Ok(())
+    }
+
+    /// A stanza from a remote server: see [`Server::handle_remote_stanza`].
+    pub fn handle_server_stanza(&mut self, stanza: &Element) {
+        self.submit(storage::Work::Remote(stanza.clone()));
+    }
+
+    // ---- commands ----
+
+    /// The `service-unavailable` bounce of a message the host will not store offline
+    /// (§8.5.2.2.1), with a synchronous store. Errors are never bounced; the result is routed
+    /// like any stanza.
+    pub fn bounce(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+        self.bounce_message(stanza);
+        self.serve(store);
+    }
+
+    /// The bounce of [`Server::bounce`], with the accounts it needs loaded first.
+    pub fn bounce_message(&mut self, stanza: &Element) {
+        self.submit(storage::Work::Bounce(stanza.clone()));
+    }
+
+    // ---- units of work ----
+
+    fn session_stanza_now(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        stanza: &Element,
+    ) {
+        if self.session(from).is_none() {
+            // Ended while the stanza waited for storage: nobody to answer.
+            return;
         }
         let mut parsed = match Stanza::try_from(stanza) {
             Ok(s) => s,
@@ -246,13 +350,13 @@ impl Server {
                     let reply = e.to_stanza_error().reply_to(stanza);
                     self.deliver(from, reply);
                 }
-                return Ok(());
+                return;
             }
         };
         parsed.header_mut().from = Some(from.clone().into());
         if !self.outbound_allowed(store, from, &parsed) {
             self.drain_local(store);
-            return Ok(());
+            return;
         }
         match parsed {
             Stanza::Presence(p) => self.outbound_presence(store, from, p),
@@ -266,12 +370,9 @@ impl Server {
             Stanza::Iq(iq) => self.outbound_iq(store, from, iq),
         }
         self.drain_local(store);
-        Ok(())
     }
 
-    /// A stanza from a remote server for a local address (its `from` already verified by the
-    /// stream layer). Stanzas without `from` or `to`, or to other domains, are dropped.
-    pub fn handle_remote_stanza(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+    fn remote_stanza_now(&mut self, store: &mut impl RosterStore, stanza: &Element) {
         match Stanza::try_from(stanza) {
             Ok(s) => {
                 let h = s.header();
@@ -287,15 +388,6 @@ impl Server {
                 }
             }
         }
-        self.drain_local(store);
-    }
-
-    // ---- commands ----
-
-    /// The `service-unavailable` bounce of a message the host will not store offline
-    /// (§8.5.2.2.1). Errors are never bounced; the result is routed like any stanza.
-    pub fn bounce(&mut self, store: &mut impl RosterStore, stanza: &Element) {
-        self.bounce_with(stanza, StanzaErrorCondition::ServiceUnavailable);
         self.drain_local(store);
     }
 

@@ -4,8 +4,8 @@
 //! ones (before routing and in presence broadcast), with the errors both specifications
 //! prescribe.
 //!
-//! State lives in the machine, per account, like sessions: a host that restarts loses it
-//! (persisting it is the storage work's).
+//! The state of a loaded account lives in the machine; every change is marked so that it
+//! leaves in the unit's [`crate::Output::Write`] ([`crate::Change::Privacy`]).
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -14,8 +14,8 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::Server;
 use super::sessions::bare_str;
 use crate::privacy::{
-    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyList, Traffic, decide,
-    jids_element, parse_jids,
+    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, Traffic,
+    decide, jids_element, parse_jids,
 };
 use crate::stanza::header::nc;
 use crate::stanza::{Iq, IqPayload, Presence, PresenceType, Stanza};
@@ -24,11 +24,17 @@ use crate::store::RosterStore;
 /// One account's blocking state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Account {
-    lists: Vec<PrivacyList>,
-    default: Option<String>,
-    blocked: Vec<Jid>,
-    /// `blocked` as rules, rebuilt on every change.
+    pub(super) data: PrivacyData,
+    /// `data.blocked` as rules, rebuilt on every change.
     block_rules: PrivacyList,
+}
+
+impl Account {
+    /// The state of a stored account, as loaded.
+    pub(super) fn from_data(data: PrivacyData) -> Self {
+        let block_rules = PrivacyList::blocklist(&data.blocked);
+        Self { data, block_rules }
+    }
 }
 
 /// Why an outbound stanza was stopped.
@@ -73,7 +79,9 @@ impl Server {
                         s.wants_blocklist = true;
                     }
                     let account = self.privacy.get(bare_str(from.as_str()));
-                    let jids = account.map(|a| a.blocked.as_slice()).unwrap_or_default();
+                    let jids = account
+                        .map(|a| a.data.blocked.as_slice())
+                        .unwrap_or_default();
                     Ok(Some(jids_element("blocklist", jids)))
                 }
                 ("block", true) => self.block(store, from, payload, true),
@@ -83,6 +91,11 @@ impl Server {
         } else {
             return false;
         };
+        if set {
+            // Whatever the outcome, a set may have changed the stored state: it leaves in
+            // this unit's write (an unchanged state written again is harmless).
+            self.privacy_dirty.insert(from.to_bare());
+        }
         self.answer_own(from, iq, result);
         true
     }
@@ -93,7 +106,7 @@ impl Server {
         query: &Element,
     ) -> Result<Option<Element>, StanzaErrorCondition> {
         let account = self.privacy.get(bare_str(from.as_str()));
-        let lists = account.map(|a| a.lists.as_slice()).unwrap_or_default();
+        let lists = account.map(|a| a.data.lists.as_slice()).unwrap_or_default();
         let names: Vec<&Element> = query.children().collect();
         match names.as_slice() {
             [] => {
@@ -105,7 +118,7 @@ impl Server {
                 }
                 q.append_child(el);
                 let mut el = Element::bare("default", NS_PRIVACY);
-                if let Some(d) = account.and_then(|a| a.default.clone()) {
+                if let Some(d) = account.and_then(|a| a.data.default.clone()) {
                     el.set_attr(minidom::rxml::Namespace::NONE, nc("name"), d);
                 }
                 q.append_child(el);
@@ -151,7 +164,7 @@ impl Server {
         let exists = |s: &Self, n: &str| {
             s.privacy
                 .get(&key)
-                .is_some_and(|a| a.lists.iter().any(|l| l.name == n))
+                .is_some_and(|a| a.data.lists.iter().any(|l| l.name == n))
         };
         if child.is("active", NS_PRIVACY) {
             // §2.4: a list that does not exist is item-not-found; no name declines.
@@ -176,10 +189,10 @@ impl Server {
                 return Err(StanzaErrorCondition::ItemNotFound);
             }
             let account = self.privacy.entry(key).or_default();
-            if account.default.is_some() && account.default != name && others_on_default {
+            if account.data.default.is_some() && account.data.default != name && others_on_default {
                 return Err(StanzaErrorCondition::Conflict);
             }
-            account.default = name;
+            account.data.default = name;
             return Ok(None);
         }
         if !child.is("list", NS_PRIVACY) {
@@ -199,13 +212,13 @@ impl Server {
                 .any(|s| &s.jid != from && s.active_list.as_deref() == Some(name.as_str()));
             let account = self.privacy.entry(key).or_default();
             let default_elsewhere =
-                account.default.as_deref() == Some(name.as_str()) && others_on_default;
+                account.data.default.as_deref() == Some(name.as_str()) && others_on_default;
             if active_elsewhere || default_elsewhere {
                 return Err(StanzaErrorCondition::Conflict);
             }
-            account.lists.retain(|l| l.name != name);
-            if account.default.as_deref() == Some(name.as_str()) {
-                account.default = None;
+            account.data.lists.retain(|l| l.name != name);
+            if account.data.default.as_deref() == Some(name.as_str()) {
+                account.data.default = None;
             }
             if let Some(s) = self.session_mut(from)
                 && s.active_list.as_deref() == Some(name.as_str())
@@ -221,12 +234,12 @@ impl Server {
             let limits = self.config.privacy;
             let list = PrivacyList::parse(child, &groups, &limits)?;
             let account = self.privacy.entry(key).or_default();
-            if let Some(old) = account.lists.iter_mut().find(|l| l.name == name) {
+            if let Some(old) = account.data.lists.iter_mut().find(|l| l.name == name) {
                 *old = list;
-            } else if account.lists.len() >= limits.max_lists {
+            } else if account.data.lists.len() >= limits.max_lists {
                 return Err(StanzaErrorCondition::ResourceConstraint);
             } else {
-                account.lists.push(list);
+                account.data.lists.push(list);
             }
         }
         // §2.6: a push of the list name to every resource.
@@ -260,18 +273,18 @@ impl Server {
         let mut changed: Vec<Jid> = Vec::new();
         if block {
             for j in &jids {
-                if !account.blocked.contains(j) {
-                    if account.blocked.len() >= max {
+                if !account.data.blocked.contains(j) {
+                    if account.data.blocked.len() >= max {
                         return Err(StanzaErrorCondition::ResourceConstraint);
                     }
-                    account.blocked.push(j.clone());
+                    account.data.blocked.push(j.clone());
                     changed.push(j.clone());
                 }
             }
         } else if jids.is_empty() {
-            changed = core::mem::take(&mut account.blocked);
+            changed = core::mem::take(&mut account.data.blocked);
         } else {
-            account.blocked.retain(|b| {
+            account.data.blocked.retain(|b| {
                 let hit = jids.contains(b);
                 if hit {
                     changed.push(b.clone());
@@ -279,7 +292,7 @@ impl Server {
                 !hit
             });
         }
-        account.block_rules = PrivacyList::blocklist(&account.blocked);
+        account.block_rules = PrivacyList::blocklist(&account.data.blocked);
         // §3.3 / §3.4: the change pushed to every resource that asked for the blocklist.
         let push = jids_element(if block { "block" } else { "unblock" }, &jids);
         self.push_to_all(&user, &push, |s| s.wants_blocklist);
@@ -308,7 +321,7 @@ impl Server {
         let default = self
             .privacy
             .get(user.as_str())
-            .and_then(|a| a.default.clone());
+            .and_then(|a| a.data.default.clone());
         let name = child.attr("name");
         self.resources_of(&user)
             .filter(|s| s.available)
@@ -422,8 +435,8 @@ impl Server {
         let active = session
             .and_then(|s| self.session(s))
             .and_then(|s| s.active_list.as_deref());
-        let name = active.or(account.default.as_deref())?;
-        account.lists.iter().find(|l| l.name == name)
+        let name = active.or(account.data.default.as_deref())?;
+        account.data.lists.iter().find(|l| l.name == name)
     }
 
     /// `user`'s verdict on `traffic` between `peer` and `session` (`None`: the account as a

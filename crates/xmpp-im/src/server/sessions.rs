@@ -82,33 +82,74 @@ impl Server {
         Ok(())
     }
 
-    /// The session ended (closed or lost): if it was available, its contacts, the other
-    /// resources and directed-presence recipients get `unavailable` (§4.5.2, §4.6.3).
+    /// The session ended (closed or lost), with a synchronous store: if it was available,
+    /// its contacts, the other resources and directed-presence recipients get `unavailable`
+    /// (§4.5.2, §4.6.3).
     pub fn session_ended(
         &mut self,
         store: &mut impl RosterStore,
         jid: &FullJid,
     ) -> Result<(), UsageError> {
-        if self.session(jid).is_none() {
-            return Err(UsageError::NoSession);
+        self.end_session(jid)?;
+        self.serve(store);
+        Ok(())
+    }
+
+    /// The session ended: see [`Server::session_ended`]. It leaves the session table at once
+    /// (its JID may be bound again right away); its contacts are loaded first if they are not.
+    pub fn end_session(&mut self, jid: &FullJid) -> Result<(), UsageError> {
+        let key = bare_str(jid.as_str());
+        let list = self.sessions.get_mut(key).ok_or(UsageError::NoSession)?;
+        let index = list
+            .iter()
+            .position(|s| &s.jid == jid)
+            .ok_or(UsageError::NoSession)?;
+        let session = list.remove(index);
+        if list.is_empty() {
+            self.sessions.remove(key);
+            self.shrink_sessions();
         }
+        self.submit(super::storage::Work::End {
+            session: Box::new(session),
+            index,
+        });
+        Ok(())
+    }
+
+    /// The broadcast of an ended session: put back in its place while its `unavailable` goes
+    /// out (a session bound to the same JID since then is set aside meanwhile), then gone.
+    pub(super) fn session_end_now(
+        &mut self,
+        store: &mut impl RosterStore,
+        session: Session,
+        index: usize,
+    ) {
+        let jid = session.jid.clone();
+        let key = bare_str(jid.as_str()).to_owned();
+        let list = self.sessions.entry(key.clone()).or_default();
+        let newer = list
+            .iter()
+            .position(|s| s.jid == jid)
+            .map(|i| (i, list.remove(i)));
+        list.insert(index.min(list.len()), session);
         // The ended session itself is gone: it is not among the recipients.
         self.go_unavailable(
             store,
-            jid,
+            &jid,
             Presence::new(Some(PresenceType::Unavailable)),
             false,
         );
-        let key = bare_str(jid.as_str());
-        if let Some(list) = self.sessions.get_mut(key) {
-            list.retain(|s| &s.jid != jid);
+        if let Some(list) = self.sessions.get_mut(&key) {
+            list.retain(|s| s.jid != jid);
+            if let Some((i, newer)) = newer {
+                list.insert(i.min(list.len()), newer);
+            }
             if list.is_empty() {
-                self.sessions.remove(key);
+                self.sessions.remove(&key);
                 self.shrink_sessions();
             }
         }
         self.drain_local(store);
-        Ok(())
     }
 
     /// Give back the table a load spike grew (a hash map never shrinks by itself, so a

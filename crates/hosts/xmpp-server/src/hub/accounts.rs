@@ -34,6 +34,20 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// Add `name` at `domain` with credentials derived elsewhere (the database's).
+    pub(super) fn add_stored(
+        &mut self,
+        domain: &BareJid,
+        name: &str,
+        credentials: Vec<xmpp_sasl::StoredCredentials>,
+    ) {
+        let backend = self.by_domain.remove(domain).unwrap_or_default();
+        self.by_domain
+            .insert(domain.clone(), backend.with_credentials(name, credentials));
+    }
+}
+
 impl CredentialStore for Accounts {
     fn scram_credentials(
         &self,

@@ -64,6 +64,11 @@ pub struct HubConfig {
     pub components: Vec<(BareJid, String)>,
     /// PBKDF2 iterations for the stored SCRAM credentials (4096: RFC 7677's floor).
     pub iterations: u32,
+    /// The SQLite file accounts, rosters, privacy lists and offline messages live in
+    /// ([`crate::db`]); `None`: all in memory, gone at exit. With a file, the hub asks the
+    /// host for storage through [`HubOutput::Storage`](super::HubOutput::Storage) and the
+    /// runtime answers from a thread of its own.
+    pub database: Option<std::path::PathBuf>,
     /// `-PLUS` policy.
     pub plus: PlusPolicy,
     /// Tests only: when set, every session is recorded as a replayable transcript (the
@@ -152,6 +157,7 @@ impl HubConfig {
             users: Vec::new(),
             components: Vec::new(),
             iterations: 4096,
+            database: None,
             plus: PlusPolicy::Off,
             record: None,
             stream,
@@ -198,7 +204,7 @@ impl HubConfig {
     }
 
     /// Whether `domain` is one of ours.
-    pub(super) fn serves(&self, domain: &BareJid) -> bool {
+    pub fn serves(&self, domain: &BareJid) -> bool {
         *domain == self.domain || self.other_domains.contains(domain)
     }
 

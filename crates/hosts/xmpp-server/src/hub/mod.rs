@@ -57,6 +57,43 @@ impl core::fmt::Display for SessionId {
     }
 }
 
+/// A storage request of the hub (only with [`HubConfig::database`]): the host does it off its
+/// event loop and answers with the `Hub` input named on each variant.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StorageRequest {
+    /// Read an account: answer [`Hub::storage_loaded`].
+    Load {
+        /// The request.
+        id: xmpp_im::LoadId,
+        /// The account.
+        user: BareJid,
+    },
+    /// Make these changes durable, in order with earlier writes: answer
+    /// [`Hub::storage_written`].
+    Write {
+        /// The request.
+        id: xmpp_im::WriteId,
+        /// The changes, one transaction.
+        changes: Vec<xmpp_im::Change>,
+    },
+    /// Store a message for an account with no available resource (already stamped with its
+    /// `<delay/>`), unless [`MAX_OFFLINE_PER_ACCOUNT`] wait: a message not stored is handed
+    /// back with [`Hub::offline_refused`].
+    StoreOffline {
+        /// The account.
+        user: BareJid,
+        /// The message.
+        stanza: Element,
+    },
+    /// The session sent initial presence: take the account's stored messages and hand them
+    /// over with [`Hub::offline_taken`].
+    TakeOffline {
+        /// The session.
+        jid: FullJid,
+    },
+}
+
 /// What the host must do for a connection, in order per connection.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -94,6 +131,8 @@ pub enum HubOutput {
         /// The key.
         key: DialbackKey,
     },
+    /// Storage work (only with [`HubConfig::database`]).
+    Storage(StorageRequest),
 }
 
 /// Which side of which protocol a connection speaks.
@@ -169,6 +208,9 @@ pub struct Hub {
     bidi_in: s2s::BidiMap,
     /// XEP-0198: detached sessions and resumption ids.
     sm: sm::SmSessions,
+    /// With a database: sessions that have not sent initial presence yet (their account's
+    /// offline messages are asked for when they do).
+    awaiting_presence: BTreeSet<FullJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
     /// reverse direction on bidirectional receiving streams.
     s2s_more: s2s::MoreS2s,
@@ -231,8 +273,28 @@ impl Hub {
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
+            awaiting_presence: BTreeSet::new(),
             s2s_more: s2s::MoreS2s::default(),
         }
+    }
+
+    /// Adds accounts whose credentials were derived elsewhere (read from the database),
+    /// before the first connection (false, and nothing added, after).
+    pub fn add_stored_accounts(
+        &mut self,
+        accounts: Vec<(BareJid, Vec<xmpp_sasl::StoredCredentials>)>,
+    ) -> bool {
+        // Every stream holds the backend once it exists: only a fresh hub owns it alone.
+        let Some(backend) = Arc::get_mut(&mut self.backend) else {
+            return false;
+        };
+        for (jid, credentials) in accounts {
+            if let (Some(node), Ok(domain)) = (jid.node(), BareJid::from_parts(None, jid.domain()))
+            {
+                backend.add_stored(&domain, node, credentials);
+            }
+        }
+        true
     }
 
     // ----- getters -----
@@ -433,6 +495,57 @@ impl Hub {
             }
         }
         self.expire_detached(now);
+        self.flush(now);
+    }
+
+    /// The answer to [`StorageRequest::Load`].
+    pub fn storage_loaded(
+        &mut self,
+        now: Instant,
+        id: xmpp_im::LoadId,
+        result: Result<xmpp_im::AccountData, xmpp_im::StoreError>,
+    ) {
+        if let Err(e) = &result {
+            self.log.push(format!("storage: load failed: {e}"));
+        }
+        if self.im.handle_load(id, result).is_err() {
+            self.log.push(format!("storage: unknown load {id:?}"));
+        }
+        self.route_im(now);
+        self.flush(now);
+    }
+
+    /// The answer to [`StorageRequest::Write`]: what the write acknowledges leaves now.
+    pub fn storage_written(
+        &mut self,
+        now: Instant,
+        id: xmpp_im::WriteId,
+        result: Result<(), xmpp_im::StoreError>,
+    ) {
+        if let Err(e) = &result {
+            self.log.push(format!("storage: write failed: {e}"));
+        }
+        if self.im.handle_write(id, result).is_err() {
+            self.log.push(format!("storage: unknown write {id:?}"));
+        }
+        self.route_im(now);
+        self.flush(now);
+    }
+
+    /// The answer to [`StorageRequest::TakeOffline`]: the stored messages, oldest first,
+    /// for the session (kept by nobody if it is gone meanwhile: they were taken).
+    pub fn offline_taken(&mut self, now: Instant, jid: &FullJid, messages: Vec<Element>) {
+        for message in messages {
+            self.deliver(now, jid, &message);
+        }
+        self.flush(now);
+    }
+
+    /// A [`StorageRequest::StoreOffline`] message was not stored (the box is full, or the
+    /// database failed): it bounces with `service-unavailable` (RFC 6121 §8.5.2.2.1).
+    pub fn offline_refused(&mut self, now: Instant, stanza: &Element) {
+        self.im_bounce(stanza);
+        self.route_im(now);
         self.flush(now);
     }
 

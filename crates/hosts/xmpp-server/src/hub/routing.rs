@@ -17,7 +17,7 @@ use xmpp_stream::{
     Event, Instant, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 
-use super::{Hub, HubOutput, SessionId};
+use super::{Hub, HubOutput, SessionId, StorageRequest};
 
 /// Offline messages kept per account (RFC 6121 §8.5.2.2.1). Each is stamped with an XEP-0203
 /// `<delay/>` (from our domain, at the time it was stored) and they are delivered in the
@@ -88,7 +88,7 @@ impl Hub {
                     self.by_jid.remove(&jid);
                     // XEP-0198: a session whose transport died waits for its client.
                     if !self.detach_on_close(id, now, &jid, &reason) {
-                        let _ = self.im.session_ended(&mut self.store, &jid);
+                        self.im_session_ended(&jid);
                         self.route_im(now);
                     }
                 }
@@ -112,11 +112,14 @@ impl Hub {
                 let _ = session.stream.close_with_error(now, error);
                 self.dirty.insert(old);
             }
-            let _ = self.im.session_ended(&mut self.store, &jid);
+            self.im_session_ended(&jid);
         }
         match self.im.session_started(jid.clone()) {
             Ok(()) => {
                 self.log.push(format!("{id}: bound {jid}"));
+                if self.config.database.is_some() {
+                    self.awaiting_presence.insert(jid.clone());
+                }
                 self.by_jid.insert(jid.clone(), id);
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.jid = Some(jid);
@@ -167,6 +170,14 @@ impl Hub {
         let Some(jid) = session.jid.clone() else {
             return;
         };
+        if self.config.database.is_some() {
+            // The machine may wait for the database: initial presence is noticed when the
+            // machine has processed it (`route_im`).
+            if self.im.handle_client_stanza(&jid, stanza).is_ok() {
+                self.route_im(now);
+            }
+            return;
+        }
         let was_available = self.im.is_available(&jid);
         if self
             .im
@@ -187,6 +198,35 @@ impl Hub {
         }
     }
 
+    /// A session ended, for the IM machine (with the database, its broadcast may wait for
+    /// contacts to load).
+    pub(super) fn im_session_ended(&mut self, jid: &FullJid) {
+        self.awaiting_presence.remove(jid);
+        if self.config.database.is_some() {
+            let _ = self.im.end_session(jid);
+        } else {
+            let _ = self.im.session_ended(&mut self.store, jid);
+        }
+    }
+
+    /// A stanza from a remote domain for the IM machine.
+    pub(super) fn im_remote_stanza(&mut self, stanza: &Element) {
+        if self.config.database.is_some() {
+            self.im.handle_server_stanza(stanza);
+        } else {
+            self.im.handle_remote_stanza(&mut self.store, stanza);
+        }
+    }
+
+    /// The IM machine's bounce of a message not stored offline.
+    pub(super) fn im_bounce(&mut self, stanza: &Element) {
+        if self.config.database.is_some() {
+            self.im.bounce_message(stanza);
+        } else {
+            self.im.bounce(&mut self.store, stanza);
+        }
+    }
+
     /// A stanza from a component or a peer server; the stream checked that its `from` is in
     /// the component's domain or an authenticated pair's (else `invalid-from`) and that it
     /// has a `to` (else `improper-addressing`). For a local address it enters the IM machine
@@ -201,7 +241,7 @@ impl Hub {
             self.route_out(now, stanza);
         } else {
             // A malformed `to` is the IM machine's to answer (`jid-malformed`).
-            self.im.handle_remote_stanza(&mut self.store, stanza);
+            self.im_remote_stanza(stanza);
             self.route_im(now);
         }
     }
@@ -214,7 +254,27 @@ impl Hub {
                 xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
                 xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, &stanza),
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
+                xmpp_im::Output::Load { id, user } => self
+                    .out
+                    .push_back(HubOutput::Storage(StorageRequest::Load { id, user })),
+                xmpp_im::Output::Write { id, changes } => self
+                    .out
+                    .push_back(HubOutput::Storage(StorageRequest::Write { id, changes })),
                 _ => {}
+            }
+        }
+        if self.config.database.is_some() && !self.awaiting_presence.is_empty() {
+            // Initial presence processed: the account's stored messages, from the database.
+            let ready: Vec<FullJid> = self
+                .awaiting_presence
+                .iter()
+                .filter(|jid| self.im.is_available(jid))
+                .cloned()
+                .collect();
+            for jid in ready {
+                self.awaiting_presence.remove(&jid);
+                self.out
+                    .push_back(HubOutput::Storage(StorageRequest::TakeOffline { jid }));
             }
         }
     }
@@ -229,11 +289,19 @@ impl Hub {
             .unix_epoch_millis
             .saturating_add(now.as_millis());
         let stamped = xmpp_im::delay::with_delay(stanza, user.domain(), at);
+        if self.config.database.is_some() {
+            self.out
+                .push_back(HubOutput::Storage(StorageRequest::StoreOffline {
+                    user,
+                    stanza: stamped,
+                }));
+            return;
+        }
         let queue = self.offline.entry(user).or_default();
         if queue.len() < MAX_OFFLINE_PER_ACCOUNT {
             queue.push_back(stamped);
         } else {
-            self.im.bounce(&mut self.store, stanza);
+            self.im_bounce(stanza);
         }
     }
 
@@ -276,7 +344,7 @@ impl Hub {
     }
 
     /// Send to the client session bound to `to`, if there is one.
-    fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
+    pub(super) fn deliver(&mut self, now: Instant, to: &FullJid, stanza: &Element) {
         if let Some(id) = self.by_jid.get(to).copied() {
             self.send_on(now, id, stanza);
         } else {

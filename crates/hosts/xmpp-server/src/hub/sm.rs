@@ -260,12 +260,12 @@ impl Hub {
             let jid = detached.session.jid().clone();
             self.sm.detached_jid.remove(&jid);
             self.log.push(format!("{jid}: resumption window over"));
-            let _ = self.im.session_ended(&mut self.store, &jid);
+            self.im_session_ended(&jid);
             self.route_im(now);
             for stanza in detached.session.into_unacked() {
                 if stanza.attr("from").is_some() {
                     // Addressed to a resource that is gone: the IM machine's delivery rules.
-                    self.im.handle_remote_stanza(&mut self.store, &stanza);
+                    self.im_remote_stanza(&stanza);
                     self.route_im(now);
                 } else {
                     self.log.push(format!(

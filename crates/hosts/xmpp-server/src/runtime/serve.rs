@@ -97,13 +97,23 @@ pub(super) async fn serve_probed(
         Some(s2s) => super::dns::Resolver::new(&s2s.dns).map_err(io::Error::other)?,
         None => super::dns::Resolver::default(),
     };
+    let database = super::database::open(&config.hub)?;
+    let mut hub = Hub::new(HubConfig {
+        // The hub's clock starts now: its Instant::ZERO is this wall-clock time.
+        unix_epoch_millis: unix_now_millis(),
+        ..config.hub.clone()
+    });
+    let db = match database {
+        Some((db, accounts)) => {
+            hub.add_stored_accounts(accounts);
+            Some(db)
+        }
+        None => None,
+    };
     let shared = Arc::new_cyclic(|me| {
         Mutex::new(Shared {
-            hub: Hub::new(HubConfig {
-                // The hub's clock starts now: its Instant::ZERO is this wall-clock time.
-                unix_epoch_millis: unix_now_millis(),
-                ..config.hub.clone()
-            }),
+            hub,
+            db: None,
             conns: BTreeMap::new(),
             start: std::time::Instant::now(),
             log: config.log,
@@ -113,6 +123,10 @@ pub(super) async fn serve_probed(
             me: me.clone(),
         })
     });
+    if let Some(db) = db {
+        let tx = super::database::start(db, Arc::downgrade(&shared))?;
+        lock(&shared).db = Some(tx);
+    }
     let c2s_upgrade = Upgrade::C2s {
         acceptor: acceptor.clone(),
         material: material.clone(),

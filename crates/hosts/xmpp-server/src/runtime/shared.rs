@@ -22,6 +22,8 @@ pub(super) struct Shared {
     /// Where peer servers without a static route are looked up (built from
     /// [`S2sSettings::dns`](super::s2s::S2sSettings::dns)).
     pub(super) resolver: super::dns::Resolver,
+    /// The database thread's queue (`--db`); `None`: everything in memory.
+    pub(super) db: Option<std::sync::mpsc::SyncSender<crate::hub::StorageRequest>>,
     /// This very state, for the tasks `dispatch` starts (outgoing s2s connections,
     /// dialback verifications).
     pub(super) me: Weak<Mutex<Shared>>,
@@ -44,6 +46,10 @@ impl Shared {
                     (id, Command::Write(bytes))
                 }
                 HubOutput::StartTls(id) => (id, Command::StartTls),
+                HubOutput::Storage(request) => {
+                    super::database::submit(self, request);
+                    continue;
+                }
                 HubOutput::Close(id) => (id, Command::Close),
                 HubOutput::Connect { id, local, remote } => {
                     super::s2s::spawn_connect(self, id, &local, remote);

@@ -1,0 +1,243 @@
+//! Crash safety on SQLite: the server process is killed (`SIGKILL`) in the middle of a storm of
+//! roster sets, subscription requests and messages to an offline account, restarted on the
+//! same file, and everything it had acknowledged must be there, nothing twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A host test: processes, sockets, files, the clock.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{parse, temp_dir};
+use xmpp_host::OsEntropy;
+use xmpp_host::blocking::{ClientOptions, Connection};
+use xmpp_host::tls::{Trust, Versions, client_config};
+use xmpp_server::db::Db;
+use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event};
+
+const WAIT: Duration = Duration::from_secs(15);
+const SETS: usize = 300;
+const SUBSCRIPTIONS: usize = 100;
+/// Below the offline box's bound (100): none is refused, so what is stored is a prefix.
+const MESSAGES: usize = 80;
+
+fn start(db: &Path) -> (Child, SocketAddr) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_xmpp-server"))
+        .args(["--db", &format!("sqlite:{}", db.display())])
+        .args(["--port", &port.to_string(), "--quiet"])
+        .args(["--user", "alice:alice-pw", "--user", "bob:bob-pw"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+fn login(addr: SocketAddr, user: &str) -> Connection<ClientStream> {
+    let tls = client_config(&Trust::InsecureAcceptAny, Versions::Any).unwrap();
+    let options = ClientOptions::new(addr, "localhost", tls);
+    let mut config = ClientConfig::new(
+        BareJid::new(&format!("{user}@localhost")).unwrap(),
+        format!("{user}-pw"),
+    );
+    config.resource = Some("r".to_owned());
+    let mut conn = Connection::connect(&options, config, OsEntropy::new()).unwrap();
+    conn.negotiate(WAIT).unwrap();
+    conn
+}
+
+/// What the server acknowledged: roster set results and the roster pushes of subscription
+/// requests (RFC 6121 §3.1.2: the push comes once the item is stored).
+#[derive(Default)]
+struct Acks {
+    sets: BTreeSet<usize>,
+    subscriptions: BTreeSet<usize>,
+}
+
+impl Acks {
+    fn take(&mut self, stanza: &minidom::Element) {
+        if stanza.name() != "iq" {
+            return;
+        }
+        if stanza.attr("type") == Some("result")
+            && let Some(i) = stanza.attr("id").and_then(|id| id.strip_prefix("set-"))
+        {
+            self.sets.insert(i.parse().unwrap());
+        }
+        if stanza.attr("type") == Some("set") {
+            for item in stanza
+                .children()
+                .flat_map(minidom::Element::children)
+                .filter(|i| i.attr("ask") == Some("subscribe"))
+            {
+                if let Some(i) = item
+                    .attr("jid")
+                    .and_then(|j| j.strip_prefix("sub"))
+                    .and_then(|j| j.strip_suffix("@localhost"))
+                {
+                    self.subscriptions.insert(i.parse().unwrap());
+                }
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.sets.len() + self.subscriptions.len()
+    }
+}
+
+fn roster(conn: &mut Connection<ClientStream>) -> Vec<minidom::Element> {
+    conn.send(&parse(
+        "<iq xmlns='jabber:client' type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>",
+    ))
+    .unwrap();
+    let result = conn
+        .wait_stanza(WAIT, |s| s.attr("id") == Some("roster"))
+        .unwrap();
+    result
+        .children()
+        .flat_map(minidom::Element::children)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_storm_loses_nothing_acknowledged_and_duplicates_nothing() {
+    let dir = temp_dir("crash");
+    let db = dir.join("crash.db");
+    let (mut server, addr) = start(&db);
+    let mut alice = login(addr, "alice");
+    // Interested in roster pushes (§2.1.6).
+    assert!(roster(&mut alice).is_empty());
+    let mut acks = Acks::default();
+    let mut killed = false;
+    // Roster sets, with a subscription request and a message to the offline bob woven in.
+    let mut storm = Vec::new();
+    for k in 0..SETS {
+        storm.push(format!(
+            "<iq xmlns='jabber:client' type='set' id='set-{k}'><query xmlns='jabber:iq:roster'><item jid='contact{k}@localhost' name='n{k}'/></query></iq>"
+        ));
+        if k % 3 == 0 && k / 3 < SUBSCRIPTIONS {
+            storm.push(format!(
+                "<presence xmlns='jabber:client' type='subscribe' to='sub{}@localhost'/>",
+                k / 3
+            ));
+        }
+        if k % 3 == 1 && k / 3 < MESSAGES {
+            storm.push(format!(
+                "<message xmlns='jabber:client' to='bob@localhost' id='msg-{0}'><body>{0}</body></message>",
+                k / 3
+            ));
+        }
+    }
+    let total = storm.len();
+    let mut sent = 0;
+    'storm: for xml in &storm {
+        if alice.send(&parse(xml)).is_err() {
+            break;
+        }
+        sent += 1;
+        // Read what has arrived, without waiting long.
+        while let Ok(Some(Event::Stanza(s))) = alice.next_event(Duration::from_millis(1)) {
+            acks.take(&s);
+        }
+        if !killed && acks.count() >= 150 {
+            server.kill().unwrap(); // SIGKILL
+            killed = true;
+        }
+        if killed {
+            break 'storm;
+        }
+    }
+    // All sent before 150 acknowledgements: the server is still working through them.
+    let deadline = Instant::now() + WAIT;
+    while !killed && Instant::now() < deadline {
+        match alice.next_event(Duration::from_millis(10)) {
+            Ok(Some(Event::Stanza(s))) => acks.take(&s),
+            Ok(Some(_)) | Err(xmpp_host::Error::Timeout) => {}
+            _ => break,
+        }
+        if acks.count() >= 150 {
+            server.kill().unwrap(); // SIGKILL
+            killed = true;
+        }
+    }
+    // Everything the server sent before it died.
+    while let Ok(Some(event)) = alice.next_event(Duration::from_millis(500)) {
+        if let Event::Stanza(s) = event {
+            acks.take(&s);
+        }
+    }
+    if !killed {
+        server.kill().unwrap();
+    }
+    server.wait().unwrap();
+    assert!(killed, "150 acknowledgements never came");
+    assert!(
+        acks.count() < SETS + SUBSCRIPTIONS,
+        "killed only after the storm was over"
+    );
+    drop(alice);
+
+    // The same file, a new process.
+    let (mut server, addr) = start(&db);
+    let mut alice = login(addr, "alice");
+    let items = roster(&mut alice);
+    let jids: Vec<&str> = items.iter().filter_map(|i| i.attr("jid")).collect();
+    let unique: BTreeSet<&str> = jids.iter().copied().collect();
+    assert_eq!(unique.len(), jids.len(), "an item twice: {jids:?}");
+    let item = |jid: String| {
+        items
+            .iter()
+            .find(|it| it.attr("jid") == Some(jid.as_str()))
+            .unwrap_or_else(|| panic!("acknowledged {jid} lost"))
+    };
+    for i in &acks.sets {
+        let name = item(format!("contact{i}@localhost")).attr("name");
+        assert_eq!(name, Some(format!("n{i}").as_str()));
+    }
+    for i in &acks.subscriptions {
+        let ask = item(format!("sub{i}@localhost")).attr("ask");
+        assert_eq!(ask, Some("subscribe"));
+    }
+    // Offline messages: distinct, in order, a prefix of what was sent (none is refused below
+    // the box's bound, and they are stored in arrival order).
+    drop(alice);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let bob = BareJid::new("bob@localhost").unwrap();
+    let stored = Db::open(&db).unwrap().take_offline(&bob).unwrap();
+    let ids: Vec<String> = stored
+        .iter()
+        .map(|m| m.attr("id").unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..ids.len()).map(|i| format!("msg-{i}")).collect();
+    assert_eq!(
+        ids, expected,
+        "stored messages are not a prefix of those sent, once each"
+    );
+    eprintln!(
+        "crash: {sent} of {total} stanzas sent, {} sets and {} subscriptions acknowledged, {} items and {} offline messages after restart",
+        acks.sets.len(),
+        acks.subscriptions.len(),
+        items.len(),
+        ids.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
