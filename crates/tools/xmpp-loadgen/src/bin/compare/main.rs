@@ -162,6 +162,10 @@ fn spawn_c2s(
         .arg("--key")
         .arg(dir.join("key.pem"))
         .arg("--quiet")
+        // Accounts and rosters in memory, as in every figure recorded so far: the SQLite
+        // store's figures are issue 21's to measure, side by side with this.
+        .arg("--db")
+        .arg("memory")
         .args(extra);
     for i in 0..options.sessions {
         command
