@@ -433,7 +433,7 @@ pub(crate) fn bidi_request(m: &mut Machine, _: Element) -> Result<(), ProtocolEr
 /// Wait for the initiating server's header; an error before ours is sent behind a plain
 /// header of ours.
 pub(crate) fn expect_header(m: &mut Machine) {
-    m.core.fallback_header = Some(header(None, None, None));
+    m.core.fallback_header = Some(Box::new(header(None, None, None)));
     m.step = Step::AwaitHeader;
 }
 
