@@ -18,8 +18,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use minidom::Element;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use xmpp_benches::c2s::{backend, cached_keys, client_config, server_config};
+use xmpp_benches::heap::retained;
 use xmpp_stream::pair::Pair;
 use xmpp_stream::{
     ClientStream, DetachedSession, Event, SeededEntropy, ServerStream, SmConfig, SmEvent, SmState,
@@ -84,29 +85,15 @@ fn resume(state: SmState, detached: DetachedSession) -> Pair {
     pair
 }
 
-fn retained<T>(n: usize, mut make: impl FnMut() -> T) -> usize {
-    let mut kept = Vec::with_capacity(n);
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        kept.push(make());
-    }
-    let stats = region.change();
-    black_box(&kept);
-    stats
-        .bytes_allocated
-        .saturating_sub(stats.bytes_deallocated)
-        / n
-}
-
 fn print_heap() {
     const N: usize = 100;
     const QUEUED: usize = 50;
     // Warm lazily built tables and the credential cache.
     drop(cut_session(1));
     // Everything a cut session leaves behind but its detached session is freed again.
-    let detached = retained(N, || Box::new(cut_session(0).1));
+    let detached = retained(GLOBAL, N, || Box::new(cut_session(0).1));
     let stanzas: Vec<Element> = (0..QUEUED).map(chat).collect();
-    let with_queue = retained(N, || {
+    let with_queue = retained(GLOBAL, N, || {
         let mut session = cut_session(0).1;
         for stanza in &stanzas {
             assert!(session.queue(stanza));

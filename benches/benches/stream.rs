@@ -31,6 +31,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use minidom::Element;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use xmpp_benches::c2s::{backend, cached_keys, pair};
+use xmpp_benches::heap::retained;
 use xmpp_stream::pair::Pair;
 use xmpp_stream::{ClientStream, Instant, Output, ServerStream};
 use xmpp_xml::{Event, StreamParser};
@@ -38,40 +39,23 @@ use xmpp_xml::{Event, StreamParser};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Net heap bytes still held after `make` ran `n` times and its results were kept.
-/// (`stats_alloc` already counts a `realloc`'s growth in `bytes_allocated` and its shrinking in
-/// `bytes_deallocated`.)
-fn retained<T>(n: usize, mut make: impl FnMut() -> T) -> usize {
-    let mut kept = Vec::with_capacity(n);
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        kept.push(make());
-    }
-    let stats = region.change();
-    black_box(&kept);
-    stats
-        .bytes_allocated
-        .saturating_sub(stats.bytes_deallocated)
-        / n
-}
-
 fn print_heap() {
     const N: usize = 100;
     let _ = cached_keys();
     let _ = backend();
     let _ = black_box(parser_after_header());
-    let store = retained(N, backend);
+    let store = retained(GLOBAL, N, backend);
     // Boxed, so the figures include each machine's own size, as a server's session table pays.
-    let server = retained(N, || Box::new(negotiated_pair().server));
-    let client = retained(N, || Box::new(negotiated_pair().client));
-    let parser = retained(N, || {
+    let server = retained(GLOBAL, N, || Box::new(negotiated_pair().server));
+    let client = retained(GLOBAL, N, || Box::new(negotiated_pair().client));
+    let parser = retained(GLOBAL, N, || {
         // A parser that has read a header and one stanza, then sits idle.
         let mut parser = StreamParser::new();
         parser.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='im.example.com' version='1.0'><iq type='set' id='a'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
         while let Ok(Some(_)) = parser.next_event() {}
         Box::new(parser)
     });
-    let released = retained(N, || {
+    let released = retained(GLOBAL, N, || {
         let mut parser = StreamParser::new();
         parser.feed(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='im.example.com' version='1.0'><iq type='set' id='a'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
         while let Ok(Some(_)) = parser.next_event() {}

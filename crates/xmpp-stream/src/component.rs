@@ -222,7 +222,7 @@ impl ComponentStream {
             Box::new(entropy),
         );
         let domain = config.domain.clone();
-        let side = Side::Component(ComponentSide { config });
+        let side = Side::Component(Box::new(ComponentSide { config }));
         ComponentStream {
             machine: Machine::new(core, StreamKind::Component, Role::Initiating, side),
             domain,
@@ -285,7 +285,7 @@ impl ComponentServerStream {
             config.max_output_bytes,
             Box::new(entropy),
         );
-        let side = Side::ComponentServer(ComponentServerSide::new(Box::new(backend)));
+        let side = Side::ComponentServer(Box::new(ComponentServerSide::new(Box::new(backend))));
         ComponentServerStream {
             machine: Machine::new(core, StreamKind::Component, Role::Receiving, side),
         }

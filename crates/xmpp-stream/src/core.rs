@@ -62,8 +62,9 @@ pub(crate) struct Core {
     /// The peer's header arrived on the current stream.
     pub(crate) header_received: bool,
     /// A header to send first if we must send a stream error before our own header went out
-    /// (RFC 6120 §4.9.1.2): set by the server.
-    pub(crate) fallback_header: Option<StreamHeader>,
+    /// (RFC 6120 §4.9.1.2): set by the server. Boxed: held only until our header goes out,
+    /// and a `StreamHeader` is 184 bytes every idle stream would otherwise carry.
+    pub(crate) fallback_header: Option<Box<StreamHeader>>,
     /// Why we are closing, reported when the peer's close (or the close deadline) arrives.
     /// Boxed: set only while closing, and a `CloseReason` is over 200 bytes that every idle
     /// stream would otherwise carry.

@@ -64,7 +64,7 @@ impl ServerStream {
             config.max_output_bytes,
             Box::new(entropy),
         );
-        let side = Side::Server(ServerSide {
+        let side = Side::Server(Box::new(ServerSide {
             config,
             backend: Box::new(backend),
             account: None,
@@ -73,7 +73,7 @@ impl ServerStream {
             from_attr: crate::codec::attr_name("from"),
             exchange: None,
             peer_ids: None,
-        });
+        }));
         ServerStream {
             machine: Machine::new(core, StreamKind::Client, Role::Receiving, side),
         }

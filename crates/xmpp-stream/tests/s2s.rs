@@ -347,6 +347,80 @@ fn header_checks_on_the_receiving_end() {
     );
 }
 
+/// The `from` of the first stream header in `sent`, if any.
+fn header_from(sent: &str) -> Option<&str> {
+    let start = sent.find("<stream:stream")?;
+    let header = &sent[start..start + sent[start..].find('>')?];
+    let value = &header[header.find(" from='")? + 7..];
+    Some(&value[..value.find('\'')?])
+}
+
+#[test]
+fn a_refusing_receiving_end_names_the_domain_it_was_asked_for() {
+    // RFC 6120 §4.7.1, §4.9.1.2: the header sent before the error comes `from` our domain
+    // whenever the peer's `to` named one of them (here the second of two).
+    let cases = [
+        (
+            receiving_header("a.example", "b2.example").replace("jabber:server'", "jabber:client'"),
+            StreamErrorCondition::InvalidNamespace,
+        ),
+        (
+            receiving_header("a@@example", "b2.example"),
+            StreamErrorCondition::InvalidFrom,
+        ),
+        (
+            receiving_header("a.example", "b2.example").replace(" version='1.0'", ""),
+            StreamErrorCondition::UnsupportedVersion,
+        ),
+        // A `to` at our domain but not a bare domain: still refused, from that domain.
+        (
+            receiving_header("a.example", "alice@b2.example"),
+            StreamErrorCondition::HostUnknown,
+        ),
+        (
+            receiving_header("a.example", "b2.example/x"),
+            StreamErrorCondition::HostUnknown,
+        ),
+    ];
+    for (header, condition) in cases {
+        let (sent, events) = feed(&mut receiving(), &[&header]);
+        assert_eq!(closed_with(&events), Some(condition), "{header}\n{sent}");
+        assert_eq!(header_from(&sent), Some("b2.example"), "{header}\n{sent}");
+    }
+    // Of several domains, none named: which one is unknown, so no `from`.
+    let (sent, events) = feed(
+        &mut receiving(),
+        &[&receiving_header("a.example", "c.example")],
+    );
+    assert_eq!(
+        closed_with(&events),
+        Some(StreamErrorCondition::HostUnknown)
+    );
+    assert!(sent.contains("<stream:stream"), "{sent}");
+    assert_eq!(header_from(&sent), None, "{sent}");
+
+    // A server of one domain knows its domain whatever the peer sent (RFC 6120 §4.9.3.6's
+    // example): the refusals and the header sent before an error that precedes the peer's.
+    let single = || {
+        let mut inc = S2sReceivingStream::new(config(&["b.example"], true), SeededEntropy::new(2));
+        inc.start(Instant::ZERO, Transport::Tls(Vec::new()))
+            .unwrap();
+        inc
+    };
+    for header in [
+        receiving_header("a.example", "c.example"),
+        receiving_header("a.example", "alice@b.example"),
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' \
+         from='a.example' version='1.0'>"
+            .to_owned(),
+        "<not-a-stream/>".to_owned(),
+    ] {
+        let (sent, events) = feed(&mut single(), &[&header]);
+        assert!(closed_with(&events).is_some(), "{header}\n{sent}");
+        assert_eq!(header_from(&sent), Some("b.example"), "{header}\n{sent}");
+    }
+}
+
 #[test]
 fn external_before_tls_is_encryption_required() {
     let mut inc = S2sReceivingStream::new(config(&["b.example"], true), SeededEntropy::new(2));

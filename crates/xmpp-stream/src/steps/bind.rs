@@ -30,12 +30,12 @@ pub(crate) fn request(m: &mut Machine, requested: bool, session: bool) {
         None
     };
     m.core.send(&bind::bind_request(&id, resource.as_deref()));
-    side.pending = Some(PendingIq {
+    side.pending = Some(Box::new(PendingIq {
         id,
         requested,
         session,
         bound: None,
-    });
+    }));
     m.step = Step::Bind;
 }
 
@@ -91,12 +91,12 @@ pub(crate) fn reply(m: &mut Machine, element: Element) -> Result<(), ProtocolErr
         let id = new_id(m);
         m.core.send(&bind::session_request(&id));
         if let Side::Client(side) = &mut m.side {
-            side.pending = Some(PendingIq {
+            side.pending = Some(Box::new(PendingIq {
                 id,
                 requested: pending.requested,
                 session: true,
                 bound: Some(jid),
-            });
+            }));
         }
     } else {
         ready(m, jid);

@@ -143,7 +143,7 @@ fn established(m: &mut Machine, domain: BareJid) {
 pub(crate) fn expect_header(m: &mut Machine) {
     let mut fallback = StreamHeader::new(ContentNamespace::ComponentAccept);
     fallback.version = None;
-    m.core.fallback_header = Some(fallback);
+    m.core.fallback_header = Some(Box::new(fallback));
     m.step = Step::AwaitHeader;
 }
 

@@ -39,7 +39,7 @@ pub(crate) fn open(m: &mut Machine) {
         Side::Server(side) => {
             let mut fallback = StreamHeader::new(ContentNamespace::Client);
             fallback.from = Some(side.config.domain.as_str().to_owned());
-            m.core.fallback_header = Some(fallback);
+            m.core.fallback_header = Some(Box::new(fallback));
             m.step = Step::AwaitHeader;
         }
         Side::S2s(_) if m.role == crate::kind::Role::Initiating => steps::s2s::open(m),

@@ -431,13 +431,31 @@ pub(crate) fn bidi_request(m: &mut Machine, _: Element) -> Result<(), ProtocolEr
 // ----- the receiving end -----
 
 /// Wait for the initiating server's header; an error before ours is sent behind a plain
-/// header of ours.
+/// header of ours, from our domain if we have only one.
 pub(crate) fn expect_header(m: &mut Machine) {
-    m.core.fallback_header = Some(header(None, None, None));
+    let from = match &m.side {
+        Side::S2s(side) => our_domain(side, None),
+        _ => None,
+    };
+    m.core.fallback_header = Some(Box::new(header(from.as_ref(), None, None)));
     m.step = Step::AwaitHeader;
 }
 
-/// The initiating server's header: answer with ours (a fresh id), then `jabber:server`,
+/// The domain of ours our header comes from, refusing or not (RFC 6120 §4.7.1, §4.9.1.2): the
+/// one the peer's `to` names (its domain part, even when that `to` is no bare domain and is
+/// refused), else our only domain; of several, with none named, none.
+fn our_domain(side: &S2sSide, to: Option<&str>) -> Option<BareJid> {
+    to.and_then(|to| Jid::new(to).ok())
+        .and_then(|jid| BareJid::from_parts(None, jid.domain()).ok())
+        .filter(|domain| side.config.serves(domain))
+        .or_else(|| match side.config.local_domains.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        })
+}
+
+/// The initiating server's header: answer with ours (a fresh id, `from` the domain of ours
+/// the `to` names even when refusing it, see [`our_domain`]), then `jabber:server`,
 /// version 1.0, `to` one of our domains (host-unknown), `from` a domain when given
 /// (invalid-from); list the features for the session's flags.
 pub(crate) fn from_initiating(m: &mut Machine, header: &StreamHeader) -> Result<(), ProtocolError> {
@@ -446,8 +464,9 @@ pub(crate) fn from_initiating(m: &mut Machine, header: &StreamHeader) -> Result<
     };
     let to = domain(header.to.as_deref()).filter(|to| side.config.serves(to));
     let from = domain(header.from.as_deref());
+    let named = our_domain(side, header.to.as_deref());
     let id = random_token(m.core.entropy.as_mut(), steps::header::STREAM_ID_BYTES);
-    let ours = self::header(to.as_ref(), from.as_ref(), Some(id.clone()));
+    let ours = self::header(named.as_ref(), from.as_ref(), Some(id.clone()));
     m.core.send_header(&ours);
     m.stream_id = Some(id.clone());
     steps::header::check_namespace_and_version(m, header, false)?;
