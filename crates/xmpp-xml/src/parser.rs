@@ -120,8 +120,10 @@ pub struct StreamParser {
     framing: Option<Framing>,
     /// Envelope mode (see [`Self::set_envelopes`]).
     envelopes: bool,
-    /// In envelope mode, what the stream header put in scope.
+    /// In envelope mode, what the stream header put in scope (built at the first stanza).
     context: Option<Arc<StreamContext>>,
+    /// The stream header's `xml:lang`.
+    header_lang: Option<String>,
     /// In envelope mode, the offset from `consumed` of the `<` of the depth-1 start tag
     /// being read.
     pending_start: Option<usize>,
@@ -182,6 +184,7 @@ impl StreamParser {
             framing: None,
             envelopes: false,
             context: None,
+            header_lang: None,
             pending_start: None,
             capture: None,
         }
@@ -364,6 +367,7 @@ impl StreamParser {
         self.capture = None;
         self.pending_start = None;
         self.context = None;
+        self.header_lang = None;
     }
 
     /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
@@ -485,6 +489,20 @@ impl StreamParser {
                         let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
                         let start = window.iter().rposition(|b| *b == b'<');
                         self.pending_start = Some(start.ok_or_else(internal)?);
+                        if self.context.is_none() {
+                            // At depth 0 the innermost scope is the stream header's.
+                            self.context = Some(Arc::new(StreamContext {
+                                decls: self
+                                    .scopes
+                                    .current_declarations()
+                                    .map(|(p, ns)| {
+                                        (p.map(|p| p.as_str().to_owned()), ns.to_owned())
+                                    })
+                                    .collect(),
+                                lang: self.header_lang.clone(),
+                                limits: self.limits.clone(),
+                            }));
+                        }
                     }
                     self.elements = if depth == 0 { 1 } else { self.elements + 1 };
                     if self.elements > self.limits.max_elements {
@@ -621,15 +639,7 @@ impl StreamParser {
                 Some(p) => namespace_declarations.push((p, ns)),
             }
         }
-        self.context = Some(Arc::new(StreamContext {
-            decls: self
-                .scopes
-                .current_declarations()
-                .map(|(p, ns)| (p.map(|p| p.as_str().to_owned()), ns.to_owned()))
-                .collect(),
-            lang: attrs.get(&Namespace::XML, "lang").cloned(),
-            limits: self.limits.clone(),
-        }));
+        self.header_lang = attrs.get(&Namespace::XML, "lang").cloned();
         let get = |name: &str| attrs.get(&Namespace::NONE, name).cloned();
         let version = match attrs.get(&Namespace::NONE, "version") {
             None => None,

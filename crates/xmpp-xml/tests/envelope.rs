@@ -440,3 +440,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn envelope_mode_can_start_after_the_header() {
+    let mut parser = StreamParser::new();
+    parser.feed(header(NS_SERVER, " xml:lang='de' xmlns:p='urn:p'").as_bytes());
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    parser.feed(b"<iq type='get' id='b'><p:q/></iq>");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Element(_)))));
+    parser.set_envelopes(true);
+    parser.feed(b"<message><p:x/></message>");
+    let Ok(Some(Event::Stanza(env))) = parser.next_event() else {
+        panic!("no envelope")
+    };
+    assert_eq!(env.lang(), Some("de"));
+    assert_eq!(env.namespace(), NS_SERVER);
+    let element = env.element().unwrap();
+    assert!(element.is("message", NS_SERVER));
+    assert!(element.has_child("x", "urn:p"));
+    assert!(!parser.has_unparsed_input());
+}
