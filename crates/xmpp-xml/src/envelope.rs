@@ -212,6 +212,27 @@ impl Envelope {
     /// element path. [`SpliceError::InvalidValue`] when a stamped value holds a character XML
     /// forbids.
     pub fn splice(&self, stamp: &Stamp<'_>) -> Result<Vec<u8>, SpliceError> {
+        let mut out = Vec::with_capacity(self.bytes.len() + 64);
+        self.splice_into(stamp, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`splice`](Self::splice), appending to `out` (a reused write buffer: no allocation
+    /// once it has grown). On error `out` is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// As [`splice`](Self::splice).
+    pub fn splice_into(&self, stamp: &Stamp<'_>, out: &mut Vec<u8>) -> Result<(), SpliceError> {
+        let len = out.len();
+        let result = self.write_spliced(stamp, out);
+        if result.is_err() {
+            out.truncate(len);
+        }
+        result
+    }
+
+    fn write_spliced(&self, stamp: &Stamp<'_>, out: &mut Vec<u8>) -> Result<(), SpliceError> {
         let target = stamp.namespace;
         if target != self.ns {
             let b = &self.bindings;
@@ -229,7 +250,6 @@ impl Envelope {
             .get(..self.head_end)
             .ok_or(SpliceError::Malformed)?;
         let scan = scan_start_tag(tag)?;
-        let mut out = Vec::with_capacity(self.bytes.len() + 64);
         let mut at = 0;
         for attr in &scan.attrs {
             let drop = match attr.name {
@@ -245,19 +265,19 @@ impl Envelope {
         }
         out.extend_from_slice(tag.get(at..scan.tail).ok_or(SpliceError::Malformed)?);
         for (prefix, ns) in &self.bindings.borrowed {
-            write_attr(&mut out, &format!("xmlns:{prefix}"), ns)?;
+            write_attr(out, &format!("xmlns:{prefix}"), ns)?;
         }
         if let Some(from) = stamp.from {
-            write_attr(&mut out, "from", from)?;
+            write_attr(out, "from", from)?;
         }
         if let Some(to) = stamp.to {
-            write_attr(&mut out, "to", to)?;
+            write_attr(out, "to", to)?;
         }
         if let (Some(lang), None) = (stamp.lang, &self.lang) {
-            write_attr(&mut out, "xml:lang", lang)?;
+            write_attr(out, "xml:lang", lang)?;
         }
         out.extend_from_slice(self.bytes.get(scan.tail..).ok_or(SpliceError::Malformed)?);
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -463,3 +463,32 @@ fn envelope_mode_can_start_after_the_header() {
     assert!(element.has_child("x", "urn:p"));
     assert!(!parser.has_unparsed_input());
 }
+
+#[test]
+fn a_stream_restart_takes_the_new_header_context() {
+    let mut parser = StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(header(NS_CLIENT, " xml:lang='en'").as_bytes());
+    parser.feed(b"<message/>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let Ok(Some(Event::Stanza(first))) = parser.next_event() else {
+        panic!("no envelope")
+    };
+    assert_eq!(first.lang(), Some("en"));
+    parser.reset();
+    parser.feed(header(NS_SERVER, " xmlns:p='urn:p'").as_bytes());
+    parser.feed(b"<presence><p:x/></presence>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let Ok(Some(Event::Stanza(second))) = parser.next_event() else {
+        panic!("no envelope")
+    };
+    assert_eq!(second.lang(), None);
+    assert_eq!(second.namespace(), NS_SERVER);
+    assert!(second.element().unwrap().has_child("x", "urn:p"));
+}
