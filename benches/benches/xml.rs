@@ -73,8 +73,9 @@ fn rxml_raw(bytes: &[u8], chunk: usize) -> usize {
     events
 }
 
-/// Raw rxml events into minidom's TreeBuilder; returns the number of stanzas.
-fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
+/// Raw rxml events into minidom's TreeBuilder, each depth-1 child handed to `each`; returns
+/// the number of stanzas.
+fn rxml_tree(bytes: &[u8], chunk: usize, mut each: impl FnMut(minidom::Element)) -> usize {
     let mut parser = RawParser::new();
     let mut tree = TreeBuilder::new();
     let mut stanzas = 0;
@@ -87,7 +88,7 @@ fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
                     tree.process_event(event).unwrap();
                     if foot && tree.depth() == 1 {
                         if let Some(stanza) = tree.unshift_child() {
-                            black_box(stanza);
+                            each(stanza);
                             stanzas += 1;
                         }
                     }
@@ -98,6 +99,13 @@ fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
         }
     }
     stanzas
+}
+
+/// Raw rxml events into minidom's TreeBuilder; returns the number of stanzas.
+fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
+    rxml_tree(bytes, chunk, |stanza| {
+        black_box(stanza);
+    })
 }
 
 /// quick-xml's raw reader; returns the number of events.
@@ -137,32 +145,13 @@ fn xmpp_xml(bytes: &[u8], chunk: usize) -> usize {
 
 /// rxml + minidom + serialization of each stanza (xmpp-rs routing); returns the stanzas.
 fn xmpp_rs_routing(bytes: &[u8], chunk: usize) -> usize {
-    let mut parser = RawParser::new();
-    let mut tree = TreeBuilder::new();
     let mut out = Vec::with_capacity(64 * 1024);
-    let mut stanzas = 0;
-    for piece in bytes.chunks(chunk) {
-        let mut input = piece;
-        loop {
-            match parser.parse(&mut input, false) {
-                Ok(Some(event)) => {
-                    let foot = matches!(event, RawEvent::ElementFoot(_));
-                    tree.process_event(event).unwrap();
-                    if foot && tree.depth() == 1 {
-                        if let Some(stanza) = tree.unshift_child() {
-                            if out.len() > 32 * 1024 {
-                                out.clear();
-                            }
-                            stanza.write_to(&mut out).unwrap();
-                            stanzas += 1;
-                        }
-                    }
-                }
-                Ok(None) | Err(EndOrError::NeedMoreData) => break,
-                Err(EndOrError::Error(e)) => panic!("rxml: {e}"),
-            }
+    let stanzas = rxml_tree(bytes, chunk, |stanza| {
+        if out.len() > 32 * 1024 {
+            out.clear();
         }
-    }
+        stanza.write_to(&mut out).unwrap();
+    });
     black_box(&out);
     stanzas
 }

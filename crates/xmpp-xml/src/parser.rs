@@ -750,11 +750,32 @@ impl StreamParser {
         self.note_bindings(head, &mut capture.bindings, capture.ns, false);
         capture.depth += 1;
         self.capture = Some(capture);
-        if !self.attrs.is_empty() {
-            // Resolution checks prefixes and duplicates exactly as the element path does.
-            self.resolve_attrs()?;
-        }
+        self.validate_attrs()?;
         self.text_lens.push(0);
+        Ok(())
+    }
+
+    /// Checks the attributes read for the current start tag as [`Self::resolve_attrs`] does
+    /// (unbound prefixes, then duplicates by resolved name, in document order, same errors)
+    /// without building the map: pairwise for the usual handful.
+    fn validate_attrs(&mut self) -> Result<(), ParseError> {
+        if self.attrs.len() > 8 {
+            return self.resolve_attrs().map(drop);
+        }
+        // An unprefixed attribute has no namespace; a prefix is never bound to "".
+        let resolve = |prefix: &Option<NcName>| match prefix {
+            None => Ok(""),
+            Some(p) => self.scopes.lookup(Some(p)),
+        };
+        for (i, (prefix, local, _)) in self.attrs.iter().enumerate() {
+            let ns = resolve(prefix)?;
+            for (other_prefix, other_local, _) in &self.attrs[..i] {
+                if other_local == local && resolve(other_prefix)? == ns {
+                    return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
+                }
+            }
+        }
+        self.attrs.clear();
         Ok(())
     }
 

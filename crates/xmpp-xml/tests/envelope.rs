@@ -64,6 +64,13 @@ fn envelopes(input: &str) -> Vec<Envelope> {
         .collect()
 }
 
+fn next_stanza(parser: &mut StreamParser) -> Envelope {
+    match parser.next_event() {
+        Ok(Some(Event::Stanza(env))) => env,
+        other => panic!("no envelope: {other:?}"),
+    }
+}
+
 fn one(input: &str) -> Envelope {
     let mut all = envelopes(input);
     assert_eq!(all.len(), 1, "{input}");
@@ -453,9 +460,7 @@ fn envelope_mode_can_start_after_the_header() {
     assert!(matches!(parser.next_event(), Ok(Some(Event::Element(_)))));
     parser.set_envelopes(true);
     parser.feed(b"<message><p:x/></message>");
-    let Ok(Some(Event::Stanza(env))) = parser.next_event() else {
-        panic!("no envelope")
-    };
+    let env = next_stanza(&mut parser);
     assert_eq!(env.lang(), Some("de"));
     assert_eq!(env.namespace(), NS_SERVER);
     let element = env.element().unwrap();
@@ -474,9 +479,7 @@ fn a_stream_restart_takes_the_new_header_context() {
         parser.next_event(),
         Ok(Some(Event::StreamStart(_)))
     ));
-    let Ok(Some(Event::Stanza(first))) = parser.next_event() else {
-        panic!("no envelope")
-    };
+    let first = next_stanza(&mut parser);
     assert_eq!(first.lang(), Some("en"));
     parser.reset();
     parser.feed(header(NS_SERVER, " xmlns:p='urn:p'").as_bytes());
@@ -485,9 +488,7 @@ fn a_stream_restart_takes_the_new_header_context() {
         parser.next_event(),
         Ok(Some(Event::StreamStart(_)))
     ));
-    let Ok(Some(Event::Stanza(second))) = parser.next_event() else {
-        panic!("no envelope")
-    };
+    let second = next_stanza(&mut parser);
     assert_eq!(second.lang(), None);
     assert_eq!(second.namespace(), NS_SERVER);
     assert!(second.element().unwrap().has_child("x", "urn:p"));
