@@ -380,19 +380,31 @@ fn rename(mut element: Element, from: &str, to: &str) -> Element {
     renamed
 }
 
-/// A stream header declaring `decls`, under a stream prefix none of them uses.
+/// A stream header declaring exactly `decls` (so no bound is closer than on the peer's
+/// header), under the prefix they bind to the streams namespace, else a fresh one.
 fn wrapper(decls: &[(Option<String>, String)]) -> Vec<u8> {
-    let mut prefix = String::from("stream");
-    let mut n = 0u32;
-    while decls
-        .iter()
-        .any(|(p, _)| p.as_deref() == Some(prefix.as_str()))
-    {
-        prefix = format!("stream{n}");
-        n += 1;
-    }
     let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(format!("<{prefix}:stream xmlns:{prefix}='{NS_STREAMS}'").as_bytes());
+    let bound = decls
+        .iter()
+        .find_map(|(p, ns)| p.as_ref().filter(|_| ns == NS_STREAMS));
+    let prefix = if let Some(p) = bound {
+        p.clone()
+    } else {
+        let mut prefix = String::from("stream");
+        let mut n = 0u32;
+        while decls
+            .iter()
+            .any(|(p, _)| p.as_deref() == Some(prefix.as_str()))
+        {
+            prefix = format!("stream{n}");
+            n += 1;
+        }
+        prefix
+    };
+    out.extend_from_slice(format!("<{prefix}:stream").as_bytes());
+    if bound.is_none() {
+        out.extend_from_slice(format!(" xmlns:{prefix}='{NS_STREAMS}'").as_bytes());
+    }
     for (p, ns) in decls {
         let name = p
             .as_ref()

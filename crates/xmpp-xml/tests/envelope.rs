@@ -493,3 +493,19 @@ fn a_stream_restart_takes_the_new_header_context() {
     assert_eq!(second.namespace(), NS_SERVER);
     assert!(second.element().unwrap().has_child("x", "urn:p"));
 }
+
+#[test]
+fn elements_build_under_a_tight_declaration_bound() {
+    let mut limits = xmpp_xml::Limits::default();
+    limits.max_namespace_declarations = 3;
+    let mut parser = StreamParser::with_limits(limits);
+    parser.set_envelopes(true);
+    parser.feed(header(NS_CLIENT, " xmlns:p='urn:p'").as_bytes());
+    parser.feed(b"<message><p:x/></message>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let env = next_stanza(&mut parser);
+    assert!(env.element().unwrap().has_child("x", "urn:p"));
+}
