@@ -9,6 +9,11 @@
 //!   a validating parser: no namespaces, no character checks, no tree).
 //! - `xmpp_xml`: our full pipeline (`StreamParser`: validation, bounds, namespaces,
 //!   `minidom::Element` per stanza).
+//! - `xmpp_rs_routing`: what xmpp-rs routes with: `rxml_minidom` plus `Element::write_to` of
+//!   each stanza into a reused buffer (issue 17's reference leg).
+//! - `xmpp_xml_envelope`: our routing pipeline (issue 17): `StreamParser` in envelope mode,
+//!   each stanza's start tag spliced (`from` stamped, `jabber:client` to `jabber:server`)
+//!   into a reused buffer; stanzas that need the element path take it.
 //!
 //! Before timing, it prints allocations per stanza for each pipeline (counted with a global
 //! counting allocator, 4 KiB chunks). Run:
@@ -34,7 +39,7 @@ use rxml::error::EndOrError;
 use rxml::{Parse, RawEvent, RawParser};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use xmpp_benches::corpus::{ClientStream, client_stream};
-use xmpp_xml::{Event, StreamParser};
+use xmpp_xml::{Event, NS_SERVER, Stamp, StreamParser, stamp_element};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -68,8 +73,9 @@ fn rxml_raw(bytes: &[u8], chunk: usize) -> usize {
     events
 }
 
-/// Raw rxml events into minidom's TreeBuilder; returns the number of stanzas.
-fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
+/// Raw rxml events into minidom's TreeBuilder, each depth-1 child handed to `each`; returns
+/// the number of stanzas.
+fn rxml_tree(bytes: &[u8], chunk: usize, mut each: impl FnMut(minidom::Element)) -> usize {
     let mut parser = RawParser::new();
     let mut tree = TreeBuilder::new();
     let mut stanzas = 0;
@@ -82,7 +88,7 @@ fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
                     tree.process_event(event).unwrap();
                     if foot && tree.depth() == 1 {
                         if let Some(stanza) = tree.unshift_child() {
-                            black_box(stanza);
+                            each(stanza);
                             stanzas += 1;
                         }
                     }
@@ -93,6 +99,13 @@ fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
         }
     }
     stanzas
+}
+
+/// Raw rxml events into minidom's TreeBuilder; returns the number of stanzas.
+fn rxml_minidom(bytes: &[u8], chunk: usize) -> usize {
+    rxml_tree(bytes, chunk, |stanza| {
+        black_box(stanza);
+    })
 }
 
 /// quick-xml's raw reader; returns the number of events.
@@ -130,13 +143,65 @@ fn xmpp_xml(bytes: &[u8], chunk: usize) -> usize {
     stanzas
 }
 
+/// rxml + minidom + serialization of each stanza (xmpp-rs routing); returns the stanzas.
+fn xmpp_rs_routing(bytes: &[u8], chunk: usize) -> usize {
+    let mut out = Vec::with_capacity(64 * 1024);
+    let stanzas = rxml_tree(bytes, chunk, |stanza| {
+        if out.len() > 32 * 1024 {
+            out.clear();
+        }
+        stanza.write_to(&mut out).unwrap();
+    });
+    black_box(&out);
+    stanzas
+}
+
+/// Our envelope routing pipeline; returns the stanzas.
+fn xmpp_xml_envelope(bytes: &[u8], chunk: usize) -> usize {
+    let mut parser = StreamParser::new();
+    parser.set_envelopes(true);
+    let stamp = Stamp {
+        from: Some("romeo@montague.example/orchard"),
+        ..Stamp::new(NS_SERVER)
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut stanzas = 0;
+    for piece in bytes.chunks(chunk) {
+        parser.feed(piece);
+        while let Some(event) = parser.next_event().unwrap() {
+            if out.len() > 32 * 1024 {
+                out.clear();
+            }
+            match event {
+                Event::Stanza(envelope) => {
+                    if envelope.splice_into(&stamp, &mut out).is_err() {
+                        let mut element = envelope.element().unwrap();
+                        stamp_element(&mut element, &stamp);
+                        element.write_to(&mut out).unwrap();
+                    }
+                    stanzas += 1;
+                }
+                Event::Element(element) => {
+                    element.write_to(&mut out).unwrap();
+                    stanzas += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    black_box(&out);
+    stanzas
+}
+
 type Pipeline = fn(&[u8], usize) -> usize;
 
-const PIPELINES: [(&str, Pipeline); 4] = [
+const PIPELINES: [(&str, Pipeline); 6] = [
     ("rxml_raw", rxml_raw),
     ("rxml_minidom", rxml_minidom),
     ("quick_xml_raw", quick_xml_raw),
     ("xmpp_xml", xmpp_xml),
+    ("xmpp_rs_routing", xmpp_rs_routing),
+    ("xmpp_xml_envelope", xmpp_xml_envelope),
 ];
 
 fn report_allocations() {
@@ -155,12 +220,14 @@ fn report_allocations() {
     );
     assert_eq!(rxml_minidom(&c.bytes, 4096), c.stanzas);
     assert_eq!(xmpp_xml(&c.bytes, 64), c.stanzas);
+    assert_eq!(xmpp_rs_routing(&c.bytes, 4096), c.stanzas);
+    assert_eq!(xmpp_xml_envelope(&c.bytes, 64), c.stanzas);
     for (name, pipeline) in PIPELINES {
         let region = Region::new(GLOBAL);
         black_box(pipeline(&c.bytes, 4096));
         let stats = region.change();
         println!(
-            "allocations per stanza, {name:>13}: {:6.1} ({:7.0} bytes requested per stanza)",
+            "allocations per stanza, {name:>17}: {:6.1} ({:7.0} bytes requested per stanza)",
             stats.allocations as f64 / c.stanzas as f64,
             stats.bytes_allocated as f64 / c.stanzas as f64,
         );
@@ -202,7 +269,7 @@ fn report_ratios(rounds: usize) {
         let secs = |i: usize| best[i].as_secs_f64();
         for (i, (name, _)) in PIPELINES.iter().enumerate() {
             println!(
-                "chunk {chunk:>4} {name:>13}: best {:7.1} ms, {:6.1} MB/s, {:.2}x raw rxml, {:.2}x rxml+minidom",
+                "chunk {chunk:>4} {name:>17}: best {:7.1} ms, {:6.1} MB/s, {:.2}x raw rxml, {:.2}x rxml+minidom",
                 secs(i) * 1e3,
                 c.bytes.len() as f64 / secs(i) / 1e6,
                 secs(0) / secs(i),

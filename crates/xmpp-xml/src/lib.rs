@@ -10,6 +10,9 @@
 //!   restarts.
 //! - [`StreamWriter`]: the header, elements (no redundant `xmlns`, stable attribute order,
 //!   escaping, XML-1.0-illegal characters rejected) and the close, into a `Vec<u8>`.
+//! - [`Envelope`] (opt-in, [`StreamParser::set_envelopes`]): a stanza as its validated
+//!   bytes plus its decoded header, for routing without a tree; [`Envelope::splice`]
+//!   stamps `from`/`to`/`xml:lang` and maps the content namespace in the start tag only.
 //! - [`conditions`]: the RFC 6120 error vocabulary every layer shares: stream error
 //!   conditions, stanza error types and conditions, and the error elements built from them.
 //!
@@ -48,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conditions;
+mod envelope;
 mod error;
 mod framing;
 mod header;
@@ -60,6 +64,7 @@ pub use conditions::{
     ErrorElementError, ErrorText, StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError,
     StreamErrorCondition,
 };
+pub use envelope::{Envelope, SpliceError, Stamp, StanzaKind, stamp_element};
 pub use error::{ParseError, SerializeError};
 pub use framing::NS_FRAMING;
 pub use header::{

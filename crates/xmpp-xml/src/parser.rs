@@ -4,8 +4,10 @@ use minidom::Element;
 use rxml::error::EndOrError;
 use rxml::{Namespace, NcName, Options, Parse, RawEvent, RawParser, WithOptions};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
+use crate::envelope::{Bindings, Envelope, StanzaKind, StreamContext, stanza_kind};
 use crate::error::ParseError;
 use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
@@ -22,6 +24,11 @@ pub enum Event {
     /// namespace is resolved (inherited from the stream's default namespace when not
     /// declared on the element itself).
     Element(Element),
+    /// In envelope mode ([`StreamParser::set_envelopes`]): one complete depth-1 stanza
+    /// (`message`, `presence` or `iq` in `jabber:client`, `jabber:server` or
+    /// `jabber:component:accept`) as validated bytes and decoded header, instead of
+    /// [`Event::Element`]. Validated exactly as on the element path.
+    Stanza(Envelope),
     /// Whitespace between depth-1 elements: the RFC 6120 §4.6.1 keepalive. How many of these
     /// one run of whitespace produces depends on how the bytes were chunked; hosts use them
     /// only to note that the peer is alive.
@@ -111,6 +118,36 @@ pub struct StreamParser {
     elements: usize,
     /// RFC 7395 framing: every fed message is one standalone element (see [`Self::framed`]).
     framing: Option<Framing>,
+    /// Envelope mode (see [`Self::set_envelopes`]).
+    envelopes: bool,
+    /// In envelope mode, what the stream header put in scope (built at the first stanza).
+    context: Option<Arc<StreamContext>>,
+    /// The stream header's `xml:lang`.
+    header_lang: Option<String>,
+    /// In envelope mode, the offset from `consumed` of the `<` of the depth-1 start tag
+    /// being read.
+    pending_start: Option<usize>,
+    /// The stanza being captured as an envelope.
+    capture: Option<Capture>,
+}
+
+/// A stanza being read in envelope mode: no tree is built, only its header is kept.
+#[derive(Debug)]
+struct Capture {
+    /// Offset of its `<` from `consumed` (which does not move while it is read).
+    start: usize,
+    /// Length of its start tag.
+    head_end: usize,
+    /// Its open elements, itself included.
+    depth: usize,
+    kind: StanzaKind,
+    ns: &'static str,
+    to: Option<String>,
+    from: Option<String>,
+    type_: Option<String>,
+    id: Option<String>,
+    lang: Option<String>,
+    bindings: Bindings,
 }
 
 impl Default for StreamParser {
@@ -145,6 +182,11 @@ impl StreamParser {
             text_lens: Vec::new(),
             elements: 0,
             framing: None,
+            envelopes: false,
+            context: None,
+            header_lang: None,
+            pending_start: None,
+            capture: None,
         }
     }
 
@@ -183,6 +225,22 @@ impl StreamParser {
     #[must_use]
     pub fn see_other_uri(&self) -> Option<&str> {
         self.framing.as_ref()?.see_other_uri.as_deref()
+    }
+
+    /// Turns envelope mode on or off (off by default). In envelope mode, each depth-1 stanza
+    /// (`message`, `presence`, `iq` in a content namespace) comes as [`Event::Stanza`]: its
+    /// bytes, copied once out of the input buffer, and its decoded header; no element tree is
+    /// built for it. Every other depth-1 element still comes as [`Event::Element`]. Takes
+    /// effect from the next depth-1 element. Framed streams ([`Self::framed`]) always use
+    /// the element path.
+    pub fn set_envelopes(&mut self, enabled: bool) {
+        self.envelopes = enabled;
+    }
+
+    /// Whether envelope mode is on ([`Self::set_envelopes`]).
+    #[must_use]
+    pub fn envelopes(&self) -> bool {
+        self.envelopes
     }
 
     // ----- getters -----
@@ -271,6 +329,8 @@ impl StreamParser {
         self.head = None;
         self.stack.clear();
         self.text_lens.clear();
+        self.capture = None;
+        self.pending_start = None;
         self.buf.extend_from_slice(bytes);
     }
 
@@ -304,6 +364,10 @@ impl StreamParser {
         self.decls.clear();
         self.stack.clear();
         self.text_lens.clear();
+        self.capture = None;
+        self.pending_start = None;
+        self.context = None;
+        self.header_lang = None;
     }
 
     /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
@@ -314,7 +378,7 @@ impl StreamParser {
     /// negotiation completes and on each keepalive tick. An idle parser then holds about
     /// 700 bytes besides its own struct instead of about 11 KiB.
     pub fn release_memory(&mut self) -> bool {
-        if !self.stack.is_empty() || self.consumed != self.buf.len() || self.head.is_some() {
+        if self.depth() > 0 || self.consumed != self.buf.len() || self.head.is_some() {
             return false;
         }
         self.raw.release_temporaries();
@@ -416,14 +480,31 @@ impl StreamParser {
             RawEvent::XmlDeclaration(..) => Ok(None),
             RawEvent::ElementHeadOpen(_, (prefix, local)) => {
                 if self.phase == Phase::Stream {
-                    if self.stack.len() >= self.limits.max_depth {
+                    let depth = self.depth();
+                    if depth >= self.limits.max_depth {
                         return Err(policy("element nesting exceeds the depth limit"));
                     }
-                    self.elements = if self.stack.is_empty() {
-                        1
-                    } else {
-                        self.elements + 1
-                    };
+                    if depth == 0 && self.envelopes && self.framing.is_none() {
+                        // The tokenizer has read `<` and the name (and maybe one byte more).
+                        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
+                        let start = window.iter().rposition(|b| *b == b'<');
+                        self.pending_start = Some(start.ok_or_else(internal)?);
+                        if self.context.is_none() {
+                            // At depth 0 the innermost scope is the stream header's.
+                            self.context = Some(Arc::new(StreamContext {
+                                decls: self
+                                    .scopes
+                                    .current_declarations()
+                                    .map(|(p, ns)| {
+                                        (p.map(|p| p.as_str().to_owned()), ns.to_owned())
+                                    })
+                                    .collect(),
+                                lang: self.header_lang.clone(),
+                                limits: self.limits.clone(),
+                            }));
+                        }
+                    }
+                    self.elements = if depth == 0 { 1 } else { self.elements + 1 };
                     if self.elements > self.limits.max_elements {
                         return Err(policy("element count exceeds the per-stanza limit"));
                     }
@@ -431,7 +512,7 @@ impl StreamParser {
                 if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
                     return Err(policy("element name exceeds the name length limit"));
                 }
-                if self.phase == Phase::Stream && self.stack.is_empty() {
+                if self.phase == Phase::Stream && self.depth() == 0 {
                     // Inside a stanza, text is only needed whole: let rxml batch it.
                     self.raw.set_text_buffering(true);
                 }
@@ -558,6 +639,7 @@ impl StreamParser {
                 Some(p) => namespace_declarations.push((p, ns)),
             }
         }
+        self.header_lang = attrs.get(&Namespace::XML, "lang").cloned();
         let get = |name: &str| attrs.get(&Namespace::NONE, name).cloned();
         let version = match attrs.get(&Namespace::NONE, "version") {
             None => None,
@@ -589,6 +671,10 @@ impl StreamParser {
         if let (Some(framing), true) = (&self.framing, self.stack.is_empty()) {
             framing.check_root(ns, head.local.as_str())?;
         }
+        if self.capture.is_some() {
+            return self.open_captured_child(head);
+        }
+        let pending_start = self.pending_start.take();
         if self.stack.is_empty() && ns == NS_STREAMS && head.local.as_str() == "stream" {
             // A second stream header inside the open stream (any prefix: the check is on the
             // resolved namespace). It is well-formed XML in the right namespace, so neither
@@ -602,6 +688,13 @@ impl StreamParser {
                 "stream header inside the open stream",
             ));
         }
+        if let (true, Some(start), Some((kind, ns))) = (
+            self.stack.is_empty(),
+            pending_start,
+            stanza_kind(head.local.as_str(), ns),
+        ) {
+            return self.open_capture(head, start, kind, ns);
+        }
         let mut element = crate::prototypes::element(head.local.as_str(), ns);
         // Most stanza children carry no attributes (only `xmlns`): keep the empty map.
         if !self.attrs.is_empty() {
@@ -613,7 +706,160 @@ impl StreamParser {
         Ok(())
     }
 
+    /// Starts capturing a depth-1 stanza as an envelope (its start tag was just read).
+    fn open_capture(
+        &mut self,
+        head: &Head,
+        start: usize,
+        kind: StanzaKind,
+        ns: &'static str,
+    ) -> Result<(), ParseError> {
+        let mut bindings = Bindings::default();
+        self.note_bindings(head, &mut bindings, ns, true);
+        let mut attrs = if self.attrs.is_empty() {
+            rxml::AttrMap::new()
+        } else {
+            self.resolve_attrs()?
+        };
+        let mut take = |ns: &Namespace<'static>, name: &str| attrs.remove(ns, name);
+        let head_end = (self.fed - self.consumed)
+            .checked_sub(start)
+            .ok_or_else(internal)?;
+        self.capture = Some(Capture {
+            start,
+            head_end,
+            depth: 1,
+            kind,
+            ns,
+            to: take(&Namespace::NONE, "to"),
+            from: take(&Namespace::NONE, "from"),
+            type_: take(&Namespace::NONE, "type"),
+            id: take(&Namespace::NONE, "id"),
+            lang: take(&Namespace::XML, "lang"),
+            bindings,
+        });
+        self.text_lens.push(0);
+        Ok(())
+    }
+
+    /// Validates an element inside a captured stanza without building it.
+    fn open_captured_child(&mut self, head: &Head) -> Result<(), ParseError> {
+        let Some(mut capture) = self.capture.take() else {
+            return Err(internal());
+        };
+        self.note_bindings(head, &mut capture.bindings, capture.ns, false);
+        capture.depth += 1;
+        self.capture = Some(capture);
+        self.validate_attrs()?;
+        self.text_lens.push(0);
+        Ok(())
+    }
+
+    /// Checks the attributes read for the current start tag as [`Self::resolve_attrs`] does
+    /// (unbound prefixes, then duplicates by resolved name, in document order, same errors)
+    /// without building the map: pairwise for the usual handful.
+    fn validate_attrs(&mut self) -> Result<(), ParseError> {
+        if self.attrs.len() > 8 {
+            return self.resolve_attrs().map(drop);
+        }
+        // An unprefixed attribute has no namespace; a prefix is never bound to "".
+        let resolve = |prefix: &Option<NcName>| match prefix {
+            None => Ok(""),
+            Some(p) => self.scopes.lookup(Some(p)),
+        };
+        for (i, (prefix, local, _)) in self.attrs.iter().enumerate() {
+            let ns = resolve(prefix)?;
+            for (other_prefix, other_local, _) in &self.attrs[..i] {
+                if other_local == local && resolve(other_prefix)? == ns {
+                    return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
+                }
+            }
+        }
+        self.attrs.clear();
+        Ok(())
+    }
+
+    /// Records what the element just opened (its declarations in scope) borrows from the
+    /// stream header and whether it binds the stanza's namespace `own`.
+    fn note_bindings(&self, head: &Head, bindings: &mut Bindings, own: &str, root: bool) {
+        let root_default_ok = root && head.prefix.is_none();
+        for (prefix, value) in self.scopes.current_declarations() {
+            if value == own && !(prefix.is_none() && root_default_ok) {
+                bindings.rebinds_own = true;
+            }
+        }
+        let Some(context) = &self.context else {
+            return;
+        };
+        let prefixes = core::iter::once(head.prefix.as_ref())
+            .chain(self.attrs.iter().map(|(p, _, _)| p.as_ref()));
+        for (i, prefix) in prefixes.enumerate() {
+            match prefix {
+                None if i == 0
+                    && bindings.borrowed_default.is_none()
+                    && self.scopes.default.len() == context.default_count() =>
+                {
+                    let value = self.scopes.lookup(None).unwrap_or_default();
+                    bindings.borrowed_default = Some(value.to_owned());
+                }
+                Some(p)
+                    if p.as_str() != "xml"
+                        && context.declares(p.as_str())
+                        && self.scopes.prefixed.get(p).is_some_and(|s| s.len() == 1)
+                        && !bindings.borrowed.iter().any(|(q, _)| q == p.as_str()) =>
+                {
+                    if let Ok(value) = self.scopes.lookup(Some(p)) {
+                        bindings
+                            .borrowed
+                            .push((p.as_str().to_owned(), value.to_owned()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Closes an element inside a captured stanza; the envelope when the stanza ends.
+    fn close_captured(&mut self) -> Result<Option<Event>, ParseError> {
+        let Some(mut capture) = self.capture.take() else {
+            return Err(internal());
+        };
+        self.text_lens.pop();
+        self.scopes.pop();
+        capture.depth -= 1;
+        if capture.depth > 0 {
+            self.capture = Some(capture);
+            return Ok(None);
+        }
+        let from = self.consumed + capture.start;
+        let bytes = self.buf.get(from..self.fed).ok_or_else(internal)?.to_vec();
+        let context = self.context.clone().ok_or_else(internal)?;
+        self.consumed = self.fed;
+        self.raw.set_text_buffering(false);
+        Ok(Some(Event::Stanza(Envelope {
+            bytes,
+            head_end: capture.head_end,
+            kind: capture.kind,
+            ns: capture.ns,
+            to: capture.to,
+            from: capture.from,
+            type_: capture.type_,
+            id: capture.id,
+            lang: capture.lang,
+            context,
+            bindings: capture.bindings,
+        })))
+    }
+
+    /// Open elements below the stream element.
+    fn depth(&self) -> usize {
+        self.stack.len() + self.capture.as_ref().map_or(0, |c| c.depth)
+    }
+
     fn close_element(&mut self) -> Result<Option<Event>, ParseError> {
+        if self.capture.is_some() {
+            return self.close_captured();
+        }
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
@@ -644,6 +890,15 @@ impl StreamParser {
     }
 
     fn text(&mut self, text: String) -> Result<Option<Event>, ParseError> {
+        if self.capture.is_some() {
+            if let Some(len) = self.text_lens.last_mut() {
+                *len += text.len();
+                if *len > self.limits.max_text_length {
+                    return Err(policy("character data exceeds the text length limit"));
+                }
+            }
+            return Ok(None);
+        }
         let Some(element) = self.stack.last_mut() else {
             if self.phase != Phase::Stream {
                 return Ok(None);
@@ -749,6 +1004,23 @@ impl Scopes {
             self.declared.push(prefix);
         }
         Ok(())
+    }
+
+    /// The declarations of the innermost element (each prefix at most once): the top of
+    /// each declared prefix's stack.
+    fn current_declarations(&self) -> impl Iterator<Item = (Option<&NcName>, &str)> {
+        let mark = self.marks.last().copied().unwrap_or(0);
+        self.declared
+            .get(mark..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|prefix| {
+                let value = match prefix {
+                    None => self.default.last(),
+                    Some(p) => self.prefixed.get(p).and_then(|s| s.last()),
+                };
+                Some((prefix.as_ref(), value?.as_str()))
+            })
     }
 
     /// Closes the innermost element's scope.

@@ -11,7 +11,30 @@ const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' 
 const BEFORE: &str = "<message id='before'><body>still delivered</body></message>";
 
 /// Feeds `input` in `chunk`-byte pieces, pulling events after each, until the first error.
+/// The same input on a fresh parser with the same limits in envelope mode must fail with the
+/// same condition after delivering the same stanzas (issue 17: the hostile suite runs against
+/// the envelope path too).
 fn run_chunked(parser: &mut StreamParser, input: &[u8], chunk: usize) -> (Vec<Event>, C) {
+    let mut twin = StreamParser::with_limits(parser.limits().clone());
+    twin.set_envelopes(true);
+    let (events, condition) = run_one(parser, input, chunk);
+    let (envelopes, envelope_condition) = run_one(&mut twin, input, chunk);
+    assert_eq!(condition, envelope_condition, "envelope path disagrees");
+    let materialized: Vec<Event> = envelopes
+        .into_iter()
+        .map(|e| match e {
+            Event::Stanza(env) => Event::Element(env.element().unwrap()),
+            other => other,
+        })
+        .collect();
+    assert_eq!(
+        events, materialized,
+        "envelope path delivered other stanzas"
+    );
+    (events, condition)
+}
+
+fn run_one(parser: &mut StreamParser, input: &[u8], chunk: usize) -> (Vec<Event>, C) {
     let mut events = Vec::new();
     for piece in input.chunks(chunk.max(1)) {
         parser.feed(piece);

@@ -1,0 +1,511 @@
+//! Stanza envelopes: the envelope path agrees with the element path, whatever the chunking,
+//! and splicing the start tag gives what stamping the element gives.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
+use minidom::Element;
+use proptest::prelude::*;
+use xmpp_xml::{
+    Envelope, Event, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp, StanzaKind,
+    StreamParser, stamp_element,
+};
+
+const STREAMS: &str = "http://etherx.jabber.org/streams";
+
+fn header(default: &str, extra: &str) -> String {
+    format!("<stream:stream xmlns='{default}' xmlns:stream='{STREAMS}'{extra} version='1.0'>")
+}
+
+/// Parses `input` split at `cuts`, in envelope mode or not: the events (whitespace dropped)
+/// and the error condition, if any.
+fn parse(input: &[u8], cuts: &[usize], envelopes: bool) -> (Vec<Event>, Option<String>) {
+    let mut parser = StreamParser::new();
+    parser.set_envelopes(envelopes);
+    let mut events = Vec::new();
+    let mut bounds: Vec<usize> = cuts.iter().copied().filter(|c| *c < input.len()).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds.push(input.len());
+    let mut start = 0;
+    for end in bounds {
+        parser.feed(&input[start..end]);
+        start = end;
+        loop {
+            match parser.next_event() {
+                Ok(Some(Event::Whitespace)) => {}
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => break,
+                Err(e) => return (events, Some(e.condition().to_string())),
+            }
+        }
+    }
+    (events, None)
+}
+
+/// The envelope events, each replaced by its lazily built element.
+fn materialize(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Stanza(env) => Event::Element(env.element().unwrap()),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+fn envelopes(input: &str) -> Vec<Envelope> {
+    let (events, error) = parse(input.as_bytes(), &[], true);
+    assert_eq!(error, None);
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Stanza(env) => Some(env),
+            _ => None,
+        })
+        .collect()
+}
+
+fn next_stanza(parser: &mut StreamParser) -> Envelope {
+    match parser.next_event() {
+        Ok(Some(Event::Stanza(env))) => env,
+        other => panic!("no envelope: {other:?}"),
+    }
+}
+
+fn one(input: &str) -> Envelope {
+    let mut all = envelopes(input);
+    assert_eq!(all.len(), 1, "{input}");
+    all.remove(0)
+}
+
+/// Parses one stanza's bytes on a stream whose default namespace is `ns` (element path).
+fn parse_in(ns: &str, stanza: &[u8]) -> Element {
+    let mut input = header(ns, "").into_bytes();
+    input.extend_from_slice(stanza);
+    let (events, error) = parse(&input, &[], false);
+    assert_eq!(error, None, "{}", String::from_utf8_lossy(stanza));
+    match events.as_slice() {
+        [Event::StreamStart(_), Event::Element(e)] => e.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn header_is_decoded_and_bytes_are_exact() {
+    let stanza = "<message  to = \"juliet@example.com\" from='romeo&#x40;example.net/a&amp;b' \
+                  type='chat' id=\"m&apos;1\" xml:lang='en'><body>hi</body></message>";
+    let input = format!(
+        "{}{stanza} <presence/><iq type='get' id='1'/>",
+        header(NS_CLIENT, "")
+    );
+    let all = envelopes(&input);
+    assert_eq!(all.len(), 3);
+    let m = &all[0];
+    assert_eq!(m.kind(), StanzaKind::Message);
+    assert_eq!(m.namespace(), NS_CLIENT);
+    assert_eq!(m.to(), Some("juliet@example.com"));
+    assert_eq!(m.from(), Some("romeo@example.net/a&b"));
+    assert_eq!(m.stanza_type(), Some("chat"));
+    assert_eq!(m.id(), Some("m'1"));
+    assert_eq!(m.lang(), Some("en"));
+    assert_eq!(m.bytes(), stanza.as_bytes());
+    assert_eq!(
+        &stanza[m.start_tag()],
+        &stanza[..stanza.find("<body>").unwrap()]
+    );
+    assert_eq!(all[1].kind(), StanzaKind::Presence);
+    assert_eq!(all[1].bytes(), b"<presence/>");
+    assert_eq!(all[1].start_tag(), 0..11);
+    assert_eq!(all[2].kind(), StanzaKind::Iq);
+    assert_eq!(all[2].lang(), None);
+}
+
+#[test]
+fn lang_is_inherited_from_the_stream_header() {
+    let input = format!(
+        "{}<message/><message xml:lang='fr'/>",
+        header(NS_CLIENT, " xml:lang='de'")
+    );
+    let all = envelopes(&input);
+    assert_eq!(all[0].lang(), Some("de"));
+    assert_eq!(all[0].own_lang(), None);
+    assert_eq!(all[1].lang(), Some("fr"));
+}
+
+#[test]
+fn non_stanzas_and_foreign_namespaces_take_the_element_path() {
+    let input = format!(
+        "{}<stream:features/><message xmlns='urn:other'/><foo/><message/>",
+        header(NS_CLIENT, "")
+    );
+    let (events, error) = parse(input.as_bytes(), &[], true);
+    assert_eq!(error, None);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Event::StreamStart(_) => "start",
+            Event::Element(_) => "element",
+            Event::Stanza(_) => "stanza",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["start", "element", "element", "element", "stanza"]);
+}
+
+#[test]
+fn envelope_mode_is_off_by_default() {
+    let input = format!("{}<message/>", header(NS_CLIENT, ""));
+    let (events, _) = parse(input.as_bytes(), &[], false);
+    assert!(matches!(events.last(), Some(Event::Element(_))));
+}
+
+#[test]
+fn errors_inside_a_stanza_are_those_of_the_element_path() {
+    let bad = [
+        "<message><body>x</bod></message>",
+        "<message><!-- c --></message>",
+        "<message><x y='1' y='2'/></message>",
+        "<message><q:x/></message>",
+        "<message from='a' from='b'/>",
+        "<message><a><b></a></b></message>",
+        "<message>\u{1}</message>",
+        "<message>&ent;</message>",
+    ];
+    for stanza in bad {
+        let input = format!("{}{stanza}", header(NS_CLIENT, ""));
+        let env = parse(input.as_bytes(), &[], true);
+        let el = parse(input.as_bytes(), &[], false);
+        assert!(el.1.is_some(), "{stanza}");
+        assert_eq!(env.1, el.1, "{stanza}");
+        assert_eq!(
+            env.0.len(),
+            1,
+            "nothing released before the error: {stanza}"
+        );
+    }
+}
+
+#[test]
+fn bounds_hold_on_the_envelope_path() {
+    let mut limits = xmpp_xml::Limits::default();
+    limits.max_stanza_bytes = 128;
+    let mut parser = StreamParser::with_limits(limits);
+    parser.set_envelopes(true);
+    parser.feed(header(NS_CLIENT, "").as_bytes());
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    parser.feed(format!("<message><body>{}</body></message>", "x".repeat(100)).as_bytes());
+    let error = parser.next_event().unwrap_err();
+    assert_eq!(error.condition().to_string(), "policy-violation");
+}
+
+#[test]
+fn from_is_found_by_resolved_name_not_spelling() {
+    let input = format!(
+        "{}<message foo:from='evil' xmlns:foo='urn:foo' from='a@b'/>",
+        header(NS_CLIENT, "")
+    );
+    let env = one(&input);
+    assert_eq!(env.from(), Some("a@b"));
+    let stamp = Stamp {
+        from: Some("x@y/z"),
+        ..Stamp::new(NS_CLIENT)
+    };
+    let out = env.splice(&stamp).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "<message foo:from='evil' xmlns:foo='urn:foo' from='x@y/z'/>"
+    );
+}
+
+#[test]
+fn prefixes_borrowed_from_the_header_are_declared_on_the_stanza() {
+    let input = format!(
+        "{}<message><p:x p:a='1'/></message>",
+        header(NS_CLIENT, " xmlns:p='urn:p'")
+    );
+    let env = one(&input);
+    let out = env.splice(&Stamp::new(NS_SERVER)).unwrap();
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "<message xmlns:p='urn:p'><p:x p:a='1'/></message>"
+    );
+    let mut expected = env.element().unwrap();
+    stamp_element(&mut expected, &Stamp::new(NS_SERVER));
+    assert_eq!(parse_in(NS_SERVER, &out), expected);
+    assert!(expected.is("message", NS_SERVER));
+}
+
+#[test]
+fn a_stanza_declaring_its_namespace_itself_is_mapped() {
+    let input = format!(
+        "{}<message xmlns='jabber:client' to='a@b'><body>hi</body></message>",
+        header(NS_CLIENT, "")
+    );
+    let env = one(&input);
+    let stamp = Stamp {
+        from: Some("c@d"),
+        lang: Some("en"),
+        ..Stamp::new(NS_COMPONENT_ACCEPT)
+    };
+    let out = env.splice(&stamp).unwrap();
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "<message to='a@b' from='c@d' xml:lang='en'><body>hi</body></message>"
+    );
+    let mut expected = env.element().unwrap();
+    stamp_element(&mut expected, &stamp);
+    assert_eq!(parse_in(NS_COMPONENT_ACCEPT, &out), expected);
+}
+
+#[test]
+fn explicit_rebinding_of_the_own_namespace_needs_the_element_path() {
+    for (extra, stanza) in [
+        (
+            "",
+            "<message><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'/></forwarded></message>",
+        ),
+        (" xmlns:c='jabber:client'", "<message><c:body/></message>"),
+        ("", "<c:message xmlns:c='jabber:client'/>"),
+    ] {
+        let env = one(&format!("{}{stanza}", header(NS_CLIENT, extra)));
+        assert_eq!(
+            env.splice(&Stamp::new(NS_SERVER)),
+            Err(SpliceError::NeedsElement),
+            "{stanza}"
+        );
+        // Without a namespace change the bytes stay valid.
+        let out = env.splice(&Stamp::new(NS_CLIENT)).unwrap();
+        assert_eq!(parse_in(NS_CLIENT, &out), env.element().unwrap());
+    }
+}
+
+#[test]
+fn stamped_values_are_escaped_and_checked() {
+    let env = one(&format!("{}<presence/>", header(NS_CLIENT, "")));
+    let stamp = Stamp {
+        to: Some("a'\"<&>\t\n\r b"),
+        ..Stamp::new(NS_CLIENT)
+    };
+    let out = env.splice(&stamp).unwrap();
+    assert_eq!(
+        parse_in(NS_CLIENT, &out).attr("to"),
+        Some("a'\"<&>\t\n\r b")
+    );
+    let bad = Stamp {
+        to: Some("\u{1}"),
+        ..Stamp::new(NS_CLIENT)
+    };
+    assert_eq!(env.splice(&bad), Err(SpliceError::InvalidValue));
+}
+
+// ----- properties -----
+
+const VALUES: &[&str] = &[
+    "a@b",
+    "r&#xE9;my@example.com/x",
+    "&apos;q&quot;&amp;&lt;&gt;",
+    "a&#9;b&#10;c",
+    "",
+    "juliet@example.com",
+];
+
+fn attr() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec![
+            "from", "to", "type", "id", "xml:lang", "p:from", "q:to",
+        ]),
+        prop::sample::select(VALUES.to_vec()),
+        prop::sample::select(vec![("=", "'"), (" = ", "\""), ("\n=\t", "'"), ("=", "\"")]),
+        prop::sample::select(vec![" ", "\n", "  \t"]),
+    )
+        .prop_map(|(name, value, (eq, q), ws)| {
+            let value = if q == "'" {
+                value.replace('\'', "&apos;")
+            } else {
+                value.to_owned()
+            };
+            format!("{ws}{name}{eq}{q}{value}{q}")
+        })
+}
+
+const CHILDREN: &[&str] = &[
+    "<body>hi &amp; bye</body>",
+    "<p:x p:from='1'/>",
+    "<x xmlns='urn:x'><y a='b'/>text</x>",
+    "<c:body/>",
+    "<z xmlns='jabber:client'/>",
+    "<q:y xmlns:q='urn:q' q:a='1'/>",
+    "plain &#x3C; text",
+    "<thread\n/>",
+];
+
+/// One stanza from attribute and child fragments (duplicates removed by name).
+fn stanza() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["message", "presence", "iq"]),
+        prop::collection::vec(attr(), 0..5),
+        prop::sample::select(vec!["", " xmlns='jabber:client'", " xmlns='jabber:server'"]),
+        prop::sample::select(vec!["", " xmlns:q='urn:q2'"]),
+        prop::collection::vec(prop::sample::select(CHILDREN.to_vec()), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(name, attrs, own_ns, q, children, ws)| {
+            let mut seen = Vec::new();
+            let mut tag = format!("<{name}{own_ns}{q}");
+            for a in attrs {
+                let key = a
+                    .trim_start()
+                    .split(['=', ' ', '\n', '\t'])
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                if key == "q:to" && q.is_empty() || seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                tag.push_str(&a);
+            }
+            if ws {
+                tag.push('\n');
+            }
+            if children.is_empty() {
+                format!("{tag}/>")
+            } else {
+                format!("{tag}>{}</{name}>", children.concat())
+            }
+        })
+}
+
+fn stream_of(stanzas: &[String], default: &str) -> String {
+    format!(
+        "{}{} <stream:features/></stream:stream>",
+        header(
+            default,
+            " xmlns:p='urn:p' xmlns:c='jabber:client' xml:lang='en'"
+        ),
+        stanzas.join("\n")
+    )
+}
+
+fn content_ns() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![NS_CLIENT, NS_SERVER, NS_COMPONENT_ACCEPT])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any split of the input gives the same envelopes, and the elements they build are the
+    /// element path's.
+    #[test]
+    fn any_split_gives_the_same_envelopes(
+        stanzas in prop::collection::vec(stanza(), 1..4),
+        default in content_ns(),
+        cuts in prop::collection::vec(0usize..2048, 0..8),
+    ) {
+        let input = stream_of(&stanzas, default);
+        let whole = parse(input.as_bytes(), &[], true);
+        let split = parse(input.as_bytes(), &cuts, true);
+        let bytewise = parse(input.as_bytes(), &(1..input.len()).collect::<Vec<_>>(), true);
+        prop_assert_eq!(&whole, &split);
+        prop_assert_eq!(&whole, &bytewise);
+        let elements = parse(input.as_bytes(), &cuts, false);
+        prop_assert_eq!(materialize(&whole.0), elements.0);
+        prop_assert_eq!(whole.1, elements.1);
+    }
+
+    /// Parsing the spliced bytes gives the element stamping the parsed element gives.
+    #[test]
+    fn splice_equals_stamping_the_element(
+        stanza in stanza(),
+        default in content_ns(),
+        target in content_ns(),
+        from in prop::option::of(prop::sample::select(vec!["x@y/r", "a'b\"<&>", "s\u{e9}rvice"])),
+        to in prop::option::of(prop::sample::select(vec!["t@u", "t&u"])),
+        lang in prop::option::of(prop::sample::select(vec!["de", "x-'"])),
+    ) {
+        let input = stream_of(std::slice::from_ref(&stanza), default);
+        let (events, error) = parse(input.as_bytes(), &[], false);
+        prop_assert_eq!(error, None);
+        let Some(Event::Element(mut expected)) = events.get(1).cloned() else {
+            panic!("{events:?}")
+        };
+        let env = one(&input);
+        let stamp = Stamp { namespace: target, from, to, lang };
+        match env.splice(&stamp) {
+            Ok(out) => {
+                stamp_element(&mut expected, &stamp);
+                prop_assert_eq!(parse_in(target, &out), expected);
+            }
+            Err(SpliceError::NeedsElement) => {
+                // Only where the bytes cannot express the mapping.
+                prop_assert!(target != env.namespace());
+                prop_assert!(stanza.contains("c:") || stanza.contains("<z xmlns='jabber:client'/>"));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
+
+#[test]
+fn envelope_mode_can_start_after_the_header() {
+    let mut parser = StreamParser::new();
+    parser.feed(header(NS_SERVER, " xml:lang='de' xmlns:p='urn:p'").as_bytes());
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    parser.feed(b"<iq type='get' id='b'><p:q/></iq>");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::Element(_)))));
+    parser.set_envelopes(true);
+    parser.feed(b"<message><p:x/></message>");
+    let env = next_stanza(&mut parser);
+    assert_eq!(env.lang(), Some("de"));
+    assert_eq!(env.namespace(), NS_SERVER);
+    let element = env.element().unwrap();
+    assert!(element.is("message", NS_SERVER));
+    assert!(element.has_child("x", "urn:p"));
+    assert!(!parser.has_unparsed_input());
+}
+
+#[test]
+fn a_stream_restart_takes_the_new_header_context() {
+    let mut parser = StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(header(NS_CLIENT, " xml:lang='en'").as_bytes());
+    parser.feed(b"<message/>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let first = next_stanza(&mut parser);
+    assert_eq!(first.lang(), Some("en"));
+    parser.reset();
+    parser.feed(header(NS_SERVER, " xmlns:p='urn:p'").as_bytes());
+    parser.feed(b"<presence><p:x/></presence>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let second = next_stanza(&mut parser);
+    assert_eq!(second.lang(), None);
+    assert_eq!(second.namespace(), NS_SERVER);
+    assert!(second.element().unwrap().has_child("x", "urn:p"));
+}
+
+#[test]
+fn elements_build_under_a_tight_declaration_bound() {
+    let mut limits = xmpp_xml::Limits::default();
+    limits.max_namespace_declarations = 3;
+    let mut parser = StreamParser::with_limits(limits);
+    parser.set_envelopes(true);
+    parser.feed(header(NS_CLIENT, " xmlns:p='urn:p'").as_bytes());
+    parser.feed(b"<message><p:x/></message>");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    let env = next_stanza(&mut parser);
+    assert!(env.element().unwrap().has_child("x", "urn:p"));
+}

@@ -1,0 +1,133 @@
+//! The envelope path against the element path (issue 17): the same bytes in the same chunks
+//! into two parsers, one in envelope mode. Properties checked: the same accept/reject at the
+//! same point with the same condition; every envelope builds the element the element path
+//! gave; and where splicing succeeds, parsing the spliced bytes in the target stream gives
+//! the element `stamp_element` makes (otherwise only `NeedsElement` on a namespace change).
+#![no_main]
+
+use xmpp_xml::minidom::Element;
+use xmpp_xml::{
+    Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp, StreamParser,
+    stamp_element,
+};
+
+/// Stanza bound configured on the parsers.
+const MAX_STANZA: usize = 2048;
+
+/// Headers that make most arbitrary inputs get past the stream start, with prefixes stanzas
+/// may borrow.
+const HEADERS: [&[u8]; 2] = [
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' xmlns:c='jabber:client' xml:lang='en' version='1.0'>",
+    b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0'>",
+];
+
+const TARGETS: [&str; 3] = [NS_CLIENT, NS_SERVER, NS_COMPONENT_ACCEPT];
+
+fn drain(parser: &mut StreamParser, events: &mut Vec<Event>) -> Result<(), String> {
+    loop {
+        match parser.next_event() {
+            Ok(Some(Event::Whitespace)) => {}
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                assert_eq!(parser.next_event(), Err(error.clone()));
+                return Err(error.condition().to_string());
+            }
+        }
+    }
+}
+
+/// Parses one spliced stanza in a stream whose default namespace is `ns`.
+fn parse_in(ns: &str, limits: &Limits, stanza: &[u8]) -> Element {
+    let mut parser = StreamParser::with_limits(limits.clone());
+    parser.feed(
+        format!("<stream:stream xmlns='{ns}' xmlns:stream='http://etherx.jabber.org/streams'>")
+            .as_bytes(),
+    );
+    parser.feed(stanza);
+    match (parser.next_event(), parser.next_event()) {
+        (Ok(Some(Event::StreamStart(_))), Ok(Some(Event::Element(e)))) => {
+            assert!(!parser.has_unparsed_input());
+            e
+        }
+        other => panic!("spliced bytes do not parse: {other:?}"),
+    }
+}
+
+fn check_splice(env: &xmpp_xml::Envelope, element: &Element, control: u8, limits: &Limits) {
+    let target = TARGETS[usize::from(control >> 6) % 3];
+    let stamp = Stamp {
+        namespace: target,
+        from: (control & 0x10 != 0).then_some("a'b\"&<>@x/\t"),
+        to: (control & 0x20 != 0).then_some("t@u"),
+        lang: (control & 0x08 != 0).then_some("de"),
+    };
+    match env.splice(&stamp) {
+        Ok(bytes) => {
+            let mut expected = element.clone();
+            stamp_element(&mut expected, &stamp);
+            let mut relaxed = limits.clone();
+            relaxed.max_stanza_bytes = usize::MAX / 2;
+            assert_eq!(parse_in(target, &relaxed, &bytes), expected);
+        }
+        Err(SpliceError::NeedsElement) => {}
+        Err(other) => panic!("splice failed: {other}"),
+    }
+}
+
+fn run(data: &[u8]) {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let mut limits = Limits::default();
+    limits.max_stanza_bytes = MAX_STANZA;
+    limits.max_depth = 16;
+    let mut elements = StreamParser::with_limits(limits.clone());
+    let mut envelopes = StreamParser::with_limits(limits.clone());
+    envelopes.set_envelopes(true);
+    let mut input = Vec::new();
+    if control & 1 == 0 {
+        input.extend_from_slice(HEADERS[usize::from(control >> 1) & 1]);
+    }
+    input.extend_from_slice(rest);
+    let chunk = usize::from(control >> 2).max(1);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for piece in input.chunks(chunk) {
+        elements.feed(piece);
+        envelopes.feed(piece);
+        let ra = drain(&mut elements, &mut a);
+        let rb = drain(&mut envelopes, &mut b);
+        assert_eq!(ra, rb, "accept/reject or condition differs");
+        assert_eq!(a.len(), b.len(), "event counts differ");
+        assert_eq!(elements.buffered_len(), envelopes.buffered_len());
+        for (x, y) in a.iter().zip(&b) {
+            match (x, y) {
+                (Event::Element(e), Event::Stanza(env)) => {
+                    assert_eq!(&env.element().expect("envelopes rebuild"), e);
+                    check_splice(env, e, control, &limits);
+                }
+                (x, y) => assert_eq!(x, y),
+            }
+        }
+        a.clear();
+        b.clear();
+        if ra.is_err() {
+            return;
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: xmpp_fuzz::Counting = xmpp_fuzz::Counting;
+
+/// Peak heap: the input copy, plus per stanza the element path's tree, the envelope's bytes,
+/// its rebuilt tree, a clone, the stamped tree and the spliced bytes' tree (six trees at the
+/// ~128 heap bytes per stanza byte the `xml_stream` target measured, 3 x 128 per stanza
+/// byte more than that target).
+fn bound(len: usize) -> usize {
+    2 * (len + HEADERS[0].len()) + 512 * MAX_STANZA
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    xmpp_fuzz::check(data.len(), bound(data.len()), || run(data));
+});
