@@ -121,7 +121,7 @@ pub enum Event {
     /// [`ServerStream::registration_done`](crate::ServerStream::registration_done); the client
     /// waits for the IQ answer meanwhile and may authenticate as the account at once after
     /// it. Only one is outstanding per stream.
-    RegistrationRequested(crate::register::Registration),
+    RegistrationRequested(Box<crate::register::Registration>),
     /// XEP-0077, client: the server created our account ([`ClientConfig::register`](crate::ClientConfig::register));
     /// SASL follows.
     Registered {
@@ -197,7 +197,7 @@ pub enum CloseReason {
     ServerNotAuthenticated,
     /// XEP-0077: the server refused to register our account (`conflict`: it exists;
     /// `not-acceptable`: the username or password is refused; ...).
-    RegistrationFailed(StanzaError),
+    RegistrationFailed(Box<StanzaError>),
 }
 
 /// How a server-to-server domain pair was authenticated.

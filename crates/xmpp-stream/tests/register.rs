@@ -70,7 +70,7 @@ fn requested(events: &[Event]) -> Vec<Registration> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::RegistrationRequested(r) => Some(r.clone()),
+            Event::RegistrationRequested(r) => Some((**r).clone()),
             _ => None,
         })
         .collect()

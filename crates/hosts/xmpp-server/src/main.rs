@@ -77,6 +77,10 @@ struct Cli {
     /// An account, created or given this password at start (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
+    /// Let clients create accounts in band (XEP-0077), before authenticating, and change
+    /// their password or delete their account after [default: off]
+    #[arg(long)]
+    allow_registration: bool,
     /// Accept XEP-0114 components on this port (loopback only) [default: off]
     ///
     /// Plain TCP on the loopback address of --bind's family (127.0.0.1 or ::1), never another
@@ -418,6 +422,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
+    hub.stream.allow_registration = args.allow_registration;
     if let Database::Sqlite(path) = &args.db {
         eprintln!("xmpp-server: database {}", path.display());
         hub.database = Some(path.clone());

@@ -70,7 +70,10 @@ pub(crate) fn serve(m: &mut Machine, iq: Element) -> Result<(), ProtocolError> {
             };
             side.registration_pending = Some(iq.attr("id").unwrap_or_default().to_owned());
             m.core
-                .event(Event::RegistrationRequested(Registration { jid, password }));
+                .event(Event::RegistrationRequested(Box::new(Registration {
+                    jid,
+                    password,
+                })));
         }
         // No account on this stream to cancel (§3.2's `unexpected-request`).
         Ok(RegisterRequest::Cancel) => refuse(m, &iq, StanzaErrorCondition::UnexpectedRequest),
@@ -160,7 +163,7 @@ pub(crate) fn reply(m: &mut Machine, iq: Element) -> Result<(), ProtocolError> {
         ));
     };
     if let Err(error) = outcome {
-        m.give_up(CloseReason::RegistrationFailed(error));
+        m.give_up(CloseReason::RegistrationFailed(Box::new(error)));
         return Ok(());
     }
     let jid = side.config.jid.clone();
