@@ -29,6 +29,9 @@ def registering(user, password):
     for plugin in ["xep_0030", "xep_0004", "xep_0066", "xep_0077"]:
         xmpp.register_plugin(plugin)
     xmpp["xep_0077"].force_registration = True
+    # slixmpp 1.8.3 queues every stanza but bind and session until the session starts, its
+    # own in-band registration IQs included (they are never sent): let them through.
+    xmpp._always_send_everything = True
     return xmpp
 
 
