@@ -131,7 +131,13 @@ fn run(kind: PeerKind) {
     else {
         return;
     };
-    if let Err(e) = scenario(&server) {
+    let outcome = scenario(&server);
+    xmpp_host::matrix::record(
+        &kind.to_string().to_lowercase(),
+        "XEP-0077 in-band registration",
+        outcome.is_ok(),
+    );
+    if let Err(e) = outcome {
         panic!("{}", server.failure(&e));
     }
 }
