@@ -150,6 +150,21 @@ fn password_change_and_cancellation() {
     )
     .unwrap();
     let mut romeo = connect(&server, "romeo", "first", true).unwrap();
+    // The service says it supports registration.
+    romeo
+        .send(&parse(
+            "<iq xmlns='jabber:client' type='get' id='d1' to='localhost'>\
+             <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        ))
+        .unwrap();
+    let info = romeo
+        .wait_stanza(WAIT, |s| s.attr("id") == Some("d1"))
+        .unwrap();
+    assert!(
+        String::from(&info).contains("var='jabber:iq:register'")
+            || String::from(&info).contains("var=\"jabber:iq:register\""),
+        "{info:?}"
+    );
     // Another account's username: bad-request.
     romeo
         .send(&register::password_change("p0", "alice", "mine"))
