@@ -419,10 +419,10 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--domain-cert {domain}: not a served --domain").into());
         }
     }
+    hub.stream.allow_registration = args.allow_registration;
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
-    hub.stream.allow_registration = args.allow_registration;
     if let Database::Sqlite(path) = &args.db {
         eprintln!("xmpp-server: database {}", path.display());
         hub.database = Some(path.clone());

@@ -249,11 +249,11 @@ pub struct Hub {
     /// With a database: sessions that have not sent initial presence yet (their account's
     /// offline messages are asked for when they do).
     awaiting_presence: BTreeSet<FullJid>,
+    /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
+    registering: BTreeSet<BareJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
     /// reverse direction on bidirectional receiving streams.
     s2s_more: s2s::MoreS2s,
-    /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
-    registering: BTreeSet<BareJid>,
 }
 
 impl core::fmt::Debug for Hub {

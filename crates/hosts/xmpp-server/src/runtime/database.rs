@@ -11,13 +11,11 @@ use std::sync::{Mutex, Weak};
 use xmpp_host::OsEntropy;
 use xmpp_im::StoreError;
 use xmpp_jid::BareJid;
-use xmpp_sasl::{PasswordPrep, ScramHash, StoredCredentials};
-use xmpp_stream::register::Password;
-use xmpp_stream::{Entropy, RegistrationRefused};
+use xmpp_stream::Entropy;
 
 use super::shared::{Shared, lock};
 use crate::db::Db;
-use crate::hub::{HubConfig, MAX_OFFLINE_PER_ACCOUNT, SessionId, StorageRequest};
+use crate::hub::{HubConfig, MAX_OFFLINE_PER_ACCOUNT, StorageRequest};
 
 /// Requests waiting for the database at most.
 pub const DB_QUEUE: usize = 4096;
@@ -75,127 +73,29 @@ pub(super) fn start(
     Ok(tx)
 }
 
-/// Credentials derived from an account request's password, or why not.
-type Derived = Result<Vec<xmpp_sasl::StoredCredentials>, RegistrationRefused>;
-
 /// What the database thread hands back to the hub.
 enum Answer {
+    /// XEP-0077 account work ([`super::register`]).
+    Account(super::register::AccountAnswer),
     Loaded(xmpp_im::LoadId, Result<xmpp_im::AccountData, StoreError>),
     Written(xmpp_im::WriteId, Result<(), StoreError>),
     Refused(minidom::Element),
     Taken(xmpp_jid::FullJid, Vec<minidom::Element>),
     Stored,
-    Created(SessionId, BareJid, Derived),
-    PasswordSet(SessionId, BareJid, minidom::Element, Derived),
-    Deleted(
-        SessionId,
-        BareJid,
-        minidom::Element,
-        Result<(), RegistrationRefused>,
-    ),
 }
 
 impl Answer {
     fn deliver(self, shared: &mut Shared) {
         let now = shared.now();
         match self {
+            Answer::Account(answer) => answer.deliver(shared),
             Answer::Loaded(id, result) => shared.hub.storage_loaded(now, id, result),
             Answer::Written(id, result) => shared.hub.storage_written(now, id, result),
             Answer::Refused(stanza) => shared.hub.offline_refused(now, &stanza),
             Answer::Taken(jid, messages) => shared.hub.offline_taken(now, &jid, messages),
             Answer::Stored => {}
-            Answer::Created(session, jid, result) => {
-                shared.hub.account_created(now, session, &jid, result);
-            }
-            Answer::PasswordSet(session, jid, iq, result) => {
-                shared.hub.password_changed(now, session, &jid, &iq, result);
-            }
-            Answer::Deleted(session, jid, iq, result) => {
-                shared.hub.account_deleted(now, session, &jid, &iq, result);
-            }
         }
     }
-}
-
-/// SCRAM credentials for every hash from `password`, with a fresh salt: what
-/// [`Db::set_user`] stores (the same derivation, the same salt). A password SASLprep refuses
-/// is `not-acceptable`.
-fn derive(password: &Password, iterations: u32) -> ([u8; 16], Derived) {
-    let mut salt = [0u8; 16];
-    OsEntropy::new().fill(&mut salt);
-    let derived = ScramHash::ALL
-        .iter()
-        .map(|hash| {
-            StoredCredentials::derive(
-                *hash,
-                password.expose(),
-                PasswordPrep::SaslPrep,
-                &salt,
-                iterations,
-            )
-            .map_err(|_| RegistrationRefused::NotAcceptable)
-        })
-        .collect();
-    (salt, derived)
-}
-
-/// Derive, then store with [`Db::set_user`] (`create`: only if the account does not exist).
-fn set_account(
-    db: &mut Db,
-    jid: &BareJid,
-    password: &Password,
-    iterations: u32,
-    create: bool,
-) -> Derived {
-    if create {
-        match db.users() {
-            Ok(users) if users.iter().any(|(user, _)| user == jid) => {
-                return Err(RegistrationRefused::Conflict);
-            }
-            Ok(_) => {}
-            Err(_) => return Err(RegistrationRefused::Storage),
-        }
-    }
-    let (salt, derived) = derive(password, iterations);
-    let credentials = derived?;
-    db.set_user(jid, password.expose(), &salt, iterations)
-        .map_err(|_| RegistrationRefused::Storage)?;
-    Ok(credentials)
-}
-
-/// Without a database: derive the credentials on a thread of their own (PBKDF2 is not for the
-/// event loop) and hand them to the hub; nothing else to store.
-fn answer_in_memory(shared: &Shared, request: StorageRequest) {
-    let me = shared.me.clone();
-    let work = move || {
-        let answer = match request {
-            StorageRequest::CreateAccount {
-                session,
-                jid,
-                password,
-                iterations,
-            } => Answer::Created(session, jid, derive(&password, iterations).1),
-            StorageRequest::ChangePassword {
-                session,
-                jid,
-                password,
-                iterations,
-                iq,
-            } => Answer::PasswordSet(session, jid, iq, derive(&password, iterations).1),
-            StorageRequest::DeleteAccount { session, jid, iq } => {
-                Answer::Deleted(session, jid, iq, Ok(()))
-            }
-            _ => return,
-        };
-        if let Some(shared) = me.upgrade() {
-            let mut guard = lock(&shared);
-            answer.deliver(&mut guard);
-            guard.dispatch();
-        }
-    };
-    let _ = std::thread::Builder::new()
-        .name("xmpp-scram".to_owned())
-        .spawn(work);
 }
 
 fn store_error(e: &crate::db::DbError) -> StoreError {
@@ -204,6 +104,11 @@ fn store_error(e: &crate::db::DbError) -> StoreError {
 
 fn serve(db: &mut Db, request: StorageRequest) -> Answer {
     match request {
+        request @ (StorageRequest::CreateAccount { .. }
+        | StorageRequest::ChangePassword { .. }
+        | StorageRequest::DeleteAccount { .. }) => {
+            Answer::Account(super::register::serve(db, request))
+        }
         StorageRequest::Load { id, user } => {
             Answer::Loaded(id, db.load(&user).map_err(|e| store_error(&e)))
         }
@@ -223,32 +128,6 @@ fn serve(db: &mut Db, request: StorageRequest) -> Answer {
                 db.take_offline(&jid.to_bare()).unwrap_or_default(),
             )
         }
-        StorageRequest::CreateAccount {
-            session,
-            jid,
-            password,
-            iterations,
-        } => {
-            let result = set_account(db, &jid, &password, iterations, true);
-            Answer::Created(session, jid, result)
-        }
-        StorageRequest::ChangePassword {
-            session,
-            jid,
-            password,
-            iterations,
-            iq,
-        } => {
-            let result = set_account(db, &jid, &password, iterations, false);
-            Answer::PasswordSet(session, jid, iq, result)
-        }
-        StorageRequest::DeleteAccount { session, jid, iq } => {
-            let result = db
-                .delete_user(&jid)
-                .map(|_| ())
-                .map_err(|_| RegistrationRefused::Storage);
-            Answer::Deleted(session, jid, iq, result)
-        }
     }
 }
 
@@ -260,34 +139,24 @@ pub(super) fn submit(shared: &mut Shared, request: StorageRequest) {
             Ok(()) => return,
             Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => r,
         },
-        None if matches!(
-            request,
-            StorageRequest::CreateAccount { .. }
-                | StorageRequest::ChangePassword { .. }
-                | StorageRequest::DeleteAccount { .. }
-        ) =>
-        {
-            answer_in_memory(shared, request);
+        None if super::register::is_account(&request) => {
+            super::register::in_memory(shared, request);
             return;
         }
         None => request,
     };
     let failure = StoreError("database queue full".to_owned());
     let answer = match request {
+        request @ (StorageRequest::CreateAccount { .. }
+        | StorageRequest::ChangePassword { .. }
+        | StorageRequest::DeleteAccount { .. }) => {
+            Answer::Account(super::register::refused(request))
+        }
         StorageRequest::Load { id, .. } => Answer::Loaded(id, Err(failure)),
         StorageRequest::Write { id, .. } => Answer::Written(id, Err(failure)),
         StorageRequest::StoreOffline { stanza, .. } => Answer::Refused(stanza),
         // Nothing taken: the messages stay stored for the next initial presence.
         StorageRequest::TakeOffline { .. } => Answer::Stored,
-        StorageRequest::CreateAccount { session, jid, .. } => {
-            Answer::Created(session, jid, Err(RegistrationRefused::Storage))
-        }
-        StorageRequest::ChangePassword {
-            session, jid, iq, ..
-        } => Answer::PasswordSet(session, jid, iq, Err(RegistrationRefused::Storage)),
-        StorageRequest::DeleteAccount { session, jid, iq } => {
-            Answer::Deleted(session, jid, iq, Err(RegistrationRefused::Storage))
-        }
     };
     answer.deliver(shared);
 }
