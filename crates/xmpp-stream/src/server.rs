@@ -29,6 +29,10 @@ pub(crate) struct ServerSide {
     /// The names of the client's certificate, once the host verified it against the CA it
     /// trusts for clients: SASL EXTERNAL is offered then (XEP-0178 §2).
     pub(crate) peer_ids: Option<Vec<PresentedId>>,
+    /// XEP-0077: registrations submitted on this stream.
+    pub(crate) registration_attempts: u32,
+    /// XEP-0077: the id of the submission the host has not answered yet.
+    pub(crate) registration_pending: Option<String>,
 }
 
 /// The server (receiving entity) side of a `jabber:client` stream.
@@ -73,6 +77,8 @@ impl ServerStream {
             from_attr: crate::codec::attr_name("from"),
             exchange: None,
             peer_ids: None,
+            registration_attempts: 0,
+            registration_pending: None,
         }));
         ServerStream {
             machine: Machine::new(core, StreamKind::Client, Role::Receiving, side),
@@ -179,6 +185,21 @@ impl ServerStream {
             return Err(Box::new(session));
         }
         crate::steps::sm::accept_resume(&mut self.machine, session)
+    }
+
+    /// XEP-0077: the host's answer to the stream's
+    /// [`Event::RegistrationRequested`](crate::Event::RegistrationRequested): `Ok` once the
+    /// account is stored (the client gets its IQ result and may authenticate as it), or why
+    /// not (the matching stanza error, [`RegistrationRefused::stanza_error`](crate::RegistrationRefused::stanza_error)).
+    /// [`UsageError::NoRegistrationPending`] when nothing was asked;
+    /// [`UsageError::Closed`] when the stream ended meanwhile (the account, if created,
+    /// stays).
+    pub fn registration_done(
+        &mut self,
+        now: Instant,
+        outcome: Result<(), crate::RegistrationRefused>,
+    ) -> Result<(), UsageError> {
+        crate::steps::register::done(&mut self.machine, now, outcome)
     }
 
     /// XEP-0198: the resumption id of this stream's managed session, once granted.

@@ -77,6 +77,10 @@ struct Cli {
     /// An account, created or given this password at start (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
+    /// Let clients create accounts in band (XEP-0077), before authenticating, and change
+    /// their password or delete their account after [default: off]
+    #[arg(long)]
+    allow_registration: bool,
     /// Accept XEP-0114 components on this port (loopback only) [default: off]
     ///
     /// Plain TCP on the loopback address of --bind's family (127.0.0.1 or ::1), never another
@@ -415,6 +419,7 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--domain-cert {domain}: not a served --domain").into());
         }
     }
+    hub.stream.allow_registration = args.allow_registration;
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }

@@ -213,6 +213,11 @@ impl HubConfig {
     pub fn service_features(&self) -> Vec<xmpp_im::ServiceFeature> {
         let mut rows = self.im.features();
         rows.extend(self.features.iter().cloned());
+        // XEP-0077 §9: in-band registration is announced in `disco#info` (the stream feature
+        // is the stream machine's own).
+        if self.stream.allow_registration {
+            rows.push(xmpp_im::ServiceFeature::disco(xmpp_stream::register::NS));
+        }
         rows
     }
 

@@ -23,6 +23,7 @@ mod components;
 mod config;
 mod disco;
 mod record;
+mod register;
 mod routing;
 mod s2s;
 mod sm;
@@ -91,6 +92,43 @@ pub enum StorageRequest {
     TakeOffline {
         /// The session.
         jid: FullJid,
+    },
+    /// XEP-0077: create the account unless it exists, with SCRAM credentials derived from
+    /// `password` (a fresh salt, `iterations`); the password is not kept: answer
+    /// [`Hub::account_created`].
+    CreateAccount {
+        /// The registering connection.
+        session: SessionId,
+        /// The new account.
+        jid: BareJid,
+        /// Its password.
+        password: xmpp_stream::register::Password,
+        /// PBKDF2 iterations.
+        iterations: u32,
+    },
+    /// XEP-0077 §3.3: give the account a new password (credentials derived as for
+    /// `CreateAccount`): answer [`Hub::password_changed`].
+    ChangePassword {
+        /// The connection that asked.
+        session: SessionId,
+        /// The account.
+        jid: BareJid,
+        /// The new password.
+        password: xmpp_stream::register::Password,
+        /// PBKDF2 iterations.
+        iterations: u32,
+        /// The request, to answer.
+        iq: Element,
+    },
+    /// XEP-0077 §3.2: delete the account and everything stored for it: answer
+    /// [`Hub::account_deleted`].
+    DeleteAccount {
+        /// The connection that asked.
+        session: SessionId,
+        /// The account.
+        jid: BareJid,
+        /// The request, to answer.
+        iq: Element,
     },
 }
 
@@ -211,6 +249,8 @@ pub struct Hub {
     /// With a database: sessions that have not sent initial presence yet (their account's
     /// offline messages are asked for when they do).
     awaiting_presence: BTreeSet<FullJid>,
+    /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
+    registering: BTreeSet<BareJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
     /// reverse direction on bidirectional receiving streams.
     s2s_more: s2s::MoreS2s,
@@ -274,6 +314,7 @@ impl Hub {
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
             awaiting_presence: BTreeSet::new(),
+            registering: BTreeSet::new(),
             s2s_more: s2s::MoreS2s::default(),
         }
     }

@@ -93,6 +93,9 @@ impl Hub {
                     }
                 }
             }
+            Event::RegistrationRequested(registration) => {
+                self.on_registration(id, now, *registration);
+            }
             Event::Authenticated { jid, mechanism } => {
                 self.log
                     .push(format!("{id}: authenticated {jid} with {mechanism}"));
@@ -170,6 +173,11 @@ impl Hub {
         let Some(jid) = session.jid.clone() else {
             return;
         };
+        // XEP-0077 after authentication: password change and cancellation, for the server.
+        if self.config.stream.allow_registration && super::register::is_for_us(stanza, &jid) {
+            self.on_register_iq(id, now, &jid, stanza);
+            return;
+        }
         if self.config.database.is_some() {
             // The machine may wait for the database: initial presence is noticed when the
             // machine has processed it (`route_im`).

@@ -75,6 +75,8 @@ pub(super) fn start(
 
 /// What the database thread hands back to the hub.
 enum Answer {
+    /// XEP-0077 account work ([`super::register`]).
+    Account(super::register::AccountAnswer),
     Loaded(xmpp_im::LoadId, Result<xmpp_im::AccountData, StoreError>),
     Written(xmpp_im::WriteId, Result<(), StoreError>),
     Refused(minidom::Element),
@@ -86,6 +88,7 @@ impl Answer {
     fn deliver(self, shared: &mut Shared) {
         let now = shared.now();
         match self {
+            Answer::Account(answer) => answer.deliver(shared),
             Answer::Loaded(id, result) => shared.hub.storage_loaded(now, id, result),
             Answer::Written(id, result) => shared.hub.storage_written(now, id, result),
             Answer::Refused(stanza) => shared.hub.offline_refused(now, &stanza),
@@ -101,6 +104,11 @@ fn store_error(e: &crate::db::DbError) -> StoreError {
 
 fn serve(db: &mut Db, request: StorageRequest) -> Answer {
     match request {
+        request @ (StorageRequest::CreateAccount { .. }
+        | StorageRequest::ChangePassword { .. }
+        | StorageRequest::DeleteAccount { .. }) => {
+            Answer::Account(super::register::serve(db, request))
+        }
         StorageRequest::Load { id, user } => {
             Answer::Loaded(id, db.load(&user).map_err(|e| store_error(&e)))
         }
@@ -131,10 +139,19 @@ pub(super) fn submit(shared: &mut Shared, request: StorageRequest) {
             Ok(()) => return,
             Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => r,
         },
+        None if super::register::is_account(&request) => {
+            super::register::in_memory(shared, request);
+            return;
+        }
         None => request,
     };
     let failure = StoreError("database queue full".to_owned());
     let answer = match request {
+        request @ (StorageRequest::CreateAccount { .. }
+        | StorageRequest::ChangePassword { .. }
+        | StorageRequest::DeleteAccount { .. }) => {
+            Answer::Account(super::register::refused(request))
+        }
         StorageRequest::Load { id, .. } => Answer::Loaded(id, Err(failure)),
         StorageRequest::Write { id, .. } => Answer::Written(id, Err(failure)),
         StorageRequest::StoreOffline { stanza, .. } => Answer::Refused(stanza),
