@@ -1,6 +1,8 @@
 //! Crash safety on SQLite: the server process is killed (`SIGKILL`) in the middle of a storm of
 //! roster sets, subscription requests and messages to an offline account, restarted on the
-//! same file, and everything it had acknowledged must be there, nothing twice.
+//! same file, and everything it had acknowledged must be there, nothing twice. With stream
+//! management (XEP-0198), every message the server counted in an `<a h=''/>` before it died
+//! is stored for its offline recipient after the restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // A host test: processes, sockets, files, the clock.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -18,7 +20,7 @@ use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config};
 use xmpp_server::db::Db;
-use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event};
+use xmpp_stream::{BareJid, ClientConfig, ClientStream, Event, SmConfig};
 
 const WAIT: Duration = Duration::from_secs(15);
 const SETS: usize = 300;
@@ -50,6 +52,10 @@ fn start(db: &Path) -> (Child, SocketAddr) {
 }
 
 fn login(addr: SocketAddr, user: &str) -> Connection<ClientStream> {
+    login_with(addr, user, false)
+}
+
+fn login_with(addr: SocketAddr, user: &str, sm: bool) -> Connection<ClientStream> {
     let tls = client_config(&Trust::InsecureAcceptAny, Versions::Any).unwrap();
     let options = ClientOptions::new(addr, "localhost", tls);
     let mut config = ClientConfig::new(
@@ -57,6 +63,9 @@ fn login(addr: SocketAddr, user: &str) -> Connection<ClientStream> {
         format!("{user}-pw"),
     );
     config.resource = Some("r".to_owned());
+    if sm {
+        config.sm = SmConfig::on();
+    }
     let mut conn = Connection::connect(&options, config, OsEntropy::new()).unwrap();
     conn.negotiate(WAIT).unwrap();
     conn
@@ -237,6 +246,104 @@ fn sigkill_mid_storm_loses_nothing_acknowledged_and_duplicates_nothing() {
         acks.sets.len(),
         acks.subscriptions.len(),
         items.len(),
+        ids.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The last `h` the server sent (stanzas it counts as handled, from the first after
+/// `<enable/>`).
+fn acked(conn: &Connection<ClientStream>) -> u32 {
+    conn.machine()
+        .as_client()
+        .and_then(ClientStream::sm_state)
+        .map_or(0, |state| state.acked)
+}
+
+/// Messages the offline bob has stored, by id, once each and in order.
+fn stored_for_bob(db: &Path) -> Vec<String> {
+    let bob = BareJid::new("bob@localhost").unwrap();
+    Db::open(db)
+        .unwrap()
+        .take_offline(&bob)
+        .unwrap()
+        .iter()
+        .map(|m| m.attr("id").unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn sigkill_loses_no_message_acknowledged_by_stream_management() {
+    const STORM: u32 = 90;
+    const KILL_AT: u32 = 30;
+    let dir = temp_dir("crash-sm");
+    let db = dir.join("crash-sm.db");
+    let (mut server, addr) = start(&db);
+    let mut alice = login_with(addr, "alice", true);
+    // Counting starts with `<enable/>`: every stanza from here on is one of the messages.
+    let deadline = Instant::now() + WAIT;
+    while alice
+        .machine()
+        .as_client()
+        .and_then(ClientStream::sm_state)
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "stream management was not enabled"
+        );
+        match alice.next_event(Duration::from_millis(50)) {
+            Ok(_) | Err(xmpp_host::Error::Timeout) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut sent = 0;
+    let mut killed = false;
+    let deadline = Instant::now() + WAIT;
+    while !killed && Instant::now() < deadline {
+        // In bursts: the database has a queue to work through when the server dies.
+        for _ in 0..10 {
+            if sent < STORM {
+                let xml = format!(
+                    "<message xmlns='jabber:client' to='bob@localhost' id='msg-{sent}'><body>{sent}</body></message>"
+                );
+                alice.send(&parse(&xml)).unwrap();
+                sent += 1;
+            }
+        }
+        let _ = alice.next_event(Duration::from_millis(1));
+        if acked(&alice) >= KILL_AT {
+            server.kill().unwrap(); // SIGKILL
+            killed = true;
+        }
+    }
+    // Every acknowledgement the server sent before it died.
+    while let Ok(Some(_)) = alice.next_event(Duration::from_millis(500)) {}
+    let acked = acked(&alice);
+    if !killed {
+        server.kill().unwrap();
+    }
+    server.wait().unwrap();
+    assert!(killed, "{KILL_AT} acknowledgements never came");
+    drop(alice);
+
+    // A new process on the same file: it stores nothing more by itself.
+    let (mut server, _) = start(&db);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let ids = stored_for_bob(&db);
+    let expected: Vec<String> = (0..ids.len()).map(|i| format!("msg-{i}")).collect();
+    assert_eq!(
+        ids, expected,
+        "stored messages are not a prefix of those sent, once each"
+    );
+    assert!(
+        ids.len() >= usize::try_from(acked).unwrap(),
+        "the server acknowledged {acked} messages and stored only {}",
+        ids.len()
+    );
+    eprintln!(
+        "crash (sm): {sent} of {STORM} messages sent, {acked} acknowledged, {} stored",
         ids.len()
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -77,9 +77,10 @@ pub(super) fn start(
 enum Answer {
     Loaded(xmpp_im::LoadId, Result<xmpp_im::AccountData, StoreError>),
     Written(xmpp_im::WriteId, Result<(), StoreError>),
-    Refused(minidom::Element),
+    Refused(u64, minidom::Element),
     Taken(xmpp_jid::FullJid, Vec<minidom::Element>),
-    Stored,
+    Stored(u64),
+    Nothing,
 }
 
 impl Answer {
@@ -88,9 +89,10 @@ impl Answer {
         match self {
             Answer::Loaded(id, result) => shared.hub.storage_loaded(now, id, result),
             Answer::Written(id, result) => shared.hub.storage_written(now, id, result),
-            Answer::Refused(stanza) => shared.hub.offline_refused(now, &stanza),
+            Answer::Refused(id, stanza) => shared.hub.offline_refused(now, id, &stanza),
             Answer::Taken(jid, messages) => shared.hub.offline_taken(now, &jid, messages),
-            Answer::Stored => {}
+            Answer::Stored(id) => shared.hub.offline_stored(now, id),
+            Answer::Nothing => {}
         }
     }
 }
@@ -107,10 +109,10 @@ fn serve(db: &mut Db, request: StorageRequest) -> Answer {
         StorageRequest::Write { id, changes } => {
             Answer::Written(id, db.write(&changes).map_err(|e| store_error(&e)))
         }
-        StorageRequest::StoreOffline { user, stanza } => {
+        StorageRequest::StoreOffline { id, user, stanza } => {
             match db.store_offline(&user, &stanza, MAX_OFFLINE_PER_ACCOUNT) {
-                Ok(true) => Answer::Stored,
-                Ok(false) | Err(_) => Answer::Refused(stanza),
+                Ok(true) => Answer::Stored(id),
+                Ok(false) | Err(_) => Answer::Refused(id, stanza),
             }
         }
         StorageRequest::TakeOffline { jid } => {
@@ -137,9 +139,9 @@ pub(super) fn submit(shared: &mut Shared, request: StorageRequest) {
     let answer = match request {
         StorageRequest::Load { id, .. } => Answer::Loaded(id, Err(failure)),
         StorageRequest::Write { id, .. } => Answer::Written(id, Err(failure)),
-        StorageRequest::StoreOffline { stanza, .. } => Answer::Refused(stanza),
+        StorageRequest::StoreOffline { id, stanza, .. } => Answer::Refused(id, stanza),
         // Nothing taken: the messages stay stored for the next initial presence.
-        StorageRequest::TakeOffline { .. } => Answer::Stored,
+        StorageRequest::TakeOffline { .. } => Answer::Nothing,
     };
     answer.deliver(shared);
 }
