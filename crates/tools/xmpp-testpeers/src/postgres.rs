@@ -1,0 +1,178 @@
+//! A private PostgreSQL for database tests: Debian's binaries (`postgresql`, in
+//! `/usr/lib/postgresql/<version>/bin`), a cluster made with `initdb` in a temp dir, the
+//! server on loopback at a free port with its socket in that dir, stopped by pid when
+//! dropped. Nothing of the machine's own PostgreSQL (if it runs one) is touched.
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{PeerError, chown_to, free_port, run_as, service_user, stop_pid, tail};
+
+/// The role and database the tests use (trust authentication, loopback only).
+const ROLE: &str = "xmpp";
+
+/// Clusters started by this process (their dirs).
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Where Debian installs PostgreSQL's server binaries: the newest version present.
+pub fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("postgres").exists() && bin.join("initdb").exists()).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// A running private PostgreSQL server.
+#[derive(Debug)]
+pub struct PostgresServer {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PostgresServer {
+    /// `initdb` a cluster in a fresh temp dir and start the server on `127.0.0.1` at a free
+    /// port. `Err(NotInstalled)`-like: `Io(NotFound)` when the binaries are missing.
+    pub fn start() -> Result<Self, PeerError> {
+        let bin = postgres_bin().ok_or_else(|| {
+            PeerError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                "PostgreSQL server binaries (Debian package postgresql) not found",
+            ))
+        })?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "xmpp-testpeers-postgres-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(PeerError::Io)?;
+        // PostgreSQL refuses to run as root: as its Debian service user then.
+        let user = service_user("postgres");
+        chown_to(&dir, user).map_err(PeerError::Io)?;
+        let data = dir.join("data");
+        let out = run_as(user, &bin.join("initdb").to_string_lossy())
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", ROLE, "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(PeerError::Io)?;
+        if !out.status.success() {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(PeerError::StartTimeout(format!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let port = free_port().map_err(PeerError::Io)?;
+        let log = fs::File::create(dir.join("postgres.log")).map_err(PeerError::Io)?;
+        let log2 = log.try_clone().map_err(PeerError::Io)?;
+        let child = run_as(user, &bin.join("postgres").to_string_lossy())
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&dir)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            // Durable across a killed client process is what the tests need, not across a
+            // power cut: no fsync keeps them fast.
+            .args(["-c", "fsync=off", "-c", "max_connections=20"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(PeerError::Io)?;
+        let server = PostgresServer {
+            child: Some(child),
+            dir,
+            port,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// The connection URL (`postgres://xmpp@127.0.0.1:PORT/postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://{ROLE}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The server's port on `127.0.0.1`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster's temp dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&self) -> Result<(), PeerError> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            // Accepting on TCP, and past recovery ("ready to accept connections").
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok()
+                && self.log().contains("ready to accept connections")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(PeerError::StartTimeout(tail(&self.log(), 40)))
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // TERM is PostgreSQL's "smart" shutdown; the whole group (runuser and postgres).
+            let group = format!("-{}", child.id());
+            stop_pid(&group, || matches!(child.try_wait(), Ok(None)));
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn starts_on_loopback_and_stops_by_pid() {
+        if postgres_bin().is_none() {
+            crate::skip_or_fail("PostgreSQL (Debian package postgresql) is not installed");
+            return;
+        }
+        let server = PostgresServer::start().unwrap();
+        let port = server.port();
+        let dir = server.dir().to_owned();
+        assert!(server.url().ends_with(&format!(":{port}/postgres")));
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
+        assert!(dir.join("data").join("PG_VERSION").exists());
+        drop(server);
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+        assert!(!dir.exists());
+    }
+}
