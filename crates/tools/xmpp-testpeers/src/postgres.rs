@@ -80,14 +80,34 @@ impl PostgresServer {
             )));
         }
         let port = free_port().map_err(PeerError::Io)?;
-        let log = fs::File::create(dir.join("postgres.log")).map_err(PeerError::Io)?;
+        let mut server = PostgresServer {
+            child: None,
+            dir,
+            port,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// Starts the server again on the same cluster and port after [`stop`](Self::stop) (or
+    /// [`pause`](Self::pause)): what was committed before is there.
+    pub fn restart(&mut self) -> Result<(), PeerError> {
+        self.stop();
+        let bin = postgres_bin().ok_or_else(|| {
+            PeerError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                "PostgreSQL server binaries (Debian package postgresql) not found",
+            ))
+        })?;
+        let user = service_user("postgres");
+        let log = fs::File::create(self.dir.join("postgres.log")).map_err(PeerError::Io)?;
         let log2 = log.try_clone().map_err(PeerError::Io)?;
         let child = run_as(user, &bin.join("postgres").to_string_lossy())
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.join("data"))
             .arg("-k")
-            .arg(&dir)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(&self.dir)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             // Durable across a killed client process is what the tests need, not across a
             // power cut: no fsync keeps them fast.
             .args(["-c", "fsync=off", "-c", "max_connections=20"])
@@ -97,13 +117,62 @@ impl PostgresServer {
             .process_group(0)
             .spawn()
             .map_err(PeerError::Io)?;
-        let server = PostgresServer {
-            child: Some(child),
-            dir,
-            port,
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// Stops the server (PostgreSQL's "fast" shutdown: open sessions are ended, everything
+    /// committed is kept); [`restart`](Self::restart) starts it again. Its port is refused
+    /// meanwhile.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The whole group (runuser and postgres); INT is the fast shutdown (TERM, the
+            // smart one, would wait for every client to disconnect).
+            let group = format!("-{}", child.id());
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", "--", &group])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                stop_pid(&group, || matches!(child.try_wait(), Ok(None)));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (`SIGSTOP` to the postmaster and each of its processes, which
+    /// PostgreSQL puts in sessions of their own): connections stay open and nothing is
+    /// answered, as with an overloaded or hung database, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// `signal` to the postmaster (its pid from `postmaster.pid`) and its children.
+    fn signal(&self, signal: &str) {
+        if self.child.is_none() {
+            return;
+        }
+        let pid = fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        let Some(pid) = pid else {
+            return;
         };
-        server.wait_ready()?;
-        Ok(server)
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &pid])
+            .status();
+        let _ = std::process::Command::new("pkill")
+            .args([signal, "-P", &pid])
+            .status();
     }
 
     /// The connection URL (`postgres://xmpp@127.0.0.1:PORT/postgres`).
@@ -143,12 +212,9 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // TERM is PostgreSQL's "smart" shutdown; the whole group (runuser and postgres).
-            let group = format!("-{}", child.id());
-            stop_pid(&group, || matches!(child.try_wait(), Ok(None)));
-            let _ = child.wait();
-        }
+        // A paused server would ignore the shutdown signal.
+        self.resume();
+        self.stop();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -165,8 +231,12 @@ mod tests {
             crate::skip_or_fail("PostgreSQL (Debian package postgresql) is not installed");
             return;
         }
-        let server = PostgresServer::start().unwrap();
+        let mut server = PostgresServer::start().unwrap();
         let port = server.port();
+        // Stopped, then started again on the same cluster and port.
+        server.stop();
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+        server.restart().unwrap();
         let dir = server.dir().to_owned();
         assert!(server.url().ends_with(&format!(":{port}/postgres")));
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
