@@ -11,7 +11,8 @@
 //! The schema is versioned: `schema_version` holds the number of [`MIGRATIONS`] applied, and
 //! opening a file applies the missing ones in one transaction each. Every write is one
 //! transaction, committed with `synchronous=FULL` in WAL mode: once [`Db::write`] returns,
-//! the change survives the process being killed (and a power cut).
+//! the change survives the process being killed (and a power cut). [`postgres::PgDb`] keeps
+//! the same data with the same version numbers and the same guarantees on PostgreSQL.
 
 pub mod postgres;
 
@@ -615,17 +616,21 @@ pub(crate) fn privacy_data(
     })
 }
 
+/// One stored credentials row: hash, salt, iterations, `StoredKey`, `ServerKey` (all `None`:
+/// an account without credentials).
+pub(crate) type CredentialsRow = (
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<u32>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
 /// One account's credentials row (`None` columns: an account without credentials).
 pub(crate) fn push_credentials(
     out: &mut Accounts,
     jid: &str,
-    row: (
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<u32>,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-    ),
+    row: CredentialsRow,
 ) -> Result<(), DbError> {
     let bare = BareJid::new(jid).map_err(|_| corrupt("account", jid))?;
     if out.last().is_none_or(|(j, _)| j != &bare) {
