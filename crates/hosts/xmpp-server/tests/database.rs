@@ -438,3 +438,170 @@ fn postgres_frozen_bounds_the_queue_with_resource_constraint() {
         stored.len() - 1
     );
 }
+
+/// What the IM machine writes comes back as the same account (and as a `MemoryStore`
+/// holding the same changes has it); credentials, never the password; offline messages
+/// bounded, in order, taken once; deleting an account deletes everything; opening again
+/// keeps the data and applies no migration twice. The same on both stores.
+fn store_semantics(db: &TestDb) {
+    use xmpp_im::privacy::{Limits, PrivacyList};
+    use xmpp_im::{
+        AccountData, Change, ContactState, MemoryStore, PrivacyData, RosterEntry, RosterStore,
+        State,
+    };
+    use xmpp_sasl::{PasswordPrep, ScramHash, StoredCredentials};
+    let bare = |s: &str| BareJid::new(s).unwrap();
+    let mut store = db.open();
+    assert_eq!(store.version().unwrap(), xmpp_server::db::MIGRATIONS.len());
+    let alice = bare("alice@localhost");
+    assert!(store.set_user(&alice, "pw", b"salt", 4096).unwrap());
+    assert!(!store.set_user(&alice, "pw2", b"salt", 4096).unwrap());
+    let mut mem = MemoryStore::new();
+    mem.add_account(alice.clone());
+    let mut entry = RosterEntry::new(bare("bob@localhost"));
+    entry.name = Some("Bob".into());
+    entry.groups = vec!["Friends".into(), "Work".into()];
+    entry.in_roster = true;
+    entry.state = ContactState {
+        state: State::NonePendingIn,
+        pre_approved: false,
+    };
+    entry.request = Some(parse(
+        "<presence xmlns='jabber:client' type='subscribe' from='bob@localhost'><status>hi</status></presence>",
+    ));
+    let mut zed = RosterEntry::new(bare("zed@localhost"));
+    zed.groups = vec!["Work".into()];
+    zed.state = ContactState {
+        state: State::Both,
+        pre_approved: true,
+    };
+    let list = parse(
+        "<list xmlns='jabber:iq:privacy' name='l'><item type='group' value='Work' action='deny' order='1'/><item action='allow' order='2'/></list>",
+    );
+    let privacy = PrivacyData {
+        lists: vec![PrivacyList::parse(&list, &["Work".into()], &Limits::default()).unwrap()],
+        default: Some("l".into()),
+        blocked: vec![xmpp_jid::Jid::new("eve@localhost").unwrap()],
+    };
+    let changes = vec![
+        Change::PutEntry {
+            user: alice.clone(),
+            entry: entry.clone(),
+        },
+        Change::PutEntry {
+            user: alice.clone(),
+            entry: zed,
+        },
+        Change::PutEntry {
+            user: alice.clone(),
+            entry: RosterEntry::new(bare("carol@localhost")),
+        },
+        Change::DeleteEntry {
+            user: alice.clone(),
+            contact: bare("carol@localhost"),
+        },
+        Change::Version {
+            user: alice.clone(),
+            version: 7,
+        },
+        Change::Privacy {
+            user: alice.clone(),
+            data: privacy,
+        },
+    ];
+    store.write(&changes).unwrap();
+    for c in changes {
+        mem.apply(c);
+    }
+    let loaded = store.load(&alice).unwrap();
+    assert_eq!(loaded, mem.load(&alice));
+    assert_eq!(loaded.entries.len(), 2);
+    assert_eq!(loaded.version, 7);
+    assert_eq!(
+        store.load(&bare("nobody@localhost")).unwrap(),
+        AccountData::missing()
+    );
+    // A write that fails changes nothing (all or none): an entry for a missing account
+    // violates the foreign key after a change that would have succeeded.
+    let failing = [
+        Change::Version {
+            user: alice.clone(),
+            version: 8,
+        },
+        Change::PutEntry {
+            user: bare("nobody@localhost"),
+            entry: RosterEntry::new(bare("x@localhost")),
+        },
+    ];
+    assert!(store.write(&failing).is_err());
+    assert_eq!(store.load(&alice).unwrap().version, 7);
+    // Credentials, never the password.
+    let users = store.users().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].1.len(), ScramHash::ALL.len());
+    let expected = StoredCredentials::derive(
+        ScramHash::Sha256,
+        "pw2",
+        PasswordPrep::SaslPrep,
+        b"salt",
+        4096,
+    )
+    .unwrap();
+    assert!(
+        users[0]
+            .1
+            .iter()
+            .any(|c| c.stored_key() == expected.stored_key())
+    );
+    // Offline messages: bounded, taken once, in order.
+    let m = |i: u32| parse(&format!("<message xmlns='jabber:client' id='m{i}'/>"));
+    assert!(store.store_offline(&alice, &m(1), 2).unwrap());
+    assert!(store.store_offline(&alice, &m(2), 2).unwrap());
+    assert!(!store.store_offline(&alice, &m(3), 2).unwrap());
+    assert!(
+        !store
+            .store_offline(&bare("nobody@localhost"), &m(4), 2)
+            .unwrap()
+    );
+    assert_eq!(store.offline_count(&alice).unwrap(), 2);
+    drop(store);
+    // Opened again: the same data, the same schema version.
+    let mut store = db.open();
+    assert_eq!(store.version().unwrap(), xmpp_server::db::MIGRATIONS.len());
+    assert_eq!(store.load(&alice).unwrap(), mem.load(&alice));
+    let taken = store.take_offline(&alice).unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|e| e.attr("id").unwrap())
+            .collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    assert!(store.take_offline(&alice).unwrap().is_empty());
+    // Deleting the account deletes everything.
+    assert!(store.store_offline(&alice, &m(5), 2).unwrap());
+    assert!(store.delete_user(&alice).unwrap());
+    assert_eq!(store.load(&alice).unwrap(), AccountData::missing());
+    assert_eq!(store.offline_count(&alice).unwrap(), 0);
+    assert!(store.users().unwrap().is_empty());
+    assert!(!store.delete_user(&alice).unwrap());
+}
+
+#[test]
+fn store_semantics_sqlite() {
+    let dir = temp_dir("store");
+    store_semantics(&TestDb::sqlite(&dir, "store.db"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn store_semantics_postgres() {
+    assert_eq!(
+        xmpp_server::db::postgres::PG_MIGRATIONS.len(),
+        xmpp_server::db::MIGRATIONS.len(),
+        "both stores number their schema versions alike"
+    );
+    if let Some(db) = TestDb::postgres() {
+        store_semantics(&db);
+    }
+}

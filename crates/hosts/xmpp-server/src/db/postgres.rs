@@ -132,6 +132,19 @@ impl Store for PgDb {
     forward_store!();
 }
 
+/// A PostgreSQL error as text: the server's own message when it answered one.
+fn describe(e: &postgres::Error) -> DbError {
+    match e.as_db_error() {
+        Some(db) => DbError(format!(
+            "PostgreSQL: {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )),
+        None => DbError(format!("PostgreSQL: {e}")),
+    }
+}
+
 /// `i64` for a count or position (saturating: no stored count comes near).
 fn int(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -166,13 +179,10 @@ impl PgDb {
         let client = match self.client.take() {
             Some(client) if !client.is_closed() => client,
             _ => {
-                let mut client = self
-                    .config
-                    .connect(NoTls)
-                    .map_err(|e| DbError(format!("PostgreSQL: {e}")))?;
+                let mut client = self.config.connect(NoTls).map_err(|e| describe(&e))?;
                 client
                     .batch_execute("SET synchronous_commit TO on")
-                    .map_err(|e| DbError(format!("PostgreSQL: {e}")))?;
+                    .map_err(|e| describe(&e))?;
                 client
             }
         };
@@ -184,7 +194,7 @@ impl PgDb {
                 if e.as_db_error().is_none() || client.is_closed() {
                     self.client = None;
                 }
-                Err(DbError(format!("PostgreSQL: {e}")))
+                Err(describe(&e))
             }
         }
     }
