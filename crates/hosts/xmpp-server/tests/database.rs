@@ -1,7 +1,7 @@
 //! The server on a database (`HubConfig::database`), SQLite and PostgreSQL: what clients were
 //! told is stored survives a restart on the same database; account management works on it; a
-//! stopped or frozen PostgreSQL, or a locked SQLite file, degrades into clear stanza errors and
-//! bounded queues, never a hang nor a lost acknowledged write.
+//! stopped or frozen PostgreSQL, or a database locked by another writer, degrades into clear
+//! stanza errors and bounded queues, never a hang nor a lost acknowledged write.
 //!
 //! The PostgreSQL tests run a private server (`xmpp_testpeers::PostgresServer`) and are
 //! skipped (`SKIPPED: ` on standard error) where Debian's `postgresql` is not installed, or
@@ -606,25 +606,32 @@ fn store_semantics_postgres() {
     }
 }
 
-/// SQLite locked by another writer (a long transaction elsewhere, as with a slow disk): a
-/// write waits SQLite's busy timeout (5 s), then fails clearly (`internal-server-error`),
-/// with no hang; once the lock is gone, writes are acknowledged again, and what was
-/// acknowledged is there, what was refused is not.
-#[test]
-fn sqlite_locked_fails_writes_clearly_then_recovers() {
-    let dir = temp_dir("locked");
-    let db = TestDb::sqlite(&dir, "locked.db");
-    let server = ServerHandle::spawn(loopback(), runtime_config(config(&db), "localhost")).unwrap();
+/// The database locked by another writer (a long transaction elsewhere, as with a slow disk
+/// or a maintenance job): a write waits the lock timeout (5 s on both stores), then fails
+/// clearly (`internal-server-error`), with no hang; once the lock is gone, writes are
+/// acknowledged again, and what was acknowledged is there, what was refused is not.
+fn locked_fails_writes_clearly_then_recovers(db: &TestDb) {
+    let server = ServerHandle::spawn(loopback(), runtime_config(config(db), "localhost")).unwrap();
     let mut alice = login(&server, "localhost", "alice", "desk", WAIT);
     alice.send(&roster_set("r1", "c1")).unwrap();
     let result = alice.wait_stanza(WAIT, has_id("r1")).unwrap();
     assert_eq!(result.attr("type"), Some("result"), "{result:?}");
 
-    let xmpp_server::db::Location::Sqlite(path) = db.location() else {
-        panic!("not SQLite")
+    // Another writer holds the lock until released.
+    let release: Box<dyn FnOnce()> = match db.location() {
+        xmpp_server::db::Location::Sqlite(path) => {
+            let lock = rusqlite::Connection::open(&path).unwrap();
+            lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            Box::new(move || lock.execute_batch("ROLLBACK").unwrap())
+        }
+        xmpp_server::db::Location::Postgres(url) => {
+            let mut lock = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            lock.batch_execute("BEGIN; LOCK TABLE roster IN ACCESS EXCLUSIVE MODE")
+                .unwrap();
+            Box::new(move || lock.batch_execute("ROLLBACK").unwrap())
+        }
     };
-    let lock = rusqlite::Connection::open(&path).unwrap();
-    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = std::time::Instant::now();
     alice.send(&roster_set("r2", "c2")).unwrap();
     let error = alice.wait_stanza(WAIT, has_id("r2")).unwrap();
     assert_eq!(
@@ -632,8 +639,12 @@ fn sqlite_locked_fails_writes_clearly_then_recovers() {
         Some("internal-server-error"),
         "{error:?}"
     );
-    lock.execute_batch("ROLLBACK").unwrap();
-    drop(lock);
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    release();
 
     alice.send(&roster_set("r3", "c3")).unwrap();
     let result = alice.wait_stanza(WAIT, has_id("r3")).unwrap();
@@ -641,8 +652,21 @@ fn sqlite_locked_fails_writes_clearly_then_recovers() {
     drop(alice);
     server.stop().unwrap();
     assert_eq!(
-        contacts(&db, "alice@localhost"),
+        contacts(db, "alice@localhost"),
         ["c1@localhost", "c3@localhost"]
     );
+}
+
+#[test]
+fn locked_database_fails_writes_clearly_then_recovers_sqlite() {
+    let dir = temp_dir("locked");
+    locked_fails_writes_clearly_then_recovers(&TestDb::sqlite(&dir, "locked.db"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn locked_database_fails_writes_clearly_then_recovers_postgres() {
+    if let Some(db) = TestDb::postgres() {
+        locked_fails_writes_clearly_then_recovers(&db);
+    }
 }

@@ -9,7 +9,7 @@
 //! [`write`](PgDb::write) is one transaction; the session runs with
 //! `synchronous_commit = on` (PostgreSQL's default, set again in case the database's default
 //! was lowered), so a committed change is in the server's write-ahead log when the call
-//! returns.
+//! returns, and with lock and statement timeouts ([`SESSION`]).
 //!
 //! A lost connection (the database restarted, the network cut) fails the request that finds
 //! it, as a [`DbError`]; the next request connects again. Connecting gives up after
@@ -30,6 +30,14 @@ use super::{
 
 /// How long connecting may take when the URL does not say (`connect_timeout`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Set on every connection: commits durable at return (PostgreSQL's default, set again in
+/// case the database's was lowered); a lock held elsewhere is waited for 5 s at most (as
+/// SQLite's busy timeout), any statement 30 s: a stuck database fails requests clearly
+/// instead of holding the queue.
+pub const SESSION: &str = "SET synchronous_commit TO on;
+    SET lock_timeout TO '5s';
+    SET statement_timeout TO '30s';";
 
 /// The schema on PostgreSQL, one step per version, numbered as [`super::MIGRATIONS`]: step
 /// `n` takes a database from version `n` to `n + 1`.
@@ -180,9 +188,7 @@ impl PgDb {
             Some(client) if !client.is_closed() => client,
             _ => {
                 let mut client = self.config.connect(NoTls).map_err(|e| describe(&e))?;
-                client
-                    .batch_execute("SET synchronous_commit TO on")
-                    .map_err(|e| describe(&e))?;
+                client.batch_execute(SESSION).map_err(|e| describe(&e))?;
                 client
             }
         };
