@@ -153,6 +153,13 @@ impl PostgresServer {
     /// Lets a [`pause`](Self::pause)d server run again (`SIGCONT`).
     pub fn resume(&self) {
         self.signal("-CONT");
+        // `runuser` stops itself when its child stops (job control): it too, or it would
+        // never see the postmaster exit.
+        if let Some(child) = &self.child {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", "--", &child.id().to_string()])
+                .status();
+        }
     }
 
     /// `signal` to the postmaster (its pid from `postmaster.pid`) and its children.
@@ -241,7 +248,17 @@ mod tests {
         assert!(server.url().ends_with(&format!(":{port}/postgres")));
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
         assert!(dir.join("data").join("PG_VERSION").exists());
+        // Paused and resumed, it still stops at once (runuser, stopped with its child by job
+        // control, is resumed too).
+        server.pause();
+        server.resume();
+        let started = Instant::now();
         drop(server);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
         assert!(!dir.exists());
     }
