@@ -853,6 +853,29 @@ mod tests {
         assert!(!db.delete_user(&alice).unwrap());
     }
 
+    /// `--db` values: SQLite paths, PostgreSQL URLs (shown without their password), nothing
+    /// else.
+    #[test]
+    fn locations_parse_and_never_show_a_password() {
+        assert_eq!(
+            Location::parse("sqlite:/tmp/x.db"),
+            Some(Location::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(Location::parse("sqlite:"), None);
+        assert_eq!(Location::parse("mysql://h/db"), None);
+        for url in [
+            "postgres://xmpp:s3cret@db.example:5433/chat",
+            "postgresql://xmpp:s3cret@db.example:5433/chat?connect_timeout=2",
+            "postgres://xmpp@db.example:5433/chat?password=s3cret",
+        ] {
+            let location = Location::parse(url).unwrap();
+            assert_eq!(location, Location::Postgres(url.to_owned()));
+            assert_eq!(location.to_string(), "postgres://xmpp@db.example:5433/chat");
+        }
+        let odd = Location::parse("postgres://xmpp:s3cret@[bad").unwrap();
+        assert!(!odd.to_string().contains("s3cret"), "{odd}");
+    }
+
     /// Opening an existing file keeps its data and applies no migration twice.
     #[test]
     fn reopening_keeps_data_and_schema() {
