@@ -221,6 +221,23 @@ impl ServerStream {
         crate::steps::sm::detach(&mut self.machine)
     }
 
+    /// XEP-0198 with [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host): the
+    /// number of the inbound stanza last taken from [`poll_output`](Self::poll_output), to
+    /// name it later in [`stanza_handled`](Self::stanza_handled). `None` before stream
+    /// management counts inbound stanzas.
+    pub fn last_taken(&self) -> Option<u32> {
+        let sm = self.machine.sm.as_deref()?;
+        (sm.counting_in && sm.config.handled_by_host).then_some(sm.taken)
+    }
+
+    /// XEP-0198 with [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host): inbound
+    /// stanza `seq` (from [`last_taken`](Self::last_taken)) is handled; `<a h=''/>` counts it
+    /// once every stanza before it is handled too. A number handled already is ignored.
+    pub fn stanza_handled(&mut self, now: Instant, seq: u32) {
+        self.machine.core.tick(now);
+        crate::steps::sm::host_handled(&mut self.machine, seq);
+    }
+
     /// XEP-0198: whether stream management is on, and the number of stanzas sent and not yet
     /// acknowledged.
     pub fn sm_unacked(&self) -> Option<usize> {

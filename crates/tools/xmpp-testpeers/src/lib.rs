@@ -33,9 +33,11 @@
 //! [`transcripts`] lists and replays the sessions recorded against such peers.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod postgres;
 pub mod s2s;
 pub mod transcripts;
 
+pub use postgres::PostgresServer;
 pub use s2s::{PrivateDns, S2sAuth, S2sOptions, ServerCert, SrvRecord, TestCa};
 
 use std::fmt;

@@ -64,11 +64,12 @@ pub struct HubConfig {
     pub components: Vec<(BareJid, String)>,
     /// PBKDF2 iterations for the stored SCRAM credentials (4096: RFC 7677's floor).
     pub iterations: u32,
-    /// The SQLite file accounts, rosters, privacy lists and offline messages live in
-    /// ([`crate::db`]); `None`: all in memory, gone at exit. With a file, the hub asks the
-    /// host for storage through [`HubOutput::Storage`](super::HubOutput::Storage) and the
-    /// runtime answers from a thread of its own.
-    pub database: Option<std::path::PathBuf>,
+    /// The database accounts, rosters, privacy lists and offline messages live in
+    /// ([`crate::db`]: a SQLite file or PostgreSQL); `None`: all in memory, gone at exit.
+    /// With a database, the hub asks the host for storage through
+    /// [`HubOutput::Storage`](super::HubOutput::Storage) and the runtime answers from a thread
+    /// of its own.
+    pub database: Option<crate::db::Location>,
     /// `-PLUS` policy.
     pub plus: PlusPolicy,
     /// Tests only: when set, every session is recorded as a replayable transcript (the

@@ -298,8 +298,10 @@ impl Hub {
             .saturating_add(now.as_millis());
         let stamped = xmpp_im::delay::with_delay(stanza, user.domain(), at);
         if self.config.database.is_some() {
+            let id = self.durable.next_offline();
             self.out
                 .push_back(HubOutput::Storage(StorageRequest::StoreOffline {
+                    id,
                     user,
                     stanza: stamped,
                 }));
