@@ -58,7 +58,7 @@ fn start_ours(path: &Path, options: &Options) -> Result<Pair, String> {
             "--s2s-ca".to_owned(),
             dir.join("ca.pem").to_string_lossy().into_owned(),
         ];
-        let child = spawn_c2s(path, port, domain, &dir, options, &extra);
+        let child = spawn_c2s(path, port, domain, &dir, options, "memory", &extra);
         let guard = match child {
             Ok(child) => Guard::Child(child, dir),
             Err(e) => {

@@ -41,13 +41,14 @@ struct Cli {
     /// Sessions per server (accounts user0, user1, ...)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     sessions: usize,
-    /// Servers to run, in order, comma-separated (c2s is xmpp-server)
+    /// Servers to run, in order, comma-separated (c2s is xmpp-server with accounts in memory,
+    /// c2s-sqlite the same on a new SQLite file, its default store)
     #[arg(
         long,
         action = ArgAction::Set,
         value_delimiter = ',',
         default_value = "c2s,prosody,ejabberd",
-        value_parser = ["c2s", "prosody", "ejabberd"]
+        value_parser = ["c2s", "c2s-sqlite", "prosody", "ejabberd"]
     )]
     servers: Vec<String>,
     /// The xmpp-server binary [default: next to this one]
@@ -142,13 +143,15 @@ fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> 
 }
 
 /// Starts `xmpp-server` on `port` for `domain` with `dir`'s `cert.pem` and `key.pem`, every
-/// account of `options`, quiet, plus `extra` arguments, and waits until it serves.
+/// account of `options`, quiet, on the database `db` (`--db`: `memory` or `sqlite:PATH`),
+/// plus `extra` arguments, and waits until it serves.
 fn spawn_c2s(
     path: &Path,
     port: u16,
     domain: &str,
     dir: &Path,
     options: &Options,
+    db: &str,
     extra: &[String],
 ) -> Result<Child, String> {
     let mut command = Command::new(path);
@@ -162,10 +165,8 @@ fn spawn_c2s(
         .arg("--key")
         .arg(dir.join("key.pem"))
         .arg("--quiet")
-        // Accounts and rosters in memory, as in every figure recorded so far: the SQLite
-        // store's figures are issue 21's to measure, side by side with this.
         .arg("--db")
-        .arg("memory")
+        .arg(db)
         .args(extra);
     for i in 0..options.sessions {
         command
@@ -191,7 +192,9 @@ fn spawn_c2s(
     Ok(child)
 }
 
-fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
+/// Starts `xmpp-server` with its accounts and rosters in memory (`sqlite` false) or in a new
+/// SQLite file in its temp dir (the server's default store), and waits until it serves.
+fn start_c2s(path: &Path, options: &Options, sqlite: bool) -> Result<Started, String> {
     let begin = Instant::now();
     let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -202,10 +205,19 @@ fn start_c2s(path: &Path, options: &Options) -> Result<Started, String> {
     fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
         .map_err(|e| e.to_string())?;
     let port = free_port()?;
-    let child = spawn_c2s(path, port, &options.domain, &dir, options, &[])?;
+    let db = if sqlite {
+        let file = dir.join("accounts.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+        format!("sqlite:{}", file.display())
+    } else {
+        "memory".to_owned()
+    };
+    let child = spawn_c2s(path, port, &options.domain, &dir, options, &db, &[])?;
     let pid = child.id();
     Ok(Started {
-        name: "xmpp-server (tokio example)",
+        name: leak_name(if sqlite { "c2s-sqlite" } else { "c2s" }),
         target: Target::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             cert_pem,
@@ -301,8 +313,8 @@ fn main() -> ExitCode {
     let mut rows: Vec<(&'static str, usize, Result<Report, String>)> = Vec::new();
     for server in &cli.servers {
         let started = match server.as_str() {
-            "c2s" => match c2s_path(cli.c2s.clone()) {
-                Some(path) => start_c2s(&path, &options),
+            "c2s" | "c2s-sqlite" => match c2s_path(cli.c2s.clone()) {
+                Some(path) => start_c2s(&path, &options, server == "c2s-sqlite"),
                 None => Err(
                     "xmpp-server binary not found (build it with cargo build --release \
                              -p xmpp-server, or pass --c2s PATH)"
@@ -381,6 +393,7 @@ fn main() -> ExitCode {
 fn leak_name(name: &str) -> &'static str {
     match name {
         "c2s" => "xmpp-server (tokio example)",
+        "c2s-sqlite" => "xmpp-server (tokio example, SQLite)",
         "prosody" => "Prosody",
         "ejabberd" => "ejabberd",
         _ => "unknown",
@@ -455,6 +468,8 @@ mod tests {
         assert_eq!(cli.servers, ["c2s"]);
         assert!(parse(&["--federation"]).unwrap().federation);
         assert!(parse(&["--servers", "c2s,openfire"]).is_err());
+        let cli = parse(&["--servers", "c2s-sqlite,c2s"]).unwrap();
+        assert_eq!(cli.servers, ["c2s-sqlite", "c2s"]);
         assert!(
             parse(&["--register-budget", "150"]).is_err(),
             "removed flag"
