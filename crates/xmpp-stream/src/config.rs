@@ -239,6 +239,13 @@ pub struct ServerConfig {
     pub sm: crate::sm::SmConfig,
     /// XEP-0199 pings when the client is silent (default none).
     pub ping: Option<crate::sm::PingConfig>,
+    /// Routing without trees (default off): once the stream is negotiated, the client's
+    /// `message` and `presence` stanzas come as [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope)
+    /// (validated bytes and decoded header, no element built) instead of
+    /// [`Event::Stanza`](crate::Event::Stanza); iqs (which the stream itself may answer:
+    /// pings, legacy sessions), negotiation elements and nonzas stay elements. A WebSocket
+    /// stream keeps the element path.
+    pub envelopes: bool,
 }
 
 /// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).
@@ -280,6 +287,7 @@ impl ServerConfig {
             redirect: None,
             sm: crate::sm::SmConfig::default(),
             ping: None,
+            envelopes: false,
         }
     }
 }
