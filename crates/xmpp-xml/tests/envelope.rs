@@ -293,11 +293,21 @@ fn stamped_values_are_escaped_and_checked() {
         parse_in(NS_CLIENT, &out).attr("to"),
         Some("a'\"<&>\t\n\r b")
     );
-    let bad = Stamp {
-        to: Some("\u{1}"),
+    for bad in ["\u{1}", "a\u{1f}", "x\u{FFFE}", "\u{FFFF}y"] {
+        let bad = Stamp {
+            to: Some(bad),
+            ..Stamp::new(NS_CLIENT)
+        };
+        assert_eq!(env.splice(&bad), Err(SpliceError::InvalidValue));
+    }
+    // Non-ASCII is copied as is (U+FFFD and U+EFBF's neighbours included), DEL too.
+    let fine = "j\u{fc}liet\u{FFFD}\u{10FFFF}\u{7f}\u{EFBF}&";
+    let stamp = Stamp {
+        to: Some(fine),
         ..Stamp::new(NS_CLIENT)
     };
-    assert_eq!(env.splice(&bad), Err(SpliceError::InvalidValue));
+    let out = env.splice(&stamp).unwrap();
+    assert_eq!(parse_in(NS_CLIENT, &out).attr("to"), Some(fine));
 }
 
 // ----- properties -----
