@@ -4,6 +4,8 @@
 //! stanza (the element path delivers typed stanzas re-serialized).
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
+use std::fmt::Write as _;
+
 use minidom::Element;
 use proptest::prelude::*;
 use xmpp_im::{MemoryStore, Output, Server, ServerConfig, Stanza};
@@ -191,18 +193,18 @@ fn message(
 ) -> String {
     let mut s = String::from("<message id='m1'");
     if let Some(to) = to {
-        s += &format!(" to='{to}'");
+        let _ = write!(s, " to='{to}'");
     }
     if let Some(kind) = kind {
-        s += &format!(" type='{kind}'");
+        let _ = write!(s, " type='{kind}'");
     }
     if from_attr {
-        s += &format!(" from='{sender}'");
+        let _ = write!(s, " from='{sender}'");
     }
     if lang {
         s += " xml:lang='fr'";
     }
-    s += &format!("><body>{body}</body>");
+    let _ = write!(s, "><body>{body}</body>");
     if extra {
         s += "<active xmlns='http://jabber.org/protocol/chatstates'/><x xmlns='urn:x' a='&lt;1'/>";
     }

@@ -126,8 +126,9 @@ pub enum Event {
     /// rewritten: the envelope's `from` is as the client sent it, and the host stamps the
     /// stream's full JID ([`ServerStream::jid`](crate::ServerStream::jid)) when it forwards
     /// the stanza ([`ServerStream::send_envelope`](crate::ServerStream::send_envelope)).
-    /// Counted by XEP-0198 exactly as an [`Event::Stanza`] (when the host takes it).
-    StanzaEnvelope(xmpp_xml::Envelope),
+    /// Counted by XEP-0198 exactly as an [`Event::Stanza`] (when the host takes it). Boxed:
+    /// an envelope is over 200 bytes, which every queued output would otherwise carry.
+    StanzaEnvelope(Box<xmpp_xml::Envelope>),
     /// XEP-0198 stream management: enabled, refused, resumed, a resumption request or
     /// failure, a stanza dropped from the bounded queue.
     Sm(crate::sm::SmEvent),

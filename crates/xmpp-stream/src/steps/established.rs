@@ -219,6 +219,6 @@ pub(crate) fn from_client_envelope(
         }
         return Ok(());
     }
-    m.core.event(Event::StanzaEnvelope(envelope));
+    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
     Ok(())
 }

@@ -32,7 +32,7 @@ enum ClientStanza<'a> {
     /// The element path.
     Element(&'a Element),
     /// An envelope (`ServerConfig::envelopes`).
-    Envelope(xmpp_stream::Envelope),
+    Envelope(Box<xmpp_stream::Envelope>),
 }
 
 impl Hub {
@@ -185,7 +185,7 @@ impl Hub {
     /// A client's stanza as an envelope (`ServerConfig::envelopes` on the hub's stream
     /// template, issue 17): decided by the IM machine on the envelope where it can be, and
     /// forwarded as bytes ([`Hub::forward`]); otherwise the machine builds the element.
-    fn on_envelope(&mut self, id: SessionId, now: Instant, envelope: xmpp_stream::Envelope) {
+    fn on_envelope(&mut self, id: SessionId, now: Instant, envelope: Box<xmpp_stream::Envelope>) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
@@ -211,7 +211,7 @@ impl Hub {
             // machine has processed it (`route_im`).
             let handled = match stanza {
                 ClientStanza::Element(stanza) => self.im.handle_client_stanza(jid, stanza),
-                ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, envelope),
+                ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, *envelope),
             };
             if handled.is_ok() {
                 self.route_im(now);
@@ -225,7 +225,7 @@ impl Hub {
             }
             ClientStanza::Envelope(envelope) => {
                 self.im
-                    .handle_session_envelope(&mut self.store, jid, envelope)
+                    .handle_session_envelope(&mut self.store, jid, *envelope)
             }
         };
         if handled.is_err() {
