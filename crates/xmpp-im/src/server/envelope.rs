@@ -145,11 +145,10 @@ impl Server {
         if to.node().is_none() || !self.is_local(to.domain()) {
             return None;
         }
-        let sender = from.to_bare();
-        let user = to.to_bare();
-        let plain =
-            |u: &xmpp_jid::BareJid| self.cache.has(u) && !self.privacy.contains_key(u.as_str());
-        if !plain(&sender) || !plain(&user) {
+        // Both accounts loaded, neither with privacy state: looked up by their enforced bare
+        // strings, no `BareJid` built.
+        let plain = |u: &str| self.cache.has_str(u) && !self.privacy.contains_key(u);
+        if !plain(bare_str(from.as_str())) || !plain(bare_str(to.as_str())) {
             return None;
         }
         self.sessions.get(bare_str(to.as_str()))?;
