@@ -10,7 +10,7 @@ use minidom::Element;
 use proptest::prelude::*;
 use xmpp_im::{MemoryStore, Output, Server, ServerConfig, Stanza};
 use xmpp_jid::{BareJid, FullJid};
-use xmpp_xml::{Envelope, Event, StreamParser};
+use xmpp_xml::{Envelope, Event, Stamp, StreamParser};
 
 const HEADER: &str = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 
@@ -101,8 +101,14 @@ impl World {
         std::iter::from_fn(|| self.server.poll_output()).collect()
     }
 
+    /// The element path as `xmpp-stream` feeds it: `from` stamped with the session's JID.
     fn element(&mut self, from: &str, stanza: &str) -> Vec<Output> {
-        let (_, element) = parse(stanza);
+        let (_, mut element) = parse(stanza);
+        let stamp = Stamp {
+            from: Some(from),
+            ..Stamp::new("jabber:client")
+        };
+        xmpp_xml::stamp_element(&mut element, &stamp);
         self.server
             .handle_session_stanza(&mut self.store, &full(from), &element)
             .unwrap();
@@ -283,4 +289,31 @@ fn payload_validation_is_the_documented_difference() {
     );
     let out = w.envelope("romeo@example.com/orchard", stanza);
     assert_eq!(forwards(&out), 2, "{out:?}");
+}
+
+#[test]
+fn stanzas_the_element_path_refuses_are_refused_alike() {
+    // Taken by the element path (presence, iq, remote `to`), refused for their payload: the
+    // error reply goes to the sender's full JID on both paths (the envelope's element gets
+    // `from` stamped as the stream's element path would).
+    let refused = [
+        "<presence><priority>high</priority></presence>",
+        "<presence><show>a</show><show>b</show></presence>",
+        "<message to='x@remote.example' type='chat'><body>a</body><body>b</body></message>",
+        "<iq type='get' id='q' to='juliet@example.com/balcony'/>",
+    ];
+    for stanza in refused {
+        let mut by_element = World::new([1, 1, 0], true, false);
+        let mut by_envelope = World::new([1, 1, 0], true, false);
+        let a = normalized(by_element.element("romeo@example.com/orchard", stanza));
+        let b = normalized(by_envelope.envelope("romeo@example.com/orchard", stanza));
+        assert_eq!(a, b, "{stanza}");
+        assert!(
+            a.iter().any(|o| matches!(o, Output::Deliver { to, stanza }
+                if to.as_str() == "romeo@example.com/orchard"
+                    && stanza.attr("type") == Some("error")
+                    && stanza.attr("to") == Some("romeo@example.com/orchard"))),
+            "{stanza}: {a:?}"
+        );
+    }
 }

@@ -96,8 +96,9 @@ impl Server {
     /// it: the server stamps `from`). A message the envelope path can decide (see the module
     /// documentation of `server::envelope`) leaves as [`Output::Forward`], one per recipient
     /// sharing the bytes; every other stanza takes the element path
-    /// ([`Server::handle_client_stanza`]) with the element built from the envelope, and gives
-    /// the same outputs as it would. A stanza whose bytes do not rebuild (never for a
+    /// ([`Server::handle_client_stanza`]) with the element built from the envelope and `from`
+    /// stamped (as `xmpp-stream`'s element path hands it over), and gives the same outputs
+    /// as it would. A stanza whose bytes do not rebuild (never for a
     /// validated envelope) is dropped.
     pub fn handle_client_envelope(
         &mut self,
@@ -120,7 +121,16 @@ impl Server {
             return Ok(());
         }
         match envelope.element() {
-            Ok(element) => self.handle_client_stanza(from, &element),
+            Ok(mut element) => {
+                // As the stream's element path hands it over: `from` stamped (RFC 6120
+                // §8.1.2.1), so error replies are addressed as they would be.
+                let stamp = Stamp {
+                    from: Some(from.as_str()),
+                    ..Stamp::new(envelope.namespace())
+                };
+                xmpp_xml::stamp_element(&mut element, &stamp);
+                self.handle_client_stanza(from, &element)
+            }
             Err(_) => Ok(()),
         }
     }
