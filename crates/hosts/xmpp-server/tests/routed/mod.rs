@@ -34,6 +34,11 @@ impl Routed {
     /// Negotiated, roster fetched, initial presence sent; `envelopes` switches the hub's
     /// client streams to envelopes.
     pub(crate) fn new(envelopes: bool) -> Routed {
+        Self::with_sm(envelopes, false)
+    }
+
+    /// As [`Routed::new`], with both clients enabling XEP-0198 when `sm` (the hub offers it).
+    pub(crate) fn with_sm(envelopes: bool, sm: bool) -> Routed {
         let mut config = HubConfig::new(BareJid::new("localhost").unwrap())
             .with_user("alice", "alice-pw")
             .with_user("bob", "bob-pw");
@@ -52,6 +57,9 @@ impl Routed {
             let jid = BareJid::new(&format!("{user}@localhost")).unwrap();
             let mut cc = ClientConfig::new(jid, *pw);
             cc.resource = Some("r".to_owned());
+            if sm {
+                cc.sm = xmpp_stream::SmConfig::on();
+            }
             let seed = 10 + 2 * i as u64;
             let mut stream = ClientStream::new(cc, SeededEntropy::new(seed));
             let id = r
@@ -135,6 +143,30 @@ impl Routed {
                 HubOutput::Transmit(id, bytes) if id == b => self.to_b.extend_from_slice(&bytes),
                 HubOutput::Transmit(_, bytes) => self.elsewhere += bytes.len(),
                 _ => {}
+            }
+        }
+    }
+
+    /// [`Routed::route`], then B's client machine reads what it got and its answers (XEP-0198
+    /// acknowledgements) go back to the hub, so an unacknowledged queue never fills.
+    pub(crate) fn route_acked(&mut self, bytes: &[u8]) {
+        self.route(bytes);
+        let (b, now) = (self.clients[1].1, self.now);
+        let stream = &mut self.clients[1].0;
+        let _ = stream.handle_input(now, &self.to_b);
+        self.to_b.clear();
+        let mut answer = Vec::new();
+        while let Some(out) = stream.poll_output() {
+            if let Output::Transmit(bytes) = out {
+                answer.extend(bytes);
+            }
+        }
+        if !answer.is_empty() {
+            self.hub.handle_input(b, now, &answer);
+            while let Some(out) = self.hub.poll_output() {
+                if let HubOutput::Transmit(_, bytes) = out {
+                    self.elsewhere += bytes.len();
+                }
             }
         }
     }
