@@ -183,6 +183,22 @@ impl MemoryBackend {
         self
     }
 
+    /// Add or replace a user with credentials derived elsewhere, in place (an account
+    /// created by in-band registration, a changed password).
+    pub fn set_credentials(&mut self, name: &str, credentials: Vec<StoredCredentials>) {
+        self.users.insert(name.to_owned(), credentials);
+    }
+
+    /// Remove a user; returns whether it existed.
+    pub fn remove_user(&mut self, name: &str) -> bool {
+        self.users.remove(name).is_some()
+    }
+
+    /// Whether the user exists.
+    pub fn has_user(&self, name: &str) -> bool {
+        self.users.contains_key(name)
+    }
+
     /// Mark a full JID as already bound elsewhere: binding it yields `conflict`.
     #[must_use]
     pub fn with_taken(mut self, full_jid: &str) -> Self {

@@ -56,6 +56,10 @@ pub(crate) struct ClientSide {
     pub(crate) bind_session: bool,
     /// The state to resume instead of binding ([`ClientStream::resume_with`]).
     pub(crate) resume: Option<Box<crate::sm::SmState>>,
+    /// XEP-0077: the registration under way ([`Step::Register`](crate::rules::Step::Register)).
+    pub(crate) registration: Option<Box<crate::steps::register::ClientRegistration>>,
+    /// XEP-0077: our account was registered on this connection.
+    pub(crate) registered: bool,
 }
 
 /// The client (initiating entity) side of a `jabber:client` stream.
@@ -101,6 +105,8 @@ impl ClientStream {
             sm_offered: false,
             bind_session: false,
             resume: None,
+            registration: None,
+            registered: false,
         }));
         ClientStream {
             machine: Machine::new(core, StreamKind::Client, Role::Initiating, side),

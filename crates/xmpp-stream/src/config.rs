@@ -124,6 +124,15 @@ pub struct ClientConfig {
     /// client whose certificate names several accounts must say which one it logs in as).
     /// Default no: the `=` of an empty one, and the server takes the certificate's account.
     pub external_authzid: bool,
+    /// XEP-0077: create the account ([`jid`](Self::jid)'s localpart, the password of
+    /// [`credentials`](Self::credentials)) by in-band registration before authenticating
+    /// (default no). The server must list `<register/>` (else the stream closes with
+    /// [`CloseReason::FeatureMissing`](crate::CloseReason::FeatureMissing)); TLS is
+    /// negotiated first as [`tls`](Self::tls) says. Success is reported as
+    /// [`Event::Registered`](crate::Event::Registered) and SASL follows on the same stream;
+    /// a refusal closes it with
+    /// [`CloseReason::RegistrationFailed`](crate::CloseReason::RegistrationFailed).
+    pub register: bool,
 }
 
 impl ClientConfig {
@@ -142,6 +151,13 @@ impl ClientConfig {
 
     /// Checks what `start` needs: the resource, if any, is a valid resourcepart.
     pub(crate) fn validate(&self) -> Result<(), crate::UsageError> {
+        if self.register
+            && (self.jid.node().is_none() || !matches!(self.credentials, Credentials::Password(_)))
+        {
+            return Err(crate::UsageError::InvalidConfig(
+                "registration needs an account JID with a localpart and a password",
+            ));
+        }
         match &self.resource {
             Some(resource) if self.jid.with_resource(resource).is_err() => Err(
                 crate::UsageError::InvalidConfig("the resource is not a valid resourcepart"),
@@ -172,6 +188,7 @@ impl ClientConfig {
             sm: crate::sm::SmConfig::default(),
             ping: None,
             external_authzid: false,
+            register: false,
         }
     }
 }
@@ -246,6 +263,18 @@ pub struct ServerConfig {
     /// pings, legacy sessions), negotiation elements and nonzas stay elements. A WebSocket
     /// stream keeps the element path.
     pub envelopes: bool,
+    /// XEP-0077 in-band registration (default off). When on, `<register/>` is listed before
+    /// authentication (wherever SASL is: not before a required STARTTLS), a fields request
+    /// is answered with `<username/>` and `<password/>`, and a submitted username and
+    /// password become [`Event::RegistrationRequested`](crate::Event::RegistrationRequested)
+    /// for the host, whose [`ServerStream::registration_done`](crate::ServerStream::registration_done)
+    /// answers the client. When off, a registration IQ before authentication is refused with
+    /// `service-unavailable`. Do not also list `<register/>` in
+    /// [`extra_features`](Self::extra_features).
+    pub allow_registration: bool,
+    /// Registrations one stream may submit (default 3): a further submission
+    /// is refused with `policy-violation` and the stream closed.
+    pub max_registration_attempts: u32,
 }
 
 /// Where a receiving stream sends its clients, and when ([`ServerConfig::redirect`]).
@@ -288,6 +317,8 @@ impl ServerConfig {
             sm: crate::sm::SmConfig::default(),
             ping: None,
             envelopes: false,
+            allow_registration: false,
+            max_registration_attempts: 3,
         }
     }
 }

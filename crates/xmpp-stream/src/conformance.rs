@@ -1613,6 +1613,25 @@ pub const CASES: &[Case] = &[
         X::StreamError(StreamErrorCondition::NotWellFormed),
         output("not-well-formed", "undefined-condition"),
     ),
+    // ----- in-band registration (XEP-0077) -----
+    case(
+        64,
+        "register.off",
+        "XEP-0077 §3.1, §8",
+        Some("register.request"),
+        "with in-band registration off (our server's default), a registration request before \
+         authentication is refused: service-unavailable, or the stream error RFC 6120 gives \
+         data before authentication",
+        (LS, Secured),
+        &[a(
+            "<iq type='get' id='c1'><query xmlns='jabber:iq:register'/></iq>",
+        )],
+        X::Either(
+            &X::StanzaError(StanzaErrorCondition::ServiceUnavailable),
+            &X::AnyStreamError,
+        ),
+        output("<service-unavailable", "<undefined-condition"),
+    ),
 ];
 
 /// The values of a case's placeholders.

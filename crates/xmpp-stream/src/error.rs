@@ -79,6 +79,9 @@ pub enum UsageError {
     /// ([`UnackedOverflow::Refuse`](crate::UnackedOverflow::Refuse)): send again once
     /// acknowledgements arrived.
     Backpressure,
+    /// XEP-0077: `registration_done` without an outstanding
+    /// [`Event::RegistrationRequested`](crate::Event::RegistrationRequested).
+    NoRegistrationPending,
 }
 
 impl fmt::Display for UsageError {
@@ -92,6 +95,7 @@ impl fmt::Display for UsageError {
             UsageError::InvalidStanza(why) => write!(f, "invalid stanza: {why}"),
             UsageError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             UsageError::Backpressure => f.write_str("the unacknowledged-stanza queue is full"),
+            UsageError::NoRegistrationPending => f.write_str("no registration is pending"),
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum FeatureKind {
     /// `<sm xmlns='urn:xmpp:sm:3'/>` (XEP-0198): stream management, enabled after binding or
     /// used to resume instead of binding.
     StreamManagement,
+    /// `<register xmlns='http://jabber.org/features/iq-register'/>` (XEP-0077 §8): in-band
+    /// registration, before authentication.
+    Register,
 }
 
 /// The description of one feature: everything both roles need to know about it as data.
@@ -97,17 +100,18 @@ impl FeatureSpec {
     pub fn of(kind: FeatureKind) -> &'static FeatureSpec {
         match kind {
             FeatureKind::StartTls => &FEATURES[0],
-            FeatureKind::Sasl => &FEATURES[1],
-            FeatureKind::Bind => &FEATURES[2],
-            FeatureKind::Session => &FEATURES[3],
-            FeatureKind::ChannelBindingTypes => &FEATURES[4],
-            FeatureKind::StreamManagement => &FEATURES[5],
+            FeatureKind::Register => &FEATURES[1],
+            FeatureKind::Sasl => &FEATURES[2],
+            FeatureKind::Bind => &FEATURES[3],
+            FeatureKind::Session => &FEATURES[4],
+            FeatureKind::ChannelBindingTypes => &FEATURES[5],
+            FeatureKind::StreamManagement => &FEATURES[6],
         }
     }
 }
 
 /// Every feature this crate negotiates, in negotiation order.
-pub const FEATURES: [FeatureSpec; 6] = [
+pub const FEATURES: [FeatureSpec; 7] = [
     FeatureSpec {
         kind: FeatureKind::StartTls,
         name: "starttls",
@@ -116,6 +120,17 @@ pub const FEATURES: [FeatureSpec; 6] = [
         forbidden_by: SessionFlags::SECURE.union(SessionFlags::AUTHENTICATED),
         grants: SessionFlags::SECURE,
         restarts: true,
+    },
+    // Listed only when the server allows registration; negotiated only by a client asked to
+    // register, before SASL.
+    FeatureSpec {
+        kind: FeatureKind::Register,
+        name: "register",
+        namespace: crate::register::FEATURE_NS,
+        needs: SessionFlags::EMPTY,
+        forbidden_by: SessionFlags::AUTHENTICATED,
+        grants: SessionFlags::EMPTY,
+        restarts: false,
     },
     FeatureSpec {
         kind: FeatureKind::Sasl,
@@ -239,6 +254,8 @@ pub enum Advertised {
     ChannelBindingTypes(Vec<String>),
     /// XEP-0198 stream management.
     StreamManagement,
+    /// XEP-0077 in-band registration.
+    Register,
     /// A feature this crate does not negotiate, kept for the host.
     Other(Element),
 }
@@ -278,6 +295,7 @@ impl Advertised {
                     .collect(),
             ),
             FeatureKind::StreamManagement => Advertised::StreamManagement,
+            FeatureKind::Register => Advertised::Register,
         }
     }
 
@@ -290,6 +308,7 @@ impl Advertised {
             Advertised::Session { .. } => Some(FeatureKind::Session),
             Advertised::ChannelBindingTypes(_) => Some(FeatureKind::ChannelBindingTypes),
             Advertised::StreamManagement => Some(FeatureKind::StreamManagement),
+            Advertised::Register => Some(FeatureKind::Register),
             Advertised::Other(_) => None,
         }
     }
@@ -333,6 +352,7 @@ impl Advertised {
                 el
             }
             Advertised::StreamManagement => Element::bare("sm", ns::SM),
+            Advertised::Register => Element::bare("register", crate::register::FEATURE_NS),
             Advertised::Other(el) => el.clone(),
         }
     }
@@ -492,6 +512,7 @@ mod tests {
                     "tls-server-end-point".into(),
                 ]),
                 Advertised::StreamManagement,
+                Advertised::Register,
             ],
         };
         assert_eq!(Features::parse(&features.to_element()), features);

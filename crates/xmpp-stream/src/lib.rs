@@ -103,6 +103,7 @@ mod machine;
 mod output;
 #[cfg(feature = "testing")]
 pub mod pair;
+pub mod register;
 pub mod rules;
 mod s2s;
 mod sasl;
@@ -130,6 +131,7 @@ pub use features::{Advertised, FeatureKind, FeatureSpec, Features, HostFeature};
 pub use flags::SessionFlags;
 pub use kind::{Kinds, Role, Roles, StreamKind};
 pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, S2sAuthMethod, Transport};
+pub use register::{Registration, RegistrationRefused};
 pub use s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 pub use server::ServerStream;
 pub use sm::{DetachedSession, PingConfig, SmConfig, SmEvent, SmState, UnackedOverflow};

@@ -115,6 +115,19 @@ pub enum Event {
         /// The key to verify.
         key: crate::dialback::DialbackKey,
     },
+    /// XEP-0077, server: the client, not yet authenticated, asks for an account (the
+    /// username already checked as a localpart, the password non-empty). The host creates it
+    /// (durably: SCRAM keys, not the password) unless it exists, then answers with
+    /// [`ServerStream::registration_done`](crate::ServerStream::registration_done); the client
+    /// waits for the IQ answer meanwhile and may authenticate as the account at once after
+    /// it. Only one is outstanding per stream.
+    RegistrationRequested(Box<crate::register::Registration>),
+    /// XEP-0077, client: the server created our account ([`ClientConfig::register`](crate::ClientConfig::register));
+    /// SASL follows.
+    Registered {
+        /// The account.
+        jid: BareJid,
+    },
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
     /// A stanza arrived on a negotiated stream whose host opted into envelopes
@@ -194,6 +207,9 @@ pub enum CloseReason {
     /// Server-to-server: the peer refused to authenticate our domain (SASL EXTERNAL failed
     /// and no dialback was possible, or dialback answered `invalid` or an error).
     ServerNotAuthenticated,
+    /// XEP-0077: the server refused to register our account (`conflict`: it exists;
+    /// `not-acceptable`: the username or password is refused; ...).
+    RegistrationFailed(Box<StanzaError>),
 }
 
 /// How a server-to-server domain pair was authenticated.

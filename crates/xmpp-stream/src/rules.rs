@@ -42,6 +42,8 @@ pub enum Step {
     SaslAborting,
     /// Initiating c2s: a bind (or legacy session) request is out.
     Bind,
+    /// Initiating c2s: an XEP-0077 registration request (fields or submission) is out.
+    Register,
     /// Initiating s2s: our `<db:result/>` is out; waiting for the peer's answer.
     Dialback,
     /// XEP-0198 resumption: the client sent `<resume/>` and waits for `<resumed/>` or
@@ -69,6 +71,7 @@ impl Step {
             Step::Sasl => "Sasl",
             Step::SaslAborting => "SaslAborting",
             Step::Bind => "Bind",
+            Step::Register => "Register",
             Step::Dialback => "Dialback",
             Step::AwaitHandshake => "AwaitHandshake",
             Step::Resume => "Resume",
@@ -206,6 +209,7 @@ const SM_NS: &str = crate::sm::NS;
 use Match::{Element as El, Header as Hdr};
 
 const COMPONENT_NS: &str = xmpp_xml::NS_COMPONENT_ACCEPT;
+const REGISTER_NS: &str = crate::register::NS;
 
 /// The table itself (see [`RULES`]).
 const TABLE: &[Rule] = &[
@@ -413,6 +417,30 @@ const TABLE: &[Rule] = &[
         "a challenge or success that crossed our abort: drop it, the failure follows",
         "RFC 6120 §6.4.4",
         "rules.rs::a_challenge_crossing_our_abort_is_dropped",
+    ),
+    // ----- in-band registration (XEP-0077) -----
+    row(
+        "register.request",
+        Kinds::CLIENT,
+        Roles::Receiving,
+        Step::AwaitRequest,
+        Match::IqChild("query", REGISTER_NS),
+        E(steps::register::serve),
+        "off: service-unavailable; before required TLS: not-authorized; get: the fields; set: `Event::RegistrationRequested` (bad username or missing field: not-acceptable; `<remove/>`: unexpected-request), at most `max_registration_attempts` (then policy-violation)",
+        "XEP-0077 §3.1, §8; RFC 6120 §8.3.3",
+        "register.rs::server_registers_through_the_host",
+    )
+    .forbids(SessionFlags::AUTHENTICATED),
+    row(
+        "register.reply",
+        Kinds::CLIENT,
+        Roles::Initiating,
+        Step::Register,
+        El("iq", ns::JABBER_CLIENT),
+        E(steps::register::reply),
+        "fields: submit username and password; result: `Registered`, then SASL; error: close `RegistrationFailed`",
+        "XEP-0077 §3.1",
+        "register.rs::client_registers_then_authenticates",
     ),
     // ----- bind and session -----
     row(
@@ -1124,6 +1152,7 @@ mod tests {
             Step::Sasl,
             Step::SaslAborting,
             Step::Bind,
+            Step::Register,
             Step::Dialback,
             Step::AwaitHandshake,
             Step::Resume,

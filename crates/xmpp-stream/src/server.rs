@@ -29,6 +29,10 @@ pub(crate) struct ServerSide {
     /// The names of the client's certificate, once the host verified it against the CA it
     /// trusts for clients: SASL EXTERNAL is offered then (XEP-0178 §2).
     pub(crate) peer_ids: Option<Vec<PresentedId>>,
+    /// XEP-0077: registrations submitted on this stream.
+    pub(crate) registration_attempts: u32,
+    /// XEP-0077: the id of the submission the host has not answered yet.
+    pub(crate) registration_pending: Option<String>,
 }
 
 /// The server (receiving entity) side of a `jabber:client` stream.
@@ -74,6 +78,8 @@ impl ServerStream {
             from_attr: crate::codec::attr_name("from"),
             exchange: None,
             peer_ids: None,
+            registration_attempts: 0,
+            registration_pending: None,
         }));
         ServerStream {
             machine: Machine::new(core, StreamKind::Client, Role::Receiving, side),
@@ -201,6 +207,21 @@ impl ServerStream {
         crate::steps::sm::accept_resume(&mut self.machine, session)
     }
 
+    /// XEP-0077: the host's answer to the stream's
+    /// [`Event::RegistrationRequested`](crate::Event::RegistrationRequested): `Ok` once the
+    /// account is stored (the client gets its IQ result and may authenticate as it), or why
+    /// not (the matching stanza error, [`RegistrationRefused::stanza_error`](crate::RegistrationRefused::stanza_error)).
+    /// [`UsageError::NoRegistrationPending`] when nothing was asked;
+    /// [`UsageError::Closed`] when the stream ended meanwhile (the account, if created,
+    /// stays).
+    pub fn registration_done(
+        &mut self,
+        now: Instant,
+        outcome: Result<(), crate::RegistrationRefused>,
+    ) -> Result<(), UsageError> {
+        crate::steps::register::done(&mut self.machine, now, outcome)
+    }
+
     /// XEP-0198: the resumption id of this stream's managed session, once granted.
     pub fn sm_id(&self) -> Option<&str> {
         self.machine.sm.as_ref()?.id.as_deref()
@@ -218,6 +239,23 @@ impl ServerStream {
     /// keeps nothing of it.
     pub fn detach(&mut self) -> Option<crate::sm::DetachedSession> {
         crate::steps::sm::detach(&mut self.machine)
+    }
+
+    /// XEP-0198 with [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host): the
+    /// number of the inbound stanza last taken from [`poll_output`](Self::poll_output), to
+    /// name it later in [`stanza_handled`](Self::stanza_handled). `None` before stream
+    /// management counts inbound stanzas.
+    pub fn last_taken(&self) -> Option<u32> {
+        let sm = self.machine.sm.as_deref()?;
+        (sm.counting_in && sm.config.handled_by_host).then_some(sm.taken)
+    }
+
+    /// XEP-0198 with [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host): inbound
+    /// stanza `seq` (from [`last_taken`](Self::last_taken)) is handled; `<a h=''/>` counts it
+    /// once every stanza before it is handled too. A number handled already is ignored.
+    pub fn stanza_handled(&mut self, now: Instant, seq: u32) {
+        self.machine.core.tick(now);
+        crate::steps::sm::host_handled(&mut self.machine, seq);
     }
 
     /// XEP-0198: whether stream management is on, and the number of stanzas sent and not yet

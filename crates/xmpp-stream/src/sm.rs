@@ -58,6 +58,10 @@ pub struct SmConfig {
     pub request_every: u32,
     /// Send `<r/>` when stanzas have waited this long unacknowledged (default 30 s).
     pub request_after: Option<Duration>,
+    /// Server: an inbound stanza counts as handled (in `<a h=''/>`, `<resumed h=''/>`) only
+    /// once the host says so with [`ServerStream::stanza_handled`](crate::ServerStream::stanza_handled)
+    /// (e.g. once what it caused is durable), not when its event is taken. Default off.
+    pub handled_by_host: bool,
 }
 
 impl Default for SmConfig {
@@ -70,6 +74,7 @@ impl Default for SmConfig {
             overflow: UnackedOverflow::Refuse,
             request_every: 5,
             request_after: Some(Duration::from_secs(30)),
+            handled_by_host: false,
         }
     }
 }
@@ -203,8 +208,14 @@ pub(crate) struct Sm {
     pub(crate) location: Option<String>,
     /// Server: the window granted.
     pub(crate) max: Option<u32>,
-    /// Stanzas taken by the host since enabling (mod 2^32).
+    /// Stanzas handled since enabling (mod 2^32): taken by the host, or, with
+    /// [`SmConfig::handled_by_host`], the longest run the host said it handled.
     pub(crate) handled: u32,
+    /// Stanzas taken by the host since enabling (mod 2^32): `handled` but for
+    /// [`SmConfig::handled_by_host`].
+    pub(crate) taken: u32,
+    /// [`SmConfig::handled_by_host`]: stanzas after `handled + 1` the host said it handled.
+    pub(crate) done: std::collections::BTreeSet<u32>,
     /// Stanza events queued before counting started, not to be counted when taken.
     pub(crate) skip: usize,
     pub(crate) sent: u32,
@@ -226,6 +237,8 @@ impl Sm {
             location: None,
             max: None,
             handled: 0,
+            taken: 0,
+            done: std::collections::BTreeSet::new(),
             skip: 0,
             sent: 0,
             acked: 0,
@@ -253,6 +266,37 @@ impl Sm {
             self.unacked.pop_front();
         }
         Ok(())
+    }
+
+    /// An inbound stanza reached the host (or the machine itself) and is number `taken`;
+    /// it counts as handled now unless `later` (the host says when).
+    pub(crate) fn count_in(&mut self, later: bool) {
+        self.taken = self.taken.wrapping_add(1);
+        if !later {
+            self.release(self.taken);
+        }
+    }
+
+    /// Inbound stanza `seq` is handled: `handled` moves over every handled stanza that
+    /// follows without a gap. `false` when `seq` was handled already or never taken.
+    pub(crate) fn release(&mut self, seq: u32) -> bool {
+        let ahead = seq.wrapping_sub(self.handled);
+        if ahead == 0 || ahead > self.taken.wrapping_sub(self.handled) {
+            return false;
+        }
+        if ahead > 1 {
+            return self.done.insert(seq);
+        }
+        self.handled = seq;
+        while self.done.remove(&self.handled.wrapping_add(1)) {
+            self.handled = self.handled.wrapping_add(1);
+        }
+        true
+    }
+
+    /// Every stanza taken is handled.
+    pub(crate) fn all_handled(&self) -> bool {
+        self.handled == self.taken
     }
 
     /// A stanza was sent.
@@ -298,6 +342,7 @@ impl DetachedSession {
         sm.counting_in = true;
         sm.id = Some(id.clone());
         sm.handled = handled;
+        sm.taken = handled;
         sm.sent = sent;
         sm.acked = acked;
         sm.since_request = since_request;
@@ -318,6 +363,13 @@ impl DetachedSession {
     /// The stanzas sent to the client and not acknowledged, oldest first.
     pub fn unacked(&self) -> impl Iterator<Item = &Element> {
         self.sm.unacked.iter()
+    }
+
+    /// [`SmConfig::handled_by_host`]: inbound stanza `seq` (from
+    /// [`ServerStream::last_taken`](crate::ServerStream::last_taken)) is handled, while the
+    /// session waits for resumption.
+    pub fn stanza_handled(&mut self, seq: u32) {
+        self.sm.release(seq);
     }
 
     /// End the session: its unacknowledged stanzas, oldest first, for the host to handle.
@@ -415,5 +467,40 @@ mod tests {
         assert!(sm.ack(0).is_err());
         sm.ack(2).unwrap();
         assert!(sm.unacked.is_empty());
+    }
+
+    #[test]
+    fn handled_by_host_counts_the_run_without_gaps_across_the_wrap() {
+        let mut config = SmConfig::on();
+        config.handled_by_host = true;
+        let mut sm = Sm::new(config);
+        sm.handled = u32::MAX - 1;
+        sm.taken = u32::MAX - 1;
+        for _ in 0..4 {
+            sm.count_in(true);
+        }
+        // Taken: MAX, 0, 1, 2; none handled yet.
+        assert_eq!(sm.taken, 2);
+        assert!(!sm.all_handled());
+        // Handled out of order: `h` waits for the first.
+        assert!(sm.release(0));
+        assert!(sm.release(2));
+        assert_eq!(sm.handled, u32::MAX - 1);
+        assert!(sm.release(u32::MAX));
+        assert_eq!(sm.handled, 0);
+        assert!(sm.release(1));
+        assert_eq!(sm.handled, 2);
+        assert!(sm.all_handled());
+        // Handled twice, or never taken: nothing moves.
+        assert!(!sm.release(2));
+        assert!(!sm.release(3));
+        assert_eq!(sm.handled, 2);
+        assert!(sm.done.is_empty());
+        // A stanza the machine handled itself counts at once after the host's.
+        sm.count_in(true);
+        sm.count_in(false);
+        assert_eq!(sm.handled, 2);
+        assert!(sm.release(3));
+        assert_eq!(sm.handled, 4);
     }
 }

@@ -620,6 +620,10 @@ pub fn event_summary(event: &Event) -> String {
             receiving,
             ..
         } => format!("DialbackVerify {originating} {receiving}"),
+        Event::RegistrationRequested(registration) => {
+            format!("RegistrationRequested {}", registration.jid)
+        }
+        Event::Registered { jid } => format!("Registered {jid}"),
         Event::Stanza(stanza) => format!(
             "Stanza {} {}",
             stanza.name(),
@@ -655,6 +659,7 @@ fn close_summary(reason: &CloseReason) -> String {
         CloseReason::FeatureMissing(kind) => format!("FeatureMissing {kind:?}"),
         CloseReason::Requested => "Requested".to_owned(),
         CloseReason::ServerNotAuthenticated => "ServerNotAuthenticated".to_owned(),
+        CloseReason::RegistrationFailed(e) => format!("RegistrationFailed {}", e.condition),
     }
 }
 

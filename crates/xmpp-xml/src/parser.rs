@@ -127,8 +127,9 @@ pub struct StreamParser {
     /// In envelope mode, the offset from `consumed` of the `<` of the depth-1 start tag
     /// being read.
     pending_start: Option<usize>,
-    /// The stanza being captured as an envelope.
-    capture: Option<Capture>,
+    /// The stanza being captured as an envelope (boxed: a stream that never captures, the
+    /// usual idle one, does not carry its size).
+    capture: Option<Box<Capture>>,
 }
 
 /// The decoded header attributes of a captured stanza's start tag.
@@ -760,7 +761,7 @@ impl StreamParser {
             }
             self.attrs = attrs;
         }
-        self.capture = Some(Capture {
+        self.capture = Some(Box::new(Capture {
             start,
             head_end,
             depth: 1,
@@ -772,7 +773,7 @@ impl StreamParser {
             id: header.id,
             lang: header.lang,
             bindings,
-        });
+        }));
         self.text_lens.push(0);
         Ok(())
     }
@@ -874,6 +875,7 @@ impl StreamParser {
             self.capture = Some(capture);
             return Ok(None);
         }
+        let capture = *capture;
         let from = self.consumed + capture.start;
         let bytes = self.buf.get(from..self.fed).ok_or_else(internal)?.to_vec();
         let context = self.context.clone().ok_or_else(internal)?;

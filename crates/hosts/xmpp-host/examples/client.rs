@@ -6,7 +6,8 @@
 //!     --jid alice@example.org (--password secret | --cert me.pem --key me.key) \
 //!     [--host 203.0.113.5] [--port 5222] \
 //!     [--direct-tls] [--ca ca.pem | --insecure] [--resource laptop] \
-//!     [--to bob@example.org --body "hello"] [--mechanism SCRAM-SHA-1] [--max-redirects 3]
+//!     [--to bob@example.org --body "hello"] [--mechanism SCRAM-SHA-1] [--max-redirects 3] \
+//!     [--register]
 //! ```
 //!
 //! Without `--host` it connects to the JID's domain (no SRV lookup); the certificate must be
@@ -90,6 +91,10 @@ struct Cli {
     /// Offer only this SASL mechanism (and its -PLUS variant), e.g. SCRAM-SHA-1
     #[arg(long, value_name = "NAME")]
     mechanism: Option<String>,
+    /// Create the account first, by in-band registration (XEP-0077) before logging in; the
+    /// server must offer it (needs the password)
+    #[arg(long)]
+    register: bool,
     /// Longest wait for the server at each step, in seconds
     #[arg(long, value_name = "SECS", default_value = "15", value_parser = xmpp_host::cli::seconds)]
     timeout: Duration,
@@ -116,6 +121,7 @@ fn negotiate(
     loop {
         match client.next_event(timeout)? {
             Some(Event::Secured) => println!("TLS established"),
+            Some(Event::Registered { jid }) => println!("registered {jid}"),
             Some(Event::Authenticated { mechanism, .. }) => {
                 println!("authenticated with {mechanism}");
             }
@@ -162,6 +168,10 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
     options.direct_tls = args.direct_tls;
     let mut config = ClientConfig::new(jid, password.clone().unwrap_or_default());
     config.resource = args.resource;
+    if args.register && password.is_none() {
+        return Err("--register needs a password (--password or XMPP_PASSWORD)".into());
+    }
+    config.register = args.register;
     if let Some(mechanism) = &args.mechanism {
         config.mechanisms = xmpp_host::mechanism_family(mechanism)?;
     }
@@ -262,8 +272,10 @@ mod tests {
             "SCRAM-SHA-1",
             "--timeout",
             "2.5",
+            "--register",
         ])
         .unwrap();
+        assert!(cli.register);
         assert_eq!(cli.jid, "alice@example.org");
         assert_eq!(cli.password.as_deref(), Some("secret"));
         assert_eq!(cli.ca, Some(PathBuf::from("ca.pem")));
@@ -295,7 +307,7 @@ mod tests {
         assert!(cli.insecure && cli.ca.is_none());
         assert_eq!(cli.port, Some(2));
         assert_eq!(cli.timeout, Duration::from_secs(15));
-        assert!(cli.host.is_none() && cli.to.is_none() && !cli.direct_tls);
+        assert!(cli.host.is_none() && cli.to.is_none() && !cli.direct_tls && !cli.register);
     }
 
     #[test]

@@ -137,7 +137,9 @@ impl Io {
             Io::Client(s) => down(s).await,
             Io::Server(s) => down(s).await,
             Io::WebSocket(ws) => {
-                let _ = ws.close(None).await;
+                // The socket's own close (a close frame), not `SinkExt::close` on the `Box`
+                // (a `Sink` too once futures-sink's `alloc` feature is on in the build).
+                let _ = websocket::Socket::close(ws, None).await;
             }
             Io::Gone => {}
         }

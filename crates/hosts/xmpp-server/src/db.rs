@@ -1,4 +1,5 @@
-//! The example server's database: SQLite (through rusqlite, SQLite compiled in), one file.
+//! The example server's database: SQLite (through rusqlite, SQLite compiled in), one file,
+//! or PostgreSQL ([`postgres`]), both behind one trait, [`Store`], chosen by [`Location`].
 //!
 //! What it keeps: accounts with their SCRAM credentials (salt, iterations, `StoredKey`,
 //! `ServerKey` per hash: never a password), rosters with their version (RFC 6121 §2.6),
@@ -10,9 +11,12 @@
 //! The schema is versioned: `schema_version` holds the number of [`MIGRATIONS`] applied, and
 //! opening a file applies the missing ones in one transaction each. Every write is one
 //! transaction, committed with `synchronous=FULL` in WAL mode: once [`Db::write`] returns,
-//! the change survives the process being killed (and a power cut).
+//! the change survives the process being killed (and a power cut). [`postgres::PgDb`] keeps
+//! the same data with the same version numbers and the same guarantees on PostgreSQL.
 
-use std::path::Path;
+pub mod postgres;
+
+use std::path::{Path, PathBuf};
 
 use minidom::Element;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -97,6 +101,153 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+/// What the server keeps, on SQLite ([`Db`]) or PostgreSQL ([`postgres::PgDb`]); the
+/// methods are those of [`Db`], which documents each.
+pub trait Store: Send {
+    /// The schema version.
+    fn version(&mut self) -> Result<usize, DbError>;
+    /// See [`Db::set_user`].
+    fn set_user(
+        &mut self,
+        jid: &BareJid,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<bool, DbError>;
+    /// See [`Db::delete_user`].
+    fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError>;
+    /// See [`Db::users`].
+    fn users(&mut self) -> Result<Accounts, DbError>;
+    /// See [`Db::load`].
+    fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError>;
+    /// See [`Db::write`].
+    fn write(&mut self, changes: &[Change]) -> Result<(), DbError>;
+    /// See [`Db::store_offline`].
+    fn store_offline(
+        &mut self,
+        user: &BareJid,
+        stanza: &Element,
+        max: usize,
+    ) -> Result<bool, DbError>;
+    /// See [`Db::take_offline`].
+    fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError>;
+    /// See [`Db::offline_count`].
+    fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError>;
+}
+
+/// Where the database is: `--db sqlite:PATH` or `--db postgres://...` (`postgresql://`).
+///
+/// Its [`Display`](core::fmt::Display) never shows a password the URL holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// `sqlite:PATH`, `postgres://...` or `postgresql://...`.
+    pub fn parse(spec: &str) -> Option<Self> {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return Some(Location::Postgres(spec.to_owned()));
+        }
+        match spec.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Some(Location::Sqlite(path.into())),
+            _ => None,
+        }
+    }
+
+    /// Opens the database and brings its schema up to date.
+    pub fn open(&self) -> Result<Box<dyn Store>, DbError> {
+        Ok(match self {
+            Location::Sqlite(path) => Box::new(Db::open(path)?),
+            Location::Postgres(url) => Box::new(postgres::PgDb::connect(url)?),
+        })
+    }
+}
+
+impl core::fmt::Display for Location {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            // The URL may hold a password: user, hosts, ports and database only.
+            Location::Postgres(url) => match url.parse::<::postgres::Config>() {
+                Ok(config) => {
+                    f.write_str("postgres://")?;
+                    if let Some(user) = config.get_user() {
+                        write!(f, "{user}@")?;
+                    }
+                    for (i, host) in config.get_hosts().iter().enumerate() {
+                        if i > 0 {
+                            f.write_str(",")?;
+                        }
+                        match host {
+                            ::postgres::config::Host::Tcp(name) => f.write_str(name)?,
+                            ::postgres::config::Host::Unix(path) => {
+                                write!(f, "{}", path.display())?;
+                            }
+                        }
+                        if let Some(port) = config.get_ports().get(i) {
+                            write!(f, ":{port}")?;
+                        }
+                    }
+                    write!(f, "/{}", config.get_dbname().unwrap_or_default())
+                }
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
+macro_rules! forward_store {
+    () => {
+        fn version(&mut self) -> Result<usize, DbError> {
+            Self::version(self)
+        }
+        fn set_user(
+            &mut self,
+            jid: &BareJid,
+            password: &str,
+            salt: &[u8],
+            iterations: u32,
+        ) -> Result<bool, DbError> {
+            Self::set_user(self, jid, password, salt, iterations)
+        }
+        fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
+            Self::delete_user(self, jid)
+        }
+        fn users(&mut self) -> Result<Accounts, DbError> {
+            Self::users(self)
+        }
+        fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError> {
+            Self::load(self, user)
+        }
+        fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
+            Self::write(self, changes)
+        }
+        fn store_offline(
+            &mut self,
+            user: &BareJid,
+            stanza: &Element,
+            max: usize,
+        ) -> Result<bool, DbError> {
+            Self::store_offline(self, user, stanza, max)
+        }
+        fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
+            Self::take_offline(self, user)
+        }
+        fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError> {
+            Self::offline_count(self, user)
+        }
+    };
+}
+pub(crate) use forward_store;
+
+impl Store for Db {
+    forward_store!();
+}
+
 /// Every account with its SCRAM credentials, as [`Db::users`] reads them.
 pub type Accounts = Vec<(BareJid, Vec<StoredCredentials>)>;
 
@@ -107,15 +258,15 @@ pub struct Db {
 }
 
 /// A stored value that does not parse back (written by something else, or corrupted).
-fn corrupt(what: &str, value: &str) -> DbError {
+pub(crate) fn corrupt(what: &str, value: &str) -> DbError {
     DbError(format!("stored {what} does not parse: {value:?}"))
 }
 
-fn state_from(name: &str) -> Option<State> {
+pub(crate) fn state_from(name: &str) -> Option<State> {
     State::ALL.iter().copied().find(|s| s.to_string() == name)
 }
 
-fn hash_from(name: &str) -> Option<ScramHash> {
+pub(crate) fn hash_from(name: &str) -> Option<ScramHash> {
     ScramHash::ALL.iter().copied().find(|h| h.as_str() == name)
 }
 
@@ -185,13 +336,7 @@ impl Db {
         salt: &[u8],
         iterations: u32,
     ) -> Result<bool, DbError> {
-        let mut creds = Vec::new();
-        for hash in ScramHash::ALL {
-            let c =
-                StoredCredentials::derive(hash, password, PasswordPrep::SaslPrep, salt, iterations)
-                    .map_err(|e| DbError(format!("password: {e}")))?;
-            creds.push(c);
-        }
+        let creds = derive_all(password, salt, iterations)?;
         let tx = self.conn.transaction()?;
         let new = tx.execute(
             "INSERT OR IGNORE INTO accounts (jid) VALUES (?1)",
@@ -243,23 +388,10 @@ impl Db {
                 r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })?;
-        let mut out: Vec<(BareJid, Vec<StoredCredentials>)> = Vec::new();
+        let mut out = Accounts::new();
         for row in rows {
             let (jid, hash, salt, iterations, stored, server) = row?;
-            let bare = BareJid::new(&jid).map_err(|_| corrupt("account", &jid))?;
-            if out.last().is_none_or(|(j, _)| j != &bare) {
-                out.push((bare, Vec::new()));
-            }
-            if let (Some(hash), Some(salt), Some(iterations), Some(stored), Some(server)) =
-                (hash, salt, iterations, stored, server)
-            {
-                let hash = hash_from(&hash).ok_or_else(|| corrupt("hash", &hash))?;
-                let c = StoredCredentials::from_parts(hash, &salt, iterations, &stored, &server)
-                    .map_err(|e| DbError(format!("credentials of {jid}: {e}")))?;
-                if let Some((_, list)) = out.last_mut() {
-                    list.push(c);
-                }
-            }
+            push_credentials(&mut out, &jid, (hash, salt, iterations, stored, server))?;
         }
         Ok(out)
     }
@@ -299,28 +431,17 @@ impl Db {
         )?;
         for row in rows {
             let (contact, name, state, pre_approved, in_roster, request) = row?;
-            let jid = BareJid::new(&contact).map_err(|_| corrupt("contact", &contact))?;
-            let state = state_from(&state).ok_or_else(|| corrupt("state", &state))?;
-            let request = match request {
-                Some(xml) => Some(
-                    xml.parse::<Element>()
-                        .map_err(|_| corrupt("request", &xml))?,
-                ),
-                None => None,
-            };
             let groups = groups_stmt
                 .query_map(params![user.as_str(), contact], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut entry = RosterEntry::new(jid);
-            entry.name = name;
-            entry.groups = groups;
-            entry.state = ContactState {
-                state,
-                pre_approved,
-            };
-            entry.in_roster = in_roster;
-            entry.request = request;
-            entries.push(entry);
+            entries.push(roster_entry(
+                &contact,
+                name,
+                &state,
+                [pre_approved, in_roster],
+                request,
+                groups,
+            )?);
         }
         Ok(AccountData {
             exists: true,
@@ -346,38 +467,19 @@ impl Db {
         let Some(default) = default else {
             return Ok(None);
         };
-        let groups: Vec<String> = entries.iter().flat_map(|e| e.groups.clone()).collect();
-        // What was accepted once is read back whatever today's limits are.
-        let limits = Limits {
-            max_items: usize::MAX,
-            max_lists: usize::MAX,
-            max_name: usize::MAX,
-        };
-        let mut lists = Vec::new();
         let mut stmt = self
             .conn
             .prepare_cached("SELECT list FROM privacy_lists WHERE jid = ?1 ORDER BY position")?;
-        for xml in stmt.query_map(params![user.as_str()], |r| r.get::<_, String>(0))? {
-            let xml = xml?;
-            let el: Element = xml.parse().map_err(|_| corrupt("privacy list", &xml))?;
-            lists.push(
-                PrivacyList::parse(&el, &groups, &limits)
-                    .map_err(|_| corrupt("privacy list", &xml))?,
-            );
-        }
-        let mut blocked = Vec::new();
+        let lists = stmt
+            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT blocked FROM blocked WHERE jid = ?1 ORDER BY position")?;
-        for jid in stmt.query_map(params![user.as_str()], |r| r.get::<_, String>(0))? {
-            let jid = jid?;
-            blocked.push(Jid::new(&jid).map_err(|_| corrupt("blocked JID", &jid))?);
-        }
-        Ok(Some(PrivacyData {
-            lists,
-            default,
-            blocked,
-        }))
+        let blocked = stmt
+            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        privacy_data(default, &lists, &blocked, entries).map(Some)
     }
 
     /// Makes the changes of one [`xmpp_im::Output::Write`] durable, all or none.
@@ -449,6 +551,115 @@ impl Db {
         )?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
+}
+
+/// A roster entry from its stored columns (`flags`: pre-approved, in the roster).
+pub(crate) fn roster_entry(
+    contact: &str,
+    name: Option<String>,
+    state: &str,
+    flags: [bool; 2],
+    request: Option<String>,
+    groups: Vec<String>,
+) -> Result<RosterEntry, DbError> {
+    let [pre_approved, in_roster] = flags;
+    let jid = BareJid::new(contact).map_err(|_| corrupt("contact", contact))?;
+    let state = state_from(state).ok_or_else(|| corrupt("state", state))?;
+    let request = match request {
+        Some(xml) => Some(
+            xml.parse::<Element>()
+                .map_err(|_| corrupt("request", &xml))?,
+        ),
+        None => None,
+    };
+    let mut entry = RosterEntry::new(jid);
+    entry.name = name;
+    entry.groups = groups;
+    entry.state = ContactState {
+        state,
+        pre_approved,
+    };
+    entry.in_roster = in_roster;
+    entry.request = request;
+    Ok(entry)
+}
+
+/// Privacy data from its stored lists (XML, in order) and blocked JIDs.
+pub(crate) fn privacy_data(
+    default: Option<String>,
+    lists: &[String],
+    blocked: &[String],
+    entries: &[RosterEntry],
+) -> Result<PrivacyData, DbError> {
+    let groups: Vec<String> = entries.iter().flat_map(|e| e.groups.clone()).collect();
+    // What was accepted once is read back whatever today's limits are.
+    let limits = Limits {
+        max_items: usize::MAX,
+        max_lists: usize::MAX,
+        max_name: usize::MAX,
+    };
+    let mut parsed = Vec::new();
+    for xml in lists {
+        let el: Element = xml.parse().map_err(|_| corrupt("privacy list", xml))?;
+        parsed.push(
+            PrivacyList::parse(&el, &groups, &limits).map_err(|_| corrupt("privacy list", xml))?,
+        );
+    }
+    let mut jids = Vec::new();
+    for jid in blocked {
+        jids.push(Jid::new(jid).map_err(|_| corrupt("blocked JID", jid))?);
+    }
+    Ok(PrivacyData {
+        lists: parsed,
+        default,
+        blocked: jids,
+    })
+}
+
+/// One stored credentials row: hash, salt, iterations, `StoredKey`, `ServerKey` (all `None`:
+/// an account without credentials).
+pub(crate) type CredentialsRow = (
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<u32>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// One account's credentials row (`None` columns: an account without credentials).
+pub(crate) fn push_credentials(
+    out: &mut Accounts,
+    jid: &str,
+    row: CredentialsRow,
+) -> Result<(), DbError> {
+    let bare = BareJid::new(jid).map_err(|_| corrupt("account", jid))?;
+    if out.last().is_none_or(|(j, _)| j != &bare) {
+        out.push((bare, Vec::new()));
+    }
+    if let (Some(hash), Some(salt), Some(iterations), Some(stored), Some(server)) = row {
+        let hash = hash_from(&hash).ok_or_else(|| corrupt("hash", &hash))?;
+        let c = StoredCredentials::from_parts(hash, &salt, iterations, &stored, &server)
+            .map_err(|e| DbError(format!("credentials of {jid}: {e}")))?;
+        if let Some((_, list)) = out.last_mut() {
+            list.push(c);
+        }
+    }
+    Ok(())
+}
+
+/// SCRAM credentials for every hash, derived from `password` (which is not kept).
+pub(crate) fn derive_all(
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<StoredCredentials>, DbError> {
+    let mut creds = Vec::new();
+    for hash in ScramHash::ALL {
+        let c = StoredCredentials::derive(hash, password, PasswordPrep::SaslPrep, salt, iterations)
+            .map_err(|e| DbError(format!("password: {e}")))?;
+        creds.push(c);
+    }
+    Ok(creds)
 }
 
 fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), DbError> {
@@ -640,6 +851,29 @@ mod tests {
         assert!(db.delete_user(&alice).unwrap());
         assert_eq!(db.load(&alice).unwrap(), AccountData::missing());
         assert!(!db.delete_user(&alice).unwrap());
+    }
+
+    /// `--db` values: SQLite paths, PostgreSQL URLs (shown without their password), nothing
+    /// else.
+    #[test]
+    fn locations_parse_and_never_show_a_password() {
+        assert_eq!(
+            Location::parse("sqlite:/tmp/x.db"),
+            Some(Location::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(Location::parse("sqlite:"), None);
+        assert_eq!(Location::parse("mysql://h/db"), None);
+        for url in [
+            "postgres://xmpp:s3cret@db.example:5433/chat",
+            "postgresql://xmpp:s3cret@db.example:5433/chat?connect_timeout=2",
+            "postgres://xmpp@db.example:5433/chat?password=s3cret",
+        ] {
+            let location = Location::parse(url).unwrap();
+            assert_eq!(location, Location::Postgres(url.to_owned()));
+            assert_eq!(location.to_string(), "postgres://xmpp@db.example:5433/chat");
+        }
+        let odd = Location::parse("postgres://xmpp:s3cret@[bad").unwrap();
+        assert!(!odd.to_string().contains("s3cret"), "{odd}");
     }
 
     /// Opening an existing file keeps its data and applies no migration twice.

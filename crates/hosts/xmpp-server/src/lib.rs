@@ -14,6 +14,10 @@
 //! - [`runtime`]: a tokio + tokio-rustls shell: accept loop, one task per connection, TLS on
 //!   `StartTls` with `tls-exporter` / `tls-server-end-point` bindings (from the shared
 //!   [`xmpp_host::tls`] helper), a timer tick.
+//! - [`db`]: where accounts, rosters, privacy lists and offline messages live (`--db`):
+//!   SQLite ([`db::Db`], the default) or PostgreSQL ([`db::postgres::PgDb`]) behind one
+//!   trait, [`db::Store`], chosen by [`db::Location`]; the runtime runs it on a thread of its
+//!   own.
 //!
 //! ```
 //! use xmpp_server::{Hub, HubConfig, HubOutput};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use xmpp_server::db::Location;
 use xmpp_server::{
     Dns, HubConfig, Listeners, PlusPolicy, RuntimeConfig, S2sSettings, S2sTls, TlsMaterial,
 };
@@ -22,7 +23,8 @@ use xmpp_stream::dialback::DialbackSecret;
 static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 /// The toolkit's example XMPP c2s server: STARTTLS (and optionally direct TLS), SCRAM and PLAIN,
-/// resource binding, rosters, presence and messages, accounts in a SQLite file (--db);
+/// resource binding, rosters, presence and messages, accounts in a SQLite file or PostgreSQL
+/// (--db);
 /// optionally XEP-0114
 /// components on a loopback port of their own (--component-port, --component); optionally
 /// federation with other servers (--s2s-port, --s2s-route).
@@ -35,7 +37,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Where accounts, rosters, privacy lists and offline messages live: `sqlite:PATH` (created
-    /// if missing, schema migrated) or `memory` (nothing survives the process)
+    /// if missing, schema migrated), `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (schema
+    /// migrated; the password is never printed) or `memory` (nothing survives the process)
     #[arg(long, value_name = "URL", default_value = "sqlite:xmpp-server.db", value_parser = database, global = true)]
     db: Database,
     /// TCP port for STARTTLS c2s
@@ -77,6 +80,10 @@ struct Cli {
     /// An account, created or given this password at start (repeatable)
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = user)]
     users: Vec<(String, String)>,
+    /// Let clients create accounts in band (XEP-0077), before authenticating, and change
+    /// their password or delete their account after [default: off]
+    #[arg(long)]
+    allow_registration: bool,
     /// Accept XEP-0114 components on this port (loopback only) [default: off]
     ///
     /// Plain TCP on the loopback address of --bind's family (127.0.0.1 or ::1), never another
@@ -177,34 +184,43 @@ enum Command {
 }
 
 /// The `--db` choice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Database {
-    Sqlite(PathBuf),
+    Stored(Location),
     Memory,
 }
 
-/// `sqlite:PATH` or `memory` for `--db`.
+impl std::fmt::Debug for Database {
+    // Through Location's Display: never a password of the URL (clap may print the value).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Stored(location) => write!(f, "{location}"),
+            Database::Memory => f.write_str("memory"),
+        }
+    }
+}
+
+/// `sqlite:PATH`, `postgres://...` or `memory` for `--db`.
 fn database(spec: &str) -> Result<Database, String> {
     if spec == "memory" {
         return Ok(Database::Memory);
     }
-    match spec.strip_prefix("sqlite:") {
-        Some(path) if !path.is_empty() => Ok(Database::Sqlite(path.into())),
-        _ => Err("takes sqlite:PATH or memory (PostgreSQL is not supported yet)".to_owned()),
-    }
+    Location::parse(spec)
+        .map(Database::Stored)
+        .ok_or_else(|| "takes sqlite:PATH, postgres://... or memory".to_owned())
 }
 
 /// `adduser`, `deluser`, `passwd`: on the database, then exit.
 fn manage(args: &Cli, command: &Command) -> Result<(), Box<dyn std::error::Error>> {
-    let Database::Sqlite(path) = &args.db else {
-        return Err("account management needs --db sqlite:PATH".into());
+    let Database::Stored(location) = &args.db else {
+        return Err("account management needs --db sqlite:PATH or postgres://...".into());
     };
     let domain = BareJid::new(args.domains.first().map_or("localhost", String::as_str))?;
     let mut config = HubConfig::new(domain);
     for other in args.domains.iter().skip(1) {
         config = config.with_domain(BareJid::new(other)?);
     }
-    let mut db = xmpp_server::db::Db::open(path)?;
+    let mut db = location.open().map_err(|e| format!("{location}: {e}"))?;
     let password = |given: &Option<String>| -> Result<String, Box<dyn std::error::Error>> {
         if let Some(p) = given {
             return Ok(p.clone());
@@ -415,12 +431,13 @@ fn run(args: Cli) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--domain-cert {domain}: not a served --domain").into());
         }
     }
+    hub.stream.allow_registration = args.allow_registration;
     for (name, password) in &args.users {
         hub = hub.with_user(name, password);
     }
-    if let Database::Sqlite(path) = &args.db {
-        eprintln!("xmpp-server: database {}", path.display());
-        hub.database = Some(path.clone());
+    if let Database::Stored(location) = &args.db {
+        eprintln!("xmpp-server: database {location}");
+        hub.database = Some(location.clone());
     }
     for (component, secret) in &args.components {
         // The served domain's stanzas never reach a component: such a component would

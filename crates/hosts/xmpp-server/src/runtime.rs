@@ -23,6 +23,7 @@ mod database;
 mod dns;
 mod handle;
 mod outbox;
+mod register;
 mod s2s;
 mod serve;
 mod shared;

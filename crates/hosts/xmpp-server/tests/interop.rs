@@ -494,6 +494,35 @@ fn slixmpp_blocking_and_privacy_lists() {
     );
 }
 
+/// slixmpp's xep_0077 against the server started with registration allowed: an account
+/// registered in band before SASL, the same stream then authenticated and bound; a new
+/// connection logs in with it; an existing name is a `conflict`.
+#[test]
+fn slixmpp_registers_in_band() {
+    let Some(python) = slixmpp_python() else {
+        missing("slixmpp is not installed (Debian: python3-slixmpp)");
+        return;
+    };
+    let mut hub = HubConfig::new(BareJid::new(DOMAIN).unwrap()).with_user("alice", "alice-pw");
+    hub.stream.allow_registration = true;
+    let handle = ServerHandle::spawn(loopback(), runtime_config(hub, DOMAIN)).unwrap();
+    let cafile = temp_dir("slix-register").join("server.pem");
+    std::fs::write(&cafile, &handle.cert_pem).unwrap();
+    let mut command = Command::new(python);
+    command
+        .arg(peers_dir().join("slix_register.py"))
+        .arg("127.0.0.1")
+        .arg(handle.addr.port().to_string())
+        .arg(DOMAIN)
+        .arg(&cafile);
+    check(
+        "slixmpp",
+        "XEP-0077",
+        run_peer(command),
+        &["register", "login", "conflict"],
+    );
+}
+
 // ----- XEP-0198 resumption, server side -----
 
 /// slixmpp's xep_0198 resumes a session whose TCP connection was aborted without

@@ -19,6 +19,7 @@ pub const NOT_CHECKABLE: &[(&str, &str)] = &[
     ("sasl.aborted", CLIENT_SIDE),
     ("sasl.crossed-abort", CLIENT_SIDE),
     ("bind.reply", CLIENT_SIDE),
+    ("register.reply", CLIENT_SIDE),
     ("established.stanza", CLIENT_SIDE),
     ("closing.stanza", CLIENT_SIDE),
     ("component.header", CLIENT_SIDE),

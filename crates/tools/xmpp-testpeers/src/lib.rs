@@ -33,9 +33,11 @@
 //! [`transcripts`] lists and replays the sessions recorded against such peers.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod postgres;
 pub mod s2s;
 pub mod transcripts;
 
+pub use postgres::PostgresServer;
 pub use s2s::{PrivateDns, S2sAuth, S2sOptions, ServerCert, SrvRecord, TestCa};
 
 use std::fmt;
@@ -246,6 +248,7 @@ pub struct PeerServer {
     stream_management: bool,
     blocking: bool,
     privacy_lists: bool,
+    registration: bool,
 }
 
 /// How to start a peer, beyond its kind and accounts (the defaults are what
@@ -259,6 +262,7 @@ pub struct PeerOptions {
     stream_management: bool,
     blocking: bool,
     privacy_lists: bool,
+    registration: bool,
     websocket: bool,
     secure_websocket: bool,
     websocket_origin: Option<String>,
@@ -283,6 +287,7 @@ impl PeerOptions {
             stream_management: false,
             blocking: false,
             privacy_lists: false,
+            registration: false,
             websocket: false,
             secure_websocket: false,
             websocket_origin: None,
@@ -398,6 +403,16 @@ impl PeerOptions {
         self.privacy_lists = true;
         self
     }
+
+    /// Also allow XEP-0077 in-band registration (anyone may create an account, with no
+    /// per-address throttle): Prosody's `mod_register` with `allow_registration = true`,
+    /// ejabberd's `mod_register` with an `access` rule allowing all and
+    /// `registration_timeout: infinity`.
+    #[must_use]
+    pub fn with_registration(mut self) -> Self {
+        self.registration = true;
+        self
+    }
 }
 
 /// A running server's XEP-0114 component listener (see [`PeerOptions::with_component`]).
@@ -497,6 +512,7 @@ impl PeerServer {
             stream_management: options.stream_management,
             blocking: options.blocking,
             privacy_lists: options.privacy_lists,
+            registration: options.registration,
         };
         match kind {
             PeerKind::Prosody => server.start_prosody(&key_pem, accounts)?,
@@ -603,18 +619,24 @@ interfaces = {{ "127.0.0.1" }}
 local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {starttls} }}
 c2s_direct_tls_ports = {{ {direct} }}
-{s2s_ports}{http}{https}modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist}{websocket} }}
+{s2s_ports}{http}{https}modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "message"; "iq";{dialback}{smacks}{blocklist}{websocket}{register} }}
 modules_disabled = {{{s2s_module} "offline"; "c2s_bosh";{no_http} "posix";{no_dialback} }}
 {smacks_time}-- Plain storage so the server can offer every SCRAM variant it implements (SCRAM-SHA-1 and
 -- SCRAM-SHA-256), as the deployments in shared/peers do; internal_hashed offers SHA-1 only.
 authentication = "internal_plain"
 c2s_require_encryption = true
-allow_registration = false
+allow_registration = {allow_registration}
 {ssl}{component_ports}VirtualHost "{domain}"
 {component}"#,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
             domain = self.domain,
+            register = if self.registration {
+                " \"register\";"
+            } else {
+                ""
+            },
+            allow_registration = self.registration,
             blocklist = match (self.blocking, self.privacy_lists) {
                 (true, true) => " \"blocklist\"; \"privacy_lists\";",
                 (true, false) => " \"blocklist\";",
@@ -776,14 +798,24 @@ access_rules:
     allow: local
   c2s:
     allow: all
-modules:
+{register_rule}modules:
   mod_roster: {{versioning: true}}
   mod_disco: {{}}
   mod_ping: {{}}
-{s2s_dialback}{stream_mgmt}{blocking}"#,
+{s2s_dialback}{stream_mgmt}{blocking}{register}"#,
             domain = self.domain,
             starttls = self.starttls_port,
             direct = self.direct_tls_port,
+            register_rule = if self.registration {
+                "  register:\n    allow: all\nregistration_timeout: infinity\n"
+            } else {
+                ""
+            },
+            register = if self.registration {
+                "  mod_register:\n    access: register\n    ip_access: all\n"
+            } else {
+                ""
+            },
             blocking = match (self.blocking, self.privacy_lists) {
                 (true, _) => "  mod_privacy: {}\n  mod_blocking: {}\n",
                 (false, true) => "  mod_privacy: {}\n",

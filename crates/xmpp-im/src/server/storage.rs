@@ -187,6 +187,13 @@ impl Server {
         self.storage.loading.len() + self.storage.writing.len() + self.storage.pending.len()
     }
 
+    /// Units waiting to run (for an account to load, or for an earlier write on one of its
+    /// accounts): zero when every input handed in so far has run.
+    #[must_use]
+    pub fn storage_waiting(&self) -> usize {
+        self.storage.pending.len()
+    }
+
     // ---- the synchronous adapter ----
 
     /// Answers every load and write waiting in the output queue from `store`, at once, until

@@ -55,6 +55,9 @@ pub(crate) fn offer(m: &mut Machine) {
             FeatureKind::StreamManagement if side.config.sm.enabled => {
                 items.push(Advertised::StreamManagement);
             }
+            FeatureKind::Register if side.config.allow_registration && !tls_required => {
+                items.push(Advertised::Register);
+            }
             _ => {}
         }
     }
@@ -83,10 +86,12 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
     let flags = m.core.flags;
     let secure = flags.contains(SessionFlags::SECURE);
     let tls_wanted = side.config.tls != TlsPolicy::Disabled && !m.core.framed;
+    let register = side.config.register && !side.registered;
     let next = features
         .next_to_negotiate(flags, |item| match item {
             Advertised::StartTls { .. } => tls_wanted,
             Advertised::Mechanisms(_) | Advertised::Bind => true,
+            Advertised::Register => register,
             _ => false,
         })
         .cloned();
@@ -94,6 +99,16 @@ pub(crate) fn choose(m: &mut Machine, element: Element) -> Result<(), ProtocolEr
     match next {
         Some(Advertised::StartTls { .. }) => steps::starttls::request(m),
         Some(_) if tls_missing => m.give_up(CloseReason::TlsFailed),
+        Some(Advertised::Register) => match features.mechanisms() {
+            Some(names) => {
+                steps::register::start(m, names, features.channel_binding_types());
+            }
+            None => m.give_up(CloseReason::NoMechanism),
+        },
+        // Asked to register, and the server does not offer it (it is listed before SASL).
+        Some(Advertised::Mechanisms(_)) if register => {
+            m.give_up(CloseReason::FeatureMissing(FeatureKind::Register));
+        }
         Some(Advertised::Mechanisms(names)) => {
             steps::sasl::start(m, &names, features.channel_binding_types());
         }

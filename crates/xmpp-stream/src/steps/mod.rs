@@ -13,6 +13,7 @@ pub(crate) mod established;
 pub(crate) mod features;
 pub(crate) mod header;
 pub(crate) mod ping;
+pub(crate) mod register;
 pub(crate) mod s2s;
 pub(crate) mod sasl;
 pub(crate) mod session;

@@ -193,6 +193,7 @@ fn restore(config: SmConfig, saved: SmState) -> Sm {
     state.id = Some(saved.id);
     state.location = saved.location;
     state.handled = saved.handled;
+    state.taken = saved.handled;
     state.sent = saved.sent;
     state.acked = saved.acked;
     state.unacked = saved
@@ -509,8 +510,8 @@ fn resend(m: &mut Machine) {
     }
 }
 
-/// The host took an output: a stanza now counts as handled. When the queue is drained and
-/// the peer asked, answer its `<r/>`.
+/// The host took an output: a stanza now counts as handled (with
+/// [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host), once the host says so).
 pub(crate) fn taken(m: &mut Machine, stanza: bool) {
     let Some(state) = m.sm.as_deref_mut() else {
         return;
@@ -519,7 +520,8 @@ pub(crate) fn taken(m: &mut Machine, stanza: bool) {
         if state.skip > 0 {
             state.skip -= 1;
         } else {
-            state.handled = state.handled.wrapping_add(1);
+            let later = state.config.handled_by_host;
+            state.count_in(later);
         }
     }
 }
@@ -529,17 +531,30 @@ pub(crate) fn taken(m: &mut Machine, stanza: bool) {
 pub(crate) fn handled_here(m: &mut Machine) {
     if let Some(state) = m.sm.as_deref_mut() {
         if state.counting_in {
-            state.handled = state.handled.wrapping_add(1);
+            state.count_in(false);
         }
     }
 }
 
-/// The output queue is empty: answer a pending `<r/>` with everything the host took.
+/// The host handled inbound stanza `seq`: answer a pending `<r/>` once every stanza taken
+/// is handled.
+pub(crate) fn host_handled(m: &mut Machine, seq: u32) {
+    let Some(state) = m.sm.as_deref_mut() else {
+        return;
+    };
+    if state.release(seq) {
+        drained(m);
+    }
+}
+
+/// The output queue is empty: answer a pending `<r/>` with everything handled (with
+/// [`SmConfig::handled_by_host`](crate::SmConfig::handled_by_host), once every stanza taken
+/// is handled: the answer waits for the host).
 pub(crate) fn drained(m: &mut Machine) {
     let Some(state) = m.sm.as_deref_mut() else {
         return;
     };
-    if state.ack_due && m.step == Step::Established {
+    if state.ack_due && state.all_handled() && m.step == Step::Established {
         state.ack_due = false;
         let h = state.handled.to_string();
         m.core.send(&sm::element("a", &[("h", h.as_str())]));

@@ -64,11 +64,12 @@ pub struct HubConfig {
     pub components: Vec<(BareJid, String)>,
     /// PBKDF2 iterations for the stored SCRAM credentials (4096: RFC 7677's floor).
     pub iterations: u32,
-    /// The SQLite file accounts, rosters, privacy lists and offline messages live in
-    /// ([`crate::db`]); `None`: all in memory, gone at exit. With a file, the hub asks the
-    /// host for storage through [`HubOutput::Storage`](super::HubOutput::Storage) and the
-    /// runtime answers from a thread of its own.
-    pub database: Option<std::path::PathBuf>,
+    /// The database accounts, rosters, privacy lists and offline messages live in
+    /// ([`crate::db`]: a SQLite file or PostgreSQL); `None`: all in memory, gone at exit.
+    /// With a database, the hub asks the host for storage through
+    /// [`HubOutput::Storage`](super::HubOutput::Storage) and the runtime answers from a thread
+    /// of its own.
+    pub database: Option<crate::db::Location>,
     /// `-PLUS` policy.
     pub plus: PlusPolicy,
     /// Tests only: when set, every session is recorded as a replayable transcript (the
@@ -215,6 +216,11 @@ impl HubConfig {
     pub fn service_features(&self) -> Vec<xmpp_im::ServiceFeature> {
         let mut rows = self.im.features();
         rows.extend(self.features.iter().cloned());
+        // XEP-0077 §9: in-band registration is announced in `disco#info` (the stream feature
+        // is the stream machine's own).
+        if self.stream.allow_registration {
+            rows.push(xmpp_im::ServiceFeature::disco(xmpp_stream::register::NS));
+        }
         rows
     }
 

@@ -22,7 +22,9 @@ mod accounts;
 mod components;
 mod config;
 mod disco;
+mod durable;
 mod record;
+mod register;
 mod routing;
 mod s2s;
 mod sm;
@@ -78,9 +80,11 @@ pub enum StorageRequest {
         changes: Vec<xmpp_im::Change>,
     },
     /// Store a message for an account with no available resource (already stamped with its
-    /// `<delay/>`), unless [`MAX_OFFLINE_PER_ACCOUNT`] wait: a message not stored is handed
-    /// back with [`Hub::offline_refused`].
+    /// `<delay/>`), unless [`MAX_OFFLINE_PER_ACCOUNT`] wait: answer [`Hub::offline_stored`]
+    /// once it is durable, or hand it back with [`Hub::offline_refused`].
     StoreOffline {
+        /// Names the request in [`Hub::offline_stored`] and [`Hub::offline_refused`].
+        id: u64,
         /// The account.
         user: BareJid,
         /// The message.
@@ -91,6 +95,43 @@ pub enum StorageRequest {
     TakeOffline {
         /// The session.
         jid: FullJid,
+    },
+    /// XEP-0077: create the account unless it exists, with SCRAM credentials derived from
+    /// `password` (a fresh salt, `iterations`); the password is not kept: answer
+    /// [`Hub::account_created`].
+    CreateAccount {
+        /// The registering connection.
+        session: SessionId,
+        /// The new account.
+        jid: BareJid,
+        /// Its password.
+        password: xmpp_stream::register::Password,
+        /// PBKDF2 iterations.
+        iterations: u32,
+    },
+    /// XEP-0077 §3.3: give the account a new password (credentials derived as for
+    /// `CreateAccount`): answer [`Hub::password_changed`].
+    ChangePassword {
+        /// The connection that asked.
+        session: SessionId,
+        /// The account.
+        jid: BareJid,
+        /// The new password.
+        password: xmpp_stream::register::Password,
+        /// PBKDF2 iterations.
+        iterations: u32,
+        /// The request, to answer.
+        iq: Element,
+    },
+    /// XEP-0077 §3.2: delete the account and everything stored for it: answer
+    /// [`Hub::account_deleted`].
+    DeleteAccount {
+        /// The connection that asked.
+        session: SessionId,
+        /// The account.
+        jid: BareJid,
+        /// The request, to answer.
+        iq: Element,
     },
 }
 
@@ -152,8 +193,9 @@ struct Session {
     /// A `ServerStream` or a `ComponentServerStream` (see [`Kind`]).
     stream: AnyStream,
     rec: Recorder,
-    /// Outputs taken from the stream (and recorded) but not yet acted on.
-    pending: Vec<Output>,
+    /// Outputs taken from the stream (and recorded) but not yet acted on, a stanza with its
+    /// XEP-0198 number when the hub says when it is handled (with a database).
+    pending: Vec<(Output, Option<u32>)>,
     /// The bound JID once registered with the IM server (clients).
     jid: Option<FullJid>,
     /// The component domain once its handshake succeeded (components).
@@ -167,7 +209,14 @@ impl Session {
     fn drain(&mut self, now: Instant) {
         while let Some(output) = self.stream.poll_output() {
             self.rec.output(now, &output);
-            self.pending.push(output);
+            let seq = match &output {
+                Output::Event(xmpp_stream::Event::Stanza(_)) => self
+                    .stream
+                    .as_server()
+                    .and_then(xmpp_stream::ServerStream::last_taken),
+                _ => None,
+            };
+            self.pending.push((output, seq));
         }
     }
 }
@@ -211,9 +260,14 @@ pub struct Hub {
     /// With a database: sessions that have not sent initial presence yet (their account's
     /// offline messages are asked for when they do).
     awaiting_presence: BTreeSet<FullJid>,
+    /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
+    registering: BTreeSet<BareJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
     /// reverse direction on bidirectional receiving streams.
     s2s_more: s2s::MoreS2s,
+    /// With a database: client stanzas not yet counted as handled for XEP-0198 until the
+    /// storage they caused is durable.
+    durable: durable::Durable,
 }
 
 impl core::fmt::Debug for Hub {
@@ -254,6 +308,9 @@ impl Hub {
         // here, once.
         let mut config = config;
         config.stream = config.stream_with_features();
+        // Nothing acknowledged is lost: `<a h=''/>` counts a stanza once what it caused is
+        // stored (see `durable`).
+        config.stream.sm.handled_by_host = config.database.is_some();
         let components = Arc::new(Components::new(&config.components));
         Hub {
             config,
@@ -274,7 +331,9 @@ impl Hub {
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
             awaiting_presence: BTreeSet::new(),
+            registering: BTreeSet::new(),
             s2s_more: s2s::MoreS2s::default(),
+            durable: durable::Durable::default(),
         }
     }
 
@@ -508,10 +567,12 @@ impl Hub {
         if let Err(e) = &result {
             self.log.push(format!("storage: load failed: {e}"));
         }
+        let start = self.out.len();
         if self.im.handle_load(id, result).is_err() {
             self.log.push(format!("storage: unknown load {id:?}"));
         }
         self.route_im(now);
+        self.answered(now, durable::Key::Load(id), start);
         self.flush(now);
     }
 
@@ -525,10 +586,12 @@ impl Hub {
         if let Err(e) = &result {
             self.log.push(format!("storage: write failed: {e}"));
         }
+        let start = self.out.len();
         if self.im.handle_write(id, result).is_err() {
             self.log.push(format!("storage: unknown write {id:?}"));
         }
         self.route_im(now);
+        self.answered(now, durable::Key::Write(id), start);
         self.flush(now);
     }
 
@@ -541,11 +604,21 @@ impl Hub {
         self.flush(now);
     }
 
-    /// A [`StorageRequest::StoreOffline`] message was not stored (the box is full, or the
+    /// [`StorageRequest::StoreOffline`] `id` is durable: the stanza that caused it may now
+    /// count as handled (XEP-0198).
+    pub fn offline_stored(&mut self, now: Instant, id: u64) {
+        let start = self.out.len();
+        self.answered(now, durable::Key::Offline(id), start);
+        self.flush(now);
+    }
+
+    /// [`StorageRequest::StoreOffline`] `id` was not stored (the box is full, or the
     /// database failed): it bounces with `service-unavailable` (RFC 6121 §8.5.2.2.1).
-    pub fn offline_refused(&mut self, now: Instant, stanza: &Element) {
+    pub fn offline_refused(&mut self, now: Instant, id: u64, stanza: &Element) {
+        let start = self.out.len();
         self.im_bounce(stanza);
         self.route_im(now);
+        self.answered(now, durable::Key::Offline(id), start);
         self.flush(now);
     }
 
@@ -661,7 +734,7 @@ impl Hub {
                 session.drain(now);
                 outputs = std::mem::take(&mut session.pending);
             }
-            for output in outputs {
+            for (output, seq) in outputs {
                 match output {
                     Output::Transmit(bytes) => {
                         let bytes = match self.config.test_rewrite.as_ref().filter(|r| !r.input) {
@@ -671,7 +744,14 @@ impl Hub {
                         self.out.push_back(HubOutput::Transmit(id, bytes));
                     }
                     Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
-                    Output::Event(event) => self.on_event(id, now, event),
+                    Output::Event(event) => match seq {
+                        Some(seq) => {
+                            let start = self.out.len();
+                            self.on_event(id, now, event);
+                            self.hold_until_durable(now, id, seq, start);
+                        }
+                        None => self.on_event(id, now, event),
+                    },
                     _ => {}
                 }
             }

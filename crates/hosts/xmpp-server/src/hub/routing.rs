@@ -102,6 +102,9 @@ impl Hub {
                     }
                 }
             }
+            Event::RegistrationRequested(registration) => {
+                self.on_registration(id, now, *registration);
+            }
             Event::Authenticated { jid, mechanism } => {
                 self.log
                     .push(format!("{id}: authenticated {jid} with {mechanism}"));
@@ -179,6 +182,11 @@ impl Hub {
         let Some(jid) = session.jid.clone() else {
             return;
         };
+        // XEP-0077 after authentication: password change and cancellation, for the server.
+        if self.config.stream.allow_registration && super::register::is_for_us(stanza, &jid) {
+            self.on_register_iq(id, now, &jid, stanza);
+            return;
+        }
         self.on_client_stanza(now, &jid, ClientStanza::Element(stanza));
     }
 
@@ -336,8 +344,10 @@ impl Hub {
             .saturating_add(now.as_millis());
         let stamped = xmpp_im::delay::with_delay(stanza, user.domain(), at);
         if self.config.database.is_some() {
+            let id = self.durable.next_offline();
             self.out
                 .push_back(HubOutput::Storage(StorageRequest::StoreOffline {
+                    id,
                     user,
                     stanza: stamped,
                 }));

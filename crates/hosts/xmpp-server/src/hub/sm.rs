@@ -141,6 +141,16 @@ impl Hub {
         self.sm.live.retain(|_, live| *live != id);
     }
 
+    /// XEP-0198: stanza `seq` of detached session `jid` counts as handled (its storage is
+    /// durable); nothing when `jid` is not detached.
+    pub(super) fn detached_handled(&mut self, jid: &FullJid, seq: u32) {
+        if let Some(sm_id) = self.sm.detached_jid.get(jid)
+            && let Some(detached) = self.sm.detached.get_mut(sm_id)
+        {
+            detached.session.stanza_handled(seq);
+        }
+    }
+
     /// Deliver to a detached session's queue: `false` when `to` is not detached. A full
     /// queue makes the stanza undeliverable.
     pub(super) fn deliver_detached(

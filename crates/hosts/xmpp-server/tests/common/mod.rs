@@ -239,3 +239,80 @@ pub(crate) fn results(stdout: &str) -> Vec<(String, bool)> {
         })
         .collect()
 }
+
+/// A database for a test: a fresh SQLite file, or a private PostgreSQL server (its own
+/// cluster, stopped and removed when dropped).
+pub(crate) enum TestDb {
+    Sqlite(PathBuf),
+    Postgres(xmpp_testpeers::PostgresServer),
+}
+
+impl TestDb {
+    /// A SQLite file `name` in `dir` (not created yet).
+    pub(crate) fn sqlite(dir: &Path, name: &str) -> Self {
+        TestDb::Sqlite(dir.join(name))
+    }
+
+    /// A private PostgreSQL server, or `None` after saying the test is skipped (failing it
+    /// under `XMPP_INTEROP=require`) when PostgreSQL's binaries are not installed. Present
+    /// binaries that do not start fail the test.
+    pub(crate) fn postgres() -> Option<Self> {
+        if xmpp_testpeers::postgres::postgres_bin().is_none() {
+            missing("PostgreSQL (Debian package postgresql) is not installed");
+            return None;
+        }
+        Some(TestDb::Postgres(
+            xmpp_testpeers::PostgresServer::start().unwrap(),
+        ))
+    }
+
+    /// Where the server finds it.
+    pub(crate) fn location(&self) -> xmpp_server::db::Location {
+        match self {
+            TestDb::Sqlite(path) => xmpp_server::db::Location::Sqlite(path.clone()),
+            TestDb::Postgres(server) => xmpp_server::db::Location::Postgres(server.url()),
+        }
+    }
+
+    /// The `--db` argument of the server binary.
+    pub(crate) fn spec(&self) -> String {
+        match self {
+            TestDb::Sqlite(path) => format!("sqlite:{}", path.display()),
+            TestDb::Postgres(server) => server.url(),
+        }
+    }
+
+    /// Opened from the test (the server must not be writing to it meanwhile).
+    pub(crate) fn open(&self) -> Box<dyn xmpp_server::db::Store> {
+        self.location().open().unwrap()
+    }
+
+    /// The private PostgreSQL server, if this is one.
+    pub(crate) fn postgres_server(&mut self) -> Option<&mut xmpp_testpeers::PostgresServer> {
+        match self {
+            TestDb::Sqlite(_) => None,
+            TestDb::Postgres(server) => Some(server),
+        }
+    }
+
+    /// Whether `needle` appears in any file of the database (the SQLite file and its WAL,
+    /// or the PostgreSQL cluster's directory).
+    pub(crate) fn any_file_contains(&self, needle: &[u8]) -> bool {
+        fn walk(path: &Path, needle: &[u8]) -> bool {
+            if path.is_dir() {
+                return std::fs::read_dir(path)
+                    .unwrap()
+                    .filter_map(Result::ok)
+                    .any(|e| walk(&e.path(), needle));
+            }
+            std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        }
+        match self {
+            TestDb::Sqlite(path) => {
+                let wal = PathBuf::from(format!("{}-wal", path.display()));
+                walk(path, needle) || walk(&wal, needle)
+            }
+            TestDb::Postgres(server) => walk(server.dir(), needle),
+        }
+    }
+}
