@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn hub(registration: bool, db: Option<&std::path::Path>) -> HubConfig {
     let mut hub = HubConfig::new(BareJid::new("localhost").unwrap()).with_user("alice", "alice-pw");
     hub.stream.allow_registration = registration;
-    hub.database = db.map(std::path::Path::to_owned);
+    hub.database = db.map(|path| xmpp_server::db::Location::Sqlite(path.to_owned()));
     hub
 }
 

@@ -1,6 +1,6 @@
 //! XEP-0077 account work for the hub (`--allow-registration`): create an account, change its
 //! password, delete it. With a database, on the database thread ([`super::database`]): the
-//! SCRAM credentials derived with a fresh salt and stored with [`Db::set_user`], as `adduser`
+//! SCRAM credentials derived with a fresh salt and stored with [`Store::set_user`], as `adduser`
 //! stores them; without one, on a thread of their own (PBKDF2 is not for the event loop).
 //! Either way the answer is handed to the hub under the one mutex.
 
@@ -11,7 +11,7 @@ use xmpp_stream::register::Password;
 use xmpp_stream::{Entropy, RegistrationRefused};
 
 use super::shared::{Shared, lock};
-use crate::db::Db;
+use crate::db::Store;
 use crate::hub::{SessionId, StorageRequest};
 
 /// Credentials derived from a request's password, or why not.
@@ -60,7 +60,7 @@ pub(super) fn is_account(request: &StorageRequest) -> bool {
 }
 
 /// SCRAM credentials for every hash from `password`, with a fresh salt: what
-/// [`Db::set_user`] stores (the same derivation, the same salt). A password SASLprep refuses
+/// [`Store::set_user`] stores (the same derivation, the same salt). A password SASLprep refuses
 /// is `not-acceptable`.
 fn derive(password: &Password, iterations: u32) -> ([u8; 16], Derived) {
     let mut salt = [0u8; 16];
@@ -81,9 +81,9 @@ fn derive(password: &Password, iterations: u32) -> ([u8; 16], Derived) {
     (salt, derived)
 }
 
-/// Derive, then store with [`Db::set_user`] (`create`: only if the account does not exist).
+/// Derive, then store with [`Store::set_user`] (`create`: only if the account does not exist).
 fn set_account(
-    db: &mut Db,
+    db: &mut dyn Store,
     jid: &BareJid,
     password: &Password,
     iterations: u32,
@@ -106,7 +106,7 @@ fn set_account(
 }
 
 /// On the database thread.
-pub(super) fn serve(db: &mut Db, request: StorageRequest) -> AccountAnswer {
+pub(super) fn serve(db: &mut dyn Store, request: StorageRequest) -> AccountAnswer {
     match request {
         StorageRequest::CreateAccount {
             session,
