@@ -255,6 +255,32 @@ impl AnyStream {
         }
     }
 
+    /// Forward an envelope with `from` and `to` stamped: spliced bytes on a c2s server stream
+    /// ([`ServerStream::send_envelope`]); the other kinds build the element, stamp it and
+    /// [`send_stanza`](Self::send_stanza) it.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &xmpp_xml::Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        if let AnyStream::Server(s) = self {
+            return s.send_envelope(now, envelope, from, to);
+        }
+        let mut element = envelope
+            .element()
+            .map_err(|_| UsageError::InvalidStanza("the envelope does not rebuild"))?;
+        let stamp = xmpp_xml::Stamp {
+            namespace: xmpp_xml::NS_CLIENT,
+            from,
+            to,
+            lang: None,
+        };
+        xmpp_xml::stamp_element(&mut element, &stamp);
+        self.send_stanza(now, &element)
+    }
+
     /// Close the stream gracefully.
     pub fn close(&mut self, now: Instant) -> Result<(), UsageError> {
         forward!(self, s => s.close(now))

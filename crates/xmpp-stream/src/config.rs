@@ -256,6 +256,13 @@ pub struct ServerConfig {
     pub sm: crate::sm::SmConfig,
     /// XEP-0199 pings when the client is silent (default none).
     pub ping: Option<crate::sm::PingConfig>,
+    /// Routing without trees (default off): once the stream is negotiated, the client's
+    /// `message` and `presence` stanzas come as [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope)
+    /// (validated bytes and decoded header, no element built) instead of
+    /// [`Event::Stanza`](crate::Event::Stanza); iqs (which the stream itself may answer:
+    /// pings, legacy sessions), negotiation elements and nonzas stay elements. A WebSocket
+    /// stream keeps the element path.
+    pub envelopes: bool,
     /// XEP-0077 in-band registration (default off). When on, `<register/>` is listed before
     /// authentication (wherever SASL is: not before a required STARTTLS), a fields request
     /// is answered with `<username/>` and `<password/>`, and a submitted username and
@@ -309,6 +316,7 @@ impl ServerConfig {
             redirect: None,
             sm: crate::sm::SmConfig::default(),
             ping: None,
+            envelopes: false,
             allow_registration: false,
             max_registration_attempts: 3,
         }

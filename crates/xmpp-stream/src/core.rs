@@ -45,6 +45,8 @@ pub(crate) enum Phase {
 pub(crate) enum Incoming {
     Header(StreamHeader),
     Element(Element),
+    /// A stanza in envelope mode (see [`Core::envelopes`]).
+    Envelope(xmpp_xml::Envelope),
 }
 
 /// The machinery shared by both roles.
@@ -85,6 +87,9 @@ pub(crate) struct Core {
     pub(crate) framed: bool,
     /// The `see-other-uri` our `<close/>` carries (RFC 7395 §3.6.1), if the host asked.
     pub(crate) close_uri: Option<String>,
+    /// The host asked for stanzas as envelopes once negotiated (`ServerConfig::envelopes`):
+    /// the parser switches to envelope mode in [`Core::negotiated`].
+    pub(crate) envelopes: bool,
 }
 
 impl Core {
@@ -115,6 +120,7 @@ impl Core {
             input_pending: false,
             framed: false,
             close_uri: None,
+            envelopes: false,
         }
     }
 
@@ -338,6 +344,10 @@ impl Core {
         }
         self.flags |= SessionFlags::BOUND;
         self.trim_when_drained = true;
+        if self.envelopes && !self.framed {
+            // Negotiation elements stay elements; from here on stanzas come as envelopes.
+            self.parser.set_envelopes(true);
+        }
         self.timers.stop(Timer::Negotiation);
         if let Some(interval) = self.timeouts.keepalive {
             self.timers.set(Timer::Keepalive, self.now + interval);
@@ -479,7 +489,12 @@ impl Core {
     pub(crate) fn queued_stanzas(&self) -> usize {
         self.out
             .iter()
-            .filter(|output| matches!(output, Output::Event(Event::Stanza(_))))
+            .filter(|output| {
+                matches!(
+                    output,
+                    Output::Event(Event::Stanza(_) | Event::StanzaEnvelope(_))
+                )
+            })
             .count()
     }
 
@@ -586,6 +601,7 @@ impl Core {
                     }
                     return Ok(Some(Incoming::Element(element)));
                 }
+                XmlEvent::Stanza(envelope) => return Ok(Some(Incoming::Envelope(envelope))),
                 _ => {}
             }
         }

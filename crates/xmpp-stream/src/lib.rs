@@ -142,5 +142,6 @@ pub use xmpp_sasl::{
     ChannelBinding, ChannelBindingType, Condition as SaslCondition, CredentialStore, Mechanism,
 };
 pub use xmpp_xml::{
-    Limits, StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError, StreamErrorCondition,
+    Envelope, Limits, SpliceError, Stamp, StanzaError, StanzaErrorCondition, StanzaErrorType,
+    StanzaKind, StreamError, StreamErrorCondition,
 };

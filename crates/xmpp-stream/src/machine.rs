@@ -5,7 +5,7 @@
 
 use minidom::Element;
 use xmpp_sasl::ChannelBinding;
-use xmpp_xml::{StreamError, StreamErrorCondition};
+use xmpp_xml::{Envelope, SpliceError, Stamp, StanzaKind, StreamError, StreamErrorCondition};
 
 use crate::core::{Core, Incoming, Phase};
 use crate::error::{ProtocolError, UsageError};
@@ -100,7 +100,10 @@ impl Machine {
             steps::sm::drained(self);
             self.core.poll_output()
         });
-        let stanza = matches!(output, Some(Output::Event(Event::Stanza(_))));
+        let stanza = matches!(
+            output,
+            Some(Output::Event(Event::Stanza(_) | Event::StanzaEnvelope(_)))
+        );
         steps::sm::taken(self, stanza);
         output
     }
@@ -150,6 +153,51 @@ impl Machine {
             // The output bound closed the stream: the stanza was not queued.
             Err(UsageError::Closed)
         }
+    }
+
+    /// Forward a stanza received as an envelope (on any stream) on this negotiated stream,
+    /// with `from` and `to` stamped: its bytes with the start tag spliced (no element built),
+    /// or through the element path where bytes cannot say it (the splice needs the element,
+    /// a WebSocket stream writes each element with its namespace, or XEP-0198 keeps the
+    /// unacknowledged stanzas as elements).
+    pub(crate) fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        let _ = self.process_input(false);
+        self.core.tick(now);
+        self.core.check_open()?;
+        if !self.is_negotiated() {
+            return Err(UsageError::NotNegotiated);
+        }
+        let stamp = Stamp {
+            namespace: self.kind.namespace(),
+            from,
+            to,
+            lang: None,
+        };
+        if self.sm.is_none() && !self.core.framed {
+            let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
+            match envelope.splice_into(&stamp, &mut bytes) {
+                Ok(()) => {
+                    return if self.core.send_bytes(bytes) {
+                        Ok(())
+                    } else {
+                        Err(UsageError::Closed)
+                    };
+                }
+                Err(SpliceError::NeedsElement) => {}
+                Err(_) => return Err(UsageError::InvalidStanza("not serializable as XML 1.0")),
+            }
+        }
+        let mut element = envelope
+            .element()
+            .map_err(|_| UsageError::InvalidStanza("the envelope does not rebuild"))?;
+        xmpp_xml::stamp_element(&mut element, &stamp);
+        self.transmit_stanza(&element)
     }
 
     pub(crate) fn close(&mut self, now: Instant) -> Result<(), UsageError> {
@@ -217,6 +265,7 @@ impl Machine {
             match self.core.next_incoming() {
                 Ok(Some(Incoming::Header(header))) => self.on_header(&header)?,
                 Ok(Some(Incoming::Element(element))) => self.on_element(element)?,
+                Ok(Some(Incoming::Envelope(envelope))) => self.on_envelope(envelope)?,
                 Ok(None) => self.core.input_pending = false,
                 Err(error) => {
                     self.core.input_pending = false;
@@ -298,6 +347,27 @@ impl Machine {
                 ..
             }) => handle(self, header),
             _ => Err(self.fail(StreamErrorCondition::InvalidXml, "unexpected stream header")),
+        }
+    }
+
+    /// A stanza in envelope mode. A c2s server's `message` and `presence` from the bound
+    /// client are checked on the envelope (the `established.from-client` row, the only row
+    /// that takes them there); everything else goes through the table as an element.
+    fn on_envelope(&mut self, envelope: Envelope) -> Result<(), ProtocolError> {
+        if self.step == Step::Established
+            && self.kind == StreamKind::Client
+            && matches!(self.side, Side::Server(_))
+            && envelope.kind() != StanzaKind::Iq
+            && envelope.namespace() == xmpp_xml::NS_CLIENT
+        {
+            return steps::established::from_client_envelope(self, envelope);
+        }
+        match envelope.element() {
+            Ok(element) => self.on_element(element),
+            Err(_) => Err(self.fail(
+                StreamErrorCondition::InternalServerError,
+                "a validated stanza did not rebuild",
+            )),
         }
     }
 

@@ -62,12 +62,13 @@ impl ServerStream {
         entropy: impl Entropy + Send + 'static,
         backend: impl ServerBackend + Send + 'static,
     ) -> Self {
-        let core = Core::new(
+        let mut core = Core::new(
             config.timeouts,
             config.limits.clone(),
             config.max_output_bytes,
             Box::new(entropy),
         );
+        core.envelopes = config.envelopes;
         let side = Side::Server(Box::new(ServerSide {
             config,
             backend: Box::new(backend),
@@ -166,6 +167,25 @@ impl ServerStream {
     /// content namespace, written as `jabber:client`).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Forward a stanza that arrived as an [`Envelope`](xmpp_xml::Envelope) (on this or
+    /// another stream) to the client on a negotiated stream, stamping `from` and `to` when
+    /// given (RFC 6120 §8.1.2.1: the sender's full JID; the `to` as routed). The bytes are
+    /// spliced into the output (no element built: one copy of the stanza), moved into
+    /// `jabber:client`. Where bytes cannot express it the element is built and sent as
+    /// [`send_stanza`](Self::send_stanza) would: when the splice needs the element
+    /// ([`SpliceError::NeedsElement`](xmpp_xml::SpliceError::NeedsElement)), on a WebSocket
+    /// stream, and with XEP-0198 on (the unacknowledged queue keeps elements). Counted and
+    /// queued for acknowledgement like any sent stanza.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &xmpp_xml::Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        self.machine.send_envelope(now, envelope, from, to)
     }
 
     /// XEP-0198: the host found the session a [`SmEvent::ResumeRequested`](crate::SmEvent::ResumeRequested)

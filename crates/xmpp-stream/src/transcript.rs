@@ -629,6 +629,11 @@ pub fn event_summary(event: &Event) -> String {
             stanza.name(),
             stanza.attr("id").unwrap_or("-")
         ),
+        Event::StanzaEnvelope(envelope) => format!(
+            "Stanza {} {}",
+            envelope.kind().name(),
+            envelope.id().unwrap_or("-")
+        ),
         Event::Nonza(element) => format!("Nonza {}", element.name()),
         Event::Sm(event) => crate::sm::summary(event),
         Event::Redirect { to } => format!("Redirect {to}"),

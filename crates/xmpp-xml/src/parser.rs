@@ -132,6 +132,16 @@ pub struct StreamParser {
     capture: Option<Box<Capture>>,
 }
 
+/// The decoded header attributes of a captured stanza's start tag.
+#[derive(Default)]
+struct Header {
+    to: Option<String>,
+    from: Option<String>,
+    type_: Option<String>,
+    id: Option<String>,
+    lang: Option<String>,
+}
+
 /// A stanza being read in envelope mode: no tree is built, only its header is kept.
 #[derive(Debug)]
 struct Capture {
@@ -717,26 +727,51 @@ impl StreamParser {
     ) -> Result<(), ParseError> {
         let mut bindings = Bindings::default();
         self.note_bindings(head, &mut bindings, ns, true);
-        let mut attrs = if self.attrs.is_empty() {
-            rxml::AttrMap::new()
-        } else {
-            self.resolve_attrs()?
-        };
-        let mut take = |ns: &Namespace<'static>, name: &str| attrs.remove(ns, name);
         let head_end = (self.fed - self.consumed)
             .checked_sub(start)
             .ok_or_else(internal)?;
+        let mut header = Header::default();
+        if self.attrs.len() > 8 {
+            let mut attrs = self.resolve_attrs()?;
+            let mut take = |ns: &Namespace<'static>, name: &str| attrs.remove(ns, name);
+            header = Header {
+                to: take(&Namespace::NONE, "to"),
+                from: take(&Namespace::NONE, "from"),
+                type_: take(&Namespace::NONE, "type"),
+                id: take(&Namespace::NONE, "id"),
+                lang: take(&Namespace::XML, "lang"),
+            };
+        } else {
+            // The usual handful: checked pairwise as `validate_attrs` does (same errors, same
+            // order as building the map), and the header's values moved out, no map built.
+            self.check_attrs_pairwise()?;
+            let mut attrs = core::mem::take(&mut self.attrs);
+            for (prefix, local, value) in attrs.drain(..) {
+                let slot = match (&prefix, local.as_str()) {
+                    (None, "to") => &mut header.to,
+                    (None, "from") => &mut header.from,
+                    (None, "type") => &mut header.type_,
+                    (None, "id") => &mut header.id,
+                    (Some(p), "lang") if self.scopes.lookup(Some(p))? == rxml::XMLNS_XML => {
+                        &mut header.lang
+                    }
+                    _ => continue,
+                };
+                *slot = Some(value);
+            }
+            self.attrs = attrs;
+        }
         self.capture = Some(Box::new(Capture {
             start,
             head_end,
             depth: 1,
             kind,
             ns,
-            to: take(&Namespace::NONE, "to"),
-            from: take(&Namespace::NONE, "from"),
-            type_: take(&Namespace::NONE, "type"),
-            id: take(&Namespace::NONE, "id"),
-            lang: take(&Namespace::XML, "lang"),
+            to: header.to,
+            from: header.from,
+            type_: header.type_,
+            id: header.id,
+            lang: header.lang,
             bindings,
         }));
         self.text_lens.push(0);
@@ -763,6 +798,15 @@ impl StreamParser {
         if self.attrs.len() > 8 {
             return self.resolve_attrs().map(drop);
         }
+        self.check_attrs_pairwise()?;
+        self.attrs.clear();
+        Ok(())
+    }
+
+    /// The checks of [`Self::resolve_attrs`] (unbound prefixes, then duplicates by resolved
+    /// name, in document order, same errors) pairwise, for a handful of attributes; the
+    /// attributes stay.
+    fn check_attrs_pairwise(&self) -> Result<(), ParseError> {
         // An unprefixed attribute has no namespace; a prefix is never bound to "".
         let resolve = |prefix: &Option<NcName>| match prefix {
             None => Ok(""),
@@ -776,7 +820,6 @@ impl StreamParser {
                 }
             }
         }
-        self.attrs.clear();
         Ok(())
     }
 

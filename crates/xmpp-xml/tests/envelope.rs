@@ -52,6 +52,24 @@ fn materialize(events: &[Event]) -> Vec<Event> {
         .collect()
 }
 
+/// Every envelope's decoded header agrees with its element's attributes (unprefixed
+/// `to`/`from`/`type`/`id`, and its own `xml:lang`).
+fn headers_agree(events: &[Event]) -> Result<(), TestCaseError> {
+    use minidom::rxml::Namespace;
+    for e in events {
+        if let Event::Stanza(env) = e {
+            let el = env.element().unwrap();
+            prop_assert_eq!(env.to(), el.attr("to"));
+            prop_assert_eq!(env.from(), el.attr("from"));
+            prop_assert_eq!(env.stanza_type(), el.attr("type"));
+            prop_assert_eq!(env.id(), el.attr("id"));
+            let lang = el.attrs().get(&Namespace::XML, "lang").map(String::as_str);
+            prop_assert_eq!(env.own_lang(), lang);
+        }
+    }
+    Ok(())
+}
+
 fn envelopes(input: &str) -> Vec<Envelope> {
     let (events, error) = parse(input.as_bytes(), &[], true);
     assert_eq!(error, None);
@@ -293,11 +311,21 @@ fn stamped_values_are_escaped_and_checked() {
         parse_in(NS_CLIENT, &out).attr("to"),
         Some("a'\"<&>\t\n\r b")
     );
-    let bad = Stamp {
-        to: Some("\u{1}"),
+    for bad in ["\u{1}", "a\u{1f}", "x\u{FFFE}", "\u{FFFF}y"] {
+        let bad = Stamp {
+            to: Some(bad),
+            ..Stamp::new(NS_CLIENT)
+        };
+        assert_eq!(env.splice(&bad), Err(SpliceError::InvalidValue));
+    }
+    // Non-ASCII is copied as is (U+FFFD and U+EFBF's neighbours included), DEL too.
+    let fine = "j\u{fc}liet\u{FFFD}\u{10FFFF}\u{7f}\u{EFBF}&";
+    let stamp = Stamp {
+        to: Some(fine),
         ..Stamp::new(NS_CLIENT)
     };
-    assert_eq!(env.splice(&bad), Err(SpliceError::InvalidValue));
+    let out = env.splice(&stamp).unwrap();
+    assert_eq!(parse_in(NS_CLIENT, &out).attr("to"), Some(fine));
 }
 
 // ----- properties -----
@@ -314,7 +342,7 @@ const VALUES: &[&str] = &[
 fn attr() -> impl Strategy<Value = String> {
     (
         prop::sample::select(vec![
-            "from", "to", "type", "id", "xml:lang", "p:from", "q:to",
+            "from", "to", "type", "id", "xml:lang", "p:from", "q:to", "p:lang", "p:id",
         ]),
         prop::sample::select(VALUES.to_vec()),
         prop::sample::select(vec![("=", "'"), (" = ", "\""), ("\n=\t", "'"), ("=", "\"")]),
@@ -413,6 +441,7 @@ proptest! {
         let elements = parse(input.as_bytes(), &cuts, false);
         prop_assert_eq!(materialize(&whole.0), elements.0);
         prop_assert_eq!(whole.1, elements.1);
+        headers_agree(&whole.0)?;
     }
 
     /// Parsing the spliced bytes gives the element stamping the parsed element gives.

@@ -47,6 +47,11 @@ impl Cache {
         self.accounts.contains_key(user)
     }
 
+    /// Whether the account of this enforced bare JID string is loaded (no `BareJid` built).
+    pub(super) fn has_str(&self, user: &str) -> bool {
+        self.accounts.contains_key(user)
+    }
+
     /// Takes in a loaded account (its privacy state goes to the machine, returned).
     pub(super) fn insert(&mut self, user: BareJid, data: AccountData) -> Option<PrivacyData> {
         let cached = Cached {

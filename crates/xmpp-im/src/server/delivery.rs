@@ -67,7 +67,7 @@ impl Server {
         }
     }
 
-    fn recipients(&self, to: &Jid, recipients: Recipients) -> Vec<FullJid> {
+    pub(super) fn recipients(&self, to: &Jid, recipients: Recipients) -> Vec<FullJid> {
         let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
             return Vec::new();
         };

@@ -40,6 +40,7 @@ use crate::store::{Change, LoadId, RosterStore, WriteId};
 // `presence.rs` presence broadcast, probes and directed presence (RFC 6121 §4).
 mod cache;
 mod delivery;
+mod envelope;
 mod presence;
 mod privacy;
 mod roster;
@@ -48,6 +49,7 @@ mod sessions;
 mod storage;
 mod subscription;
 
+pub use envelope::Forward;
 use sessions::Session;
 
 /// Server configuration: the local domains, and the choices RFC 6121 leaves to servers.
@@ -138,6 +140,11 @@ pub enum Output {
         /// The stanza.
         stanza: Element,
     },
+    /// Send this stanza, received as an envelope, to a local session as bytes: splice
+    /// [`Forward::stamp`] into [`Forward::envelope`]'s start tag (issue 17: no element
+    /// built; see [`Server::handle_client_envelope`]). The same decision as a
+    /// [`Output::Deliver`] of the element path.
+    Forward(Forward),
     /// Send the stanza to the remote domain of its `to` address.
     Route(Element),
     /// No resource can take this message now (§8.5.2.2.1): store it for the account, or

@@ -119,12 +119,6 @@ pub(crate) fn checked_from_client(
     m: &mut Machine,
     stanza: &mut Element,
 ) -> Result<bool, ProtocolError> {
-    let Side::Server(side) = &m.side else {
-        return Ok(false);
-    };
-    let Some(jid) = &side.jid else {
-        return Ok(false);
-    };
     // This is the per-stanza hot path: one pass over the attributes (a small ordered map,
     // un-namespaced ones first) instead of a lookup per name, and no JID is built.
     let (mut from, mut to) = (None, None);
@@ -138,6 +132,52 @@ pub(crate) fn checked_from_client(
             _ => {}
         }
     }
+    let Some(verdict) = client_addresses(m, from, to)? else {
+        return Ok(false);
+    };
+    if !verdict.stamped {
+        if let Side::Server(side) = &m.side {
+            if let Some(jid) = &side.jid {
+                // The attribute name is built once per stream.
+                let from = jid.as_str().to_owned();
+                stanza.attrs_mut().insert(
+                    minidom::rxml::Namespace::NONE,
+                    side.from_attr.clone(),
+                    from,
+                );
+            }
+        }
+    }
+    if verdict.bad_to {
+        refuse_malformed_to(m, stanza);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// What [`client_addresses`] found.
+pub(crate) struct Verdict {
+    /// `from` is already the client's full JID, byte for byte.
+    stamped: bool,
+    /// `to` is not a JID: refuse with `jid-malformed`.
+    bad_to: bool,
+}
+
+/// The address checks of RFC 6120 §8.1.2.1 and §8.1.1.1 on a stanza from the bound client,
+/// shared by the element and envelope paths: `from`, when given, must be the client's full
+/// JID or its account's bare JID (else `invalid-from`, returned as the stream error); `to`
+/// must be a JID. `None` when the stream has no bound client.
+pub(crate) fn client_addresses(
+    m: &mut Machine,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Option<Verdict>, ProtocolError> {
+    let Side::Server(side) = &m.side else {
+        return Ok(None);
+    };
+    let Some(jid) = &side.jid else {
+        return Ok(None);
+    };
     let stamped = match from {
         None => false,
         // Already our full JID, byte for byte: nothing to check or rewrite.
@@ -160,16 +200,25 @@ pub(crate) fn checked_from_client(
     };
     // `to` is passed on as written: validated (RFC 7622 via xmpp-jid) without building a JID.
     let bad_to = to.is_some_and(|to| Jid::validate(to).is_err());
-    if !stamped {
-        // The attribute name is built once per stream.
-        let from = jid.as_str().to_owned();
-        stanza
-            .attrs_mut()
-            .insert(minidom::rxml::Namespace::NONE, side.from_attr.clone(), from);
+    Ok(Some(Verdict { stamped, bad_to }))
+}
+
+/// Receiving c2s in envelope mode: the checks of [`from_client`] on the decoded header, no
+/// element built. The bytes keep the client's `from` (see `Event::StanzaEnvelope`); only a
+/// refusal (`jid-malformed`, rare) builds the element, for the error reply.
+pub(crate) fn from_client_envelope(
+    m: &mut Machine,
+    envelope: xmpp_xml::Envelope,
+) -> Result<(), ProtocolError> {
+    let Some(verdict) = client_addresses(m, envelope.from(), envelope.to())? else {
+        return Ok(());
+    };
+    if verdict.bad_to {
+        if let Ok(mut element) = envelope.element() {
+            return checked_from_client(m, &mut element).map(|_| ());
+        }
+        return Ok(());
     }
-    if bad_to {
-        refuse_malformed_to(m, stanza);
-        return Ok(false);
-    }
-    Ok(true)
+    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
+    Ok(())
 }

@@ -153,6 +153,8 @@ impl HubConfig {
         // `PING_TIMEOUT` closes its stream with `connection-timeout` (then, with resumption
         // granted, the session is detached as for any lost connection).
         stream.ping = Some(xmpp_stream::PingConfig::new(PING_IDLE, PING_TIMEOUT));
+        // Issue 17: client messages routed as bytes (envelopes), elements where needed.
+        stream.envelopes = true;
         HubConfig {
             other_domains: Vec::new(),
             users: Vec::new(),

@@ -210,7 +210,9 @@ impl Session {
         while let Some(output) = self.stream.poll_output() {
             self.rec.output(now, &output);
             let seq = match &output {
-                Output::Event(xmpp_stream::Event::Stanza(_)) => self
+                Output::Event(
+                    xmpp_stream::Event::Stanza(_) | xmpp_stream::Event::StanzaEnvelope(_),
+                ) => self
                     .stream
                     .as_server()
                     .and_then(xmpp_stream::ServerStream::last_taken),

@@ -27,6 +27,14 @@ use super::{Hub, HubOutput, SessionId, StorageRequest};
 /// message is not stored), and the stored ones stay as they were.
 pub const MAX_OFFLINE_PER_ACCOUNT: usize = 100;
 
+/// A client's stanza, as the stream handed it out.
+enum ClientStanza<'a> {
+    /// The element path.
+    Element(&'a Element),
+    /// An envelope (`ServerConfig::envelopes`).
+    Envelope(Box<xmpp_stream::Envelope>),
+}
+
 impl Hub {
     /// Act on an event of session `id`'s stream.
     pub(super) fn on_event(&mut self, id: SessionId, now: Instant, event: Event) {
@@ -36,6 +44,7 @@ impl Hub {
                 self.on_component_negotiated(id, now, domain);
             }
             Event::Stanza(stanza) => self.on_stanza(id, now, &stanza),
+            Event::StanzaEnvelope(envelope) => self.on_envelope(id, now, envelope),
             Event::ServerAuthenticated {
                 local,
                 remote,
@@ -178,30 +187,66 @@ impl Hub {
             self.on_register_iq(id, now, &jid, stanza);
             return;
         }
+        self.on_client_stanza(now, &jid, ClientStanza::Element(stanza));
+    }
+
+    /// A client's stanza as an envelope (`ServerConfig::envelopes` on the hub's stream
+    /// template, issue 17): decided by the IM machine on the envelope where it can be, and
+    /// forwarded as bytes ([`Hub::forward`]); otherwise the machine builds the element.
+    fn on_envelope(&mut self, id: SessionId, now: Instant, envelope: Box<xmpp_stream::Envelope>) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        // Only client streams hand out envelopes; the others keep the element path.
+        let s2s = matches!(session.kind, super::Kind::S2sIn | super::Kind::S2sOut);
+        if session.component.is_some() || s2s {
+            if let Ok(stanza) = envelope.element() {
+                self.on_remote_stanza(now, &stanza);
+            }
+            return;
+        }
+        let Some(jid) = session.jid.clone() else {
+            return;
+        };
+        self.on_client_stanza(now, &jid, ClientStanza::Envelope(envelope));
+    }
+
+    /// A stanza from the client session bound to `jid`, as an element or an envelope: the
+    /// same steps either way.
+    fn on_client_stanza(&mut self, now: Instant, jid: &FullJid, stanza: ClientStanza<'_>) {
         if self.config.database.is_some() {
             // The machine may wait for the database: initial presence is noticed when the
             // machine has processed it (`route_im`).
-            if self.im.handle_client_stanza(&jid, stanza).is_ok() {
+            let handled = match stanza {
+                ClientStanza::Element(stanza) => self.im.handle_client_stanza(jid, stanza),
+                ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, *envelope),
+            };
+            if handled.is_ok() {
                 self.route_im(now);
             }
             return;
         }
-        let was_available = self.im.is_available(&jid);
-        if self
-            .im
-            .handle_session_stanza(&mut self.store, &jid, stanza)
-            .is_err()
-        {
+        let was_available = self.im.is_available(jid);
+        let handled = match stanza {
+            ClientStanza::Element(stanza) => {
+                self.im.handle_session_stanza(&mut self.store, jid, stanza)
+            }
+            ClientStanza::Envelope(envelope) => {
+                self.im
+                    .handle_session_envelope(&mut self.store, jid, *envelope)
+            }
+        };
+        if handled.is_err() {
             return;
         }
         self.route_im(now);
         // Initial presence: hand over what was stored while no resource was available.
         if !was_available
-            && self.im.is_available(&jid)
+            && self.im.is_available(jid)
             && let Some(stored) = self.offline.remove(&jid.to_bare())
         {
             for message in stored {
-                self.deliver(now, &jid, &message);
+                self.deliver(now, jid, &message);
             }
         }
     }
@@ -259,6 +304,7 @@ impl Hub {
         while let Some(output) = self.im.poll_output() {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
+                xmpp_im::Output::Forward(forward) => self.forward(now, &forward),
                 xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
                 xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, &stanza),
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
@@ -360,6 +406,43 @@ impl Hub {
         } else {
             // XEP-0198: a detached session queues it for its resumption.
             let _ = self.deliver_detached(now, to, stanza);
+        }
+    }
+
+    /// Send a stanza the IM machine decided on its envelope to the client session bound to
+    /// `forward.to`: its bytes, with the stamp spliced in, straight into the stream's output
+    /// (no element built). A detached XEP-0198 session, or a queue that is full, takes the
+    /// element. A recorded session's transcript cannot express the splice: it is not kept.
+    pub(super) fn forward(&mut self, now: Instant, forward: &xmpp_im::Forward) {
+        let Some(id) = self.by_jid.get(&forward.to).copied() else {
+            // XEP-0198: a detached session queues it (as an element) for its resumption.
+            if let Ok(stanza) = forward.to_element() {
+                let _ = self.deliver_detached(now, &forward.to, &stanza);
+            }
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        session.rec.unreplayable();
+        let sent = session.stream.send_envelope(
+            now,
+            &forward.envelope,
+            Some(forward.from.as_str()),
+            Some(forward.stanza_to.as_str()),
+        );
+        match sent {
+            Ok(()) => {
+                session.drain(now);
+                self.dirty.insert(id);
+            }
+            Err(xmpp_stream::UsageError::Backpressure) => {
+                self.log.push(format!("{id}: unacknowledged queue full"));
+                if let Ok(stanza) = forward.to_element() {
+                    self.undeliverable(now, &stanza);
+                }
+            }
+            Err(error) => self.log.push(format!("{id}: not sent: {error}")),
         }
     }
 

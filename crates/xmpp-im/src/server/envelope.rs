@@ -1,0 +1,173 @@
+//! Routing without trees (issue 17): a session's message decided on its envelope (the
+//! validated bytes and decoded header `xmpp-xml` gives in envelope mode), delivered as the
+//! same shared bytes to every recipient with the stamp each needs, no element built.
+//!
+//! The decision is the element path's, not a copy of it: the same §8.5 function
+//! ([`Server::message_decision`], over [`crate::delivery::message_decision`]) and the same
+//! recipient selection. The envelope path only takes the stanzas for which nothing else of
+//! the element path applies, and hands every other one to the element path
+//! ([`Envelope::element`], then [`Server::handle_client_stanza`]):
+//!
+//! - presence (broadcast reads the payload: priority, and the presence kept for probes) and
+//!   iq (roster, privacy lists, the server's own services read the payload);
+//! - a message of type `error`, or of a type outside RFC 6121 §5.2.2 (the element path
+//!   answers those after parsing the payload);
+//! - a message to a remote domain or to the server itself, or to an account with no
+//!   session (offline storage and bounces need the element);
+//! - whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for the sender or
+//!   the recipient, or either account is not loaded, or any storage work is in flight (so a
+//!   forwarded message never overtakes earlier work);
+//! - when the §8.5 decision is anything but delivery to at least one session.
+//!
+//! One difference is deliberate and documented: the envelope path does not parse the
+//! payload, so a message the typed parser would refuse for its payload alone (two `<body/>`
+//! of one language, two `<thread/>`...) is forwarded as sent, where the element path
+//! answers `bad-request`. The recipient's client sees the sender's bytes, as it would through
+//! any server that does not inspect payloads.
+
+use std::sync::Arc;
+
+use minidom::Element;
+use xmpp_jid::{FullJid, Jid};
+use xmpp_xml::{Envelope, NS_CLIENT, ParseError, Stamp, StanzaKind};
+
+use super::sessions::bare_str;
+use super::{Output, Server, UsageError};
+use crate::delivery::MessageDecision;
+use crate::stanza::MessageType;
+use crate::store::RosterStore;
+
+/// A stanza to forward to a local session as bytes: the envelope (shared by every
+/// recipient of one stanza) and the stamp to splice into its start tag
+/// ([`Envelope::splice_into`], or `ServerStream::send_envelope` in `xmpp-stream`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// The session to send it to.
+    pub to: FullJid,
+    /// The stanza as received.
+    pub envelope: Arc<Envelope>,
+    /// Its sender's full JID, stamped as `from` (RFC 6120 §8.1.2.1).
+    pub from: FullJid,
+    /// Its `to` as routed (normalized; the sender's bare JID when it had none, RFC 6120
+    /// §10.3), stamped as `to`.
+    pub stanza_to: Jid,
+}
+
+impl Forward {
+    /// The stamp for a `jabber:client` stream.
+    #[must_use]
+    pub fn stamp(&self) -> Stamp<'_> {
+        Stamp {
+            namespace: NS_CLIENT,
+            from: Some(self.from.as_str()),
+            to: Some(self.stanza_to.as_str()),
+            lang: None,
+        }
+    }
+
+    /// The element the bytes stand for, stamped: for a host that has no envelope path to
+    /// this session (detached XEP-0198 sessions, transcripts).
+    ///
+    /// # Errors
+    ///
+    /// As [`Envelope::element`] (never for a validated envelope).
+    pub fn to_element(&self) -> Result<Element, ParseError> {
+        let mut element = self.envelope.element()?;
+        xmpp_xml::stamp_element(&mut element, &self.stamp());
+        Ok(element)
+    }
+}
+
+impl Server {
+    /// A stanza from the local session `from` as an envelope, with a synchronous store: see
+    /// [`Server::handle_client_envelope`].
+    pub fn handle_session_envelope(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        envelope: Envelope,
+    ) -> Result<(), UsageError> {
+        self.handle_client_envelope(from, envelope)?;
+        self.serve(store);
+        Ok(())
+    }
+
+    /// A stanza from the local session `from` as an envelope (its `from` as the client sent
+    /// it: the server stamps `from`). A message the envelope path can decide (see the module
+    /// documentation of `server::envelope`) leaves as [`Output::Forward`], one per recipient
+    /// sharing the bytes; every other stanza takes the element path
+    /// ([`Server::handle_client_stanza`]) with the element built from the envelope and `from`
+    /// stamped (as `xmpp-stream`'s element path hands it over), and gives the same outputs
+    /// as it would. A stanza whose bytes do not rebuild (never for a
+    /// validated envelope) is dropped.
+    pub fn handle_client_envelope(
+        &mut self,
+        from: &FullJid,
+        envelope: Envelope,
+    ) -> Result<(), UsageError> {
+        if self.session(from).is_none() {
+            return Err(UsageError::NoSession);
+        }
+        if let Some((to, targets)) = self.forward_plan(from, &envelope) {
+            let envelope = Arc::new(envelope);
+            for target in targets {
+                self.out.push_back(Output::Forward(Forward {
+                    to: target,
+                    envelope: Arc::clone(&envelope),
+                    from: from.clone(),
+                    stanza_to: to.clone(),
+                }));
+            }
+            return Ok(());
+        }
+        match envelope.element() {
+            Ok(mut element) => {
+                // As the stream's element path hands it over: `from` stamped (RFC 6120
+                // §8.1.2.1), so error replies are addressed as they would be.
+                let stamp = Stamp {
+                    from: Some(from.as_str()),
+                    ..Stamp::new(envelope.namespace())
+                };
+                xmpp_xml::stamp_element(&mut element, &stamp);
+                self.handle_client_stanza(from, &element)
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The recipients of a message the envelope path decides, and its `to` as routed; `None`
+    /// hands it to the element path. Changes nothing.
+    fn forward_plan(&self, from: &FullJid, envelope: &Envelope) -> Option<(Jid, Vec<FullJid>)> {
+        if envelope.kind() != StanzaKind::Message || envelope.namespace() != NS_CLIENT {
+            return None;
+        }
+        let kind = match envelope.stanza_type() {
+            None => MessageType::Normal,
+            Some(t) => t.parse::<MessageType>().ok()?,
+        };
+        if kind == MessageType::Error || self.storage_in_flight() != 0 {
+            return None;
+        }
+        let to: Jid = match envelope.to() {
+            Some(to) => Jid::new(to).ok()?,
+            None => from.to_bare().into(),
+        };
+        if to.node().is_none() || !self.is_local(to.domain()) {
+            return None;
+        }
+        // Both accounts loaded, neither with privacy state: looked up by their enforced bare
+        // strings, no `BareJid` built.
+        let plain = |u: &str| self.cache.has_str(u) && !self.privacy.contains_key(u);
+        if !plain(bare_str(from.as_str())) || !plain(bare_str(to.as_str())) {
+            return None;
+        }
+        self.sessions.get(bare_str(to.as_str()))?;
+        match self.message_decision(&self.cache, &to, kind) {
+            MessageDecision::Deliver(recipients) => {
+                let targets = self.recipients(&to, recipients);
+                (!targets.is_empty()).then_some((to, targets))
+            }
+            _ => None,
+        }
+    }
+}
