@@ -67,6 +67,14 @@ impl StreamContext {
         self.decls.iter().filter(|(p, _)| p.is_none()).count()
     }
 
+    /// The header's default namespace (`""` when it declared none).
+    pub(crate) fn default_namespace(&self) -> &str {
+        self.decls
+            .iter()
+            .find(|(p, _)| p.is_none())
+            .map_or("", |(_, ns)| ns.as_str())
+    }
+
     /// Whether the header declared `prefix`.
     pub(crate) fn declares(&self, prefix: &str) -> bool {
         self.decls.iter().any(|(p, _)| p.as_deref() == Some(prefix))
@@ -100,9 +108,9 @@ pub struct Envelope {
 pub(crate) struct Bindings {
     /// Prefixes declared on the stream header and used inside the stanza, with their value.
     pub(crate) borrowed: Vec<(String, String)>,
-    /// The header's default namespace, if some unprefixed element of the stanza is in it
-    /// (`""` when the header declared none).
-    pub(crate) borrowed_default: Option<String>,
+    /// Whether some unprefixed element of the stanza is in the header's default namespace
+    /// ([`StreamContext::default_namespace`]).
+    pub(crate) borrows_default: bool,
     /// Whether a declaration inside the stanza (other than the root's own default
     /// declaration) binds the stanza's namespace.
     pub(crate) rebinds_own: bool,
@@ -240,7 +248,8 @@ impl Envelope {
                 return Err(SpliceError::NeedsElement);
             }
         }
-        if let Some(x) = &self.bindings.borrowed_default {
+        if self.bindings.borrows_default {
+            let x = self.context.default_namespace();
             if x != self.ns && x != target {
                 return Err(SpliceError::NeedsElement);
             }
@@ -249,9 +258,10 @@ impl Envelope {
             .bytes
             .get(..self.head_end)
             .ok_or(SpliceError::Malformed)?;
-        let scan = scan_start_tag(tag)?;
+        let mut scan = StartTagScan::new(tag)?;
+        // Runs of the start tag are copied whole between the attributes dropped.
         let mut at = 0;
-        for attr in &scan.attrs {
+        while let Some(attr) = scan.next_attr()? {
             let drop = match attr.name {
                 b"from" => stamp.from.is_some(),
                 b"to" => stamp.to.is_some(),
@@ -263,7 +273,8 @@ impl Envelope {
                 at = attr.span.end;
             }
         }
-        out.extend_from_slice(tag.get(at..scan.tail).ok_or(SpliceError::Malformed)?);
+        let tail = scan.at;
+        out.extend_from_slice(tag.get(at..tail).ok_or(SpliceError::Malformed)?);
         for (prefix, ns) in &self.bindings.borrowed {
             write_attr(out, &format!("xmlns:{prefix}"), ns)?;
         }
@@ -276,7 +287,7 @@ impl Envelope {
         if let (Some(lang), None) = (stamp.lang, &self.lang) {
             write_attr(out, "xml:lang", lang)?;
         }
-        out.extend_from_slice(self.bytes.get(scan.tail..).ok_or(SpliceError::Malformed)?);
+        out.extend_from_slice(self.bytes.get(tail..).ok_or(SpliceError::Malformed)?);
         Ok(())
     }
 }
@@ -428,6 +439,9 @@ fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), SpliceEr
     let bytes = value.as_bytes();
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !NEEDS_A_LOOK[usize::from(b)] {
+            continue;
+        }
         let escaped: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
@@ -454,6 +468,25 @@ fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), SpliceEr
     Ok(())
 }
 
+/// The bytes [`write_attr`] escapes or refuses (ASCII controls and markup characters) or
+/// must look past (`0xEF`, the first byte of U+FFFE / U+FFFF); a table so that the usual
+/// value (a JID) costs one lookup per byte.
+static NEEDS_A_LOOK: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'&' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'\'' as usize] = true;
+    table[b'"' as usize] = true;
+    table[0xEF] = true;
+    table
+};
+
 /// One attribute of a scanned start tag.
 struct ScannedAttr<'t> {
     /// From the whitespace before the name to after the closing quote.
@@ -462,63 +495,170 @@ struct ScannedAttr<'t> {
     name: &'t [u8],
 }
 
-/// A scanned start tag: its attributes and where its `>` or `/>` begins.
-struct ScannedTag<'t> {
+/// [`CLASS`] bits: XML whitespace.
+const SPACE: u8 = 1;
+/// [`CLASS`] bits: `/` and `>`.
+const TAG_END: u8 = 2;
+/// [`CLASS`] bits: `=`.
+const EQUALS: u8 = 4;
+
+/// What [`StartTagScan`] looks for in each byte, one lookup per byte.
+static CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b' ' as usize] = SPACE;
+    table[b'\t' as usize] = SPACE;
+    table[b'\n' as usize] = SPACE;
+    table[b'\r' as usize] = SPACE;
+    table[b'/' as usize] = TAG_END;
+    table[b'>' as usize] = TAG_END;
+    table[b'=' as usize] = EQUALS;
+    table
+};
+
+/// A start tag the parser has already validated, scanned one attribute at a time (no
+/// list is built: splicing allocates nothing but its output).
+struct StartTagScan<'t> {
+    tag: &'t [u8],
     /// Whether the element name has a prefix.
     prefixed: bool,
-    attrs: Vec<ScannedAttr<'t>>,
-    tail: usize,
+    /// Where scanning resumes; once [`Self::next_attr`] returned `None`, where the tag's `>`
+    /// or `/>` begins.
+    at: usize,
 }
 
-/// Scans a start tag the parser has already validated.
-fn scan_start_tag(tag: &[u8]) -> Result<ScannedTag<'_>, SpliceError> {
-    let byte = |i: usize| tag.get(i).copied().ok_or(SpliceError::Malformed);
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    let mut i = 1;
-    while !matches!(byte(i)?, b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
-        i += 1;
-    }
-    let prefixed = tag.get(1..i).is_some_and(|name| name.contains(&b':'));
-    let mut attrs = Vec::new();
-    loop {
-        let span_start = i;
-        while is_space(byte(i)?) {
-            i += 1;
-        }
-        if matches!(byte(i)?, b'/' | b'>') {
-            return Ok(ScannedTag {
-                prefixed,
-                attrs,
-                tail: i,
-            });
-        }
-        let name_start = i;
-        while !matches!(byte(i)?, b'=' | b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        let name = tag.get(name_start..i).ok_or(SpliceError::Malformed)?;
-        while is_space(byte(i)?) {
-            i += 1;
-        }
-        if byte(i)? != b'=' {
+impl<'t> StartTagScan<'t> {
+    fn new(tag: &'t [u8]) -> Result<Self, SpliceError> {
+        let end = skip(tag, 1, |b| b & (SPACE | TAG_END) == 0);
+        if end >= tag.len() {
             return Err(SpliceError::Malformed);
         }
-        i += 1;
-        while is_space(byte(i)?) {
-            i += 1;
+        let prefixed = tag.get(1..end).is_some_and(|name| name.contains(&b':'));
+        Ok(Self {
+            tag,
+            prefixed,
+            at: end,
+        })
+    }
+
+    /// The next attribute, `None` at the end of the tag.
+    fn next_attr(&mut self) -> Result<Option<ScannedAttr<'t>>, SpliceError> {
+        let tag = self.tag;
+        let span_start = self.at;
+        let name_start = skip(tag, span_start, |b| b & SPACE != 0);
+        match tag.get(name_start) {
+            Some(b'/' | b'>') => {
+                self.at = name_start;
+                return Ok(None);
+            }
+            None => return Err(SpliceError::Malformed),
+            Some(_) => {}
         }
-        let quote = byte(i)?;
+        let name_end = skip(tag, name_start, |b| b & (SPACE | EQUALS) == 0);
+        let eq = skip(tag, name_end, |b| b & SPACE != 0);
+        if tag.get(eq) != Some(&b'=') {
+            return Err(SpliceError::Malformed);
+        }
+        let open = skip(tag, eq + 1, |b| b & SPACE != 0);
+        let quote = *tag.get(open).ok_or(SpliceError::Malformed)?;
         if quote != b'\'' && quote != b'"' {
             return Err(SpliceError::Malformed);
         }
-        i += 1;
-        while byte(i)? != quote {
-            i += 1;
+        let close = find_byte(tag, open + 1, quote).ok_or(SpliceError::Malformed)?;
+        self.at = close + 1;
+        Ok(Some(ScannedAttr {
+            span: span_start..self.at,
+            name: tag
+                .get(name_start..name_end)
+                .ok_or(SpliceError::Malformed)?,
+        }))
+    }
+}
+
+/// The index of the first `needle` in `hay` at or after `from`, eight bytes at a time
+/// (attribute values are the longest runs a start-tag scan crosses).
+fn find_byte(hay: &[u8], from: usize, needle: u8) -> Option<usize> {
+    const LOW: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let pattern = u64::from_le_bytes([needle; 8]);
+    let rest = hay.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut offset = from;
+    for word in &mut words {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        // A byte equal to `needle` becomes zero; the lowest flagged byte is the first zero
+        // (a borrow can only flag bytes above a true zero).
+        let x = u64::from_le_bytes(bytes) ^ pattern;
+        let zeros = x.wrapping_sub(LOW) & !x & HIGH;
+        if zeros != 0 {
+            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
         }
+        offset += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|b| *b == needle)
+        .map(|i| offset + i)
+}
+
+/// The first index from `i` whose byte's [`CLASS`] fails `keep` (`tag.len()` if none).
+#[inline]
+fn skip(tag: &[u8], mut i: usize, keep: impl Fn(u8) -> bool) -> usize {
+    while i < tag.len() && keep(CLASS[usize::from(tag[i])]) {
         i += 1;
-        attrs.push(ScannedAttr {
-            span: span_start..i,
-            name,
-        });
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StartTagScan, find_byte};
+
+    #[test]
+    fn find_byte_finds_the_first_occurrence_from_any_offset() {
+        // Bytes around the needle's value and the high bit, where a word-at-a-time search
+        // could flag a byte that is not the needle.
+        let alphabet = [b'\'', b'"', b'&', 0x26, 0x28, 0x80, 0xA7, 0x00, b'a'];
+        for len in 0..40 {
+            for seed in 0..alphabet.len() {
+                let hay: Vec<u8> = (0..len)
+                    .map(|i| alphabet[(i * 7 + seed * 3 + i / 5) % alphabet.len()])
+                    .collect();
+                for needle in [b'\'', b'"'] {
+                    for from in 0..=len + 1 {
+                        let naive = hay
+                            .get(from..)
+                            .and_then(|rest| rest.iter().position(|b| *b == needle))
+                            .map(|i| from + i);
+                        assert_eq!(find_byte(&hay, from, needle), naive, "{hay:?} {from}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_start_tag_scans_attribute_by_attribute() {
+        let tag = b"<message to = \"a'b\"\n\tfrom='c\"d' id='x'>";
+        let mut scan = StartTagScan::new(tag).unwrap();
+        assert!(!scan.prefixed);
+        let mut names = Vec::new();
+        while let Some(attr) = scan.next_attr().unwrap() {
+            names.push((attr.name.to_vec(), &tag[attr.span.clone()]));
+        }
+        assert_eq!(
+            names,
+            [
+                (b"to".to_vec(), &b" to = \"a'b\""[..]),
+                (b"from".to_vec(), &b"\n\tfrom='c\"d'"[..]),
+                (b"id".to_vec(), &b" id='x'"[..]),
+            ]
+        );
+        assert_eq!(&tag[scan.at..], b">");
+        assert!(StartTagScan::new(b"<x:iq/>").unwrap().prefixed);
+        assert!(StartTagScan::new(b"<message").is_err());
+        let mut open = StartTagScan::new(b"<message to='a").unwrap();
+        assert!(open.next_attr().is_err());
     }
 }

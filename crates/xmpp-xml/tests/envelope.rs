@@ -538,3 +538,40 @@ fn elements_build_under_a_tight_declaration_bound() {
     let env = next_stanza(&mut parser);
     assert!(env.element().unwrap().has_child("x", "urn:p"));
 }
+
+#[test]
+fn nothing_of_one_stanza_carries_over_to_the_next() {
+    // The parser keeps its capture between stanzas: the second stanza has no `to`, `from`,
+    // `type`, `id` or `xml:lang` of its own and borrows nothing.
+    let first = "<message xmlns:x='urn:x' to='a@b' from='c@d/e' type='chat' id='1' \
+                 xml:lang='fr'><x:y/></message>";
+    let input = format!(
+        "{}{first}<presence/>",
+        header(NS_CLIENT, " xmlns:x='urn:x'")
+    );
+    let got = envelopes(&input);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].to(), Some("a@b"));
+    assert_eq!(got[0].lang(), Some("fr"));
+    let second = &got[1];
+    assert_eq!(second.kind(), StanzaKind::Presence);
+    assert_eq!(
+        (
+            second.to(),
+            second.from(),
+            second.stanza_type(),
+            second.id(),
+            second.lang()
+        ),
+        (None, None, None, None, None)
+    );
+    assert_eq!(second.bytes(), b"<presence/>");
+    let stamp = Stamp {
+        from: Some("c@d/e"),
+        ..Stamp::new(NS_SERVER)
+    };
+    assert_eq!(
+        second.splice(&stamp).unwrap(),
+        b"<presence from='c@d/e'/>".to_vec()
+    );
+}
