@@ -200,55 +200,7 @@ impl core::fmt::Display for Location {
     }
 }
 
-macro_rules! forward_store {
-    () => {
-        fn version(&mut self) -> Result<usize, DbError> {
-            Self::version(self)
-        }
-        fn set_user(
-            &mut self,
-            jid: &BareJid,
-            password: &str,
-            salt: &[u8],
-            iterations: u32,
-        ) -> Result<bool, DbError> {
-            Self::set_user(self, jid, password, salt, iterations)
-        }
-        fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
-            Self::delete_user(self, jid)
-        }
-        fn users(&mut self) -> Result<Accounts, DbError> {
-            Self::users(self)
-        }
-        fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError> {
-            Self::load(self, user)
-        }
-        fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
-            Self::write(self, changes)
-        }
-        fn store_offline(
-            &mut self,
-            user: &BareJid,
-            stanza: &Element,
-            max: usize,
-        ) -> Result<bool, DbError> {
-            Self::store_offline(self, user, stanza, max)
-        }
-        fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
-            Self::take_offline(self, user)
-        }
-        fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError> {
-            Self::offline_count(self, user)
-        }
-    };
-}
-pub(crate) use forward_store;
-
-impl Store for Db {
-    forward_store!();
-}
-
-/// Every account with its SCRAM credentials, as [`Db::users`] reads them.
+/// Every account with its SCRAM credentials, as [`Store::users`] reads them.
 pub type Accounts = Vec<(BareJid, Vec<StoredCredentials>)>;
 
 /// One open database file.
@@ -292,14 +244,6 @@ impl Db {
         Ok(db)
     }
 
-    /// The schema version of the open file.
-    pub fn version(&self) -> Result<usize, DbError> {
-        let v: i64 = self
-            .conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?;
-        Ok(usize::try_from(v).unwrap_or(0))
-    }
-
     fn migrate(&mut self) -> Result<(), DbError> {
         self.conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -324,12 +268,53 @@ impl Db {
         Ok(())
     }
 
+    fn load_privacy(
+        &self,
+        user: &BareJid,
+        entries: &[RosterEntry],
+    ) -> Result<Option<PrivacyData>, DbError> {
+        let default: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT default_list FROM privacy WHERE jid = ?1",
+                params![user.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(default) = default else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT list FROM privacy_lists WHERE jid = ?1 ORDER BY position")?;
+        let lists = stmt
+            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT blocked FROM blocked WHERE jid = ?1 ORDER BY position")?;
+        let blocked = stmt
+            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        privacy_data(default, &lists, &blocked, entries).map(Some)
+    }
+}
+
+impl Store for Db {
+    /// The schema version of the open file.
+    fn version(&mut self) -> Result<usize, DbError> {
+        let v: i64 = self
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+
     // ---- accounts ----
 
     /// Creates the account, or gives it a new password: SCRAM credentials for every hash are
     /// derived from `password` with `salt` and `iterations`; the password itself is not
     /// kept. Returns whether the account is new.
-    pub fn set_user(
+    fn set_user(
         &mut self,
         jid: &BareJid,
         password: &str,
@@ -365,7 +350,7 @@ impl Db {
     }
 
     /// Deletes the account and everything stored for it. Returns whether it existed.
-    pub fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
+    fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
         Ok(self
             .conn
             .execute("DELETE FROM accounts WHERE jid = ?1", params![jid.as_str()])?
@@ -373,7 +358,7 @@ impl Db {
     }
 
     /// Every account with its credentials.
-    pub fn users(&self) -> Result<Accounts, DbError> {
+    fn users(&mut self) -> Result<Accounts, DbError> {
         let mut stmt = self.conn.prepare(
             "SELECT a.jid, c.hash, c.salt, c.iterations, c.stored_key, c.server_key
              FROM accounts a LEFT JOIN credentials c ON c.jid = a.jid ORDER BY a.jid",
@@ -399,7 +384,7 @@ impl Db {
     // ---- the IM machine's requests ----
 
     /// Everything about one account, as [`xmpp_im::Output::Load`] asks.
-    pub fn load(&self, user: &BareJid) -> Result<AccountData, DbError> {
+    fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError> {
         let version: Option<i64> = self
             .conn
             .query_row(
@@ -451,39 +436,8 @@ impl Db {
         })
     }
 
-    fn load_privacy(
-        &self,
-        user: &BareJid,
-        entries: &[RosterEntry],
-    ) -> Result<Option<PrivacyData>, DbError> {
-        let default: Option<Option<String>> = self
-            .conn
-            .query_row(
-                "SELECT default_list FROM privacy WHERE jid = ?1",
-                params![user.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(default) = default else {
-            return Ok(None);
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT list FROM privacy_lists WHERE jid = ?1 ORDER BY position")?;
-        let lists = stmt
-            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT blocked FROM blocked WHERE jid = ?1 ORDER BY position")?;
-        let blocked = stmt
-            .query_map(params![user.as_str()], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        privacy_data(default, &lists, &blocked, entries).map(Some)
-    }
-
     /// Makes the changes of one [`xmpp_im::Output::Write`] durable, all or none.
-    pub fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
+    fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         for change in changes {
             apply(&tx, change)?;
@@ -496,7 +450,7 @@ impl Db {
 
     /// Stores a message for `user` unless `max` are already waiting; returns whether it was
     /// stored (a missing account stores nothing).
-    pub fn store_offline(
+    fn store_offline(
         &mut self,
         user: &BareJid,
         stanza: &Element,
@@ -522,7 +476,7 @@ impl Db {
 
     /// Takes (reads and deletes, in one transaction) the messages waiting for `user`, oldest
     /// first.
-    pub fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
+    fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
         {
@@ -543,7 +497,7 @@ impl Db {
     }
 
     /// Messages waiting for `user`.
-    pub fn offline_count(&self, user: &BareJid) -> Result<usize, DbError> {
+    fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError> {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM offline WHERE jid = ?1",
             params![user.as_str()],
@@ -893,7 +847,7 @@ mod tests {
             }])
             .unwrap();
         }
-        let db = Db::open(&path).unwrap();
+        let mut db = Db::open(&path).unwrap();
         assert_eq!(db.version().unwrap(), MIGRATIONS.len());
         assert_eq!(db.load(&alice).unwrap().version, 3);
         drop(db);

@@ -15,7 +15,7 @@ use xmpp_host::Error;
 use xmpp_host::OsEntropy;
 use xmpp_host::blocking::{ClientOptions, Connection};
 use xmpp_host::tls::{Trust, Versions, client_config};
-use xmpp_server::db::Db;
+use xmpp_server::db::{Db, Store};
 use xmpp_server::{HubConfig, ServerHandle};
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, FeatureKind, StanzaErrorCondition,

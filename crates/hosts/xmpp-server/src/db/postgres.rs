@@ -24,8 +24,7 @@ use xmpp_im::{AccountData, Change, PrivacyData, RosterEntry};
 use xmpp_jid::BareJid;
 
 use super::{
-    Accounts, DbError, Store, corrupt, derive_all, forward_store, privacy_data, push_credentials,
-    roster_entry,
+    Accounts, DbError, Store, corrupt, derive_all, privacy_data, push_credentials, roster_entry,
 };
 
 /// How long connecting may take when the URL does not say (`connect_timeout`).
@@ -136,10 +135,6 @@ impl core::fmt::Debug for PgDb {
     }
 }
 
-impl Store for PgDb {
-    forward_store!();
-}
-
 /// A PostgreSQL error as text: the server's own message when it answered one.
 fn describe(e: &postgres::Error) -> DbError {
     match e.as_db_error() {
@@ -236,9 +231,11 @@ impl PgDb {
             tx.commit()?;
         }
     }
+}
 
+impl Store for PgDb {
     /// The schema version of the database.
-    pub fn version(&mut self) -> Result<usize, DbError> {
+    fn version(&mut self) -> Result<usize, DbError> {
         self.run(|c| {
             let v: i32 = c
                 .query_one("SELECT version FROM schema_version", &[])?
@@ -250,7 +247,7 @@ impl PgDb {
     // ---- accounts ----
 
     /// As [`Db::set_user`](super::Db::set_user): SCRAM credentials only, never the password.
-    pub fn set_user(
+    fn set_user(
         &mut self,
         jid: &BareJid,
         password: &str,
@@ -285,12 +282,12 @@ impl PgDb {
     }
 
     /// As [`Db::delete_user`](super::Db::delete_user).
-    pub fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
+    fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
         self.run(|c| Ok(c.execute("DELETE FROM accounts WHERE jid = $1", &[&jid.as_str()])? == 1))
     }
 
     /// As [`Db::users`](super::Db::users).
-    pub fn users(&mut self) -> Result<Accounts, DbError> {
+    fn users(&mut self) -> Result<Accounts, DbError> {
         self.run(|c| {
             let rows = c.query(
                 "SELECT a.jid, c.hash, c.salt, c.iterations, c.stored_key, c.server_key
@@ -327,7 +324,7 @@ impl PgDb {
 
     /// As [`Db::load`](super::Db::load): everything about one account, read in one
     /// repeatable-read transaction (one snapshot).
-    pub fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError> {
+    fn load(&mut self, user: &BareJid) -> Result<AccountData, DbError> {
         self.run(|c| {
             let mut tx = c
                 .build_transaction()
@@ -341,7 +338,7 @@ impl PgDb {
     }
 
     /// As [`Db::write`](super::Db::write): all or none, committed (durable) at return.
-    pub fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
+    fn write(&mut self, changes: &[Change]) -> Result<(), DbError> {
         self.run(|c| {
             let mut tx = c.transaction()?;
             for change in changes {
@@ -356,7 +353,7 @@ impl PgDb {
 
     /// As [`Db::store_offline`](super::Db::store_offline): bounded by `max`, nothing for a
     /// missing account.
-    pub fn store_offline(
+    fn store_offline(
         &mut self,
         user: &BareJid,
         stanza: &Element,
@@ -396,7 +393,7 @@ impl PgDb {
 
     /// As [`Db::take_offline`](super::Db::take_offline): read and deleted in one statement,
     /// oldest first.
-    pub fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
+    fn take_offline(&mut self, user: &BareJid) -> Result<Vec<Element>, DbError> {
         self.run(|c| {
             let rows = c.query(
                 "DELETE FROM offline WHERE jid = $1 RETURNING id, stanza",
@@ -419,7 +416,7 @@ impl PgDb {
     }
 
     /// As [`Db::offline_count`](super::Db::offline_count).
-    pub fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError> {
+    fn offline_count(&mut self, user: &BareJid) -> Result<usize, DbError> {
         self.run(|c| {
             let n: i64 = c
                 .query_one(
