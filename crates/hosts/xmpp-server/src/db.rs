@@ -114,6 +114,8 @@ pub trait Store: Send {
         salt: &[u8],
         iterations: u32,
     ) -> Result<bool, DbError>;
+    /// Whether the account exists (one indexed lookup).
+    fn has_user(&mut self, jid: &BareJid) -> Result<bool, DbError>;
     /// See [`Db::delete_user`].
     fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError>;
     /// See [`Db::users`].
@@ -347,6 +349,13 @@ impl Store for Db {
         }
         tx.commit()?;
         Ok(new)
+    }
+
+    fn has_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM accounts WHERE jid = ?1")?;
+        Ok(stmt.exists(params![jid.as_str()])?)
     }
 
     /// Deletes the account and everything stored for it. Returns whether it existed.

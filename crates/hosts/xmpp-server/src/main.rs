@@ -244,7 +244,7 @@ fn manage(args: &Cli, command: &Command) -> Result<(), Box<dyn std::error::Error
             password: given,
         } => {
             let jid = xmpp_server::account_jid(&config, name)?;
-            if db.users()?.iter().any(|(j, _)| *j == jid) {
+            if db.has_user(&jid)? {
                 return Err(format!("{jid} exists (passwd changes its password)").into());
             }
             db.set_user(&jid, &password(given)?, &salt(), config.iterations)?;
@@ -262,7 +262,7 @@ fn manage(args: &Cli, command: &Command) -> Result<(), Box<dyn std::error::Error
             password: given,
         } => {
             let jid = xmpp_server::account_jid(&config, name)?;
-            if !db.users()?.iter().any(|(j, _)| *j == jid) {
+            if !db.has_user(&jid)? {
                 return Err(format!("{jid}: no such account").into());
             }
             db.set_user(&jid, &password(given)?, &salt(), config.iterations)?;

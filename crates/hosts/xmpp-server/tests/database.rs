@@ -456,8 +456,11 @@ fn store_semantics(db: &TestDb) {
     let mut store = db.open();
     assert_eq!(store.version().unwrap(), xmpp_server::db::MIGRATIONS.len());
     let alice = bare("alice@localhost");
+    assert!(!store.has_user(&alice).unwrap());
     assert!(store.set_user(&alice, "pw", b"salt", 4096).unwrap());
     assert!(!store.set_user(&alice, "pw2", b"salt", 4096).unwrap());
+    assert!(store.has_user(&alice).unwrap());
+    assert!(!store.has_user(&bare("alicia@localhost")).unwrap());
     let mut mem = MemoryStore::new();
     mem.add_account(alice.clone());
     let mut entry = RosterEntry::new(bare("bob@localhost"));
@@ -586,6 +589,7 @@ fn store_semantics(db: &TestDb) {
     assert_eq!(store.load(&alice).unwrap(), AccountData::missing());
     assert_eq!(store.offline_count(&alice).unwrap(), 0);
     assert!(store.users().unwrap().is_empty());
+    assert!(!store.has_user(&alice).unwrap());
     assert!(!store.delete_user(&alice).unwrap());
 }
 

@@ -282,6 +282,13 @@ impl Store for PgDb {
     }
 
     /// As [`Db::delete_user`](super::Db::delete_user).
+    fn has_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
+        self.run(|c| {
+            let rows = c.query("SELECT 1 FROM accounts WHERE jid = $1", &[&jid.as_str()])?;
+            Ok(!rows.is_empty())
+        })
+    }
+
     fn delete_user(&mut self, jid: &BareJid) -> Result<bool, DbError> {
         self.run(|c| Ok(c.execute("DELETE FROM accounts WHERE jid = $1", &[&jid.as_str()])? == 1))
     }

@@ -90,11 +90,9 @@ fn set_account(
     create: bool,
 ) -> Derived {
     if create {
-        match db.users() {
-            Ok(users) if users.iter().any(|(user, _)| user == jid) => {
-                return Err(RegistrationRefused::Conflict);
-            }
-            Ok(_) => {}
+        match db.has_user(jid) {
+            Ok(true) => return Err(RegistrationRefused::Conflict),
+            Ok(false) => {}
             Err(_) => return Err(RegistrationRefused::Storage),
         }
     }
