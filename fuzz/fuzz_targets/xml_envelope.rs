@@ -3,13 +3,19 @@
 //! same point with the same condition; every envelope builds the element the element path
 //! gave; and where splicing succeeds, parsing the spliced bytes in the target stream gives
 //! the element `stamp_element` makes (otherwise only `NeedsElement` on a namespace change).
+//! One run in four is a WebSocket stream (RFC 7395): the input is split into messages at
+//! 0xFF bytes after an `<open/>`, and spliced stanzas are parsed as messages of their own.
 #![no_main]
 
 use xmpp_xml::minidom::Element;
 use xmpp_xml::{
-    Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp, StreamParser,
-    stamp_element,
+    ContentNamespace, Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp,
+    StreamParser, stamp_element,
 };
+
+/// The first message of a framed run.
+const OPEN: &[u8] =
+    b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='x' version='1.0' xml:lang='en'/>";
 
 /// Stanza bound configured on the parsers.
 const MAX_STANZA: usize = 2048;
@@ -37,6 +43,21 @@ fn drain(parser: &mut StreamParser, events: &mut Vec<Event>) -> Result<(), Strin
     }
 }
 
+/// Parses one spliced stanza as a WebSocket message of its own.
+fn parse_message(limits: &Limits, stanza: &[u8]) -> Element {
+    let mut parser = StreamParser::framed(limits.clone(), ContentNamespace::Client);
+    parser.feed_message(OPEN);
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamStart(_)))
+    ));
+    parser.feed_message(stanza);
+    match parser.next_event() {
+        Ok(Some(Event::Element(e))) => e,
+        other => panic!("spliced bytes do not parse as a message: {other:?}"),
+    }
+}
+
 /// Parses one spliced stanza in a stream whose default namespace is `ns`.
 fn parse_in(ns: &str, limits: &Limits, stanza: &[u8]) -> Element {
     let mut parser = StreamParser::with_limits(limits.clone());
@@ -54,13 +75,20 @@ fn parse_in(ns: &str, limits: &Limits, stanza: &[u8]) -> Element {
     }
 }
 
-fn check_splice(env: &xmpp_xml::Envelope, element: &Element, control: u8, limits: &Limits) {
+fn check_splice(
+    env: &xmpp_xml::Envelope,
+    element: &Element,
+    control: u8,
+    limits: &Limits,
+    standalone: bool,
+) {
     let target = TARGETS[usize::from(control >> 6) % 3];
     let stamp = Stamp {
         namespace: target,
         from: (control & 0x10 != 0).then_some("a'b\"&<>@x/\t"),
         to: (control & 0x20 != 0).then_some("t@u"),
         lang: (control & 0x08 != 0).then_some("de"),
+        standalone,
     };
     match env.splice(&stamp) {
         Ok(bytes) => {
@@ -68,10 +96,50 @@ fn check_splice(env: &xmpp_xml::Envelope, element: &Element, control: u8, limits
             stamp_element(&mut expected, &stamp);
             let mut relaxed = limits.clone();
             relaxed.max_stanza_bytes = usize::MAX / 2;
-            assert_eq!(parse_in(target, &relaxed, &bytes), expected);
+            let parsed = if standalone {
+                parse_message(&relaxed, &bytes)
+            } else {
+                parse_in(target, &relaxed, &bytes)
+            };
+            assert_eq!(parsed, expected);
         }
         Err(SpliceError::NeedsElement) => {}
         Err(other) => panic!("splice failed: {other}"),
+    }
+}
+
+/// Compares the two parsers' events so far (and clears them).
+fn compare(a: &mut Vec<Event>, b: &mut Vec<Event>, control: u8, limits: &Limits, framed: bool) {
+    assert_eq!(a.len(), b.len(), "event counts differ");
+    for (x, y) in a.iter().zip(b.iter()) {
+        match (x, y) {
+            (Event::Element(e), Event::Stanza(env)) => {
+                assert_eq!(&env.element().expect("envelopes rebuild"), e);
+                check_splice(env, e, control, limits, framed);
+            }
+            (x, y) => assert_eq!(x, y),
+        }
+    }
+    a.clear();
+    b.clear();
+}
+
+/// A WebSocket stream: `rest` split into messages at 0xFF, after an `<open/>`.
+fn run_framed(control: u8, rest: &[u8], limits: &Limits) {
+    let mut elements = StreamParser::framed(limits.clone(), ContentNamespace::Client);
+    let mut envelopes = StreamParser::framed(limits.clone(), ContentNamespace::Client);
+    envelopes.set_envelopes(true);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for message in core::iter::once(OPEN).chain(rest.split(|byte| *byte == 0xFF)) {
+        elements.feed_message(message);
+        envelopes.feed_message(message);
+        let ra = drain(&mut elements, &mut a);
+        let rb = drain(&mut envelopes, &mut b);
+        assert_eq!(ra, rb, "accept/reject or condition differs");
+        compare(&mut a, &mut b, control, limits, true);
+        if ra.is_err() {
+            return;
+        }
     }
 }
 
@@ -82,6 +150,9 @@ fn run(data: &[u8]) {
     let mut limits = Limits::default();
     limits.max_stanza_bytes = MAX_STANZA;
     limits.max_depth = 16;
+    if control & 3 == 3 {
+        return run_framed(control, rest, &limits);
+    }
     let mut elements = StreamParser::with_limits(limits.clone());
     let mut envelopes = StreamParser::with_limits(limits.clone());
     envelopes.set_envelopes(true);
@@ -98,19 +169,8 @@ fn run(data: &[u8]) {
         let ra = drain(&mut elements, &mut a);
         let rb = drain(&mut envelopes, &mut b);
         assert_eq!(ra, rb, "accept/reject or condition differs");
-        assert_eq!(a.len(), b.len(), "event counts differ");
         assert_eq!(elements.buffered_len(), envelopes.buffered_len());
-        for (x, y) in a.iter().zip(&b) {
-            match (x, y) {
-                (Event::Element(e), Event::Stanza(env)) => {
-                    assert_eq!(&env.element().expect("envelopes rebuild"), e);
-                    check_splice(env, e, control, &limits);
-                }
-                (x, y) => assert_eq!(x, y),
-            }
-        }
-        a.clear();
-        b.clear();
+        compare(&mut a, &mut b, control, &limits, false);
         if ra.is_err() {
             return;
         }

@@ -276,6 +276,7 @@ impl AnyStream {
             from,
             to,
             lang: None,
+            standalone: false,
         };
         xmpp_xml::stamp_element(&mut element, &stamp);
         self.send_stanza(now, &element)

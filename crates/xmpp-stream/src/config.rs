@@ -260,8 +260,10 @@ pub struct ServerConfig {
     /// `message` and `presence` stanzas come as [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope)
     /// (validated bytes and decoded header, no element built) instead of
     /// [`Event::Stanza`](crate::Event::Stanza); iqs (which the stream itself may answer:
-    /// pings, legacy sessions), negotiation elements and nonzas stay elements. A WebSocket
-    /// stream keeps the element path.
+    /// pings, legacy sessions), negotiation elements and nonzas stay elements. On a
+    /// WebSocket stream too: each message's stanza (RFC 7395 §3.3.3), and
+    /// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope) splices the
+    /// namespace declaration a message needs.
     pub envelopes: bool,
     /// XEP-0077 in-band registration (default off). When on, `<register/>` is listed before
     /// authentication (wherever SASL is: not before a required STARTTLS), a fields request

@@ -344,7 +344,7 @@ impl Core {
         }
         self.flags |= SessionFlags::BOUND;
         self.trim_when_drained = true;
-        if self.envelopes && !self.framed {
+        if self.envelopes {
             // Negotiation elements stay elements; from here on stanzas come as envelopes.
             self.parser.set_envelopes(true);
         }

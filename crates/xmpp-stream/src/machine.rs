@@ -178,8 +178,9 @@ impl Machine {
             from,
             to,
             lang: None,
+            standalone: self.core.framed,
         };
-        if self.sm.is_none() && !self.core.framed {
+        if self.sm.is_none() {
             let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
             match envelope.splice_into(&stamp, &mut bytes) {
                 Ok(()) => {

@@ -409,3 +409,89 @@ fn the_server_closes_naming_another_endpoint() {
             .is_err()
     );
 }
+
+/// A negotiated server end for `juliet` (WebSocket or TCP) with envelopes on, and its client.
+fn negotiated_with_envelopes(websocket: bool) -> ([AnyStream; 2], [Vec<Event>; 2]) {
+    let mut client = ClientConfig::new(BareJid::new("juliet@im.example.com").unwrap(), "r0m30");
+    client.tls = TlsPolicy::Disabled;
+    client.resource = Some("balcony".into());
+    let mut server = ServerConfig::new(BareJid::new("im.example.com").unwrap());
+    server.tls = TlsPolicy::Disabled;
+    server.envelopes = true;
+    let accounts = MemoryBackend::new().with_user("juliet", "r0m30", 4096);
+    let client = ClientStream::new(client, SeededEntropy::new(1));
+    let server = ServerStream::new(server, SeededEntropy::new(2), accounts);
+    let mut ends: [AnyStream; 2] = if websocket {
+        [client.websocket().into(), server.websocket().into()]
+    } else {
+        [client.into(), server.into()]
+    };
+    let mut events = [Vec::new(), Vec::new()];
+    let mut sent = [Vec::new(), Vec::new()];
+    for end in &mut ends {
+        end.start(Instant::ZERO, Transport::Plain).unwrap();
+    }
+    drive(&mut ends, &mut events, &mut sent);
+    assert!(ends[0].is_negotiated() && ends[1].is_negotiated());
+    (ends, events)
+}
+
+#[test]
+fn envelopes_cross_between_websocket_and_tcp_sessions() {
+    for (from_websocket, to_websocket) in [(true, true), (true, false), (false, true)] {
+        let (mut a, mut a_events) = negotiated_with_envelopes(from_websocket);
+        let (mut b, mut b_events) = negotiated_with_envelopes(to_websocket);
+        let mut sent = [Vec::new(), Vec::new()];
+        a[0].send_stanza(
+            Instant::ZERO,
+            &message("romeo@im.example.com", "hi &amp; bye"),
+        )
+        .unwrap();
+        drive(&mut a, &mut a_events, &mut sent);
+        let envelope = a_events[1]
+            .iter()
+            .find_map(|e| match e {
+                Event::StanzaEnvelope(env) => Some(env.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no envelope: {:?}", a_events[1]));
+        assert_eq!(envelope.to(), Some("romeo@im.example.com"));
+        let mut sent = [Vec::new(), Vec::new()];
+        b[1].send_envelope(
+            Instant::ZERO,
+            &envelope,
+            Some("juliet@im.example.com/balcony"),
+            None,
+        )
+        .unwrap();
+        drive(&mut b, &mut b_events, &mut sent);
+        let out = String::from_utf8(sent[1].concat()).unwrap();
+        if to_websocket {
+            // One message, the stanza declaring its namespace, no element built.
+            assert_eq!(sent[1].len(), 1);
+            assert!(
+                out.starts_with("<message to='romeo@im.example.com' xmlns='jabber:client'"),
+                "{out}"
+            );
+        } else {
+            assert!(
+                out.starts_with("<message to='romeo@im.example.com' from="),
+                "{out}"
+            );
+        }
+        let got = b_events[0]
+            .iter()
+            .find_map(|e| match e {
+                Event::Stanza(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("nothing delivered: {:?}", b_events[0]));
+        assert_eq!(got.attr("from"), Some("juliet@im.example.com/balcony"));
+        assert_eq!(
+            got.get_child("body", "jabber:client")
+                .map(Element::text)
+                .as_deref(),
+            Some("hi &amp; bye")
+        );
+    }
+}

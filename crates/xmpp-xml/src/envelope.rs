@@ -209,7 +209,8 @@ impl Envelope {
     /// stanza could use. Attributes are found by resolved name (an unprefixed `from` is the
     /// `from`; `foo:from` is not), values are escaped, prefixes the stanza borrowed from its
     /// stream header are declared on it, and its own default namespace declaration is dropped
-    /// (the target stream supplies one). Parsing the result in such a stream gives the element
+    /// (the target stream supplies one; with [`Stamp::standalone`] the stanza declares it).
+    /// Parsing the result in such a stream (or as a WebSocket message) gives the element
     /// [`stamp_element`] makes of [`element`](Self::element).
     ///
     /// # Errors
@@ -261,11 +262,16 @@ impl Envelope {
         let mut scan = StartTagScan::new(tag)?;
         // Runs of the start tag are copied whole between the attributes dropped.
         let mut at = 0;
+        // A prefixed stanza keeps its own default declaration (its children's namespace).
+        let mut keeps_a_default = false;
         while let Some(attr) = scan.next_attr()? {
             let drop = match attr.name {
                 b"from" => stamp.from.is_some(),
                 b"to" => stamp.to.is_some(),
-                b"xmlns" => !scan.prefixed,
+                b"xmlns" => {
+                    keeps_a_default = scan.prefixed;
+                    !scan.prefixed
+                }
                 _ => false,
             };
             if drop {
@@ -275,6 +281,9 @@ impl Envelope {
         }
         let tail = scan.at;
         out.extend_from_slice(tag.get(at..tail).ok_or(SpliceError::Malformed)?);
+        if stamp.standalone && !keeps_a_default {
+            write_attr(out, "xmlns", target)?;
+        }
         for (prefix, ns) in &self.bindings.borrowed {
             write_attr(out, &format!("xmlns:{prefix}"), ns)?;
         }
@@ -306,6 +315,11 @@ pub struct Stamp<'a> {
     /// Add this `xml:lang` unless the stanza carries its own (the recipient's stream has a
     /// different default than the sender's).
     pub lang: Option<&'a str>,
+    /// The result is a document of its own, not part of a stream: a WebSocket message
+    /// (RFC 7395 §3.3.3), where every stanza declares `namespace` itself. Splicing then
+    /// declares it on the stanza; [`stamp_element`] is the same either way (an element
+    /// carries its namespace).
+    pub standalone: bool,
 }
 
 impl<'a> Stamp<'a> {
@@ -317,6 +331,7 @@ impl<'a> Stamp<'a> {
             from: None,
             to: None,
             lang: None,
+            standalone: false,
         }
     }
 }

@@ -243,8 +243,8 @@ impl StreamParser {
     /// (`message`, `presence`, `iq` in a content namespace) comes as [`Event::Stanza`]: its
     /// bytes, copied once out of the input buffer, and its decoded header; no element tree is
     /// built for it. Every other depth-1 element still comes as [`Event::Element`]. Takes
-    /// effect from the next depth-1 element. Framed streams ([`Self::framed`]) always use
-    /// the element path.
+    /// effect from the next depth-1 element. On a framed stream ([`Self::framed`]) the
+    /// stanzas are the messages' root elements, declaring their own namespace.
     pub fn set_envelopes(&mut self, enabled: bool) {
         self.envelopes = enabled;
     }
@@ -341,7 +341,10 @@ impl StreamParser {
         self.head = None;
         self.stack.clear();
         self.text_lens.clear();
-        self.capture = None;
+        if let Some(capture) = &mut self.capture {
+            // Kept for the next stanza (no allocation per message); nothing of it is read.
+            capture.depth = 0;
+        }
         self.pending_start = None;
         self.buf.extend_from_slice(bytes);
     }
@@ -503,7 +506,7 @@ impl StreamParser {
                     if depth >= self.limits.max_depth {
                         return Err(policy("element nesting exceeds the depth limit"));
                     }
-                    if depth == 0 && self.envelopes && self.framing.is_none() {
+                    if depth == 0 && self.envelopes {
                         // The tokenizer has read `<` and the name (and maybe one byte more).
                         let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
                         let start = window.iter().rposition(|b| *b == b'<');
@@ -906,6 +909,14 @@ impl StreamParser {
         let context = self.context.clone().ok_or_else(internal)?;
         self.consumed = self.fed;
         self.raw.set_text_buffering(false);
+        if self.framing.is_some() {
+            // The message's one element, as on the element path: anything but whitespace
+            // after it fails the message before its stanza is delivered.
+            self.phase = Phase::Ended;
+            if self.buf[self.fed..].iter().any(|b| !is_xml_space(*b)) {
+                return Err(framing::trailing());
+            }
+        }
         Ok(Some(Event::Stanza(Envelope {
             bytes,
             head_end,
@@ -958,7 +969,14 @@ impl StreamParser {
                 if self.buf[self.fed..].iter().any(|b| !is_xml_space(*b)) {
                     return Err(framing::trailing());
                 }
-                return framing.event(element).map(Some);
+                let event = framing.event(element)?;
+                if let Event::StreamStart(header) = &event {
+                    // What a stanza without its own `xml:lang` inherits (envelope `lang()`).
+                    self.header_lang.clone_from(&header.lang);
+                    // An envelope's context is taken at its first stanza, after this.
+                    self.context = None;
+                }
+                return Ok(Some(event));
             }
             Ok(Some(Event::Element(element)))
         }

@@ -5,8 +5,8 @@
 use minidom::Element;
 use proptest::prelude::*;
 use xmpp_xml::{
-    Envelope, Event, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp, StanzaKind,
-    StreamParser, stamp_element,
+    ContentNamespace, Envelope, Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER,
+    SpliceError, Stamp, StanzaKind, StreamParser, stamp_element,
 };
 
 const STREAMS: &str = "http://etherx.jabber.org/streams";
@@ -104,6 +104,126 @@ fn parse_in(ns: &str, stanza: &[u8]) -> Element {
     match events.as_slice() {
         [Event::StreamStart(_), Event::Element(e)] => e.clone(),
         other => panic!("{other:?}"),
+    }
+}
+
+const OPEN: &str = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.net' \
+                    version='1.0' xml:lang='en'/>";
+
+/// WebSocket messages (RFC 7395) through a framed parser, in envelope mode or not: the
+/// events of each message and the error condition, if any (parsing stops there).
+fn parse_framed(messages: &[&str], envelopes: bool) -> (Vec<Event>, Option<String>) {
+    let mut parser = StreamParser::framed(Limits::default(), ContentNamespace::Client);
+    parser.set_envelopes(envelopes);
+    let mut events = Vec::new();
+    for message in messages {
+        parser.feed_message(message.as_bytes());
+        loop {
+            match parser.next_event() {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => break,
+                Err(e) => return (events, Some(e.condition().to_string())),
+            }
+        }
+    }
+    (events, None)
+}
+
+/// A stanza spliced as a WebSocket message, parsed by a framed parser.
+fn parse_as_message(stanza: &[u8]) -> Element {
+    let text = String::from_utf8(stanza.to_vec()).unwrap();
+    let (events, error) = parse_framed(&[OPEN, &text], false);
+    assert_eq!(error, None, "{text}");
+    match events.as_slice() {
+        [Event::StreamStart(_), Event::Element(e)] => e.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn websocket_messages_come_as_envelopes() {
+    let chat = "<message xmlns='jabber:client' to='juliet@example.com' type='chat' id='m1'>\
+                <body>hi</body></message>";
+    let lang = "<presence xmlns='jabber:client' xml:lang='fr'/>";
+    let (events, error) = parse_framed(
+        &[
+            OPEN,
+            chat,
+            "<r xmlns='urn:xmpp:sm:3'/>",
+            lang,
+            "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        ],
+        true,
+    );
+    assert_eq!(error, None);
+    let [
+        Event::StreamStart(header),
+        Event::Stanza(message),
+        Event::Element(nonza),
+        Event::Stanza(presence),
+        Event::StreamEnd,
+    ] = events.as_slice()
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(header.lang.as_deref(), Some("en"));
+    assert_eq!(message.bytes(), chat.as_bytes());
+    assert_eq!(
+        (
+            message.kind(),
+            message.to(),
+            message.stanza_type(),
+            message.id(),
+            message.lang()
+        ),
+        (
+            StanzaKind::Message,
+            Some("juliet@example.com"),
+            Some("chat"),
+            Some("m1"),
+            Some("en")
+        )
+    );
+    assert_eq!(nonza.name(), "r");
+    assert_eq!(presence.lang(), Some("fr"));
+    // The element each envelope builds is the element path's.
+    let (elements, _) = parse_framed(&[OPEN, chat, lang], false);
+    let Event::Element(first) = &elements[1] else {
+        panic!("{elements:?}")
+    };
+    assert_eq!(message.element().unwrap(), *first);
+    // Spliced for another WebSocket client: the message declares its namespace.
+    let stamp = Stamp {
+        from: Some("romeo@example.net/orchard"),
+        standalone: true,
+        ..Stamp::new(NS_CLIENT)
+    };
+    let out = message.splice(&stamp).unwrap();
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        "<message to='juliet@example.com' type='chat' id='m1' xmlns='jabber:client' \
+         from='romeo@example.net/orchard'><body>hi</body></message>"
+    );
+    let mut expected = message.element().unwrap();
+    stamp_element(&mut expected, &stamp);
+    assert_eq!(parse_as_message(&out), expected);
+    // Spliced for a TCP stream: the stream supplies the namespace.
+    let tcp = message.splice(&Stamp::new(NS_CLIENT)).unwrap();
+    assert!(tcp.starts_with(b"<message to="));
+}
+
+#[test]
+fn a_websocket_message_with_more_than_its_stanza_delivers_nothing() {
+    for envelopes in [false, true] {
+        let (events, error) = parse_framed(
+            &[
+                OPEN,
+                "<message xmlns='jabber:client'><body>x</body></message><message xmlns='jabber:client'/>",
+            ],
+            envelopes,
+        );
+        assert_eq!(error.as_deref(), Some("not-well-formed"));
+        assert_eq!(events.len(), 1, "{events:?}");
     }
 }
 
@@ -453,6 +573,7 @@ proptest! {
         from in prop::option::of(prop::sample::select(vec!["x@y/r", "a'b\"<&>", "s\u{e9}rvice"])),
         to in prop::option::of(prop::sample::select(vec!["t@u", "t&u"])),
         lang in prop::option::of(prop::sample::select(vec!["de", "x-'"])),
+        standalone in any::<bool>(),
     ) {
         let input = stream_of(std::slice::from_ref(&stanza), default);
         let (events, error) = parse(input.as_bytes(), &[], false);
@@ -461,11 +582,21 @@ proptest! {
             panic!("{events:?}")
         };
         let env = one(&input);
-        let stamp = Stamp { namespace: target, from, to, lang };
+        let stamp = Stamp {
+            namespace: target,
+            from,
+            to,
+            lang,
+            standalone,
+        };
         match env.splice(&stamp) {
             Ok(out) => {
                 stamp_element(&mut expected, &stamp);
-                prop_assert_eq!(parse_in(target, &out), expected);
+                if standalone {
+                    prop_assert_eq!(parse_as_message(&out), expected);
+                } else {
+                    prop_assert_eq!(parse_in(target, &out), expected);
+                }
             }
             Err(SpliceError::NeedsElement) => {
                 // Only where the bytes cannot express the mapping.
@@ -574,4 +705,22 @@ fn nothing_of_one_stanza_carries_over_to_the_next() {
         second.splice(&stamp).unwrap(),
         b"<presence from='c@d/e'/>".to_vec()
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// WebSocket messages: the envelope path gives what the element path gives (same
+    /// stanzas, same error), and each envelope's header agrees with its element.
+    #[test]
+    fn websocket_envelopes_are_the_element_path(stanzas in prop::collection::vec(stanza(), 1..4)) {
+        let mut messages = vec![OPEN.to_owned()];
+        messages.extend(stanzas);
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        let (envelopes, error) = parse_framed(&messages, true);
+        let (elements, element_error) = parse_framed(&messages, false);
+        prop_assert_eq!(materialize(&envelopes), elements);
+        prop_assert_eq!(error, element_error);
+        headers_agree(&envelopes)?;
+    }
 }

@@ -62,6 +62,7 @@ impl Forward {
             from: Some(self.from.as_str()),
             to: Some(self.stanza_to.as_str()),
             lang: None,
+            standalone: false,
         }
     }
 
