@@ -317,3 +317,287 @@ fn stanzas_the_element_path_refuses_are_refused_alike() {
         );
     }
 }
+
+// ---- presence (RFC 6121 §4): broadcast and directed presence fanned out as shared bytes ----
+
+/// The accounts of the presence world: juliet (balcony, chamber), romeo (orchard), benvolio
+/// (square), nurse (offline) here, mercutio on a remote domain.
+const CONTACTS: &[&str] = &[
+    "romeo@example.com",
+    "benvolio@example.com",
+    "nurse@example.com",
+    "mercutio@remote.example",
+];
+
+/// The subscription states a contact can be in, as the user's server stores them.
+const STATES: &[xmpp_im::State] = &[
+    xmpp_im::State::None,
+    xmpp_im::State::To,
+    xmpp_im::State::From,
+    xmpp_im::State::Both,
+    xmpp_im::State::FromPendingOut,
+    xmpp_im::State::NonePendingIn,
+];
+
+/// Privacy set-ups, applied through the element path before the test.
+const PRIVACY: &[&[(&str, &str)]] = &[
+    &[],
+    // juliet blocks benvolio (XEP-0191): presence-out to him stopped.
+    &[(
+        "juliet@example.com/balcony",
+        "<iq type='set' id='p1'><block xmlns='urn:xmpp:blocking'><item jid='benvolio@example.com'/></block></iq>",
+    )],
+    // romeo blocks juliet: his server drops her presence to him.
+    &[(
+        "romeo@example.com/orchard",
+        "<iq type='set' id='p1'><block xmlns='urn:xmpp:blocking'><item jid='juliet@example.com'/></block></iq>",
+    )],
+    // juliet's balcony has an active list denying presence-out to romeo (XEP-0016 §2.11).
+    &[
+        (
+            "juliet@example.com/balcony",
+            "<iq type='set' id='p1'><query xmlns='jabber:iq:privacy'><list name='po'><item type='jid' value='romeo@example.com' action='deny' order='1'><presence-out/></item></list></query></iq>",
+        ),
+        (
+            "juliet@example.com/balcony",
+            "<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'><active name='po'/></query></iq>",
+        ),
+    ],
+    // benvolio's default list denies presence-in from juliet's chamber.
+    &[
+        (
+            "benvolio@example.com/square",
+            "<iq type='set' id='p1'><query xmlns='jabber:iq:privacy'><list name='pi'><item type='jid' value='juliet@example.com/chamber' action='deny' order='1'><presence-in/></item></list></query></iq>",
+        ),
+        (
+            "benvolio@example.com/square",
+            "<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'><default name='pi'/></query></iq>",
+        ),
+    ],
+];
+
+impl World {
+    /// The presence world: juliet's subscription state with each of [`CONTACTS`] from
+    /// `states` (the contacts hold the mirror image, `Both` kept symmetric); romeo's and
+    /// benvolio's rosters name juliet with `back`; `privacy` from [`PRIVACY`].
+    fn presence(states: [usize; 4], back: usize, chamber_available: bool, privacy: usize) -> World {
+        use xmpp_im::{ContactState, RosterEntry, RosterStore};
+        let mut store = MemoryStore::new();
+        for u in [
+            "juliet@example.com",
+            "romeo@example.com",
+            "benvolio@example.com",
+            "nurse@example.com",
+        ] {
+            store.add_account(BareJid::new(u).unwrap());
+        }
+        let entry = |jid: &str, state: xmpp_im::State| {
+            let mut e = RosterEntry::new(BareJid::new(jid).unwrap());
+            e.in_roster = true;
+            e.state = ContactState {
+                state,
+                pre_approved: false,
+            };
+            e
+        };
+        let juliet = BareJid::new("juliet@example.com").unwrap();
+        for (contact, s) in CONTACTS.iter().zip(states) {
+            store.put(&juliet, entry(contact, STATES[s]));
+        }
+        for u in ["romeo@example.com", "benvolio@example.com"] {
+            store.put(
+                &BareJid::new(u).unwrap(),
+                entry("juliet@example.com", STATES[back]),
+            );
+        }
+        let mut w = World {
+            server: Server::new(ServerConfig::new("example.com")),
+            store,
+        };
+        let sessions = [
+            ("romeo@example.com/orchard", true),
+            ("benvolio@example.com/square", true),
+            ("juliet@example.com/balcony", true),
+            ("juliet@example.com/chamber", chamber_available),
+        ];
+        for (jid, _) in sessions {
+            w.server.session_started(full(jid)).unwrap();
+        }
+        for (from, iq) in PRIVACY[privacy] {
+            w.element(from, iq);
+        }
+        for (jid, available) in sessions {
+            if available {
+                w.element(jid, "<presence><priority>1</priority></presence>");
+            }
+        }
+        w.drain();
+        w
+    }
+}
+
+const PRESENCE_TO: &[Option<&str>] = &[
+    None,
+    None,
+    None,
+    Some("romeo@example.com"),
+    Some("romeo@example.com/orchard"),
+    Some("ROMEO@example.com/gone"),
+    Some("benvolio@example.com"),
+    Some("nurse@example.com"),
+    Some("ghost@example.com"),
+    Some("juliet@example.com"),
+    Some("juliet@example.com/chamber"),
+    Some("example.com"),
+    Some("mercutio@remote.example"),
+];
+
+const PRESENCE_SENDERS: &[&str] = &[
+    "juliet@example.com/balcony",
+    "juliet@example.com/chamber",
+    "romeo@example.com/orchard",
+];
+
+/// A presence: `to`, `unavailable` or available, `id`, with a payload when `payload`.
+fn presence(to: Option<&str>, unavailable: bool, id: bool, payload: Option<i8>) -> String {
+    let mut s = String::from("<presence");
+    if let Some(to) = to {
+        let _ = write!(s, " to='{to}'");
+    }
+    if unavailable {
+        s += " type='unavailable'";
+    }
+    if id {
+        s += " id='p1'";
+    }
+    match payload {
+        None => s + "/>",
+        Some(priority) => {
+            let _ = write!(
+                s,
+                "><show>away</show><status xml:lang='en'>out &amp; about</status><priority>{priority}</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>"
+            );
+            s
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Presence broadcast and directed presence: the envelope path and the element path give
+    /// the same outputs (the same recipients, the same stanzas once stamped, in the same
+    /// order) across subscription states, resources, priorities, privacy lists, directed
+    /// presence and unavailability, and through the end of the session.
+    #[test]
+    fn presence_paths_agree(
+        states in proptest::array::uniform4(0..STATES.len()),
+        back in 0..STATES.len(),
+        chamber_available: bool,
+        privacy in 0..PRIVACY.len(),
+        steps in proptest::collection::vec(
+            (0..PRESENCE_SENDERS.len(), 0..PRESENCE_TO.len(), any::<bool>(), any::<bool>(),
+             proptest::option::of(-2i8..3)),
+            1..5,
+        ),
+        end in 0..PRESENCE_SENDERS.len(),
+    ) {
+        let mut by_element = World::presence(states, back, chamber_available, privacy);
+        let mut by_envelope = World::presence(states, back, chamber_available, privacy);
+        for (sender, to, unavailable, id, payload) in steps {
+            let sender = PRESENCE_SENDERS[sender];
+            let stanza = presence(PRESENCE_TO[to], unavailable, id, payload);
+            let a = by_element.element(sender, &stanza);
+            let b = by_envelope.envelope(sender, &stanza);
+            prop_assert_eq!(forwards(&a), 0);
+            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+        }
+        // The session's end: `unavailable` to its subscribers and directed-presence
+        // recipients, from the state each path left.
+        let jid = full(PRESENCE_SENDERS[end]);
+        by_element.server.session_ended(&mut by_element.store, &jid).unwrap();
+        by_envelope.server.session_ended(&mut by_envelope.store, &jid).unwrap();
+        prop_assert_eq!(normalized(by_element.drain()), normalized(by_envelope.drain()));
+    }
+}
+
+/// Fan-out as shared bytes: every local recipient of one broadcast gets the same envelope,
+/// no element; a remote subscriber gets the element (routing to remote domains is the
+/// element path's).
+#[test]
+fn presence_broadcast_is_forwarded_as_shared_bytes() {
+    // juliet: romeo and benvolio subscribed (`from`), mercutio remote (`both`).
+    let mut w = World::presence([2, 3, 0, 3], 1, true, 0);
+    let out = w.envelope(
+        "juliet@example.com/balcony",
+        "<presence><show>dnd</show><priority>5</priority></presence>",
+    );
+    let shared: Vec<&xmpp_im::Forward> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Forward(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let to: Vec<&str> = shared.iter().map(|f| f.to.as_str()).collect();
+    assert_eq!(
+        to,
+        [
+            "juliet@example.com/balcony",
+            "juliet@example.com/chamber",
+            "benvolio@example.com/square",
+            "romeo@example.com/orchard",
+        ],
+        "{out:?}"
+    );
+    assert!(
+        shared
+            .iter()
+            .all(|f| std::sync::Arc::ptr_eq(&f.envelope, &shared[0].envelope))
+    );
+    assert!(
+        shared
+            .iter()
+            .all(|f| f.from.as_str() == "juliet@example.com/balcony")
+    );
+    assert_eq!(shared[3].stanza_to.as_str(), "romeo@example.com");
+    assert_eq!(shared[0].stanza_to.as_str(), "juliet@example.com/balcony");
+    let routed: Vec<&Element> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Route(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(routed.len(), 1, "{out:?}");
+    assert_eq!(routed[0].attr("to"), Some("mercutio@remote.example"));
+    assert_eq!(out.len(), 5, "{out:?}");
+    // The priority was read: a chat message to juliet's bare JID now reaches balcony only.
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<message to='juliet@example.com' type='chat'><body>hi</body></message>",
+    );
+    let to: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Forward(f) => Some(f.to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to, ["juliet@example.com/balcony"], "{out:?}");
+    // Directed presence to a local account, then unavailable: shared bytes too.
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<presence to='benvolio@example.com'/>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Forward(f)] if f.to.as_str() == "benvolio@example.com/square"),
+        "{out:?}"
+    );
+    // Subscription presence stays on the element path.
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<presence to='nurse@example.com' type='subscribe'/>",
+    );
+    assert_eq!(forwards(&out), 0, "{out:?}");
+}

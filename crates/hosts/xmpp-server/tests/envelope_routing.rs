@@ -1,13 +1,14 @@
 //! The example server routes a chat message from socket bytes to socket bytes with no
-//! element built when its client streams hand out envelopes (issue 17): checked by counting
-//! heap allocations per routed message, against the element path on the same hub.
+//! element built when its client streams hand out envelopes (issue 17), and fans a presence
+//! broadcast out with no element per recipient: checked by counting heap allocations per
+//! routed message and per presence recipient, against the element path on the same hub.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod routed;
 
 use std::alloc::System;
 
-use routed::{Routed, chat};
+use routed::{Routed, chat, status};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -63,3 +64,64 @@ fn chat_messages_are_routed_without_building_an_element() {
 /// Measured allocations per message on the envelope path, plus a margin smaller than what
 /// one minidom element of the message costs.
 const ENVELOPE_BUDGET: f64 = 30.0;
+
+/// Allocations per presence recipient over `n` broadcasts from alice to `contacts` contacts
+/// (after a warm-up), and what every client received.
+fn presence_allocations(
+    envelopes: bool,
+    contacts: usize,
+    n: u64,
+) -> (f64, Vec<Vec<minidom::Element>>) {
+    let mut r = Routed::with_contacts(envelopes, contacts);
+    let inputs: Vec<Vec<u8>> = (0..n + 4).map(status).collect();
+    for input in &inputs[..4] {
+        r.send_from(0, input);
+    }
+    let warm: Vec<Vec<minidom::Element>> = (0..=contacts).map(|i| r.receives(i)).collect();
+    assert!(warm.iter().all(|got| got.len() == 4), "{warm:?}");
+    for inbox in &mut r.inbox {
+        inbox.reserve(64 * 1024);
+    }
+    let region = Region::new(GLOBAL);
+    for input in &inputs[4..] {
+        r.send_from(0, input);
+    }
+    let stats = region.change();
+    assert_eq!(r.elsewhere, 0);
+    // Every contact and alice's own resource (RFC 6121 §4.4.2).
+    #[allow(clippy::cast_precision_loss)]
+    let per = stats.allocations as f64 / (n as f64 * (contacts + 1) as f64);
+    (per, (0..=contacts).map(|i| r.receives(i)).collect())
+}
+
+#[test]
+fn presence_broadcast_is_fanned_out_without_an_element_per_recipient() {
+    const CONTACTS: usize = 20;
+    let (by_element, got_element) = presence_allocations(false, CONTACTS, 20);
+    let (by_envelope, got_envelope) = presence_allocations(true, CONTACTS, 20);
+    println!(
+        "allocations per presence recipient ({CONTACTS} contacts + own resource): element path {by_element:.1}, envelope path {by_envelope:.1}"
+    );
+    // Every recipient gets the same stanzas either way.
+    assert!(got_element.iter().all(|got| got.len() == 20));
+    assert_eq!(got_element, got_envelope);
+    let first = &got_envelope[1][0];
+    assert_eq!(first.attr("from"), Some("alice@localhost/r"));
+    assert_eq!(first.attr("to"), Some("c0@localhost"));
+    assert_eq!(got_envelope[0][0].attr("to"), Some("alice@localhost/r"));
+    // A copy of this presence as an element costs more than the budget (its children,
+    // attributes and text), so an element built or cloned per recipient breaks it; the one
+    // typed presence built per broadcast is spread over the recipients.
+    assert!(
+        by_envelope <= PRESENCE_BUDGET,
+        "{by_envelope:.1} allocations per recipient: an element is built per recipient"
+    );
+    assert!(
+        by_envelope * 2.0 <= by_element,
+        "{by_envelope:.1} vs {by_element:.1}"
+    );
+}
+
+/// Allocations per presence recipient on the envelope path, plus a margin smaller than
+/// what one element copy of the presence costs.
+const PRESENCE_BUDGET: f64 = 20.0;

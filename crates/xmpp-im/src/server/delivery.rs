@@ -83,6 +83,7 @@ impl Server {
         user: &BareJid,
         to: &Jid,
         p: Presence,
+        shared: Option<&super::routing::Shared>,
     ) {
         let Some(from) = p.header.from.clone() else {
             return;
@@ -101,16 +102,17 @@ impl Server {
                 if let Some(kind) = t.subscription_kind() {
                     self.inbound_subscription(store, user, &from, kind, p);
                 } else {
-                    self.deliver_presence(store, user, &from, to, &p);
+                    self.deliver_presence(store, user, &from, to, &p, shared);
                 }
             }
-            None => self.deliver_presence(store, user, &from, to, &p),
+            None => self.deliver_presence(store, user, &from, to, &p, shared),
         }
     }
 
     /// §8.5.2.1.2 / §8.5.3: availability presence to the bare JID reaches every available
     /// resource, to a full JID only that resource; otherwise it is dropped (§8.5.2.2.2,
     /// §8.5.3.2.2). Each recipient's privacy list judges it (XEP-0016 §2.10, presence-in).
+    /// A copy of a session's envelope (`shared`) reaches them as its bytes.
     fn deliver_presence(
         &mut self,
         store: &impl RosterStore,
@@ -118,6 +120,7 @@ impl Server {
         from: &Jid,
         to: &Jid,
         p: &Presence,
+        shared: Option<&super::routing::Shared>,
     ) {
         let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
             return;
@@ -135,6 +138,12 @@ impl Server {
                 .collect(),
         };
         let targets = self.admitted(store, user, from, Kind::PresenceIn, targets);
+        if let Some(shared) = shared {
+            for t in targets {
+                self.deliver_shared(&t, Some(shared), to, || p.to_element());
+            }
+            return;
+        }
         let el = p.to_element();
         for t in targets {
             self.deliver(&t, el.clone());

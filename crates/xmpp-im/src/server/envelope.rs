@@ -1,29 +1,40 @@
 //! Routing without trees (issue 17): a session's message decided on its envelope (the
 //! validated bytes and decoded header `xmpp-xml` gives in envelope mode), delivered as the
-//! same shared bytes to every recipient with the stamp each needs, no element built.
+//! same shared bytes to every recipient with the stamp each needs, no element built; and a
+//! session's availability presence fanned out to its local recipients as the same shared
+//! bytes.
 //!
 //! The decision is the element path's, not a copy of it: the same §8.5 function
 //! ([`Server::message_decision`], over [`crate::delivery::message_decision`]) and the same
-//! recipient selection. The envelope path only takes the stanzas for which nothing else of
-//! the element path applies, and hands every other one to the element path
-//! ([`Envelope::element`], then [`Server::handle_client_stanza`]):
+//! recipient selection. The envelope path only takes the messages for which nothing else of
+//! the element path applies, and hands every other stanza to the element path
+//! ([`Envelope::element`], then the unit of work of [`Server::handle_client_stanza`]):
 //!
-//! - presence (broadcast reads the payload: priority, and the presence kept for probes) and
-//!   iq (roster, privacy lists, the server's own services read the payload);
+//! - iq (roster, privacy lists, the server's own services read the payload);
+//! - presence, with one difference for availability presence (no `type`, or
+//!   `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6): the element path decides it on the
+//!   typed presence built once (it reads the payload: validation, `<priority/>`, the
+//!   presence kept for probes and for new subscribers), with the privacy lists, blocklists,
+//!   subscriptions and storage order of that path, and every *local* recipient (the user's
+//!   resources, local subscribers, local directed-presence recipients) gets the envelope's
+//!   bytes ([`Output::Forward`], one `Arc` for all) instead of a copy of the element.
+//!   Recipients on remote domains get the element ([`Output::Route`]). Subscription
+//!   requests, probes and errors stay on the element path entirely;
 //! - a message of type `error`, or of a type outside RFC 6121 §5.2.2 (the element path
 //!   answers those after parsing the payload);
 //! - a message to a remote domain or to the server itself, or to an account with no
 //!   session (offline storage and bounces need the element);
-//! - whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for the sender or
-//!   the recipient, or either account is not loaded, or any storage work is in flight (so a
-//!   forwarded message never overtakes earlier work);
+//! - a message whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for the
+//!   sender or the recipient, or either account is not loaded, or any storage work is in
+//!   flight (so a forwarded message never overtakes earlier work);
 //! - when the §8.5 decision is anything but delivery to at least one session.
 //!
-//! One difference is deliberate and documented: the envelope path does not parse the
-//! payload, so a message the typed parser would refuse for its payload alone (two `<body/>`
-//! of one language, two `<thread/>`...) is forwarded as sent, where the element path
-//! answers `bad-request`. The recipient's client sees the sender's bytes, as it would through
-//! any server that does not inspect payloads.
+//! One difference is deliberate and documented: the envelope path does not parse a
+//! message's payload, so a message the typed parser would refuse for its payload alone (two
+//! `<body/>` of one language, two `<thread/>`...) is forwarded as sent, where the element
+//! path answers `bad-request`. The recipient's client sees the sender's bytes, as it would
+//! through any server that does not inspect payloads. Presence has no such difference: it
+//! is parsed.
 
 use std::sync::Arc;
 
@@ -31,10 +42,12 @@ use minidom::Element;
 use xmpp_jid::{FullJid, Jid};
 use xmpp_xml::{Envelope, NS_CLIENT, ParseError, Stamp, StanzaKind};
 
+use super::routing::Shared;
 use super::sessions::bare_str;
+use super::storage::Work;
 use super::{Output, Server, UsageError};
 use crate::delivery::MessageDecision;
-use crate::stanza::MessageType;
+use crate::stanza::{MessageType, PresenceType};
 use crate::store::RosterStore;
 
 /// A stanza to forward to a local session as bytes: the envelope (shared by every
@@ -99,8 +112,9 @@ impl Server {
     /// sharing the bytes; every other stanza takes the element path
     /// ([`Server::handle_client_stanza`]) with the element built from the envelope and `from`
     /// stamped (as `xmpp-stream`'s element path hands it over), and gives the same outputs
-    /// as it would. A stanza whose bytes do not rebuild (never for a
-    /// validated envelope) is dropped.
+    /// as it would, except that the local recipients of availability presence get
+    /// [`Output::Forward`] where that path gives [`Output::Deliver`] of the same stanza. A
+    /// stanza whose bytes do not rebuild (never for a validated envelope) is dropped.
     pub fn handle_client_envelope(
         &mut self,
         from: &FullJid,
@@ -121,19 +135,41 @@ impl Server {
             }
             return Ok(());
         }
-        match envelope.element() {
-            Ok(mut element) => {
-                // As the stream's element path hands it over: `from` stamped (RFC 6120
-                // §8.1.2.1), so error replies are addressed as they would be.
-                let stamp = Stamp {
-                    from: Some(from.as_str()),
-                    ..Stamp::new(envelope.namespace())
-                };
-                xmpp_xml::stamp_element(&mut element, &stamp);
-                self.handle_client_stanza(from, &element)
-            }
-            Err(_) => Ok(()),
-        }
+        let Ok(mut element) = envelope.element() else {
+            return Ok(());
+        };
+        // As the stream's element path hands it over: `from` stamped (RFC 6120 §8.1.2.1), so
+        // error replies are addressed as they would be.
+        let stamp = Stamp {
+            from: Some(from.as_str()),
+            ..Stamp::new(envelope.namespace())
+        };
+        xmpp_xml::stamp_element(&mut element, &stamp);
+        let shared = Self::shares_presence(&envelope).then(|| Shared {
+            envelope: Arc::new(envelope),
+            from: from.clone(),
+        });
+        self.submit(Work::Session {
+            from: from.clone(),
+            stanza: element,
+            shared,
+        });
+        Ok(())
+    }
+
+    /// Whether a presence's local recipients get its bytes: availability presence (RFC 6121
+    /// §4.2, §4.4, §4.5, §4.6: `type` absent or `unavailable`) in `jabber:client`. It still
+    /// takes the element path's unit of work, with the one element built from the envelope:
+    /// the typed presence decides (its priority, the presence kept for probes, privacy
+    /// lists, subscriptions) and goes to remote domains; each local recipient gets the
+    /// shared bytes instead of a copy of the element. Subscription requests, probes and
+    /// errors stay on the element path entirely.
+    fn shares_presence(envelope: &Envelope) -> bool {
+        envelope.kind() == StanzaKind::Presence
+            && envelope.namespace() == NS_CLIENT
+            && envelope
+                .stanza_type()
+                .is_none_or(|t| t.parse() == Ok(PresenceType::Unavailable))
     }
 
     /// The recipients of a message the envelope path decides, and its `to` as routed; `None`

@@ -217,7 +217,7 @@ pub struct Server {
     sessions: HashMap<String, Vec<Session>, BuildHasherDefault<DefaultHasher>>,
     out: VecDeque<Output>,
     /// Stanzas between local accounts, processed before the call returns.
-    local: VecDeque<Stanza>,
+    local: VecDeque<routing::Local>,
     next_push: u64,
     /// Privacy lists and blocklists of loaded accounts by bare JID string (XEP-0016,
     /// XEP-0191).
@@ -314,6 +314,7 @@ impl Server {
         self.submit(storage::Work::Session {
             from: from.clone(),
             stanza: stanza.clone(),
+            shared: None,
         });
         Ok(())
     }
@@ -340,11 +341,14 @@ impl Server {
 
     // ---- units of work ----
 
+    /// A session's stanza, as a unit of work; `shared`: its bytes when it arrived as an
+    /// envelope (a presence the envelope path fans out, `server::envelope`).
     fn session_stanza_now(
         &mut self,
         store: &mut impl RosterStore,
         from: &FullJid,
         stanza: &Element,
+        shared: Option<&routing::Shared>,
     ) {
         if self.session(from).is_none() {
             // Ended while the stanza waited for storage: nobody to answer.
@@ -366,7 +370,7 @@ impl Server {
             return;
         }
         match parsed {
-            Stanza::Presence(p) => self.outbound_presence(store, from, p),
+            Stanza::Presence(p) => self.outbound_presence(store, from, p, shared),
             Stanza::Message(mut m) => {
                 // RFC 6120 §10.3: no `to` means the sender's own bare JID.
                 if m.header.to.is_none() {
@@ -384,7 +388,7 @@ impl Server {
             Ok(s) => {
                 let h = s.header();
                 if h.from.is_some() && h.to.as_ref().is_some_and(|t| self.is_local(t.domain())) {
-                    self.local.push_back(s);
+                    self.route_local(s);
                 }
             }
             // Not a stanza at all: the stream layer's business, nothing to answer.
@@ -400,14 +404,28 @@ impl Server {
 
     // ---- dispatch ----
 
-    /// A stanza for a local address, by kind: the rules of §8.5.
-    fn inbound(&mut self, store: &mut impl RosterStore, stanza: Stanza) {
+    /// A stanza for a local address, by kind: the rules of §8.5. With `shared`, `stanza` is
+    /// the header of a session's envelope, whose recipients get its bytes.
+    fn inbound(
+        &mut self,
+        store: &mut impl RosterStore,
+        stanza: Stanza,
+        shared: Option<&routing::Shared>,
+    ) {
         let Some(to) = stanza.header().to.clone() else {
             return;
         };
         if to.node().is_none() {
-            // Addressed to the server itself (§8.3 of RFC 6120 / §8.4 here).
-            self.out.push_back(Output::Unhandled(stanza.to_element()));
+            // Addressed to the server itself (§8.3 of RFC 6120 / §8.4 here). Never a shared
+            // copy (`route_shared` takes accounts only); should one come, its bytes rebuild
+            // the whole stanza.
+            let element = match shared {
+                Some(s) => s.element(&to),
+                None => Some(stanza.to_element()),
+            };
+            if let Some(element) = element {
+                self.out.push_back(Output::Unhandled(element));
+            }
             return;
         }
         if !self.inbound_allowed(store, &stanza) {
@@ -416,7 +434,7 @@ impl Server {
         let user = to.to_bare();
         match stanza {
             Stanza::Message(m) => self.inbound_message(store, &to, &m),
-            Stanza::Presence(p) => self.inbound_presence(store, &user, &to, p),
+            Stanza::Presence(p) => self.inbound_presence(store, &user, &to, p, shared),
             Stanza::Iq(iq) => self.inbound_iq(store, &user, &to, &iq),
         }
     }

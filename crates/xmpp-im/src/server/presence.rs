@@ -9,6 +9,7 @@ use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
+use super::routing::Shared;
 use super::sessions::Session;
 use crate::privacy::{Kind, Traffic};
 use crate::stanza::{Presence, PresenceType};
@@ -20,6 +21,7 @@ impl Server {
         store: &mut impl RosterStore,
         from: &FullJid,
         p: Presence,
+        shared: Option<&Shared>,
     ) {
         let user = from.to_bare();
         match (p.presence_type, p.header.to.clone()) {
@@ -28,10 +30,12 @@ impl Server {
                     self.outbound_subscription(store, &user, &to.to_bare(), kind, p);
                 }
             }
-            (None, None) => self.go_available(store, from, p),
-            (Some(PresenceType::Unavailable), None) => self.go_unavailable(store, from, p, true),
+            (None, None) => self.go_available(store, from, p, shared),
+            (Some(PresenceType::Unavailable), None) => {
+                self.go_unavailable(store, from, p, true, shared);
+            }
             (None | Some(PresenceType::Unavailable), Some(to)) => {
-                self.directed_presence(from, &to, p);
+                self.directed_presence(from, &to, p, shared);
             }
             (Some(PresenceType::Error), Some(_)) => self.route(p.into()),
             // Probes are the servers' business (§4.3); other combinations mean nothing.
@@ -41,7 +45,13 @@ impl Server {
 
     /// §4.6: presence sent to one entity; an available one is remembered so that the
     /// entity gets `unavailable` when the session ends.
-    fn directed_presence(&mut self, from: &FullJid, to: &Jid, p: Presence) {
+    fn directed_presence(
+        &mut self,
+        from: &FullJid,
+        to: &Jid,
+        p: Presence,
+        shared: Option<&Shared>,
+    ) {
         let max = self.config.max_directed;
         let available = p.presence_type.is_none();
         if let Some(s) = self.session_mut(from) {
@@ -58,11 +68,51 @@ impl Server {
                 s.directed.remove(to);
             }
         }
-        self.route(p.into());
+        if shared.is_some() {
+            self.presence_copy_to(&p, shared, to.clone());
+        } else {
+            self.route(p.into());
+        }
+    }
+
+    /// Sends the session's presence `p` on to `to`. When it arrived as an envelope and goes
+    /// to a local account, only its header and type are copied (the recipients get the
+    /// shared bytes, [`Server::route_shared`]); otherwise a typed copy goes.
+    fn presence_copy_to(&mut self, p: &Presence, shared: Option<&Shared>, to: Jid) {
+        match shared {
+            Some(shared) if to.node().is_some() && self.is_local(to.domain()) => {
+                let mut head = Presence::new(p.presence_type);
+                head.header.from.clone_from(&p.header.from);
+                head.header.to = Some(to);
+                self.route_shared(head.into(), shared.clone());
+            }
+            _ => {
+                let mut copy = p.clone();
+                copy.header.to = Some(to);
+                self.route(copy.into());
+            }
+        }
+    }
+
+    /// Delivers the session's presence `p` to the user's own resource `r` (as the shared
+    /// bytes when it arrived as an envelope).
+    fn presence_to_own(&mut self, p: &Presence, shared: Option<&Shared>, r: &FullJid) {
+        let to: Jid = r.clone().into();
+        self.deliver_shared(r, shared, &to, || {
+            let mut copy = p.clone();
+            copy.header.to = Some(to.clone());
+            copy.to_element()
+        });
     }
 
     /// §4.2: initial or updated available presence.
-    fn go_available(&mut self, store: &mut impl RosterStore, from: &FullJid, mut p: Presence) {
+    fn go_available(
+        &mut self,
+        store: &mut impl RosterStore,
+        from: &FullJid,
+        mut p: Presence,
+        shared: Option<&Shared>,
+    ) {
         let user = from.to_bare();
         p.header.from = Some(from.clone().into());
         p.header.to = None;
@@ -89,15 +139,11 @@ impl Server {
             })
             .collect();
         for e in subscribers {
-            let mut copy = p.clone();
-            copy.header.to = Some(e.jid.clone().into());
-            self.route(copy.into());
+            self.presence_copy_to(&p, shared, e.jid.clone().into());
         }
         // ... and to each of the user's available resources, the sender included.
         for r in self.available_sessions(&user) {
-            let mut copy = p.clone();
-            copy.header.to = Some(r.clone().into());
-            self.deliver(&r, copy.to_element());
+            self.presence_to_own(&p, shared, &r);
         }
         if initial {
             // §4.2.2: probe the contacts the user is subscribed to.
@@ -137,6 +183,7 @@ impl Server {
         from: &FullJid,
         mut p: Presence,
         to_self: bool,
+        shared: Option<&Shared>,
     ) {
         let user = from.to_bare();
         p.header.from = Some(from.clone().into());
@@ -149,9 +196,7 @@ impl Server {
         if !s.available {
             // Never broadcast: only the recipients of directed presence are owed (§4.6.3).
             for to in directed {
-                let mut copy = p.clone();
-                copy.header.to = Some(to);
-                self.route(copy.into());
+                self.presence_copy_to(&p, shared, to);
             }
             return;
         }
@@ -171,23 +216,17 @@ impl Server {
             .filter(|e| e.state.state.subscription().has_from())
         {
             let to: Jid = e.jid.into();
-            let mut copy = p.clone();
-            copy.header.to = Some(to.clone());
-            sent.insert(to);
-            self.route(copy.into());
+            sent.insert(to.clone());
+            self.presence_copy_to(&p, shared, to);
         }
         for to in directed {
             if sent.contains(&to) || sent.contains(&Jid::from(to.to_bare())) {
                 continue;
             }
-            let mut copy = p.clone();
-            copy.header.to = Some(to);
-            self.route(copy.into());
+            self.presence_copy_to(&p, shared, to);
         }
         for r in recipients {
-            let mut copy = p.clone();
-            copy.header.to = Some(r.clone().into());
-            self.deliver(&r, copy.to_element());
+            self.presence_to_own(&p, shared, &r);
         }
     }
 

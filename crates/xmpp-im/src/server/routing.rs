@@ -2,13 +2,48 @@
 //! queue of stanzas between local accounts processed before the call returns, or out to a
 //! remote domain; and the error bounce of a stanza that cannot be delivered.
 
-use minidom::Element;
-use xmpp_jid::FullJid;
-use xmpp_xml::{StanzaError, StanzaErrorCondition};
+use std::sync::Arc;
 
+use minidom::Element;
+use xmpp_jid::{FullJid, Jid};
+use xmpp_xml::{Envelope, StanzaError, StanzaErrorCondition};
+
+use super::envelope::Forward;
 use super::{Output, Server};
 use crate::stanza::Stanza;
 use crate::store::RosterStore;
+
+/// A session's stanza that arrived as an envelope (issue 17): its bytes, shared by every
+/// local recipient, and the session that sent it (stamped as `from`).
+#[derive(Debug, Clone)]
+pub(super) struct Shared {
+    pub(super) envelope: Arc<Envelope>,
+    pub(super) from: FullJid,
+}
+
+impl Shared {
+    /// The element the bytes stand for, stamped with `from` and `to`.
+    pub(super) fn element(&self, to: &Jid) -> Option<Element> {
+        Forward {
+            to: self.from.clone(),
+            envelope: Arc::clone(&self.envelope),
+            from: self.from.clone(),
+            stanza_to: to.clone(),
+        }
+        .to_element()
+        .ok()
+    }
+}
+
+/// A stanza between local accounts, waiting in the unit's queue: typed (its header decides
+/// where it goes), with its bytes when it is a copy of a session's envelope: then the typed
+/// stanza carries the header only, and every local recipient gets the bytes
+/// ([`Server::deliver_shared`]).
+#[derive(Debug, Clone)]
+pub(super) struct Local {
+    pub(super) stanza: Stanza,
+    pub(super) shared: Option<Shared>,
+}
 
 impl Server {
     /// Queues the stanza for the local session `to`.
@@ -19,6 +54,27 @@ impl Server {
         });
     }
 
+    /// Queues `stanza` for the local session `to`: as the shared bytes with the stamp
+    /// `stanza_to` when it came as an envelope ([`Output::Forward`]), else as an element
+    /// built by `element`. The one place a stanza reaches a local session either way.
+    pub(super) fn deliver_shared(
+        &mut self,
+        to: &FullJid,
+        shared: Option<&Shared>,
+        stanza_to: &Jid,
+        element: impl FnOnce() -> Element,
+    ) {
+        match shared {
+            Some(s) => self.out.push_back(Output::Forward(Forward {
+                to: to.clone(),
+                envelope: Arc::clone(&s.envelope),
+                from: s.from.clone(),
+                stanza_to: stanza_to.clone(),
+            })),
+            None => self.deliver(to, element()),
+        }
+    }
+
     /// Sends a stanza on: local addresses are processed in this call, others leave.
     pub(super) fn route(&mut self, stanza: Stanza) {
         let local = stanza
@@ -27,10 +83,28 @@ impl Server {
             .as_ref()
             .is_some_and(|to| self.is_local(to.domain()));
         if local {
-            self.local.push_back(stanza);
+            self.route_local(stanza);
         } else {
             self.out.push_back(Output::Route(stanza.to_element()));
         }
+    }
+
+    /// Queues a stanza for a local address, to be processed in this unit.
+    pub(super) fn route_local(&mut self, stanza: Stanza) {
+        self.local.push_back(Local {
+            stanza,
+            shared: None,
+        });
+    }
+
+    /// Sends on a copy of a session's stanza that arrived as an envelope, to a local
+    /// account: `head` is its header and type only (no payload is copied per recipient),
+    /// which decides its delivery as [`Server::route`] would; its recipients get the bytes.
+    pub(super) fn route_shared(&mut self, head: Stanza, shared: Shared) {
+        self.local.push_back(Local {
+            stanza: head,
+            shared: Some(shared),
+        });
     }
 
     /// Routes the `condition` error reply to the stanza's sender; an error is never answered.
@@ -51,13 +125,13 @@ impl Server {
         // Each local stanza can cause at most a bounded chain (an auto-reply, its delivery);
         // the bound is a guard against a logic loop, never reached in practice.
         let mut budget = 10_000usize;
-        while let Some(stanza) = self.local.pop_front() {
+        while let Some(local) = self.local.pop_front() {
             budget = budget.saturating_sub(1);
             if budget == 0 {
                 self.local.clear();
                 break;
             }
-            self.inbound(store, stanza);
+            self.inbound(store, local.stanza, local.shared.as_ref());
         }
     }
 }

@@ -138,6 +138,7 @@ impl Server {
             &jid,
             Presence::new(Some(PresenceType::Unavailable)),
             false,
+            None,
         );
         if let Some(list) = self.sessions.get_mut(&key) {
             list.retain(|s| s.jid != jid);

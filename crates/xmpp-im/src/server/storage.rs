@@ -32,8 +32,12 @@ use crate::store::{AccountData, LoadId, RosterStore, StoreError, WriteId};
 /// One input that may need stored state.
 #[derive(Debug, Clone)]
 pub(super) enum Work {
-    /// A stanza from a local session.
-    Session { from: FullJid, stanza: Element },
+    /// A stanza from a local session; `shared`: its bytes when it arrived as an envelope.
+    Session {
+        from: FullJid,
+        stanza: Element,
+        shared: Option<super::routing::Shared>,
+    },
     /// A stanza from a remote server.
     Remote(Element),
     /// A session ended: taken out of the session table at once (its JID may be bound again
@@ -310,7 +314,11 @@ impl Server {
         let saved = core::mem::take(&mut self.out);
         let mut cache = core::mem::take(&mut self.cache);
         match &work {
-            Work::Session { from, stanza } => self.session_stanza_now(&mut cache, from, stanza),
+            Work::Session {
+                from,
+                stanza,
+                shared,
+            } => self.session_stanza_now(&mut cache, from, stanza, shared.as_ref()),
             Work::Remote(stanza) => self.remote_stanza_now(&mut cache, stanza),
             Work::End { session, index } => {
                 self.session_end_now(&mut cache, session.as_ref().clone(), *index);
@@ -396,7 +404,7 @@ impl Server {
     /// The accounts known from the input alone: the park bound counts against these.
     fn base_accounts(&self, work: &Work) -> Vec<BareJid> {
         match work {
-            Work::Session { from, stanza } => {
+            Work::Session { from, stanza, .. } => {
                 let user = from.to_bare();
                 let mut v = vec![user.clone()];
                 let target = self.local_account(stanza.attr("to"));
@@ -415,7 +423,7 @@ impl Server {
     fn needs(&self, work: &Work) -> Needs {
         let mut accounts = self.base_accounts(work);
         let (from, reach) = match work {
-            Work::Session { from, stanza } => (from, reach(from, stanza)),
+            Work::Session { from, stanza, .. } => (from, reach(from, stanza)),
             Work::End { session, .. } => (&session.jid, Reach::Contacts),
             Work::Remote(_) | Work::Bounce(_) => {
                 return Needs {
@@ -483,7 +491,7 @@ impl Server {
     /// an iq result, is answered).
     fn fail(&mut self, work: &Work, condition: StanzaErrorCondition) {
         match work {
-            Work::Session { from, stanza } => {
+            Work::Session { from, stanza, .. } => {
                 let kind = stanza.attr("type");
                 if matches!(kind, Some("error" | "result")) {
                     return;

@@ -20,6 +20,17 @@ pub(crate) struct Routed {
     pub(crate) to_b: Vec<u8>,
     /// Bytes the hub sent to anyone else since the setup (should stay empty).
     pub(crate) elsewhere: usize,
+    /// What the hub transmitted to each client since the last `receives` of it, by index
+    /// (filled by [`Routed::send_from`] only).
+    pub(crate) inbox: Vec<Vec<u8>>,
+}
+
+/// The presence alice broadcasts, `n` in its status.
+pub(crate) fn status(n: u64) -> Vec<u8> {
+    format!(
+        "<presence><show>away</show><status>Out for lunch, back at {n}</status><priority>5</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/client' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/></presence>"
+    )
+    .into_bytes()
 }
 
 /// The chat message A sends, `n` in its id.
@@ -39,9 +50,78 @@ impl Routed {
 
     /// As [`Routed::new`], with both clients enabling XEP-0198 when `sm` (the hub offers it).
     pub(crate) fn with_sm(envelopes: bool, sm: bool) -> Routed {
-        let mut config = HubConfig::new(BareJid::new("localhost").unwrap())
-            .with_user("alice", "alice-pw")
-            .with_user("bob", "bob-pw");
+        let mut r = Self::connected(envelopes, sm, &["alice", "bob"]);
+        for i in 0..2 {
+            let presence: minidom::Element = "<presence xmlns='jabber:client'/>".parse().unwrap();
+            r.clients[i].0.send_stanza(r.now, &presence).unwrap();
+            r.drive();
+        }
+        r.to_b.clear();
+        r.elsewhere = 0;
+        r
+    }
+
+    /// alice (client 0) and `contacts` others (`c0`, `c1`...), each subscribed to alice's
+    /// presence (`both`), all available: a presence broadcast from alice reaches every
+    /// contact.
+    pub(crate) fn with_contacts(envelopes: bool, contacts: usize) -> Routed {
+        let names: Vec<String> = core::iter::once("alice".to_owned())
+            .chain((0..contacts).map(|i| format!("c{i}")))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut r = Self::connected(envelopes, false, &names);
+        let send = |r: &mut Routed, i: usize, stanza: &str| {
+            let el: minidom::Element = stanza.parse().unwrap();
+            let now = r.now;
+            r.clients[i].0.send_stanza(now, &el).unwrap();
+        };
+        // Pre-approval (RFC 6121 §3.4) both ways, then requests both ways: `both`.
+        for (i, name) in names.iter().enumerate().skip(1) {
+            send(
+                &mut r,
+                0,
+                &format!(
+                    "<presence xmlns='jabber:client' type='subscribed' to='{name}@localhost'/>"
+                ),
+            );
+            send(
+                &mut r,
+                i,
+                "<presence xmlns='jabber:client' type='subscribed' to='alice@localhost'/>",
+            );
+        }
+        r.drive();
+        for (i, name) in names.iter().enumerate().skip(1) {
+            send(
+                &mut r,
+                0,
+                &format!(
+                    "<presence xmlns='jabber:client' type='subscribe' to='{name}@localhost'/>"
+                ),
+            );
+            send(
+                &mut r,
+                i,
+                "<presence xmlns='jabber:client' type='subscribe' to='alice@localhost'/>",
+            );
+        }
+        r.drive();
+        for i in (1..names.len()).chain([0]) {
+            send(&mut r, i, "<presence xmlns='jabber:client'/>");
+            r.drive();
+        }
+        r.inbox = vec![Vec::new(); names.len()];
+        r.to_b.clear();
+        r.elsewhere = 0;
+        r
+    }
+
+    /// Every user negotiated (resource `r`) and its roster fetched.
+    fn connected(envelopes: bool, sm: bool, users: &[&str]) -> Routed {
+        let mut config = HubConfig::new(BareJid::new("localhost").unwrap());
+        for user in users {
+            config = config.with_user(user, &format!("{user}-pw"));
+        }
         config.stream.envelopes = envelopes;
         let mut r = Routed {
             hub: Hub::new(config),
@@ -49,13 +129,12 @@ impl Routed {
             clients: Vec::new(),
             to_b: Vec::new(),
             elsewhere: 0,
+            inbox: Vec::new(),
         };
-        for (i, (user, pw)) in [("alice", "alice-pw"), ("bob", "bob-pw")]
-            .iter()
-            .enumerate()
-        {
+        for (i, user) in users.iter().enumerate() {
+            let pw = format!("{user}-pw");
             let jid = BareJid::new(&format!("{user}@localhost")).unwrap();
-            let mut cc = ClientConfig::new(jid, *pw);
+            let mut cc = ClientConfig::new(jid, &pw);
             cc.resource = Some("r".to_owned());
             if sm {
                 cc.sm = xmpp_stream::SmConfig::on();
@@ -70,13 +149,6 @@ impl Routed {
             r.drive();
             assert!(r.clients[i].0.is_negotiated(), "{user} negotiated");
         }
-        for i in 0..2 {
-            let presence: minidom::Element = "<presence xmlns='jabber:client'/>".parse().unwrap();
-            r.clients[i].0.send_stanza(r.now, &presence).unwrap();
-            r.drive();
-        }
-        r.to_b.clear();
-        r.elsewhere = 0;
         r
     }
 
@@ -145,6 +217,36 @@ impl Routed {
                 _ => {}
             }
         }
+    }
+
+    /// `bytes` from client `from`'s socket into the hub, the hub's output drained into each
+    /// client's [`Routed::inbox`].
+    pub(crate) fn send_from(&mut self, from: usize, bytes: &[u8]) {
+        let id = self.clients[from].1;
+        self.hub.handle_input(id, self.now, bytes);
+        while let Some(out) = self.hub.poll_output() {
+            if let HubOutput::Transmit(id, bytes) = out {
+                match self.clients.iter().position(|c| c.1 == id) {
+                    Some(i) => self.inbox[i].extend_from_slice(&bytes),
+                    None => self.elsewhere += bytes.len(),
+                }
+            }
+        }
+    }
+
+    /// Client `i`'s machine reads its inbox: the stanzas it reports.
+    pub(crate) fn receives(&mut self, i: usize) -> Vec<minidom::Element> {
+        let bytes = core::mem::take(&mut self.inbox[i]);
+        let now = self.now;
+        let stream = &mut self.clients[i].0;
+        stream.handle_input(now, &bytes).unwrap();
+        let mut got = Vec::new();
+        while let Some(out) = stream.poll_output() {
+            if let Output::Event(Event::Stanza(s)) = out {
+                got.push(s);
+            }
+        }
+        got
     }
 
     /// [`Routed::route`], then B's client machine reads what it got and its answers (XEP-0198
