@@ -202,6 +202,11 @@ impl Recorder {
         }
     }
 
+    /// Whether this session is being recorded.
+    pub(super) fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Record the host command `text()` (`send <stanza/>`, `timeout`, ...) run on the
     /// stream at `now`; `text` is called only when recording.
     pub(super) fn command(&mut self, now: Instant, text: impl FnOnce() -> String) {

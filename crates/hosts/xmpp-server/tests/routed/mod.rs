@@ -116,13 +116,42 @@ impl Routed {
         r
     }
 
+    /// As [`Routed::new`], every session recorded into `sink` (tests-only transcripts).
+    pub(crate) fn recorded(envelopes: bool, sink: xmpp_server::TranscriptSink) -> Routed {
+        let mut r = Self::connected_with(envelopes, false, &["alice", "bob"], Some(sink));
+        for i in 0..2 {
+            let presence: minidom::Element = "<presence xmlns='jabber:client'/>".parse().unwrap();
+            r.clients[i].0.send_stanza(r.now, &presence).unwrap();
+            r.drive();
+        }
+        r
+    }
+
+    /// Every client closes its stream; the hub ends the sessions.
+    pub(crate) fn close_all(&mut self) {
+        for (stream, _, _) in &mut self.clients {
+            stream.close(self.now).unwrap();
+        }
+        self.drive();
+    }
+
     /// Every user negotiated (resource `r`) and its roster fetched.
     fn connected(envelopes: bool, sm: bool, users: &[&str]) -> Routed {
+        Self::connected_with(envelopes, sm, users, None)
+    }
+
+    fn connected_with(
+        envelopes: bool,
+        sm: bool,
+        users: &[&str],
+        record: Option<xmpp_server::TranscriptSink>,
+    ) -> Routed {
         let mut config = HubConfig::new(BareJid::new("localhost").unwrap());
         for user in users {
             config = config.with_user(user, &format!("{user}-pw"));
         }
         config.stream.envelopes = envelopes;
+        config.record = record;
         let mut r = Routed {
             hub: Hub::new(config),
             now: Instant::ZERO,
