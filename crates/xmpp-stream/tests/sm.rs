@@ -954,3 +954,66 @@ fn forgotten_hands_back_a_forwarded_envelope_as_its_element() {
         .collect();
     assert_eq!(left, [stamped(&envelopes[1])]);
 }
+
+#[test]
+fn spliced_bytes_resumed_on_a_websocket_stream_are_written_as_its_elements() {
+    // Kept as bytes for a TCP stream (no xmlns of their own): a WebSocket stream writes each
+    // element with its namespace, so the bytes are parsed back and serialized for it.
+    let mut link = negotiated(true);
+    let envelopes: Vec<_> = ENVELOPES.iter().map(|s| envelope(s)).collect();
+    for e in &envelopes {
+        let _ = forward(&mut link, e);
+    }
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let mut detached = Some(link.server.detach().unwrap());
+    let mut client = ClientStream::new(client_config(true), SeededEntropy::new(30)).websocket();
+    client.resume_with(state).unwrap();
+    let mut server = server(server_config(true), 31).websocket();
+    let now = Instant::ZERO;
+    client.start(now, Transport::Plain).unwrap();
+    server.start(now, Transport::Plain).unwrap();
+    let mut got = Vec::new();
+    let mut server_messages = Vec::new();
+    for _ in 0..1_000 {
+        let mut moved = false;
+        while let Some(out) = client.poll_output() {
+            moved = true;
+            match out {
+                Output::Transmit(bytes) => {
+                    let _ = server.handle_message(now, &bytes);
+                }
+                Output::Event(Event::Stanza(s)) => got.push(s),
+                _ => {}
+            }
+        }
+        while let Some(out) = server.poll_output() {
+            moved = true;
+            match out {
+                Output::Transmit(bytes) => {
+                    server_messages.push(String::from_utf8(bytes.clone()).unwrap());
+                    let _ = client.handle_message(now, &bytes);
+                }
+                Output::Event(Event::Sm(SmEvent::ResumeRequested { .. })) => {
+                    server.resume(now, detached.take().unwrap()).unwrap();
+                }
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(client.is_negotiated() && !client.is_closed());
+    let want: Vec<Element> = envelopes.iter().map(stamped).collect();
+    assert_eq!(got, want);
+    let resent: Vec<&String> = server_messages
+        .iter()
+        .filter(|m| m.starts_with("<message"))
+        .collect();
+    assert_eq!(resent.len(), 2, "{server_messages:?}");
+    assert!(
+        resent.iter().all(|m| m.contains("xmlns='jabber:client'")),
+        "{resent:?}"
+    );
+}
