@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use minidom::Element;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, Event, Instant, MemoryBackend, Output, SeededEntropy,
-    ServerConfig, ServerStream, SmConfig, SmEvent, TlsPolicy, Transport,
+    ServerConfig, ServerStream, SmConfig, SmEvent, TlsPolicy, Transport, Unacked,
 };
 
 fn backend() -> MemoryBackend {
@@ -61,6 +61,11 @@ fn id_of(stanza: &Element) -> Option<u32> {
     stanza.attr("id")?.strip_prefix('m')?.parse().ok()
 }
 
+/// The number of a stanza the unacknowledged queue handed back.
+fn unacked_id(stanza: &Unacked) -> Option<u32> {
+    id_of(&stanza.element().ok()?)
+}
+
 struct World {
     c: ClientStream,
     s: ServerStream,
@@ -84,10 +89,10 @@ impl World {
                 Output::Event(Event::Sm(SmEvent::ResumeFailed { undelivered, .. })) => {
                     self.at_server
                         .reported
-                        .extend(undelivered.iter().filter_map(id_of));
+                        .extend(undelivered.iter().filter_map(unacked_id));
                 }
                 Output::Event(Event::Sm(SmEvent::Forgotten(s))) => {
-                    self.at_server.reported.extend(id_of(&s));
+                    self.at_server.reported.extend(unacked_id(&s));
                 }
                 Output::Event(Event::Closed { .. }) => self.c_closed = true,
                 _ => {}
@@ -237,7 +242,7 @@ fn run(data: &[u8]) -> Option<()> {
                 if let Some(session) = detached {
                     w.at_client
                         .reported
-                        .extend(session.into_unacked().iter().filter_map(id_of));
+                        .extend(session.into_unacked().iter().filter_map(unacked_id));
                 }
                 w.pump();
                 if !w.c.is_negotiated() || !w.s.is_negotiated() {

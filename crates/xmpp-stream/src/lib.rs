@@ -134,7 +134,7 @@ pub use output::{CloseReason, Event, HostPort, InvalidHostPort, Output, S2sAuthM
 pub use register::{Registration, RegistrationRefused};
 pub use s2s::{DialbackOutcome, S2sInitiatingStream, S2sReceivingStream};
 pub use server::ServerStream;
-pub use sm::{DetachedSession, PingConfig, SmConfig, SmEvent, SmState, UnackedOverflow};
+pub use sm::{DetachedSession, PingConfig, SmConfig, SmEvent, SmState, Unacked, UnackedOverflow};
 pub use time::Instant;
 pub use timers::{TRIM_AFTER, Timer};
 pub use xmpp_jid::{BareJid, FullJid, Jid};

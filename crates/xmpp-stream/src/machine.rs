@@ -147,7 +147,7 @@ impl Machine {
             .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
         steps::sm::before_send(self)?;
         if self.core.send_bytes(bytes) {
-            steps::sm::sent(self, stanza);
+            steps::sm::sent(self, || crate::sm::Unacked::from(stanza.clone()));
             Ok(())
         } else {
             // The output bound closed the stream: the stanza was not queued.
@@ -156,10 +156,10 @@ impl Machine {
     }
 
     /// Forward a stanza received as an envelope (on any stream) on this negotiated stream,
-    /// with `from` and `to` stamped: its bytes with the start tag spliced (no element built),
-    /// or through the element path where bytes cannot say it (the splice needs the element,
-    /// a WebSocket stream writes each element with its namespace, or XEP-0198 keeps the
-    /// unacknowledged stanzas as elements).
+    /// with `from` and `to` stamped: its bytes with the start tag spliced (no element built;
+    /// with XEP-0198 on, a copy of them is what the unacknowledged queue keeps), or through
+    /// the element path where the splice needs the element. On a WebSocket stream the
+    /// spliced stanza declares its namespace (`Stamp::standalone`).
     pub(crate) fn send_envelope(
         &mut self,
         now: Instant,
@@ -180,25 +180,38 @@ impl Machine {
             lang: None,
             standalone: self.core.framed,
         };
-        if self.sm.is_none() {
-            let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
-            match envelope.splice_into(&stamp, &mut bytes) {
-                Ok(()) => {
-                    return if self.core.send_bytes(bytes) {
-                        Ok(())
-                    } else {
-                        Err(UsageError::Closed)
-                    };
-                }
-                Err(SpliceError::NeedsElement) => {}
-                Err(_) => return Err(UsageError::InvalidStanza("not serializable as XML 1.0")),
-            }
+        let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
+        match envelope.splice_into(&stamp, &mut bytes) {
+            Ok(()) => return self.transmit_spliced(bytes),
+            Err(SpliceError::NeedsElement) => {}
+            Err(_) => return Err(UsageError::InvalidStanza("not serializable as XML 1.0")),
         }
         let mut element = envelope
             .element()
             .map_err(|_| UsageError::InvalidStanza("the envelope does not rebuild"))?;
         xmpp_xml::stamp_element(&mut element, &stamp);
         self.transmit_stanza(&element)
+    }
+
+    /// Queue a stanza's spliced bytes (in this stream's namespace; on a WebSocket stream,
+    /// declaring it) on a negotiated
+    /// stream; with stream management on, count it and keep a copy of the bytes until
+    /// acknowledged (one allocation: the bytes themselves move into the output).
+    fn transmit_spliced(&mut self, bytes: Vec<u8>) -> Result<(), UsageError> {
+        steps::sm::before_send(self)?;
+        let kept = self
+            .sm
+            .is_some()
+            .then(|| Box::<[u8]>::from(bytes.as_slice()));
+        if !self.core.send_bytes(bytes) {
+            // The output bound closed the stream: the stanza was not queued.
+            return Err(UsageError::Closed);
+        }
+        if let Some(kept) = kept {
+            let namespace = self.kind.namespace();
+            steps::sm::sent(self, || crate::sm::Unacked::spliced(kept, namespace));
+        }
+        Ok(())
     }
 
     pub(crate) fn close(&mut self, now: Instant) -> Result<(), UsageError> {

@@ -175,10 +175,11 @@ impl ServerStream {
     /// spliced into the output (no element built: one copy of the stanza), moved into
     /// `jabber:client`. Where bytes cannot express it the element is built and sent as
     /// [`send_stanza`](Self::send_stanza) would: when the splice needs the element
-    /// ([`SpliceError::NeedsElement`](xmpp_xml::SpliceError::NeedsElement)) and with
-    /// XEP-0198 on (the unacknowledged queue keeps elements). On a WebSocket stream the
-    /// spliced stanza declares `jabber:client` itself (one message, RFC 7395 §3.3.3).
-    /// Counted and queued for acknowledgement like any sent stanza.
+    /// ([`SpliceError::NeedsElement`](xmpp_xml::SpliceError::NeedsElement)). On a WebSocket
+    /// stream the spliced stanza declares `jabber:client` itself (one message, RFC 7395
+    /// §3.3.3). Counted and queued for acknowledgement like any sent stanza: with XEP-0198
+    /// on, the unacknowledged queue keeps a copy of the spliced bytes (an
+    /// [`Unacked`](crate::Unacked)), re-sent on resumption.
     pub fn send_envelope(
         &mut self,
         now: Instant,

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use minidom::Element;
 use xmpp_jid::FullJid;
-use xmpp_xml::{StreamError, StreamErrorCondition};
+use xmpp_xml::{ParseError, StreamError, StreamErrorCondition};
 
 use crate::codec::set_attr;
 
@@ -164,7 +164,7 @@ pub enum SmEvent {
         /// The stanza-error condition name in `<failed/>`, if any.
         condition: Option<String>,
         /// The stanzas not delivered, oldest first.
-        undelivered: Vec<Element>,
+        undelivered: Vec<Unacked>,
     },
     /// Server: the client asks to resume session `previd`, having handled `h` stanzas. Answer
     /// with [`ServerStream::resume`](crate::ServerStream::resume) or
@@ -177,7 +177,7 @@ pub enum SmEvent {
     },
     /// The unacknowledged queue was full ([`UnackedOverflow::ForgetOldest`]): this stanza was
     /// sent but will not be re-sent on resumption; it may not have arrived.
-    Forgotten(Element),
+    Forgotten(Unacked),
 }
 
 /// A short, stable text form of an [`SmEvent`], as written in transcripts' `E` lines.
@@ -193,8 +193,87 @@ pub(crate) fn summary(event: &SmEvent) -> String {
         }
         SmEvent::ResumeRequested { previd, h } => format!("SmResumeRequested {previd} {h}"),
         SmEvent::Forgotten(stanza) => {
-            format!("SmForgotten {}", stanza.attr("id").unwrap_or("-"))
+            let element = stanza.element().ok();
+            let id = element.as_ref().and_then(|e| e.attr("id"));
+            format!("SmForgotten {}", id.unwrap_or("-"))
         }
+    }
+}
+
+/// A stanza sent on a managed stream and kept until the peer acknowledges it (XEP-0198 §4),
+/// as it was sent: the element given to `send_stanza` (or to [`DetachedSession::queue`]), or
+/// the bytes [`ServerStream::send_envelope`](crate::ServerStream::send_envelope) spliced and
+/// transmitted, so forwarding an envelope to a managed stream builds no element. Resumption
+/// sends it again (spliced bytes verbatim on a stream of the same framing); the host gets
+/// one back only when the queue gives it up ([`SmEvent::Forgotten`],
+/// [`SmEvent::ResumeFailed`], [`DetachedSession::into_unacked`]) and asks for the element
+/// with [`element`](Self::element) or [`into_element`](Self::into_element).
+///
+/// Two values are equal when they keep the same stanza the same way (an element and the
+/// bytes of the same stanza are not equal: compare their elements).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unacked(Kept);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Kept {
+    /// Sent as an element.
+    Element(Element),
+    /// Sent as these bytes, written for a TCP stream (not framed) whose default namespace is
+    /// `namespace`: the stanza carries no `xmlns` of its own.
+    Spliced {
+        bytes: Box<[u8]>,
+        namespace: &'static str,
+    },
+}
+
+impl Unacked {
+    /// Bytes a splice wrote for an unframed stream with default namespace `namespace`.
+    pub(crate) fn spliced(bytes: Box<[u8]>, namespace: &'static str) -> Self {
+        Unacked(Kept::Spliced { bytes, namespace })
+    }
+
+    /// The stanza as an element (for a spliced stanza, parsed from its bytes now: the
+    /// element [`stamp_element`](xmpp_xml::stamp_element) makes of the envelope's).
+    ///
+    /// # Errors
+    ///
+    /// None in practice (the bytes are a validated stanza with its start tag rewritten); a
+    /// [`ParseError`] if they do not parse to one element.
+    pub fn element(&self) -> Result<Element, ParseError> {
+        match &self.0 {
+            Kept::Element(element) => Ok(element.clone()),
+            Kept::Spliced { bytes, namespace } => xmpp_xml::parse_spliced(bytes, namespace),
+        }
+    }
+
+    /// [`element`](Self::element), by value (no copy for a stanza kept as an element).
+    ///
+    /// # Errors
+    ///
+    /// As [`element`](Self::element).
+    pub fn into_element(self) -> Result<Element, ParseError> {
+        match self.0 {
+            Kept::Element(element) => Ok(element),
+            Kept::Spliced { bytes, namespace } => xmpp_xml::parse_spliced(&bytes, namespace),
+        }
+    }
+
+    /// The bytes that were transmitted, when the stanza was kept as bytes (it was spliced
+    /// for a stream with default namespace `namespace`, unframed). `None` for an element.
+    pub(crate) fn spliced_for(&self, namespace: &str) -> Option<&[u8]> {
+        match &self.0 {
+            Kept::Spliced {
+                bytes,
+                namespace: ns,
+            } if *ns == namespace => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+impl From<Element> for Unacked {
+    fn from(element: Element) -> Self {
+        Unacked(Kept::Element(element))
     }
 }
 
@@ -221,7 +300,7 @@ pub(crate) struct Sm {
     pub(crate) sent: u32,
     pub(crate) acked: u32,
     /// The newest `sent - acked` stanzas at most (fewer after [`UnackedOverflow::ForgetOldest`]).
-    pub(crate) unacked: VecDeque<Element>,
+    pub(crate) unacked: VecDeque<Unacked>,
     /// Stanzas sent since our last `<r/>`.
     pub(crate) since_request: u32,
     /// The peer sent `<r/>`: answer once the host has drained what was received.
@@ -300,7 +379,7 @@ impl Sm {
     }
 
     /// A stanza was sent.
-    pub(crate) fn record(&mut self, stanza: Element) {
+    pub(crate) fn record(&mut self, stanza: Unacked) {
         self.sent = self.sent.wrapping_add(1);
         self.since_request = self.since_request.saturating_add(1);
         self.unacked.push_back(stanza);
@@ -346,7 +425,7 @@ impl DetachedSession {
         sm.sent = sent;
         sm.acked = acked;
         sm.since_request = since_request;
-        sm.unacked = unacked.into();
+        sm.unacked = unacked.into_iter().map(Unacked::from).collect();
         DetachedSession { id, jid, sm }
     }
 
@@ -361,7 +440,7 @@ impl DetachedSession {
     }
 
     /// The stanzas sent to the client and not acknowledged, oldest first.
-    pub fn unacked(&self) -> impl Iterator<Item = &Element> {
+    pub fn unacked(&self) -> impl Iterator<Item = &Unacked> {
         self.sm.unacked.iter()
     }
 
@@ -372,8 +451,9 @@ impl DetachedSession {
         self.sm.release(seq);
     }
 
-    /// End the session: its unacknowledged stanzas, oldest first, for the host to handle.
-    pub fn into_unacked(self) -> Vec<Element> {
+    /// End the session: its unacknowledged stanzas, oldest first, for the host to handle
+    /// (each as an element: [`Unacked::into_element`]).
+    pub fn into_unacked(self) -> Vec<Unacked> {
         self.sm.unacked.into()
     }
 
@@ -384,7 +464,7 @@ impl DetachedSession {
         if self.sm.unacked.len() >= self.sm.config.max_unacked {
             return false;
         }
-        self.sm.record(stanza.clone());
+        self.sm.record(Unacked::from(stanza.clone()));
         true
     }
 
@@ -448,7 +528,7 @@ mod tests {
         sm.sent = u32::MAX - 1;
         sm.acked = u32::MAX - 1;
         for n in 0..4 {
-            sm.record(stanza(n));
+            sm.record(stanza(n).into());
         }
         assert_eq!(sm.sent, 2);
         assert_eq!(sm.outstanding(), 4);
@@ -456,7 +536,7 @@ mod tests {
         assert_eq!(sm.unacked.len(), 3);
         sm.ack(1).unwrap();
         assert_eq!(sm.unacked.len(), 1);
-        assert_eq!(sm.unacked[0].attr("id"), Some("3"));
+        assert_eq!(sm.unacked[0].element().unwrap().attr("id"), Some("3"));
         // One more than was sent, across the wrap.
         let error = sm.ack(3).unwrap_err();
         assert_eq!(error.condition, StreamErrorCondition::UndefinedCondition);

@@ -462,7 +462,10 @@ fn failed_resumption_reports_undelivered_and_binds() {
         panic!("{events:?}")
     };
     assert_eq!(condition.as_deref(), Some("item-not-found"));
-    let ids: Vec<_> = undelivered.iter().map(|s| s.attr("id").unwrap()).collect();
+    let ids: Vec<_> = undelivered
+        .iter()
+        .map(|s| s.element().unwrap().attr("id").unwrap().to_owned())
+        .collect();
     assert_eq!(ids, ["c0", "c1", "c2"]);
     assert!(
         next.server_wire.contains("item-not-found"),
@@ -706,7 +709,7 @@ fn a_full_unacked_queue_refuses_or_forgets() {
     let forgotten: Vec<_> = sm_events(&link.client_events)
         .into_iter()
         .filter_map(|e| match e {
-            SmEvent::Forgotten(s) => s.attr("id"),
+            SmEvent::Forgotten(s) => s.element().unwrap().attr("id").map(str::to_owned),
             _ => None,
         })
         .collect();
@@ -811,5 +814,206 @@ fn a_hostile_resume_hands_the_session_back() {
     assert!(next.server.is_closed());
     // Nothing was lost: the session, with its unacknowledged stanza, is the host's again.
     assert_eq!(back.queued(), 1);
-    assert_eq!(back.into_unacked()[0].attr("id"), Some("s0"));
+    let unacked = back.into_unacked();
+    assert_eq!(unacked[0].element().unwrap().attr("id"), Some("s0"));
+}
+
+// ----- envelopes forwarded to a managed stream (issue 17) -----
+
+/// A stanza as a c2s server in envelope mode hands it out: validated bytes and header, the
+/// stream header declaring a prefix the stanza borrows.
+fn envelope(stanza: &str) -> xmpp_xml::Envelope {
+    let mut parser = xmpp_xml::StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:e='urn:example:e'>",
+    );
+    parser.feed(stanza.as_bytes());
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(xmpp_xml::Event::StreamStart(_)))
+    ));
+    match parser.next_event() {
+        Ok(Some(xmpp_xml::Event::Stanza(envelope))) => envelope,
+        other => panic!("{other:?}"),
+    }
+}
+
+const FROM: &str = "romeo@example.net/orchard";
+const TO: &str = "juliet@im.example.com/balcony";
+
+/// What `send_stanza` would have sent for `envelope` stamped as `send_envelope` stamps it.
+fn stamped(envelope: &xmpp_xml::Envelope) -> Element {
+    let mut element = envelope.element().unwrap();
+    let stamp = xmpp_xml::Stamp {
+        from: Some(FROM),
+        to: Some(TO),
+        ..xmpp_xml::Stamp::new("jabber:client")
+    };
+    xmpp_xml::stamp_element(&mut element, &stamp);
+    element
+}
+
+/// `send_envelope` on the server, returning exactly the bytes it transmitted (its events
+/// are collected).
+fn forward(link: &mut Link, envelope: &xmpp_xml::Envelope) -> Vec<u8> {
+    link.collect();
+    link.server
+        .send_envelope(link.now, envelope, Some(FROM), Some(TO))
+        .unwrap();
+    let mut sent = Vec::new();
+    while let Some(out) = link.server.poll_output() {
+        match out {
+            Output::Transmit(bytes) => sent.extend(bytes),
+            Output::Event(event) => link.server_events.push(event),
+            _ => {}
+        }
+    }
+    sent
+}
+
+const ENVELOPES: [&str; 2] = [
+    "<message to='juliet@im.example.com' id='e0' type='chat'><body>a &amp; &lt;b&gt;</body><e:x e:a='1'/></message>",
+    "<message from='juliet@im.example.com/balcony' id='e1' xml:lang='fr'><body>salut</body><y xmlns='urn:example:y'/></message>",
+];
+
+#[test]
+fn a_forwarded_envelope_is_resent_byte_identical_on_resumption() {
+    let mut link = negotiated(true);
+    let envelopes: Vec<_> = ENVELOPES.iter().map(|s| envelope(s)).collect();
+    let sent: Vec<Vec<u8>> = envelopes.iter().map(|e| forward(&mut link, e)).collect();
+    // Spliced (not an element serialized), even with stream management on.
+    let stamp = xmpp_xml::Stamp {
+        from: Some(FROM),
+        to: Some(TO),
+        ..xmpp_xml::Stamp::new("jabber:client")
+    };
+    for (bytes, envelope) in sent.iter().zip(&envelopes) {
+        assert_eq!(*bytes, envelope.splice(&stamp).unwrap());
+    }
+    assert_eq!(link.server.sm_unacked(), Some(2));
+    // The connection dies before anything arrives.
+    link.to_client.clear();
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let detached = link.server.detach().unwrap();
+    // The queue hands back the elements the element path would have kept.
+    let kept: Vec<Element> = detached.unacked().map(|u| u.element().unwrap()).collect();
+    let want: Vec<Element> = envelopes.iter().map(stamped).collect();
+    assert_eq!(kept, want);
+    let mut next = resume(state, Some(detached), 20);
+    assert!(next.client.is_negotiated(), "{}", next.server_wire);
+    // Re-sent verbatim, in order, back to back after `<resumed/>`.
+    let mut both = sent[0].clone();
+    both.extend_from_slice(&sent[1]);
+    let resent = String::from_utf8(both).unwrap();
+    assert!(next.server_wire.contains(&resent), "{}", next.server_wire);
+    // And the client gets them as if sent as elements.
+    let got: Vec<Element> = next
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stanza(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, want);
+    next.pump();
+    assert_eq!(next.server.sm_unacked(), Some(0));
+}
+
+#[test]
+fn forgotten_hands_back_a_forwarded_envelope_as_its_element() {
+    let mut config = server_config(true);
+    config.sm.max_unacked = 1;
+    config.sm.overflow = xmpp_stream::UnackedOverflow::ForgetOldest;
+    let mut link = Link::new(
+        ClientStream::new(client_config(true), SeededEntropy::new(1)),
+        server(config, 2),
+    );
+    link.pump();
+    let envelopes: Vec<_> = ENVELOPES.iter().map(|s| envelope(s)).collect();
+    for e in &envelopes {
+        let _ = forward(&mut link, e);
+    }
+    link.collect();
+    let forgotten: Vec<Element> = sm_events(&link.server_events)
+        .into_iter()
+        .filter_map(|e| match e {
+            SmEvent::Forgotten(s) => Some(s.element().unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgotten, [stamped(&envelopes[0])]);
+    assert_eq!(link.server.sm_unacked(), Some(1));
+    let detached = link.server.detach().unwrap();
+    let left: Vec<Element> = detached
+        .into_unacked()
+        .into_iter()
+        .map(|u| u.into_element().unwrap())
+        .collect();
+    assert_eq!(left, [stamped(&envelopes[1])]);
+}
+
+#[test]
+fn spliced_bytes_resumed_on_a_websocket_stream_are_written_as_its_elements() {
+    // Kept as bytes for a TCP stream (no xmlns of their own): a WebSocket stream writes each
+    // element with its namespace, so the bytes are parsed back and serialized for it.
+    let mut link = negotiated(true);
+    let envelopes: Vec<_> = ENVELOPES.iter().map(|s| envelope(s)).collect();
+    for e in &envelopes {
+        let _ = forward(&mut link, e);
+    }
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let mut detached = Some(link.server.detach().unwrap());
+    let mut client = ClientStream::new(client_config(true), SeededEntropy::new(30)).websocket();
+    client.resume_with(state).unwrap();
+    let mut server = server(server_config(true), 31).websocket();
+    let now = Instant::ZERO;
+    client.start(now, Transport::Plain).unwrap();
+    server.start(now, Transport::Plain).unwrap();
+    let mut got = Vec::new();
+    let mut server_messages = Vec::new();
+    for _ in 0..1_000 {
+        let mut moved = false;
+        while let Some(out) = client.poll_output() {
+            moved = true;
+            match out {
+                Output::Transmit(bytes) => {
+                    let _ = server.handle_message(now, &bytes);
+                }
+                Output::Event(Event::Stanza(s)) => got.push(s),
+                _ => {}
+            }
+        }
+        while let Some(out) = server.poll_output() {
+            moved = true;
+            match out {
+                Output::Transmit(bytes) => {
+                    server_messages.push(String::from_utf8(bytes.clone()).unwrap());
+                    let _ = client.handle_message(now, &bytes);
+                }
+                Output::Event(Event::Sm(SmEvent::ResumeRequested { .. })) => {
+                    server.resume(now, detached.take().unwrap()).unwrap();
+                }
+                _ => {}
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(client.is_negotiated() && !client.is_closed());
+    let want: Vec<Element> = envelopes.iter().map(stamped).collect();
+    assert_eq!(got, want);
+    let resent: Vec<&String> = server_messages
+        .iter()
+        .filter(|m| m.starts_with("<message"))
+        .collect();
+    assert_eq!(resent.len(), 2, "{server_messages:?}");
+    assert!(
+        resent.iter().all(|m| m.contains("xmlns='jabber:client'")),
+        "{resent:?}"
+    );
 }

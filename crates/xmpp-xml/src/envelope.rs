@@ -301,6 +301,46 @@ impl Envelope {
     }
 }
 
+/// The element bytes written by [`Envelope::splice`] stand for in a stream whose default
+/// namespace is `namespace` (the [`Stamp::namespace`] they were spliced with): what the
+/// receiving peer parses, and what [`stamp_element`] makes of [`Envelope::element`]. For a
+/// host that kept the spliced bytes (e.g. until acknowledged) and needs the stanza back.
+///
+/// The bytes passed a stream's limits before the splice, which adds a few attributes and
+/// declarations: they are parsed with every bound at least their own length, so whatever was
+/// sent parses again.
+///
+/// # Errors
+///
+/// The [`ParseError`] of bytes that are not one well-formed element (never for bytes a splice
+/// wrote).
+pub fn parse_spliced(bytes: &[u8], namespace: &str) -> Result<Element, ParseError> {
+    let len = bytes.len();
+    let mut limits = Limits::DEFAULT;
+    for bound in [
+        &mut limits.max_stanza_bytes,
+        &mut limits.max_depth,
+        &mut limits.max_attributes,
+        &mut limits.max_namespace_declarations,
+        &mut limits.max_name_length,
+        &mut limits.max_attribute_value_length,
+        &mut limits.max_text_length,
+        &mut limits.max_elements,
+    ] {
+        *bound = (*bound).max(len);
+    }
+    let mut parser = StreamParser::with_limits(limits);
+    parser.feed(&wrapper(&[(None, namespace.to_owned())]));
+    parser.feed(bytes);
+    match (parser.next_event()?, parser.next_event()?) {
+        (Some(Event::StreamStart(_)), Some(Event::Element(element))) => Ok(element),
+        _ => Err(ParseError::new(
+            Cond::InternalServerError,
+            "spliced bytes do not parse to one element",
+        )),
+    }
+}
+
 /// How [`Envelope::splice`] and [`stamp_element`] rewrite a stanza for forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp<'a> {

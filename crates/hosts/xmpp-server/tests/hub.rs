@@ -774,6 +774,66 @@ fn an_expired_session_ends_and_its_messages_go_offline() {
     assert_eq!(message_ids(&w.take_stanzas(a2)), ["m0", "m1"]);
 }
 
+/// The stanzas alice's fresh session gets from offline storage after her managed session
+/// expired with bob's messages unacknowledged (in flight when her connection died), the
+/// hub's client streams handing out envelopes or not.
+fn offline_after_expiry(envelopes: bool) -> Vec<Element> {
+    let mut config = HubConfig::new(BareJid::new("localhost").unwrap())
+        .with_user("alice", "alice-pw")
+        .with_user("bob", "bob-pw");
+    config.stream.envelopes = envelopes;
+    let mut w = World::with_config(config);
+    let a = sm_client(&mut w, "phone", None);
+    w.send(a, "<presence xmlns='jabber:client'/>");
+    let b = w.connect("bob", "bob-pw", "desk");
+    // Bob's messages reach the hub, which forwards them to alice; her connection dies
+    // before they arrive: they are unacknowledged in her detached session.
+    for n in 0..3 {
+        let m: Element = format!(
+            "<message xmlns='jabber:client' type='chat' to='alice@localhost/phone' id='u{n}' xml:lang='en'><body>{n} &amp; &lt;more&gt;</body><x xmlns='urn:example:x' a='&apos;{n}'/></message>"
+        )
+        .parse()
+        .unwrap();
+        w.clients[b].stream.send_stanza(w.now, &m).unwrap();
+    }
+    let mut to_hub = Vec::new();
+    while let Some(out) = w.clients[b].stream.poll_output() {
+        if let Output::Transmit(bytes) = out {
+            to_hub.extend(bytes);
+        }
+    }
+    let (now, bob_id) = (w.now, w.clients[b].id);
+    w.hub.handle_input(bob_id, now, &to_hub);
+    let _ = cut(&mut w, a);
+    assert_eq!(w.hub.detached_count(), 1);
+    // The three messages, with whatever else alice had not acknowledged yet.
+    assert!(w.hub.detached_queued() >= 3, "{}", w.hub.detached_queued());
+    w.now = w.now + Duration::from_secs(301);
+    w.hub.handle_timeout(w.now);
+    w.drive();
+    let alice = BareJid::new("alice@localhost").unwrap();
+    assert_eq!(w.hub.offline_count(&alice), 3);
+    let a2 = w.connect("alice", "alice-pw", "tablet");
+    w.send(a2, "<presence xmlns='jabber:client'/>");
+    w.take_stanzas(a2)
+        .into_iter()
+        .filter(|s| s.name() == "message")
+        .collect()
+}
+
+#[test]
+fn unacknowledged_envelopes_go_offline_as_the_elements_would() {
+    // Forwarded by envelope, the detached session keeps the spliced bytes: on expiry they
+    // become the same elements the element path kept, stored and delivered the same.
+    let by_element = offline_after_expiry(false);
+    let by_envelope = offline_after_expiry(true);
+    assert_eq!(message_ids(&by_element), ["u0", "u1", "u2"]);
+    assert_eq!(by_envelope, by_element);
+    let x = by_envelope[1].get_child("x", "urn:example:x").unwrap();
+    assert_eq!(x.attr("a"), Some("'1"));
+    assert_eq!(by_envelope[1].attr("from"), Some("bob@localhost/desk"));
+}
+
 #[test]
 fn a_detached_session_is_kept_for_the_window_granted_not_longer() {
     // The client asks for 5 s: the hub grants min(300, 5) in `<enabled max=''/>` and must

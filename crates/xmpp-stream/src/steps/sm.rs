@@ -12,7 +12,7 @@ use crate::flags::SessionFlags;
 use crate::machine::{Machine, Side};
 use crate::output::Event;
 use crate::rules::Step;
-use crate::sm::{self, DetachedSession, Sm, SmConfig, SmEvent, SmState, UnackedOverflow};
+use crate::sm::{self, DetachedSession, Sm, SmConfig, SmEvent, SmState, Unacked, UnackedOverflow};
 use crate::time::Instant;
 use crate::timers::Timer;
 
@@ -177,7 +177,7 @@ pub(crate) fn resume_failed(m: &mut Machine, el: Element) -> Result<(), Protocol
     }
     let requested = side.config.resource.is_some();
     let session = side.bind_session;
-    let undelivered: Vec<Element> = state.unacked.into();
+    let undelivered: Vec<Unacked> = state.unacked.into();
     m.core.event(Event::Sm(SmEvent::ResumeFailed {
         condition: condition_name(&el),
         undelivered,
@@ -200,6 +200,7 @@ fn restore(config: SmConfig, saved: SmState) -> Sm {
         .unacked
         .iter()
         .filter_map(|xml| xml.parse::<Element>().ok())
+        .map(Unacked::from)
         .collect();
     state
 }
@@ -219,7 +220,13 @@ pub(crate) fn snapshot(m: &Machine) -> Option<SmState> {
         handled: state.handled,
         sent: state.sent,
         acked: state.acked,
-        unacked: state.unacked.iter().map(String::from).collect(),
+        // A client keeps elements only (it splices nothing): no stanza is parsed here.
+        unacked: state
+            .unacked
+            .iter()
+            .filter_map(|stanza| stanza.element().ok())
+            .map(|stanza| String::from(&stanza))
+            .collect(),
     })
 }
 
@@ -470,13 +477,13 @@ pub(crate) fn before_send(m: &mut Machine) -> Result<(), UsageError> {
     }
 }
 
-/// A stanza went out: count it, keep it until acknowledged, ask for an ack by count or arm
-/// the timer.
-pub(crate) fn sent(m: &mut Machine, stanza: &Element) {
+/// A stanza went out: count it, keep it (what `keep` makes: called only when managed) until
+/// acknowledged, ask for an ack by count or arm the timer.
+pub(crate) fn sent(m: &mut Machine, keep: impl FnOnce() -> Unacked) {
     let Some(state) = m.sm.as_deref_mut() else {
         return;
     };
-    state.record(stanza.clone());
+    state.record(keep());
     let every = state.config.request_every;
     if every > 0 && state.since_request >= every {
         state.since_request = 0;
@@ -491,13 +498,22 @@ pub(crate) fn sent(m: &mut Machine, stanza: &Element) {
 }
 
 /// Re-send the unacknowledged queue in order (after resumption); it stays queued until
-/// acknowledged, and the counters do not move.
+/// acknowledged, and the counters do not move. Spliced bytes go out verbatim when this
+/// stream is unframed with the same default namespace (a resumption of a TCP stream on a
+/// TCP stream); otherwise, and for elements, the element is serialized for this stream.
 fn resend(m: &mut Machine) {
     let Some(state) = m.sm.as_deref() else { return };
+    let namespace = m.kind.namespace();
+    let framed = m.core.framed;
     let bytes: Vec<Vec<u8>> = state
         .unacked
         .iter()
-        .filter_map(|stanza| m.core.serialize(stanza))
+        .filter_map(|stanza| match stanza.spliced_for(namespace) {
+            Some(bytes) if !framed => Some(bytes.to_vec()),
+            // A stanza that no longer parses cannot be sent again (never for what a splice
+            // wrote); the host's acknowledgement count still covers it.
+            _ => m.core.serialize(&stanza.element().ok()?),
+        })
         .collect();
     let any = !bytes.is_empty();
     for chunk in bytes {

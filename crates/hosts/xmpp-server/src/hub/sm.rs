@@ -272,7 +272,17 @@ impl Hub {
             self.log.push(format!("{jid}: resumption window over"));
             self.im_session_ended(&jid);
             self.route_im(now);
-            for stanza in detached.session.into_unacked() {
+            for unacked in detached.session.into_unacked() {
+                // A forwarded envelope is kept as its spliced bytes: the element is built
+                // only now, as the stanza leaves the queue.
+                let stanza = match unacked.into_element() {
+                    Ok(stanza) => stanza,
+                    Err(error) => {
+                        self.log
+                            .push(format!("{jid}: unacknowledged stanza lost: {error}"));
+                        continue;
+                    }
+                };
                 if stanza.attr("from").is_some() {
                     // Addressed to a resource that is gone: the IM machine's delivery rules.
                     self.im_remote_stanza(&stanza);

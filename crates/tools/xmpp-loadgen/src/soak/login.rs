@@ -208,7 +208,11 @@ impl Shared {
                     }
                     // What a failed resumption reports as not delivered is sent again.
                     for stanza in &undelivered {
-                        if let Err(e) = machine.send_stanza(self.now(), stanza) {
+                        let stanza = match stanza.element() {
+                            Ok(stanza) => stanza,
+                            Err(e) => return Attempt::Failed(format!("re-send: {e}")),
+                        };
+                        if let Err(e) = machine.send_stanza(self.now(), &stanza) {
                             return Attempt::Failed(format!("re-send: {e}"));
                         }
                     }
