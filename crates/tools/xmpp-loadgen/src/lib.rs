@@ -32,6 +32,7 @@
 
 pub mod cli;
 mod conn;
+pub mod echo;
 mod options;
 pub mod procfs;
 mod run;
