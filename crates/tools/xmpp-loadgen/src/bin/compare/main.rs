@@ -9,6 +9,9 @@
 //! same salt); ejabberd imports them all from one XEP-0227 file (`ejabberdctl import_piefxis`).
 //! Both run with warning-level logs, so per-stanza debug logging is not what gets measured.
 //!
+//! `--servers echo` runs the load generator's echo peer (the `echo-peer` binary next to this
+//! one, [`xmpp_loadgen::echo`]): not an XMPP server, its row is the generator's own ceiling.
+//!
 //! `--federation` runs server pairs instead ([`federation`]): users of server A write to users
 //! of server B through the pair's s2s link, for two `xmpp-server`s, Prosody⇄Prosody and
 //! ejabberd⇄ejabberd.
