@@ -111,12 +111,16 @@ impl EchoPeer {
     /// `tls` (e.g. `xmpp_host::tls::server_config`, the one `xmpp-server` uses).
     ///
     /// # Errors
-    /// When the port cannot be bound or the credentials cannot be derived.
+    /// When the domain needs escaping (it goes into the peer's bytes as it is), the port
+    /// cannot be bound or the credentials cannot be derived.
     pub async fn bind(
         port: u16,
         tls: Arc<rustls::ServerConfig>,
         config: &EchoConfig,
     ) -> Result<Self, String> {
+        if !quotable(&config.domain) || config.domain.contains('/') {
+            return Err(format!("domain {:?}: not a plain host name", config.domain));
+        }
         let derive = |hash| {
             StoredCredentials::derive(
                 hash,
@@ -382,7 +386,7 @@ impl Input {
         }
     }
 
-    /// The next element named `name` (after a stream header when `header`), or an error.
+    /// The next item, which must be an element named `name`: its start tag and content.
     async fn expect<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,

@@ -130,3 +130,13 @@ async fn closes_a_session_that_skips_starttls() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn refuses_a_domain_that_needs_escaping() {
+    let (_, tls) = tls();
+    let config = EchoConfig {
+        domain: "local'host".to_owned(),
+        password: "pw".to_owned(),
+    };
+    assert!(EchoPeer::bind(0, tls, &config).await.is_err());
+}
