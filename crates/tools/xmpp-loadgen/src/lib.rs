@@ -25,6 +25,8 @@
 //! sessions, deliberate kills mid-negotiation and mid-stanza, a message storm, and an exact
 //! account of lost messages; `tests/soak.rs` runs it against the example server and checks
 //! the server's heap returns to its baseline). Their command lines share the flags in [`cli`].
+//! `echo-peer` runs [`echo`], the trivial echo peer that measures the generator's own ceiling
+//! (a measuring instrument, not an XMPP server; `compare --servers echo` starts it).
 // A load generator does real I/O (sockets, clock, /proc), unlike the library crates the
 // workspace's Sans-IO lints guard.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -32,6 +34,7 @@
 
 pub mod cli;
 mod conn;
+pub mod echo;
 mod options;
 pub mod procfs;
 mod run;

@@ -9,6 +9,9 @@
 //! same salt); ejabberd imports them all from one XEP-0227 file (`ejabberdctl import_piefxis`).
 //! Both run with warning-level logs, so per-stanza debug logging is not what gets measured.
 //!
+//! `--servers echo` runs the load generator's echo peer (the `echo-peer` binary next to this
+//! one, [`xmpp_loadgen::echo`]): not an XMPP server, its row is the generator's own ceiling.
+//!
 //! `--federation` runs server pairs instead ([`federation`]): users of server A write to users
 //! of server B through the pair's s2s link, for two `xmpp-server`s, Prosody⇄Prosody and
 //! ejabberd⇄ejabberd.
@@ -42,13 +45,15 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     sessions: usize,
     /// Servers to run, in order, comma-separated (c2s is xmpp-server with accounts in memory,
-    /// c2s-sqlite the same on a new SQLite file, its default store)
+    /// c2s-sqlite the same on a new SQLite file, its default store; echo is the load
+    /// generator's own trivial echo peer, not an XMPP server: its row is the generator's
+    /// ceiling)
     #[arg(
         long,
         action = ArgAction::Set,
         value_delimiter = ',',
         default_value = "c2s,prosody,ejabberd",
-        value_parser = ["c2s", "c2s-sqlite", "prosody", "ejabberd"]
+        value_parser = ["c2s", "c2s-sqlite", "prosody", "ejabberd", "echo"]
     )]
     servers: Vec<String>,
     /// The xmpp-server binary [default: next to this one]
@@ -229,6 +234,58 @@ fn start_c2s(path: &Path, options: &Options, sqlite: bool) -> Result<Started, St
     })
 }
 
+/// Starts the load generator's echo peer (the `echo-peer` binary next to this one) on a free
+/// port with a new self-signed certificate, and waits until it answers a stream header.
+fn start_echo(options: &Options) -> Result<Started, String> {
+    let begin = Instant::now();
+    let path = sibling("echo-peer").ok_or(
+        "echo-peer binary not found (build it with cargo build --release -p xmpp-loadgen)",
+    )?;
+    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-echo-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let certified = rcgen::generate_simple_self_signed(vec![options.domain.clone()])
+        .map_err(|e| e.to_string())?;
+    let cert_pem = certified.cert.pem();
+    fs::write(dir.join("cert.pem"), &cert_pem).map_err(|e| e.to_string())?;
+    fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
+        .map_err(|e| e.to_string())?;
+    let port = free_port()?;
+    let mut child = Command::new(&path)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--domain")
+        .arg(&options.domain)
+        .arg("--password")
+        .arg(&options.password)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let ready = wait_listening(port, &mut child, Duration::from_secs(30))
+        .and_then(|()| wait_serving(port, &options.domain, Duration::from_secs(30)));
+    if let Err(e) = ready {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    let pid = child.id();
+    Ok(Started {
+        name: leak_name("echo"),
+        target: Target::new(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            cert_pem,
+            Some(pid),
+        ),
+        accounts: options.sessions,
+        setup: begin.elapsed(),
+        _guard: Guard::Child(child, dir),
+    })
+}
+
 fn start_prosody(options: &Options) -> Result<Started, String> {
     let begin = Instant::now();
     let first = format!("{}0", options.user_prefix);
@@ -270,11 +327,14 @@ fn start_ejabberd(options: &Options) -> Result<Started, String> {
 }
 
 fn c2s_path(given: Option<PathBuf>) -> Option<PathBuf> {
-    given.or_else(|| {
-        let me = std::env::current_exe().ok()?;
-        let sibling = me.parent()?.join("xmpp-server");
-        sibling.is_file().then_some(sibling)
-    })
+    given.or_else(|| sibling("xmpp-server"))
+}
+
+/// The binary `name` next to this one, if there is one.
+fn sibling(name: &str) -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let sibling = me.parent()?.join(name);
+    sibling.is_file().then_some(sibling)
 }
 
 fn load_average() -> String {
@@ -323,6 +383,7 @@ fn main() -> ExitCode {
             },
             "prosody" => start_prosody(&options),
             "ejabberd" => start_ejabberd(&options),
+            "echo" => start_echo(&options),
             other => Err(format!("unknown server {other}")),
         };
         let started = match started {
@@ -396,6 +457,7 @@ fn leak_name(name: &str) -> &'static str {
         "c2s-sqlite" => "xmpp-server (tokio example, SQLite)",
         "prosody" => "Prosody",
         "ejabberd" => "ejabberd",
+        "echo" => "echo peer (load generator's ceiling)",
         _ => "unknown",
     }
 }
@@ -470,6 +532,8 @@ mod tests {
         assert!(parse(&["--servers", "c2s,openfire"]).is_err());
         let cli = parse(&["--servers", "c2s-sqlite,c2s"]).unwrap();
         assert_eq!(cli.servers, ["c2s-sqlite", "c2s"]);
+        let cli = parse(&["--servers", "echo,c2s"]).unwrap();
+        assert_eq!(cli.servers, ["echo", "c2s"]);
         assert!(
             parse(&["--register-budget", "150"]).is_err(),
             "removed flag"
