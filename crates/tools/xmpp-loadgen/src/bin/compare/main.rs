@@ -201,14 +201,7 @@ fn spawn_c2s(
 /// SQLite file in its temp dir (the server's default store), and waits until it serves.
 fn start_c2s(path: &Path, options: &Options, sqlite: bool) -> Result<Started, String> {
     let begin = Instant::now();
-    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-c2s-{}", std::process::id()));
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let certified = rcgen::generate_simple_self_signed(vec![options.domain.clone()])
-        .map_err(|e| e.to_string())?;
-    let cert_pem = certified.cert.pem();
-    fs::write(dir.join("cert.pem"), &cert_pem).map_err(|e| e.to_string())?;
-    fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
-        .map_err(|e| e.to_string())?;
+    let (dir, cert_pem) = dir_with_certificate("c2s", options)?;
     let port = free_port()?;
     let db = if sqlite {
         let file = dir.join("accounts.db");
@@ -234,14 +227,10 @@ fn start_c2s(path: &Path, options: &Options, sqlite: bool) -> Result<Started, St
     })
 }
 
-/// Starts the load generator's echo peer (the `echo-peer` binary next to this one) on a free
-/// port with a new self-signed certificate, and waits until it answers a stream header.
-fn start_echo(options: &Options) -> Result<Started, String> {
-    let begin = Instant::now();
-    let path = sibling("echo-peer").ok_or(
-        "echo-peer binary not found (build it with cargo build --release -p xmpp-loadgen)",
-    )?;
-    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-echo-{}", std::process::id()));
+/// A temp dir `xmpp-loadgen-NAME-PID` holding a new self-signed certificate for the domain
+/// (`cert.pem`, `key.pem`): the dir and the certificate's PEM.
+fn dir_with_certificate(name: &str, options: &Options) -> Result<(PathBuf, String), String> {
+    let dir = std::env::temp_dir().join(format!("xmpp-loadgen-{name}-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let certified = rcgen::generate_simple_self_signed(vec![options.domain.clone()])
         .map_err(|e| e.to_string())?;
@@ -249,6 +238,17 @@ fn start_echo(options: &Options) -> Result<Started, String> {
     fs::write(dir.join("cert.pem"), &cert_pem).map_err(|e| e.to_string())?;
     fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())
         .map_err(|e| e.to_string())?;
+    Ok((dir, cert_pem))
+}
+
+/// Starts the load generator's echo peer (the `echo-peer` binary next to this one) on a free
+/// port with a new self-signed certificate, and waits until it answers a stream header.
+fn start_echo(options: &Options) -> Result<Started, String> {
+    let begin = Instant::now();
+    let path = sibling("echo-peer").ok_or(
+        "echo-peer binary not found (build it with cargo build --release -p xmpp-loadgen)",
+    )?;
+    let (dir, cert_pem) = dir_with_certificate("echo", options)?;
     let port = free_port()?;
     let mut child = Command::new(&path)
         .arg("--port")
