@@ -4,7 +4,9 @@
 //! brought there by replaying a scripted client, then the rest of the input is fed as
 //! arbitrary chunks with time jumps. Properties: no panic; protocol errors are sticky;
 //! nothing (no output, no timer) after `Closed`; queued output stays within the configured
-//! bound between polls.
+//! bound between polls. Selector bit 6 turns envelopes on (issue 17): each stanza envelope
+//! must rebuild its element and is forwarded back to the client (`send_envelope`, splicing
+//! `from`), so the splice runs on every accepted stanza.
 
 use std::sync::OnceLock;
 
@@ -71,6 +73,19 @@ impl Harness {
                     let _ = self.server.tls_established(self.now, self.binding.clone());
                 }
                 Output::Event(Event::Closed { .. }) => self.closed = true,
+                Output::Event(Event::StanzaEnvelope(envelope)) => {
+                    assert!(
+                        envelope.element().is_ok(),
+                        "an envelope that does not rebuild"
+                    );
+                    // Its bytes count in the output bound like any stanza sent.
+                    let _ = self.server.send_envelope(
+                        self.now,
+                        &envelope,
+                        Some("juliet@im.example.com/balcony"),
+                        None,
+                    );
+                }
                 _ => {}
             }
         }
@@ -109,6 +124,7 @@ fn run(data: &[u8]) {
     config.max_auth_attempts = u32::from((selector >> 4) & 3) + 1;
     config.max_output_bytes = MAX_OUTPUT;
     config.limits.max_stanza_bytes = MAX_STANZA;
+    config.envelopes = selector & 0x40 != 0;
     let binding = vec![ChannelBinding::new(
         ChannelBindingType::TlsExporter,
         [7u8; 32],

@@ -8,7 +8,8 @@
 //! nothing after `Closed`; and, for every run without a hostile operation, exact accounting:
 //! each message reaches the other host at most once and in order, and every message sent is
 //! received or reported (`ResumeFailed` undelivered to the client; the detached session's
-//! unacknowledged stanzas to the server's host).
+//! unacknowledged stanzas to the server's host). A third of the server's messages are sent
+//! as envelopes, so its queue holds spliced bytes beside elements.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -144,6 +145,21 @@ fn message(from_client: bool, n: u32) -> Option<Element> {
         .ok()
 }
 
+/// Message `n` to the client as an envelope (what a server forwards from another stream).
+fn envelope(n: u32) -> Option<xmpp_xml::Envelope> {
+    let mut parser = xmpp_xml::StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    parser.feed(format!("<message to='juliet@im.example.com/r' id='m{n}'/>").as_bytes());
+    parser.next_event().ok()??;
+    match parser.next_event().ok()?? {
+        xmpp_xml::Event::Stanza(envelope) => Some(envelope),
+        _ => None,
+    }
+}
+
 fn run(data: &[u8]) -> Option<()> {
     let mut w = World {
         c: client(1)?,
@@ -176,9 +192,21 @@ fn run(data: &[u8]) -> Option<()> {
                 }
                 next += 1;
             }
-            3..=5 => {
+            3 | 4 => {
                 if let Some(m) = message(false, next) {
                     if w.s.send_stanza(w.now, &m).is_ok() {
+                        sent_s.push(next);
+                    }
+                }
+                next += 1;
+            }
+            5 => {
+                // Forwarded as an envelope: the queue keeps the spliced bytes (issue 17).
+                if let Some(e) = envelope(next) {
+                    if w.s
+                        .send_envelope(w.now, &e, Some("romeo@example.net/x"), None)
+                        .is_ok()
+                    {
                         sent_s.push(next);
                     }
                 }

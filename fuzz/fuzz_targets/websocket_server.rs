@@ -77,10 +77,26 @@ impl Harness {
                 }
                 Output::StartTls => panic!("STARTTLS on a WebSocket stream"),
                 Output::Event(Event::Closed { .. }) => self.closed = true,
+                Output::Event(Event::StanzaEnvelope(envelope)) => {
+                    assert!(
+                        envelope.element().is_ok(),
+                        "an envelope that does not rebuild"
+                    );
+                    // Spliced back as a message of its own (checked as one element above).
+                    let _ = self.server.send_envelope(
+                        self.now,
+                        &envelope,
+                        Some("juliet@im.example.com/balcony"),
+                        None,
+                    );
+                }
                 _ => {}
             }
         }
-        assert!(queued <= MAX_OUTPUT + 1024, "output over its bound: {queued}");
+        assert!(
+            queued <= MAX_OUTPUT + 1024,
+            "output over its bound: {queued}"
+        );
         if self.closed {
             assert!(self.server.poll_timeout().is_none(), "timer after Closed");
         }
@@ -110,6 +126,8 @@ fn run(data: &[u8]) {
     config.allow_plain_without_tls = true;
     config.max_output_bytes = MAX_OUTPUT;
     config.limits.max_stanza_bytes = MAX_STANZA;
+    // Envelopes (issue 17) in half the runs.
+    config.envelopes = selector & 0x40 != 0;
     let mut h = Harness {
         server: ServerStream::new(config, SeededEntropy::new(u64::from(selector)), backend())
             .websocket(),
@@ -124,8 +142,14 @@ fn run(data: &[u8]) {
     for step in STATES[index] {
         h.message(step);
     }
-    assert!(!h.closed && h.sticky.is_none(), "replay to state {index} failed");
-    assert_eq!(h.server.flags().contains(SessionFlags::AUTHENTICATED), index >= 3);
+    assert!(
+        !h.closed && h.sticky.is_none(),
+        "replay to state {index} failed"
+    );
+    assert_eq!(
+        h.server.flags().contains(SessionFlags::AUTHENTICATED),
+        index >= 3
+    );
     assert_eq!(h.server.is_negotiated(), index >= 4);
     for step in xmpp_fuzz::steps(rest) {
         if step.tick {

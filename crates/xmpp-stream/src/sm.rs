@@ -378,6 +378,16 @@ impl Sm {
         self.handled == self.taken
     }
 
+    /// Before the queue is re-sent on resumption (after the peer's `h` was applied): the
+    /// peer numbers the re-sent stanzas from `acked`, so `sent` becomes `acked` plus the
+    /// queue. Stanzas [`UnackedOverflow::ForgetOldest`] dropped and the peer never
+    /// acknowledged are not re-sent: left in the count, they would shift every later `h` and
+    /// make the next resumption re-send stanzas the peer already has.
+    pub(crate) fn renumber_for_resend(&mut self) {
+        let queued = u32::try_from(self.unacked.len()).unwrap_or(u32::MAX);
+        self.sent = self.acked.wrapping_add(queued);
+    }
+
     /// A stanza was sent.
     pub(crate) fn record(&mut self, stanza: Unacked) {
         self.sent = self.sent.wrapping_add(1);

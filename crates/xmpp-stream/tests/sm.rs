@@ -724,6 +724,55 @@ fn a_full_unacked_queue_refuses_or_forgets() {
     assert!(!link.client.is_closed());
 }
 
+/// Stanzas `ForgetOldest` dropped and the server never got are not re-sent on resumption;
+/// the counters must not keep them, or the next resumption re-sends what arrived (found by
+/// the `stream_management` fuzz target: two cuts, messages delivered twice).
+#[test]
+fn forgotten_stanzas_lost_in_a_cut_do_not_shift_the_next_resumption() {
+    let mut config = client_config(true);
+    config.sm.max_unacked = 2;
+    config.sm.request_every = 0;
+    config.sm.overflow = xmpp_stream::UnackedOverflow::ForgetOldest;
+    let mut link = Link::new(
+        ClientStream::new(config, SeededEntropy::new(1)),
+        server(server_config(true), 2),
+    );
+    link.pump();
+    for n in 0..4 {
+        link.client
+            .send_stanza(link.now, &message("romeo@example.net", &format!("c{n}")))
+            .unwrap();
+    }
+    // Nothing reaches the server: c0 and c1 were forgotten, c2 and c3 are re-sent.
+    link.cut(0, 0);
+    let forgotten = sm_events(&link.client_events)
+        .iter()
+        .filter(|e| matches!(e, SmEvent::Forgotten(_)))
+        .count();
+    assert_eq!(forgotten, 2);
+    let state = link.client.sm_state().unwrap();
+    let detached = link.server.detach().unwrap();
+    let mut second = resume(state, Some(detached), 10);
+    second.pump();
+    let mut server_got = received(&second.server_events);
+    assert_eq!(server_got, ["c2", "c3"]);
+    // The server acknowledged both: nothing is left to re-send.
+    assert_eq!(
+        second.client.sm_unacked(),
+        Some(0),
+        "{}",
+        second.client_wire
+    );
+    // A second cut and resumption re-sends nothing.
+    second.cut(0, 0);
+    let state = second.client.sm_state().unwrap();
+    let detached = second.server.detach().unwrap();
+    let mut third = resume(state, Some(detached), 20);
+    third.pump();
+    server_got.extend(received(&third.server_events));
+    assert_eq!(server_got, ["c2", "c3"], "{}", third.client_wire);
+}
+
 #[test]
 fn counters_wrap_across_a_resumption() {
     // A saved state with every counter just below 2^32, resumed against a scripted server.

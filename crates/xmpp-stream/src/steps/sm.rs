@@ -498,11 +498,15 @@ pub(crate) fn sent(m: &mut Machine, keep: impl FnOnce() -> Unacked) {
 }
 
 /// Re-send the unacknowledged queue in order (after resumption); it stays queued until
-/// acknowledged, and the counters do not move. Spliced bytes go out verbatim when this
+/// acknowledged, numbered from the peer's `h` (`Sm::renumber_for_resend`). Spliced bytes go out verbatim when this
 /// stream is unframed with the same default namespace (a resumption of a TCP stream on a
 /// TCP stream); otherwise, and for elements, the element is serialized for this stream.
 fn resend(m: &mut Machine) {
-    let Some(state) = m.sm.as_deref() else { return };
+    let Some(state) = m.sm.as_deref_mut() else {
+        return;
+    };
+    state.renumber_for_resend();
+    let state = &*state;
     let namespace = m.kind.namespace();
     let framed = m.core.framed;
     let bytes: Vec<Vec<u8>> = state
