@@ -46,7 +46,7 @@ use super::routing::Shared;
 use super::sessions::bare_str;
 use super::storage::Work;
 use super::{Output, Server, UsageError};
-use crate::delivery::MessageDecision;
+use crate::delivery::{MessageDecision, message_decision};
 use crate::stanza::{MessageType, PresenceType};
 use crate::store::RosterStore;
 
@@ -198,10 +198,14 @@ impl Server {
         if !plain(bare_str(from.as_str())) || !plain(bare_str(to.as_str())) {
             return None;
         }
-        self.sessions.get(bare_str(to.as_str()))?;
-        match self.message_decision(&self.cache, &to, kind) {
+        // The recipient's sessions, looked up once for the decision and the targets.
+        let list = self.sessions.get(bare_str(to.as_str()))?;
+        match message_decision(self.config.delivery, Some(list), to.resource(), kind) {
             MessageDecision::Deliver(recipients) => {
-                let targets = self.recipients(&to, recipients);
+                let targets: Vec<FullJid> = recipients
+                    .select(list)
+                    .filter_map(|i| list.get(i).map(|s| s.jid.clone()))
+                    .collect();
                 (!targets.is_empty()).then_some((to, targets))
             }
             _ => None,

@@ -226,7 +226,14 @@ impl Hub {
             }
             return;
         }
-        let was_available = self.im.is_available(jid);
+        // Only a presence can make the session available (initial presence, below).
+        let presence = match &stanza {
+            ClientStanza::Element(stanza) => stanza.name() == "presence",
+            ClientStanza::Envelope(envelope) => {
+                envelope.kind() == xmpp_stream::StanzaKind::Presence
+            }
+        };
+        let was_available = !presence || self.im.is_available(jid);
         let handled = match stanza {
             ClientStanza::Element(stanza) => {
                 self.im.handle_session_stanza(&mut self.store, jid, stanza)
