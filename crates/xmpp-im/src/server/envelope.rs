@@ -125,12 +125,17 @@ impl Server {
         }
         if let Some((to, targets)) = self.forward_plan(from, &envelope) {
             let envelope = Arc::new(envelope);
-            for target in targets {
+            let last = targets.len().saturating_sub(1);
+            let mut to = Some(to);
+            for (i, target) in targets.into_iter().enumerate() {
+                // The routed `to` is moved into the last forward, copied into the others.
+                let stanza_to = if i == last { to.take() } else { to.clone() };
+                let Some(stanza_to) = stanza_to else { break };
                 self.out.push_back(Output::Forward(Forward {
                     to: target,
                     envelope: Arc::clone(&envelope),
                     from: from.clone(),
-                    stanza_to: to.clone(),
+                    stanza_to,
                 }));
             }
             return Ok(());
