@@ -78,6 +78,11 @@ pub mod stanza;
 pub mod store;
 pub mod subscription;
 
+/// The hasher of every map in this crate: foldhash with a fixed seed, so runs are
+/// reproducible (no OS randomness) and lookups by JID string are cheap. Like the fixed-key
+/// SipHash it replaced, a fixed seed is not a defence against keys chosen to collide.
+pub(crate) type FixedHasher = foldhash::fast::FixedState;
+
 pub use client::{IqOutcome, IqTracker, TrackError};
 pub use delivery::{
     BareMessagePolicy, DeliveryPolicy, MessageDecision, Recipients, SessionInfo, SessionView,

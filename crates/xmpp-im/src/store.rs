@@ -11,7 +11,6 @@
 //! methods, which answer every load and write from it before they return.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use minidom::Element;
 use xmpp_jid::BareJid;
@@ -240,7 +239,7 @@ struct MemAccount {
 pub struct MemoryStore {
     /// Fixed-key hasher: reproducible, and one probe per lookup on large stores. Never
     /// iterated.
-    accounts: HashMap<BareJid, MemAccount, BuildHasherDefault<DefaultHasher>>,
+    accounts: HashMap<BareJid, MemAccount, crate::FixedHasher>,
 }
 
 impl MemoryStore {

@@ -4,7 +4,6 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use xmpp_jid::BareJid;
 
@@ -23,7 +22,7 @@ struct Cached {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Cache {
     /// Fixed-key hasher: reproducible runs; never iterated for output.
-    accounts: HashMap<BareJid, Cached, BuildHasherDefault<DefaultHasher>>,
+    accounts: HashMap<BareJid, Cached, crate::FixedHasher>,
     /// Changes made since the last [`Cache::take_journal`].
     journal: Vec<Change>,
     /// Reads of accounts that were not loaded: a unit's needs were computed wrong. Counted so

@@ -21,7 +21,6 @@
 //! change made to the store behind its back is seen once the account is loaded again.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid};
@@ -212,16 +211,16 @@ impl core::error::Error for UsageError {}
 pub struct Server {
     config: ServerConfig,
     /// Online accounts by bare JID string: borrowed lookups (no allocation per stanza), one
-    /// probe instead of a tree walk of cache misses. `DefaultHasher::new()` has fixed keys, so
+    /// probe instead of a tree walk of cache misses. The hasher has a fixed seed, so
     /// runs are reproducible; the map is never iterated.
-    sessions: HashMap<String, Vec<Session>, BuildHasherDefault<DefaultHasher>>,
+    sessions: HashMap<String, Vec<Session>, crate::FixedHasher>,
     out: VecDeque<Output>,
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<routing::Local>,
     next_push: u64,
     /// Privacy lists and blocklists of loaded accounts by bare JID string (XEP-0016,
     /// XEP-0191).
-    privacy: HashMap<String, privacy::Account, BuildHasherDefault<DefaultHasher>>,
+    privacy: HashMap<String, privacy::Account, crate::FixedHasher>,
     /// Accounts whose privacy state the running unit changed.
     privacy_dirty: BTreeSet<BareJid>,
     /// The loaded accounts.

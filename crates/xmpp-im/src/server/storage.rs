@@ -18,7 +18,6 @@
 //! is answered `resource-constraint`.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -68,7 +67,7 @@ pub(super) struct Held {
     accounts: Vec<BareJid>,
 }
 
-type Fixed<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+type Fixed<K, V> = HashMap<K, V, crate::FixedHasher>;
 
 /// Below this many slots a table is not worth shrinking.
 const MIN_CAPACITY: usize = 64;
