@@ -175,22 +175,6 @@ fn build(data: &mut &[u8]) -> Option<(usize, String)> {
     Some((sender, xml))
 }
 
-/// `xml` as a client stream in envelope mode hands it out (messages, presences and iqs in
-/// `jabber:client`).
-fn envelope(xml: &str) -> Option<xmpp_xml::Envelope> {
-    let mut parser = xmpp_xml::StreamParser::new();
-    parser.set_envelopes(true);
-    parser.feed(
-        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-    );
-    parser.feed(xml.as_bytes());
-    parser.next_event().ok()??;
-    match parser.next_event().ok()?? {
-        xmpp_xml::Event::Stanza(envelope) => Some(envelope),
-        _ => None,
-    }
-}
-
 fn run(data: &[u8]) {
     let mut store = MemoryStore::new();
     for u in [
@@ -251,7 +235,7 @@ fn run(data: &[u8]) {
                         f.directed.insert((jid.to_owned(), to.to_owned()));
                     }
                     if let Ok(full) = FullJid::new(jid) {
-                        match envelope(&xml).filter(|_| (op / 8) & 1 == 1) {
+                        match xmpp_fuzz::client_envelope(&xml).filter(|_| (op / 8) & 1 == 1) {
                             Some(env) => {
                                 let _ = f.server.handle_session_envelope(&mut f.store, &full, env);
                             }

@@ -74,17 +74,7 @@ impl Harness {
                 }
                 Output::Event(Event::Closed { .. }) => self.closed = true,
                 Output::Event(Event::StanzaEnvelope(envelope)) => {
-                    assert!(
-                        envelope.element().is_ok(),
-                        "an envelope that does not rebuild"
-                    );
-                    // Its bytes count in the output bound like any stanza sent.
-                    let _ = self.server.send_envelope(
-                        self.now,
-                        &envelope,
-                        Some("juliet@im.example.com/balcony"),
-                        None,
-                    );
+                    xmpp_fuzz::forward_back(&mut self.server, self.now, &envelope);
                 }
                 _ => {}
             }

@@ -145,21 +145,6 @@ fn message(from_client: bool, n: u32) -> Option<Element> {
         .ok()
 }
 
-/// Message `n` to the client as an envelope (what a server forwards from another stream).
-fn envelope(n: u32) -> Option<xmpp_xml::Envelope> {
-    let mut parser = xmpp_xml::StreamParser::new();
-    parser.set_envelopes(true);
-    parser.feed(
-        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-    );
-    parser.feed(format!("<message to='juliet@im.example.com/r' id='m{n}'/>").as_bytes());
-    parser.next_event().ok()??;
-    match parser.next_event().ok()?? {
-        xmpp_xml::Event::Stanza(envelope) => Some(envelope),
-        _ => None,
-    }
-}
-
 fn run(data: &[u8]) -> Option<()> {
     let mut w = World {
         c: client(1)?,
@@ -202,7 +187,9 @@ fn run(data: &[u8]) -> Option<()> {
             }
             5 => {
                 // Forwarded as an envelope: the queue keeps the spliced bytes (issue 17).
-                if let Some(e) = envelope(next) {
+                if let Some(e) = xmpp_fuzz::client_envelope(&format!(
+                    "<message to='juliet@im.example.com/r' id='m{next}'/>"
+                )) {
                     if w.s
                         .send_envelope(w.now, &e, Some("romeo@example.net/x"), None)
                         .is_ok()

@@ -78,17 +78,7 @@ impl Harness {
                 Output::StartTls => panic!("STARTTLS on a WebSocket stream"),
                 Output::Event(Event::Closed { .. }) => self.closed = true,
                 Output::Event(Event::StanzaEnvelope(envelope)) => {
-                    assert!(
-                        envelope.element().is_ok(),
-                        "an envelope that does not rebuild"
-                    );
-                    // Spliced back as a message of its own (checked as one element above).
-                    let _ = self.server.send_envelope(
-                        self.now,
-                        &envelope,
-                        Some("juliet@im.example.com/balcony"),
-                        None,
-                    );
+                    xmpp_fuzz::forward_back(&mut self.server, self.now, &envelope);
                 }
                 _ => {}
             }

@@ -324,3 +324,34 @@ pub fn authoritative(
         xmpp_stream::DialbackOutcome::Invalid
     }
 }
+
+/// Issue 17: `stanza`, sent on a `jabber:client` stream, as the parser in envelope mode hands
+/// it out (`None` when it is not a stanza of that stream).
+pub fn client_envelope(stanza: &str) -> Option<xmpp_xml::Envelope> {
+    let mut parser = xmpp_xml::StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    parser.feed(stanza.as_bytes());
+    parser.next_event().ok()??;
+    match parser.next_event().ok()?? {
+        xmpp_xml::Event::Stanza(envelope) => Some(envelope),
+        _ => None,
+    }
+}
+
+/// Issue 17: an envelope a server stream handed out must rebuild its element, and is
+/// forwarded back to the client (`send_envelope`, splicing `from`), so the splice runs on
+/// every accepted stanza and its bytes count in the output bound like any stanza sent.
+pub fn forward_back(
+    server: &mut xmpp_stream::ServerStream,
+    now: xmpp_stream::Instant,
+    envelope: &xmpp_xml::Envelope,
+) {
+    assert!(
+        envelope.element().is_ok(),
+        "an envelope that does not rebuild"
+    );
+    let _ = server.send_envelope(now, envelope, Some("juliet@im.example.com/balcony"), None);
+}
