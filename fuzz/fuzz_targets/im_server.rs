@@ -8,8 +8,9 @@
 //! Properties: no panic; the server always goes quiet (every call drains); every delivery goes
 //! to a session that exists; and no available presence from a local user reaches anyone the
 //! user has not granted a `from` subscription or sent directed presence to. Half the local
-//! stanzas come as envelopes (issue 17: `handle_session_envelope`, forwarded as shared
-//! bytes), held to the same properties.
+//! stanzas come as envelopes (issue 17: `handle_session_envelope`, forwarded or relayed as
+//! shared bytes), and half the remote server's as the envelopes a `jabber:server` stream
+//! gives (`handle_remote_envelope`), held to the same properties.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -106,6 +107,10 @@ impl Fuzz {
                     self.check_presence(&stanza, Some(to.to_bare()));
                 }
                 Output::Route(stanza) => self.check_presence(&stanza, None),
+                Output::Relay(relay) => {
+                    let stanza = relay.to_element().expect("a relayed envelope rebuilds");
+                    self.check_presence(&stanza, None);
+                }
                 Output::Forward(forward) => {
                     assert!(
                         self.online.contains(forward.to.as_str()),
@@ -225,7 +230,15 @@ fn run(data: &[u8]) {
                     continue;
                 };
                 if sender == 3 {
-                    f.server.handle_remote_stanza(&mut f.store, &el);
+                    // A peer server's stanza: half the time as the envelope its stream
+                    // (`jabber:server`) gives, forwarded as bytes where the path allows.
+                    let peer = xml.replacen("xmlns='jabber:client'", "xmlns='jabber:server'", 1);
+                    match xmpp_fuzz::envelope_in(xmpp_xml::NS_SERVER, &peer)
+                        .filter(|_| (op / 8) & 1 == 1)
+                    {
+                        Some(env) => f.server.handle_remote_envelope(&mut f.store, env),
+                        None => f.server.handle_remote_stanza(&mut f.store, &el),
+                    }
                 } else {
                     let jid = SESSIONS[sender];
                     if el.name() == "presence"

@@ -328,10 +328,19 @@ pub fn authoritative(
 /// Issue 17: `stanza`, sent on a `jabber:client` stream, as the parser in envelope mode hands
 /// it out (`None` when it is not a stanza of that stream).
 pub fn client_envelope(stanza: &str) -> Option<xmpp_xml::Envelope> {
+    envelope_in(xmpp_xml::NS_CLIENT, stanza)
+}
+
+/// The envelope a stream whose content namespace is `namespace` (`jabber:server` for a peer
+/// server, `jabber:component:accept` for a component) gives for `stanza`, if it is one.
+pub fn envelope_in(namespace: &str, stanza: &str) -> Option<xmpp_xml::Envelope> {
     let mut parser = xmpp_xml::StreamParser::new();
     parser.set_envelopes(true);
     parser.feed(
-        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+        format!(
+            "<stream:stream xmlns='{namespace}' xmlns:stream='http://etherx.jabber.org/streams'>"
+        )
+        .as_bytes(),
     );
     parser.feed(stanza.as_bytes());
     parser.next_event().ok()??;

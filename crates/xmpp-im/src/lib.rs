@@ -92,7 +92,7 @@ pub use error::UnknownValue;
 pub use features::ServiceFeature;
 pub use privacy::PrivacyData;
 pub use roster::{NS_ROSTER, PushOutcome, RosterCache, RosterError, RosterItem, RosterQuery};
-pub use server::{Forward, Output, Server, ServerConfig, UsageError};
+pub use server::{Forward, Output, Relay, Server, ServerConfig, UsageError};
 pub use stanza::{
     Header, Iq, IqPayload, IqType, LangText, Message, MessageType, Presence, PresenceType, Show,
     Stanza, StanzaNamespace, StanzaParseError, Thread,

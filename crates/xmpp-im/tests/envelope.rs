@@ -20,12 +20,18 @@ fn full(s: &str) -> FullJid {
 
 /// The stanza as the client's stream gives it, in envelope mode and in element mode.
 fn parse(stanza: &str) -> (Envelope, Element) {
+    parse_in(HEADER, stanza)
+}
+
+/// The stanza as a stream opened with `header` gives it, in envelope mode and in element
+/// mode.
+fn parse_in(header: &str, stanza: &str) -> (Envelope, Element) {
     let mut envelopes = StreamParser::new();
     envelopes.set_envelopes(true);
-    envelopes.feed(HEADER.as_bytes());
+    envelopes.feed(header.as_bytes());
     envelopes.feed(stanza.as_bytes());
     let mut elements = StreamParser::new();
-    elements.feed(HEADER.as_bytes());
+    elements.feed(header.as_bytes());
     elements.feed(stanza.as_bytes());
     assert!(matches!(
         envelopes.next_event(),
@@ -115,6 +121,21 @@ impl World {
         self.drain()
     }
 
+    /// A stanza from a peer server or a component, on the element path.
+    fn remote_element(&mut self, header: &str, stanza: &str) -> Vec<Output> {
+        let (_, element) = parse_in(header, stanza);
+        self.server.handle_remote_stanza(&mut self.store, &element);
+        self.drain()
+    }
+
+    /// A stanza from a peer server or a component, as an envelope.
+    fn remote_envelope(&mut self, header: &str, stanza: &str) -> Vec<Output> {
+        let (envelope, _) = parse_in(header, stanza);
+        self.server
+            .handle_remote_envelope(&mut self.store, envelope);
+        self.drain()
+    }
+
     fn envelope(&mut self, from: &str, stanza: &str) -> Vec<Output> {
         let (envelope, _) = parse(stanza);
         self.server
@@ -126,7 +147,12 @@ impl World {
 
 /// An output as the element path would give it, every stanza through the typed parser.
 fn normalized(outputs: Vec<Output>) -> Vec<Output> {
-    let typed = |e: Element| Stanza::try_from(&e).map_or(e, |s| s.to_element());
+    // In `jabber:client`, as the client's stream writes it (a peer's stanza keeps its
+    // stream's namespace on the element path).
+    let typed = |mut e: Element| {
+        xmpp_xml::stamp_element(&mut e, &Stamp::new("jabber:client"));
+        Stanza::try_from(&e).map_or(e, |s| s.to_element())
+    };
     outputs
         .into_iter()
         .map(|o| match o {
@@ -139,6 +165,7 @@ fn normalized(outputs: Vec<Output>) -> Vec<Output> {
                 stanza: typed(stanza),
             },
             Output::Route(s) => Output::Route(typed(s)),
+            Output::Relay(r) => Output::Route(typed(r.to_element().unwrap())),
             Output::Offline { user, stanza } => Output::Offline {
                 user,
                 stanza: typed(stanza),
@@ -149,10 +176,11 @@ fn normalized(outputs: Vec<Output>) -> Vec<Output> {
         .collect()
 }
 
+/// Stanzas given as bytes: forwards to local sessions and relays out of the domain.
 fn forwards(outputs: &[Output]) -> usize {
     outputs
         .iter()
-        .filter(|o| matches!(o, Output::Forward(_)))
+        .filter(|o| matches!(o, Output::Forward(_) | Output::Relay(_)))
         .count()
 }
 
@@ -262,13 +290,30 @@ fn a_chat_message_to_an_online_account_is_forwarded_as_bytes() {
     assert!(std::sync::Arc::ptr_eq(&a.envelope, &b.envelope));
     assert_eq!(a.from.as_str(), "romeo@example.com/orchard");
     assert_eq!(a.stanza_to.as_str(), "juliet@example.com");
-    // Offline account, remote domain, privacy state: the element path.
-    for to in ["nurse@example.com", "x@remote.example"] {
-        let stanza = format!("<message to='{to}' type='chat'><body>hi</body></message>");
-        let out = w.envelope("romeo@example.com/orchard", &stanza);
-        assert_eq!(forwards(&out), 0, "{out:?}");
-        assert!(!out.is_empty());
-    }
+    // Offline account: the element path.
+    let offline = "<message to='nurse@example.com' type='chat'><body>hi</body></message>";
+    let out = w.envelope("romeo@example.com/orchard", offline);
+    assert_eq!(forwards(&out), 0, "{out:?}");
+    assert!(!out.is_empty());
+    // A remote domain: relayed as bytes, `to` normalized, `from` the session.
+    let remote = "<message to='X@Remote.Example' type='chat'><body>hi</body></message>";
+    let out = w.envelope("romeo@example.com/orchard", remote);
+    let [Output::Relay(relay)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(relay.to.as_str(), "x@remote.example");
+    assert_eq!(relay.from.as_str(), "romeo@example.com/orchard");
+    let stamp = relay.stamp("jabber:server");
+    let mut bytes = Vec::new();
+    relay.envelope.splice_into(&stamp, &mut bytes).unwrap();
+    let sent = xmpp_xml::parse_spliced(&bytes, "jabber:server").unwrap();
+    assert_eq!(sent.ns(), "jabber:server");
+    assert_eq!(sent.attr("to"), Some("x@remote.example"));
+    assert_eq!(sent.attr("from"), Some("romeo@example.com/orchard"));
+    assert_eq!(
+        sent.get_child("body", "jabber:server").map(Element::text),
+        Some("hi".into())
+    );
     let mut w = World::new([1, 1, 0], true, true);
     let out = w.envelope("romeo@example.com/orchard", stanza);
     assert_eq!(forwards(&out), 0, "{out:?}");
@@ -289,17 +334,26 @@ fn payload_validation_is_the_documented_difference() {
     );
     let out = w.envelope("romeo@example.com/orchard", stanza);
     assert_eq!(forwards(&out), 2, "{out:?}");
+    // The same to a remote domain: relayed as sent.
+    let stanza =
+        "<message to='x@remote.example' type='chat'><body>a</body><body>b</body></message>";
+    let out = w.element("romeo@example.com/orchard", stanza);
+    assert!(
+        matches!(out.as_slice(), [Output::Deliver { to, .. }] if to.as_str() == "romeo@example.com/orchard"),
+        "{out:?}"
+    );
+    let out = w.envelope("romeo@example.com/orchard", stanza);
+    assert!(matches!(out.as_slice(), [Output::Relay(_)]), "{out:?}");
 }
 
 #[test]
 fn stanzas_the_element_path_refuses_are_refused_alike() {
-    // Taken by the element path (presence, iq, remote `to`), refused for their payload: the
+    // Taken by the element path (presence, iq), refused for their payload: the
     // error reply goes to the sender's full JID on both paths (the envelope's element gets
     // `from` stamped as the stream's element path would).
     let refused = [
         "<presence><priority>high</priority></presence>",
         "<presence><show>a</show><show>b</show></presence>",
-        "<message to='x@remote.example' type='chat'><body>a</body><body>b</body></message>",
         "<iq type='get' id='q' to='juliet@example.com/balcony'/>",
     ];
     for stanza in refused {
@@ -521,9 +575,8 @@ proptest! {
     }
 }
 
-/// Fan-out as shared bytes: every local recipient of one broadcast gets the same envelope,
-/// no element; a remote subscriber gets the element (routing to remote domains is the
-/// element path's).
+/// Fan-out as shared bytes: every recipient of one broadcast gets the same envelope, no
+/// element: local sessions as forwards, a remote subscriber as a relay.
 #[test]
 fn presence_broadcast_is_forwarded_as_shared_bytes() {
     // juliet: romeo and benvolio subscribed (`from`), mercutio remote (`both`).
@@ -562,15 +615,21 @@ fn presence_broadcast_is_forwarded_as_shared_bytes() {
     );
     assert_eq!(shared[3].stanza_to.as_str(), "romeo@example.com");
     assert_eq!(shared[0].stanza_to.as_str(), "juliet@example.com/balcony");
-    let routed: Vec<&Element> = out
+    // The remote subscriber gets the same bytes, relayed.
+    let relayed: Vec<&xmpp_im::Relay> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Route(e) => Some(e),
+            Output::Relay(r) => Some(r),
             _ => None,
         })
         .collect();
-    assert_eq!(routed.len(), 1, "{out:?}");
-    assert_eq!(routed[0].attr("to"), Some("mercutio@remote.example"));
+    assert_eq!(relayed.len(), 1, "{out:?}");
+    assert_eq!(relayed[0].to.as_str(), "mercutio@remote.example");
+    assert_eq!(relayed[0].from.as_str(), "juliet@example.com/balcony");
+    assert!(std::sync::Arc::ptr_eq(
+        &relayed[0].envelope,
+        &shared[0].envelope
+    ));
     assert_eq!(out.len(), 5, "{out:?}");
     // The priority was read: a chat message to juliet's bare JID now reaches balcony only.
     let out = w.envelope(
@@ -600,4 +659,96 @@ fn presence_broadcast_is_forwarded_as_shared_bytes() {
         "<presence to='nurse@example.com' type='subscribe'/>",
     );
     assert_eq!(forwards(&out), 0, "{out:?}");
+}
+
+/// A peer server's stream and a component's (XEP-0114), as the hub's streams open them.
+const PEER_HEADERS: &[&str] = &[
+    "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' from='remote.example' version='1.0'>",
+    "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='bot.example.com'>",
+];
+
+/// Senders a peer stream lets through (the stream checks the domain): a remote user, a
+/// remote domain, a component, and an address whose case the server normalizes.
+const PEER_FROM: &[&str] = &[
+    "mercutio@remote.example/sword",
+    "remote.example",
+    "bot.example.com",
+    "Tybalt@Remote.Example/x",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A message from a peer server or a component: the envelope path and the element path
+    /// decide the same (recipients, stanzas once stamped, offline storage, bounces).
+    #[test]
+    fn remote_envelope_and_element_paths_agree(
+        priorities in proptest::array::uniform3(-2i8..3),
+        chamber_available: bool,
+        block: bool,
+        header in 0..PEER_HEADERS.len(),
+        to in 0..TO.len(),
+        kind in 0..TYPES.len(),
+        sender in 0..PEER_FROM.len(),
+        lang: bool,
+        body in "[a-z &<>]{0,12}",
+        extra: bool,
+        repeat in 1usize..3,
+    ) {
+        let body = body.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let Some(to) = TO[to] else { return Ok(()) };
+        let stanza = message(Some(to), TYPES[kind], true, PEER_FROM[sender], lang, &body, extra);
+        let header = PEER_HEADERS[header];
+        let mut by_element = World::new(priorities, chamber_available, block);
+        let mut by_envelope = World::new(priorities, chamber_available, block);
+        for _ in 0..repeat {
+            let a = by_element.remote_element(header, &stanza);
+            let b = by_envelope.remote_envelope(header, &stanza);
+            prop_assert_eq!(forwards(&a), 0);
+            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+        }
+    }
+}
+
+#[test]
+fn a_remote_message_to_an_online_account_is_forwarded_as_bytes() {
+    let mut w = World::new([1, 0, 0], true, false);
+    let stanza = "<message to='juliet@example.com' from='Tybalt@Remote.Example/x' type='chat'><body>hi</body></message>";
+    let out = w.remote_envelope(PEER_HEADERS[0], stanza);
+    let [Output::Forward(f)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.to.as_str(), "juliet@example.com/balcony");
+    // `from` as normalized, stamped over the peer's spelling; the namespace mapped.
+    assert_eq!(f.from.as_str(), "tybalt@remote.example/x");
+    let mut bytes = Vec::new();
+    f.envelope.splice_into(&f.stamp(), &mut bytes).unwrap();
+    let sent = xmpp_xml::parse_spliced(&bytes, "jabber:client").unwrap();
+    assert_eq!(sent.ns(), "jabber:client");
+    assert_eq!(sent.attr("from"), Some("tybalt@remote.example/x"));
+    assert_eq!(sent.attr("to"), Some("juliet@example.com"));
+    // Offline, or the recipient with privacy state, or an error: the element path.
+    let out = w.remote_envelope(
+        PEER_HEADERS[0],
+        "<message to='nurse@example.com' from='remote.example' type='chat'><body>x</body></message>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Offline { .. }]),
+        "{out:?}"
+    );
+    let mut w = World::new([1, 0, 0], true, true);
+    let out = w.remote_envelope(
+        PEER_HEADERS[1],
+        "<message to='romeo@example.com' from='bot.example.com'><body>x</body></message>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Deliver { .. }]),
+        "{out:?}"
+    );
+    // Not for a local domain: dropped, as on the element path.
+    let out = w.remote_envelope(
+        PEER_HEADERS[0],
+        "<message to='x@elsewhere.example' from='remote.example'><body>x</body></message>",
+    );
+    assert!(out.is_empty(), "{out:?}");
 }

@@ -1,40 +1,51 @@
-//! Routing without trees (issue 17): a session's message decided on its envelope (the
-//! validated bytes and decoded header `xmpp-xml` gives in envelope mode), delivered as the
-//! same shared bytes to every recipient with the stamp each needs, no element built; and a
-//! session's availability presence fanned out to its local recipients as the same shared
-//! bytes.
+//! Routing without trees (issue 17): a message decided on its envelope (the validated bytes
+//! and decoded header `xmpp-xml` gives in envelope mode), delivered as the same shared bytes
+//! to every recipient with the stamp each needs, no element built; and a session's
+//! availability presence fanned out as the same shared bytes.
 //!
 //! The decision is the element path's, not a copy of it: the same §8.5 function
 //! ([`Server::message_decision`], over [`crate::delivery::message_decision`]) and the same
 //! recipient selection. The envelope path only takes the messages for which nothing else of
 //! the element path applies, and hands every other stanza to the element path
-//! ([`Envelope::element`], then the unit of work of [`Server::handle_client_stanza`]):
+//! ([`Envelope::element`], then the unit of work of [`Server::handle_client_stanza`] or
+//! [`Server::handle_server_stanza`]). It takes:
+//!
+//! - a session's message to a local account's sessions ([`Output::Forward`], one per
+//!   recipient);
+//! - a session's message out of the served domains, to a component or a peer server
+//!   ([`Output::Relay`], where the element path gives [`Output::Route`]);
+//! - a message from a component or a peer server ([`Server::handle_server_envelope`]) to a
+//!   local account's sessions ([`Output::Forward`], `from` as the peer gave it,
+//!   normalized);
+//! - the local and remote recipients of a session's availability presence (below).
+//!
+//! Everything else takes the element path:
 //!
 //! - iq (roster, privacy lists, the server's own services read the payload);
 //! - presence, with one difference for availability presence (no `type`, or
 //!   `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6): the element path decides it on the
 //!   typed presence built once (it reads the payload: validation, `<priority/>`, the
 //!   presence kept for probes and for new subscribers), with the privacy lists, blocklists,
-//!   subscriptions and storage order of that path, and every *local* recipient (the user's
-//!   resources, local subscribers, local directed-presence recipients) gets the envelope's
-//!   bytes ([`Output::Forward`], one `Arc` for all) instead of a copy of the element.
-//!   Recipients on remote domains get the element ([`Output::Route`]). Subscription
-//!   requests, probes and errors stay on the element path entirely;
+//!   subscriptions and storage order of that path, and every recipient (the user's
+//!   resources, subscribers, directed-presence recipients, local or remote) gets the
+//!   envelope's bytes ([`Output::Forward`] or [`Output::Relay`], one `Arc` for all) instead
+//!   of a copy of the element. Subscription requests, probes and errors stay on the element
+//!   path entirely;
 //! - a message of type `error`, or of a type outside RFC 6121 §5.2.2 (the element path
 //!   answers those after parsing the payload);
-//! - a message to a remote domain or to the server itself, or to an account with no
-//!   session (offline storage and bounces need the element);
-//! - a message whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for the
-//!   sender or the recipient, or either account is not loaded, or any storage work is in
-//!   flight (so a forwarded message never overtakes earlier work);
+//! - a message to the server itself, or to an account with no session (offline storage and
+//!   bounces need the element);
+//! - a message whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for a
+//!   local sender or recipient, or either local account is not loaded, or any storage work
+//!   is in flight (so a forwarded message never overtakes earlier work);
 //! - when the §8.5 decision is anything but delivery to at least one session.
 //!
 //! One difference is deliberate and documented: the envelope path does not parse a
 //! message's payload, so a message the typed parser would refuse for its payload alone (two
 //! `<body/>` of one language, two `<thread/>`...) is forwarded as sent, where the element
-//! path answers `bad-request`. The recipient's client sees the sender's bytes, as it would
-//! through any server that does not inspect payloads. Presence has no such difference: it
-//! is parsed.
+//! path answers `bad-request`. The recipient sees the sender's bytes, as it would through
+//! any server that does not inspect payloads. Presence has no such difference: it is
+//! parsed.
 
 use std::sync::Arc;
 
@@ -59,8 +70,9 @@ pub struct Forward {
     pub to: FullJid,
     /// The stanza as received.
     pub envelope: Arc<Envelope>,
-    /// Its sender's full JID, stamped as `from` (RFC 6120 §8.1.2.1).
-    pub from: FullJid,
+    /// Its sender, stamped as `from`: a local session's full JID (RFC 6120 §8.1.2.1), or
+    /// the address a component or a peer server gave, normalized.
+    pub from: Jid,
     /// Its `to` as routed (normalized; the sender's bare JID when it had none, RFC 6120
     /// §10.3), stamped as `to`.
     pub stanza_to: Jid,
@@ -90,6 +102,56 @@ impl Forward {
         xmpp_xml::stamp_element(&mut element, &self.stamp());
         Ok(element)
     }
+}
+
+/// A stanza to send out of the served domains as bytes (to the XEP-0114 component or the
+/// peer server serving `to`'s domain): the envelope and the addresses to stamp into its
+/// start tag. The same decision as an [`Output::Route`] of the element path, for a stanza
+/// that arrived as an envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relay {
+    /// The stanza as received.
+    pub envelope: Arc<Envelope>,
+    /// Its sender, stamped as `from` (a local session's full JID, or the address a
+    /// component gave).
+    pub from: Jid,
+    /// Its `to` as routed (normalized), stamped as `to`; its domain is not served here.
+    pub to: Jid,
+}
+
+impl Relay {
+    /// The stamp for a stream whose content namespace is `namespace` (`jabber:server` for a
+    /// peer server, `jabber:component:accept` for a component).
+    #[must_use]
+    pub fn stamp<'a>(&'a self, namespace: &'a str) -> Stamp<'a> {
+        Stamp {
+            namespace,
+            from: Some(self.from.as_str()),
+            to: Some(self.to.as_str()),
+            lang: None,
+            standalone: false,
+        }
+    }
+
+    /// The element the bytes stand for, stamped, in `jabber:client` (as the element path's
+    /// [`Output::Route`] gives it): for a host with no envelope path to the destination.
+    ///
+    /// # Errors
+    ///
+    /// As [`Envelope::element`] (never for a validated envelope).
+    pub fn to_element(&self) -> Result<Element, ParseError> {
+        let mut element = self.envelope.element()?;
+        xmpp_xml::stamp_element(&mut element, &self.stamp(NS_CLIENT));
+        Ok(element)
+    }
+}
+
+/// What the envelope path decided for a message (`None`: the element path decides).
+enum Plan {
+    /// Deliver to these local sessions, with `to` as routed.
+    Local(Jid, Vec<FullJid>),
+    /// Send out of the served domains, to `to`.
+    Out(Jid),
 }
 
 impl Server {
@@ -123,22 +185,20 @@ impl Server {
         if self.session(from).is_none() {
             return Err(UsageError::NoSession);
         }
-        if let Some((to, targets)) = self.forward_plan(from, &envelope) {
-            let envelope = Arc::new(envelope);
-            let last = targets.len().saturating_sub(1);
-            let mut to = Some(to);
-            for (i, target) in targets.into_iter().enumerate() {
-                // The routed `to` is moved into the last forward, copied into the others.
-                let stanza_to = if i == last { to.take() } else { to.clone() };
-                let Some(stanza_to) = stanza_to else { break };
-                self.out.push_back(Output::Forward(Forward {
-                    to: target,
-                    envelope: Arc::clone(&envelope),
-                    from: from.clone(),
-                    stanza_to,
-                }));
+        match self.forward_plan(from, &envelope) {
+            Some(Plan::Local(to, targets)) => {
+                self.forward_to(envelope, &Jid::from(from.clone()), to, targets);
+                return Ok(());
             }
-            return Ok(());
+            Some(Plan::Out(to)) => {
+                self.out.push_back(Output::Relay(Relay {
+                    envelope: Arc::new(envelope),
+                    from: from.clone().into(),
+                    to,
+                }));
+                return Ok(());
+            }
+            None => {}
         }
         let Ok(mut element) = envelope.element() else {
             return Ok(());
@@ -162,12 +222,12 @@ impl Server {
         Ok(())
     }
 
-    /// Whether a presence's local recipients get its bytes: availability presence (RFC 6121
+    /// Whether a presence's recipients get its bytes: availability presence (RFC 6121
     /// §4.2, §4.4, §4.5, §4.6: `type` absent or `unavailable`) in `jabber:client`. It still
     /// takes the element path's unit of work, with the one element built from the envelope:
     /// the typed presence decides (its priority, the presence kept for probes, privacy
-    /// lists, subscriptions) and goes to remote domains; each local recipient gets the
-    /// shared bytes instead of a copy of the element. Subscription requests, probes and
+    /// lists, subscriptions); each recipient, local or remote, gets the shared bytes
+    /// instead of a copy of the element. Subscription requests, probes and
     /// errors stay on the element path entirely.
     fn shares_presence(envelope: &Envelope) -> bool {
         envelope.kind() == StanzaKind::Presence
@@ -177,43 +237,131 @@ impl Server {
                 .is_none_or(|t| t.parse() == Ok(PresenceType::Unavailable))
     }
 
-    /// The recipients of a message the envelope path decides, and its `to` as routed; `None`
-    /// hands it to the element path. Changes nothing.
-    fn forward_plan(&self, from: &FullJid, envelope: &Envelope) -> Option<(Jid, Vec<FullJid>)> {
-        if envelope.kind() != StanzaKind::Message || envelope.namespace() != NS_CLIENT {
+    /// Queues one [`Output::Forward`] per target, sharing the bytes; the routed `to` is
+    /// moved into the last forward, copied into the others.
+    fn forward_to(&mut self, envelope: Envelope, from: &Jid, to: Jid, targets: Vec<FullJid>) {
+        let envelope = Arc::new(envelope);
+        let last = targets.len().saturating_sub(1);
+        let mut to = Some(to);
+        for (i, target) in targets.into_iter().enumerate() {
+            let stanza_to = if i == last { to.take() } else { to.clone() };
+            let Some(stanza_to) = stanza_to else { break };
+            self.out.push_back(Output::Forward(Forward {
+                to: target,
+                envelope: Arc::clone(&envelope),
+                from: from.clone(),
+                stanza_to,
+            }));
+        }
+    }
+
+    /// The type of a message the envelope path may decide: a type of RFC 6121 §5.2.2 other
+    /// than `error`, with no storage work in flight (so a forwarded message never overtakes
+    /// earlier work). `None` hands it to the element path.
+    fn forwardable_message(&self, envelope: &Envelope) -> Option<MessageType> {
+        if envelope.kind() != StanzaKind::Message {
             return None;
         }
         let kind = match envelope.stanza_type() {
             None => MessageType::Normal,
             Some(t) => t.parse::<MessageType>().ok()?,
         };
-        if kind == MessageType::Error || self.storage_in_flight() != 0 {
-            return None;
-        }
-        let to: Jid = match envelope.to() {
-            Some(to) => Jid::new(to).ok()?,
-            None => from.to_bare().into(),
-        };
-        if to.node().is_none() || !self.is_local(to.domain()) {
-            return None;
-        }
-        // Both accounts loaded, neither with privacy state: looked up by their enforced bare
-        // strings, no `BareJid` built.
-        let plain = |u: &str| self.cache.has_str(u) && !self.privacy.contains_key(u);
-        if !plain(bare_str(from.as_str())) || !plain(bare_str(to.as_str())) {
+        (kind != MessageType::Error && self.storage_in_flight() == 0).then_some(kind)
+    }
+
+    /// Whether the account `user` (its enforced bare string) is loaded and has no privacy
+    /// state (XEP-0016 lists or an XEP-0191 blocklist): then nothing of the element path's
+    /// privacy rules applies to its traffic.
+    fn plain_account(&self, user: &str) -> bool {
+        self.cache.has_str(user) && !self.privacy.contains_key(user)
+    }
+
+    /// The local sessions a message of `kind` to `to` (a local account, loaded, with no
+    /// privacy state) is delivered to by §8.5; `None` for any other decision.
+    fn local_targets(&self, to: &Jid, kind: MessageType) -> Option<Vec<FullJid>> {
+        let user = bare_str(to.as_str());
+        if !self.plain_account(user) {
             return None;
         }
         // The recipient's sessions, looked up once for the decision and the targets.
-        let list = self.sessions.get(bare_str(to.as_str()))?;
+        let list = self.sessions.get(user)?;
         match message_decision(self.config.delivery, Some(list), to.resource(), kind) {
             MessageDecision::Deliver(recipients) => {
                 let targets: Vec<FullJid> = recipients
                     .select(list)
                     .filter_map(|i| list.get(i).map(|s| s.jid.clone()))
                     .collect();
-                (!targets.is_empty()).then_some((to, targets))
+                (!targets.is_empty()).then_some(targets)
             }
             _ => None,
         }
+    }
+
+    /// What the envelope path does with a session's message; `None` hands it to the element
+    /// path. Changes nothing.
+    fn forward_plan(&self, from: &FullJid, envelope: &Envelope) -> Option<Plan> {
+        if envelope.namespace() != NS_CLIENT {
+            return None;
+        }
+        let kind = self.forwardable_message(envelope)?;
+        let to: Jid = match envelope.to() {
+            Some(to) => Jid::new(to).ok()?,
+            None => from.to_bare().into(),
+        };
+        // The sender's outbound rules (XEP-0016 §2.13, XEP-0191 §3.6) apply to every
+        // destination: with privacy state, the element path decides.
+        if !self.plain_account(bare_str(from.as_str())) {
+            return None;
+        }
+        if !self.is_local(to.domain()) {
+            // Out of the served domains (RFC 6120 §10.4): a component or a peer server.
+            return Some(Plan::Out(to));
+        }
+        // No node: the server itself (§10.5.2), whose services read the payload.
+        to.node()?;
+        let targets = self.local_targets(&to, kind)?;
+        Some(Plan::Local(to, targets))
+    }
+
+    /// A stanza from a component or a peer server as an envelope (its `from` and `to`
+    /// checked by the stream: present, `from` in the peer's authenticated domain), with a
+    /// synchronous store: see [`Server::handle_server_envelope`].
+    pub fn handle_remote_envelope(&mut self, store: &mut impl RosterStore, envelope: Envelope) {
+        self.handle_server_envelope(envelope);
+        self.serve(store);
+    }
+
+    /// A stanza from a component or a peer server as an envelope, for a local address: a
+    /// message to an account's sessions that the envelope path can decide (the rules of the
+    /// module documentation, with the recipient's account the only one that must be loaded
+    /// and free of privacy state) leaves as [`Output::Forward`], one per recipient sharing
+    /// the bytes, `from` normalized; every other stanza takes the element path
+    /// ([`Server::handle_server_stanza`]) with the element built from the envelope, and
+    /// gives the same outputs. Stanzas without `from` or `to`, or to other domains, are
+    /// dropped (as on the element path).
+    pub fn handle_server_envelope(&mut self, envelope: Envelope) {
+        if let Some((from, to, targets)) = self.remote_plan(&envelope) {
+            self.forward_to(envelope, &from, to, targets);
+            return;
+        }
+        if let Ok(element) = envelope.element() {
+            self.submit(Work::Remote(element));
+        }
+    }
+
+    /// The sender, the routed `to` and the recipients of a remote message the envelope path
+    /// decides; `None` hands it to the element path. Changes nothing.
+    fn remote_plan(&self, envelope: &Envelope) -> Option<(Jid, Jid, Vec<FullJid>)> {
+        if envelope.namespace() == NS_CLIENT {
+            return None;
+        }
+        let kind = self.forwardable_message(envelope)?;
+        let from = Jid::new(envelope.from()?).ok()?;
+        let to = Jid::new(envelope.to()?).ok()?;
+        if to.node().is_none() || !self.is_local(to.domain()) {
+            return None;
+        }
+        let targets = self.local_targets(&to, kind)?;
+        Some((from, to, targets))
     }
 }

@@ -48,7 +48,7 @@ mod sessions;
 mod storage;
 mod subscription;
 
-pub use envelope::Forward;
+pub use envelope::{Forward, Relay};
 use sessions::Session;
 
 /// Server configuration: the local domains, and the choices RFC 6121 leaves to servers.
@@ -146,6 +146,11 @@ pub enum Output {
     Forward(Forward),
     /// Send the stanza to the remote domain of its `to` address.
     Route(Element),
+    /// Send this stanza, received as an envelope, to the remote domain of [`Relay::to`] (a
+    /// component or a peer server) as bytes: splice [`Relay::stamp`] into
+    /// [`Relay::envelope`]'s start tag. The same decision as an [`Output::Route`] of the
+    /// element path (issue 17).
+    Relay(Relay),
     /// No resource can take this message now (§8.5.2.2.1): store it for the account, or
     /// bounce it with [`Server::bounce`] if the host keeps no offline storage.
     Offline {

@@ -4,13 +4,14 @@
 //! contact whose subscription changed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
-use super::Server;
 use super::routing::Shared;
 use super::sessions::Session;
+use super::{Output, Relay, Server};
 use crate::privacy::{Kind, Traffic};
 use crate::stanza::{Presence, PresenceType};
 use crate::store::RosterStore;
@@ -85,6 +86,14 @@ impl Server {
                 head.header.from.clone_from(&p.header.from);
                 head.header.to = Some(to);
                 self.route_shared(head.into(), shared.clone());
+            }
+            // Out of the served domains: the same bytes, to the component or peer server.
+            Some(shared) if !self.is_local(to.domain()) => {
+                self.out.push_back(Output::Relay(Relay {
+                    envelope: Arc::clone(&shared.envelope),
+                    from: shared.from.clone().into(),
+                    to,
+                }));
             }
             _ => {
                 let mut copy = p.clone();

@@ -27,7 +27,7 @@ impl Shared {
         Forward {
             to: self.from.clone(),
             envelope: Arc::clone(&self.envelope),
-            from: self.from.clone(),
+            from: self.from.clone().into(),
             stanza_to: to.clone(),
         }
         .to_element()
@@ -68,7 +68,7 @@ impl Server {
             Some(s) => self.out.push_back(Output::Forward(Forward {
                 to: to.clone(),
                 envelope: Arc::clone(&s.envelope),
-                from: s.from.clone(),
+                from: s.from.clone().into(),
                 stanza_to: stanza_to.clone(),
             })),
             None => self.deliver(to, element()),

@@ -25,6 +25,7 @@ mod disco;
 mod durable;
 mod record;
 mod register;
+mod routed;
 mod routing;
 mod s2s;
 mod sm;

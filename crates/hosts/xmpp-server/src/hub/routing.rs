@@ -17,6 +17,7 @@ use xmpp_stream::{
     Event, Instant, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 
+use super::routed::Routed;
 use super::{Hub, HubOutput, SessionId, StorageRequest};
 
 /// Offline messages kept per account (RFC 6121 §8.5.2.2.1). Each is stamped with an XEP-0203
@@ -197,12 +198,9 @@ impl Hub {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        // Only client streams hand out envelopes; the others keep the element path.
         let s2s = matches!(session.kind, super::Kind::S2sIn | super::Kind::S2sOut);
         if session.component.is_some() || s2s {
-            if let Ok(stanza) = envelope.element() {
-                self.on_remote_stanza(now, &stanza);
-            }
+            self.on_remote_envelope(now, *envelope);
             return;
         }
         let Some(jid) = session.jid.clone() else {
@@ -298,10 +296,32 @@ impl Hub {
             .and_then(|to| Jid::new(to).ok())
             .is_some_and(|to| !self.im.is_local(to.domain()));
         if foreign {
-            self.route_out(now, stanza);
+            self.route_out(now, Routed::Element(stanza.clone()));
         } else {
             // A malformed `to` is the IM machine's to answer (`jid-malformed`).
             self.im_remote_stanza(stanza);
+            self.route_im(now);
+        }
+    }
+
+    /// [`Hub::on_remote_stanza`] for a stanza that arrived as an envelope: relayed as bytes
+    /// when its `to` is not ours, else to the IM machine, which forwards a message to a
+    /// local account's sessions as bytes when it can.
+    fn on_remote_envelope(&mut self, now: Instant, envelope: xmpp_stream::Envelope) {
+        let foreign = envelope
+            .to()
+            .and_then(|to| Jid::new(to).ok())
+            .is_some_and(|to| !self.im.is_local(to.domain()));
+        if foreign {
+            match Routed::relay(envelope) {
+                Some(routed) => self.route_out(now, routed),
+                None => self.log.push("a peer's envelope without addresses".into()),
+            }
+        } else if self.config.database.is_some() {
+            self.im.handle_server_envelope(envelope);
+            self.route_im(now);
+        } else {
+            self.im.handle_remote_envelope(&mut self.store, envelope);
             self.route_im(now);
         }
     }
@@ -312,7 +332,8 @@ impl Hub {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
                 xmpp_im::Output::Forward(forward) => self.forward(now, &forward),
-                xmpp_im::Output::Route(stanza) => self.route_out(now, &stanza),
+                xmpp_im::Output::Route(stanza) => self.route_out(now, Routed::Element(stanza)),
+                xmpp_im::Output::Relay(relay) => self.route_out(now, Routed::Relay(relay)),
                 xmpp_im::Output::Offline { user, stanza } => self.store_offline(now, user, &stanza),
                 xmpp_im::Output::Unhandled(stanza) => self.unhandled(now, &stanza),
                 xmpp_im::Output::Load { id, user } => self
@@ -377,22 +398,22 @@ impl Hub {
     /// dropped. Any other domain goes to its server-to-server connection when federation is
     /// on ([`HubConfig::s2s`](super::HubConfig::s2s)); else `remote-server-not-found`
     /// (§8.3.3.14: the remote server cannot be resolved).
-    fn route_out(&mut self, now: Instant, stanza: &Element) {
-        let to = stanza.attr("to").unwrap_or_default();
+    fn route_out(&mut self, now: Instant, stanza: Routed) {
+        let to = stanza.to().unwrap_or_default();
         let Some(domain) = self.components.serving(to) else {
             if self.config.s2s.is_some()
-                && let Some(remote) = super::s2s::to_domain(stanza)
+                && let Some(remote) = stanza.domain_of(true)
             {
                 self.route_s2s(now, remote, stanza);
                 return;
             }
             self.log.push(format!("no s2s: bouncing stanza to {to}"));
-            self.error_reply(now, stanza, StanzaErrorCondition::RemoteServerNotFound);
+            self.routed_error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
             return;
         };
         match self.components.session(&domain) {
-            Some(id) => self.send_on(now, id, stanza),
-            None if stanza.name() == "presence" => {
+            Some(id) => self.send_routed(now, id, &stanza),
+            None if stanza.is_presence() => {
                 self.log.push(format!(
                     "component {domain} not connected: dropping presence to {to}"
                 ));
@@ -401,7 +422,7 @@ impl Hub {
                 self.log.push(format!(
                     "component {domain} not connected: bouncing stanza to {to}"
                 ));
-                self.error_reply(now, stanza, StanzaErrorCondition::ServiceUnavailable);
+                self.routed_error_reply(now, &stanza, StanzaErrorCondition::ServiceUnavailable);
             }
         }
     }
@@ -481,6 +502,46 @@ impl Hub {
         }
     }
 
+    /// Send a stanza routed out on session `id` (a component's or a peer server's stream):
+    /// an element as [`Hub::send_on`] does, a relay as its bytes with the stamp spliced in
+    /// (a recorded session, whose transcript holds elements, gets the element).
+    pub(super) fn send_routed(&mut self, now: Instant, id: SessionId, stanza: &Routed) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if let Routed::Element(element) = stanza {
+            self.send_on(now, id, element);
+            return;
+        }
+        if session.rec.is_on() {
+            if let Some(element) = stanza.element() {
+                self.send_on(now, id, &element);
+            }
+            return;
+        }
+        match stanza.send(&mut session.stream, now) {
+            Ok(()) => {
+                session.drain(now);
+                self.dirty.insert(id);
+            }
+            Err(error) => {
+                self.log.push(format!("{id}: not sent: {error}"));
+            }
+        }
+    }
+
+    /// [`Hub::error_reply`] for a stanza routed out.
+    pub(super) fn routed_error_reply(
+        &mut self,
+        now: Instant,
+        stanza: &Routed,
+        condition: StanzaErrorCondition,
+    ) {
+        if let Some(element) = stanza.element() {
+            self.error_reply(now, &element, condition);
+        }
+    }
+
     /// Answer a stanza's sender (a local session or a component) with an error, unless it
     /// is an error.
     pub(super) fn error_reply(
@@ -504,7 +565,7 @@ impl Hub {
         };
         let remote = Jid::new(from).is_ok_and(|from| !self.im.is_local(from.domain()));
         if self.components.serving(from).is_some() || (remote && self.config.s2s.is_some()) {
-            self.route_out(now, reply);
+            self.route_out(now, Routed::Element(reply.clone()));
         } else if let Ok(from) = FullJid::new(from) {
             self.deliver(now, &from, reply);
         }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use minidom::Element;
-use xmpp_jid::{BareJid, Jid};
+use xmpp_jid::BareJid;
 use xmpp_stream::dialback::{Content, DbVerify, DialbackCondition, DialbackKey, Domain, StreamId};
 use xmpp_stream::identity::PresentedId;
 use xmpp_stream::{
@@ -22,6 +22,7 @@ use xmpp_stream::{
 use xmpp_xml::{ContentNamespace, Event as XmlEvent, StreamHeader, StreamParser, StreamWriter};
 
 use super::record::{Recorder, Tap};
+use super::routed::Routed;
 use super::{Hub, HubOutput, Kind, SessionId};
 
 /// Stanzas held per remote domain while its connection is being set up; beyond this the
@@ -43,19 +44,9 @@ pub(super) struct Outgoing {
     /// The domain the connection was opened to (its stream header's `to`).
     pub(super) peer: BareJid,
     /// Stanzas waiting for their pair to be authenticated, oldest first (bounded).
-    pub(super) queue: VecDeque<Element>,
+    pub(super) queue: VecDeque<Routed>,
     /// Our domains whose pair with this remote domain was asked for on the connection.
     pub(super) asked: BTreeSet<BareJid>,
-}
-
-/// The domain part of a stanza's `to`, as a domain-only JID.
-pub(super) fn to_domain(stanza: &Element) -> Option<BareJid> {
-    domain_of(stanza, "to")
-}
-
-fn domain_of(stanza: &Element, attr: &str) -> Option<BareJid> {
-    let jid = Jid::new(stanza.attr(attr)?).ok()?;
-    BareJid::from_parts(None, jid.domain()).ok()
 }
 
 /// The bounce condition for a connection that ended before it was authenticated: a deadline
@@ -76,13 +67,13 @@ pub(super) struct MoreS2s {
     pub(super) dedicated: BTreeMap<(BareJid, BareJid), Outgoing>,
     /// Pairs (ours, theirs) asked for in the reverse direction on a bidirectional receiving
     /// stream (XEP-0288 §3): the stream, and the stanzas waiting for the answer (bounded).
-    pub(super) bidi_pending: BTreeMap<(BareJid, BareJid), (SessionId, VecDeque<Element>)>,
+    pub(super) bidi_pending: BTreeMap<(BareJid, BareJid), (SessionId, VecDeque<Routed>)>,
 }
 
 impl Hub {
     /// Our domain a stanza to a remote domain is sent from: its `from` domain when it is one
     /// of ours, else our first domain (a component's stanza).
-    fn local_of(&self, stanza: &Element) -> BareJid {
+    fn local_of(&self, stanza: &Routed) -> BareJid {
         local_domain_of(&self.config, stanza)
     }
 
@@ -109,24 +100,24 @@ impl Hub {
     /// ours), else queued for the pair while it is asked for on the connection to `remote`
     /// (or on one to another domain of the same server, whose certificate names `remote`),
     /// else a new connection is opened.
-    pub(super) fn route_s2s(&mut self, now: Instant, remote: BareJid, stanza: &Element) {
-        let local = self.local_of(stanza);
+    pub(super) fn route_s2s(&mut self, now: Instant, remote: BareJid, stanza: Routed) {
+        let local = self.local_of(&stanza);
         if let Some(id) = self.bidi_in.get(&(local.clone(), remote.clone())).copied() {
-            self.send_on(now, id, stanza);
+            self.send_routed(now, id, &stanza);
             return;
         }
-        if self.route_bidi_reverse(now, &local, &remote, stanza) {
+        let Some(stanza) = self.route_bidi_reverse(now, &local, &remote, stanza) else {
             return;
-        }
+        };
         self.route_outgoing(now, local, remote, stanza);
     }
 
     /// [`route_s2s`](Self::route_s2s) on our own outgoing connections.
-    fn route_outgoing(&mut self, now: Instant, local: BareJid, remote: BareJid, stanza: &Element) {
+    fn route_outgoing(&mut self, now: Instant, local: BareJid, remote: BareJid, stanza: Routed) {
         let pair = (local.clone(), remote.clone());
         if let Some(id) = self.s2s_more.dedicated.get(&pair).map(|out| out.id) {
             if self.pair_up(id, &local, &remote) {
-                self.send_on(now, id, stanza);
+                self.send_routed(now, id, &stanza);
             } else {
                 self.enqueue(now, &pair, stanza);
             }
@@ -154,7 +145,7 @@ impl Hub {
             return;
         };
         if self.pair_up(id, &local, &remote) {
-            self.send_on(now, id, stanza);
+            self.send_routed(now, id, &stanza);
             return;
         }
         if self.enqueue(now, &pair, stanza) {
@@ -164,20 +155,20 @@ impl Hub {
 
     /// Queue `stanza` for `pair` (ours, theirs) on the connection that serves it (a dedicated
     /// one, else the one to the remote domain), bounded: `false` when it bounced.
-    fn enqueue(&mut self, now: Instant, pair: &(BareJid, BareJid), stanza: &Element) -> bool {
+    fn enqueue(&mut self, now: Instant, pair: &(BareJid, BareJid), stanza: Routed) -> bool {
         let queue = match self.s2s_more.dedicated.get_mut(pair) {
             Some(out) => Some(&mut out.queue),
             None => self.outgoing.get_mut(&pair.1).map(|out| &mut out.queue),
         };
         match queue {
             Some(queue) if queue.len() < MAX_QUEUED_PER_DOMAIN => {
-                queue.push_back(stanza.clone());
+                queue.push_back(stanza);
                 true
             }
             _ => {
                 self.log
                     .push(format!("s2s queue for {} full: bouncing a stanza", pair.1));
-                self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+                self.routed_error_reply(now, &stanza, StanzaErrorCondition::ResourceConstraint);
                 false
             }
         }
@@ -186,27 +177,28 @@ impl Hub {
     /// With XEP-0288, a stanza for a pair that no bidirectional stream carries yet, while we
     /// have no connection of our own to `remote`: ask for the pair on a bidirectional
     /// receiving stream whose peer is authoritative for `remote` (XEP-0288 §3) and queue the
-    /// stanza for the answer. `false` when there is no such stream or it cannot ask.
+    /// stanza for the answer. The stanza is given back when there is no such stream or it
+    /// cannot ask.
     fn route_bidi_reverse(
         &mut self,
         now: Instant,
         local: &BareJid,
         remote: &BareJid,
-        stanza: &Element,
-    ) -> bool {
+        stanza: Routed,
+    ) -> Option<Routed> {
         let pair = (local.clone(), remote.clone());
         if let Some((_, queue)) = self.s2s_more.bidi_pending.get_mut(&pair) {
             if queue.len() < MAX_QUEUED_PER_DOMAIN {
-                queue.push_back(stanza.clone());
+                queue.push_back(stanza);
             } else {
-                self.error_reply(now, stanza, StanzaErrorCondition::ResourceConstraint);
+                self.routed_error_reply(now, &stanza, StanzaErrorCondition::ResourceConstraint);
             }
-            return true;
+            return None;
         }
         let ours =
             self.outgoing.contains_key(remote) || self.s2s_more.dedicated.contains_key(&pair);
         if ours {
-            return false;
+            return Some(stanza);
         }
         // A stream on which the peer authenticated `remote`, else one whose certificate
         // names it.
@@ -230,11 +222,11 @@ impl Hub {
                 })
         };
         let Some(id) = authenticated.or_else(certified) else {
-            return false;
+            return Some(stanza);
         };
         let asked = match self.sessions.get_mut(&id).map(|s| &mut s.stream) {
             Some(AnyStream::S2sReceiving(stream)) => stream.add_pair(now, local, remote),
-            _ => return false,
+            _ => return Some(stanza),
         };
         self.dirty.insert(id);
         match asked {
@@ -244,13 +236,13 @@ impl Hub {
                 ));
                 self.s2s_more
                     .bidi_pending
-                    .insert(pair, (id, VecDeque::from([stanza.clone()])));
-                true
+                    .insert(pair, (id, VecDeque::from([stanza])));
+                None
             }
             Err(error) => {
                 self.log
                     .push(format!("{id}: cannot add {local} / {remote}: {error}"));
-                false
+                Some(stanza)
             }
         }
     }
@@ -280,7 +272,7 @@ impl Hub {
                 continue;
             };
             for stanza in queue {
-                self.route_outgoing(now, local.clone(), remote.clone(), &stanza);
+                self.route_outgoing(now, local.clone(), remote.clone(), stanza);
             }
         }
     }
@@ -292,7 +284,7 @@ impl Hub {
         let Some(out) = self.outgoing.get_mut(remote) else {
             return;
         };
-        let (mine, kept): (VecDeque<Element>, VecDeque<Element>) = std::mem::take(&mut out.queue)
+        let (mine, kept): (VecDeque<Routed>, VecDeque<Routed>) = std::mem::take(&mut out.queue)
             .into_iter()
             .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
         out.queue = kept;
@@ -311,7 +303,7 @@ impl Hub {
                 "too many s2s connections to {remote}: bouncing for {local}"
             ));
             for stanza in mine {
-                self.error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
+                self.routed_error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
             }
             return;
         }
@@ -337,7 +329,7 @@ impl Hub {
     }
 
     /// A new outgoing connection for `remote`, its first stanza queued.
-    fn open_outgoing(&mut self, local: BareJid, remote: BareJid, stanza: &Element) {
+    fn open_outgoing(&mut self, local: BareJid, remote: BareJid, stanza: Routed) {
         let id = self.reserve_id();
         self.log
             .push(format!("{id}: s2s connection to {remote} wanted"));
@@ -347,7 +339,7 @@ impl Hub {
                 id,
                 local: local.clone(),
                 peer: remote.clone(),
-                queue: VecDeque::from([stanza.clone()]),
+                queue: VecDeque::from([stanza]),
                 asked: BTreeSet::from([local.clone()]),
             },
         );
@@ -405,9 +397,9 @@ impl Hub {
             .into_iter()
             .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
         out.queue = kept;
-        let bounced: VecDeque<Element> = bounced;
+        let bounced: VecDeque<Routed> = bounced;
         for stanza in bounced {
-            self.error_reply(now, &stanza, condition);
+            self.routed_error_reply(now, &stanza, condition);
         }
     }
 
@@ -557,7 +549,7 @@ impl Hub {
         for remote in gone {
             if let Some(out) = self.outgoing.remove(&remote) {
                 for stanza in out.queue {
-                    self.error_reply(now, &stanza, condition);
+                    self.routed_error_reply(now, &stanza, condition);
                 }
             }
         }
@@ -571,7 +563,7 @@ impl Hub {
         for pair in gone {
             if let Some(out) = self.s2s_more.dedicated.remove(&pair) {
                 for stanza in out.queue {
-                    self.error_reply(now, &stanza, condition);
+                    self.routed_error_reply(now, &stanza, condition);
                 }
             }
             // The next stanza of the pair tries the first connection, then a new one.
@@ -603,7 +595,7 @@ impl Hub {
                     .filter(|(session, _)| *session == id)
                 {
                     for stanza in waiting {
-                        self.send_on(now, id, &stanza);
+                        self.send_routed(now, id, &stanza);
                     }
                 }
                 return;
@@ -619,24 +611,23 @@ impl Hub {
             .filter(|out| out.id == id)
         {
             for stanza in std::mem::take(&mut out.queue) {
-                self.send_on(now, id, &stanza);
+                self.send_routed(now, id, &stanza);
             }
             return;
         }
         let Some(out) = self.outgoing.get_mut(remote).filter(|out| out.id == id) else {
             return;
         };
-        let (ready, waiting): (VecDeque<Element>, VecDeque<Element>) =
-            std::mem::take(&mut out.queue)
-                .into_iter()
-                .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
+        let (ready, waiting): (VecDeque<Routed>, VecDeque<Routed>) = std::mem::take(&mut out.queue)
+            .into_iter()
+            .partition(|stanza| local_domain_of(&self.config, stanza) == *local);
         let others: BTreeSet<BareJid> = waiting
             .iter()
             .map(|stanza| local_domain_of(&self.config, stanza))
             .collect();
         out.queue = waiting;
         for stanza in ready {
-            self.send_on(now, id, &stanza);
+            self.send_routed(now, id, &stanza);
         }
         for other in others {
             self.ask_pair(now, id, &other, remote);
@@ -911,8 +902,9 @@ pub(super) type OutgoingMap = BTreeMap<BareJid, Outgoing>;
 pub(super) type BidiMap = BTreeMap<(BareJid, BareJid), SessionId>;
 
 /// [`Hub::local_of`] without borrowing the hub (for use while its queues are borrowed).
-fn local_domain_of(config: &super::HubConfig, stanza: &Element) -> BareJid {
-    domain_of(stanza, "from")
+fn local_domain_of(config: &super::HubConfig, stanza: &Routed) -> BareJid {
+    stanza
+        .domain_of(false)
         .filter(|domain| config.serves(domain))
         .unwrap_or_else(|| config.domain.clone())
 }
