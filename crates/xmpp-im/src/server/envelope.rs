@@ -187,7 +187,7 @@ impl Server {
         }
         match self.forward_plan(from, &envelope) {
             Some(Plan::Local(to, targets)) => {
-                self.forward_to(envelope, &Jid::from(from.clone()), to, targets);
+                self.forward_to(envelope, from.clone().into(), to, targets);
                 return Ok(());
             }
             Some(Plan::Out(to)) => {
@@ -237,19 +237,23 @@ impl Server {
                 .is_none_or(|t| t.parse() == Ok(PresenceType::Unavailable))
     }
 
-    /// Queues one [`Output::Forward`] per target, sharing the bytes; the routed `to` is
-    /// moved into the last forward, copied into the others.
-    fn forward_to(&mut self, envelope: Envelope, from: &Jid, to: Jid, targets: Vec<FullJid>) {
+    /// Queues one [`Output::Forward`] per target, sharing the bytes; the sender and the
+    /// routed `to` are moved into the last forward, copied into the others.
+    fn forward_to(&mut self, envelope: Envelope, from: Jid, to: Jid, targets: Vec<FullJid>) {
         let envelope = Arc::new(envelope);
         let last = targets.len().saturating_sub(1);
-        let mut to = Some(to);
+        let mut addresses = Some((from, to));
         for (i, target) in targets.into_iter().enumerate() {
-            let stanza_to = if i == last { to.take() } else { to.clone() };
-            let Some(stanza_to) = stanza_to else { break };
+            let taken = if i == last {
+                addresses.take()
+            } else {
+                addresses.clone()
+            };
+            let Some((from, stanza_to)) = taken else { break };
             self.out.push_back(Output::Forward(Forward {
                 to: target,
                 envelope: Arc::clone(&envelope),
-                from: from.clone(),
+                from,
                 stanza_to,
             }));
         }
@@ -341,7 +345,7 @@ impl Server {
     /// dropped (as on the element path).
     pub fn handle_server_envelope(&mut self, envelope: Envelope) {
         if let Some((from, to, targets)) = self.remote_plan(&envelope) {
-            self.forward_to(envelope, &from, to, targets);
+            self.forward_to(envelope, from, to, targets);
             return;
         }
         if let Ok(element) = envelope.element() {
