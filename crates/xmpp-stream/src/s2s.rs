@@ -96,6 +96,17 @@ fn set_peer_identities(machine: &mut Machine, ids: Vec<PresentedId>) {
     }
 }
 
+/// What `send_stanza` and `send_envelope` check first, either end: on a negotiated stream,
+/// the stanza's `from` and `to` domains must be an authenticated pair, (ours, theirs).
+fn check_pair(machine: &Machine, from: Option<&str>, to: Option<&str>) -> Result<(), UsageError> {
+    if machine.is_negotiated() && !s2s::may_send(machine, from, to) {
+        return Err(UsageError::InvalidStanza(
+            "from and to are not an authenticated domain pair of this stream",
+        ));
+    }
+    Ok(())
+}
+
 /// The host's answer to a dialback verification the machine asked for, either end.
 fn dialback_verified(
     machine: &mut Machine,
@@ -244,11 +255,7 @@ impl S2sInitiatingStream {
     /// Send a stanza whose `from` and `to` domains are an authenticated pair (any content
     /// namespace: it is written as `jabber:server`).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
-        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
-            return Err(UsageError::InvalidStanza(
-                "from and to are not an authenticated domain pair of this stream",
-            ));
-        }
+        check_pair(&self.machine, stanza.attr("from"), stanza.attr("to"))?;
         self.machine.send_stanza(now, stanza)
     }
 
@@ -369,17 +376,20 @@ impl S2sReceivingStream {
     /// Send a stanza to the initiating server, once XEP-0288 bidirectional streams were
     /// negotiated: its `from` and `to` domains must be an authenticated pair, (ours, theirs).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
-        if !self.is_bidi() {
-            return Err(UsageError::InvalidConfig(
-                "stanzas flow from the initiating server only (no XEP-0288 bidi)",
-            ));
-        }
-        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
-            return Err(UsageError::InvalidStanza(
-                "from and to are not an authenticated domain pair of this stream",
-            ));
-        }
+        self.check_bidi()?;
+        check_pair(&self.machine, stanza.attr("from"), stanza.attr("to"))?;
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Stanzas flow this way only with XEP-0288 bidi.
+    fn check_bidi(&self) -> Result<(), UsageError> {
+        if self.is_bidi() {
+            Ok(())
+        } else {
+            Err(UsageError::InvalidConfig(
+                "stanzas flow from the initiating server only (no XEP-0288 bidi)",
+            ))
+        }
     }
 
     /// Bytes from the peer, in any chunking. As on
