@@ -71,6 +71,17 @@ pub struct ComponentServerConfig {
     /// Bytes of output the host has not polled yet that the machine holds before it gives up
     /// on the peer (default 1 MiB).
     pub max_output_bytes: usize,
+    /// Routing without trees (default off), as
+    /// [`ServerConfig::envelopes`](crate::ServerConfig::envelopes): once the handshake
+    /// succeeded, the component's `message` and `presence` stanzas come as
+    /// [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope) (validated bytes and decoded
+    /// header, no element built) after the same checks as on the element path (`to` and
+    /// `from` present, `from` at the component's domain or a subdomain, a malformed `to`
+    /// answered with `jid-malformed`). A `from` that is not in its normalized form (case,
+    /// width...) is rewritten as on the element path, so such a stanza comes as
+    /// [`Event::Stanza`](crate::Event::Stanza); iqs, nonzas and stanzas not in
+    /// `jabber:component:accept` stay elements too.
+    pub envelopes: bool,
 }
 
 impl ComponentServerConfig {
@@ -80,6 +91,7 @@ impl ComponentServerConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            envelopes: false,
         }
     }
 }
@@ -279,12 +291,13 @@ impl ComponentServerStream {
         entropy: impl Entropy + Send + 'static,
         backend: impl ComponentBackend + Send + 'static,
     ) -> Self {
-        let core = Core::new(
+        let mut core = Core::new(
             config.timeouts,
             config.limits,
             config.max_output_bytes,
             Box::new(entropy),
         );
+        core.envelopes = config.envelopes;
         let side = Side::ComponentServer(Box::new(ComponentServerSide::new(Box::new(backend))));
         ComponentServerStream {
             machine: Machine::new(core, StreamKind::Component, Role::Receiving, side),

@@ -73,12 +73,13 @@ fn machine(
     remote: Option<BareJid>,
     entropy: Box<dyn Entropy + Send>,
 ) -> Machine {
-    let core = Core::new(
+    let mut core = Core::new(
         config.timeouts,
         config.limits.clone(),
         config.max_output_bytes,
         entropy,
     );
+    core.envelopes = config.envelopes;
     let side = Side::S2s(Box::new(S2sSide::new(config, local, remote)));
     Machine::new(core, StreamKind::Server, role, side)
 }

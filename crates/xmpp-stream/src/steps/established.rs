@@ -133,6 +133,31 @@ fn deliver_component_stanza(m: &mut Machine, mut element: Element, verdict: Comp
     m.core.event(Event::Stanza(element));
 }
 
+/// A component server in envelope mode: the checks of [`component_stanza`] on the decoded
+/// header, no element built. Only a refusal (`jid-malformed`) or a `from` to normalize (both
+/// rare) builds the element and takes the element path: the envelope's bytes are never
+/// rewritten, so what the host gets holds `from` exactly as the element path would give it.
+pub(crate) fn component_envelope(
+    m: &mut Machine,
+    envelope: xmpp_xml::Envelope,
+) -> Result<(), ProtocolError> {
+    let Some(verdict) = component_addresses(m, envelope.from(), envelope.to())? else {
+        return Ok(());
+    };
+    if verdict.bad_to || verdict.normalized_from.is_some() {
+        let Ok(element) = envelope.element() else {
+            return Err(m.fail(
+                StreamErrorCondition::InternalServerError,
+                "a validated stanza did not rebuild",
+            ));
+        };
+        deliver_component_stanza(m, element, verdict);
+        return Ok(());
+    }
+    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
+    Ok(())
+}
+
 /// Receiving c2s: a stanza from the bound client (RFC 6120 §8.1.2.1): `from`, when given,
 /// must be the client's full JID or its account's bare JID (else `invalid-from`) and is
 /// stamped with the full JID; a malformed `to` is refused with `jid-malformed` and the

@@ -819,6 +819,29 @@ pub(crate) fn inbound_stanza(m: &mut Machine, element: Element) -> Result<(), Pr
     Ok(())
 }
 
+/// An established stream in envelope mode: the checks of [`inbound_stanza`] on the decoded
+/// header, no element built; only a refusal (`jid-malformed`, rare) builds the element, for
+/// the error reply.
+pub(crate) fn inbound_envelope(
+    m: &mut Machine,
+    envelope: xmpp_xml::Envelope,
+) -> Result<(), ProtocolError> {
+    match inbound_addresses(m, envelope.from(), envelope.to())? {
+        Inbound::Accept => m.core.event(Event::StanzaEnvelope(Box::new(envelope))),
+        Inbound::Malformed => match envelope.element() {
+            Ok(element) => steps::established::refuse_malformed_to(m, &element),
+            Err(_) => {
+                return Err(m.fail(
+                    StreamErrorCondition::InternalServerError,
+                    "a validated stanza did not rebuild",
+                ));
+            }
+        },
+        Inbound::Drop => {}
+    }
+    Ok(())
+}
+
 /// What [`inbound_addresses`] decided about a stanza the stream goes on after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Inbound {
