@@ -318,6 +318,23 @@ impl ComponentServerStream {
         self.machine.send_stanza(now, stanza)
     }
 
+    /// Forward a stanza received as an envelope (on any stream: `jabber:client`,
+    /// `jabber:server` or `jabber:component:accept`) to the component on a negotiated stream,
+    /// with `from` and `to` stamped (`None` keeps the envelope's own): its bytes with the
+    /// start tag spliced and the namespace moved into `jabber:component:accept` (no element
+    /// built), or through the element path where the splice needs it, as
+    /// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope). The component
+    /// reads the stanza [`send_stanza`](Self::send_stanza) of the stamped element would give.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &xmpp_xml::Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        self.machine.send_envelope(now, envelope, from, to)
+    }
+
     /// Bytes from the component, in any chunking. As on
     /// [`ServerStream::handle_input`](crate::ServerStream::handle_input), stanzas of a
     /// negotiated stream are processed as the host drains `poll_output`.

@@ -51,6 +51,7 @@
 
 use minidom::Element;
 use xmpp_jid::BareJid;
+use xmpp_xml::Envelope;
 
 use crate::config::S2sConfig;
 use crate::core::Core;
@@ -106,6 +107,19 @@ fn check_pair(machine: &Machine, from: Option<&str>, to: Option<&str>) -> Result
         ));
     }
     Ok(())
+}
+
+/// `send_envelope`, either end: the pair rule on the stamped `from` and `to`, each falling
+/// back to the envelope's own when not stamped, then the stanza spliced into `jabber:server`.
+fn send_envelope(
+    machine: &mut Machine,
+    now: Instant,
+    envelope: &Envelope,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), UsageError> {
+    check_pair(machine, from.or(envelope.from()), to.or(envelope.to()))?;
+    machine.send_envelope(now, envelope, from, to)
 }
 
 /// The host's answer to a dialback verification the machine asked for, either end.
@@ -260,6 +274,24 @@ impl S2sInitiatingStream {
         self.machine.send_stanza(now, stanza)
     }
 
+    /// Forward a stanza received as an envelope (on any stream: `jabber:client`,
+    /// `jabber:server` or `jabber:component:accept`) with `from` and `to` stamped (`None`
+    /// keeps the envelope's own), as [`send_stanza`](Self::send_stanza) would send the
+    /// stamped element: the stamped `from` and `to` domains must be an authenticated pair
+    /// (the same [`UsageError`]). Its bytes are spliced with the start tag rewritten and the
+    /// namespace moved into `jabber:server` (no element built), or go through the element
+    /// path where the splice needs it (see
+    /// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope)).
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        send_envelope(&mut self.machine, now, envelope, from, to)
+    }
+
     /// Bytes from the peer, in any chunking.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
         self.machine.handle_input(now, bytes)
@@ -380,6 +412,23 @@ impl S2sReceivingStream {
         self.check_bidi()?;
         check_pair(&self.machine, stanza.attr("from"), stanza.attr("to"))?;
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Forward a stanza received as an envelope to the initiating server, once XEP-0288
+    /// bidirectional streams were negotiated, with `from` and `to` stamped (`None` keeps the
+    /// envelope's own): refused as [`send_stanza`](Self::send_stanza) refuses the stamped
+    /// element (no bidi, or not an authenticated pair: the same [`UsageError`]), else
+    /// spliced into `jabber:server` as
+    /// [`S2sInitiatingStream::send_envelope`] does.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        self.check_bidi()?;
+        send_envelope(&mut self.machine, now, envelope, from, to)
     }
 
     /// Stanzas flow this way only with XEP-0288 bidi.

@@ -1,19 +1,23 @@
 //! Routing without trees on the streams a server forwards between besides c2s (issue 17):
 //! a component server stream (`ComponentServerConfig::envelopes`) and both ends of a
-//! server-to-server stream (`S2sConfig::envelopes`). A component's or peer server's messages
-//! and presences come as `Event::StanzaEnvelope` after the element path's checks, each
-//! refusal exactly the element path's; chunking never changes what envelope mode delivers.
+//! server-to-server stream (`S2sConfig::envelopes`). Inbound, a component's or peer server's
+//! messages and presences come as `Event::StanzaEnvelope` after the element path's checks,
+//! each refusal exactly the element path's; outbound, `send_envelope` splices an envelope
+//! received on any stream into the stream's namespace, and the peer reads what `send_stanza`
+//! of the stamped element gives; chunking never changes what envelope mode delivers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minidom::Element;
 use proptest::prelude::*;
 use xmpp_stream::identity::PresentedId;
+use xmpp_stream::pair::Pair;
 use xmpp_stream::{
-    AnyStream, BareJid, CloseReason, ComponentServerConfig, ComponentServerStream, Event, Instant,
+    AnyStream, BareJid, ClientConfig, ClientStream, CloseReason, ComponentConfig,
+    ComponentServerConfig, ComponentServerStream, ComponentStream, Event, Instant, MemoryBackend,
     MemoryComponents, Output, S2sConfig, S2sInitiatingStream, S2sReceivingStream, SeededEntropy,
-    StreamErrorCondition, Transport,
+    ServerConfig, ServerStream, Stamp, StreamErrorCondition, TlsPolicy, Transport, UsageError,
 };
-use xmpp_xml::{NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER};
+use xmpp_xml::{Envelope, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER};
 
 const NOW: Instant = Instant::ZERO;
 
@@ -601,4 +605,307 @@ proptest! {
         prop_assert_eq!(&got.events, &expected.events);
         prop_assert_eq!(got.envelopes, 4);
     }
+}
+
+// ----- send_envelope -----
+
+/// A c2s server stream in envelope mode with its client, negotiated.
+fn c2s(envelopes: bool) -> Pair {
+    let mut client = ClientConfig::new(jid("juliet@im.example.com"), "r0m30myr0m30");
+    client.tls = TlsPolicy::Disabled;
+    client.allow_plain_without_tls = true;
+    client.resource = Some("balcony".to_owned());
+    client.timeouts.keepalive = None;
+    let mut server = ServerConfig::new(jid("im.example.com"));
+    server.tls = TlsPolicy::Disabled;
+    server.allow_plain_without_tls = true;
+    server.timeouts.keepalive = None;
+    server.envelopes = envelopes;
+    let backend = MemoryBackend::new().with_user("juliet", "r0m30myr0m30", 4096);
+    let mut pair = Pair::new(
+        ClientStream::new(client, SeededEntropy::new(1)),
+        ServerStream::new(server, SeededEntropy::new(2), backend),
+    );
+    pair.start();
+    pair.drive();
+    assert!(pair.client.is_negotiated() && pair.server.is_negotiated());
+    pair.client_events.clear();
+    pair.server_events.clear();
+    pair
+}
+
+/// The envelope a c2s server stream hands out for this stanza of its client.
+fn c2s_envelope(xml: &str) -> Envelope {
+    let mut pair = c2s(true);
+    let stanza: Element = xml.parse().unwrap();
+    pair.client_send(&stanza).unwrap();
+    pair.drive();
+    match pair.server_events.pop() {
+        Some(Event::StanzaEnvelope(env)) => *env,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A client's message with content of its own namespace and of another.
+const FROM_CLIENT: &str = "<message xmlns='jabber:client' to='bob@b.example' id='f1' type='chat'>\
+    <body>x &lt; y</body><q:y xmlns:q='urn:q' q:from='z'/><thread>t1</thread></message>";
+
+/// `envelope`'s element stamped as for a stream of `namespace`: what `send_stanza` is given
+/// on the element path.
+fn stamped(envelope: &Envelope, namespace: &str, from: Option<&str>, to: Option<&str>) -> Element {
+    let mut element = envelope.element().unwrap();
+    xmpp_xml::stamp_element(
+        &mut element,
+        &Stamp {
+            from,
+            to,
+            ..Stamp::new(namespace)
+        },
+    );
+    element
+}
+
+/// A component and the server end of its connection, negotiated.
+fn component_link(envelopes: bool) -> [AnyStream; 2] {
+    let mut component: AnyStream = ComponentStream::new(
+        ComponentConfig::new(jid("comp.example.com"), SECRET),
+        SeededEntropy::new(1),
+    )
+    .into();
+    component.start(NOW, Transport::Plain).unwrap();
+    let mut ends = [component, component_server(envelopes)];
+    let _ = xmpp_stream::pair::drive_ends(&mut ends, NOW, |_, _, _, _| None);
+    assert!(ends.iter().all(AnyStream::is_negotiated));
+    ends
+}
+
+/// Moves bytes until quiet; returns the stanzas each end received and what the second end
+/// (the one the tests send on) wrote.
+fn deliver(ends: &mut [AnyStream; 2]) -> [Vec<Element>; 2] {
+    let [a, b] = xmpp_stream::pair::drive_ends(ends, NOW, |_, _, _, _| None);
+    [stanzas(&a), stanzas(&b)]
+}
+
+#[test]
+fn a_c2s_envelope_reaches_a_component_as_send_stanza_sends_it() {
+    let env = c2s_envelope(FROM_CLIENT);
+    assert_eq!(env.namespace(), NS_CLIENT);
+    let (from, to) = (
+        Some("juliet@im.example.com/balcony"),
+        Some("bot@comp.example.com"),
+    );
+    let mut by_element = component_link(false);
+    by_element[1]
+        .send_stanza(NOW, &stamped(&env, NS_COMPONENT_ACCEPT, from, to))
+        .unwrap();
+    let [expected, _] = deliver(&mut by_element);
+    assert_eq!(expected.len(), 1);
+    assert!(expected[0].is("message", NS_COMPONENT_ACCEPT));
+    assert!(expected[0].get_child("body", NS_COMPONENT_ACCEPT).is_some());
+    assert_eq!(expected[0].attr("from"), from);
+    // The stream's own method, and through AnyStream.
+    for through_any in [false, true] {
+        let mut link = component_link(false);
+        let AnyStream::ComponentServer(server) = &mut link[1] else {
+            unreachable!()
+        };
+        if through_any {
+            link[1].send_envelope(NOW, &env, from, to).unwrap();
+        } else {
+            server.send_envelope(NOW, &env, from, to).unwrap();
+        }
+        let (wire, _) = drain(&mut link[1]);
+        // Spliced: the bytes never name the client namespace, the body is as the client
+        // wrote it.
+        assert!(!wire.contains(NS_CLIENT), "{wire}");
+        assert!(wire.contains("<body>x &lt; y</body>"), "{wire}");
+        let _ = link[0].handle_input(NOW, wire.as_bytes());
+        let [got, _] = deliver(&mut link);
+        assert_eq!(got, expected, "through AnyStream: {through_any}");
+    }
+    // Not negotiated: the same refusal as send_stanza.
+    let mut fresh = component_server(false);
+    assert_eq!(
+        fresh.send_envelope(NOW, &env, from, to),
+        fresh.send_stanza(NOW, &stamped(&env, NS_COMPONENT_ACCEPT, from, to))
+    );
+}
+
+#[test]
+fn a_c2s_envelope_reaches_a_peer_server_as_send_stanza_sends_it() {
+    let env = c2s_envelope(FROM_CLIENT);
+    let (from, to) = (Some("alice@a.example/x"), None);
+    let mut by_element = established(false);
+    by_element[0]
+        .send_stanza(NOW, &stamped(&env, NS_SERVER, from, to))
+        .unwrap();
+    let [_, expected] = deliver(&mut by_element);
+    assert_eq!(expected.len(), 1);
+    assert!(expected[0].is("message", NS_SERVER));
+    assert!(expected[0].get_child("thread", NS_SERVER).is_some());
+    assert_eq!(expected[0].attr("to"), Some("bob@b.example"));
+    for through_any in [false, true] {
+        let mut ends = established(false);
+        if through_any {
+            ends[0].send_envelope(NOW, &env, from, to).unwrap();
+        } else {
+            let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+                unreachable!()
+            };
+            out.send_envelope(NOW, &env, from, to).unwrap();
+        }
+        let (wire, _) = drain(&mut ends[0]);
+        assert!(!wire.contains(NS_CLIENT), "{wire}");
+        let _ = ends[1].handle_input(NOW, wire.as_bytes());
+        let [_, got] = deliver(&mut ends);
+        assert_eq!(got, expected, "through AnyStream: {through_any}");
+    }
+    // And back under bidi: the receiving end forwards to the initiating one.
+    let mut ends = established(false);
+    let back = c2s_envelope(
+        "<message xmlns='jabber:client' to='alice@a.example' id='b1'><body>back</body></message>",
+    );
+    ends[1]
+        .send_envelope(NOW, &back, Some("bob@b.example/y"), None)
+        .unwrap();
+    let [got, _] = deliver(&mut ends);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].is("message", NS_SERVER));
+    assert_eq!(got[0].attr("from"), Some("bob@b.example/y"));
+}
+
+#[test]
+fn s2s_send_envelope_refuses_what_send_stanza_refuses() {
+    let env = c2s_envelope(FROM_CLIENT);
+    let refused = UsageError::InvalidStanza(
+        "from and to are not an authenticated domain pair of this stream",
+    );
+    // Each (from, to) stamp; `None` keeps the envelope's own (`to` bob@b.example, no
+    // `from`).
+    let pairs: [(Option<&str>, Option<&str>); 4] = [
+        (Some("eve@c.example"), None),
+        (None, None),
+        (Some("alice@a.example"), Some("bob@b2.example")),
+        (Some("alice@a.example"), Some("a@@b")),
+    ];
+    for (from, to) in pairs {
+        let mut ends = established(false);
+        let AnyStream::S2sInitiating(out) = &mut ends[0] else {
+            unreachable!()
+        };
+        let by_envelope = out.send_envelope(NOW, &env, from, to);
+        assert_eq!(by_envelope, Err(refused.clone()), "{from:?} {to:?}");
+        assert_eq!(
+            by_envelope,
+            out.send_stanza(NOW, &stamped(&env, NS_SERVER, from, to))
+        );
+        assert!(drain(&mut ends[0]).0.is_empty(), "nothing sent");
+    }
+    // The envelope's own `from` when none is stamped: a component's stanza names its domain.
+    let mut component = handshaken(true);
+    let (_, events) = raw(
+        &mut component,
+        "<message from='bot@comp.example.com' to='alice@a.example'><body>c</body></message>",
+    );
+    let Some(Event::StanzaEnvelope(from_component)) = events.into_iter().next() else {
+        panic!()
+    };
+    let mut ends = established(false);
+    assert_eq!(
+        ends[1].send_envelope(NOW, &from_component, None, None),
+        Err(refused.clone())
+    );
+    // Stamped with a domain of the pair, it goes (in jabber:server, from jabber:component:accept).
+    ends[1]
+        .send_envelope(NOW, &from_component, Some("bot@b.example"), None)
+        .unwrap();
+    let [got, _] = deliver(&mut ends);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].is("message", NS_SERVER));
+    assert!(got[0].get_child("body", NS_SERVER).is_some());
+
+    // A receiving end without bidi sends nothing: the same refusal as send_stanza.
+    let mut one_way = s2s_ends(
+        s2s_config(&["a.example"], false, false),
+        s2s_config(&["b.example"], false, false),
+    );
+    let AnyStream::S2sReceiving(inc) = &mut one_way[1] else {
+        unreachable!()
+    };
+    let (from, to) = (Some("bob@b.example"), Some("alice@a.example"));
+    let by_envelope = inc.send_envelope(NOW, &env, from, to);
+    assert!(
+        matches!(by_envelope, Err(UsageError::InvalidConfig(_))),
+        "{by_envelope:?}"
+    );
+    assert_eq!(
+        by_envelope,
+        inc.send_stanza(NOW, &stamped(&env, NS_SERVER, from, to))
+    );
+    assert_eq!(one_way[1].send_envelope(NOW, &env, from, to), by_envelope);
+}
+
+#[test]
+fn envelopes_from_peer_servers_and_components_reach_a_client_in_its_namespace() {
+    // A peer server's stanza (jabber:server) and a component's (jabber:component:accept),
+    // forwarded to a client: spliced into jabber:client, read as send_stanza sends the
+    // stamped element.
+    let mut ends = established(true);
+    let (_, events) = raw(&mut ends[1], TO_B[0]);
+    let Some(Event::StanzaEnvelope(from_server)) = events.into_iter().next() else {
+        panic!()
+    };
+    let mut component = handshaken(true);
+    let (_, events) = raw(&mut component, COMPONENT_STANZAS[0]);
+    let Some(Event::StanzaEnvelope(from_component)) = events.into_iter().next() else {
+        panic!()
+    };
+    let to = Some("juliet@im.example.com/balcony");
+    for env in [&from_server, &from_component] {
+        let mut by_element = c2s(false);
+        by_element
+            .server_send(&stamped(env, NS_CLIENT, None, to))
+            .unwrap();
+        by_element.drive();
+        let expected = stanzas(&by_element.client_events);
+        assert_eq!(expected.len(), 1);
+        assert!(expected[0].is("message", NS_CLIENT));
+        assert!(expected[0].get_child("body", NS_CLIENT).is_some());
+        let mut by_envelope = c2s(false);
+        by_envelope
+            .server
+            .send_envelope(NOW, env, None, to)
+            .unwrap();
+        by_envelope.drive();
+        assert_eq!(stanzas(&by_envelope.client_events), expected);
+    }
+}
+
+#[test]
+fn a_component_forwards_an_envelope_through_any_stream_in_its_namespace() {
+    // The component's end has no splice of its own: AnyStream stamps the element in
+    // jabber:component:accept and sends it; the server end reads what send_stanza of that
+    // element gives, and accepts it (from at the component's domain). (Which content
+    // namespace is stamped does not show on the wire: the writer puts any of them in the
+    // stream's. This checks that the fallback delivers the same stanza.)
+    let mut ends = established(true);
+    let (_, events) = raw(&mut ends[1], TO_B[0]);
+    let Some(Event::StanzaEnvelope(from_server)) = events.into_iter().next() else {
+        panic!()
+    };
+    let (from, to) = (Some("alice@comp.example.com/x"), Some("juliet@example.com"));
+    let mut by_element = component_link(false);
+    by_element[0]
+        .send_stanza(NOW, &stamped(&from_server, NS_COMPONENT_ACCEPT, from, to))
+        .unwrap();
+    let [_, expected] = deliver(&mut by_element);
+    assert_eq!(expected.len(), 1);
+    assert!(expected[0].is("message", NS_COMPONENT_ACCEPT));
+    assert!(expected[0].get_child("body", NS_COMPONENT_ACCEPT).is_some());
+    let mut by_envelope = component_link(false);
+    by_envelope[0]
+        .send_envelope(NOW, &from_server, from, to)
+        .unwrap();
+    let [_, got] = deliver(&mut by_envelope);
+    assert_eq!(got, expected);
 }
