@@ -255,9 +255,12 @@ impl AnyStream {
         }
     }
 
-    /// Forward an envelope with `from` and `to` stamped: spliced bytes on a c2s server stream
-    /// ([`ServerStream::send_envelope`]); the other kinds build the element, stamp it and
-    /// [`send_stanza`](Self::send_stanza) it.
+    /// Forward an envelope with `from` and `to` stamped: spliced bytes on the streams a
+    /// server forwards on ([`ServerStream::send_envelope`],
+    /// [`ComponentServerStream::send_envelope`], [`S2sInitiatingStream::send_envelope`],
+    /// [`S2sReceivingStream::send_envelope`], each refusing what its `send_stanza` refuses);
+    /// a client or component stream builds the element, stamps it in its own namespace and
+    /// [`send_stanza`](Self::send_stanza)s it.
     pub fn send_envelope(
         &mut self,
         now: Instant,
@@ -265,14 +268,19 @@ impl AnyStream {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<(), UsageError> {
-        if let AnyStream::Server(s) = self {
-            return s.send_envelope(now, envelope, from, to);
-        }
+        let namespace = match self {
+            AnyStream::Server(s) => return s.send_envelope(now, envelope, from, to),
+            AnyStream::ComponentServer(s) => return s.send_envelope(now, envelope, from, to),
+            AnyStream::S2sInitiating(s) => return s.send_envelope(now, envelope, from, to),
+            AnyStream::S2sReceiving(s) => return s.send_envelope(now, envelope, from, to),
+            AnyStream::Client(_) => xmpp_xml::NS_CLIENT,
+            AnyStream::Component(_) => xmpp_xml::NS_COMPONENT_ACCEPT,
+        };
         let mut element = envelope
             .element()
             .map_err(|_| UsageError::InvalidStanza("the envelope does not rebuild"))?;
         let stamp = xmpp_xml::Stamp {
-            namespace: xmpp_xml::NS_CLIENT,
+            namespace,
             from,
             to,
             lang: None,

@@ -71,6 +71,17 @@ pub struct ComponentServerConfig {
     /// Bytes of output the host has not polled yet that the machine holds before it gives up
     /// on the peer (default 1 MiB).
     pub max_output_bytes: usize,
+    /// Routing without trees (default off), as
+    /// [`ServerConfig::envelopes`](crate::ServerConfig::envelopes): once the handshake
+    /// succeeded, the component's `message` and `presence` stanzas come as
+    /// [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope) (validated bytes and decoded
+    /// header, no element built) after the same checks as on the element path (`to` and
+    /// `from` present, `from` at the component's domain or a subdomain, a malformed `to`
+    /// answered with `jid-malformed`). A `from` that is not in its normalized form (case,
+    /// width...) is rewritten as on the element path, so such a stanza comes as
+    /// [`Event::Stanza`](crate::Event::Stanza); iqs, nonzas and stanzas not in
+    /// `jabber:component:accept` stay elements too.
+    pub envelopes: bool,
 }
 
 impl ComponentServerConfig {
@@ -80,6 +91,7 @@ impl ComponentServerConfig {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            envelopes: false,
         }
     }
 }
@@ -279,12 +291,13 @@ impl ComponentServerStream {
         entropy: impl Entropy + Send + 'static,
         backend: impl ComponentBackend + Send + 'static,
     ) -> Self {
-        let core = Core::new(
+        let mut core = Core::new(
             config.timeouts,
             config.limits,
             config.max_output_bytes,
             Box::new(entropy),
         );
+        core.envelopes = config.envelopes;
         let side = Side::ComponentServer(Box::new(ComponentServerSide::new(Box::new(backend))));
         ComponentServerStream {
             machine: Machine::new(core, StreamKind::Component, Role::Receiving, side),
@@ -303,6 +316,23 @@ impl ComponentServerStream {
     /// written as `jabber:component:accept`).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Forward a stanza received as an envelope (on any stream: `jabber:client`,
+    /// `jabber:server` or `jabber:component:accept`) to the component on a negotiated stream,
+    /// with `from` and `to` stamped (`None` keeps the envelope's own): its bytes with the
+    /// start tag spliced and the namespace moved into `jabber:component:accept` (no element
+    /// built), or through the element path where the splice needs it, as
+    /// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope). The component
+    /// reads the stanza [`send_stanza`](Self::send_stanza) of the stamped element would give.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &xmpp_xml::Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        self.machine.send_envelope(now, envelope, from, to)
     }
 
     /// Bytes from the component, in any chunking. As on

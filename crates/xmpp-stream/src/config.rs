@@ -362,6 +362,14 @@ pub struct S2sConfig {
     /// initiating end asks for them when offered; then stanzas flow both ways on the one
     /// connection, for the same authenticated pairs.
     pub bidi: bool,
+    /// Routing without trees (default off), as
+    /// [`ServerConfig::envelopes`]: once the stream is established, the peer's `message` and
+    /// `presence` stanzas (on a receiving end, and on an initiating end with XEP-0288 bidi)
+    /// come as [`Event::StanzaEnvelope`](crate::Event::StanzaEnvelope) (validated bytes and
+    /// decoded header, no element built) after the same checks as on the element path (`to`
+    /// and `from` present, both JIDs, `to` at one of our domains, the pair authenticated);
+    /// iqs, dialback elements, nonzas and stanzas not in `jabber:server` stay elements.
+    pub envelopes: bool,
 }
 
 impl S2sConfig {
@@ -382,6 +390,7 @@ impl S2sConfig {
             limits: Limits::default(),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             bidi: false,
+            envelopes: false,
         }
     }
 

@@ -131,14 +131,19 @@ pub enum Event {
     /// A stanza (`message`, `presence`, `iq`) arrived on a negotiated stream.
     Stanza(Element),
     /// A stanza arrived on a negotiated stream whose host opted into envelopes
-    /// ([`ServerConfig::envelopes`](crate::ServerConfig::envelopes)): its validated bytes
+    /// ([`ServerConfig::envelopes`](crate::ServerConfig::envelopes),
+    /// [`ComponentServerConfig::envelopes`](crate::ComponentServerConfig::envelopes),
+    /// [`S2sConfig::envelopes`](crate::S2sConfig::envelopes)): its validated bytes
     /// and decoded header, no element built ([`Envelope::element`](xmpp_xml::Envelope::element)
-    /// builds it on demand). The stream ran the same checks as for [`Event::Stanza`]
-    /// (`from` absent, the client's full JID or its bare JID, else `invalid-from`; a
-    /// malformed `to` answered `jid-malformed` and not reported), but the bytes are not
-    /// rewritten: the envelope's `from` is as the client sent it, and the host stamps the
-    /// stream's full JID ([`ServerStream::jid`](crate::ServerStream::jid)) when it forwards
-    /// the stanza ([`ServerStream::send_envelope`](crate::ServerStream::send_envelope)).
+    /// builds it on demand). The stream ran the same checks as for [`Event::Stanza`]; on a c2s
+    /// server stream (`from` absent, the client's full JID or its bare JID, else
+    /// `invalid-from`; a malformed `to` answered `jid-malformed` and not reported) the bytes
+    /// are not rewritten: the envelope's `from` is as the client sent it, and the host stamps
+    /// the stream's full JID ([`ServerStream::jid`](crate::ServerStream::jid)) when it
+    /// forwards the stanza ([`ServerStream::send_envelope`](crate::ServerStream::send_envelope)).
+    /// From a component or a peer server, `from` and `to` are present and checked, and
+    /// `from` is what [`Event::Stanza`] would carry (a component's `from` that needs
+    /// normalizing comes as [`Event::Stanza`]).
     /// Counted by XEP-0198 exactly as an [`Event::Stanza`] (when the host takes it). Boxed:
     /// an envelope is over 200 bytes, which every queued output would otherwise carry.
     StanzaEnvelope(Box<xmpp_xml::Envelope>),

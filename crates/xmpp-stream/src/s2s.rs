@@ -51,6 +51,7 @@
 
 use minidom::Element;
 use xmpp_jid::BareJid;
+use xmpp_xml::Envelope;
 
 use crate::config::S2sConfig;
 use crate::core::Core;
@@ -73,12 +74,13 @@ fn machine(
     remote: Option<BareJid>,
     entropy: Box<dyn Entropy + Send>,
 ) -> Machine {
-    let core = Core::new(
+    let mut core = Core::new(
         config.timeouts,
         config.limits.clone(),
         config.max_output_bytes,
         entropy,
     );
+    core.envelopes = config.envelopes;
     let side = Side::S2s(Box::new(S2sSide::new(config, local, remote)));
     Machine::new(core, StreamKind::Server, role, side)
 }
@@ -94,6 +96,30 @@ fn set_peer_identities(machine: &mut Machine, ids: Vec<PresentedId>) {
     if let Side::S2s(side) = &mut machine.side {
         side.peer_ids = Some(ids);
     }
+}
+
+/// What `send_stanza` and `send_envelope` check first, either end: on a negotiated stream,
+/// the stanza's `from` and `to` domains must be an authenticated pair, (ours, theirs).
+fn check_pair(machine: &Machine, from: Option<&str>, to: Option<&str>) -> Result<(), UsageError> {
+    if machine.is_negotiated() && !s2s::may_send(machine, from, to) {
+        return Err(UsageError::InvalidStanza(
+            "from and to are not an authenticated domain pair of this stream",
+        ));
+    }
+    Ok(())
+}
+
+/// `send_envelope`, either end: the pair rule on the stamped `from` and `to`, each falling
+/// back to the envelope's own when not stamped, then the stanza spliced into `jabber:server`.
+fn send_envelope(
+    machine: &mut Machine,
+    now: Instant,
+    envelope: &Envelope,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), UsageError> {
+    check_pair(machine, from.or(envelope.from()), to.or(envelope.to()))?;
+    machine.send_envelope(now, envelope, from, to)
 }
 
 /// The host's answer to a dialback verification the machine asked for, either end.
@@ -244,12 +270,26 @@ impl S2sInitiatingStream {
     /// Send a stanza whose `from` and `to` domains are an authenticated pair (any content
     /// namespace: it is written as `jabber:server`).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
-        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
-            return Err(UsageError::InvalidStanza(
-                "from and to are not an authenticated domain pair of this stream",
-            ));
-        }
+        check_pair(&self.machine, stanza.attr("from"), stanza.attr("to"))?;
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Forward a stanza received as an envelope (on any stream: `jabber:client`,
+    /// `jabber:server` or `jabber:component:accept`) with `from` and `to` stamped (`None`
+    /// keeps the envelope's own), as [`send_stanza`](Self::send_stanza) would send the
+    /// stamped element: the stamped `from` and `to` domains must be an authenticated pair
+    /// (the same [`UsageError`]). Its bytes are spliced with the start tag rewritten and the
+    /// namespace moved into `jabber:server` (no element built), or go through the element
+    /// path where the splice needs it (see
+    /// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope)).
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        send_envelope(&mut self.machine, now, envelope, from, to)
     }
 
     /// Bytes from the peer, in any chunking.
@@ -369,17 +409,37 @@ impl S2sReceivingStream {
     /// Send a stanza to the initiating server, once XEP-0288 bidirectional streams were
     /// negotiated: its `from` and `to` domains must be an authenticated pair, (ours, theirs).
     pub fn send_stanza(&mut self, now: Instant, stanza: &Element) -> Result<(), UsageError> {
-        if !self.is_bidi() {
-            return Err(UsageError::InvalidConfig(
-                "stanzas flow from the initiating server only (no XEP-0288 bidi)",
-            ));
-        }
-        if self.machine.is_negotiated() && !s2s::may_send(&self.machine, stanza) {
-            return Err(UsageError::InvalidStanza(
-                "from and to are not an authenticated domain pair of this stream",
-            ));
-        }
+        self.check_bidi()?;
+        check_pair(&self.machine, stanza.attr("from"), stanza.attr("to"))?;
         self.machine.send_stanza(now, stanza)
+    }
+
+    /// Forward a stanza received as an envelope to the initiating server, once XEP-0288
+    /// bidirectional streams were negotiated, with `from` and `to` stamped (`None` keeps the
+    /// envelope's own): refused as [`send_stanza`](Self::send_stanza) refuses the stamped
+    /// element (no bidi, or not an authenticated pair: the same [`UsageError`]), else
+    /// spliced into `jabber:server` as
+    /// [`S2sInitiatingStream::send_envelope`] does.
+    pub fn send_envelope(
+        &mut self,
+        now: Instant,
+        envelope: &Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), UsageError> {
+        self.check_bidi()?;
+        send_envelope(&mut self.machine, now, envelope, from, to)
+    }
+
+    /// Stanzas flow this way only with XEP-0288 bidi.
+    fn check_bidi(&self) -> Result<(), UsageError> {
+        if self.is_bidi() {
+            Ok(())
+        } else {
+            Err(UsageError::InvalidConfig(
+                "stanzas flow from the initiating server only (no XEP-0288 bidi)",
+            ))
+        }
     }
 
     /// Bytes from the peer, in any chunking. As on

@@ -56,14 +56,39 @@ pub(crate) fn ignore(_: &mut Machine, _: Element) -> Result<(), ProtocolError> {
 /// A stanza from an external component (XEP-0114 §3): it must carry `to` and `from`
 /// (improper-addressing, RFC 6120 §4.9.3.7), and `from` must be at the component's domain
 /// or a subdomain of it (invalid-from, §4.9.3.9), so a component cannot speak for anyone.
-pub(crate) fn component_stanza(m: &mut Machine, mut element: Element) -> Result<(), ProtocolError> {
-    let Side::ComponentServer(side) = &m.side else {
+/// The checks are [`component_addresses`]'s.
+pub(crate) fn component_stanza(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
+    let Some(verdict) = component_addresses(m, element.attr("from"), element.attr("to"))? else {
         return Ok(());
+    };
+    deliver_component_stanza(m, element, verdict);
+    Ok(())
+}
+
+/// What [`component_addresses`] found.
+pub(crate) struct ComponentVerdict {
+    /// `from`'s normalized form, when it differs from the attribute (case, width...).
+    normalized_from: Option<String>,
+    /// `to` is not a JID: refuse with `jid-malformed`.
+    bad_to: bool,
+}
+
+/// The address checks of XEP-0114 §3 on a stanza from the component, shared by the element
+/// and envelope paths: `to` and `from` present (else `improper-addressing`), `from` a JID at
+/// the component's domain or a subdomain of it (else `invalid-from`), both returned as the
+/// stream error; `to` must be a JID. `None` when the stream has no component (yet).
+pub(crate) fn component_addresses(
+    m: &mut Machine,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Option<ComponentVerdict>, ProtocolError> {
+    let Side::ComponentServer(side) = &m.side else {
+        return Ok(None);
     };
     let Some(domain) = &side.domain else {
-        return Ok(());
+        return Ok(None);
     };
-    let (Some(from), Some(to)) = (element.attr("from"), element.attr("to")) else {
+    let (Some(from), Some(to)) = (from, to) else {
         return Err(m.fail(
             StreamErrorCondition::ImproperAddressing,
             "component stanza without to or from",
@@ -84,20 +109,52 @@ pub(crate) fn component_stanza(m: &mut Machine, mut element: Element) -> Result<
         ));
     };
     let normalized_from = (checked.as_str() != from).then(|| checked.as_str().to_owned());
-    if Jid::validate(to).is_err() {
-        // As on a client stream: the stanza is refused, the stream goes on.
+    let bad_to = Jid::validate(to).is_err();
+    Ok(Some(ComponentVerdict {
+        normalized_from,
+        bad_to,
+    }))
+}
+
+/// Act on a component stanza's [`ComponentVerdict`] on the element path: refuse a malformed
+/// `to` (as on a client stream: the stream goes on), else report the stanza with `from` in
+/// its normalized form, so that routing by it needs no normalization of the host's own.
+fn deliver_component_stanza(m: &mut Machine, mut element: Element, verdict: ComponentVerdict) {
+    if verdict.bad_to {
         refuse_malformed_to(m, &element);
-        return Ok(());
+        return;
     }
-    // The host gets `from` as checked: in its normalized form (case, width...), so that
-    // routing by it needs no normalization of its own.
-    if let Some(normalized) = normalized_from {
+    if let Some(normalized) = verdict.normalized_from {
         let from_attr = crate::codec::attr_name("from");
         element
             .attrs_mut()
             .insert(minidom::rxml::Namespace::NONE, from_attr, normalized);
     }
     m.core.event(Event::Stanza(element));
+}
+
+/// A component server in envelope mode: the checks of [`component_stanza`] on the decoded
+/// header, no element built. Only a refusal (`jid-malformed`) or a `from` to normalize (both
+/// rare) builds the element and takes the element path: the envelope's bytes are never
+/// rewritten, so what the host gets holds `from` exactly as the element path would give it.
+pub(crate) fn component_envelope(
+    m: &mut Machine,
+    envelope: xmpp_xml::Envelope,
+) -> Result<(), ProtocolError> {
+    let Some(verdict) = component_addresses(m, envelope.from(), envelope.to())? else {
+        return Ok(());
+    };
+    if verdict.bad_to || verdict.normalized_from.is_some() {
+        let Ok(element) = envelope.element() else {
+            return Err(m.fail(
+                StreamErrorCondition::InternalServerError,
+                "a validated stanza did not rebuild",
+            ));
+        };
+        deliver_component_stanza(m, element, verdict);
+        return Ok(());
+    }
+    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
     Ok(())
 }
 

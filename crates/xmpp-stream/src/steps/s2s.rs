@@ -808,27 +808,78 @@ pub(crate) fn dialback_verify(m: &mut Machine, element: Element) -> Result<(), P
 /// A stanza on an established stream (RFC 6120 §4.9.3, §8.1.1.1, §8.1.2.1): `to` and `from`
 /// present (improper-addressing), `to` at one of our domains (host-unknown), and the pair
 /// (`to` domain, `from` domain) authenticated (invalid-from). A malformed `to` inside an
-/// authenticated pair cannot happen: the domain check reads it.
+/// authenticated pair cannot happen: the domain check reads it. The checks are
+/// [`inbound_addresses`]'s.
 pub(crate) fn inbound_stanza(m: &mut Machine, element: Element) -> Result<(), ProtocolError> {
+    match inbound_addresses(m, element.attr("from"), element.attr("to"))? {
+        Inbound::Accept => m.core.event(Event::Stanza(element)),
+        Inbound::Malformed => steps::established::refuse_malformed_to(m, &element),
+        Inbound::Drop => {}
+    }
+    Ok(())
+}
+
+/// An established stream in envelope mode: the checks of [`inbound_stanza`] on the decoded
+/// header, no element built; only a refusal (`jid-malformed`, rare) builds the element, for
+/// the error reply.
+pub(crate) fn inbound_envelope(
+    m: &mut Machine,
+    envelope: xmpp_xml::Envelope,
+) -> Result<(), ProtocolError> {
+    match inbound_addresses(m, envelope.from(), envelope.to())? {
+        Inbound::Accept => m.core.event(Event::StanzaEnvelope(Box::new(envelope))),
+        Inbound::Malformed => match envelope.element() {
+            Ok(element) => steps::established::refuse_malformed_to(m, &element),
+            Err(_) => {
+                return Err(m.fail(
+                    StreamErrorCondition::InternalServerError,
+                    "a validated stanza did not rebuild",
+                ));
+            }
+        },
+        Inbound::Drop => {}
+    }
+    Ok(())
+}
+
+/// What [`inbound_addresses`] decided about a stanza the stream goes on after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inbound {
+    /// Report it to the host.
+    Accept,
+    /// `from` or `to` is not a JID: refuse with `jid-malformed` (RFC 6120 §8.3.3.8), the
+    /// stream goes on (as on c2s).
+    Malformed,
+    /// Not for this machine (not a server-to-server stream, or a domain that is no bare
+    /// JID): dropped.
+    Drop,
+}
+
+/// The address checks of [`inbound_stanza`] on a stanza's `from` and `to`, shared by the
+/// element and envelope paths: `improper-addressing`, `host-unknown` and `invalid-from` are
+/// returned as the stream error.
+pub(crate) fn inbound_addresses(
+    m: &mut Machine,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Inbound, ProtocolError> {
     let Side::S2s(side) = &m.side else {
-        return Ok(());
+        return Ok(Inbound::Drop);
     };
-    let (Some(from), Some(to)) = (element.attr("from"), element.attr("to")) else {
+    let (Some(from), Some(to)) = (from, to) else {
         return Err(m.fail(
             StreamErrorCondition::ImproperAddressing,
             "s2s stanza without to or from",
         ));
     };
     let (Ok(from), Ok(to)) = (Jid::new(from), Jid::new(to)) else {
-        // A malformed address: refused, the stream goes on (as on c2s).
-        steps::established::refuse_malformed_to(m, &element);
-        return Ok(());
+        return Ok(Inbound::Malformed);
     };
     let (Ok(from_domain), Ok(to_domain)) = (
         BareJid::from_parts(None, from.domain()),
         BareJid::from_parts(None, to.domain()),
     ) else {
-        return Ok(());
+        return Ok(Inbound::Drop);
     };
     if !side.config.serves(&to_domain) {
         return Err(m.fail(
@@ -842,23 +893,22 @@ pub(crate) fn inbound_stanza(m: &mut Machine, element: Element) -> Result<(), Pr
             "s2s stanza from a domain not authenticated on this stream",
         ));
     }
-    m.core.event(Event::Stanza(element));
-    Ok(())
+    Ok(Inbound::Accept)
 }
 
-/// Whether the host may send `stanza` on this initiating stream: its `from` and `to` domains
-/// are an authenticated pair.
-pub(crate) fn may_send(m: &Machine, stanza: &Element) -> bool {
+/// Whether the host may send a stanza with these `from` and `to` on this stream: their
+/// domains are an authenticated pair, (ours, theirs). Shared by `send_stanza` (the element's
+/// attributes) and `send_envelope` (the stamped values, else the envelope's own).
+pub(crate) fn may_send(m: &Machine, from: Option<&str>, to: Option<&str>) -> bool {
     let Side::S2s(side) = &m.side else {
         return false;
     };
-    let domain_of = |attr: &str| {
-        stanza
-            .attr(attr)
+    let domain_of = |value: Option<&str>| {
+        value
             .and_then(|value| Jid::new(value).ok())
             .and_then(|jid| BareJid::from_parts(None, jid.domain()).ok())
     };
-    match (domain_of("from"), domain_of("to")) {
+    match (domain_of(from), domain_of(to)) {
         (Some(from), Some(to)) => side.has_pair(&from, &to),
         _ => false,
     }
