@@ -249,7 +249,9 @@ impl Server {
             } else {
                 addresses.clone()
             };
-            let Some((from, stanza_to)) = taken else { break };
+            let Some((from, stanza_to)) = taken else {
+                break;
+            };
             self.out.push_back(Output::Forward(Forward {
                 to: target,
                 envelope: Arc::clone(&envelope),

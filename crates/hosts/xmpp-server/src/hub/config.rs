@@ -76,7 +76,9 @@ pub struct HubConfig {
     /// format of `testdata/README.md`, as the server) and pushed here when it closes.
     pub record: Option<TranscriptSink>,
     /// The stream configuration template for every connection. [`HubConfig::new`] fills it
-    /// from the fields above; adjust it afterwards for timeouts, limits or a TLS policy.
+    /// from the fields above; adjust it afterwards for timeouts, limits or a TLS policy. Its
+    /// `envelopes` (on by default, issue 17) switches every stream kind: client, component
+    /// and server-to-server stanzas are then routed as bytes where the IM machine allows.
     pub stream: ServerConfig,
     /// The stream configuration template for every component connection (timeouts, limits).
     pub component_stream: ComponentServerConfig,
@@ -153,7 +155,8 @@ impl HubConfig {
         // `PING_TIMEOUT` closes its stream with `connection-timeout` (then, with resumption
         // granted, the session is detached as for any lost connection).
         stream.ping = Some(xmpp_stream::PingConfig::new(PING_IDLE, PING_TIMEOUT));
-        // Issue 17: client messages routed as bytes (envelopes), elements where needed.
+        // Issue 17: messages and presence routed as bytes (envelopes), elements where needed;
+        // this switch also turns envelopes on for component and s2s streams.
         stream.envelopes = true;
         HubConfig {
             other_domains: Vec::new(),
@@ -211,7 +214,6 @@ impl HubConfig {
         *domain == self.domain || self.other_domains.contains(domain)
     }
 
-    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domains).
     /// Everything advertised: the IM machine's rows, then the host's.
     pub fn service_features(&self) -> Vec<xmpp_im::ServiceFeature> {
         let mut rows = self.im.features();
@@ -239,11 +241,23 @@ impl HubConfig {
         stream
     }
 
-    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domain).
+    /// The s2s stream template ([`HubConfig::s2s`], or the defaults for our domain), with
+    /// envelopes when the c2s template has them (issue 17: one switch for the hub).
     pub(super) fn s2s_config(&self) -> S2sConfig {
-        self.s2s
+        let mut s2s = self
+            .s2s
             .clone()
-            .unwrap_or_else(|| S2sConfig::new(self.domains()))
+            .unwrap_or_else(|| S2sConfig::new(self.domains()));
+        s2s.envelopes = self.stream.envelopes;
+        s2s
+    }
+
+    /// The component stream template ([`HubConfig::component_stream`]), with envelopes when
+    /// the c2s template has them.
+    pub(super) fn component_config(&self) -> ComponentServerConfig {
+        let mut component = self.component_stream.clone();
+        component.envelopes = self.stream.envelopes;
+        component
     }
 
     /// Add an account.

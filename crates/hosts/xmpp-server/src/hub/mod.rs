@@ -713,7 +713,7 @@ impl Hub {
             )
             .into(),
             Kind::Component => ComponentServerStream::new(
-                self.config.component_stream.clone(),
+                self.config.component_config(),
                 entropy,
                 Arc::clone(&self.components),
             )
