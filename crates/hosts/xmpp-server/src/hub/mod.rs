@@ -50,6 +50,31 @@ pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verificatio
 use components::Components;
 use record::{Recorder, Tap};
 
+/// The sessions with outputs to act on, smallest id first, each once until taken (what a
+/// `BTreeSet` gave, without its node allocated and freed on every input): a min-heap whose
+/// storage is kept, an id pushed twice before it is taken popped once.
+#[derive(Debug, Default)]
+struct Dirty(std::collections::BinaryHeap<core::cmp::Reverse<SessionId>>);
+
+impl Dirty {
+    /// Mark session `id`.
+    fn insert(&mut self, id: SessionId) {
+        // The usual repeat (the session just marked is marked again) costs nothing.
+        if self.0.peek() != Some(&core::cmp::Reverse(id)) {
+            self.0.push(core::cmp::Reverse(id));
+        }
+    }
+
+    /// Take the smallest marked id, and every other mark of it.
+    fn pop_first(&mut self) -> Option<SessionId> {
+        let core::cmp::Reverse(id) = self.0.pop()?;
+        while self.0.peek() == Some(&core::cmp::Reverse(id)) {
+            self.0.pop();
+        }
+        Some(id)
+    }
+}
+
 /// Identifies one accepted connection for the lifetime of the hub (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u64);
@@ -196,7 +221,7 @@ struct Session {
     rec: Recorder,
     /// Outputs taken from the stream (and recorded) but not yet acted on, a stanza with its
     /// XEP-0198 number when the hub says when it is handled (with a database).
-    pending: Vec<(Output, Option<u32>)>,
+    pending: Pending,
     /// The bound JID once registered with the IM server (clients).
     jid: Option<FullJid>,
     /// The component domain once its handshake succeeded (components).
@@ -207,20 +232,71 @@ struct Session {
 impl Session {
     /// Move the stream's outputs to `pending`, recording them: done after every host
     /// command, so a transcript ties each output to the input that caused it.
-    fn drain(&mut self, now: Instant) {
-        while let Some(output) = self.stream.poll_output() {
-            self.rec.output(now, &output);
-            let seq = match &output {
-                Output::Event(
-                    xmpp_stream::Event::Stanza(_) | xmpp_stream::Event::StanzaEnvelope(_),
-                ) => self
-                    .stream
-                    .as_server()
-                    .and_then(xmpp_stream::ServerStream::last_taken),
-                _ => None,
-            };
-            self.pending.push((output, seq));
+    /// The list comes from `spare` (the session holds none while idle).
+    fn drain(&mut self, now: Instant, spare: &mut Spare) {
+        if self.pending.capacity() == 0 {
+            self.pending = spare.take();
         }
+        let Session {
+            stream,
+            rec,
+            pending,
+            ..
+        } = self;
+        drain_stream(stream, rec, now, pending);
+    }
+
+    /// Move what waits in `pending`, then the stream's outputs, to `outputs` (recording
+    /// them); the session's list goes back to `spare`: an idle session holds none.
+    fn take_outputs(&mut self, now: Instant, outputs: &mut Pending, spare: &mut Spare) {
+        if self.pending.capacity() != 0 {
+            outputs.append(&mut self.pending);
+            spare.give(std::mem::take(&mut self.pending));
+        }
+        drain_stream(&mut self.stream, &mut self.rec, now, outputs);
+    }
+}
+
+/// A stream's outputs taken but not yet acted on, a stanza with its XEP-0198 number.
+type Pending = Vec<(Output, Option<u32>)>;
+
+/// Emptied output lists kept for the next session that needs one: a delivery fills the
+/// recipient's list until the hub acts on it, and allocating a list for each (and freeing
+/// it) was a per-message cost. Bounded in number and size.
+#[derive(Default)]
+struct Spare(Vec<Pending>);
+
+impl Spare {
+    /// Lists kept.
+    const LISTS: usize = 64;
+    /// Entries a kept list may hold (a larger one, after a burst, is freed).
+    const ENTRIES: usize = 32;
+
+    fn take(&mut self) -> Pending {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut list: Pending) {
+        list.clear();
+        if list.capacity() <= Self::ENTRIES && self.0.len() < Self::LISTS {
+            self.0.push(list);
+        }
+    }
+}
+
+/// The stream's outputs onto `outputs`, recorded, a stanza with its XEP-0198 number.
+fn drain_stream(stream: &mut AnyStream, rec: &mut Recorder, now: Instant, outputs: &mut Pending) {
+    while let Some(output) = stream.poll_output() {
+        rec.output(now, &output);
+        let seq = match &output {
+            Output::Event(
+                xmpp_stream::Event::Stanza(_) | xmpp_stream::Event::StanzaEnvelope(_),
+            ) => stream
+                .as_server()
+                .and_then(xmpp_stream::ServerStream::last_taken),
+            _ => None,
+        };
+        outputs.push((output, seq));
     }
 }
 
@@ -246,7 +322,11 @@ pub struct Hub {
     next_id: u64,
     /// The session `open` makes next is a WebSocket one (set by `accept_websocket`).
     websocket_next: bool,
-    dirty: BTreeSet<SessionId>,
+    dirty: Dirty,
+    /// The outputs `flush` acts on, kept between flushes (emptied, its storage reused).
+    flushing: Pending,
+    /// Output lists for the sessions' `pending`.
+    spare: Spare,
     /// Sessions whose stream closed, removed at the end of the current flush.
     closed: Vec<SessionId>,
     out: VecDeque<HubOutput>,
@@ -325,7 +405,9 @@ impl Hub {
             by_jid: BTreeMap::new(),
             next_id: 1,
             websocket_next: false,
-            dirty: BTreeSet::new(),
+            dirty: Dirty::default(),
+            flushing: Vec::new(),
+            spare: Spare::default(),
             closed: Vec::new(),
             out: VecDeque::new(),
             log: Vec::new(),
@@ -732,12 +814,13 @@ impl Hub {
             // Drain the stream before acting on its events: what the hub then sends it is
             // queued after these outputs either way, and a recorded transcript keeps the
             // order "input, its outputs, host commands".
-            let mut outputs = Vec::new();
+            // Into a buffer the hub keeps (taking the session's list cost an allocation
+            // per input).
+            let mut outputs = std::mem::take(&mut self.flushing);
             if let Some(session) = self.sessions.get_mut(&id) {
-                session.drain(now);
-                outputs = std::mem::take(&mut session.pending);
+                session.take_outputs(now, &mut outputs, &mut self.spare);
             }
-            for (output, seq) in outputs {
+            for (output, seq) in outputs.drain(..) {
                 match output {
                     Output::Transmit(bytes) => {
                         let bytes = match self.config.test_rewrite.as_ref().filter(|r| !r.input) {
@@ -758,6 +841,7 @@ impl Hub {
                     _ => {}
                 }
             }
+            self.flushing = outputs;
         }
         // Only the sessions that closed during this flush: scanning every session after
         // every input was a per-input cost linear in the number of sessions (at 10 000

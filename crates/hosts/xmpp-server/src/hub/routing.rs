@@ -180,15 +180,16 @@ impl Hub {
             self.on_remote_stanza(now, stanza);
             return;
         }
-        let Some(jid) = session.jid.clone() else {
+        let Some(jid) = &session.jid else {
             return;
         };
         // XEP-0077 after authentication: password change and cancellation, for the server.
-        if self.config.stream.allow_registration && super::register::is_for_us(stanza, &jid) {
+        if self.config.stream.allow_registration && super::register::is_for_us(stanza, jid) {
+            let jid = jid.clone();
             self.on_register_iq(id, now, &jid, stanza);
             return;
         }
-        self.on_client_stanza(now, &jid, ClientStanza::Element(stanza));
+        self.on_client_stanza(now, id, ClientStanza::Element(stanza));
     }
 
     /// A client's stanza as an envelope (`ServerConfig::envelopes` on the hub's stream
@@ -203,15 +204,16 @@ impl Hub {
             self.on_remote_envelope(now, *envelope);
             return;
         }
-        let Some(jid) = session.jid.clone() else {
-            return;
-        };
-        self.on_client_stanza(now, &jid, ClientStanza::Envelope(envelope));
+        self.on_client_stanza(now, id, ClientStanza::Envelope(envelope));
     }
 
-    /// A stanza from the client session bound to `jid`, as an element or an envelope: the
-    /// same steps either way.
-    fn on_client_stanza(&mut self, now: Instant, jid: &FullJid, stanza: ClientStanza<'_>) {
+    /// A stanza from client session `id` (bound to a JID), as an element or an envelope:
+    /// the same steps either way. The IM machine borrows the session's JID: a message costs
+    /// no copy of it (a presence keeps one, for the initial-presence check after).
+    fn on_client_stanza(&mut self, now: Instant, id: SessionId, stanza: ClientStanza<'_>) {
+        let Some(jid) = self.sessions.get(&id).and_then(|s| s.jid.as_ref()) else {
+            return;
+        };
         if self.config.database.is_some() {
             // The machine may wait for the database: initial presence is noticed when the
             // machine has processed it (`route_im`).
@@ -231,7 +233,7 @@ impl Hub {
                 envelope.kind() == xmpp_stream::StanzaKind::Presence
             }
         };
-        let was_available = !presence || self.im.is_available(jid);
+        let unavailable = (presence && !self.im.is_available(jid)).then(|| jid.clone());
         let handled = match stanza {
             ClientStanza::Element(stanza) => {
                 self.im.handle_session_stanza(&mut self.store, jid, stanza)
@@ -246,12 +248,12 @@ impl Hub {
         }
         self.route_im(now);
         // Initial presence: hand over what was stored while no resource was available.
-        if !was_available
-            && self.im.is_available(jid)
+        if let Some(jid) = unavailable
+            && self.im.is_available(&jid)
             && let Some(stored) = self.offline.remove(&jid.to_bare())
         {
             for message in stored {
-                self.deliver(now, jid, &message);
+                self.deliver(now, &jid, &message);
             }
         }
     }
@@ -467,7 +469,7 @@ impl Hub {
         );
         match sent {
             Ok(()) => {
-                session.drain(now);
+                session.drain(now, &mut self.spare);
                 self.dirty.insert(id);
             }
             Err(xmpp_stream::UsageError::Backpressure) => {
@@ -489,7 +491,7 @@ impl Hub {
                 .command(now, || format!("send {}", String::from(stanza)));
             match session.stream.send_stanza(now, stanza) {
                 Ok(()) => {
-                    session.drain(now);
+                    session.drain(now, &mut self.spare);
                     self.dirty.insert(id);
                 }
                 Err(xmpp_stream::UsageError::Backpressure) => {
@@ -521,7 +523,7 @@ impl Hub {
         }
         match stanza.send(&mut session.stream, now) {
             Ok(()) => {
-                session.drain(now);
+                session.drain(now, &mut self.spare);
                 self.dirty.insert(id);
             }
             Err(error) => {
