@@ -202,6 +202,11 @@ impl Server {
     /// Answers every load and write waiting in the output queue from `store`, at once, until
     /// none is left; every other output stays, in order.
     pub(super) fn serve(&mut self, store: &mut impl RosterStore) {
+        // Most stanzas ask nothing of the store: their outputs stay where they are.
+        let asks = |o: &Output| matches!(o, Output::Load { .. } | Output::Write { .. });
+        if !self.out.iter().any(asks) {
+            return;
+        }
         let mut kept = VecDeque::with_capacity(self.out.len());
         while let Some(o) = self.out.pop_front() {
             // A host's error is impossible here: the ids come from the queue itself.
