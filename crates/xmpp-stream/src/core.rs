@@ -572,6 +572,12 @@ impl Core {
             if !matches!(self.phase, Phase::Open | Phase::Closing) {
                 return Ok(None);
             }
+            // Every fed byte is part of an event already returned: none can come before
+            // more input (a server polled empty after each stanza skips a tokenizer pass
+            // over nothing). A parse error is still returned by every call.
+            if !self.parser.has_unparsed_input() && self.parser.error().is_none() {
+                return Ok(None);
+            }
             let event = match self.parser.next_event() {
                 Ok(Some(event)) => event,
                 Ok(None) => return Ok(None),
