@@ -186,6 +186,12 @@ impl Jid {
         BareJid(self.0.bare())
     }
 
+    /// The JID without its resourcepart, as a string (borrowed: no copy, no search).
+    #[must_use]
+    pub fn bare_str(&self) -> &str {
+        self.0.bare_str()
+    }
+
     /// Splits into the bare or full type.
     pub fn into_either(self) -> Result<FullJid, BareJid> {
         if self.is_full() {
@@ -284,6 +290,12 @@ impl FullJid {
     /// The JID without its resourcepart (shares the buffer: no allocation).
     pub fn to_bare(&self) -> BareJid {
         BareJid(self.0.bare())
+    }
+
+    /// The JID without its resourcepart, as a string (borrowed: no copy, no search).
+    #[must_use]
+    pub fn bare_str(&self) -> &str {
+        self.0.bare_str()
     }
 }
 

@@ -60,6 +60,11 @@ impl Repr {
             .then(|| &self.buf[usize::from(self.slash) + 1..usize::from(self.len)])
     }
 
+    /// `buf[..slash]`: the JID without its resourcepart, borrowed.
+    pub(crate) fn bare_str(&self) -> &str {
+        &self.buf[..usize::from(self.slash)]
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.slash < self.len
     }

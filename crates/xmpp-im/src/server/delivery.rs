@@ -6,7 +6,7 @@
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
-use super::sessions::{Session, bare_str};
+use super::sessions::Session;
 use super::{Output, Server};
 use crate::delivery::{MessageDecision, Recipients, message_decision};
 use crate::privacy::Kind;
@@ -23,7 +23,7 @@ impl Server {
         to: &Jid,
         kind: MessageType,
     ) -> MessageDecision {
-        let sessions = self.sessions.get(bare_str(to.as_str()));
+        let sessions = self.sessions.get(to.bare_str());
         let exists = sessions.is_some() || store.account_exists(&to.to_bare());
         let empty: &[Session] = &[];
         let view = exists.then(|| sessions.map_or(empty, Vec::as_slice));
@@ -68,7 +68,7 @@ impl Server {
     }
 
     pub(super) fn recipients(&self, to: &Jid, recipients: Recipients) -> Vec<FullJid> {
-        let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
+        let Some(list) = self.sessions.get(to.bare_str()) else {
             return Vec::new();
         };
         recipients
@@ -122,7 +122,7 @@ impl Server {
         p: &Presence,
         shared: Option<&super::routing::Shared>,
     ) {
-        let Some(list) = self.sessions.get(bare_str(to.as_str())) else {
+        let Some(list) = self.sessions.get(to.bare_str()) else {
             return;
         };
         let targets: Vec<FullJid> = match to.resource() {

@@ -54,7 +54,6 @@ use xmpp_jid::{FullJid, Jid};
 use xmpp_xml::{Envelope, NS_CLIENT, ParseError, Stamp, StanzaKind};
 
 use super::routing::Shared;
-use super::sessions::bare_str;
 use super::storage::Work;
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
@@ -285,7 +284,7 @@ impl Server {
     /// The local sessions a message of `kind` to `to` (a local account, loaded, with no
     /// privacy state) is delivered to by §8.5; `None` for any other decision.
     fn local_targets(&self, to: &Jid, kind: MessageType) -> Option<Vec<FullJid>> {
-        let user = bare_str(to.as_str());
+        let user = to.bare_str();
         if !self.plain_account(user) {
             return None;
         }
@@ -316,7 +315,7 @@ impl Server {
         };
         // The sender's outbound rules (XEP-0016 §2.13, XEP-0191 §3.6) apply to every
         // destination: with privacy state, the element path decides.
-        if !self.plain_account(bare_str(from.as_str())) {
+        if !self.plain_account(from.bare_str()) {
             return None;
         }
         if !self.is_local(to.domain()) {

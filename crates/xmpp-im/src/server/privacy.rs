@@ -12,7 +12,6 @@ use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
-use super::sessions::bare_str;
 use crate::privacy::{
     Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, Traffic,
     decide, jids_element, parse_jids,
@@ -78,7 +77,7 @@ impl Server {
                     if let Some(s) = self.session_mut(from) {
                         s.wants_blocklist = true;
                     }
-                    let account = self.privacy.get(bare_str(from.as_str()));
+                    let account = self.privacy.get(from.bare_str());
                     let jids = account
                         .map(|a| a.data.blocked.as_slice())
                         .unwrap_or_default();
@@ -105,7 +104,7 @@ impl Server {
         from: &FullJid,
         query: &Element,
     ) -> Result<Option<Element>, StanzaErrorCondition> {
-        let account = self.privacy.get(bare_str(from.as_str()));
+        let account = self.privacy.get(from.bare_str());
         let lists = account.map(|a| a.data.lists.as_slice()).unwrap_or_default();
         let names: Vec<&Element> = query.children().collect();
         match names.as_slice() {
@@ -159,7 +158,7 @@ impl Server {
             return Err(StanzaErrorCondition::BadRequest);
         };
         let user = from.to_bare();
-        let key = bare_str(from.as_str()).to_owned();
+        let key = from.bare_str().to_owned();
         let name = child.attr("name").map(str::to_owned);
         let exists = |s: &Self, n: &str| {
             s.privacy
@@ -268,7 +267,7 @@ impl Server {
             return Err(StanzaErrorCondition::BadRequest);
         }
         let user = from.to_bare();
-        let key = bare_str(from.as_str()).to_owned();
+        let key = from.bare_str().to_owned();
         let account = self.privacy.entry(key).or_default();
         let mut changed: Vec<Jid> = Vec::new();
         if block {
@@ -453,7 +452,7 @@ impl Server {
         let Some(account) = self.privacy.get(user.as_str()) else {
             return (Action::Allow, false);
         };
-        if peer.node().is_some() && bare_str(peer.as_str()) == user.as_str() {
+        if peer.node().is_some() && peer.bare_str() == user.as_str() {
             return (Action::Allow, false);
         }
         let entry = store.entry(user, &peer.to_bare());

@@ -44,11 +44,6 @@ impl SessionInfo for Session {
     }
 }
 
-/// The part of a JID string before the resource: a borrowed bare JID.
-pub(super) fn bare_str(jid: &str) -> &str {
-    jid.split_once('/').map_or(jid, |(bare, _)| bare)
-}
-
 /// Below this many slots the session table is not worth shrinking.
 const MIN_SESSION_CAPACITY: usize = 64;
 
@@ -59,10 +54,7 @@ impl Server {
             return Err(UsageError::NotLocal);
         }
         let max = self.config.max_sessions;
-        let list = self
-            .sessions
-            .entry(bare_str(jid.as_str()).to_owned())
-            .or_default();
+        let list = self.sessions.entry(jid.bare_str().to_owned()).or_default();
         if list.iter().any(|s| s.jid == jid) {
             return Err(UsageError::SessionExists);
         }
@@ -98,7 +90,7 @@ impl Server {
     /// The session ended: see [`Server::session_ended`]. It leaves the session table at once
     /// (its JID may be bound again right away); its contacts are loaded first if they are not.
     pub fn end_session(&mut self, jid: &FullJid) -> Result<(), UsageError> {
-        let key = bare_str(jid.as_str());
+        let key = jid.bare_str();
         let list = self.sessions.get_mut(key).ok_or(UsageError::NoSession)?;
         let index = list
             .iter()
@@ -125,7 +117,7 @@ impl Server {
         index: usize,
     ) {
         let jid = session.jid.clone();
-        let key = bare_str(jid.as_str()).to_owned();
+        let key = jid.bare_str().to_owned();
         let list = self.sessions.entry(key.clone()).or_default();
         let newer = list
             .iter()
@@ -167,7 +159,7 @@ impl Server {
     /// The session bound to `jid`.
     pub(super) fn session(&self, jid: &FullJid) -> Option<&Session> {
         self.sessions
-            .get(bare_str(jid.as_str()))?
+            .get(jid.bare_str())?
             .iter()
             .find(|s| &s.jid == jid)
     }
@@ -175,7 +167,7 @@ impl Server {
     /// The session bound to `jid`, to change it.
     pub(super) fn session_mut(&mut self, jid: &FullJid) -> Option<&mut Session> {
         self.sessions
-            .get_mut(bare_str(jid.as_str()))?
+            .get_mut(jid.bare_str())?
             .iter_mut()
             .find(|s| &s.jid == jid)
     }
