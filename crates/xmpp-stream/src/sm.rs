@@ -478,6 +478,42 @@ impl DetachedSession {
         true
     }
 
+    /// [`queue`](Self::queue) for a stanza that arrived as an envelope, with `from` and `to`
+    /// stamped: the spliced bytes are kept (as [`ServerStream::send_envelope`] keeps them on a
+    /// managed stream), no element built; one that cannot be spliced is queued as its
+    /// stamped element. `false` when the queue is full.
+    ///
+    /// [`ServerStream::send_envelope`]: crate::ServerStream::send_envelope
+    pub fn queue_envelope(
+        &mut self,
+        envelope: &xmpp_xml::Envelope,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> bool {
+        if self.sm.unacked.len() >= self.sm.config.max_unacked {
+            return false;
+        }
+        let stamp = xmpp_xml::Stamp {
+            from,
+            to,
+            ..xmpp_xml::Stamp::new(xmpp_xml::NS_CLIENT)
+        };
+        let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
+        let kept = match envelope.splice_into(&stamp, &mut bytes) {
+            Ok(()) => Unacked::spliced(bytes.into_boxed_slice(), xmpp_xml::NS_CLIENT),
+            Err(_) => match envelope.element() {
+                Ok(mut element) => {
+                    xmpp_xml::stamp_element(&mut element, &stamp);
+                    Unacked::from(element)
+                }
+                // A validated envelope always rebuilds: nothing to queue otherwise.
+                Err(_) => return true,
+            },
+        };
+        self.sm.record(kept);
+        true
+    }
+
     /// Stanzas queued for the client.
     pub fn queued(&self) -> usize {
         self.sm.unacked.len()

@@ -972,6 +972,51 @@ fn a_forwarded_envelope_is_resent_byte_identical_on_resumption() {
 }
 
 #[test]
+fn an_envelope_queued_while_detached_is_sent_as_its_spliced_bytes_on_resumption() {
+    let mut link = negotiated(true);
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let mut detached = link.server.detach().unwrap();
+    let envelopes: Vec<_> = ENVELOPES.iter().map(|s| envelope(s)).collect();
+    for e in &envelopes {
+        assert!(detached.queue_envelope(e, Some(FROM), Some(TO)));
+    }
+    assert_eq!(detached.queued(), 2);
+    // Kept as the splice, handed back as the element the element path would have queued.
+    let kept: Vec<Element> = detached.unacked().map(|u| u.element().unwrap()).collect();
+    let want: Vec<Element> = envelopes.iter().map(stamped).collect();
+    assert_eq!(kept, want);
+    let next = resume(state, Some(detached), 21);
+    let stamp = xmpp_xml::Stamp {
+        from: Some(FROM),
+        to: Some(TO),
+        ..xmpp_xml::Stamp::new("jabber:client")
+    };
+    let mut spliced = Vec::new();
+    for e in &envelopes {
+        spliced.extend(e.splice(&stamp).unwrap());
+    }
+    let spliced = String::from_utf8(spliced).unwrap();
+    assert!(next.server_wire.contains(&spliced), "{}", next.server_wire);
+    assert_eq!(received(&next.client_events), ["e0", "e1"]);
+}
+
+#[test]
+fn a_full_detached_queue_refuses_an_envelope() {
+    let mut link = negotiated(true);
+    link.cut(0, 0);
+    let mut detached = link.server.detach().unwrap();
+    let e = envelope(ENVELOPES[0]);
+    let mut queued = 0;
+    while detached.queue_envelope(&e, Some(FROM), Some(TO)) {
+        queued += 1;
+        assert!(queued <= 100_000, "the queue never fills");
+    }
+    assert_eq!(detached.queued(), queued);
+    assert!(!detached.queue(&message(TO, "late")));
+}
+
+#[test]
 fn forgotten_hands_back_a_forwarded_envelope_as_its_element() {
     let mut config = server_config(true);
     config.sm.max_unacked = 1;

@@ -441,14 +441,12 @@ impl Hub {
 
     /// Send a stanza the IM machine decided on its envelope to the client session bound to
     /// `forward.to`: its bytes, with the stamp spliced in, straight into the stream's output
-    /// (no element built). A detached XEP-0198 session, or a queue that is full, takes the
-    /// element. A recorded session's transcript cannot express the splice: it is not kept.
+    /// (no element built); a detached XEP-0198 session queues the spliced bytes. A queue that
+    /// is full makes the element, for offline storage or a bounce. A recorded session's transcript cannot express the splice: it is not kept.
     pub(super) fn forward(&mut self, now: Instant, forward: &xmpp_im::Forward) {
         let Some(id) = self.by_jid.get(&forward.to).copied() else {
-            // XEP-0198: a detached session queues it (as an element) for its resumption.
-            if let Ok(stanza) = forward.to_element() {
-                let _ = self.deliver_detached(now, &forward.to, &stanza);
-            }
+            // XEP-0198: a detached session queues the spliced bytes for its resumption.
+            let _ = self.forward_detached(now, forward);
             return;
         };
         let Some(session) = self.sessions.get_mut(&id) else {

@@ -173,6 +173,25 @@ impl Hub {
         true
     }
 
+    /// [`Hub::deliver_detached`] for a stanza the IM machine decided on its envelope: the
+    /// session's queue keeps the spliced bytes (no element built).
+    pub(super) fn forward_detached(&mut self, now: Instant, forward: &xmpp_im::Forward) -> bool {
+        let Some(sm_id) = self.sm.detached_jid.get(&forward.to) else {
+            return false;
+        };
+        let queued = self.sm.detached.get_mut(sm_id).is_some_and(|d| {
+            d.session.queue_envelope(
+                &forward.envelope,
+                Some(forward.from.as_str()),
+                Some(forward.stanza_to.as_str()),
+            )
+        });
+        if !queued && let Ok(stanza) = forward.to_element() {
+            self.undeliverable(now, &stanza);
+        }
+        true
+    }
+
     /// A stanza for a session that cannot take it (its queue is full): a message goes to
     /// the account's offline storage (bounced when that is full), an iq gets
     /// `service-unavailable`, a presence is ignored (RFC 6121 §8.5.3.2.3).
