@@ -434,7 +434,14 @@ impl World {
     /// The presence world: juliet's subscription state with each of [`CONTACTS`] from
     /// `states` (the contacts hold the mirror image, `Both` kept symmetric); romeo's and
     /// benvolio's rosters name juliet with `back`; `privacy` from [`PRIVACY`].
-    fn presence(states: [usize; 4], back: usize, chamber_available: bool, privacy: usize) -> World {
+    /// `envelopes`: [`ServerConfig::envelopes`] (the server's own presence as shared bytes).
+    fn presence(
+        states: [usize; 4],
+        back: usize,
+        chamber_available: bool,
+        privacy: usize,
+        envelopes: bool,
+    ) -> World {
         use xmpp_im::{ContactState, RosterEntry, RosterStore};
         let mut store = MemoryStore::new();
         for u in [
@@ -465,7 +472,10 @@ impl World {
             );
         }
         let mut w = World {
-            server: Server::new(ServerConfig::new("example.com")),
+            server: Server::new(ServerConfig {
+                envelopes,
+                ..ServerConfig::new("example.com")
+            }),
             store,
         };
         let sessions = [
@@ -556,8 +566,8 @@ proptest! {
         ),
         end in 0..PRESENCE_SENDERS.len(),
     ) {
-        let mut by_element = World::presence(states, back, chamber_available, privacy);
-        let mut by_envelope = World::presence(states, back, chamber_available, privacy);
+        let mut by_element = World::presence(states, back, chamber_available, privacy, false);
+        let mut by_envelope = World::presence(states, back, chamber_available, privacy, true);
         for (sender, to, unavailable, id, payload) in steps {
             let sender = PRESENCE_SENDERS[sender];
             let stanza = presence(PRESENCE_TO[to], unavailable, id, payload);
@@ -580,7 +590,7 @@ proptest! {
 #[test]
 fn presence_broadcast_is_forwarded_as_shared_bytes() {
     // juliet: romeo and benvolio subscribed (`from`), mercutio remote (`both`).
-    let mut w = World::presence([2, 3, 0, 3], 1, true, 0);
+    let mut w = World::presence([2, 3, 0, 3], 1, true, 0, true);
     let out = w.envelope(
         "juliet@example.com/balcony",
         "<presence><show>dnd</show><priority>5</priority></presence>",
@@ -659,6 +669,30 @@ fn presence_broadcast_is_forwarded_as_shared_bytes() {
         "<presence to='nurse@example.com' type='subscribe'/>",
     );
     assert_eq!(forwards(&out), 0, "{out:?}");
+    // juliet's balcony ends: the unavailable presence the server makes is one shared
+    // envelope for every recipient (her other resource, her local subscribers, the remote
+    // one), none an element.
+    let balcony = full("juliet@example.com/balcony");
+    w.server.session_ended(&mut w.store, &balcony).unwrap();
+    let out = w.drain();
+    let shared: Vec<&std::sync::Arc<xmpp_xml::Envelope>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Forward(f) => Some(&f.envelope),
+            Output::Relay(r) => Some(&r.envelope),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shared.len(), out.len(), "{out:?}");
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(shared.iter().all(|e| std::sync::Arc::ptr_eq(e, shared[0])));
+    assert_eq!(shared[0].stanza_type(), Some("unavailable"));
+    // Without `ServerConfig::envelopes`, elements as before.
+    let mut w = World::presence([2, 3, 0, 3], 1, true, 0, false);
+    w.server.session_ended(&mut w.store, &balcony).unwrap();
+    let out = w.drain();
+    assert_eq!(forwards(&out), 0, "{out:?}");
+    assert_eq!(out.len(), 4, "{out:?}");
 }
 
 /// A peer server's stream and a component's (XEP-0114), as the hub's streams open them.

@@ -153,6 +153,25 @@ enum Plan {
     Out(Jid),
 }
 
+/// `<presence type='unavailable'/>` in `jabber:client`, as the parser in envelope mode hands
+/// it out: the presence a session's end broadcasts ([`ServerConfig::envelopes`]). `None`
+/// never happens (the bytes are constant and valid).
+///
+/// [`ServerConfig::envelopes`]: super::ServerConfig::envelopes
+pub(super) fn unavailable() -> Option<Envelope> {
+    let mut parser = xmpp_xml::StreamParser::new();
+    parser.set_envelopes(true);
+    parser.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    parser.feed(b"<presence type='unavailable'/>");
+    parser.next_event().ok()??;
+    match parser.next_event().ok()?? {
+        xmpp_xml::Event::Stanza(envelope) => Some(envelope),
+        _ => None,
+    }
+}
+
 impl Server {
     /// A stanza from the local session `from` as an envelope, with a synchronous store: see
     /// [`Server::handle_client_envelope`].

@@ -21,9 +21,11 @@
 //! change made to the store behind its back is seen once the account is loaded again.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid};
+use xmpp_xml::Envelope;
 
 use crate::delivery::DeliveryPolicy;
 use crate::features::{NS_PRE_APPROVAL, NS_ROSTERVER, ServiceFeature};
@@ -82,6 +84,12 @@ pub struct ServerConfig {
     /// Maximum units of work waiting for the host's storage (a load, or an earlier write of
     /// the same account) per account; beyond, the stanza is answered `resource-constraint`.
     pub max_parked: usize,
+    /// The host takes [`Output::Forward`] and [`Output::Relay`] for presence the server
+    /// makes itself (issue 17; default off): the unavailable presence a session's end
+    /// broadcasts is then one shared envelope for every recipient instead of an element per
+    /// recipient. The envelope inputs ([`Server::handle_client_envelope`],
+    /// [`Server::handle_server_envelope`]) give those outputs whatever this says.
+    pub envelopes: bool,
 }
 
 impl ServerConfig {
@@ -101,6 +109,7 @@ impl ServerConfig {
             max_directed: 256,
             privacy: crate::privacy::Limits::default(),
             max_parked: 256,
+            envelopes: false,
         }
     }
 }
@@ -232,12 +241,16 @@ pub struct Server {
     cache: cache::Cache,
     /// Units waiting, loads and writes in flight.
     storage: storage::Storage,
+    /// `<presence type='unavailable'/>` as an envelope, shared by every session end's
+    /// broadcast ([`ServerConfig::envelopes`]).
+    unavailable: Option<Arc<Envelope>>,
 }
 
 impl Server {
     /// A server with no sessions.
     #[must_use]
     pub fn new(config: ServerConfig) -> Self {
+        let config_envelopes = config.envelopes;
         Self {
             config,
             sessions: HashMap::default(),
@@ -248,6 +261,10 @@ impl Server {
             privacy_dirty: BTreeSet::new(),
             cache: cache::Cache::default(),
             storage: storage::Storage::default(),
+            unavailable: config_envelopes
+                .then(envelope::unavailable)
+                .flatten()
+                .map(Arc::new),
         }
     }
 

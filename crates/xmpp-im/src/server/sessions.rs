@@ -4,9 +4,11 @@
 //! owe an `unavailable` to (§4.6); sessions starting and ending (§4.5.2, §4.6.3).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use xmpp_jid::{BareJid, FullJid, Jid};
 
+use super::routing::Shared;
 use super::{Server, UsageError};
 use crate::delivery::SessionInfo;
 use crate::stanza::{Presence, PresenceType};
@@ -124,13 +126,18 @@ impl Server {
             .position(|s| s.jid == jid)
             .map(|i| (i, list.remove(i)));
         list.insert(index.min(list.len()), session);
-        // The ended session itself is gone: it is not among the recipients.
+        // The ended session itself is gone: it is not among the recipients. With
+        // `ServerConfig::envelopes`, every recipient gets the same shared bytes.
+        let shared = self.unavailable.as_ref().map(|envelope| Shared {
+            envelope: Arc::clone(envelope),
+            from: jid.clone(),
+        });
         self.go_unavailable(
             store,
             &jid,
             Presence::new(Some(PresenceType::Unavailable)),
             false,
-            None,
+            shared.as_ref(),
         );
         if let Some(list) = self.sessions.get_mut(&key) {
             list.retain(|s| s.jid != jid);

@@ -386,6 +386,9 @@ impl Hub {
         for domain in &config.other_domains {
             im_config.domains.insert(domain.domain().to_owned());
         }
+        // The hub takes forwards and relays: with envelopes on, the presence the IM machine
+        // makes at a session's end is shared bytes too.
+        im_config.envelopes = config.stream.envelopes;
         let im = xmpp_im::Server::new(im_config);
         // One list drives the stream features and `disco#info`: the template gets its rows
         // here, once.
