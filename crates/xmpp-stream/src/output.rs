@@ -144,9 +144,11 @@ pub enum Event {
     /// From a component or a peer server, `from` and `to` are present and checked, and
     /// `from` is what [`Event::Stanza`] would carry (a component's `from` that needs
     /// normalizing comes as [`Event::Stanza`]).
-    /// Counted by XEP-0198 exactly as an [`Event::Stanza`] (when the host takes it). Boxed:
-    /// an envelope is over 200 bytes, which every queued output would otherwise carry.
-    StanzaEnvelope(Box<xmpp_xml::Envelope>),
+    /// Counted by XEP-0198 exactly as an [`Event::Stanza`] (when the host takes it). Shared
+    /// (an envelope is over 200 bytes, which every queued output would otherwise carry): the
+    /// host hands the same allocation to `xmpp-im`, whose forwards to every recipient share
+    /// it, with no copy.
+    StanzaEnvelope(std::sync::Arc<xmpp_xml::Envelope>),
     /// XEP-0198 stream management: enabled, refused, resumed, a resumption request or
     /// failure, a stanza dropped from the bounded queue.
     Sm(crate::sm::SmEvent),

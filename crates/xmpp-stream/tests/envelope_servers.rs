@@ -641,7 +641,7 @@ fn c2s_envelope(xml: &str) -> Envelope {
     pair.client_send(&stanza).unwrap();
     pair.drive();
     match pair.server_events.pop() {
-        Some(Event::StanzaEnvelope(env)) => *env,
+        Some(Event::StanzaEnvelope(env)) => std::sync::Arc::unwrap_or_clone(env),
         other => panic!("{other:?}"),
     }
 }

@@ -179,7 +179,7 @@ impl Server {
         &mut self,
         store: &mut impl RosterStore,
         from: &FullJid,
-        envelope: Envelope,
+        envelope: impl Into<Arc<Envelope>>,
     ) -> Result<(), UsageError> {
         self.handle_client_envelope(from, envelope)?;
         self.serve(store);
@@ -194,15 +194,18 @@ impl Server {
     /// stamped (as `xmpp-stream`'s element path hands it over), and gives the same outputs
     /// as it would, except that the local recipients of availability presence get
     /// [`Output::Forward`] where that path gives [`Output::Deliver`] of the same stanza. A
-    /// stanza whose bytes do not rebuild (never for a validated envelope) is dropped.
+    /// stanza whose bytes do not rebuild (never for a validated envelope) is dropped. The
+    /// envelope may come shared (`xmpp-stream`'s `Event::StanzaEnvelope` hands out an
+    /// `Arc`): the outputs share that allocation, no copy.
     pub fn handle_client_envelope(
         &mut self,
         from: &FullJid,
-        envelope: Envelope,
+        envelope: impl Into<Arc<Envelope>>,
     ) -> Result<(), UsageError> {
         if self.session(from).is_none() {
             return Err(UsageError::NoSession);
         }
+        let envelope = envelope.into();
         match self.forward_plan(from, &envelope) {
             Some(Plan::Local(to, targets)) => {
                 self.forward_to(envelope, from.clone().into(), to, targets);
@@ -210,7 +213,7 @@ impl Server {
             }
             Some(Plan::Out(to)) => {
                 self.out.push_back(Output::Relay(Relay {
-                    envelope: Arc::new(envelope),
+                    envelope,
                     from: from.clone().into(),
                     to,
                 }));
@@ -229,7 +232,7 @@ impl Server {
         };
         xmpp_xml::stamp_element(&mut element, &stamp);
         let shared = Self::shares_presence(&envelope).then(|| Shared {
-            envelope: Arc::new(envelope),
+            envelope,
             from: from.clone(),
         });
         self.submit(Work::Session {
@@ -255,24 +258,24 @@ impl Server {
                 .is_none_or(|t| t.parse() == Ok(PresenceType::Unavailable))
     }
 
-    /// Queues one [`Output::Forward`] per target, sharing the bytes; the sender and the
-    /// routed `to` are moved into the last forward, copied into the others.
-    fn forward_to(&mut self, envelope: Envelope, from: Jid, to: Jid, targets: Vec<FullJid>) {
-        let envelope = Arc::new(envelope);
+    /// Queues one [`Output::Forward`] per target, sharing the bytes; the envelope, the
+    /// sender and the routed `to` are moved into the last forward, copied (reference-counted)
+    /// into the others.
+    fn forward_to(&mut self, envelope: Arc<Envelope>, from: Jid, to: Jid, targets: Vec<FullJid>) {
         let last = targets.len().saturating_sub(1);
-        let mut addresses = Some((from, to));
+        let mut shared = Some((envelope, from, to));
         for (i, target) in targets.into_iter().enumerate() {
             let taken = if i == last {
-                addresses.take()
+                shared.take()
             } else {
-                addresses.clone()
+                shared.clone()
             };
-            let Some((from, stanza_to)) = taken else {
+            let Some((envelope, from, stanza_to)) = taken else {
                 break;
             };
             self.out.push_back(Output::Forward(Forward {
                 to: target,
-                envelope: Arc::clone(&envelope),
+                envelope,
                 from,
                 stanza_to,
             }));
@@ -350,7 +353,11 @@ impl Server {
     /// A stanza from a component or a peer server as an envelope (its `from` and `to`
     /// checked by the stream: present, `from` in the peer's authenticated domain), with a
     /// synchronous store: see [`Server::handle_server_envelope`].
-    pub fn handle_remote_envelope(&mut self, store: &mut impl RosterStore, envelope: Envelope) {
+    pub fn handle_remote_envelope(
+        &mut self,
+        store: &mut impl RosterStore,
+        envelope: impl Into<Arc<Envelope>>,
+    ) {
         self.handle_server_envelope(envelope);
         self.serve(store);
     }
@@ -363,7 +370,8 @@ impl Server {
     /// ([`Server::handle_server_stanza`]) with the element built from the envelope, and
     /// gives the same outputs. Stanzas without `from` or `to`, or to other domains, are
     /// dropped (as on the element path).
-    pub fn handle_server_envelope(&mut self, envelope: Envelope) {
+    pub fn handle_server_envelope(&mut self, envelope: impl Into<Arc<Envelope>>) {
+        let envelope = envelope.into();
         if let Some((from, to, targets)) = self.remote_plan(&envelope) {
             self.forward_to(envelope, from, to, targets);
             return;

@@ -154,7 +154,8 @@ pub(crate) fn component_envelope(
         deliver_component_stanza(m, element, verdict);
         return Ok(());
     }
-    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
+    m.core
+        .event(Event::StanzaEnvelope(std::sync::Arc::new(envelope)));
     Ok(())
 }
 
@@ -276,6 +277,7 @@ pub(crate) fn from_client_envelope(
         }
         return Ok(());
     }
-    m.core.event(Event::StanzaEnvelope(Box::new(envelope)));
+    m.core
+        .event(Event::StanzaEnvelope(std::sync::Arc::new(envelope)));
     Ok(())
 }

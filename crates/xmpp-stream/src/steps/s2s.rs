@@ -827,7 +827,9 @@ pub(crate) fn inbound_envelope(
     envelope: xmpp_xml::Envelope,
 ) -> Result<(), ProtocolError> {
     match inbound_addresses(m, envelope.from(), envelope.to())? {
-        Inbound::Accept => m.core.event(Event::StanzaEnvelope(Box::new(envelope))),
+        Inbound::Accept => m
+            .core
+            .event(Event::StanzaEnvelope(std::sync::Arc::new(envelope))),
         Inbound::Malformed => match envelope.element() {
             Ok(element) => steps::established::refuse_malformed_to(m, &element),
             Err(_) => {

@@ -23,14 +23,10 @@ pub(super) enum Routed {
 impl Routed {
     /// A stanza that arrived as an envelope from `from` for `to`, as written by the peer
     /// that sent it; `None` when either is not a JID (the stream checked both: never).
-    pub(super) fn relay(envelope: xmpp_stream::Envelope) -> Option<Routed> {
+    pub(super) fn relay(envelope: Arc<xmpp_stream::Envelope>) -> Option<Routed> {
         let from = Jid::new(envelope.from()?).ok()?;
         let to = Jid::new(envelope.to()?).ok()?;
-        Some(Routed::Relay(xmpp_im::Relay {
-            envelope: Arc::new(envelope),
-            from,
-            to,
-        }))
+        Some(Routed::Relay(xmpp_im::Relay { envelope, from, to }))
     }
 
     /// Its `to`.

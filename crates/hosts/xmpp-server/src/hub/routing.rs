@@ -11,6 +11,8 @@
 //! for it (`s2s`), when federation is on; what a peer server sends enters the IM machine the
 //! same way as a component's stanza to a local address.
 
+use std::sync::Arc;
+
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_stream::{
@@ -33,7 +35,7 @@ enum ClientStanza<'a> {
     /// The element path.
     Element(&'a Element),
     /// An envelope (`ServerConfig::envelopes`).
-    Envelope(Box<xmpp_stream::Envelope>),
+    Envelope(Arc<xmpp_stream::Envelope>),
 }
 
 impl Hub {
@@ -195,13 +197,13 @@ impl Hub {
     /// A client's stanza as an envelope (`ServerConfig::envelopes` on the hub's stream
     /// template, issue 17): decided by the IM machine on the envelope where it can be, and
     /// forwarded as bytes ([`Hub::forward`]); otherwise the machine builds the element.
-    fn on_envelope(&mut self, id: SessionId, now: Instant, envelope: Box<xmpp_stream::Envelope>) {
+    fn on_envelope(&mut self, id: SessionId, now: Instant, envelope: Arc<xmpp_stream::Envelope>) {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
         let s2s = matches!(session.kind, super::Kind::S2sIn | super::Kind::S2sOut);
         if session.component.is_some() || s2s {
-            self.on_remote_envelope(now, *envelope);
+            self.on_remote_envelope(now, envelope);
             return;
         }
         self.on_client_stanza(now, id, ClientStanza::Envelope(envelope));
@@ -219,7 +221,7 @@ impl Hub {
             // machine has processed it (`route_im`).
             let handled = match stanza {
                 ClientStanza::Element(stanza) => self.im.handle_client_stanza(jid, stanza),
-                ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, *envelope),
+                ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, envelope),
             };
             if handled.is_ok() {
                 self.route_im(now);
@@ -240,7 +242,7 @@ impl Hub {
             }
             ClientStanza::Envelope(envelope) => {
                 self.im
-                    .handle_session_envelope(&mut self.store, jid, *envelope)
+                    .handle_session_envelope(&mut self.store, jid, envelope)
             }
         };
         if handled.is_err() {
@@ -309,7 +311,7 @@ impl Hub {
     /// [`Hub::on_remote_stanza`] for a stanza that arrived as an envelope: relayed as bytes
     /// when its `to` is not ours, else to the IM machine, which forwards a message to a
     /// local account's sessions as bytes when it can.
-    fn on_remote_envelope(&mut self, now: Instant, envelope: xmpp_stream::Envelope) {
+    fn on_remote_envelope(&mut self, now: Instant, envelope: Arc<xmpp_stream::Envelope>) {
         let foreign = envelope
             .to()
             .and_then(|to| Jid::new(to).ok())
