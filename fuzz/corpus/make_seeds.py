@@ -391,3 +391,9 @@ s2s(T, "envelope-bidi-splice-edges", [0, 0x11], [TX_HDR,
     F_EXT.replace(b"<dialback", b"<bidi xmlns='urn:xmpp:features:bidi'/><dialback"), SUCCESS_T, TX_HDR.replace(*X_DECL),
     b"<stream:features/>",
     ENV_EDGE_T, b"</stream:stream>"])
+
+# Our `<success/>`, the restarted stream's header and its error in one Transmit (text right
+# after `</auth>`, in the same chunk): the wire checker restarts at the declaration inside
+# the chunk (found by s2s_receiving after 90 s from the envelope seeds; a harness fault).
+s2s(R, "external-success-then-junk", [0, 0], [rx_header(), EXTERNAL + b"~"])
+s2s(R, "envelope-bidi-external-success-then-junk", [0, 0x18], [rx_header(), b"<bidi xmlns='urn:xmpp:bidi'/>", EXTERNAL + b"~"])

@@ -231,6 +231,36 @@ impl Wire {
         *self = Wire::new(self.max_stanza);
     }
 
+    /// Feeds one `Transmit` of a machine that restarts its stream (STARTTLS, SASL success):
+    /// a new stream begins at each XML declaration in `bytes`, wherever it is. Our streams
+    /// open with one and nothing else we write holds `<?xml` (text and attribute values
+    /// escape `<`), and a declaration need not start the chunk: `<success/>` and the
+    /// restarted stream's header (with, say, its error) go out together when the peer's
+    /// bytes after `</auth>` came in the same input.
+    ///
+    /// # Panics
+    ///
+    /// As [`feed`](Self::feed).
+    pub fn feed_restarting(&mut self, mut bytes: &[u8], mut seen: impl FnMut(&xmpp_xml::Event)) {
+        const DECLARATION: &[u8] = b"<?xml";
+        loop {
+            if bytes.starts_with(DECLARATION) {
+                self.restart();
+            }
+            let next = bytes
+                .windows(DECLARATION.len())
+                .skip(1)
+                .position(|window| window == DECLARATION)
+                .map_or(bytes.len(), |at| at + 1);
+            let (head, tail) = bytes.split_at(next);
+            self.feed(head, &mut seen);
+            if tail.is_empty() {
+                return;
+            }
+            bytes = tail;
+        }
+    }
+
     /// Feeds `bytes`, passing each stream header and top-level element to `seen`.
     ///
     /// # Panics
