@@ -11,6 +11,19 @@
 //! stanza reaches the host before the handshake, and every stanza that does is a
 //! `jabber:component:accept` stanza from the component's domain (or a subdomain) to a valid
 //! JID; everything the server writes is a well-formed XML stream.
+//!
+//! Envelopes (issue 17): selector bit 5 turns `ComponentServerConfig::envelopes` on. Every
+//! `Event::StanzaEnvelope` is then held to the `Event::Stanza` properties above, checked on
+//! its decoded header (kind, namespace, `from`, `to`) and on `envelope.element()`, which must
+//! rebuild with the header's name, namespace, `from` and `to` (`xmpp_fuzz::envelope_element`;
+//! iqs stay elements); no envelope without the option. Each one is forwarded back to the
+//! component with `send_envelope`, `from` and `to` swapped, so the splice runs on every
+//! accepted stanza and its bytes stay within the output bound and the well-formed stream
+//! above; it is accepted unless the stream closed meanwhile. Differential: such an input runs
+//! a second time with envelopes off (forwarding each stanza back as the stamped element with
+//! `send_stanza`, so both machines see the same host actions); both must hand the host the
+//! same stanzas in the same order (the envelope's element equal to the element) and end with
+//! the same reason (`xmpp_fuzz::Trace`: up to where the output bound ended either).
 
 use std::sync::OnceLock;
 
@@ -107,6 +120,14 @@ struct Harness {
     now: Instant,
     /// The output bound configured on this machine.
     max_output: usize,
+    /// Bytes polled since the host last found the queue empty or added to it.
+    queued: usize,
+    /// Envelopes configured (issue 17).
+    envelopes: bool,
+    /// Forward each stanza back to the component: envelopes on, or their element-mode twin.
+    forward: bool,
+    /// What the host took, for the differential check.
+    trace: xmpp_fuzz::Trace,
     end: xmpp_fuzz::Ending,
     opened: bool,
     negotiated: bool,
@@ -116,22 +137,23 @@ struct Harness {
 
 impl Harness {
     fn drain(&mut self) {
-        let mut queued = 0usize;
+        self.queued = 0;
         while let Some(output) = self.server.poll_output() {
             assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
-                    queued += bytes.len();
+                    self.queued += bytes.len();
                     self.wire.feed(&bytes, |_| {});
                 }
                 Output::Event(event) => self.event(event),
                 other => panic!("a component server never outputs {other:?}"),
             }
+            assert!(
+                self.queued <= self.max_output + 1024,
+                "output over its bound: {}",
+                self.queued
+            );
         }
-        assert!(
-            queued <= self.max_output + 1024,
-            "output over its bound: {queued}"
-        );
         if self.end.closed {
             assert!(self.server.poll_timeout().is_none(), "timer after Closed");
             assert!(self.server.is_closed());
@@ -157,28 +179,92 @@ impl Harness {
                 self.negotiated = true;
             }
             Event::Stanza(stanza) => {
-                assert!(self.negotiated, "a stanza before the handshake: {stanza:?}");
-                assert!(
-                    stanza.has_ns(xmpp_xml::NS_COMPONENT_ACCEPT)
-                        && matches!(stanza.name(), "message" | "presence" | "iq"),
-                    "not a component stanza: {stanza:?}"
+                self.check_stanza(
+                    &stanza,
+                    stanza.name(),
+                    &stanza.ns(),
+                    stanza.attr("from"),
+                    stanza.attr("to"),
                 );
-                let (from, to) = (stanza.attr("from"), stanza.attr("to"));
-                assert!(
-                    from.zip(self.server.domain())
-                        .is_some_and(|(from, domain)| in_domain(from, domain)),
-                    "stanza from outside: {from:?}"
+                self.trace.stanza(&stanza);
+                if self.forward {
+                    let (from, to) = (stanza.attr("to"), stanza.attr("from"));
+                    let back =
+                        xmpp_fuzz::stamped(stanza.clone(), xmpp_xml::NS_COMPONENT_ACCEPT, from, to);
+                    let result = self.server.send_stanza(self.now, &back);
+                    self.forwarded(result);
+                }
+            }
+            Event::StanzaEnvelope(envelope) => {
+                assert!(self.envelopes, "an envelope without the option");
+                let header = (
+                    envelope.kind().name(),
+                    envelope.namespace(),
+                    envelope.from(),
+                    envelope.to(),
                 );
-                assert!(
-                    to.is_some_and(|to| Jid::validate(to).is_ok()),
-                    "stanza to an invalid address: {to:?}"
+                self.check_stanza(&envelope, header.0, header.1, header.2, header.3);
+                let element = xmpp_fuzz::envelope_element(&envelope, xmpp_xml::NS_COMPONENT_ACCEPT);
+                self.check_stanza(
+                    &element,
+                    element.name(),
+                    &element.ns(),
+                    element.attr("from"),
+                    element.attr("to"),
                 );
+                self.trace.stanza(&element);
+                let result =
+                    self.server
+                        .send_envelope(self.now, &envelope, envelope.to(), envelope.from());
+                self.forwarded(result);
             }
             Event::Nonza(_) => assert!(self.negotiated, "a nonza before the handshake"),
             // An error found while the host polled is returned by later inputs.
-            Event::Closed { reason } => self.end.closed(&reason),
+            Event::Closed { reason } => {
+                self.trace.closed(&reason);
+                self.end.closed(&reason);
+            }
             other => panic!("a component server never emits {other:?}"),
         }
+    }
+
+    /// The checks of every stanza the host takes, on its name, namespace, `from` and `to`
+    /// (an element's, or an envelope's decoded header).
+    fn check_stanza(
+        &self,
+        stanza: &dyn core::fmt::Debug,
+        name: &str,
+        ns: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) {
+        assert!(self.negotiated, "a stanza before the handshake: {stanza:?}");
+        assert!(
+            ns == xmpp_xml::NS_COMPONENT_ACCEPT && matches!(name, "message" | "presence" | "iq"),
+            "not a component stanza: {stanza:?}"
+        );
+        assert!(
+            from.zip(self.server.domain())
+                .is_some_and(|(from, domain)| in_domain(from, domain)),
+            "stanza from outside: {from:?}"
+        );
+        assert!(
+            to.is_some_and(|to| Jid::validate(to).is_ok()),
+            "stanza to an invalid address: {to:?}"
+        );
+    }
+
+    /// The host forwarded a stanza it took back to the component: accepted unless the stream
+    /// closed meanwhile (an error in input processed first, or the output bound). The bytes
+    /// polled from here on were all queued at once.
+    fn forwarded(&mut self, result: Result<(), xmpp_stream::UsageError>) {
+        if let Err(error) = result {
+            assert!(
+                self.server.is_closed(),
+                "a stanza taken on an open stream was not forwarded back: {error:?}"
+            );
+        }
+        self.queued = 0;
     }
 
     fn input(&mut self, bytes: &[u8], poll: bool) {
@@ -192,10 +278,13 @@ impl Harness {
     }
 }
 
-fn run(data: &[u8]) {
+/// Runs one input; `twin`: the element-mode run of an input whose selector turns envelopes on
+/// (forwarding as the envelope-mode run does). Returns the envelope option and the trace.
+fn run(data: &[u8], twin: bool) -> (bool, xmpp_fuzz::Trace) {
     let Some((&selector, rest)) = data.split_first() else {
-        return;
+        return (false, xmpp_fuzz::Trace::default());
     };
+    let envelopes = selector & 0x20 != 0 && !twin;
     let index = usize::from(selector & 3) % 3;
     let mut config = ComponentServerConfig::new();
     let max_output = if selector & 0x08 != 0 {
@@ -205,6 +294,7 @@ fn run(data: &[u8]) {
     };
     config.max_output_bytes = max_output;
     config.limits.max_stanza_bytes = MAX_STANZA;
+    config.envelopes = envelopes;
     // A host whose writes block: it polls only around its own commands and timers.
     let poll = selector & 0x10 == 0;
     let backend = Components {
@@ -215,13 +305,17 @@ fn run(data: &[u8]) {
         server: ComponentServerStream::new(config, SeededEntropy::new(ENTROPY_SEED), backend),
         now: Instant::ZERO,
         max_output,
+        queued: 0,
+        envelopes,
+        forward: envelopes || twin,
+        trace: xmpp_fuzz::Trace::default(),
         end: xmpp_fuzz::Ending::default(),
         opened: false,
         negotiated: false,
         wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
     };
     if h.server.start(h.now, Transport::Plain).is_err() {
-        return;
+        return (envelopes, h.trace);
     }
     h.drain();
     if index >= 1 {
@@ -269,6 +363,7 @@ fn run(data: &[u8]) {
         h.input(step.bytes, poll);
     }
     h.drain();
+    (envelopes, h.trace)
 }
 
 #[global_allocator]
@@ -285,5 +380,10 @@ fn bound(_len: usize) -> usize {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xmpp_fuzz::check(data.len(), bound(data.len()), || run(data));
+    xmpp_fuzz::check(data.len(), bound(data.len()), || {
+        let (envelopes, trace) = run(data, false);
+        if envelopes {
+            trace.same_as(&run(data, true).1);
+        }
+    });
 });

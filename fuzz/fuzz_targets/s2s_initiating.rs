@@ -28,6 +28,20 @@
 //! authenticated pair; every stanza we write is for an authenticated pair; the bytes written
 //! form one well-formed XML stream per stream (restarted after STARTTLS and EXTERNAL) whose
 //! header is from one of our domains to b.example.
+//!
+//! Envelopes (issue 17): byte 1 bit 4 turns `S2sConfig::envelopes` on. Every
+//! `Event::StanzaEnvelope` is then held to the `Event::Stanza` properties above, checked on
+//! its decoded header (kind, namespace, `from`, `to`) and on `envelope.element()`, which must
+//! rebuild with the header's name, namespace, `from` and `to` (`xmpp_fuzz::envelope_element`;
+//! iqs stay elements); no envelope without the option. Each one is forwarded back with
+//! `send_envelope`, `from` and `to` swapped (an authenticated pair of ours), and is accepted
+//! unless the stream closed meanwhile: the splice runs on every accepted stanza, and its bytes
+//! stay within the output bound, the well-formed stream and the written-stanza check above.
+//! Differential: such an input runs a second time with envelopes off (forwarding each stanza
+//! back as the stamped element with `send_stanza`, so both machines see the same host
+//! actions); both must hand the host the same stanzas in the same order (the envelope's
+//! element equal to the element) and end with the same reason (`xmpp_fuzz::Trace`: up to
+//! where the output bound ended either).
 
 use core::time::Duration;
 
@@ -112,21 +126,27 @@ struct Harness {
     /// Pairs announced by `ServerAuthenticated`, (ours, theirs).
     announced: Vec<(BareJid, BareJid)>,
     wire: xmpp_fuzz::Wire,
+    /// Bytes polled since the host last found the queue empty or added to it.
+    queued: usize,
+    /// Envelopes configured (issue 17).
+    envelopes: bool,
+    /// Forward each stanza back: envelopes on, or their element-mode twin.
+    forward: bool,
+    /// What the host took, for the differential check.
+    trace: xmpp_fuzz::Trace,
 }
 
 impl Harness {
     fn drain(&mut self) {
-        let mut queued = 0usize;
+        self.queued = 0;
         while let Some(output) = self.tx.poll_output() {
             assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
-                    queued += bytes.len();
+                    self.queued += bytes.len();
                     // A stream header (ours start with the XML declaration) after SASL's
-                    // `<success/>` opens a new stream: the machine restarted.
-                    if bytes.starts_with(b"<?xml") {
-                        self.wire.restart();
-                    }
+                    // `<success/>` opens a new stream, in the same chunk or the next: the
+                    // machine restarted (`Wire::feed_restarting`).
                     self.check_wire(&bytes);
                 }
                 Output::StartTls => {
@@ -143,11 +163,12 @@ impl Harness {
                 Output::Event(event) => self.event(event),
                 other => panic!("an output this harness does not know: {other:?}"),
             }
+            assert!(
+                self.queued <= self.max_output + 1024,
+                "output over its bound: {}",
+                self.queued
+            );
         }
-        assert!(
-            queued <= self.max_output + 1024,
-            "output over its bound: {queued}"
-        );
         if self.end.closed {
             assert!(self.tx.poll_timeout().is_none(), "timer after Closed");
             assert!(self.tx.is_closed());
@@ -237,12 +258,34 @@ impl Harness {
                 }
             }
             Event::Stanza(stanza) => {
-                assert!(self.tx.is_bidi(), "a stanza from the peer without bidi");
-                let pair = domain_of(stanza.attr("to")).zip(domain_of(stanza.attr("from")));
+                self.check_stanza(&stanza, stanza.attr("from"), stanza.attr("to"));
+                self.trace.stanza(&stanza);
+                if self.forward {
+                    let back = xmpp_fuzz::stamped(
+                        stanza.clone(),
+                        xmpp_xml::NS_SERVER,
+                        stanza.attr("to"),
+                        stanza.attr("from"),
+                    );
+                    let result = self.tx.send_stanza(self.now, &back);
+                    self.forwarded(&result);
+                }
+            }
+            Event::StanzaEnvelope(envelope) => {
+                assert!(self.envelopes, "an envelope without the option");
                 assert!(
-                    pair.is_some_and(|pair| self.announced.contains(&pair)),
-                    "a stanza outside the announced pairs: {stanza:?}"
+                    matches!(envelope.kind().name(), "message" | "presence")
+                        && envelope.namespace() == xmpp_xml::NS_SERVER,
+                    "not a server stanza: {envelope:?}"
                 );
+                self.check_stanza(&envelope, envelope.from(), envelope.to());
+                let element = xmpp_fuzz::envelope_element(&envelope, xmpp_xml::NS_SERVER);
+                self.check_stanza(&element, element.attr("from"), element.attr("to"));
+                self.trace.stanza(&element);
+                let result =
+                    self.tx
+                        .send_envelope(self.now, &envelope, envelope.to(), envelope.from());
+                self.forwarded(&result);
             }
             Event::DialbackVerify {
                 originating,
@@ -295,9 +338,37 @@ impl Harness {
                     "a stanza reported as a nonza: {element:?}"
                 );
             }
-            Event::Closed { reason } => self.end.closed(&reason),
+            Event::Closed { reason } => {
+                self.trace.closed(&reason);
+                self.end.closed(&reason);
+            }
             other => panic!("an initiating s2s stream never emits {other:?}"),
         }
+    }
+
+    /// The checks of every stanza the host takes, on its `from` and `to` (an element's, or
+    /// an envelope's decoded header): only over bidi, (`to` domain, `from` domain) an
+    /// announced pair.
+    fn check_stanza(&self, stanza: &dyn core::fmt::Debug, from: Option<&str>, to: Option<&str>) {
+        assert!(self.tx.is_bidi(), "a stanza from the peer without bidi");
+        let pair = domain_of(to).zip(domain_of(from));
+        assert!(
+            pair.is_some_and(|pair| self.announced.contains(&pair)),
+            "a stanza outside the announced pairs: {stanza:?}"
+        );
+    }
+
+    /// The host forwarded a stanza it took back to the peer, `from` and `to` swapped:
+    /// accepted unless the stream closed meanwhile (an error in input processed first, or
+    /// the output bound). The bytes polled from here on were all queued at once.
+    fn forwarded(&mut self, result: &Result<(), xmpp_stream::UsageError>) {
+        if let Err(error) = result {
+            assert!(
+                self.tx.is_closed(),
+                "a stanza taken on an open stream was not forwarded back: {error:?}"
+            );
+        }
+        self.queued = 0;
     }
 
     /// Whether the peer's certificate names `domain`.
@@ -322,7 +393,7 @@ impl Harness {
             ever_valid,
             ..
         } = self;
-        wire.feed(bytes, |event| match event {
+        wire.feed_restarting(bytes, |event| match event {
             XmlEvent::StreamStart(header) => {
                 if !end.closed && header.to.is_some() {
                     assert_eq!(header.to.as_deref(), Some(REMOTE), "our header's to");
@@ -474,9 +545,11 @@ fn check_sent(
     }
 }
 
-fn run(data: &[u8]) {
+/// Runs one input; `twin`: the element-mode run of an input whose options turn envelopes on
+/// (forwarding as the envelope-mode run does). Returns the envelope option and the trace.
+fn run(data: &[u8], twin: bool) -> (bool, xmpp_fuzz::Trace) {
     let Some((&selector, rest)) = data.split_first() else {
-        return;
+        return (false, xmpp_fuzz::Trace::default());
     };
     let state = usize::from(selector & 3);
     let started_plain = selector & 0x04 != 0;
@@ -488,6 +561,7 @@ fn run(data: &[u8]) {
     let (options, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
     let bidi = options & 0x01 != 0;
     let certifies_remote2 = options & 0x02 != 0;
+    let envelopes = options & 0x10 != 0 && !twin;
 
     let mut config = S2sConfig::new(vec![jid(LOCAL), jid(LOCAL2)]);
     config.sasl_external = external;
@@ -502,6 +576,7 @@ fn run(data: &[u8]) {
     config.max_output_bytes = max_output;
     config.limits.max_stanza_bytes = MAX_STANZA;
     config.bidi = bidi;
+    config.envelopes = envelopes;
     let mut tx = S2sInitiatingStream::new(config, jid(LOCAL), jid(REMOTE), SeededEntropy::new(1));
     let mut names = vec![PresentedId::Dns(REMOTE.into())];
     if certifies_remote2 {
@@ -525,6 +600,10 @@ fn run(data: &[u8]) {
         ever_valid: Vec::new(),
         announced: Vec::new(),
         wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
+        queued: 0,
+        envelopes,
+        forward: envelopes || twin,
+        trace: xmpp_fuzz::Trace::default(),
     };
     let transport = if started_plain {
         Transport::Plain
@@ -532,7 +611,7 @@ fn run(data: &[u8]) {
         Transport::Tls(Vec::new())
     };
     if h.tx.start(h.now, transport).is_err() {
-        return;
+        return (envelopes, h.trace);
     }
     h.drain();
     // The replay: the peer's header, STARTTLS on a plain connection, then EXTERNAL or
@@ -596,6 +675,7 @@ fn run(data: &[u8]) {
         h.input(step.bytes, poll);
     }
     h.drain();
+    (envelopes, h.trace)
 }
 
 #[global_allocator]
@@ -611,5 +691,10 @@ fn bound(_len: usize) -> usize {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xmpp_fuzz::check(data.len(), bound(data.len()), || run(data));
+    xmpp_fuzz::check(data.len(), bound(data.len()), || {
+        let (envelopes, trace) = run(data, false);
+        if envelopes {
+            trace.same_as(&run(data, true).1);
+        }
+    });
 });

@@ -30,6 +30,21 @@
 //! one of our domains and a domain the peer authenticated or its certificate names, and its
 //! `ServerAuthenticated` / `ServerRefused` only for a pair so asked; `send_stanza` accepted
 //! only with bidi, for an announced pair.
+//!
+//! Envelopes (issue 17): byte 1 bit 4 turns `S2sConfig::envelopes` on. Every
+//! `Event::StanzaEnvelope` is then held to the `Event::Stanza` properties above, checked on
+//! its decoded header (kind, namespace, `from`, `to`) and on `envelope.element()`, which must
+//! rebuild with the header's name, namespace, `from` and `to` (`xmpp_fuzz::envelope_element`;
+//! iqs stay elements); no envelope without the option. Each one is forwarded back with
+//! `send_envelope`, `from` and `to` swapped (an authenticated pair of ours): with bidi
+//! negotiated it is accepted unless the stream closed meanwhile, so the splice runs on every
+//! accepted stanza and its bytes stay within the output bound and the well-formed stream
+//! above; without bidi it is refused with `send_stanza`'s error for the stamped element.
+//! Differential: such an input runs a second time with envelopes off (forwarding each stanza
+//! back as the stamped element with `send_stanza`, so both machines see the same host
+//! actions); both must hand the host the same stanzas in the same order (the envelope's
+//! element equal to the element) and end with the same reason (`xmpp_fuzz::Trace`: up to
+//! where the output bound ended either).
 
 use core::time::Duration;
 
@@ -175,6 +190,14 @@ struct Harness {
     /// Pairs (ours, theirs) we asked for with `add_pair`, not answered yet.
     reverse: Vec<(BareJid, BareJid)>,
     wire: xmpp_fuzz::Wire,
+    /// Bytes polled since the host last found the queue empty or added to it.
+    queued: usize,
+    /// Envelopes configured (issue 17).
+    envelopes: bool,
+    /// Forward each stanza back: envelopes on, or their element-mode twin.
+    forward: bool,
+    /// What the host took, for the differential check.
+    trace: xmpp_fuzz::Trace,
 }
 
 fn domain_of(value: Option<&str>) -> Option<BareJid> {
@@ -184,17 +207,15 @@ fn domain_of(value: Option<&str>) -> Option<BareJid> {
 
 impl Harness {
     fn drain(&mut self) {
-        let mut queued = 0usize;
+        self.queued = 0;
         while let Some(output) = self.rx.poll_output() {
             assert!(!self.end.closed, "output after Closed: {output:?}");
             match output {
                 Output::Transmit(bytes) => {
-                    queued += bytes.len();
+                    self.queued += bytes.len();
                     // A stream header (ours start with the XML declaration) after SASL's
-                    // `<success/>` opens a new stream: the machine restarted.
-                    if bytes.starts_with(b"<?xml") {
-                        self.wire.restart();
-                    }
+                    // `<success/>` opens a new stream, in the same chunk or the next: the
+                    // machine restarted (`Wire::feed_restarting`).
                     self.check_wire(&bytes);
                 }
                 Output::StartTls => {
@@ -212,11 +233,12 @@ impl Harness {
                 Output::Event(event) => self.event(event),
                 other => panic!("an output this harness does not know: {other:?}"),
             }
+            assert!(
+                self.queued <= self.max_output + 1024,
+                "output over its bound: {}",
+                self.queued
+            );
         }
-        assert!(
-            queued <= self.max_output + 1024,
-            "output over its bound: {queued}"
-        );
         if self.end.closed {
             assert!(self.rx.poll_timeout().is_none(), "timer after Closed");
             assert!(self.rx.is_closed());
@@ -341,18 +363,50 @@ impl Harness {
                 self.announced.push(pair);
             }
             Event::Stanza(stanza) => {
+                self.check_stanza(&stanza, stanza.attr("from"), stanza.attr("to"));
+                self.trace.stanza(&stanza);
+                if self.forward {
+                    let back = xmpp_fuzz::stamped(
+                        stanza.clone(),
+                        xmpp_xml::NS_SERVER,
+                        stanza.attr("to"),
+                        stanza.attr("from"),
+                    );
+                    let bidi = self.rx.is_bidi();
+                    let result = self.rx.send_stanza(self.now, &back);
+                    self.forwarded(bidi, &result);
+                }
+            }
+            Event::StanzaEnvelope(envelope) => {
+                assert!(self.envelopes, "an envelope without the option");
                 assert!(
-                    !self.announced.is_empty(),
-                    "a stanza before authentication: {stanza:?}"
+                    matches!(envelope.kind().name(), "message" | "presence")
+                        && envelope.namespace() == xmpp_xml::NS_SERVER,
+                    "not a server stanza: {envelope:?}"
                 );
-                let (from, to) = (domain_of(stanza.attr("from")), domain_of(stanza.attr("to")));
-                let pair = to.zip(from);
-                assert!(
-                    pair.as_ref().is_some_and(
-                        |pair| self.announced.contains(pair) && self.rx.pairs().contains(pair)
-                    ),
-                    "a stanza outside the authenticated pairs: {stanza:?}"
-                );
+                self.check_stanza(&envelope, envelope.from(), envelope.to());
+                let element = xmpp_fuzz::envelope_element(&envelope, xmpp_xml::NS_SERVER);
+                self.check_stanza(&element, element.attr("from"), element.attr("to"));
+                self.trace.stanza(&element);
+                let bidi = self.rx.is_bidi();
+                let result =
+                    self.rx
+                        .send_envelope(self.now, &envelope, envelope.to(), envelope.from());
+                if !bidi {
+                    // Refused as `send_stanza` refuses the stamped element (nothing changed).
+                    let back = xmpp_fuzz::stamped(
+                        element,
+                        xmpp_xml::NS_SERVER,
+                        envelope.to(),
+                        envelope.from(),
+                    );
+                    assert_eq!(
+                        result,
+                        self.rx.send_stanza(self.now, &back),
+                        "send_envelope and send_stanza differ without bidi"
+                    );
+                }
+                self.forwarded(bidi, &result);
             }
             Event::Nonza(_) => assert!(!self.announced.is_empty(), "a nonza before auth"),
             Event::ServerRefused { local, remote } => {
@@ -363,9 +417,44 @@ impl Harness {
                 self.reverse.remove(at);
                 assert!(!self.rx.pairs().contains(&pair), "refused yet listed");
             }
-            Event::Closed { reason } => self.end.closed(&reason),
+            Event::Closed { reason } => {
+                self.trace.closed(&reason);
+                self.end.closed(&reason);
+            }
             other => panic!("a receiving s2s stream never emits {other:?}"),
         }
+    }
+
+    /// The checks of every stanza the host takes, on its `from` and `to` (an element's, or
+    /// an envelope's decoded header): after authentication, (`to` domain, `from` domain) an
+    /// announced pair.
+    fn check_stanza(&self, stanza: &dyn core::fmt::Debug, from: Option<&str>, to: Option<&str>) {
+        assert!(
+            !self.announced.is_empty(),
+            "a stanza before authentication: {stanza:?}"
+        );
+        let pair = domain_of(to).zip(domain_of(from));
+        assert!(
+            pair.as_ref().is_some_and(
+                |pair| self.announced.contains(pair) && self.rx.pairs().contains(pair)
+            ),
+            "a stanza outside the authenticated pairs: {stanza:?}"
+        );
+    }
+
+    /// The host forwarded a stanza it took back to the peer, `from` and `to` swapped: with
+    /// bidi (`bidi`: before the call) accepted unless the stream closed meanwhile (an error
+    /// in input processed first, or the output bound); without, refused. The bytes polled
+    /// from here on were all queued at once.
+    fn forwarded(&mut self, bidi: bool, result: &Result<(), xmpp_stream::UsageError>) {
+        match result {
+            Ok(()) => assert!(bidi, "a stanza forwarded to the peer without bidi"),
+            Err(error) => assert!(
+                !bidi || self.rx.is_closed(),
+                "a stanza taken on an open bidi stream was not forwarded back: {error:?}"
+            ),
+        }
+        self.queued = 0;
     }
 
     /// The host reports an outcome for `asked`. `fresh`: asked in this very drain.
@@ -506,7 +595,7 @@ impl Harness {
             secret,
             ..
         } = self;
-        wire.feed(bytes, |event| match event {
+        wire.feed_restarting(bytes, |event| match event {
             XmlEvent::StreamStart(header) => {
                 if let Some(from) = header.from.as_deref() {
                     assert!(OURS.contains(&from), "our header from {from}");
@@ -563,11 +652,14 @@ fn check_sent(
     }
 }
 
-fn run(data: &[u8]) {
+/// Runs one input; `twin`: the element-mode run of an input whose options turn envelopes on
+/// (forwarding as the envelope-mode run does). Returns the envelope option and the trace.
+fn run(data: &[u8], twin: bool) -> (bool, xmpp_fuzz::Trace) {
     let Some((&selector, rest)) = data.split_first() else {
-        return;
+        return (false, xmpp_fuzz::Trace::default());
     };
     let (host, rest) = rest.split_first().map_or((0, rest), |(&b, r)| (b, r));
+    let envelopes = host & 0x10 != 0 && !twin;
     let state = usize::from(selector & 7) % 5;
     // States 3 and 4 replay verifications the host is asked for: a certificate naming the
     // peer would answer them at once (XEP-0344).
@@ -591,6 +683,7 @@ fn run(data: &[u8]) {
     let max_output = if stingy { SMALL_OUTPUT } else { MAX_OUTPUT };
     config.max_output_bytes = max_output;
     config.limits.max_stanza_bytes = MAX_STANZA;
+    config.envelopes = envelopes;
     let mut rx = S2sReceivingStream::new(config, SeededEntropy::new(ENTROPY_SEED));
     rx.set_peer_identities(if certificate_names_peer {
         vec![
@@ -618,6 +711,10 @@ fn run(data: &[u8]) {
         bidi,
         reverse: Vec::new(),
         wire: xmpp_fuzz::Wire::new(MAX_OUTPUT),
+        queued: 0,
+        envelopes,
+        forward: envelopes || twin,
+        trace: xmpp_fuzz::Trace::default(),
     };
     let transport = if started_plain {
         Transport::Plain
@@ -625,7 +722,7 @@ fn run(data: &[u8]) {
         Transport::Tls(Vec::new())
     };
     if h.rx.start(h.now, transport).is_err() {
-        return;
+        return (envelopes, h.trace);
     }
     h.drain();
     // The replay: the peer's header, STARTTLS on a plain connection, then EXTERNAL or
@@ -699,6 +796,7 @@ fn run(data: &[u8]) {
         h.input(step.bytes, poll);
     }
     h.drain();
+    (envelopes, h.trace)
 }
 
 #[global_allocator]
@@ -715,5 +813,10 @@ fn bound(_len: usize) -> usize {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xmpp_fuzz::check(data.len(), bound(data.len()), || run(data));
+    xmpp_fuzz::check(data.len(), bound(data.len()), || {
+        let (envelopes, trace) = run(data, false);
+        if envelopes {
+            trace.same_as(&run(data, true).1);
+        }
+    });
 });

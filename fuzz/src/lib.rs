@@ -231,6 +231,36 @@ impl Wire {
         *self = Wire::new(self.max_stanza);
     }
 
+    /// Feeds one `Transmit` of a machine that restarts its stream (STARTTLS, SASL success):
+    /// a new stream begins at each XML declaration in `bytes`, wherever it is. Our streams
+    /// open with one and nothing else we write holds `<?xml` (text and attribute values
+    /// escape `<`), and a declaration need not start the chunk: `<success/>` and the
+    /// restarted stream's header (with, say, its error) go out together when the peer's
+    /// bytes after `</auth>` came in the same input.
+    ///
+    /// # Panics
+    ///
+    /// As [`feed`](Self::feed).
+    pub fn feed_restarting(&mut self, mut bytes: &[u8], mut seen: impl FnMut(&xmpp_xml::Event)) {
+        const DECLARATION: &[u8] = b"<?xml";
+        loop {
+            if bytes.starts_with(DECLARATION) {
+                self.restart();
+            }
+            let next = bytes
+                .windows(DECLARATION.len())
+                .skip(1)
+                .position(|window| window == DECLARATION)
+                .map_or(bytes.len(), |at| at + 1);
+            let (head, tail) = bytes.split_at(next);
+            self.feed(head, &mut seen);
+            if tail.is_empty() {
+                return;
+            }
+            bytes = tail;
+        }
+    }
+
     /// Feeds `bytes`, passing each stream header and top-level element to `seen`.
     ///
     /// # Panics
@@ -363,4 +393,127 @@ pub fn forward_back(
         "an envelope that does not rebuild"
     );
     let _ = server.send_envelope(now, envelope, Some("juliet@im.example.com/balcony"), None);
+}
+
+/// Issue 17: the element of an envelope a stream handed out (`Event::StanzaEnvelope`),
+/// checked against the envelope's decoded header. A stream gives envelopes only for
+/// messages and presences (iqs stay elements: the stream may answer them) in its own content
+/// namespace `namespace`; the element must rebuild, and its name, namespace, `from` and `to`
+/// are the header's.
+///
+/// # Panics
+///
+/// When one of these does not hold.
+pub fn envelope_element(envelope: &xmpp_xml::Envelope, namespace: &str) -> minidom::Element {
+    assert_ne!(
+        envelope.kind(),
+        xmpp_xml::StanzaKind::Iq,
+        "an iq handed out as an envelope"
+    );
+    assert_eq!(
+        envelope.namespace(),
+        namespace,
+        "an envelope in another namespace"
+    );
+    let element = match envelope.element() {
+        Ok(element) => element,
+        Err(error) => panic!("an envelope that does not rebuild: {error}\n{envelope:?}"),
+    };
+    assert_eq!(element.name(), envelope.kind().name(), "{envelope:?}");
+    assert_eq!(element.ns(), envelope.namespace(), "{envelope:?}");
+    assert_eq!(element.attr("from"), envelope.from(), "{envelope:?}");
+    assert_eq!(element.attr("to"), envelope.to(), "{envelope:?}");
+    element
+}
+
+/// `envelope`'s element with `from` and `to` stamped, in `namespace`: what a host that took
+/// the stanza as an element sends where another forwards the envelope with `send_envelope`
+/// (as `AnyStream::send_envelope` does for streams without a splice). The element-mode twin
+/// of a [`Trace`] comparison forwards this, so that both machines see the same host actions.
+pub fn stamped(
+    mut element: minidom::Element,
+    namespace: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> minidom::Element {
+    let stamp = xmpp_xml::Stamp {
+        namespace,
+        from,
+        to,
+        lang: None,
+        standalone: false,
+    };
+    xmpp_xml::stamp_element(&mut element, &stamp);
+    element
+}
+
+/// Issue 17's differential check for the stream targets with envelopes (`component_server`,
+/// `s2s_receiving`, `s2s_initiating`): what one run of an input handed the host. A target
+/// runs an input whose options turn envelopes on a second time with them off (same host
+/// actions: it forwards each stanza back in both, the stamped element with `send_stanza` in
+/// element mode) and compares the two with [`Trace::same_as`].
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// A hash of each stanza's serialization, in the order the host took them: the element
+    /// of `Event::Stanza`, the element of `Event::StanzaEnvelope`.
+    stanzas: Vec<u64>,
+    /// The reason of `Event::Closed`, once polled.
+    closed: Option<xmpp_stream::CloseReason>,
+}
+
+impl Trace {
+    /// The host took a stanza (as an element, or an envelope's rebuilt element).
+    pub fn stanza(&mut self, element: &minidom::Element) {
+        use std::hash::{Hash, Hasher};
+        let mut bytes = Vec::new();
+        if element.write_to(&mut bytes).is_err() {
+            bytes = format!("{element:?}").into_bytes();
+        }
+        // Fixed keys: the same element hashes the same in both runs.
+        let mut hasher = std::hash::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        self.stanzas.push(hasher.finish());
+    }
+
+    /// The host polled `Event::Closed`.
+    pub fn closed(&mut self, reason: &xmpp_stream::CloseReason) {
+        self.closed = Some(reason.clone());
+    }
+
+    /// Whether the output bound ended the stream (`resource-constraint`).
+    fn overflowed(&self) -> bool {
+        matches!(
+            &self.closed,
+            Some(xmpp_stream::CloseReason::ProtocolError(error))
+                if error.condition() == xmpp_xml::StreamErrorCondition::ResourceConstraint
+        )
+    }
+
+    /// The envelope-mode run (`self`) handed the host the same stanzas, in the same order, and
+    /// ended the same way as the element-mode run `elements`. A forwarded stanza is not the
+    /// same bytes in both (a splice, a serialization): when the output bound ended either
+    /// run, they agree up to where the shorter one stops.
+    ///
+    /// # Panics
+    ///
+    /// When they differ.
+    pub fn same_as(&self, elements: &Trace) {
+        if self.overflowed() || elements.overflowed() {
+            let n = self.stanzas.len().min(elements.stanzas.len());
+            assert_eq!(
+                self.stanzas[..n],
+                elements.stanzas[..n],
+                "envelope and element mode handed out different stanzas (before an overflow)"
+            );
+        } else {
+            assert_eq!(
+                self.stanzas, elements.stanzas,
+                "envelope and element mode handed out different stanzas"
+            );
+            assert_eq!(
+                self.closed, elements.closed,
+                "envelope and element mode ended differently"
+            );
+        }
+    }
 }
