@@ -109,6 +109,9 @@ pub struct StreamParser {
     scopes: Scopes,
     head: Option<Head>,
     attrs: Vec<RawAttr>,
+    /// [`name_key`] of the local name of each of the first [`PAIRWISE_ATTRS`] entries of
+    /// `attrs` (written as each is pushed).
+    attr_keys: [u64; PAIRWISE_ATTRS],
     decls: Vec<(Option<NcName>, String)>,
     /// Open elements below the stream element.
     stack: Vec<Element>,
@@ -189,6 +192,7 @@ impl StreamParser {
             scopes: Scopes::default(),
             head: None,
             attrs: Vec::new(),
+            attr_keys: [0; PAIRWISE_ATTRS],
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
@@ -570,18 +574,25 @@ impl StreamParser {
         local: NcName,
         value: String,
     ) -> Result<(), ParseError> {
-        if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+        // The local name is looked at once (its length, `xmlns`, its key).
+        let name = local.as_str();
+        let name_len = prefix.as_ref().map_or(0, |p| p.len() + 1) + name.len();
+        if name_len > self.limits.max_name_length {
             return Err(policy("attribute name exceeds the name length limit"));
         }
         if value.len() > self.limits.max_attribute_value_length {
             return Err(policy("attribute value exceeds the length limit"));
         }
         match prefix {
-            None if local.as_str() == "xmlns" => self.decls.push((None, value)),
+            None if name == "xmlns" => self.decls.push((None, value)),
             Some(p) if p.as_str() == "xmlns" => self.decls.push((Some(local), value)),
             prefix => {
                 if self.attrs.len() >= self.limits.max_attributes {
                     return Err(policy("element exceeds the attribute count limit"));
+                }
+                let key = name_key(name);
+                if let Some(slot) = self.attr_keys.get_mut(self.attrs.len()) {
+                    *slot = key;
                 }
                 self.attrs.push((prefix, local, value));
                 return Ok(());
@@ -752,7 +763,7 @@ impl StreamParser {
             .checked_sub(start)
             .ok_or_else(internal)?;
         let mut header = Header::default();
-        if self.attrs.len() > 8 {
+        if self.attrs.len() > PAIRWISE_ATTRS {
             let mut attrs = self.resolve_attrs()?;
             let mut take = |ns: &Namespace<'static>, name: &str| attrs.remove(ns, name);
             header = Header {
@@ -835,7 +846,7 @@ impl StreamParser {
         if self.attrs.is_empty() {
             return Ok(());
         }
-        if self.attrs.len() > 8 {
+        if self.attrs.len() > PAIRWISE_ATTRS {
             return self.resolve_attrs().map(drop);
         }
         self.check_attrs_pairwise()?;
@@ -844,20 +855,27 @@ impl StreamParser {
     }
 
     /// The checks of [`Self::resolve_attrs`] (unbound prefixes, then duplicates by resolved
-    /// name, in document order, same errors) pairwise, for a handful of attributes; the
-    /// attributes stay.
+    /// name, in document order, same errors) pairwise, for at most [`PAIRWISE_ATTRS`]
+    /// attributes; the attributes stay. Two names are compared only when their
+    /// [`name_key`]s are equal.
     fn check_attrs_pairwise(&self) -> Result<(), ParseError> {
-        if let [(prefix, _, _)] = self.attrs.as_slice() {
+        let attrs = self.attrs.as_slice();
+        if let [(prefix, _, _)] = attrs {
             // One attribute: only its prefix can be wrong.
             if prefix.is_some() {
                 self.scopes.lookup(prefix.as_ref())?;
             }
             return Ok(());
         }
-        if self.attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
+        let keys = self.attr_keys.get(..attrs.len()).ok_or_else(internal)?;
+        if attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
             // No namespaces: duplicates by name alone.
-            for (i, (_, local, _)) in self.attrs.iter().enumerate() {
-                if self.attrs[..i].iter().any(|(_, other, _)| other == local) {
+            for (i, ((_, local, _), key)) in attrs.iter().zip(keys).enumerate() {
+                if attrs[..i]
+                    .iter()
+                    .zip(keys)
+                    .any(|((_, other, _), other_key)| other_key == key && other == local)
+                {
                     return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
                 }
             }
@@ -868,10 +886,10 @@ impl StreamParser {
             None => Ok(""),
             Some(p) => self.scopes.lookup(Some(p)),
         };
-        for (i, (prefix, local, _)) in self.attrs.iter().enumerate() {
+        for (i, ((prefix, local, _), key)) in attrs.iter().zip(keys).enumerate() {
             let ns = resolve(prefix)?;
-            for (other_prefix, other_local, _) in &self.attrs[..i] {
-                if other_local == local && resolve(other_prefix)? == ns {
+            for ((other_prefix, other_local, _), other_key) in attrs[..i].iter().zip(keys) {
+                if other_key == key && other_local == local && resolve(other_prefix)? == ns {
                     return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
                 }
             }
@@ -1279,6 +1297,18 @@ fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
         .collect();
     prefixes.sort_unstable();
     prefixes.windows(2).any(|w| w[0] == w[1])
+}
+
+/// Up to this many attributes, an element's are checked pairwise, without building a map.
+const PAIRWISE_ATTRS: usize = 8;
+
+/// A cheap summary of a name (its length and first and last bytes): equal names have equal
+/// keys, so names with different keys need no comparison.
+fn name_key(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let last = bytes.last().copied().unwrap_or(0);
+    (name.len() as u64) << 16 | u64::from(first) << 8 | u64::from(last)
 }
 
 /// Buffer capacity kept between stanzas.
