@@ -502,7 +502,7 @@ impl StreamParser {
     fn handle_raw(&mut self, raw: RawEvent) -> Result<Option<Event>, ParseError> {
         match raw {
             RawEvent::XmlDeclaration(..) => Ok(None),
-            RawEvent::ElementHeadOpen(_, (prefix, local)) => {
+            RawEvent::ElementHeadOpen(metrics, (prefix, local)) => {
                 let mut opens_stanza = false;
                 if self.phase == Phase::Stream {
                     let depth = self.depth();
@@ -535,7 +535,11 @@ impl StreamParser {
                         return Err(policy("element count exceeds the per-stanza limit"));
                     }
                 }
-                if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+                // The event's bytes (`<`, the name, maybe whitespace before) bound the name's
+                // length: only a long event needs the name measured.
+                if metrics.len() > self.limits.max_name_length
+                    && qname_len(prefix.as_ref(), &local) > self.limits.max_name_length
+                {
                     return Err(policy("element name exceeds the name length limit"));
                 }
                 if opens_stanza {
@@ -1082,12 +1086,20 @@ fn note_bindings(
 ) {
     // The usual element inside a stanza (no prefix, no declaration, the header's default
     // already noted) has nothing to note.
-    if head.prefix.is_none()
-        && bindings.borrows_default
-        && !scopes.declares_any()
-        && attrs.iter().all(|(prefix, _, _)| prefix.is_none())
-    {
-        return;
+    if head.prefix.is_none() && attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
+        if !scopes.declares_any() {
+            if bindings.borrows_default {
+                return;
+            }
+        } else if let Some(default) = scopes.only_default_declaration() {
+            // The usual declaring element (`<query xmlns='jabber:iq:roster'>`): no prefix to
+            // borrow, and its default namespace is its own, not the header's; all there is
+            // to note is whether it binds the stanza's namespace (the root may).
+            if default == own && !root {
+                bindings.rebinds_own = true;
+            }
+            return;
+        }
     }
     note_bindings_in_full(scopes, context, attrs, head, bindings, own, root);
 }
@@ -1180,6 +1192,15 @@ impl Scopes {
             self.marks.push(self.declared.len());
             return Ok(());
         }
+        if let [(None, _)] = decls.as_slice() {
+            // The usual declaring element declares its default namespace, and nothing else.
+            if let Some((_, ns)) = decls.pop() {
+                self.marks.push(self.declared.len());
+                self.default.push(ns);
+                self.declared.push(None);
+                return Ok(());
+            }
+        }
         self.push_declarations(decls)
     }
 
@@ -1206,6 +1227,16 @@ impl Scopes {
             self.declared.push(prefix);
         }
         Ok(())
+    }
+
+    /// The default namespace the innermost element declared, if that is its only
+    /// declaration.
+    fn only_default_declaration(&self) -> Option<&str> {
+        let mark = *self.marks.last()?;
+        if mark + 1 != self.declared.len() || self.declared.last() != Some(&None) {
+            return None;
+        }
+        self.default.last().map(String::as_str)
     }
 
     /// Whether the innermost element declared anything.
@@ -1239,6 +1270,12 @@ impl Scopes {
             return;
         };
         if mark < self.declared.len() {
+            if mark + 1 == self.declared.len() && self.declared.last() == Some(&None) {
+                // Its one declaration was the default namespace.
+                self.declared.pop();
+                self.default.pop();
+                return;
+            }
             self.pop_declarations(mark);
         }
     }
