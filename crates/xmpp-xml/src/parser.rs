@@ -134,6 +134,10 @@ pub struct StreamParser {
     /// usual idle one, does not carry its size). The box stays between stanzas (`depth` 0:
     /// nothing captured) so a stanza costs no allocation for it; `release_memory` frees it.
     capture: Option<Box<Capture>>,
+    /// The event the last tokenizer event completed, if any: set where it is made and taken
+    /// by the event loop (so an event, about 200 bytes, is not passed back through every
+    /// step of the loop).
+    ready: Option<Event>,
 }
 
 /// The decoded header attributes of a captured stanza's start tag.
@@ -203,6 +207,7 @@ impl StreamParser {
             header_lang: None,
             pending_start: None,
             capture: None,
+            ready: None,
         }
     }
 
@@ -387,6 +392,7 @@ impl StreamParser {
         self.pending_start = None;
         self.context = None;
         self.header_lang = None;
+        self.ready = None;
     }
 
     /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
@@ -461,8 +467,9 @@ impl StreamParser {
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
             };
             self.check_pending()?;
-            if let Some(event) = self.handle_raw(raw)? {
-                return Ok(Some(event));
+            self.handle_raw(raw)?;
+            if self.ready.is_some() {
+                return Ok(self.ready.take());
             }
         }
     }
@@ -499,9 +506,9 @@ impl StreamParser {
     // the call (+3% instructions on the `xml` bench).
     #[allow(clippy::inline_always)] // measured: see above
     #[inline(always)]
-    fn handle_raw(&mut self, raw: RawEvent) -> Result<Option<Event>, ParseError> {
+    fn handle_raw(&mut self, raw: RawEvent) -> Result<(), ParseError> {
         match raw {
-            RawEvent::XmlDeclaration(..) => Ok(None),
+            RawEvent::XmlDeclaration(..) => Ok(()),
             RawEvent::ElementHeadOpen(metrics, (prefix, local)) => {
                 let mut opens_stanza = false;
                 if self.phase == Phase::Stream {
@@ -549,22 +556,19 @@ impl StreamParser {
                 self.head = Some(Head { prefix, local });
                 self.attrs.clear();
                 self.decls.clear();
-                Ok(None)
+                Ok(())
             }
-            RawEvent::Attribute(_, (prefix, local), value) => {
-                self.attribute(prefix, local, value)?;
-                Ok(None)
-            }
+            RawEvent::Attribute(_, (prefix, local), value) => self.attribute(prefix, local, value),
             RawEvent::ElementHeadClose(_) => {
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
                     let header = self.stream_header(&head)?;
                     self.phase = Phase::Stream;
                     self.consumed = self.fed;
-                    Ok(Some(Event::StreamStart(header)))
+                    self.ready = Some(Event::StreamStart(header));
+                    Ok(())
                 } else {
-                    self.open_element(&head)?;
-                    Ok(None)
+                    self.open_element(&head)
                 }
             }
             RawEvent::ElementFoot(_) => self.close_element(),
@@ -902,7 +906,7 @@ impl StreamParser {
     }
 
     /// Closes an element inside a captured stanza; the envelope when the stanza ends.
-    fn close_captured(&mut self) -> Result<Option<Event>, ParseError> {
+    fn close_captured(&mut self) -> Result<(), ParseError> {
         let Some(mut capture) = self.capture.take().filter(|c| c.depth > 0) else {
             return Err(internal());
         };
@@ -911,7 +915,7 @@ impl StreamParser {
         capture.depth -= 1;
         if capture.depth > 0 {
             self.capture = Some(capture);
-            return Ok(None);
+            return Ok(());
         }
         // The box is kept for the next stanza; its values move into the envelope.
         let mut bindings = Bindings::default();
@@ -939,7 +943,7 @@ impl StreamParser {
                 return Err(framing::trailing());
             }
         }
-        Ok(Some(Event::Stanza(Envelope {
+        self.ready = Some(Event::Stanza(Envelope {
             bytes,
             head_end,
             kind,
@@ -951,7 +955,8 @@ impl StreamParser {
             lang,
             context,
             bindings,
-        })))
+        }));
+        Ok(())
     }
 
     /// Whether a stanza is being captured as an envelope.
@@ -964,7 +969,7 @@ impl StreamParser {
         self.stack.len() + self.capture.as_ref().map_or(0, |c| c.depth)
     }
 
-    fn close_element(&mut self) -> Result<Option<Event>, ParseError> {
+    fn close_element(&mut self) -> Result<(), ParseError> {
         if self.capturing() {
             return self.close_captured();
         }
@@ -973,13 +978,14 @@ impl StreamParser {
             self.phase = Phase::Ended;
             self.consumed = self.fed;
             self.scopes.clear();
-            return Ok(Some(Event::StreamEnd));
+            self.ready = Some(Event::StreamEnd);
+            return Ok(());
         };
         self.text_lens.pop();
         self.scopes.pop();
         if let Some(parent) = self.stack.last_mut() {
             parent.append_child(element);
-            Ok(None)
+            Ok(())
         } else {
             self.consumed = self.fed;
             // Between stanzas, report keepalive whitespace as soon as it arrives.
@@ -998,13 +1004,15 @@ impl StreamParser {
                     // An envelope's context is taken at its first stanza, after this.
                     self.context = None;
                 }
-                return Ok(Some(event));
+                self.ready = Some(event);
+                return Ok(());
             }
-            Ok(Some(Event::Element(element)))
+            self.ready = Some(Event::Element(element));
+            Ok(())
         }
     }
 
-    fn text(&mut self, text: String) -> Result<Option<Event>, ParseError> {
+    fn text(&mut self, text: String) -> Result<(), ParseError> {
         if self.capturing() {
             if let Some(len) = self.text_lens.last_mut() {
                 *len += text.len();
@@ -1012,11 +1020,11 @@ impl StreamParser {
                     return Err(policy("character data exceeds the text length limit"));
                 }
             }
-            return Ok(None);
+            return Ok(());
         }
         let Some(element) = self.stack.last_mut() else {
             if self.phase != Phase::Stream {
-                return Ok(None);
+                return Ok(());
             }
             if !text.bytes().all(is_xml_space) {
                 if self.framing.is_some() {
@@ -1033,12 +1041,13 @@ impl StreamParser {
             self.consumed += pending.iter().take_while(|b| is_xml_space(**b)).count();
             if self.framing.is_some() {
                 // Whitespace around a message's element is not a keepalive (RFC 7395 §3.8).
-                return Ok(None);
+                return Ok(());
             }
-            return Ok(Some(Event::Whitespace));
+            self.ready = Some(Event::Whitespace);
+            return Ok(());
         };
         if text.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         if let Some(len) = self.text_lens.last_mut() {
             *len += text.len();
@@ -1047,7 +1056,7 @@ impl StreamParser {
             }
         }
         element.append_text(text);
-        Ok(None)
+        Ok(())
     }
 
     /// Maps an rxml error to its RFC 6120 condition, looking at the bytes of the failing
