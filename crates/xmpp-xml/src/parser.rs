@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
-use crate::envelope::{Bindings, Envelope, StanzaKind, StreamContext, stanza_kind};
+use crate::envelope::{
+    Bindings, Envelope, SPAN_NAMES, SpliceSpans, StanzaKind, StreamContext, stanza_kind,
+};
 use crate::error::ParseError;
 use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
@@ -112,6 +114,14 @@ pub struct StreamParser {
     /// [`name_key`] of the local name of each of the first [`PAIRWISE_ATTRS`] entries of
     /// `attrs` (written as each is pushed).
     attr_keys: [u64; PAIRWISE_ATTRS],
+    /// Whether the start tag being read is a depth-1 element in envelope mode, whose
+    /// attribute events are measured for the splice.
+    measuring: bool,
+    /// For such a tag, each attribute event's length in bytes and what it is (`i + 1` for
+    /// [`SPAN_NAMES`]`[i]`, else 0), for the first [`SPAN_SLOTS`] of them; then the tag's end.
+    attr_spans: [(usize, u8); SPAN_SLOTS],
+    /// Attribute events (declarations included) of the tag being measured.
+    attr_events: usize,
     decls: Vec<(Option<NcName>, String)>,
     /// Open elements below the stream element.
     stack: Vec<Element>,
@@ -167,6 +177,7 @@ struct Capture {
     id: Option<String>,
     lang: Option<String>,
     bindings: Bindings,
+    spans: Option<SpliceSpans>,
 }
 
 impl Default for StreamParser {
@@ -197,6 +208,9 @@ impl StreamParser {
             head: None,
             attrs: Vec::new(),
             attr_keys: [0; PAIRWISE_ATTRS],
+            measuring: false,
+            attr_spans: [(0, 0); SPAN_SLOTS],
+            attr_events: 0,
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
@@ -553,13 +567,21 @@ impl StreamParser {
                     // Inside a stanza, text is only needed whole: let rxml batch it.
                     self.raw.set_text_buffering(true);
                 }
+                self.measuring = opens_stanza && self.envelopes;
+                self.attr_events = 0;
                 self.head = Some(Head { prefix, local });
                 self.attrs.clear();
                 self.decls.clear();
                 Ok(())
             }
-            RawEvent::Attribute(_, (prefix, local), value) => self.attribute(prefix, local, value),
-            RawEvent::ElementHeadClose(_) => {
+            RawEvent::Attribute(metrics, (prefix, local), value) => {
+                self.attribute(metrics.len(), prefix, local, value)
+            }
+            RawEvent::ElementHeadClose(metrics) => {
+                if self.measuring {
+                    // The tag's end (`>` or `/>`, with the whitespace before it).
+                    self.measure(metrics.len(), 0);
+                }
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
                     let header = self.stream_header(&head)?;
@@ -576,12 +598,39 @@ impl StreamParser {
         }
     }
 
+    /// Notes the length of one attribute event of a start tag being measured and whether it
+    /// is one a splice locates. A few per stanza: kept out of
+    /// the event loop.
+    #[inline(never)]
+    fn measure_attribute(&mut self, len: usize, prefix: Option<&NcName>, local: &NcName) {
+        let name = local.as_str();
+        let kind = SPAN_NAMES
+            .iter()
+            .position(|candidate| prefix.is_none() && *candidate == name)
+            .map_or(0, |i| i + 1);
+        self.measure(len, u8::try_from(kind).unwrap_or(0));
+    }
+
+    /// Notes the length of one event of a start tag being measured (the last one is the
+    /// tag's end, `>` or `/>`).
+    fn measure(&mut self, len: usize, kind: u8) {
+        if let Some(slot) = self.attr_spans.get_mut(self.attr_events) {
+            *slot = (len, kind);
+        }
+        self.attr_events += 1;
+    }
+
+    /// An attribute event (`len`: its length in bytes).
     fn attribute(
         &mut self,
+        len: usize,
         prefix: Option<NcName>,
         local: NcName,
         value: String,
     ) -> Result<(), ParseError> {
+        if self.measuring {
+            self.measure_attribute(len, prefix.as_ref(), &local);
+        }
         // The local name is looked at once (its length, `xmlns`, its key).
         let name = local.as_str();
         let name_len = prefix.as_ref().map_or(0, |p| p.len() + 1) + name.len();
@@ -770,6 +819,12 @@ impl StreamParser {
         let head_end = (self.fed - self.consumed)
             .checked_sub(start)
             .ok_or_else(internal)?;
+        let tag_start = self.consumed + start;
+        let spans = self
+            .buf
+            .get(tag_start..tag_start + head_end)
+            .zip(self.attr_spans.get(..self.attr_events))
+            .and_then(|(tag, events)| SpliceSpans::measure(tag, events, head.prefix.is_some()));
         let mut header = Header::default();
         if self.attrs.len() > PAIRWISE_ATTRS {
             let mut attrs = self.resolve_attrs()?;
@@ -813,6 +868,7 @@ impl StreamParser {
             id: header.id,
             lang: header.lang,
             bindings,
+            spans,
         };
         match &mut self.capture {
             Some(reused) => **reused = capture,
@@ -927,8 +983,13 @@ impl StreamParser {
             capture.id.take(),
             capture.lang.take(),
         );
-        let (start, head_end, kind, ns) =
-            (capture.start, capture.head_end, capture.kind, capture.ns);
+        let (start, head_end, kind, ns, spans) = (
+            capture.start,
+            capture.head_end,
+            capture.kind,
+            capture.ns,
+            capture.spans,
+        );
         self.capture = Some(capture);
         let from = self.consumed + start;
         let bytes = self.buf.get(from..self.fed).ok_or_else(internal)?.to_vec();
@@ -955,6 +1016,7 @@ impl StreamParser {
             lang,
             context,
             bindings,
+            spans,
         }));
         Ok(())
     }
@@ -1344,6 +1406,9 @@ fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
     prefixes.sort_unstable();
     prefixes.windows(2).any(|w| w[0] == w[1])
 }
+
+/// Attribute events of a stanza's start tag measured for the splice (beyond, it scans).
+const SPAN_SLOTS: usize = 16;
 
 /// Up to this many attributes, an element's are checked pairwise, without building a map.
 const PAIRWISE_ATTRS: usize = 8;
