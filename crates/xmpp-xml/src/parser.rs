@@ -532,24 +532,7 @@ impl StreamParser {
                         return Err(policy("element nesting exceeds the depth limit"));
                     }
                     if depth == 0 && self.envelopes {
-                        // The tokenizer has read `<` and the name (and maybe one byte more).
-                        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
-                        let start = window.iter().rposition(|b| *b == b'<');
-                        self.pending_start = Some(start.ok_or_else(internal)?);
-                        if self.context.is_none() {
-                            // At depth 0 the innermost scope is the stream header's.
-                            self.context = Some(Arc::new(StreamContext {
-                                decls: self
-                                    .scopes
-                                    .current_declarations()
-                                    .map(|(p, ns)| {
-                                        (p.map(|p| p.as_str().to_owned()), ns.to_owned())
-                                    })
-                                    .collect(),
-                                lang: self.header_lang.clone(),
-                                limits: self.limits.clone(),
-                            }));
-                        }
+                        self.note_depth1_start()?;
                     }
                     self.elements = if depth == 0 { 1 } else { self.elements + 1 };
                     if self.elements > self.limits.max_elements {
@@ -618,6 +601,29 @@ impl StreamParser {
             *slot = (len, kind);
         }
         self.attr_events += 1;
+    }
+
+    /// In envelope mode, at a depth-1 start tag: where its `<` is, and the stream context
+    /// (taken at the first one). Once per stanza: kept out of the event loop.
+    #[inline(never)]
+    fn note_depth1_start(&mut self) -> Result<(), ParseError> {
+        // The tokenizer has read `<` and the name (and maybe one byte more).
+        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
+        let start = window.iter().rposition(|b| *b == b'<');
+        self.pending_start = Some(start.ok_or_else(internal)?);
+        if self.context.is_none() {
+            // At depth 0 the innermost scope is the stream header's.
+            self.context = Some(Arc::new(StreamContext {
+                decls: self
+                    .scopes
+                    .current_declarations()
+                    .map(|(p, ns)| (p.map(|p| p.as_str().to_owned()), ns.to_owned()))
+                    .collect(),
+                lang: self.header_lang.clone(),
+                limits: self.limits.clone(),
+            }));
+        }
+        Ok(())
     }
 
     /// An attribute event (`len`: its length in bytes).
@@ -762,6 +768,13 @@ impl StreamParser {
             // Never on a framed stream: envelopes are off there.
             return self.open_captured_child(head);
         }
+        self.open_uncaptured(head)
+    }
+
+    /// [`Self::open_element`] outside a captured stanza (the element path, and a depth-1
+    /// element in envelope mode): kept out of the event loop of envelope mode.
+    #[inline(never)]
+    fn open_uncaptured(&mut self, head: &Head) -> Result<(), ParseError> {
         let ns = self.scopes.lookup(head.prefix.as_ref())?;
         if let (Some(framing), true) = (&self.framing, self.stack.is_empty()) {
             framing.check_root(ns, head.local.as_str())?;
@@ -799,6 +812,8 @@ impl StreamParser {
     }
 
     /// Starts capturing a depth-1 stanza as an envelope (its start tag was just read).
+    /// Once per stanza: kept out of the event loop.
+    #[inline(never)]
     fn open_capture(
         &mut self,
         head: &Head,
@@ -963,16 +978,26 @@ impl StreamParser {
 
     /// Closes an element inside a captured stanza; the envelope when the stanza ends.
     fn close_captured(&mut self) -> Result<(), ParseError> {
-        let Some(mut capture) = self.capture.take().filter(|c| c.depth > 0) else {
+        let Some(capture) = self.capture.as_deref_mut().filter(|c| c.depth > 0) else {
             return Err(internal());
         };
+        capture.depth -= 1;
+        let done = capture.depth == 0;
         self.text_lens.pop();
         self.scopes.pop();
-        capture.depth -= 1;
-        if capture.depth > 0 {
-            self.capture = Some(capture);
-            return Ok(());
+        if done {
+            return self.finish_capture();
         }
+        Ok(())
+    }
+
+    /// The captured stanza's end tag was read: its envelope is the event. Once per stanza:
+    /// kept out of the event loop.
+    #[inline(never)]
+    fn finish_capture(&mut self) -> Result<(), ParseError> {
+        let Some(mut capture) = self.capture.take() else {
+            return Err(internal());
+        };
         // The box is kept for the next stanza; its values move into the envelope.
         let mut bindings = Bindings::default();
         core::mem::swap(&mut bindings, &mut capture.bindings);
@@ -1035,6 +1060,13 @@ impl StreamParser {
         if self.capturing() {
             return self.close_captured();
         }
+        self.close_uncaptured()
+    }
+
+    /// [`Self::close_element`] outside a captured stanza: kept out of the event loop of
+    /// envelope mode.
+    #[inline(never)]
+    fn close_uncaptured(&mut self) -> Result<(), ParseError> {
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
@@ -1084,6 +1116,13 @@ impl StreamParser {
             }
             return Ok(());
         }
+        self.text_uncaptured(text)
+    }
+
+    /// [`Self::text`] outside a captured stanza: kept out of the event loop of envelope
+    /// mode.
+    #[inline(never)]
+    fn text_uncaptured(&mut self, text: String) -> Result<(), ParseError> {
         let Some(element) = self.stack.last_mut() else {
             if self.phase != Phase::Stream {
                 return Ok(());
