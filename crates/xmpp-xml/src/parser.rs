@@ -567,11 +567,7 @@ impl StreamParser {
                 }
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
-                    let header = self.stream_header(&head)?;
-                    self.phase = Phase::Stream;
-                    self.consumed = self.fed;
-                    self.ready = Some(Event::StreamStart(header));
-                    Ok(())
+                    self.finish_header(&head)
                 } else {
                     self.open_element(&head)
                 }
@@ -695,6 +691,17 @@ impl StreamParser {
         }
         self.attrs = attrs;
         Ok(map)
+    }
+
+    /// The stream header's start tag is complete: it is the event. Once per stream: kept out
+    /// of the event loop.
+    #[inline(never)]
+    fn finish_header(&mut self, head: &Head) -> Result<(), ParseError> {
+        let header = self.stream_header(head)?;
+        self.phase = Phase::Stream;
+        self.consumed = self.fed;
+        self.ready = Some(Event::StreamStart(header));
+        Ok(())
     }
 
     fn stream_header(&mut self, head: &Head) -> Result<StreamHeader, ParseError> {
