@@ -174,10 +174,14 @@ impl SpliceSpans {
             return false;
         }
         let at = skip(bytes, 1, |b| b & SPACE != 0);
-        bytes.get(at..at + name.len()) == Some(name)
-            && bytes
-                .get(at + name.len())
-                .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
+        // Names are a few bytes: compared in place, not through `memcmp`.
+        bytes.get(at..).is_some_and(|rest| {
+            rest.len() > name.len()
+                && rest.iter().zip(name).all(|(a, b)| a == b)
+                && rest
+                    .get(name.len())
+                    .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
+        })
     }
 
     fn range(&self, i: usize) -> Option<Range<usize>> {

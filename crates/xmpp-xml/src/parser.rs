@@ -1201,13 +1201,21 @@ fn note_bindings(
     own: &str,
     root: bool,
 ) {
-    // The usual element inside a stanza (no prefix, no declaration, the header's default
-    // already noted) has nothing to note.
-    if head.prefix.is_none() && attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
+    // No prefix to borrow (`xml` is never borrowed: `xml:lang` on a stanza is usual).
+    if head.prefix.is_none()
+        && attrs
+            .iter()
+            .all(|(prefix, _, _)| prefix.as_ref().is_none_or(|p| p.as_str() == "xml"))
+    {
         if !scopes.declares_any() {
-            if bindings.borrows_default {
-                return;
+            // The usual element inside a stanza (the header's default already noted) has
+            // nothing to note; else (a stanza's root) it may be in the header's default.
+            if !bindings.borrows_default
+                && context.is_some_and(|c| scopes.default.len() == c.default_count())
+            {
+                bindings.borrows_default = true;
             }
+            return;
         } else if let Some(default) = scopes.only_default_declaration() {
             // The usual declaring element (`<query xmlns='jabber:iq:roster'>`): no prefix to
             // borrow, and its default namespace is its own, not the header's; all there is
