@@ -614,19 +614,33 @@ fn wrapper(decls: &[(Option<String>, String)]) -> Vec<u8> {
 /// Appends ` name='value'` with `value` escaped (whitespace other than the space as character
 /// references, so attribute value normalization gives it back unchanged).
 fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), SpliceError> {
+    let bytes = value.as_bytes();
+    // One reservation for the usual value (a JID), which needs no escaping.
+    out.reserve(name.len() + bytes.len() + 4);
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
     // Runs of bytes that need no escaping are copied whole (a JID needs none): only ASCII
     // bytes are escaped, and the only characters XML forbids that UTF-8 can spell in a
     // `str` are C0 controls and U+FFFE / U+FFFF (`EF BF BE`, `EF BF BF`).
-    let bytes = value.as_bytes();
+    // The usual value needs nothing: one branch-free pass over it says so.
+    if !bytes
+        .iter()
+        .fold(false, |any, b| any | NEEDS_A_LOOK[usize::from(*b)])
+    {
+        out.extend_from_slice(bytes);
+        out.push(b'\'');
+        return Ok(());
+    }
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_A_LOOK[usize::from(b)] {
-            continue;
-        }
-        let escaped: &[u8] = match b {
+    let mut from = 0;
+    while let Some(i) = bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|b| NEEDS_A_LOOK[usize::from(*b)]))
+        .map(|at| from + at)
+    {
+        from = i + 1;
+        let escaped: &[u8] = match bytes.get(i).copied().unwrap_or_default() {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
