@@ -112,7 +112,7 @@ pub struct Envelope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpliceSpans {
     /// `start, end` of the unprefixed `from`, the unprefixed `to` and the default namespace
-    /// declaration, in the order of [`SPAN_NAMES`] (`0, 0`: none).
+    /// declaration (`0, 0`: none).
     spans: [[u32; 2]; 3],
     /// Where the tag's `/>` or `>` begins.
     tail: u32,
@@ -120,19 +120,18 @@ pub(crate) struct SpliceSpans {
     prefixed: bool,
 }
 
-/// The attributes [`SpliceSpans`] locates; the parser notes an attribute event as `i + 1`
-/// for `SPAN_NAMES[i]`, 0 for any other.
-pub(crate) const SPAN_NAMES: [&str; 3] = ["from", "to", "xmlns"];
+/// The attributes [`SpliceSpans`] locates, in the order of its spans.
+const SPAN_NAMES: [&[u8]; 3] = [b"from", b"to", b"xmlns"];
 
 impl SpliceSpans {
     /// The spans of start tag `tag` (from its `<` to its `>`) from the lengths of its
-    /// tokenizer events after the name, in order, each with what it is (see [`SPAN_NAMES`];
-    /// the last one is the tag's end, `>` or `/>`, with the whitespace before it). Each
-    /// located span is checked against the bytes. `None` when anything does not fit (the
-    /// splice then scans the tag).
-    pub(crate) fn measure(tag: &[u8], events: &[(usize, u8)], prefixed: bool) -> Option<Self> {
+    /// tokenizer events after the name, in order (the last one is the tag's end, `>` or
+    /// `/>`, with the whitespace before it). Every attribute span is checked to be one
+    /// (whitespace first, a quote last) and those named in [`SPAN_NAMES`] are found by
+    /// their bytes. `None` when anything does not fit (the splice then scans the tag).
+    pub(crate) fn measure(tag: &[u8], events: &[usize], prefixed: bool) -> Option<Self> {
         let len = u32::try_from(tag.len()).ok()?;
-        let ((close, _), attributes) = events.split_last()?;
+        let (close, attributes) = events.split_last()?;
         // Each event covers the bytes from the end of the one before: walk back from the end.
         let mut end = tag.len().checked_sub(*close)?;
         let tail = if tag.get(tag.len().checked_sub(2)?) == Some(&b'/') {
@@ -141,15 +140,27 @@ impl SpliceSpans {
             len - 1
         };
         let mut spans = [[0; 2]; 3];
-        for (event_len, kind) in attributes.iter().rev() {
+        for event_len in attributes.iter().rev() {
             let start = end.checked_sub(*event_len)?;
-            if let Some(i) = usize::from(*kind).checked_sub(1) {
-                let name = SPAN_NAMES.get(i)?;
-                if !Self::is_attribute(tag.get(start..end)?, name.as_bytes()) {
-                    return None;
+            let bytes = tag.get(start..end)?;
+            let [first, .., last] = bytes else {
+                return None;
+            };
+            if CLASS[usize::from(*first)] & SPACE == 0 || !matches!(last, b'\'' | b'"') {
+                return None;
+            }
+            let at = skip(bytes, 1, |b| b & SPACE != 0);
+            let slot = match bytes.get(at) {
+                Some(b'f') => 0,
+                Some(b't') => 1,
+                Some(b'x') => 2,
+                _ => usize::MAX,
+            };
+            if let (Some(name), Some(span)) = (SPAN_NAMES.get(slot), spans.get_mut(slot)) {
+                if Self::is_named(bytes.get(at..)?, name) {
+                    // Both within `tag`, whose length fits.
+                    *span = [u32::try_from(start).ok()?, u32::try_from(end).ok()?];
                 }
-                // Both within `tag`, whose length fits.
-                *spans.get_mut(i)? = [u32::try_from(start).ok()?, u32::try_from(end).ok()?];
             }
             end = start;
         }
@@ -164,24 +175,14 @@ impl SpliceSpans {
         })
     }
 
-    /// Whether `bytes` are an attribute named `name` (whitespace, the name, whitespace or
-    /// `=`, ..., a closing quote): the parser's measures are checked before they are used.
-    fn is_attribute(bytes: &[u8], name: &[u8]) -> bool {
-        let [first, .., last] = bytes else {
-            return false;
-        };
-        if CLASS[usize::from(*first)] & SPACE == 0 || !matches!(last, b'\'' | b'"') {
-            return false;
-        }
-        let at = skip(bytes, 1, |b| b & SPACE != 0);
-        // Names are a few bytes: compared in place, not through `memcmp`.
-        bytes.get(at..).is_some_and(|rest| {
-            rest.len() > name.len()
-                && rest.iter().zip(name).all(|(a, b)| a == b)
-                && rest
-                    .get(name.len())
-                    .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
-        })
+    /// Whether the attribute `rest` begins with is named `name` (the name, then whitespace
+    /// or `=`). Names are a few bytes: compared in place, not through `memcmp`.
+    fn is_named(rest: &[u8], name: &[u8]) -> bool {
+        rest.len() > name.len()
+            && rest.iter().zip(name).all(|(a, b)| a == b)
+            && rest
+                .get(name.len())
+                .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
     }
 
     fn range(&self, i: usize) -> Option<Range<usize>> {

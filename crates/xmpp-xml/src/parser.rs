@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
-use crate::envelope::{
-    Bindings, Envelope, SPAN_NAMES, SpliceSpans, StanzaKind, StreamContext, stanza_kind,
-};
+use crate::envelope::{Bindings, Envelope, SpliceSpans, StanzaKind, StreamContext, stanza_kind};
 use crate::error::ParseError;
 use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
@@ -117,9 +115,9 @@ pub struct StreamParser {
     /// Whether the start tag being read is a depth-1 element in envelope mode, whose
     /// attribute events are measured for the splice.
     measuring: bool,
-    /// For such a tag, each attribute event's length in bytes and what it is (`i + 1` for
-    /// [`SPAN_NAMES`]`[i]`, else 0), for the first [`SPAN_SLOTS`] of them; then the tag's end.
-    attr_spans: [(usize, u8); SPAN_SLOTS],
+    /// For such a tag, each attribute event's length in bytes, for the first
+    /// [`SPAN_SLOTS`] of them; then the tag's end.
+    attr_spans: [usize; SPAN_SLOTS],
     /// Attribute events (declarations included) of the tag being measured.
     attr_events: usize,
     decls: Vec<(Option<NcName>, String)>,
@@ -209,7 +207,7 @@ impl StreamParser {
             attrs: Vec::new(),
             attr_keys: [0; PAIRWISE_ATTRS],
             measuring: false,
-            attr_spans: [(0, 0); SPAN_SLOTS],
+            attr_spans: [0; SPAN_SLOTS],
             attr_events: 0,
             decls: Vec::new(),
             stack: Vec::new(),
@@ -563,7 +561,7 @@ impl StreamParser {
             RawEvent::ElementHeadClose(metrics) => {
                 if self.measuring {
                     // The tag's end (`>` or `/>`, with the whitespace before it).
-                    self.measure(metrics.len(), 0);
+                    self.measure(metrics.len());
                 }
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
@@ -577,24 +575,11 @@ impl StreamParser {
         }
     }
 
-    /// Notes the length of one attribute event of a start tag being measured and whether it
-    /// is one a splice locates. A few per stanza: kept out of
-    /// the event loop.
-    #[inline(never)]
-    fn measure_attribute(&mut self, len: usize, prefix: Option<&NcName>, local: &NcName) {
-        let name = local.as_str();
-        let kind = SPAN_NAMES
-            .iter()
-            .position(|candidate| prefix.is_none() && *candidate == name)
-            .map_or(0, |i| i + 1);
-        self.measure(len, u8::try_from(kind).unwrap_or(0));
-    }
-
-    /// Notes the length of one event of a start tag being measured (the last one is the
-    /// tag's end, `>` or `/>`).
-    fn measure(&mut self, len: usize, kind: u8) {
+    /// Notes the length of one event of a start tag being measured (an attribute; the
+    /// last one is the tag's end, `>` or `/>`).
+    fn measure(&mut self, len: usize) {
         if let Some(slot) = self.attr_spans.get_mut(self.attr_events) {
-            *slot = (len, kind);
+            *slot = len;
         }
         self.attr_events += 1;
     }
@@ -631,7 +616,7 @@ impl StreamParser {
         value: String,
     ) -> Result<(), ParseError> {
         if self.measuring {
-            self.measure_attribute(len, prefix.as_ref(), &local);
+            self.measure(len);
         }
         // The local name is looked at once (its length, `xmlns`, its key).
         let name = local.as_str();
