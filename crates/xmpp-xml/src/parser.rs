@@ -445,6 +445,7 @@ impl StreamParser {
     // ----- outputs -----
 
     /// The next event, `Ok(None)` if more bytes are needed, or the (sticky) error.
+    #[inline]
     pub fn next_event(&mut self) -> Result<Option<Event>, ParseError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
@@ -458,6 +459,7 @@ impl StreamParser {
         }
     }
 
+    #[inline(never)]
     fn advance(&mut self) -> Result<Option<Event>, ParseError> {
         if self.phase == Phase::Ended {
             return self.after_end();
