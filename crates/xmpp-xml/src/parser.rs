@@ -320,6 +320,7 @@ impl StreamParser {
     /// Appends the peer's bytes. Call [`next_event`](Self::next_event) until it returns
     /// `Ok(None)` after each call, so that at most one chunk waits in the buffer. Discarded
     /// once the parser has failed.
+    #[inline]
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.error.is_some() {
             return;
@@ -327,16 +328,22 @@ impl StreamParser {
         // Drop consumed bytes once they are at least half the buffer: each byte is moved
         // at most a constant number of times, so feeding stays linear.
         if self.consumed > 0 && self.consumed * 2 >= self.buf.len() {
-            self.buf.drain(..self.consumed);
-            self.fed -= self.consumed;
-            self.consumed = 0;
-            // After a large stanza, give the memory back (hysteresis avoids churn).
-            let keep = self.buf.len().max(BUFFER_BASELINE);
-            if self.buf.capacity() > 4 * keep {
-                self.buf.shrink_to(keep);
-            }
+            self.compact();
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops the consumed bytes from the buffer (see [`Self::feed`]).
+    #[inline(never)]
+    fn compact(&mut self) {
+        self.buf.drain(..self.consumed);
+        self.fed -= self.consumed;
+        self.consumed = 0;
+        // After a large stanza, give the memory back (hysteresis avoids churn).
+        let keep = self.buf.len().max(BUFFER_BASELINE);
+        if self.buf.capacity() > 4 * keep {
+            self.buf.shrink_to(keep);
+        }
     }
 
     /// On a framed stream ([`Self::framed`]): one whole WebSocket message. Call
