@@ -100,6 +100,95 @@ pub struct Envelope {
     pub(crate) lang: Option<String>,
     pub(crate) context: Arc<StreamContext>,
     pub(crate) bindings: Bindings,
+    /// Where the start tag's `from`, `to` and `xmlns` are, as the parser measured them
+    /// (`None`: the splice scans the start tag).
+    pub(crate) spans: Option<SpliceSpans>,
+}
+
+/// The parts of a stanza's start tag a splice drops or keeps, measured while it was parsed:
+/// each attribute's span runs from the whitespace before its name to its closing quote.
+/// Offsets are `u32` (a start tag is not longer; [`Self::measure`] refuses otherwise) so
+/// that an envelope carries only a few bytes more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SpliceSpans {
+    /// `start, end` of the unprefixed `from`, the unprefixed `to` and the default namespace
+    /// declaration (`0, 0`: none).
+    spans: [[u32; 2]; 3],
+    /// Where the tag's `/>` or `>` begins.
+    tail: u32,
+    /// Whether the element name has a prefix.
+    prefixed: bool,
+}
+
+/// The attributes [`SpliceSpans`] locates, in the order of its spans.
+const SPAN_NAMES: [&[u8]; 3] = [b"from", b"to", b"xmlns"];
+
+impl SpliceSpans {
+    /// The spans of start tag `tag` (from its `<` to its `>`) from the lengths of its
+    /// tokenizer events after the name, in order (the last one is the tag's end, `>` or
+    /// `/>`, with the whitespace before it). Every attribute span is checked to be one
+    /// (whitespace first, a quote last) and those named in [`SPAN_NAMES`] are found by
+    /// their bytes. `None` when anything does not fit (the splice then scans the tag).
+    pub(crate) fn measure(tag: &[u8], events: &[usize], prefixed: bool) -> Option<Self> {
+        let len = u32::try_from(tag.len()).ok()?;
+        let (close, attributes) = events.split_last()?;
+        // Each event covers the bytes from the end of the one before: walk back from the end.
+        let mut end = tag.len().checked_sub(*close)?;
+        let tail = if tag.get(tag.len().checked_sub(2)?) == Some(&b'/') {
+            len - 2
+        } else {
+            len - 1
+        };
+        let mut spans = [[0; 2]; 3];
+        for event_len in attributes.iter().rev() {
+            let start = end.checked_sub(*event_len)?;
+            let bytes = tag.get(start..end)?;
+            let [first, .., last] = bytes else {
+                return None;
+            };
+            if CLASS[usize::from(*first)] & SPACE == 0 || !matches!(last, b'\'' | b'"') {
+                return None;
+            }
+            let at = skip(bytes, 1, |b| b & SPACE != 0);
+            let slot = match bytes.get(at) {
+                Some(b'f') => 0,
+                Some(b't') => 1,
+                Some(b'x') => 2,
+                _ => usize::MAX,
+            };
+            if let (Some(name), Some(span)) = (SPAN_NAMES.get(slot), spans.get_mut(slot)) {
+                if Self::is_named(bytes.get(at..)?, name) {
+                    // Both within `tag`, whose length fits.
+                    *span = [u32::try_from(start).ok()?, u32::try_from(end).ok()?];
+                }
+            }
+            end = start;
+        }
+        // What is left is `<` and the name.
+        if end < 2 || tag.first() != Some(&b'<') {
+            return None;
+        }
+        Some(Self {
+            spans,
+            tail,
+            prefixed,
+        })
+    }
+
+    /// Whether the attribute `rest` begins with is named `name` (the name, then whitespace
+    /// or `=`). Names are a few bytes: compared in place, not through `memcmp`.
+    fn is_named(rest: &[u8], name: &[u8]) -> bool {
+        rest.len() > name.len()
+            && rest.iter().zip(name).all(|(a, b)| a == b)
+            && rest
+                .get(name.len())
+                .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
+    }
+
+    fn range(&self, i: usize) -> Option<Range<usize>> {
+        let [start, end] = *self.spans.get(i)?;
+        (start < end).then_some(start as usize..end as usize)
+    }
 }
 
 /// What a stanza takes from outside itself or binds inside, found while it was parsed: what
@@ -259,6 +348,63 @@ impl Envelope {
             .bytes
             .get(..self.head_end)
             .ok_or(SpliceError::Malformed)?;
+        let (tail, keeps_a_default) = match &self.spans {
+            Some(spans) => Self::copy_measured(tag, spans, stamp, out)?,
+            None => Self::copy_scanned(tag, stamp, out)?,
+        };
+        if stamp.standalone && !keeps_a_default {
+            write_attr(out, "xmlns", target)?;
+        }
+        for (prefix, ns) in &self.bindings.borrowed {
+            write_attr(out, &format!("xmlns:{prefix}"), ns)?;
+        }
+        if let Some(from) = stamp.from {
+            write_attr(out, "from", from)?;
+        }
+        if let Some(to) = stamp.to {
+            write_attr(out, "to", to)?;
+        }
+        if let (Some(lang), None) = (stamp.lang, &self.lang) {
+            write_attr(out, "xml:lang", lang)?;
+        }
+        out.extend_from_slice(self.bytes.get(tail..).ok_or(SpliceError::Malformed)?);
+        Ok(())
+    }
+
+    /// Copies the start tag up to its end without the attributes the stamp replaces, with
+    /// the spans the parser measured. Returns where the tag's end begins and whether the
+    /// stanza keeps its own default declaration.
+    fn copy_measured(
+        tag: &[u8],
+        spans: &SpliceSpans,
+        stamp: &Stamp<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, bool), SpliceError> {
+        let xmlns = spans.range(2);
+        let keeps_a_default = spans.prefixed && xmlns.is_some();
+        // At most three spans, in document order.
+        let mut dropped: [Option<Range<usize>>; 3] = [
+            spans.range(0).filter(|_| stamp.from.is_some()),
+            spans.range(1).filter(|_| stamp.to.is_some()),
+            xmlns.filter(|_| !spans.prefixed),
+        ];
+        dropped.sort_unstable_by_key(|span| span.as_ref().map_or(usize::MAX, |s| s.start));
+        let mut at = 0;
+        for span in dropped.into_iter().flatten() {
+            out.extend_from_slice(tag.get(at..span.start).ok_or(SpliceError::Malformed)?);
+            at = span.end;
+        }
+        let tail = spans.tail as usize;
+        out.extend_from_slice(tag.get(at..tail).ok_or(SpliceError::Malformed)?);
+        Ok((tail, keeps_a_default))
+    }
+
+    /// [`Self::copy_measured`] by scanning the start tag.
+    fn copy_scanned(
+        tag: &[u8],
+        stamp: &Stamp<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, bool), SpliceError> {
         let mut scan = StartTagScan::new(tag)?;
         // Runs of the start tag are copied whole between the attributes dropped.
         let mut at = 0;
@@ -281,23 +427,7 @@ impl Envelope {
         }
         let tail = scan.at;
         out.extend_from_slice(tag.get(at..tail).ok_or(SpliceError::Malformed)?);
-        if stamp.standalone && !keeps_a_default {
-            write_attr(out, "xmlns", target)?;
-        }
-        for (prefix, ns) in &self.bindings.borrowed {
-            write_attr(out, &format!("xmlns:{prefix}"), ns)?;
-        }
-        if let Some(from) = stamp.from {
-            write_attr(out, "from", from)?;
-        }
-        if let Some(to) = stamp.to {
-            write_attr(out, "to", to)?;
-        }
-        if let (Some(lang), None) = (stamp.lang, &self.lang) {
-            write_attr(out, "xml:lang", lang)?;
-        }
-        out.extend_from_slice(self.bytes.get(tail..).ok_or(SpliceError::Malformed)?);
-        Ok(())
+        Ok((tail, keeps_a_default))
     }
 }
 
@@ -485,19 +615,33 @@ fn wrapper(decls: &[(Option<String>, String)]) -> Vec<u8> {
 /// Appends ` name='value'` with `value` escaped (whitespace other than the space as character
 /// references, so attribute value normalization gives it back unchanged).
 fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), SpliceError> {
+    let bytes = value.as_bytes();
+    // One reservation for the usual value (a JID), which needs no escaping.
+    out.reserve(name.len() + bytes.len() + 4);
     out.push(b' ');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"='");
     // Runs of bytes that need no escaping are copied whole (a JID needs none): only ASCII
     // bytes are escaped, and the only characters XML forbids that UTF-8 can spell in a
     // `str` are C0 controls and U+FFFE / U+FFFF (`EF BF BE`, `EF BF BF`).
-    let bytes = value.as_bytes();
+    // The usual value needs nothing: one branch-free pass over it says so.
+    if !bytes
+        .iter()
+        .fold(false, |any, b| any | NEEDS_A_LOOK[usize::from(*b)])
+    {
+        out.extend_from_slice(bytes);
+        out.push(b'\'');
+        return Ok(());
+    }
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_A_LOOK[usize::from(b)] {
-            continue;
-        }
-        let escaped: &[u8] = match b {
+    let mut from = 0;
+    while let Some(i) = bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|b| NEEDS_A_LOOK[usize::from(*b)]))
+        .map(|at| from + at)
+    {
+        from = i + 1;
+        let escaped: &[u8] = match bytes.get(i).copied().unwrap_or_default() {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
@@ -668,7 +812,59 @@ fn skip(tag: &[u8], mut i: usize, keep: impl Fn(u8) -> bool) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{StartTagScan, find_byte};
+    use super::{Stamp, StartTagScan, find_byte};
+    use crate::{Event, NS_CLIENT, NS_SERVER, StreamParser};
+
+    #[test]
+    fn measured_and_scanned_splices_are_the_same_bytes() {
+        let header = "<stream:stream xmlns='jabber:client' \
+                      xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+        let stanzas = [
+            "<message to='a@b' from='c@d/e' type='chat' id='1'><body>x</body></message>",
+            "<message\n\tfrom = \"c@d\"  xmlns='jabber:client' to='a' ><body/></message>",
+            "<presence/>",
+            "<presence xml:lang='en' from='x' />",
+            "<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>",
+            "<iq a='1' b='2' c='3' d='4' e='5' f='6' g='7' h='8' i='9' j='10' k='11' l='12' \
+             m='13' n='14' o='15' p='16' from='z' to='y'/>",
+        ];
+        let stamps = [
+            Stamp::new(NS_SERVER),
+            Stamp {
+                from: Some("r@m/o"),
+                to: Some("j@c"),
+                lang: Some("de"),
+                ..Stamp::new(NS_SERVER)
+            },
+            Stamp {
+                from: Some("r@m/o"),
+                standalone: true,
+                ..Stamp::new(NS_CLIENT)
+            },
+        ];
+        let mut measured = 0;
+        for stanza in stanzas {
+            let mut parser = StreamParser::new();
+            parser.set_envelopes(true);
+            parser.feed(header.as_bytes());
+            parser.feed(stanza.as_bytes());
+            assert!(matches!(
+                parser.next_event(),
+                Ok(Some(Event::StreamStart(_)))
+            ));
+            let Ok(Some(Event::Stanza(envelope))) = parser.next_event() else {
+                panic!("no envelope for {stanza}");
+            };
+            measured += usize::from(envelope.spans.is_some());
+            let mut scanned = envelope.clone();
+            scanned.spans = None;
+            for stamp in &stamps {
+                assert_eq!(envelope.splice(stamp), scanned.splice(stamp), "{stanza}");
+            }
+        }
+        // All but the one with more attributes than are measured.
+        assert_eq!(measured, stanzas.len() - 1);
+    }
 
     #[test]
     fn find_byte_finds_the_first_occurrence_from_any_offset() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::conditions::{NS_STREAMS, StreamErrorCondition as Cond};
-use crate::envelope::{Bindings, Envelope, StanzaKind, StreamContext, stanza_kind};
+use crate::envelope::{Bindings, Envelope, SpliceSpans, StanzaKind, StreamContext, stanza_kind};
 use crate::error::ParseError;
 use crate::framing::{self, Framing};
 use crate::header::{ContentNamespace, StreamHeader, StreamVersion};
@@ -109,6 +109,17 @@ pub struct StreamParser {
     scopes: Scopes,
     head: Option<Head>,
     attrs: Vec<RawAttr>,
+    /// [`name_key`] of the local name of each of the first [`PAIRWISE_ATTRS`] entries of
+    /// `attrs` (written as each is pushed).
+    attr_keys: [u64; PAIRWISE_ATTRS],
+    /// Whether the start tag being read is a depth-1 element in envelope mode, whose
+    /// attribute events are measured for the splice.
+    measuring: bool,
+    /// For such a tag, each attribute event's length in bytes, for the first
+    /// [`SPAN_SLOTS`] of them; then the tag's end.
+    attr_spans: [usize; SPAN_SLOTS],
+    /// Attribute events (declarations included) of the tag being measured.
+    attr_events: usize,
     decls: Vec<(Option<NcName>, String)>,
     /// Open elements below the stream element.
     stack: Vec<Element>,
@@ -131,6 +142,10 @@ pub struct StreamParser {
     /// usual idle one, does not carry its size). The box stays between stanzas (`depth` 0:
     /// nothing captured) so a stanza costs no allocation for it; `release_memory` frees it.
     capture: Option<Box<Capture>>,
+    /// The event the last tokenizer event completed, if any: set where it is made and taken
+    /// by the event loop (so an event, about 200 bytes, is not passed back through every
+    /// step of the loop).
+    ready: Option<Event>,
 }
 
 /// The decoded header attributes of a captured stanza's start tag.
@@ -160,6 +175,7 @@ struct Capture {
     id: Option<String>,
     lang: Option<String>,
     bindings: Bindings,
+    spans: Option<SpliceSpans>,
 }
 
 impl Default for StreamParser {
@@ -189,6 +205,10 @@ impl StreamParser {
             scopes: Scopes::default(),
             head: None,
             attrs: Vec::new(),
+            attr_keys: [0; PAIRWISE_ATTRS],
+            measuring: false,
+            attr_spans: [0; SPAN_SLOTS],
+            attr_events: 0,
             decls: Vec::new(),
             stack: Vec::new(),
             text_lens: Vec::new(),
@@ -199,6 +219,7 @@ impl StreamParser {
             header_lang: None,
             pending_start: None,
             capture: None,
+            ready: None,
         }
     }
 
@@ -299,6 +320,7 @@ impl StreamParser {
     /// Appends the peer's bytes. Call [`next_event`](Self::next_event) until it returns
     /// `Ok(None)` after each call, so that at most one chunk waits in the buffer. Discarded
     /// once the parser has failed.
+    #[inline]
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.error.is_some() {
             return;
@@ -306,16 +328,22 @@ impl StreamParser {
         // Drop consumed bytes once they are at least half the buffer: each byte is moved
         // at most a constant number of times, so feeding stays linear.
         if self.consumed > 0 && self.consumed * 2 >= self.buf.len() {
-            self.buf.drain(..self.consumed);
-            self.fed -= self.consumed;
-            self.consumed = 0;
-            // After a large stanza, give the memory back (hysteresis avoids churn).
-            let keep = self.buf.len().max(BUFFER_BASELINE);
-            if self.buf.capacity() > 4 * keep {
-                self.buf.shrink_to(keep);
-            }
+            self.compact();
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops the consumed bytes from the buffer (see [`Self::feed`]).
+    #[inline(never)]
+    fn compact(&mut self) {
+        self.buf.drain(..self.consumed);
+        self.fed -= self.consumed;
+        self.consumed = 0;
+        // After a large stanza, give the memory back (hysteresis avoids churn).
+        let keep = self.buf.len().max(BUFFER_BASELINE);
+        if self.buf.capacity() > 4 * keep {
+            self.buf.shrink_to(keep);
+        }
     }
 
     /// On a framed stream ([`Self::framed`]): one whole WebSocket message. Call
@@ -383,6 +411,7 @@ impl StreamParser {
         self.pending_start = None;
         self.context = None;
         self.header_lang = None;
+        self.ready = None;
     }
 
     /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
@@ -423,6 +452,7 @@ impl StreamParser {
     // ----- outputs -----
 
     /// The next event, `Ok(None)` if more bytes are needed, or the (sticky) error.
+    #[inline]
     pub fn next_event(&mut self) -> Result<Option<Event>, ParseError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
@@ -436,6 +466,7 @@ impl StreamParser {
         }
     }
 
+    #[inline(never)]
     fn advance(&mut self) -> Result<Option<Event>, ParseError> {
         if self.phase == Phase::Ended {
             return self.after_end();
@@ -457,8 +488,9 @@ impl StreamParser {
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
             };
             self.check_pending()?;
-            if let Some(event) = self.handle_raw(raw)? {
-                return Ok(Some(event));
+            self.handle_raw(raw)?;
+            if self.ready.is_some() {
+                return Ok(self.ready.take());
             }
         }
     }
@@ -495,10 +527,10 @@ impl StreamParser {
     // the call (+3% instructions on the `xml` bench).
     #[allow(clippy::inline_always)] // measured: see above
     #[inline(always)]
-    fn handle_raw(&mut self, raw: RawEvent) -> Result<Option<Event>, ParseError> {
+    fn handle_raw(&mut self, raw: RawEvent) -> Result<(), ParseError> {
         match raw {
-            RawEvent::XmlDeclaration(..) => Ok(None),
-            RawEvent::ElementHeadOpen(_, (prefix, local)) => {
+            RawEvent::XmlDeclaration(..) => Ok(()),
+            RawEvent::ElementHeadOpen(metrics, (prefix, local)) => {
                 let mut opens_stanza = false;
                 if self.phase == Phase::Stream {
                     let depth = self.depth();
@@ -507,56 +539,44 @@ impl StreamParser {
                         return Err(policy("element nesting exceeds the depth limit"));
                     }
                     if depth == 0 && self.envelopes {
-                        // The tokenizer has read `<` and the name (and maybe one byte more).
-                        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
-                        let start = window.iter().rposition(|b| *b == b'<');
-                        self.pending_start = Some(start.ok_or_else(internal)?);
-                        if self.context.is_none() {
-                            // At depth 0 the innermost scope is the stream header's.
-                            self.context = Some(Arc::new(StreamContext {
-                                decls: self
-                                    .scopes
-                                    .current_declarations()
-                                    .map(|(p, ns)| {
-                                        (p.map(|p| p.as_str().to_owned()), ns.to_owned())
-                                    })
-                                    .collect(),
-                                lang: self.header_lang.clone(),
-                                limits: self.limits.clone(),
-                            }));
-                        }
+                        self.note_depth1_start()?;
                     }
                     self.elements = if depth == 0 { 1 } else { self.elements + 1 };
                     if self.elements > self.limits.max_elements {
                         return Err(policy("element count exceeds the per-stanza limit"));
                     }
                 }
-                if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+                // The event's bytes (`<`, the name, maybe whitespace before) bound the name's
+                // length: only a long event needs the name measured.
+                if metrics.len() > self.limits.max_name_length
+                    && qname_len(prefix.as_ref(), &local) > self.limits.max_name_length
+                {
                     return Err(policy("element name exceeds the name length limit"));
                 }
                 if opens_stanza {
                     // Inside a stanza, text is only needed whole: let rxml batch it.
                     self.raw.set_text_buffering(true);
                 }
+                self.measuring = opens_stanza && self.envelopes;
+                self.attr_events = 0;
                 self.head = Some(Head { prefix, local });
                 self.attrs.clear();
                 self.decls.clear();
-                Ok(None)
+                Ok(())
             }
-            RawEvent::Attribute(_, (prefix, local), value) => {
-                self.attribute(prefix, local, value)?;
-                Ok(None)
+            RawEvent::Attribute(metrics, (prefix, local), value) => {
+                self.attribute(metrics.len(), prefix, local, value)
             }
-            RawEvent::ElementHeadClose(_) => {
+            RawEvent::ElementHeadClose(metrics) => {
+                if self.measuring {
+                    // The tag's end (`>` or `/>`, with the whitespace before it).
+                    self.measure(metrics.len());
+                }
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
-                    let header = self.stream_header(&head)?;
-                    self.phase = Phase::Stream;
-                    self.consumed = self.fed;
-                    Ok(Some(Event::StreamStart(header)))
+                    self.finish_header(&head)
                 } else {
-                    self.open_element(&head)?;
-                    Ok(None)
+                    self.open_element(&head)
                 }
             }
             RawEvent::ElementFoot(_) => self.close_element(),
@@ -564,24 +584,68 @@ impl StreamParser {
         }
     }
 
+    /// Notes the length of one event of a start tag being measured (an attribute; the
+    /// last one is the tag's end, `>` or `/>`).
+    fn measure(&mut self, len: usize) {
+        if let Some(slot) = self.attr_spans.get_mut(self.attr_events) {
+            *slot = len;
+        }
+        self.attr_events += 1;
+    }
+
+    /// In envelope mode, at a depth-1 start tag: where its `<` is, and the stream context
+    /// (taken at the first one). Once per stanza: kept out of the event loop.
+    #[inline(never)]
+    fn note_depth1_start(&mut self) -> Result<(), ParseError> {
+        // The tokenizer has read `<` and the name (and maybe one byte more).
+        let window = self.buf.get(self.consumed..self.fed).unwrap_or_default();
+        let start = window.iter().rposition(|b| *b == b'<');
+        self.pending_start = Some(start.ok_or_else(internal)?);
+        if self.context.is_none() {
+            // At depth 0 the innermost scope is the stream header's.
+            self.context = Some(Arc::new(StreamContext {
+                decls: self
+                    .scopes
+                    .current_declarations()
+                    .map(|(p, ns)| (p.map(|p| p.as_str().to_owned()), ns.to_owned()))
+                    .collect(),
+                lang: self.header_lang.clone(),
+                limits: self.limits.clone(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// An attribute event (`len`: its length in bytes).
     fn attribute(
         &mut self,
+        len: usize,
         prefix: Option<NcName>,
         local: NcName,
         value: String,
     ) -> Result<(), ParseError> {
-        if qname_len(prefix.as_ref(), &local) > self.limits.max_name_length {
+        if self.measuring {
+            self.measure(len);
+        }
+        // The local name is looked at once (its length, `xmlns`, its key).
+        let name = local.as_str();
+        let name_len = prefix.as_ref().map_or(0, |p| p.len() + 1) + name.len();
+        if name_len > self.limits.max_name_length {
             return Err(policy("attribute name exceeds the name length limit"));
         }
         if value.len() > self.limits.max_attribute_value_length {
             return Err(policy("attribute value exceeds the length limit"));
         }
         match prefix {
-            None if local.as_str() == "xmlns" => self.decls.push((None, value)),
+            None if name == "xmlns" => self.decls.push((None, value)),
             Some(p) if p.as_str() == "xmlns" => self.decls.push((Some(local), value)),
             prefix => {
                 if self.attrs.len() >= self.limits.max_attributes {
                     return Err(policy("element exceeds the attribute count limit"));
+                }
+                let key = name_key(name);
+                if let Some(slot) = self.attr_keys.get_mut(self.attrs.len()) {
+                    *slot = key;
                 }
                 self.attrs.push((prefix, local, value));
                 return Ok(());
@@ -621,6 +685,17 @@ impl StreamParser {
         }
         self.attrs = attrs;
         Ok(map)
+    }
+
+    /// The stream header's start tag is complete: it is the event. Once per stream: kept out
+    /// of the event loop.
+    #[inline(never)]
+    fn finish_header(&mut self, head: &Head) -> Result<(), ParseError> {
+        let header = self.stream_header(head)?;
+        self.phase = Phase::Stream;
+        self.consumed = self.fed;
+        self.ready = Some(Event::StreamStart(header));
+        Ok(())
     }
 
     fn stream_header(&mut self, head: &Head) -> Result<StreamHeader, ParseError> {
@@ -694,6 +769,13 @@ impl StreamParser {
             // Never on a framed stream: envelopes are off there.
             return self.open_captured_child(head);
         }
+        self.open_uncaptured(head)
+    }
+
+    /// [`Self::open_element`] outside a captured stanza (the element path, and a depth-1
+    /// element in envelope mode): kept out of the event loop of envelope mode.
+    #[inline(never)]
+    fn open_uncaptured(&mut self, head: &Head) -> Result<(), ParseError> {
         let ns = self.scopes.lookup(head.prefix.as_ref())?;
         if let (Some(framing), true) = (&self.framing, self.stack.is_empty()) {
             framing.check_root(ns, head.local.as_str())?;
@@ -731,6 +813,8 @@ impl StreamParser {
     }
 
     /// Starts capturing a depth-1 stanza as an envelope (its start tag was just read).
+    /// Once per stanza: kept out of the event loop.
+    #[inline(never)]
     fn open_capture(
         &mut self,
         head: &Head,
@@ -751,8 +835,14 @@ impl StreamParser {
         let head_end = (self.fed - self.consumed)
             .checked_sub(start)
             .ok_or_else(internal)?;
+        let tag_start = self.consumed + start;
+        let spans = self
+            .buf
+            .get(tag_start..tag_start + head_end)
+            .zip(self.attr_spans.get(..self.attr_events))
+            .and_then(|(tag, events)| SpliceSpans::measure(tag, events, head.prefix.is_some()));
         let mut header = Header::default();
-        if self.attrs.len() > 8 {
+        if self.attrs.len() > PAIRWISE_ATTRS {
             let mut attrs = self.resolve_attrs()?;
             let mut take = |ns: &Namespace<'static>, name: &str| attrs.remove(ns, name);
             header = Header {
@@ -794,6 +884,7 @@ impl StreamParser {
             id: header.id,
             lang: header.lang,
             bindings,
+            spans,
         };
         match &mut self.capture {
             Some(reused) => **reused = capture,
@@ -835,7 +926,7 @@ impl StreamParser {
         if self.attrs.is_empty() {
             return Ok(());
         }
-        if self.attrs.len() > 8 {
+        if self.attrs.len() > PAIRWISE_ATTRS {
             return self.resolve_attrs().map(drop);
         }
         self.check_attrs_pairwise()?;
@@ -844,20 +935,27 @@ impl StreamParser {
     }
 
     /// The checks of [`Self::resolve_attrs`] (unbound prefixes, then duplicates by resolved
-    /// name, in document order, same errors) pairwise, for a handful of attributes; the
-    /// attributes stay.
+    /// name, in document order, same errors) pairwise, for at most [`PAIRWISE_ATTRS`]
+    /// attributes; the attributes stay. Two names are compared only when their
+    /// [`name_key`]s are equal.
     fn check_attrs_pairwise(&self) -> Result<(), ParseError> {
-        if let [(prefix, _, _)] = self.attrs.as_slice() {
+        let attrs = self.attrs.as_slice();
+        if let [(prefix, _, _)] = attrs {
             // One attribute: only its prefix can be wrong.
             if prefix.is_some() {
                 self.scopes.lookup(prefix.as_ref())?;
             }
             return Ok(());
         }
-        if self.attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
+        let keys = self.attr_keys.get(..attrs.len()).ok_or_else(internal)?;
+        if attrs.iter().all(|(prefix, _, _)| prefix.is_none()) {
             // No namespaces: duplicates by name alone.
-            for (i, (_, local, _)) in self.attrs.iter().enumerate() {
-                if self.attrs[..i].iter().any(|(_, other, _)| other == local) {
+            for (i, ((_, local, _), key)) in attrs.iter().zip(keys).enumerate() {
+                if attrs[..i]
+                    .iter()
+                    .zip(keys)
+                    .any(|((_, other, _), other_key)| other_key == key && other == local)
+                {
                     return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
                 }
             }
@@ -868,10 +966,10 @@ impl StreamParser {
             None => Ok(""),
             Some(p) => self.scopes.lookup(Some(p)),
         };
-        for (i, (prefix, local, _)) in self.attrs.iter().enumerate() {
+        for (i, ((prefix, local, _), key)) in attrs.iter().zip(keys).enumerate() {
             let ns = resolve(prefix)?;
-            for (other_prefix, other_local, _) in &self.attrs[..i] {
-                if other_local == local && resolve(other_prefix)? == ns {
+            for ((other_prefix, other_local, _), other_key) in attrs[..i].iter().zip(keys) {
+                if other_key == key && other_local == local && resolve(other_prefix)? == ns {
                     return Err(ParseError::new(Cond::NotWellFormed, "duplicate attribute"));
                 }
             }
@@ -880,17 +978,27 @@ impl StreamParser {
     }
 
     /// Closes an element inside a captured stanza; the envelope when the stanza ends.
-    fn close_captured(&mut self) -> Result<Option<Event>, ParseError> {
-        let Some(mut capture) = self.capture.take().filter(|c| c.depth > 0) else {
+    fn close_captured(&mut self) -> Result<(), ParseError> {
+        let Some(capture) = self.capture.as_deref_mut().filter(|c| c.depth > 0) else {
             return Err(internal());
         };
+        capture.depth -= 1;
+        let done = capture.depth == 0;
         self.text_lens.pop();
         self.scopes.pop();
-        capture.depth -= 1;
-        if capture.depth > 0 {
-            self.capture = Some(capture);
-            return Ok(None);
+        if done {
+            return self.finish_capture();
         }
+        Ok(())
+    }
+
+    /// The captured stanza's end tag was read: its envelope is the event. Once per stanza:
+    /// kept out of the event loop.
+    #[inline(never)]
+    fn finish_capture(&mut self) -> Result<(), ParseError> {
+        let Some(mut capture) = self.capture.take() else {
+            return Err(internal());
+        };
         // The box is kept for the next stanza; its values move into the envelope.
         let mut bindings = Bindings::default();
         core::mem::swap(&mut bindings, &mut capture.bindings);
@@ -901,8 +1009,13 @@ impl StreamParser {
             capture.id.take(),
             capture.lang.take(),
         );
-        let (start, head_end, kind, ns) =
-            (capture.start, capture.head_end, capture.kind, capture.ns);
+        let (start, head_end, kind, ns, spans) = (
+            capture.start,
+            capture.head_end,
+            capture.kind,
+            capture.ns,
+            capture.spans,
+        );
         self.capture = Some(capture);
         let from = self.consumed + start;
         let bytes = self.buf.get(from..self.fed).ok_or_else(internal)?.to_vec();
@@ -917,7 +1030,7 @@ impl StreamParser {
                 return Err(framing::trailing());
             }
         }
-        Ok(Some(Event::Stanza(Envelope {
+        self.ready = Some(Event::Stanza(Envelope {
             bytes,
             head_end,
             kind,
@@ -929,7 +1042,9 @@ impl StreamParser {
             lang,
             context,
             bindings,
-        })))
+            spans,
+        }));
+        Ok(())
     }
 
     /// Whether a stanza is being captured as an envelope.
@@ -942,22 +1057,30 @@ impl StreamParser {
         self.stack.len() + self.capture.as_ref().map_or(0, |c| c.depth)
     }
 
-    fn close_element(&mut self) -> Result<Option<Event>, ParseError> {
+    fn close_element(&mut self) -> Result<(), ParseError> {
         if self.capturing() {
             return self.close_captured();
         }
+        self.close_uncaptured()
+    }
+
+    /// [`Self::close_element`] outside a captured stanza: kept out of the event loop of
+    /// envelope mode.
+    #[inline(never)]
+    fn close_uncaptured(&mut self) -> Result<(), ParseError> {
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
             self.consumed = self.fed;
             self.scopes.clear();
-            return Ok(Some(Event::StreamEnd));
+            self.ready = Some(Event::StreamEnd);
+            return Ok(());
         };
         self.text_lens.pop();
         self.scopes.pop();
         if let Some(parent) = self.stack.last_mut() {
             parent.append_child(element);
-            Ok(None)
+            Ok(())
         } else {
             self.consumed = self.fed;
             // Between stanzas, report keepalive whitespace as soon as it arrives.
@@ -976,13 +1099,15 @@ impl StreamParser {
                     // An envelope's context is taken at its first stanza, after this.
                     self.context = None;
                 }
-                return Ok(Some(event));
+                self.ready = Some(event);
+                return Ok(());
             }
-            Ok(Some(Event::Element(element)))
+            self.ready = Some(Event::Element(element));
+            Ok(())
         }
     }
 
-    fn text(&mut self, text: String) -> Result<Option<Event>, ParseError> {
+    fn text(&mut self, text: String) -> Result<(), ParseError> {
         if self.capturing() {
             if let Some(len) = self.text_lens.last_mut() {
                 *len += text.len();
@@ -990,11 +1115,18 @@ impl StreamParser {
                     return Err(policy("character data exceeds the text length limit"));
                 }
             }
-            return Ok(None);
+            return Ok(());
         }
+        self.text_uncaptured(text)
+    }
+
+    /// [`Self::text`] outside a captured stanza: kept out of the event loop of envelope
+    /// mode.
+    #[inline(never)]
+    fn text_uncaptured(&mut self, text: String) -> Result<(), ParseError> {
         let Some(element) = self.stack.last_mut() else {
             if self.phase != Phase::Stream {
-                return Ok(None);
+                return Ok(());
             }
             if !text.bytes().all(is_xml_space) {
                 if self.framing.is_some() {
@@ -1011,12 +1143,13 @@ impl StreamParser {
             self.consumed += pending.iter().take_while(|b| is_xml_space(**b)).count();
             if self.framing.is_some() {
                 // Whitespace around a message's element is not a keepalive (RFC 7395 §3.8).
-                return Ok(None);
+                return Ok(());
             }
-            return Ok(Some(Event::Whitespace));
+            self.ready = Some(Event::Whitespace);
+            return Ok(());
         };
         if text.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         if let Some(len) = self.text_lens.last_mut() {
             *len += text.len();
@@ -1025,7 +1158,7 @@ impl StreamParser {
             }
         }
         element.append_text(text);
-        Ok(None)
+        Ok(())
     }
 
     /// Maps an rxml error to its RFC 6120 condition, looking at the bytes of the failing
@@ -1062,14 +1195,30 @@ fn note_bindings(
     own: &str,
     root: bool,
 ) {
-    // The usual element inside a stanza (no prefix, no declaration, the header's default
-    // already noted) has nothing to note.
+    // No prefix to borrow (`xml` is never borrowed: `xml:lang` on a stanza is usual).
     if head.prefix.is_none()
-        && bindings.borrows_default
-        && !scopes.declares_any()
-        && attrs.iter().all(|(prefix, _, _)| prefix.is_none())
+        && attrs
+            .iter()
+            .all(|(prefix, _, _)| prefix.as_ref().is_none_or(|p| p.as_str() == "xml"))
     {
-        return;
+        if !scopes.declares_any() {
+            // The usual element inside a stanza (the header's default already noted) has
+            // nothing to note; else (a stanza's root) it may be in the header's default.
+            if !bindings.borrows_default
+                && context.is_some_and(|c| scopes.default.len() == c.default_count())
+            {
+                bindings.borrows_default = true;
+            }
+            return;
+        } else if let Some(default) = scopes.only_default_declaration() {
+            // The usual declaring element (`<query xmlns='jabber:iq:roster'>`): no prefix to
+            // borrow, and its default namespace is its own, not the header's; all there is
+            // to note is whether it binds the stanza's namespace (the root may).
+            if default == own && !root {
+                bindings.rebinds_own = true;
+            }
+            return;
+        }
     }
     note_bindings_in_full(scopes, context, attrs, head, bindings, own, root);
 }
@@ -1162,6 +1311,15 @@ impl Scopes {
             self.marks.push(self.declared.len());
             return Ok(());
         }
+        if let [(None, _)] = decls.as_slice() {
+            // The usual declaring element declares its default namespace, and nothing else.
+            if let Some((_, ns)) = decls.pop() {
+                self.marks.push(self.declared.len());
+                self.default.push(ns);
+                self.declared.push(None);
+                return Ok(());
+            }
+        }
         self.push_declarations(decls)
     }
 
@@ -1188,6 +1346,16 @@ impl Scopes {
             self.declared.push(prefix);
         }
         Ok(())
+    }
+
+    /// The default namespace the innermost element declared, if that is its only
+    /// declaration.
+    fn only_default_declaration(&self) -> Option<&str> {
+        let mark = *self.marks.last()?;
+        if mark + 1 != self.declared.len() || self.declared.last() != Some(&None) {
+            return None;
+        }
+        self.default.last().map(String::as_str)
     }
 
     /// Whether the innermost element declared anything.
@@ -1221,6 +1389,12 @@ impl Scopes {
             return;
         };
         if mark < self.declared.len() {
+            if mark + 1 == self.declared.len() && self.declared.last() == Some(&None) {
+                // Its one declaration was the default namespace.
+                self.declared.pop();
+                self.default.pop();
+                return;
+            }
             self.pop_declarations(mark);
         }
     }
@@ -1279,6 +1453,21 @@ fn has_duplicate_prefix(decls: &[(Option<NcName>, String)]) -> bool {
         .collect();
     prefixes.sort_unstable();
     prefixes.windows(2).any(|w| w[0] == w[1])
+}
+
+/// Attribute events of a stanza's start tag measured for the splice (beyond, it scans).
+const SPAN_SLOTS: usize = 16;
+
+/// Up to this many attributes, an element's are checked pairwise, without building a map.
+const PAIRWISE_ATTRS: usize = 8;
+
+/// A cheap summary of a name (its length and first and last bytes): equal names have equal
+/// keys, so names with different keys need no comparison.
+fn name_key(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let last = bytes.last().copied().unwrap_or(0);
+    (name.len() as u64) << 16 | u64::from(first) << 8 | u64::from(last)
 }
 
 /// Buffer capacity kept between stanzas.
