@@ -458,7 +458,9 @@ impl StreamParser {
             return Err(error.clone());
         }
         match self.advance() {
-            Ok(event) => Ok(event),
+            // "Need more bytes" is told without handing an (empty) event slot around.
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(self.ready.take()),
             Err(error) => {
                 self.error = Some(error.clone());
                 Err(error)
@@ -466,8 +468,10 @@ impl StreamParser {
         }
     }
 
+    /// Runs the tokenizer until an event is ready (`true`, in `self.ready`) or it needs
+    /// more bytes (`false`).
     #[inline(never)]
-    fn advance(&mut self) -> Result<Option<Event>, ParseError> {
+    fn advance(&mut self) -> Result<bool, ParseError> {
         if self.phase == Phase::Ended {
             return self.after_end();
         }
@@ -483,14 +487,14 @@ impl StreamParser {
                     if self.framing.as_ref().is_some_and(|f| f.complete) {
                         return Err(framing::incomplete());
                     }
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
             };
             self.check_pending()?;
             self.handle_raw(raw)?;
             if self.ready.is_some() {
-                return Ok(self.ready.take());
+                return Ok(true);
             }
         }
     }
@@ -503,7 +507,7 @@ impl StreamParser {
         Ok(())
     }
 
-    fn after_end(&mut self) -> Result<Option<Event>, ParseError> {
+    fn after_end(&mut self) -> Result<bool, ParseError> {
         let rest = &self.buf[self.consumed..];
         if let Some(pos) = rest.iter().position(|b| !is_xml_space(*b)) {
             self.consumed += pos;
@@ -520,7 +524,7 @@ impl StreamParser {
         }
         self.consumed = self.buf.len();
         self.fed = self.consumed;
-        Ok(None)
+        Ok(false)
     }
 
     // Inlined into the event loop: out of line, every event (about 100 bytes) is copied into
