@@ -876,24 +876,35 @@ impl StreamParser {
             }
             self.attrs = attrs;
         }
-        let capture = Capture {
-            start,
-            head_end,
-            depth: 1,
-            kind,
-            ns,
-            to: header.to,
-            from: header.from,
-            type_: header.type_,
-            id: header.id,
-            lang: header.lang,
-            bindings,
-            spans,
-        };
-        match &mut self.capture {
-            Some(reused) => **reused = capture,
-            None => self.capture = Some(Box::new(capture)),
-        }
+        // The box of the previous stanza is filled in place (its values were moved out).
+        let capture = self.capture.get_or_insert_with(|| {
+            Box::new(Capture {
+                start: 0,
+                head_end: 0,
+                depth: 0,
+                kind,
+                ns,
+                to: None,
+                from: None,
+                type_: None,
+                id: None,
+                lang: None,
+                bindings: Bindings::default(),
+                spans: None,
+            })
+        });
+        capture.start = start;
+        capture.head_end = head_end;
+        capture.depth = 1;
+        capture.kind = kind;
+        capture.ns = ns;
+        capture.to = header.to;
+        capture.from = header.from;
+        capture.type_ = header.type_;
+        capture.id = header.id;
+        capture.lang = header.lang;
+        capture.bindings = bindings;
+        capture.spans = spans;
         self.text_lens.push(0);
         Ok(())
     }
