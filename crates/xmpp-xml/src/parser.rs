@@ -143,7 +143,7 @@ pub struct StreamParser {
     /// nothing captured) so a stanza costs no allocation for it; `release_memory` frees it.
     capture: Option<Box<Capture>>,
     /// The event the last tokenizer event completed, if any: set where it is made and taken
-    /// by the event loop (so an event, about 200 bytes, is not passed back through every
+    /// by the event loop (so an event, about 250 bytes, is not passed back through every
     /// step of the loop).
     ready: Option<Event>,
 }
