@@ -120,15 +120,12 @@ pub(crate) struct SpliceSpans {
     prefixed: bool,
 }
 
-/// The attributes [`SpliceSpans`] locates, in the order of its spans.
-const SPAN_NAMES: [&[u8]; 3] = [b"from", b"to", b"xmlns"];
-
 impl SpliceSpans {
     /// The spans of start tag `tag` (from its `<` to its `>`) from the lengths of its
     /// tokenizer events after the name, in order (the last one is the tag's end, `>` or
     /// `/>`, with the whitespace before it). Every attribute span is checked to be one
-    /// (whitespace first, a quote last) and those named in [`SPAN_NAMES`] are found by
-    /// their bytes. `None` when anything does not fit (the splice then scans the tag).
+    /// (whitespace first, a quote last) and `from`, `to` and `xmlns` are found by their
+    /// bytes. `None` when anything does not fit (the splice then scans the tag).
     pub(crate) fn measure(tag: &[u8], events: &[usize], prefixed: bool) -> Option<Self> {
         let len = u32::try_from(tag.len()).ok()?;
         let (close, attributes) = events.split_last()?;
@@ -150,17 +147,17 @@ impl SpliceSpans {
                 return None;
             }
             let at = skip(bytes, 1, |b| b & SPACE != 0);
-            let slot = match bytes.get(at) {
-                Some(b'f') => 0,
-                Some(b't') => 1,
-                Some(b'x') => 2,
-                _ => usize::MAX,
+            // A name ends at whitespace or `=`.
+            let ends = |b: u8| CLASS[usize::from(b)] & (SPACE | EQUALS) != 0;
+            let slot = match bytes.get(at..)? {
+                [b'f', b'r', b'o', b'm', next, ..] if ends(*next) => spans.get_mut(0),
+                [b't', b'o', next, ..] if ends(*next) => spans.get_mut(1),
+                [b'x', b'm', b'l', b'n', b's', next, ..] if ends(*next) => spans.get_mut(2),
+                _ => None,
             };
-            if let (Some(name), Some(span)) = (SPAN_NAMES.get(slot), spans.get_mut(slot)) {
-                if Self::is_named(bytes.get(at..)?, name) {
-                    // Both within `tag`, whose length fits.
-                    *span = [u32::try_from(start).ok()?, u32::try_from(end).ok()?];
-                }
+            if let Some(span) = slot {
+                // Both within `tag`, whose length fits.
+                *span = [u32::try_from(start).ok()?, u32::try_from(end).ok()?];
             }
             end = start;
         }
@@ -173,16 +170,6 @@ impl SpliceSpans {
             tail,
             prefixed,
         })
-    }
-
-    /// Whether the attribute `rest` begins with is named `name` (the name, then whitespace
-    /// or `=`). Names are a few bytes: compared in place, not through `memcmp`.
-    fn is_named(rest: &[u8], name: &[u8]) -> bool {
-        rest.len() > name.len()
-            && rest.iter().zip(name).all(|(a, b)| a == b)
-            && rest
-                .get(name.len())
-                .is_some_and(|b| CLASS[usize::from(*b)] & (SPACE | EQUALS) != 0)
     }
 
     fn range(&self, i: usize) -> Option<Range<usize>> {
