@@ -403,7 +403,7 @@ pub(crate) fn too_high(h: u32, sent: u32) -> StreamError {
     let mut condition = Element::bare("handled-count-too-high", NS);
     set_attr(&mut condition, "h", &h.to_string());
     set_attr(&mut condition, "send-count", &sent.to_string());
-    error.application_condition = Some(condition);
+    error.application_condition = Some(Box::new(condition));
     error
 }
 

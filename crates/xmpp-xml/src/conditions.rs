@@ -288,8 +288,9 @@ pub struct StreamError {
     pub other_host: Option<String>,
     /// Optional descriptive text.
     pub text: Option<ErrorText>,
-    /// Optional application-specific condition element.
-    pub application_condition: Option<Element>,
+    /// Optional application-specific condition element (boxed: rare, and the error travels
+    /// inside every stream output, which it would otherwise make larger).
+    pub application_condition: Option<Box<Element>>,
 }
 
 impl StreamError {
@@ -326,7 +327,7 @@ impl StreamError {
     /// Adds an application-specific condition element.
     #[must_use]
     pub fn with_application_condition(mut self, condition: Element) -> Self {
-        self.application_condition = Some(condition);
+        self.application_condition = Some(Box::new(condition));
         self
     }
 
@@ -342,7 +343,7 @@ impl StreamError {
             error = error.append(text_element(text, NS_XMPP_STREAMS));
         }
         if let Some(app) = &self.application_condition {
-            error = error.append(app.clone());
+            error = error.append(Element::clone(app));
         }
         error.build()
     }
@@ -370,7 +371,7 @@ impl StreamError {
                     error = Some(parsed);
                 }
             } else if application_condition.is_none() {
-                application_condition = Some(child.clone());
+                application_condition = Some(Box::new(child.clone()));
             }
         }
         let mut error = error.ok_or(ErrorElementError::MissingCondition)?;
@@ -409,8 +410,9 @@ pub struct StanzaError {
     pub by: Option<String>,
     /// Optional descriptive text.
     pub text: Option<ErrorText>,
-    /// Optional application-specific condition element.
-    pub application_condition: Option<Element>,
+    /// Optional application-specific condition element (boxed: rare, and the error travels
+    /// inside every stream output, which it would otherwise make larger).
+    pub application_condition: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -461,7 +463,7 @@ impl StanzaError {
     /// Adds an application-specific condition element.
     #[must_use]
     pub fn with_application_condition(mut self, condition: Element) -> Self {
-        self.application_condition = Some(condition);
+        self.application_condition = Some(Box::new(condition));
         self
     }
 
@@ -481,7 +483,7 @@ impl StanzaError {
             error = error.append(text_element(text, NS_XMPP_STANZAS));
         }
         if let Some(app) = &self.application_condition {
-            error = error.append(app.clone());
+            error = error.append(Element::clone(app));
         }
         error.build()
     }
@@ -510,7 +512,7 @@ impl StanzaError {
                     condition = Some((parsed, address.filter(|a| !a.is_empty())));
                 }
             } else if application_condition.is_none() {
-                application_condition = Some(child.clone());
+                application_condition = Some(Box::new(child.clone()));
             }
         }
         let (condition, new_address) = condition.ok_or(ErrorElementError::MissingCondition)?;
