@@ -126,11 +126,11 @@ impl SpliceSpans {
     /// `/>`, with the whitespace before it). Every attribute span is checked to be one
     /// (whitespace first, a quote last) and `from`, `to` and `xmlns` are found by their
     /// bytes. `None` when anything does not fit (the splice then scans the tag).
-    pub(crate) fn measure(tag: &[u8], events: &[usize], prefixed: bool) -> Option<Self> {
+    pub(crate) fn measure(tag: &[u8], events: &[u32], prefixed: bool) -> Option<Self> {
         let len = u32::try_from(tag.len()).ok()?;
         let (close, attributes) = events.split_last()?;
         // Each event covers the bytes from the end of the one before: walk back from the end.
-        let mut end = tag.len().checked_sub(*close)?;
+        let mut end = tag.len().checked_sub(usize::try_from(*close).ok()?)?;
         let tail = if tag.get(tag.len().checked_sub(2)?) == Some(&b'/') {
             len - 2
         } else {
@@ -138,7 +138,7 @@ impl SpliceSpans {
         };
         let mut spans = [[0; 2]; 3];
         for event_len in attributes.iter().rev() {
-            let start = end.checked_sub(*event_len)?;
+            let start = end.checked_sub(usize::try_from(*event_len).ok()?)?;
             let bytes = tag.get(start..end)?;
             let [first, .., last] = bytes else {
                 return None;

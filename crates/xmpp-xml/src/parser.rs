@@ -111,13 +111,13 @@ pub struct StreamParser {
     attrs: Vec<RawAttr>,
     /// [`name_key`] of the local name of each of the first [`PAIRWISE_ATTRS`] entries of
     /// `attrs` (written as each is pushed).
-    attr_keys: [u64; PAIRWISE_ATTRS],
+    attr_keys: [u32; PAIRWISE_ATTRS],
     /// Whether the start tag being read is a depth-1 element in envelope mode, whose
     /// attribute events are measured for the splice.
     measuring: bool,
     /// For such a tag, each attribute event's length in bytes, for the first
     /// [`SPAN_SLOTS`] of them; then the tag's end.
-    attr_spans: [usize; SPAN_SLOTS],
+    attr_spans: [u32; SPAN_SLOTS],
     /// Attribute events (declarations included) of the tag being measured.
     attr_events: usize,
     decls: Vec<(Option<NcName>, String)>,
@@ -142,11 +142,13 @@ pub struct StreamParser {
     /// usual idle one, does not carry its size). The box stays between stanzas (`depth` 0:
     /// nothing captured) so a stanza costs no allocation for it; `release_memory` frees it.
     capture: Option<Box<Capture>>,
-    /// The event the last tokenizer event completed, if any: set where it is made and taken
-    /// by the event loop (so an event, about 250 bytes, is not passed back through every
-    /// step of the loop).
-    ready: Option<Event>,
 }
+
+/// Where the step that completes an event puts it: a slot on `next_event`'s stack, handed
+/// down the event loop by reference (so an event, about 250 bytes, is not passed back
+/// through every step of the loop, and the parser, which every idle stream holds, does not
+/// carry one).
+type Ready = Option<Event>;
 
 /// The decoded header attributes of a captured stanza's start tag.
 #[derive(Default)]
@@ -219,7 +221,6 @@ impl StreamParser {
             header_lang: None,
             pending_start: None,
             capture: None,
-            ready: None,
         }
     }
 
@@ -411,7 +412,6 @@ impl StreamParser {
         self.pending_start = None;
         self.context = None;
         self.header_lang = None;
-        self.ready = None;
     }
 
     /// Gives back the scratch memory parsing needs (rxml's token buffers, 8 KiB each with the
@@ -457,21 +457,25 @@ impl StreamParser {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        match self.advance() {
+        // Not dropped on "need more bytes", the common return: `advance` reports `false` only
+        // with nothing in the slot, so there is nothing to drop (and no drop check per read).
+        let mut ready = core::mem::ManuallyDrop::new(None);
+        match self.advance(&mut ready) {
             // "Need more bytes" is told without handing an (empty) event slot around.
             Ok(false) => Ok(None),
-            Ok(true) => Ok(self.ready.take()),
+            Ok(true) => Ok(core::mem::ManuallyDrop::into_inner(ready)),
             Err(error) => {
+                drop(core::mem::ManuallyDrop::into_inner(ready));
                 self.error = Some(error.clone());
                 Err(error)
             }
         }
     }
 
-    /// Runs the tokenizer until an event is ready (`true`, in `self.ready`) or it needs
-    /// more bytes (`false`).
+    /// Runs the tokenizer until an event is ready (`true`, in `ready`) or it needs more
+    /// bytes (`false`).
     #[inline(never)]
-    fn advance(&mut self) -> Result<bool, ParseError> {
+    fn advance(&mut self, ready: &mut Ready) -> Result<bool, ParseError> {
         if self.phase == Phase::Ended {
             return self.after_end();
         }
@@ -492,8 +496,8 @@ impl StreamParser {
                 Err(EndOrError::Error(error)) => return Err(self.map_rxml_error(error)),
             };
             self.check_pending()?;
-            self.handle_raw(raw)?;
-            if self.ready.is_some() {
+            self.handle_raw(raw, ready)?;
+            if ready.is_some() {
                 return Ok(true);
             }
         }
@@ -531,7 +535,7 @@ impl StreamParser {
     // the call (+3% instructions on the `xml` bench).
     #[allow(clippy::inline_always)] // measured: see above
     #[inline(always)]
-    fn handle_raw(&mut self, raw: RawEvent) -> Result<(), ParseError> {
+    fn handle_raw(&mut self, raw: RawEvent, ready: &mut Ready) -> Result<(), ParseError> {
         match raw {
             RawEvent::XmlDeclaration(..) => Ok(()),
             RawEvent::ElementHeadOpen(metrics, (prefix, local)) => {
@@ -578,13 +582,13 @@ impl StreamParser {
                 }
                 let head = self.head.take().ok_or_else(internal)?;
                 if self.phase == Phase::Header {
-                    self.finish_header(&head)
+                    self.finish_header(&head, ready)
                 } else {
                     self.open_element(&head)
                 }
             }
-            RawEvent::ElementFoot(_) => self.close_element(),
-            RawEvent::Text(_, text) => self.text(text),
+            RawEvent::ElementFoot(_) => self.close_element(ready),
+            RawEvent::Text(_, text) => self.text(text, ready),
         }
     }
 
@@ -592,7 +596,9 @@ impl StreamParser {
     /// last one is the tag's end, `>` or `/>`).
     fn measure(&mut self, len: usize) {
         if let Some(slot) = self.attr_spans.get_mut(self.attr_events) {
-            *slot = len;
+            // An event longer than `u32` (never, under the token bounds) fails the
+            // measurement: the splice then scans.
+            *slot = u32::try_from(len).unwrap_or(u32::MAX);
         }
         self.attr_events += 1;
     }
@@ -694,11 +700,11 @@ impl StreamParser {
     /// The stream header's start tag is complete: it is the event. Once per stream: kept out
     /// of the event loop.
     #[inline(never)]
-    fn finish_header(&mut self, head: &Head) -> Result<(), ParseError> {
+    fn finish_header(&mut self, head: &Head, ready: &mut Ready) -> Result<(), ParseError> {
         let header = self.stream_header(head)?;
         self.phase = Phase::Stream;
         self.consumed = self.fed;
-        self.ready = Some(Event::StreamStart(header));
+        *ready = Some(Event::StreamStart(header));
         Ok(())
     }
 
@@ -993,7 +999,7 @@ impl StreamParser {
     }
 
     /// Closes an element inside a captured stanza; the envelope when the stanza ends.
-    fn close_captured(&mut self) -> Result<(), ParseError> {
+    fn close_captured(&mut self, ready: &mut Ready) -> Result<(), ParseError> {
         let Some(capture) = self.capture.as_deref_mut().filter(|c| c.depth > 0) else {
             return Err(internal());
         };
@@ -1002,7 +1008,7 @@ impl StreamParser {
         self.text_lens.pop();
         self.scopes.pop();
         if done {
-            return self.finish_capture();
+            return self.finish_capture(ready);
         }
         Ok(())
     }
@@ -1010,7 +1016,7 @@ impl StreamParser {
     /// The captured stanza's end tag was read: its envelope is the event. Once per stanza:
     /// kept out of the event loop.
     #[inline(never)]
-    fn finish_capture(&mut self) -> Result<(), ParseError> {
+    fn finish_capture(&mut self, ready: &mut Ready) -> Result<(), ParseError> {
         let Some(mut capture) = self.capture.take() else {
             return Err(internal());
         };
@@ -1045,7 +1051,7 @@ impl StreamParser {
                 return Err(framing::trailing());
             }
         }
-        self.ready = Some(Event::Stanza(Envelope {
+        *ready = Some(Event::Stanza(Envelope {
             bytes,
             head_end,
             kind,
@@ -1072,23 +1078,23 @@ impl StreamParser {
         self.stack.len() + self.capture.as_ref().map_or(0, |c| c.depth)
     }
 
-    fn close_element(&mut self) -> Result<(), ParseError> {
+    fn close_element(&mut self, ready: &mut Ready) -> Result<(), ParseError> {
         if self.capturing() {
-            return self.close_captured();
+            return self.close_captured(ready);
         }
-        self.close_uncaptured()
+        self.close_uncaptured(ready)
     }
 
     /// [`Self::close_element`] outside a captured stanza: kept out of the event loop of
     /// envelope mode.
     #[inline(never)]
-    fn close_uncaptured(&mut self) -> Result<(), ParseError> {
+    fn close_uncaptured(&mut self, ready: &mut Ready) -> Result<(), ParseError> {
         let Some(element) = self.stack.pop() else {
             // The stream element itself closed.
             self.phase = Phase::Ended;
             self.consumed = self.fed;
             self.scopes.clear();
-            self.ready = Some(Event::StreamEnd);
+            *ready = Some(Event::StreamEnd);
             return Ok(());
         };
         self.text_lens.pop();
@@ -1114,15 +1120,15 @@ impl StreamParser {
                     // An envelope's context is taken at its first stanza, after this.
                     self.context = None;
                 }
-                self.ready = Some(event);
+                *ready = Some(event);
                 return Ok(());
             }
-            self.ready = Some(Event::Element(element));
+            *ready = Some(Event::Element(element));
             Ok(())
         }
     }
 
-    fn text(&mut self, text: String) -> Result<(), ParseError> {
+    fn text(&mut self, text: String, ready: &mut Ready) -> Result<(), ParseError> {
         if self.capturing() {
             if let Some(len) = self.text_lens.last_mut() {
                 *len += text.len();
@@ -1132,13 +1138,13 @@ impl StreamParser {
             }
             return Ok(());
         }
-        self.text_uncaptured(text)
+        self.text_uncaptured(text, ready)
     }
 
     /// [`Self::text`] outside a captured stanza: kept out of the event loop of envelope
     /// mode.
     #[inline(never)]
-    fn text_uncaptured(&mut self, text: String) -> Result<(), ParseError> {
+    fn text_uncaptured(&mut self, text: String, ready: &mut Ready) -> Result<(), ParseError> {
         let Some(element) = self.stack.last_mut() else {
             if self.phase != Phase::Stream {
                 return Ok(());
@@ -1160,7 +1166,7 @@ impl StreamParser {
                 // Whitespace around a message's element is not a keepalive (RFC 7395 §3.8).
                 return Ok(());
             }
-            self.ready = Some(Event::Whitespace);
+            *ready = Some(Event::Whitespace);
             return Ok(());
         };
         if text.is_empty() {
@@ -1480,11 +1486,14 @@ const PAIRWISE_ATTRS: usize = 8;
 
 /// A cheap summary of a name (its length and first and last bytes): equal names have equal
 /// keys, so names with different keys need no comparison.
-fn name_key(name: &str) -> u64 {
+fn name_key(name: &str) -> u32 {
     let bytes = name.as_bytes();
     let first = bytes.first().copied().unwrap_or(0);
     let last = bytes.last().copied().unwrap_or(0);
-    (name.len() as u64) << 16 | u64::from(first) << 8 | u64::from(last)
+    // A filter, not an identity: a length beyond 16 bits (never, under the name bound)
+    // only makes more pairs compare their names.
+    let len = u16::try_from(name.len()).unwrap_or(u16::MAX);
+    u32::from(len) << 16 | u32::from(first) << 8 | u32::from(last)
 }
 
 /// Buffer capacity kept between stanzas.
