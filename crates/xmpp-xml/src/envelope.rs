@@ -13,6 +13,10 @@ use crate::header::{NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER};
 use crate::limits::Limits;
 use crate::parser::{Event, StreamParser};
 
+mod children;
+
+pub use children::{Child, Children};
+
 /// The three stanza kinds of RFC 6120 §8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StanzaKind {

@@ -64,7 +64,9 @@ pub use conditions::{
     ErrorElementError, ErrorText, StanzaError, StanzaErrorCondition, StanzaErrorType, StreamError,
     StreamErrorCondition,
 };
-pub use envelope::{Envelope, SpliceError, Stamp, StanzaKind, parse_spliced, stamp_element};
+pub use envelope::{
+    Child, Children, Envelope, SpliceError, Stamp, StanzaKind, parse_spliced, stamp_element,
+};
 pub use error::{ParseError, SerializeError};
 pub use framing::NS_FRAMING;
 pub use header::{

@@ -724,3 +724,115 @@ proptest! {
         headers_agree(&envelopes)?;
     }
 }
+
+/// Children of a stanza as the reader of [`Envelope::children`] must see them: namespaces
+/// from the child, the stanza or the stream header, `xml:lang` with references, text with
+/// references, line ends, CDATA sections, nested elements, `>` in values and text.
+const READ_CHILDREN: &[&str] = &[
+    "<show>away</show>",
+    "<status xml:lang='cs'>hned jsem zp\u{11b}t</status>",
+    "<status xml:lang=\"x&#x2D;y&apos;\">a &amp; b &lt;3 &#233;&#x1F600;</status>",
+    "<status>line\r\nbreak\rhere</status>",
+    "<status><![CDATA[<not> &amp; a tag]]> and\r\n<b>bold</b> text</status>",
+    "<priority>\n -5 \t</priority>",
+    "<priority/>",
+    "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='a>b' ver='v\"/'/>",
+    "<x xmlns='urn:x'><show>nested</show><y a='1'>t</y></x>",
+    "<p:show>p-show</p:show>",
+    "<c:status xml:lang='de'>c-status</c:status>",
+    "<q:priority>1</q:priority>",
+    "<r:show xmlns:r='jabber:client'>r</r:show>",
+    "<show xmlns=''>none</show>",
+    "<show xmlns='jabber:server'>s</show>",
+    "<error type='cancel'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+    "<delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'>Offline &gt; stored</delay>",
+    "text &#60;between&#62; children",
+    "<![CDATA[cdata between children]]>",
+    "<empty\n\t/>",
+];
+
+fn presence_with_children() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["presence", "c:presence", "message"]),
+        prop::sample::select(vec!["", " xmlns='jabber:client'", " xmlns='urn:default'"]),
+        prop::sample::select(vec!["", " xmlns:q='jabber:client'", " xmlns:q='urn:q'"]),
+        prop::collection::vec(prop::sample::select(READ_CHILDREN.to_vec()), 0..6),
+    )
+        .prop_map(|(name, own_ns, q, children)| {
+            let children: String = children.concat();
+            if name == "c:presence" && own_ns.is_empty() && children.is_empty() {
+                return format!("<{name}{q}/>");
+            }
+            format!("<{name}{own_ns}{q}>{children}</{name}>")
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Reading the children from the bytes gives what the element's children say: the same
+    /// elements in order, namespace, name, own `xml:lang` and text.
+    #[test]
+    fn children_read_from_the_bytes_are_the_elements_children(
+        stanza in presence_with_children(),
+        default in content_ns(),
+    ) {
+        use minidom::rxml::Namespace;
+        let input = stream_of(std::slice::from_ref(&stanza), default);
+        let (events, error) = parse(input.as_bytes(), &[], false);
+        // An undeclared prefix (`q:` without its declaration) is not well-formed.
+        prop_assume!(error.is_none());
+        let Some(Event::Element(element)) = events.get(1).cloned() else {
+            // Not a stanza in this stream's namespaces: no envelope either.
+            return Ok(());
+        };
+        let Ok(Some(Event::Stanza(_))) = ({
+            let mut p = StreamParser::new();
+            p.set_envelopes(true);
+            p.feed(input.as_bytes());
+            let _ = p.next_event();
+            p.next_event()
+        }) else {
+            return Ok(());
+        };
+        let env = one(&input);
+        let read: Vec<(String, String, Option<String>, String)> = env
+            .children()
+            .map(|c| {
+                let c = c.unwrap();
+                (
+                    c.namespace().to_owned(),
+                    c.name().to_owned(),
+                    c.lang().map(str::to_owned),
+                    c.text().unwrap().into_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String, Option<String>, String)> = element
+            .children()
+            .map(|c| {
+                (
+                    c.ns(),
+                    c.name().to_owned(),
+                    c.attrs().get(&Namespace::XML, "lang").cloned(),
+                    c.text(),
+                )
+            })
+            .collect();
+        prop_assert_eq!(read, expected, "{}", stanza);
+    }
+}
+
+#[test]
+fn children_of_an_empty_stanza_are_none() {
+    let env = one(&stream_of(
+        &["<presence type='unavailable'/>".to_owned()],
+        NS_CLIENT,
+    ));
+    assert_eq!(env.children().count(), 0);
+    let env = one(&stream_of(
+        &["<presence>\n </presence>".to_owned()],
+        NS_CLIENT,
+    ));
+    assert_eq!(env.children().count(), 0);
+}
