@@ -522,8 +522,24 @@ const PRESENCE_SENDERS: &[&str] = &[
     "romeo@example.com/orchard",
 ];
 
-/// A presence: `to`, `unavailable` or available, `id`, with a payload when `payload`.
-fn presence(to: Option<&str>, unavailable: bool, id: bool, payload: Option<i8>) -> String {
+/// What a presence carries: nothing, or one of these child sets, `{p}` the priority. Some
+/// the typed parser refuses (`bad-request` on both paths), some that only read right when
+/// namespaces, references, line ends and CDATA are resolved.
+const PRESENCE_CHILDREN: &[&str] = &[
+    "<show>away</show><status xml:lang='en'>out &amp; about</status><priority>{p}</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>",
+    "<priority>\n {p} \t</priority><status>a\r\nb<![CDATA[ <c> ]]>&#233;</status><status xml:lang='fr'>x</status>",
+    "<priority>{p}00</priority>",
+    "<status>one</status><status>two</status><priority>{p}</priority>",
+    "<cl:show xmlns:cl='jabber:client'>dnd</cl:show><show>away</show>",
+    "<show xmlns='urn:other'>bogus</show><priority>{p}</priority>",
+    "<x xmlns='urn:x'><priority>99</priority><show>bogus</show></x><priority>{p}</priority>",
+    "<show>sleeping</show>",
+    "<show/><priority>{p}</priority>",
+];
+
+/// A presence: `to`, `unavailable` or available, `id`, with children when `payload`
+/// (a priority and an index into [`PRESENCE_CHILDREN`]).
+fn presence(to: Option<&str>, unavailable: bool, id: bool, payload: Option<(i8, usize)>) -> String {
     let mut s = String::from("<presence");
     if let Some(to) = to {
         let _ = write!(s, " to='{to}'");
@@ -536,15 +552,61 @@ fn presence(to: Option<&str>, unavailable: bool, id: bool, payload: Option<i8>) 
     }
     match payload {
         None => s + "/>",
-        Some(priority) => {
-            let _ = write!(
-                s,
-                "><show>away</show><status xml:lang='en'>out &amp; about</status><priority>{priority}</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>"
-            );
+        Some((priority, children)) => {
+            let children = PRESENCE_CHILDREN[children % PRESENCE_CHILDREN.len()]
+                .replace("{p}", &priority.to_string());
+            let _ = write!(s, ">{children}</presence>");
             s
         }
     }
 }
+
+/// What happens between two presences in [`presence_paths_agree`]: each reads what the
+/// sessions' last presences left (stored as bytes on the envelope path).
+const EVENTS: &[(bool, &str, &str)] = &[
+    // A remote contact probes juliet (RFC 6121 §4.3.2): her resources' stored presence.
+    (
+        true,
+        "",
+        "<presence xmlns='jabber:server' type='probe' from='mercutio@remote.example' to='juliet@example.com'/>",
+    ),
+    // juliet approves nurse (§3.1.5): her current presence goes to nurse.
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<presence to='nurse@example.com' type='subscribed'/>",
+    ),
+    // juliet's balcony stops, then allows again, presence-out to romeo (XEP-0016 §2.11).
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<iq type='set' id='q1'><query xmlns='jabber:iq:privacy'><list name='stop'><item type='jid' value='romeo@example.com' action='deny' order='1'><presence-out/></item><item action='allow' order='2'/></list></query></iq>",
+    ),
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<iq type='set' id='q2'><query xmlns='jabber:iq:privacy'><active name='stop'/></query></iq>",
+    ),
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<iq type='set' id='q3'><query xmlns='jabber:iq:privacy'><active/></query></iq>",
+    ),
+    // juliet blocks and unblocks romeo (XEP-0191 §3.3, §3.4).
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='romeo@example.com'/></block></iq>",
+    ),
+    (
+        false,
+        "juliet@example.com/balcony",
+        "<iq type='set' id='b2'><unblock xmlns='urn:xmpp:blocking'/></iq>",
+    ),
+];
+
+/// The stream a remote event arrives on.
+const REMOTE_HEADER: &str = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' from='remote.example' version='1.0'>";
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
@@ -561,20 +623,34 @@ proptest! {
         privacy in 0..PRIVACY.len(),
         steps in proptest::collection::vec(
             (0..PRESENCE_SENDERS.len(), 0..PRESENCE_TO.len(), any::<bool>(), any::<bool>(),
-             proptest::option::of(-2i8..3)),
-            1..5,
+             proptest::option::weighted(0.8, (-2i8..3, 0..PRESENCE_CHILDREN.len())),
+             proptest::option::weighted(0.6, 0..EVENTS.len())),
+            1..6,
         ),
         end in 0..PRESENCE_SENDERS.len(),
     ) {
         let mut by_element = World::presence(states, back, chamber_available, privacy, false);
         let mut by_envelope = World::presence(states, back, chamber_available, privacy, true);
-        for (sender, to, unavailable, id, payload) in steps {
+        for (sender, to, unavailable, id, payload, event) in steps {
             let sender = PRESENCE_SENDERS[sender];
             let stanza = presence(PRESENCE_TO[to], unavailable, id, payload);
             let a = by_element.element(sender, &stanza);
             let b = by_envelope.envelope(sender, &stanza);
             prop_assert_eq!(forwards(&a), 0);
             prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            if let Some(event) = event {
+                let (remote, from, stanza) = EVENTS[event];
+                let (a, b) = if remote {
+                    (
+                        by_element.remote_element(REMOTE_HEADER, stanza),
+                        by_envelope.remote_envelope(REMOTE_HEADER, stanza),
+                    )
+                } else {
+                    (by_element.element(from, stanza), by_envelope.envelope(from, stanza))
+                };
+                prop_assert_eq!(forwards(&a), 0);
+                prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            }
         }
         // The session's end: `unavailable` to its subscribers and directed-presence
         // recipients, from the state each path left.
@@ -785,4 +861,80 @@ fn a_remote_message_to_an_online_account_is_forwarded_as_bytes() {
         "<message to='x@elsewhere.example' from='remote.example'><body>x</body></message>",
     );
     assert!(out.is_empty(), "{out:?}");
+}
+
+/// The presence a session sent as bytes is kept as bytes (its typed copy has no payloads):
+/// whoever is sent it later gets the bytes, payloads included, from the session that sent it.
+#[test]
+fn stored_presence_is_sent_on_as_its_bytes() {
+    // mercutio (remote) and romeo have `both` with juliet; benvolio asked to subscribe.
+    let mut w = World::presence([3, 5, 0, 3], 3, false, 0, true);
+    let sent =
+        "<presence><show>dnd</show><priority>5</priority><c xmlns='urn:caps' ver='1'/></presence>";
+    w.envelope("juliet@example.com/balcony", sent);
+    let bytes_of = |out: &[Output]| -> Vec<(String, String)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Forward(f) => Some((f.to.to_string(), f.to_element().unwrap())),
+                Output::Relay(r) => Some((r.to.to_string(), r.to_element().unwrap())),
+                _ => None,
+            })
+            .map(|(to, e)| {
+                assert!(e.get_child("c", "urn:caps").is_some(), "{e:?}");
+                assert_eq!(e.attr("from"), Some("juliet@example.com/balcony"));
+                (to, e.attr("to").unwrap().to_owned())
+            })
+            .collect()
+    };
+    // A remote probe (RFC 6121 §4.3.2): relayed as the bytes.
+    let out = w.remote_envelope(REMOTE_HEADER, EVENTS[0].2);
+    assert_eq!(
+        bytes_of(&out),
+        [(
+            "mercutio@remote.example".to_owned(),
+            "mercutio@remote.example".to_owned()
+        )],
+        "{out:?}"
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    // A new resource learns the other's presence (§4.2.2), as the bytes.
+    let out = w.element("juliet@example.com/chamber", "<presence/>");
+    let learned: Vec<_> = bytes_of(&out)
+        .into_iter()
+        .filter(|(to, _)| to == "juliet@example.com/chamber")
+        .collect();
+    assert_eq!(
+        learned,
+        [(
+            "juliet@example.com/chamber".to_owned(),
+            "juliet@example.com/chamber".to_owned()
+        )],
+        "{out:?}"
+    );
+    // An approved subscriber (§3.1.5) gets it as the bytes.
+    let out = w.element(
+        "juliet@example.com/balcony",
+        "<presence to='benvolio@example.com' type='subscribed'/>",
+    );
+    assert!(
+        bytes_of(&out).contains(&(
+            "benvolio@example.com/square".to_owned(),
+            "benvolio@example.com".to_owned()
+        )),
+        "{out:?}"
+    );
+    // Unavailable: nothing stored is sent any more; a probe now gets `unavailable`.
+    w.envelope(
+        "juliet@example.com/balcony",
+        "<presence type='unavailable'/>",
+    );
+    w.envelope(
+        "juliet@example.com/chamber",
+        "<presence type='unavailable'/>",
+    );
+    let out = w.remote_envelope(REMOTE_HEADER, EVENTS[0].2);
+    assert!(
+        matches!(out.as_slice(), [Output::Route(e)] if e.attr("type") == Some("unavailable")),
+        "{out:?}"
+    );
 }

@@ -23,14 +23,18 @@
 //!
 //! - iq (roster, privacy lists, the server's own services read the payload);
 //! - presence, with one difference for availability presence (no `type`, or
-//!   `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6): the element path decides it on the
-//!   typed presence built once (it reads the payload: validation, `<priority/>`, the
-//!   presence kept for probes and for new subscribers), with the privacy lists, blocklists,
-//!   subscriptions and storage order of that path, and every recipient (the user's
-//!   resources, subscribers, directed-presence recipients, local or remote) gets the
-//!   envelope's bytes ([`Output::Forward`] or [`Output::Relay`], one `Arc` for all) instead
-//!   of a copy of the element. Subscription requests, probes and errors stay on the element
-//!   path entirely;
+//!   `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6): it is read from the bytes, no tree
+//!   built ([`Presence::without_payloads`]: its `<show/>`, `<status/>` and `<priority/>`
+//!   exactly as the typed parser reads them, the payloads left in the bytes), then takes the
+//!   element path's unit of work with that typed presence: the same privacy lists,
+//!   blocklists, subscriptions and storage order. Every recipient (the user's resources,
+//!   subscribers, directed-presence recipients, local or remote) gets the envelope's bytes
+//!   ([`Output::Forward`] or [`Output::Relay`], one `Arc` for all) instead of a copy of the
+//!   element, and the session keeps the bytes as its presence: probes, new subscribers, the
+//!   user's new resources and privacy changes send them on too. A presence the typed parser
+//!   would refuse (two `<show/>`, a `<priority/>` out of range...) is handed to the element
+//!   path, which answers `bad-request`. Subscription requests, probes and errors stay on the
+//!   element path entirely;
 //! - a message of type `error`, or of a type outside RFC 6121 §5.2.2 (the element path
 //!   answers those after parsing the payload);
 //! - a message to the server itself, or to an account with no session (offline storage and
@@ -44,8 +48,8 @@
 //! message's payload, so a message the typed parser would refuse for its payload alone (two
 //! `<body/>` of one language, two `<thread/>`...) is forwarded as sent, where the element
 //! path answers `bad-request`. The recipient sees the sender's bytes, as it would through
-//! any server that does not inspect payloads. Presence has no such difference: it is
-//! parsed.
+//! any server that does not inspect payloads. Presence has no such difference: what the
+//! typed parser reads of it is read from the bytes.
 
 use std::sync::Arc;
 
@@ -54,10 +58,10 @@ use xmpp_jid::{FullJid, Jid};
 use xmpp_xml::{Envelope, NS_CLIENT, ParseError, Stamp, StanzaKind};
 
 use super::routing::Shared;
-use super::storage::Work;
+use super::storage::{SessionStanza, Work};
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
-use crate::stanza::{MessageType, PresenceType};
+use crate::stanza::{MessageType, Presence, PresenceType};
 use crate::store::RosterStore;
 
 /// A stanza to forward to a local session as bytes: the envelope (shared by every
@@ -192,8 +196,11 @@ impl Server {
     /// sharing the bytes; every other stanza takes the element path
     /// ([`Server::handle_client_stanza`]) with the element built from the envelope and `from`
     /// stamped (as `xmpp-stream`'s element path hands it over), and gives the same outputs
-    /// as it would, except that the local recipients of availability presence get
-    /// [`Output::Forward`] where that path gives [`Output::Deliver`] of the same stanza. A
+    /// as it would, except for availability presence: it is read from the bytes with no
+    /// element built ([`Presence::without_payloads`]; one the typed parser would refuse takes
+    /// the element), and its recipients get [`Output::Forward`] and [`Output::Relay`] of the
+    /// bytes where that path gives [`Output::Deliver`] and [`Output::Route`] of the same
+    /// stanza, then and whenever the session's stored presence is sent on. A
     /// stanza whose bytes do not rebuild (never for a validated envelope) is dropped. The
     /// envelope may come shared (`xmpp-stream`'s `Event::StanzaEnvelope` hands out an
     /// `Arc`): the outputs share that allocation, no copy.
@@ -221,34 +228,45 @@ impl Server {
             }
             None => {}
         }
-        let Ok(mut element) = envelope.element() else {
-            return Ok(());
-        };
-        // As the stream's element path hands it over: `from` stamped (RFC 6120 §8.1.2.1), so
-        // error replies are addressed as they would be.
-        let stamp = Stamp {
-            from: Some(from.as_str()),
-            ..Stamp::new(envelope.namespace())
-        };
-        xmpp_xml::stamp_element(&mut element, &stamp);
-        let shared = Self::shares_presence(&envelope).then(|| Shared {
+        let shared = Shared {
             envelope,
             from: from.clone(),
-        });
+        };
+        if Self::shares_presence(&shared.envelope) {
+            // Decided on the presence read from the bytes, no element built, when it reads
+            // as the typed parser would accept it.
+            let stanza = match Presence::without_payloads(&shared.envelope, from.clone().into()) {
+                Some(p) => SessionStanza::Presence(Box::new(p)),
+                None => match shared.stamped() {
+                    Some(element) => SessionStanza::Element(element),
+                    None => return Ok(()),
+                },
+            };
+            self.submit(Work::Session {
+                from: from.clone(),
+                stanza,
+                shared: Some(shared),
+            });
+            return Ok(());
+        }
+        // As the stream's element path hands it over: `from` stamped (RFC 6120 §8.1.2.1), so
+        // error replies are addressed as they would be.
+        let Some(element) = shared.stamped() else {
+            return Ok(());
+        };
         self.submit(Work::Session {
             from: from.clone(),
-            stanza: element,
-            shared,
+            stanza: SessionStanza::Element(element),
+            shared: None,
         });
         Ok(())
     }
 
     /// Whether a presence's recipients get its bytes: availability presence (RFC 6121
-    /// §4.2, §4.4, §4.5, §4.6: `type` absent or `unavailable`) in `jabber:client`. It still
-    /// takes the element path's unit of work, with the one element built from the envelope:
-    /// the typed presence decides (its priority, the presence kept for probes, privacy
-    /// lists, subscriptions); each recipient, local or remote, gets the shared bytes
-    /// instead of a copy of the element. Subscription requests, probes and
+    /// §4.2, §4.4, §4.5, §4.6: `type` absent or `unavailable`) in `jabber:client`. It takes
+    /// the element path's unit of work with the typed presence read from the bytes (its
+    /// priority, privacy lists, subscriptions), and each recipient, local or remote, gets the
+    /// shared bytes instead of a copy of the element. Subscription requests, probes and
     /// errors stay on the element path entirely.
     fn shares_presence(envelope: &Envelope) -> bool {
         envelope.kind() == StanzaKind::Presence

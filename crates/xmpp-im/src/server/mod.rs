@@ -334,7 +334,7 @@ impl Server {
         }
         self.submit(storage::Work::Session {
             from: from.clone(),
-            stanza: stanza.clone(),
+            stanza: storage::SessionStanza::Element(stanza.clone()),
             shared: None,
         });
         Ok(())
@@ -368,22 +368,25 @@ impl Server {
         &mut self,
         store: &mut impl RosterStore,
         from: &FullJid,
-        stanza: &Element,
+        stanza: &storage::SessionStanza,
         shared: Option<&routing::Shared>,
     ) {
         if self.session(from).is_none() {
             // Ended while the stanza waited for storage: nobody to answer.
             return;
         }
-        let mut parsed = match Stanza::try_from(stanza) {
-            Ok(s) => s,
-            Err(e) => {
-                if stanza.attr("type") != Some("error") {
-                    let reply = e.to_stanza_error().reply_to(stanza);
-                    self.deliver(from, reply);
+        let mut parsed = match stanza {
+            storage::SessionStanza::Element(stanza) => match Stanza::try_from(stanza) {
+                Ok(s) => s,
+                Err(e) => {
+                    if stanza.attr("type") != Some("error") {
+                        let reply = e.to_stanza_error().reply_to(stanza);
+                        self.deliver(from, reply);
+                    }
+                    return;
                 }
-                return;
-            }
+            },
+            storage::SessionStanza::Presence(p) => Stanza::Presence(p.as_ref().clone()),
         };
         parsed.header_mut().from = Some(from.clone().into());
         if !self.outbound_allowed(store, from, &parsed) {

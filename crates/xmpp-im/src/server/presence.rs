@@ -96,11 +96,38 @@ impl Server {
                 }));
             }
             _ => {
-                let mut copy = p.clone();
+                // `p` may hold no payloads when it was read from the bytes: the whole
+                // presence is typed from them.
+                let mut copy = shared
+                    .and_then(Shared::presence)
+                    .unwrap_or_else(|| p.clone());
                 copy.header.to = Some(to);
                 self.route(copy.into());
             }
         }
+    }
+
+    /// Sends the stored presence `p` of a session (with its bytes when it arrived as an
+    /// envelope) to `to`, as [`Self::presence_copy_to`] does.
+    pub(super) fn stored_presence_to(&mut self, mut p: Presence, bytes: Option<Shared>, to: Jid) {
+        if let Some(bytes) = bytes {
+            self.presence_copy_to(&p, Some(&bytes), to);
+        } else {
+            p.header.to = Some(to);
+            self.route(p.into());
+        }
+    }
+
+    /// The current presence of each session of `user` that `pick` keeps, with its bytes.
+    fn stored_presences(
+        &self,
+        user: &BareJid,
+        pick: impl Fn(&Session) -> bool,
+    ) -> Vec<(Presence, Option<Shared>)> {
+        self.resources_of(user)
+            .filter(|s| pick(s))
+            .filter_map(|s| Some((s.presence.clone()?, s.presence_bytes.clone())))
+            .collect()
     }
 
     /// Delivers the session's presence `p` to the user's own resource `r` (as the shared
@@ -132,6 +159,7 @@ impl Server {
         s.available = true;
         s.priority = p.effective_priority();
         s.presence = Some(p.clone());
+        s.presence_bytes = shared.cloned();
         let entries = store.entries(&user);
         // §4.2.2 / §4.4.2: to every contact with a subscription from the user...
         let subscribers: Vec<&crate::store::RosterEntry> = entries
@@ -164,14 +192,13 @@ impl Server {
                 self.route(probe.into());
             }
             // §4.2.2: the new resource learns about the user's other available resources.
-            let others: Vec<Presence> = self
-                .resources_of(&user)
-                .filter(|o| o.available && &o.jid != from)
-                .filter_map(|o| o.presence.clone())
-                .collect();
-            for mut o in others {
-                o.header.to = Some(from.clone().into());
-                self.deliver(from, o.to_element());
+            let others = self.stored_presences(&user, |o| o.available && &o.jid != from);
+            let to: Jid = from.clone().into();
+            for (mut o, bytes) in others {
+                self.deliver_shared(from, bytes.as_ref(), &to, || {
+                    o.header.to = Some(to.clone());
+                    o.to_element()
+                });
             }
             // §3.1.3: requests that arrived while the user was offline are delivered now.
             // The complete stanza as it arrived (extended content included).
@@ -217,6 +244,7 @@ impl Server {
             s.available = false;
             s.priority = 0;
             s.presence = None;
+            s.presence_bytes = None;
         }
         let mut sent: BTreeSet<Jid> = BTreeSet::new();
         for e in store
@@ -262,10 +290,10 @@ impl Server {
                 && self.lets_through(store, user, s, prober, Kind::PresenceOut)
         };
         let available: Vec<&Session> = self.resources_of(user).filter(|s| s.available).collect();
-        let presences: Vec<Presence> = available
+        let presences: Vec<(Presence, Option<Shared>)> = available
             .iter()
             .filter(|s| answers(Some(&s.jid)))
-            .filter_map(|s| s.presence.clone())
+            .filter_map(|s| Some((s.presence.clone()?, s.presence_bytes.clone())))
             .collect();
         if presences.is_empty() && (!available.is_empty() || !answers(None)) {
             // Blocked for every available resource (or, with none, by the default list):
@@ -276,9 +304,8 @@ impl Server {
             let p = addressed(PresenceType::Unavailable, user.clone(), prober.clone());
             self.route(p.into());
         }
-        for mut p in presences {
-            p.header.to = Some(prober.clone());
-            self.route(p.into());
+        for (p, bytes) in presences {
+            self.stored_presence_to(p, bytes, prober.clone());
         }
     }
 
@@ -293,7 +320,7 @@ impl Server {
         share: bool,
     ) {
         let to: Jid = contact.clone().into();
-        let presences: Vec<Presence> = self
+        let presences: Vec<(Presence, Option<Shared>)> = self
             .resources_of(user)
             .filter(|s| s.available)
             .filter(|s| {
@@ -301,17 +328,16 @@ impl Server {
             })
             .filter_map(|s| {
                 if share {
-                    s.presence.clone()
+                    Some((s.presence.clone()?, s.presence_bytes.clone()))
                 } else {
                     let mut p = Presence::new(Some(PresenceType::Unavailable));
                     p.header.from = Some(s.jid.clone().into());
-                    Some(p)
+                    Some((p, None))
                 }
             })
             .collect();
-        for mut p in presences {
-            p.header.to = Some(to.clone());
-            self.route(p.into());
+        for (p, bytes) in presences {
+            self.stored_presence_to(p, bytes, to.clone());
         }
     }
 }

@@ -388,14 +388,14 @@ impl Server {
                 continue;
             }
             let presence = if open {
-                self.session(&session).and_then(|s| s.presence.clone())
+                self.session(&session)
+                    .and_then(|s| Some((s.presence.clone()?, s.presence_bytes.clone())))
             } else {
-                Some(Presence::new(Some(PresenceType::Unavailable)))
+                Some((Presence::new(Some(PresenceType::Unavailable)), None))
             };
-            if let Some(mut p) = presence {
+            if let Some((mut p, bytes)) = presence {
                 p.header.from = Some(session.into());
-                p.header.to = Some(contact);
-                self.route(p.into());
+                self.stored_presence_to(p, bytes, contact);
             }
         }
     }

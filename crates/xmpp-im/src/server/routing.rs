@@ -22,6 +22,24 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The element the bytes stand for, `from` stamped: what the element path takes from
+    /// `xmpp-stream` for the same stanza.
+    pub(super) fn stamped(&self) -> Option<Element> {
+        let mut element = self.envelope.element().ok()?;
+        let stamp = xmpp_xml::Stamp {
+            from: Some(self.from.as_str()),
+            ..xmpp_xml::Stamp::new(self.envelope.namespace())
+        };
+        xmpp_xml::stamp_element(&mut element, &stamp);
+        Some(element)
+    }
+
+    /// The presence the bytes hold, typed with its payloads (`from` stamped), for a reader
+    /// that needs the whole of it (a copy to an address with no envelope path).
+    pub(super) fn presence(&self) -> Option<crate::stanza::Presence> {
+        crate::stanza::Presence::try_from(&self.stamped()?).ok()
+    }
+
     /// The element the bytes stand for, stamped with `from` and `to`.
     pub(super) fn element(&self, to: &Jid) -> Option<Element> {
         Forward {

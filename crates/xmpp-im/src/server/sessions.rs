@@ -24,6 +24,10 @@ pub(super) struct Session {
     pub(super) interested: bool,
     /// The last broadcast presence, stamped with the session's JID.
     pub(super) presence: Option<Presence>,
+    /// Its bytes, when it arrived as an envelope (issue 17): `presence` may then hold no
+    /// payloads ([`Presence::without_payloads`]), and whoever is sent it later (a prober, a
+    /// new subscriber, the session's other resources) gets these bytes.
+    pub(super) presence_bytes: Option<Shared>,
     /// Entities that received directed available presence and are owed an unavailable.
     pub(super) directed: BTreeSet<Jid>,
     /// The XEP-0016 active list chosen by this session.
@@ -69,6 +73,7 @@ impl Server {
             priority: 0,
             interested: false,
             presence: None,
+            presence_bytes: None,
             directed: BTreeSet::new(),
             active_list: None,
             wants_blocklist: false,

@@ -26,6 +26,7 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::privacy::Account;
 use super::sessions::Session;
 use super::{Output, Server, UsageError};
+use crate::stanza::Presence;
 use crate::store::{AccountData, LoadId, RosterStore, StoreError, WriteId};
 
 /// One input that may need stored state.
@@ -34,7 +35,7 @@ pub(super) enum Work {
     /// A stanza from a local session; `shared`: its bytes when it arrived as an envelope.
     Session {
         from: FullJid,
-        stanza: Element,
+        stanza: SessionStanza,
         shared: Option<super::routing::Shared>,
     },
     /// A stanza from a remote server.
@@ -49,6 +50,28 @@ pub(super) enum Work {
     },
     /// The host bounces a message it does not store offline.
     Bounce(Element),
+}
+
+/// A session's stanza as its unit of work holds it.
+#[derive(Debug, Clone)]
+pub(super) enum SessionStanza {
+    /// An element, `from` stamped: the element path's, and every stanza the envelope path
+    /// hands over.
+    Element(Element),
+    /// Availability presence read from its envelope's bytes (issue 17,
+    /// [`Presence::without_payloads`]): the typed presence with no payloads; every
+    /// recipient gets the unit's shared bytes, which hold them.
+    Presence(Box<Presence>),
+}
+
+impl SessionStanza {
+    /// Its `to`, as written.
+    fn to(&self) -> Option<&str> {
+        match self {
+            Self::Element(e) => e.attr("to"),
+            Self::Presence(p) => p.header.to.as_ref().map(Jid::as_str),
+        }
+    }
 }
 
 /// A unit waiting to run.
@@ -411,7 +434,7 @@ impl Server {
             Work::Session { from, stanza, .. } => {
                 let user = from.to_bare();
                 let mut v = vec![user.clone()];
-                let target = self.local_account(stanza.attr("to"));
+                let target = self.local_account(stanza.to());
                 v.extend(target.filter(|t| t != &user));
                 v
             }
@@ -495,20 +518,37 @@ impl Server {
     /// an iq result, is answered).
     fn fail(&mut self, work: &Work, condition: StanzaErrorCondition) {
         match work {
-            Work::Session { from, stanza, .. } => {
-                let kind = stanza.attr("type");
-                if matches!(kind, Some("error" | "result")) {
-                    return;
-                }
-                if stanza.name() == "iq" && !matches!(kind, Some("get" | "set")) {
-                    return;
-                }
-                let mut stamped = stanza.clone();
-                stamped.set_attr(
-                    minidom::rxml::Namespace::NONE,
-                    crate::stanza::header::nc("from"),
-                    from.as_str(),
-                );
+            Work::Session {
+                from,
+                stanza,
+                shared,
+            } => {
+                let stamped = match stanza {
+                    SessionStanza::Element(stanza) => {
+                        let kind = stanza.attr("type");
+                        if matches!(kind, Some("error" | "result")) {
+                            return;
+                        }
+                        if stanza.name() == "iq" && !matches!(kind, Some("get" | "set")) {
+                            return;
+                        }
+                        let mut stamped = stanza.clone();
+                        stamped.set_attr(
+                            minidom::rxml::Namespace::NONE,
+                            crate::stanza::header::nc("from"),
+                            from.as_str(),
+                        );
+                        stamped
+                    }
+                    // Availability presence (never an error): the element its bytes stand
+                    // for, `from` stamped.
+                    SessionStanza::Presence(_) => {
+                        match shared.as_ref().and_then(super::routing::Shared::stamped) {
+                            Some(element) => element,
+                            None => return,
+                        }
+                    }
+                };
                 let reply = StanzaError::new(condition).reply_to(&stamped);
                 self.deliver(from, reply);
             }
@@ -541,7 +581,14 @@ enum Reach {
     Contacts,
 }
 
-fn reach(from: &FullJid, stanza: &Element) -> Reach {
+fn reach(from: &FullJid, stanza: &SessionStanza) -> Reach {
+    let stanza = match stanza {
+        SessionStanza::Element(element) => element,
+        // As an element's below: broadcast reaches the contacts, directed presence nobody
+        // else.
+        SessionStanza::Presence(p) if p.header.to.is_none() => return Reach::Contacts,
+        SessionStanza::Presence(_) => return Reach::Nobody,
+    };
     let own = match stanza.attr("to") {
         None => true,
         Some(to) => {

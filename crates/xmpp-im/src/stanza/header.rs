@@ -104,7 +104,7 @@ pub(crate) fn nc(name: &'static str) -> NcName {
     NcName::try_from(name).expect("literal attribute names are valid NCNames")
 }
 
-fn lang_of(el: &Element) -> Option<String> {
+pub(super) fn lang_of(el: &Element) -> Option<String> {
     el.attrs()
         .get(&Namespace::XML, "lang")
         .map(ToString::to_string)
@@ -122,7 +122,16 @@ pub(super) fn push_lang_text(
     el: &Element,
     what: &'static str,
 ) -> Result<(), StanzaParseError> {
-    let t = lang_text(el);
+    push_text(list, lang_text(el), what)
+}
+
+/// Adds a text in a language the list does not have yet; a second one of a language is
+/// rejected (RFC 6121 §4.7.2.2, §5.2.3).
+pub(super) fn push_text(
+    list: &mut Vec<LangText>,
+    t: LangText,
+    what: &'static str,
+) -> Result<(), StanzaParseError> {
     if list.iter().any(|x| x.lang == t.lang) {
         return Err(StanzaParseError::Duplicate(what));
     }

@@ -3,9 +3,12 @@
 
 use minidom::Element;
 use xmpp_jid::Jid;
-use xmpp_xml::StanzaError;
+use xmpp_xml::{Envelope, StanzaError, StanzaKind};
 
-use super::header::{Header, LangText, lang_text_element, nc, pick_lang, push_lang_text, set_once};
+use super::header::{
+    Header, LangText, StanzaNamespace, lang_of, lang_text_element, nc, pick_lang, push_text,
+    set_once,
+};
 use super::parse_error::{StanzaParseError, parse_error_child};
 
 vocabulary! {
@@ -133,6 +136,99 @@ impl Presence {
         pick_lang(&self.statuses, lang)
     }
 
+    /// Reads a child in the presence's own namespace: `<show/>`, `<status/>` and
+    /// `<priority/>` (RFC 6121 §4.7.2), and the `<error/>` of a presence of type `error` (read
+    /// apart). `Ok(false)`: none of them, a payload. The one reading of these children, for
+    /// an element and for an envelope's bytes ([`Presence::without_payloads`]).
+    fn read_own_child(
+        &mut self,
+        name: &str,
+        lang: impl FnOnce() -> Option<String>,
+        text: impl FnOnce() -> Result<String, StanzaParseError>,
+    ) -> Result<bool, StanzaParseError> {
+        match name {
+            "show" => set_once(&mut self.show, "show", || {
+                text()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| StanzaParseError::BadShow)
+            })?,
+            "status" => {
+                let t = LangText {
+                    lang: lang(),
+                    text: text()?,
+                };
+                push_text(&mut self.statuses, t, "status")?;
+            }
+            "priority" => set_once(&mut self.priority, "priority", || {
+                text()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| StanzaParseError::BadPriority)
+            })?,
+            "error" if self.presence_type == Some(PresenceType::Error) => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The presence an envelope holds, read from its bytes with no tree built (issue 17): its
+    /// header, type, show, statuses and priority exactly as parsing its element gives them,
+    /// with `from` set to `from`, and no payloads (they stay in the bytes, which every
+    /// recipient gets). `None` where the element must decide: a presence of type `error`
+    /// (its `<error/>` is read as an element), one the typed parser refuses (it answers
+    /// `bad-request`), or anything that is not a presence.
+    #[must_use]
+    pub fn without_payloads(envelope: &Envelope, from: Jid) -> Option<Self> {
+        if envelope.kind() != StanzaKind::Presence {
+            return None;
+        }
+        let ns = envelope.namespace();
+        let presence_type = match envelope.stanza_type() {
+            None => None,
+            Some(t) => Some(t.parse::<PresenceType>().ok()?),
+        };
+        if presence_type == Some(PresenceType::Error) {
+            return None;
+        }
+        let header = Header {
+            ns: StanzaNamespace::ALL
+                .iter()
+                .copied()
+                .find(|n| n.as_str() == ns),
+            from: Some(from),
+            to: match envelope.to() {
+                None => None,
+                Some(to) => Some(Jid::new(to).ok()?),
+            },
+            id: envelope.id().map(str::to_owned),
+            lang: envelope.own_lang().map(str::to_owned),
+        };
+        header.ns?;
+        let mut p = Presence {
+            header,
+            ..Presence::new(presence_type)
+        };
+        for child in envelope.children() {
+            let child = child.ok()?;
+            if child.namespace() != ns {
+                continue;
+            }
+            p.read_own_child(
+                child.name(),
+                || child.lang().map(str::to_owned),
+                || {
+                    child
+                        .text()
+                        .map(std::borrow::Cow::into_owned)
+                        .map_err(|_| StanzaParseError::NotAStanza)
+                },
+            )
+            .ok()?;
+        }
+        Some(p)
+    }
+
     /// Builds the element.
     #[must_use]
     pub fn to_element(&self) -> Element {
@@ -176,28 +272,10 @@ impl TryFrom<&Element> for Presence {
             ..Presence::new(presence_type)
         };
         for child in el.children() {
-            if !child.has_ns(ns) {
+            let own = child.has_ns(ns)
+                && p.read_own_child(child.name(), || lang_of(child), || Ok(child.text()))?;
+            if !own {
                 p.payloads.push(child.clone());
-                continue;
-            }
-            match child.name() {
-                "show" => set_once(&mut p.show, "show", || {
-                    child
-                        .text()
-                        .trim()
-                        .parse()
-                        .map_err(|_| StanzaParseError::BadShow)
-                })?,
-                "status" => push_lang_text(&mut p.statuses, child, "status")?,
-                "priority" => set_once(&mut p.priority, "priority", || {
-                    child
-                        .text()
-                        .trim()
-                        .parse()
-                        .map_err(|_| StanzaParseError::BadPriority)
-                })?,
-                "error" if p.presence_type == Some(PresenceType::Error) => {}
-                _ => p.payloads.push(child.clone()),
             }
         }
         if p.presence_type == Some(PresenceType::Error) {
