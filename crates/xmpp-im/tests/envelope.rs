@@ -428,6 +428,22 @@ const PRIVACY: &[&[(&str, &str)]] = &[
             "<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'><default name='pi'/></query></iq>",
         ),
     ],
+    // juliet blocks mercutio (remote): his presence is dropped at her server.
+    &[(
+        "juliet@example.com/chamber",
+        "<iq type='set' id='p1'><block xmlns='urn:xmpp:blocking'><item jid='mercutio@remote.example'/></block></iq>",
+    )],
+    // juliet's chamber's active list denies presence-in from the remote domain.
+    &[
+        (
+            "juliet@example.com/chamber",
+            "<iq type='set' id='p1'><query xmlns='jabber:iq:privacy'><list name='pi'><item type='jid' value='remote.example' action='deny' order='1'><presence-in/></item></list></query></iq>",
+        ),
+        (
+            "juliet@example.com/chamber",
+            "<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'><active name='pi'/></query></iq>",
+        ),
+    ],
 ];
 
 impl World {
@@ -818,6 +834,99 @@ proptest! {
             prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Presence from a peer server or a component to local accounts: the envelope path
+    /// (availability presence read from the bytes, delivered as the bytes) and the element
+    /// path give the same outputs across subscription states, resources, privacy lists and
+    /// blocklists, payloads the typed parser refuses, and subscription presence and probes
+    /// (the element path on both).
+    #[test]
+    fn remote_presence_paths_agree(
+        states in proptest::array::uniform4(0..STATES.len()),
+        back in 0..STATES.len(),
+        chamber_available: bool,
+        privacy in 0..PRIVACY.len(),
+        steps in proptest::collection::vec(
+            (0..PEER_HEADERS.len(), 0..PEER_FROM.len() + 1, 0..PRESENCE_TO.len(),
+             0..REMOTE_TYPES.len(), any::<bool>(),
+             proptest::option::weighted(0.7, (-2i8..3, 0..PRESENCE_CHILDREN.len()))),
+            1..5,
+        ),
+    ) {
+        let mut by_element = World::presence(states, back, chamber_available, privacy, false);
+        let mut by_envelope = World::presence(states, back, chamber_available, privacy, true);
+        for (header, sender, to, kind, id, payload) in steps {
+            let sender = PEER_FROM.get(sender).copied().unwrap_or("mercutio@remote.example");
+            // Not the set with a `jabber:client` `<show/>` beside the stanza's own: on a
+            // peer's stream it is a payload, which the recipient's namespace turns into a
+            // second `<show/>`. Both paths deliver the same children, the element path in
+            // the typed presence's order (known children first), the envelope path in the
+            // sender's.
+            let payload = payload.filter(|(_, children)| *children != 4);
+            let stanza = presence(PRESENCE_TO[to], false, id, payload).replacen(
+                "<presence",
+                &format!("<presence from='{sender}'{}", REMOTE_TYPES[kind]),
+                1,
+            );
+            let header = PEER_HEADERS[header];
+            let a = by_element.remote_element(header, &stanza);
+            let b = by_envelope.remote_envelope(header, &stanza);
+            prop_assert_eq!(forwards(&a), 0);
+            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+        }
+    }
+}
+
+/// The `type` of a peer's presence in [`remote_presence_paths_agree`].
+const REMOTE_TYPES: &[&str] = &[
+    "",
+    "",
+    " type='unavailable'",
+    " type='probe'",
+    " type='subscribe'",
+    " type='error'",
+    " type='bogus'",
+];
+
+/// A peer's availability presence to a local account reaches its resources as the bytes.
+#[test]
+fn a_remote_presence_is_forwarded_as_bytes() {
+    // mercutio (remote) has `both` with juliet.
+    let mut w = World::presence([3, 3, 0, 3], 3, true, 0, true);
+    let stanza = "<presence from='Mercutio@Remote.Example/sword' to='juliet@example.com'><show>xa</show><c xmlns='urn:caps'/></presence>";
+    let out = w.remote_envelope(REMOTE_HEADER, stanza);
+    let to: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Forward(f) => Some(f.to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        to,
+        ["juliet@example.com/balcony", "juliet@example.com/chamber"],
+        "{out:?}"
+    );
+    let Output::Forward(f) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.from.as_str(), "mercutio@remote.example/sword");
+    let element = f.to_element().unwrap();
+    assert_eq!(element.ns(), "jabber:client");
+    assert!(element.get_child("c", "urn:caps").is_some());
+    // A presence the typed parser refuses: the element path's bounce.
+    let out = w.remote_envelope(
+        REMOTE_HEADER,
+        "<presence from='mercutio@remote.example/sword' to='juliet@example.com'><priority>999</priority></presence>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Route(e)] if e.attr("type") == Some("error")),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -58,7 +58,7 @@ use xmpp_jid::{FullJid, Jid};
 use xmpp_xml::{Envelope, NS_CLIENT, ParseError, Stamp, StanzaKind};
 
 use super::routing::Shared;
-use super::storage::{SessionStanza, Work};
+use super::storage::{Received, Work};
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
 use crate::stanza::{MessageType, Presence, PresenceType};
@@ -230,15 +230,15 @@ impl Server {
         }
         let shared = Shared {
             envelope,
-            from: from.clone(),
+            from: from.clone().into(),
         };
         if Self::shares_presence(&shared.envelope) {
             // Decided on the presence read from the bytes, no element built, when it reads
             // as the typed parser would accept it.
             let stanza = match Presence::without_payloads(&shared.envelope, from.clone().into()) {
-                Some(p) => SessionStanza::Presence(Box::new(p)),
+                Some(p) => Received::Presence(Box::new(p)),
                 None => match shared.stamped() {
-                    Some(element) => SessionStanza::Element(element),
+                    Some(element) => Received::Element(element),
                     None => return Ok(()),
                 },
             };
@@ -256,7 +256,7 @@ impl Server {
         };
         self.submit(Work::Session {
             from: from.clone(),
-            stanza: SessionStanza::Element(element),
+            stanza: Received::Element(element),
             shared: None,
         });
         Ok(())
@@ -394,9 +394,38 @@ impl Server {
             self.forward_to(envelope, from, to, targets);
             return;
         }
-        if let Ok(element) = envelope.element() {
-            self.submit(Work::Remote(element));
+        if let Some((head, from)) = Self::remote_presence(&envelope) {
+            self.submit(Work::Remote {
+                stanza: Received::Presence(Box::new(head)),
+                shared: Some(Shared { envelope, from }),
+            });
+            return;
         }
+        if let Ok(element) = envelope.element() {
+            self.submit(Work::Remote {
+                stanza: Received::Element(element),
+                shared: None,
+            });
+        }
+    }
+
+    /// A peer's availability presence (`type` absent or `unavailable`) to a local account,
+    /// read from its bytes ([`Presence::without_payloads`]), with its sender normalized:
+    /// decided on the element path's rules (§8.5.2.1.2, §8.5.3, privacy lists), every
+    /// recipient gets the bytes. `None` hands it to the element path (a presence the typed
+    /// parser refuses, subscription presence, probes, errors).
+    fn remote_presence(envelope: &Envelope) -> Option<(Presence, Jid)> {
+        if envelope.kind() != StanzaKind::Presence || envelope.namespace() == NS_CLIENT {
+            return None;
+        }
+        let kind = envelope.stanza_type();
+        if kind.is_some_and(|t| t.parse() != Ok(PresenceType::Unavailable)) {
+            return None;
+        }
+        let from = Jid::new(envelope.from()?).ok()?;
+        let head = Presence::without_payloads(envelope, from.clone())?;
+        head.header.to.as_ref()?.node()?;
+        Some((head, from))
     }
 
     /// The sender, the routed `to` and the recipients of a remote message the envelope path

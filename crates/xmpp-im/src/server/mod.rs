@@ -334,7 +334,7 @@ impl Server {
         }
         self.submit(storage::Work::Session {
             from: from.clone(),
-            stanza: storage::SessionStanza::Element(stanza.clone()),
+            stanza: storage::Received::Element(stanza.clone()),
             shared: None,
         });
         Ok(())
@@ -342,7 +342,10 @@ impl Server {
 
     /// A stanza from a remote server: see [`Server::handle_remote_stanza`].
     pub fn handle_server_stanza(&mut self, stanza: &Element) {
-        self.submit(storage::Work::Remote(stanza.clone()));
+        self.submit(storage::Work::Remote {
+            stanza: storage::Received::Element(stanza.clone()),
+            shared: None,
+        });
     }
 
     // ---- commands ----
@@ -368,7 +371,7 @@ impl Server {
         &mut self,
         store: &mut impl RosterStore,
         from: &FullJid,
-        stanza: &storage::SessionStanza,
+        stanza: &storage::Received,
         shared: Option<&routing::Shared>,
     ) {
         if self.session(from).is_none() {
@@ -376,7 +379,7 @@ impl Server {
             return;
         }
         let mut parsed = match stanza {
-            storage::SessionStanza::Element(stanza) => match Stanza::try_from(stanza) {
+            storage::Received::Element(stanza) => match Stanza::try_from(stanza) {
                 Ok(s) => s,
                 Err(e) => {
                     if stanza.attr("type") != Some("error") {
@@ -386,7 +389,7 @@ impl Server {
                     return;
                 }
             },
-            storage::SessionStanza::Presence(p) => Stanza::Presence(p.as_ref().clone()),
+            storage::Received::Presence(p) => Stanza::Presence(p.as_ref().clone()),
         };
         parsed.header_mut().from = Some(from.clone().into());
         if !self.outbound_allowed(store, from, &parsed) {
@@ -407,7 +410,29 @@ impl Server {
         self.drain_local(store);
     }
 
-    fn remote_stanza_now(&mut self, store: &mut impl RosterStore, stanza: &Element) {
+    fn remote_stanza_now(
+        &mut self,
+        store: &mut impl RosterStore,
+        stanza: &storage::Received,
+        shared: Option<&routing::Shared>,
+    ) {
+        let stanza = match (stanza, shared) {
+            (storage::Received::Element(stanza), _) => stanza,
+            // Availability presence read from its bytes: its recipients get them.
+            (storage::Received::Presence(p), Some(shared)) => {
+                let local = p
+                    .header
+                    .to
+                    .as_ref()
+                    .is_some_and(|t| self.is_local(t.domain()));
+                if p.header.from.is_some() && local {
+                    self.route_shared(Stanza::Presence(p.as_ref().clone()), shared.clone());
+                }
+                self.drain_local(store);
+                return;
+            }
+            (storage::Received::Presence(_), None) => return,
+        };
         match Stanza::try_from(stanza) {
             Ok(s) => {
                 let h = s.header();

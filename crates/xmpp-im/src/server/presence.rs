@@ -91,7 +91,7 @@ impl Server {
             Some(shared) if !self.is_local(to.domain()) => {
                 self.out.push_back(Output::Relay(Relay {
                     envelope: Arc::clone(&shared.envelope),
-                    from: shared.from.clone().into(),
+                    from: shared.from.clone(),
                     to,
                 }));
             }

@@ -13,12 +13,13 @@ use super::{Output, Server};
 use crate::stanza::Stanza;
 use crate::store::RosterStore;
 
-/// A session's stanza that arrived as an envelope (issue 17): its bytes, shared by every
-/// local recipient, and the session that sent it (stamped as `from`).
+/// A stanza that arrived as an envelope (issue 17), from a session or a peer: its bytes,
+/// shared by every local recipient, and its sender, stamped as `from` (the session's full
+/// JID, or the peer's `from`, normalized).
 #[derive(Debug, Clone)]
 pub(super) struct Shared {
     pub(super) envelope: Arc<Envelope>,
-    pub(super) from: FullJid,
+    pub(super) from: Jid,
 }
 
 impl Shared {
@@ -40,16 +41,17 @@ impl Shared {
         crate::stanza::Presence::try_from(&self.stamped()?).ok()
     }
 
-    /// The element the bytes stand for, stamped with `from` and `to`.
+    /// The element the bytes stand for, stamped with `from` and `to`, in `jabber:client`
+    /// (as [`Forward::to_element`] gives it).
     pub(super) fn element(&self, to: &Jid) -> Option<Element> {
-        Forward {
-            to: self.from.clone(),
-            envelope: Arc::clone(&self.envelope),
-            from: self.from.clone().into(),
-            stanza_to: to.clone(),
-        }
-        .to_element()
-        .ok()
+        let mut element = self.envelope.element().ok()?;
+        let stamp = xmpp_xml::Stamp {
+            from: Some(self.from.as_str()),
+            to: Some(to.as_str()),
+            ..xmpp_xml::Stamp::new(xmpp_xml::NS_CLIENT)
+        };
+        xmpp_xml::stamp_element(&mut element, &stamp);
+        Some(element)
     }
 }
 
@@ -86,7 +88,7 @@ impl Server {
             Some(s) => self.out.push_back(Output::Forward(Forward {
                 to: to.clone(),
                 envelope: Arc::clone(&s.envelope),
-                from: s.from.clone().into(),
+                from: s.from.clone(),
                 stanza_to: stanza_to.clone(),
             })),
             None => self.deliver(to, element()),

@@ -135,7 +135,7 @@ impl Server {
         // `ServerConfig::envelopes`, every recipient gets the same shared bytes.
         let shared = self.unavailable.as_ref().map(|envelope| Shared {
             envelope: Arc::clone(envelope),
-            from: jid.clone(),
+            from: jid.clone().into(),
         });
         self.go_unavailable(
             store,

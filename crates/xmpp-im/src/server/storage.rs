@@ -35,11 +35,15 @@ pub(super) enum Work {
     /// A stanza from a local session; `shared`: its bytes when it arrived as an envelope.
     Session {
         from: FullJid,
-        stanza: SessionStanza,
+        stanza: Received,
         shared: Option<super::routing::Shared>,
     },
-    /// A stanza from a remote server.
-    Remote(Element),
+    /// A stanza from a peer server or a component; `shared`: its bytes when it arrived as an
+    /// envelope and is decided on them.
+    Remote {
+        stanza: Received,
+        shared: Option<super::routing::Shared>,
+    },
     /// A session ended: taken out of the session table at once (its JID may be bound again
     /// right away), put back only while its `unavailable` is broadcast.
     End {
@@ -52,11 +56,11 @@ pub(super) enum Work {
     Bounce(Element),
 }
 
-/// A session's stanza as its unit of work holds it.
+/// A stanza as its unit of work holds it.
 #[derive(Debug, Clone)]
-pub(super) enum SessionStanza {
-    /// An element, `from` stamped: the element path's, and every stanza the envelope path
-    /// hands over.
+pub(super) enum Received {
+    /// An element (a session's with `from` stamped): the element path's, and every stanza
+    /// the envelope path hands over.
     Element(Element),
     /// Availability presence read from its envelope's bytes (issue 17,
     /// [`Presence::without_payloads`]): the typed presence with no payloads; every
@@ -64,7 +68,7 @@ pub(super) enum SessionStanza {
     Presence(Box<Presence>),
 }
 
-impl SessionStanza {
+impl Received {
     /// Its `to`, as written.
     fn to(&self) -> Option<&str> {
         match self {
@@ -346,7 +350,9 @@ impl Server {
                 stanza,
                 shared,
             } => self.session_stanza_now(&mut cache, from, stanza, shared.as_ref()),
-            Work::Remote(stanza) => self.remote_stanza_now(&mut cache, stanza),
+            Work::Remote { stanza, shared } => {
+                self.remote_stanza_now(&mut cache, stanza, shared.as_ref());
+            }
             Work::End { session, index } => {
                 self.session_end_now(&mut cache, session.as_ref().clone(), *index);
             }
@@ -439,7 +445,7 @@ impl Server {
                 v
             }
             Work::End { session, .. } => vec![session.jid.to_bare()],
-            Work::Remote(stanza) => self.local_account(stanza.attr("to")).into_iter().collect(),
+            Work::Remote { stanza, .. } => self.local_account(stanza.to()).into_iter().collect(),
             Work::Bounce(stanza) => self
                 .local_account(stanza.attr("from"))
                 .into_iter()
@@ -452,7 +458,7 @@ impl Server {
         let (from, reach) = match work {
             Work::Session { from, stanza, .. } => (from, reach(from, stanza)),
             Work::End { session, .. } => (&session.jid, Reach::Contacts),
-            Work::Remote(_) | Work::Bounce(_) => {
+            Work::Remote { .. } | Work::Bounce(_) => {
                 return Needs {
                     accounts,
                     complete: true,
@@ -524,7 +530,7 @@ impl Server {
                 shared,
             } => {
                 let stamped = match stanza {
-                    SessionStanza::Element(stanza) => {
+                    Received::Element(stanza) => {
                         let kind = stanza.attr("type");
                         if matches!(kind, Some("error" | "result")) {
                             return;
@@ -542,7 +548,7 @@ impl Server {
                     }
                     // Availability presence (never an error): the element its bytes stand
                     // for, `from` stamped.
-                    SessionStanza::Presence(_) => {
+                    Received::Presence(_) => {
                         match shared.as_ref().and_then(super::routing::Shared::stamped) {
                             Some(element) => element,
                             None => return,
@@ -552,7 +558,21 @@ impl Server {
                 let reply = StanzaError::new(condition).reply_to(&stamped);
                 self.deliver(from, reply);
             }
-            Work::Remote(stanza) => {
+            Work::Remote { stanza, shared } => {
+                let element;
+                let stanza = match stanza {
+                    Received::Element(stanza) => stanza,
+                    // Availability presence: the element its bytes stand for.
+                    Received::Presence(_) => {
+                        match shared.as_ref().and_then(|s| s.envelope.element().ok()) {
+                            Some(built) => {
+                                element = built;
+                                &element
+                            }
+                            None => return,
+                        }
+                    }
+                };
                 let kind = stanza.attr("type");
                 if stanza.attr("from").is_none() || matches!(kind, Some("error" | "result")) {
                     return;
@@ -581,13 +601,13 @@ enum Reach {
     Contacts,
 }
 
-fn reach(from: &FullJid, stanza: &SessionStanza) -> Reach {
+fn reach(from: &FullJid, stanza: &Received) -> Reach {
     let stanza = match stanza {
-        SessionStanza::Element(element) => element,
+        Received::Element(element) => element,
         // As an element's below: broadcast reaches the contacts, directed presence nobody
         // else.
-        SessionStanza::Presence(p) if p.header.to.is_none() => return Reach::Contacts,
-        SessionStanza::Presence(_) => return Reach::Nobody,
+        Received::Presence(p) if p.header.to.is_none() => return Reach::Contacts,
+        Received::Presence(_) => return Reach::Nobody,
     };
     let own = match stanza.attr("to") {
         None => true,
