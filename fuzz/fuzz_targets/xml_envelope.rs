@@ -9,8 +9,8 @@
 
 use xmpp_xml::minidom::Element;
 use xmpp_xml::{
-    ContentNamespace, Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER, SpliceError, Stamp,
-    StreamParser, stamp_element,
+    ContentNamespace, Envelope, Event, Limits, NS_CLIENT, NS_COMPONENT_ACCEPT, NS_SERVER,
+    SpliceError, Stamp, StreamParser, stamp_element,
 };
 
 /// The first message of a framed run.
@@ -108,6 +108,24 @@ fn check_splice(
     }
 }
 
+/// The children read from the envelope's bytes are the element's: namespace, name, own
+/// `xml:lang` and text, in order.
+fn check_children(env: &Envelope, element: &Element) {
+    let mut expected = element.children();
+    for child in env.children() {
+        let child = child.expect("validated bytes scan");
+        let e = expected.next().expect("no more children in the element");
+        assert_eq!(child.namespace(), e.ns());
+        assert_eq!(child.name(), e.name());
+        let lang = e
+            .attrs()
+            .get(&xmpp_xml::minidom::rxml::Namespace::XML, "lang");
+        assert_eq!(child.lang(), lang.map(String::as_str));
+        assert_eq!(child.text().expect("validated text decodes"), e.text());
+    }
+    assert!(expected.next().is_none(), "more children in the element");
+}
+
 /// Compares the two parsers' events so far (and clears them).
 fn compare(a: &mut Vec<Event>, b: &mut Vec<Event>, control: u8, limits: &Limits, framed: bool) {
     assert_eq!(a.len(), b.len(), "event counts differ");
@@ -116,6 +134,7 @@ fn compare(a: &mut Vec<Event>, b: &mut Vec<Event>, control: u8, limits: &Limits,
             (Event::Element(e), Event::Stanza(env)) => {
                 assert_eq!(&env.element().expect("envelopes rebuild"), e);
                 check_splice(env, e, control, limits, framed);
+                check_children(env, e);
             }
             (x, y) => assert_eq!(x, y),
         }
