@@ -473,8 +473,15 @@ impl Server {
                 };
             }
             Reach::Listed(jids) => {
+                // Each once, in order, in O(n log n): a list can be as long as a stanza.
+                let base = accounts.len();
+                let mut listed: BTreeSet<BareJid> = BTreeSet::new();
                 for c in jids {
-                    if c.node().is_some() && self.is_local(c.domain()) && !accounts.contains(&c) {
+                    let new = c.node().is_some()
+                        && self.is_local(c.domain())
+                        && !accounts.get(..base).is_some_and(|b| b.contains(&c))
+                        && listed.insert(c.clone());
+                    if new {
                         accounts.push(c);
                     }
                 }
@@ -509,8 +516,11 @@ impl Server {
                 }
             }
         }
+        // `extra` holds each contact once: only the one or two accounts known from the input
+        // can repeat one (a contact's list can be long: no quadratic check).
+        let base = accounts.len();
         for c in extra {
-            if !accounts.contains(&c) {
+            if !accounts.get(..base).is_some_and(|b| b.contains(&c)) {
                 accounts.push(c);
             }
         }
