@@ -402,22 +402,33 @@ impl Server {
     /// Forgets the accounts among `candidates` that nothing needs any more: no session, no
     /// write in flight, no waiting unit. A host's database stays the truth for them.
     fn evict_idle(&mut self, candidates: &[BareJid]) {
-        for a in candidates {
-            if !self.cache.has(a)
-                || self.sessions.contains_key(a.as_str())
-                || self.storage.busy.contains_key(a)
-            {
-                continue;
-            }
-            let wanted = self
-                .storage
+        let idle: Vec<&BareJid> = candidates
+            .iter()
+            .filter(|a| {
+                self.cache.has(a)
+                    && !self.sessions.contains_key(a.as_str())
+                    && !self.storage.busy.contains_key(*a)
+            })
+            .collect();
+        // What the waiting units need, gathered once (not once per candidate: a broadcast's
+        // candidates are all the account's contacts).
+        let wanted: BTreeSet<BareJid> = if idle.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.storage
                 .pending
                 .iter()
-                .any(|u| self.needs(&u.work).accounts.contains(a));
-            if !wanted {
-                self.cache.remove(a);
-                self.privacy.remove(a.as_str());
-            }
+                .flat_map(|u| self.needs(&u.work).accounts)
+                .collect()
+        };
+        let evicted: Vec<BareJid> = idle
+            .into_iter()
+            .filter(|a| !wanted.contains(*a))
+            .cloned()
+            .collect();
+        for a in &evicted {
+            self.cache.remove(a);
+            self.privacy.remove(a.as_str());
         }
         self.cache.shrink();
         shrink(&mut self.privacy);
