@@ -9,7 +9,8 @@
 //! each message reaches the other host at most once and in order, and every message sent is
 //! received or reported (`ResumeFailed` undelivered to the client; the detached session's
 //! unacknowledged stanzas to the server's host). A third of the server's messages are sent
-//! as envelopes, so its queue holds spliced bytes beside elements.
+//! as envelopes, so its queue holds spliced bytes beside the serializer's (both queues keep
+//! the bytes written for a stanza sent as an element).
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;

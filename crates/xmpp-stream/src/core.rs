@@ -298,6 +298,11 @@ impl Core {
         Some(bytes)
     }
 
+    /// The writer of the current stream, once our header went out.
+    pub(crate) fn writer(&self) -> Option<&StreamWriter> {
+        self.writer.as_ref()
+    }
+
     /// Queue serialized bytes; `false` if the output bound refused them (the stream closed).
     pub(crate) fn send_bytes(&mut self, bytes: Vec<u8>) -> bool {
         self.transmit(bytes)

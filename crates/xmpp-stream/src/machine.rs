@@ -139,20 +139,33 @@ impl Machine {
     }
 
     /// Serialize and queue a stanza on a negotiated stream; with stream management on, count
-    /// it and keep it until acknowledged.
+    /// it and keep it until acknowledged: a copy of the bytes just written (one allocation;
+    /// the bytes themselves move into the output), or of the element where those bytes do
+    /// not stand for exactly it ([`crate::sm::Unacked`]).
     pub(crate) fn transmit_stanza(&mut self, stanza: &Element) -> Result<(), UsageError> {
         let bytes = self
             .core
             .serialize(stanza)
             .ok_or(UsageError::InvalidStanza("not serializable as XML 1.0"))?;
         steps::sm::before_send(self)?;
-        if self.core.send_bytes(bytes) {
-            steps::sm::sent(self, || crate::sm::Unacked::from(stanza.clone()));
-            Ok(())
-        } else {
+        // Only with XEP-0198 on (and the writer is there: it wrote the bytes).
+        let kept = match (&self.sm, self.core.writer()) {
+            (Some(_), Some(writer)) => Some(crate::sm::Unacked::written(
+                writer,
+                stanza,
+                &bytes,
+                self.kind.namespace(),
+            )),
+            _ => None,
+        };
+        if !self.core.send_bytes(bytes) {
             // The output bound closed the stream: the stanza was not queued.
-            Err(UsageError::Closed)
+            return Err(UsageError::Closed);
         }
+        if let Some(kept) = kept {
+            steps::sm::sent(self, || kept);
+        }
+        Ok(())
     }
 
     /// Forward a stanza received as an envelope (on any stream) on this negotiated stream,
@@ -209,7 +222,10 @@ impl Machine {
         }
         if let Some(kept) = kept {
             let namespace = self.kind.namespace();
-            steps::sm::sent(self, || crate::sm::Unacked::spliced(kept, namespace));
+            let declared = self.core.framed;
+            steps::sm::sent(self, || {
+                crate::sm::Unacked::spliced(kept, namespace, declared)
+            });
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use minidom::Element;
 use xmpp_jid::FullJid;
-use xmpp_xml::{ParseError, StreamError, StreamErrorCondition};
+use xmpp_xml::{ParseError, StreamError, StreamErrorCondition, StreamWriter};
 
 use crate::codec::set_attr;
 
@@ -201,48 +201,86 @@ pub(crate) fn summary(event: &SmEvent) -> String {
 }
 
 /// A stanza sent on a managed stream and kept until the peer acknowledges it (XEP-0198 §4),
-/// as it was sent: the element given to `send_stanza` (or to [`DetachedSession::queue`]), or
-/// the bytes [`ServerStream::send_envelope`](crate::ServerStream::send_envelope) spliced and
-/// transmitted, so forwarding an envelope to a managed stream builds no element. Resumption
-/// sends it again (spliced bytes verbatim on a stream of the same framing); the host gets
+/// as it was sent: the bytes the stream wrote for it, one allocation, so that keeping a
+/// stanza copies no element. For an element given to `send_stanza` (or to
+/// [`DetachedSession::queue`]) those are the serializer's bytes when they stand for exactly
+/// that element on their own ([`StreamWriter::writes_exactly`]), else (a stanza whose
+/// writing moves a child between the content namespaces, or uses a prefix the stream header
+/// binds, say) a copy of the element; for a stanza
+/// [`ServerStream::send_envelope`](crate::ServerStream::send_envelope) forwarded, the bytes it
+/// spliced, so forwarding an envelope to a managed stream builds no element. Resumption
+/// sends it again (bytes verbatim where they mean the same on the new stream); the host gets
 /// one back only when the queue gives it up ([`SmEvent::Forgotten`],
 /// [`SmEvent::ResumeFailed`], [`DetachedSession::into_unacked`]) and asks for the element
-/// with [`element`](Self::element) or [`into_element`](Self::into_element).
+/// with [`element`](Self::element) or [`into_element`](Self::into_element): for a stanza the
+/// host sent, an element equal to the one it gave.
 ///
 /// Two values are equal when they keep the same stanza the same way (an element and the
 /// bytes of the same stanza are not equal: compare their elements).
+///
+/// [`StreamWriter::writes_exactly`]: xmpp_xml::StreamWriter::writes_exactly
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unacked(Kept);
 
 #[derive(Clone, Debug, PartialEq)]
 enum Kept {
-    /// Sent as an element.
+    /// Sent as an element whose bytes do not stand for it alone: a copy of it.
     Element(Element),
-    /// Sent as these bytes, written for a TCP stream (not framed) whose default namespace is
-    /// `namespace`: the stanza carries no `xmlns` of its own.
+    /// Sent as these bytes, one stanza written for a stream whose default namespace is
+    /// `namespace`: unless `declared`, for a TCP stream (not framed), the stanza carrying no
+    /// `xmlns` of its own; if `declared`, for a WebSocket stream (RFC 7395 §3.3.3), the
+    /// stanza declaring `namespace` itself. Either way they parse, in a stream whose default
+    /// namespace is `namespace`, to the stanza sent, and either way they can go verbatim on a
+    /// TCP stream of that namespace (a declaration of the default namespace changes nothing
+    /// there); only `declared` bytes can go verbatim on a WebSocket stream.
     Spliced {
         bytes: Box<[u8]>,
         namespace: &'static str,
+        declared: bool,
     },
 }
 
 impl Unacked {
-    /// Bytes a splice wrote for an unframed stream with default namespace `namespace`.
-    pub(crate) fn spliced(bytes: Box<[u8]>, namespace: &'static str) -> Self {
-        Unacked(Kept::Spliced { bytes, namespace })
+    /// Bytes written (spliced or serialized) for a stream with default namespace
+    /// `namespace`: a TCP stream's, or, `declared`, a WebSocket stream's (see [`Kept`]).
+    pub(crate) fn spliced(bytes: Box<[u8]>, namespace: &'static str, declared: bool) -> Self {
+        Unacked(Kept::Spliced {
+            bytes,
+            namespace,
+            declared,
+        })
     }
 
-    /// The stanza as an element (for a spliced stanza, parsed from its bytes now: the
-    /// element [`stamp_element`](xmpp_xml::stamp_element) makes of the envelope's).
+    /// What to keep of `stanza`, just written by `writer` as `bytes` on a stream whose
+    /// default namespace is `namespace`: the bytes when they stand for exactly the element
+    /// (no element copied), else a copy of the element.
+    pub(crate) fn written(
+        writer: &StreamWriter,
+        stanza: &Element,
+        bytes: &[u8],
+        namespace: &'static str,
+    ) -> Self {
+        if writer.writes_exactly(stanza, namespace) {
+            Unacked::spliced(Box::from(bytes), namespace, writer.is_framed())
+        } else {
+            Unacked::from(stanza.clone())
+        }
+    }
+
+    /// The stanza as an element (for a stanza kept as bytes, parsed from them now: the
+    /// element given to `send_stanza`, or the element [`stamp_element`](xmpp_xml::stamp_element)
+    /// makes of a forwarded envelope's).
     ///
     /// # Errors
     ///
-    /// None in practice (the bytes are a validated stanza with its start tag rewritten); a
-    /// [`ParseError`] if they do not parse to one element.
+    /// None in practice (the bytes are a validated stanza with its start tag rewritten, or
+    /// ones the serializer wrote); a [`ParseError`] if they do not parse to one element.
     pub fn element(&self) -> Result<Element, ParseError> {
         match &self.0 {
             Kept::Element(element) => Ok(element.clone()),
-            Kept::Spliced { bytes, namespace } => xmpp_xml::parse_spliced(bytes, namespace),
+            Kept::Spliced {
+                bytes, namespace, ..
+            } => xmpp_xml::parse_spliced(bytes, namespace),
         }
     }
 
@@ -254,18 +292,22 @@ impl Unacked {
     pub fn into_element(self) -> Result<Element, ParseError> {
         match self.0 {
             Kept::Element(element) => Ok(element),
-            Kept::Spliced { bytes, namespace } => xmpp_xml::parse_spliced(&bytes, namespace),
+            Kept::Spliced {
+                bytes, namespace, ..
+            } => xmpp_xml::parse_spliced(&bytes, namespace),
         }
     }
 
-    /// The bytes that were transmitted, when the stanza was kept as bytes (it was spliced
-    /// for a stream with default namespace `namespace`, unframed). `None` for an element.
-    pub(crate) fn spliced_for(&self, namespace: &str) -> Option<&[u8]> {
+    /// The bytes that were transmitted, when the stanza was kept as bytes that can go
+    /// verbatim on a stream with default namespace `namespace`, `framed` (WebSocket) or not.
+    /// `None` otherwise: the element is written for that stream.
+    pub(crate) fn verbatim_for(&self, namespace: &str, framed: bool) -> Option<&[u8]> {
         match &self.0 {
             Kept::Spliced {
                 bytes,
                 namespace: ns,
-            } if *ns == namespace => Some(bytes),
+                declared,
+            } if *ns == namespace && (*declared || !framed) => Some(bytes),
             _ => None,
         }
     }
@@ -470,11 +512,28 @@ impl DetachedSession {
     /// Send a stanza to the detached session: it is queued (and counted) as if sent on the
     /// stream, and re-sent on resumption. `false` when the queue is full (the host then
     /// treats the stanza as undeliverable).
+    ///
+    /// The queue keeps the bytes a TCP `jabber:client` stream would carry (written once
+    /// here), as it keeps a stanza sent on the stream; a stanza whose bytes would not stand
+    /// for exactly it (see [`Unacked`]) is kept as a copy.
     pub fn queue(&mut self, stanza: &Element) -> bool {
         if self.sm.unacked.len() >= self.sm.config.max_unacked {
             return false;
         }
-        self.sm.record(Unacked::from(stanza.clone()));
+        // No stream: a writer for a TCP `jabber:client` stream binding no prefix (bytes that
+        // need none, and a writer that allocates nothing: no prefix list to build).
+        let mut header = xmpp_xml::StreamHeader::new(xmpp_xml::ContentNamespace::Client);
+        header.stream_prefix = None;
+        let writer = StreamWriter::new(&header);
+        let mut bytes = Vec::new();
+        let kept = if writer.writes_exactly(stanza, xmpp_xml::NS_CLIENT)
+            && writer.write_element(stanza, &mut bytes).is_ok()
+        {
+            Unacked::spliced(bytes.into_boxed_slice(), xmpp_xml::NS_CLIENT, false)
+        } else {
+            Unacked::from(stanza.clone())
+        };
+        self.sm.record(kept);
         true
     }
 
@@ -500,7 +559,7 @@ impl DetachedSession {
         };
         let mut bytes = Vec::with_capacity(envelope.bytes().len() + 128);
         let kept = match envelope.splice_into(&stamp, &mut bytes) {
-            Ok(()) => Unacked::spliced(bytes.into_boxed_slice(), xmpp_xml::NS_CLIENT),
+            Ok(()) => Unacked::spliced(bytes.into_boxed_slice(), xmpp_xml::NS_CLIENT, false),
             Err(_) => match envelope.element() {
                 Ok(mut element) => {
                     xmpp_xml::stamp_element(&mut element, &stamp);

@@ -11,7 +11,7 @@ use minidom::Element;
 use xmpp_stream::{
     BareJid, ClientConfig, ClientStream, CloseReason, DetachedSession, Event, Instant,
     MemoryBackend, Output, PingConfig, SeededEntropy, ServerConfig, ServerStream, SmConfig,
-    SmEvent, SmState, StreamErrorCondition, Timer, TlsPolicy, Transport, UsageError,
+    SmEvent, SmState, StreamErrorCondition, Timer, TlsPolicy, Transport, Unacked, UsageError,
 };
 
 const SM: &str = "urn:xmpp:sm:3";
@@ -1110,4 +1110,370 @@ fn spliced_bytes_resumed_on_a_websocket_stream_are_written_as_its_elements() {
         resent.iter().all(|m| m.contains("xmlns='jabber:client'")),
         "{resent:?}"
     );
+}
+
+// ----- stanzas sent as elements, kept as the bytes written for them -----
+
+/// Stanzas a host may send, each with whether the unacknowledged queue keeps the bytes
+/// written for it (`false`: those bytes alone would parse to another element, so a copy of
+/// the element is kept).
+fn kept_stanzas() -> Vec<(Element, bool)> {
+    let parsed = |xml: &str| -> Element { xml.parse().unwrap() };
+    let mut stanzas = vec![
+        // Prefixed payload, `xml:lang`, character references (a carriage return among them).
+        (
+            parsed(
+                "<message xmlns='jabber:client' to='juliet@im.example.com/balcony' id='k0' \
+                 type='chat' xml:lang='en'><body>a &amp; b &lt; c &#x263A; &#13;&#10;d</body>\
+                 <x:y xmlns:x='urn:example:x' x:a='1&#9;2'><x:z>t</x:z></x:y></message>",
+            ),
+            true,
+        ),
+        // Nested namespaces, whitespace between children.
+        (
+            parsed(
+                "<iq xmlns='jabber:client' type='result' id='k1' to='juliet@im.example.com/balcony'>\n \
+                 <query xmlns='jabber:iq:roster' ver='v1'>\n  <item jid='romeo@example.net' \
+                 name='R&apos;o &quot;'><group>Friends</group></item>\n </query>\n</iq>",
+            ),
+            true,
+        ),
+        (
+            parsed(
+                "<presence xmlns='jabber:client' id='k2'><show>away</show><status>&gt;_&lt;</status>\
+                 <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/>\
+                 <priority>5</priority></presence>",
+            ),
+            true,
+        ),
+        // A forwarded message: `jabber:client` again below a foreign element; an element out
+        // of every namespace.
+        (
+            parsed(
+                "<message xmlns='jabber:client' id='k3' to='juliet@im.example.com/balcony'>\
+                 <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' \
+                 stamp='2010-07-10T23:08:25Z'/><message xmlns='jabber:client' \
+                 from='romeo@example.net/orchard' xml:lang='it'><body>inner</body></message>\
+                 </forwarded><none xmlns=''/></message>",
+            ),
+            true,
+        ),
+        // `jabber:server` below a `jabber:client` stanza is written as `jabber:client`.
+        (
+            parsed(
+                "<message xmlns='jabber:client' id='k4'><body xmlns='jabber:server'>moved</body>\
+                 </message>",
+            ),
+            false,
+        ),
+    ];
+    // Built, not parsed: an attribute in a namespace, no prefix recorded anywhere.
+    let mut built = Element::builder("message", "jabber:client")
+        .attr(xmpp_stream_name("id"), "k5")
+        .append(Element::builder("body", "jabber:client").append("built"))
+        .build();
+    built.set_attr(
+        minidom::rxml::Namespace::from("urn:example:attr".to_owned()),
+        xmpp_stream_name("a"),
+        "v",
+    );
+    stanzas.push((built, true));
+    // Two text nodes in a row: one run of text once parsed.
+    let mut adjacent = Element::builder("message", "jabber:client")
+        .attr(xmpp_stream_name("id"), "k6")
+        .build();
+    adjacent.append_text_node("one ");
+    adjacent.append_text_node("two");
+    stanzas.push((adjacent, false));
+    stanzas
+}
+
+fn xmpp_stream_name(name: &str) -> minidom::rxml::NcName {
+    minidom::rxml::NcName::try_from(name).unwrap()
+}
+
+/// The queue hands every stanza back as the element sent, kept as bytes where `kept_stanzas`
+/// says so (a value keeping bytes is never equal to one keeping the element).
+fn check_kept<'a>(unacked: impl Iterator<Item = &'a Unacked>, stanzas: &[(Element, bool)]) {
+    let unacked: Vec<&Unacked> = unacked.collect();
+    assert_eq!(unacked.len(), stanzas.len());
+    for (kept, (stanza, as_bytes)) in unacked.into_iter().zip(stanzas) {
+        assert_eq!(kept.element().unwrap(), *stanza);
+        assert_eq!(kept.clone().into_element().unwrap(), *stanza);
+        let as_element = Unacked::from(stanza.clone());
+        assert_eq!(*kept != as_element, *as_bytes, "{stanza:?}");
+    }
+}
+
+/// The bytes a host polled: stanzas, with the `<r/>` a count of them asks for left out
+/// (resumption sends one after all of them instead).
+fn stanza_bytes(transmitted: Vec<u8>) -> String {
+    String::from_utf8(transmitted)
+        .unwrap()
+        .replace("<r xmlns='urn:xmpp:sm:3'/>", "")
+}
+
+/// `send_stanza` on the server, returning the bytes transmitted for the stanza (its events
+/// are collected).
+fn server_sends(link: &mut Link, stanza: &Element) -> String {
+    link.collect();
+    link.server.send_stanza(link.now, stanza).unwrap();
+    let mut sent = Vec::new();
+    while let Some(out) = link.server.poll_output() {
+        match out {
+            Output::Transmit(bytes) => sent.extend(bytes),
+            Output::Event(event) => link.server_events.push(event),
+            _ => {}
+        }
+    }
+    stanza_bytes(sent)
+}
+
+/// What the client receives when the server sends `stanzas` on a live TCP stream.
+fn delivered(stanzas: &[(Element, bool)]) -> Vec<Element> {
+    let mut link = negotiated(true);
+    for (stanza, _) in stanzas {
+        link.server.send_stanza(link.now, stanza).unwrap();
+    }
+    link.pump();
+    stanzas_received(&link.client_events)
+}
+
+fn stanzas_received(events: &[Event]) -> Vec<Element> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stanza(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stanzas_a_server_sends_are_kept_as_their_bytes_and_resent_as_first_sent() {
+    let stanzas = kept_stanzas();
+    let want = delivered(&stanzas);
+    // Written exactly: the client gets the very stanza sent.
+    for ((stanza, as_bytes), got) in stanzas.iter().zip(&want) {
+        if *as_bytes {
+            assert_eq!(got, stanza);
+        }
+    }
+    let mut link = negotiated(true);
+    let sent: String = stanzas
+        .iter()
+        .map(|(stanza, _)| server_sends(&mut link, stanza))
+        .collect();
+    // Nothing arrives.
+    link.to_client.clear();
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let detached = link.server.detach().unwrap();
+    check_kept(detached.unacked(), &stanzas);
+    // Resumed on TCP: the same bytes again, in order (verbatim, or the element written
+    // again the same way), and the client gets what it would have.
+    let next = resume(state.clone(), Some(detached.clone()), 50);
+    assert!(next.client.is_negotiated(), "{}", next.server_wire);
+    assert!(
+        next.server_wire.contains(&sent),
+        "{}\n{sent}",
+        next.server_wire
+    );
+    assert_eq!(stanzas_received(&next.client_events), want);
+    // Resumed on WebSocket: every stanza declares its namespace; the client gets the same.
+    let (got, messages) = resume_on_websocket(state, detached);
+    assert_eq!(got, want);
+    let resent: Vec<&String> = messages
+        .iter()
+        .filter(|m| {
+            ["<message", "<iq", "<presence"]
+                .iter()
+                .any(|s| m.starts_with(s))
+        })
+        .collect();
+    assert_eq!(resent.len(), stanzas.len(), "{messages:?}");
+    assert!(
+        resent.iter().all(|m| {
+            let tag = &m[..m.find('>').unwrap()];
+            tag.contains(" xmlns='jabber:client'")
+        }),
+        "{resent:?}"
+    );
+}
+
+#[test]
+fn stanzas_a_client_sends_are_kept_as_their_bytes_and_given_up_as_sent() {
+    // A queue of one that forgets the oldest: every stanza but the last is handed back.
+    let mut config = client_config(true);
+    config.sm.max_unacked = 1;
+    config.sm.overflow = xmpp_stream::UnackedOverflow::ForgetOldest;
+    let mut link = Link::new(
+        ClientStream::new(config, SeededEntropy::new(1)),
+        server(server_config(true), 2),
+    );
+    link.pump();
+    let stanzas = kept_stanzas();
+    let last = message("romeo@example.net", "c-last");
+    for stanza in stanzas.iter().map(|(s, _)| s).chain([&last]) {
+        link.client.send_stanza(link.now, stanza).unwrap();
+    }
+    link.collect();
+    let forgotten: Vec<&Unacked> = sm_events(&link.client_events)
+        .into_iter()
+        .filter_map(|e| match e {
+            SmEvent::Forgotten(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    check_kept(forgotten.into_iter(), &stanzas);
+    // The state a host persists holds the last one as XML text that parses to it.
+    let state = link.client.sm_state().unwrap();
+    let saved: Vec<Element> = state.unacked.iter().map(|s| s.parse().unwrap()).collect();
+    assert_eq!(saved, [last]);
+}
+
+#[test]
+fn stanzas_queued_for_a_detached_session_are_kept_as_their_bytes() {
+    let stanzas = kept_stanzas();
+    let want = delivered(&stanzas);
+    let mut link = negotiated(true);
+    link.cut(0, 0);
+    let state = link.client.sm_state().unwrap();
+    let mut detached = link.server.detach().unwrap();
+    for (stanza, _) in &stanzas {
+        assert!(detached.queue(stanza));
+    }
+    check_kept(detached.unacked(), &stanzas);
+    let next = resume(state.clone(), Some(detached.clone()), 60);
+    assert_eq!(stanzas_received(&next.client_events), want);
+    let (got, _) = resume_on_websocket(state, detached);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn stanzas_sent_on_a_websocket_stream_are_kept_as_their_messages() {
+    let stanzas = kept_stanzas();
+    let want = delivered(&stanzas);
+    let mut ws = Ws::new(
+        ClientStream::new(client_config(true), SeededEntropy::new(1)).websocket(),
+        server(server_config(true), 2).websocket(),
+    );
+    ws.pump(true, &mut None);
+    assert!(ws.client.is_negotiated() && ws.server.is_negotiated());
+    ws.server_messages.clear();
+    let mut sent = Vec::new();
+    for (stanza, _) in &stanzas {
+        ws.server.send_stanza(ws.now, stanza).unwrap();
+        ws.pump(false, &mut None);
+        sent.extend(ws.take_stanza_messages());
+    }
+    assert_eq!(sent.len(), stanzas.len(), "{sent:?}");
+    ws.client.transport_closed(ws.now);
+    ws.server.transport_closed(ws.now);
+    let state = ws.client.sm_state().unwrap();
+    let detached = ws.server.detach().unwrap();
+    check_kept(detached.unacked(), &stanzas);
+    // Resumed on WebSocket: the same messages again.
+    let (got, messages) = resume_on_websocket(state.clone(), detached.clone());
+    assert_eq!(got, want);
+    let resent: Vec<String> = messages
+        .into_iter()
+        .filter(|m| {
+            ["<message", "<iq", "<presence"]
+                .iter()
+                .any(|s| m.starts_with(s))
+        })
+        .collect();
+    assert_eq!(resent, sent);
+    // Resumed on TCP: what the client gets is the same.
+    let next = resume(state, Some(detached), 70);
+    assert_eq!(stanzas_received(&next.client_events), want);
+}
+
+/// A WebSocket link: each transmit is one message, delivered whole at once.
+struct Ws {
+    client: ClientStream,
+    server: ServerStream,
+    now: Instant,
+    client_events: Vec<Event>,
+    /// What the server sent, one message each.
+    server_messages: Vec<String>,
+}
+
+impl Ws {
+    fn new(client: ClientStream, server: ServerStream) -> Ws {
+        let mut ws = Ws {
+            client,
+            server,
+            now: Instant::ZERO,
+            client_events: Vec::new(),
+            server_messages: Vec::new(),
+        };
+        ws.client.start(ws.now, Transport::Plain).unwrap();
+        ws.server.start(ws.now, Transport::Plain).unwrap();
+        ws
+    }
+
+    /// Exchange messages until both ends are quiet, the server's lost in flight unless
+    /// `deliver`; a resumption request resumes `detached`.
+    fn pump(&mut self, deliver: bool, detached: &mut Option<DetachedSession>) {
+        for _ in 0..1_000 {
+            let mut moved = false;
+            while let Some(out) = self.client.poll_output() {
+                moved = true;
+                match out {
+                    Output::Transmit(bytes) => {
+                        let _ = self.server.handle_message(self.now, &bytes);
+                    }
+                    Output::Event(event) => self.client_events.push(event),
+                    _ => {}
+                }
+            }
+            while let Some(out) = self.server.poll_output() {
+                moved = true;
+                match out {
+                    Output::Transmit(bytes) => {
+                        self.server_messages
+                            .push(String::from_utf8(bytes.clone()).unwrap());
+                        if deliver {
+                            let _ = self.client.handle_message(self.now, &bytes);
+                        }
+                    }
+                    Output::Event(Event::Sm(SmEvent::ResumeRequested { .. })) => {
+                        self.server
+                            .resume(self.now, detached.take().unwrap())
+                            .unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the ends never went quiet");
+    }
+
+    /// The stanza messages the server sent since the last call.
+    fn take_stanza_messages(&mut self) -> Vec<String> {
+        self.server_messages
+            .drain(..)
+            .filter(|m| {
+                ["<message", "<iq", "<presence"]
+                    .iter()
+                    .any(|s| m.starts_with(s))
+            })
+            .collect()
+    }
+}
+
+/// Resume a session on a WebSocket link: the stanzas the client got, every message the
+/// server sent.
+fn resume_on_websocket(state: SmState, detached: DetachedSession) -> (Vec<Element>, Vec<String>) {
+    let mut client = ClientStream::new(client_config(true), SeededEntropy::new(80)).websocket();
+    client.resume_with(state).unwrap();
+    let mut ws = Ws::new(client, server(server_config(true), 81).websocket());
+    ws.pump(true, &mut Some(detached));
+    assert!(ws.client.is_negotiated() && !ws.client.is_closed());
+    (stanzas_received(&ws.client_events), ws.server_messages)
 }

@@ -1,8 +1,9 @@
 //! The serializer: stream header, elements and stream close into a caller's `Vec<u8>`.
 
 use minidom::{Element, Node};
-use rxml::Namespace;
 use rxml::strings::validate_ncname;
+// The namespaces `xml` and `xmlns` are bound to: none can be declared as a default.
+use rxml::{Namespace, XMLNS_XML, XMLNS_XMLNS};
 
 use crate::conditions::NS_STREAMS;
 use crate::error::SerializeError;
@@ -212,6 +213,55 @@ impl StreamWriter {
         result
     }
 
+    /// Whether the bytes [`write_element`](Self::write_element) writes for `element` stand
+    /// for exactly `element` on their own: [`parse_spliced`](crate::parse_spliced) with
+    /// `namespace` gives an element equal to it (minidom's `==`: names, namespaces,
+    /// attributes and nodes, not the prefixes an element records). `element` must be in
+    /// `namespace`, and on an unframed stream `namespace` must be the stream's default: the
+    /// bytes then carry no `xmlns` of their own (on a framed stream they declare
+    /// `namespace`). A host that must keep a stanza it sent (XEP-0198's unacknowledged
+    /// queue) can keep these bytes, one allocation, instead of a copy of the element.
+    ///
+    /// Conservative: `false` wherever the bytes depend on the stream or the writer changes
+    /// the element — a stanza content namespace moved to the stream's (a `jabber:server`
+    /// child of a `jabber:client` stanza), a namespace written with a prefix the stream
+    /// header binds, an `xmlns` attribute or a namespace that cannot be declared, an empty
+    /// text node or two adjacent ones (a parser reads one run of text) — and the caller keeps
+    /// the element. It does not check that the element can be written at all
+    /// (`write_element` does).
+    ///
+    /// ```
+    /// use xmpp_xml::{ContentNamespace, NS_CLIENT, StreamHeader, StreamWriter, parse_spliced};
+    /// use xmpp_xml::minidom::Element;
+    ///
+    /// let writer = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    /// let message: Element = "<message xmlns='jabber:client' xml:lang='en'>\
+    ///     <body>Wherefore art thou?</body></message>".parse().unwrap();
+    /// let mut out = Vec::new();
+    /// writer.write_element(&message, &mut out).unwrap();
+    /// assert!(writer.writes_exactly(&message, NS_CLIENT));
+    /// assert_eq!(parse_spliced(&out, NS_CLIENT).unwrap(), message);
+    ///
+    /// // Written in the stream's namespace: parsed back, the body is `jabber:client`.
+    /// let mut mixed = Element::bare("message", NS_CLIENT);
+    /// mixed.append_child(Element::bare("body", "jabber:server"));
+    /// assert!(!writer.writes_exactly(&mixed, NS_CLIENT));
+    /// ```
+    #[must_use]
+    pub fn writes_exactly(&self, element: &Element, namespace: &str) -> bool {
+        if !element.has_ns(namespace) || namespace == XMLNS_XML || namespace == XMLNS_XMLNS {
+            return false;
+        }
+        if self.framed {
+            // A standalone document: `xmlns='namespace'` on the stanza, no prefix but the
+            // `stream` one of a stream-namespace root (declared on it; not a stanza).
+            namespace != NS_STREAMS && exact_within(element, content_index(element), &[])
+        } else {
+            self.header.default_namespace() == namespace
+                && exact_within(element, content_index(element), &self.prefixes)
+        }
+    }
+
     /// Writes the stream close tag (`</stream:stream>`).
     pub fn write_end(&self, out: &mut Vec<u8>) {
         if self.framed {
@@ -353,13 +403,68 @@ impl StreamWriter {
     }
 }
 
-/// Whether `ns` is a stanza content namespace (`jabber:client`, `jabber:server`,
-/// `jabber:component:accept`).
+/// The stanza content namespaces (`jabber:client`, `jabber:server`,
+/// `jabber:component:accept`): one is written as another (see [`StreamWriter::element`]).
+const CONTENT_NAMESPACES: [&str; 3] = [
+    crate::header::NS_CLIENT,
+    crate::header::NS_SERVER,
+    crate::header::NS_COMPONENT_ACCEPT,
+];
+
+/// Whether `ns` is a stanza content namespace.
 fn is_content_namespace(ns: &str) -> bool {
-    matches!(
-        ns,
-        crate::header::NS_CLIENT | crate::header::NS_SERVER | crate::header::NS_COMPONENT_ACCEPT
-    )
+    CONTENT_NAMESPACES.contains(&ns)
+}
+
+/// Which content namespace `element` is in, if any (compared in place: `Element::ns`
+/// allocates).
+fn content_index(element: &Element) -> Option<usize> {
+    CONTENT_NAMESPACES.iter().position(|ns| element.has_ns(*ns))
+}
+
+/// [`StreamWriter::writes_exactly`] below the element's start tag: its attributes and
+/// nodes, written unprefixed in its own namespace (`content`: which content namespace that
+/// is) with `prefixes` bound by the stream, parse back to themselves.
+fn exact_within(element: &Element, content: Option<usize>, prefixes: &[(String, String)]) -> bool {
+    let bound = |ns: &str| prefixes.iter().any(|(_, b)| b == ns);
+    for ((ns, name), _) in element.attrs() {
+        // `xmlns` would be read as a declaration; a prefix the stream binds is unbound
+        // where the bytes are parsed alone; the `xmlns` namespace cannot be declared.
+        let written_as_is = name.as_str() != "xmlns"
+            && (ns.is_none()
+                || *ns == Namespace::XML
+                || (ns.as_str() != XMLNS_XMLNS && !bound(ns.as_str())));
+        if !written_as_is {
+            return false;
+        }
+    }
+    let mut after_text = false;
+    for node in element.nodes() {
+        match node {
+            Node::Text(text) => {
+                // The parser reads no empty text node, and one run for adjacent ones.
+                if text.is_empty() || after_text {
+                    return false;
+                }
+                after_text = true;
+            }
+            Node::Element(child) => {
+                after_text = false;
+                let child_content = content_index(child);
+                let moved =
+                    content.is_some() && child_content.is_some() && child_content != content;
+                // Declared with `xmlns` unless in the parent's namespace (no prefix: a bound
+                // one is refused above for attributes and here for elements).
+                let declarable = !child.has_ns(XMLNS_XML)
+                    && !child.has_ns(XMLNS_XMLNS)
+                    && !prefixes.iter().any(|(_, b)| child.has_ns(b.as_str()));
+                if moved || !declarable || !exact_within(child, child_content, prefixes) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 fn validate(name: &str) -> Result<(), SerializeError> {

@@ -4,7 +4,9 @@
 use minidom::Element;
 use proptest::prelude::*;
 use rxml::{Namespace, NcName};
-use xmpp_xml::{ContentNamespace, Event, StreamHeader, StreamParser, StreamWriter};
+use xmpp_xml::{
+    ContentNamespace, Event, NS_CLIENT, StreamHeader, StreamParser, StreamWriter, parse_spliced,
+};
 
 /// Parses `input` split at `cuts` (sorted, deduplicated offsets). Returns the events, with
 /// runs of `Whitespace` collapsed (their count depends on chunking by design), and the
@@ -120,6 +122,127 @@ fn element() -> impl Strategy<Value = Element> {
     })
 }
 
+/// Attributes and nodes moved onto a `jabber:client` stanza named `name`: a stanza a host
+/// could send.
+fn as_stanza(name: &str, from: Element) -> Element {
+    let mut stanza = Element::bare(name, NS_CLIENT);
+    for ((ns, key), value) in from.attrs() {
+        stanza
+            .attrs_mut()
+            .insert(ns.clone(), key.clone(), value.clone());
+    }
+    let mut from = from;
+    for node in from.take_nodes() {
+        stanza.append_node(node);
+    }
+    stanza
+}
+
+/// Stanzas as the parser gives them (`element()` with the root moved to `jabber:client`).
+fn stanza() -> impl Strategy<Value = Element> {
+    (
+        prop::sample::select(&["message", "presence", "iq"][..]),
+        element(),
+    )
+        .prop_map(|(name, e)| as_stanza(name, e))
+}
+
+/// Namespaces, attribute names and nodes the serializer writes in a way that depends on the
+/// stream, or parses back differently: content namespaces nested in one another, namespaces
+/// a stream header binds to a prefix, `xmlns` attributes, reserved namespaces, empty and
+/// adjacent text nodes, besides the ordinary ones.
+fn wild_element() -> impl Strategy<Value = Element> {
+    const WILD: &[&str] = &[
+        "jabber:client",
+        "jabber:server",
+        "jabber:component:accept",
+        "urn:a",
+        "",
+        "http://etherx.jabber.org/streams",
+        "jabber:server:dialback",
+        "http://www.w3.org/XML/1998/namespace",
+    ];
+    const WILD_ATTRS: &[&str] = &[
+        "",
+        "urn:attr",
+        "http://www.w3.org/XML/1998/namespace",
+        "http://etherx.jabber.org/streams",
+        "jabber:server:dialback",
+        "http://www.w3.org/2000/xmlns/",
+    ];
+    let name = prop_oneof![4 => ncname(), 1 => Just("xmlns".to_owned())];
+    let leaf = (
+        ncname(),
+        prop::sample::select(WILD),
+        prop::collection::vec((prop::sample::select(WILD_ATTRS), name, xml_text()), 0..3),
+    )
+        .prop_map(|(name, ns, attrs)| {
+            let mut e = Element::bare(name, ns);
+            for (ns, name, value) in attrs {
+                let ns = if ns.is_empty() {
+                    Namespace::NONE
+                } else {
+                    Namespace::from(ns.to_owned())
+                };
+                e.attrs_mut()
+                    .insert(ns, NcName::try_from(name).unwrap(), value);
+            }
+            e
+        });
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        (
+            inner.clone(),
+            prop::collection::vec(
+                prop_oneof![inner.prop_map(Ok), xml_text().prop_map(Err)],
+                0..4,
+            ),
+        )
+            .prop_map(|(mut parent, children)| {
+                for child in children {
+                    match child {
+                        Ok(c) => {
+                            parent.append_child(c);
+                        }
+                        Err(text) => parent.append_text_node(text),
+                    }
+                }
+                parent
+            })
+    })
+}
+
+/// Writers of the stanzas `writes_exactly` is asked about: a TCP client stream binding
+/// `stream` and `db` (`header()`), one binding nothing, and a WebSocket one.
+fn writers() -> [StreamWriter; 3] {
+    let mut bare = StreamHeader::new(ContentNamespace::Client);
+    bare.stream_prefix = None;
+    [
+        StreamWriter::new(&header()),
+        StreamWriter::new(&bare),
+        StreamWriter::framed(&header()),
+    ]
+}
+
+/// `writes_exactly` for `stanza` on each writer, checked against what the bytes parse to
+/// where it says yes; whether it said yes for each.
+fn check_writes_exactly(stanza: &Element) -> Result<[bool; 3], TestCaseError> {
+    let mut said = [false; 3];
+    for (writer, said) in writers().iter().zip(&mut said) {
+        let mut out = Vec::new();
+        if writer.write_element(stanza, &mut out).is_err()
+            || !writer.writes_exactly(stanza, NS_CLIENT)
+        {
+            continue;
+        }
+        *said = true;
+        prop_assert_eq!(&parse_spliced(&out, NS_CLIENT).unwrap(), stanza);
+        // Unframed: the stanza carries no `xmlns` of its own; framed: it declares it.
+        let tag = format!("<{} xmlns='{NS_CLIENT}'", stanza.name());
+        prop_assert_eq!(out.starts_with(tag.as_bytes()), writer.is_framed());
+    }
+    Ok(said)
+}
+
 fn header() -> StreamHeader {
     let mut header = StreamHeader::new(ContentNamespace::Client);
     header.to = Some("example.com".into());
@@ -192,5 +315,21 @@ proptest! {
         let whole = strip(parse_split(&bytes, &[]));
         prop_assert_eq!(&strip(parse_split(&bytes, &cuts)), &whole);
         prop_assert_eq!(&strip(parse_split(&bytes, &one_byte_cuts(bytes.len()))), &whole);
+    }
+
+    #[test]
+    fn stanzas_are_written_exactly(stanza in stanza()) {
+        // Ordinary stanzas: every writer's bytes stand for the stanza alone.
+        prop_assert_eq!(check_writes_exactly(&stanza)?, [true; 3]);
+    }
+
+    #[test]
+    fn writes_exactly_holds_where_it_says_so(root in wild_element(), name in prop::sample::select(&["message", "iq"][..])) {
+        check_writes_exactly(&as_stanza(name, root.clone()))?;
+        // And for a root outside `jabber:client`: never exact (it is written in the
+        // stream's namespace, or declares its own).
+        if !root.has_ns(NS_CLIENT) {
+            prop_assert_eq!(check_writes_exactly(&root)?, [false; 3]);
+        }
     }
 }

@@ -186,3 +186,62 @@ fn stanzas_in_any_content_namespace_take_the_streams() {
         );
     }
 }
+
+#[test]
+fn writes_exactly_says_no_where_the_bytes_alone_mean_another_element() {
+    // Each stanza: written on a TCP `jabber:server` stream binding `db` (and `stream`), its
+    // bytes parsed alone in `jabber:server` are not the element (or not XML), and
+    // `writes_exactly` says so.
+    let mut header = StreamHeader::new(ContentNamespace::Server);
+    header
+        .namespace_declarations
+        .push(("db".into(), "jabber:server:dialback".into()));
+    let writer = StreamWriter::new(&header);
+    let ns = "jabber:server";
+    let with = |child: Element| {
+        let mut message = Element::bare("message", ns);
+        message.append_child(child);
+        message
+    };
+    let mut adjacent = Element::bare("message", ns);
+    adjacent.append_text_node("a");
+    adjacent.append_text_node("b");
+    let mut empty = Element::bare("message", ns);
+    empty.append_text_node("");
+    let mut xmlns_attr = Element::bare("message", ns);
+    xmlns_attr.set_attr(Namespace::NONE, NcName::try_from("xmlns").unwrap(), "urn:x");
+    let mut bound_attr = Element::bare("message", ns);
+    bound_attr.set_attr(
+        Namespace::from("jabber:server:dialback".to_owned()),
+        NcName::try_from("a").unwrap(),
+        "1",
+    );
+    let cases = [
+        // A content namespace inside another is written as the outer one.
+        ("moved", with(Element::bare("body", "jabber:client"))),
+        // Written with the header's prefix, unbound where the bytes are parsed alone.
+        (
+            "prefixed",
+            with(Element::bare("result", "jabber:server:dialback")),
+        ),
+        ("prefixed attribute", bound_attr),
+        // One run of text, or none, when parsed.
+        ("adjacent texts", adjacent),
+        ("empty text", empty),
+        // Read as a declaration.
+        ("xmlns attribute", xmlns_attr),
+    ];
+    for (case, stanza) in cases {
+        let mut out = Vec::new();
+        writer.write_element(&stanza, &mut out).unwrap();
+        let parsed = xmpp_xml::parse_spliced(&out, ns);
+        assert_ne!(parsed.as_ref().ok(), Some(&stanza), "{case}");
+        assert!(!writer.writes_exactly(&stanza, ns), "{case}");
+    }
+    // The stanza itself in another namespace than the one named, or the stream's.
+    let plain = Element::bare("message", ns);
+    assert!(writer.writes_exactly(&plain, ns));
+    assert!(!writer.writes_exactly(&plain, "jabber:client"));
+    let client = StreamWriter::new(&StreamHeader::new(ContentNamespace::Client));
+    assert!(!client.writes_exactly(&plain, ns));
+}

@@ -220,7 +220,8 @@ pub(crate) fn snapshot(m: &Machine) -> Option<SmState> {
         handled: state.handled,
         sent: state.sent,
         acked: state.acked,
-        // A client keeps elements only (it splices nothing): no stanza is parsed here.
+        // Stanzas kept as bytes are parsed here (a host saves this rarely: when the
+        // connection is lost), to be written as standalone XML text.
         unacked: state
             .unacked
             .iter()
@@ -498,9 +499,10 @@ pub(crate) fn sent(m: &mut Machine, keep: impl FnOnce() -> Unacked) {
 }
 
 /// Re-send the unacknowledged queue in order (after resumption); it stays queued until
-/// acknowledged, numbered from the peer's `h` (`Sm::renumber_for_resend`). Spliced bytes go out verbatim when this
-/// stream is unframed with the same default namespace (a resumption of a TCP stream on a
-/// TCP stream); otherwise, and for elements, the element is serialized for this stream.
+/// acknowledged, numbered from the peer's `h` (`Sm::renumber_for_resend`). Stanzas kept as
+/// bytes go out verbatim when they mean the same on this stream (the same default
+/// namespace, and on a WebSocket stream, bytes that declare it); otherwise, and for
+/// elements, the element is serialized for this stream.
 fn resend(m: &mut Machine) {
     let Some(state) = m.sm.as_deref_mut() else {
         return;
@@ -512,11 +514,11 @@ fn resend(m: &mut Machine) {
     let bytes: Vec<Vec<u8>> = state
         .unacked
         .iter()
-        .filter_map(|stanza| match stanza.spliced_for(namespace) {
-            Some(bytes) if !framed => Some(bytes.to_vec()),
+        .filter_map(|stanza| match stanza.verbatim_for(namespace, framed) {
+            Some(bytes) => Some(bytes.to_vec()),
             // A stanza that no longer parses cannot be sent again (never for what a splice
-            // wrote); the host's acknowledgement count still covers it.
-            _ => m.core.serialize(&stanza.element().ok()?),
+            // or the serializer wrote); the host's acknowledgement count still covers it.
+            None => m.core.serialize(&stanza.element().ok()?),
         })
         .collect();
     let any = !bytes.is_empty();
