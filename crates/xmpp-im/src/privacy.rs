@@ -15,6 +15,8 @@
 //!
 //! Client side: [`request`] builds the iq payloads of both protocols.
 
+use std::collections::BTreeSet;
+
 use minidom::Element;
 use xmpp_jid::Jid;
 use xmpp_xml::StanzaErrorCondition;
@@ -266,6 +268,8 @@ impl PrivacyList {
         if name.is_empty() || name.len() > limits.max_name {
             return Err(StanzaErrorCondition::BadRequest);
         }
+        // Looked up once per item: a roster names a group once per contact in it.
+        let groups: BTreeSet<&str> = groups.iter().map(String::as_str).collect();
         let mut rules: Vec<Rule> = Vec::new();
         for item in list.children() {
             if !item.is("item", NS_PRIVACY) {
@@ -274,7 +278,7 @@ impl PrivacyList {
             if rules.len() >= limits.max_items {
                 return Err(StanzaErrorCondition::ResourceConstraint);
             }
-            rules.push(parse_item(item, groups)?);
+            rules.push(parse_item(item, &groups)?);
         }
         rules.sort_by_key(|r| r.order);
         if rules.windows(2).any(|w| w[0].order == w[1].order) {
@@ -324,7 +328,7 @@ impl PrivacyList {
     }
 }
 
-fn parse_item(item: &Element, groups: &[String]) -> Result<Rule, StanzaErrorCondition> {
+fn parse_item(item: &Element, groups: &BTreeSet<&str>) -> Result<Rule, StanzaErrorCondition> {
     let bad = StanzaErrorCondition::BadRequest;
     let action = match item.attr("action") {
         Some("allow") => Action::Allow,
@@ -337,7 +341,7 @@ fn parse_item(item: &Element, groups: &[String]) -> Result<Rule, StanzaErrorCond
         (None, None) => Matcher::All,
         (Some("jid"), Some(v)) => Matcher::Jid(Jid::new(v).map_err(|_| bad)?),
         (Some("group"), Some(v)) => {
-            if !groups.iter().any(|g| g == v) {
+            if !groups.contains(v) {
                 return Err(StanzaErrorCondition::ItemNotFound);
             }
             Matcher::Group(v.to_owned())
@@ -379,6 +383,8 @@ pub fn decide(
 /// `max`.
 pub fn parse_jids(el: &Element, max: usize) -> Result<Vec<Jid>, StanzaErrorCondition> {
     let mut out: Vec<Jid> = Vec::new();
+    // Each JID once, in order, without a quadratic check (a list is up to `max` long).
+    let mut seen: BTreeSet<Jid> = BTreeSet::new();
     for item in el.children().filter(|c| c.is("item", NS_BLOCKING)) {
         if out.len() >= max {
             return Err(StanzaErrorCondition::ResourceConstraint);
@@ -387,7 +393,7 @@ pub fn parse_jids(el: &Element, max: usize) -> Result<Vec<Jid>, StanzaErrorCondi
             .attr("jid")
             .and_then(|j| Jid::new(j).ok())
             .ok_or(StanzaErrorCondition::JidMalformed)?;
-        if !out.contains(&jid) {
+        if seen.insert(jid.clone()) {
             out.push(jid);
         }
     }

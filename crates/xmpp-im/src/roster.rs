@@ -126,12 +126,14 @@ impl RosterItem {
             },
         };
         let mut groups: Vec<String> = Vec::new();
+        // Duplicates found in a set: an item's groups are bounded only by the stanza's size.
+        let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         for g in el.children().filter(|c| c.is("group", NS_ROSTER)) {
             let name = g.text();
             if name.is_empty() {
                 return Err(RosterError::EmptyGroup);
             }
-            if groups.contains(&name) {
+            if !seen.insert(name.clone()) {
                 return Err(RosterError::DuplicateGroup);
             }
             groups.push(name);

@@ -7,6 +7,8 @@
 //! The state of a loaded account lives in the machine; every change is marked so that it
 //! leaves in the unit's [`crate::Output::Write`] ([`crate::Change::Privacy`]).
 
+use std::collections::BTreeSet;
+
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
@@ -271,8 +273,10 @@ impl Server {
         let account = self.privacy.entry(key).or_default();
         let mut changed: Vec<Jid> = Vec::new();
         if block {
+            // Membership in a set: the list and the request are each up to the bound long.
+            let mut present: BTreeSet<Jid> = account.data.blocked.iter().cloned().collect();
             for j in &jids {
-                if !account.data.blocked.contains(j) {
+                if present.insert(j.clone()) {
                     if account.data.blocked.len() >= max {
                         return Err(StanzaErrorCondition::ResourceConstraint);
                     }
@@ -283,8 +287,9 @@ impl Server {
         } else if jids.is_empty() {
             changed = core::mem::take(&mut account.data.blocked);
         } else {
+            let unblocked: BTreeSet<&Jid> = jids.iter().collect();
             account.data.blocked.retain(|b| {
-                let hit = jids.contains(b);
+                let hit = unblocked.contains(b);
                 if hit {
                     changed.push(b.clone());
                 }
