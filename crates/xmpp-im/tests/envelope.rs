@@ -158,11 +158,11 @@ fn normalized(outputs: Vec<Output>) -> Vec<Output> {
         .map(|o| match o {
             Output::Forward(f) => Output::Deliver {
                 to: f.to.clone(),
-                stanza: typed(f.to_element().unwrap()),
+                stanza: typed(f.to_element().unwrap()).into(),
             },
             Output::Deliver { to, stanza } => Output::Deliver {
                 to,
-                stanza: typed(stanza),
+                stanza: typed(std::sync::Arc::unwrap_or_clone(stanza)).into(),
             },
             Output::Route(s) => Output::Route(typed(s)),
             Output::Relay(r) => Output::Route(typed(r.to_element().unwrap())),

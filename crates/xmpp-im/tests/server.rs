@@ -90,7 +90,7 @@ impl World {
 fn delivered<'a>(outs: &'a [Output], to: &str) -> Vec<&'a Element> {
     outs.iter()
         .filter_map(|o| match o {
-            Output::Deliver { to: t, stanza } if t.as_str() == to => Some(stanza),
+            Output::Deliver { to: t, stanza } if t.as_str() == to => Some(&**stanza),
             _ => None,
         })
         .collect()

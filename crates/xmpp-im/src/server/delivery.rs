@@ -3,6 +3,8 @@
 //! on the account's behalf or delivered to the resource (§8.5.2.1.3, §8.5.3.1), and the
 //! missing-account rules of §8.5.1.
 
+use std::sync::Arc;
+
 use xmpp_jid::{BareJid, FullJid, Jid};
 use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
@@ -43,12 +45,12 @@ impl Server {
                 if let Some(from) = &from {
                     targets = self.admitted(store, &user, from, Kind::Message, targets);
                 }
-                let el = m.to_element();
+                let el = Arc::new(m.to_element());
                 if targets.is_empty() {
                     self.refuse_inbound(&el);
                 }
                 for t in targets {
-                    self.deliver(&t, el.clone());
+                    self.deliver(&t, Arc::clone(&el));
                 }
             }
             MessageDecision::Offline
@@ -144,9 +146,9 @@ impl Server {
             }
             return;
         }
-        let el = p.to_element();
+        let el = Arc::new(p.to_element());
         for t in targets {
-            self.deliver(&t, el.clone());
+            self.deliver(&t, Arc::clone(&el));
         }
     }
 

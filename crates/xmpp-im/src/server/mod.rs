@@ -145,8 +145,9 @@ pub enum Output {
     Deliver {
         /// The session.
         to: FullJid,
-        /// The stanza.
-        stanza: Element,
+        /// The stanza: one allocation shared by every recipient of one stanza (no copy
+        /// per recipient); `Arc::unwrap_or_clone` gives a host an element of its own.
+        stanza: Arc<Element>,
     },
     /// Send this stanza, received as an envelope, to a local session as bytes: splice
     /// [`Forward::stamp`] into [`Forward::envelope`]'s start tag (issue 17: no element

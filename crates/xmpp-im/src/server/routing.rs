@@ -66,11 +66,12 @@ pub(super) struct Local {
 }
 
 impl Server {
-    /// Queues the stanza for the local session `to`.
-    pub(super) fn deliver(&mut self, to: &FullJid, stanza: Element) {
+    /// Queues the stanza for the local session `to` (shared: several recipients of one
+    /// stanza get one allocation).
+    pub(super) fn deliver(&mut self, to: &FullJid, stanza: impl Into<Arc<Element>>) {
         self.out.push_back(Output::Deliver {
             to: to.clone(),
-            stanza,
+            stanza: stanza.into(),
         });
     }
 

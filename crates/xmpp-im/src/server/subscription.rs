@@ -122,8 +122,9 @@ impl Server {
             self.push(store, user, entry.item());
         }
         if t.fate == StanzaFate::Deliver {
+            let el = std::sync::Arc::new(el);
             for r in receivers {
-                self.deliver(&r, el.clone());
+                self.deliver(&r, std::sync::Arc::clone(&el));
             }
         }
         if let Some(reply) = t.auto_reply {
