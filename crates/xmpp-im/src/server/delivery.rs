@@ -36,7 +36,7 @@ impl Server {
     /// privacy list in force for each recipient (XEP-0016 §2.2): a resource whose list
     /// denies it does not get it, and if none is left (or the default list refuses what
     /// would go offline) the sender gets `service-unavailable` (§2.14).
-    pub(super) fn inbound_message(&mut self, store: &mut impl RosterStore, to: &Jid, m: &Message) {
+    pub(super) fn inbound_message(&mut self, store: &mut impl RosterStore, to: &Jid, m: Message) {
         let user = to.to_bare();
         let from = m.header.from.clone();
         match self.message_decision(store, to, m.kind()) {
@@ -45,7 +45,7 @@ impl Server {
                 if let Some(from) = &from {
                     targets = self.admitted(store, &user, from, Kind::Message, targets);
                 }
-                let el = Arc::new(m.to_element());
+                let el = Arc::new(m.into_element());
                 if targets.is_empty() {
                     self.refuse_inbound(&el);
                 }
@@ -58,13 +58,13 @@ impl Server {
                     .as_ref()
                     .is_some_and(|f| !self.lets_through(store, &user, None, f, Kind::Message)) =>
             {
-                self.refuse_inbound(&m.to_element());
+                self.refuse_inbound(&m.into_element());
             }
             MessageDecision::Offline => self.out.push_back(Output::Offline {
                 user,
-                stanza: m.to_element(),
+                stanza: m.into_element(),
             }),
-            MessageDecision::Bounce(condition) => self.bounce_with(&m.to_element(), condition),
+            MessageDecision::Bounce(condition) => self.bounce_with(&m.into_element(), condition),
             _ => {}
         }
     }
@@ -157,7 +157,7 @@ impl Server {
         store: &mut impl RosterStore,
         user: &BareJid,
         to: &Jid,
-        iq: &Iq,
+        iq: Iq,
     ) {
         let request = iq.request_payload().is_some();
         if !store.account_exists(user) {
@@ -197,7 +197,7 @@ impl Server {
                             .into(),
                     );
                 } else {
-                    self.out.push_back(Output::Unhandled(iq.to_element()));
+                    self.out.push_back(Output::Unhandled(iq.into_element()));
                 }
             }
             Some(r) => {
@@ -207,7 +207,7 @@ impl Server {
                     .map(|s| s.jid.clone());
                 match target {
                     // §8.5.3.1: delivered to the connected or available resource.
-                    Some(t) => self.deliver(&t, iq.to_element()),
+                    Some(t) => self.deliver(&t, iq.into_element()),
                     // §8.5.3.2.3: service-unavailable for requests; responses are dropped.
                     None if request => self.route(
                         iq.error(StanzaError::new(StanzaErrorCondition::ServiceUnavailable))

@@ -471,7 +471,7 @@ impl Server {
             // the whole stanza.
             let element = match shared {
                 Some(s) => s.element(&to),
-                None => Some(stanza.to_element()),
+                None => Some(stanza.into_element()),
             };
             if let Some(element) = element {
                 self.out.push_back(Output::Unhandled(element));
@@ -483,9 +483,9 @@ impl Server {
         }
         let user = to.to_bare();
         match stanza {
-            Stanza::Message(m) => self.inbound_message(store, &to, &m),
+            Stanza::Message(m) => self.inbound_message(store, &to, m),
             Stanza::Presence(p) => self.inbound_presence(store, &user, &to, p, shared),
-            Stanza::Iq(iq) => self.inbound_iq(store, &user, &to, &iq),
+            Stanza::Iq(iq) => self.inbound_iq(store, &user, &to, iq),
         }
     }
 

@@ -106,7 +106,7 @@ impl Server {
         if local {
             self.route_local(stanza);
         } else {
-            self.out.push_back(Output::Route(stanza.to_element()));
+            self.out.push_back(Output::Route(stanza.into_element()));
         }
     }
 

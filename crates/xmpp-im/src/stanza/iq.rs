@@ -149,10 +149,18 @@ impl Iq {
     }
 }
 
-impl TryFrom<&Element> for Iq {
-    type Error = StanzaParseError;
+/// What an iq holds besides its header, with its payload as a position among the child
+/// elements (taken by reference or moved out, by the caller).
+enum Shape {
+    Get(usize),
+    Set(usize),
+    Result(Option<usize>),
+    Error(StanzaError, Option<usize>),
+}
 
-    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+impl Iq {
+    /// Validates `el` (RFC 6120 §8.2.3) and says where its payload is.
+    fn read(el: &Element) -> Result<(Header, Shape), StanzaParseError> {
         let header = Header::parse(el, "iq")?;
         let ns = header.namespace();
         if header.id.is_none() {
@@ -163,31 +171,81 @@ impl TryFrom<&Element> for Iq {
             .ok_or(StanzaParseError::MissingType)?
             .parse()
             .map_err(|_| StanzaParseError::BadType)?;
-        let mut children = el.children();
-        let payload = match iq_type {
-            IqType::Get | IqType::Set => {
-                let (Some(p), None) = (children.next(), children.next()) else {
-                    return Err(StanzaParseError::PayloadCount);
-                };
-                if iq_type == IqType::Get {
-                    IqPayload::Get(p.clone())
-                } else {
-                    IqPayload::Set(p.clone())
-                }
+        let count = el.children().take(2).count();
+        let shape = match iq_type {
+            IqType::Get | IqType::Set if count != 1 => {
+                return Err(StanzaParseError::PayloadCount);
             }
-            IqType::Result => {
-                let first = children.next();
-                if children.next().is_some() {
-                    return Err(StanzaParseError::PayloadCount);
-                }
-                IqPayload::Result(first.cloned())
-            }
-            IqType::Error => IqPayload::Error {
-                error: parse_error_child(el, ns)?,
-                payload: el.children().find(|c| !c.is("error", ns)).cloned(),
+            IqType::Get => Shape::Get(0),
+            IqType::Set => Shape::Set(0),
+            IqType::Result if count > 1 => return Err(StanzaParseError::PayloadCount),
+            IqType::Result => Shape::Result((count == 1).then_some(0)),
+            IqType::Error => Shape::Error(
+                parse_error_child(el, ns)?,
+                el.children().position(|c| !c.is("error", ns)),
+            ),
+        };
+        Ok((header, shape))
+    }
+
+    /// The iq of `header` and `shape`, its payload from `take`.
+    fn with_payload(
+        header: Header,
+        shape: Shape,
+        mut take: impl FnMut(usize) -> Option<Element>,
+    ) -> Result<Self, StanzaParseError> {
+        let payload = match shape {
+            Shape::Get(i) => IqPayload::Get(take(i).ok_or(StanzaParseError::PayloadCount)?),
+            Shape::Set(i) => IqPayload::Set(take(i).ok_or(StanzaParseError::PayloadCount)?),
+            Shape::Result(i) => IqPayload::Result(i.and_then(&mut take)),
+            Shape::Error(error, i) => IqPayload::Error {
+                error,
+                payload: i.and_then(take),
             },
         };
         Ok(Iq { header, payload })
+    }
+
+    /// [`to_element`](Self::to_element), moving the payload in (no copy of it).
+    #[must_use]
+    pub fn into_element(self) -> Element {
+        let ns = self.header.namespace();
+        let b = self
+            .header
+            .builder("iq")
+            .attr(nc("type"), self.iq_type().as_str());
+        match self.payload {
+            IqPayload::Get(p) | IqPayload::Set(p) => b.append(p),
+            IqPayload::Result(p) => b.append_all(p),
+            IqPayload::Error { error, payload } => {
+                b.append_all(payload).append(error.to_element(ns))
+            }
+        }
+        .build()
+    }
+}
+
+impl TryFrom<&Element> for Iq {
+    type Error = StanzaParseError;
+
+    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+        let (header, shape) = Self::read(el)?;
+        Self::with_payload(header, shape, |i| el.children().nth(i).cloned())
+    }
+}
+
+/// Parses the element it owns: the payload is moved out of it, not copied.
+impl TryFrom<Element> for Iq {
+    type Error = StanzaParseError;
+
+    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
+        let (header, shape) = Self::read(&el)?;
+        let at = match &shape {
+            Shape::Get(i) | Shape::Set(i) => Some(*i),
+            Shape::Result(i) | Shape::Error(_, i) => *i,
+        };
+        let mut taken = super::children_at(el, at.as_slice()).into_iter();
+        Self::with_payload(header, shape, |_| taken.next())
     }
 }
 

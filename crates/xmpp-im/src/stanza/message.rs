@@ -118,12 +118,24 @@ impl Message {
         }
         b.append_all(self.payloads.iter().cloned()).build()
     }
-}
 
-impl TryFrom<&Element> for Message {
-    type Error = StanzaParseError;
+    /// [`to_element`](Self::to_element), moving the payloads in (no copy of them).
+    #[must_use]
+    pub fn into_element(mut self) -> Element {
+        let payloads = core::mem::take(&mut self.payloads);
+        let mut el = self.to_element();
+        for p in payloads {
+            el.append_child(p);
+        }
+        el
+    }
 
-    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+    /// Parses `el`, handing each payload (a child of no known kind, by its position among
+    /// the child elements) to `payload` instead of keeping it.
+    fn read(
+        el: &Element,
+        payload: &mut impl FnMut(usize, &Element),
+    ) -> Result<Self, StanzaParseError> {
         let header = Header::parse(el, "message")?;
         let ns = header.namespace();
         // RFC 6121 §5.2.2: an unknown type is treated as `normal`.
@@ -135,9 +147,9 @@ impl TryFrom<&Element> for Message {
             message_type,
             ..Message::new(MessageType::Normal)
         };
-        for child in el.children() {
+        for (i, child) in el.children().enumerate() {
             if !child.has_ns(ns) {
-                m.payloads.push(child.clone());
+                payload(i, child);
                 continue;
             }
             match child.name() {
@@ -150,12 +162,35 @@ impl TryFrom<&Element> for Message {
                     })
                 })?,
                 "error" if m.message_type == Some(MessageType::Error) => {}
-                _ => m.payloads.push(child.clone()),
+                _ => payload(i, child),
             }
         }
         if m.message_type == Some(MessageType::Error) {
             m.error = Some(parse_error_child(el, ns)?);
         }
+        Ok(m)
+    }
+}
+
+impl TryFrom<&Element> for Message {
+    type Error = StanzaParseError;
+
+    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+        let mut payloads = Vec::new();
+        let mut m = Self::read(el, &mut |_, child| payloads.push(child.clone()))?;
+        m.payloads = payloads;
+        Ok(m)
+    }
+}
+
+/// Parses the element it owns: the payloads are moved out of it, not copied.
+impl TryFrom<Element> for Message {
+    type Error = StanzaParseError;
+
+    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
+        let mut at = Vec::new();
+        let mut m = Self::read(&el, &mut |i, _| at.push(i))?;
+        m.payloads = super::children_at(el, &at);
         Ok(m)
     }
 }

@@ -110,6 +110,48 @@ impl Stanza {
             Self::Iq(i) => i.to_element(),
         }
     }
+
+    /// Builds the element, moving the payloads and texts in (no copy of them).
+    #[must_use]
+    pub fn into_element(self) -> Element {
+        match self {
+            Self::Message(m) => m.into_element(),
+            Self::Presence(p) => p.into_element(),
+            Self::Iq(i) => i.into_element(),
+        }
+    }
+}
+
+/// Parses the element it owns: the payloads are moved out of it, not copied.
+impl TryFrom<Element> for Stanza {
+    type Error = StanzaParseError;
+
+    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
+        match el.name() {
+            "message" => Message::try_from(el).map(Self::Message),
+            "presence" => Presence::try_from(el).map(Self::Presence),
+            "iq" => Iq::try_from(el).map(Self::Iq),
+            _ => Err(StanzaParseError::NotAStanza),
+        }
+    }
+}
+
+/// The child elements of `el` at the ascending positions `at` (among its child elements),
+/// moved out of it: the payloads of a stanza parsed by value.
+fn children_at(mut el: Element, at: &[usize]) -> Vec<Element> {
+    if at.is_empty() {
+        return Vec::new();
+    }
+    el.take_nodes()
+        .into_iter()
+        .filter_map(|node| match node {
+            minidom::Node::Element(child) => Some(child),
+            minidom::Node::Text(_) => None,
+        })
+        .enumerate()
+        .filter(|(i, _)| at.binary_search(i).is_ok())
+        .map(|(_, child)| child)
+        .collect()
 }
 
 impl TryFrom<&Element> for Stanza {
@@ -147,4 +189,47 @@ impl From<Iq> for Stanza {
 #[cfg(test)]
 fn parse(xml: &str) -> Element {
     xml.parse().unwrap()
+}
+
+#[cfg(test)]
+mod by_value_tests {
+    use super::{Stanza, parse};
+
+    /// Parsing an owned element moves its payloads out and gives what parsing a borrowed
+    /// one gives (the same stanza, or the same error); `into_element` gives `to_element`.
+    #[test]
+    fn owned_and_borrowed_parses_agree() {
+        for xml in [
+            "<message xmlns='jabber:client' to='a@b' type='chat' id='1'>text<body>hi</body>\
+             <x xmlns='urn:x'><y/></x> more <active xmlns='http://jabber.org/protocol/chatstates'/>\
+             <thread>t</thread><unknown/></message>",
+            "<message xmlns='jabber:client'><body>one</body><body>two</body></message>",
+            "<presence xmlns='jabber:client'><show>dnd</show><c xmlns='urn:caps' v='1'/>\
+             <priority>3</priority><status xml:lang='en'>s</status><d xmlns='urn:d'/></presence>",
+            "<presence xmlns='jabber:client'><priority>300</priority></presence>",
+            "<presence xmlns='jabber:client' type='error'><e xmlns='urn:e'/><error type='cancel'>\
+             <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>",
+            "<iq xmlns='jabber:client' id='1' type='get'><query xmlns='jabber:iq:roster'/></iq>",
+            "<iq xmlns='jabber:client' id='1' type='set'>  <q xmlns='x'><i/></q> </iq>",
+            "<iq xmlns='jabber:client' id='1' type='result'/>",
+            "<iq xmlns='jabber:client' id='1' type='result'><r xmlns='x'/></iq>",
+            "<iq xmlns='jabber:client' id='1' type='result'><r xmlns='x'/><s xmlns='x'/></iq>",
+            "<iq xmlns='jabber:client' id='1' type='set'/>",
+            "<iq xmlns='jabber:client' type='get'><q xmlns='x'/></iq>",
+            "<iq xmlns='jabber:client' id='1' type='error'><error type='cancel'>\
+             <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>\
+             <q xmlns='x'/></iq>",
+            "<iq xmlns='jabber:client' id='1' type='error'><q xmlns='x'/><error type='auth'>\
+             <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            "<other xmlns='jabber:client'/>",
+        ] {
+            let el = parse(xml);
+            let borrowed = Stanza::try_from(&el);
+            let owned = Stanza::try_from(el.clone());
+            assert_eq!(owned, borrowed, "{xml}");
+            if let Ok(s) = borrowed {
+                assert_eq!(s.clone().into_element(), s.to_element(), "{xml}");
+            }
+        }
+    }
 }

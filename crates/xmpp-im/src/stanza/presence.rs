@@ -257,10 +257,13 @@ impl Presence {
     }
 }
 
-impl TryFrom<&Element> for Presence {
-    type Error = StanzaParseError;
-
-    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+impl Presence {
+    /// Parses `el`, handing each payload (a child of no known kind, by its position among
+    /// the child elements) to `payload` instead of keeping it.
+    fn read(
+        el: &Element,
+        payload: &mut impl FnMut(usize, &Element),
+    ) -> Result<Self, StanzaParseError> {
         let header = Header::parse(el, "presence")?;
         let ns = header.namespace();
         let presence_type = el
@@ -271,16 +274,50 @@ impl TryFrom<&Element> for Presence {
             header,
             ..Presence::new(presence_type)
         };
-        for child in el.children() {
+        for (i, child) in el.children().enumerate() {
             let own = child.has_ns(ns)
                 && p.read_own_child(child.name(), || lang_of(child), || Ok(child.text()))?;
             if !own {
-                p.payloads.push(child.clone());
+                payload(i, child);
             }
         }
         if p.presence_type == Some(PresenceType::Error) {
             p.error = Some(parse_error_child(el, ns)?);
         }
+        Ok(p)
+    }
+
+    /// [`to_element`](Self::to_element), moving the payloads in (no copy of them).
+    #[must_use]
+    pub fn into_element(mut self) -> Element {
+        let payloads = core::mem::take(&mut self.payloads);
+        let mut el = self.to_element();
+        for p in payloads {
+            el.append_child(p);
+        }
+        el
+    }
+}
+
+impl TryFrom<&Element> for Presence {
+    type Error = StanzaParseError;
+
+    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+        let mut payloads = Vec::new();
+        let mut p = Self::read(el, &mut |_, child| payloads.push(child.clone()))?;
+        p.payloads = payloads;
+        Ok(p)
+    }
+}
+
+/// Parses the element it owns: the payloads are moved out of it, not copied.
+impl TryFrom<Element> for Presence {
+    type Error = StanzaParseError;
+
+    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
+        let mut at = Vec::new();
+        let mut p = Self::read(&el, &mut |i, _| at.push(i))?;
+        p.payloads = super::children_at(el, &at);
         Ok(p)
     }
 }
