@@ -290,11 +290,26 @@ fn a_chat_message_to_an_online_account_is_forwarded_as_bytes() {
     assert!(std::sync::Arc::ptr_eq(&a.envelope, &b.envelope));
     assert_eq!(a.from.as_str(), "romeo@example.com/orchard");
     assert_eq!(a.stanza_to.as_str(), "juliet@example.com");
-    // Offline account: the element path.
+    // Offline account: stored whole, the element rebuilt from the bytes (`from` and `to`
+    // stamped).
     let offline = "<message to='nurse@example.com' type='chat'><body>hi</body></message>";
     let out = w.envelope("romeo@example.com/orchard", offline);
-    assert_eq!(forwards(&out), 0, "{out:?}");
-    assert!(!out.is_empty());
+    let [
+        Output::Offline {
+            user,
+            stanza: stored,
+        },
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(user.as_str(), "nurse@example.com");
+    assert_eq!(stored.attr("from"), Some("romeo@example.com/orchard"));
+    assert_eq!(stored.attr("to"), Some("nurse@example.com"));
+    assert_eq!(
+        stored.get_child("body", "jabber:client").map(Element::text),
+        Some("hi".into())
+    );
     // A remote domain: relayed as bytes, `to` normalized, `from` the session.
     let remote = "<message to='X@Remote.Example' type='chat'><body>hi</body></message>";
     let out = w.envelope("romeo@example.com/orchard", remote);
@@ -314,10 +329,24 @@ fn a_chat_message_to_an_online_account_is_forwarded_as_bytes() {
         sent.get_child("body", "jabber:server").map(Element::text),
         Some("hi".into())
     );
+    // The sender has a blocklist (privacy state): the element path's unit of work decides on
+    // the header, the recipients still get the bytes.
     let mut w = World::new([1, 1, 0], true, true);
     let out = w.envelope("romeo@example.com/orchard", stanza);
-    assert_eq!(forwards(&out), 0, "{out:?}");
+    assert_eq!(forwards(&out), 2, "{out:?}");
     assert_eq!(out.len(), 2, "{out:?}");
+    // A message to the blocked contact is refused from the header (XEP-0191 §3.6).
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<message to='tybalt@example.com' type='chat' id='t'><body>x</body></message>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Deliver { to, stanza }]
+            if to.as_str() == "romeo@example.com/orchard"
+                && stanza.attr("type") == Some("error")
+                && stanza.attr("id") == Some("t")),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -433,6 +462,26 @@ const PRIVACY: &[&[(&str, &str)]] = &[
         "juliet@example.com/chamber",
         "<iq type='set' id='p1'><block xmlns='urn:xmpp:blocking'><item jid='mercutio@remote.example'/></block></iq>",
     )],
+    // juliet's chamber's active list denies messages from romeo; benvolio's default list
+    // denies everything from juliet's balcony (XEP-0016 §2.2, §2.8, §2.13).
+    &[
+        (
+            "juliet@example.com/chamber",
+            "<iq type='set' id='p1'><query xmlns='jabber:iq:privacy'><list name='m'><item type='jid' value='romeo@example.com' action='deny' order='1'><message/></item></list></query></iq>",
+        ),
+        (
+            "juliet@example.com/chamber",
+            "<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'><active name='m'/></query></iq>",
+        ),
+        (
+            "benvolio@example.com/square",
+            "<iq type='set' id='p3'><query xmlns='jabber:iq:privacy'><list name='all'><item type='jid' value='juliet@example.com/balcony' action='deny' order='1'/></list></query></iq>",
+        ),
+        (
+            "benvolio@example.com/square",
+            "<iq type='set' id='p4'><query xmlns='jabber:iq:privacy'><default name='all'/></query></iq>",
+        ),
+    ],
     // juliet's chamber's active list denies presence-in from the remote domain.
     &[
         (
@@ -881,6 +930,43 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Messages under privacy lists and blocklists, to offline accounts, unknown accounts,
+    /// the server and remote domains, from sessions and peers: decided by the element path's
+    /// unit of work on the envelope's header (or the fast path), the same outputs as the
+    /// element path, recipients getting the bytes.
+    #[test]
+    fn messages_under_privacy_agree(
+        states in proptest::array::uniform4(0..STATES.len()),
+        privacy in 0..PRIVACY.len(),
+        steps in proptest::collection::vec(
+            (0..PRESENCE_SENDERS.len() + 1, 0..PRESENCE_TO.len(), 0..TYPES.len(), any::<bool>()),
+            1..5,
+        ),
+    ) {
+        let mut by_element = World::presence(states, 3, true, privacy, false);
+        let mut by_envelope = World::presence(states, 3, true, privacy, true);
+        for (sender, to, kind, extra) in steps {
+            let remote = sender == PRESENCE_SENDERS.len();
+            let from = PRESENCE_SENDERS.get(sender).copied().unwrap_or("mercutio@remote.example/x");
+            let to = PRESENCE_TO[to];
+            let stanza = message(to, TYPES[kind], remote, from, false, "hi", extra);
+            let (a, b) = if remote {
+                (
+                    by_element.remote_element(REMOTE_HEADER, &stanza),
+                    by_envelope.remote_envelope(REMOTE_HEADER, &stanza),
+                )
+            } else {
+                (by_element.element(from, &stanza), by_envelope.envelope(from, &stanza))
+            };
+            prop_assert_eq!(forwards(&a), 0);
+            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+        }
+    }
+}
+
 /// The `type` of a peer's presence in [`remote_presence_paths_agree`].
 const REMOTE_TYPES: &[&str] = &[
     "",
@@ -955,13 +1041,15 @@ fn a_remote_message_to_an_online_account_is_forwarded_as_bytes() {
         matches!(out.as_slice(), [Output::Offline { .. }]),
         "{out:?}"
     );
+    // The recipient has a blocklist (privacy state): decided by the element path's unit of
+    // work on the header, delivered as the bytes.
     let mut w = World::new([1, 0, 0], true, true);
     let out = w.remote_envelope(
         PEER_HEADERS[1],
         "<message to='romeo@example.com' from='bot.example.com'><body>x</body></message>",
     );
     assert!(
-        matches!(out.as_slice(), [Output::Deliver { .. }]),
+        matches!(out.as_slice(), [Output::Forward(f)] if f.from.as_str() == "bot.example.com"),
         "{out:?}"
     );
     // Not for a local domain: dropped, as on the element path.

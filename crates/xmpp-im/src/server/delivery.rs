@@ -36,7 +36,16 @@ impl Server {
     /// privacy list in force for each recipient (XEP-0016 §2.2): a resource whose list
     /// denies it does not get it, and if none is left (or the default list refuses what
     /// would go offline) the sender gets `service-unavailable` (§2.14).
-    pub(super) fn inbound_message(&mut self, store: &mut impl RosterStore, to: &Jid, m: Message) {
+    /// With `shared`, `m` is the header of a message that arrived as an envelope: its
+    /// recipients get the bytes, offline storage the element they rebuild, and refusals and
+    /// bounces (which read only the header) are answered from `m`.
+    pub(super) fn inbound_message(
+        &mut self,
+        store: &mut impl RosterStore,
+        to: &Jid,
+        m: Message,
+        shared: Option<&super::routing::Shared>,
+    ) {
         let user = to.to_bare();
         let from = m.header.from.clone();
         match self.message_decision(store, to, m.kind()) {
@@ -44,6 +53,15 @@ impl Server {
                 let mut targets = self.recipients(to, recipients);
                 if let Some(from) = &from {
                     targets = self.admitted(store, &user, from, Kind::Message, targets);
+                }
+                if let Some(shared) = shared {
+                    if targets.is_empty() {
+                        self.refuse_inbound(&m.into_element());
+                    }
+                    for t in targets {
+                        self.forward(&t, shared, to);
+                    }
+                    return;
                 }
                 let el = Arc::new(m.into_element());
                 if targets.is_empty() {
@@ -60,10 +78,16 @@ impl Server {
             {
                 self.refuse_inbound(&m.into_element());
             }
-            MessageDecision::Offline => self.out.push_back(Output::Offline {
-                user,
-                stanza: m.into_element(),
-            }),
+            MessageDecision::Offline => {
+                // Stored whole: from the bytes when it came as an envelope.
+                let stanza = match shared {
+                    Some(s) => s.element(to),
+                    None => Some(m.into_element()),
+                };
+                if let Some(stanza) = stanza {
+                    self.out.push_back(Output::Offline { user, stanza });
+                }
+            }
             MessageDecision::Bounce(condition) => self.bounce_with(&m.into_element(), condition),
             _ => {}
         }

@@ -5,44 +5,47 @@
 //!
 //! The decision is the element path's, not a copy of it: the same §8.5 function
 //! ([`Server::message_decision`], over [`crate::delivery::message_decision`]) and the same
-//! recipient selection. The envelope path only takes the messages for which nothing else of
-//! the element path applies, and hands every other stanza to the element path
-//! ([`Envelope::element`], then the unit of work of [`Server::handle_client_stanza`] or
-//! [`Server::handle_server_stanza`]). It takes:
+//! recipient selection. A fast path takes the messages for which nothing else of the element
+//! path applies, with no unit of work:
 //!
 //! - a session's message to a local account's sessions ([`Output::Forward`], one per
-//!   recipient);
+//!   recipient), both accounts loaded with no privacy state and no storage work in flight;
 //! - a session's message out of the served domains, to a component or a peer server
 //!   ([`Output::Relay`], where the element path gives [`Output::Route`]);
 //! - a message from a component or a peer server ([`Server::handle_server_envelope`]) to a
 //!   local account's sessions ([`Output::Forward`], `from` as the peer gave it,
-//!   normalized);
-//! - the local and remote recipients of a session's availability presence (below).
+//!   normalized).
 //!
-//! Everything else takes the element path:
+//! Every other message of a type of RFC 6121 §5.2.2 but `error` runs the element path's
+//! unit of work on its header alone (the typed message with its header and type, the bytes
+//! beside it): privacy lists and blocklists (XEP-0016, XEP-0191; they read addresses and
+//! kinds, never the payload), accounts loaded from storage first, storage order, offline
+//! accounts, unknown accounts and the server itself. Its recipients get the bytes
+//! ([`Output::Forward`], [`Output::Relay`]); offline storage gets the element rebuilt from
+//! them ([`Output::Offline`] keeps a whole stanza); refusals and bounces are answered from
+//! the header, as on the element path (an error reply carries the original's addresses and
+//! id, not its payload).
+//!
+//! Availability presence (no `type`, or `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6) is
+//! read from the bytes, no tree built ([`Presence::without_payloads`]: its `<show/>`,
+//! `<status/>` and `<priority/>` exactly as the typed parser reads them, the payloads left in
+//! the bytes), then takes the element path's unit of work with that typed presence: the
+//! same privacy lists, blocklists, subscriptions and storage order. Every recipient (the
+//! user's resources, subscribers, directed-presence recipients, local or remote) gets the
+//! envelope's bytes ([`Output::Forward`] or [`Output::Relay`], one `Arc` for all), and the
+//! session keeps the bytes as its presence: probes, new subscribers, the user's new
+//! resources and privacy changes send them on too. A peer's availability presence to a
+//! local account is read and delivered the same way.
+//!
+//! Everything else takes the element path ([`Envelope::element`], then the unit of work of
+//! [`Server::handle_client_stanza`] or [`Server::handle_server_stanza`]):
 //!
 //! - iq (roster, privacy lists, the server's own services read the payload);
-//! - presence, with one difference for availability presence (no `type`, or
-//!   `unavailable`; RFC 6121 §4.2, §4.4, §4.5, §4.6): it is read from the bytes, no tree
-//!   built ([`Presence::without_payloads`]: its `<show/>`, `<status/>` and `<priority/>`
-//!   exactly as the typed parser reads them, the payloads left in the bytes), then takes the
-//!   element path's unit of work with that typed presence: the same privacy lists,
-//!   blocklists, subscriptions and storage order. Every recipient (the user's resources,
-//!   subscribers, directed-presence recipients, local or remote) gets the envelope's bytes
-//!   ([`Output::Forward`] or [`Output::Relay`], one `Arc` for all) instead of a copy of the
-//!   element, and the session keeps the bytes as its presence: probes, new subscribers, the
-//!   user's new resources and privacy changes send them on too. A presence the typed parser
-//!   would refuse (two `<show/>`, a `<priority/>` out of range...) is handed to the element
-//!   path, which answers `bad-request`. Subscription requests, probes and errors stay on the
-//!   element path entirely;
-//! - a message of type `error`, or of a type outside RFC 6121 §5.2.2 (the element path
-//!   answers those after parsing the payload);
-//! - a message to the server itself, or to an account with no session (offline storage and
-//!   bounces need the element);
-//! - a message whenever privacy lists or a blocklist (XEP-0016, XEP-0191) are loaded for a
-//!   local sender or recipient, or either local account is not loaded, or any storage work
-//!   is in flight (so a forwarded message never overtakes earlier work);
-//! - when the §8.5 decision is anything but delivery to at least one session.
+//! - subscription presence, probes and presence errors, and a presence the typed parser
+//!   would refuse (two `<show/>`, a `<priority/>` out of range...: it answers
+//!   `bad-request`);
+//! - a message of type `error` (its `<error/>` is read), or of a type outside RFC 6121
+//!   §5.2.2 (the typed parser rewrites it as `normal`), or whose `to` is no JID.
 //!
 //! One difference is deliberate and documented: the envelope path does not parse a
 //! message's payload, so a message the typed parser would refuse for its payload alone (two
@@ -61,7 +64,7 @@ use super::routing::Shared;
 use super::storage::{Received, Work};
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
-use crate::stanza::{MessageType, Presence, PresenceType};
+use crate::stanza::{Header, Message, MessageType, Presence, PresenceType, StanzaNamespace};
 use crate::store::RosterStore;
 
 /// A stanza to forward to a local session as bytes: the envelope (shared by every
@@ -249,6 +252,17 @@ impl Server {
             });
             return Ok(());
         }
+        // A message nothing of the fast path could decide (privacy state, an account not
+        // loaded, storage in flight, offline storage, a bounce, out of the domains): the
+        // element path's unit of work on its header, the bytes beside it.
+        if let Some(m) = message_head(&shared.envelope, shared.from.clone()) {
+            self.submit(Work::Session {
+                from: from.clone(),
+                stanza: Received::Message(Box::new(m)),
+                shared: Some(shared),
+            });
+            return Ok(());
+        }
         // As the stream's element path hands it over: `from` stamped (RFC 6120 §8.1.2.1), so
         // error replies are addressed as they would be.
         let Some(element) = shared.stamped() else {
@@ -401,6 +415,17 @@ impl Server {
             });
             return;
         }
+        if envelope.namespace() != NS_CLIENT
+            && let Some(from) = envelope.from().and_then(|f| Jid::new(f).ok())
+            && let Some(m) = message_head(&envelope, from.clone())
+            && m.header.to.is_some()
+        {
+            self.submit(Work::Remote {
+                stanza: Received::Message(Box::new(m)),
+                shared: Some(Shared { envelope, from }),
+            });
+            return;
+        }
         if let Ok(element) = envelope.element() {
             self.submit(Work::Remote {
                 stanza: Received::Element(element),
@@ -443,4 +468,42 @@ impl Server {
         let targets = self.local_targets(&to, kind)?;
         Some((from, to, targets))
     }
+}
+
+/// A message decided on its header: the typed message with its header and type only (`from`
+/// set to `from`; the payload stays in the bytes, which its recipients get). `None` hands it
+/// to the element path: not a message, a type the typed parser rewrites (an unknown one
+/// becomes `normal`) or reads the payload for (`error`), or a `to` that is no JID.
+fn message_head(envelope: &Envelope, from: Jid) -> Option<Message> {
+    if envelope.kind() != StanzaKind::Message {
+        return None;
+    }
+    let message_type = match envelope.stanza_type() {
+        None => None,
+        Some(t) => Some(t.parse::<MessageType>().ok()?),
+    };
+    if message_type == Some(MessageType::Error) {
+        return None;
+    }
+    let ns = envelope.namespace();
+    let header = Header {
+        ns: Some(
+            StanzaNamespace::ALL
+                .iter()
+                .copied()
+                .find(|n| n.as_str() == ns)?,
+        ),
+        from: Some(from),
+        to: match envelope.to() {
+            None => None,
+            Some(to) => Some(Jid::new(to).ok()?),
+        },
+        id: envelope.id().map(str::to_owned),
+        lang: envelope.own_lang().map(str::to_owned),
+    };
+    Some(Message {
+        header,
+        message_type,
+        ..Message::new(MessageType::Normal)
+    })
 }

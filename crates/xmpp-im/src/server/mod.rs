@@ -391,6 +391,7 @@ impl Server {
                 }
             },
             storage::Received::Presence(p) => Stanza::Presence(p.as_ref().clone()),
+            storage::Received::Message(m) => Stanza::Message(m.as_ref().clone()),
         };
         parsed.header_mut().from = Some(from.clone().into());
         if !self.outbound_allowed(store, from, &parsed) {
@@ -404,7 +405,11 @@ impl Server {
                 if m.header.to.is_none() {
                     m.header.to = Some(from.to_bare().into());
                 }
-                self.route(Stanza::Message(m));
+                match shared {
+                    // Decided on its header: its recipients get the bytes.
+                    Some(shared) => self.route_bytes(Stanza::Message(m), shared),
+                    None => self.route(Stanza::Message(m)),
+                }
             }
             Stanza::Iq(iq) => self.outbound_iq(store, from, iq),
         }
@@ -419,20 +424,23 @@ impl Server {
     ) {
         let stanza = match (stanza, shared) {
             (storage::Received::Element(stanza), _) => stanza,
-            // Availability presence read from its bytes: its recipients get them.
-            (storage::Received::Presence(p), Some(shared)) => {
-                let local = p
-                    .header
-                    .to
-                    .as_ref()
-                    .is_some_and(|t| self.is_local(t.domain()));
-                if p.header.from.is_some() && local {
-                    self.route_shared(Stanza::Presence(p.as_ref().clone()), shared.clone());
+            // Availability presence read from its bytes, or a message decided on its header:
+            // its recipients get the bytes.
+            (storage::Received::Presence(_) | storage::Received::Message(_), Some(shared)) => {
+                let head = match stanza {
+                    storage::Received::Presence(p) => Stanza::Presence(p.as_ref().clone()),
+                    storage::Received::Message(m) => Stanza::Message(m.as_ref().clone()),
+                    storage::Received::Element(_) => return,
+                };
+                let h = head.header();
+                let local = h.to.as_ref().is_some_and(|t| self.is_local(t.domain()));
+                if h.from.is_some() && local {
+                    self.route_shared(head, shared.clone());
                 }
                 self.drain_local(store);
                 return;
             }
-            (storage::Received::Presence(_), None) => return,
+            (storage::Received::Presence(_) | storage::Received::Message(_), None) => return,
         };
         match Stanza::try_from(stanza) {
             Ok(s) => {
@@ -483,7 +491,7 @@ impl Server {
         }
         let user = to.to_bare();
         match stanza {
-            Stanza::Message(m) => self.inbound_message(store, &to, m),
+            Stanza::Message(m) => self.inbound_message(store, &to, m, shared),
             Stanza::Presence(p) => self.inbound_presence(store, &user, &to, p, shared),
             Stanza::Iq(iq) => self.inbound_iq(store, &user, &to, iq),
         }

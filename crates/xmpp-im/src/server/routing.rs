@@ -86,14 +86,19 @@ impl Server {
         element: impl FnOnce() -> Element,
     ) {
         match shared {
-            Some(s) => self.out.push_back(Output::Forward(Forward {
-                to: to.clone(),
-                envelope: Arc::clone(&s.envelope),
-                from: s.from.clone(),
-                stanza_to: stanza_to.clone(),
-            })),
+            Some(s) => self.forward(to, s, stanza_to),
             None => self.deliver(to, element()),
         }
+    }
+
+    /// Queues the shared bytes for the local session `to`, `stanza_to` stamped as `to`.
+    pub(super) fn forward(&mut self, to: &FullJid, shared: &Shared, stanza_to: &Jid) {
+        self.out.push_back(Output::Forward(Forward {
+            to: to.clone(),
+            envelope: Arc::clone(&shared.envelope),
+            from: shared.from.clone(),
+            stanza_to: stanza_to.clone(),
+        }));
     }
 
     /// Sends a stanza on: local addresses are processed in this call, others leave.
@@ -107,6 +112,24 @@ impl Server {
             self.route_local(stanza);
         } else {
             self.out.push_back(Output::Route(stanza.into_element()));
+        }
+    }
+
+    /// [`Server::route`] for a stanza decided on its header whose bytes are `shared`: a local
+    /// address processes the header with the bytes beside it ([`Server::route_shared`]);
+    /// any other leaves as the bytes ([`Output::Relay`]).
+    pub(super) fn route_bytes(&mut self, head: Stanza, shared: &Shared) {
+        let Some(to) = head.header().to.clone() else {
+            return;
+        };
+        if self.is_local(to.domain()) {
+            self.route_shared(head, shared.clone());
+        } else {
+            self.out.push_back(Output::Relay(super::Relay {
+                envelope: Arc::clone(&shared.envelope),
+                from: shared.from.clone(),
+                to,
+            }));
         }
     }
 

@@ -26,7 +26,7 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 use super::privacy::Account;
 use super::sessions::Session;
 use super::{Output, Server, UsageError};
-use crate::stanza::Presence;
+use crate::stanza::{Message, Presence};
 use crate::store::{AccountData, LoadId, RosterStore, StoreError, WriteId};
 
 /// One input that may need stored state.
@@ -66,6 +66,10 @@ pub(super) enum Received {
     /// [`Presence::without_payloads`]): the typed presence with no payloads; every
     /// recipient gets the unit's shared bytes, which hold them.
     Presence(Box<Presence>),
+    /// A message decided on its envelope's header (issue 17, `Server::message_head` in
+    /// `server::envelope`): the typed message with its header and type only; every
+    /// recipient gets the unit's shared bytes, offline storage the element they rebuild.
+    Message(Box<Message>),
 }
 
 impl Received {
@@ -74,6 +78,7 @@ impl Received {
         match self {
             Self::Element(e) => e.attr("to"),
             Self::Presence(p) => p.header.to.as_ref().map(Jid::as_str),
+            Self::Message(m) => m.header.to.as_ref().map(Jid::as_str),
         }
     }
 }
@@ -567,9 +572,9 @@ impl Server {
                         );
                         stamped
                     }
-                    // Availability presence (never an error): the element its bytes stand
-                    // for, `from` stamped.
-                    Received::Presence(_) => {
+                    // Availability presence or a message decided on its header (never an
+                    // error): the element its bytes stand for, `from` stamped.
+                    Received::Presence(_) | Received::Message(_) => {
                         match shared.as_ref().and_then(super::routing::Shared::stamped) {
                             Some(element) => element,
                             None => return,
@@ -583,8 +588,8 @@ impl Server {
                 let element;
                 let stanza = match stanza {
                     Received::Element(stanza) => stanza,
-                    // Availability presence: the element its bytes stand for.
-                    Received::Presence(_) => {
+                    // Read from its bytes: the element they stand for.
+                    Received::Presence(_) | Received::Message(_) => {
                         match shared.as_ref().and_then(|s| s.envelope.element().ok()) {
                             Some(built) => {
                                 element = built;
@@ -628,7 +633,7 @@ fn reach(from: &FullJid, stanza: &Received) -> Reach {
         // As an element's below: broadcast reaches the contacts, directed presence nobody
         // else.
         Received::Presence(p) if p.header.to.is_none() => return Reach::Contacts,
-        Received::Presence(_) => return Reach::Nobody,
+        Received::Presence(_) | Received::Message(_) => return Reach::Nobody,
     };
     let own = match stanza.attr("to") {
         None => true,
