@@ -967,6 +967,133 @@ proptest! {
     }
 }
 
+/// An iq: `to`, `type`, an id or not, and `payloads` children (an extra `xml:lang`).
+fn iq(
+    to: Option<&str>,
+    kind: Option<&str>,
+    id: bool,
+    payloads: usize,
+    from: Option<&str>,
+) -> String {
+    let mut s = String::from("<iq");
+    if let Some(to) = to {
+        let _ = write!(s, " to='{to}'");
+    }
+    if let Some(from) = from {
+        let _ = write!(s, " from='{from}'");
+    }
+    if let Some(kind) = kind {
+        let _ = write!(s, " type='{kind}'");
+    }
+    if id {
+        s += " id='i1'";
+    }
+    let children = [
+        "<query xmlns='http://jabber.org/protocol/disco#info' node='a&amp;b'/>",
+        "<ping xmlns='urn:xmpp:ping'/>",
+        "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+    ];
+    if payloads == 0 {
+        return s + "/>";
+    }
+    s + ">" + &children[..payloads.min(3)].concat() + "</iq>"
+}
+
+const IQ_TO: &[Option<&str>] = &[
+    None,
+    Some("juliet@example.com/balcony"),
+    Some("juliet@example.com/chamber"),
+    Some("Juliet@Example.com/balcony"),
+    Some("juliet@example.com/gone"),
+    Some("juliet@example.com"),
+    Some("romeo@example.com/orchard"),
+    Some("romeo@example.com"),
+    Some("nurse@example.com/x"),
+    Some("ghost@example.com/x"),
+    Some("example.com"),
+    Some("example.com/res"),
+    Some("bot.remote.example"),
+    Some("x@remote.example/r"),
+];
+
+const IQ_TYPES: &[Option<&str>] = &[
+    Some("get"),
+    Some("set"),
+    Some("result"),
+    Some("error"),
+    Some("bogus"),
+    None,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// An iq from a session or a peer: decided on the envelope where only its addresses and
+    /// type matter (to another entity's full JID, out of the domains), the element path
+    /// everywhere else; the same outputs either way, and refusals the same.
+    #[test]
+    fn iq_paths_agree(
+        priorities in proptest::array::uniform3(-2i8..3),
+        chamber_available: bool,
+        block: bool,
+        steps in proptest::collection::vec(
+            (0..FROM.len() + PEER_FROM.len(), 0..IQ_TO.len(), 0..IQ_TYPES.len(),
+             proptest::bool::weighted(0.9), 0usize..4),
+            1..4,
+        ),
+    ) {
+        let mut by_element = World::new(priorities, chamber_available, block);
+        let mut by_envelope = World::new(priorities, chamber_available, block);
+        for (sender, to, kind, id, payloads) in steps {
+            let (a, b, stanza) = if let Some(from) = FROM.get(sender) {
+                let stanza = iq(IQ_TO[to], IQ_TYPES[kind], id, payloads, None);
+                (by_element.element(from, &stanza), by_envelope.envelope(from, &stanza), stanza)
+            } else {
+                let from = PEER_FROM[sender - FROM.len()];
+                let header = PEER_HEADERS[sender % PEER_HEADERS.len()];
+                let stanza = iq(IQ_TO[to], IQ_TYPES[kind], id, payloads, Some(from));
+                (
+                    by_element.remote_element(header, &stanza),
+                    by_envelope.remote_envelope(header, &stanza),
+                    stanza,
+                )
+            };
+            prop_assert_eq!(forwards(&a), 0);
+            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+        }
+    }
+}
+
+#[test]
+fn an_iq_to_a_full_jid_or_a_component_goes_as_bytes() {
+    let mut w = World::new([1, 1, 0], true, false);
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<iq to='juliet@example.com/chamber' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Forward(f)]
+            if f.to.as_str() == "juliet@example.com/chamber"
+                && f.from.as_str() == "romeo@example.com/orchard"),
+        "{out:?}"
+    );
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<iq to='upload.remote.example' type='get' id='u'><request xmlns='urn:xmpp:http:upload:0'/></iq>",
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::Relay(r)] if r.to.as_str() == "upload.remote.example"),
+        "{out:?}"
+    );
+    // To the account's bare JID: answered on its behalf from the payload, the element path.
+    let out = w.envelope(
+        "romeo@example.com/orchard",
+        "<iq to='juliet@example.com' type='get' id='v'><vCard xmlns='vcard-temp'/></iq>",
+    );
+    assert_eq!(forwards(&out), 0, "{out:?}");
+    assert!(matches!(out.as_slice(), [Output::Unhandled(_)]), "{out:?}");
+}
+
 /// The `type` of a peer's presence in [`remote_presence_paths_agree`].
 const REMOTE_TYPES: &[&str] = &[
     "",

@@ -14,7 +14,11 @@
 //!   ([`Output::Relay`], where the element path gives [`Output::Route`]);
 //! - a message from a component or a peer server ([`Server::handle_server_envelope`]) to a
 //!   local account's sessions ([`Output::Forward`], `from` as the peer gave it,
-//!   normalized).
+//!   normalized);
+//! - an iq (RFC 6120 §8.2.3, its id, type and payload count read from the bytes) to another
+//!   entity's full JID (§8.5.3.1: delivered to that connected resource, [`Output::Forward`])
+//!   or, from a session, out of the served domains ([`Output::Relay`]), with the accounts
+//!   involved loaded and free of privacy state.
 //!
 //! Every other message of a type of RFC 6121 §5.2.2 but `error` runs the element path's
 //! unit of work on its header alone (the typed message with its header and type, the bytes
@@ -40,7 +44,9 @@
 //! Everything else takes the element path ([`Envelope::element`], then the unit of work of
 //! [`Server::handle_client_stanza`] or [`Server::handle_server_stanza`]):
 //!
-//! - iq (roster, privacy lists, the server's own services read the payload);
+//! - every other iq: to the server or to an account's bare JID (roster, privacy lists, the
+//!   services the host answers on the account's behalf read the payload), to a resource not
+//!   connected (an error reply), of type `error`, or under privacy state;
 //! - subscription presence, probes and presence errors, and a presence the typed parser
 //!   would refuse (two `<show/>`, a `<priority/>` out of range...: it answers
 //!   `bad-request`);
@@ -64,7 +70,9 @@ use super::routing::Shared;
 use super::storage::{Received, Work};
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
-use crate::stanza::{Header, Message, MessageType, Presence, PresenceType, StanzaNamespace};
+use crate::stanza::{
+    Header, IqType, Message, MessageType, Presence, PresenceType, StanzaNamespace,
+};
 use crate::store::RosterStore;
 
 /// A stanza to forward to a local session as bytes: the envelope (shared by every
@@ -362,6 +370,9 @@ impl Server {
         if envelope.namespace() != NS_CLIENT {
             return None;
         }
+        if envelope.kind() == StanzaKind::Iq {
+            return self.iq_plan(from, envelope);
+        }
         let kind = self.forwardable_message(envelope)?;
         let to: Jid = match envelope.to() {
             Some(to) => Jid::new(to).ok()?,
@@ -380,6 +391,68 @@ impl Server {
         to.node()?;
         let targets = self.local_targets(&to, kind)?;
         Some(Plan::Local(to, targets))
+    }
+
+    /// What the envelope path does with a session's iq: one to another entity's full JID
+    /// (RFC 6121 §8.5.3.1: delivered to that resource) or out of the served domains (a
+    /// component or a peer server) goes as its bytes, when the sender's and a local
+    /// recipient's accounts are loaded with no privacy state and no storage work is in
+    /// flight. Every other iq takes the element path: one to the server or to an account's
+    /// bare JID (answered on the account's behalf, from the payload), to a resource that is
+    /// not connected (an error reply), or one the typed parser refuses. Changes nothing.
+    fn iq_plan(&self, from: &FullJid, envelope: &Envelope) -> Option<Plan> {
+        if self.storage_in_flight() != 0 || !Self::iq_reads_as_typed(envelope) {
+            return None;
+        }
+        let to = Jid::new(envelope.to()?).ok()?;
+        if !self.plain_account(from.bare_str()) {
+            return None;
+        }
+        if !self.is_local(to.domain()) {
+            return Some(Plan::Out(to));
+        }
+        let target = self.iq_target(&to)?;
+        Some(Plan::Local(to, vec![target]))
+    }
+
+    /// Whether the typed parser accepts this iq as far as routing goes (RFC 6120 §8.2.3: an
+    /// id, a type, exactly one payload for get and set, at most one for a result), read from
+    /// the bytes; `error` is left to the element path (its `<error/>` is read).
+    fn iq_reads_as_typed(envelope: &Envelope) -> bool {
+        let Some(Ok(kind)) = envelope.stanza_type().map(str::parse::<IqType>) else {
+            return false;
+        };
+        if envelope.id().is_none() {
+            return false;
+        }
+        let mut count = 0usize;
+        for child in envelope.children().take(2) {
+            if child.is_err() {
+                return false;
+            }
+            count += 1;
+        }
+        match kind {
+            IqType::Get | IqType::Set => count == 1,
+            IqType::Result => count <= 1,
+            IqType::Error => false,
+        }
+    }
+
+    /// The session an iq to the full JID `to` of a local account is delivered to (§8.5.3.1),
+    /// when that account is loaded with no privacy state; `None` for any other case.
+    fn iq_target(&self, to: &Jid) -> Option<FullJid> {
+        to.node()?;
+        let resource = to.resource()?;
+        let user = to.bare_str();
+        if !self.plain_account(user) {
+            return None;
+        }
+        self.sessions
+            .get(user)?
+            .iter()
+            .find(|s| s.jid.resource() == resource)
+            .map(|s| s.jid.clone())
     }
 
     /// A stanza from a component or a peer server as an envelope (its `from` and `to`
@@ -458,6 +531,18 @@ impl Server {
     fn remote_plan(&self, envelope: &Envelope) -> Option<(Jid, Jid, Vec<FullJid>)> {
         if envelope.namespace() == NS_CLIENT {
             return None;
+        }
+        if envelope.kind() == StanzaKind::Iq {
+            if self.storage_in_flight() != 0 || !Self::iq_reads_as_typed(envelope) {
+                return None;
+            }
+            let from = Jid::new(envelope.from()?).ok()?;
+            let to = Jid::new(envelope.to()?).ok()?;
+            if !self.is_local(to.domain()) {
+                return None;
+            }
+            let target = self.iq_target(&to)?;
+            return Some((from, to, vec![target]));
         }
         let kind = self.forwardable_message(envelope)?;
         let from = Jid::new(envelope.from()?).ok()?;
