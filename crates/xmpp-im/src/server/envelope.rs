@@ -70,9 +70,7 @@ use super::routing::Shared;
 use super::storage::{Received, Work};
 use super::{Output, Server, UsageError};
 use crate::delivery::{MessageDecision, message_decision};
-use crate::stanza::{
-    Header, IqType, Message, MessageType, Presence, PresenceType, StanzaNamespace,
-};
+use crate::stanza::{Header, IqType, Message, MessageType, Presence, PresenceType};
 use crate::store::RosterStore;
 
 /// A stanza to forward to a local session as bytes: the envelope (shared by every
@@ -570,22 +568,7 @@ fn message_head(envelope: &Envelope, from: Jid) -> Option<Message> {
     if message_type == Some(MessageType::Error) {
         return None;
     }
-    let ns = envelope.namespace();
-    let header = Header {
-        ns: Some(
-            StanzaNamespace::ALL
-                .iter()
-                .copied()
-                .find(|n| n.as_str() == ns)?,
-        ),
-        from: Some(from),
-        to: match envelope.to() {
-            None => None,
-            Some(to) => Some(Jid::new(to).ok()?),
-        },
-        id: envelope.id().map(str::to_owned),
-        lang: envelope.own_lang().map(str::to_owned),
-    };
+    let header = Header::of_envelope(envelope, from)?;
     Some(Message {
         header,
         message_type,

@@ -68,6 +68,30 @@ impl Header {
         })
     }
 
+    /// The header of a stanza that arrived as an envelope, as the typed parsers read it from
+    /// the element it stands for, with `from` set to `from` (stamped by the server, or the
+    /// peer's normalized). `None` when its `to` is no JID or its namespace no stanza
+    /// namespace (the element path's error).
+    #[must_use]
+    pub fn of_envelope(envelope: &xmpp_xml::Envelope, from: Jid) -> Option<Self> {
+        let ns = envelope.namespace();
+        Some(Self {
+            ns: Some(
+                StanzaNamespace::ALL
+                    .iter()
+                    .copied()
+                    .find(|n| n.as_str() == ns)?,
+            ),
+            from: Some(from),
+            to: match envelope.to() {
+                None => None,
+                Some(to) => Some(Jid::new(to).ok()?),
+            },
+            id: envelope.id().map(str::to_owned),
+            lang: envelope.own_lang().map(str::to_owned),
+        })
+    }
+
     /// The stanza namespace, `jabber:client` when unset.
     pub(super) fn namespace(&self) -> &'static str {
         self.ns.unwrap_or(StanzaNamespace::Client).as_str()

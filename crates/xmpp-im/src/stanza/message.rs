@@ -119,17 +119,6 @@ impl Message {
         b.append_all(self.payloads.iter().cloned()).build()
     }
 
-    /// [`to_element`](Self::to_element), moving the payloads in (no copy of them).
-    #[must_use]
-    pub fn into_element(mut self) -> Element {
-        let payloads = core::mem::take(&mut self.payloads);
-        let mut el = self.to_element();
-        for p in payloads {
-            el.append_child(p);
-        }
-        el
-    }
-
     /// Parses `el`, handing each payload (a child of no known kind, by its position among
     /// the child elements) to `payload` instead of keeping it.
     fn read(
@@ -172,28 +161,7 @@ impl Message {
     }
 }
 
-impl TryFrom<&Element> for Message {
-    type Error = StanzaParseError;
-
-    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
-        let mut payloads = Vec::new();
-        let mut m = Self::read(el, &mut |_, child| payloads.push(child.clone()))?;
-        m.payloads = payloads;
-        Ok(m)
-    }
-}
-
-/// Parses the element it owns: the payloads are moved out of it, not copied.
-impl TryFrom<Element> for Message {
-    type Error = StanzaParseError;
-
-    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
-        let mut at = Vec::new();
-        let mut m = Self::read(&el, &mut |i, _| at.push(i))?;
-        m.payloads = super::children_at(el, &at);
-        Ok(m)
-    }
-}
+with_payloads!(Message);
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,50 @@ pub const NS_CLIENT: &str = "jabber:client";
 /// `jabber:server`, the server-to-server stanza namespace.
 pub const NS_SERVER: &str = "jabber:server";
 
+/// The parses and `into_element` of a typed stanza that keeps its unknown children in
+/// `payloads` and reads an element with `read(el, payload)`, which hands each payload child
+/// (its position among the child elements, and the child) to `payload`: the borrowed parse
+/// copies them, the owned one moves them out, `into_element` moves them back in.
+macro_rules! with_payloads {
+    ($ty:ident) => {
+        impl TryFrom<&Element> for $ty {
+            type Error = StanzaParseError;
+
+            fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
+                let mut payloads = Vec::new();
+                let mut parsed = Self::read(el, &mut |_, child| payloads.push(child.clone()))?;
+                parsed.payloads = payloads;
+                Ok(parsed)
+            }
+        }
+
+        /// Parses the element it owns: the payloads are moved out of it, not copied.
+        impl TryFrom<Element> for $ty {
+            type Error = StanzaParseError;
+
+            fn try_from(el: Element) -> Result<Self, StanzaParseError> {
+                let mut at = Vec::new();
+                let mut parsed = Self::read(&el, &mut |i, _| at.push(i))?;
+                parsed.payloads = super::children_at(el, &at);
+                Ok(parsed)
+            }
+        }
+
+        impl $ty {
+            /// [`to_element`](Self::to_element), moving the payloads in (no copy of them).
+            #[must_use]
+            pub fn into_element(mut self) -> Element {
+                let payloads = core::mem::take(&mut self.payloads);
+                let mut el = self.to_element();
+                for p in payloads {
+                    el.append_child(p);
+                }
+                el
+            }
+        }
+    };
+}
+
 /// Defines a vocabulary enum with `ALL`, `as_str`, `Display` and `FromStr`.
 macro_rules! vocabulary {
     ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $v:ident = $wire:literal,)+ }) => {

@@ -6,8 +6,7 @@ use xmpp_jid::Jid;
 use xmpp_xml::{Envelope, StanzaError, StanzaKind};
 
 use super::header::{
-    Header, LangText, StanzaNamespace, lang_of, lang_text_element, nc, pick_lang, push_text,
-    set_once,
+    Header, LangText, lang_of, lang_text_element, nc, pick_lang, push_text, set_once,
 };
 use super::parse_error::{StanzaParseError, parse_error_child};
 
@@ -191,20 +190,7 @@ impl Presence {
         if presence_type == Some(PresenceType::Error) {
             return None;
         }
-        let header = Header {
-            ns: StanzaNamespace::ALL
-                .iter()
-                .copied()
-                .find(|n| n.as_str() == ns),
-            from: Some(from),
-            to: match envelope.to() {
-                None => None,
-                Some(to) => Some(Jid::new(to).ok()?),
-            },
-            id: envelope.id().map(str::to_owned),
-            lang: envelope.own_lang().map(str::to_owned),
-        };
-        header.ns?;
+        let header = Header::of_envelope(envelope, from)?;
         let mut p = Presence {
             header,
             ..Presence::new(presence_type)
@@ -286,41 +272,9 @@ impl Presence {
         }
         Ok(p)
     }
-
-    /// [`to_element`](Self::to_element), moving the payloads in (no copy of them).
-    #[must_use]
-    pub fn into_element(mut self) -> Element {
-        let payloads = core::mem::take(&mut self.payloads);
-        let mut el = self.to_element();
-        for p in payloads {
-            el.append_child(p);
-        }
-        el
-    }
 }
 
-impl TryFrom<&Element> for Presence {
-    type Error = StanzaParseError;
-
-    fn try_from(el: &Element) -> Result<Self, StanzaParseError> {
-        let mut payloads = Vec::new();
-        let mut p = Self::read(el, &mut |_, child| payloads.push(child.clone()))?;
-        p.payloads = payloads;
-        Ok(p)
-    }
-}
-
-/// Parses the element it owns: the payloads are moved out of it, not copied.
-impl TryFrom<Element> for Presence {
-    type Error = StanzaParseError;
-
-    fn try_from(el: Element) -> Result<Self, StanzaParseError> {
-        let mut at = Vec::new();
-        let mut p = Self::read(&el, &mut |i, _| at.push(i))?;
-        p.payloads = super::children_at(el, &at);
-        Ok(p)
-    }
-}
+with_payloads!(Presence);
 
 #[cfg(test)]
 mod tests {
