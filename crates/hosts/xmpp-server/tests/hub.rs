@@ -10,7 +10,7 @@ use common::error_condition;
 use core::time::Duration;
 use minidom::Element;
 use xmpp_server::hub::Verification;
-use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+use xmpp_server::{Hub, HubConfig, HubOutput, MAX_LOG_LINES, PlusPolicy, SessionId};
 use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
@@ -1450,4 +1450,33 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
     assert!(bytes.contains("connection-timeout"), "{bytes}");
     assert!(closed);
     assert!(!after.get(&b_id.0).is_some_and(|(_, closed)| *closed));
+}
+
+#[test]
+fn the_log_is_bounded_when_the_host_does_not_take_it() {
+    // Every connection a peer opens and drops leaves a line; a host that never takes the
+    // log kept them all.
+    let mut hub = Hub::new(HubConfig::new(BareJid::new("localhost").unwrap()));
+    let now = Instant::ZERO;
+    let connections = MAX_LOG_LINES + 1000;
+    for seed in 0..connections {
+        let id = hub.accept(now, Transport::Plain, SeededEntropy::new(seed as u64));
+        hub.transport_closed(id, now);
+        while hub.poll_output().is_some() {}
+    }
+    let log = hub.take_log();
+    assert_eq!(log.len(), MAX_LOG_LINES + 1);
+    let last = log.last().unwrap();
+    assert!(
+        last.ends_with("more log lines dropped: the log was not taken"),
+        "{last}"
+    );
+    let dropped: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(dropped >= connections - MAX_LOG_LINES, "{last}");
+    // Taken, it starts over.
+    let id = hub.accept(now, Transport::Plain, SeededEntropy::new(0));
+    hub.transport_closed(id, now);
+    let log = hub.take_log();
+    assert!(!log.is_empty() && log.len() < 4, "{log:?}");
+    assert!(log.iter().all(|line| !line.contains("dropped")), "{log:?}");
 }

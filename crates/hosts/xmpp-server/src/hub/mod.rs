@@ -300,6 +300,41 @@ fn drain_stream(stream: &mut AnyStream, rec: &mut Recorder, now: Instant, output
     }
 }
 
+/// Lines [`Hub::take_log`] holds for the host; past this, further lines are only counted.
+/// Peers make lines (every connection's close, every stanza bounced for want of a route): a
+/// host that takes the log late or never must not pay for it with memory.
+pub const MAX_LOG_LINES: usize = 4096;
+
+/// The hub's log, bounded ([`MAX_LOG_LINES`]).
+#[derive(Debug, Default)]
+struct Log {
+    lines: Vec<String>,
+    /// Lines not kept since the last [`Log::take`].
+    dropped: u64,
+}
+
+impl Log {
+    fn push(&mut self, line: String) {
+        if self.lines.len() < MAX_LOG_LINES {
+            self.lines.push(line);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.lines);
+        if self.dropped > 0 {
+            lines.push(format!(
+                "{} more log lines dropped: the log was not taken",
+                self.dropped
+            ));
+            self.dropped = 0;
+        }
+        lines
+    }
+}
+
 /// The server core. See the module documentation.
 ///
 /// Run loop: after every input (`accept`, `handle_input`, `tls_established`,
@@ -330,7 +365,7 @@ pub struct Hub {
     /// Sessions whose stream closed, removed at the end of the current flush.
     closed: Vec<SessionId>,
     out: VecDeque<HubOutput>,
-    log: Vec<String>,
+    log: Log,
     /// Messages for accounts with no available resource (RFC 6121 §8.5.2.2.1), delivered
     /// when a resource of the account becomes available; bounded per account.
     offline: BTreeMap<BareJid, VecDeque<Element>>,
@@ -413,7 +448,7 @@ impl Hub {
             spare: Spare::default(),
             closed: Vec::new(),
             out: VecDeque::new(),
-            log: Vec::new(),
+            log: Log::default(),
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
@@ -487,9 +522,10 @@ impl Hub {
     }
 
     /// Human-readable lines about what happened (negotiations, closes, dropped stanzas);
-    /// drained by the host for its log.
+    /// drained by the host for its log. At most [`MAX_LOG_LINES`] wait between two calls;
+    /// past that, lines are counted, not kept, and the count ends what the next call gives.
     pub fn take_log(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.log)
+        self.log.take()
     }
 
     // ----- outputs -----
