@@ -378,6 +378,10 @@ pub struct Hub {
     /// With a database: sessions that have not sent initial presence yet (their account's
     /// offline messages are asked for when they do).
     awaiting_presence: BTreeSet<FullJid>,
+    /// Those of `awaiting_presence` that sent a presence the IM machine may not have made
+    /// them available by yet: the only ones whose initial presence can have been processed
+    /// since the last look.
+    presence_sent: BTreeSet<FullJid>,
     /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
     registering: BTreeSet<BareJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
@@ -454,6 +458,7 @@ impl Hub {
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
             awaiting_presence: BTreeSet::new(),
+            presence_sent: BTreeSet::new(),
             registering: BTreeSet::new(),
             s2s_more: s2s::MoreS2s::default(),
             durable: durable::Durable::default(),
