@@ -26,16 +26,37 @@ use crate::store::RosterStore;
 #[derive(Debug, Clone, Default)]
 pub(super) struct Account {
     pub(super) data: PrivacyData,
-    /// `data.blocked` as rules, rebuilt on every change.
-    block_rules: PrivacyList,
+    /// `data.blocked` as strings, rebuilt on every change: [`Account::blocks`].
+    blocked: BTreeSet<String>,
 }
 
 impl Account {
     /// The state of a stored account, as loaded.
     pub(super) fn from_data(data: PrivacyData) -> Self {
-        let block_rules = PrivacyList::blocklist(&data.blocked);
-        Self { data, block_rules }
+        let blocked = blocked_index(&data.blocked);
+        Self { data, blocked }
     }
+
+    /// Whether the blocklist stops everything between the account and `peer`: the verdict
+    /// of [`PrivacyList::blocklist`] (one deny-all rule per blocked JID, matched as XEP-0016
+    /// §2.1 says), found with at most three lookups instead of one comparison per blocked
+    /// JID. A blocked JID that matches `peer` is `peer` itself (a full JID, or a bare or
+    /// domain JID equal to it), its bare JID (a localpart blocks every resource) or its
+    /// domain (a domain blocks everything at it; `domain/resource` only that JID, which is
+    /// `peer` itself). Every stanza to a user is judged by it, and a presence broadcast once
+    /// per contact: contacts x blocked JIDs (1 000 x 1 000 under the default bounds) per
+    /// presence before.
+    fn blocks(&self, peer: &Jid) -> bool {
+        !self.blocked.is_empty()
+            && (self.blocked.contains(peer.as_str())
+                || (peer.node().is_some() && self.blocked.contains(peer.bare_str()))
+                || self.blocked.contains(peer.domain()))
+    }
+}
+
+/// The strings of the blocked JIDs ([`Account::blocks`]).
+fn blocked_index(blocked: &[Jid]) -> BTreeSet<String> {
+    blocked.iter().map(|j| j.as_str().to_owned()).collect()
 }
 
 /// Why an outbound stanza was stopped.
@@ -296,7 +317,7 @@ impl Server {
                 !hit
             });
         }
-        account.block_rules = PrivacyList::blocklist(&account.data.blocked);
+        account.blocked = blocked_index(&account.data.blocked);
         // §3.3 / §3.4: the change pushed to every resource that asked for the blocklist.
         let push = jids_element(if block { "block" } else { "unblock" }, &jids);
         self.push_to_all(&user, &push, |s| s.wants_blocklist);
@@ -461,7 +482,8 @@ impl Server {
             return (Action::Allow, false);
         }
         let entry = store.entry(user, &peer.to_bare());
-        if account.block_rules.verdict(traffic, peer, entry.as_ref()) == Some(Action::Deny) {
+        // The blocklist names no kind: it stops every kind of traffic.
+        if account.blocks(peer) {
             return (Action::Deny, true);
         }
         let list = self.list_in_force(account, session);
@@ -518,7 +540,7 @@ impl Server {
     /// before any delivery rule; a stopped stanza is refused as [`Self::refuse_inbound`]
     /// says. The privacy lists, which depend on the receiving resource, are applied where
     /// the recipients are known ([`Self::admitted`]).
-    pub(super) fn inbound_allowed(&mut self, store: &impl RosterStore, stanza: &Stanza) -> bool {
+    pub(super) fn inbound_allowed(&mut self, stanza: &Stanza) -> bool {
         let h = stanza.header();
         let (Some(to), Some(from)) = (h.to.clone(), h.from.clone()) else {
             return true;
@@ -533,13 +555,8 @@ impl Server {
         if from.to_bare() == user {
             return true;
         }
-        let entry = store.entry(&user, &from.to_bare());
-        // The blocklist names no kind: it stops everything (Traffic::Other is the narrowest).
-        if account
-            .block_rules
-            .verdict(Traffic::Other, &from, entry.as_ref())
-            != Some(Action::Deny)
-        {
+        // The blocklist names no kind: it stops everything.
+        if !account.blocks(&from) {
             return true;
         }
         self.refuse_inbound(&stanza.to_element());
@@ -589,5 +606,49 @@ impl Server {
             self.deliver(from, error.reply_to(&el));
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xmpp_jid::Jid;
+
+    use super::Account;
+    use crate::privacy::{Action, Kind, PrivacyData, PrivacyList, Traffic};
+
+    #[test]
+    fn the_blocklist_index_gives_the_verdict_of_the_blocklist_rules() {
+        let jids = [
+            "a@x", "a@x/r", "a@x/s", "b@x", "x", "x/r", "y", "c@y/r", "c@y", "z/r", "d@z", "A@X",
+            "w@x", "x/a@b",
+        ];
+        let jids: Vec<Jid> = jids.iter().map(|j| Jid::new(j).unwrap()).collect();
+        let traffic = [
+            Traffic::Other,
+            Kind::Message.into(),
+            Kind::Iq.into(),
+            Kind::PresenceIn.into(),
+            Kind::PresenceOut.into(),
+        ];
+        // Every subset of a few blocked JIDs of each form, against every peer.
+        for mask in 0u32..(1 << 9) {
+            let blocked: Vec<Jid> = [0, 1, 3, 4, 5, 6, 7, 9, 10]
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| mask & (1 << bit) != 0)
+                .map(|(_, i)| jids[*i].clone())
+                .collect();
+            let rules = PrivacyList::blocklist(&blocked);
+            let account = Account::from_data(PrivacyData {
+                blocked,
+                ..PrivacyData::default()
+            });
+            for peer in &jids {
+                for t in traffic {
+                    let denied = rules.verdict(t, peer, None) == Some(Action::Deny);
+                    assert_eq!(account.blocks(peer), denied, "{peer} {mask:#b}");
+                }
+            }
+        }
     }
 }
