@@ -1143,6 +1143,41 @@ fn stanzas_for_a_remote_domain_wait_for_one_connection_and_bounce_when_it_fails(
 }
 
 #[test]
+fn many_pending_connections_each_bounce_their_own_stanzas() {
+    const DOMAINS: usize = 300;
+    // A client may write to as many remote domains as it likes: each has a connection of its
+    // own, whose failure bounces that domain's stanzas only (the hub finds a connection's
+    // entries through an index, not a walk over every outgoing connection).
+    let mut w = federating();
+    let a = w.connect("alice", "alice-pw", "laptop");
+    for n in 0..DOMAINS {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' to='c@d{n}.example' id='m{n}'/>"),
+        );
+    }
+    assert_eq!(w.connects.len(), DOMAINS);
+    let connects = w.connects.clone();
+    assert!(connects.iter().all(|(id, _)| w.hub.is_outgoing(*id)));
+    for (id, remote) in connects.iter().rev() {
+        let now = w.now;
+        w.hub
+            .s2s_connect_failed(*id, now, StanzaErrorCondition::RemoteServerNotFound);
+        w.drive();
+        assert!(!w.hub.is_outgoing(*id));
+        let got = w.take_stanzas(a);
+        assert_eq!(got.len(), 1, "{remote}");
+        let n = remote.trim_start_matches('d').trim_end_matches(".example");
+        assert_eq!(got[0].attr("id"), Some(format!("m{n}").as_str()));
+        assert_eq!(got[0].attr("from"), Some(format!("c@{remote}").as_str()));
+    }
+    // A domain written to again asks for a connection again.
+    w.send(a, "<message xmlns='jabber:client' to='c@d7.example'/>");
+    assert_eq!(w.connects.len(), DOMAINS + 1);
+    assert!(w.hub.is_outgoing(w.connects[DOMAINS].0));
+}
+
+#[test]
 fn without_federation_remote_domains_bounce_at_once() {
     let mut w = World::new(PlusPolicy::Off);
     let a = w.connect("alice", "alice-pw", "laptop");

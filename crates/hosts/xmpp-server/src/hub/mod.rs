@@ -603,8 +603,7 @@ impl Hub {
 
     /// Whether session `id` is one of our outgoing server-to-server connections.
     pub fn is_outgoing(&self, id: SessionId) -> bool {
-        self.outgoing.values().any(|out| out.id == id)
-            || self.s2s_more.dedicated.values().any(|out| out.id == id)
+        self.serves_outgoing(id)
     }
 
     /// Bytes read from connection `id`.

@@ -68,6 +68,18 @@ pub(super) struct MoreS2s {
     /// Pairs (ours, theirs) asked for in the reverse direction on a bidirectional receiving
     /// stream (XEP-0288 §3): the stream, and the stanzas waiting for the answer (bounded).
     pub(super) bidi_pending: BTreeMap<(BareJid, BareJid), (SessionId, VecDeque<Routed>)>,
+    /// What each outgoing connection serves: its keys in the hub's `outgoing` and in
+    /// `dedicated`, so that a connection's events (started, failed, closed) find its entries
+    /// without a walk over every outgoing connection (clients choose how many remote domains
+    /// they write to: a walk per connection event made K connections cost K² steps).
+    pub(super) by_id: BTreeMap<SessionId, Served>,
+}
+
+/// The entries of one outgoing connection ([`MoreS2s::by_id`]), in the maps' order.
+#[derive(Debug, Default)]
+pub(super) struct Served {
+    remotes: BTreeSet<BareJid>,
+    pairs: BTreeSet<(BareJid, BareJid)>,
 }
 
 impl Hub {
@@ -75,6 +87,46 @@ impl Hub {
     /// of ours, else our first domain (a component's stanza).
     fn local_of(&self, stanza: &Routed) -> BareJid {
         local_domain_of(&self.config, stanza)
+    }
+
+    /// `outgoing.insert`, indexed ([`MoreS2s::by_id`]).
+    fn insert_outgoing(&mut self, remote: BareJid, out: Outgoing) {
+        let id = out.id;
+        if let Some(old) = self.outgoing.insert(remote.clone(), out)
+            && let Some(served) = self.s2s_more.by_id.get_mut(&old.id)
+        {
+            served.remotes.remove(&remote);
+        }
+        self.s2s_more
+            .by_id
+            .entry(id)
+            .or_default()
+            .remotes
+            .insert(remote);
+    }
+
+    /// `dedicated.insert`, indexed ([`MoreS2s::by_id`]).
+    fn insert_dedicated(&mut self, pair: (BareJid, BareJid), out: Outgoing) {
+        let id = out.id;
+        if let Some(old) = self.s2s_more.dedicated.insert(pair.clone(), out)
+            && let Some(served) = self.s2s_more.by_id.get_mut(&old.id)
+        {
+            served.pairs.remove(&pair);
+        }
+        self.s2s_more
+            .by_id
+            .entry(id)
+            .or_default()
+            .pairs
+            .insert(pair);
+    }
+
+    /// Whether outgoing connection `id` serves anything ([`Hub::is_outgoing`]).
+    pub(super) fn serves_outgoing(&self, id: SessionId) -> bool {
+        self.s2s_more
+            .by_id
+            .get(&id)
+            .is_some_and(|served| !served.remotes.is_empty() || !served.pairs.is_empty())
     }
 
     /// The initiating stream of session `id`, when it is one.
@@ -129,7 +181,7 @@ impl Hub {
             self.log
                 .push(format!("{id}: s2s connection shared with {remote}"));
             let peer = self.remote_of(id).unwrap_or_else(|| remote.clone());
-            self.outgoing.insert(
+            self.insert_outgoing(
                 remote.clone(),
                 Outgoing {
                     id,
@@ -311,7 +363,7 @@ impl Hub {
         self.log.push(format!(
             "{id}: s2s connection from {local} to {remote} wanted"
         ));
-        self.s2s_more.dedicated.insert(
+        self.insert_dedicated(
             (local.clone(), remote.clone()),
             Outgoing {
                 id,
@@ -333,7 +385,7 @@ impl Hub {
         let id = self.reserve_id();
         self.log
             .push(format!("{id}: s2s connection to {remote} wanted"));
-        self.outgoing.insert(
+        self.insert_outgoing(
             remote.clone(),
             Outgoing {
                 id,
@@ -526,10 +578,18 @@ impl Hub {
 
     /// Outgoing connection `id`, the first to its remote domain or a dedicated one.
     fn outgoing_by_id(&self, id: SessionId) -> Option<&Outgoing> {
-        self.outgoing
-            .values()
-            .chain(self.s2s_more.dedicated.values())
-            .find(|out| out.id == id)
+        // The first in the maps' order, as a walk over `outgoing` then `dedicated` finds it.
+        let served = self.s2s_more.by_id.get(&id)?;
+        served
+            .remotes
+            .iter()
+            .find_map(|remote| self.outgoing.get(remote))
+            .or_else(|| {
+                served
+                    .pairs
+                    .iter()
+                    .find_map(|pair| self.s2s_more.dedicated.get(pair))
+            })
     }
 
     /// Forget outgoing connection `id` for every remote domain it served, bouncing what
@@ -540,27 +600,28 @@ impl Hub {
         id: SessionId,
         condition: StanzaErrorCondition,
     ) {
-        let gone: Vec<BareJid> = self
-            .outgoing
-            .iter()
-            .filter(|(_, out)| out.id == id)
-            .map(|(remote, _)| remote.clone())
-            .collect();
-        for remote in gone {
+        let served = self.s2s_more.by_id.remove(&id).unwrap_or_default();
+        for remote in served.remotes {
+            // Only what is still this connection's (the index follows every insert).
+            let ours = self.outgoing.get(&remote).is_some_and(|out| out.id == id);
+            if !ours {
+                continue;
+            }
             if let Some(out) = self.outgoing.remove(&remote) {
                 for stanza in out.queue {
                     self.routed_error_reply(now, &stanza, condition);
                 }
             }
         }
-        let gone: Vec<(BareJid, BareJid)> = self
-            .s2s_more
-            .dedicated
-            .iter()
-            .filter(|(_, out)| out.id == id)
-            .map(|(pair, _)| pair.clone())
-            .collect();
-        for pair in gone {
+        for pair in served.pairs {
+            let ours = self
+                .s2s_more
+                .dedicated
+                .get(&pair)
+                .is_some_and(|out| out.id == id);
+            if !ours {
+                continue;
+            }
             if let Some(out) = self.s2s_more.dedicated.remove(&pair) {
                 for stanza in out.queue {
                     self.routed_error_reply(now, &stanza, condition);
