@@ -249,7 +249,11 @@ impl Hub {
         }
         let ours =
             self.outgoing.contains_key(remote) || self.s2s_more.dedicated.contains_key(&pair);
-        if ours {
+        // Without XEP-0288 in the s2s template no receiving stream is bidirectional: nothing
+        // to look for (the look below walks every session, once per stanza to a domain we
+        // have no connection to: each new domain a client writes to).
+        let bidi = self.config.s2s.as_ref().is_some_and(|s2s| s2s.bidi);
+        if ours || !bidi {
             return Some(stanza);
         }
         // A stream on which the peer authenticated `remote`, else one whose certificate
