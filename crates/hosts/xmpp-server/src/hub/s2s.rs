@@ -73,6 +73,10 @@ pub(super) struct MoreS2s {
     /// without a walk over every outgoing connection (clients choose how many remote domains
     /// they write to: a walk per connection event made K connections cost K² steps).
     pub(super) by_id: BTreeMap<SessionId, Served>,
+    /// The outgoing connections whose stream has started (a session exists): the only ones
+    /// a new remote domain may share ([`Hub::certified_connection`]), looked at without the
+    /// many still being set up.
+    pub(super) started: BTreeSet<SessionId>,
 }
 
 /// The entries of one outgoing connection ([`MoreS2s::by_id`]), in the maps' order.
@@ -405,12 +409,30 @@ impl Hub {
     /// An established outgoing connection whose peer's certificate names `remote`, or on
     /// which the peer authenticated `remote` (a pair it asked for over XEP-0288 bidi).
     fn certified_connection(&self, remote: &BareJid) -> Option<SessionId> {
-        self.outgoing.values().map(|out| out.id).find(|id| {
-            self.initiating(*id).is_some_and(|stream| {
+        // The connection of the first entry of `outgoing`, in its order, that qualifies, as a
+        // walk over `outgoing` finds it; only started connections have a stream to qualify,
+        // and a walk over every entry cost each new remote domain a step per connection still
+        // being set up (K new domains at once: K² steps).
+        let qualifies = |id: SessionId| {
+            self.initiating(id).is_some_and(|stream| {
                 stream.is_negotiated()
                     && (stream.certifies(remote) || stream.pairs().iter().any(|(_, r)| r == remote))
             })
-        })
+        };
+        self.s2s_more
+            .started
+            .iter()
+            .filter(|id| qualifies(**id))
+            .filter_map(|id| {
+                let served = self.s2s_more.by_id.get(id)?;
+                let first = served
+                    .remotes
+                    .iter()
+                    .find(|r| self.outgoing.get(*r).is_some_and(|out| out.id == *id))?;
+                Some((first, *id))
+            })
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, id)| id)
     }
 
     /// Ask for (`local`, `remote`) on the established connection `id`, once (XEP-0220 §2.5);
@@ -555,6 +577,7 @@ impl Hub {
             stream.set_peer_identities(ids);
         }
         self.insert_session(now, id, Kind::S2sOut, stream.into(), rec, transport);
+        self.s2s_more.started.insert(id);
     }
 
     /// The host could not open the connection asked for by [`HubOutput::Connect`] (no route:
@@ -604,6 +627,7 @@ impl Hub {
         id: SessionId,
         condition: StanzaErrorCondition,
     ) {
+        self.s2s_more.started.remove(&id);
         let served = self.s2s_more.by_id.remove(&id).unwrap_or_default();
         for remote in served.remotes {
             // Only what is still this connection's (the index follows every insert).
