@@ -438,6 +438,8 @@ impl core::error::Error for ClientRefusal {}
 /// instead.
 pub fn client_accounts(domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJid> {
     let mut accounts: Vec<BareJid> = Vec::new();
+    // Repeats found in a set: a certificate may carry thousands of identifiers.
+    let mut seen: std::collections::BTreeSet<BareJid> = std::collections::BTreeSet::new();
     for id in presented {
         let PresentedId::XmppAddr(text) = id else {
             continue;
@@ -449,7 +451,7 @@ pub fn client_accounts(domain: &BareJid, presented: &[PresentedId]) -> Vec<BareJ
             continue;
         }
         let account = jid.to_bare();
-        if !accounts.contains(&account) {
+        if seen.insert(account.clone()) {
             accounts.push(account);
         }
     }
@@ -1025,6 +1027,17 @@ mod tests {
                 "{authzid:?}"
             );
         }
+        // Thousands of identifiers (each twice): each account once, in the certificate's
+        // order, found with a set (they were compared with every account kept before).
+        let many: Vec<PresentedId> = (0..3000)
+            .rev()
+            .chain(0..3000)
+            .map(|i| addr(&format!("u{i}@example.com")))
+            .collect();
+        let accounts_of_many = client_accounts(&domain, &many);
+        assert_eq!(accounts_of_many.len(), 3000);
+        assert_eq!(accounts_of_many[0].as_str(), "u2999@example.com");
+        assert_eq!(accounts_of_many[2999].as_str(), "u0@example.com");
         // Several accounts: the client must choose.
         let both = [juliet.clone(), nurse.clone()];
         assert_eq!(

@@ -48,8 +48,8 @@ pub mod hub;
 pub mod runtime;
 
 pub use hub::{
-    Hub, HubConfig, HubOutput, PING_IDLE, PING_TIMEOUT, PlusPolicy, SessionId, StorageRequest,
-    TestRewrite, TranscriptSink,
+    Hub, HubConfig, HubOutput, MAX_LOG_LINES, PING_IDLE, PING_TIMEOUT, PlusPolicy, SessionId,
+    StorageRequest, TestRewrite, TranscriptSink,
 };
 pub use runtime::{
     DB_QUEUE, Dns, Listeners, MAX_MESSAGE_BYTES, RuntimeConfig, S2sSettings, S2sTls, ServerHandle,

@@ -10,7 +10,7 @@ use common::error_condition;
 use core::time::Duration;
 use minidom::Element;
 use xmpp_server::hub::Verification;
-use xmpp_server::{Hub, HubConfig, HubOutput, PlusPolicy, SessionId};
+use xmpp_server::{Hub, HubConfig, HubOutput, MAX_LOG_LINES, PlusPolicy, SessionId};
 use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
@@ -1143,6 +1143,41 @@ fn stanzas_for_a_remote_domain_wait_for_one_connection_and_bounce_when_it_fails(
 }
 
 #[test]
+fn many_pending_connections_each_bounce_their_own_stanzas() {
+    const DOMAINS: usize = 300;
+    // A client may write to as many remote domains as it likes: each has a connection of its
+    // own, whose failure bounces that domain's stanzas only (the hub finds a connection's
+    // entries through an index, not a walk over every outgoing connection).
+    let mut w = federating();
+    let a = w.connect("alice", "alice-pw", "laptop");
+    for n in 0..DOMAINS {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' to='c@d{n}.example' id='m{n}'/>"),
+        );
+    }
+    assert_eq!(w.connects.len(), DOMAINS);
+    let connects = w.connects.clone();
+    assert!(connects.iter().all(|(id, _)| w.hub.is_outgoing(*id)));
+    for (id, remote) in connects.iter().rev() {
+        let now = w.now;
+        w.hub
+            .s2s_connect_failed(*id, now, StanzaErrorCondition::RemoteServerNotFound);
+        w.drive();
+        assert!(!w.hub.is_outgoing(*id));
+        let got = w.take_stanzas(a);
+        assert_eq!(got.len(), 1, "{remote}");
+        let n = remote.trim_start_matches('d').trim_end_matches(".example");
+        assert_eq!(got[0].attr("id"), Some(format!("m{n}").as_str()));
+        assert_eq!(got[0].attr("from"), Some(format!("c@{remote}").as_str()));
+    }
+    // A domain written to again asks for a connection again.
+    w.send(a, "<message xmlns='jabber:client' to='c@d7.example'/>");
+    assert_eq!(w.connects.len(), DOMAINS + 1);
+    assert!(w.hub.is_outgoing(w.connects[DOMAINS].0));
+}
+
+#[test]
 fn without_federation_remote_domains_bounce_at_once() {
     let mut w = World::new(PlusPolicy::Off);
     let a = w.connect("alice", "alice-pw", "laptop");
@@ -1450,4 +1485,33 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
     assert!(bytes.contains("connection-timeout"), "{bytes}");
     assert!(closed);
     assert!(!after.get(&b_id.0).is_some_and(|(_, closed)| *closed));
+}
+
+#[test]
+fn the_log_is_bounded_when_the_host_does_not_take_it() {
+    // Every connection a peer opens and drops leaves a line; a host that never takes the
+    // log kept them all.
+    let mut hub = Hub::new(HubConfig::new(BareJid::new("localhost").unwrap()));
+    let now = Instant::ZERO;
+    let connections = MAX_LOG_LINES + 1000;
+    for seed in 0..connections {
+        let id = hub.accept(now, Transport::Plain, SeededEntropy::new(seed as u64));
+        hub.transport_closed(id, now);
+        while hub.poll_output().is_some() {}
+    }
+    let log = hub.take_log();
+    assert_eq!(log.len(), MAX_LOG_LINES + 1);
+    let last = log.last().unwrap();
+    assert!(
+        last.ends_with("more log lines dropped: the log was not taken"),
+        "{last}"
+    );
+    let dropped: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(dropped >= connections - MAX_LOG_LINES, "{last}");
+    // Taken, it starts over.
+    let id = hub.accept(now, Transport::Plain, SeededEntropy::new(0));
+    hub.transport_closed(id, now);
+    let log = hub.take_log();
+    assert!(!log.is_empty() && log.len() < 4, "{log:?}");
+    assert!(log.iter().all(|line| !line.contains("dropped")), "{log:?}");
 }

@@ -486,7 +486,7 @@ impl Server {
             }
             return;
         }
-        if !self.inbound_allowed(store, &stanza) {
+        if !self.inbound_allowed(&stanza) {
             return;
         }
         let user = to.to_bare();

@@ -7,7 +7,7 @@
 //! The state of a loaded account lives in the machine; every change is marked so that it
 //! leaves in the unit's [`crate::Output::Write`] ([`crate::Change::Privacy`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use minidom::Element;
 use xmpp_jid::{BareJid, FullJid, Jid};
@@ -15,27 +15,199 @@ use xmpp_xml::{StanzaError, StanzaErrorCondition};
 
 use super::Server;
 use crate::privacy::{
-    Action, Kind, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList, Traffic,
-    decide, jids_element, parse_jids,
+    Action, Kind, Matcher, NS_BLOCKING, NS_BLOCKING_ERRORS, NS_PRIVACY, PrivacyData, PrivacyList,
+    Traffic, jids_element, parse_jids,
 };
 use crate::stanza::header::nc;
 use crate::stanza::{Iq, IqPayload, Presence, PresenceType, Stanza};
+use crate::store::RosterEntry;
 use crate::store::RosterStore;
+use crate::subscription::Subscription;
 
 /// One account's blocking state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Account {
     pub(super) data: PrivacyData,
-    /// `data.blocked` as rules, rebuilt on every change.
-    block_rules: PrivacyList,
+    /// `data.blocked` as strings, rebuilt on every change: [`Account::blocks`].
+    blocked: BTreeSet<String>,
+    /// `data.lists` indexed, in the same order, rebuilt on every change.
+    compiled: Vec<CompiledList>,
 }
 
 impl Account {
     /// The state of a stored account, as loaded.
     pub(super) fn from_data(data: PrivacyData) -> Self {
-        let block_rules = PrivacyList::blocklist(&data.blocked);
-        Self { data, block_rules }
+        let blocked = blocked_index(&data.blocked);
+        let compiled = data.lists.iter().map(CompiledList::new).collect();
+        Self {
+            data,
+            blocked,
+            compiled,
+        }
     }
+
+    /// `data.lists` changed.
+    fn lists_changed(&mut self) {
+        self.compiled = self.data.lists.iter().map(CompiledList::new).collect();
+    }
+
+    /// The verdict of list `at` of `data.lists` ([`PrivacyList::verdict`]), from its index.
+    fn verdict(
+        &self,
+        at: usize,
+        traffic: Traffic,
+        peer: &Jid,
+        entry: Option<&RosterEntry>,
+    ) -> Option<Action> {
+        let list = self.data.lists.get(at)?;
+        match self.compiled.get(at) {
+            Some(compiled) => compiled.verdict(list, traffic, peer, entry),
+            // Never: the index follows every change of the lists.
+            None => list.verdict(traffic, peer, entry),
+        }
+    }
+
+    /// Whether the blocklist stops everything between the account and `peer`: the verdict
+    /// of [`PrivacyList::blocklist`] (one deny-all rule per blocked JID, matched as XEP-0016
+    /// §2.1 says), found with at most three lookups instead of one comparison per blocked
+    /// JID. A blocked JID that matches `peer` is `peer` itself (a full JID, or a bare or
+    /// domain JID equal to it), its bare JID (a localpart blocks every resource) or its
+    /// domain (a domain blocks everything at it; `domain/resource` only that JID, which is
+    /// `peer` itself). Every stanza to a user is judged by it, and a presence broadcast once
+    /// per contact: contacts x blocked JIDs (1 000 x 1 000 under the default bounds) per
+    /// presence before.
+    fn blocks(&self, peer: &Jid) -> bool {
+        !self.blocked.is_empty()
+            && (self.blocked.contains(peer.as_str())
+                || (peer.node().is_some() && self.blocked.contains(peer.bare_str()))
+                || self.blocked.contains(peer.domain()))
+    }
+}
+
+/// The traffic a rule may apply to, in [`CompiledList`]'s slots.
+const TRAFFIC: [Traffic; 5] = [
+    Traffic::Other,
+    Traffic::Named(Kind::Message),
+    Traffic::Named(Kind::Iq),
+    Traffic::Named(Kind::PresenceIn),
+    Traffic::Named(Kind::PresenceOut),
+];
+
+/// The slot of `traffic` in [`TRAFFIC`].
+fn slot(traffic: Traffic) -> usize {
+    match traffic {
+        Traffic::Other => 0,
+        Traffic::Named(Kind::Message) => 1,
+        Traffic::Named(Kind::Iq) => 2,
+        Traffic::Named(Kind::PresenceIn) => 3,
+        Traffic::Named(Kind::PresenceOut) => 4,
+    }
+}
+
+/// For one matcher, the position of the first rule with it that applies to each traffic
+/// slot ([`NONE`]: none).
+type Firsts = [u32; TRAFFIC.len()];
+
+/// No rule.
+const NONE: u32 = u32::MAX;
+
+/// A privacy list indexed by what its rules match: its verdict on a peer is the first rule,
+/// by position, among those that can match it (the peer's JID, bare JID and domain, its
+/// roster groups, its subscription, and the match-all rules), found by lookups instead of a
+/// walk over every rule. A list is up to 1 000 items, and a presence broadcast judges it
+/// once per contact (up to 1 000): 10^6 rule checks per presence before, all of it the
+/// client's to choose.
+#[derive(Debug, Clone, Default)]
+struct CompiledList {
+    /// By the JID's string (a peer matches a JID rule only through its own string, its bare
+    /// JID's or its domain's, as `jid_matches` says).
+    jids: BTreeMap<String, Firsts>,
+    groups: BTreeMap<String, Firsts>,
+    subscriptions: Vec<(Subscription, Firsts)>,
+    all: Firsts,
+}
+
+impl CompiledList {
+    fn new(list: &PrivacyList) -> Self {
+        let mut compiled = CompiledList {
+            all: [NONE; TRAFFIC.len()],
+            ..CompiledList::default()
+        };
+        for (at, rule) in list.rules.iter().enumerate() {
+            let at = u32::try_from(at).unwrap_or(NONE);
+            let firsts = match &rule.matcher {
+                Matcher::All => &mut compiled.all,
+                Matcher::Jid(jid) => compiled
+                    .jids
+                    .entry(jid.as_str().to_owned())
+                    .or_insert([NONE; TRAFFIC.len()]),
+                Matcher::Group(group) => compiled
+                    .groups
+                    .entry(group.clone())
+                    .or_insert([NONE; TRAFFIC.len()]),
+                Matcher::Subscription(s) => {
+                    let known = compiled.subscriptions.iter().position(|(t, _)| t == s);
+                    let i = known.unwrap_or_else(|| {
+                        compiled.subscriptions.push((*s, [NONE; TRAFFIC.len()]));
+                        compiled.subscriptions.len() - 1
+                    });
+                    match compiled.subscriptions.get_mut(i) {
+                        Some((_, firsts)) => firsts,
+                        None => continue,
+                    }
+                }
+            };
+            for (first, traffic) in firsts.iter_mut().zip(TRAFFIC) {
+                if *first == NONE && rule.applies_to(traffic) {
+                    *first = at;
+                }
+            }
+        }
+        compiled
+    }
+
+    /// [`PrivacyList::verdict`] of `list`, the list this index was built from.
+    fn verdict(
+        &self,
+        list: &PrivacyList,
+        traffic: Traffic,
+        peer: &Jid,
+        entry: Option<&RosterEntry>,
+    ) -> Option<Action> {
+        let k = slot(traffic);
+        let mut first = self.all[k];
+        let mut consider = |firsts: Option<&Firsts>| {
+            if let Some(firsts) = firsts {
+                first = first.min(firsts[k]);
+            }
+        };
+        consider(self.jids.get(peer.as_str()));
+        if peer.node().is_some() {
+            consider(self.jids.get(peer.bare_str()));
+        }
+        consider(self.jids.get(peer.domain()));
+        let in_roster = entry.filter(|e| e.in_roster);
+        if !self.groups.is_empty()
+            && let Some(e) = in_roster
+        {
+            for group in &e.groups {
+                consider(self.groups.get(group));
+            }
+        }
+        let have = in_roster.map_or(Subscription::None, |e| e.state.state.subscription());
+        for (s, firsts) in &self.subscriptions {
+            if *s == have {
+                consider(Some(firsts));
+            }
+        }
+        let at = usize::try_from(first).ok()?;
+        list.rules.get(at).map(|rule| rule.action)
+    }
+}
+
+/// The strings of the blocked JIDs ([`Account::blocks`]).
+fn blocked_index(blocked: &[Jid]) -> BTreeSet<String> {
+    blocked.iter().map(|j| j.as_str().to_owned()).collect()
 }
 
 /// Why an outbound stanza was stopped.
@@ -218,6 +390,7 @@ impl Server {
                 return Err(StanzaErrorCondition::Conflict);
             }
             account.data.lists.retain(|l| l.name != name);
+            account.lists_changed();
             if account.data.default.as_deref() == Some(name.as_str()) {
                 account.data.default = None;
             }
@@ -242,6 +415,7 @@ impl Server {
             } else {
                 account.data.lists.push(list);
             }
+            account.lists_changed();
         }
         // §2.6: a push of the list name to every resource.
         let push = Element::builder("query", NS_PRIVACY)
@@ -296,7 +470,7 @@ impl Server {
                 !hit
             });
         }
-        account.block_rules = PrivacyList::blocklist(&account.data.blocked);
+        account.blocked = blocked_index(&account.data.blocked);
         // §3.3 / §3.4: the change pushed to every resource that asked for the blocklist.
         let push = jids_element(if block { "block" } else { "unblock" }, &jids);
         self.push_to_all(&user, &push, |s| s.wants_blocklist);
@@ -443,6 +617,15 @@ impl Server {
         account.data.lists.iter().find(|l| l.name == name)
     }
 
+    /// Where [`Self::list_in_force`] is in the account's lists.
+    fn list_in_force_at(&self, account: &Account, session: Option<&FullJid>) -> Option<usize> {
+        let active = session
+            .and_then(|s| self.session(s))
+            .and_then(|s| s.active_list.as_deref());
+        let name = active.or(account.data.default.as_deref())?;
+        account.data.lists.iter().position(|l| l.name == name)
+    }
+
     /// `user`'s verdict on `traffic` between `peer` and `session` (`None`: the account as a
     /// whole): the blocklist, then the list in force for that session; true in second place
     /// when the blocklist decided. A user's own resources are never blocked (XEP-0016 §2.1).
@@ -461,14 +644,15 @@ impl Server {
             return (Action::Allow, false);
         }
         let entry = store.entry(user, &peer.to_bare());
-        if account.block_rules.verdict(traffic, peer, entry.as_ref()) == Some(Action::Deny) {
+        // The blocklist names no kind: it stops every kind of traffic.
+        if account.blocks(peer) {
             return (Action::Deny, true);
         }
-        let list = self.list_in_force(account, session);
-        (
-            decide(&PrivacyList::default(), list, traffic, peer, entry.as_ref()),
-            false,
-        )
+        // `decide` with the blocklist checked above, the list in force from its index.
+        let verdict = self
+            .list_in_force_at(account, session)
+            .and_then(|at| account.verdict(at, traffic, peer, entry.as_ref()));
+        (verdict.unwrap_or(Action::Allow), false)
     }
 
     /// Whether `session` of `user` (`None`: the account as a whole) may receive `traffic`
@@ -518,7 +702,7 @@ impl Server {
     /// before any delivery rule; a stopped stanza is refused as [`Self::refuse_inbound`]
     /// says. The privacy lists, which depend on the receiving resource, are applied where
     /// the recipients are known ([`Self::admitted`]).
-    pub(super) fn inbound_allowed(&mut self, store: &impl RosterStore, stanza: &Stanza) -> bool {
+    pub(super) fn inbound_allowed(&mut self, stanza: &Stanza) -> bool {
         let h = stanza.header();
         let (Some(to), Some(from)) = (h.to.clone(), h.from.clone()) else {
             return true;
@@ -533,13 +717,8 @@ impl Server {
         if from.to_bare() == user {
             return true;
         }
-        let entry = store.entry(&user, &from.to_bare());
-        // The blocklist names no kind: it stops everything (Traffic::Other is the narrowest).
-        if account
-            .block_rules
-            .verdict(Traffic::Other, &from, entry.as_ref())
-            != Some(Action::Deny)
-        {
+        // The blocklist names no kind: it stops everything.
+        if !account.blocks(&from) {
             return true;
         }
         self.refuse_inbound(&stanza.to_element());
@@ -589,5 +768,139 @@ impl Server {
             self.deliver(from, error.reply_to(&el));
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xmpp_jid::Jid;
+
+    use xmpp_jid::BareJid;
+
+    use super::{Account, CompiledList, TRAFFIC};
+    use crate::privacy::{Action, Kind, Matcher, PrivacyData, PrivacyList, Rule, Traffic};
+    use crate::store::RosterEntry;
+    use crate::subscription::{State, Subscription};
+
+    /// A small deterministic generator (xorshift).
+    struct Gen(u64);
+
+    impl Gen {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % n as u64).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_compiled_list_gives_the_verdict_of_its_rules() {
+        let jids: Vec<Jid> = [
+            "a@x", "a@x/r", "a@x/s", "b@x", "x", "x/r", "y", "c@y/r", "c@y", "b@x/r",
+        ]
+        .iter()
+        .map(|j| Jid::new(j).unwrap())
+        .collect();
+        let groups = ["g", "h", "i"];
+        let subscriptions = [
+            Subscription::None,
+            Subscription::To,
+            Subscription::From,
+            Subscription::Both,
+        ];
+        let states = [
+            State::None,
+            State::To,
+            State::From,
+            State::Both,
+            State::NonePendingIn,
+        ];
+        let kinds = [Kind::Message, Kind::Iq, Kind::PresenceIn, Kind::PresenceOut];
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..300 {
+            let len = g.below(12);
+            let rules: Vec<Rule> = (0..len)
+                .map(|order| {
+                    let matcher = match g.below(4) {
+                        0 => Matcher::All,
+                        1 | 2 => Matcher::Jid(jids[g.below(jids.len())].clone()),
+                        3 if g.below(2) == 0 => Matcher::Group(groups[g.below(3)].to_owned()),
+                        _ => Matcher::Subscription(subscriptions[g.below(4)]),
+                    };
+                    let action = if g.below(2) == 0 {
+                        Action::Allow
+                    } else {
+                        Action::Deny
+                    };
+                    let named: Vec<Kind> =
+                        kinds.iter().copied().filter(|_| g.below(3) == 0).collect();
+                    Rule::new(matcher, action, u32::try_from(order).unwrap()).only(&named)
+                })
+                .collect();
+            let list = PrivacyList {
+                name: "l".to_owned(),
+                rules,
+            };
+            let compiled = CompiledList::new(&list);
+            for peer in &jids {
+                for _ in 0..4 {
+                    let entry = (g.below(4) != 0).then(|| {
+                        let mut e = RosterEntry::new(BareJid::new(peer.bare_str()).unwrap());
+                        e.in_roster = g.below(3) != 0;
+                        e.groups = groups
+                            .iter()
+                            .filter(|_| g.below(2) == 0)
+                            .map(|g| (*g).to_owned())
+                            .collect();
+                        e.state.state = states[g.below(states.len())];
+                        e
+                    });
+                    for traffic in TRAFFIC {
+                        assert_eq!(
+                            compiled.verdict(&list, traffic, peer, entry.as_ref()),
+                            list.verdict(traffic, peer, entry.as_ref()),
+                            "{list:?} {peer} {entry:?} {traffic:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_blocklist_index_gives_the_verdict_of_the_blocklist_rules() {
+        let jids = [
+            "a@x", "a@x/r", "a@x/s", "b@x", "x", "x/r", "y", "c@y/r", "c@y", "z/r", "d@z", "A@X",
+            "w@x", "x/a@b",
+        ];
+        let jids: Vec<Jid> = jids.iter().map(|j| Jid::new(j).unwrap()).collect();
+        let traffic = [
+            Traffic::Other,
+            Kind::Message.into(),
+            Kind::Iq.into(),
+            Kind::PresenceIn.into(),
+            Kind::PresenceOut.into(),
+        ];
+        // Every subset of a few blocked JIDs of each form, against every peer.
+        for mask in 0u32..(1 << 9) {
+            let blocked: Vec<Jid> = [0, 1, 3, 4, 5, 6, 7, 9, 10]
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| mask & (1 << bit) != 0)
+                .map(|(_, i)| jids[*i].clone())
+                .collect();
+            let rules = PrivacyList::blocklist(&blocked);
+            let account = Account::from_data(PrivacyData {
+                blocked,
+                ..PrivacyData::default()
+            });
+            for peer in &jids {
+                for t in traffic {
+                    let denied = rules.verdict(t, peer, None) == Some(Action::Deny);
+                    assert_eq!(account.blocks(peer), denied, "{peer} {mask:#b}");
+                }
+            }
+        }
     }
 }

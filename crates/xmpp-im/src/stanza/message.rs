@@ -5,7 +5,9 @@ use minidom::Element;
 use xmpp_jid::Jid;
 use xmpp_xml::StanzaError;
 
-use super::header::{Header, LangText, lang_text_element, nc, pick_lang, push_lang_text, set_once};
+use super::header::{
+    Header, LangText, Langs, lang_text_element, nc, pick_lang, push_lang_text, set_once,
+};
 use super::parse_error::{StanzaParseError, parse_error_child};
 
 vocabulary! {
@@ -136,14 +138,17 @@ impl Message {
             message_type,
             ..Message::new(MessageType::Normal)
         };
+        let (mut body_langs, mut subject_langs) = (Langs::default(), Langs::default());
         for (i, child) in el.children().enumerate() {
             if !child.has_ns(ns) {
                 payload(i, child);
                 continue;
             }
             match child.name() {
-                "body" => push_lang_text(&mut m.bodies, child, "body")?,
-                "subject" => push_lang_text(&mut m.subjects, child, "subject")?,
+                "body" => push_lang_text(&mut m.bodies, &mut body_langs, child, "body")?,
+                "subject" => {
+                    push_lang_text(&mut m.subjects, &mut subject_langs, child, "subject")?;
+                }
                 "thread" => set_once(&mut m.thread, "thread", || {
                     Ok(Thread {
                         id: child.text(),

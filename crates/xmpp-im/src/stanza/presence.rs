@@ -6,7 +6,7 @@ use xmpp_jid::Jid;
 use xmpp_xml::{Envelope, StanzaError, StanzaKind};
 
 use super::header::{
-    Header, LangText, lang_of, lang_text_element, nc, pick_lang, push_text, set_once,
+    Header, LangText, Langs, lang_of, lang_text_element, nc, pick_lang, push_text, set_once,
 };
 use super::parse_error::{StanzaParseError, parse_error_child};
 
@@ -141,6 +141,7 @@ impl Presence {
     /// an element and for an envelope's bytes ([`Presence::without_payloads`]).
     fn read_own_child(
         &mut self,
+        langs: &mut Langs,
         name: &str,
         lang: impl FnOnce() -> Option<String>,
         text: impl FnOnce() -> Result<String, StanzaParseError>,
@@ -157,7 +158,7 @@ impl Presence {
                     lang: lang(),
                     text: text()?,
                 };
-                push_text(&mut self.statuses, t, "status")?;
+                push_text(&mut self.statuses, langs, t, "status")?;
             }
             "priority" => set_once(&mut self.priority, "priority", || {
                 text()?
@@ -195,12 +196,14 @@ impl Presence {
             header,
             ..Presence::new(presence_type)
         };
+        let mut langs = Langs::default();
         for child in envelope.children() {
             let child = child.ok()?;
             if child.namespace() != ns {
                 continue;
             }
             p.read_own_child(
+                &mut langs,
                 child.name(),
                 || child.lang().map(str::to_owned),
                 || {
@@ -260,9 +263,15 @@ impl Presence {
             header,
             ..Presence::new(presence_type)
         };
+        let mut langs = Langs::default();
         for (i, child) in el.children().enumerate() {
             let own = child.has_ns(ns)
-                && p.read_own_child(child.name(), || lang_of(child), || Ok(child.text()))?;
+                && p.read_own_child(
+                    &mut langs,
+                    child.name(),
+                    || lang_of(child),
+                    || Ok(child.text()),
+                )?;
             if !own {
                 payload(i, child);
             }

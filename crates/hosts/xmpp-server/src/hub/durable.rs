@@ -8,7 +8,7 @@
 //! online session acknowledges as fast as before. A failed write counts too: the client was
 //! answered with an error, nothing is pending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use xmpp_jid::FullJid;
 use xmpp_stream::Instant;
@@ -40,6 +40,9 @@ pub(super) struct Durable {
     next_offline: u64,
     next: u64,
     waiting: BTreeMap<u64, Waiting>,
+    /// The stanzas of `waiting` that are `parked`: with the answered ones, the only ones an
+    /// answer can change (every other waits for a request not answered yet).
+    parked: BTreeSet<u64>,
     by_request: BTreeMap<Key, Vec<u64>>,
 }
 
@@ -101,6 +104,9 @@ impl Hub {
                 for key in &keys {
                     d.by_request.entry(*key).or_default().push(d.next);
                 }
+                if parked {
+                    d.parked.insert(d.next);
+                }
                 d.waiting.insert(
                     d.next,
                     Waiting {
@@ -125,7 +131,7 @@ impl Hub {
     /// those too; a stanza counts as handled once it waits for nothing.
     pub(super) fn answered(&mut self, now: Instant, key: Key, start: usize) {
         let answered = self.durable.by_request.remove(&key).unwrap_or_default();
-        if answered.is_empty() && self.durable.waiting.values().all(|w| !w.parked) {
+        if answered.is_empty() && self.durable.parked.is_empty() {
             return;
         }
         let more = requests(&self.out, start);
@@ -136,17 +142,28 @@ impl Hub {
                 w.outstanding = w.outstanding.saturating_sub(1);
             }
         }
+        // Only the answered and the parked stanzas change; every other one still waits for
+        // a request of its own (it has one outstanding, or it would be parked or done). In
+        // order, as a walk over every waiting stanza visits them, but without that walk
+        // (all the clients' stanzas in flight, per answer) nor a search of `answered` per
+        // stanza (all the parked ones, when the request was made while they were parked).
+        let mut touched: BTreeSet<u64> = answered.into_iter().collect();
+        touched.extend(d.parked.iter().copied());
         let mut done = Vec::new();
-        for (n, w) in &mut d.waiting {
-            if w.parked || answered.contains(n) {
-                w.outstanding += more.len();
-                for key in &more {
-                    d.by_request.entry(*key).or_default().push(*n);
-                }
+        for n in touched {
+            let Some(w) = d.waiting.get_mut(&n) else {
+                continue;
+            };
+            w.outstanding += more.len();
+            for key in &more {
+                d.by_request.entry(*key).or_default().push(n);
             }
             w.parked &= !idle;
+            if !w.parked {
+                d.parked.remove(&n);
+            }
             if w.outstanding == 0 && !w.parked {
-                done.push(*n);
+                done.push(n);
             }
         }
         for n in done {

@@ -300,6 +300,41 @@ fn drain_stream(stream: &mut AnyStream, rec: &mut Recorder, now: Instant, output
     }
 }
 
+/// Lines [`Hub::take_log`] holds for the host; past this, further lines are only counted.
+/// Peers make lines (every connection's close, every stanza bounced for want of a route): a
+/// host that takes the log late or never must not pay for it with memory.
+pub const MAX_LOG_LINES: usize = 4096;
+
+/// The hub's log, bounded ([`MAX_LOG_LINES`]).
+#[derive(Debug, Default)]
+struct Log {
+    lines: Vec<String>,
+    /// Lines not kept since the last [`Log::take`].
+    dropped: u64,
+}
+
+impl Log {
+    fn push(&mut self, line: String) {
+        if self.lines.len() < MAX_LOG_LINES {
+            self.lines.push(line);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.lines);
+        if self.dropped > 0 {
+            lines.push(format!(
+                "{} more log lines dropped: the log was not taken",
+                self.dropped
+            ));
+            self.dropped = 0;
+        }
+        lines
+    }
+}
+
 /// The server core. See the module documentation.
 ///
 /// Run loop: after every input (`accept`, `handle_input`, `tls_established`,
@@ -330,7 +365,7 @@ pub struct Hub {
     /// Sessions whose stream closed, removed at the end of the current flush.
     closed: Vec<SessionId>,
     out: VecDeque<HubOutput>,
-    log: Vec<String>,
+    log: Log,
     /// Messages for accounts with no available resource (RFC 6121 §8.5.2.2.1), delivered
     /// when a resource of the account becomes available; bounded per account.
     offline: BTreeMap<BareJid, VecDeque<Element>>,
@@ -343,6 +378,10 @@ pub struct Hub {
     /// With a database: sessions that have not sent initial presence yet (their account's
     /// offline messages are asked for when they do).
     awaiting_presence: BTreeSet<FullJid>,
+    /// Those of `awaiting_presence` that sent a presence the IM machine may not have made
+    /// them available by yet: the only ones whose initial presence can have been processed
+    /// since the last look.
+    presence_sent: BTreeSet<FullJid>,
     /// XEP-0077: accounts being created (a second registration of one is a `conflict`).
     registering: BTreeSet<BareJid>,
     /// Further outgoing connections from our other domains, and pairs asked for in the
@@ -413,12 +452,13 @@ impl Hub {
             spare: Spare::default(),
             closed: Vec::new(),
             out: VecDeque::new(),
-            log: Vec::new(),
+            log: Log::default(),
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
             sm: sm::SmSessions::default(),
             awaiting_presence: BTreeSet::new(),
+            presence_sent: BTreeSet::new(),
             registering: BTreeSet::new(),
             s2s_more: s2s::MoreS2s::default(),
             durable: durable::Durable::default(),
@@ -487,9 +527,10 @@ impl Hub {
     }
 
     /// Human-readable lines about what happened (negotiations, closes, dropped stanzas);
-    /// drained by the host for its log.
+    /// drained by the host for its log. At most [`MAX_LOG_LINES`] wait between two calls;
+    /// past that, lines are counted, not kept, and the count ends what the next call gives.
     pub fn take_log(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.log)
+        self.log.take()
     }
 
     // ----- outputs -----
@@ -562,8 +603,7 @@ impl Hub {
 
     /// Whether session `id` is one of our outgoing server-to-server connections.
     pub fn is_outgoing(&self, id: SessionId) -> bool {
-        self.outgoing.values().any(|out| out.id == id)
-            || self.s2s_more.dedicated.values().any(|out| out.id == id)
+        self.serves_outgoing(id)
     }
 
     /// Bytes read from connection `id`.

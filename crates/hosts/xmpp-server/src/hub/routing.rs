@@ -219,6 +219,15 @@ impl Hub {
         if self.config.database.is_some() {
             // The machine may wait for the database: initial presence is noticed when the
             // machine has processed it (`route_im`).
+            let presence = match &stanza {
+                ClientStanza::Element(stanza) => stanza.name() == "presence",
+                ClientStanza::Envelope(envelope) => {
+                    envelope.kind() == xmpp_stream::StanzaKind::Presence
+                }
+            };
+            if presence && self.awaiting_presence.contains(jid) {
+                self.presence_sent.insert(jid.clone());
+            }
             let handled = match stanza {
                 ClientStanza::Element(stanza) => self.im.handle_client_stanza(jid, stanza),
                 ClientStanza::Envelope(envelope) => self.im.handle_client_envelope(jid, envelope),
@@ -264,6 +273,7 @@ impl Hub {
     /// contacts to load).
     pub(super) fn im_session_ended(&mut self, jid: &FullJid) {
         self.awaiting_presence.remove(jid);
+        self.presence_sent.remove(jid);
         if self.config.database.is_some() {
             let _ = self.im.end_session(jid);
         } else {
@@ -349,18 +359,27 @@ impl Hub {
                 _ => {}
             }
         }
-        if self.config.database.is_some() && !self.awaiting_presence.is_empty() {
+        if self.config.database.is_some() && !self.presence_sent.is_empty() {
             // Initial presence processed: the account's stored messages, from the database.
+            // Only sessions that sent a presence can have become available: looking at every
+            // session still without one cost each stanza of any client a lookup per such
+            // session.
             let ready: Vec<FullJid> = self
-                .awaiting_presence
+                .presence_sent
                 .iter()
                 .filter(|jid| self.im.is_available(jid))
                 .cloned()
                 .collect();
             for jid in ready {
+                self.presence_sent.remove(&jid);
                 self.awaiting_presence.remove(&jid);
                 self.out
                     .push_back(HubOutput::Storage(StorageRequest::TakeOffline { jid }));
+            }
+            if self.im.storage_waiting() == 0 {
+                // Every presence handed in has run: one that left its session unavailable
+                // (directed, unavailable, refused) never makes it available later.
+                self.presence_sent.clear();
             }
         }
     }

@@ -68,6 +68,22 @@ pub(super) struct MoreS2s {
     /// Pairs (ours, theirs) asked for in the reverse direction on a bidirectional receiving
     /// stream (XEP-0288 §3): the stream, and the stanzas waiting for the answer (bounded).
     pub(super) bidi_pending: BTreeMap<(BareJid, BareJid), (SessionId, VecDeque<Routed>)>,
+    /// What each outgoing connection serves: its keys in the hub's `outgoing` and in
+    /// `dedicated`, so that a connection's events (started, failed, closed) find its entries
+    /// without a walk over every outgoing connection (clients choose how many remote domains
+    /// they write to: a walk per connection event made K connections cost K² steps).
+    pub(super) by_id: BTreeMap<SessionId, Served>,
+    /// The outgoing connections whose stream has started (a session exists): the only ones
+    /// a new remote domain may share ([`Hub::certified_connection`]), looked at without the
+    /// many still being set up.
+    pub(super) started: BTreeSet<SessionId>,
+}
+
+/// The entries of one outgoing connection ([`MoreS2s::by_id`]), in the maps' order.
+#[derive(Debug, Default)]
+pub(super) struct Served {
+    remotes: BTreeSet<BareJid>,
+    pairs: BTreeSet<(BareJid, BareJid)>,
 }
 
 impl Hub {
@@ -75,6 +91,46 @@ impl Hub {
     /// of ours, else our first domain (a component's stanza).
     fn local_of(&self, stanza: &Routed) -> BareJid {
         local_domain_of(&self.config, stanza)
+    }
+
+    /// `outgoing.insert`, indexed ([`MoreS2s::by_id`]).
+    fn insert_outgoing(&mut self, remote: BareJid, out: Outgoing) {
+        let id = out.id;
+        if let Some(old) = self.outgoing.insert(remote.clone(), out)
+            && let Some(served) = self.s2s_more.by_id.get_mut(&old.id)
+        {
+            served.remotes.remove(&remote);
+        }
+        self.s2s_more
+            .by_id
+            .entry(id)
+            .or_default()
+            .remotes
+            .insert(remote);
+    }
+
+    /// `dedicated.insert`, indexed ([`MoreS2s::by_id`]).
+    fn insert_dedicated(&mut self, pair: (BareJid, BareJid), out: Outgoing) {
+        let id = out.id;
+        if let Some(old) = self.s2s_more.dedicated.insert(pair.clone(), out)
+            && let Some(served) = self.s2s_more.by_id.get_mut(&old.id)
+        {
+            served.pairs.remove(&pair);
+        }
+        self.s2s_more
+            .by_id
+            .entry(id)
+            .or_default()
+            .pairs
+            .insert(pair);
+    }
+
+    /// Whether outgoing connection `id` serves anything ([`Hub::is_outgoing`]).
+    pub(super) fn serves_outgoing(&self, id: SessionId) -> bool {
+        self.s2s_more
+            .by_id
+            .get(&id)
+            .is_some_and(|served| !served.remotes.is_empty() || !served.pairs.is_empty())
     }
 
     /// The initiating stream of session `id`, when it is one.
@@ -129,7 +185,7 @@ impl Hub {
             self.log
                 .push(format!("{id}: s2s connection shared with {remote}"));
             let peer = self.remote_of(id).unwrap_or_else(|| remote.clone());
-            self.outgoing.insert(
+            self.insert_outgoing(
                 remote.clone(),
                 Outgoing {
                     id,
@@ -197,7 +253,11 @@ impl Hub {
         }
         let ours =
             self.outgoing.contains_key(remote) || self.s2s_more.dedicated.contains_key(&pair);
-        if ours {
+        // Without XEP-0288 in the s2s template no receiving stream is bidirectional: nothing
+        // to look for (the look below walks every session, once per stanza to a domain we
+        // have no connection to: each new domain a client writes to).
+        let bidi = self.config.s2s.as_ref().is_some_and(|s2s| s2s.bidi);
+        if ours || !bidi {
             return Some(stanza);
         }
         // A stream on which the peer authenticated `remote`, else one whose certificate
@@ -311,7 +371,7 @@ impl Hub {
         self.log.push(format!(
             "{id}: s2s connection from {local} to {remote} wanted"
         ));
-        self.s2s_more.dedicated.insert(
+        self.insert_dedicated(
             (local.clone(), remote.clone()),
             Outgoing {
                 id,
@@ -333,7 +393,7 @@ impl Hub {
         let id = self.reserve_id();
         self.log
             .push(format!("{id}: s2s connection to {remote} wanted"));
-        self.outgoing.insert(
+        self.insert_outgoing(
             remote.clone(),
             Outgoing {
                 id,
@@ -349,12 +409,30 @@ impl Hub {
     /// An established outgoing connection whose peer's certificate names `remote`, or on
     /// which the peer authenticated `remote` (a pair it asked for over XEP-0288 bidi).
     fn certified_connection(&self, remote: &BareJid) -> Option<SessionId> {
-        self.outgoing.values().map(|out| out.id).find(|id| {
-            self.initiating(*id).is_some_and(|stream| {
+        // The connection of the first entry of `outgoing`, in its order, that qualifies, as a
+        // walk over `outgoing` finds it; only started connections have a stream to qualify,
+        // and a walk over every entry cost each new remote domain a step per connection still
+        // being set up (K new domains at once: K² steps).
+        let qualifies = |id: SessionId| {
+            self.initiating(id).is_some_and(|stream| {
                 stream.is_negotiated()
                     && (stream.certifies(remote) || stream.pairs().iter().any(|(_, r)| r == remote))
             })
-        })
+        };
+        self.s2s_more
+            .started
+            .iter()
+            .filter(|id| qualifies(**id))
+            .filter_map(|id| {
+                let served = self.s2s_more.by_id.get(id)?;
+                let first = served
+                    .remotes
+                    .iter()
+                    .find(|r| self.outgoing.get(*r).is_some_and(|out| out.id == *id))?;
+                Some((first, *id))
+            })
+            .min_by(|a, b| a.0.cmp(b.0))
+            .map(|(_, id)| id)
     }
 
     /// Ask for (`local`, `remote`) on the established connection `id`, once (XEP-0220 §2.5);
@@ -499,6 +577,7 @@ impl Hub {
             stream.set_peer_identities(ids);
         }
         self.insert_session(now, id, Kind::S2sOut, stream.into(), rec, transport);
+        self.s2s_more.started.insert(id);
     }
 
     /// The host could not open the connection asked for by [`HubOutput::Connect`] (no route:
@@ -526,10 +605,18 @@ impl Hub {
 
     /// Outgoing connection `id`, the first to its remote domain or a dedicated one.
     fn outgoing_by_id(&self, id: SessionId) -> Option<&Outgoing> {
-        self.outgoing
-            .values()
-            .chain(self.s2s_more.dedicated.values())
-            .find(|out| out.id == id)
+        // The first in the maps' order, as a walk over `outgoing` then `dedicated` finds it.
+        let served = self.s2s_more.by_id.get(&id)?;
+        served
+            .remotes
+            .iter()
+            .find_map(|remote| self.outgoing.get(remote))
+            .or_else(|| {
+                served
+                    .pairs
+                    .iter()
+                    .find_map(|pair| self.s2s_more.dedicated.get(pair))
+            })
     }
 
     /// Forget outgoing connection `id` for every remote domain it served, bouncing what
@@ -540,27 +627,29 @@ impl Hub {
         id: SessionId,
         condition: StanzaErrorCondition,
     ) {
-        let gone: Vec<BareJid> = self
-            .outgoing
-            .iter()
-            .filter(|(_, out)| out.id == id)
-            .map(|(remote, _)| remote.clone())
-            .collect();
-        for remote in gone {
+        self.s2s_more.started.remove(&id);
+        let served = self.s2s_more.by_id.remove(&id).unwrap_or_default();
+        for remote in served.remotes {
+            // Only what is still this connection's (the index follows every insert).
+            let ours = self.outgoing.get(&remote).is_some_and(|out| out.id == id);
+            if !ours {
+                continue;
+            }
             if let Some(out) = self.outgoing.remove(&remote) {
                 for stanza in out.queue {
                     self.routed_error_reply(now, &stanza, condition);
                 }
             }
         }
-        let gone: Vec<(BareJid, BareJid)> = self
-            .s2s_more
-            .dedicated
-            .iter()
-            .filter(|(_, out)| out.id == id)
-            .map(|(pair, _)| pair.clone())
-            .collect();
-        for pair in gone {
+        for pair in served.pairs {
+            let ours = self
+                .s2s_more
+                .dedicated
+                .get(&pair)
+                .is_some_and(|out| out.id == id);
+            if !ours {
+                continue;
+            }
             if let Some(out) = self.s2s_more.dedicated.remove(&pair) {
                 for stanza in out.queue {
                     self.routed_error_reply(now, &stanza, condition);

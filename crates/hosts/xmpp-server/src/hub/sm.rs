@@ -35,6 +35,47 @@ pub(super) struct SmSessions {
     detached_jid: BTreeMap<FullJid, String>,
     /// Live sessions with resumption granted, by resumption id.
     live: BTreeMap<String, SessionId>,
+    /// The keys of `live` for each session: a closing session's entries are found without
+    /// a walk over every live one.
+    live_ids: BTreeMap<SessionId, Vec<String>>,
+}
+
+impl SmSessions {
+    /// Session `id` may be resumed as `sm_id`.
+    fn insert_live(&mut self, sm_id: String, id: SessionId) {
+        if let Some(old) = self.live.insert(sm_id.clone(), id) {
+            if old == id {
+                return;
+            }
+            self.unlist(old, &sm_id);
+        }
+        self.live_ids.entry(id).or_default().push(sm_id);
+    }
+
+    /// Session `sm_id` is no longer live; the session it was, if any.
+    fn remove_live(&mut self, sm_id: &str) -> Option<SessionId> {
+        let id = self.live.remove(sm_id)?;
+        self.unlist(id, sm_id);
+        Some(id)
+    }
+
+    /// Every entry of `live` for session `id` (what `retain` over all of them removed).
+    fn forget_live(&mut self, id: SessionId) {
+        for sm_id in self.live_ids.remove(&id).unwrap_or_default() {
+            if self.live.get(&sm_id) == Some(&id) {
+                self.live.remove(&sm_id);
+            }
+        }
+    }
+
+    fn unlist(&mut self, id: SessionId, sm_id: &str) {
+        if let Some(ids) = self.live_ids.get_mut(&id) {
+            ids.retain(|k| k != sm_id);
+            if ids.is_empty() {
+                self.live_ids.remove(&id);
+            }
+        }
+    }
 }
 
 impl SmSessions {
@@ -66,7 +107,7 @@ impl Hub {
             SmEvent::Enabled {
                 id: Some(sm_id), ..
             } => {
-                self.sm.live.insert(sm_id, id);
+                self.sm.insert_live(sm_id, id);
             }
             SmEvent::ResumeRequested { previd, .. } => self.on_resume_requested(id, now, &previd),
             SmEvent::Resumed { jid, resent } => {
@@ -75,7 +116,7 @@ impl Hub {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.jid = Some(jid.clone());
                     if let Some(sm_id) = session.stream.as_server().and_then(ServerStream::sm_id) {
-                        self.sm.live.insert(sm_id.to_owned(), id);
+                        self.sm.insert_live(sm_id.to_owned(), id);
                     }
                 }
                 self.by_jid.insert(jid, id);
@@ -137,8 +178,10 @@ impl Hub {
             .insert(sm_id, Detached { session, expires });
     }
 
+    /// Per closing session: a walk over every live session here (`retain`) made closing
+    /// L sessions cost L² steps.
     fn forget_live(&mut self, id: SessionId) {
-        self.sm.live.retain(|_, live| *live != id);
+        self.sm.forget_live(id);
     }
 
     /// XEP-0198: stanza `seq` of detached session `jid` counts as handled (its storage is
@@ -255,7 +298,7 @@ impl Hub {
     /// The session `sm_id` is still attached to an older transport (its death not noticed
     /// yet): take it from that stream, which is closed with `conflict`.
     fn take_live(&mut self, now: Instant, sm_id: &str) -> Option<DetachedSession> {
-        let old = self.sm.live.remove(sm_id)?;
+        let old = self.sm.remove_live(sm_id)?;
         let session = self.sessions.get_mut(&old)?;
         let detached = session.stream.as_server_mut()?.detach()?;
         // Its close must not end the IM session: the new stream carries it on.
@@ -314,5 +357,33 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SessionId, SmSessions};
+
+    #[test]
+    fn live_sessions_are_forgotten_by_their_own_entries() {
+        let mut sm = SmSessions::default();
+        for n in 0..1000 {
+            sm.insert_live(format!("sm{n}"), SessionId(n));
+        }
+        // A resumption id taken over by another session belongs to that one alone.
+        sm.insert_live("sm7".to_owned(), SessionId(8));
+        sm.insert_live("sm8".to_owned(), SessionId(8));
+        sm.forget_live(SessionId(7));
+        assert_eq!(sm.live.get("sm7"), Some(&SessionId(8)));
+        assert!(!sm.live_ids.contains_key(&SessionId(7)));
+        assert_eq!(sm.remove_live("sm7"), Some(SessionId(8)));
+        assert_eq!(sm.live_ids.get(&SessionId(8)).map(Vec::len), Some(1));
+        // Each close looks at its own entries only; all gone, nothing is left behind.
+        for n in 0..1000 {
+            sm.forget_live(SessionId(n));
+            assert!(!sm.live.values().any(|id| *id == SessionId(n)));
+        }
+        assert!(sm.live.is_empty() && sm.live_ids.is_empty());
+        assert_eq!(sm.remove_live("sm1"), None);
     }
 }

@@ -195,31 +195,100 @@ fn random_below(entropy: &mut xmpp_host::OsEntropy, bound: u32) -> u32 {
 
 /// RFC 2782 order: lowest priority first; within a priority, weighted random selection
 /// (`pick(total)` gives a number in `0..=total`), zero-weight records with a small chance.
+///
+/// The records are the remote domain's to choose (as many as a DNS answer holds): each
+/// selection finds its record and takes it out through two Fenwick trees (weights, and which
+/// records remain) in O(log n), where summing, searching and removing from a list cost O(n)
+/// each, O(n²) per priority.
 fn srv_order(mut records: Vec<SRV>, mut pick: impl FnMut(u32) -> u32) -> Vec<SRV> {
     records.sort_by_key(|srv| (srv.priority, srv.weight));
     let mut out = Vec::with_capacity(records.len());
-    while let Some(first) = records.first() {
+    let mut rest = records.into_iter().peekable();
+    while let Some(first) = rest.peek() {
         let priority = first.priority;
-        let end = records
-            .iter()
-            .position(|srv| srv.priority != priority)
-            .unwrap_or(records.len());
-        let mut group: Vec<SRV> = records.drain(..end).collect();
-        while !group.is_empty() {
-            let total: u32 = group.iter().map(|srv| u32::from(srv.weight)).sum();
-            let chosen = pick(total);
-            let mut running = 0u32;
-            let index = group
-                .iter()
-                .position(|srv| {
-                    running += u32::from(srv.weight);
-                    running >= chosen
-                })
-                .unwrap_or(0);
-            out.push(group.remove(index));
+        let mut group: Vec<Option<SRV>> = Vec::new();
+        while let Some(srv) = rest.next_if(|srv| srv.priority == priority) {
+            group.push(Some(srv));
+        }
+        let mut weights = Fenwick::new(group.len());
+        let mut remaining = Fenwick::new(group.len());
+        let mut total = 0u64;
+        for (i, srv) in group.iter().enumerate() {
+            let weight = srv.as_ref().map_or(0, |srv| u64::from(srv.weight));
+            weights.add(i, weight);
+            remaining.add(i, 1);
+            total += weight;
+        }
+        for _ in 0..group.len() {
+            let chosen = u64::from(pick(u32::try_from(total).unwrap_or(u32::MAX)));
+            // The first remaining record whose running sum reaches `chosen`: a zero weight
+            // adds nothing, so for `chosen` >= 1 it is the first whose prefix sum of weights
+            // reaches it; for 0 (or past the total) the first remaining one.
+            let first_left = remaining.lower_bound(1);
+            let index = if chosen == 0 {
+                first_left
+            } else {
+                weights.lower_bound(chosen).or(first_left)
+            };
+            let Some(srv) = index.and_then(|i| group.get_mut(i)).and_then(Option::take) else {
+                break;
+            };
+            if let Some(i) = index {
+                weights.sub(i, u64::from(srv.weight));
+                remaining.sub(i, 1);
+            }
+            total -= u64::from(srv.weight);
+            out.push(srv);
         }
     }
     out
+}
+
+/// A Fenwick (binary indexed) tree of non-negative counts: prefix sums and the first index
+/// whose prefix sum reaches a value, in O(log n).
+struct Fenwick(Vec<u64>);
+
+impl Fenwick {
+    fn new(len: usize) -> Self {
+        Fenwick(vec![0; len])
+    }
+
+    fn add(&mut self, index: usize, delta: u64) {
+        let mut i = index + 1;
+        while let Some(slot) = self.0.get_mut(i - 1) {
+            *slot += delta;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    fn sub(&mut self, index: usize, delta: u64) {
+        let mut i = index + 1;
+        while let Some(slot) = self.0.get_mut(i - 1) {
+            *slot = slot.saturating_sub(delta);
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The smallest index whose prefix sum (itself included) is at least `target` (>= 1).
+    fn lower_bound(&self, target: u64) -> Option<usize> {
+        let len = self.0.len();
+        let mut step = len.checked_next_power_of_two()?;
+        if step > len {
+            step /= 2;
+        }
+        let (mut at, mut left) = (0usize, target);
+        while step > 0 {
+            let next = at + step;
+            if let Some(&sum) = self.0.get(next - 1)
+                && sum < left
+            {
+                at = next;
+                left -= sum;
+            }
+            step /= 2;
+        }
+        (at < len).then_some(at)
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +309,74 @@ mod tests {
     fn lower_priority_comes_first_whatever_the_weights() {
         let records = vec![srv(20, 100, 1), srv(10, 0, 2), srv(30, 5, 3)];
         assert_eq!(ports(&srv_order(records, |_| 0)), vec![2, 1, 3]);
+    }
+
+    /// The selection as RFC 2782 words it, one pass over the remaining records per pick.
+    fn srv_order_by_scanning(mut records: Vec<SRV>, mut pick: impl FnMut(u32) -> u32) -> Vec<SRV> {
+        records.sort_by_key(|srv| (srv.priority, srv.weight));
+        let mut out = Vec::with_capacity(records.len());
+        while let Some(first) = records.first() {
+            let priority = first.priority;
+            let end = records
+                .iter()
+                .position(|srv| srv.priority != priority)
+                .unwrap_or(records.len());
+            let mut group: Vec<SRV> = records.drain(..end).collect();
+            while !group.is_empty() {
+                let total: u32 = group.iter().map(|srv| u32::from(srv.weight)).sum();
+                let chosen = pick(total);
+                let mut running = 0u32;
+                let index = group
+                    .iter()
+                    .position(|srv| {
+                        running += u32::from(srv.weight);
+                        running >= chosen
+                    })
+                    .unwrap_or(0);
+                out.push(group.remove(index));
+            }
+        }
+        out
+    }
+
+    /// Picks anywhere in `0..=total`, and in some rounds past it (a host's bug).
+    fn chooser(picks: Vec<u64>, round: usize) -> impl FnMut(u32) -> u32 {
+        let mut k = 0;
+        move |total: u32| {
+            let p = picks.get(k).copied().unwrap_or(0);
+            k += 1;
+            let bound = u64::from(total) + if round.is_multiple_of(7) { 3 } else { 1 };
+            u32::try_from(p % bound).unwrap()
+        }
+    }
+
+    #[test]
+    fn the_fenwick_selection_is_the_scanning_one() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..400 {
+            let len = usize::try_from(next() % 40).unwrap();
+            let records: Vec<SRV> = (0..len)
+                .map(|i| {
+                    let priority = u16::try_from(next() % 4).unwrap();
+                    // Zero weights often: they sort first and take a pick of 0.
+                    let weight =
+                        u16::try_from(next() % 5).unwrap() * u16::try_from(next() % 3).unwrap();
+                    srv(priority, weight, u16::try_from(i).unwrap())
+                })
+                .collect();
+            let picks: Vec<u64> = (0..len).map(|_| next()).collect();
+            assert_eq!(
+                ports(&srv_order(records.clone(), chooser(picks.clone(), round))),
+                ports(&srv_order_by_scanning(records, chooser(picks, round))),
+                "round {round}"
+            );
+        }
     }
 
     #[test]
