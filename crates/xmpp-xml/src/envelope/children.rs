@@ -393,11 +393,22 @@ fn decode(raw: &[u8], attribute: bool) -> Result<Cow<'_, str>, ParseError> {
                     chars.next();
                 }
             }
-            '\r' => {
+            // Text: `\r\n` and a lone `\r` are one `\n` (XML 1.0 §2.11).
+            '\r' if !attribute => {
                 if chars.peek().is_some_and(|(_, n)| *n == '\n') {
                     chars.next();
                 }
-                out.push(if attribute { ' ' } else { '\n' });
+                out.push('\n');
+            }
+            // An attribute value, as the parser (`rxml`) reads it, which the element path
+            // gives: a `\r` adds a space only when another `\r` follows; otherwise it is
+            // dropped and what follows is read as usual (`\r\n` is one space, as XML 1.0
+            // §2.11 and §3.3.3 say; `\r` before a tab, a reference or the closing quote adds
+            // nothing; before any other character the parser refused the stanza).
+            '\r' => {
+                if chars.peek().is_some_and(|(_, n)| *n == '\r') {
+                    out.push(' ');
+                }
             }
             '\t' | '\n' if attribute => out.push(' '),
             c => out.push(c),
