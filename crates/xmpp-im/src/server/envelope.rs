@@ -399,18 +399,21 @@ impl Server {
     /// bare JID (answered on the account's behalf, from the payload), to a resource that is
     /// not connected (an error reply), or one the typed parser refuses. Changes nothing.
     fn iq_plan(&self, from: &FullJid, envelope: &Envelope) -> Option<Plan> {
-        if self.storage_in_flight() != 0 || !Self::iq_reads_as_typed(envelope) {
+        if self.storage_in_flight() != 0 {
             return None;
         }
         let to = Jid::new(envelope.to()?).ok()?;
         if !self.plain_account(from.bare_str()) {
             return None;
         }
-        if !self.is_local(to.domain()) {
-            return Some(Plan::Out(to));
-        }
-        let target = self.iq_target(&to)?;
-        Some(Plan::Local(to, vec![target]))
+        let plan = if self.is_local(to.domain()) {
+            let target = self.iq_target(&to)?;
+            Plan::Local(to, vec![target])
+        } else {
+            Plan::Out(to)
+        };
+        // The payload is counted last: only for an iq the addresses already let through.
+        Self::iq_reads_as_typed(envelope).then_some(plan)
     }
 
     /// Whether the typed parser accepts this iq as far as routing goes (RFC 6120 §8.2.3: an
@@ -531,7 +534,7 @@ impl Server {
             return None;
         }
         if envelope.kind() == StanzaKind::Iq {
-            if self.storage_in_flight() != 0 || !Self::iq_reads_as_typed(envelope) {
+            if self.storage_in_flight() != 0 {
                 return None;
             }
             let from = Jid::new(envelope.from()?).ok()?;
@@ -540,7 +543,7 @@ impl Server {
                 return None;
             }
             let target = self.iq_target(&to)?;
-            return Some((from, to, vec![target]));
+            return Self::iq_reads_as_typed(envelope).then(|| (from, to, vec![target]));
         }
         let kind = self.forwardable_message(envelope)?;
         let from = Jid::new(envelope.from()?).ok()?;
