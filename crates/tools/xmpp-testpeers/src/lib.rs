@@ -472,23 +472,29 @@ impl PeerServer {
             (None, None) => short_lived_certificate(DOMAIN)
                 .map_err(|e| PeerError::Io(io::Error::other(e.to_string())))?,
         };
+        // Every port held until all are picked: one picked and released at once can be
+        // handed out again by the next pick, and two listeners of one server on the same
+        // port make clients reach the wrong one.
+        let mut ports = HeldPorts::default();
         let s2s_port = match (&options.s2s, options.s2s_port) {
             (Some(_), Some(port)) => Some(port),
-            (Some(_), None) => Some(free_port()?),
+            (Some(_), None) => Some(ports.pick()?),
             (None, _) => None,
         };
-        let websocket_port = options.websocket.then(free_port).transpose()?;
-        let secure_websocket_port = options.secure_websocket.then(free_port).transpose()?;
-        let starttls_port = free_port()?;
-        let direct_tls_port = free_port()?;
+        let websocket_port = options.websocket.then(|| ports.pick()).transpose()?;
+        let secure_websocket_port = options.secure_websocket.then(|| ports.pick()).transpose()?;
+        let starttls_port = ports.pick()?;
+        let direct_tls_port = ports.pick()?;
         let component = match &options.component {
             Some((domain, secret)) => Some(ComponentListener {
                 domain: domain.clone(),
                 secret: secret.clone(),
-                port: free_port()?,
+                port: ports.pick()?,
             }),
             None => None,
         };
+        // Released for the server to bind.
+        drop(ports);
         let node_name = format!("xmppinterop{starttls_port}");
         let mut server = Self {
             kind,
@@ -1078,6 +1084,20 @@ fn fresh_dir(kind: PeerKind) -> io::Result<PathBuf> {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Free loopback ports for one server, distinct from each other: each stays bound until the
+/// set is dropped.
+#[derive(Default)]
+struct HeldPorts(Vec<TcpListener>);
+
+impl HeldPorts {
+    fn pick(&mut self) -> io::Result<u16> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        self.0.push(listener);
+        Ok(port)
+    }
 }
 
 fn free_port() -> io::Result<u16> {
