@@ -588,12 +588,18 @@ impl RawTransport {
     }
 
     /// Read what is there, waiting at most `wait`: `Ok(0)` at the end of the stream, an
-    /// error of kind `WouldBlock` or `TimedOut` when nothing came in time.
+    /// error of kind `WouldBlock` or `TimedOut` when nothing came in time. A read a signal
+    /// interrupts (`EINTR`) is retried, never reported.
     pub fn read(&mut self, buf: &mut [u8], wait: Duration) -> std::io::Result<usize> {
         if let Some(socket) = self.io.socket() {
             socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         }
-        self.io.read(buf)
+        loop {
+            match self.io.read(buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
     }
 
     /// Write all of `bytes` (and flush TLS).

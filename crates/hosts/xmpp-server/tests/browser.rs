@@ -30,7 +30,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -212,7 +212,7 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value
     let mut response = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let (head_end, length) = loop {
-        let n = socket.read(&mut buf).unwrap();
+        let n = xmpp_testpeers::read_some(&mut socket, &mut buf).unwrap();
         assert!(n > 0, "chromedriver closed mid-answer");
         response.extend_from_slice(&buf[..n]);
         if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -226,7 +226,7 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value
         }
     };
     while response.len() < head_end + length {
-        let n = socket.read(&mut buf).unwrap();
+        let n = xmpp_testpeers::read_some(&mut socket, &mut buf).unwrap();
         assert!(n > 0, "chromedriver closed mid-answer");
         response.extend_from_slice(&buf[..n]);
     }

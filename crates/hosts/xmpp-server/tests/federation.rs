@@ -928,7 +928,7 @@ fn sni_chooses_the_certificate_of_an_incoming_s2s_connection() {
     // s2s port that names b2.test in SNI gets b2.test's certificate, one that names b.test
     // gets b.test's.
     use rustls::pki_types::pem::PemObject as _;
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let ca = Ca::new("Federation Test CA");
     let (b_listener, _) = listener();
     let (b_tls_listener, b_tls_addr) = listener();
@@ -962,7 +962,7 @@ fn sni_chooses_the_certificate_of_an_incoming_s2s_connection() {
         );
         tls.write_all(header.as_bytes()).unwrap();
         let mut buf = [0u8; 1024];
-        let n = tls.read(&mut buf).unwrap();
+        let n = xmpp_testpeers::read_some(&mut tls, &mut buf).unwrap();
         assert!(n > 0);
         let leaf = tls.conn.peer_certificates().unwrap()[0].clone();
         xmpp_server::presented_ids(&leaf)

@@ -118,6 +118,22 @@ impl From<io::Error> for PeerError {
     }
 }
 
+/// One [`Read::read`](io::Read::read), retried while a signal interrupts it.
+///
+/// `read` reports an interrupted system call (`EINTR`) as an error of kind
+/// [`Interrupted`](io::ErrorKind::Interrupted), which says nothing about the stream. Linux
+/// returns it from a read on a socket with a timeout whenever the process is stopped and
+/// continued, even with no signal handler installed; a test treating it as the end of the
+/// stream fails at random (seen: an ejabberd component handshake read as empty).
+pub fn read_some(reader: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 /// Whether interop tests must run (set `XMPP_INTEROP=require`, as `.ci/run` does) or may be
 /// skipped on a machine without the peers.
 #[must_use]
@@ -1202,7 +1218,7 @@ fn tail(text: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     /// Opens a stream to the peer and checks it answers with a stream header and features that
     /// require STARTTLS: proves the harness starts a real, reachable server.
@@ -1222,7 +1238,7 @@ mod tests {
         let mut buf = [0u8; 4096];
         let deadline = Instant::now() + Duration::from_secs(10);
         while !seen.contains("</stream:features>") && Instant::now() < deadline {
-            let n = socket.read(&mut buf).unwrap();
+            let n = read_some(&mut socket, &mut buf).unwrap();
             assert!(n > 0, "server closed early; got {seen:?}");
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
@@ -1235,7 +1251,7 @@ mod tests {
             .unwrap();
         let mut reply = String::new();
         while !reply.contains("/>") && Instant::now() < deadline + Duration::from_secs(10) {
-            let n = socket.read(&mut buf).unwrap();
+            let n = read_some(&mut socket, &mut buf).unwrap();
             assert!(n > 0, "server closed after <starttls/>; got {reply:?}");
             reply.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
@@ -1282,7 +1298,7 @@ mod tests {
         let mut buf = [0u8; 4096];
         let deadline = Instant::now() + Duration::from_secs(10);
         while !done(&seen) && Instant::now() < deadline {
-            match socket.read(&mut buf) {
+            match read_some(socket, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
             }

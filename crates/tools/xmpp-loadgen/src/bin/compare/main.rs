@@ -129,7 +129,7 @@ fn wait_listening(port: u16, child: &mut Child, limit: Duration) -> Result<(), S
 
 /// Wait until a server on `port` answers a stream header (its accept loop runs).
 fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let mut tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(limit))
         .map_err(|e| e.to_string())?;
@@ -140,7 +140,7 @@ fn wait_serving(port: u16, domain: &str, limit: Duration) -> Result<(), String> 
     tcp.write_all(header.as_bytes())
         .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 64];
-    match tcp.read(&mut buf) {
+    match xmpp_testpeers::read_some(&mut tcp, &mut buf) {
         Ok(n) if n > 0 => Ok(()),
         Ok(_) => Err("closed before answering a stream header".to_owned()),
         Err(e) => Err(format!("no stream header back: {e}")),
