@@ -98,7 +98,8 @@ pub use stanza::{
     Stanza, StanzaNamespace, StanzaParseError, Thread,
 };
 pub use store::{
-    AccountData, Change, LoadId, MemoryStore, RosterEntry, RosterStore, StoreError, WriteId,
+    AccountData, Change, LoadId, MemoryStore, RosterEntry, RosterStore, StoreError, WorkMark,
+    WriteId,
 };
 pub use subscription::{
     ContactState, StanzaFate, State, Subscription, SubscriptionKind, Transition,

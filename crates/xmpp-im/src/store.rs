@@ -135,6 +135,16 @@ pub struct LoadId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WriteId(pub u64);
 
+/// A point in the sequence of units of work the machine has queued (one per input that needs
+/// stored state and could not run at once): [`Server::work_mark`](crate::Server::work_mark)
+/// before and after handing an input in brackets the units it queued, and
+/// [`Server::queued_between`](crate::Server::queued_between) says whether any of them still
+/// waits. A host that counts an input as handled only once its storage is durable (XEP-0198
+/// with a database) waits for the requests such a unit makes when it runs, and for no other
+/// unit's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkMark(pub u64);
+
 /// One account as the host's storage holds it: the answer to a load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountData {

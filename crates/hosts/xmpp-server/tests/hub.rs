@@ -10,7 +10,9 @@ use common::error_condition;
 use core::time::Duration;
 use minidom::Element;
 use xmpp_server::hub::Verification;
-use xmpp_server::{Hub, HubConfig, HubOutput, MAX_LOG_LINES, PlusPolicy, SessionId};
+use xmpp_server::{
+    Hub, HubConfig, HubOutput, MAX_LOG_LINES, PlusPolicy, SessionId, StorageRequest,
+};
 use xmpp_stream::dialback::{DialbackKey, DialbackSecret, Domain, StreamId};
 use xmpp_stream::pair::fake_tls_binding;
 use xmpp_stream::{
@@ -39,6 +41,8 @@ struct World {
     seed: u64,
     /// The s2s connections the hub asked for: (session, remote domain).
     connects: Vec<(SessionId, String)>,
+    /// Storage requests not answered yet (with a database), oldest first.
+    storage: Vec<StorageRequest>,
 }
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -60,6 +64,7 @@ impl World {
             now: Instant::ZERO,
             seed: 10,
             connects: Vec::new(),
+            storage: Vec::new(),
         }
     }
 
@@ -119,6 +124,7 @@ impl World {
                     HubOutput::Connect { id, remote, .. } => {
                         self.connects.push((id, remote.to_string()));
                     }
+                    HubOutput::Storage(request) => self.storage.push(request),
                     _ => {}
                 }
             }
@@ -613,6 +619,16 @@ fn sm_client_holding(
     let mut config = ClientConfig::new(jid, password);
     config.resource = Some(resource.to_owned());
     config.sm = SmConfig::on();
+    sm_client_configured(w, config, state, hold_resume)
+}
+
+/// A client of `config` (stream management on in it), resuming `state` when given.
+fn sm_client_configured(
+    w: &mut World,
+    config: ClientConfig,
+    state: Option<SmState>,
+    hold_resume: bool,
+) -> usize {
     w.seed += 2;
     let mut stream = ClientStream::new(config, SeededEntropy::new(w.seed));
     if let Some(state) = state {
@@ -1514,4 +1530,160 @@ fn the_log_is_bounded_when_the_host_does_not_take_it() {
     let log = hub.take_log();
     assert!(!log.is_empty() && log.len() < 4, "{log:?}");
     assert!(log.iter().all(|line| !line.contains("dropped")), "{log:?}");
+}
+
+// ----- XEP-0198 with a database: acknowledged once durable -----
+
+/// Answers the storage requests `pick` chooses, oldest first, as a database that succeeds
+/// would (every account exists, empty), with the answers' own requests too, until none it
+/// picks is left; the others stay unanswered.
+fn answer_storage(w: &mut World, pick: impl Fn(&StorageRequest) -> bool) {
+    while let Some(i) = w.storage.iter().position(&pick) {
+        let request = w.storage.remove(i);
+        let now = w.now;
+        match request {
+            StorageRequest::Load { id, .. } => {
+                let data = xmpp_im::AccountData {
+                    exists: true,
+                    ..Default::default()
+                };
+                w.hub.storage_loaded(now, id, Ok(data));
+            }
+            StorageRequest::Write { id, .. } => w.hub.storage_written(now, id, Ok(())),
+            StorageRequest::StoreOffline { id, .. } => w.hub.offline_stored(now, id),
+            StorageRequest::TakeOffline { jid } => w.hub.offline_taken(now, &jid, Vec::new()),
+            other => panic!("not asked of this test: {other:?}"),
+        }
+        w.drive();
+    }
+}
+
+fn loads(user: &'static str) -> impl Fn(&StorageRequest) -> bool {
+    move |r| matches!(r, StorageRequest::Load { user: u, .. } if u.as_str() == user)
+}
+
+/// With a database, a client's stanza counts as handled (`<a h=''/>`) once the storage it
+/// caused is durable: not before, and not only once the IM machine has nothing queued. Under
+/// sustained load something is always queued; here, another account's load that is never
+/// answered stands for it.
+#[test]
+fn with_a_database_a_stanza_is_acknowledged_once_its_own_storage_is_durable() {
+    let mut config = HubConfig::new(BareJid::new("localhost").unwrap())
+        .with_user("alice", "alice-pw")
+        .with_user("bob", "bob-pw")
+        .with_user("carol", "carol-pw")
+        .with_user("dave", "dave-pw");
+    // Never opened: the hub only names it; this test answers the storage requests itself.
+    config.database = Some(xmpp_server::db::Location::Sqlite("unused.sqlite".into()));
+    let mut w = World::with_config(config);
+    let mut alice = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "alice-pw");
+    alice.resource = Some("phone".to_owned());
+    alice.sm = SmConfig::on();
+    alice.sm.request_every = 1;
+    let a = sm_client_configured(&mut w, alice, None, false);
+    let b = w.connect("bob", "bob-pw", "desk");
+    answer_storage(&mut w, |_| true);
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
+
+    // Bob writes to carol: his unit waits for carol's account, which never loads here.
+    w.send(
+        b,
+        "<message xmlns='jabber:client' type='chat' to='carol@localhost' id='c1'><body>hi</body></message>",
+    );
+    assert!(
+        w.storage.iter().any(loads("carol@localhost")),
+        "{:?}",
+        w.storage
+    );
+
+    // Alice writes to dave, offline: her unit waits for the accounts it needs, then stores
+    // the message offline.
+    w.send(
+        a,
+        "<message xmlns='jabber:client' type='chat' to='dave@localhost' id='d1'><body>hi</body></message>",
+    );
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(1));
+    let other_loads = |r: &StorageRequest| {
+        matches!(r, StorageRequest::Load { .. }) && !loads("carol@localhost")(r)
+    };
+    answer_storage(&mut w, other_loads);
+    let stores = |w: &World| {
+        w.storage
+            .iter()
+            .filter(|r| matches!(r, StorageRequest::StoreOffline { user, .. } if user.as_str() == "dave@localhost"))
+            .count()
+    };
+    assert_eq!(stores(&w), 1, "{:?}", w.storage);
+    // Her unit ran; what it caused is not durable yet.
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(1));
+    assert_eq!(w.hub.waiting_for_storage(), 1);
+
+    // Stored: acknowledged, while bob's unit still waits for carol.
+    answer_storage(&mut w, |r| matches!(r, StorageRequest::StoreOffline { .. }));
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
+    assert_eq!(w.hub.waiting_for_storage(), 0);
+    assert!(
+        w.storage.iter().any(loads("carol@localhost")),
+        "{:?}",
+        w.storage
+    );
+
+    // Many more of alice's stanzas, each parked behind its own account's load, all while
+    // carol's load stays out: each is acknowledged once its own storage is durable.
+    for n in 0..50 {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' type='chat' to='dave@localhost' id='e{n}'><body>{n}</body></message>"),
+        );
+    }
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(50));
+    answer_storage(&mut w, |r| !loads("carol@localhost")(r));
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
+    assert_eq!(w.hub.waiting_for_storage(), 0);
+
+    // A stanza parked behind a write of another session of the same account: it makes its
+    // request in the call that answers that write, which is not a request it waited for.
+    let mut tablet = ClientConfig::new(BareJid::new("alice@localhost").unwrap(), "alice-pw");
+    tablet.resource = Some("tablet".to_owned());
+    tablet.sm = SmConfig::on();
+    tablet.sm.request_every = 1;
+    let t = sm_client_configured(&mut w, tablet, None, false);
+    answer_storage(&mut w, |r| !loads("carol@localhost")(r));
+    w.send(
+        a,
+        "<iq xmlns='jabber:client' type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='eve@localhost'/></query></iq>",
+    );
+    let writes = |w: &World| {
+        w.storage
+            .iter()
+            .filter(|r| matches!(r, StorageRequest::Write { .. }))
+            .count()
+    };
+    assert_eq!(writes(&w), 1, "{:?}", w.storage);
+    w.send(
+        t,
+        "<message xmlns='jabber:client' type='chat' to='dave@localhost' id='t1'><body>hi</body></message>",
+    );
+    answer_storage(&mut w, other_loads);
+    assert_eq!(
+        stores(&w),
+        0,
+        "parked behind alice's write: {:?}",
+        w.storage
+    );
+    assert_eq!(w.clients[t].stream.sm_unacked(), Some(1));
+    answer_storage(&mut w, |r| matches!(r, StorageRequest::Write { .. }));
+    assert_eq!(stores(&w), 1, "{:?}", w.storage);
+    assert_eq!(w.clients[t].stream.sm_unacked(), Some(1));
+    answer_storage(&mut w, |r| matches!(r, StorageRequest::StoreOffline { .. }));
+    assert_eq!(w.clients[t].stream.sm_unacked(), Some(0));
+    // The roster set waited for that store too: every request made in the call that made
+    // its write durable counts for it (the hub cannot tell which of them it caused).
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
+    assert_eq!(w.hub.waiting_for_storage(), 0);
+
+    // Carol's account in: bob's message is stored for her.
+    answer_storage(&mut w, |_| true);
+    assert!(w.storage.is_empty());
+    assert_eq!(w.hub.waiting_for_storage(), 0);
 }

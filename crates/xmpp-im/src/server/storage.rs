@@ -27,7 +27,7 @@ use super::privacy::Account;
 use super::sessions::Session;
 use super::{Output, Server, UsageError};
 use crate::stanza::{Message, Presence};
-use crate::store::{AccountData, LoadId, RosterStore, StoreError, WriteId};
+use crate::store::{AccountData, LoadId, RosterStore, StoreError, WorkMark, WriteId};
 
 /// One input that may need stored state.
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ impl Received {
 /// A unit waiting to run.
 #[derive(Debug, Clone)]
 pub(super) struct Unit {
+    /// Its place in the order of queuing: `pending` stays sorted by it.
+    mark: WorkMark,
     work: Work,
     /// The accounts the unit is counted against for the park bound.
     parked_on: Vec<BareJid>,
@@ -126,6 +128,8 @@ pub(super) struct Storage {
     busy: Fixed<BareJid, usize>,
     next_load: u64,
     next_write: u64,
+    /// The mark the next queued unit gets.
+    next_unit: u64,
 }
 
 /// The accounts a unit needs; `complete` is false while they cannot be known yet (a
@@ -229,6 +233,29 @@ impl Server {
         self.storage.pending.len()
     }
 
+    /// The mark the next unit of work queued will get: taken before and after an input, it
+    /// brackets the units that input queued (see [`WorkMark`]).
+    #[must_use]
+    pub fn work_mark(&self) -> WorkMark {
+        WorkMark(self.storage.next_unit)
+    }
+
+    /// How many units queued in `from..to` (two [`work_mark`](Self::work_mark)s) still wait
+    /// to run: until it runs, a unit has made none of the writes its input will cause. Once
+    /// none waits, every request they made was output by the call that ran them.
+    /// `WorkMark(0)..work_mark()` counts every unit waiting. Logarithmic in the units
+    /// waiting.
+    #[must_use]
+    pub fn queued_between(&self, from: WorkMark, to: WorkMark) -> usize {
+        // `pending` is in queuing order (units leave from anywhere, none is put back).
+        let pending = &self.storage.pending;
+        let (first, end) = (
+            pending.partition_point(|u| u.mark < from),
+            pending.partition_point(|u| u.mark < to),
+        );
+        end.saturating_sub(first)
+    }
+
     // ---- the synchronous adapter ----
 
     /// Answers every load and write waiting in the output queue from `store`, at once, until
@@ -275,7 +302,13 @@ impl Server {
         for a in &parked_on {
             *self.storage.parked.entry(a.clone()).or_default() += 1;
         }
-        self.storage.pending.push_back(Unit { work, parked_on });
+        let mark = WorkMark(self.storage.next_unit);
+        self.storage.next_unit = self.storage.next_unit.wrapping_add(1);
+        self.storage.pending.push_back(Unit {
+            mark,
+            work,
+            parked_on,
+        });
         self.pump();
     }
 

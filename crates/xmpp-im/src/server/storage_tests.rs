@@ -267,6 +267,58 @@ fn late_out_of_order_loads_keep_each_account_in_order() {
     assert!(entry.state.state.pending_in());
 }
 
+/// Work marks bracket the units an input queued: each waits until its own loads are in, not
+/// until the machine has nothing queued; its write is output by the call that runs it.
+#[test]
+fn work_marks_tell_which_inputs_still_wait() {
+    let mut host = LateHost::new(ServerConfig::new("example.com"));
+    let mut marks = Vec::new();
+    for (user, id) in [("a", "s1"), ("b", "s2"), ("c", "s3")] {
+        let before = host.server.work_mark();
+        host.input(&session(
+            user,
+            &format!("<iq xmlns='jabber:client' type='set' id='{id}'><query xmlns='jabber:iq:roster'><item jid='d@example.com'/></query></iq>"),
+        ));
+        marks.push((before, host.server.work_mark()));
+    }
+    let queued = |host: &LateHost| -> Vec<bool> {
+        marks
+            .iter()
+            .map(|&(from, to)| host.server.queued_between(from, to) > 0)
+            .collect()
+    };
+    assert_eq!(queued(&host), [true, true, true]);
+    assert!(marks.iter().all(|(from, to)| from < to));
+    let writes = |host: &LateHost| {
+        host.waiting
+            .iter()
+            .filter(|r| matches!(r, Request::Write(..)))
+            .count()
+    };
+    // b's account is in: b's unit runs and its write leaves in the same call; a and c, whose
+    // loads are still out, wait on (the machine is not idle, which is not what they wait for).
+    let b = host
+        .waiting
+        .iter()
+        .position(|r| matches!(r, Request::Load(_, user) if user.as_str() == "b@example.com"))
+        .unwrap();
+    host.answer(b);
+    assert_eq!(queued(&host), [true, false, true]);
+    assert_eq!(writes(&host), 1);
+    assert!(host.server.storage_waiting() > 0);
+    // An empty bracket holds nothing; one around everything holds what still waits.
+    let (first, last) = (marks[0].0, marks[2].1);
+    assert_eq!(host.server.queued_between(last, last), 0);
+    assert_eq!(host.server.queued_between(first, last), 2);
+    assert_eq!(
+        host.server.queued_between(crate::WorkMark(0), last),
+        host.server.storage_waiting()
+    );
+    host.answer_all();
+    assert_eq!(queued(&host), [false, false, false]);
+    assert_eq!(host.server.queued_between(first, last), 0);
+}
+
 /// A write the store cannot make durable: the client gets `internal-server-error` instead of
 /// the push and the result, and the roster read again is the store's.
 #[test]

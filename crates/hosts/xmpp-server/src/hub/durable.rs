@@ -2,14 +2,18 @@
 //! handled in `<a h=''/>` only once every storage request its handling caused is answered,
 //! and so do the requests those answers cause in turn (a load the IM machine parked the
 //! stanza on, then the write it made). A stanza the IM machine parked behind other work (an
-//! account loading, a write in flight) may make its requests during any later answer: it
-//! waits for every request made until the machine has no work parked. A stanza that causes
-//! no storage and is not parked counts at once, as without a database: delivering to an
-//! online session acknowledges as fast as before. A failed write counts too: the client was
-//! answered with an error, nothing is pending.
+//! account loading, a write in flight) makes its requests in the call that runs its unit of
+//! work: it waits until its own units ([`xmpp_im::WorkMark`]s bracket them) have left the
+//! queue, then for the requests made in that call. It does not wait for the machine to have
+//! nothing queued: under sustained load that moment may never come, and every answer would
+//! touch every stanza parked since the last one. A stanza that causes no storage and is not
+//! parked counts at once, as without a database: delivering to an online session
+//! acknowledges as fast as before. A failed write counts too: the client was answered with
+//! an error, nothing is pending.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use xmpp_im::WorkMark;
 use xmpp_jid::FullJid;
 use xmpp_stream::Instant;
 
@@ -30,8 +34,17 @@ struct Waiting {
     seq: u32,
     /// Requests not answered yet.
     outstanding: usize,
-    /// The IM machine had work parked after handling it: it may be among it.
-    parked: bool,
+    /// While the IM machine holds units of work its handling queued: the marks bracketing
+    /// them.
+    parked: Option<(WorkMark, WorkMark)>,
+}
+
+/// Where things stood before a client stanza was handled: the output queue's length and the
+/// IM machine's next work mark.
+#[derive(Clone, Copy)]
+pub(super) struct Before {
+    out: usize,
+    mark: WorkMark,
 }
 
 /// The stanzas waiting, and the requests they wait for.
@@ -41,9 +54,14 @@ pub(super) struct Durable {
     next: u64,
     waiting: BTreeMap<u64, Waiting>,
     /// The stanzas of `waiting` that are `parked`: with the answered ones, the only ones an
-    /// answer can change (every other waits for a request not answered yet).
+    /// answer can change (every other waits for a request not answered yet). As many as the
+    /// IM machine has units queued, at most.
     parked: BTreeSet<u64>,
     by_request: BTreeMap<Key, Vec<u64>>,
+    /// The IM machine's next work mark and its units queued when its outputs were last
+    /// drained: fewer of those units queued now means some ran, and their requests are
+    /// among the outputs not drained yet.
+    seen: (WorkMark, usize),
 }
 
 impl Durable {
@@ -72,24 +90,34 @@ fn requests(out: &std::collections::VecDeque<HubOutput>, start: usize) -> Vec<Ke
 }
 
 impl Hub {
+    /// Where things stand before a client stanza is handled (see
+    /// [`hold_until_durable`](Self::hold_until_durable)).
+    pub(super) fn before_handling(&self) -> Before {
+        Before {
+            out: self.out.len(),
+            mark: self.im.work_mark(),
+        }
+    }
+
     /// Stanzas of clients not yet counted as handled because storage they caused is not
     /// durable yet.
     pub fn waiting_for_storage(&self) -> usize {
         self.durable.waiting()
     }
 
-    /// Client stanza number `seq` of session `id` was handled, its outputs from `start` on:
-    /// it counts as handled now, or once the storage requests among them are answered (and
-    /// those made while it may be parked).
+    /// Client stanza number `seq` of session `id` was handled since `before`: it counts as
+    /// handled now, or once the storage requests among its outputs are answered (and those
+    /// the units of work it queued make when they run).
     pub(super) fn hold_until_durable(
         &mut self,
         now: Instant,
         id: SessionId,
         seq: u32,
-        start: usize,
+        before: Before,
     ) {
-        let keys = requests(&self.out, start);
-        let parked = self.im.storage_waiting() > 0;
+        let keys = requests(&self.out, before.out);
+        let units = (before.mark, self.im.work_mark());
+        let parked = (self.im.queued_between(units.0, units.1) > 0).then_some(units);
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -98,13 +126,13 @@ impl Hub {
         session.rec.unreplayable();
         let jid = session.jid.clone();
         match jid {
-            Some(jid) if parked || !keys.is_empty() => {
+            Some(jid) if parked.is_some() || !keys.is_empty() => {
                 let d = &mut self.durable;
                 d.next = d.next.wrapping_add(1);
                 for key in &keys {
                     d.by_request.entry(*key).or_default().push(d.next);
                 }
-                if parked {
+                if parked.is_some() {
                     d.parked.insert(d.next);
                 }
                 d.waiting.insert(
@@ -126,43 +154,76 @@ impl Hub {
         }
     }
 
-    /// Request `key` was answered, and handling the answer made the outputs from `start` on:
-    /// the stanzas waiting for it, and those that may be parked, wait for the requests among
-    /// those too; a stanza counts as handled once it waits for nothing.
-    pub(super) fn answered(&mut self, now: Instant, key: Key, start: usize) {
-        let answered = self.durable.by_request.remove(&key).unwrap_or_default();
-        if answered.is_empty() && self.durable.parked.is_empty() {
+    /// Whether units of work queued when the IM machine's outputs were last drained have
+    /// run since (see [`after_im_drained`](Self::after_im_drained)).
+    pub(super) fn im_units_ran(&self) -> bool {
+        let (mark, queued) = self.durable.seen;
+        !self.durable.parked.is_empty() && self.im.queued_between(WorkMark(0), mark) < queued
+    }
+
+    /// The IM machine's outputs were drained into `out[start..]`; `ran`: units had run since
+    /// the last drain ([`im_units_ran`](Self::im_units_ran)). The parked stanzas whose units
+    /// all left the queue wait for the requests among those outputs (their units made them)
+    /// and no longer for the machine; those left waiting for nothing count as handled.
+    pub(super) fn after_im_drained(&mut self, now: Instant, start: usize, ran: bool) {
+        self.durable.seen = (self.im.work_mark(), self.im.storage_waiting());
+        if !ran {
             return;
         }
         let more = requests(&self.out, start);
-        let idle = self.im.storage_waiting() == 0;
+        let mut ran = Vec::new();
+        for &n in &self.durable.parked {
+            let still = self.durable.waiting.get(&n).and_then(|w| w.parked);
+            if still.is_none_or(|(from, to)| self.im.queued_between(from, to) == 0) {
+                ran.push(n);
+            }
+        }
+        for n in &ran {
+            self.durable.parked.remove(n);
+            if let Some(w) = self.durable.waiting.get_mut(n) {
+                w.parked = None;
+            }
+        }
+        self.settle(now, ran, &more);
+    }
+
+    /// Request `key` was answered, and handling the answer made the outputs from `start` on:
+    /// the stanzas waiting for it wait for the requests among those too; a stanza counts as
+    /// handled once it waits for nothing.
+    pub(super) fn answered(&mut self, now: Instant, key: Key, start: usize) {
+        let answered = self.durable.by_request.remove(&key).unwrap_or_default();
+        if answered.is_empty() {
+            return;
+        }
+        let more = requests(&self.out, start);
         let d = &mut self.durable;
         for n in &answered {
             if let Some(w) = d.waiting.get_mut(n) {
                 w.outstanding = w.outstanding.saturating_sub(1);
             }
         }
-        // Only the answered and the parked stanzas change; every other one still waits for
-        // a request of its own (it has one outstanding, or it would be parked or done). In
-        // order, as a walk over every waiting stanza visits them, but without that walk
-        // (all the clients' stanzas in flight, per answer) nor a search of `answered` per
-        // stanza (all the parked ones, when the request was made while they were parked).
-        let mut touched: BTreeSet<u64> = answered.into_iter().collect();
-        touched.extend(d.parked.iter().copied());
+        self.settle(now, answered, &more);
+    }
+
+    /// The stanzas `touched` wait for the requests `more` too (made by the call that answered
+    /// or ran them); those left waiting for nothing, and for no unit of work, count as
+    /// handled.
+    fn settle(&mut self, now: Instant, touched: Vec<u64>, more: &[Key]) {
+        let d = &mut self.durable;
+        // Only these stanzas change; every other one still waits for a request of its own
+        // or for its units to run. In order, and each once (a request answered can name a
+        // stanza more than once: it counted once per naming).
+        let touched: BTreeSet<u64> = touched.into_iter().collect();
         let mut done = Vec::new();
         for n in touched {
             let Some(w) = d.waiting.get_mut(&n) else {
                 continue;
             };
             w.outstanding += more.len();
-            for key in &more {
+            for key in more {
                 d.by_request.entry(*key).or_default().push(n);
             }
-            w.parked &= !idle;
-            if !w.parked {
-                d.parked.remove(&n);
-            }
-            if w.outstanding == 0 && !w.parked {
+            if w.outstanding == 0 && w.parked.is_none() {
                 done.push(n);
             }
         }

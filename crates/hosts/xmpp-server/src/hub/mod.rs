@@ -875,9 +875,9 @@ impl Hub {
                     Output::StartTls => self.out.push_back(HubOutput::StartTls(id)),
                     Output::Event(event) => match seq {
                         Some(seq) => {
-                            let start = self.out.len();
+                            let before = self.before_handling();
                             self.on_event(id, now, event);
-                            self.hold_until_durable(now, id, seq, start);
+                            self.hold_until_durable(now, id, seq, before);
                         }
                         None => self.on_event(id, now, event),
                     },

@@ -342,6 +342,8 @@ impl Hub {
 
     /// Act on everything the IM server decided.
     pub(super) fn route_im(&mut self, now: Instant) {
+        let start = self.out.len();
+        let ran = self.im_units_ran();
         while let Some(output) = self.im.poll_output() {
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
@@ -359,6 +361,7 @@ impl Hub {
                 _ => {}
             }
         }
+        self.after_im_drained(now, start, ran);
         if self.config.database.is_some() && !self.presence_sent.is_empty() {
             // Initial presence processed: the account's stored messages, from the database.
             // Only sessions that sent a presence can have become available: looking at every
