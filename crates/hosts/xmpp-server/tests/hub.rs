@@ -1194,6 +1194,63 @@ fn many_pending_connections_each_bounce_their_own_stanzas() {
 }
 
 #[test]
+fn connections_being_set_up_are_bounded() {
+    use xmpp_server::hub::MAX_S2S_CONNECTING;
+    // Each new remote domain costs the host lookups and a connection attempt: past the
+    // bound, a stanza for one more bounces at once instead of asking for it.
+    let mut w = federating();
+    let a = w.connect("alice", "alice-pw", "laptop");
+    for n in 0..MAX_S2S_CONNECTING {
+        w.send(
+            a,
+            &format!("<message xmlns='jabber:client' to='c@d{n}.example' id='m{n}'/>"),
+        );
+    }
+    assert_eq!(w.connects.len(), MAX_S2S_CONNECTING);
+    assert!(w.take_stanzas(a).is_empty());
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='c@over.example' id='over'/>",
+    );
+    assert_eq!(w.connects.len(), MAX_S2S_CONNECTING);
+    let got = w.take_stanzas(a);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attr("id"), Some("over"));
+    assert_eq!(got[0].attr("from"), Some("c@over.example"));
+    assert_eq!(
+        error_condition(&got[0]).as_deref(),
+        Some("resource-constraint")
+    );
+    // A domain already being connected to still queues its stanzas.
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='c@d3.example' id='again'/>",
+    );
+    assert!(w.take_stanzas(a).is_empty());
+    assert_eq!(w.connects.len(), MAX_S2S_CONNECTING);
+
+    // One attempt fails: its stanzas bounce, and the next new domain may connect.
+    let (id, _) = w.connects[3].clone();
+    let now = w.now;
+    w.hub
+        .s2s_connect_failed(id, now, StanzaErrorCondition::RemoteServerNotFound);
+    w.drive();
+    let ids: Vec<_> = w
+        .take_stanzas(a)
+        .iter()
+        .map(|s| s.attr("id").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids, ["m3", "again"]);
+    w.send(
+        a,
+        "<message xmlns='jabber:client' to='c@over.example' id='over2'/>",
+    );
+    assert_eq!(w.connects.len(), MAX_S2S_CONNECTING + 1);
+    assert_eq!(w.connects[MAX_S2S_CONNECTING].1, "over.example");
+    assert!(w.take_stanzas(a).is_empty());
+}
+
+#[test]
 fn without_federation_remote_domains_bounce_at_once() {
     let mut w = World::new(PlusPolicy::Off);
     let a = w.connect("alice", "alice-pw", "laptop");

@@ -45,7 +45,9 @@ use xmpp_stream::{
 pub use config::{HubConfig, PING_IDLE, PING_TIMEOUT, PlusPolicy, TestRewrite};
 pub use record::TranscriptSink;
 pub use routing::MAX_OFFLINE_PER_ACCOUNT;
-pub use s2s::{MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, Verification};
+pub use s2s::{
+    MAX_EXTRA_CONNECTIONS_PER_PEER, MAX_QUEUED_PER_DOMAIN, MAX_S2S_CONNECTING, Verification,
+};
 
 use components::Components;
 use record::{Recorder, Tap};

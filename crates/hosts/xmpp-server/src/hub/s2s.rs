@@ -29,6 +29,13 @@ use super::{Hub, HubOutput, Kind, SessionId};
 /// newest are bounced with `resource-constraint`.
 pub const MAX_QUEUED_PER_DOMAIN: usize = 256;
 
+/// Outgoing connections asked of the host ([`HubOutput::Connect`]) and not started yet (its
+/// DNS lookups and TCP connect): past this, a stanza that needs one more bounces with
+/// `resource-constraint` (RFC 6120 §8.3.3.18) and asks again with the next one. A client
+/// chooses how many remote domains it writes to, and each new one costs the host lookups and
+/// a connection attempt that an unreachable address holds until the host's deadline.
+pub const MAX_S2S_CONNECTING: usize = 1024;
+
 /// Outgoing connections to one remote domain beyond the first: one per further local domain
 /// whose pair cannot be added to the first (no dialback secret, and no certificate naming
 /// it). Past this, that local domain's stanzas bounce with `remote-server-not-found`.
@@ -197,7 +204,7 @@ impl Hub {
             );
         }
         let Some(id) = self.outgoing.get(&remote).map(|out| out.id) else {
-            self.open_outgoing(local, remote, stanza);
+            self.open_outgoing(now, local, remote, stanza);
             return;
         };
         if self.pair_up(id, &local, &remote) {
@@ -354,7 +361,14 @@ impl Hub {
             .keys()
             .filter(|(_, r)| r == remote)
             .count();
-        if extra >= MAX_EXTRA_CONNECTIONS_PER_PEER {
+        let refused = if extra >= MAX_EXTRA_CONNECTIONS_PER_PEER {
+            Some(StanzaErrorCondition::RemoteServerNotFound)
+        } else if self.s2s_connecting() >= MAX_S2S_CONNECTING {
+            Some(StanzaErrorCondition::ResourceConstraint)
+        } else {
+            None
+        };
+        if let Some(condition) = refused {
             // Asked for again (and bounced again) with the next stanza.
             if let Some(out) = self.outgoing.get_mut(remote) {
                 out.asked.remove(local);
@@ -363,7 +377,7 @@ impl Hub {
                 "too many s2s connections to {remote}: bouncing for {local}"
             ));
             for stanza in mine {
-                self.routed_error_reply(now, &stanza, StanzaErrorCondition::RemoteServerNotFound);
+                self.routed_error_reply(now, &stanza, condition);
             }
             return;
         }
@@ -388,8 +402,23 @@ impl Hub {
         });
     }
 
-    /// A new outgoing connection for `remote`, its first stanza queued.
-    fn open_outgoing(&mut self, local: BareJid, remote: BareJid, stanza: Routed) {
+    /// Outgoing connections asked of the host and not started yet.
+    fn s2s_connecting(&self) -> usize {
+        // Every started one has its entries until it is dropped, with its start.
+        let more = &self.s2s_more;
+        more.by_id.len().saturating_sub(more.started.len())
+    }
+
+    /// A new outgoing connection for `remote`, its first stanza queued, unless
+    /// [`MAX_S2S_CONNECTING`] are being set up already (the stanza bounces then).
+    fn open_outgoing(&mut self, now: Instant, local: BareJid, remote: BareJid, stanza: Routed) {
+        if self.s2s_connecting() >= MAX_S2S_CONNECTING {
+            self.log.push(format!(
+                "{MAX_S2S_CONNECTING} s2s connections being set up: bouncing a stanza for {remote}"
+            ));
+            self.routed_error_reply(now, &stanza, StanzaErrorCondition::ResourceConstraint);
+            return;
+        }
         let id = self.reserve_id();
         self.log
             .push(format!("{id}: s2s connection to {remote} wanted"));
