@@ -643,6 +643,45 @@ fn with_bidi_two_servers_of_two_domains_each_share_one_connection() {
 }
 
 #[test]
+fn with_bidi_a_domain_the_initiating_certificate_names_is_reached_over_that_stream() {
+    // XEP-0288 §3: a.test (certificate naming a.test and a2.test) opens the one
+    // bidirectional connection to b.test. b.test has a route to a.test only: bob's message
+    // to carol@a2.test, before anyone of a2.test wrote, can only arrive if b.test finds the
+    // receiving stream whose certificate names a2.test and asks for (b.test, a2.test) on it.
+    let ca = Ca::new("Federation Test CA");
+    let (a_listener, a_addr) = listener();
+    let (b_listener, b_addr) = listener();
+    let side = |domain, user, others| Side {
+        domain,
+        user,
+        issuer: &ca,
+        trusts: &ca,
+        dialback: true,
+        others,
+        bidi: true,
+        own_certs: false,
+    };
+    let a = start(
+        &side("a.test", "alice", &[("a2.test", "carol")]),
+        a_listener,
+        &[("b.test", b_addr)],
+    );
+    let b = start(
+        &side("b.test", "bob", &[]),
+        b_listener,
+        &[("a.test", a_addr)],
+    );
+    let mut alice = [("alice@a.test/phone", client(&a, "a.test", "alice"))];
+    let mut carol = [("carol@a2.test/phone", client(&a, "a2.test", "carol"))];
+    let mut bob = [("bob@b.test/phone", client(&b, "b.test", "bob"))];
+    everyone_writes(&mut alice, &mut bob);
+    everyone_writes(&mut bob, &mut carol);
+    let counts = |stats: xmpp_server::ServerStats| (stats.s2s_incoming, stats.s2s_outgoing);
+    assert_eq!(counts(a.stats().unwrap()), (0, 1));
+    assert_eq!(counts(b.stats().unwrap()), (1, 0));
+}
+
+#[test]
 fn each_domain_presents_its_own_certificate() {
     // a.test and a2.test, b.test and b2.test, each with a certificate naming it alone; SASL
     // EXTERNAL only (no dialback secret). Clients of a2.test verify the name a2.test: SNI

@@ -375,6 +375,9 @@ pub struct Hub {
     outgoing: s2s::OutgoingMap,
     /// Receiving server-to-server streams with XEP-0288 bidi, by the pair they carry.
     bidi_in: s2s::BidiMap,
+    /// The sessions of [`Kind::S2sIn`]: where a bidirectional stream for a remote domain is
+    /// looked for, without a walk over every client's session.
+    s2s_receiving: BTreeSet<SessionId>,
     /// XEP-0198: detached sessions and resumption ids.
     sm: sm::SmSessions,
     /// With a database: sessions that have not sent initial presence yet (their account's
@@ -458,6 +461,7 @@ impl Hub {
             offline: BTreeMap::new(),
             outgoing: BTreeMap::new(),
             bidi_in: BTreeMap::new(),
+            s2s_receiving: BTreeSet::new(),
             sm: sm::SmSessions::default(),
             awaiting_presence: BTreeSet::new(),
             presence_sent: BTreeSet::new(),
@@ -808,6 +812,9 @@ impl Hub {
     ) {
         // A fresh machine always accepts `start`.
         let _ = stream.start(now, transport);
+        if kind == Kind::S2sIn {
+            self.s2s_receiving.insert(id);
+        }
         self.sessions.insert(
             id,
             Box::new(Session {
@@ -893,6 +900,7 @@ impl Hub {
         // sessions it held message round trips to seconds).
         for id in std::mem::take(&mut self.closed) {
             if let Some(session) = self.sessions.remove(&id) {
+                self.s2s_receiving.remove(&id);
                 session.rec.finish();
             }
         }

@@ -261,8 +261,7 @@ impl Hub {
         let ours =
             self.outgoing.contains_key(remote) || self.s2s_more.dedicated.contains_key(&pair);
         // Without XEP-0288 in the s2s template no receiving stream is bidirectional: nothing
-        // to look for (the look below walks every session, once per stanza to a domain we
-        // have no connection to: each new domain a client writes to).
+        // to look for.
         let bidi = self.config.s2s.as_ref().is_some_and(|s2s| s2s.bidi);
         if ours || !bidi {
             return Some(stanza);
@@ -274,19 +273,20 @@ impl Hub {
             .iter()
             .find(|((_, r), _)| r == remote)
             .map(|(_, id)| *id);
+        // Among the receiving streams only, in id order as a walk over every session finds
+        // it: that walk cost each stanza to a domain we have no connection to (each new
+        // domain a client writes to) a step per client.
         let certified = || {
-            self.sessions
-                .iter()
-                .find_map(|(id, session)| match &session.stream {
-                    AnyStream::S2sReceiving(stream)
-                        if stream.is_bidi()
-                            && stream.is_negotiated()
-                            && stream.certifies(remote) =>
-                    {
-                        Some(*id)
-                    }
-                    _ => None,
-                })
+            self.s2s_receiving.iter().copied().find(|id| {
+                self.sessions
+                    .get(id)
+                    .is_some_and(|session| match &session.stream {
+                        AnyStream::S2sReceiving(stream) => {
+                            stream.is_bidi() && stream.is_negotiated() && stream.certifies(remote)
+                        }
+                        _ => false,
+                    })
+            })
         };
         let Some(id) = authenticated.or_else(certified) else {
             return Some(stanza);
@@ -783,7 +783,7 @@ impl Hub {
     /// Server-to-server connections open now: (peers connected to us, ours to peers).
     pub fn s2s_connection_count(&self) -> (usize, usize) {
         let count = |kind| self.sessions.values().filter(|s| s.kind == kind).count();
-        (count(Kind::S2sIn), count(Kind::S2sOut))
+        (self.s2s_receiving.len(), count(Kind::S2sOut))
     }
 
     /// The names of the peer's certificate on connection `id` (the host checked its chain
