@@ -573,6 +573,20 @@ fn everyone_writes(
     }
 }
 
+/// A side of `ca` with one certificate naming all its domains, dialback on.
+fn shared_cert_side<'a>(
+    ca: &'a Ca,
+    domain: &'a str,
+    user: &'a str,
+    others: &'a [(&'a str, &'a str)],
+    bidi: bool,
+) -> Side<'a> {
+    Side {
+        own_certs: false,
+        ..own_cert_side(ca, domain, user, others, true, bidi)
+    }
+}
+
 /// Two servers of two domains each: a.test + a2.test (alice, carol) and b.test + b2.test
 /// (bob, dave), each with one certificate naming both its domains, a CA both trust, and
 /// dialback secrets. Static routes name a.test and b.test only: a2.test and b2.test are
@@ -586,16 +600,7 @@ fn two_domains_each(bidi: bool) {
     let ca = Ca::new("Federation Test CA");
     let (a_listener, a_addr) = listener();
     let (b_listener, b_addr) = listener();
-    let side = |domain, user, others| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        dialback: true,
-        others,
-        bidi,
-        own_certs: false,
-    };
+    let side = |domain, user, others| shared_cert_side(&ca, domain, user, others, bidi);
     let a = start(
         &side("a.test", "alice", &[("a2.test", "carol")]),
         a_listener,
@@ -651,16 +656,7 @@ fn with_bidi_a_domain_the_initiating_certificate_names_is_reached_over_that_stre
     let ca = Ca::new("Federation Test CA");
     let (a_listener, a_addr) = listener();
     let (b_listener, b_addr) = listener();
-    let side = |domain, user, others| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        dialback: true,
-        others,
-        bidi: true,
-        own_certs: false,
-    };
+    let side = |domain, user, others| shared_cert_side(&ca, domain, user, others, true);
     let a = start(
         &side("a.test", "alice", &[("a2.test", "carol")]),
         a_listener,
@@ -691,16 +687,7 @@ fn each_domain_presents_its_own_certificate() {
     let ca = Ca::new("Federation Test CA");
     let (a_listener, _) = listener();
     let (b_listener, b_addr) = listener();
-    let side = |domain, user, others| Side {
-        domain,
-        user,
-        issuer: &ca,
-        trusts: &ca,
-        dialback: false,
-        others,
-        bidi: false,
-        own_certs: true,
-    };
+    let side = |domain, user, others| own_cert_side(&ca, domain, user, others, false, false);
     let a = start(
         &side("a.test", "alice", &[("a2.test", "carol")]),
         a_listener,
