@@ -253,6 +253,7 @@ impl Server {
             };
             self.submit(Work::Session {
                 from: from.clone(),
+                binding: self.binding_of(from),
                 stanza,
                 shared: Some(shared),
             });
@@ -264,6 +265,7 @@ impl Server {
         if let Some(m) = message_head(&shared.envelope, shared.from.clone()) {
             self.submit(Work::Session {
                 from: from.clone(),
+                binding: self.binding_of(from),
                 stanza: Received::Message(Box::new(m)),
                 shared: Some(shared),
             });
@@ -276,6 +278,7 @@ impl Server {
         };
         self.submit(Work::Session {
             from: from.clone(),
+            binding: self.binding_of(from),
             stanza: Received::Element(element),
             shared: None,
         });

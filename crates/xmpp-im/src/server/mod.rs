@@ -233,6 +233,8 @@ pub struct Server {
     /// Stanzas between local accounts, processed before the call returns.
     local: VecDeque<routing::Local>,
     next_push: u64,
+    /// The number the next bound session gets ([`Session::binding`]).
+    next_binding: u64,
     /// Privacy lists and blocklists of loaded accounts by bare JID string (XEP-0016,
     /// XEP-0191).
     privacy: HashMap<String, privacy::Account, crate::FixedHasher>,
@@ -258,6 +260,7 @@ impl Server {
             out: VecDeque::new(),
             local: VecDeque::new(),
             next_push: 0,
+            next_binding: 0,
             privacy: HashMap::default(),
             privacy_dirty: BTreeSet::new(),
             cache: cache::Cache::default(),
@@ -335,6 +338,7 @@ impl Server {
         }
         self.submit(storage::Work::Session {
             from: from.clone(),
+            binding: self.binding_of(from),
             stanza: storage::Received::Element(stanza.clone()),
             shared: None,
         });

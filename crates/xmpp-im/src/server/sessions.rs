@@ -18,6 +18,9 @@ use crate::store::RosterStore;
 #[derive(Debug, Clone)]
 pub(super) struct Session {
     pub(super) jid: FullJid,
+    /// Which binding of its JID this is: a stanza that waited for storage belongs to the
+    /// session of its binding, never to a later one bound to the same JID.
+    pub(super) binding: u64,
     pub(super) available: bool,
     pub(super) priority: i8,
     /// Requested the roster: receives roster pushes (§2.1.6 "interested resource").
@@ -67,8 +70,11 @@ impl Server {
         if list.len() >= max {
             return Err(UsageError::TooManySessions);
         }
+        let binding = self.next_binding;
+        self.next_binding = self.next_binding.wrapping_add(1);
         list.push(Session {
             jid,
+            binding,
             available: false,
             priority: 0,
             interested: false,
@@ -169,6 +175,12 @@ impl Server {
     }
 
     /// The session bound to `jid`.
+    /// The [`Session::binding`] of the session bound to `jid` (`u64::MAX`, which no session
+    /// gets, when none is).
+    pub(super) fn binding_of(&self, jid: &FullJid) -> u64 {
+        self.session(jid).map_or(u64::MAX, |s| s.binding)
+    }
+
     pub(super) fn session(&self, jid: &FullJid) -> Option<&Session> {
         self.sessions
             .get(jid.bare_str())?

@@ -35,6 +35,8 @@ pub(super) enum Work {
     /// A stanza from a local session; `shared`: its bytes when it arrived as an envelope.
     Session {
         from: FullJid,
+        /// The [`Session::binding`] it came from.
+        binding: u64,
         stanza: Received,
         shared: Option<super::routing::Shared>,
     },
@@ -130,6 +132,14 @@ pub(super) struct Storage {
     next_write: u64,
     /// The mark the next queued unit gets.
     next_unit: u64,
+    /// The accounts the units in `pending` claim, as the last pass of [`Server::pump`] left
+    /// them and each unit queued since added to; `None`: one of them does not know its
+    /// needs yet, so nothing may overtake it. Between passes it can only hold more than the
+    /// units need now (their needs grow only on a load, which is followed by a pass).
+    claims: Option<BTreeSet<BareJid>>,
+    /// Tests only: how many times a unit's needs were worked out (the scheduling cost).
+    #[cfg(test)]
+    pub(super) needs_computed: core::cell::Cell<u64>,
 }
 
 /// The accounts a unit needs; `complete` is false while they cannot be known yet (a
@@ -304,12 +314,75 @@ impl Server {
         }
         let mark = WorkMark(self.storage.next_unit);
         self.storage.next_unit = self.storage.next_unit.wrapping_add(1);
-        self.storage.pending.push_back(Unit {
+        let unit = Unit {
             mark,
             work,
             parked_on,
-        });
-        self.pump();
+        };
+        if self.storage.pending.is_empty() {
+            self.storage.pending.push_back(unit);
+            self.pump();
+        } else {
+            self.admit(unit);
+        }
+    }
+
+    /// A new unit behind units already waiting: it runs now if a pass would run it, else it
+    /// waits too. Nothing else can have become ready since the last pass (loads and writes
+    /// answered make one), so only the new unit is looked at: a pass per input cost each
+    /// input a step per waiting unit, and a stalled store let them pile up by the thousand.
+    fn admit(&mut self, unit: Unit) {
+        let needs = self.needs(&unit.work);
+        for a in &needs.accounts {
+            self.request_load(a);
+        }
+        #[cfg(test)]
+        self.check_claims();
+        let ready = needs.complete
+            && needs
+                .accounts
+                .iter()
+                .all(|a| self.cache.has(a) && !self.storage.busy.contains_key(a))
+            && self
+                .storage
+                .claims
+                .as_ref()
+                .is_some_and(|c| needs.accounts.iter().all(|a| !c.contains(a)));
+        if ready {
+            self.unpark(&unit);
+            self.run(unit.work, &needs.accounts);
+            return;
+        }
+        match self.storage.claims.as_mut() {
+            Some(claims) if needs.complete => claims.extend(needs.accounts),
+            _ => self.storage.claims = None,
+        }
+        self.storage.pending.push_back(unit);
+    }
+
+    /// Tests only: the claims kept between passes hold at least what the waiting units claim
+    /// now (else a unit could overtake one it must follow).
+    #[cfg(test)]
+    fn check_claims(&self) {
+        let Some(kept) = self.storage.claims.as_ref() else {
+            return;
+        };
+        // Not counted: the check is the tests', not the scheduler's.
+        let counted = self.storage.needs_computed.get();
+        for unit in &self.storage.pending {
+            let needs = self.needs(&unit.work);
+            assert!(
+                needs.complete,
+                "a unit with unknown needs, not in the claims"
+            );
+            for a in &needs.accounts {
+                assert!(
+                    kept.contains(a),
+                    "{a} claimed by a waiting unit, not in the claims"
+                );
+            }
+        }
+        self.storage.needs_computed.set(counted);
     }
 
     fn unpark(&mut self, unit: &Unit) {
@@ -362,6 +435,7 @@ impl Server {
                 i += 1;
             }
         }
+        self.storage.claims = claimed;
     }
 
     fn request_load(&mut self, user: &BareJid) {
@@ -385,9 +459,15 @@ impl Server {
         match &work {
             Work::Session {
                 from,
+                binding,
                 stanza,
                 shared,
-            } => self.session_stanza_now(&mut cache, from, stanza, shared.as_ref()),
+            } => {
+                // Ended while it waited, and maybe bound again since: not that session's.
+                if self.session(from).is_some_and(|s| s.binding == *binding) {
+                    self.session_stanza_now(&mut cache, from, stanza, shared.as_ref());
+                }
+            }
             Work::Remote { stanza, shared } => {
                 self.remote_stanza_now(&mut cache, stanza, shared.as_ref());
             }
@@ -503,6 +583,10 @@ impl Server {
     }
 
     fn needs(&self, work: &Work) -> Needs {
+        #[cfg(test)]
+        self.storage
+            .needs_computed
+            .set(self.storage.needs_computed.get() + 1);
         let mut accounts = self.base_accounts(work);
         let (from, reach) = match work {
             Work::Session { from, stanza, .. } => (from, reach(from, stanza)),
@@ -587,6 +671,7 @@ impl Server {
                 from,
                 stanza,
                 shared,
+                ..
             } => {
                 let stamped = match stanza {
                     Received::Element(stanza) => {
