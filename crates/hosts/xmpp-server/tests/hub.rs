@@ -1629,7 +1629,8 @@ fn with_a_database_a_stanza_is_acknowledged_once_its_own_storage_is_durable() {
         .with_user("alice", "alice-pw")
         .with_user("bob", "bob-pw")
         .with_user("carol", "carol-pw")
-        .with_user("dave", "dave-pw");
+        .with_user("dave", "dave-pw")
+        .with_user("erin", "erin-pw");
     // Never opened: the hub only names it; this test answers the storage requests itself.
     config.database = Some(xmpp_server::db::Location::Sqlite("unused.sqlite".into()));
     let mut w = World::with_config(config);
@@ -1731,12 +1732,60 @@ fn with_a_database_a_stanza_is_acknowledged_once_its_own_storage_is_durable() {
     assert_eq!(w.clients[t].stream.sm_unacked(), Some(1));
     answer_storage(&mut w, |r| matches!(r, StorageRequest::Write { .. }));
     assert_eq!(stores(&w), 1, "{:?}", w.storage);
+    // The roster set's write is durable: acknowledged, though the call that answered it
+    // also ran the tablet's message, whose store is not answered yet (its unit made that
+    // request, not the roster set's).
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
     assert_eq!(w.clients[t].stream.sm_unacked(), Some(1));
     answer_storage(&mut w, |r| matches!(r, StorageRequest::StoreOffline { .. }));
     assert_eq!(w.clients[t].stream.sm_unacked(), Some(0));
-    // The roster set waited for that store too: every request made in the call that made
-    // its write durable counts for it (the hub cannot tell which of them it caused).
+    assert_eq!(w.hub.waiting_for_storage(), 0);
+
+    // Sustained load: each answer runs someone else's unit, which makes a request of its
+    // own. Alice's roster set is acknowledged once its own write is durable, not once that
+    // chain ends (erin's subscription requests to alice wait for her account, one write
+    // each, each answer running the next).
+    let erin = w.connect("erin", "erin-pw", "desk");
+    w.send(
+        a,
+        "<iq xmlns='jabber:client' type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='frank@localhost'/></query></iq>",
+    );
+    assert_eq!(writes(&w), 1, "{:?}", w.storage);
+    for n in 0..5 {
+        w.send(
+            erin,
+            &format!(
+                "<presence xmlns='jabber:client' type='subscribe' to='alice@localhost' id='s{n}'/>"
+            ),
+        );
+    }
+    answer_storage(&mut w, other_loads);
+    assert_eq!(
+        writes(&w),
+        1,
+        "erin's wait for alice's account: {:?}",
+        w.storage
+    );
+    assert_eq!(w.clients[a].stream.sm_unacked(), Some(1));
+    let alice_write = w
+        .storage
+        .iter()
+        .position(|r| matches!(r, StorageRequest::Write { .. }))
+        .unwrap();
+    let StorageRequest::Write { id, .. } = w.storage.remove(alice_write) else {
+        unreachable!()
+    };
+    let now = w.now;
+    w.hub.storage_written(now, id, Ok(()));
+    w.drive();
+    assert_eq!(
+        writes(&w),
+        1,
+        "erin's first subscription ran: {:?}",
+        w.storage
+    );
     assert_eq!(w.clients[a].stream.sm_unacked(), Some(0));
+    answer_storage(&mut w, |r| !loads("carol@localhost")(r));
     assert_eq!(w.hub.waiting_for_storage(), 0);
 
     // Carol's account in: bob's message is stored for her.

@@ -300,7 +300,7 @@ impl Server {
 
     /// The next output, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.poll_output_made().map(|(output, _)| output)
     }
 
     // ---- inputs ----

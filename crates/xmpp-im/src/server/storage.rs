@@ -98,6 +98,8 @@ pub(super) struct Unit {
 /// A unit that ran and whose write is in flight.
 #[derive(Debug, Clone)]
 pub(super) struct Held {
+    /// The unit's mark: the outputs it releases are its own.
+    mark: WorkMark,
     work: Work,
     outputs: VecDeque<Output>,
     accounts: Vec<BareJid>,
@@ -137,6 +139,12 @@ pub(super) struct Storage {
     /// needs yet, so nothing may overtake it. Between passes it can only hold more than the
     /// units need now (their needs grow only on a load, which is followed by a pass).
     claims: Option<BTreeSet<BareJid>>,
+    /// Outputs taken by [`Server::poll_output_made`] so far: with the queue's length, the
+    /// absolute numbers of the outputs in it.
+    taken: u64,
+    /// Which unit of work made which outputs, by absolute number, oldest first: (the unit,
+    /// the first output, the one after the last). Pruned as outputs are taken.
+    made: VecDeque<(WorkMark, u64, u64)>,
     /// Tests only: how many times a unit's needs were worked out (the scheduling cost).
     #[cfg(test)]
     pub(super) needs_computed: core::cell::Cell<u64>,
@@ -216,7 +224,7 @@ impl Server {
             }
         }
         if result.is_ok() {
-            self.out.extend(held.outputs);
+            self.queue_made(held.mark, held.outputs);
         } else {
             for a in &held.accounts {
                 self.cache.remove(a);
@@ -241,6 +249,43 @@ impl Server {
     #[must_use]
     pub fn storage_waiting(&self) -> usize {
         self.storage.pending.len()
+    }
+
+    /// Queues `outputs`, made by unit `mark` (see [`poll_output_made`](Self::poll_output_made)).
+    fn queue_made(&mut self, mark: WorkMark, outputs: impl IntoIterator<Item = Output>) {
+        let first = self.storage.taken + self.out.len() as u64;
+        self.out.extend(outputs);
+        let end = self.storage.taken + self.out.len() as u64;
+        if end > first {
+            self.storage.made.push_back((mark, first, end));
+        }
+    }
+
+    /// The next output, as [`poll_output`](Self::poll_output), with the unit of work that
+    /// made it: its write, or what it produced (delivered when it ran, or when its write was
+    /// durable). `None` for every other output (a load, an answer the machine gave before
+    /// or without running a unit). A host that counts an input as handled once what it
+    /// caused is durable (XEP-0198 with a database) attributes the requests each output
+    /// leads to, and waits for those of its input's units alone.
+    pub fn poll_output_made(&mut self) -> Option<(Output, Option<WorkMark>)> {
+        let output = self.out.pop_front()?;
+        let number = self.storage.taken;
+        self.storage.taken += 1;
+        while self
+            .storage
+            .made
+            .front()
+            .is_some_and(|&(_, _, end)| end <= number)
+        {
+            self.storage.made.pop_front();
+        }
+        let maker = self
+            .storage
+            .made
+            .front()
+            .filter(|&&(_, first, _)| first <= number)
+            .map(|&(mark, _, _)| mark);
+        Some((output, maker))
     }
 
     /// The mark the next unit of work queued will get: taken before and after an input, it
@@ -276,6 +321,9 @@ impl Server {
         if !self.out.iter().any(asks) {
             return;
         }
+        // Who made what is for hosts that answer later (`poll_output_made`): the queue is
+        // rewritten here.
+        self.storage.made.clear();
         let mut kept = VecDeque::with_capacity(self.out.len());
         while let Some(o) = self.out.pop_front() {
             // A host's error is impossible here: the ids come from the queue itself.
@@ -294,6 +342,7 @@ impl Server {
             }
         }
         self.out = kept;
+        self.storage.made.clear();
     }
 
     // ---- scheduling ----
@@ -350,7 +399,7 @@ impl Server {
                 .is_some_and(|c| needs.accounts.iter().all(|a| !c.contains(a)));
         if ready {
             self.unpark(&unit);
-            self.run(unit.work, &needs.accounts);
+            self.run(unit.mark, unit.work, &needs.accounts);
             return;
         }
         match self.storage.claims.as_mut() {
@@ -422,7 +471,7 @@ impl Server {
             if ready {
                 if let Some(unit) = self.storage.pending.remove(i) {
                     self.unpark(&unit);
-                    self.run(unit.work, &needs.accounts);
+                    self.run(unit.mark, unit.work, &needs.accounts);
                 }
             } else {
                 if needs.complete {
@@ -453,7 +502,7 @@ impl Server {
     }
 
     /// Runs one unit against the loaded accounts; its outputs leave now, or with its write.
-    fn run(&mut self, work: Work, accounts: &[BareJid]) {
+    fn run(&mut self, mark: WorkMark, work: Work, accounts: &[BareJid]) {
         let saved = core::mem::take(&mut self.out);
         let mut cache = core::mem::take(&mut self.cache);
         match &work {
@@ -491,7 +540,7 @@ impl Server {
         }
         let changes = self.cache.take_journal();
         if changes.is_empty() {
-            self.out.extend(produced);
+            self.queue_made(mark, produced);
         } else {
             let mut touched: Vec<BareJid> = Vec::new();
             for c in &changes {
@@ -504,10 +553,11 @@ impl Server {
             }
             let id = WriteId(self.storage.next_write);
             self.storage.next_write = self.storage.next_write.wrapping_add(1);
-            self.out.push_back(Output::Write { id, changes });
+            self.queue_made(mark, [Output::Write { id, changes }]);
             self.storage.writing.insert(
                 id,
                 Held {
+                    mark,
                     work,
                     outputs: produced,
                     accounts: touched,

@@ -393,6 +393,55 @@ fn work_marks_tell_which_inputs_still_wait() {
     assert_eq!(host.server.queued_between(first, last), 0);
 }
 
+/// Each output says which unit made it: a unit's write, and what it produced (released once
+/// the write is durable, or at once when it wrote nothing); loads and what no unit made say
+/// none.
+#[test]
+fn outputs_name_the_unit_that_made_them() {
+    let (mut server, store) = world(ServerConfig::new("example.com"));
+    let take = |server: &mut Server| -> Vec<(Output, Option<crate::WorkMark>)> {
+        std::iter::from_fn(|| server.poll_output_made()).collect()
+    };
+    let a = full("a@example.com/r");
+    let set = el(
+        "<iq xmlns='jabber:client' type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='d@example.com'/></query></iq>",
+    );
+    let get =
+        el("<iq xmlns='jabber:client' type='get' id='g1'><query xmlns='jabber:iq:roster'/></iq>");
+    let first = server.work_mark();
+    server.handle_client_stanza(&a, &set).unwrap();
+    let second = server.work_mark();
+    server.handle_client_stanza(&a, &get).unwrap();
+    let loads = take(&mut server);
+    assert!(
+        matches!(loads.as_slice(), [(Output::Load { .. }, None)]),
+        "{loads:?}"
+    );
+    let Output::Load { id, user } = &loads[0].0 else {
+        unreachable!()
+    };
+    server.handle_load(*id, Ok(store.load(user))).unwrap();
+    // The set ran and wrote; the get waits behind the write on a's account.
+    let ran = take(&mut server);
+    assert!(
+        matches!(ran.as_slice(), [(Output::Write { .. }, Some(m))] if *m == first),
+        "{ran:?}"
+    );
+    let Output::Write { id, .. } = &ran[0].0 else {
+        unreachable!()
+    };
+    server.handle_write(*id, Ok(())).unwrap();
+    // The set's result, released, then the get's (it wrote nothing), with the new item.
+    let released = take(&mut server);
+    let makers: Vec<Option<crate::WorkMark>> = released.iter().map(|(_, m)| *m).collect();
+    assert_eq!(makers, [Some(first), Some(second)], "{released:?}");
+    let Output::Deliver { stanza, .. } = &released[1].0 else {
+        panic!("{released:?}")
+    };
+    assert!(String::from(&**stanza).contains("d@example.com"));
+    assert!(server.poll_output_made().is_none());
+}
+
 /// A write the store cannot make durable: the client gets `internal-server-error` instead of
 /// the push and the result, and the roster read again is the store's.
 #[test]

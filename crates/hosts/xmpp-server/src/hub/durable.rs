@@ -1,15 +1,17 @@
 //! Nothing acknowledged is lost (XEP-0198 with a database): a client's stanza counts as
-//! handled in `<a h=''/>` only once every storage request its handling caused is answered,
-//! and so do the requests those answers cause in turn (a load the IM machine parked the
-//! stanza on, then the write it made). A stanza the IM machine parked behind other work (an
-//! account loading, a write in flight) makes its requests in the call that runs its unit of
-//! work: it waits until its own units ([`xmpp_im::WorkMark`]s bracket them) have left the
-//! queue, then for the requests made in that call. It does not wait for the machine to have
-//! nothing queued: under sustained load that moment may never come, and every answer would
-//! touch every stanza parked since the last one. A stanza that causes no storage and is not
-//! parked counts at once, as without a database: delivering to an online session
-//! acknowledges as fast as before. A failed write counts too: the client was answered with
-//! an error, nothing is pending.
+//! handled in `<a h=''/>` only once every storage request its handling caused is answered:
+//! the writes and offline stores made while it was handled, and those its units of work make
+//! later. A unit the IM machine queued behind other work (an account loading, a write in
+//! flight) runs during some later answer; the machine says which unit made each output
+//! ([`xmpp_im::Server::poll_output_made`]), so the requests routing that output makes are
+//! its stanza's, and nobody else's. A stanza counts once its units have all left the queue
+//! ([`xmpp_im::WorkMark`]s bracket them) and its requests are answered: never on another
+//! stanza's requests, so under sustained load (the machine never idle, every answer running
+//! other units) each is acknowledged as soon as its own storage is durable. A stanza that
+//! causes no storage and is not queued counts at once, as without a database: delivering to
+//! an online session acknowledges as fast as before. A failed write counts too: the client
+//! was answered with an error, nothing is pending. Loads are no request to wait for: they
+//! make nothing durable, and a unit waiting for one is still queued.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,10 +21,9 @@ use xmpp_stream::Instant;
 
 use super::{Hub, HubOutput, SessionId, StorageRequest};
 
-/// A storage request in flight.
+/// A storage request in flight that makes something durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Key {
-    Load(xmpp_im::LoadId),
     Write(xmpp_im::WriteId),
     Offline(u64),
 }
@@ -34,9 +35,10 @@ struct Waiting {
     seq: u32,
     /// Requests not answered yet.
     outstanding: usize,
-    /// While the IM machine holds units of work its handling queued: the marks bracketing
-    /// them.
-    parked: Option<(WorkMark, WorkMark)>,
+    /// The units of work its handling queued: the marks bracketing them.
+    units: (WorkMark, WorkMark),
+    /// Some of them are still queued.
+    parked: bool,
 }
 
 /// Where things stood before a client stanza was handled: the output queue's length and the
@@ -53,14 +55,14 @@ pub(super) struct Durable {
     next_offline: u64,
     next: u64,
     waiting: BTreeMap<u64, Waiting>,
-    /// The stanzas of `waiting` that are `parked`: with the answered ones, the only ones an
-    /// answer can change (every other waits for a request not answered yet). As many as the
-    /// IM machine has units queued, at most.
+    /// The stanzas of `waiting` that are `parked`: the only ones a unit leaving the queue
+    /// can change. As many as the IM machine has units queued, at most.
     parked: BTreeSet<u64>,
+    /// The stanzas of `waiting` that queued units of work, by the first unit's mark.
+    by_unit: BTreeMap<WorkMark, u64>,
     by_request: BTreeMap<Key, Vec<u64>>,
     /// The IM machine's next work mark and its units queued when its outputs were last
-    /// drained: fewer of those units queued now means some ran, and their requests are
-    /// among the outputs not drained yet.
+    /// drained: fewer of those units queued now means some ran.
     seen: (WorkMark, usize),
 }
 
@@ -75,13 +77,43 @@ impl Durable {
     pub(super) fn waiting(&self) -> usize {
         self.waiting.len()
     }
+
+    /// The waiting stanza that queued unit `mark`.
+    fn stanza_of(&self, mark: WorkMark) -> Option<u64> {
+        let (_, &n) = self.by_unit.range(..=mark).next_back()?;
+        let w = self.waiting.get(&n)?;
+        (mark < w.units.1).then_some(n)
+    }
+
+    /// Stanza `n` waits for `keys` too.
+    fn wait_for(&mut self, n: u64, keys: &[Key]) {
+        if let Some(w) = self.waiting.get_mut(&n) {
+            w.outstanding += keys.len();
+            for key in keys {
+                self.by_request.entry(*key).or_default().push(n);
+            }
+        }
+    }
+
+    /// Stanza `n`, if it waits for nothing any more: forgotten, its (JID, number) given.
+    fn take_if_done(&mut self, n: u64) -> Option<(FullJid, u32)> {
+        let w = self.waiting.get(&n)?;
+        if w.outstanding > 0 || w.parked {
+            return None;
+        }
+        let w = self.waiting.remove(&n)?;
+        self.parked.remove(&n);
+        if self.by_unit.get(&w.units.0) == Some(&n) {
+            self.by_unit.remove(&w.units.0);
+        }
+        Some((w.jid, w.seq))
+    }
 }
 
-/// The requests among `out[start..]`.
+/// The requests among `out[start..]` that make something durable.
 fn requests(out: &std::collections::VecDeque<HubOutput>, start: usize) -> Vec<Key> {
     out.range(start.min(out.len())..)
         .filter_map(|output| match output {
-            HubOutput::Storage(StorageRequest::Load { id, .. }) => Some(Key::Load(*id)),
             HubOutput::Storage(StorageRequest::Write { id, .. }) => Some(Key::Write(*id)),
             HubOutput::Storage(StorageRequest::StoreOffline { id, .. }) => Some(Key::Offline(*id)),
             _ => None,
@@ -106,8 +138,8 @@ impl Hub {
     }
 
     /// Client stanza number `seq` of session `id` was handled since `before`: it counts as
-    /// handled now, or once the storage requests among its outputs are answered (and those
-    /// the units of work it queued make when they run).
+    /// handled now, or once the storage requests among its outputs are answered, the units
+    /// of work it queued have run, and the requests their outputs led to are answered.
     pub(super) fn hold_until_durable(
         &mut self,
         now: Instant,
@@ -117,7 +149,7 @@ impl Hub {
     ) {
         let keys = requests(&self.out, before.out);
         let units = (before.mark, self.im.work_mark());
-        let parked = (self.im.queued_between(units.0, units.1) > 0).then_some(units);
+        let parked = self.im.queued_between(units.0, units.1) > 0;
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -126,24 +158,27 @@ impl Hub {
         session.rec.unreplayable();
         let jid = session.jid.clone();
         match jid {
-            Some(jid) if parked.is_some() || !keys.is_empty() => {
+            Some(jid) if parked || !keys.is_empty() => {
                 let d = &mut self.durable;
                 d.next = d.next.wrapping_add(1);
-                for key in &keys {
-                    d.by_request.entry(*key).or_default().push(d.next);
-                }
-                if parked.is_some() {
-                    d.parked.insert(d.next);
-                }
+                let n = d.next;
                 d.waiting.insert(
-                    d.next,
+                    n,
                     Waiting {
                         jid,
                         seq,
-                        outstanding: keys.len(),
+                        outstanding: 0,
+                        units,
                         parked,
                     },
                 );
+                d.wait_for(n, &keys);
+                if parked {
+                    d.parked.insert(n);
+                }
+                if units.0 < units.1 {
+                    d.by_unit.insert(units.0, n);
+                }
             }
             _ => {
                 if let Some(stream) = session.stream.as_server_mut() {
@@ -154,6 +189,16 @@ impl Hub {
         }
     }
 
+    /// An output of the IM machine's unit `maker` was routed, making the outputs from
+    /// `start` on: the stanza that queued the unit waits for the requests among them.
+    pub(super) fn made_by(&mut self, maker: Option<WorkMark>, start: usize) {
+        let Some(n) = maker.and_then(|mark| self.durable.stanza_of(mark)) else {
+            return;
+        };
+        let keys = requests(&self.out, start);
+        self.durable.wait_for(n, &keys);
+    }
+
     /// Whether units of work queued when the IM machine's outputs were last drained have
     /// run since (see [`after_im_drained`](Self::after_im_drained)).
     pub(super) fn im_units_ran(&self) -> bool {
@@ -161,76 +206,52 @@ impl Hub {
         !self.durable.parked.is_empty() && self.im.queued_between(WorkMark(0), mark) < queued
     }
 
-    /// The IM machine's outputs were drained into `out[start..]`; `ran`: units had run since
-    /// the last drain ([`im_units_ran`](Self::im_units_ran)). The parked stanzas whose units
-    /// all left the queue wait for the requests among those outputs (their units made them)
-    /// and no longer for the machine; those left waiting for nothing count as handled.
-    pub(super) fn after_im_drained(&mut self, now: Instant, start: usize, ran: bool) {
+    /// The IM machine's outputs were drained; `ran`: units had run since the last drain
+    /// ([`im_units_ran`](Self::im_units_ran)). The parked stanzas whose units all left the
+    /// queue no longer wait for it (what their units' outputs led to was attributed while
+    /// they were routed); those left waiting for nothing count as handled.
+    pub(super) fn after_im_drained(&mut self, now: Instant, ran: bool) {
         self.durable.seen = (self.im.work_mark(), self.im.storage_waiting());
         if !ran {
             return;
         }
-        let more = requests(&self.out, start);
-        let mut ran = Vec::new();
+        let mut left = Vec::new();
         for &n in &self.durable.parked {
-            let still = self.durable.waiting.get(&n).and_then(|w| w.parked);
-            if still.is_none_or(|(from, to)| self.im.queued_between(from, to) == 0) {
-                ran.push(n);
+            let still = self
+                .durable
+                .waiting
+                .get(&n)
+                .is_some_and(|w| self.im.queued_between(w.units.0, w.units.1) > 0);
+            if !still {
+                left.push(n);
             }
         }
-        for n in &ran {
-            self.durable.parked.remove(n);
-            if let Some(w) = self.durable.waiting.get_mut(n) {
-                w.parked = None;
+        let mut done = Vec::new();
+        for n in left {
+            self.durable.parked.remove(&n);
+            if let Some(w) = self.durable.waiting.get_mut(&n) {
+                w.parked = false;
             }
+            done.extend(self.durable.take_if_done(n));
         }
-        self.settle(now, ran, &more);
+        for (jid, seq) in done {
+            self.count_handled(now, &jid, seq);
+        }
     }
 
-    /// Request `key` was answered, and handling the answer made the outputs from `start` on:
-    /// the stanzas waiting for it wait for the requests among those too; a stanza counts as
-    /// handled once it waits for nothing.
-    pub(super) fn answered(&mut self, now: Instant, key: Key, start: usize) {
+    /// Request `key` was answered (what the answer's outputs led to was attributed while
+    /// they were routed): the stanzas left waiting for nothing count as handled.
+    pub(super) fn answered(&mut self, now: Instant, key: Key) {
         let answered = self.durable.by_request.remove(&key).unwrap_or_default();
-        if answered.is_empty() {
-            return;
-        }
-        let more = requests(&self.out, start);
-        let d = &mut self.durable;
-        for n in &answered {
-            if let Some(w) = d.waiting.get_mut(n) {
+        let mut done = Vec::new();
+        for n in answered {
+            if let Some(w) = self.durable.waiting.get_mut(&n) {
                 w.outstanding = w.outstanding.saturating_sub(1);
             }
+            done.extend(self.durable.take_if_done(n));
         }
-        self.settle(now, answered, &more);
-    }
-
-    /// The stanzas `touched` wait for the requests `more` too (made by the call that answered
-    /// or ran them); those left waiting for nothing, and for no unit of work, count as
-    /// handled.
-    fn settle(&mut self, now: Instant, touched: Vec<u64>, more: &[Key]) {
-        let d = &mut self.durable;
-        // Only these stanzas change; every other one still waits for a request of its own
-        // or for its units to run. In order, and each once (a request answered can name a
-        // stanza more than once: it counted once per naming).
-        let touched: BTreeSet<u64> = touched.into_iter().collect();
-        let mut done = Vec::new();
-        for n in touched {
-            let Some(w) = d.waiting.get_mut(&n) else {
-                continue;
-            };
-            w.outstanding += more.len();
-            for key in more {
-                d.by_request.entry(*key).or_default().push(n);
-            }
-            if w.outstanding == 0 && w.parked.is_none() {
-                done.push(n);
-            }
-        }
-        for n in done {
-            if let Some(w) = self.durable.waiting.remove(&n) {
-                self.count_handled(now, &w.jid, w.seq);
-            }
+        for (jid, seq) in done {
+            self.count_handled(now, &jid, seq);
         }
     }
 

@@ -701,12 +701,10 @@ impl Hub {
         if let Err(e) = &result {
             self.log.push(format!("storage: load failed: {e}"));
         }
-        let start = self.out.len();
         if self.im.handle_load(id, result).is_err() {
             self.log.push(format!("storage: unknown load {id:?}"));
         }
         self.route_im(now);
-        self.answered(now, durable::Key::Load(id), start);
         self.flush(now);
     }
 
@@ -720,12 +718,11 @@ impl Hub {
         if let Err(e) = &result {
             self.log.push(format!("storage: write failed: {e}"));
         }
-        let start = self.out.len();
         if self.im.handle_write(id, result).is_err() {
             self.log.push(format!("storage: unknown write {id:?}"));
         }
         self.route_im(now);
-        self.answered(now, durable::Key::Write(id), start);
+        self.answered(now, durable::Key::Write(id));
         self.flush(now);
     }
 
@@ -741,18 +738,16 @@ impl Hub {
     /// [`StorageRequest::StoreOffline`] `id` is durable: the stanza that caused it may now
     /// count as handled (XEP-0198).
     pub fn offline_stored(&mut self, now: Instant, id: u64) {
-        let start = self.out.len();
-        self.answered(now, durable::Key::Offline(id), start);
+        self.answered(now, durable::Key::Offline(id));
         self.flush(now);
     }
 
     /// [`StorageRequest::StoreOffline`] `id` was not stored (the box is full, or the
     /// database failed): it bounces with `service-unavailable` (RFC 6121 §8.5.2.2.1).
     pub fn offline_refused(&mut self, now: Instant, id: u64, stanza: &Element) {
-        let start = self.out.len();
         self.im_bounce(stanza);
         self.route_im(now);
-        self.answered(now, durable::Key::Offline(id), start);
+        self.answered(now, durable::Key::Offline(id));
         self.flush(now);
     }
 

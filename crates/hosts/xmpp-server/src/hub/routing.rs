@@ -342,9 +342,9 @@ impl Hub {
 
     /// Act on everything the IM server decided.
     pub(super) fn route_im(&mut self, now: Instant) {
-        let start = self.out.len();
         let ran = self.im_units_ran();
-        while let Some(output) = self.im.poll_output() {
+        while let Some((output, maker)) = self.im.poll_output_made() {
+            let start = self.out.len();
             match output {
                 xmpp_im::Output::Deliver { to, stanza } => self.deliver(now, &to, &stanza),
                 xmpp_im::Output::Forward(forward) => self.forward(now, &forward),
@@ -360,8 +360,13 @@ impl Hub {
                     .push_back(HubOutput::Storage(StorageRequest::Write { id, changes })),
                 _ => {}
             }
+            // What a unit's output led to is its stanza's to wait for (XEP-0198 with a
+            // database, `durable`).
+            if maker.is_some() {
+                self.made_by(maker, start);
+            }
         }
-        self.after_im_drained(now, start, ran);
+        self.after_im_drained(now, ran);
         if self.config.database.is_some() && !self.presence_sent.is_empty() {
             // Initial presence processed: the account's stored messages, from the database.
             // Only sessions that sent a presence can have become available: looking at every
