@@ -387,17 +387,7 @@ impl Server {
         }
         #[cfg(test)]
         self.check_claims();
-        let ready = needs.complete
-            && needs
-                .accounts
-                .iter()
-                .all(|a| self.cache.has(a) && !self.storage.busy.contains_key(a))
-            && self
-                .storage
-                .claims
-                .as_ref()
-                .is_some_and(|c| needs.accounts.iter().all(|a| !c.contains(a)));
-        if ready {
+        if self.can_run(&needs, self.storage.claims.as_ref()) {
             self.unpark(&unit);
             self.run(unit.mark, unit.work, &needs.accounts);
             return;
@@ -460,15 +450,7 @@ impl Server {
             for a in &needs.accounts {
                 self.request_load(a);
             }
-            let ready = needs.complete
-                && needs
-                    .accounts
-                    .iter()
-                    .all(|a| self.cache.has(a) && !self.storage.busy.contains_key(a))
-                && claimed
-                    .as_ref()
-                    .is_some_and(|c| needs.accounts.iter().all(|a| !c.contains(a)));
-            if ready {
+            if self.can_run(&needs, claimed.as_ref()) {
                 if let Some(unit) = self.storage.pending.remove(i) {
                     self.unpark(&unit);
                     self.run(unit.mark, unit.work, &needs.accounts);
@@ -485,6 +467,18 @@ impl Server {
             }
         }
         self.storage.claims = claimed;
+    }
+
+    /// Whether a unit needing `needs` runs now: they are known, loaded, with no write in
+    /// flight, and none is claimed by a unit before it (`None`: one before it does not know
+    /// its needs yet).
+    fn can_run(&self, needs: &Needs, claimed: Option<&BTreeSet<BareJid>>) -> bool {
+        needs.complete
+            && needs
+                .accounts
+                .iter()
+                .all(|a| self.cache.has(a) && !self.storage.busy.contains_key(a))
+            && claimed.is_some_and(|c| needs.accounts.iter().all(|a| !c.contains(a)))
     }
 
     fn request_load(&mut self, user: &BareJid) {
