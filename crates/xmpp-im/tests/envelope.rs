@@ -176,6 +176,14 @@ fn normalized(outputs: Vec<Output>) -> Vec<Output> {
         .collect()
 }
 
+/// The element path's outputs `a` forward nothing as bytes, and the envelope path's `b` are
+/// the same once normalized (`stanza`: what both were given, for the failure message).
+fn paths_agree(a: Vec<Output>, b: Vec<Output>, stanza: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(forwards(&a), 0);
+    prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+    Ok(())
+}
+
 /// Stanzas given as bytes: forwards to local sessions and relays out of the domain.
 fn forwards(outputs: &[Output]) -> usize {
     outputs
@@ -271,8 +279,7 @@ proptest! {
         for _ in 0..repeat {
             let a = by_element.element(sender, &stanza);
             let b = by_envelope.envelope(sender, &stanza);
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
         }
     }
 }
@@ -701,8 +708,7 @@ proptest! {
             let stanza = presence(PRESENCE_TO[to], unavailable, id, payload);
             let a = by_element.element(sender, &stanza);
             let b = by_envelope.envelope(sender, &stanza);
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
             if let Some(event) = event {
                 let (remote, from, stanza) = EVENTS[event];
                 let (a, b) = if remote {
@@ -713,8 +719,7 @@ proptest! {
                 } else {
                     (by_element.element(from, stanza), by_envelope.envelope(from, stanza))
                 };
-                prop_assert_eq!(forwards(&a), 0);
-                prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+                paths_agree(a, b, stanza)?;
             }
         }
         // The session's end: `unavailable` to its subscribers and directed-presence
@@ -879,8 +884,7 @@ proptest! {
         for _ in 0..repeat {
             let a = by_element.remote_element(header, &stanza);
             let b = by_envelope.remote_envelope(header, &stanza);
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
         }
     }
 }
@@ -924,8 +928,7 @@ proptest! {
             let header = PEER_HEADERS[header];
             let a = by_element.remote_element(header, &stanza);
             let b = by_envelope.remote_envelope(header, &stanza);
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
         }
     }
 }
@@ -961,8 +964,7 @@ proptest! {
             } else {
                 (by_element.element(from, &stanza), by_envelope.envelope(from, &stanza))
             };
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
         }
     }
 }
@@ -1058,8 +1060,7 @@ proptest! {
                     stanza,
                 )
             };
-            prop_assert_eq!(forwards(&a), 0);
-            prop_assert_eq!(normalized(a), normalized(b), "{}", stanza);
+            paths_agree(a, b, &stanza)?;
         }
     }
 }
